@@ -1,0 +1,175 @@
+"""The inputs of the scheduler core: one small frozen dataclass per thing that can happen.
+
+Contract: plain data, no behaviour. Each event is handed to `Scheduler.handle(event, now)`;
+`now` travels beside the event, never inside it, so the same event value can be replayed at
+another time. The world (SimPy model, live service, test script) decides *when* an event
+happens; the core decides *what it means*.
+
+Reports from agents carry the `fence` of the dispatch they belong to. The seed ignores it;
+the reference refuses a report whose fence is stale, which is how an agent that was paused
+on a lost node and wakes up later is kept from applying twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from scheduler.model import TaskType
+
+
+@dataclass(frozen=True)
+class TaskCreated:
+    workspace_id: str
+    task_type: TaskType
+    user: str | None = "user"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ConfirmApply:
+    task_id: int
+    user: str | None  # None reproduces the seed's F6: a confirm without a user id
+    plan_digest: str | None = None  # the digest the user saw; the reference binds to it
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class CancelTask:
+    task_id: int
+    user: str | None = "user"
+
+
+@dataclass(frozen=True)
+class PlanFinished:
+    """The agent's HTTP status report at the end of a plan (UpdateTaskStatus)."""
+
+    task_id: int
+    agent_id: str
+    has_changes: bool
+    digest: str
+    fence: int = 0
+
+
+@dataclass(frozen=True)
+class ApplyFinished:
+    task_id: int
+    agent_id: str
+    ok: bool = True
+    fence: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class TaskFailed:
+    task_id: int
+    agent_id: str
+    reason: str = "task failed"
+    fence: int = 0
+
+
+@dataclass(frozen=True)
+class CompletionNotice:
+    """The agent's C&C `task_completed` / `task_failed` message.
+
+    It follows the HTTP report of the same phase; in seed-head it triggers an unconditional
+    slot release, which is the G1 reservation race.
+    """
+
+    task_id: int
+    agent_id: str
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class PodAdded:
+    pod: str
+    pool_id: str
+    node: str = ""
+
+
+@dataclass(frozen=True)
+class PodTerminating:
+    pod: str
+
+
+@dataclass(frozen=True)
+class PodRemoved:
+    pod: str
+
+
+@dataclass(frozen=True)
+class AgentConnected:
+    agent_id: str
+    pool_id: str
+    pod: str
+    token_ok: bool = True
+
+
+@dataclass(frozen=True)
+class AgentHeartbeat:
+    agent_id: str
+    plan_running: int = 0
+    plan_limit: int = 3
+    apply_running: bool = False
+    current_tasks: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentDisconnected:
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class TimerTag:
+    """What a wake-up is for: a handler name and plain-data arguments."""
+
+    name: str
+    args: tuple = ()
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    tag: TimerTag
+
+
+@dataclass(frozen=True)
+class Restart:
+    """The scheduler process (re)started: volatile memory and in-flight timers are gone."""
+
+
+@dataclass(frozen=True)
+class RebuildPods:
+    """An operator changed the pool's K8s config (seed §3.5 RebuildIdlePods)."""
+
+    pool_id: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the core answers to an event: an API result, for the callers that need one."""
+
+    ok: bool = True
+    status: int = 200  # the HTTP status a service would answer
+    task_id: int | None = None
+    message: str = ""
+    data: dict = field(default_factory=dict)
+
+
+Event = (
+    TaskCreated
+    | ConfirmApply
+    | CancelTask
+    | PlanFinished
+    | ApplyFinished
+    | TaskFailed
+    | CompletionNotice
+    | PodAdded
+    | PodTerminating
+    | PodRemoved
+    | AgentConnected
+    | AgentHeartbeat
+    | AgentDisconnected
+    | TimerFired
+    | Restart
+    | RebuildPods
+)

@@ -1,0 +1,108 @@
+"""The ports through which the scheduler core acts on the world.
+
+Contract: protocols and the errors they may raise; nothing here does I/O. The SimPy world,
+the live service and test scripts each provide implementations. The core calls them
+synchronously and treats every failure as a value it must handle (or, in the seed
+variants, ignore exactly as the Go code does).
+
+- `Store`: tasks, workspaces and their locks, pools, agent rows and plan artifacts. Reads
+  return copies. `save_task` is the seed's whole-row GORM `Save` (last writer wins);
+  `cas_task` is the reference's compare-and-set keyed by `Task.version`. Any write may raise
+  `StoreWriteError` when the store has been told to fail writes.
+- `Cluster`: create, delete, list, scale and annotate agent pods.
+- `Agents`: deliver a `run_task` to an agent; raises `AgentSendError` when it cannot.
+- `Timer`: ask for a `TimerFired(tag)` event at a given time. Wake-ups are volatile: a
+  scheduler restart loses them, as it loses the seed's `scheduleRetry` goroutines.
+- `HistorySink`: append a history event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from scheduler.events import TimerTag
+from scheduler.history import HistoryEvent
+from scheduler.model import AgentRow, PlanArtifact, PodInfo, Pool, Task, TaskStatus, Workspace
+
+
+class PortError(Exception):
+    """Root of the errors a port may raise into the core."""
+
+
+class StoreWriteError(PortError):
+    """A write did not reach the store (injected fault, lost connection, constraint)."""
+
+
+class ClusterError(PortError):
+    """The cluster refused or failed a request."""
+
+
+class AgentSendError(PortError):
+    """A run_task could not be delivered (agent not connected, broken socket, timeout)."""
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """The `run_task` message: what an agent needs to run one phase of one task."""
+
+    task_id: int
+    workspace_id: str
+    action: str  # "plan" | "apply"
+    fence: int = 0
+    plan_digest: str | None = None
+    pod: str | None = None
+    slot: int | None = None
+
+
+class Store(Protocol):
+    # Tasks.
+    def next_task_id(self) -> int: ...
+    def insert_task(self, task: Task) -> None: ...
+    def get_task(self, task_id: int) -> Task | None: ...
+    def list_tasks(
+        self,
+        *,
+        workspace_id: str | None = None,
+        statuses: Iterable[TaskStatus] | None = None,
+    ) -> list[Task]: ...
+    def save_task(self, task: Task) -> None: ...
+    def cas_task(self, task_id: int, expected_version: int, **changes) -> Task | None: ...
+
+    # Workspaces and their locks.
+    def put_workspace(self, workspace: Workspace) -> None: ...
+    def get_workspace(self, workspace_id: str) -> Workspace | None: ...
+    def list_workspaces(self) -> list[Workspace]: ...
+    def save_workspace(self, workspace: Workspace) -> None: ...
+
+    # Pools, agents, plans.
+    def put_pool(self, pool: Pool) -> None: ...
+    def get_pool(self, pool_id: str) -> Pool | None: ...
+    def list_pools(self) -> list[Pool]: ...
+    def put_agent(self, agent: AgentRow) -> None: ...
+    def get_agent(self, agent_id: str) -> AgentRow | None: ...
+    def list_agents(self, pool_id: str | None = None) -> list[AgentRow]: ...
+    def delete_agent(self, agent_id: str) -> None: ...
+    def put_plan(self, artifact: PlanArtifact) -> None: ...
+    def get_plan(self, task_id: int) -> PlanArtifact | None: ...
+
+
+class Cluster(Protocol):
+    def create_pod(self, pool_id: str, name: str) -> None: ...
+    def delete_pod(self, name: str) -> None: ...
+    def list_pods(self, pool_id: str) -> list[PodInfo]: ...
+    def scale(self, pool_id: str, replicas: int) -> None: ...
+    def annotate_pod(self, name: str, annotations: dict[str, str]) -> None: ...
+
+
+class Agents(Protocol):
+    def send_run_task(self, agent_id: str, run: RunTask) -> None: ...
+
+
+class Timer(Protocol):
+    def wake_at(self, when: float, tag: TimerTag) -> None: ...
+
+
+class HistorySink(Protocol):
+    def append(self, event: HistoryEvent) -> None: ...
