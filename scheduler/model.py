@@ -158,6 +158,9 @@ class Pool:
     freeze_windows: tuple[FreezeWindow, ...] = ()
     one_time_unfreeze_until: float | None = None
     pool_type: str = "k8s"
+    manager: str = "bare"
+    """Who owns the pod count: "bare" (the scheduler creates and deletes pods itself, as the
+    seed does) or "deployment" (a Deployment, scaled by an HPA or by `Cluster.scale`)."""
 
     def copy(self) -> Pool:
         return dataclasses.replace(self)

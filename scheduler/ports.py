@@ -98,6 +98,7 @@ class Cluster(Protocol):
 
 class Agents(Protocol):
     def send_run_task(self, agent_id: str, run: RunTask) -> None: ...
+    def send_cancel(self, agent_id: str, task_id: int) -> None: ...
 
 
 class Timer(Protocol):

@@ -4,3 +4,41 @@
 the live service. Both implement compare-and-set on `Task.version` and both can be told to
 fail writes, for fault injection (`fail_writes`, `fail_next_writes`, `heal`).
 """
+
+
+def open_store(url: str):
+    """Open the store a URL names: `memory://`, `sqlite:///PATH` or a bare file path.
+
+    `sqlite:///PATH` follows SQLAlchemy's spelling: `sqlite:///state.db` is relative to
+    the working directory and `sqlite:////var/lib/unstuck/state.db` is absolute. The
+    store modules are imported here, on demand, so importing this package stays cheap.
+    """
+    if url == "memory://":
+        from scheduler.stores.memory import MemoryStore
+
+        return MemoryStore()
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        if not url:
+            raise ValueError("store URL is empty; expected memory://, sqlite:///PATH or a path")
+        path = url
+    elif scheme == "sqlite" and rest.startswith("/") and len(rest) > 1:
+        path = rest[1:]
+    elif scheme == "sqlite":
+        raise ValueError(
+            f"store URL {url!r}: sqlite needs a file path, as in sqlite:///state.db "
+            "(relative) or sqlite:////abs/state.db (absolute); for a throwaway store use memory://"
+        )
+    elif scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+        raise ValueError(
+            f"store URL {url!r}: PostgreSQL is not implemented yet; "
+            "use sqlite:///PATH (durable) or memory://"
+        )
+    else:
+        raise ValueError(
+            f"store URL {url!r}: unknown scheme {scheme!r}; "
+            "expected memory://, sqlite:///PATH or a bare file path"
+        )
+    from scheduler.stores.sqlite import SqliteStore
+
+    return SqliteStore(path)

@@ -1,0 +1,134 @@
+"""The scheduler core: a deterministic state machine over ports.
+
+`Scheduler.handle(event, now)` is the only entry point. It routes the event to the
+variant's policy object and returns an `Outcome`. Everything the core does to the world
+goes through `scheduler.ports`; everything it decides goes out as a history event.
+
+Design notes
+------------
+* **Time.** `now` comes with each event. Asynchronous work of the real system (goroutines,
+  `scheduleRetry` sleeps, tickers) is modelled as Timer wake-ups: `ctx.spawn(delay, name,
+  *args)` asks the Timer port for a `TimerFired(TimerTag(name, args))`, which the core routes
+  back to the policy method `timer_<name>`. A zero delay models a `go f()`: it runs after the
+  current handler, in FIFO order with other wake-ups of the same instant.
+* **Volatile memory.** `ctx.memory` holds what the real server keeps in process memory (the
+  pod slot map, connected agents, mutexes). `Restart` wipes it, and the world drops the
+  scheduler's pending wake-ups, exactly as a process restart would.
+* **Randomness.** Go's random map order is modelled with the seeded `ctx.rng`; nothing else
+  draws random numbers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from scheduler import events as ev
+from scheduler.history import HistoryEvent, Kind, Source
+from scheduler.model import Task, TaskStatus
+from scheduler.ports import Agents, Cluster, HistorySink, Store, Timer
+from scheduler.settings import Settings
+
+
+class Context:
+    """What a policy may touch: the ports, `now`, the seeded RNG and its volatile memory."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        cluster: Cluster,
+        agents: Agents,
+        timer: Timer,
+        history: HistorySink,
+        rng: random.Random,
+        settings: Settings,
+    ) -> None:
+        self.store = store
+        self.cluster = cluster
+        self.agents = agents
+        self.timer = timer
+        self.history = history
+        self.rng = rng
+        self.settings = settings
+        self.now = 0.0
+        self.memory: Any = None
+
+    # Asynchrony.
+    def spawn(self, delay: float, name: str, *args: Any) -> None:
+        self.timer.wake_at(self.now + delay, ev.TimerTag(name, args))
+
+    # History.
+    def record(self, kind: Kind, **fields: Any) -> None:
+        self.history.append(HistoryEvent(self.now, kind, Source.SCHEDULER, **fields))
+
+    def transition(self, before: Task | TaskStatus | None, after: Task, reason: str, **data: Any) -> None:
+        """Record a status change that has been written."""
+        from_status = before.status if isinstance(before, Task) else before
+        if from_status == after.status and not data.pop("force", False):
+            return
+        self.record(
+            Kind.TASK_TRANSITION,
+            task=after.id,
+            workspace=after.workspace_id,
+            agent=after.agent_id,
+            pod=after.k8s_pod_name or None,
+            slot=after.slot_id,
+            from_status=from_status.value if from_status is not None else None,
+            to_status=after.status.value,
+            reason=reason,
+            data={"stage": after.stage, **data},
+        )
+
+
+HANDLERS: dict[type, str] = {
+    ev.TaskCreated: "on_task_created",
+    ev.ConfirmApply: "on_confirm_apply",
+    ev.CancelTask: "on_cancel",
+    ev.PlanFinished: "on_plan_finished",
+    ev.ApplyFinished: "on_apply_finished",
+    ev.TaskFailed: "on_task_failed",
+    ev.CompletionNotice: "on_completion_notice",
+    ev.PodAdded: "on_pod_added",
+    ev.PodTerminating: "on_pod_terminating",
+    ev.PodRemoved: "on_pod_removed",
+    ev.AgentConnected: "on_agent_connected",
+    ev.AgentHeartbeat: "on_agent_heartbeat",
+    ev.AgentDisconnected: "on_agent_disconnected",
+    ev.Restart: "on_restart",
+    ev.RebuildPods: "on_rebuild_pods",
+}
+
+
+class Scheduler:
+    """Routes events to a policy. One instance per scheduler process (a restart keeps it:
+    the policy wipes its volatile memory itself on `Restart`)."""
+
+    def __init__(self, policy: Any, ctx: Context) -> None:
+        self.policy = policy
+        self.ctx = ctx
+        self._routes: dict[type, Callable[[Any], ev.Outcome | None]] = {
+            etype: getattr(policy, name) for etype, name in HANDLERS.items()
+        }
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    def handle(self, event: ev.Event, now: float) -> ev.Outcome:
+        self.ctx.now = now
+        if isinstance(event, ev.TimerFired):
+            method = getattr(self.policy, "timer_" + event.tag.name, None)
+            if method is None:
+                raise ValueError(
+                    f"{self.policy.name}: no handler for wake-up {event.tag.name!r}; "
+                    "a TimerTag must name a timer_<name> method of the policy that asked for it"
+                )
+            out = method(*event.tag.args)
+        else:
+            route = self._routes.get(type(event))
+            if route is None:
+                raise TypeError(f"not a scheduler event: {event!r}")
+            out = route(event)
+        return out if out is not None else ev.Outcome()

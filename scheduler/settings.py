@@ -1,0 +1,113 @@
+"""Tunables of the scheduler, grouped, one docstring per field (kopf `configuration.py` style).
+
+Defaults are the seed commit's constants (shared/specs/seed-system.md §8). They are passed
+in explicitly at construction; there is no module-global registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Loops:
+    reconcile_period_s: float = 5.0
+    """Autoscaler / pod reconcile cycle (main.go StartAutoScaler; the docs wrongly say 30 s)."""
+    monitor_period_s: float = 10.0
+    """Pending-tasks monitor (checkAndRetryPendingTasks)."""
+    health_period_s: float = 30.0
+    """C&C health check tick."""
+    agent_cleanup_period_s: float = 300.0
+    """AgentCleanupService period."""
+
+
+@dataclass(frozen=True)
+class Retries:
+    no_pool_s: float = 10.0
+    no_free_slot_s: float = 10.0
+    assign_failure_s: float = 5.0
+    no_connected_agents_s: float = 15.0
+    no_available_agent_s: float = 10.0
+    backoff_s: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0, 60.0)
+    """calculateRetryDelay by retry_count (incremented before the lookup, so a first failure waits 10 s)."""
+    confirm_retry_sleeps_s: tuple[float, ...] = (1.0, 2.0, 4.0)
+    """ConfirmApply / CreatePlanTask retry loop: only when the call *returns an error*."""
+
+    def backoff(self, retry_count: int) -> float:
+        return self.backoff_s[min(max(retry_count, 0), len(self.backoff_s) - 1)]
+
+
+@dataclass(frozen=True)
+class Agents:
+    plan_limit: int = 3
+    """Initial server-side PlanLimit for a connected agent."""
+    heartbeat_timeout_s: float = 120.0
+    """The health monitor cancels a connection with no heartbeat for this long."""
+    offline_after_s: float = 120.0
+    """AgentCleanupService marks a DB row offline after this long without a ping."""
+    delete_after_s: float = 300.0
+    """AgentCleanupService deletes a DB row after this long without a ping."""
+
+
+@dataclass(frozen=True)
+class Slots:
+    pod_offline_after_s: float = 120.0
+    """FindPodWithFreeSlot skips pods whose LastHeartbeat is older (refreshed by every sync)."""
+    reservation_expiry_s: float = 24 * 3600.0
+    """cleanupExpiredReservations releases reserved slots older than this."""
+    unhealthy_grace_s: float = 120.0
+    """checkAndRestartUnhealthyPods only deletes pods older than this."""
+    unhealthy_backoff_s: tuple[float, ...] = (0.0, 60.0, 120.0, 240.0, 480.0, 600.0)
+    unhealthy_max_restarts: int = 5
+    rebuild_pause_s: float = 2.0
+    """RebuildIdlePods pause between deleting and recreating."""
+
+
+@dataclass(frozen=True)
+class SeedQuirks:
+    dispatch_latency_s: float = 0.2
+    """Time between pushTaskToAgent reading the task and its Save + send.
+
+    The Go code does several DB round trips and a C&C lookup in between, with no lock for
+    applies; this gap is where the F7 races (double dispatch, reconcile vs allocation) live.
+    """
+    doc_variant_reset: bool = False
+    """F4: on a reservation miss, reset to pending (the task-601 doc variant) instead of
+    falling through to a new slot."""
+    clock_origin_s: float = 0.0
+    """Seconds of the day at t = 0, so freeze windows ("HH:MM") can be evaluated from `now`."""
+    epoch_unix_s: float = 1_762_617_600.0
+    """Unix time at t = 0 (2025-11-08), for pod names `iac-agent-<pool>-<unix-seconds>`."""
+
+
+@dataclass(frozen=True)
+class ReferencePolicy:
+    reconcile_period_s: float = 5.0
+    """Level-triggered reconcile over every non-terminal task."""
+    plan_ttl_s: float = 24 * 3600.0
+    """An unconfirmed apply_pending plan is discarded after this long and the workspace unlocked."""
+    retry_budget: int = 5
+    """Dispatch attempts per phase before the task fails loudly."""
+    retry_backoff_s: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0, 60.0)
+    agent_timeout_s: float = 60.0
+    """An agent with no heartbeat for this long is presumed lost; its tasks are resolved."""
+    run_timeout_s: float = 3600.0
+    """A dispatched phase with no report for this long is presumed lost (agent task timeout)."""
+    reservation_deletion_cost: int = 1000
+    """pod-deletion-cost written on pods that hold a reservation or a running task."""
+    apply_wait_deadline_s: float = 1800.0
+    """A confirmed apply that found no capacity for this long fails loudly (workspace unlocked)."""
+    idle_pod_cooldown_s: float = 60.0
+    """A bare pod must be idle this long before the reference deletes it on scale-down."""
+    report_grace_s: float = 25.0
+    """A running task missing from its agent's heartbeats for this long after dispatch is lost."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    loops: Loops = field(default_factory=Loops)
+    retries: Retries = field(default_factory=Retries)
+    agents: Agents = field(default_factory=Agents)
+    slots: Slots = field(default_factory=Slots)
+    seed: SeedQuirks = field(default_factory=SeedQuirks)
+    reference: ReferencePolicy = field(default_factory=ReferencePolicy)

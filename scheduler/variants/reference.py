@@ -1,0 +1,729 @@
+"""`reference`: unstuck's corrected scheduler.
+
+Why it cannot leave a task stuck
+--------------------------------
+* **Level-triggered.** Every `reconcile` looks at every non-terminal task in the store and
+  moves it forward if it can. A wake-up only says "look again soon"; no timer ever holds the
+  only copy of pending work, so a restart loses nothing.
+* **Compare-and-set.** Every task write is `Store.cas_task(id, version, ...)`. Two confirms,
+  a monitor tick and a confirm, or two replicas can race; only one dispatch wins.
+* **Fencing.** Each dispatch bumps `Task.fence` and sends it with the run. Reports carrying an
+  older fence are refused, so an agent that was paused on a lost node and wakes later cannot
+  move the task; the agents' state lock is fenced with the same token.
+* **Durable plan.** The plan artifact and digest are stored when the plan ends, so the apply
+  can run on any pod; the reserved pod is only a preference.
+* **Demand.** A confirmed apply_pending task without a live reserved pod counts as demand for
+  a pod, from zero pods too.
+* **Protection.** Pods that hold a reservation or a running task carry a
+  `controller.kubernetes.io/pod-deletion-cost`, and the scheduler never deletes them itself.
+* **Explicit ends.** A lost agent ends its plan (re-queued) or its apply (failed: the outcome is
+  unknown and must not be guessed); an unconfirmed plan expires after a TTL (cancelled,
+  stage `discarded`); a confirm is bound to the digest the user saw; dispatch failures have a
+  budget and waiting for capacity has a deadline, both ending in `failed` with the workspace
+  unlocked. A lock whose owner task has ended is released by the next reconcile.
+
+State lives in the store; `memory` is only a cache of what the cluster and the agents said,
+rebuilt after a restart from the store and from a list of the pods.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from scheduler import events as ev
+from scheduler.core import Context
+from scheduler.history import Kind
+from scheduler.model import (
+    ExecutionMode,
+    PlanArtifact,
+    Pool,
+    Stage,
+    Task,
+    TaskStatus,
+    TaskType,
+)
+from scheduler.ports import AgentSendError, ClusterError, RunTask, StoreWriteError
+
+ACTIVE = (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+PLAN_SLOTS = 3  # an agent runs up to 3 plans and 1 plan_and_apply (seed-system.md §2.2)
+
+
+@dataclass
+class PodView:
+    name: str
+    pool_id: str
+    alive: bool = True  # Running/Pending and not terminating
+    created_at: float = 0.0
+    idle_since: float = 0.0
+    cost: int | None = None  # the deletion cost we last wrote
+
+
+@dataclass
+class AgentView:
+    agent_id: str
+    pool_id: str
+    pod: str
+    connected: bool = True
+    last_seen: float = 0.0
+    current_tasks: tuple[int, ...] = ()
+    heartbeat_at: float | None = None
+
+
+@dataclass
+class RefMemory:
+    booted_at: float
+    pods: dict[str, PodView] = field(default_factory=dict)
+    agents: dict[str, AgentView] = field(default_factory=dict)
+    kick_at: float | None = None
+    last_failure: dict[int, str] = field(default_factory=dict)
+    pod_seq: int = 0
+
+
+class ReferencePolicy:
+    name = "reference"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.memory: RefMemory | None = None
+        self.cfg = ctx.settings.reference
+
+    @property
+    def mem(self) -> RefMemory:
+        if self.memory is None:
+            raise RuntimeError(
+                "the scheduler has not booted: send a Restart event first (it doubles as boot)"
+            )
+        return self.memory
+
+    # ------------------------------------------------------------------ writes
+    def cas(self, task: Task, reason: str, **changes) -> Task | None:
+        """Compare-and-set on the task's version; records the transition when it lands."""
+        try:
+            new = self.ctx.store.cas_task(task.id, task.version, updated_at=self.ctx.now, **changes)
+        except StoreWriteError as err:
+            self.ctx.record(Kind.STORE_WRITE_FAILED, task=task.id, workspace=task.workspace_id,
+                            reason=str(err), data={"op": reason})
+            return None
+        if new is not None:
+            self.ctx.transition(task, new, reason)
+        return new
+
+    def set_lock(self, workspace_id: str, owner: Task | None, reason: str) -> bool:
+        ws = self.ctx.store.get_workspace(workspace_id)
+        if ws is None:
+            return False
+        previous = ws.lock_task_id
+        if owner is not None:
+            if ws.is_locked and ws.lock_task_id == owner.id:
+                return True
+            ws.is_locked, ws.locked_by, ws.locked_at = True, "system", self.ctx.now
+            ws.lock_reason, ws.lock_task_id = f"Locked for apply (task #{owner.id})", owner.id
+        else:
+            if not ws.is_locked:
+                return True
+            ws.is_locked, ws.locked_by, ws.locked_at, ws.lock_reason, ws.lock_task_id = (
+                False, None, None, "", None,
+            )
+        try:
+            self.ctx.store.save_workspace(ws)
+        except StoreWriteError as err:
+            self.ctx.record(Kind.STORE_WRITE_FAILED, workspace=workspace_id, reason=str(err),
+                            data={"op": "lock" if owner else "unlock"})
+            return False
+        if owner is not None:
+            self.ctx.record(Kind.LOCK_ACQUIRED, workspace=workspace_id, task=owner.id,
+                            reason=ws.lock_reason, data={"by": "system"})
+        else:
+            self.ctx.record(Kind.LOCK_RELEASED, workspace=workspace_id, task=previous, reason=reason)
+        return True
+
+    def unlock_if_owner(self, task: Task, reason: str) -> None:
+        ws = self.ctx.store.get_workspace(task.workspace_id)
+        if ws is not None and ws.is_locked and ws.lock_task_id == task.id:
+            self.set_lock(task.workspace_id, None, reason)
+
+    def kick(self) -> None:
+        """Ask for a reconcile right after this event (deduplicated per instant)."""
+        if self.mem.kick_at != self.ctx.now:
+            self.mem.kick_at = self.ctx.now
+            self.ctx.spawn(0.0, "reconcile", False)
+
+    # ------------------------------------------------------------------ boot
+    def on_restart(self, e: ev.Restart) -> None:
+        self.memory = RefMemory(booted_at=self.ctx.now)
+        self.ctx.record(Kind.SCHEDULER_RESTART, reason="scheduler process started")
+        for pool in self.ctx.store.list_pools():
+            self.relist_pods(pool.id)
+        for task in self.ctx.store.list_tasks(statuses=[TaskStatus.APPLY_PENDING]):
+            if task.k8s_pod_name and task.k8s_pod_name in self.mem.pods:
+                self.ctx.record(Kind.SLOT_RESERVED, pod=task.k8s_pod_name, slot=task.slot_id,
+                                task=task.id, reason="reservation rebuilt from the store")
+        self.ctx.spawn(0.0, "reconcile", True)
+
+    def relist_pods(self, pool_id: str) -> None:
+        try:
+            listed = self.ctx.cluster.list_pods(pool_id)
+        except ClusterError:
+            return
+        names = set()
+        for info in listed:
+            names.add(info.name)
+            alive = info.phase in ("Pending", "Running") and not info.terminating
+            view = self.mem.pods.get(info.name)
+            if view is None:
+                self.mem.pods[info.name] = PodView(info.name, pool_id, alive, info.created_at,
+                                                   self.ctx.now, None)
+            else:
+                view.alive = alive
+        for name, view in list(self.mem.pods.items()):
+            if view.pool_id == pool_id and name not in names:
+                self.pod_gone(name, "pod no longer listed")
+
+    # ------------------------------------------------------------------ user API
+    def on_task_created(self, e: ev.TaskCreated) -> ev.Outcome:
+        store = self.ctx.store
+        ws = store.get_workspace(e.workspace_id)
+        if ws is None:
+            return ev.Outcome(False, 404, message=f"workspace {e.workspace_id!r} not found")
+        if e.user is None:
+            return ev.Outcome(False, 401, message="creating a task needs an identity (bearer token)")
+        if ws.is_locked:
+            self.ctx.record(Kind.TASK_REJECTED, workspace=ws.id, reason="workspace is locked",
+                            data={"status": 423})
+            return ev.Outcome(False, 423, message=f"workspace {ws.id} is locked: {ws.lock_reason}")
+        task = Task(
+            id=store.next_task_id(), workspace_id=ws.id, task_type=e.task_type,
+            execution_mode=ws.execution_mode, created_by=e.user, description=e.description,
+            created_at=self.ctx.now, updated_at=self.ctx.now,
+        )
+        try:
+            store.insert_task(task)
+        except StoreWriteError as err:
+            return ev.Outcome(False, 503, message=f"could not store the task, retry: {err}")
+        self.ctx.record(Kind.TASK_CREATED, task=task.id, workspace=ws.id, to_status="pending",
+                        data={"type": task.task_type.value, "user": e.user})
+        self.kick()
+        return ev.Outcome(True, 201, task_id=task.id)
+
+    def reject_confirm(self, task: Task | None, status: int, reason: str) -> ev.Outcome:
+        self.ctx.record(Kind.CONFIRM_REJECTED, task=task.id if task else None,
+                        workspace=task.workspace_id if task else None, reason=reason,
+                        data={"status": status})
+        return ev.Outcome(False, status, task_id=task.id if task else None, message=reason)
+
+    def on_confirm_apply(self, e: ev.ConfirmApply) -> ev.Outcome:
+        task = self.ctx.store.get_task(e.task_id)
+        if task is None:
+            return ev.Outcome(False, 404, message=f"task {e.task_id} not found")
+        if e.user is None:
+            return self.reject_confirm(task, 401, "confirm needs an identity (bearer token)")
+        if task.task_type is not TaskType.PLAN_AND_APPLY:
+            return self.reject_confirm(task, 409, f"task {task.id} is a {task.task_type.value}, not plan_and_apply")
+        if task.status is not TaskStatus.APPLY_PENDING:
+            return self.reject_confirm(task, 409, f"task {task.id} is {task.status.value}, not apply_pending")
+        if task.confirmed:
+            return self.reject_confirm(task, 409, f"task {task.id} was already confirmed by {task.apply_confirmed_by}")
+        if e.plan_digest is None:
+            return self.reject_confirm(task, 400, "confirm must carry the plan_digest the user reviewed")
+        if e.plan_digest != task.plan_digest:
+            return self.reject_confirm(
+                task, 409, f"plan digest {e.plan_digest!r} does not match the current plan "
+                f"{task.plan_digest!r}: review the new plan and confirm again")
+        new = self.cas(task, "confirm apply", apply_confirmed_by=e.user,
+                       apply_confirmed_at=self.ctx.now, confirmed_digest=e.plan_digest,
+                       apply_description=e.description, attempts=0)
+        if new is None:
+            return ev.Outcome(False, 503, task_id=task.id, message="confirm not stored; retry")
+        self.ctx.record(Kind.TASK_CONFIRMED, task=task.id, workspace=task.workspace_id,
+                        data={"user": e.user, "digest": e.plan_digest})
+        self.kick()
+        return ev.Outcome(True, 200, task_id=task.id, message="Apply queued")
+
+    def on_cancel(self, e: ev.CancelTask) -> ev.Outcome:
+        task = self.ctx.store.get_task(e.task_id)
+        if task is None:
+            return ev.Outcome(False, 404, message=f"task {e.task_id} not found")
+        if e.user is None:
+            return ev.Outcome(False, 401, task_id=task.id, message="cancel needs an identity")
+        if task.status not in ACTIVE:
+            return ev.Outcome(False, 409, task_id=task.id, message=f"task is already {task.status.value}")
+        if task.status is TaskStatus.RUNNING and task.agent_id:
+            try:
+                self.ctx.agents.send_cancel(task.agent_id, task.id)
+            except AgentSendError:
+                pass  # the fence bump below makes any later report stale
+        new = self.cas(task, "cancelled by user", status=TaskStatus.CANCELLED,
+                       completed_at=self.ctx.now, fence=task.fence + 1)
+        if new is None:
+            return ev.Outcome(False, 503, task_id=task.id, message="cancel not stored; retry")
+        self.ctx.record(Kind.TASK_CANCELLED, task=task.id, workspace=task.workspace_id,
+                        data={"user": e.user})
+        self.release_slot_of(task, "task cancelled")
+        self.unlock_if_owner(new, "task cancelled")
+        self.kick()
+        return ev.Outcome(True, 200, task_id=task.id)
+
+    # ------------------------------------------------------------------ agent reports
+    def current(self, task_id: int, agent_id: str, fence: int) -> Task | ev.Outcome:
+        task = self.ctx.store.get_task(task_id)
+        if task is None:
+            return ev.Outcome(False, 404, message=f"task {task_id} not found")
+        if task.status is not TaskStatus.RUNNING or task.fence != fence or task.agent_id != agent_id:
+            self.ctx.record(Kind.REPORT_REFUSED, task=task_id, agent=agent_id,
+                            reason=f"stale report: task is {task.status.value} with fence {task.fence}",
+                            data={"fence": fence, "current": task.fence})
+            return ev.Outcome(False, 409, task_id=task_id,
+                              message=f"stale fencing token {fence}; current is {task.fence}")
+        return task
+
+    def on_plan_finished(self, e: ev.PlanFinished) -> ev.Outcome:
+        task = self.current(e.task_id, e.agent_id, e.fence)
+        if isinstance(task, ev.Outcome):
+            return task
+        try:
+            self.ctx.store.put_plan(PlanArtifact(task.id, e.digest, self.ctx.now, task.workspace_id))
+        except StoreWriteError as err:
+            return ev.Outcome(False, 503, task_id=task.id, message=f"plan not stored, retry: {err}")
+        if task.task_type is TaskType.PLAN_AND_APPLY and e.has_changes:
+            if not self.set_lock(task.workspace_id, task, "plan has changes"):
+                return ev.Outcome(False, 503, task_id=task.id, message="lock not stored, retry")
+            new = self.cas(task, "plan finished with changes", status=TaskStatus.APPLY_PENDING,
+                           stage=Stage.APPLY_PENDING, plan_task_id=task.id, plan_digest=e.digest,
+                           has_changes=True, completed_at=self.ctx.now, attempts=0)
+            if new is not None and new.k8s_pod_name:
+                self.ctx.record(Kind.SLOT_RESERVED, pod=new.k8s_pod_name, slot=new.slot_id,
+                                task=new.id, reason="plan finished: slot kept for the apply")
+        else:
+            done = (TaskStatus.PLANNED_AND_FINISHED, Stage.PLANNED_AND_FINISHED) \
+                if task.task_type is TaskType.PLAN_AND_APPLY else (TaskStatus.SUCCESS, Stage.COMPLETED)
+            new = self.cas(task, "plan finished", status=done[0], stage=done[1],
+                           plan_digest=e.digest, has_changes=e.has_changes,
+                           completed_at=self.ctx.now)
+            if new is not None:
+                self.release_slot_of(task, "plan finished")
+        if new is None:
+            return ev.Outcome(False, 503, task_id=task.id, message="status not stored, retry")
+        self.kick()
+        return ev.Outcome(True, 200, task_id=task.id)
+
+    def on_apply_finished(self, e: ev.ApplyFinished) -> ev.Outcome:
+        task = self.current(e.task_id, e.agent_id, e.fence)
+        if isinstance(task, ev.Outcome):
+            return task
+        if e.ok:
+            new = self.cas(task, "apply finished", status=TaskStatus.APPLIED, stage=Stage.APPLIED,
+                           completed_at=self.ctx.now)
+        else:
+            new = self.cas(task, "apply failed", status=TaskStatus.FAILED,
+                           error_message=e.error or "apply failed", completed_at=self.ctx.now)
+        if new is None:
+            return ev.Outcome(False, 503, task_id=task.id, message="status not stored, retry")
+        self.release_slot_of(task, "apply finished")
+        self.unlock_if_owner(new, "apply finished" if e.ok else "apply failed")
+        self.kick()
+        return ev.Outcome(True, 200, task_id=task.id)
+
+    def on_task_failed(self, e: ev.TaskFailed) -> ev.Outcome:
+        task = self.current(e.task_id, e.agent_id, e.fence)
+        if isinstance(task, ev.Outcome):
+            return task
+        new = self.cas(task, e.reason, status=TaskStatus.FAILED, error_message=e.reason,
+                       completed_at=self.ctx.now)
+        if new is None:
+            return ev.Outcome(False, 503, task_id=task.id, message="status not stored, retry")
+        self.release_slot_of(task, "task failed")
+        self.unlock_if_owner(new, "task failed")
+        self.kick()
+        return ev.Outcome(True, 200, task_id=task.id)
+
+    def on_completion_notice(self, e: ev.CompletionNotice) -> None:
+        """One channel decides: the HTTP report. The C&C notice changes nothing (no G1)."""
+
+    def release_slot_of(self, task: Task, reason: str) -> None:
+        if task.k8s_pod_name:
+            self.ctx.record(Kind.SLOT_RELEASED, pod=task.k8s_pod_name, slot=task.slot_id,
+                            task=task.id, reason=reason,
+                            data={"was": "reserved" if task.status is TaskStatus.APPLY_PENDING else "running"})
+
+    # ------------------------------------------------------------------ cluster events
+    def on_pod_added(self, e: ev.PodAdded) -> None:
+        view = self.mem.pods.get(e.pod)
+        if view is None:
+            self.mem.pods[e.pod] = PodView(e.pod, e.pool_id, True, self.ctx.now, self.ctx.now)
+        self.kick()
+
+    def on_pod_terminating(self, e: ev.PodTerminating) -> None:
+        view = self.mem.pods.get(e.pod)
+        if view is not None:
+            view.alive = False
+        self.kick()
+
+    def on_pod_removed(self, e: ev.PodRemoved) -> None:
+        self.pod_gone(e.pod, "pod removed")
+        self.kick()
+
+    def pod_gone(self, name: str, reason: str) -> None:
+        view = self.mem.pods.pop(name, None)
+        if view is None:
+            return
+        for task in self.ctx.store.list_tasks(statuses=[TaskStatus.APPLY_PENDING]):
+            if task.k8s_pod_name == name:
+                new = self.cas(task, "reservation dropped: " + reason, k8s_pod_name="", slot_id=None)
+                if new is not None:
+                    self.ctx.record(Kind.SLOT_RELEASED, pod=name, slot=task.slot_id, task=task.id,
+                                    reason=reason + "; the apply will run on any pod",
+                                    data={"was": "reserved"})
+
+    def on_rebuild_pods(self, e: ev.RebuildPods) -> None:
+        """A config change rolls the pool: idle pods go now, busy ones when they are idle
+        (the reconcile's scale-down deletes only idle, unprotected pods)."""
+        for view in [v for v in self.mem.pods.values() if v.pool_id == e.pool_id]:
+            if not self.pod_busy(view.name):
+                self.delete_pod(view.name, "rebuild (config update)")
+        self.kick()
+
+    # ------------------------------------------------------------------ agents
+    def on_agent_connected(self, e: ev.AgentConnected) -> ev.Outcome:
+        if not e.token_ok:
+            return ev.Outcome(False, 401, message="invalid pool token")
+        from scheduler.model import AgentRow
+
+        try:
+            self.ctx.store.put_agent(AgentRow(e.agent_id, e.pool_id, e.pod, "online", self.ctx.now))
+        except StoreWriteError as err:
+            return ev.Outcome(False, 503, message=f"registration not stored, retry: {err}")
+        self.mem.agents[e.agent_id] = AgentView(e.agent_id, e.pool_id, e.pod, True, self.ctx.now)
+        if e.pod not in self.mem.pods:
+            self.mem.pods[e.pod] = PodView(e.pod, e.pool_id, True, self.ctx.now, self.ctx.now)
+        self.ctx.record(Kind.AGENT_CONNECTED, agent=e.agent_id, pod=e.pod, data={"pool": e.pool_id})
+        self.kick()
+        return ev.Outcome(True, 200)
+
+    def on_agent_heartbeat(self, e: ev.AgentHeartbeat) -> ev.Outcome:
+        view = self.mem.agents.get(e.agent_id)
+        if view is None:
+            return ev.Outcome(False, 404, message="agent not registered: connect first")
+        view.connected, view.last_seen = True, self.ctx.now
+        view.current_tasks, view.heartbeat_at = tuple(e.current_tasks), self.ctx.now
+        return ev.Outcome(True, 200)
+
+    def on_agent_disconnected(self, e: ev.AgentDisconnected) -> None:
+        view = self.mem.agents.get(e.agent_id)
+        if view is not None and view.connected:
+            view.connected = False
+            self.ctx.record(Kind.AGENT_DISCONNECTED, agent=e.agent_id, pod=view.pod,
+                            reason="connection closed", data={"pool": view.pool_id})
+        self.kick()
+
+    def agent_for_pod(self, pod: str) -> AgentView | None:
+        for _, view in sorted(self.mem.agents.items()):
+            if view.pod == pod and view.connected:
+                return view
+        return None
+
+    def agent_lost(self, agent_id: str | None) -> str | None:
+        """Why the agent of a running task is presumed lost, or None while it may live."""
+        now, mem = self.ctx.now, self.mem
+        view = mem.agents.get(agent_id or "")
+        if view is None:
+            if now - mem.booted_at > self.cfg.agent_timeout_s:
+                return "agent never reconnected"
+            return None
+        if now - view.last_seen > self.cfg.agent_timeout_s:
+            return f"no heartbeat from agent for {self.cfg.agent_timeout_s:g} s"
+        return None
+
+    # ------------------------------------------------------------------ reconcile
+    def timer_reconcile(self, periodic: bool) -> None:
+        if periodic:
+            self.ctx.spawn(self.cfg.reconcile_period_s, "reconcile", True)
+        else:
+            self.mem.kick_at = None
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
+        for task in tasks:
+            if task.status is TaskStatus.RUNNING:
+                self.check_running(task)
+            elif task.status is TaskStatus.APPLY_PENDING and not task.confirmed:
+                if self.ctx.now - (task.completed_at or task.updated_at) > self.cfg.plan_ttl_s:
+                    new = self.cas(task, "plan expired unconfirmed", status=TaskStatus.CANCELLED,
+                                   stage=Stage.DISCARDED, completed_at=self.ctx.now,
+                                   error_message="plan discarded: not confirmed within the TTL",
+                                   k8s_pod_name="", slot_id=None, fence=task.fence + 1)
+                    if new is not None:
+                        self.release_slot_of(task, "plan expired")
+                        self.unlock_if_owner(new, "plan expired unconfirmed")
+        self.release_orphan_locks()
+        tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
+        for pool in self.ctx.store.list_pools():
+            self.dispatch_pool(pool, tasks)
+        tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
+        for pool in self.ctx.store.list_pools():
+            self.scale_pool(pool, tasks)
+
+    def check_running(self, task: Task) -> None:
+        why = self.agent_lost(task.agent_id)
+        view = self.mem.agents.get(task.agent_id or "")
+        if why is None and view is not None and view.heartbeat_at is not None:
+            dispatched = task.started_at or 0.0
+            if (view.heartbeat_at - dispatched > self.cfg.report_grace_s
+                    and task.id not in view.current_tasks):
+                why = "agent is alive but not running the task"
+        if why is None and self.ctx.now - (task.started_at or 0.0) > self.cfg.run_timeout_s:
+            why = "run timed out"
+        if why is None:
+            return
+        self.release_slot_of(task, why)
+        if task.stage == Stage.APPLYING:
+            new = self.cas(task, "apply outcome unknown: " + why, status=TaskStatus.FAILED,
+                           error_message=f"apply outcome unknown ({why}); check the state and re-plan",
+                           completed_at=self.ctx.now, fence=task.fence + 1,
+                           k8s_pod_name="", slot_id=None)
+            if new is not None:
+                self.unlock_if_owner(new, "apply outcome unknown")
+        else:
+            self.requeue_or_fail(task, "plan lost: " + why, TaskStatus.PENDING, Stage.PENDING)
+
+    def requeue_or_fail(self, task: Task, reason: str, status: TaskStatus, stage: str) -> None:
+        attempts = task.attempts + 1
+        if attempts > self.cfg.retry_budget:
+            new = self.cas(task, f"retry budget exhausted ({reason})", status=TaskStatus.FAILED,
+                           error_message=f"gave up after {task.attempts} attempts: {reason}",
+                           completed_at=self.ctx.now, fence=task.fence + 1,
+                           k8s_pod_name="", slot_id=None, attempts=attempts)
+            if new is not None:
+                self.unlock_if_owner(new, "retry budget exhausted")
+            return
+        keep_pod = status is TaskStatus.APPLY_PENDING
+        self.cas(task, reason, status=status, stage=stage, agent_id=None, started_at=None,
+                 fence=task.fence + 1, attempts=attempts,
+                 k8s_pod_name=task.k8s_pod_name if keep_pod else "",
+                 slot_id=task.slot_id if keep_pod else None)
+
+    def release_orphan_locks(self) -> None:
+        for ws in self.ctx.store.list_workspaces():
+            if not ws.is_locked:
+                continue
+            owner = self.ctx.store.get_task(ws.lock_task_id) if ws.lock_task_id is not None else None
+            if owner is None or owner.terminal:
+                self.set_lock(ws.id, None, "lock owner has ended")
+
+    # ------------------------------------------------------------------ dispatch
+    def usable_pods(self, pool_id: str) -> list[str]:
+        return [name for name, v in sorted(self.mem.pods.items())
+                if v.pool_id == pool_id and v.alive and self.agent_for_pod(name) is not None]
+
+    def occupancy(self, tasks: list[Task]) -> dict[str, list[Task]]:
+        held: dict[str, list[Task]] = {}
+        for t in tasks:
+            if t.k8s_pod_name and t.status in (TaskStatus.RUNNING, TaskStatus.APPLY_PENDING):
+                held.setdefault(t.k8s_pod_name, []).append(t)
+        return held
+
+    def free_slot(self, pod: str, task: Task, held: dict[str, list[Task]]) -> int | None:
+        on_pod = [t for t in held.get(pod, []) if t.id != task.id]
+        used = {t.slot_id for t in on_pod}
+        if task.task_type is TaskType.PLAN_AND_APPLY:
+            if any(t.task_type is TaskType.PLAN_AND_APPLY for t in on_pod):
+                return None
+        else:
+            plans = [t for t in on_pod if t.task_type is not TaskType.PLAN_AND_APPLY
+                     and t.status is TaskStatus.RUNNING]
+            if len(plans) >= PLAN_SLOTS:
+                return None
+        for slot in range(4):
+            if slot not in used:
+                return slot
+        return None
+
+    def runnable(self, tasks: list[Task]) -> list[tuple[Task, str]]:
+        """Per workspace, what may start now: its confirmed apply, or its next pending task."""
+        out: list[tuple[Task, str]] = []
+        by_ws: dict[str, list[Task]] = {}
+        for t in tasks:
+            by_ws.setdefault(t.workspace_id, []).append(t)
+        workspaces = {w.id: w for w in self.ctx.store.list_workspaces()}
+        for ws_id, ws_tasks in sorted(by_ws.items()):
+            ws = workspaces.get(ws_id)
+            if ws is None or ws.execution_mode is ExecutionMode.LOCAL:
+                continue
+            for t in ws_tasks:
+                if t.status is TaskStatus.APPLY_PENDING and t.confirmed:
+                    out.append((t, "apply"))
+            if ws.is_locked:
+                continue
+            pa_active = [t for t in ws_tasks if t.task_type is TaskType.PLAN_AND_APPLY
+                         and t.status in ACTIVE]
+            first_pa = min(pa_active, key=lambda t: t.id) if pa_active else None
+            for t in ws_tasks:
+                if t.status is not TaskStatus.PENDING:
+                    continue
+                if t.task_type is TaskType.PLAN_AND_APPLY and t is not first_pa:
+                    continue
+                out.append((t, "plan"))
+        return out
+
+    def due(self, task: Task) -> bool:
+        if task.attempts == 0:
+            return True
+        backoff = self.cfg.retry_backoff_s[min(task.attempts - 1, len(self.cfg.retry_backoff_s) - 1)]
+        return self.ctx.now - task.updated_at >= backoff
+
+    def dispatch_pool(self, pool: Pool, tasks: list[Task]) -> None:
+        ws_pool = {w.id: w.pool_id for w in self.ctx.store.list_workspaces()}
+        mine = [t for t in tasks if ws_pool.get(t.workspace_id) == pool.id]
+        held = self.occupancy(mine)
+        usable = self.usable_pods(pool.id)
+        for task, action in self.runnable(mine):
+            if not self.due(task):
+                continue
+            if action == "apply" and self.ctx.now - (task.apply_confirmed_at or 0.0) > self.cfg.apply_wait_deadline_s:
+                new = self.cas(task, "no capacity for the apply before the deadline",
+                               status=TaskStatus.FAILED, completed_at=self.ctx.now,
+                               error_message="no agent could take the apply within "
+                               f"{self.cfg.apply_wait_deadline_s:g} s of the confirm",
+                               fence=task.fence + 1, k8s_pod_name="", slot_id=None)
+                if new is not None:
+                    self.release_slot_of(task, "apply deadline")
+                    self.unlock_if_owner(new, "apply deadline passed")
+                continue
+            choice = None
+            prefer = [task.k8s_pod_name] if task.k8s_pod_name in usable else []
+            for pod in prefer + [p for p in usable if p not in prefer]:
+                if pod == task.k8s_pod_name and task.slot_id is not None:
+                    choice = (pod, task.slot_id)
+                    break
+                slot = self.free_slot(pod, task, held)
+                if slot is not None:
+                    choice = (pod, slot)
+                    break
+            if choice is None:
+                self.note_failure(task, action, "no free slot on a pod with a connected agent")
+                continue
+            self.dispatch(task, action, choice[0], choice[1], held)
+
+    def note_failure(self, task: Task, action: str, reason: str) -> None:
+        if self.mem.last_failure.get(task.id) == reason:
+            return
+        self.mem.last_failure[task.id] = reason
+        self.ctx.record(Kind.DISPATCH_FAILED, task=task.id, workspace=task.workspace_id,
+                        reason=reason, data={"action": action, "retry": "reconcile"})
+
+    def dispatch(self, task: Task, action: str, pod: str, slot: int, held: dict[str, list[Task]]) -> None:
+        agent = self.agent_for_pod(pod)
+        if agent is None:
+            return
+        apply = action == "apply"
+        new = self.cas(task, f"dispatch {action}", status=TaskStatus.RUNNING,
+                       stage=Stage.APPLYING if apply else Stage.PLANNING, agent_id=agent.agent_id,
+                       started_at=self.ctx.now, k8s_pod_name=pod, slot_id=slot,
+                       fence=task.fence + 1,
+                       plan_task_id=task.id if apply else task.plan_task_id)
+        if new is None:
+            return  # lost the race or the write failed: the next reconcile looks again
+        self.mem.last_failure.pop(task.id, None)
+        held.setdefault(pod, []).append(new)
+        if task.k8s_pod_name != pod:
+            self.ctx.record(Kind.SLOT_ASSIGNED, pod=pod, slot=slot, task=task.id,
+                            data={"type": task.task_type.value})
+        run = RunTask(task.id, task.workspace_id, action, fence=new.fence,
+                      plan_digest=new.plan_digest if apply else None, pod=pod, slot=slot)
+        try:
+            self.ctx.agents.send_run_task(agent.agent_id, run)
+        except AgentSendError as err:
+            self.ctx.record(Kind.DISPATCH_FAILED, task=task.id, workspace=task.workspace_id,
+                            pod=pod, slot=slot, agent=agent.agent_id, reason=f"send failed: {err}",
+                            data={"action": action, "retry": "reconcile"})
+            back = (TaskStatus.APPLY_PENDING, Stage.APPLY_PENDING) if apply else (TaskStatus.PENDING, Stage.PENDING)
+            self.requeue_or_fail(new, f"send failed: {err}", *back)
+            return
+        self.ctx.record(Kind.DISPATCH, task=task.id, workspace=task.workspace_id, pod=pod,
+                        slot=slot, agent=agent.agent_id, data={"action": action, "fence": new.fence})
+
+    # ------------------------------------------------------------------ capacity
+    def pod_busy(self, pod: str, tasks: list[Task] | None = None) -> bool:
+        if tasks is None:
+            tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
+        return any(t.k8s_pod_name == pod for t in tasks
+                   if t.status in (TaskStatus.RUNNING, TaskStatus.APPLY_PENDING))
+
+    def demand(self, pool_id: str, tasks: list[Task] | None = None) -> int:
+        """Pods this pool needs now: one per plan_and_apply that holds or wants a slot
+        (confirmed apply_pending without a slot included), and one per 3 plans."""
+        if tasks is None:
+            tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
+        ws_pool = {w.id: w.pool_id for w in self.ctx.store.list_workspaces()}
+        mine = [t for t in tasks if ws_pool.get(t.workspace_id) == pool_id]
+        wanted = {t.id for t, _ in self.runnable(mine)}
+        pa = plans = 0
+        for t in mine:
+            holds = t.status is TaskStatus.RUNNING or (
+                t.status is TaskStatus.APPLY_PENDING and bool(t.k8s_pod_name))
+            if not (holds or t.id in wanted):
+                continue
+            if t.task_type is TaskType.PLAN_AND_APPLY:
+                pa += 1
+            else:
+                plans += 1
+        return max(pa, math.ceil(plans / PLAN_SLOTS))
+
+    def scale_pool(self, pool: Pool, tasks: list[Task]) -> None:
+        mem = self.mem
+        need = self.demand(pool.id, tasks)
+        desired = min(max(need, pool.min_replicas), pool.max_replicas)
+        views = [v for _, v in sorted(mem.pods.items()) if v.pool_id == pool.id]
+        alive = [v for v in views if v.alive]
+        for v in views:
+            busy = self.pod_busy(v.name, tasks)
+            if busy:
+                v.idle_since = self.ctx.now
+            cost = self.cfg.reservation_deletion_cost if busy else 0
+            if v.alive and v.cost != cost and pool.manager == "deployment":
+                try:
+                    self.ctx.cluster.annotate_pod(v.name, {DELETION_COST: str(cost)})
+                    v.cost = cost
+                    self.ctx.record(Kind.POD_ANNOTATE, pod=v.name,
+                                    data={"annotations": {DELETION_COST: str(cost)}})
+                except ClusterError:
+                    pass
+        if pool.manager == "deployment":
+            if desired != len(alive) and (need > len(alive) or not any(
+                    self.pod_busy(v.name, tasks) for v in alive[desired:])):
+                try:
+                    self.ctx.cluster.scale(pool.id, desired)
+                    self.ctx.record(Kind.SCALE, reason=f"demand {need}",
+                                    data={"pool": pool.id, "replicas": desired})
+                except ClusterError:
+                    pass
+            return
+        if desired > len(alive):
+            for _ in range(desired - len(alive)):
+                mem.pod_seq += 1
+                name = f"unstuck-{pool.id}-{int(self.ctx.now)}-{mem.pod_seq}"
+                try:
+                    self.ctx.cluster.create_pod(pool.id, name)
+                except ClusterError:
+                    break
+                mem.pods[name] = PodView(name, pool.id, True, self.ctx.now, self.ctx.now)
+                self.ctx.record(Kind.POD_CREATE, pod=name, reason=f"demand {need}",
+                                data={"pool": pool.id, "cause": "reference demand"})
+        elif desired < len(alive):
+            for v in alive:
+                if (not self.pod_busy(v.name, tasks)
+                        and self.ctx.now - v.idle_since >= self.cfg.idle_pod_cooldown_s):
+                    self.delete_pod(v.name, f"scale down to {desired}")
+                    break
+
+    def delete_pod(self, name: str, cause: str) -> None:
+        try:
+            self.ctx.cluster.delete_pod(name)
+        except ClusterError:
+            return
+        view = self.mem.pods.get(name)
+        if view is not None:
+            view.alive = False
+        self.ctx.record(Kind.POD_DELETE, pod=name, data={"cause": cause})

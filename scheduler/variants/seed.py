@@ -1,0 +1,908 @@
+"""`seed`: the iac-platform scheduler as the incident found it (seed commit b5aefed).
+
+Each method mirrors one Go function of shared/specs/seed-system.md and keeps its bugs:
+retries are workspace-scoped timers that call TryExecuteNextTask, which returns nothing
+while the workspace is locked and never returns apply_pending (§6 root cause); the monitor
+scans only `pending`; slot reservations live in process memory and are changed only by the
+5 s reconcile; agent reports are written without a transition guard (T14); a disconnect
+fails running tasks but keeps the workspace lock (F8).
+
+Goroutines are wake-ups (`ctx.spawn`). pushTaskToAgent runs in two steps, a read step and,
+`seed.dispatch_latency_s` later, its Save + send, because the Go code does DB round trips in
+between without a lock: that gap is where the F7 races live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from scheduler import autoscaler
+from scheduler import events as ev
+from scheduler.core import Context
+from scheduler.history import Kind
+from scheduler.model import (
+    AgentRow,
+    ExecutionMode,
+    PlanArtifact,
+    Pool,
+    SlotStatus,
+    Stage,
+    Task,
+    TaskStatus,
+    TaskType,
+)
+from scheduler.ports import AgentSendError, ClusterError, RunTask, StoreWriteError
+from scheduler.slots import PodSlots, SlotRef
+
+ACTIVE = (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)
+
+
+@dataclass
+class AgentConn:
+    """A C&C connection as the server's `agents` map holds it (state up to 10 s stale)."""
+
+    agent_id: str
+    pool_id: str
+    pod: str
+    plan_running: int = 0
+    plan_limit: int = 3
+    apply_running: bool = False
+    last_heartbeat: float = 0.0
+
+
+@dataclass
+class SeedMemory:
+    slots: PodSlots
+    cc: dict[str, AgentConn] = field(default_factory=dict)
+    mutex_held: set[str] = field(default_factory=set)
+    mutex_waiters: dict[str, list[str]] = field(default_factory=dict)
+    unhealthy_restarts: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+
+@dataclass
+class Push:
+    """An in-flight pushTaskToAgent between its read step and its Save + send."""
+
+    task: Task  # the stale in-memory object that will be saved whole
+    before: TaskStatus
+    ref: SlotRef | None
+    agent_id: str
+    action: str
+    mutex: str | None
+
+
+class SeedPolicy:
+    name = "seed"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.memory: SeedMemory | None = None
+
+    @property
+    def mem(self) -> SeedMemory:
+        if self.memory is None:
+            raise RuntimeError(
+                "the scheduler has not booted: send a Restart event first (it doubles as boot)"
+            )
+        return self.memory
+
+    # ------------------------------------------------------------------ helpers
+    def save(self, task: Task, before: TaskStatus | None, reason: str) -> bool:
+        """GORM Save of the whole row. Returns False on a write failure (callers decide
+        whether the Go code ignored it)."""
+        try:
+            self.ctx.store.save_task(task)
+        except StoreWriteError as err:
+            self.ctx.record(
+                Kind.STORE_WRITE_FAILED, task=task.id, workspace=task.workspace_id,
+                reason=str(err), data={"op": reason},
+            )
+            return False
+        self.ctx.transition(before, task, reason)
+        return True
+
+    def release(self, ref: SlotRef | None, reason: str) -> None:
+        if ref is None:
+            return
+        before = self.mem.slots.release(ref, self.ctx.now)
+        if before is not None and (before.status is not SlotStatus.IDLE):
+            self.ctx.record(
+                Kind.SLOT_RELEASED, pod=ref.pod, slot=ref.slot, task=before.task_id,
+                reason=reason, data={"was": before.status.value},
+            )
+
+    def pool_of(self, workspace_id: str) -> str | None:
+        ws = self.ctx.store.get_workspace(workspace_id)
+        return ws.pool_id if ws is not None else None
+
+    def k8s_pools(self) -> list[Pool]:
+        return [p for p in self.ctx.store.list_pools() if p.pool_type == "k8s"]
+
+    def lock_workspace(self, task: Task) -> None:
+        """Executor: lock for apply at plan end. A failure is only a warning in the seed."""
+        ws = self.ctx.store.get_workspace(task.workspace_id)
+        if ws is None:
+            return
+        ws.is_locked, ws.locked_by, ws.locked_at = True, "system", self.ctx.now
+        ws.lock_reason = f"Locked for apply (task #{task.id})"
+        ws.lock_task_id = task.id
+        try:
+            self.ctx.store.save_workspace(ws)
+        except StoreWriteError as err:
+            self.ctx.record(Kind.STORE_WRITE_FAILED, workspace=ws.id, task=task.id,
+                            reason=str(err), data={"op": "lock workspace"})
+            return
+        self.ctx.record(Kind.LOCK_ACQUIRED, workspace=ws.id, task=task.id,
+                        reason=ws.lock_reason, data={"by": "system"})
+
+    def unlock_workspace(self, workspace_id: str, reason: str, *, if_names_task: int | None = None) -> None:
+        ws = self.ctx.store.get_workspace(workspace_id)
+        if ws is None or not ws.is_locked:
+            return
+        if if_names_task is not None and f"#{if_names_task})" not in ws.lock_reason:
+            return
+        owner = ws.lock_task_id
+        ws.is_locked, ws.locked_by, ws.lock_reason, ws.locked_at, ws.lock_task_id = (
+            False, None, "", None, None,
+        )
+        try:
+            self.ctx.store.save_workspace(ws)
+        except StoreWriteError as err:
+            self.ctx.record(Kind.STORE_WRITE_FAILED, workspace=ws.id, reason=str(err),
+                            data={"op": "unlock workspace"})
+            return
+        self.ctx.record(Kind.LOCK_RELEASED, workspace=ws.id, task=owner, reason=reason)
+
+    # ------------------------------------------------------------------ boot
+    def on_restart(self, e: ev.Restart) -> None:
+        self.memory = SeedMemory(PodSlots(self.ctx.rng))
+        self.ctx.record(Kind.SCHEDULER_RESTART, reason="scheduler process started")
+        self.recover_pending_tasks()
+        loops = self.ctx.settings.loops
+        self.ctx.spawn(0.0, "ensure_pods_all")
+        self.ctx.spawn(0.0, "agent_cleanup")
+        self.ctx.spawn(loops.reconcile_period_s, "autoscaler_cycle")
+        self.ctx.spawn(loops.monitor_period_s, "monitor")
+        self.ctx.spawn(loops.health_period_s, "health")
+
+    def recover_pending_tasks(self) -> None:
+        store = self.ctx.store
+        for task in store.list_tasks(statuses=[TaskStatus.RUNNING]):
+            before = task.status
+            if task.stage == Stage.APPLY_PENDING:
+                task.status = TaskStatus.APPLY_PENDING
+                self.save(task, before, "reset to apply_pending by server restart")
+            else:
+                task.status = TaskStatus.FAILED
+                task.error_message = "Task interrupted by server restart"
+                task.completed_at = self.ctx.now
+                self.save(task, before, "Task interrupted by server restart")
+        for ws in sorted({t.workspace_id for t in store.list_tasks(statuses=[TaskStatus.PENDING])}):
+            self.ctx.spawn(0.0, "try_next", ws)
+        # apply_pending tasks are only counted and logged, never resumed (task-500).
+
+    # ------------------------------------------------------------------ user API
+    def on_task_created(self, e: ev.TaskCreated) -> ev.Outcome:
+        store = self.ctx.store
+        ws = store.get_workspace(e.workspace_id)
+        if ws is None:
+            return ev.Outcome(False, 404, message=f"workspace {e.workspace_id} not found")
+        if ws.is_locked:
+            self.ctx.record(Kind.TASK_REJECTED, workspace=ws.id, reason="workspace is locked",
+                            data={"status": 423})
+            return ev.Outcome(False, 423, message="workspace is locked")
+        task = Task(
+            id=store.next_task_id(), workspace_id=ws.id, task_type=e.task_type,
+            execution_mode=ws.execution_mode, created_by=e.user, description=e.description,
+            created_at=self.ctx.now, updated_at=self.ctx.now,
+        )
+        try:
+            store.insert_task(task)
+        except StoreWriteError as err:
+            return ev.Outcome(False, 500, message=str(err))
+        self.ctx.record(Kind.TASK_CREATED, task=task.id, workspace=ws.id, to_status="pending",
+                        data={"type": task.task_type.value, "user": e.user})
+        self.ctx.spawn(0.0, "try_next", ws.id)
+        return ev.Outcome(True, 201, task_id=task.id)
+
+    def on_confirm_apply(self, e: ev.ConfirmApply) -> ev.Outcome:
+        task = self.ctx.store.get_task(e.task_id)
+        if task is None:
+            return ev.Outcome(False, 404, message=f"task {e.task_id} not found")
+        if task.task_type is not TaskType.PLAN_AND_APPLY or task.status is not TaskStatus.APPLY_PENDING:
+            self.ctx.record(Kind.CONFIRM_REJECTED, task=task.id, workspace=task.workspace_id,
+                            reason=f"task is {task.status.value}", data={"status": 400})
+            return ev.Outcome(False, 400, task_id=task.id, message=f"task is {task.status.value}")
+        if e.user is not None:  # F6: without a user id the confirmer stays null, still 200
+            task.apply_confirmed_by = e.user
+            task.apply_confirmed_at = self.ctx.now
+        task.apply_description = e.description
+        task.stage = Stage.APPLY_PENDING
+        if task.plan_task_id is None:
+            task.plan_task_id = task.id
+        if not self.save(task, task.status, "confirm apply"):
+            return ev.Outcome(False, 500, task_id=task.id, message="failed to save confirmation")
+        self.ctx.record(Kind.TASK_CONFIRMED, task=task.id, workspace=task.workspace_id,
+                        data={"user": e.user, "digest": e.plan_digest})
+        self.ctx.spawn(0.0, "execute_confirmed_apply", task.id, 0)
+        return ev.Outcome(True, 200, task_id=task.id, message="Apply queued")
+
+    def on_cancel(self, e: ev.CancelTask) -> ev.Outcome:
+        task = self.ctx.store.get_task(e.task_id)
+        if task is None:
+            return ev.Outcome(False, 404, message=f"task {e.task_id} not found")
+        if task.status not in ACTIVE:
+            return ev.Outcome(False, 400, task_id=task.id, message=f"task is {task.status.value}")
+        before = task.status
+        if before is TaskStatus.RUNNING and task.agent_id:
+            try:
+                self.ctx.agents.send_cancel(task.agent_id, task.id)
+            except AgentSendError:
+                pass
+        task.status = TaskStatus.CANCELLED
+        task.completed_at = self.ctx.now
+        if not self.save(task, before, "cancelled by user"):
+            return ev.Outcome(False, 500, task_id=task.id, message="failed to save")
+        self.ctx.record(Kind.TASK_CANCELLED, task=task.id, workspace=task.workspace_id,
+                        data={"user": e.user})
+        self.unlock_workspace(task.workspace_id, "task cancelled", if_names_task=task.id)
+        self.ctx.spawn(0.0, "try_next", task.workspace_id)
+        return ev.Outcome(True, 200, task_id=task.id)
+
+    def timer_execute_confirmed_apply(self, task_id: int, attempt: int) -> None:
+        """ExecuteConfirmedApply, wrapped in ConfirmApply's retry loop (errors only)."""
+        if self.execute_confirmed_apply(task_id):
+            return
+        sleeps = self.ctx.settings.retries.confirm_retry_sleeps_s
+        if attempt < len(sleeps):
+            self.ctx.spawn(sleeps[attempt], "execute_confirmed_apply", task_id, attempt + 1)
+
+    def execute_confirmed_apply(self, task_id: int) -> bool:
+        task = self.ctx.store.get_task(task_id)
+        if task is None or task.status is not TaskStatus.APPLY_PENDING:
+            return False
+        if not task.confirmed:
+            self.ctx.record(Kind.DISPATCH_FAILED, task=task.id, workspace=task.workspace_id,
+                            reason="apply not confirmed (apply_confirmed_by is null)",
+                            data={"action": "apply", "retry": "confirm_loop"})
+            return False
+        ws = self.ctx.store.get_workspace(task.workspace_id)
+        if ws is None:
+            return False
+        if ws.execution_mode is ExecutionMode.LOCAL:
+            return False
+        return self.push_task_to_agent(task, mutex=None)
+
+    # ------------------------------------------------------------------ queue
+    def get_next_executable_task(self, workspace_id: str) -> Task | None:
+        store = self.ctx.store
+        ws = store.get_workspace(workspace_id)
+        if ws is None or ws.is_locked:
+            return None
+        tasks = store.list_tasks(workspace_id=workspace_id)
+        pending_pa = [t for t in tasks if t.status is TaskStatus.PENDING
+                      and t.task_type is TaskType.PLAN_AND_APPLY]
+        if pending_pa:
+            first = min(pending_pa, key=lambda t: (t.created_at, t.id))
+            blocked = any(
+                t.task_type is TaskType.PLAN_AND_APPLY and t.id < first.id and t.status in ACTIVE
+                for t in tasks
+            )
+            if not blocked:
+                return first
+        for ttype in (TaskType.PLAN, TaskType.DRIFT_CHECK):
+            cands = [t for t in tasks if t.status is TaskStatus.PENDING and t.task_type is ttype]
+            if cands:
+                return min(cands, key=lambda t: (t.created_at, t.id))
+        return None
+
+    def timer_try_next(self, workspace_id: str) -> None:
+        self.try_execute_next_task(workspace_id)
+
+    def timer_retry(self, workspace_id: str) -> None:
+        self.try_execute_next_task(workspace_id)
+
+    def try_execute_next_task(self, workspace_id: str) -> bool:
+        task = self.get_next_executable_task(workspace_id)
+        if task is None:
+            return True
+        mutex = None
+        if task.task_type is TaskType.PLAN_AND_APPLY:
+            mutex = "ws_" + workspace_id
+            if not self.acquire(mutex):
+                return True  # blocked on the in-process mutex; re-run when released
+            task = self.ctx.store.get_task(task.id)
+            if task is None or task.status not in (TaskStatus.PENDING, TaskStatus.APPLY_PENDING):
+                self.release_mutex(mutex)
+                return True
+        return self.push_task_to_agent(task, mutex=mutex)
+
+    def acquire(self, mutex: str) -> bool:
+        """The seed's blocking in-process sync.Mutex: a waiter re-runs when it is released."""
+        if mutex in self.mem.mutex_held:
+            self.mem.mutex_waiters.setdefault(mutex, []).append(mutex[3:])
+            return False
+        self.mem.mutex_held.add(mutex)
+        return True
+
+    def release_mutex(self, mutex: str | None) -> None:
+        if mutex is None:
+            return
+        self.mem.mutex_held.discard(mutex)
+        waiters = self.mem.mutex_waiters.pop(mutex, [])
+        if waiters:
+            self.ctx.spawn(0.0, "try_next", waiters[0])
+            if len(waiters) > 1:
+                self.mem.mutex_waiters[mutex] = waiters[1:]
+
+    def schedule_retry(self, task: Task, delay: float, reason: str, ref: SlotRef | None = None) -> None:
+        """scheduleRetry(ws, d): a goroutine that later calls TryExecuteNextTask(ws)."""
+        self.ctx.record(
+            Kind.DISPATCH_FAILED, task=task.id, workspace=task.workspace_id,
+            pod=ref.pod if ref else None, slot=ref.slot if ref else None, reason=reason,
+            data={"action": "apply" if task.status is TaskStatus.APPLY_PENDING else "plan",
+                  "retry": "schedule_retry"},
+        )
+        self.ctx.record(Kind.RETRY_SCHEDULED, task=task.id, workspace=task.workspace_id,
+                        reason=reason, data={"delay": delay, "at": self.ctx.now + delay})
+        self.ctx.spawn(delay, "retry", task.workspace_id)
+
+    # ------------------------------------------------------------------ pushTaskToAgent
+    def on_reservation_miss(self, task: Task, mutex: str | None) -> bool | None:
+        """Hook: the reserved slot of an apply_pending task is gone. Return None to fall
+        through to a new slot (the seed), or a push result to stop here."""
+        if not self.ctx.settings.seed.doc_variant_reset:
+            return None
+        # F4, the task-601 doc variant: reset to pending, Save error ignored, retrigger.
+        before = task.status
+        task.status, task.stage, task.agent_id, task.started_at = (
+            TaskStatus.PENDING, Stage.PENDING, None, None,
+        )
+        self.save(task, before, "reserved pod deleted: reset to pending (doc variant)")
+        self.release_mutex(mutex)
+        self.ctx.spawn(0.0, "try_next", task.workspace_id)
+        return True
+
+    def resolve_agent_for_pod(self, ref: SlotRef) -> str:
+        """Step 3's pod.AgentID: always empty in the seed (F10)."""
+        return self.mem.slots.pods[ref.pod].agent_id
+
+    def push_task_to_agent(self, task: Task, *, mutex: str | None) -> bool:
+        """Steps 0–7 (read step). Returns False only for the step-0 error."""
+        ctx, mem = self.ctx, self.mem
+        apply = task.status is TaskStatus.APPLY_PENDING
+        if apply and not task.confirmed:
+            self.release_mutex(mutex)
+            return False
+        ws = ctx.store.get_workspace(task.workspace_id)
+        if ws is None or ws.pool_id is None:
+            self.schedule_retry(task, ctx.settings.retries.no_pool_s, "workspace has no pool")
+            self.release_mutex(mutex)
+            return True
+        pool_id = ws.pool_id
+        ref: SlotRef | None = None
+        selected_agent = ""
+        if ws.execution_mode is ExecutionMode.K8S:
+            if apply:
+                ref = mem.slots.find_by_task(task.id)
+                if ref is None:
+                    stop = self.on_reservation_miss(task, mutex)
+                    if stop is not None:
+                        return stop
+            if ref is None:
+                ref = mem.slots.find_pod_with_free_slot(
+                    pool_id, task.task_type, ctx.now, ctx.settings.slots.pod_offline_after_s
+                )
+                if ref is None:
+                    self.schedule_retry(task, ctx.settings.retries.no_free_slot_s, "no free slot")
+                    self.release_mutex(mutex)
+                    return True
+                if not mem.slots.assign(ref, task.id, task.task_type, ctx.now):
+                    self.schedule_retry(task, ctx.settings.retries.assign_failure_s,
+                                        "assign slot failed", ref)
+                    self.release_mutex(mutex)
+                    return True
+                ctx.record(Kind.SLOT_ASSIGNED, pod=ref.pod, slot=ref.slot, task=task.id,
+                           data={"type": task.task_type.value})
+            selected_agent = self.resolve_agent_for_pod(ref)
+        # Step 4: connected agents.
+        if not mem.cc:
+            self.release(ref, "no connected agents")
+            if ws.execution_mode is ExecutionMode.K8S:
+                ctx.spawn(0.0, "scale_up", pool_id)
+            self.schedule_retry(task, ctx.settings.retries.no_connected_agents_s,
+                                "no connected agents", ref)
+            self.release_mutex(mutex)
+            return True
+        # Step 5: a pre-selected agent that is not connected.
+        if selected_agent and selected_agent not in mem.cc:
+            self.release(ref, "pre-selected agent not connected")
+            ref, selected_agent = None, ""
+        # Step 6: generic search in random map order.
+        agent_id = selected_agent if selected_agent in mem.cc else ""
+        if not agent_id:
+            conns = [c for _, c in sorted(mem.cc.items())]
+            ctx.rng.shuffle(conns)
+            for conn in conns:
+                row = ctx.store.get_agent(conn.agent_id)
+                if row is None or row.pool_id != pool_id:
+                    continue
+                if self.agent_available(conn, task.task_type):
+                    agent_id = conn.agent_id
+                    break
+        if not agent_id:
+            self.release(ref, "no available agent")
+            self.schedule_retry(task, ctx.settings.retries.no_available_agent_s,
+                                "no available agent in pool", ref)
+            self.release_mutex(mutex)
+            return True
+        # Step 7: mutate the in-memory object.
+        before = task.status
+        action = "apply" if apply else "plan"
+        task.status = TaskStatus.RUNNING
+        task.started_at = ctx.now
+        task.agent_id = agent_id
+        task.stage = Stage.APPLYING if apply else Stage.PLANNING
+        if apply:
+            task.plan_task_id = task.id
+        push = Push(task, before, ref, agent_id, action, mutex)
+        ctx.spawn(ctx.settings.seed.dispatch_latency_s, "push_commit", push)
+        return True
+
+    def timer_push_commit(self, push: Push) -> None:
+        """Steps 8–10: full-row Save of the stale object, then the send."""
+        ctx = self.ctx
+        task, ref = push.task, push.ref
+        try:
+            try:
+                ctx.store.save_task(task)
+            except StoreWriteError as err:
+                ctx.record(Kind.STORE_WRITE_FAILED, task=task.id, workspace=task.workspace_id,
+                           reason=str(err), data={"op": "save running"})
+                self.release(ref, "save failed")
+                task.retry_count += 1
+                task.status, task.stage, task.agent_id, task.started_at = (
+                    push.before, Stage.APPLY_PENDING if push.action == "apply" else Stage.PENDING,
+                    None, None,
+                )
+                self.save(task, push.before, "retry count after save failure")
+                self.schedule_retry(task, ctx.settings.retries.backoff(task.retry_count),
+                                    "DB save failed", ref)
+                return
+            ctx.transition(push.before, task, f"dispatch {push.action}")
+            run = RunTask(task.id, task.workspace_id, push.action, fence=task.fence,
+                          plan_digest=task.plan_digest, pod=ref.pod if ref else None,
+                          slot=ref.slot if ref else None)
+            try:
+                ctx.agents.send_run_task(push.agent_id, run)
+            except AgentSendError as err:
+                self.release(ref, "send failed")
+                task.status = push.before  # pending, or apply_pending for an apply
+                task.stage = Stage.ROLLED_BACK
+                task.started_at, task.agent_id = None, None
+                self.save(task, TaskStatus.RUNNING, f"send failed: {err}")
+                task.retry_count += 1
+                self.save(task, task.status, "retry count after send failure")
+                self.schedule_retry(task, ctx.settings.retries.backoff(task.retry_count),
+                                    f"send failed: {err}", ref)
+                return
+            ctx.record(Kind.DISPATCH, task=task.id, workspace=task.workspace_id,
+                       pod=ref.pod if ref else None, slot=ref.slot if ref else None,
+                       agent=push.agent_id, data={"action": push.action, "fence": task.fence})
+            if push.agent_id in self.mem.cc:
+                conn = self.mem.cc[push.agent_id]
+                if task.task_type is TaskType.PLAN_AND_APPLY:
+                    conn.apply_running = True
+                elif task.task_type is TaskType.PLAN:
+                    conn.plan_running += 1
+            if task.retry_count > 0:
+                task.retry_count = 0
+                self.save(task, task.status, "reset retry count")
+        finally:
+            self.release_mutex(push.mutex)
+
+    @staticmethod
+    def agent_available(conn: AgentConn, task_type: TaskType) -> bool:
+        if task_type in (TaskType.PLAN, TaskType.DRIFT_CHECK):
+            return conn.plan_running < conn.plan_limit
+        if task_type is TaskType.PLAN_AND_APPLY:
+            return not conn.apply_running
+        return False
+
+    # ------------------------------------------------------------------ agent reports
+    def accept_report(self, task: Task, agent_id: str, fence: int) -> bool:
+        """T14: the seed writes whatever the agent reports; no guard."""
+        return True
+
+    def on_plan_finished(self, e: ev.PlanFinished) -> ev.Outcome:
+        task = self.ctx.store.get_task(e.task_id)
+        if task is None:
+            return ev.Outcome(False, 404, message=f"task {e.task_id} not found")
+        if not self.accept_report(task, e.agent_id, e.fence):
+            return ev.Outcome(False, 409, task_id=task.id, message="stale report")
+        before = task.status
+        task.completed_at = self.ctx.now
+        task.plan_digest = e.digest
+        task.has_changes = e.has_changes
+        try:
+            self.ctx.store.put_plan(PlanArtifact(task.id, e.digest, self.ctx.now, task.workspace_id))
+        except StoreWriteError:
+            return ev.Outcome(False, 500, task_id=task.id, message="plan upload failed")
+        if task.task_type is TaskType.PLAN_AND_APPLY and e.has_changes:
+            self.lock_workspace(task)
+            task.status, task.stage, task.plan_task_id = (
+                TaskStatus.APPLY_PENDING, Stage.APPLY_PENDING, task.id,
+            )
+        elif task.task_type is TaskType.PLAN_AND_APPLY:
+            task.status, task.stage = TaskStatus.PLANNED_AND_FINISHED, Stage.PLANNED_AND_FINISHED
+        else:
+            task.status, task.stage = TaskStatus.SUCCESS, Stage.COMPLETED
+        if not self.save(task, before, "plan finished" + (" with changes" if e.has_changes else "")):
+            return ev.Outcome(False, 500, task_id=task.id, message="status update failed")
+        self.after_status_report(task)
+        return ev.Outcome(True, 200, task_id=task.id)
+
+    def on_apply_finished(self, e: ev.ApplyFinished) -> ev.Outcome:
+        task = self.ctx.store.get_task(e.task_id)
+        if task is None:
+            return ev.Outcome(False, 404, message=f"task {e.task_id} not found")
+        if not self.accept_report(task, e.agent_id, e.fence):
+            return ev.Outcome(False, 409, task_id=task.id, message="stale report")
+        before = task.status
+        task.completed_at = self.ctx.now
+        if e.ok:
+            task.status, task.stage = TaskStatus.APPLIED, Stage.APPLIED
+        else:
+            task.status, task.error_message = TaskStatus.FAILED, e.error or "apply failed"
+        if not self.save(task, before, "apply finished" if e.ok else "apply failed"):
+            return ev.Outcome(False, 500, task_id=task.id, message="status update failed")
+        self.unlock_workspace(task.workspace_id, "apply finished" if e.ok else "apply failed")
+        self.after_status_report(task)
+        return ev.Outcome(True, 200, task_id=task.id)
+
+    def on_task_failed(self, e: ev.TaskFailed) -> ev.Outcome:
+        task = self.ctx.store.get_task(e.task_id)
+        if task is None:
+            return ev.Outcome(False, 404, message=f"task {e.task_id} not found")
+        if not self.accept_report(task, e.agent_id, e.fence):
+            return ev.Outcome(False, 409, task_id=task.id, message="stale report")
+        before = task.status
+        was_apply = task.stage == Stage.APPLYING
+        task.status, task.error_message, task.completed_at = TaskStatus.FAILED, e.reason, self.ctx.now
+        if not self.save(task, before, e.reason):
+            return ev.Outcome(False, 500, task_id=task.id, message="status update failed")
+        if was_apply:
+            self.unlock_workspace(task.workspace_id, "apply failed")
+        self.after_status_report(task)
+        return ev.Outcome(True, 200, task_id=task.id)
+
+    def after_status_report(self, task: Task) -> None:
+        """Hook after an agent's HTTP status report was written. The seed does nothing
+        (slot bookkeeping is left to the reconcile; no retrigger)."""
+
+    def on_completion_notice(self, e: ev.CompletionNotice) -> None:
+        """C&C task_completed / task_failed: notifications only, in the seed."""
+
+    # ------------------------------------------------------------------ cluster events
+    def on_pod_added(self, e: ev.PodAdded) -> None:
+        """The seed polls; it has no watch."""
+
+    def on_pod_terminating(self, e: ev.PodTerminating) -> None:
+        """The seed polls; it has no watch."""
+
+    def on_pod_removed(self, e: ev.PodRemoved) -> None:
+        """The seed polls; it has no watch."""
+
+    # ------------------------------------------------------------------ agents (C&C)
+    def on_agent_connected(self, e: ev.AgentConnected) -> ev.Outcome:
+        if not e.token_ok:
+            return ev.Outcome(False, 401, message="invalid pool token")
+        row = AgentRow(e.agent_id, e.pool_id, e.pod, "online", self.ctx.now)
+        try:
+            self.ctx.store.put_agent(row)  # registration, then the C&C connect
+        except StoreWriteError as err:
+            return ev.Outcome(False, 500, message=str(err))
+        self.mem.cc[e.agent_id] = AgentConn(
+            e.agent_id, e.pool_id, e.pod, plan_limit=self.ctx.settings.agents.plan_limit,
+            last_heartbeat=self.ctx.now,
+        )
+        self.ctx.record(Kind.AGENT_CONNECTED, agent=e.agent_id, pod=e.pod, data={"pool": e.pool_id})
+        return ev.Outcome(True, 200)
+
+    def on_agent_heartbeat(self, e: ev.AgentHeartbeat) -> ev.Outcome:
+        conn = self.mem.cc.get(e.agent_id)
+        if conn is None:
+            return ev.Outcome(False, 404, message="agent not connected")
+        conn.plan_running, conn.plan_limit, conn.apply_running = (
+            e.plan_running, e.plan_limit, e.apply_running,
+        )
+        conn.last_heartbeat = self.ctx.now
+        row = self.ctx.store.get_agent(e.agent_id)
+        if row is not None:
+            row.status, row.last_ping_at = "online", self.ctx.now
+            try:
+                self.ctx.store.put_agent(row)
+            except StoreWriteError:
+                pass
+        return ev.Outcome(True, 200)
+
+    def on_agent_disconnected(self, e: ev.AgentDisconnected) -> None:
+        self.disconnect(e.agent_id, "disconnected")
+
+    def disconnect(self, agent_id: str, why: str) -> None:
+        conn = self.mem.cc.pop(agent_id, None)
+        if conn is None:
+            return
+        self.ctx.record(Kind.AGENT_DISCONNECTED, agent=agent_id, pod=conn.pod, reason=why,
+                        data={"pool": conn.pool_id})
+        self.cleanup_agent_tasks(agent_id)
+        row = self.ctx.store.get_agent(agent_id)
+        if row is not None:
+            row.status = "offline"
+            try:
+                self.ctx.store.put_agent(row)
+            except StoreWriteError:
+                pass
+
+    def cleanup_agent_tasks(self, agent_id: str) -> None:
+        """Running tasks of the agent become failed. F8: no unlock, no slot release."""
+        for task in self.ctx.store.list_tasks(statuses=[TaskStatus.RUNNING]):
+            if task.agent_id != agent_id:
+                continue
+            task.status = TaskStatus.FAILED
+            task.error_message = f"Agent {agent_id} disconnected unexpectedly"
+            task.completed_at = self.ctx.now
+            self.save(task, TaskStatus.RUNNING, task.error_message)
+
+    def timer_health(self) -> None:
+        limit = self.ctx.settings.agents.heartbeat_timeout_s
+        for agent_id, conn in sorted(self.mem.cc.items()):
+            if self.ctx.now - conn.last_heartbeat > limit:
+                self.disconnect(agent_id, "no heartbeat for 120 s")
+        self.ctx.spawn(self.ctx.settings.loops.health_period_s, "health")
+
+    def timer_agent_cleanup(self) -> None:
+        a = self.ctx.settings.agents
+        for row in self.ctx.store.list_agents():
+            age = self.ctx.now - row.last_ping_at
+            if age > a.delete_after_s:
+                self.ctx.store.delete_agent(row.id)
+            elif age > a.offline_after_s and row.status != "offline":
+                row.status = "offline"
+                try:
+                    self.ctx.store.put_agent(row)
+                except StoreWriteError:
+                    pass
+        self.ctx.spawn(self.ctx.settings.loops.agent_cleanup_period_s, "agent_cleanup")
+
+    # ------------------------------------------------------------------ monitor
+    def timer_monitor(self) -> None:
+        self.check_and_retry_pending_tasks()
+        self.ctx.spawn(self.ctx.settings.loops.monitor_period_s, "monitor")
+
+    def check_and_retry_pending_tasks(self) -> None:
+        for ws in self.monitor_workspaces():
+            self.ctx.spawn(0.0, "try_next", ws)
+
+    def monitor_workspaces(self) -> list[str]:
+        """The seed scans only `pending`."""
+        return sorted({t.workspace_id for t in self.ctx.store.list_tasks(statuses=[TaskStatus.PENDING])})
+
+    # ------------------------------------------------------------------ pods and autoscaler
+    def reconcile_pods(self, pool_id: str) -> None:
+        self.sync_pods_from_k8s(pool_id)
+        self.sync_task_status_to_slots(pool_id)
+        self.cleanup_expired_reservations(pool_id)
+
+    def sync_pods_from_k8s(self, pool_id: str) -> None:
+        ctx, slots = self.ctx, self.mem.slots
+        try:
+            listed = ctx.cluster.list_pods(pool_id)
+        except ClusterError:
+            return
+        seen = set()
+        for info in listed:
+            if info.phase in ("Failed", "Succeeded"):
+                if info.name in slots.pods:
+                    self.drop_pod(info.name, f"pod {info.phase}")
+                try:
+                    ctx.cluster.delete_pod(info.name)
+                    ctx.record(Kind.POD_DELETE, pod=info.name, reason=f"pod {info.phase}",
+                               data={"pool": pool_id, "cause": "sync"})
+                except ClusterError:
+                    pass
+                continue
+            seen.add(info.name)
+            pod = slots.pods.get(info.name)
+            if pod is None:
+                pod = slots.add(info.name, pool_id, ctx.now)
+            pod.last_heartbeat = ctx.now
+        for pod in slots.of_pool(pool_id):
+            if pod.name not in seen:
+                self.drop_pod(pod.name, "pod no longer listed")
+
+    def drop_pod(self, name: str, reason: str) -> None:
+        pod = self.mem.slots.pods.pop(name, None)
+        if pod is None:
+            return
+        for s in pod.slots:
+            if s.status is not SlotStatus.IDLE:
+                self.ctx.record(Kind.SLOT_RELEASED, pod=name, slot=s.slot_id, task=s.task_id,
+                                reason=reason + " (slot dropped with its pod)",
+                                data={"was": s.status.value})
+
+    def sync_task_status_to_slots(self, pool_id: str) -> None:
+        ctx = self.ctx
+        for pod in self.mem.slots.of_pool(pool_id):
+            for s in pod.slots:
+                if s.task_id is None:
+                    continue
+                task = ctx.store.get_task(s.task_id)
+                active = task is not None and task.agent_id and task.status in (
+                    TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)
+                if (task is not None and task.status is TaskStatus.APPLY_PENDING and task.agent_id
+                        and s.status is SlotStatus.RUNNING and self.pool_of(task.workspace_id) == pool_id):
+                    s.status, s.updated_at = SlotStatus.RESERVED, ctx.now
+                    ctx.record(Kind.SLOT_RESERVED, pod=pod.name, slot=s.slot_id, task=task.id,
+                               reason="reconcile: task is apply_pending")
+                elif not active:
+                    self.release(SlotRef(pod.name, s.slot_id), "reconcile: task not active")
+
+    def cleanup_expired_reservations(self, pool_id: str) -> None:
+        limit = self.ctx.settings.slots.reservation_expiry_s
+        for pod in self.mem.slots.of_pool(pool_id):
+            for s in pod.slots:
+                if s.status is SlotStatus.RESERVED and self.ctx.now - s.updated_at > limit:
+                    self.release(SlotRef(pod.name, s.slot_id), "reservation expired (24 h)")
+
+    def timer_autoscaler_cycle(self) -> None:
+        for pool in self.k8s_pools():
+            self.reconcile_pods(pool.id)
+            self.check_and_restart_unhealthy_pods(pool)
+            self.auto_scale_pods(pool)
+        self.ctx.spawn(self.ctx.settings.loops.reconcile_period_s, "autoscaler_cycle")
+
+    def timer_ensure_pods_all(self) -> None:
+        for pool in self.k8s_pools():
+            self.ensure_pods_for_pool(pool)
+
+    def timer_scale_up(self, pool_id: str) -> None:
+        """triggerK8sScaleUpForPool: EnsurePodsForPool, then AutoScalePods."""
+        pool = self.ctx.store.get_pool(pool_id)
+        if pool is None:
+            return
+        self.ensure_pods_for_pool(pool)
+        self.auto_scale_pods(pool)
+
+    def ensure_pods_for_pool(self, pool: Pool) -> None:
+        self.reconcile_pods(pool.id)
+        missing = pool.min_replicas - len(self.mem.slots.of_pool(pool.id))
+        if missing > 0:
+            self.create_pods(pool.id, missing, "ensure min_replicas")
+
+    def in_freeze(self, pool: Pool) -> bool:
+        if pool.one_time_unfreeze_until is not None and pool.one_time_unfreeze_until > self.ctx.now:
+            return False
+        sod = (self.ctx.settings.seed.clock_origin_s + self.ctx.now) % 86400.0
+        return any(w.contains(sod) for w in pool.freeze_windows)
+
+    def pool_tasks(self, pool_id: str) -> list[Task]:
+        ws_ids = {w.id for w in self.ctx.store.list_workspaces()
+                  if w.pool_id == pool_id and w.execution_mode is ExecutionMode.K8S}
+        return [t for t in self.ctx.store.list_tasks(statuses=ACTIVE) if t.workspace_id in ws_ids]
+
+    def auto_scale_pods(self, pool: Pool) -> None:
+        ctx, slots = self.ctx, self.mem.slots
+        if self.in_freeze(pool):
+            self.reconcile_pods(pool.id)
+            pods = slots.of_pool(pool.id)
+            if not pods:
+                return
+            for pod in slots.idle_pods(pool.id):
+                self.delete_pod(pod.name, "freeze window: delete idle pod")
+            return
+        self.reconcile_pods(pool.id)
+        tasks = self.pool_tasks(pool.id)
+        st = slots.stats(pool.id)
+        snap = autoscaler.PoolSnapshot(
+            current=len(slots.of_pool(pool.id)), total=st.total, used=st.used, reserved=st.reserved,
+            min_replicas=pool.min_replicas, max_replicas=pool.max_replicas,
+            pending_tasks=sum(1 for t in tasks if t.status is TaskStatus.PENDING),
+            unblocked_pending_pa=sum(1 for t in tasks if t.status is TaskStatus.PENDING
+                                     and t.task_type is TaskType.PLAN_AND_APPLY
+                                     and not self._blocked(t, tasks)),
+            unblocked_pending_any=sum(1 for t in tasks if t.status is TaskStatus.PENDING
+                                      and not self._blocked(t, tasks)),
+            pods_with_running=slots.pods_with_running(pool.id),
+            any_apply_pending=any(t.status is TaskStatus.APPLY_PENDING for t in tasks),
+        )
+        d = autoscaler.decide(snap)
+        if d.desired != snap.current or d.skipped_scale_down:
+            ctx.record(Kind.DECISION, reason=d.rule,
+                       data={"pool": pool.id, "current": snap.current, "desired": d.desired})
+        if d.desired > snap.current:
+            self.create_pods(pool.id, d.desired - snap.current, d.rule)
+        elif d.desired < snap.current:
+            for pod in slots.idle_pods(pool.id)[: snap.current - d.desired]:
+                self.delete_pod(pod.name, d.rule)
+
+    @staticmethod
+    def _blocked(task: Task, tasks: list[Task]) -> bool:
+        return any(t.workspace_id == task.workspace_id and t.id < task.id and t.status in ACTIVE
+                   for t in tasks)
+
+    def create_pods(self, pool_id: str, count: int, cause: str) -> None:
+        unix = int(self.ctx.settings.seed.epoch_unix_s + self.ctx.now)
+        for _ in range(count):
+            name = f"iac-agent-{pool_id}-{unix}"
+            try:
+                self.ctx.cluster.create_pod(pool_id, name)
+            except ClusterError as err:
+                self.ctx.record(Kind.DECISION, pod=name, reason=f"create pod failed: {err}",
+                                data={"pool": pool_id})
+                return  # stops at the first error (same-second name collisions)
+            self.mem.slots.add(name, pool_id, self.ctx.now)
+            self.ctx.record(Kind.POD_CREATE, pod=name, data={"pool": pool_id, "cause": cause})
+
+    def delete_pod(self, name: str, cause: str) -> bool:
+        """DeletePod refuses a pod with a running or reserved slot."""
+        pod = self.mem.slots.pods.get(name)
+        if pod is not None and not pod.fully_idle:
+            return False
+        try:
+            self.ctx.cluster.delete_pod(name)
+        except ClusterError:
+            return False
+        self.mem.slots.pods.pop(name, None)
+        self.ctx.record(Kind.POD_DELETE, pod=name, data={"cause": cause})
+        return True
+
+    def check_and_restart_unhealthy_pods(self, pool: Pool) -> None:
+        ctx, s = self.ctx, self.ctx.settings.slots
+        if any(t.status in (TaskStatus.RUNNING, TaskStatus.APPLY_PENDING) for t in self.pool_tasks(pool.id)):
+            return
+        online = sum(1 for a in ctx.store.list_agents(pool.id)
+                     if ctx.now - a.last_ping_at < ctx.settings.agents.offline_after_s)
+        try:
+            running = [p for p in ctx.cluster.list_pods(pool.id) if p.phase == "Running"]
+        except ClusterError:
+            return
+        shortfall = len(running) - online
+        for info in running:
+            if shortfall <= 0:
+                break
+            pod = self.mem.slots.pods.get(info.name)
+            if pod is None or ctx.now - pod.created_at < s.unhealthy_grace_s:
+                continue
+            restarts, last = self.mem.unhealthy_restarts.get(info.name, (0, -1e18))
+            if restarts >= s.unhealthy_max_restarts:
+                continue
+            backoff = s.unhealthy_backoff_s[min(restarts, len(s.unhealthy_backoff_s) - 1)]
+            if ctx.now - last < backoff:
+                continue
+            if self.delete_pod(info.name, "unhealthy pod: no online agent"):
+                self.mem.unhealthy_restarts[info.name] = (restarts + 1, ctx.now)
+                shortfall -= 1
+
+    def on_rebuild_pods(self, e: ev.RebuildPods) -> None:
+        """RebuildIdlePods with a fresh pod manager: every slot looks idle, so every pod goes."""
+        fresh = PodSlots(self.ctx.rng)
+        try:
+            listed = self.ctx.cluster.list_pods(e.pool_id)
+        except ClusterError:
+            return
+        count = 0
+        for info in listed:
+            if info.phase in ("Failed", "Succeeded"):
+                continue
+            fresh.add(info.name, e.pool_id, self.ctx.now)
+            try:
+                self.ctx.cluster.delete_pod(info.name)
+            except ClusterError:
+                continue
+            count += 1
+            self.ctx.record(Kind.POD_DELETE, pod=info.name, data={"cause": "rebuild (config update)"})
+        self.ctx.spawn(self.ctx.settings.slots.rebuild_pause_s, "rebuild_create", e.pool_id, count)
+
+    def timer_rebuild_create(self, pool_id: str, count: int) -> None:
+        self.create_pods(pool_id, count, "rebuild (config update)")
