@@ -60,7 +60,8 @@ class Script:
         settings: Settings | None = None,
         seed: int = 0,
         pool: Pool | None = None,
-        workspaces: tuple[str, ...] = ("ws-mb7m9ii5ey",),
+        workspaces: tuple[str, ...] | dict[str, str] = ("ws-mb7m9ii5ey",),
+        other_pools: tuple[Pool, ...] = (),
         agent_connect_s: float | None = 30.0,
         plan_s: float = 60.0,
         apply_s: float = 60.0,
@@ -73,9 +74,12 @@ class Script:
         self.history = History()
         self.store = MemoryStore()
         self.pool = pool or Pool("pool-1", min_replicas=1, max_replicas=4)
-        self.store.put_pool(self.pool)
-        for ws in workspaces:
-            self.store.put_workspace(Workspace(ws, pool_id=self.pool.id))
+        for p in (self.pool, *other_pools):
+            self.store.put_pool(p)
+        if not isinstance(workspaces, dict):
+            workspaces = {ws: self.pool.id for ws in workspaces}
+        for ws, pool_id in workspaces.items():
+            self.store.put_workspace(Workspace(ws, pool_id=pool_id))
         self.pods: dict[str, PodInfo] = {}
         self.agents: dict[str, WorldAgent] = {}
         self.agent_connect_s = agent_connect_s

@@ -388,7 +388,7 @@ class SqliteStore(FailureInjection):
         return table.decode(rows[0]) if rows else None
 
     def _list(self, table: _Table) -> list[Any]:
-        return [table.decode(r) for r in self._read(f"{table.select} ")]
+        return [table.decode(r) for r in self._read(f"{table.select} ORDER BY {table.key}")]
 
 
 # Opening: migrations and the schema check.

@@ -77,6 +77,7 @@ class RefMemory:
     pods: dict[str, PodView] = field(default_factory=dict)
     agents: dict[str, AgentView] = field(default_factory=dict)
     kick_at: float | None = None
+    undelivered: dict[int, int] = field(default_factory=dict)  # task -> fence never delivered
     last_failure: dict[int, str] = field(default_factory=dict)
     pod_seq: int = 0
 
@@ -108,6 +109,8 @@ class ReferencePolicy:
             return None
         if new is not None:
             self.ctx.transition(task, new, reason)
+            if new.fence != task.fence:
+                self.mem.undelivered.pop(task.id, None)
         return new
 
     def set_lock(self, workspace_id: str, owner: Task | None, reason: str) -> bool:
@@ -466,6 +469,12 @@ class ReferencePolicy:
             self.scale_pool(pool, tasks)
 
     def check_running(self, task: Task) -> None:
+        if self.mem.undelivered.get(task.id) == task.fence:
+            # The send failed and the roll-back write did not land: it was never delivered.
+            apply = task.stage == Stage.APPLYING
+            back = (TaskStatus.APPLY_PENDING, Stage.APPLY_PENDING) if apply else (TaskStatus.PENDING, Stage.PENDING)
+            self.requeue_or_fail(task, "run was never delivered", *back)
+            return
         why = self.agent_lost(task.agent_id)
         view = self.mem.agents.get(task.agent_id or "")
         if why is None and view is not None and view.heartbeat_at is not None:
@@ -601,10 +610,32 @@ class ReferencePolicy:
                 if slot is not None:
                     choice = (pod, slot)
                     break
+            if choice is None and action == "apply":
+                choice = self.preempt_reservation(task, usable, held)
             if choice is None:
                 self.note_failure(task, action, "no free slot on a pod with a connected agent")
                 continue
             self.dispatch(task, action, choice[0], choice[1], held)
+
+    def preempt_reservation(self, task: Task, usable: list[str], held: dict[str, list[Task]]) -> tuple[str, int] | None:
+        """A reservation is a preference, not a lock: a confirmed apply may take the slot of
+        an unconfirmed one (its plan is stored, it can apply anywhere once confirmed)."""
+        for pod in usable:
+            occupants = held.get(pod, [])
+            if any(t.status is TaskStatus.RUNNING and t.task_type is TaskType.PLAN_AND_APPLY for t in occupants):
+                continue
+            for victim in occupants:
+                if (victim.id != task.id and victim.status is TaskStatus.APPLY_PENDING
+                        and not victim.confirmed):
+                    if self.cas(victim, "reservation preempted by a confirmed apply",
+                                k8s_pod_name="", slot_id=None) is None:
+                        return None
+                    self.ctx.record(Kind.SLOT_RELEASED, pod=pod, slot=victim.slot_id, task=victim.id,
+                                    reason=f"preempted by confirmed task {task.id}", data={"was": "reserved"})
+                    occupants.remove(victim)
+                    slot = self.free_slot(pod, task, held)
+                    return (pod, slot) if slot is not None else None
+        return None
 
     def note_failure(self, task: Task, action: str, reason: str) -> None:
         if self.mem.last_failure.get(task.id) == reason:
@@ -639,6 +670,7 @@ class ReferencePolicy:
                             pod=pod, slot=slot, agent=agent.agent_id, reason=f"send failed: {err}",
                             data={"action": action, "retry": "reconcile"})
             back = (TaskStatus.APPLY_PENDING, Stage.APPLY_PENDING) if apply else (TaskStatus.PENDING, Stage.PENDING)
+            self.mem.undelivered[task.id] = new.fence
             self.requeue_or_fail(new, f"send failed: {err}", *back)
             return
         self.ctx.record(Kind.DISPATCH, task=task.id, workspace=task.workspace_id, pod=pod,

@@ -1,0 +1,208 @@
+"""The failure paths of shared/specs/seed-system.md §6 and §7 as scripts.
+
+Each function builds a `Script` for a variant, runs it, and returns it. The tests in this
+folder assert where each variant ends. Times are seconds; the rows read as the spec's event
+sequences. Unless a script says otherwise: one workspace, one bare-pod pool with
+min_replicas 1, agents connect 30 s after their pod starts, plans and applies take 60 s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from scheduler import events as ev
+from scheduler.model import FreezeWindow, Pool, TaskType
+from scheduler.settings import SeedQuirks, Settings
+from scheduler.testing import Script
+
+PLAN_ENDS = 95.0  # created at 5, agent connects at 30, plan 35 -> 95
+
+
+def planned(variant: str, **kw) -> Script:
+    """A plan_and_apply task that planned with changes: apply_pending, workspace locked."""
+    s = Script(variant, **kw)
+    s.create(5)
+    s.run(150)
+    return s
+
+
+def incident_601(variant: str) -> Script:
+    """F1-4b, the incident: the reserved pod dies, a new pod B appears within 5 s, and the
+    user confirms while B's agent is still starting (30 s)."""
+    s = planned(variant)
+    s.kill_pod(200, s.pod_of_task(1))
+    s.confirm(215, 1)  # B exists since 200; its agent connects at 230
+    return s.run(4000)
+
+
+def f1_no_pods(variant: str) -> Script:
+    """F1-4a: the operator sets min_replicas to 0 while the task waits, then the only pod
+    dies; nothing will ever create another (the cold-start path only reaches min)."""
+    s = planned(variant)
+    s.at(190, lambda: s.store.put_pool(Pool("pool-1", min_replicas=0, max_replicas=4)))
+    s.kill_pod(200, s.pod_of_task(1))
+    s.confirm(300, 1)
+    return s.run(4000)
+
+
+def f1_no_available_agent(variant: str) -> Script:
+    """F1-4c: the reserved pod dies; at the confirm the only connected agent belongs to
+    another pool, so the generic search finds no available agent in this one."""
+    s = Script(variant, workspaces={"ws-a": "pool-1"},
+               other_pools=(Pool("pool-2", min_replicas=1, max_replicas=1),))
+    s.create(5, "ws-a")
+    s.run(150)
+    s.kill_pod(200, s.pod_of_task(1))  # pod B comes at once; its agent connects at 230
+    s.confirm(215, 1)  # pool-2's agent is connected (since 30), pool-1 has none
+    return s.run(4000)
+
+
+def f1_happy_fallback(variant: str) -> Script:
+    """F1-4d: the reserved pod is gone but a free slot and an available agent exist by the
+    time the user confirms: the apply runs on the new pod from the stored plan."""
+    s = planned(variant)
+    s.kill_pod(200, s.pod_of_task(1))
+    s.confirm(403, 1)  # off the seed-head monitor's 10 s grid (G5 is its own script)
+    return s.run(4000)
+
+
+def f1_every_pod_busy(variant: str) -> Script:
+    """F1-4e: the only pod holds another workspace's reserved plan_and_apply slot, so no pod
+    can take this apply; the seed autoscaler keeps the count (rule E1)."""
+    s = Script(variant, workspaces=("ws-a", "ws-b"), pool=Pool("pool-1", min_replicas=1, max_replicas=1))
+    s.create(5, "ws-a")
+    s.run(150)  # task 1 apply_pending on pod A
+    s.kill_pod(200, s.pod_of_task(1))  # pod B replaces it (max 1)
+    s.create(240, "ws-b")  # task 2 plans on pod B and reserves it
+    s.confirm(403, 1)
+    return s.run(4000)
+
+
+def f2_agent_gap(variant: str) -> Script:
+    """F2: the pod is still listed, but the confirm lands during a C&C blip: the reserved
+    slot is released and the retry is a dead end."""
+    s = planned(variant)
+    s.disconnect_agent(200, s.agent_of_task(1), reconnect_after=20.0)
+    s.confirm(205, 1)
+    return s.run(4000)
+
+
+def f3_send_failure(variant: str) -> Script:
+    """F3: SendTaskToAgent fails at the apply dispatch: rolled back to apply_pending with
+    stage "", and the retry is a dead end."""
+    s = planned(variant)
+    s.fail_next_sends(209, 1)
+    s.confirm(210, 1)
+    return s.run(4000)
+
+
+def f3_rollback_save_fails(variant: str) -> Script:
+    """F3: the send fails and the rollback Save fails too: the task is stuck in `running`
+    with an agent that never received it."""
+    s = planned(variant)
+    s.fail_next_sends(209, 1, then_fail_writes=2)
+    s.confirm(210, 1)
+    return s.run(4000)
+
+
+def f3_presend_save_fails(variant: str) -> Script:
+    """F3: the Save of `running` before the send fails: still apply_pending (confirmed),
+    dead-end retry."""
+    s = planned(variant)
+    s.confirm(213, 1)  # off the 10 s heartbeat grid, so the next write is the dispatch's
+    s.fail_writes(213, 1)  # right after the confirm is stored
+    return s.run(4000)
+
+
+def f4_doc_variant_reset(variant: str) -> Script:
+    """F4: the task-601 doc variant resets a reservation miss to pending; the retrigger
+    meets the task's own workspace lock, so it waits in pending for ever."""
+    settings = Settings(seed=SeedQuirks(doc_variant_reset=True))
+    s = planned(variant, settings=settings)
+    s.kill_pod(200, s.pod_of_task(1))
+    s.confirm(400, 1)
+    return s.run(4000)
+
+
+def f5_restart(variant: str) -> Script:
+    """F5: the server restarts while the task waits; reservations vanish and the confirm
+    lands before any agent has reconnected: the only retry was an in-memory timer."""
+    s = planned(variant)
+    s.restart_scheduler(200)
+    s.confirm(201, 1)  # agents reconnect 2 s after the restart
+    return s.run(4000)
+
+
+def f6_confirm_without_user(variant: str) -> Script:
+    """F6: the confirm request carries no user id. The seed answers 200 and never applies."""
+    s = planned(variant)
+    s.confirm(210, 1, user=None)
+    return s.run(4000)
+
+
+def f7_double_confirm(variant: str) -> Script:
+    """F7 / G5: a double click. Both ExecuteConfirmedApply goroutines read apply_pending
+    before either saves `running`: two applies are dispatched."""
+    s = planned(variant)
+    s.confirm(210, 1)
+    s.confirm(210.1, 1)
+    return s.run(4000)
+
+
+def f7_lost_update(variant: str) -> Script:
+    """F7: a cancel written while pushTaskToAgent holds a stale copy is overwritten by its
+    whole-row Save: the cancelled task runs anyway."""
+    s = Script(variant)
+    s.run(40)  # the agent is connected
+    s.create(50, task_type=TaskType.PLAN)
+    s.at(50.1, ev.CancelTask(1, "alice"))  # inside the 0.2 s dispatch latency
+    return s.run(400)
+
+
+def f8_agent_killed_mid_apply(variant: str) -> Script:
+    """F8: the pod running the apply is killed. The task fails; the workspace lock stays."""
+    s = planned(variant)
+    s.confirm(215, 1)
+    s.kill_pod(240, lambda w: w.pod_of_task(1))
+    return s.run(4000)
+
+
+def f9_expiry_and_freeze(variant: str) -> Script:
+    """F9: after 24 h in apply_pending the reservation expires; a freeze window then deletes
+    the now idle pod and never scales up; the confirm inside the freeze is a dead end."""
+    day = 86400.0
+    # Freeze every day from 01:00 to 03:00 of the run's clock; t = 0 is midnight.
+    pool = Pool("pool-1", min_replicas=1, max_replicas=4, freeze_windows=(FreezeWindow(3600.0, 10800.0),))
+    s = planned(variant, pool=pool)
+    s.confirm(day + 3600.0 + 600.0, 1)  # 01:10 on day 2
+    return s.run(day + 4 * 3600.0)
+
+
+def f10_decoupled_slot(variant: str) -> Script:
+    """F10: two pods. The apply's slot is on one pod while the agent that runs it is on the
+    other, so a freeze window deletes the pod that really runs it (accounting says idle)."""
+    pool = Pool("pool-1", min_replicas=2, max_replicas=4, freeze_windows=(FreezeWindow(3600.0, 10800.0),))
+    s = Script(variant, pool=pool, seed=F10_SEED, apply_s=1800.0)
+    s.create(5)
+    s.run(150)
+    s.confirm(3000.0, 1)  # apply runs 3000..4800; the freeze starts at 3600
+    return s.run(8000.0)
+
+
+F10_SEED = 3  # a seed under which the slot's pod and the agent's pod differ
+
+
+def g1_reservation_race(variant: str) -> Script:
+    """G1: at plan end the HTTP report reserves, then the C&C task_completed releases
+    unconditionally: right after the plan the task holds no slot."""
+    return planned(variant)
+
+
+def g2_no_demand_from_zero(variant: str) -> Script:
+    """G2: min_replicas 0; the reserved pod dies and the confirmed task is never counted as
+    demand, so the HEAD monitor retries for ever against zero pods."""
+    return f1_no_pods(variant)
+
+
+def with_settings(settings: Settings, **changes) -> Settings:
+    return dataclasses.replace(settings, **changes)

@@ -1,0 +1,245 @@
+"""What only the durable store promises: persistence, sharing a file, migrations, WAL."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sqlite3
+import threading
+from contextlib import closing
+
+import pytest
+
+from scheduler.model import Task, TaskStatus, TaskType, Workspace
+from scheduler.ports import StoreWriteError
+from scheduler.stores.migrations import Migration, check_sequence
+from scheduler.stores.migrations import sqlite as sqlite_migrations
+from scheduler.stores.sqlite import SchemaTooNewError, SqliteStore, StoreOpenError
+
+from .records import agent, full_pool, full_task, full_workspace, plan, snapshot
+
+V1 = sqlite_migrations.MIGRATIONS[0]
+V2 = Migration(2, "tasks.note", ("ALTER TABLE tasks ADD COLUMN note TEXT NOT NULL DEFAULT ''",))
+
+
+def task(task_id: int) -> Task:
+    return Task(id=task_id, workspace_id="ws-1", task_type=TaskType.PLAN_AND_APPLY)
+
+
+def raw(path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def query(path, sql: str) -> list[tuple]:
+    """One read through a plain connection of our own, closed at once."""
+    with closing(raw(path)) as db:
+        return db.execute(sql).fetchall()
+
+
+def test_data_survives_close_and_reopen(tmp_path):
+    path = tmp_path / "state.db"
+    with SqliteStore(path) as s:
+        s.insert_task(full_task(3))
+        s.cas_task(3, 3, status=TaskStatus.RUNNING)
+        s.put_workspace(full_workspace())
+        s.put_pool(full_pool())
+        s.put_agent(agent("a-1"))
+        s.put_plan(plan(3))
+        before = snapshot(s)
+    with SqliteStore(path) as s:
+        assert snapshot(s) == before
+        assert s.next_task_id() == 4
+
+
+def test_two_store_objects_on_one_file_see_each_others_cas(tmp_path):
+    path = tmp_path / "state.db"
+    with SqliteStore(path) as a, SqliteStore(path) as b:
+        a.insert_task(task(1))
+        seen_by_a, seen_by_b = a.get_task(1), b.get_task(1)
+        assert a.cas_task(1, seen_by_a.version, status=TaskStatus.RUNNING) is not None
+        assert b.cas_task(1, seen_by_b.version, status=TaskStatus.CANCELLED) is None
+        assert b.get_task(1).status is TaskStatus.RUNNING
+        b.save_task(seen_by_b)  # the seed's Save is not protected: B overwrites A
+        assert a.get_task(1) == dataclasses.replace(seen_by_b, version=2)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["one-store", "store-per-thread"])
+def test_concurrent_cas_from_threads_never_loses_an_increment(tmp_path, shared):
+    """Four threads each add 25 to retry_count through read-CAS-retry loops."""
+    path = tmp_path / "state.db"
+    first = SqliteStore(path)
+    first.insert_task(task(1))
+    stores = [first if shared else SqliteStore(path) for _ in range(4)]
+
+    def bump(store: SqliteStore) -> None:
+        for _ in range(25):
+            while True:
+                t = store.get_task(1)
+                if store.cas_task(1, t.version, retry_count=t.retry_count + 1):
+                    break
+
+    threads = [threading.Thread(target=bump, args=(s,)) for s in stores]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    final = first.get_task(1)
+    assert (final.retry_count, final.version) == (100, 100)
+    for s in {id(s): s for s in stores}.values():
+        s.close()
+
+
+def test_a_locked_database_raises_store_write_error_and_changes_nothing(tmp_path):
+    path = tmp_path / "state.db"
+    with SqliteStore(path, timeout_s=0.05) as s:
+        s.insert_task(task(1))
+        before = snapshot(s)
+        holder = raw(path)
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
+        try:
+            with pytest.raises(StoreWriteError) as info:
+                s.cas_task(1, 0, status=TaskStatus.RUNNING)
+            assert re.search(
+                r"sqlite write failed \(cas task\) on .*state\.db: database is locked",
+                str(info.value),
+            )
+            assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert snapshot(s) == before
+        assert s.cas_task(1, 0, status=TaskStatus.RUNNING) is not None  # usable again
+
+
+def test_wal_mode_and_full_sync_are_on(tmp_path):
+    path = tmp_path / "state.db"
+    with SqliteStore(path) as s:
+        s.insert_task(task(1))
+        assert query(path, "PRAGMA journal_mode") == [("wal",)]
+        assert s._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert (tmp_path / "state.db-wal").exists()
+
+
+def test_rows_hold_the_real_systems_strings(tmp_path):
+    """Enums are stored as their values, so a row reads like the incident report's."""
+    path = tmp_path / "state.db"
+    with SqliteStore(path) as s:
+        s.insert_task(full_task(7))
+        s.put_workspace(full_workspace())
+        s.put_pool(full_pool())
+    assert query(
+        path, "SELECT task_type, status, stage, execution_mode, has_changes FROM tasks"
+    ) == [("plan_and_apply", "apply_pending", "apply_pending", "agent", 0)]
+    assert query(path, "SELECT is_locked FROM workspaces") == [(1,)]
+    assert query(path, "SELECT freeze_windows FROM pools") == [
+        ("[[3600.0, 7200.5], [82800, 1800]]",)
+    ]
+
+
+# Migrations.
+
+
+def versions(path) -> list[int]:
+    return [r[0] for r in query(path, "SELECT version FROM schema_version ORDER BY version")]
+
+
+def test_migrations_are_applied_once_and_reopening_is_a_no_op(tmp_path):
+    path = tmp_path / "state.db"
+    SqliteStore(path).close()
+    SqliteStore(path).close()
+    expected = [m.version for m in sqlite_migrations.MIGRATIONS]
+    assert versions(path) == expected
+    with SqliteStore(path) as s:
+        assert s.schema_version == sqlite_migrations.LATEST_VERSION
+
+
+def test_an_older_file_is_upgraded_in_place_keeping_its_rows(tmp_path):
+    path = tmp_path / "state.db"
+    with SqliteStore(path, migrations=(V1,)) as s:
+        s.insert_task(full_task(1))
+    with SqliteStore(path, migrations=(V1, V2)) as s:
+        assert s.schema_version == 2
+        assert s.get_task(1) == full_task(1)
+    assert query(path, "SELECT note FROM tasks") == [("",)]
+
+
+def test_a_failing_migration_leaves_the_file_at_the_previous_version(tmp_path):
+    path = tmp_path / "state.db"
+    SqliteStore(path, migrations=(V1,)).close()
+    broken = Migration(2, "half done", ("CREATE TABLE extra (x)", "THIS IS NOT SQL"))
+    with pytest.raises(StoreOpenError, match="syntax error"):
+        SqliteStore(path, migrations=(V1, broken))
+    assert versions(path) == [1]
+    tables = {r[0] for r in query(path, "SELECT name FROM sqlite_master")}
+    assert "extra" not in tables  # the first statement was rolled back with the second
+
+
+def test_a_newer_database_is_refused_with_what_to_do(tmp_path):
+    path = tmp_path / "state.db"
+    SqliteStore(path, migrations=(V1, V2)).close()
+    with pytest.raises(SchemaTooNewError) as info:
+        SqliteStore(path, migrations=(V1,))
+    assert re.fullmatch(
+        r".*state\.db: schema version 2 is newer than this unstuck supports \(1\); "
+        r"it was written by a newer unstuck\. Upgrade unstuck to open it, "
+        r"or point the store at another file .*",
+        str(info.value),
+    )
+    assert versions(path) == [1, 2]  # untouched
+
+
+def test_a_record_field_without_a_column_is_refused_naming_the_fix(tmp_path):
+    without_attempts = Migration(
+        1,
+        "tasks without attempts",
+        tuple(s.replace(",\n                attempts INTEGER NOT NULL", "") for s in V1.statements),
+    )
+    assert without_attempts != V1
+    with pytest.raises(
+        StoreOpenError,
+        match=r"no column for Task\.attempts; add a migration to scheduler/stores/migrations/sqlite\.py",
+    ):
+        SqliteStore(tmp_path / "state.db", migrations=(without_attempts,))
+
+
+def test_a_migration_list_must_count_from_one(tmp_path):
+    with pytest.raises(ValueError, match="has version 3, expected 2"):
+        check_sequence((V1, dataclasses.replace(V2, version=3)))
+
+
+# Files that are not stores.
+
+
+def test_someone_elses_database_is_refused_untouched(tmp_path):
+    path = tmp_path / "other.db"
+    query(path, "CREATE TABLE invoices (id INTEGER)")
+    with pytest.raises(
+        StoreOpenError, match=r"other\.db: not an unstuck store: it has tables invoices"
+    ):
+        SqliteStore(path)
+    tables = {r[0] for r in query(path, "SELECT name FROM sqlite_master")}
+    assert tables == {"invoices"}
+
+
+def test_a_file_that_is_not_sqlite_is_refused(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello " * 200)
+    with pytest.raises(
+        StoreOpenError,
+        match=r"notes\.txt: cannot open as an unstuck SQLite store: file is not a database",
+    ):
+        SqliteStore(path)
+
+
+def test_a_missing_directory_is_refused(tmp_path):
+    with pytest.raises(StoreOpenError, match=r"nowhere/state\.db: .*directory exists"):
+        SqliteStore(tmp_path / "nowhere" / "state.db")
+
+
+def test_a_workspace_put_from_another_thread_is_seen(tmp_path):
+    """check_same_thread=False: the service's handler threads share one store."""
+    with SqliteStore(tmp_path / "state.db") as s:
+        th = threading.Thread(target=s.put_workspace, args=(Workspace("ws-t"),))
+        th.start()
+        th.join()
+        assert s.get_workspace("ws-t") == Workspace("ws-t")
