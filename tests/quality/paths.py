@@ -14,6 +14,7 @@ from scheduler import events as ev
 from scheduler.model import FreezeWindow, Pool, TaskType
 from scheduler.settings import SeedQuirks, Settings
 from scheduler.testing import Script
+from unstuck import replay
 
 PLAN_ENDS = 95.0  # created at 5, agent connects at 30, plan 35 -> 95
 
@@ -26,13 +27,7 @@ def planned(variant: str, **kw) -> Script:
     return s
 
 
-def incident_601(variant: str) -> Script:
-    """F1-4b, the incident: the reserved pod dies, a new pod B appears within 5 s, and the
-    user confirms while B's agent is still starting (30 s)."""
-    s = planned(variant)
-    s.kill_pod(200, s.pod_of_task(1))
-    s.confirm(215, 1)  # B exists since 200; its agent connects at 230
-    return s.run(4000)
+incident_601 = replay.incident_601_script
 
 
 def f1_no_pods(variant: str) -> Script:

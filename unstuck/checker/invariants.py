@@ -1,0 +1,320 @@
+"""The seven invariants, one pure function each: history in, violations out.
+
+Each function takes the history (a list of row dicts, or the `Timelines` already built from
+it, which is how `check` avoids grouping the rows seven times) and returns its violations in
+time order. Nothing here reads a clock, a file or a live object; the same history always gives
+the same violations. docs/checker.md states each rule; the definitions of status, plan epoch,
+confirmed, authorized and owed are in `timelines`.
+
+Safety: `no_apply_without_confirmation`, `at_most_one_apply_per_confirmation`,
+`per_workspace_serialization`, `no_lost_task`.
+Liveness: `apply_pending_bound`, `drained`, `no_wedged_workspace`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from unstuck.checker import timelines, witness
+from unstuck.checker.timelines import Row, Timelines
+from unstuck.checker.verdicts import Violation
+
+History = Iterable[Row] | Timelines
+
+
+def _tl(history: History, bound_s: float | None = None, drain_s: float | None = None) -> Timelines:
+    if isinstance(history, Timelines):
+        return history
+    return timelines.build(history, bound_s=bound_s, drain_s=drain_s)
+
+
+def _user(row: Row) -> Any:
+    return (row.get("data") or {}).get("user")
+
+
+def _digest(row: Row) -> Any:
+    return (row.get("data") or {}).get("digest")
+
+
+def _lines(tl: Timelines) -> list[timelines.TaskLine]:
+    return [tl.tasks[k] for k in sorted(tl.tasks)]
+
+
+# --- safety --------------------------------------------------------------------------------
+
+
+def no_apply_without_confirmation(history: History) -> list[Violation]:
+    """Every apply (exec.invoke or dispatch, action apply) follows an authorized confirmation
+    of the same plan epoch, with the same digest when both carry one. One violation per epoch."""
+    tl = _tl(history)
+    out = []
+    for ln in _lines(tl):
+        seen: set[int] = set()
+        for row, epoch in sorted(ln.applies + ln.dispatch_applies, key=lambda p: p[0]["seq"]):
+            if epoch in seen:
+                continue
+            before = [(c, e) for c, e in ln.confirms if c["seq"] < row["seq"]]
+            ours = [c for c, e in before if e == epoch]
+            authorized = [c for c in ours if _user(c) is not None]
+            d = _digest(row)
+            matching = [c for c in authorized if d is None or _digest(c) in (None, d)]
+            if matching:
+                continue
+            seen.add(epoch)
+            if authorized:
+                why = (f"applies digest {d!r} but the confirmation was for "
+                       f"{_digest(authorized[0])!r}")
+            elif ours:
+                why = "the only confirmation of this plan carried no user (data.user is null)"
+            elif before:
+                why = "the confirmation came before the latest plan ended, so it does not cover it"
+            else:
+                why = "the task was never confirmed"
+            out.append(Violation(
+                "no_apply_without_confirmation", ln.task, ln.workspace, float(row["t"]),
+                f"task {ln.task}: {row['kind']} apply at t={row['t']:g} without a matching "
+                f"confirmation: {why}",
+                witness.explain(tl, ln, row["seq"], [row, before[-1][0] if before else None]),
+            ))
+    return out
+
+
+def at_most_one_apply_per_confirmation(history: History) -> list[Violation]:
+    """At most one apply per plan epoch: exec.invoke action apply, or, for a task with no
+    exec rows at all, dispatch action apply. A second confirm (a double click) allows none."""
+    tl = _tl(history)
+    out = []
+    for ln in _lines(tl):
+        applies = ln.applies if ln.has_exec else ln.dispatch_applies
+        by_epoch: dict[int, list[Row]] = {}
+        for row, epoch in applies:
+            by_epoch.setdefault(epoch, []).append(row)
+        for rows in by_epoch.values():
+            if len(rows) < 2:
+                continue
+            first, second = rows[0], rows[1]
+            out.append(Violation(
+                "at_most_one_apply_per_confirmation", ln.task, ln.workspace, float(second["t"]),
+                f"task {ln.task}: {len(rows)} applies ({rows[0]['kind']}) for one plan, at "
+                + ", ".join(f"t={r['t']:g}" for r in rows),
+                witness.explain(tl, ln, second["seq"], [first, second]),
+            ))
+    return out
+
+
+def per_workspace_serialization(history: History) -> list[Violation]:
+    """Never two plan_and_apply tasks of one workspace both in running/apply_pending, and never
+    two applies of one workspace executing at once (exec.invoke .. exec.ok/fail/info)."""
+    tl = _tl(history)
+    out = _overlapping_statuses(tl) + _overlapping_applies(tl)
+    out.sort(key=lambda v: (v.t, v.witness))
+    return out
+
+
+def _overlapping_statuses(tl: Timelines) -> list[Violation]:
+    out = []
+    for ws in sorted(tl.ws_status):
+        active: dict[int, tuple[Row, str]] = {}  # task -> (row it became active, status now)
+        reported: set[tuple[int, int]] = set()
+        for row, task, status in tl.ws_status[ws]:
+            if status not in timelines.ACTIVE:
+                active.pop(task, None)
+                continue
+            if task in active:
+                active[task] = (active[task][0], status)
+                continue
+            for other, (entered, now) in active.items():
+                if (other, task) in reported:
+                    continue
+                reported.add((other, task))
+                out.append(Violation(
+                    "per_workspace_serialization", task, ws, float(row["t"]),
+                    f"workspace {ws}: task {task} entered {status} at t={row['t']:g} while "
+                    f"task {other} was {now} (active since t={entered['t']:g})",
+                    (entered["seq"], row["seq"]),
+                ))
+            active[task] = (row, status)
+    return out
+
+
+def _overlapping_applies(tl: Timelines) -> list[Violation]:
+    out = []
+    for ws in sorted(tl.ws_apply_execs):
+        running: list[Row] = []
+        reported: set[tuple[int, int]] = set()
+        for row in tl.ws_apply_execs[ws]:
+            if row["kind"] == "exec.invoke":
+                for other in running:
+                    pair = (other["seq"], row["seq"])
+                    if pair in reported:
+                        continue
+                    reported.add(pair)
+                    out.append(Violation(
+                        "per_workspace_serialization", row.get("task"), ws, float(row["t"]),
+                        f"workspace {ws}: apply of task {row.get('task')} on "
+                        f"{row.get('agent')} started at t={row['t']:g} while the apply of task "
+                        f"{other.get('task')} on {other.get('agent')} (since "
+                        f"t={other['t']:g}) had not ended",
+                        pair,
+                    ))
+                running.append(row)
+            else:
+                _close(running, row)
+    return out
+
+
+def _close(running: list[Row], done: Row) -> None:
+    """Close the oldest open apply of the same task and agent (else of the same task)."""
+    for same_agent in (True, False):
+        for i, inv in enumerate(running):
+            if inv.get("task") == done.get("task") and (
+                not same_agent or inv.get("agent") == done.get("agent")
+            ):
+                del running[i]
+                return
+
+
+def no_lost_task(history: History, *, bound_s: float | None = None) -> list[Violation]:
+    """At run end no task sits in `running` with no open execution and no dispatch, running
+    entry or execution end in the last `bound_s`; and every task named by a scheduler or agent
+    row was created."""
+    tl = _tl(history, bound_s=bound_s)
+    bound = tl.run.bound()
+    out = []
+    for ln in _lines(tl):
+        if ln.created is None:
+            if ln.first_ref is not None:
+                ref = ln.first_ref
+                out.append(Violation(
+                    "no_lost_task", ln.task, ln.workspace, float(ref["t"]),
+                    f"task {ln.task}: {ref['kind']} at t={ref['t']:g} names a task that was "
+                    f"never created",
+                    (ref["seq"],),
+                ))
+            continue
+        if ln.status != "running" or ln.open_execs:
+            continue
+        entry = ln.segments[-1].start
+        activity = [entry, witness.last_at_or_before(ln.dispatches, tl.run.end_seq),
+                    witness.last_at_or_before(ln.exec_done, tl.run.end_seq)]
+        last = max((r for r in activity if r is not None), key=lambda r: r["seq"])
+        if tl.run.end_t - last["t"] <= bound:
+            continue
+        t = float(last["t"]) + bound
+        out.append(Violation(
+            "no_lost_task", ln.task, ln.workspace, t,
+            f"task {ln.task}: running with no execution open and nothing sent to it since "
+            f"{last['kind']} at t={last['t']:g} (bound {bound:g} s)",
+            witness.explain(tl, ln, tl.seq_at(t), [last]),
+        ))
+    out.sort(key=lambda v: v.t)
+    return out
+
+
+# --- liveness ------------------------------------------------------------------------------
+
+
+def apply_pending_bound(history: History, *, bound_s: float | None = None) -> list[Violation]:
+    """No confirmed task stays in apply_pending more than `bound_s` after its confirmation
+    (or after re-entering apply_pending, if the confirmation came first). First stay per task."""
+    tl = _tl(history, bound_s=bound_s)
+    bound = tl.run.bound()
+    out = []
+    for ln in _lines(tl):
+        for clock, leave_t, seg in timelines.confirmed_waits(ln, tl.run.end_t):
+            if leave_t - clock["t"] <= bound:
+                continue
+            t = float(clock["t"]) + bound
+            left = f"left at t={leave_t:g}" if seg.end is not None else "still there at run end"
+            out.append(Violation(
+                "apply_pending_bound", ln.task, ln.workspace, t,
+                f"task {ln.task}: confirmed, in apply_pending since t={clock['t']:g}, "
+                f"{left} (bound {bound:g} s)",
+                witness.explain(tl, ln, tl.seq_at(t), [clock]),
+            ))
+            break
+    out.sort(key=lambda v: v.t)
+    return out
+
+
+def drained(history: History, *, drain_s: float | None = None) -> list[Violation]:
+    """At run end every task is terminal or awaiting a human (apply_pending, not confirmed),
+    unless it was created, confirmed or asked to cancel in the last `drain_s`."""
+    tl = _tl(history, drain_s=drain_s)
+    drain = tl.run.drain()
+    end_t = tl.run.end_t
+    out = []
+    for ln in _lines(tl):
+        if ln.created is None or ln.terminal:
+            continue
+        if ln.status == "apply_pending" and not ln.confirmed():
+            continue
+        if any(r["t"] >= end_t - drain for r in ln.stimuli):
+            continue
+        why = "confirmed and " if ln.confirmed() else ""
+        out.append(Violation(
+            "drained", ln.task, ln.workspace, end_t,
+            f"task {ln.task}: {why}{ln.status} at run end t={end_t:g}, after a "
+            f"{drain:g} s drain",
+            witness.explain(tl, ln, tl.run.end_seq),
+        ))
+    return out
+
+
+def no_wedged_workspace(history: History, *, bound_s: float | None = None) -> list[Violation]:
+    """No workspace lock stays held more than `bound_s` while its owner task is terminal, owed
+    an apply nobody runs, null or unknown. One violation per lock acquisition."""
+    tl = _tl(history, bound_s=bound_s)
+    bound = tl.run.bound()
+    out = []
+    for span in tl.locks:
+        lock_t = float(span.acquired["t"])
+        owner = tl.tasks.get(span.owner) if span.owner is not None else None
+        if owner is not None and owner.created is None:
+            owner = None
+        if owner is None:
+            spans = [(span.acquired, lock_t, span.end_t)]
+        else:
+            spans = timelines.idle_spans(owner, tl.run.end_t)
+        for start_row, s, e in spans:
+            s, e = max(s, lock_t), min(e, span.end_t)
+            if e - s <= bound:
+                continue
+            t = s + bound
+            if owner is None:
+                why = f"its owner {span.owner!r} is unknown" if span.owner is not None else \
+                    "it names no owner task"
+                wit = (span.acquired["seq"],)
+            else:
+                why = f"its owner task {owner.task} is {_idle_status(owner, start_row)}"
+                wit = witness.explain(tl, owner, tl.seq_at(t), [span.acquired, start_row])
+            held = "still held at run end" if span.end_t == tl.run.end_t and \
+                span.released is None else f"released at t={span.end_t:g}"
+            out.append(Violation(
+                "no_wedged_workspace", span.owner, span.workspace, t,
+                f"workspace {span.workspace}: locked since t={lock_t:g} and {why} since "
+                f"t={s:g}; {held} (bound {bound:g} s)",
+                wit,
+            ))
+            break
+    out.sort(key=lambda v: (v.t, v.workspace or ""))
+    return out
+
+
+def _idle_status(ln: timelines.TaskLine, start_row: Row) -> str:
+    if start_row["kind"] == "task.confirmed":
+        return "confirmed but not applied"
+    status = start_row.get("to_status")
+    return status if status in timelines.TERMINAL else f"confirmed but {status}"
+
+
+ALL = (
+    no_apply_without_confirmation,
+    at_most_one_apply_per_confirmation,
+    per_workspace_serialization,
+    no_lost_task,
+    apply_pending_bound,
+    drained,
+    no_wedged_workspace,
+)

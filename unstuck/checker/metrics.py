@@ -1,0 +1,245 @@
+"""Metrics over one history: recovery latency, confirm-to-apply latency, stuck durations.
+
+Exact definitions are in docs/metrics.md; this module is their only implementation. Every
+record is a frozen dataclass (`to_dict()` gives a plain dict for a DataFrame row); a value
+that never happened is NaN with an explicit outcome flag, never a dropped row, so an
+unrecovered task cannot vanish from a percentile. `summary` is the NaN-safe p50/p95/p99/max
+used by the CLI tables. No pandas here: this runs inside every seed's worker.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from unstuck.checker import timelines
+from unstuck.checker.timelines import Row, Timelines
+
+NAN = float("nan")
+
+RECOVERED = "recovered"
+UNRECOVERED = "unrecovered"
+HUMAN = "human"  # waiting on a human who never confirmed before the task moved on or the run ended
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryHit:
+    """One (fault, task) hit and how long the task took to make progress again."""
+
+    fault_seq: int
+    fault_type: str | None
+    fault_t: float
+    task: int
+    workspace: str | None
+    status_at_fault: str | None
+    awaiting_human: bool  # apply_pending and unconfirmed at the fault: clock starts at confirm
+    clock_t: float  # the fault's t, or the confirm's t; NaN when the human never confirmed
+    progress_seq: int | None
+    progress_t: float
+    latency_s: float  # progress_t - clock_t; NaN unless outcome == "recovered"
+    outcome: str  # recovered | unrecovered | human
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmToApply:
+    """First confirmation of a plan epoch -> first apply start in that epoch."""
+
+    task: int
+    workspace: str | None
+    epoch: int
+    confirm_seq: int
+    confirm_t: float
+    apply_seq: int | None
+    apply_t: float
+    latency_s: float  # NaN when no apply started
+    started: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class StuckDuration:
+    """Time a confirmed task spent in apply_pending after its confirmation."""
+
+    task: int
+    workspace: str | None
+    since_t: float  # when the first confirmed wait started
+    stuck_s: float  # summed over every confirmed stay in apply_pending
+    open: bool  # still in apply_pending at run end
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Percentiles of the finite values; `missing` counts the NaNs left out."""
+
+    n: int
+    missing: int
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    recovery: tuple[RecoveryHit, ...]
+    confirm_to_apply: tuple[ConfirmToApply, ...]
+    stuck: tuple[StuckDuration, ...]
+
+    @property
+    def unrecovered(self) -> int:
+        return sum(1 for h in self.recovery if h.outcome == UNRECOVERED)
+
+    def recovery_summary(self) -> Summary:
+        """Latency of the hits the scheduler owed a recovery; unrecovered ones count as missing."""
+        return summary(h.latency_s for h in self.recovery if h.outcome != HUMAN)
+
+    def confirm_to_apply_summary(self) -> Summary:
+        return summary(c.latency_s for c in self.confirm_to_apply)
+
+    def stuck_summary(self) -> Summary:
+        return summary(s.stuck_s for s in self.stuck)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recovery": [h.to_dict() for h in self.recovery],
+            "confirm_to_apply": [c.to_dict() for c in self.confirm_to_apply],
+            "stuck": [s.to_dict() for s in self.stuck],
+        }
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default), on sorted values."""
+    if not ordered:
+        return NAN
+    pos = q * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def summary(values: Iterable[float]) -> Summary:
+    """p50/p95/p99/max of the finite values; NaN for all four when there are none."""
+    vals = list(values)
+    finite = sorted(v for v in vals if not math.isnan(v))
+    return Summary(
+        n=len(finite),
+        missing=len(vals) - len(finite),
+        p50=percentile(finite, 0.50),
+        p95=percentile(finite, 0.95),
+        p99=percentile(finite, 0.99),
+        max=finite[-1] if finite else NAN,
+    )
+
+
+def _tl(history: Iterable[Row] | Timelines) -> Timelines:
+    return history if isinstance(history, Timelines) else timelines.build(history)
+
+
+def _span(start: Row, end: Row) -> float:
+    """Seconds between two rows, rounded to the history's 1 us so sums compare exactly."""
+    return round(float(end["t"]) - float(start["t"]), 6)
+
+
+def _first_after(rows: list[Row], seq: int) -> Row | None:
+    i = bisect_right(rows, seq, key=lambda r: r["seq"])
+    return rows[i] if i < len(rows) else None
+
+
+def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
+    tl = _tl(history)
+    out = []
+    for hit in tl.hits:
+        ln = tl.tasks[hit.task]
+        f = hit.fault
+        nxt = _first_after(ln.progress, f["seq"])
+        clock: Row | None = f
+        if hit.awaiting_human:
+            clock = _first_after([c for c, _ in ln.confirms], f["seq"])
+            if clock is not None and nxt is not None and nxt["seq"] < clock["seq"]:
+                clock = None  # the task moved on (cancelled, expired) before any confirm
+            nxt = _first_after(ln.progress, clock["seq"]) if clock is not None else None
+        if clock is None:
+            outcome = HUMAN
+        elif nxt is None:
+            outcome = UNRECOVERED
+        else:
+            outcome = RECOVERED
+        out.append(RecoveryHit(
+            fault_seq=f["seq"],
+            fault_type=(f.get("data") or {}).get("type"),
+            fault_t=float(f["t"]),
+            task=hit.task,
+            workspace=ln.workspace,
+            status_at_fault=hit.status,
+            awaiting_human=hit.awaiting_human,
+            clock_t=float(clock["t"]) if clock is not None else NAN,
+            progress_seq=nxt["seq"] if outcome == RECOVERED else None,
+            progress_t=float(nxt["t"]) if outcome == RECOVERED else NAN,
+            latency_s=_span(clock, nxt) if outcome == RECOVERED else NAN,
+            outcome=outcome,
+        ))
+    return out
+
+
+def confirm_to_apply(history: Iterable[Row] | Timelines) -> list[ConfirmToApply]:
+    tl = _tl(history)
+    out = []
+    for task in sorted(tl.tasks):
+        ln = tl.tasks[task]
+        applies = ln.applies if ln.has_exec else ln.dispatch_applies
+        seen: set[int] = set()
+        for c, epoch in ln.confirms:
+            if epoch in seen:
+                continue
+            seen.add(epoch)
+            a = next((r for r, e in applies if e == epoch and r["seq"] > c["seq"]), None)
+            out.append(ConfirmToApply(
+                task=task, workspace=ln.workspace, epoch=epoch,
+                confirm_seq=c["seq"], confirm_t=float(c["t"]),
+                apply_seq=a["seq"] if a is not None else None,
+                apply_t=float(a["t"]) if a is not None else NAN,
+                latency_s=_span(c, a) if a is not None else NAN,
+                started=a is not None,
+            ))
+    return out
+
+
+def stuck_durations(history: Iterable[Row] | Timelines) -> list[StuckDuration]:
+    tl = _tl(history)
+    out = []
+    for task in sorted(tl.tasks):
+        ln = tl.tasks[task]
+        waits = timelines.confirmed_waits(ln, tl.run.end_t)
+        if not waits:
+            continue
+        out.append(StuckDuration(
+            task=task, workspace=ln.workspace,
+            since_t=float(waits[0][0]["t"]),
+            stuck_s=round(sum(leave - float(clock["t"]) for clock, leave, _ in waits), 6),
+            open=waits[-1][2].end is None,
+        ))
+    return out
+
+
+def measure(history: Iterable[Row] | Timelines) -> Metrics:
+    with timelines.collector_paused():
+        tl = _tl(history)
+        return Metrics(
+            recovery=tuple(recovery_latencies(tl)),
+            confirm_to_apply=tuple(confirm_to_apply(tl)),
+            stuck=tuple(stuck_durations(tl)),
+        )
