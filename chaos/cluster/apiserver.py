@@ -1,0 +1,262 @@
+"""The HTTP front: parse Kubernetes REST paths and hand them to the registry, watch or admin.
+
+A `ThreadingHTTPServer` is enough: each request (and each long-lived watch) gets a thread,
+HTTP/1.1 keep-alive serves the client's connection pool, and watches are chunked responses.
+Every failure leaves as a `Status` body with the matching HTTP code, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from chaos.cluster import discovery, resources, watch
+from chaos.cluster.errors import ApiError, bad_request
+from chaos.cluster.registry import Registry
+
+log = logging.getLogger(__name__)
+
+# An admin hook answers /unstuck/v1/...: (method, path parts, body) -> (code, body).
+AdminHook = Callable[[str, list[str], object], tuple[int, object]]
+_TRUE = ("true", "True", "1")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+class ApiServer:
+    """Serve `registry` on 127.0.0.1:`port` (0 = ephemeral) until `stop()`."""
+
+    def __init__(self, registry: Registry, *, port: int = 0, admin: AdminHook | None = None,
+                 watch_timeout_s: float = 1800.0) -> None:
+        self.registry = registry
+        self.admin = admin
+        self.watch_timeout_s = watch_timeout_s
+        self._stopping = False
+        handler = type("Handler", (_Handler,), {"api": self})
+        self.httpd = _Server(("127.0.0.1", port), handler)
+        self.port = self.httpd.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ApiServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="apiserver",
+                                        kwargs={"poll_interval": 0.2}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.registry.store.close()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    api: ApiServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s " + format, self.address_string(), *args)
+
+    # --- plumbing --------------------------------------------------------------------------
+    def _body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw.strip():
+            return None
+        ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        if "protobuf" in ctype or "cbor" in ctype or "yaml" in ctype:
+            # 415 makes client-go retry the request as JSON
+            raise ApiError(415, f"the body of the request was in an unknown format - accepted "
+                                f"media types include: application/json, "
+                                f"application/merge-patch+json, application/json-patch+json, "
+                                f"application/strategic-merge-patch+json (got {ctype})")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise bad_request("the request body is not valid JSON") from None
+
+    def _send(self, code: int, body, content_type: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else (
+            body.encode() if isinstance(body, str) else json.dumps(body).encode())
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self, method: str) -> None:
+        try:
+            url = urlsplit(self.path)
+            query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+            body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
+            parts = [p for p in url.path.split("/") if p]
+            result = self._route(method, parts, query, body)
+            if result is not None:
+                code, payload, *ctype = result
+                self._send(code, payload, *(ctype or ["application/json"]))
+        except ApiError as err:
+            self._send(err.code, err.status())
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:  # a bug must still reach the client as a Status body
+            log.exception("internal error on %s %s", method, self.path)
+            self._send(500, ApiError(500, f"internal error: {exc!r}").status())
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        self._handle("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._handle("DELETE")
+
+    # --- routing ---------------------------------------------------------------------------
+    def _route(self, method: str, parts: list[str], query: dict, body):
+        if not parts:
+            return 200, {"paths": ["/api", "/api/v1", "/apis", "/version", "/healthz"]}
+        head = parts[0]
+        if head == "version":
+            return 200, discovery.SERVER_VERSION
+        if head in ("healthz", "readyz", "livez"):
+            return 200, "ok", "text/plain"
+        if head == "unstuck" and self.api.admin is not None:
+            return self.api.admin(method, parts[1:], body)
+        if head == "api":
+            if len(parts) == 1:
+                host = self.headers.get("Host") or f"127.0.0.1:{self.api.port}"
+                return 200, discovery.api_versions(host)
+            group, version, rest = "", parts[1], parts[2:]
+        elif head == "apis":
+            if len(parts) == 1:
+                return 200, discovery.api_group_list()
+            if len(parts) == 2:
+                doc = discovery.api_group(parts[1])
+                if doc is None:
+                    raise ApiError(404, f"the server could not find the group {parts[1]!r}")
+                return 200, doc
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, f"the server could not find the requested resource {self.path}")
+        if not rest:
+            doc = discovery.resource_list(group, version)
+            if doc is None:
+                raise ApiError(404, f"the server could not find {group}/{version}")
+            return 200, doc
+        return self._resource(method, group, version, rest, query, body)
+
+    def _resource(self, method, group, version, rest, query, body):
+        watching = query.get("watch") in _TRUE
+        if rest[0] == "watch":
+            watching, rest = True, rest[1:]
+        namespace = None
+        if (len(rest) >= 3 and rest[0] == "namespaces"
+                and resources.lookup(group, version, rest[2]) is not None):
+            namespace, rest = rest[1], rest[2:]
+        res = resources.lookup(group, version, rest[0])
+        if res is None or len(rest) > 3:
+            raise ApiError(404, f"the server could not find the requested resource {self.path}")
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if sub is not None and sub not in res.subresources:
+            raise ApiError(404, f"{res.plural} has no subresource {sub!r}")
+        if res.namespaced and name is not None and namespace is None:
+            raise ApiError(404, f"{res.plural} are namespaced: use "
+                                f"/namespaces/NAMESPACE/{res.plural}/{name}")
+        reg = self.api.registry
+        if name is None:
+            if method == "GET" and watching:
+                return self._watch(res, namespace, query)
+            if method == "GET":
+                return 200, reg.list(res, namespace, label_selector=query.get("labelSelector"),
+                                     field_selector=query.get("fieldSelector"))
+            if method == "POST":
+                return 201, reg.create(res, namespace, body or {})
+            if method == "DELETE":
+                listed = reg.list(res, namespace, label_selector=query.get("labelSelector"),
+                                  field_selector=query.get("fieldSelector"))
+                for item in listed["items"]:
+                    reg.delete(res, namespace, item["metadata"]["name"], body)
+                return 200, listed
+            raise ApiError(405, f"{method} is not allowed on a {res.plural} collection")
+        options = body if isinstance(body, dict) else {}
+        if method == "DELETE" and "gracePeriodSeconds" in query:
+            options = {**options, "gracePeriodSeconds": int(query["gracePeriodSeconds"])}
+        if method == "DELETE" and "propagationPolicy" in query:
+            options = {**options, "propagationPolicy": query["propagationPolicy"]}
+        ctype = self.headers.get("Content-Type") or ""
+        if sub in (None, "status"):
+            if method == "GET":
+                return 200, reg.get(res, namespace, name)
+            if method == "PUT":
+                return 200, reg.update(res, namespace, name, body or {}, sub)
+            if method == "PATCH":
+                return 200, reg.patch(res, namespace, name, ctype, body, sub)
+            if method == "DELETE" and sub is None:
+                return 200, reg.delete(res, namespace, name, options)
+        elif sub == "scale":
+            if method == "GET":
+                return 200, reg.get_scale(res, namespace, name)
+            if method == "PUT":
+                return 200, reg.set_scale(res, namespace, name, body or {})
+            if method == "PATCH":
+                return 200, reg.patch_scale(res, namespace, name, ctype, body)
+        elif sub == "eviction" and method == "POST":
+            return 201, reg.evict(namespace, name, body or {})
+        elif sub == "binding" and method == "POST":
+            return 201, reg.bind(namespace, name, body or {})
+        elif sub == "log" and method == "GET":
+            return 200, reg.read_log(namespace, name, query), "text/plain"
+        raise ApiError(405, f"{method} is not allowed on {res.plural}/{sub or name}")
+
+    def _watch(self, res, namespace, query):
+        try:
+            timeout = float(query.get("timeoutSeconds") or self.api.watch_timeout_s)
+        except ValueError:
+            raise bad_request(f"timeoutSeconds {query['timeoutSeconds']!r} is not a number") \
+                from None
+        events = watch.stream(
+            self.api.registry.store, res, namespace,
+            label_selector=query.get("labelSelector"), field_selector=query.get("fieldSelector"),
+            resource_version=query.get("resourceVersion"), timeout_s=timeout,
+            stopped=lambda: self.api._stopping)
+        next(events)  # selector and resourceVersion errors surface here, before the 200
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for line in events:
+                self._chunk(line)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
+        return None
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()

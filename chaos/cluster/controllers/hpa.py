@@ -1,0 +1,165 @@
+"""HPA v2: every (scaled) sync period, read the target's scale, ask the metric source, and let
+`sim.kube.hpa.reconcile` decide; write the scale subresource and the HPA's status.
+
+The controller keeps each HPA's `HPAState` (recommendations and scale events) in memory,
+as upstream does, so a control-plane restart forgets stabilization history exactly like a
+kube-controller-manager restart.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from chaos.cluster import meta, podstatus, resources
+from chaos.cluster.controllers.base import Controller
+from chaos.cluster.errors import ApiError
+from chaos.cluster.events import Recorder
+from chaos.cluster.metrics import MetricSource
+from chaos.cluster.registry import Registry
+from chaos.cluster.selectors import parse_label_selector
+from sim.kube import hpa as hpa_rules
+from sim.kube.timescale import TimeScale
+
+log = logging.getLogger(__name__)
+_METRIC_FIELD = {"Resource": "resource", "Pods": "pods", "Object": "object",
+                 "External": "external", "ContainerResource": "containerResource"}
+_TARGETS = {"Deployment": resources.DEPLOYMENTS, "ReplicaSet": resources.REPLICASETS}
+
+
+def parse_quantity(text) -> float:
+    text = str(text)
+    units = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
+    for suffix in sorted(units, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * units[suffix]
+    return float(text)
+
+
+def _policies(rules: dict | None, scale: TimeScale, default):
+    if not rules or not rules.get("policies"):
+        return default
+    return tuple(hpa_rules.ScalingPolicy(p["type"], int(p["value"]),
+                                         scale.scaled(p["periodSeconds"]))
+                 for p in rules["policies"])
+
+
+def spec_of(hpa: dict, scale: TimeScale) -> hpa_rules.HPASpec:
+    """The shared rules' view of an HPA object, with every duration time-scaled."""
+    spec = hpa["spec"]
+    base = hpa_rules.HPASpec()
+    metric = (spec.get("metrics") or [{}])[0]
+    goal = (metric.get(_METRIC_FIELD.get(metric.get("type", "Resource"), "resource")) or {}
+            ).get("target") or {}
+    if goal.get("type", "Utilization") == "Utilization" and "averageUtilization" in goal:
+        value, kind = goal["averageUtilization"] / 100.0, "Utilization"
+    else:
+        value = parse_quantity(goal.get("averageValue") or goal.get("value") or 1)
+        kind = "AverageValue"
+    behavior = spec.get("behavior") or {}
+    up, down = behavior.get("scaleUp") or {}, behavior.get("scaleDown") or {}
+    return hpa_rules.HPASpec(
+        min_replicas=spec.get("minReplicas", 1), max_replicas=spec["maxReplicas"],
+        target=value, target_type=kind,
+        scale_up_window_s=scale.scaled(up.get("stabilizationWindowSeconds",
+                                               base.scale_up_window_s)),
+        scale_down_window_s=scale.scaled(down.get("stabilizationWindowSeconds",
+                                                  base.scale_down_window_s)),
+        scale_up_policies=_policies(up, scale, tuple(
+            hpa_rules.ScalingPolicy(p.type, p.value, scale.scaled(p.period_s))
+            for p in base.scale_up_policies)),
+        scale_down_policies=_policies(down, scale, tuple(
+            hpa_rules.ScalingPolicy(p.type, p.value, scale.scaled(p.period_s))
+            for p in base.scale_down_policies)),
+        scale_up_select=up.get("selectPolicy", "Max"),
+        scale_down_select=down.get("selectPolicy", "Max"),
+        sync_period_s=scale.scaled(base.sync_period_s))
+
+
+class HPAController(Controller):
+    name = "hpa"
+    on_change = False
+
+    def __init__(self, registry: Registry, recorder: Recorder, scale: TimeScale,
+                 source: MetricSource) -> None:
+        self.registry = registry
+        self.store = registry.store
+        self.recorder = recorder
+        self.scale = scale
+        self.source = source
+        self.period_s = scale.scaled(hpa_rules.HPASpec().sync_period_s)
+        self.states: dict[str, hpa_rules.HPAState] = {}  # hpa uid -> remembered state
+
+    def sync(self, now: float) -> None:
+        hpas, _ = self.store.list(resources.HPAS)
+        live = set()
+        for hpa in hpas:
+            live.add(hpa["metadata"]["uid"])
+            try:
+                self._sync_one(hpa, now)
+            except ApiError as err:
+                log.debug("hpa %s: %s", hpa["metadata"]["name"], err.message)
+        self.states = {k: v for k, v in self.states.items() if k in live}
+
+    def _sync_one(self, hpa: dict, now: float) -> None:
+        ns = hpa["metadata"]["namespace"]
+        ref = hpa["spec"]["scaleTargetRef"]
+        res = _TARGETS.get(ref.get("kind"))
+        if res is None:
+            return self._status(hpa, None, None, "FailedGetScale",
+                                f"unsupported scale target kind {ref.get('kind')!r}", now)
+        scale = self.registry.get_scale(res, ns, ref["name"])
+        current = scale["spec"]["replicas"]
+        selector = parse_label_selector(scale["status"]["selector"])
+        pods = [p for p in self.store.list(resources.PODS, ns)[0]
+                if selector(meta.labels_of(p)) and podstatus.is_active(p)]
+        ready = sum(1 for p in pods if podstatus.is_ready(p))
+        values = self.source.sample(hpa, ready)
+        if values is None and current != 0:
+            return self._status(hpa, current, None, "FailedGetResourceMetric",
+                                "the metric source has no sample yet", now)
+        spec = spec_of(hpa, self.scale)
+        uid = hpa["metadata"]["uid"]
+        decision = hpa_rules.reconcile(spec, self.states.get(uid, hpa_rules.HPAState()), now,
+                                       current, values or [], ready_pods=ready,
+                                       unready_pods=len(pods) - ready)
+        self.states[uid] = decision.state
+        if decision.desired != current:
+            self.registry.set_scale(res, ns, ref["name"], {"spec": {"replicas": decision.desired}})
+            self.recorder.record(hpa, "SuccessfulRescale",
+                                 f"New size: {decision.desired}; reason: {decision.reason}",
+                                 component="horizontal-pod-autoscaler")
+        self._status(hpa, current, decision, decision.reason, "", now, values=values)
+
+    def _status(self, hpa, current, decision, reason, message, now, values=None) -> None:
+        old = hpa.get("status") or {}
+        stamp = meta.timestamp(now)
+        previous = {c["type"]: c for c in old.get("conditions") or []}
+
+        def cond(type_, ok, why):
+            flag = "True" if ok else "False"
+            prior = previous.get(type_)
+            return {"type": type_, "status": flag, "reason": why, "message": message or why,
+                    "lastTransitionTime": prior["lastTransitionTime"]
+                    if prior and prior["status"] == flag else stamp}
+
+        status = {"currentReplicas": current if current is not None else
+                  old.get("currentReplicas", 0),
+                  "desiredReplicas": decision.desired if decision else
+                  old.get("desiredReplicas", 0)}
+        if decision is not None and current is not None and decision.desired != current:
+            status["lastScaleTime"] = stamp
+        elif old.get("lastScaleTime"):
+            status["lastScaleTime"] = old["lastScaleTime"]
+        status["conditions"] = [
+            cond("AbleToScale", decision is not None or current is not None, "SucceededGetScale"),
+            cond("ScalingActive", bool(decision and decision.active), reason),
+            cond("ScalingLimited", bool(decision and decision.limited), reason),
+        ]
+        if values and spec_of(hpa, self.scale).target_type == "Utilization":
+            status["currentMetrics"] = [{"type": "Resource", "resource": {
+                "name": "cpu", "current": {
+                    "averageUtilization": round(100 * sum(values) / len(values))}}}]
+        if status != old:
+            new = meta.thaw(hpa)
+            new["status"] = status
+            self.store.replace(resources.HPAS, new, expect_rv=hpa["metadata"]["resourceVersion"])

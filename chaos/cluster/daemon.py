@@ -1,0 +1,115 @@
+"""Run the control plane in the background and find it again through its kubeconfig.
+
+`up` starts `python -m chaos.cluster` as a detached child and waits for its ready file; the
+kubeconfig's server URL is the only handle `status` and `down` need, so several clusters can
+run side by side with different kubeconfigs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from chaos.cluster import kubeconfig
+
+
+class ClusterError(Exception):
+    """A clear, user-facing reason why a cluster command cannot do its job."""
+
+
+def _call(server: str, method: str, path: str, timeout: float = 3.0) -> dict:
+    req = urllib.request.Request(server + path, method=method, data=b"" if method == "POST"
+                                 else None)
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - 127.0.0.1 only
+        return json.loads(resp.read())
+
+
+def status(path: Path) -> dict:
+    server = kubeconfig.server_of(path)
+    if server is None:
+        raise ClusterError(f"{path}: no '{kubeconfig.NAME}' cluster in this kubeconfig; "
+                           "start one with `unstuck cluster up --local --kubeconfig PATH`")
+    try:
+        return _call(server, "GET", "/unstuck/v1/info")
+    except (urllib.error.URLError, OSError) as err:
+        raise ClusterError(f"{path}: the cluster at {server} does not answer ({err}); "
+                           "it has stopped: run `unstuck cluster down` to clean up the "
+                           "kubeconfig, then `unstuck cluster up --local`") from None
+
+
+def up(path: Path, *, nodes: int = 3, time_scale: float = 1.0, port: int = 0,
+       timeout_s: float = 20.0) -> dict:
+    if nodes < 1:
+        raise ClusterError(f"--nodes {nodes}: a cluster needs at least 1 node")
+    if time_scale <= 0:
+        raise ClusterError(f"--time-scale {time_scale}: must be > 0 (10 runs timings 10x "
+                           "faster)")
+    if kubeconfig.server_of(path):
+        try:
+            info = status(path)
+        except ClusterError:
+            kubeconfig.remove(path)
+        else:
+            raise ClusterError(f"{path}: a local cluster already runs at {info['server']}; "
+                               "use it, or `unstuck cluster down` first")
+    workdir = Path(tempfile.mkdtemp(prefix="unstuck-up-"))
+    ready, log = workdir / "ready.json", workdir / "cluster.log"
+    with open(log, "wb") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "chaos.cluster", "--nodes", str(nodes), "--port", str(port),
+             "--time-scale", str(time_scale), "--kubeconfig", str(path),
+             "--ready-file", str(ready)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ready.exists():
+            return {**json.loads(ready.read_text()), "log": str(log)}
+        if child.poll() is not None:
+            raise ClusterError(f"the control plane exited with code {child.returncode}:\n"
+                               + log.read_text()[-2000:])
+        time.sleep(0.05)
+    child.kill()
+    raise ClusterError(f"the control plane did not become ready in {timeout_s:g}s; see {log}")
+
+
+def down(path: Path, timeout_s: float = 10.0) -> dict | None:
+    """Stop the cluster the kubeconfig names (if it still runs) and remove its entry."""
+    try:
+        info = status(path)
+    except ClusterError:
+        kubeconfig.remove(path)
+        return None
+    try:
+        _call(info["server"], "POST", "/unstuck/v1/shutdown")
+    except (urllib.error.URLError, OSError):
+        pass
+    pid = info["pid"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    kubeconfig.remove(path)
+    return info
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # our own child lingers as a zombie until reaped
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return True

@@ -1,0 +1,168 @@
+"""Defaulting and validation on write, per kind: what the apiserver adds so clients never see
+a field their deserialiser requires (or chaosk8s iterates) as null.
+
+Both client generations reject, for example, a containerStatus without `imageID` or a PDB
+status without `expectedPods`; chaosk8s iterates `spec.volumes` and `ownerReferences`. So
+every kind gets its required fields here, once, on every create and update.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import re
+
+from chaos.cluster.errors import invalid
+
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_service_ips = itertools.count(10)
+
+DEFAULT_TOLERATION_S = 300
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+
+
+def validate_name(kind: str, name: str) -> None:
+    if not name or len(name) > 253 or not _NAME_RE.match(name):
+        raise invalid(kind, name, "metadata.name", name,
+                      "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                      "characters, '-' or '.', and must start and end with an alphanumeric "
+                      "character")
+
+
+def pod_spec(spec: dict, kind: str, name: str, field: str = "spec") -> dict:
+    containers = spec.get("containers")
+    if not containers:
+        raise invalid(kind, name, f"{field}.containers", containers, "Required value")
+    for i, c in enumerate(containers):
+        if not c.get("name"):
+            raise invalid(kind, name, f"{field}.containers[{i}].name", c.get("name"),
+                          "Required value")
+        if not c.get("image"):
+            raise invalid(kind, name, f"{field}.containers[{i}].image", c.get("image"),
+                          "Required value")
+        c.setdefault("imagePullPolicy", "IfNotPresent")
+        c.setdefault("terminationMessagePath", "/dev/termination-log")
+        c.setdefault("terminationMessagePolicy", "File")
+        c.setdefault("resources", {})
+        for p in c.get("ports") or []:
+            p.setdefault("protocol", "TCP")
+    policy = spec.setdefault("restartPolicy", "Always")
+    if policy not in ("Always", "OnFailure", "Never"):
+        raise invalid(kind, name, f"{field}.restartPolicy", policy,
+                      'supported values: "Always", "OnFailure", "Never"')
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("securityContext", {})
+    if spec.get("volumes") is None:
+        spec["volumes"] = []
+    tolerations = spec.setdefault("tolerations", [])
+    for taint in (NOT_READY_TAINT, UNREACHABLE_TAINT):
+        if not any(t.get("key") == taint and t.get("effect") in (None, "", "NoExecute")
+                   for t in tolerations):
+            tolerations.append({"key": taint, "operator": "Exists", "effect": "NoExecute",
+                                "tolerationSeconds": DEFAULT_TOLERATION_S})
+    return spec
+
+
+def pod_template(template: dict | None, kind: str, name: str) -> dict:
+    template = template or {}
+    template.setdefault("metadata", {})
+    template["spec"] = pod_spec(template.get("spec") or {}, kind, name, "spec.template.spec")
+    return template
+
+
+def _selector_matches_template(obj: dict, kind: str, name: str) -> None:
+    spec = obj["spec"]
+    selector = spec.get("selector") or {}
+    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        raise invalid(kind, name, "spec.selector", selector, "Required value")
+    labels = spec["template"]["metadata"].get("labels") or {}
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            raise invalid(kind, name, "spec.template.metadata.labels", labels,
+                          "`selector` does not match template `labels`")
+
+
+def apply(kind: str, obj: dict) -> dict:
+    """Default and validate `obj` (a private dict) in place; return it."""
+    md = obj.setdefault("metadata", {})
+    name = md.get("name", "")
+    spec = obj.get("spec")
+    if kind == "Pod":
+        obj["spec"] = pod_spec(spec or {}, kind, name)
+        md.setdefault("ownerReferences", [])
+        status = obj.setdefault("status", {})
+        status.setdefault("phase", "Pending")
+        status.setdefault("qosClass", "BestEffort")
+    elif kind in ("Deployment", "ReplicaSet"):
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("replicas", 1)
+        spec["template"] = pod_template(spec.get("template"), kind, name)
+        _selector_matches_template(obj, kind, name)
+        if spec["replicas"] < 0:
+            raise invalid(kind, name, "spec.replicas", spec["replicas"],
+                          "must be greater than or equal to 0")
+        spec.setdefault("minReadySeconds", 0)
+        if kind == "Deployment":
+            strategy = spec.setdefault("strategy", {"type": "RollingUpdate"})
+            if strategy.get("type", "RollingUpdate") == "RollingUpdate":
+                strategy["type"] = "RollingUpdate"
+                ru = strategy.setdefault("rollingUpdate", {})
+                ru.setdefault("maxSurge", "25%")
+                ru.setdefault("maxUnavailable", "25%")
+            spec.setdefault("revisionHistoryLimit", 10)
+            spec.setdefault("progressDeadlineSeconds", 600)
+        obj.setdefault("status", {})
+    elif kind == "HorizontalPodAutoscaler":
+        spec = obj.setdefault("spec", {})
+        if not spec.get("scaleTargetRef", {}).get("name"):
+            raise invalid(kind, name, "spec.scaleTargetRef.name", None, "Required value")
+        if "maxReplicas" not in spec:
+            raise invalid(kind, name, "spec.maxReplicas", None, "Required value")
+        spec.setdefault("minReplicas", 1)
+        if not spec.get("metrics"):
+            spec["metrics"] = [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]
+        status = obj.setdefault("status", {})
+        status.setdefault("currentReplicas", 0)
+        status.setdefault("desiredReplicas", 0)
+    elif kind == "PodDisruptionBudget":
+        spec = obj.setdefault("spec", {})
+        if "minAvailable" in spec and "maxUnavailable" in spec:
+            raise invalid(kind, name, "spec", spec,
+                          "minAvailable and maxUnavailable cannot be both set")
+        status = obj.setdefault("status", {})
+        for field in ("currentHealthy", "desiredHealthy", "disruptionsAllowed", "expectedPods"):
+            status.setdefault(field, 0)
+    elif kind == "Namespace":
+        obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+        obj.setdefault("status", {"phase": "Active"})
+    elif kind == "Service":
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        if spec.get("clusterIP") in (None, ""):
+            n = next(_service_ips)
+            spec["clusterIP"] = f"10.96.{n // 250}.{n % 250 + 1}"
+        spec.setdefault("clusterIPs", [spec["clusterIP"]])
+        for p in spec.get("ports") or []:
+            p.setdefault("protocol", "TCP")
+            p.setdefault("targetPort", p.get("port"))
+        obj.setdefault("status", {"loadBalancer": {}})
+    elif kind == "Secret":
+        obj.setdefault("type", "Opaque")
+        string_data = obj.pop("stringData", None) or {}
+        data = obj.setdefault("data", {})
+        for k, v in string_data.items():
+            data[k] = base64.b64encode(str(v).encode()).decode()
+    elif kind == "Event":
+        if not obj.get("involvedObject"):
+            raise invalid(kind, name, "involvedObject", None, "Required value")
+    elif kind == "Node":
+        obj.setdefault("spec", {})
+        obj.setdefault("status", {})
+    elif kind == "Lease":
+        obj.setdefault("spec", {})
+    return obj

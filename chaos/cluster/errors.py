@@ -1,0 +1,83 @@
+"""API errors as values that become Kubernetes `Status` bodies at the HTTP edge."""
+
+from __future__ import annotations
+
+_REASONS = {
+    400: "BadRequest",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    410: "Expired",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+}
+
+
+class ApiError(Exception):
+    """A request the API refuses; `status()` is the body a real apiserver would send."""
+
+    def __init__(self, code: int, message: str, *, reason: str | None = None,
+                 details: dict | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reason = reason or _REASONS.get(code, "Unknown")
+        self.details = details
+
+    def status(self) -> dict:
+        body = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+def not_found(resource: str, name: str, group: str = "") -> ApiError:
+    qualified = f"{resource}.{group}" if group else resource
+    return ApiError(404, f'{qualified} "{name}" not found',
+                    details={"name": name, "group": group, "kind": resource})
+
+
+def already_exists(resource: str, name: str, group: str = "") -> ApiError:
+    qualified = f"{resource}.{group}" if group else resource
+    return ApiError(409, f'{qualified} "{name}" already exists', reason="AlreadyExists",
+                    details={"name": name, "group": group, "kind": resource})
+
+
+def conflict(resource: str, name: str, group: str = "") -> ApiError:
+    qualified = f"{resource}.{group}" if group else resource
+    return ApiError(
+        409,
+        f'Operation cannot be fulfilled on {qualified} "{name}": the object has been '
+        "modified; please apply your changes to the latest version and try again",
+        details={"name": name, "group": group, "kind": resource})
+
+
+def invalid(kind: str, name: str, field: str, value, rule: str) -> ApiError:
+    return ApiError(
+        422, f'{kind} "{name}" is invalid: {field}: Invalid value: {value!r}: {rule}',
+        details={"name": name, "kind": kind,
+                 "causes": [{"reason": "FieldValueInvalid", "message": rule, "field": field}]})
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, message)
+
+
+def success_status(name: str, kind: str, group: str = "", uid: str | None = None) -> dict:
+    """The `Status{status: Success}` a real apiserver returns for some deletes."""
+    details = {"name": name, "group": group, "kind": kind}
+    if uid:
+        details["uid"] = uid
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": details}

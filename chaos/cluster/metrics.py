@@ -1,0 +1,79 @@
+"""Where the HPA's metric comes from: a value an experiment sets, or a scraped gauge.
+
+Why pluggable: there is no metrics-server here, and the interesting metric for our scheduler
+is one it exports itself (queue depth, busy slots). A source answers, for one HPA and its
+ready pods, the per-pod values `sim.kube.hpa.reconcile` expects (utilization ratios such as
+0.9 for 90 %, or average values), or None when it has no sample.
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+from typing import Protocol
+
+SCRAPE_ANNOTATION = "unstuck.io/metrics-url"  # "http://127.0.0.1:PORT/metrics#gauge_name"
+
+
+class MetricSource(Protocol):
+    def sample(self, hpa: dict, ready_pods: int) -> list[float] | None: ...
+
+
+class MetricBoard:
+    """Values set from outside (an experiment, a test, `PUT /unstuck/v1/metrics/NS/HPA`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[tuple[str, str], list[float] | float] = {}
+
+    def set(self, namespace: str, hpa: str, value: float | list[float]) -> None:
+        with self._lock:
+            self._values[(namespace, hpa)] = value
+
+    def clear(self, namespace: str, hpa: str) -> None:
+        with self._lock:
+            self._values.pop((namespace, hpa), None)
+
+    def sample(self, hpa: dict, ready_pods: int) -> list[float] | None:
+        with self._lock:
+            value = self._values.get((hpa["metadata"]["namespace"], hpa["metadata"]["name"]))
+        if value is None:
+            return None
+        if isinstance(value, list):
+            return list(value)
+        return [float(value)] * ready_pods
+
+
+def scrape_gauge(url: str, name: str, timeout_s: float = 2.0) -> float | None:
+    """Sum of a gauge's samples in a Prometheus text exposition at a local URL."""
+    if not url.startswith(("http://127.0.0.1", "http://localhost")):
+        raise ValueError(f"{SCRAPE_ANNOTATION}: {url!r}: only local metrics endpoints are "
+                         "scraped; use http://127.0.0.1:PORT/metrics#name")
+    with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - local only
+        text = resp.read().decode()
+    total, found = 0.0, False
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        metric, _, rest = line.partition(" ")
+        if metric.split("{", 1)[0] == name:
+            total += float(rest.split()[0])
+            found = True
+    return total if found else None
+
+
+class Sources:
+    """The default: a scrape when the HPA names an endpoint, else the board."""
+
+    def __init__(self, board: MetricBoard) -> None:
+        self.board = board
+
+    def sample(self, hpa: dict, ready_pods: int) -> list[float] | None:
+        spec = (hpa["metadata"].get("annotations") or {}).get(SCRAPE_ANNOTATION)
+        if not spec:
+            return self.board.sample(hpa, ready_pods)
+        url, _, name = spec.partition("#")
+        total = scrape_gauge(url, name)
+        if total is None or ready_pods <= 0:
+            return None
+        return [total / ready_pods] * ready_pods

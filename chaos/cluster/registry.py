@@ -1,0 +1,336 @@
+"""REST semantics over the store: what create, update, patch, delete, scale and evict mean.
+
+The HTTP layer only parses requests; everything a client can observe about an object's life
+(generation bumps on spec changes, status-only subresources, optimistic concurrency, graceful
+pod deletion with a deletionTimestamp, cascading deletes through ownerReferences, PDB-guarded
+eviction) happens here, under the store's lock so that read-modify-write steps are atomic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from chaos.cluster import defaults, disruption, meta, podstatus, resources
+from chaos.cluster.errors import ApiError, bad_request, conflict, invalid, not_found, success_status
+from chaos.cluster.patches import apply_patch
+from chaos.cluster.resources import Resource
+from chaos.cluster.selectors import (
+    field_value,
+    parse_field_selector,
+    parse_label_selector,
+    selector_string,
+)
+from chaos.cluster.storage import Store
+from sim.kube import pods as pod_rules
+from sim.kube.timescale import TimeScale
+
+_IMMUTABLE_MD = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
+
+
+class Registry:
+    def __init__(self, store: Store, time_scale: TimeScale) -> None:
+        self.store = store
+        self.time_scale = time_scale
+        self.log_reader: Callable[[dict, dict], str] | None = None  # set by the kubelets
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _key_ns(self, res: Resource, namespace: str | None) -> str:
+        return namespace or "" if res.namespaced else ""
+
+    def _ensure_namespace(self, res: Resource, namespace: str) -> None:
+        if not res.namespaced:
+            return
+        ns = self.store.get(resources.NAMESPACES, "", namespace)
+        if ns is None:
+            raise not_found("namespaces", namespace)
+        if ns["metadata"].get("deletionTimestamp"):
+            raise ApiError(403, f'unable to create new content in namespace {namespace} '
+                                "because it is being terminated", reason="Forbidden")
+
+    def _check_type(self, res: Resource, body: dict) -> None:
+        if not isinstance(body, dict):
+            raise bad_request(f"the request body must be a JSON object describing a {res.kind}")
+        for field, want in (("apiVersion", res.api_version), ("kind", res.kind)):
+            got = body.get(field)
+            if got not in (None, "", want):
+                raise bad_request(f"{field} {got!r} does not match the endpoint; "
+                                  f"this path serves {res.api_version} {res.kind}")
+        body["apiVersion"], body["kind"] = res.api_version, res.kind
+
+    # --- reads -----------------------------------------------------------------------------
+    def get(self, res: Resource, namespace: str | None, name: str) -> dict:
+        return self.store.must_get(res, self._key_ns(res, namespace), name)
+
+    def list(self, res: Resource, namespace: str | None, *, label_selector: str | None = None,
+             field_selector: str | None = None) -> dict:
+        labels_ok = parse_label_selector(label_selector)
+        fields_ok = parse_field_selector(field_selector)
+        objs, rv = self.store.list(res, namespace if res.namespaced and namespace else None)
+        items = [o for o in objs if labels_ok(meta.labels_of(o)) and fields_ok(o)]
+        return {"kind": f"{res.kind}List", "apiVersion": res.api_version,
+                "metadata": {"resourceVersion": str(rv)}, "items": items}
+
+    # --- create ----------------------------------------------------------------------------
+    def create(self, res: Resource, namespace: str | None, body: dict) -> dict:
+        self._check_type(res, body)
+        md = body.setdefault("metadata", {})
+        if res.namespaced:
+            if md.get("namespace") not in (None, "", namespace):
+                raise bad_request("the namespace of the provided object does not match the "
+                                  "namespace sent on the request")
+            md["namespace"] = namespace
+        else:
+            md.pop("namespace", None)
+        if not md.get("name"):
+            if not md.get("generateName"):
+                raise invalid(res.kind, "", "metadata.name", None,
+                              "name or generateName is required")
+            md["name"] = md["generateName"] + meta.random_suffix()
+        defaults.validate_name(res.kind, md["name"])
+        for field in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
+                      "deletionGracePeriodSeconds"):
+            md.pop(field, None)
+        if res.kind in ("Deployment", "ReplicaSet", "HorizontalPodAutoscaler",
+                        "PodDisruptionBudget", "Pod"):
+            body.pop("status", None)
+        md["generation"] = 1
+        defaults.apply(res.kind, body)
+        with self.store.lock:
+            self._ensure_namespace(res, namespace or "")
+            return self.store.create(res, body)
+
+    # --- update and patch ------------------------------------------------------------------
+    def _write(self, res: Resource, old: dict, new: dict, subresource: str | None,
+               expect_rv: str | None) -> dict:
+        """Merge a client's full new version with the stored one and store it."""
+        self._check_type(res, new)
+        md = new.setdefault("metadata", {})
+        name = old["metadata"]["name"]
+        if md.get("name") not in (None, name):
+            raise bad_request(f"the name of the object ({md.get('name')}) does not match the "
+                              f"name on the URL ({name})")
+        if md.get("uid") not in (None, "", old["metadata"]["uid"]):
+            raise conflict(res.plural, name, res.group)
+        md["name"] = name
+        if res.namespaced:
+            md["namespace"] = old["metadata"]["namespace"]
+        for field in _IMMUTABLE_MD:
+            if field in old["metadata"]:
+                md[field] = old["metadata"][field]
+            else:
+                md.pop(field, None)
+        if subresource == "status":
+            merged = dict(old)
+            merged["metadata"] = dict(old["metadata"])
+            if "labels" in md or "annotations" in md:
+                pass  # status writes never change metadata
+            merged["status"] = new.get("status", {})
+            new = merged
+        elif res.has_status:
+            new["status"] = old.get("status", {})
+        if subresource != "status":
+            defaults.apply(res.kind, new)
+            gen = old["metadata"].get("generation", 1)
+            changed = any(new.get(k) != old.get(k) for k in ("spec", "data", "template"))
+            new["metadata"]["generation"] = gen + 1 if changed else gen
+        new = json.loads(json.dumps(new))  # detach from anything shared with `old`
+        return self.store.replace(res, new, expect_rv=expect_rv)
+
+    def update(self, res: Resource, namespace: str | None, name: str, body: dict,
+               subresource: str | None = None) -> dict:
+        with self.store.lock:
+            old = self.get(res, namespace, name)
+            expect = (body.get("metadata") or {}).get("resourceVersion") or None
+            if expect and expect != old["metadata"]["resourceVersion"]:
+                raise conflict(res.plural, name, res.group)
+            return self._write(res, old, body, subresource, expect)
+
+    def patch(self, res: Resource, namespace: str | None, name: str, content_type: str,
+              patch, subresource: str | None = None) -> dict:
+        with self.store.lock:
+            old = self.get(res, namespace, name)
+            new = apply_patch(content_type, meta.thaw(old), patch)
+            if not isinstance(new, dict):
+                raise ApiError(422, "the patch did not produce an object")
+            expect = (new.get("metadata") or {}).get("resourceVersion")
+            if expect and expect != old["metadata"]["resourceVersion"]:
+                raise conflict(res.plural, name, res.group)
+            return self._write(res, old, new, subresource, None)
+
+    # --- scale subresource -----------------------------------------------------------------
+    def get_scale(self, res: Resource, namespace: str, name: str) -> dict:
+        obj = self.get(res, namespace, name)
+        md = obj["metadata"]
+        return {
+            "kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                            "creationTimestamp")},
+            "spec": {"replicas": obj["spec"].get("replicas", 0)},
+            "status": {"replicas": obj.get("status", {}).get("replicas", 0),
+                       "selector": selector_string(obj["spec"].get("selector"))},
+        }
+
+    def set_scale(self, res: Resource, namespace: str, name: str, scale: dict) -> dict:
+        with self.store.lock:
+            obj = self.get(res, namespace, name)
+            expect = (scale.get("metadata") or {}).get("resourceVersion")
+            if expect and expect != obj["metadata"]["resourceVersion"]:
+                raise conflict(res.plural, name, res.group)
+            replicas = (scale.get("spec") or {}).get("replicas")
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                raise invalid("Scale", name, "spec.replicas", replicas,
+                              "must be a non-negative integer")
+            new = meta.thaw(obj)
+            new["spec"]["replicas"] = replicas
+            self._write(res, obj, new, None, None)
+            return self.get_scale(res, namespace, name)
+
+    def patch_scale(self, res: Resource, namespace: str, name: str, content_type: str,
+                    patch) -> dict:
+        with self.store.lock:
+            scale = apply_patch(content_type, self.get_scale(res, namespace, name), patch)
+            return self.set_scale(res, namespace, name, scale)
+
+    # --- delete ----------------------------------------------------------------------------
+    def delete(self, res: Resource, namespace: str | None, name: str,
+               options: dict | None = None) -> dict:
+        options = options or {}
+        with self.store.lock:
+            obj = self.get(res, namespace, name)
+            pre = options.get("preconditions") or {}
+            for field in ("uid", "resourceVersion"):
+                if pre.get(field) and pre[field] != obj["metadata"].get(field):
+                    raise conflict(res.plural, name, res.group)
+            if res is resources.PODS:
+                return self._delete_pod(obj, options.get("gracePeriodSeconds"))
+            if res is resources.NAMESPACES:
+                self._delete_namespace(name)
+            final = self.store.remove(res, self._key_ns(res, namespace), name)
+            self._cascade(final, options.get("propagationPolicy") or "Background")
+            return success_status(name, res.plural, res.group, final["metadata"]["uid"])
+
+    def _delete_pod(self, pod: dict, requested) -> dict:
+        """Graceful delete: stamp deletionTimestamp (= the SIGKILL deadline, time-scaled) and
+        leave the rest to the kubelet; grace 0 removes the object at once."""
+        md = pod["metadata"]
+        now = self.store.clock()
+        if podstatus.is_terminating(pod):
+            if requested is None:
+                return pod
+            deadline = meta.parse_time(md["deletionTimestamp"])
+            current = md.get("deletionGracePeriodSeconds", 0)
+            new_deadline = pod_rules.shorten_grace(
+                deadline, now, self.time_scale.scaled(float(requested)),
+                deleted_at=deadline - self.time_scale.scaled(current))
+            if new_deadline >= deadline:
+                return pod
+            grace = 0.0 if requested == 0 else max(1.0, float(requested))
+        else:
+            grace = pod_rules.effective_grace(
+                requested, pod["spec"].get("terminationGracePeriodSeconds"),
+                scheduled=bool(pod["spec"].get("nodeName")), phase=podstatus.phase(pod))
+            new_deadline = now + self.time_scale.scaled(grace)
+        if grace <= 0:
+            return self.store.remove(resources.PODS, md["namespace"], md["name"])
+        new = meta.thaw(pod)
+        new["metadata"]["deletionTimestamp"] = meta.timestamp(new_deadline)
+        new["metadata"]["deletionGracePeriodSeconds"] = int(grace)
+        new["metadata"]["generation"] = md.get("generation", 1) + 1
+        return self.store.replace(resources.PODS, new)
+
+    def finalize_pod(self, namespace: str, name: str, uid: str) -> None:
+        """The kubelet's last word: the containers are gone, remove the object for good."""
+        with self.store.lock:
+            pod = self.store.get(resources.PODS, namespace, name)
+            if pod is not None and pod["metadata"]["uid"] == uid:
+                self.store.remove(resources.PODS, namespace, name)
+
+    def _cascade(self, owner: dict, policy: str) -> None:
+        uid = owner["metadata"]["uid"]
+        ns = owner["metadata"].get("namespace")
+        for res in resources.RESOURCES:
+            if not res.namespaced or not ns:
+                continue
+            objs, _ = self.store.list(res, ns)
+            for obj in objs:
+                refs = obj["metadata"].get("ownerReferences") or []
+                if not any(r.get("uid") == uid for r in refs):
+                    continue
+                if policy == "Orphan":
+                    new = meta.thaw(obj)
+                    new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
+                    self.store.replace(res, new)
+                else:
+                    self.delete(res, ns, obj["metadata"]["name"],
+                                {"propagationPolicy": policy})
+
+    def _delete_namespace(self, name: str) -> None:
+        if name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            raise ApiError(403, f'namespace "{name}" is a system namespace and cannot be deleted',
+                           reason="Forbidden")
+        for res in resources.RESOURCES:
+            if res.namespaced:
+                for obj in self.store.list(res, name)[0]:
+                    if self.store.get(res, name, obj["metadata"]["name"]) is not None:
+                        self.store.remove(res, name, obj["metadata"]["name"])
+
+    # --- pod subresources ------------------------------------------------------------------
+    def evict(self, namespace: str, name: str, body: dict) -> dict:
+        """POST pods/NAME/eviction: delete the pod unless a PodDisruptionBudget forbids it."""
+        with self.store.lock:
+            pod = self.get(resources.PODS, namespace, name)
+            if not podstatus.is_terminating(pod) and podstatus.phase(pod) == "Running":
+                self._check_budgets(pod)
+            options = (body or {}).get("deleteOptions") or {}
+            self._delete_pod(pod, options.get("gracePeriodSeconds"))
+            return success_status(name, "pods", "", pod["metadata"]["uid"])
+
+    def _check_budgets(self, pod: dict) -> None:
+        labels = meta.labels_of(pod)
+        pdbs = [p for p in self.store.list(resources.PDBS, meta.ns_of(pod))[0]
+                if disruption.compile_label_selector(
+                    p["spec"].get("selector"), empty_matches_all=False)(labels)]
+        if len(pdbs) > 1:
+            raise ApiError(500, "This pod has more than one PodDisruptionBudget, which the "
+                                "eviction subresource does not support.")
+        if not pdbs:
+            return
+        pdb = pdbs[0]
+        budget = disruption.evaluate(self.store, pdb)
+        healthy = podstatus.is_ready(pod)
+        if (healthy and budget.disruptions_allowed >= 1) or (
+                not healthy and budget.current_healthy >= budget.desired_healthy):
+            return
+        raise ApiError(
+            429, "Cannot evict pod as it would violate the pod's disruption budget.",
+            reason="TooManyRequests",
+            details={"causes": [{
+                "reason": "DisruptionBudget",
+                "message": f"The disruption budget {pdb['metadata']['name']} needs "
+                           f"{budget.desired_healthy} healthy pods and has "
+                           f"{budget.current_healthy} currently"}]})
+
+    def bind(self, namespace: str, name: str, body: dict) -> dict:
+        node = ((body or {}).get("target") or {}).get("name")
+        if not node:
+            raise invalid("Binding", name, "target.name", node, "Required value")
+        with self.store.lock:
+            pod = self.get(resources.PODS, namespace, name)
+            if pod["spec"].get("nodeName"):
+                raise ApiError(409, f"pod {name} is already assigned to node "
+                                    f"\"{pod['spec']['nodeName']}\"")
+            new = meta.thaw(pod)
+            new["spec"]["nodeName"] = node
+            self.store.replace(resources.PODS, new)
+            return success_status(name, "pods", "")
+
+    def read_log(self, namespace: str, name: str, query: dict) -> str:
+        pod = self.get(resources.PODS, namespace, name)
+        if self.log_reader is None:
+            return ""
+        return self.log_reader(pod, query)
+
+
+def pods_on_node(store: Store, node: str) -> list[dict]:
+    return [p for p in store.list(resources.PODS)[0] if field_value(p, "spec.nodeName") == node]

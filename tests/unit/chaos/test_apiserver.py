@@ -1,0 +1,166 @@
+"""The HTTP API through the official kubernetes client: CRUD, concurrency, patches, errors,
+discovery, watches, and schema-valid objects of every kind."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
+
+from chaos.cluster import resources
+
+from .conftest import deployment, running_pods, wait_for
+
+
+def raw(cluster, method: str, path: str, body=None, ctype="application/json"):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(cluster.url + path, data=data, method=method,
+                                 headers={"Content-Type": ctype})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_objects_carry_metadata_and_generation_bumps_on_spec_change(apps):
+    d = apps.create_namespaced_deployment("default", deployment("gen", 1))
+    assert d.metadata.uid and d.metadata.resource_version and d.metadata.creation_timestamp
+    assert d.metadata.generation == 1
+    same = apps.patch_namespaced_deployment("gen", "default", {"metadata": {"labels": {"x": "1"}}})
+    assert same.metadata.generation == 1
+    bumped = apps.patch_namespaced_deployment("gen", "default", {"spec": {"replicas": 2}})
+    assert bumped.metadata.generation == 2
+    assert int(bumped.metadata.resource_version) > int(same.metadata.resource_version)
+
+
+def test_put_with_a_stale_resource_version_is_a_409_conflict(core):
+    cm = core.create_namespaced_config_map("default", client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="cfg"), data={"a": "1"}))
+    cm.data = {"a": "2"}
+    core.replace_namespaced_config_map("cfg", "default", cm)
+    cm.data = {"a": "3"}  # still carries the old resourceVersion
+    with pytest.raises(ApiException) as err:
+        core.replace_namespaced_config_map("cfg", "default", cm)
+    assert err.value.status == 409
+    assert json.loads(err.value.body)["reason"] == "Conflict"
+
+
+def test_errors_are_status_bodies(cluster):
+    code, body = raw(cluster, "GET", "/api/v1/namespaces/default/pods/nope")
+    assert (code, body["kind"], body["reason"]) == (404, "Status", "NotFound")
+    code, body = raw(cluster, "POST", "/api/v1/namespaces/default/configmaps",
+                     {"metadata": {"name": "Bad_Name"}})
+    assert (code, body["reason"]) == (422, "Invalid")
+    code, body = raw(cluster, "POST", "/api/v1/namespaces/missing/configmaps",
+                     {"metadata": {"name": "x"}})
+    assert (code, body["details"]["name"]) == (404, "missing")
+
+
+def test_patch_flavours_on_a_deployment(cluster, apps):
+    apps.create_namespaced_deployment("default", deployment("p", 1))
+    path = "/apis/apps/v1/namespaces/default/deployments/p"
+    code, body = raw(cluster, "PATCH", path, {"spec": {"replicas": 2}},
+                     "application/merge-patch+json")
+    assert (code, body["spec"]["replicas"]) == (200, 2)
+    code, body = raw(cluster, "PATCH", path,
+                     [{"op": "replace", "path": "/spec/replicas", "value": 0}],
+                     "application/json-patch+json")
+    assert (code, body["spec"]["replicas"]) == (200, 0)
+    scaled = apps.patch_namespaced_deployment_scale("p", "default", {"spec": {"replicas": 3}})
+    assert scaled.spec.replicas == 3
+    assert apps.read_namespaced_deployment_scale("p", "default").status.selector == "app=p"
+
+
+def test_deleting_a_node_returns_a_success_status(core):
+    status = core.delete_node("node-3", body={})
+    assert status.status == "Success"
+    assert [n.metadata.name for n in core.list_node().items] == ["node-1", "node-2"]
+
+
+def test_discovery_documents(cluster):
+    assert raw(cluster, "GET", "/version")[1]["major"] == "1"
+    groups = {g["name"] for g in raw(cluster, "GET", "/apis")[1]["groups"]}
+    assert {"apps", "autoscaling", "policy", "coordination.k8s.io"} <= groups
+    names = {r["name"] for r in raw(cluster, "GET", "/api/v1")[1]["resources"]}
+    assert {"pods", "pods/eviction", "pods/log", "nodes", "events", "services"} <= names
+    apps_names = {r["name"] for r in raw(cluster, "GET", "/apis/apps/v1")[1]["resources"]}
+    assert {"deployments/scale", "replicasets/scale"} <= apps_names
+
+
+def test_watch_delivers_added_modified_deleted_in_order(core):
+    start = core.list_namespaced_config_map("default").metadata.resource_version
+    core.create_namespaced_config_map("default", {"metadata": {"name": "w"}, "data": {"a": "1"}})
+    core.patch_namespaced_config_map("w", "default", {"data": {"a": "2"}})
+    core.delete_namespaced_config_map("w", "default")
+    events = []
+    for ev in watch.Watch().stream(core.list_namespaced_config_map, "default",
+                                   resource_version=start, timeout_seconds=1):
+        events.append((ev["type"], ev["object"].metadata.name,
+                       int(ev["object"].metadata.resource_version)))
+        if len(events) == 3:
+            break
+    assert [e[0] for e in events] == ["ADDED", "MODIFIED", "DELETED"]
+    rvs = [e[2] for e in events]
+    assert rvs == sorted(rvs) and len(set(rvs)) == 3
+
+
+def test_watch_with_a_selector_sees_objects_leave_it_as_deleted(core):
+    start = core.list_namespaced_config_map("default").metadata.resource_version
+    core.create_namespaced_config_map("default", {"metadata": {"name": "s",
+                                                               "labels": {"keep": "yes"}}})
+    core.patch_namespaced_config_map("s", "default", {"metadata": {"labels": {"keep": "no"}}})
+    seen = [ev["type"] for ev in watch.Watch().stream(
+        core.list_namespaced_config_map, "default", label_selector="keep=yes",
+        resource_version=start, timeout_seconds=1)]
+    assert seen == ["ADDED", "DELETED"]
+
+
+def test_watch_from_a_compacted_resource_version_is_410(cluster, core):
+    old = core.list_namespaced_config_map("default").metadata.resource_version
+    core.create_namespaced_config_map("default", {"metadata": {"name": "c"}})
+    cluster.store.compact()
+    with pytest.raises(ApiException) as err:
+        for _ in watch.Watch().stream(core.list_namespaced_config_map, "default",
+                                      resource_version=old, timeout_seconds=1):
+            pass
+    assert err.value.status == 410
+
+
+def test_every_kind_deserializes_with_the_official_client(cluster, api, core, apps):
+    """Round-trip each served kind (after controllers and kubelets wrote to it)."""
+    apps.create_namespaced_deployment("default", deployment("kinds", 2))
+    wait_for(running_pods(core, "app=kinds", 2), what="2 running pods")
+    policy, autoscaling = client.PolicyV1Api(api), client.AutoscalingV2Api(api)
+    policy.create_namespaced_pod_disruption_budget("default", {
+        "metadata": {"name": "pdb"}, "spec": {"minAvailable": 1,
+                                              "selector": {"matchLabels": {"app": "kinds"}}}})
+    autoscaling.create_namespaced_horizontal_pod_autoscaler("default", {
+        "metadata": {"name": "hpa"}, "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "kinds"},
+            "minReplicas": 1, "maxReplicas": 4}})
+    core.create_namespaced_service("default", {"metadata": {"name": "svc"}, "spec": {
+        "selector": {"app": "kinds"}, "ports": [{"port": 80}]}})
+    core.create_namespaced_secret("default", {"metadata": {"name": "sec"},
+                                              "stringData": {"k": "v"}})
+    core.create_namespaced_config_map("default", {"metadata": {"name": "cm"}})
+    kinds = {r.kind for r in resources.RESOURCES}
+    checked = set()
+    for res in resources.RESOURCES:
+        objs, _ = cluster.store.list(res)
+        assert objs, f"no {res.kind} to check"
+        model = f"V1{res.kind}" if res.version == "v1" else f"V2{res.kind}"
+        if res.kind == "Event":
+            model = "CoreV1Event"
+        for obj in objs:
+            resp = type("R", (), {"data": json.dumps(obj)})()
+            api.deserialize(resp, model)
+        lst = {"kind": f"{res.kind}List", "apiVersion": res.api_version,
+               "metadata": {"resourceVersion": "1"}, "items": objs}
+        api.deserialize(type("R", (), {"data": json.dumps(lst)})(),
+                        "CoreV1EventList" if res.kind == "Event" else f"{model}List")
+        checked.add(res.kind)
+    assert checked == kinds
