@@ -1,0 +1,161 @@
+"""Controllers and the process kubelet together: real processes behind Running pods,
+restart policies, graceful termination, victim ranking, HPA, PDB-guarded eviction."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from .conftest import deployment, running_pods, wait_for
+
+
+def log_of(core, name: str) -> str:
+    """Raw log text (client 36 turns a text/plain body into "b'...'" when it preloads)."""
+    return core.read_namespaced_pod_log(name, "default", _preload_content=False).data.decode()
+
+
+def pids_of(cluster, pod_name: str) -> list[int]:
+    for k in cluster.kubelets.values():
+        for key, pids in k.pids().items():
+            if key == f"default/{pod_name}":
+                return pids
+    return []
+
+
+def test_each_running_pod_is_a_live_process_with_its_env(cluster, core, apps):
+    script = "import os,time; print(os.environ['POD_NAME'], os.environ['NODE_NAME'], " \
+             "os.environ['GREETING'], flush=True); time.sleep(600)"
+    d = deployment("env", 2, command=(sys.executable, "-c", script))
+    d["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "GREETING",
+                                                              "value": "hi"}]
+    apps.create_namespaced_deployment("default", d)
+    pods = wait_for(running_pods(core, "app=env", 2), what="2 running pods")
+    assert {p.spec.node_name for p in pods} <= {"node-1", "node-2", "node-3"}
+    for p in pods:
+        [pid] = pids_of(cluster, p.metadata.name)
+        os.kill(pid, 0)  # alive
+        line = wait_for(lambda p=p: log_of(core, p.metadata.name),
+                        what="log output")
+        assert line.split() == [p.metadata.name, p.spec.node_name, "hi"]
+
+
+@pytest.mark.parametrize(("policy", "phase"), [("Always", "Running"), ("Never", "Failed")])
+def test_killing_the_process_restarts_or_fails_per_restart_policy(cluster, core, policy, phase):
+    core.create_namespaced_pod("default", {"metadata": {"name": "victim"}, "spec": {
+        "restartPolicy": policy,
+        "containers": [{"name": "main", "image": "x", "command": ["sleep", "600"]}]}})
+    wait_for(lambda: pids_of(cluster, "victim"), what="a process")
+    [pid] = pids_of(cluster, "victim")
+    os.kill(pid, signal.SIGKILL)
+
+    def settled():
+        pod = core.read_namespaced_pod("victim", "default")
+        cs = pod.status.container_statuses[0]
+        if policy == "Always":
+            return cs.restart_count == 1 and cs.state.running and pod
+        return pod.status.phase == "Failed" and pod
+    pod = wait_for(settled, timeout=5, what=f"{policy} outcome")
+    cs = pod.status.container_statuses[0]
+    assert pod.status.phase == phase
+    if policy == "Always":  # a new process, and the old exit recorded as lastState
+        assert pids_of(cluster, "victim") != [pid]
+        assert cs.last_state.terminated.exit_code == 128 + signal.SIGKILL
+    else:
+        assert cs.state.terminated.exit_code == 128 + signal.SIGKILL
+
+
+def test_graceful_delete_sends_sigterm_then_sigkill_at_the_scaled_deadline(cluster, core):
+    """A process that ignores SIGTERM dies by SIGKILL at grace / scale (30 s / 20 = 1.5 s)."""
+    trap = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); " \
+           "print('up', flush=True); time.sleep(600)"
+    core.create_namespaced_pod("default", {"metadata": {"name": "stubborn"}, "spec": {
+        "containers": [{"name": "main", "image": "x", "command": [sys.executable, "-c", trap]}]}})
+    wait_for(lambda: "up" in log_of(core, "stubborn"), what="start")
+    [pid] = pids_of(cluster, "stubborn")
+    import time
+    t0 = time.monotonic()
+    deleted = core.delete_namespaced_pod("stubborn", "default")
+    assert deleted.metadata.deletion_timestamp is not None
+    assert deleted.metadata.deletion_grace_period_seconds == 30
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), timeout=5,
+             what="SIGKILL")
+    elapsed = time.monotonic() - t0
+    assert 1.3 <= elapsed <= 2.5, elapsed
+
+    def gone():
+        try:
+            core.read_namespaced_pod("stubborn", "default")
+        except ApiException as err:
+            return err.status == 404
+    wait_for(gone, what="pod removal")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_replica_set_replaces_a_terminating_pod_at_once(cluster, core, apps):
+    apps.create_namespaced_deployment("default", deployment("rep", 2))
+    pods = wait_for(running_pods(core, "app=rep", 2), what="2 running pods")
+    core.delete_namespaced_pod(pods[0].metadata.name, "default")
+    names = {p.metadata.name for p in pods}
+    wait_for(running_pods(core, "app=rep", 2), what="a replacement")
+    now = {p.metadata.name for p in core.list_namespaced_pod(
+        "default", label_selector="app=rep").items if p.metadata.deletion_timestamp is None}
+    assert pods[0].metadata.name not in now and len(now - names) == 1
+
+
+def test_scale_down_kills_the_pod_with_the_lowest_deletion_cost(cluster, core, apps):
+    apps.create_namespaced_deployment("default", deployment("cost", 3))
+    pods = wait_for(running_pods(core, "app=cost", 3), what="3 running pods")
+    for i, p in enumerate(sorted(pods, key=lambda p: p.metadata.name)):
+        core.patch_namespaced_pod(p.metadata.name, "default", {"metadata": {"annotations": {
+            "controller.kubernetes.io/pod-deletion-cost": str([100, -5, 50][i])}}})
+    cheap = sorted(pods, key=lambda p: p.metadata.name)[1].metadata.name
+    apps.patch_namespaced_deployment("cost", "default", {"spec": {"replicas": 2}})
+    survivors = wait_for(running_pods(core, "app=cost", 2), what="scale-down")
+    assert cheap not in {p.metadata.name for p in survivors}
+
+
+def test_eviction_is_refused_with_429_when_a_pdb_would_be_violated(cluster, api, core, apps):
+    apps.create_namespaced_deployment("default", deployment("guarded", 2))
+    pods = wait_for(running_pods(core, "app=guarded", 2), what="2 running pods")
+    client.PolicyV1Api(api).create_namespaced_pod_disruption_budget("default", {
+        "metadata": {"name": "guard"}, "spec": {
+            "minAvailable": 2, "selector": {"matchLabels": {"app": "guarded"}}}})
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod_eviction(pods[0].metadata.name, "default", {
+            "metadata": {"name": pods[0].metadata.name, "namespace": "default"}})
+    assert err.value.status == 429
+    client.PolicyV1Api(api).patch_namespaced_pod_disruption_budget(
+        "guard", "default", {"spec": {"minAvailable": 1}})
+    core.create_namespaced_pod_eviction(pods[0].metadata.name, "default", {
+        "metadata": {"name": pods[0].metadata.name, "namespace": "default"}})
+    assert core.read_namespaced_pod(pods[0].metadata.name,
+                                    "default").metadata.deletion_timestamp is not None
+
+
+def test_hpa_scales_up_from_an_experiment_set_metric(cluster, api, core, apps):
+    """2 replicas at 160 % of an 80 % target want 4: ceil(2 * 1.6 / 0.8)."""
+    apps.create_namespaced_deployment("default", deployment("auto", 2))
+    wait_for(running_pods(core, "app=auto", 2), what="2 running pods")
+    client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler("default", {
+        "metadata": {"name": "auto"}, "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "auto"},
+            "minReplicas": 1, "maxReplicas": 10, "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}})
+    cluster.board.set("default", "auto", 1.6)
+    wait_for(lambda: apps.read_namespaced_deployment("auto", "default").spec.replicas == 4,
+             timeout=5, what="scale to 4")
+    hpa = client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler("auto",
+                                                                                 "default")
+    assert hpa.status.desired_replicas == 4
