@@ -1,0 +1,298 @@
+"""Each invariant on small scripted stories: the edges of every rule, with exact times.
+
+Stories are tables of (t, event); bound 300 s and drain 600 s unless a test says otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from unstuck import checker
+from unstuck.checker import invariants
+
+from .story import Story, fixture
+
+
+def _planned(s: Story, task: int = 1, ws: str = "ws-1", t: float = 0.0,
+             digest: str | None = "d1") -> int:
+    """Create a plan_and_apply task and run its plan to apply_pending; returns the plan end."""
+    s.created(t, task, ws)
+    s.to(t + 1, task, "pending", "running", ws, "dispatched", agent="a1", pod="p1")
+    s.add(t + 2, "exec.invoke", task=task, workspace=ws, agent="a1", pod="p1",
+          data={"action": "plan", "fence": 1})
+    s.add(t + 10, "exec.ok", task=task, workspace=ws, agent="a1", pod="p1",
+          data={"action": "plan", "fence": 1, "has_changes": True, "digest": digest})
+    return s.to(t + 10, task, "running", "apply_pending", ws, "plan has changes")
+
+
+def _apply(s: Story, t: float, task: int = 1, ws: str = "ws-1", agent: str = "a1",
+           digest: str | None = "d1", outcome: str | None = "ok") -> int:
+    """apply_pending -> running -> (outcome) for one apply attempt; returns the invoke's seq."""
+    s.to(t, task, "apply_pending", "running", ws, "apply dispatched", agent=agent)
+    inv = s.add(t + 1, "exec.invoke", task=task, workspace=ws, agent=agent,
+                data={"action": "apply", "fence": 2, "digest": digest})
+    if outcome is not None:
+        s.add(t + 5, f"exec.{outcome}", task=task, workspace=ws, agent=agent,
+              data={"action": "apply", "fence": 2})
+        s.to(t + 5, task, "running", "applied" if outcome == "ok" else "failed", ws, "done")
+    return inv
+
+
+# --- plan epochs and confirmations -----------------------------------------------------------
+
+
+def test_an_apply_retried_after_a_rollback_keeps_its_confirmation() -> None:
+    s = Story()
+    _planned(s)
+    s.confirm(20, 1, digest="d1")
+    s.to(21, 1, "apply_pending", "running", reason="apply dispatch")
+    s.add(21, "dispatch.failed", task=1, workspace="ws-1", reason="send failed",
+          data={"action": "apply"})
+    s.to(21, 1, "running", "apply_pending", reason="rolled back", data={"stage": ""})
+    _apply(s, 30)
+    s.end(100)
+    assert checker.check(s.rows()).ok
+
+
+def test_a_confirmation_during_the_plan_does_not_cover_the_apply() -> None:
+    s = Story()
+    s.created(0, 1)
+    s.to(1, 1, "pending", "running")
+    s.confirm(5, 1, digest="d1")  # early: the plan has not ended yet
+    s.to(10, 1, "running", "apply_pending", reason="plan has changes")
+    inv = _apply(s, 20)
+    s.end(100)
+    (v,) = invariants.no_apply_without_confirmation(s.rows())
+    assert (v.task, v.t, v.witness[-1]) == (1, 21.0, inv)
+
+
+def test_a_second_plan_needs_a_second_confirmation_but_then_may_apply() -> None:
+    s = Story()
+    _planned(s)
+    s.confirm(20, 1)
+    _apply(s, 30, outcome="fail")
+    s.to(40, 1, "failed", "pending", reason="re-plan")
+    s.to(41, 1, "pending", "running")
+    s.to(50, 1, "running", "apply_pending", reason="plan has changes")
+    s.confirm(60, 1)
+    _apply(s, 70)
+    s.end(200)
+    assert invariants.no_apply_without_confirmation(s.rows()) == []
+    assert invariants.at_most_one_apply_per_confirmation(s.rows()) == []
+
+
+def test_dispatch_counts_as_an_apply_only_when_the_task_has_no_exec_rows() -> None:
+    s = Story()
+    _planned(s)  # has exec rows (the plan)
+    s.confirm(20, 1)
+    s.to(21, 1, "apply_pending", "running", agent="a1")
+    for t in (21, 22):  # the second dispatch never reached an invoke: one apply ran
+        s.add(t, "dispatch", task=1, workspace="ws-1", agent="a1", data={"action": "apply"})
+    s.add(23, "exec.invoke", task=1, workspace="ws-1", agent="a1", data={"action": "apply"})
+    s.end(100)
+    assert invariants.at_most_one_apply_per_confirmation(s.rows()) == []
+
+    bare = Story()  # scheduler rows only: dispatches are all there is to count
+    bare.created(0, 1)
+    bare.to(1, 1, "pending", "running")
+    bare.to(10, 1, "running", "apply_pending")
+    bare.confirm(20, 1)
+    d1 = bare.add(21, "dispatch", task=1, workspace="ws-1", data={"action": "apply"})
+    d2 = bare.add(22, "dispatch", task=1, workspace="ws-1", data={"action": "apply"})
+    bare.end(100)
+    (v,) = invariants.at_most_one_apply_per_confirmation(bare.rows())
+    assert v.t == 22.0 and d1 in v.witness and d2 in v.witness
+
+
+# --- serialization --------------------------------------------------------------------------
+
+
+def test_applies_of_different_workspaces_may_overlap_and_an_info_ends_an_apply() -> None:
+    s = Story()
+    _planned(s, 1, "ws-1")
+    _planned(s, 2, "ws-2", t=1)
+    s.confirm(20, 1, "ws-1")
+    s.confirm(20, 2, "ws-2")
+    _apply(s, 30, 1, "ws-1", outcome=None)
+    _apply(s, 30, 2, "ws-2")
+    s.add(40, "exec.info", task=1, workspace="ws-1", agent="a1", data={"action": "apply"})
+    s.end(100)
+    assert invariants.per_workspace_serialization(s.rows()) == []
+
+
+# --- lost tasks -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("end", "lost"), [(121.0, False), (121.5, True)])
+def test_a_running_task_is_lost_once_the_bound_passes_without_a_dispatch(end, lost) -> None:
+    s = Story()
+    s.created(0, 1, typ="plan")
+    s.to(1, 1, "pending", "running")
+    s.add(21, "dispatch", task=1, workspace="ws-1", agent="a1", data={"action": "plan"})
+    s.end(end, bound_s=100)
+    found = invariants.no_lost_task(s.rows())
+    # 121 - 21 = 100 is exactly the bound: not yet lost.
+    assert [(v.task, v.t) for v in found] == ([(1, 121.0)] if lost else [])
+
+
+def test_user_actions_and_rejections_naming_unknown_tasks_are_not_lost_tasks() -> None:
+    s = Story()
+    s.add(1, "user", task=99, workspace="ws-1", data={"action": "confirm"})
+    s.add(1, "confirm.rejected", task=99, workspace="ws-1", reason="no such task",
+          data={"status": 404})
+    s.end(10)
+    assert checker.check(s.rows()).ok
+
+
+# --- apply_pending bound --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("leave", "violated"), [(320.0, False), (320.5, True)])
+def test_the_bound_runs_from_the_confirmation(leave, violated) -> None:
+    s = Story()
+    _planned(s)
+    s.confirm(20, 1)
+    _apply(s, leave)
+    s.end(1000)
+    found = invariants.apply_pending_bound(s.rows())
+    assert [(v.task, v.t) for v in found] == ([(1, 320.0)] if violated else [])
+
+
+def test_the_bound_restarts_when_a_confirmed_task_falls_back_to_apply_pending() -> None:
+    s = Story()
+    _planned(s)
+    s.confirm(20, 1)
+    s.to(100, 1, "apply_pending", "running", reason="apply dispatch")
+    back = s.to(200, 1, "running", "apply_pending", reason="rolled back")
+    s.end(1000)
+    (v,) = invariants.apply_pending_bound(s.rows())
+    assert v.t == 500.0  # 200 + 300, not 20 + 300: the first stay was within the bound
+    assert back in v.witness
+
+
+def test_an_unconfirmed_plan_may_wait_for_a_human_forever() -> None:
+    s = Story()
+    _planned(s)
+    s.add(10, "lock.acquired", task=1, workspace="ws-1", reason="Locked for apply (task #1)")
+    s.end(100_000)
+    assert checker.check(s.rows()).ok
+
+
+def test_a_confirm_without_a_user_still_starts_the_clock() -> None:
+    # The scheduler accepted it (the seed's F6 answers 200), so the user now waits on the
+    # scheduler; it does not authorize an apply, but the task must not sit there forever.
+    s = Story()
+    _planned(s)
+    s.confirm(20, 1, user=None)
+    s.end(1000)
+    (v,) = invariants.apply_pending_bound(s.rows())
+    assert v.t == 320.0
+
+
+# --- drain ----------------------------------------------------------------------------------
+
+
+def test_a_confirm_inside_the_drain_period_exempts_the_task() -> None:
+    s = Story()
+    _planned(s)
+    s.confirm(950, 1)
+    s.end(1000, drain_s=100)
+    assert invariants.drained(s.rows()) == []
+    s2 = Story()
+    _planned(s2)
+    s2.confirm(850, 1)
+    s2.end(1000, drain_s=100)
+    assert [(v.task, v.t) for v in invariants.drained(s2.rows())] == [(1, 1000.0)]
+
+
+# --- wedged workspace -----------------------------------------------------------------------
+
+
+def test_a_lock_without_an_owner_wedges_after_the_bound() -> None:
+    s = Story()
+    acq = s.add(10, "lock.acquired", workspace="ws-1", reason="manual", data={"by": "ops"})
+    s.end(1000)
+    (v,) = invariants.no_wedged_workspace(s.rows())
+    assert (v.task, v.workspace, v.t, v.witness) == (None, "ws-1", 310.0, (acq,))
+    assert "it names no owner task" in v.message
+
+
+def test_a_failed_owner_releasing_its_lock_in_time_does_not_wedge() -> None:
+    s = Story()
+    _planned(s)
+    s.add(10, "lock.acquired", task=1, workspace="ws-1")
+    s.to(50, 1, "apply_pending", "cancelled", reason="user cancelled")
+    s.add(349, "lock.released", task=1, workspace="ws-1")
+    s.end(1000)
+    assert invariants.no_wedged_workspace(s.rows()) == []
+
+
+def test_an_owner_reset_to_pending_behind_its_own_lock_wedges_it() -> None:
+    # The doc variant's reset (F4): confirmed, set back to pending, never picked up because
+    # the workspace is locked. Idle from the confirm on, across both statuses.
+    s = Story()
+    _planned(s)
+    acq = s.add(10, "lock.acquired", task=1, workspace="ws-1")
+    c = s.confirm(100, 1)
+    s.to(150, 1, "apply_pending", "pending", reason="reservation miss: reset")
+    s.end(1000)
+    (v,) = invariants.no_wedged_workspace(s.rows())
+    assert v.t == 400.0 and acq in v.witness and c in v.witness
+    assert invariants.apply_pending_bound(s.rows()) == []  # it left apply_pending in time
+    assert [v.task for v in invariants.drained(s.rows())] == [1]
+
+
+# --- input errors ---------------------------------------------------------------------------
+
+
+def test_a_history_without_run_end_needs_explicit_bounds() -> None:
+    rows = [r for r in fixture("incident-601-seed.jsonl") if r["kind"] != "run.end"]
+    with pytest.raises(checker.HistoryInvalid, match=re.escape(
+            "history: bound_s is not set; the run.end row's data must carry bound_s and "
+            "drain_s (docs/history.md), or pass bound_s= to the checker")):
+        checker.check(rows)
+    verdict = checker.check(rows, bound_s=20, drain_s=600)
+    assert verdict.end_t == 470.0  # the last row's time stands in for the run's end
+    assert [(v.invariant, v.t) for v in verdict.violations] == [
+        ("apply_pending_bound", 460.0), ("no_wedged_workspace", 460.0)]
+
+
+def test_explicit_bounds_override_the_run_end_row() -> None:
+    rows = fixture("incident-601-seed.jsonl")
+    verdict = checker.check(rows, bound_s=2000)
+    assert (verdict.bound_s, verdict.drain_s) == (2000.0, 600.0)
+    assert [v.invariant for v in verdict.violations] == ["drained"]
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda rows: rows.append(dict(rows[3])),
+     r"^history rows: seq 3 appears twice; seq is the run's total order and must be unique"),
+    (lambda rows: rows[5].pop("kind"),
+     r"^history row 5: missing column 'kind'; every row needs seq, t and kind"),
+    (lambda rows: rows[-1]["data"].update(bound_s="5m"),
+     r"^bound_s = '5m' \(str\): expected a non-negative number of seconds; fix the run.end "
+     r"row's data.bound_s or pass bound_s= to the checker$"),
+])
+def test_malformed_histories_get_a_message_naming_the_problem(mutate, message) -> None:
+    rows = fixture("incident-601-seed.jsonl")
+    mutate(rows)
+    with pytest.raises(checker.HistoryInvalid, match=message):
+        checker.check(rows)
+
+
+def test_rows_out_of_order_are_judged_in_seq_order() -> None:
+    rows = fixture("incident-601-seed.jsonl")
+    assert checker.check(list(reversed(rows))) == checker.check(rows)
+
+
+def test_the_checker_imports_no_world() -> None:
+    code = ("import sys, unstuck.checker; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in "
+            "('simpy', 'kubernetes', 'sim', 'chaos', 'pandas')]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

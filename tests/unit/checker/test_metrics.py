@@ -1,0 +1,154 @@
+"""Metric values on small histories, asserted exactly (docs/metrics.md defines each one)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from unstuck.checker import metrics
+
+from .story import Story, fixture
+
+NAN = float("nan")
+
+
+def _same(a: object, b: object) -> bool:
+    """Equality where NaN equals NaN, for whole records."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def _assert_record(record: object, **expected: object) -> None:
+    got = record.to_dict()
+    wrong = {k: (got[k], v) for k, v in expected.items() if not _same(got[k], v)}
+    assert not wrong, wrong
+
+
+def test_incident_601_seed_is_one_unrecovered_hit_and_one_open_stuck_task() -> None:
+    m = metrics.measure(fixture("incident-601-seed.jsonl"))
+    (hit,) = m.recovery
+    # The pod died while the plan waited for a human: the clock starts at the confirm (440).
+    _assert_record(hit, fault_seq=11, fault_type="pod-kill", fault_t=400.0, task=601,
+                   status_at_fault="apply_pending", awaiting_human=True, clock_t=440.0,
+                   progress_seq=None, progress_t=NAN, latency_s=NAN, outcome="unrecovered")
+    (c2a,) = m.confirm_to_apply
+    _assert_record(c2a, task=601, epoch=1, confirm_seq=19, confirm_t=440.0, apply_seq=None,
+                   apply_t=NAN, latency_s=NAN, started=False)
+    (stuck,) = m.stuck
+    _assert_record(stuck, task=601, since_t=440.0, stuck_s=1360.0, open=True)
+    assert m.unrecovered == 1
+    s = m.recovery_summary()
+    assert (s.n, s.missing) == (0, 1) and math.isnan(s.p50) and math.isnan(s.max)
+
+
+def test_incident_601_reference_recovers_30_s_after_the_confirm() -> None:
+    m = metrics.measure(fixture("incident-601-reference.jsonl"))
+    (hit,) = m.recovery
+    _assert_record(hit, clock_t=440.0, progress_t=470.0, latency_s=30.0, outcome="recovered")
+    (c2a,) = m.confirm_to_apply
+    _assert_record(c2a, confirm_t=440.0, apply_t=470.5, latency_s=30.5, started=True)
+    (stuck,) = m.stuck
+    _assert_record(stuck, stuck_s=30.0, open=False)
+    assert m.recovery_summary().to_dict() == {
+        "n": 1, "missing": 0, "p50": 30.0, "p95": 30.0, "p99": 30.0, "max": 30.0}
+
+
+def test_an_agent_disconnect_mid_apply_recovers_when_the_task_fails_with_a_reason() -> None:
+    (hit,) = metrics.recovery_latencies(fixture("agent-disconnect-wedge-f8.jsonl"))
+    _assert_record(hit, fault_seq=15, task=8, status_at_fault="running", awaiting_human=False,
+                   clock_t=230.0, progress_seq=18, progress_t=350.0, latency_s=120.0,
+                   outcome="recovered")
+
+
+def test_a_double_confirm_hits_the_task_it_names() -> None:
+    (hit,) = metrics.recovery_latencies(fixture("double-confirm-reference.jsonl"))
+    _assert_record(hit, fault_type="double-confirm", task=7, latency_s=0.2, outcome="recovered")
+
+
+def _holding(s: Story, task: int, pod: str) -> None:
+    s.created(0, task, f"ws-{task}", typ="plan")
+    s.add(1, "slot.assigned", task=task, pod=pod, slot=0)
+    s.to(1, task, "pending", "running", f"ws-{task}", pod=pod)
+
+
+def test_a_node_loss_hits_the_tasks_on_that_nodes_pods_only() -> None:
+    s = Story()
+    s.add(0, "pod.added", pod="p1", data={"node": "n1"})
+    s.add(0, "pod.added", pod="p2", data={"node": "n2"})
+    _holding(s, 1, "p1")
+    _holding(s, 2, "p2")
+    s.add(50, "fault", reason="node lost", data={"type": "node-loss", "node": "n1"})
+    s.to(80, 1, "running", "failed", "ws-1", "node lost")
+    s.end(500)
+    hits = metrics.recovery_latencies(s.rows())
+    assert [(h.task, h.latency_s, h.outcome) for h in hits] == [(1, 30.0, "recovered")]
+
+
+def test_a_slot_released_before_the_fault_is_not_a_hit() -> None:
+    s = Story()
+    _holding(s, 1, "p1")
+    s.add(5, "slot.released", task=1, pod="p1", slot=0)
+    s.to(5, 1, "running", "pending", "ws-1", "requeued")
+    s.add(50, "fault", pod="p1", data={"type": "pod-kill"})
+    s.end(500)
+    assert metrics.recovery_latencies(s.rows()) == []
+
+
+def test_a_scheduler_restart_hits_every_unfinished_task() -> None:
+    s = Story()
+    _holding(s, 1, "p1")
+    s.created(0, 2, "ws-2")  # pending, no slot: still hit, the restart lost its timers
+    s.created(0, 3, "ws-3", typ="plan")
+    s.to(2, 3, "pending", "running", "ws-3")
+    s.to(3, 3, "running", "planned_and_finished", "ws-3")  # finished: not hit
+    s.add(50, "fault", data={"type": "scheduler-restart"})
+    s.to(60, 2, "pending", "running", "ws-2")
+    s.end(500)
+    hits = metrics.recovery_latencies(s.rows())
+    assert [(h.task, h.outcome) for h in hits] == [(1, "unrecovered"), (2, "recovered")]
+    assert math.isnan(hits[0].latency_s) and hits[1].latency_s == 10.0
+
+
+def test_a_human_who_never_confirms_is_not_counted_as_an_unrecovered_hit() -> None:
+    s = Story()
+    s.created(0, 1)
+    s.add(1, "slot.assigned", task=1, pod="p1", slot=0)
+    s.to(1, 1, "pending", "running", pod="p1")
+    s.to(10, 1, "running", "apply_pending", reason="plan has changes")
+    s.add(11, "slot.reserved", task=1, pod="p1", slot=0)
+    s.add(50, "fault", pod="p1", data={"type": "pod-kill"})
+    s.to(90, 1, "apply_pending", "cancelled", reason="user cancelled")
+    s.end(500)
+    m = metrics.measure(s.rows())
+    (hit,) = m.recovery
+    _assert_record(hit, awaiting_human=True, clock_t=NAN, latency_s=NAN, outcome="human")
+    assert m.unrecovered == 0
+    assert m.recovery_summary().n == 0 and m.recovery_summary().missing == 0
+
+
+def test_stuck_time_sums_every_confirmed_stay_in_apply_pending() -> None:
+    s = Story()
+    s.created(0, 1)
+    s.to(1, 1, "pending", "running")
+    s.to(10, 1, "running", "apply_pending", reason="plan has changes")
+    s.confirm(20, 1)
+    s.to(50, 1, "apply_pending", "running", reason="apply dispatch")
+    s.to(51, 1, "running", "apply_pending", reason="rolled back")
+    s.end(100)
+    (stuck,) = metrics.stuck_durations(s.rows())
+    _assert_record(stuck, since_t=20.0, stuck_s=79.0, open=True)  # 30 + 49
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ([4.0, 1.0, 3.0, 2.0, NAN], (4, 1, 2.5, 3.85, 3.97, 4.0)),
+    ([7.0], (1, 0, 7.0, 7.0, 7.0, 7.0)),
+    ([NAN, NAN], (0, 2, NAN, NAN, NAN, NAN)),
+    ([], (0, 0, NAN, NAN, NAN, NAN)),
+])
+def test_summary_interpolates_between_ranks_and_skips_nan(values, expected) -> None:
+    s = metrics.summary(values)
+    got = (s.n, s.missing, s.p50, s.p95, s.p99, s.max)
+    assert all(_same(round(g, 9) if isinstance(g, float) else g, e)
+               for g, e in zip(got, expected, strict=True)), got
