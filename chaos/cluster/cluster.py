@@ -89,6 +89,7 @@ class LocalCluster:
         self.stopped.set()
         for k in self.kubelets.values():
             k.shutdown()
+        self.store.close()  # wakes every waiting controller and watch
         self.runner.stop()
         self.api.stop()
         if self._own_workdir:
