@@ -127,7 +127,7 @@ def _overlapping_statuses(tl: Timelines) -> list[Violation]:
             for other, (entered, now) in active.items():
                 if (other, task) in reported:
                     continue
-                reported.add((other, task))
+                reported.add((other, task))  # one per pair: re-entries of a pair repeat it
                 out.append(Violation(
                     "per_workspace_serialization", task, ws, float(row["t"]),
                     f"workspace {ws}: task {task} entered {status} at t={row['t']:g} while "
@@ -142,21 +142,17 @@ def _overlapping_applies(tl: Timelines) -> list[Violation]:
     out = []
     for ws in sorted(tl.ws_apply_execs):
         running: list[Row] = []
-        reported: set[tuple[int, int]] = set()
         for row in tl.ws_apply_execs[ws]:
             if row["kind"] == "exec.invoke":
-                for other in running:
-                    pair = (other["seq"], row["seq"])
-                    if pair in reported:
-                        continue
-                    reported.add(pair)
+                if running:  # one violation per overlapping start, against the oldest apply
+                    other = running[0]
                     out.append(Violation(
                         "per_workspace_serialization", row.get("task"), ws, float(row["t"]),
                         f"workspace {ws}: apply of task {row.get('task')} on "
                         f"{row.get('agent')} started at t={row['t']:g} while the apply of task "
                         f"{other.get('task')} on {other.get('agent')} (since "
                         f"t={other['t']:g}) had not ended",
-                        pair,
+                        (other["seq"], row["seq"]),
                     ))
                 running.append(row)
             else:

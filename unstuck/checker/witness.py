@@ -36,16 +36,22 @@ def explain(tl: Timelines, ln: TaskLine, upto: int, extra: Iterable[Row | None] 
     if ln.created is not None and ln.created["seq"] <= upto:
         chosen.append(ln.created)
     epoch = epoch_at(ln, upto)
-    chosen.append(ln.epoch_start(epoch))
+    plan_end = ln.epoch_start(epoch)
+    chosen.append(plan_end)
     chosen.append(ln.first_confirm(epoch, before_seq=upto + 1))
     for fl in ln.faults:
         if fl.fault["seq"] <= upto:
             chosen.append(fl.fault)
             chosen.append(fl.link)
-    chosen.append(last_at_or_before(ln.dispatch_failed, upto))
-    chosen.append(last_at_or_before(ln.slot_released, upto))
-    chosen.append(last_at_or_before(ln.write_failed, upto))
-    chosen.append(_last_retry(tl, ln, upto))
+    # The scheduler's last attempts, within the current plan epoch only: a failed plan
+    # dispatch before the plan ran explains nothing about a stuck apply.
+    since = plan_end["seq"] if plan_end is not None else -1
+    for row in (last_at_or_before(ln.dispatch_failed, upto),
+                last_at_or_before(ln.slot_released, upto),
+                last_at_or_before(ln.write_failed, upto),
+                _last_retry(tl, ln, upto)):
+        if row is not None and row["seq"] >= since:
+            chosen.append(row)
     status_rows = [r for r, _ in ln.status_rows]
     chosen.append(last_at_or_before(status_rows, upto))
     return tuple(sorted({r["seq"] for r in chosen if r is not None}))

@@ -296,3 +296,30 @@ def test_the_checker_imports_no_world() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_witness_skips_the_scheduler_attempts_from_before_the_plan() -> None:
+    s = Story()
+    s.created(0, 1)
+    early = s.add(1, "dispatch.failed", task=1, workspace="ws-1", reason="no connected agents",
+                  data={"action": "plan"})
+    s.to(5, 1, "pending", "running")
+    s.to(10, 1, "running", "apply_pending", reason="plan has changes")
+    s.confirm(20, 1)
+    late = s.add(20, "dispatch.failed", task=1, workspace="ws-1", reason="no connected agents",
+                 data={"action": "apply"})
+    s.end(1000)
+    (v,) = invariants.apply_pending_bound(s.rows())
+    assert late in v.witness and early not in v.witness
+    (d,) = invariants.drained(s.rows())
+    assert early not in d.witness
+
+
+def test_three_overlapping_applies_are_two_violations_not_three_pairs() -> None:
+    s = Story()
+    _planned(s)
+    s.confirm(20, 1)
+    invokes = [_apply(s, t, outcome=None) for t in (30, 31, 32)]
+    s.end(100)
+    found = invariants.per_workspace_serialization(s.rows())
+    assert [v.witness for v in found] == [(invokes[0], invokes[1]), (invokes[0], invokes[2])]
