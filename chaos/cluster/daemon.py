@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,22 +61,25 @@ def up(path: Path, *, nodes: int = 3, time_scale: float = 1.0, port: int = 0,
                                "use it, or `unstuck cluster down` first")
     workdir = Path(tempfile.mkdtemp(prefix="unstuck-up-"))
     ready, log = workdir / "ready.json", workdir / "cluster.log"
-    with open(log, "wb") as out:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "chaos.cluster", "--nodes", str(nodes), "--port", str(port),
-             "--time-scale", str(time_scale), "--kubeconfig", str(path),
-             "--ready-file", str(ready)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
+    argv = [sys.executable, "-m", "chaos.cluster", "--nodes", str(nodes), "--port", str(port),
+            "--time-scale", str(time_scale), "--kubeconfig", str(path),
+            "--ready-file", str(ready)]
+    # posix_spawn, not Popen: the child outlives this process, so there is no handle to keep
+    pid = os.posix_spawn(sys.executable, argv, dict(os.environ), setsid=True, file_actions=[
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+        (os.POSIX_SPAWN_DUP2, 1, 2)])
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if ready.exists():
             return {**json.loads(ready.read_text()), "log": str(log)}
-        if child.poll() is not None:
-            raise ClusterError(f"the control plane exited with code {child.returncode}:\n"
+        done, code = os.waitpid(pid, os.WNOHANG)
+        if done:
+            raise ClusterError(f"the control plane exited with code {code >> 8}:\n"
                                + log.read_text()[-2000:])
         time.sleep(0.05)
-    child.kill()
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
     raise ClusterError(f"the control plane did not become ready in {timeout_s:g}s; see {log}")
 
 

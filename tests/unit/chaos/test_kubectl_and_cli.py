@@ -1,0 +1,85 @@
+"""kubectl against the control plane, and `unstuck cluster up|status|down` end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from chaos.cluster import kubeconfig
+from unstuck.cluster_cli import app
+
+from .conftest import deployment, running_pods, wait_for
+
+KUBECTL = shutil.which("kubectl")
+
+
+@pytest.fixture
+def kubectl(cluster, tmp_path):
+    if KUBECTL is None:
+        pytest.skip("kubectl is not installed on this machine")
+    path = tmp_path / "kubeconfig"
+    kubeconfig.write(path, cluster.url, time_scale=cluster.scale.factor)
+
+    def run(*args: str) -> str:
+        done = subprocess.run([KUBECTL, "--kubeconfig", str(path), *args], capture_output=True,
+                              text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+    return run
+
+
+def test_kubectl_get_scale_rollout_cordon_drain(kubectl, core, apps):
+    apps.create_namespaced_deployment("default", deployment(
+        "kc", 2, pod={"terminationGracePeriodSeconds": 0}))
+    wait_for(running_pods(core, "app=kc", 2))
+    names = kubectl("get", "pods", "-l", "app=kc", "-o", "jsonpath={.items[*].metadata.name}")
+    assert len(names.split()) == 2
+    kubectl("scale", "deployment/kc", "--replicas=4")
+    assert "successfully rolled out" in kubectl("rollout", "status", "deployment/kc",
+                                                "--timeout=20s")
+    assert kubectl("get", "deployment", "kc", "-o", "jsonpath={.status.readyReplicas}") == "4"
+    kubectl("cordon", "node-1")
+    assert core.read_node("node-1").spec.unschedulable is True
+    kubectl("drain", "node-2", "--ignore-daemonsets", "--timeout=20s")
+    pods = wait_for(running_pods(core, "app=kc", 4), what="pods after drain")
+    assert "node-2" not in {p.spec.node_name for p in pods}  # node-1 keeps its old pods
+    kubectl("uncordon", "node-1")
+    assert not core.read_node("node-1").spec.unschedulable
+
+
+def test_cli_up_status_down(tmp_path):
+    runner = CliRunner()
+    path = tmp_path / "kc"
+    up = runner.invoke(app, ["up", "--local", "--nodes", "2", "--kubeconfig", str(path),
+                             "--time-scale", "10"])
+    assert up.exit_code == 0, up.output
+    try:
+        status = runner.invoke(app, ["status", "--kubeconfig", str(path), "--json"])
+        assert status.exit_code == 0, status.output
+        info = json.loads(status.output)
+        assert info["nodes"] == {"node-1": "running", "node-2": "running"}
+        assert info["timeScale"] == 10
+        again = runner.invoke(app, ["up", "--local", "--kubeconfig", str(path)])
+        assert again.exit_code == 2 and "already runs" in again.output
+    finally:
+        down = runner.invoke(app, ["down", "--kubeconfig", str(path)])
+    assert down.exit_code == 0 and "stopped" in down.output
+    assert kubeconfig.server_of(path) is None
+    gone = runner.invoke(app, ["status", "--kubeconfig", str(path)])
+    assert gone.exit_code == 2 and "no 'unstuck-local' cluster" in gone.output
+
+
+def test_cli_kind_without_docker_is_a_clear_exit_2(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither docker nor kind here
+    result = CliRunner().invoke(app, ["up", "--kind", "--kubeconfig", str(tmp_path / "kc")])
+    assert result.exit_code == 2
+    assert "--kind needs docker, kind, kubectl" in result.output
+
+
+def test_cli_needs_exactly_one_mode(tmp_path):
+    result = CliRunner().invoke(app, ["up", "--kubeconfig", str(tmp_path / "kc")])
+    assert result.exit_code == 2 and "exactly one of --local" in result.output
