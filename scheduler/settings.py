@@ -99,6 +99,8 @@ class ReferencePolicy:
     """A confirmed apply that found no capacity for this long fails loudly (workspace unlocked)."""
     idle_pod_cooldown_s: float = 60.0
     """A bare pod must be idle this long before the reference deletes it on scale-down."""
+    agent_startup_grace_s: float = 180.0
+    """A new pod's agent has this long to connect before the pod counts as unhealthy."""
     report_grace_s: float = 25.0
     """A running task missing from its agent's heartbeats for this long after dispatch is lost."""
 

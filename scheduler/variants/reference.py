@@ -421,10 +421,29 @@ class ReferencePolicy:
         self.kick()
 
     def agent_for_pod(self, pod: str) -> AgentView | None:
+        """The pod's agent, if it is connected and has been heard from recently."""
         for _, view in sorted(self.mem.agents.items()):
-            if view.pod == pod and view.connected:
+            if (view.pod == pod and view.connected
+                    and self.ctx.now - view.last_seen <= self.cfg.report_grace_s):
                 return view
         return None
+
+    def pod_health(self, view: PodView) -> str:
+        """healthy | starting | unhealthy | gone: what a pod is worth as capacity."""
+        if not view.alive:
+            return "gone"
+        if self.agent_for_pod(view.name) is not None:
+            return "healthy"
+        ever = any(a.pod == view.name for a in self.mem.agents.values())
+        since = max(view.created_at, self.mem.booted_at)
+        if not ever and self.ctx.now - since < self.cfg.agent_startup_grace_s:
+            return "starting"
+        if ever and self.ctx.now - max(since, self.last_seen_on(view.name)) < self.cfg.agent_timeout_s:
+            return "starting"  # a blip: give it the heartbeat timeout to come back
+        return "unhealthy"
+
+    def last_seen_on(self, pod: str) -> float:
+        return max((a.last_seen for a in self.mem.agents.values() if a.pod == pod), default=0.0)
 
     def agent_lost(self, agent_id: str | None) -> str | None:
         """Why the agent of a running task is presumed lost, or None while it may live."""
@@ -563,15 +582,15 @@ class ReferencePolicy:
             for t in ws_tasks:
                 if t.status is TaskStatus.APPLY_PENDING and t.confirmed:
                     out.append((t, "apply"))
-            if ws.is_locked:
-                continue
             pa_active = [t for t in ws_tasks if t.task_type is TaskType.PLAN_AND_APPLY
                          and t.status in ACTIVE]
             first_pa = min(pa_active, key=lambda t: t.id) if pa_active else None
             for t in ws_tasks:
                 if t.status is not TaskStatus.PENDING:
                     continue
-                if t.task_type is TaskType.PLAN_AND_APPLY and t is not first_pa:
+                # Plans and drift checks change nothing: like speculative plans they run
+                # on a locked workspace. A plan_and_apply waits its turn and the lock.
+                if t.task_type is TaskType.PLAN_AND_APPLY and (ws.is_locked or t is not first_pa):
                     continue
                 out.append((t, "plan"))
         return out
@@ -708,7 +727,7 @@ class ReferencePolicy:
         need = self.demand(pool.id, tasks)
         desired = min(max(need, pool.min_replicas), pool.max_replicas)
         views = [v for _, v in sorted(mem.pods.items()) if v.pool_id == pool.id]
-        alive = [v for v in views if v.alive]
+        health = {v.name: self.pod_health(v) for v in views}
         for v in views:
             busy = self.pod_busy(v.name, tasks)
             if busy:
@@ -722,9 +741,15 @@ class ReferencePolicy:
                                     data={"annotations": {DELETION_COST: str(cost)}})
                 except ClusterError:
                     pass
+        # A pod whose agent is gone is no capacity: replace it (its runs are already
+        # resolved as lost, and fenced).
+        for v in views:
+            if health[v.name] == "unhealthy":
+                self.delete_pod(v.name, "agent unhealthy: replace the pod")
+        capacity = [v for v in views if health[v.name] in ("healthy", "starting")]
         if pool.manager == "deployment":
-            if desired != len(alive) and (need > len(alive) or not any(
-                    self.pod_busy(v.name, tasks) for v in alive[desired:])):
+            if desired != len(capacity) and (need > len(capacity) or not any(
+                    self.pod_busy(v.name, tasks) for v in capacity[desired:])):
                 try:
                     self.ctx.cluster.scale(pool.id, desired)
                     self.ctx.record(Kind.SCALE, reason=f"demand {need}",
@@ -732,8 +757,8 @@ class ReferencePolicy:
                 except ClusterError:
                     pass
             return
-        if desired > len(alive):
-            for _ in range(desired - len(alive)):
+        if desired > len(capacity):
+            for _ in range(desired - len(capacity)):
                 mem.pod_seq += 1
                 name = f"unstuck-{pool.id}-{int(self.ctx.now)}-{mem.pod_seq}"
                 try:
@@ -743,9 +768,9 @@ class ReferencePolicy:
                 mem.pods[name] = PodView(name, pool.id, True, self.ctx.now, self.ctx.now)
                 self.ctx.record(Kind.POD_CREATE, pod=name, reason=f"demand {need}",
                                 data={"pool": pool.id, "cause": "reference demand"})
-        elif desired < len(alive):
-            for v in alive:
-                if (not self.pod_busy(v.name, tasks)
+        elif desired < len(capacity):
+            for v in capacity:
+                if (health[v.name] == "healthy" and not self.pod_busy(v.name, tasks)
                         and self.ctx.now - v.idle_since >= self.cfg.idle_pod_cooldown_s):
                     self.delete_pod(v.name, f"scale down to {desired}")
                     break
