@@ -46,12 +46,15 @@ def test_a_frozen_node_goes_unknown_then_its_pods_are_evicted_and_replaced(fast)
 
     t0 = time.monotonic()
     cluster.kubelet("node-1").freeze()
-    assert all(state_of(pid) == "T" for pid in pids)  # SIGSTOPped
+    # SIGSTOP is delivered asynchronously: wait until every process shows state T.
+    wait_for(lambda: all(state_of(pid) == "T" for pid in pids), timeout=2, interval=0.01,
+             what="node-1's processes stopped")
     wait_for(lambda: ready_status(core, "node-1") == "Unknown", timeout=3, interval=0.01,
              what="Ready=Unknown")
     unknown_after = time.monotonic() - t0
     # grace 50 s -> 0.5 s after the last renewal (renewals every 0.1 s), seen by a 0.05 s monitor
-    assert 0.35 <= unknown_after <= 0.9, unknown_after
+    # 0.35 s at the earliest; the upper bound allows for a loaded 2-core CI machine.
+    assert 0.35 <= unknown_after <= 1.5, unknown_after
     taints = {(t.key, t.effect) for t in core.read_node("node-1").spec.taints}
     assert ("node.kubernetes.io/unreachable", "NoExecute") in taints
     assert ("node.kubernetes.io/unreachable", "NoSchedule") in taints
