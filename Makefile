@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/unstuck replay incident-601 --scheduler seed; \
-	$(BIN)/unstuck replay incident-601 --scheduler reference
+	@for s in seed seed-proposal seed-head reference; do \
+	  $(BIN)/unstuck replay incident-601 --scheduler $$s --json; \
+	done; true
 
 test: $(STAMP)
 	$(BIN)/lint-imports
