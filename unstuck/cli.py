@@ -25,11 +25,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
 
 
 def fail_input(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Bad input: one unwrapped line on stderr (file, field, value, rule, fix), exit 2."""
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
 
