@@ -235,16 +235,24 @@ def apply_pending_bound(history: History, *, bound_s: float | None = None) -> li
 
 
 def drained(history: History, *, drain_s: float | None = None) -> list[Violation]:
-    """At run end every task is terminal or awaiting a human (apply_pending, not confirmed),
-    unless it was created, confirmed or asked to cancel in the last `drain_s`."""
+    """At run end every task is terminal or awaiting a human (apply_pending, not confirmed, or
+    pending behind an earlier task of its workspace that is), unless it was created, confirmed
+    or asked to cancel in the last `drain_s`."""
     tl = _tl(history, drain_s=drain_s)
     drain = tl.run.drain()
     end_t = tl.run.end_t
     out = []
+    # A task queued behind a plan that awaits a human's confirm is waiting on that human too.
+    awaiting: dict[str, int] = {}
+    for ln in _lines(tl):
+        if ln.created is not None and ln.status == "apply_pending" and not ln.confirmed():
+            awaiting[ln.workspace] = min(awaiting.get(ln.workspace, ln.task), ln.task)
     for ln in _lines(tl):
         if ln.created is None or ln.terminal:
             continue
         if ln.status == "apply_pending" and not ln.confirmed():
+            continue
+        if ln.status == "pending" and awaiting.get(ln.workspace, ln.task) < ln.task:
             continue
         if any(r["t"] >= end_t - drain for r in ln.stimuli):
             continue
