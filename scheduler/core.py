@@ -59,6 +59,20 @@ class Context:
     def spawn(self, delay: float, name: str, *args: Any) -> None:
         self.timer.wake_at(self.now + delay, ev.TimerTag(name, args))
 
+    # Shared by every variant: a new task row, as CreatePlanTask writes it.
+    def insert_task(self, ws: Any, e: ev.TaskCreated) -> Task:
+        """Insert a pending task for `e` in workspace `ws` and record it. Raises the
+        Store's StoreWriteError; the caller decides what the API answers."""
+        task = Task(
+            id=self.store.next_task_id(), workspace_id=ws.id, task_type=e.task_type,
+            execution_mode=ws.execution_mode, created_by=e.user, description=e.description,
+            created_at=self.now, updated_at=self.now,
+        )
+        self.store.insert_task(task)
+        self.record(Kind.TASK_CREATED, task=task.id, workspace=ws.id, to_status="pending",
+                    data={"type": task.task_type.value, "user": e.user})
+        return task
+
     # History.
     def record(self, kind: Kind, **fields: Any) -> None:
         self.history.append(HistoryEvent(self.now, kind, Source.SCHEDULER, **fields))

@@ -196,17 +196,10 @@ class ReferencePolicy:
             self.ctx.record(Kind.TASK_REJECTED, workspace=ws.id, reason="workspace is locked",
                             data={"status": 423})
             return ev.Outcome(False, 423, message=f"workspace {ws.id} is locked: {ws.lock_reason}")
-        task = Task(
-            id=store.next_task_id(), workspace_id=ws.id, task_type=e.task_type,
-            execution_mode=ws.execution_mode, created_by=e.user, description=e.description,
-            created_at=self.ctx.now, updated_at=self.ctx.now,
-        )
         try:
-            store.insert_task(task)
+            task = self.ctx.insert_task(ws, e)
         except StoreWriteError as err:
             return ev.Outcome(False, 503, message=f"could not store the task, retry: {err}")
-        self.ctx.record(Kind.TASK_CREATED, task=task.id, workspace=ws.id, to_status="pending",
-                        data={"type": task.task_type.value, "user": e.user})
         self.kick()
         return ev.Outcome(True, 201, task_id=task.id)
 
@@ -316,28 +309,23 @@ class ReferencePolicy:
         if isinstance(task, ev.Outcome):
             return task
         if e.ok:
-            new = self.cas(task, "apply finished", status=TaskStatus.APPLIED, stage=Stage.APPLIED,
-                           completed_at=self.ctx.now)
-        else:
-            new = self.cas(task, "apply failed", status=TaskStatus.FAILED,
-                           error_message=e.error or "apply failed", completed_at=self.ctx.now)
-        if new is None:
-            return ev.Outcome(False, 503, task_id=task.id, message="status not stored, retry")
-        self.release_slot_of(task, "apply finished")
-        self.unlock_if_owner(new, "apply finished" if e.ok else "apply failed")
-        self.kick()
-        return ev.Outcome(True, 200, task_id=task.id)
+            return self.finish(task, "apply finished", status=TaskStatus.APPLIED, stage=Stage.APPLIED)
+        return self.finish(task, "apply failed", status=TaskStatus.FAILED,
+                           error_message=e.error or "apply failed")
 
     def on_task_failed(self, e: ev.TaskFailed) -> ev.Outcome:
         task = self.current(e.task_id, e.agent_id, e.fence)
         if isinstance(task, ev.Outcome):
             return task
-        new = self.cas(task, e.reason, status=TaskStatus.FAILED, error_message=e.reason,
-                       completed_at=self.ctx.now)
+        return self.finish(task, e.reason, status=TaskStatus.FAILED, error_message=e.reason)
+
+    def finish(self, task: Task, reason: str, **changes) -> ev.Outcome:
+        """A reported terminal status: write it, free the slot, release the lock it owns."""
+        new = self.cas(task, reason, completed_at=self.ctx.now, **changes)
         if new is None:
             return ev.Outcome(False, 503, task_id=task.id, message="status not stored, retry")
-        self.release_slot_of(task, "task failed")
-        self.unlock_if_owner(new, "task failed")
+        self.release_slot_of(task, reason)
+        self.unlock_if_owner(new, reason)
         self.kick()
         return ev.Outcome(True, 200, task_id=task.id)
 

@@ -191,17 +191,10 @@ class SeedPolicy:
             self.ctx.record(Kind.TASK_REJECTED, workspace=ws.id, reason="workspace is locked",
                             data={"status": 423})
             return ev.Outcome(False, 423, message="workspace is locked")
-        task = Task(
-            id=store.next_task_id(), workspace_id=ws.id, task_type=e.task_type,
-            execution_mode=ws.execution_mode, created_by=e.user, description=e.description,
-            created_at=self.ctx.now, updated_at=self.ctx.now,
-        )
         try:
-            store.insert_task(task)
+            task = self.ctx.insert_task(ws, e)
         except StoreWriteError as err:
             return ev.Outcome(False, 500, message=str(err))
-        self.ctx.record(Kind.TASK_CREATED, task=task.id, workspace=ws.id, to_status="pending",
-                        data={"type": task.task_type.value, "user": e.user})
         self.ctx.spawn(0.0, "try_next", ws.id)
         return ev.Outcome(True, 201, task_id=task.id)
 
@@ -510,16 +503,17 @@ class SeedPolicy:
         return False
 
     # ------------------------------------------------------------------ agent reports
-    def accept_report(self, task: Task, agent_id: str, fence: int) -> bool:
-        """T14: the seed writes whatever the agent reports; no guard."""
-        return True
+    def reported_task(self, task_id: int, agent_id: str, fence: int) -> Task | ev.Outcome:
+        """T14: the seed writes whatever the agent reports; no transition guard, no fence."""
+        task = self.ctx.store.get_task(task_id)
+        if task is None:
+            return ev.Outcome(False, 404, message=f"task {task_id} not found")
+        return task
 
     def on_plan_finished(self, e: ev.PlanFinished) -> ev.Outcome:
-        task = self.ctx.store.get_task(e.task_id)
-        if task is None:
-            return ev.Outcome(False, 404, message=f"task {e.task_id} not found")
-        if not self.accept_report(task, e.agent_id, e.fence):
-            return ev.Outcome(False, 409, task_id=task.id, message="stale report")
+        task = self.reported_task(e.task_id, e.agent_id, e.fence)
+        if isinstance(task, ev.Outcome):
+            return task
         before = task.status
         task.completed_at = self.ctx.now
         task.plan_digest = e.digest
@@ -543,11 +537,9 @@ class SeedPolicy:
         return ev.Outcome(True, 200, task_id=task.id)
 
     def on_apply_finished(self, e: ev.ApplyFinished) -> ev.Outcome:
-        task = self.ctx.store.get_task(e.task_id)
-        if task is None:
-            return ev.Outcome(False, 404, message=f"task {e.task_id} not found")
-        if not self.accept_report(task, e.agent_id, e.fence):
-            return ev.Outcome(False, 409, task_id=task.id, message="stale report")
+        task = self.reported_task(e.task_id, e.agent_id, e.fence)
+        if isinstance(task, ev.Outcome):
+            return task
         before = task.status
         task.completed_at = self.ctx.now
         if e.ok:
@@ -561,11 +553,9 @@ class SeedPolicy:
         return ev.Outcome(True, 200, task_id=task.id)
 
     def on_task_failed(self, e: ev.TaskFailed) -> ev.Outcome:
-        task = self.ctx.store.get_task(e.task_id)
-        if task is None:
-            return ev.Outcome(False, 404, message=f"task {e.task_id} not found")
-        if not self.accept_report(task, e.agent_id, e.fence):
-            return ev.Outcome(False, 409, task_id=task.id, message="stale report")
+        task = self.reported_task(e.task_id, e.agent_id, e.fence)
+        if isinstance(task, ev.Outcome):
+            return task
         before = task.status
         was_apply = task.stage == Stage.APPLYING
         task.status, task.error_message, task.completed_at = TaskStatus.FAILED, e.reason, self.ctx.now
