@@ -13,6 +13,9 @@ class MemoryStore(FailureInjection):
     def __init__(self) -> None:
         self.failures = WriteFailures()
         self._tasks: dict[int, Task] = {}
+        # Non-terminal task ids by status: the schedulers scan active tasks every few
+        # seconds, and a day of history holds thousands of finished ones.
+        self._by_status: dict[TaskStatus, set[int]] = {}
         self._workspaces: dict[str, Workspace] = {}
         self._pools: dict[str, Pool] = {}
         self._agents: dict[str, AgentRow] = {}
@@ -28,6 +31,7 @@ class MemoryStore(FailureInjection):
         if task.id in self._tasks:
             raise ValueError(f"task {task.id} already exists")
         self._tasks[task.id] = task.copy()
+        self._index(None, self._tasks[task.id])
         self._next_id = max(self._next_id, task.id + 1)
 
     def get_task(self, task_id: int) -> Task | None:
@@ -40,13 +44,20 @@ class MemoryStore(FailureInjection):
         workspace_id: str | None = None,
         statuses: Iterable[TaskStatus] | None = None,
     ) -> list[Task]:
-        wanted = set(statuses) if statuses is not None else None
+        if statuses is None:
+            ids: list[int] = sorted(self._tasks)
+        else:
+            ids = sorted(i for st in set(statuses) for i in self._by_status.get(st, ()))
         return [
-            t.copy()
-            for _, t in sorted(self._tasks.items())
-            if (workspace_id is None or t.workspace_id == workspace_id)
-            and (wanted is None or t.status in wanted)
+            self._tasks[i].copy()
+            for i in ids
+            if workspace_id is None or self._tasks[i].workspace_id == workspace_id
         ]
+
+    def _index(self, old: Task | None, new: Task) -> None:
+        if old is not None:
+            self._by_status.get(old.status, set()).discard(old.id)
+        self._by_status.setdefault(new.status, set()).add(new.id)
 
     def save_task(self, task: Task) -> None:
         self.failures.check("save task")
@@ -54,8 +65,11 @@ class MemoryStore(FailureInjection):
         old = self._tasks.get(task.id)
         stored.version = (old.version if old is not None else task.version) + 1
         self._tasks[task.id] = stored
+        self._index(old, stored)
 
     def cas_task(self, task_id: int, expected_version: int, **changes) -> Task | None:
+        if "id" in changes:
+            raise ValueError("cas_task cannot change a task's id: it is the key")
         self.failures.check("cas task")
         old = self._tasks.get(task_id)
         if old is None or old.version != expected_version:
@@ -63,6 +77,7 @@ class MemoryStore(FailureInjection):
         new = dataclasses.replace(old, **changes)
         new.version = old.version + 1
         self._tasks[task_id] = new
+        self._index(old, new)
         return new.copy()
 
     # Workspaces.
