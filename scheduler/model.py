@@ -16,6 +16,18 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 
+def _shallow_copy(obj):
+    """A field-for-field copy, like `dataclasses.replace(obj)` without re-running `__init__`.
+
+    Stores copy every record they hand out, thousands of times per simulated minute;
+    `replace` costs ~3 us per call, this ~0.3 us. Equivalent for these records: their fields
+    are immutable values (str, numbers, enums, tuples) and none has `__post_init__`.
+    """
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    return new
+
+
 class TaskType(str, Enum):
     PLAN = "plan"
     PLAN_AND_APPLY = "plan_and_apply"
@@ -111,7 +123,7 @@ class Task:
     attempts: int = 0  # dispatch attempts charged to the retry budget
 
     def copy(self) -> Task:
-        return dataclasses.replace(self)
+        return _shallow_copy(self)
 
     @property
     def confirmed(self) -> bool:
@@ -134,7 +146,7 @@ class Workspace:
     lock_task_id: int | None = None  # the owner task of the lock, when a task took it
 
     def copy(self) -> Workspace:
-        return dataclasses.replace(self)
+        return _shallow_copy(self)
 
 
 @dataclass(frozen=True)
@@ -163,7 +175,7 @@ class Pool:
     seed does) or "deployment" (a Deployment, scaled by an HPA or by `Cluster.scale`)."""
 
     def copy(self) -> Pool:
-        return dataclasses.replace(self)
+        return _shallow_copy(self)
 
 
 @dataclass
@@ -177,7 +189,7 @@ class AgentRow:
     last_ping_at: float = 0.0
 
     def copy(self) -> AgentRow:
-        return dataclasses.replace(self)
+        return _shallow_copy(self)
 
 
 @dataclass(frozen=True)
@@ -199,7 +211,7 @@ class Slot:
     updated_at: float = 0.0
 
     def copy(self) -> Slot:
-        return dataclasses.replace(self)
+        return _shallow_copy(self)
 
 
 @dataclass
