@@ -1,0 +1,286 @@
+"""Simulated agents: one per Running pod, speaking to the scheduler as the seed's agents do.
+
+Behaviour (shared/specs/seed-system.md §2.2, §8):
+* connect `agents.connect` seconds after the pod is Running; a refused connect or a dropped
+  connection is retried with backoff (2 s doubling to 60 s);
+* a heartbeat every 10 s with plan_running (plan tasks), apply_running (a plan_and_apply in
+  either phase) and current_tasks; a heartbeat the server does not know (404) means the
+  server dropped us: reconnect;
+* no capacity enforcement on the agent side: it runs whatever it is sent;
+* a phase runs for a drawn duration; at its end the agent reports over HTTP (PlanFinished /
+  ApplyFinished / TaskFailed; a 5xx is retried 3 times, 1 s base, 10 s max), then sends the
+  C&C completion notice ~50 ms later if connected (seed-head's G1 race needs both);
+* an apply takes the workspace's state lock fenced by (task, fence); an apply whose token was
+  superseded fails with "state lock fenced" (`exec.fail`);
+* SIGTERM (graceful pod delete): the agent finishes its current phases and exits; whatever is
+  still running at SIGKILL is lost. A killed agent's runs are `exec.info` (outcome unknown);
+* a paused agent (its node lost) freezes: no heartbeats, no progress; runs sent to it wait in
+  its socket. It resumes if the node heals, and then reports late (fencing matters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from scheduler import events as ev
+from scheduler.history import Kind, Source
+from scheduler.model import TaskType
+from scheduler.ports import AgentSendError, RunTask
+
+if TYPE_CHECKING:
+    from sim.cluster import Pod
+    from sim.world import World
+
+
+@dataclass(slots=True, eq=False)
+class Run:
+    run: RunTask
+    task_type: TaskType | None
+    ends_at: float
+    remaining: float = 0.0
+    gen: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class AgentSim:
+    fleet: AgentFleet
+    agent_id: str
+    pod: Pod
+    connected: bool = False
+    paused: bool = False
+    dead: bool = False
+    draining: bool = False
+    runs: dict[int, Run] = field(default_factory=dict)
+    queued: list[RunTask] = field(default_factory=list)
+    hb_gen: int = 0
+    conn_gen: int = 0
+    backoff: float = 0.0
+
+    # ------------------------------------------------------------------ connection
+    def connect(self, gen: int) -> None:
+        if gen != self.conn_gen or self.dead or self.paused or self.connected:
+            return
+        w = self.fleet.w
+        out = w.send(ev.AgentConnected(self.agent_id, self.pod.pool, self.pod.name))
+        if out.ok:
+            self.connected, self.backoff = True, 0.0
+            self.hb_gen += 1
+            w.kernel.after(self.fleet.cfg.heartbeat_s, self.heartbeat, self.hb_gen)
+        else:
+            self.reconnect_later()
+
+    def reconnect_later(self, delay: float | None = None) -> None:
+        cfg = self.fleet.cfg
+        if delay is None:
+            self.backoff = min(cfg.reconnect_cap_s, self.backoff * 2 if self.backoff else cfg.reconnect_base_s)
+            delay = self.backoff
+        self.conn_gen += 1
+        self.fleet.w.kernel.after(delay, self.connect, self.conn_gen)
+
+    def drop(self, reconnect_after: float | None = None) -> None:
+        """The C&C connection is gone (server restart or a network fault)."""
+        self.connected = False
+        self.hb_gen += 1
+        if not self.dead and not self.paused:
+            self.reconnect_later(reconnect_after)
+
+    def heartbeat(self, gen: int) -> None:
+        if gen != self.hb_gen or self.dead or self.paused or not self.connected:
+            return
+        w = self.fleet.w
+        plan_running = 0
+        apply_running = False
+        for r in self.runs.values():
+            if r.task_type is TaskType.PLAN:
+                plan_running += 1
+            elif r.task_type is TaskType.PLAN_AND_APPLY:
+                apply_running = True
+        out = w.send(ev.AgentHeartbeat(self.agent_id, plan_running=plan_running,
+                                       apply_running=apply_running,
+                                       current_tasks=tuple(sorted(self.runs))))
+        if not out.ok and out.status == 404:
+            self.drop()
+            return
+        w.kernel.after(self.fleet.cfg.heartbeat_s, self.heartbeat, gen)
+
+    # ------------------------------------------------------------------ runs
+    def deliver(self, run: RunTask) -> None:
+        if run.action == "cancel":
+            x = self.runs.pop(run.task_id, None)
+            if x is not None:
+                x.gen += 1
+                self._record(Kind.EXEC_INFO, x.run, "cancelled by the server mid-run")
+                self._maybe_exit()
+            return
+        if self.paused:
+            self.queued.append(run)
+            return
+        self._start(run)
+
+    def _start(self, run: RunTask) -> None:
+        w = self.fleet.w
+        now = w.kernel.now
+        cfg = self.fleet.cfg
+        task = w.store.get_task(run.task_id)  # the agent loads the task over HTTP
+        ttype = task.task_type if task is not None else None
+        if run.action == "apply":
+            w.state_lock[run.workspace_id] = (run.task_id, run.fence)
+            duration = cfg.apply.sample(self.fleet.rng)
+        else:
+            duration = cfg.plan.sample(self.fleet.rng)
+        old = self.runs.get(run.task_id)
+        if old is not None:
+            old.gen += 1
+            self._record(Kind.EXEC_INFO, old.run, "superseded by a new run of the same task")
+        x = Run(run, ttype, now + duration)
+        self.runs[run.task_id] = x
+        self._record(Kind.EXEC_INVOKE, run, "",
+                     digest=run.plan_digest if run.action == "apply" else None)
+        w.kernel.at(x.ends_at, self._finish, x, x.gen)
+
+    def _record(self, kind: Kind, run: RunTask, reason: str, **data: Any) -> None:
+        self.fleet.w.record(kind, Source.AGENT, task=run.task_id, workspace=run.workspace_id,
+                            agent=self.agent_id, pod=self.pod.name, reason=reason,
+                            data={"action": run.action, "fence": run.fence, **data})
+
+    def _finish(self, x: Run, gen: int) -> None:
+        if gen != x.gen or self.dead or self.paused or self.runs.get(x.run.task_id) is not x:
+            return
+        del self.runs[x.run.task_id]
+        w, rng, cfg = self.fleet.w, self.fleet.rng, self.fleet.cfg
+        run = x.run
+        report: Any
+        ok = True
+        if run.action == "apply":
+            if w.state_lock.get(run.workspace_id) != (run.task_id, run.fence):
+                self._record(Kind.EXEC_FAIL, run, "state lock fenced: stale token")
+                self._maybe_exit()
+                return
+            if cfg.apply_fail and rng.random() < cfg.apply_fail:
+                self._record(Kind.EXEC_FAIL, run, "terraform apply failed")
+                report, ok = ev.ApplyFinished(run.task_id, self.agent_id, False, run.fence,
+                                              "terraform apply failed"), False
+            else:
+                self._record(Kind.EXEC_OK, run, "")
+                report = ev.ApplyFinished(run.task_id, self.agent_id, True, run.fence)
+        elif cfg.plan_fail and rng.random() < cfg.plan_fail:
+            self._record(Kind.EXEC_FAIL, run, "terraform plan failed")
+            report, ok = ev.TaskFailed(run.task_id, self.agent_id, "terraform plan failed",
+                                       run.fence), False
+        else:
+            changes = rng.random() < cfg.has_changes
+            digest = f"sha256:plan-{run.task_id}-{run.fence}-{int(w.kernel.now)}"
+            self._record(Kind.EXEC_OK, run, "", has_changes=changes, digest=digest)
+            if changes and x.task_type is TaskType.PLAN_AND_APPLY:
+                w.plan_pod[run.task_id] = self.pod.name
+            report = ev.PlanFinished(run.task_id, self.agent_id, changes, digest, run.fence)
+        self._report(report, 0)
+        w.kernel.after(cfg.notice_after_s, self._notice, run.task_id, ok)
+        self._maybe_exit()
+
+    def _report(self, report: Any, attempt: int) -> None:
+        if self.dead:
+            return
+        out = self.fleet.w.send(report)
+        cfg = self.fleet.cfg
+        if not out.ok and out.status >= 500 and attempt < cfg.report_retries:
+            delay = min(cfg.report_cap_s, cfg.report_base_s * 2 ** attempt)
+            self.fleet.w.kernel.after(delay, self._report, report, attempt + 1)
+
+    def _notice(self, task_id: int, ok: bool) -> None:
+        if self.connected and not self.dead and not self.paused:
+            self.fleet.w.send(ev.CompletionNotice(task_id, self.agent_id, ok))
+
+    # ------------------------------------------------------------------ lifecycle
+    def sigterm(self) -> None:
+        self.draining = True
+        self._maybe_exit()
+
+    def _maybe_exit(self) -> None:
+        if self.draining and not self.runs and not self.dead and not self.paused:
+            self.fleet.w.cluster.agent_exited(self.pod)
+
+    def kill(self, reason: str) -> None:
+        if self.dead:
+            return
+        self.dead = True
+        self.hb_gen += 1
+        self.conn_gen += 1
+        for _, x in sorted(self.runs.items()):
+            x.gen += 1
+            self._record(Kind.EXEC_INFO, x.run, reason)
+        self.runs.clear()
+        self.queued.clear()
+        if self.connected:
+            self.connected = False
+            self.fleet.w.notify(ev.AgentDisconnected(self.agent_id))
+
+    def pause(self) -> None:
+        if self.dead or self.paused:
+            return
+        now = self.fleet.w.kernel.now
+        self.paused = True
+        self.hb_gen += 1
+        self.conn_gen += 1
+        for x in self.runs.values():
+            x.remaining = max(0.0, x.ends_at - now)
+            x.gen += 1
+
+    def resume(self) -> None:
+        if self.dead or not self.paused:
+            return
+        w = self.fleet.w
+        now = w.kernel.now
+        self.paused = False
+        for _, x in sorted(self.runs.items()):
+            x.ends_at = now + x.remaining
+            x.gen += 1
+            w.kernel.at(x.ends_at, self._finish, x, x.gen)
+        queued, self.queued = self.queued, []
+        for run in queued:
+            self._start(run)
+        if self.connected:
+            self.hb_gen += 1
+            self.heartbeat(self.hb_gen)  # a 404 here means the server dropped us: reconnect
+        else:
+            self.reconnect_later()
+
+
+class AgentFleet:
+    """All agents of the world, and the `Agents` port the scheduler sends through."""
+
+    def __init__(self, world: World) -> None:
+        self.w = world
+        self.cfg = world.cfg.agents
+        self.rng = world.rng("agents")
+        self.by_id: dict[str, AgentSim] = {}
+        self._n = 0
+
+    def start(self, pod: Pod) -> AgentSim:
+        self._n += 1
+        a = AgentSim(self, f"agent-{pod.pool}-{self._n}", pod)
+        self.by_id[a.agent_id] = a
+        a.conn_gen += 1
+        self.w.kernel.after(self.cfg.connect.sample(self.rng), a.connect, a.conn_gen)
+        return a
+
+    def live(self) -> list[AgentSim]:
+        return [a for _, a in sorted(self.by_id.items()) if not a.dead]
+
+    def drop_all(self) -> None:
+        """A scheduler restart closes every C&C connection; agents reconnect with backoff."""
+        for a in self.live():
+            if a.connected:
+                a.backoff = 0.0
+                a.drop()
+
+    # ------------------------------------------------------------------ Agents port
+    def send_run_task(self, agent_id: str, run: RunTask) -> None:
+        a = self.by_id.get(agent_id)
+        if a is None or a.dead or not a.connected:
+            raise AgentSendError(f"agent {agent_id} not connected")
+        a.deliver(run)
+
+    def send_cancel(self, agent_id: str, task_id: int) -> None:
+        self.send_run_task(agent_id, RunTask(task_id, "", "cancel"))

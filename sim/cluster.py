@@ -1,0 +1,383 @@
+"""The simulated Kubernetes cluster: nodes, pods, Deployments with their ReplicaSet and HPA.
+
+This module only *schedules* the rules of `sim.kube` in simulated time; it never decides a
+Kubernetes behaviour itself. What it adds is bookkeeping (which pod is where, what the
+scheduler sees when it lists) and the history rows of what really happened (`pod.added`,
+`pod.terminating`, `pod.removed`, `node`).
+
+* Pods: created Pending on the least-loaded Ready node, Running after a start-up delay
+  (`kube.pods.StartupDelay`), then their agent starts. A delete marks the pod terminating at
+  once (watchers see it, a ReplicaSet creates the replacement), sends SIGTERM to the agent and
+  SIGKILL at `kube.pods.kill_deadline`; the pod object goes when the agent has exited.
+  A same-name create raises `ClusterError` (the seed's same-second name collisions).
+* Nodes (`kube.nodes`): a lost node freezes its pods' agents at once; the controller marks it
+  Unknown after the lease grace, taints it through the eviction token bucket, and evicts its
+  pods after the toleration. Evicted pods stay Terminating until the node heals.
+* Deployments (`kube.replicasets`, `kube.hpa`): spec.replicas is set by the HPA every sync
+  period and by `Cluster.scale`; the ReplicaSet creates or deletes (victims ranked with
+  pod-deletion-cost) shortly after every change it watches.
+
+The scheduler hears about pods through watch events (`PodAdded`, `PodTerminating`,
+`PodRemoved`), delivered `watch_latency_s` after the change, never inside its own call.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from scheduler import events as ev
+from scheduler.history import Kind
+from scheduler.model import PodInfo
+from scheduler.ports import ClusterError
+from sim.config import PoolConfig
+from sim.kube import hpa, nodes, pods, replicasets
+
+if TYPE_CHECKING:
+    from sim.agents import AgentSim
+    from sim.world import World
+
+_ALNUM = string.ascii_lowercase + string.digits
+
+
+@dataclass(slots=True, eq=False)
+class Pod:
+    name: str
+    pool: str
+    owner: str  # "bare" or the Deployment's pool id
+    created_at: float
+    node: str = ""
+    phase: str = "Pending"
+    ready_since: float | None = None
+    terminating: bool = False
+    deleted_at: float | None = None
+    kill_at: float | None = None
+    cost: int = 0
+    agent: AgentSim | None = None
+    gen: int = 0  # bumped to cancel a scheduled removal
+
+    def info(self) -> PodInfo:
+        return PodInfo(self.name, self.pool, self.phase, self.terminating, self.node,
+                       self.created_at, self.cost)
+
+
+@dataclass(slots=True, eq=False)
+class Node:
+    name: str
+    ready: bool = True
+    lost_at: float | None = None
+    started_at: float = 0.0
+    tainted_at: float | None = None
+    gen: int = 0
+    pods: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True, eq=False)
+class Deployment:
+    pool: PoolConfig
+    replicas: int
+    rs_hash: str
+    spec: hpa.HPASpec | None
+    state: hpa.HPAState = field(default_factory=hpa.HPAState)
+    load: float = 0.0
+    sync_due: bool = False
+
+
+class ClusterSim:
+    """The `Cluster` port plus the world's view of pods and nodes."""
+
+    def __init__(self, world: World) -> None:
+        self.w = world
+        self.cfg = world.cfg.cluster
+        self.rng = world.rng("cluster")
+        self.pods: dict[str, Pod] = {}
+        self.nodes = {f"node-{i}": Node(f"node-{i}") for i in range(1, self.cfg.nodes + 1)}
+        self.deployments: dict[str, Deployment] = {}
+        self._listing: dict[str, list[PodInfo]] = {}
+        self._last_taint = -1e18
+        self.unscheduled: list[str] = []
+
+    # ------------------------------------------------------------------ boot
+    def start(self) -> None:
+        for pc in self.w.cfg.pools:
+            if pc.manager != "deployment":
+                continue
+            replicas = pc.initial_replicas if pc.initial_replicas is not None else pc.min_replicas
+            rs_hash = "".join(self.rng.choice(_ALNUM) for _ in range(9))
+            dep = Deployment(pc, replicas, rs_hash, pc.hpa.spec if pc.hpa else None,
+                             load=pc.hpa.load if pc.hpa else 0.0)
+            self.deployments[pc.id] = dep
+            self.sync_replicaset(pc.id)
+            if dep.spec is not None:
+                self.w.kernel.after(dep.spec.sync_period_s, self._hpa_tick, pc.id)
+
+    # ------------------------------------------------------------------ Cluster port
+    def create_pod(self, pool_id: str, name: str) -> None:
+        if name in self.pods:
+            raise ClusterError(f'pods "{name}" already exists')
+        self._add(Pod(name, pool_id, "bare", self.w.kernel.now), "scheduler")
+
+    def delete_pod(self, name: str) -> None:
+        pod = self.pods.get(name)
+        if pod is None:
+            raise ClusterError(f'pods "{name}" not found')
+        self.delete(pod, None, "deleted by scheduler")
+
+    def list_pods(self, pool_id: str) -> list[PodInfo]:
+        cached = self._listing.get(pool_id)
+        if cached is None:
+            cached = [p.info() for _, p in sorted(self.pods.items()) if p.pool == pool_id]
+            self._listing[pool_id] = cached
+        return list(cached)
+
+    def scale(self, pool_id: str, replicas: int) -> None:
+        dep = self.deployments.get(pool_id)
+        if dep is None:
+            raise ClusterError(f"pool {pool_id!r} has no Deployment (manager: bare)")
+        if replicas < 0:
+            raise ClusterError(f"replicas must be >= 0, got {replicas}")
+        dep.replicas = replicas
+        self.sync_replicaset(pool_id)
+
+    def annotate_pod(self, name: str, annotations: dict[str, str]) -> None:
+        pod = self.pods.get(name)
+        if pod is None:
+            raise ClusterError(f'pods "{name}" not found')
+        if replicasets.DELETION_COST_ANNOTATION in annotations:
+            pod.cost = replicasets.deletion_cost(annotations)
+            self._changed(pod)
+
+    # ------------------------------------------------------------------ pods
+    def _changed(self, pod: Pod) -> None:
+        self._listing.pop(pod.pool, None)
+
+    def _add(self, pod: Pod, cause: str) -> None:
+        self.pods[pod.name] = pod
+        self._place(pod)
+        self._changed(pod)
+        self.w.record(Kind.POD_ADDED, pod=pod.name,
+                      data={"node": pod.node or None, "pool": pod.pool, "cause": cause})
+        self.w.notify(ev.PodAdded(pod.name, pod.pool, pod.node))
+        if pod.node:
+            self._schedule_start(pod)
+
+    def _place(self, pod: Pod) -> None:
+        ready = [n for _, n in sorted(self.nodes.items()) if n.ready]
+        if not ready:
+            self.unscheduled.append(pod.name)
+            return
+        node = min(ready, key=lambda n: len(n.pods))
+        node.pods.add(pod.name)
+        pod.node = node.name
+
+    def _schedule_start(self, pod: Pod) -> None:
+        self.w.kernel.after(self.cfg.pod_startup.sample(self.rng), self._started, pod, pod.gen)
+
+    def _started(self, pod: Pod, gen: int) -> None:
+        if pod.gen != gen or pod.terminating or self.pods.get(pod.name) is not pod:
+            return
+        if not self.nodes[pod.node].ready:
+            return  # the kubelet is gone; the container starts when the node heals
+        pod.phase, pod.ready_since = "Running", self.w.kernel.now
+        self._changed(pod)
+        pod.agent = self.w.agents.start(pod)
+
+    def delete(self, pod: Pod, grace: float | None, cause: str) -> None:
+        """A DELETE of the pod with DeleteOptions.gracePeriodSeconds = `grace` (None: the
+        pod's own terminationGracePeriodSeconds)."""
+        now = self.w.kernel.now
+        if pod.terminating:
+            if grace is not None and pod.kill_at is not None and pod.deleted_at is not None:
+                new = pods.shorten_grace(pod.kill_at, now, grace, deleted_at=pod.deleted_at)
+                if new < pod.kill_at:
+                    pod.kill_at = new
+                    self._arm_kill(pod)
+            return
+        g = pods.effective_grace(grace, self.cfg.grace_s, scheduled=bool(pod.node),
+                                 phase=pod.phase)
+        pod.terminating, pod.deleted_at = True, now
+        pod.kill_at = pods.kill_deadline(now, g)
+        self._changed(pod)
+        self.w.record(Kind.POD_TERMINATING, pod=pod.name,
+                      data={"node": pod.node or None, "pool": pod.pool, "cause": cause,
+                            "grace_s": g})
+        self.w.notify(ev.PodTerminating(pod.name))
+        if pod.owner != "bare":
+            self.sync_replicaset(pod.owner)
+        if not pod.node:
+            self._remove(pod, cause)
+            return
+        if not self.nodes[pod.node].ready:
+            return  # nobody runs the kubelet: Terminating until the node heals
+        self._terminate(pod, cause)
+
+    def _terminate(self, pod: Pod, cause: str) -> None:
+        """The kubelet's side: SIGTERM now, SIGKILL at the deadline."""
+        now = self.w.kernel.now
+        if pod.agent is None or pod.kill_at is None or pod.kill_at <= now:
+            self._remove(pod, cause)
+            return
+        self._arm_kill(pod)
+        pod.agent.sigterm()
+
+    def _arm_kill(self, pod: Pod) -> None:
+        pod.gen += 1
+        self.w.kernel.at(pod.kill_at, self._kill, pod, pod.gen)
+
+    def _kill(self, pod: Pod, gen: int) -> None:
+        if pod.gen == gen and self.pods.get(pod.name) is pod and self.nodes[pod.node].ready:
+            self._remove(pod, "SIGKILL at the end of the grace period")
+
+    def agent_exited(self, pod: Pod) -> None:
+        """The agent process ended after SIGTERM: the containers are gone, so is the pod."""
+        if self.pods.get(pod.name) is pod:
+            self._remove(pod, "agent exited after SIGTERM")
+
+    def _remove(self, pod: Pod, cause: str) -> None:
+        if self.pods.get(pod.name) is not pod:
+            return
+        pod.gen += 1
+        if pod.agent is not None:
+            pod.agent.kill("agent killed")
+        del self.pods[pod.name]
+        if pod.node:
+            self.nodes[pod.node].pods.discard(pod.name)
+        self._changed(pod)
+        self.w.record(Kind.POD_REMOVED, pod=pod.name,
+                      data={"node": pod.node or None, "pool": pod.pool, "cause": cause})
+        self.w.notify(ev.PodRemoved(pod.name))
+        if pod.owner != "bare":
+            self.sync_replicaset(pod.owner)
+
+    def alive(self, pool: str | None = None) -> list[Pod]:
+        """Pods that are not terminating, by name."""
+        return [p for _, p in sorted(self.pods.items())
+                if not p.terminating and (pool is None or p.pool == pool)]
+
+    # ------------------------------------------------------------------ nodes
+    def lose_node(self, node: Node, heal_after: float | None) -> None:
+        w, t = self.w, self.cfg.node_timings
+        now = w.kernel.now
+        node.ready, node.lost_at = False, now
+        node.gen += 1
+        for name in sorted(node.pods):
+            pod = self.pods[name]
+            pod.gen += 1  # a pending SIGKILL or start-up is frozen with the kubelet
+            if pod.agent is not None:
+                pod.agent.pause()
+        w.record(Kind.NODE, data={"node": node.name, "condition": "Ready", "event": "lost"})
+        renewed = nodes.last_renewal(now, node.started_at, t)
+        w.kernel.at(nodes.unknown_at(renewed, t), self._node_unknown, node, node.gen)
+        if heal_after is not None:
+            w.kernel.after(heal_after, self.heal_node, node, node.gen)
+
+    def _node_unknown(self, node: Node, gen: int) -> None:
+        if node.gen != gen:
+            return
+        w, t = self.w, self.cfg.node_timings
+        now = w.kernel.now
+        w.record(Kind.NODE, data={"node": node.name, "condition": "Unknown", "event": "unknown"})
+        down = sum(1 for n in self.nodes.values() if not n.ready)
+        rate = nodes.eviction_rate(down, len(self.nodes), t)
+        taint_at = nodes.taint_times([now], rate)[0] if rate > 0 else None
+        if taint_at is not None:
+            taint_at = max(taint_at, self._last_taint + 1.0 / rate)
+            self._last_taint = taint_at
+            w.kernel.at(taint_at, self._node_tainted, node, gen)
+
+    def _node_tainted(self, node: Node, gen: int) -> None:
+        if node.gen != gen:
+            return
+        node.tainted_at = self.w.kernel.now
+        self.w.record(Kind.NODE, data={"node": node.name, "condition": "Unknown",
+                                       "event": "tainted"})
+        evict = nodes.eviction_at(node.tainted_at, self.cfg.node_timings.toleration_s)
+        self.w.kernel.at(evict, self._node_evict, node, gen)
+
+    def _node_evict(self, node: Node, gen: int) -> None:
+        if node.gen != gen:
+            return
+        self.w.record(Kind.NODE, data={"node": node.name, "condition": "Unknown",
+                                       "event": "evicted"})
+        for name in sorted(node.pods):
+            pod = self.pods.get(name)
+            if pod is not None and not pod.terminating:
+                self.delete(pod, None, f"evicted: {nodes.UNREACHABLE_TAINT}")
+
+    def heal_node(self, node: Node, gen: int) -> None:
+        if node.gen != gen or node.ready:
+            return
+        w = self.w
+        now = w.kernel.now
+        node.ready, node.lost_at, node.tainted_at, node.started_at = True, None, None, now
+        node.gen += 1
+        w.record(Kind.NODE, data={"node": node.name, "condition": "Ready", "event": "healed"})
+        for name in sorted(node.pods):
+            pod = self.pods.get(name)
+            if pod is None:
+                continue
+            if pod.agent is not None:
+                pod.agent.resume()
+            if pod.terminating:
+                self._terminate(pod, "deleted while its node was lost")
+            elif pod.phase == "Pending":
+                self._schedule_start(pod)
+        waiting, self.unscheduled = self.unscheduled, []
+        for name in waiting:
+            pod = self.pods.get(name)
+            if pod is not None and not pod.node and not pod.terminating:
+                self._place(pod)
+                if pod.node:
+                    self._changed(pod)
+                    self._schedule_start(pod)
+
+    # ------------------------------------------------------------------ deployments
+    def sync_replicaset(self, pool_id: str) -> None:
+        """Ask the ReplicaSet controller to look again, after the watch latency (coalesced)."""
+        dep = self.deployments[pool_id]
+        if not dep.sync_due:
+            dep.sync_due = True
+            self.w.kernel.after(self.cfg.watch_latency_s, self._rs_sync, dep)
+
+    def _rs_sync(self, dep: Deployment) -> None:
+        dep.sync_due = False
+        now = self.w.kernel.now
+        mine = [p for _, p in sorted(self.pods.items()) if p.owner == dep.pool.id]
+        views = [self._view(p) for p in mine]
+        create = replicasets.replicas_to_create(views, dep.replicas)
+        for _ in range(create):
+            suffix = "".join(self.rng.choice(_ALNUM) for _ in range(5))
+            name = f"{dep.pool.id}-{dep.rs_hash}-{suffix}"
+            if name not in self.pods:
+                self._add(Pod(name, dep.pool.id, dep.pool.id, now), "replicaset")
+        active = sum(1 for v in views if replicasets.is_active(v))
+        if active > dep.replicas:
+            by_name = {p.name: p for p in mine}
+            for v in replicasets.victims(views, active - dep.replicas, now):
+                self.delete(by_name[v.name], None, "replicaset scale-down")
+
+    def _view(self, p: Pod) -> replicasets.PodView:
+        node = self.nodes.get(p.node)
+        lost = node is not None and not node.ready
+        return replicasets.PodView(
+            name=p.name, node=p.node, phase="Unknown" if lost else p.phase,
+            ready=p.phase == "Running" and not lost, ready_since=p.ready_since,
+            created_at=p.created_at, deletion_cost=p.cost, terminating=p.terminating,
+        )
+
+    def _hpa_tick(self, pool_id: str) -> None:
+        dep = self.deployments[pool_id]
+        spec = dep.spec
+        assert spec is not None
+        active = [p for p in self.pods.values() if p.owner == pool_id and not p.terminating]
+        ready = sum(1 for p in active if p.phase == "Running" and self.nodes[p.node].ready)
+        unready = sum(1 for p in active if p.phase == "Pending")
+        values = [dep.load / ready] * ready if ready else []
+        d = hpa.reconcile(spec, dep.state, self.w.kernel.now, dep.replicas, values,
+                          unready_pods=unready)
+        dep.state = d.state
+        if d.desired != dep.replicas:
+            dep.replicas = d.desired
+            self.sync_replicaset(pool_id)
+        self.w.kernel.after(spec.sync_period_s, self._hpa_tick, pool_id)

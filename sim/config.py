@@ -1,0 +1,175 @@
+"""The world's configuration: plain frozen records, built by `unstuck.scenario` from a YAML file.
+
+Why here and not in `unstuck`: the simulation sits below the harness (`unstuck -> sim ->
+scheduler`), so it cannot import the pydantic scenario model. The scenario layer validates the
+file and hands over these records; inside `sim/` they are trusted. Durations are seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+from sim.kube.hpa import HPASpec
+from sim.kube.nodes import NodeTimings
+from sim.kube.pods import StartupDelay
+
+DIST_KINDS = ("fixed", "uniform", "lognormal", "exponential")
+_Z99 = 2.3263478740408408
+
+
+@dataclass(frozen=True)
+class Dist:
+    """A duration distribution.
+
+    fixed: always `a`; uniform: on [a, b]; lognormal: median `a`, 99th percentile `b`;
+    exponential: mean `a`. Every draw is floored at `minimum`.
+    """
+
+    kind: str = "fixed"
+    a: float = 0.0
+    b: float = 0.0
+    minimum: float = 0.0
+
+    def sample(self, rng: random.Random) -> float:
+        k = self.kind
+        if k == "fixed":
+            x = self.a
+        elif k == "uniform":
+            x = rng.uniform(self.a, self.b)
+        elif k == "lognormal":
+            sigma = (math.log(self.b) - math.log(self.a)) / _Z99 if self.b > self.a else 0.0
+            x = rng.lognormvariate(math.log(self.a), sigma)
+        else:
+            x = rng.expovariate(1.0 / self.a) if self.a > 0 else 0.0
+        return x if x > self.minimum else self.minimum
+
+
+def fixed(x: float) -> Dist:
+    return Dist("fixed", x)
+
+
+@dataclass(frozen=True)
+class HPAConfig:
+    """A Deployment pool's HPA. Its metric comes from the world: a total `load` (in units of
+    one pod at 100 %) spread evenly over the ready pods; `load = target * n` holds n pods."""
+
+    spec: HPASpec
+    load: float
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    id: str
+    manager: str = "bare"  # bare | deployment
+    min_replicas: int = 1
+    max_replicas: int = 4
+    freeze_windows: tuple[tuple[float, float], ...] = ()  # seconds of the day
+    hpa: HPAConfig | None = None
+    initial_replicas: int | None = None  # deployment: spec.replicas at t=0 (default: min)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    nodes: int = 3
+    node_timings: NodeTimings = field(default_factory=NodeTimings)
+    pod_startup: StartupDelay = field(default_factory=StartupDelay)
+    grace_s: float = 30.0
+    """terminationGracePeriodSeconds of agent pods (the seed never sets it: API default)."""
+    watch_latency_s: float = 0.05
+    """Delay between an API change and the controllers (ReplicaSet) acting on it."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    connect: Dist = field(default_factory=lambda: Dist("uniform", 20.0, 90.0))
+    """From pod Running to the C&C connect (seed-system.md §8: environment-dependent, 20-90 s)."""
+    plan: Dist = field(default_factory=lambda: Dist("lognormal", 60.0, 240.0, 5.0))
+    apply: Dist = field(default_factory=lambda: Dist("lognormal", 90.0, 400.0, 5.0))
+    has_changes: float = 0.9
+    plan_fail: float = 0.0
+    apply_fail: float = 0.0
+    heartbeat_s: float = 10.0
+    notice_after_s: float = 0.05
+    reconnect_base_s: float = 2.0
+    reconnect_cap_s: float = 60.0
+    report_retries: int = 3
+    report_base_s: float = 1.0
+    report_cap_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    confirm: Dist = field(default_factory=lambda: Dist("lognormal", 120.0, 1800.0, 5.0))
+    never_confirm: float = 0.0
+    double_click: float = 0.0
+    double_click_gap_s: float = 0.3
+    cancel: float = 0.0
+    name: str = "alice"
+
+
+@dataclass(frozen=True)
+class WorkspaceGroup:
+    """`count` workspaces on `pool`; each creates tasks at `at` times and/or every
+    `every_s` on average (exponential gaps), until the workload ends."""
+
+    count: int = 1
+    pool: str = "pool-1"
+    prefix: str = "ws"
+    names: tuple[str, ...] = ()
+    at: tuple[float, ...] = ()
+    every_s: float | None = None
+    types: tuple[tuple[str, float], ...] = (("plan_and_apply", 1.0),)
+
+    def workspace_names(self) -> tuple[str, ...]:
+        if self.names:
+            return self.names
+        return tuple(f"{self.prefix}-{i}" for i in range(1, self.count + 1))
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """One fault: at a time (`at`, retried every `retry_s` until a target exists, for at most
+    `within_s`) or at a random rate (`rate_per_h` between `start_s` and `end_s`)."""
+
+    type: str
+    at: float | None = None
+    rate_per_h: float | None = None
+    start_s: float = 0.0
+    end_s: float | None = None
+    within_s: float = 600.0
+    retry_s: float = 5.0
+    target: str = "random"  # random | reserved-holder | apply-runner
+    mode: str = "forced"  # pod-kill: graceful | forced; hpa-scale-down: metric | patch
+    pool: str | None = None
+    heal_after: float | None = None
+    duration_s: float | None = None
+    rate: float = 1.0  # db-write-failure: probability that a write fails
+    reconnect_after: float | None = None
+    load: float | None = None
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    gap_s: float = 0.3
+    freeze_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    name: str = "scenario"
+    duration_s: float = 3600.0
+    """Tasks arrive and faults fire until then; the drain follows."""
+    drain_s: float = 1800.0
+    bound_s: float = 600.0
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    pools: tuple[PoolConfig, ...] = (PoolConfig("pool-1"),)
+    agents: AgentConfig = field(default_factory=AgentConfig)
+    users: UserConfig = field(default_factory=UserConfig)
+    workload: tuple[WorkspaceGroup, ...] = (WorkspaceGroup(),)
+    faults: tuple[FaultSpec, ...] = ()
+    clock_origin_s: float = 0.0
+    """Seconds of the day at t = 0 (freeze windows are times of day)."""
+
+    @property
+    def end_s(self) -> float:
+        return self.duration_s + self.drain_s

@@ -1,0 +1,111 @@
+"""Simulated users: task arrivals per workspace, and what a human does with a finished plan.
+
+* Arrivals: each workspace of a group creates tasks at the group's `at` times and, with
+  `every_s`, after exponential gaps, until the workload ends. A create on a locked workspace
+  is answered 423 and dropped (the user goes away).
+* A plan_and_apply plan that ends with changes is seen by its user (the UI shows the new
+  status): after a drawn delay the user confirms, with the digest on screen at that moment;
+  or cancels; or never comes back. A double click sends the same confirm twice, `gap_s`
+  apart. The user decides once per plan (a new plan after a re-plan is a new decision) and
+  does not click Confirm on a task that is already confirmed: re-clicking a stuck task is
+  the incident's manual workaround, and it would hide the bug.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scheduler import events as ev
+from scheduler.history import Kind, Source
+from scheduler.model import TaskStatus, TaskType
+
+if TYPE_CHECKING:
+    from sim.world import World
+
+
+class Users:
+    def __init__(self, world: World) -> None:
+        self.w = world
+        self.cfg = world.cfg.users
+        self.rng = world.rng("users")
+        self.arrivals = world.rng("arrivals")
+        self.decided: set[tuple[int, str | None]] = set()
+
+    def start(self) -> None:
+        end = self.w.cfg.duration_s
+        for group in self.w.cfg.workload:
+            types = [TaskType(name) for name, _ in group.types]
+            weights = [w for _, w in group.types]
+            for ws in group.workspace_names():
+                for t in group.at:
+                    if t <= end:
+                        self.w.kernel.at(t, self.create, ws, types, weights, None)
+                if group.every_s:
+                    first = self.arrivals.expovariate(1.0 / group.every_s)
+                    if first <= end:
+                        self.w.kernel.at(first, self.create, ws, types, weights, group.every_s)
+
+    def create(self, ws: str, types: list[TaskType], weights: list[float], every: float | None) -> None:
+        ttype = types[0] if len(types) == 1 else self.arrivals.choices(types, weights)[0]
+        self.w.record(Kind.USER, Source.USER, workspace=ws, reason="create task",
+                      data={"action": "create", "type": ttype.value, "user": self.cfg.name})
+        self.w.send(ev.TaskCreated(ws, ttype, self.cfg.name))
+        if every:
+            nxt = self.w.kernel.now + self.arrivals.expovariate(1.0 / every)
+            if nxt <= self.w.cfg.duration_s:
+                self.w.kernel.at(nxt, self.create, ws, types, weights, every)
+
+    # ------------------------------------------------------------------ plans
+    def saw_apply_pending(self, task_id: int) -> None:
+        """Called from the history sink inside a scheduler call: act later, never inside it."""
+        self.w.kernel.after(0.0, self._decide, task_id)
+
+    def _decide(self, task_id: int) -> None:
+        task = self.w.store.get_task(task_id)
+        if task is None or task.status is not TaskStatus.APPLY_PENDING or task.confirmed:
+            return
+        key = (task_id, task.plan_digest)
+        if key in self.decided:
+            return
+        self.decided.add(key)
+        cfg, rng = self.cfg, self.rng
+        roll = rng.random()
+        delay = cfg.confirm.sample(rng)
+        if roll < cfg.never_confirm:
+            return
+        if roll < cfg.never_confirm + cfg.cancel:
+            self.w.kernel.after(delay, self.cancel, task_id)
+        elif roll < cfg.never_confirm + cfg.cancel + cfg.double_click:
+            self.w.kernel.after(delay, self.double_click, task_id, cfg.double_click_gap_s)
+        else:
+            self.w.kernel.after(delay, self.confirm, task_id)
+
+    def confirm(self, task_id: int) -> None:
+        task = self.w.store.get_task(task_id)
+        if task is None or task.status is not TaskStatus.APPLY_PENDING or task.confirmed:
+            return
+        self.click(task_id, task.plan_digest)
+
+    def click(self, task_id: int, digest: str | None) -> None:
+        task = self.w.store.get_task(task_id)
+        ws = task.workspace_id if task is not None else None
+        self.w.record(Kind.USER, Source.USER, task=task_id, workspace=ws, reason="confirm apply",
+                      data={"action": "confirm", "user": self.cfg.name, "digest": digest})
+        self.w.send(ev.ConfirmApply(task_id, self.cfg.name, digest))
+
+    def double_click(self, task_id: int, gap_s: float) -> bool:
+        task = self.w.store.get_task(task_id)
+        if task is None or task.status is not TaskStatus.APPLY_PENDING or task.confirmed:
+            return False
+        self.decided.add((task_id, task.plan_digest))
+        self.click(task_id, task.plan_digest)
+        self.w.kernel.after(gap_s, self.click, task_id, task.plan_digest)
+        return True
+
+    def cancel(self, task_id: int) -> None:
+        task = self.w.store.get_task(task_id)
+        if task is None or task.terminal:
+            return
+        self.w.record(Kind.USER, Source.USER, task=task_id, workspace=task.workspace_id,
+                      reason="cancel task", data={"action": "cancel", "user": self.cfg.name})
+        self.w.send(ev.CancelTask(task_id, self.cfg.name))

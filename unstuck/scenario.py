@@ -1,0 +1,571 @@
+"""Scenario files: the validated model of `scenarios/*.yaml`, and its translation to the world.
+
+A scenario sets the cluster, the pools, the agents, the users and their workload, the faults,
+the invariant bounds and the gate thresholds (docs/scenarios.md documents every field). The
+whole file is validated before anything runs and *every* problem is reported, each as one line
+naming the file, the field path, the value and its type, the rule and the fix, e.g.
+
+    scenarios/x.yaml: faults[2].at = '5m' (str): expected seconds as a number; write 300
+
+`load(path)` returns a `Scenario` or raises `ScenarioInvalid` (its `problems` are those lines);
+`Scenario.world()` builds the `sim.config.WorldConfig` the simulation runs.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from sim import config as sc
+from sim.kube.hpa import HPASpec
+from sim.kube.nodes import NodeTimings
+from sim.kube.pods import StartupDelay
+
+FAULT_TYPES = ("pod-kill", "node-loss", "agent-disconnect", "scheduler-restart",
+               "db-write-failure", "double-confirm", "pool-scale-down", "hpa-scale-down")
+TASK_TYPES = ("plan_and_apply", "plan", "drift_check")
+
+
+class ScenarioInvalid(ValueError):
+    """A scenario file that cannot run; `problems` holds one message line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# ---------------------------------------------------------------------- field types
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def _as_seconds_hint(text: str) -> str:
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]+)", text.strip().lower())
+    joined = "".join(f"{n}{u}" for n, u in parts)
+    if parts and joined == re.sub(r"\s+", "", text.strip().lower()) and all(u in _UNITS for _, u in parts):
+        total = sum(float(n) * _UNITS[u] for n, u in parts)
+        return f"write {total:g}"
+    try:
+        return f"write {float(text):g} (a number, not a string)"
+    except ValueError:
+        return "for example 300"
+
+
+def _seconds(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        hint = _as_seconds_hint(v) if isinstance(v, str) else "for example 300"
+        raise PydanticCustomError("seconds", "expected seconds as a number; {hint}", {"hint": hint})
+    if v != v or v < 0 or v == float("inf"):
+        raise PydanticCustomError("seconds", "expected a finite number of seconds >= 0", {})
+    return float(v)
+
+
+def _number(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise PydanticCustomError("number", "expected a number", {})
+    return v
+
+
+def _probability(v: Any) -> Any:
+    _number(v)
+    if not 0 <= v <= 1:
+        raise PydanticCustomError("probability", "expected a probability between 0 and 1", {})
+    return float(v)
+
+
+def _count(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise PydanticCustomError("count", "expected a whole number", {})
+    if v < 0:
+        raise PydanticCustomError("count", "expected a whole number >= 0", {})
+    return v
+
+
+def _time_of_day(v: Any) -> Any:
+    if isinstance(v, str) and (m := re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", v.strip())):
+        return float(int(m.group(1)) * 3600 + int(m.group(2)) * 60)
+    raise PydanticCustomError("time_of_day", "expected a time of day \"HH:MM\" (24 h); for example \"22:30\"", {})
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+Number = Annotated[float, BeforeValidator(_number)]
+Probability = Annotated[float, BeforeValidator(_probability)]
+Count = Annotated[int, BeforeValidator(_count)]
+TimeOfDay = Annotated[float, BeforeValidator(_time_of_day)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Dist(_Model):
+    """A duration distribution; a bare number means `fixed`."""
+
+    kind: Literal["fixed", "uniform", "lognormal", "exponential"]
+    value: Seconds | None = None
+    min: Seconds | None = None
+    max: Seconds | None = None
+    median: Seconds | None = None
+    p99: Seconds | None = None
+    mean: Seconds | None = None
+    floor: Seconds = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_number(cls, v: Any) -> Any:
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return {"kind": "fixed", "value": v}
+        return v
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> Dist:
+        need = {"fixed": ("value",), "uniform": ("min", "max"), "lognormal": ("median", "p99"),
+                "exponential": ("mean",)}[self.kind]
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} distribution needs {' and '.join(need)}; "
+                             f"add {', '.join(missing)}")
+        if self.kind == "uniform" and self.max < self.min:  # type: ignore[operator]
+            raise ValueError(f"max ({self.max:g}) must be >= min ({self.min:g})")
+        if self.kind == "lognormal" and (self.p99 < self.median or self.median <= 0):  # type: ignore[operator]
+            raise ValueError("lognormal needs 0 < median <= p99")
+        return self
+
+    def world(self) -> sc.Dist:
+        k = self.kind
+        if k == "fixed":
+            return sc.Dist("fixed", self.value or 0.0, minimum=self.floor)
+        if k == "uniform":
+            return sc.Dist("uniform", self.min or 0.0, self.max or 0.0, self.floor)
+        if k == "lognormal":
+            return sc.Dist("lognormal", self.median or 0.0, self.p99 or 0.0, self.floor)
+        return sc.Dist("exponential", self.mean or 0.0, minimum=self.floor)
+
+
+class PodStartup(_Model):
+    kind: Literal["lognormal", "fixed", "uniform"] = "lognormal"
+    median_s: Seconds = 4.0
+    p99_s: Seconds = 10.0
+    min_s: Seconds = 1.0
+
+
+class NodeSettings(_Model):
+    grace_s: Seconds = 50.0
+    toleration_s: Seconds = 300.0
+    lease_renew_s: Seconds = 10.0
+    monitor_period_s: Seconds = 5.0
+
+
+class Cluster(_Model):
+    nodes: Count = 3
+    grace_s: Seconds = 30.0
+    watch_latency_s: Seconds = 0.05
+    pod_startup: PodStartup = PodStartup()
+    node: NodeSettings = NodeSettings()
+
+
+class Freeze(_Model):
+    from_: TimeOfDay = Field(alias="from")
+    to: TimeOfDay
+
+
+class HPA(_Model):
+    target: Number = 0.8
+    load: Number = Field(0.8, description="total load in pods at 100 %; target x n holds n pods")
+    scale_down_window_s: Seconds = 300.0
+    sync_period_s: Seconds = 15.0
+    tolerance: Number = 0.1
+
+
+class PoolModel(_Model):
+    id: str
+    manager: Literal["bare", "deployment"] = "bare"
+    min_replicas: Count = 1
+    max_replicas: Count = 4
+    initial_replicas: Count | None = None
+    freeze: list[Freeze] = []
+    hpa: HPA | None = None
+
+
+class Agents(_Model):
+    connect_s: Dist = Dist(kind="uniform", min=20, max=90)
+    plan_s: Dist = Dist(kind="lognormal", median=60, p99=240, floor=5)
+    apply_s: Dist = Dist(kind="lognormal", median=90, p99=400, floor=5)
+    has_changes: Probability = 0.9
+    plan_fail: Probability = 0.0
+    apply_fail: Probability = 0.0
+
+
+class Users(_Model):
+    confirm_s: Dist = Dist(kind="lognormal", median=120, p99=1800, floor=5)
+    never_confirm: Probability = 0.0
+    double_click: Probability = 0.0
+    double_click_gap_s: Seconds = 0.1
+    cancel: Probability = 0.0
+
+    @model_validator(mode="after")
+    def _sum(self) -> Users:
+        total = self.never_confirm + self.double_click + self.cancel
+        if total > 1:
+            raise ValueError(f"never_confirm + double_click + cancel = {total:g}; they are "
+                             "shares of one choice and must add up to at most 1")
+        return self
+
+
+class Workspaces(_Model):
+    count: Count | None = None
+    names: list[str] | None = None
+    pool: str | None = None
+    prefix: str = "ws"
+    at: list[Seconds] = []
+    every_s: Seconds | None = None
+    types: dict[Literal["plan_and_apply", "plan", "drift_check"], Number] = {"plan_and_apply": 1.0}
+
+    @model_validator(mode="after")
+    def _who(self) -> Workspaces:
+        if (self.count is None) == (self.names is None):
+            raise ValueError("give either count (workspaces named <prefix>-1..N) or names, not both")
+        if not self.at and self.every_s is None:
+            raise ValueError("no task ever arrives: give at (times) and/or every_s (mean gap)")
+        if self.every_s == 0:
+            raise ValueError("every_s must be > 0")
+        if not any(w > 0 for w in self.types.values()):
+            raise ValueError("types: at least one weight must be > 0")
+        return self
+
+
+Target = Literal["random", "reserved-holder", "apply-runner"]
+
+
+class _Fault(_Model):
+    at: Seconds | None = None
+    rate_per_h: Number | None = None
+    start_s: Seconds = 0.0
+    end_s: Seconds | None = None
+    within_s: Seconds = 600.0
+    retry_s: Seconds = 5.0
+
+    @model_validator(mode="after")
+    def _when(self) -> _Fault:
+        if (self.at is None) == (self.rate_per_h is None):
+            raise ValueError("give exactly one of at (seconds) or rate_per_h (random, per hour)")
+        if self.rate_per_h is not None and self.rate_per_h <= 0:
+            raise ValueError("rate_per_h must be > 0")
+        if self.retry_s <= 0:
+            raise ValueError("retry_s must be > 0")
+        return self
+
+
+class PodKill(_Fault):
+    type: Literal["pod-kill"]
+    target: Target = "random"
+    mode: Literal["graceful", "forced"] = "forced"
+    pool: str | None = None
+
+
+class NodeLoss(_Fault):
+    type: Literal["node-loss"]
+    target: Target = "random"
+    heal_after: Seconds | None = None
+    pool: str | None = None
+
+
+class AgentDisconnect(_Fault):
+    type: Literal["agent-disconnect"]
+    target: Target = "random"
+    reconnect_after: Seconds | None = None
+    pool: str | None = None
+
+
+class SchedulerRestart(_Fault):
+    type: Literal["scheduler-restart"]
+
+
+class DbWriteFailure(_Fault):
+    type: Literal["db-write-failure"]
+    rate: Probability = 1.0
+    duration_s: Seconds = 60.0
+
+
+class DoubleConfirm(_Fault):
+    type: Literal["double-confirm"]
+    gap_s: Seconds = 0.1
+
+
+class PoolScaleDown(_Fault):
+    type: Literal["pool-scale-down"]
+    pool: str | None = None
+    freeze_s: Seconds = 600.0
+    min_replicas: Count | None = None
+    max_replicas: Count | None = None
+    duration_s: Seconds | None = None
+
+
+class HpaScaleDown(_Fault):
+    type: Literal["hpa-scale-down"]
+    pool: str | None = None
+    mode: Literal["metric", "patch"] = "metric"
+    load: Number | None = None
+    min_replicas: Count | None = None
+    max_replicas: Count | None = None
+    duration_s: Seconds | None = None
+
+    @model_validator(mode="after")
+    def _what(self) -> HpaScaleDown:
+        if self.mode == "patch" and self.min_replicas is None and self.max_replicas is None:
+            raise ValueError("mode patch needs min_replicas and/or max_replicas")
+        return self
+
+
+Fault = Annotated[
+    Union[PodKill, NodeLoss, AgentDisconnect, SchedulerRestart, DbWriteFailure,  # noqa: UP007
+          DoubleConfirm, PoolScaleDown, HpaScaleDown],
+    Field(discriminator="type"),
+]
+
+
+class Bounds(_Model):
+    apply_pending_s: Seconds = 600.0
+
+
+class Gates(_Model):
+    max_violations: Count = 0
+    recovery_p99_s: Seconds | None = None
+    confirm_to_apply_p99_s: Seconds | None = None
+
+
+class Scenario(_Model):
+    name: str
+    description: str = ""
+    seeds: Count = 20
+    duration_s: Seconds
+    drain_s: Seconds = 1800.0
+    clock_origin: TimeOfDay = 0.0
+    bounds: Bounds = Bounds()
+    gates: Gates = Gates()
+    cluster: Cluster = Cluster()
+    pools: list[PoolModel] = [PoolModel(id="pool-1")]
+    agents: Agents = Agents()
+    users: Users = Users()
+    workload: list[Workspaces]
+    faults: list[Fault] = []
+
+    def world(self) -> sc.WorldConfig:
+        c = self.cluster
+        ps = c.pod_startup
+        pools = []
+        for p in self.pools:
+            hpa = None
+            if p.hpa is not None:
+                spec = HPASpec(min_replicas=p.min_replicas, max_replicas=p.max_replicas,
+                               target=p.hpa.target, tolerance=p.hpa.tolerance,
+                               scale_down_window_s=p.hpa.scale_down_window_s,
+                               sync_period_s=p.hpa.sync_period_s)
+                hpa = sc.HPAConfig(spec, p.hpa.load)
+            pools.append(sc.PoolConfig(
+                p.id, p.manager, p.min_replicas, p.max_replicas,
+                tuple((f.from_, f.to) for f in p.freeze), hpa, p.initial_replicas))
+        first_pool = self.pools[0].id
+        return sc.WorldConfig(
+            name=self.name,
+            duration_s=self.duration_s,
+            drain_s=self.drain_s,
+            bound_s=self.bounds.apply_pending_s,
+            cluster=sc.ClusterConfig(
+                nodes=c.nodes,
+                node_timings=NodeTimings(lease_renew_s=c.node.lease_renew_s,
+                                         monitor_period_s=c.node.monitor_period_s,
+                                         grace_s=c.node.grace_s,
+                                         toleration_s=c.node.toleration_s),
+                pod_startup=StartupDelay(ps.kind, ps.median_s, ps.p99_s, ps.min_s),
+                grace_s=c.grace_s, watch_latency_s=c.watch_latency_s),
+            pools=tuple(pools),
+            agents=sc.AgentConfig(connect=self.agents.connect_s.world(),
+                                  plan=self.agents.plan_s.world(),
+                                  apply=self.agents.apply_s.world(),
+                                  has_changes=self.agents.has_changes,
+                                  plan_fail=self.agents.plan_fail,
+                                  apply_fail=self.agents.apply_fail),
+            users=sc.UserConfig(confirm=self.users.confirm_s.world(),
+                                never_confirm=self.users.never_confirm,
+                                double_click=self.users.double_click,
+                                double_click_gap_s=self.users.double_click_gap_s,
+                                cancel=self.users.cancel),
+            workload=tuple(
+                sc.WorkspaceGroup(count=w.count or 0, pool=w.pool or first_pool, prefix=w.prefix,
+                                  names=tuple(w.names or ()), at=tuple(w.at), every_s=w.every_s,
+                                  types=tuple((k, float(v)) for k, v in w.types.items()))
+                for w in self.workload),
+            faults=tuple(_fault_spec(f) for f in self.faults),
+            clock_origin_s=self.clock_origin,
+        )
+
+
+def _fault_spec(f: Any) -> sc.FaultSpec:
+    known = {name for name in sc.FaultSpec.__dataclass_fields__}
+    kw = {k: v for k, v in f.model_dump().items() if k in known and v is not None}
+    return sc.FaultSpec(**kw)
+
+
+# ---------------------------------------------------------------------- semantic checks
+def _semantic(s: Scenario) -> list[tuple[str, Any, str]]:
+    """Cross-field rules: (field path, value, rule and fix)."""
+    out: list[tuple[str, Any, str]] = []
+    ids = [p.id for p in s.pools]
+    for i, p in enumerate(s.pools):
+        if ids.count(p.id) > 1:
+            out.append((f"pools[{i}].id", p.id, "pool ids must be unique; rename one"))
+        if p.max_replicas < max(1, p.min_replicas):
+            out.append((f"pools[{i}].max_replicas", p.max_replicas,
+                        f"must be >= 1 and >= min_replicas ({p.min_replicas})"))
+        if p.hpa is not None and p.manager != "deployment":
+            out.append((f"pools[{i}].hpa", "hpa", "only a manager: deployment pool has an HPA; "
+                        "set manager: deployment or remove hpa"))
+        if p.hpa is not None and p.hpa.target <= 0:
+            out.append((f"pools[{i}].hpa.target", p.hpa.target, "must be > 0 (0.8 means 80 %)"))
+    names: list[str] = []
+    for i, w in enumerate(s.workload):
+        if w.pool is not None and w.pool not in ids:
+            out.append((f"workload[{i}].pool", w.pool, f"no such pool; choose one of {', '.join(ids)}"))
+        names += list(w.names or (f"{w.prefix}-{k}" for k in range(1, (w.count or 0) + 1)))
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        out.append(("workload", dup[0], "a workspace appears in two groups; use another prefix"))
+    deployments = {p.id for p in s.pools if p.manager == "deployment" and p.hpa is not None}
+    for i, f in enumerate(s.faults):
+        pool = getattr(f, "pool", None)
+        if pool is not None and pool not in ids:
+            out.append((f"faults[{i}].pool", pool, f"no such pool; choose one of {', '.join(ids)}"))
+        if f.type == "hpa-scale-down":
+            target = pool if pool is not None else next(iter(sorted(deployments)), None)
+            if target not in deployments:
+                out.append((f"faults[{i}].type", f.type, "needs a pool with manager: deployment "
+                            "and an hpa section; add one or use pool-scale-down"))
+            if f.mode == "metric" and f.load is None:
+                out.append((f"faults[{i}].load", None, "mode metric needs the dropped load; "
+                            "for example load: 0.2"))
+        if f.at is not None and f.at > s.duration_s:
+            out.append((f"faults[{i}].at", f.at, f"is after duration_s ({s.duration_s:g}); "
+                        "faults fire only while the workload runs"))
+    return out
+
+
+# ---------------------------------------------------------------------- loading
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in FAULT_TYPES:
+            continue  # the discriminator's branch, not a field
+        else:
+            out += ("." if out else "") + ("from" if part == "from_" else str(part))
+    return out or "(top level)"
+
+
+def _model_at(loc: tuple[Any, ...]) -> Any:
+    """The pydantic model class that owns the field at `loc` (for 'allowed fields' lists)."""
+    cls: Any = Scenario
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if part in FAULT_TYPES:
+            cls = {m.model_fields["type"].annotation.__args__[0]: m for m in  # type: ignore[union-attr]
+                   (PodKill, NodeLoss, AgentDisconnect, SchedulerRestart, DbWriteFailure,
+                    DoubleConfirm, PoolScaleDown, HpaScaleDown)}[part]
+            continue
+        field = cls.model_fields.get(part) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+        if field is None:
+            return None
+        cls = _inner_model(field.annotation)
+    return cls
+
+
+def _inner_model(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    if origin in (Union, types.UnionType, list, tuple, Annotated):
+        for arg in typing.get_args(tp):
+            m = _inner_model(arg)
+            if m is not None:
+                return m
+    return None
+
+
+def _rule(err: dict[str, Any]) -> str:
+    kind, msg, ctx = err["type"], err["msg"], err.get("ctx") or {}
+    if kind == "missing":
+        return "required field is missing; add it"
+    if kind == "extra_forbidden":
+        cls = _model_at(tuple(err["loc"]))
+        allowed = [f.alias or n for n, f in cls.model_fields.items()] if cls is not None else []
+        return "unknown field" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+    if kind == "literal_error":
+        return f"expected one of {ctx.get('expected', '')}"
+    if kind == "union_tag_invalid":
+        return f"unknown fault type; choose one of {', '.join(FAULT_TYPES)}"
+    if kind == "union_tag_not_found":
+        return f"a fault needs a type; choose one of {', '.join(FAULT_TYPES)}"
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    if msg.startswith("Input should be "):
+        return "expected " + msg.removeprefix("Input should be ")
+    return msg
+
+
+def _line(file: str, path: str, value: Any, rule: str, *, show_value: bool = True) -> str:
+    if not show_value or isinstance(value, dict):
+        return f"{file}: {path}: {rule}"
+    return f"{file}: {path} = {value!r} ({type(value).__name__}): {rule}"
+
+
+def parse(data: Any, file: str) -> Scenario:
+    """Validate already-loaded YAML data; `file` names it in the messages."""
+    if not isinstance(data, dict):
+        raise ScenarioInvalid([f"{file}: the file must hold a mapping (name:, duration_s:, "
+                               f"workload:, ...), not {type(data).__name__}"])
+    data = dict(data)
+    data.setdefault("name", Path(file).stem)
+    try:
+        s = Scenario.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc, value = tuple(err["loc"]), err.get("input")
+            if err["type"] == "union_tag_invalid":
+                loc, value = loc + ("type",), (err.get("ctx") or {}).get("tag")
+            elif err["type"] == "union_tag_not_found":
+                loc = loc + ("type",)
+            problems.append(_line(file, _loc(loc), value, _rule(err),
+                                  show_value=err["type"] not in ("missing", "union_tag_not_found")))
+        raise ScenarioInvalid(problems) from None
+    problems = [_line(file, path, value, rule) for path, value, rule in _semantic(s)]
+    if problems:
+        raise ScenarioInvalid(problems)
+    return s
+
+
+def load(path: str | Path) -> Scenario:
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioInvalid([f"{file}: no such file; give the path of a scenario, "
+                               "e.g. scenarios/incident-601.yaml"]) from None
+    except (IsADirectoryError, UnicodeDecodeError) as e:
+        raise ScenarioInvalid([f"{file}: cannot read it as a text file ({e.__class__.__name__})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ScenarioInvalid([f"{file}: not valid YAML{where}: {problem}"]) from None
+    return parse(data, file)
