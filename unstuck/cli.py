@@ -68,7 +68,8 @@ def _mount() -> None:
     """Mount sub-command apps that exist (each lives in its own module)."""
     import importlib
 
-    for module, name in (("unstuck.sim_cli", None), ("unstuck.cluster_cli", "cluster")):
+    for module, name in (("unstuck.sim_cli", None), ("unstuck.cluster_cli", "cluster"),
+                         ("unstuck.serve_cli", None)):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

@@ -1,0 +1,138 @@
+"""A simulated Terraform backend in a shared directory: saved plans, state, a fenced state lock.
+
+Layout under the backend directory (every agent of a run points at the same one, as every
+Terraform run points at the same S3 bucket):
+
+- `plans/<task>.json`: the saved plan of a task, with its digest;
+- `state/<workspace>.json`: the workspace's state: a serial and every apply committed;
+- `locks/<workspace>.json`: the state lock: holder (task, fence, agent) and a lease expiry.
+
+The lock refuses a second concurrent apply of the same workspace while its holder's lease
+runs (`StateLocked`). The holder renews the lease while it works. An apply commits only if it
+still holds the lock with an unexpired lease; otherwise it fails with `LockLost` and changes
+nothing. So an agent that was frozen (SIGSTOP, a lost node) past its lease cannot commit when
+it wakes, even if nobody took the lock meanwhile: it cannot know, so it must not write. That
+is the fencing that makes "no apply executed twice" hold at the state, not only in the
+scheduler. Every read-modify-write runs under an `flock` of the workspace's lock file.
+Lease times are wall-clock (`time.time()`): they are compared across processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class StateLocked(Exception):
+    """Another apply holds the workspace's state lock (its lease has not expired)."""
+
+
+class LockLost(Exception):
+    """This apply no longer holds the state lock (lease expired or taken over): no commit."""
+
+
+@dataclass(frozen=True)
+class Token:
+    task: int
+    fence: int
+    agent: str
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+class Backend:
+    def __init__(self, root: Path, lease_s: float = 30.0) -> None:
+        self.root = Path(root)
+        self.lease_s = lease_s
+        for sub in ("plans", "state", "locks"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    # ---------------------------------------------------------------- plans
+    def save_plan(self, task: int, fence: int, workspace: str, agent: str, has_changes: bool) -> str:
+        body = json.dumps({"task": task, "fence": fence, "workspace": workspace, "agent": agent,
+                           "has_changes": has_changes, "at": time.time()}, sort_keys=True)
+        digest = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+        _write_json(self.root / "plans" / f"{task}.json", {"digest": digest, "plan": body})
+        return digest
+
+    def plan_digest(self, task: int) -> str | None:
+        saved = _read_json(self.root / "plans" / f"{task}.json")
+        return saved["digest"] if saved else None
+
+    # ---------------------------------------------------------------- state
+    def state(self, workspace: str) -> dict[str, Any]:
+        return _read_json(self.root / "state" / f"{workspace}.json") or {"serial": 0, "applies": []}
+
+    @contextlib.contextmanager
+    def _locked(self, workspace: str):
+        with open(self.root / "locks" / f"{workspace}.lk", "a+") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield self.root / "locks" / f"{workspace}.json"
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def acquire(self, workspace: str, token: Token) -> None:
+        with self._locked(workspace) as path:
+            held = _read_json(path)
+            now = time.time()
+            if held and held["expires"] > now and (held["task"], held["fence"]) != (token.task, token.fence):
+                raise StateLocked(
+                    f"state of {workspace} is locked by task {held['task']} (fence {held['fence']}, "
+                    f"agent {held['agent']}) for {held['expires'] - now:.1f} s more")
+            _write_json(path, {"task": token.task, "fence": token.fence, "agent": token.agent,
+                               "expires": now + self.lease_s})
+
+    def _mine(self, held: Any, token: Token) -> bool:
+        return bool(held) and (held["task"], held["fence"], held["agent"]) == (
+            token.task, token.fence, token.agent) and held["expires"] > time.time()
+
+    def renew(self, workspace: str, token: Token) -> None:
+        with self._locked(workspace) as path:
+            held = _read_json(path)
+            if not self._mine(held, token):
+                raise LockLost(f"state lock of {workspace} lost (lease expired or taken over)")
+            held["expires"] = time.time() + self.lease_s
+            _write_json(path, held)
+
+    def commit(self, workspace: str, token: Token, digest: str) -> int:
+        """Write the apply into the state and release the lock; returns the new serial."""
+        with self._locked(workspace) as path:
+            held = _read_json(path)
+            if not self._mine(held, token):
+                raise LockLost(f"state lock fenced: stale token (task {token.task}, fence "
+                               f"{token.fence}); the apply was not committed")
+            state = self.state(workspace)
+            state["serial"] += 1
+            state["applies"].append({"task": token.task, "fence": token.fence, "agent": token.agent,
+                                     "digest": digest, "at": time.time()})
+            _write_json(self.root / "state" / f"{workspace}.json", state)
+            path.unlink()
+            return state["serial"]
+
+    def release(self, workspace: str, token: Token) -> None:
+        with self._locked(workspace) as path:
+            held = _read_json(path)
+            if held and (held["task"], held["fence"], held["agent"]) == (token.task, token.fence, token.agent):
+                path.unlink()

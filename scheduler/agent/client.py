@@ -1,0 +1,131 @@
+"""The agent's side of the protocol: requests, and an ordered outbox of reports.
+
+Reports (and the execution rows they carry) must reach the scheduler in the order they
+happened and at least once, even across a scheduler restart. The outbox delivers them one at a
+time, in order, retrying a connection error or a 5xx with capped exponential backoff; a 2xx
+or a 4xx (the scheduler refused it, e.g. a stale fence: retrying cannot help) ends an item.
+The tasks with an item still in the outbox are reported as current in heartbeats, so the
+scheduler does not presume a finished-but-unreported run lost while it was down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("unstuck.agent")
+
+
+class NotRegistered(Exception):
+    """The scheduler does not know this agent (it restarted, or disconnected us)."""
+
+
+@dataclass
+class Item:
+    path: str
+    body: dict[str, Any]
+    task_id: int | None = None
+    attempts: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+    status: int | None = None
+
+
+class Client:
+    def __init__(self, url: str, token: str, *, timeout_s: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"}
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
+        self.poll_http = httpx.Client(base_url=self.url, headers=headers, timeout=None)
+
+    def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        return self.http.post(path, json=body)
+
+    def poll(self, agent_id: str, after: int, timeout_s: float) -> list[dict[str, Any]]:
+        r = self.poll_http.get("/agent/poll", params={"agent_id": agent_id, "after": after,
+                                                       "timeout": timeout_s},
+                               timeout=httpx.Timeout(10.0, read=timeout_s + 10.0))
+        if r.status_code == 404:
+            raise NotRegistered(r.text)
+        r.raise_for_status()
+        return r.json()["messages"]
+
+    def close(self) -> None:
+        self.http.close()
+        self.poll_http.close()
+
+
+class Outbox:
+    """Ordered, at-least-once delivery of reports on its own thread."""
+
+    def __init__(self, client: Client, *, max_backoff_s: float = 2.0) -> None:
+        self.client = client
+        self.max_backoff_s = max_backoff_s
+        self.items: deque[Item] = deque()
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="outbox", daemon=True)
+        self.thread.start()
+
+    def put(self, path: str, body: dict[str, Any], task_id: int | None = None) -> Item:
+        item = Item(path, body, task_id)
+        with self.cond:
+            self.items.append(item)
+            self.cond.notify()
+        return item
+
+    def tasks(self) -> set[int]:
+        with self.cond:
+            return {i.task_id for i in self.items if i.task_id is not None}
+
+    def empty(self) -> bool:
+        with self.cond:
+            return not self.items
+
+    def drain(self, deadline: float) -> bool:
+        """Wait until everything is delivered or `deadline` (monotonic) passes."""
+        while time.monotonic() < deadline:
+            if self.empty():
+                return True
+            time.sleep(0.02)
+        return self.empty()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while not self.items and not self.stopping:
+                    self.cond.wait()
+                if not self.items:
+                    return
+                item = self.items[0]
+            if self._deliver(item):
+                with self.cond:
+                    self.items.popleft()
+                item.done.set()
+
+    def _deliver(self, item: Item) -> bool:
+        try:
+            r = self.client.post(item.path, item.body)
+        except httpx.HTTPError as exc:
+            log.info("report %s not delivered (%s); retrying", item.path, exc)
+        else:
+            if r.status_code < 500:
+                item.status = r.status_code
+                return True
+            log.info("report %s got %s; retrying", item.path, r.status_code)
+        item.attempts += 1
+        with self.cond:
+            if self.stopping and item.attempts > 3:
+                return False
+        time.sleep(min(self.max_backoff_s, 0.05 * 2 ** min(item.attempts, 8)))
+        return False

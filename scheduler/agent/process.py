@@ -1,0 +1,210 @@
+"""The agent process: register, heartbeat, long-poll for runs, execute them, report.
+
+Threads: the main thread registers and long-polls; a heartbeat thread posts every
+`heartbeat_s`; each run has its own thread; the outbox thread delivers reports in order.
+When the scheduler answers 404 to a poll or a heartbeat (it restarted, or it disconnected
+this agent after a silence), the agent registers again with the same id and pod.
+
+SIGTERM (a pod deletion): stop taking work, let running runs finish within `grace_s`, abort
+what is left (an abort before the commit is an explicit failure: nothing was written), deliver
+the reports, exit 0. A second SIGTERM or SIGINT exits at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from scheduler.agent.backend import Backend
+from scheduler.agent.client import Client, NotRegistered, Outbox
+from scheduler.agent.runs import Run, RunMessage
+
+log = logging.getLogger("unstuck.agent")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    url: str
+    token: str
+    pod: str
+    agent_id: str
+    pool_id: str = "pool-1"
+    backend_dir: Path = Path("backend")
+    plan_s: float = 60.0
+    apply_s: float = 60.0
+    heartbeat_s: float = 10.0
+    has_changes: bool = True
+    grace_s: float = 25.0
+    lease_s: float = 30.0
+    poll_timeout_s: float = 20.0
+    plan_limit: int = 3
+
+
+class _Interrupted(Exception):
+    """Raised by the SIGTERM handler into a blocked long-poll, to stop waiting for it."""
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        self.client = Client(cfg.url, cfg.token)
+        self.outbox = Outbox(self.client)
+        self.backend = Backend(cfg.backend_dir, lease_s=cfg.lease_s)
+        self.runs: dict[int, Run] = {}
+        self.seen: set[tuple[int, int, str]] = set()  # (task, fence, action) already started
+        self.lock = threading.Lock()
+        self.registered = threading.Event()
+        self.terminating = threading.Event()
+        self.terminate_at = 0.0
+        self.after = 0
+        self.in_poll = False
+
+    # ---------------------------------------------------------------- registration
+    def register(self) -> None:
+        """Register until the scheduler accepts; a refused token is fatal (exit 2)."""
+        backoff = 0.05
+        while not self.terminating.is_set():
+            try:
+                r = self.client.post("/agent/register", {
+                    "agent_id": self.cfg.agent_id, "pool_id": self.cfg.pool_id,
+                    "pod": self.cfg.pod, "pid": os.getpid()})
+            except httpx.HTTPError as exc:
+                log.info("scheduler unreachable (%s); retrying", exc)
+            else:
+                if r.status_code == 200:
+                    self.after = 0
+                    self.registered.set()
+                    return
+                if r.status_code in (401, 403, 404):
+                    raise SystemExit(f"error: the scheduler refused registration ({r.status_code}): "
+                                     f"{r.json().get('message', r.text)}")
+                log.info("registration got %s; retrying", r.status_code)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+    # ---------------------------------------------------------------- heartbeats
+    def current_tasks(self) -> list[int]:
+        with self.lock:
+            running = set(self.runs)
+        return sorted(running | self.outbox.tasks())
+
+    def _heartbeats(self) -> None:
+        while not self.terminating.wait(self.cfg.heartbeat_s):
+            if not self.registered.is_set():
+                continue
+            with self.lock:
+                runs = list(self.runs.values())
+            body = {"agent_id": self.cfg.agent_id,
+                    "plan_running": sum(1 for r in runs if r.msg.action == "plan"),
+                    "plan_limit": self.cfg.plan_limit,
+                    "apply_running": any(r.msg.action == "apply" for r in runs),
+                    "current_tasks": self.current_tasks()}
+            try:
+                r = self.client.post("/agent/heartbeat", body)
+            except httpx.HTTPError:
+                continue
+            if r.status_code == 404:
+                self.registered.clear()
+
+    # ---------------------------------------------------------------- runs
+    def run_ended(self, run: Run) -> None:
+        with self.lock:
+            if self.runs.get(run.msg.task_id) is run:
+                del self.runs[run.msg.task_id]
+
+    def past_grace(self) -> bool:
+        return time.monotonic() >= self.terminate_at
+
+    def _dispatch(self, message: dict) -> None:
+        self.after = max(self.after, int(message.get("seq", 0)))
+        if message.get("type") == "cancel":
+            with self.lock:
+                run = self.runs.get(int(message["task_id"]))
+            if run is not None:
+                run.abort("cancelled by the scheduler")
+            return
+        if message.get("type") != "run_task":
+            log.warning("unknown message %r ignored", message.get("type"))
+            return
+        msg = RunMessage.parse(message)
+        key = (msg.task_id, msg.fence, msg.action)
+        with self.lock:
+            if key in self.seen:
+                return  # a redelivered message
+            self.seen.add(key)
+            run = Run(self, msg)
+            self.runs[msg.task_id] = run
+        run.start()
+
+    # ---------------------------------------------------------------- main loop
+    def serve(self) -> int:
+        threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True).start()
+        while not self.terminating.is_set():
+            if not self.registered.is_set():
+                self.register()
+                continue
+            try:
+                self.in_poll = True
+                try:
+                    messages = self.client.poll(self.cfg.agent_id, self.after, self.cfg.poll_timeout_s)
+                finally:
+                    self.in_poll = False
+            except _Interrupted:
+                break
+            except NotRegistered:
+                self.registered.clear()
+                continue
+            except httpx.HTTPError as exc:
+                if self.terminating.is_set():
+                    break
+                log.info("poll failed (%s); registering again", exc)
+                self.registered.clear()
+                time.sleep(0.1)
+                continue
+            for m in messages:
+                self._dispatch(m)
+        return self._shutdown()
+
+    def terminate(self, signum: int, _frame) -> None:
+        if self.terminating.is_set():
+            os._exit(1)
+        self.terminate_at = time.monotonic() + self.cfg.grace_s
+        self.terminating.set()
+        if self.in_poll:
+            raise _Interrupted  # out of the blocked long-poll, into the main loop's handler
+
+    def _shutdown(self) -> int:
+        """Finish what runs within the grace period, abort the rest, deliver the reports."""
+        deadline = self.terminate_at
+        margin = min(2.0, self.cfg.grace_s / 5)
+        while time.monotonic() < deadline - margin:
+            with self.lock:
+                if not self.runs:
+                    break
+            time.sleep(0.02)
+        with self.lock:
+            left = list(self.runs.values())
+        for run in left:
+            run.abort("agent terminating (SIGTERM)")
+        for run in left:
+            run.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.outbox.drain(deadline)
+        self.outbox.stop()
+        self.client.close()
+        return 0
+
+
+def main(cfg: AgentConfig) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s agent %(levelname)s %(message)s")
+    agent = Agent(cfg)
+    signal.signal(signal.SIGTERM, agent.terminate)
+    signal.signal(signal.SIGINT, agent.terminate)
+    agent.register()
+    return agent.serve()

@@ -1,0 +1,153 @@
+"""One run of one task phase (plan or apply), executed the way the seed's agents run Terraform.
+
+A run first *claims* its dispatch by recording `exec.invoke` (the scheduler refuses the claim
+with 409 when the dispatch is stale: the task moved on while the message waited), then works
+for the configured duration, then queues its report, with the `exec.ok` / `exec.fail` row it
+carries, in the outbox, followed by the C&C-style completion notice.
+
+- plan: writes the saved plan to the backend and reports its digest;
+- apply: checks that the saved plan has the digest it was sent, takes the workspace's state
+  lock for (task, fence), renews the lease while it works, and commits under the lock; a
+  stale token cannot commit (`backend.LockLost`).
+
+`abort()` (SIGTERM past the grace period, or a cancel) stops the work before the commit: the
+run reports an explicit failure, since nothing was written.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from scheduler.agent.backend import LockLost, StateLocked, Token
+
+if TYPE_CHECKING:
+    from scheduler.agent.process import Agent
+
+log = logging.getLogger("unstuck.agent")
+
+
+@dataclass(frozen=True)
+class RunMessage:
+    task_id: int
+    workspace_id: str
+    action: str
+    fence: int
+    plan_digest: str | None
+
+    @classmethod
+    def parse(cls, m: dict[str, Any]) -> RunMessage:
+        return cls(int(m["task_id"]), str(m["workspace_id"]), str(m["action"]), int(m.get("fence") or 0),
+                   m.get("plan_digest"))
+
+
+class Run:
+    def __init__(self, agent: Agent, msg: RunMessage) -> None:
+        self.agent = agent
+        self.msg = msg
+        self.aborted = threading.Event()
+        self.abort_reason = ""
+        self.thread = threading.Thread(target=self._main, name=f"run-{msg.task_id}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def abort(self, reason: str) -> None:
+        self.abort_reason = reason
+        self.aborted.set()
+
+    # ---------------------------------------------------------------- rows and reports
+    def _row(self, kind: str, reason: str = "", **extra: Any) -> dict[str, Any]:
+        a, m = self.agent, self.msg
+        return {"agent_id": a.cfg.agent_id, "kind": kind, "task_id": m.task_id,
+                "workspace_id": m.workspace_id, "pod": a.cfg.pod, "action": m.action,
+                "fence": m.fence, "reason": reason, **extra}
+
+    def _report(self, report: str, row: dict[str, Any], ok: bool = True, **extra: Any) -> None:
+        a, m = self.agent, self.msg
+        a.outbox.put("/agent/report", {"agent_id": a.cfg.agent_id, "report": report,
+                                       "task_id": m.task_id, "fence": m.fence, "ok": ok,
+                                       "exec": row, **extra}, task_id=m.task_id)
+        a.outbox.put("/agent/notice", {"agent_id": a.cfg.agent_id, "task_id": m.task_id, "ok": ok},
+                     task_id=m.task_id)
+
+    def _claim(self) -> bool:
+        """Record exec.invoke; False when the scheduler says the dispatch is stale."""
+        item = self.agent.outbox.put("/agent/exec", self._row("invoke", digest=self.msg.plan_digest),
+                                     task_id=self.msg.task_id)
+        while not item.done.wait(0.1):
+            if self.agent.terminating.is_set() and self.agent.past_grace():
+                return False
+        if item.status != 200:
+            log.warning("task %s fence %s: claim refused (%s); not running it",
+                        self.msg.task_id, self.msg.fence, item.status)
+            return False
+        return True
+
+    def _work(self, seconds: float, renew: Any = None) -> bool:
+        """Sleep `seconds` in small steps; False if aborted. `renew()` is called now and then."""
+        end = time.monotonic() + seconds
+        last_renew = time.monotonic()
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            if self.aborted.wait(min(left, 0.05)):
+                return False
+            if renew is not None and time.monotonic() - last_renew >= self.agent.cfg.lease_s / 3:
+                renew()
+                last_renew = time.monotonic()
+
+    # ---------------------------------------------------------------- the run
+    def _main(self) -> None:
+        try:
+            if not self._claim():
+                return
+            if self.msg.action == "plan":
+                self._plan()
+            else:
+                self._apply()
+        except Exception:  # noqa: BLE001 - a crashed run is reported, not silent
+            log.exception("run of task %s crashed", self.msg.task_id)
+            self._report("task_failed", self._row("fail", "agent error"), ok=False, error="agent error")
+        finally:
+            self.agent.run_ended(self)
+
+    def _plan(self) -> None:
+        a, m = self.agent, self.msg
+        if not self._work(a.cfg.plan_s):
+            self._report("task_failed", self._row("fail", self.abort_reason), ok=False,
+                         error=f"plan aborted: {self.abort_reason}")
+            return
+        digest = a.backend.save_plan(m.task_id, m.fence, m.workspace_id, a.cfg.agent_id, a.cfg.has_changes)
+        self._report("plan_finished", self._row("ok", digest=digest, has_changes=a.cfg.has_changes),
+                     has_changes=a.cfg.has_changes, digest=digest)
+
+    def _apply(self) -> None:
+        a, m = self.agent, self.msg
+        saved = a.backend.plan_digest(m.task_id)
+        if m.plan_digest is None or saved != m.plan_digest:
+            why = f"plan digest mismatch: sent {m.plan_digest!r}, saved plan is {saved!r}"
+            self._report("apply_finished", self._row("fail", why), ok=False, error=why)
+            return
+        token = Token(m.task_id, m.fence, a.cfg.agent_id)
+        try:
+            a.backend.acquire(m.workspace_id, token)
+        except StateLocked as exc:
+            self._report("apply_finished", self._row("fail", str(exc)), ok=False, error=str(exc))
+            return
+        try:
+            finished = self._work(a.cfg.apply_s, renew=lambda: a.backend.renew(m.workspace_id, token))
+            if not finished:
+                a.backend.release(m.workspace_id, token)
+                why = f"apply aborted before commit: {self.abort_reason}"
+                self._report("apply_finished", self._row("fail", why), ok=False, error=why)
+                return
+            a.backend.commit(m.workspace_id, token, m.plan_digest)
+        except LockLost as exc:
+            self._report("apply_finished", self._row("fail", str(exc)), ok=False, error=str(exc))
+            return
+        self._report("apply_finished", self._row("ok", digest=m.plan_digest), ok=True)

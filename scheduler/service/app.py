@@ -1,0 +1,418 @@
+"""The HTTP JSON API of the live scheduler (FastAPI; OpenAPI at /openapi.json).
+
+Each handler is `async` and calls `Engine.handle` without awaiting in between, so requests
+are serialized on the event loop with every other input of the core. What the core answers
+(`Outcome.status`) is the HTTP status. Bad input is refused here with a 4xx whose message
+names the field, the value and the rule, before the core or the store see it:
+
+- a body that is not JSON, or misses a field, or has a value of the wrong type: 400;
+- create, confirm, cancel, workspace set-up and fault notes without a known bearer token: 401;
+- agent endpoints without the pool token: 401; an agent that has not registered: 404.
+
+docs/service.md lists the routes with curl examples; docs/agent-protocol.md the agent side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from scheduler import events as ev
+from scheduler.history import HistoryEvent, Kind, Source
+from scheduler.model import TaskStatus, TaskType, Workspace
+from scheduler.service import views
+from scheduler.service.engine import Engine
+from scheduler.service.identity import Identities
+from scheduler.service.static_cluster import StaticCluster
+
+Auth = Annotated[str | None, Header(alias="Authorization", description="Bearer <token>")]
+Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateTask(Body):
+    workspace_id: Id
+    task_type: TaskType = TaskType.PLAN_AND_APPLY
+    description: str = Field("", max_length=2000)
+
+
+class Confirm(Body):
+    plan_digest: str | None = Field(None, max_length=200,
+                                    description="the digest of the plan the user reviewed")
+    description: str = Field("", max_length=2000)
+
+
+class PutWorkspace(Body):
+    pool_id: Id | None = None
+
+
+class Fault(Body):
+    type: Id
+    pod: Id | None = None
+    agent: Id | None = None
+    task: int | None = Field(None, ge=1, le=2**62)
+    node: Id | None = None
+    reason: str = Field("", max_length=500)
+
+
+class Register(Body):
+    agent_id: Id
+    pool_id: Id
+    pod: Id
+    pid: int | None = Field(None, ge=1, le=2**31)
+
+
+class Heartbeat(Body):
+    agent_id: Id
+    plan_running: int = Field(0, ge=0, le=1000)
+    plan_limit: int = Field(3, ge=0, le=1000)
+    apply_running: bool = False
+    current_tasks: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(default_factory=list, max_length=1000)
+
+
+class ExecRow(Body):
+    agent_id: Id
+    kind: Literal["invoke", "ok", "fail", "info"]
+    task_id: int = Field(ge=1, le=2**62)
+    workspace_id: Id
+    pod: Id
+    action: Literal["plan", "apply"]
+    fence: int = Field(ge=0, le=2**62)
+    reason: str = Field("", max_length=500)
+    digest: str | None = Field(None, max_length=200)
+    has_changes: bool | None = None
+
+
+class Report(Body):
+    agent_id: Id
+    report: Literal["plan_finished", "apply_finished", "task_failed"]
+    task_id: int = Field(ge=1, le=2**62)
+    fence: int = Field(0, ge=0, le=2**62)
+    has_changes: bool = False
+    digest: str = Field("", max_length=200)
+    ok: bool = True
+    error: str = Field("", max_length=2000)
+    exec: ExecRow | None = Field(None, description="the execution row to record before the report")
+
+
+class Notice(Body):
+    agent_id: Id
+    task_id: int = Field(ge=1, le=2**62)
+    ok: bool = True
+
+
+def _err(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"ok": False, "message": message, **extra}, status_code=status)
+
+
+def create_app(engine: Engine, identities: Identities) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.stop()
+
+    app = FastAPI(title="unstuck scheduler", version="1", lifespan=lifespan,
+                  description="The live scheduler: tasks, confirmations, pools, history, agents.")
+    app.state.engine = engine
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for e in exc.errors():
+            if e.get("type") == "json_invalid":
+                error = (e.get("ctx") or {}).get("error", "invalid JSON")
+                at = e.get("loc", ("body", "?"))[-1]
+                problems.append(f"body: not valid JSON ({error} at character {at}); "
+                                "send a JSON object with Content-Type: application/json")
+                continue
+            where = ".".join(str(p) for p in e.get("loc", ()))
+            got = e.get("input")
+            shown = "" if e.get("type") == "missing" else f" (got {str(got)[:80]!r})"
+            problems.append(f"{where}: {e.get('msg', 'invalid')}{shown}")
+        return _err(400, "; ".join(problems) or "invalid request", problems=problems)
+
+    def outcome(out: ev.Outcome, **extra: Any) -> JSONResponse:
+        body: dict[str, Any] = {"ok": out.ok, "message": out.message, "task_id": out.task_id, **extra}
+        if out.task_id is not None:
+            task = engine.store.get_task(out.task_id)
+            if task is not None:
+                body["task"] = views.record(task, engine.clock.t)
+        return JSONResponse(body, status_code=out.status)
+
+    def user_row(action: str, user: str, **fields: Any) -> None:
+        engine.world(Kind.USER, Source.USER, reason=action, data={"action": action, "user": user}, **fields)
+
+    # ------------------------------------------------------------ health and metrics
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict:
+        return {"ok": True}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz():
+        if not engine.booted:
+            return _err(503, "booting")
+        try:
+            engine.store.list_pools()
+        except Exception as exc:  # noqa: BLE001 - any store failure means not ready
+            return _err(503, f"store unavailable: {exc}")
+        return {"ok": True, "scheduler": engine.scheduler.name}
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    async def metrics():
+        return PlainTextResponse(generate_latest(engine.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # ------------------------------------------------------------ tasks
+    @app.post("/tasks", status_code=201, tags=["tasks"])
+    async def create_task(body: CreateTask, authorization: Auth = None):
+        user = identities.user_for(authorization)
+        if user is None:
+            return _err(401, "creating a task needs an identity: send Authorization: Bearer <token>")
+        user_row("create", user, workspace=body.workspace_id)
+        return outcome(engine.handle(ev.TaskCreated(body.workspace_id, body.task_type, user, body.description)))
+
+    @app.get("/tasks", tags=["tasks"])
+    async def list_tasks(workspace_id: Annotated[str | None, Query(max_length=200)] = None,
+                         status: TaskStatus | None = None):
+        tasks = engine.store.list_tasks(workspace_id=workspace_id,
+                                        statuses=[status] if status is not None else None)
+        return {"tasks": [views.record(t, engine.clock.t) for t in tasks]}
+
+    @app.get("/tasks/{task_id}", tags=["tasks"])
+    async def get_task(task_id: Annotated[int, Field(ge=1, le=2**62)]):
+        task = engine.store.get_task(task_id)
+        if task is None:
+            return _err(404, f"task {task_id} not found")
+        return views.record(task, engine.clock.t)
+
+    @app.post("/tasks/{task_id}/confirm", tags=["tasks"])
+    async def confirm(task_id: Annotated[int, Field(ge=1, le=2**62)], body: Confirm,
+                      authorization: Auth = None):
+        user = identities.user_for(authorization)
+        if user is None:
+            return _err(401, "confirm needs an identity: send Authorization: Bearer <token>; "
+                        "nothing was changed", task_id=task_id)
+        if engine.store.get_task(task_id) is None:
+            return _err(404, f"task {task_id} not found")
+        user_row("confirm", user, task=task_id)
+        return outcome(engine.handle(ev.ConfirmApply(task_id, user, body.plan_digest, body.description)))
+
+    @app.post("/tasks/{task_id}/cancel", tags=["tasks"])
+    async def cancel(task_id: Annotated[int, Field(ge=1, le=2**62)], authorization: Auth = None):
+        user = identities.user_for(authorization)
+        if user is None:
+            return _err(401, "cancel needs an identity: send Authorization: Bearer <token>", task_id=task_id)
+        if engine.store.get_task(task_id) is None:
+            return _err(404, f"task {task_id} not found")
+        user_row("cancel", user, task=task_id)
+        return outcome(engine.handle(ev.CancelTask(task_id, user)))
+
+    # ------------------------------------------------------------ workspaces, locks, pools
+    @app.get("/workspaces", tags=["workspaces"])
+    async def list_workspaces():
+        return {"workspaces": [views.record(w, engine.clock.t) for w in engine.store.list_workspaces()]}
+
+    @app.get("/workspaces/{workspace_id}", tags=["workspaces"])
+    async def get_workspace(workspace_id: Annotated[str, Field(max_length=200)]):
+        ws = engine.store.get_workspace(workspace_id)
+        if ws is None:
+            return _err(404, f"workspace {workspace_id!r} not found")
+        return views.record(ws, engine.clock.t)
+
+    @app.put("/workspaces/{workspace_id}", status_code=201, tags=["workspaces"])
+    async def put_workspace(workspace_id: Annotated[str, Field(min_length=1, max_length=200,
+                                                               pattern=r"^[A-Za-z0-9._:-]+$")],
+                            body: PutWorkspace, authorization: Auth = None):
+        if identities.user_for(authorization) is None:
+            return _err(401, "creating a workspace needs an identity: send Authorization: Bearer <token>")
+        pool = body.pool_id or engine.config.pool_id
+        if engine.store.get_pool(pool) is None:
+            return _err(404, f"pool {pool!r} not found; pools: "
+                        + ", ".join(p.id for p in engine.store.list_pools()))
+        existing = engine.store.get_workspace(workspace_id)
+        if existing is not None:
+            return JSONResponse(views.record(existing, engine.clock.t), status_code=200)
+        engine.store.put_workspace(Workspace(workspace_id, pool_id=pool))
+        return JSONResponse(views.record(engine.store.get_workspace(workspace_id), engine.clock.t),
+                            status_code=201)
+
+    @app.get("/locks", tags=["workspaces"])
+    async def locks():
+        return {"locks": [{"workspace": w.id, "task": w.lock_task_id, "by": w.locked_by,
+                           "reason": w.lock_reason,
+                           "since": round(engine.clock.t(w.locked_at), 6) if w.locked_at else None}
+                          for w in engine.store.list_workspaces() if w.is_locked]}
+
+    @app.get("/pools", tags=["pools"])
+    async def pools():
+        tasks = engine.store.list_tasks(statuses=[TaskStatus.RUNNING, TaskStatus.APPLY_PENDING])
+        held = views.slots_from_store(tasks)
+        memory = views.slots_from_memory(engine.scheduler.policy)
+        now = engine.clock.now()
+        out = []
+        for pool in engine.store.list_pools():
+            try:
+                pods = engine.cluster.list_pods(pool.id)
+            except Exception as exc:  # noqa: BLE001 - a cluster error is shown, not raised
+                pods, error = [], str(exc)
+            else:
+                error = None
+            agents = [{"agent": b.agent_id, "pod": b.pod, "pid": b.pid,
+                       "polling": b.live(now, engine.config.agent_stale_s)}
+                      for b in engine.mailboxes.boxes.values() if b.connected and b.pool_id == pool.id]
+            out.append({
+                **views.record(pool, engine.clock.t),
+                "cluster_error": error,
+                "pods": [{"name": p.name, "phase": p.phase, "deletion_cost": p.deletion_cost,
+                          "slots": held.get(p.name, []),
+                          "memory_slots": (memory or {}).get(p.name)} for p in pods],
+                "agents": sorted(agents, key=lambda a: a["agent"]),
+            })
+        return {"pools": out}
+
+    # ------------------------------------------------------------ history and faults
+    @app.get("/history", tags=["history"])
+    async def history(since: Annotated[int, Query(ge=0, le=2**62)] = 0,
+                      limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000):
+        rows = engine.history.since(since, limit)
+        return {"rows": rows, "next": since + len(rows), "total": len(engine.history)}
+
+    @app.post("/faults", status_code=201, tags=["history"])
+    async def fault(body: Fault, authorization: Auth = None):
+        """A harness announces a fault it is about to inject (history kind `fault`)."""
+        if identities.user_for(authorization) is None:
+            return _err(401, "recording a fault needs an identity: send Authorization: Bearer <token>")
+        data = {"type": body.type, "target": body.pod or body.agent or body.task}
+        if body.node:
+            data["node"] = body.node
+        row = engine.world(Kind.FAULT, Source.FAULT, pod=body.pod, agent=body.agent, task=body.task,
+                           reason=body.reason or body.type, data=data)
+        return JSONResponse({"ok": True, "seq": row["seq"]}, status_code=201)
+
+    # ------------------------------------------------------------ agents
+    def agent_auth(authorization: str | None) -> JSONResponse | None:
+        if not identities.agent_ok(authorization):
+            return _err(401, "agent requests need the pool token: send Authorization: Bearer <pool token>")
+        return None
+
+    @app.post("/agent/register", tags=["agents"])
+    async def register(body: Register, authorization: Auth = None):
+        if not identities.agent_ok(authorization):
+            out = engine.handle(ev.AgentConnected(body.agent_id, body.pool_id, body.pod, token_ok=False))
+            return _err(out.status if not out.ok else 401,
+                        "invalid pool token: set UNSTUCK_POOL_TOKEN (or --token-file) to the "
+                        "scheduler's pool token")
+        if engine.store.get_pool(body.pool_id) is None:
+            return _err(404, f"pool {body.pool_id!r} not found; pools: "
+                        + ", ".join(p.id for p in engine.store.list_pools()))
+        cluster = engine.cluster
+        if isinstance(cluster, StaticCluster):
+            if not cluster.knows(body.pod):
+                return _err(404, f"pod {body.pod!r} is not one of this static cluster's pods "
+                            f"({', '.join(sorted(cluster.pods))}); start the agent with --pod NAME")
+            for event in cluster.agent_started(body.pod, body.pid, engine.clock.now()):
+                if isinstance(event, ev.PodAdded):
+                    engine.world(Kind.POD_ADDED, pod=body.pod, data={"pool": body.pool_id, "pid": body.pid})
+                else:
+                    engine.process_died(body.pod)
+                engine.handle(event)
+        engine.mailboxes.register(body.agent_id, body.pool_id, body.pod, body.pid)
+        out = engine.handle(ev.AgentConnected(body.agent_id, body.pool_id, body.pod))
+        if not out.ok:
+            engine.mailboxes.disconnect(body.agent_id)
+        return JSONResponse({"ok": out.ok, "message": out.message,
+                             "poll_timeout_s": engine.config.poll_timeout_s}, status_code=out.status)
+
+    @app.post("/agent/heartbeat", tags=["agents"])
+    async def heartbeat(body: Heartbeat, authorization: Auth = None):
+        if (denied := agent_auth(authorization)) is not None:
+            return denied
+        if engine.mailboxes.get(body.agent_id) is None:
+            return _err(404, f"agent {body.agent_id} is not registered: register again")
+        out = engine.handle(ev.AgentHeartbeat(body.agent_id, body.plan_running, body.plan_limit,
+                                              body.apply_running, tuple(body.current_tasks)))
+        return JSONResponse({"ok": out.ok, "message": out.message}, status_code=out.status)
+
+    @app.get("/agent/poll", tags=["agents"])
+    async def poll(agent_id: Annotated[str, Query(min_length=1, max_length=200)],
+                   after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+                   timeout: Annotated[float | None, Query(ge=0, le=300)] = None,
+                   authorization: Auth = None):
+        if (denied := agent_auth(authorization)) is not None:
+            return denied
+        box = engine.mailboxes.get(agent_id)
+        if box is None:
+            return _err(404, f"agent {agent_id} is not registered: register again")
+        messages = await engine.mailboxes.poll(box, after, timeout)
+        if not box.connected:
+            return _err(404, f"agent {agent_id} was disconnected: register again")
+        return {"messages": messages}
+
+    def exec_row(row: ExecRow) -> None:
+        data: dict[str, Any] = {"action": row.action, "fence": row.fence}
+        if row.digest is not None:
+            data["digest"] = row.digest
+        if row.has_changes is not None:
+            data["has_changes"] = row.has_changes
+        key = (row.agent_id, row.task_id, row.fence, row.kind, row.action)
+        if key in engine.exec_seen:
+            return  # a retried report: its row is already in the history
+        engine.exec_seen.add(key)
+        engine.history.append(HistoryEvent(engine.clock.now(), Kind("exec." + row.kind), Source.AGENT,
+                                           task=row.task_id, workspace=row.workspace_id, pod=row.pod,
+                                           agent=row.agent_id, reason=row.reason, data=data))
+        engine.history.flush()
+
+    @app.post("/agent/exec", tags=["agents"])
+    async def agent_exec(body: ExecRow, authorization: Auth = None):
+        """Record an execution row; an `invoke` is also the agent's claim to start the run,
+        refused with 409 when the run is no longer the task's current dispatch."""
+        if (denied := agent_auth(authorization)) is not None:
+            return denied
+        if body.kind == "invoke":
+            task = engine.store.get_task(body.task_id)
+            if task is None:
+                return _err(404, f"task {body.task_id} not found: do not run it")
+            if (task.status is not TaskStatus.RUNNING or task.fence != body.fence
+                    or task.agent_id != body.agent_id):
+                return _err(409, f"stale dispatch: task {task.id} is {task.status.value} with fence "
+                            f"{task.fence} on agent {task.agent_id}; do not run it")
+        exec_row(body)
+        return {"ok": True}
+
+    @app.post("/agent/report", tags=["agents"])
+    async def report(body: Report, authorization: Auth = None):
+        if (denied := agent_auth(authorization)) is not None:
+            return denied
+        if body.exec is not None:
+            exec_row(body.exec)
+        event: ev.Event
+        if body.report == "plan_finished":
+            event = ev.PlanFinished(body.task_id, body.agent_id, body.has_changes, body.digest, body.fence)
+        elif body.report == "apply_finished":
+            event = ev.ApplyFinished(body.task_id, body.agent_id, body.ok, body.fence, body.error)
+        else:
+            event = ev.TaskFailed(body.task_id, body.agent_id, body.error or "task failed", body.fence)
+        out = engine.handle(event)
+        return JSONResponse({"ok": out.ok, "message": out.message, "task_id": out.task_id},
+                            status_code=out.status)
+
+    @app.post("/agent/notice", tags=["agents"])
+    async def notice(body: Notice, authorization: Auth = None):
+        if (denied := agent_auth(authorization)) is not None:
+            return denied
+        out = engine.handle(ev.CompletionNotice(body.task_id, body.agent_id, body.ok))
+        return JSONResponse({"ok": out.ok, "message": out.message}, status_code=out.status)
+
+    return app

@@ -1,0 +1,92 @@
+"""The live run's clock: a monotonic clock plus a large random offset, durable across restarts.
+
+Why an offset
+-------------
+The core compares `now` with times it stored earlier (`updated_at`, `apply_confirmed_at`,
+the plan TTL). A clock read from `time.time()` would work by accident; adding a random
+offset of about 10^9 s (STYLE.md §2, trio's `SystemClock`) makes any code that mixes `now`
+with wall time fail fast instead of by a few hours one day.
+
+Why durable
+-----------
+A `kill -9` and a restart must not move `now` backwards or by the offset, or every stored
+time would be wrong after the restart. The first start of a run writes `clock.json` (the
+offset, the run start and this machine's boot id); later starts reuse the offset. After a
+reboot `time.monotonic()` restarts from zero, so the offset is re-anchored on wall time
+elapsed since the last recorded reading (the one place wall time is used, and only to
+bridge the gap).
+
+History times: `t = now - run_start`, seconds since the first start of the run, so a
+history that spans restarts keeps one time axis (docs/service.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+OFFSET_MIN_S = 1.0e9
+OFFSET_SPAN_S = 1.0e9
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+class RunClock:
+    """`now()` for the core, `t(now)` for history rows. One per service process."""
+
+    def __init__(self, path: Path | None, *, rng: random.Random | None = None) -> None:
+        self.path = path
+        state = self._load()
+        if state is None:
+            r = rng or random.Random(int.from_bytes(os.urandom(8), "big"))
+            self.offset = OFFSET_MIN_S + r.random() * OFFSET_SPAN_S
+            self.run_start = self.now()
+        else:
+            self.offset = float(state["offset"])
+            self.run_start = float(state["run_start"])
+            if state.get("boot_id") != _boot_id():
+                # monotonic() restarted with the machine: continue from the last reading,
+                # plus the wall time that passed since (never backwards).
+                gap = max(0.0, time.time() - float(state["wall_at"]))
+                self.offset = float(state["now_at"]) + gap - time.monotonic()
+        self.restarted = state is not None
+        self.save()
+
+    def _load(self) -> dict | None:
+        if self.path is None or not self.path.exists():
+            return None
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(
+                f"{self.path}: not a clock file ({exc}); it is written by `unstuck serve` in "
+                "its --data-dir: delete it to start a new run (history times restart at 0)"
+            ) from None
+
+    def save(self) -> None:
+        """Record the offset and a (now, wall) reading; called at start and now and then."""
+        if self.path is None:
+            return
+        state = {"offset": self.offset, "run_start": self.run_start, "boot_id": _boot_id(),
+                 "now_at": self.now(), "wall_at": time.time()}
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def now(self) -> float:
+        return time.monotonic() + self.offset
+
+    def t(self, now: float | None = None) -> float:
+        """Seconds since the run's first start: the history's time axis."""
+        return (self.now() if now is None else now) - self.run_start

@@ -1,0 +1,75 @@
+"""What `unstuck serve` was asked to run: one frozen record, validated before anything starts."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scheduler.settings import Settings
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    data_dir: Path | None = None
+    """Holds history.jsonl and clock.json (and store.db by default). None: memory only (tests)."""
+    store_url: str | None = None
+    """sqlite:///PATH, postgresql://..., memory://; default sqlite in data_dir."""
+    scheduler: str = "reference"
+    cluster: str = "static"
+    pool_id: str = "pool-1"
+    pods: tuple[str, ...] = ("pod-1", "pod-2", "pod-3")
+    """static: the fixed pod names, one agent process each."""
+    workspaces: tuple[str, ...] = ("ws-1", "ws-2", "ws-3")
+    """Workspaces created in the pool at start (existing ones are kept as they are)."""
+    users: dict[str, str] = field(default_factory=dict)
+    pool_token: str | None = None
+    settings: Settings = field(default_factory=Settings)
+    seed: int = 0
+    """Seeds the core's RNG (Go map order in the seed variants)."""
+    poll_timeout_s: float = 20.0
+    """Longest a long-poll is held open before it is answered empty."""
+    agent_stale_s: float = 5.0
+    """An agent that has not polled for this long is disconnected and cannot be sent to."""
+    watch_period_s: float = 0.2
+    """How often process liveness (static) and silent agents are checked."""
+    stuck_after_s: float = 600.0
+    """The `unstuck_stuck_tasks` gauge's bound since the confirmation."""
+    # Kubernetes cluster.
+    namespace: str = "unstuck"
+    agent_selector: str = "app=unstuck-agent"
+    deployment: str | None = None
+    """kubernetes: the agent Deployment to scale (with pool manager "deployment")."""
+    scaling: str = "scheduler"
+    """kubernetes: "scheduler" scales the Deployment itself, "hpa" leaves the count to an HPA."""
+    kubeconfig: str | None = None
+
+
+UNSCALED = frozenset({"epoch_unix_s", "clock_origin_s"})
+
+
+def scaled_settings(settings: Settings, factor: float) -> Settings:
+    """Every duration of `settings` (fields named `*_s`) multiplied by `factor`.
+
+    For tests and demos that must run in seconds: `--time-scale 0.05` turns the reference's
+    60 s agent timeout into 3 s and the seed's 10 s retry into 0.5 s, keeping every ratio, so
+    the same races happen in the same order. Calendar anchors (`epoch_unix_s`,
+    `clock_origin_s`) are not durations and stay as they are.
+    """
+    if not factor > 0:
+        raise ValueError(f"time scale must be > 0, got {factor!r}")
+
+    def scale(obj):
+        changes = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                changes[f.name] = scale(value)
+            elif f.name.endswith("_s") and f.name not in UNSCALED:
+                if isinstance(value, tuple):
+                    changes[f.name] = tuple(v * factor for v in value)
+                elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                    changes[f.name] = value * factor
+        return dataclasses.replace(obj, **changes)
+
+    return scale(settings)

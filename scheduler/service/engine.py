@@ -1,0 +1,207 @@
+"""The engine: one core, its port adapters, and the one place events enter it.
+
+Every input of the live scheduler (an HTTP request, an agent report, a timer wake-up, a pod
+that appeared or died, an agent that went silent) becomes one `scheduler.events` value and
+goes through `Engine.handle`, which stamps it with the run clock's `now`, calls
+`Scheduler.handle(event, now)`, and fsyncs the history rows it produced. `handle` runs only
+on the event loop's thread and never awaits, so calls are serialized without a lock: the
+core sees one event at a time, in arrival order, as in the simulation. Threads (the
+Kubernetes watch) hand their events over with `loop.call_soon_threadsafe(engine.submit, e)`.
+
+Rows the service itself observes (user actions as issued, agent execution rows, a pod whose
+process died, faults a harness announces) are appended with `world()` at the current `now`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+from scheduler import events as ev
+from scheduler.core import Context, Scheduler
+from scheduler.history import HistoryEvent, Kind, Source
+from scheduler.model import Pool, TaskStatus, Workspace
+from scheduler.service.clock import RunClock
+from scheduler.service.config import ServiceConfig
+from scheduler.service.historylog import HistoryLog
+from scheduler.service.mailboxes import Mailboxes
+from scheduler.service.metrics import ServiceMetrics
+from scheduler.service.static_cluster import StaticCluster
+from scheduler.stores import open_store
+from scheduler.variants import policy_class
+
+log = logging.getLogger("unstuck.service")
+
+
+class Engine:
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        data = config.data_dir
+        if data is not None:
+            data.mkdir(parents=True, exist_ok=True)
+        self.clock = RunClock(data / "clock.json" if data else None)
+        url = config.store_url or (f"sqlite:///{data / 'store.db'}" if data else "memory://")
+        self.store = open_store(url)
+        self.history = HistoryLog(data / "history.jsonl" if data else None, self.clock.t)
+        self.mailboxes = Mailboxes(self.clock.now, poll_timeout_s=config.poll_timeout_s,
+                                   stale_after_s=config.agent_stale_s)
+        self.cluster = self._cluster()
+        from scheduler.service.timer import LoopTimer
+
+        self.timer = LoopTimer(self.clock.now, self.submit)
+        self.ctx = Context(store=self.store, cluster=self.cluster, agents=self.mailboxes,
+                           timer=self.timer, history=self.history,
+                           rng=random.Random(config.seed), settings=config.settings)
+        self.scheduler = Scheduler(policy_class(config.scheduler)(self.ctx), self.ctx)
+        self.metrics = ServiceMetrics(tasks_by_status=self.tasks_by_status, stuck=self.stuck_count,
+                                      agents_connected=self.agents_connected)
+        self.history.observers.append(self.metrics.observe_row)
+        self.open_execs: dict[tuple[str, int], dict[str, Any]] = {}  # (agent, task) -> invoke row
+        self.exec_seen: set[tuple] = set()  # execution rows already recorded (retried reports)
+        for row in self.history.rows:  # a restart continues the run: rebuild both from the log
+            self._track_execs(row)
+        self.history.observers.append(self._track_execs)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.booted = False
+        self._tasks: list[asyncio.Task] = []
+        self._seed_store()
+
+    def _cluster(self):
+        cfg = self.config
+        if cfg.cluster == "static":
+            return StaticCluster(cfg.pool_id, list(cfg.pods), self.clock.now())
+        if cfg.cluster == "kubernetes":
+            from scheduler.service.kube_cluster import KubernetesCluster
+
+            return KubernetesCluster(namespace=cfg.namespace, selector=cfg.agent_selector,
+                                     deployment=cfg.deployment, scaling=cfg.scaling,
+                                     kubeconfig=cfg.kubeconfig, now=self.clock.now)
+        raise ValueError(f"--cluster {cfg.cluster!r}: choose static or kubernetes")
+
+    def _seed_store(self) -> None:
+        """Create the pool and workspaces named in the config, once (setup writes)."""
+        cfg = self.config
+        if self.store.get_pool(cfg.pool_id) is None:
+            static = cfg.cluster == "static"
+            manager = "bare" if static or cfg.deployment is None else "deployment"
+            n = len(cfg.pods) if static else 1
+            self.store.put_pool(Pool(cfg.pool_id, min_replicas=n if static else 1,
+                                     max_replicas=n if static else 10, manager=manager))
+        for ws in cfg.workspaces:
+            if self.store.get_workspace(ws) is None:
+                self.store.put_workspace(Workspace(ws, pool_id=cfg.pool_id))
+
+    # ---------------------------------------------------------------- life cycle
+    async def start(self) -> None:
+        """Boot the core (a `Restart`, as every process start is) and start the watchers."""
+        self.loop = asyncio.get_running_loop()
+        self.timer.bind(self.loop)
+        self.handle(ev.Restart())
+        self.booted = True
+        self._tasks.append(asyncio.create_task(self._watch()))
+        starter = getattr(self.cluster, "start", None)
+        if starter is not None:
+            starter(lambda e: self.loop.call_soon_threadsafe(self.submit, e))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        self.timer.close()
+        stopper = getattr(self.cluster, "stop", None)
+        if stopper is not None:
+            stopper()
+        self.clock.save()
+        self.history.close()
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
+
+    async def _watch(self) -> None:
+        """Process liveness (static cluster) and silent agents, every `watch_period_s`."""
+        ticks = 0
+        while True:
+            await asyncio.sleep(self.config.watch_period_s)
+            try:
+                self.watch_once()
+            except Exception:  # noqa: BLE001 - a watcher must survive a bad tick; it is logged
+                log.exception("watch tick failed")
+            ticks += 1
+            if ticks % 50 == 0:
+                self.clock.save()
+
+    def watch_once(self) -> None:
+        if isinstance(self.cluster, StaticCluster):
+            for pod, event in self.cluster.poll():
+                self.process_died(pod.name)
+                self.handle(event)
+        for box in self.mailboxes.silent():
+            self.mailboxes.disconnect(box.agent_id)
+            self.handle(ev.AgentDisconnected(box.agent_id))
+
+    def process_died(self, pod: str) -> None:
+        """The pod's process is gone: its open executions end with an unknown outcome."""
+        self.world(Kind.POD_REMOVED, pod=pod, data={"cause": "process exited", "pool": self.config.pool_id})
+        for (agent, task), invoke in sorted(self.open_execs.items()):
+            if invoke.get("pod") == pod:
+                self.world(Kind.EXEC_INFO, Source.AGENT, task=task, agent=agent, pod=pod,
+                           workspace=invoke.get("workspace"), reason="agent process killed",
+                           data={"action": invoke["data"].get("action"),
+                                 "fence": invoke["data"].get("fence"), "observed_by": "service"})
+        for agent, box in sorted(self.mailboxes.boxes.items()):
+            if box.pod == pod and self.mailboxes.disconnect(agent):
+                self.handle(ev.AgentDisconnected(agent))
+
+    def _track_execs(self, row: dict[str, Any]) -> None:
+        kind = row["kind"]
+        if not kind.startswith("exec.") or row.get("task") is None:
+            return
+        data = row.get("data") or {}
+        self.exec_seen.add((row.get("agent"), row["task"], data.get("fence"), kind[5:], data.get("action")))
+        key = (row.get("agent") or "", row["task"])
+        if kind == "exec.invoke":
+            self.open_execs[key] = row
+        else:
+            self.open_execs.pop(key, None)
+
+    # ---------------------------------------------------------------- events in
+    def handle(self, event: ev.Event) -> ev.Outcome:
+        """Hand one event to the core now; fsync the rows it produced."""
+        try:
+            return self.scheduler.handle(event, self.clock.now())
+        finally:
+            self.history.flush()
+
+    def submit(self, event: ev.Event) -> None:
+        """For callbacks (timer, watch threads): handle, and log instead of raising."""
+        try:
+            self.handle(event)
+        except Exception:  # noqa: BLE001 - an event that crashes the core is logged, not fatal
+            log.exception("event %r failed", event)
+
+    def world(self, kind: Kind, source: Source = Source.WORLD, **fields: Any) -> dict[str, Any]:
+        row = self.history.append(HistoryEvent(self.clock.now(), kind, source, **fields))
+        self.history.flush()
+        return row
+
+    # ---------------------------------------------------------------- views
+    def tasks_by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for t in self.store.list_tasks():
+            counts[t.status.value] = counts.get(t.status.value, 0) + 1
+        return counts
+
+    def stuck_count(self) -> int:
+        now = self.clock.now()
+        return sum(1 for t in self.store.list_tasks(statuses=[TaskStatus.APPLY_PENDING])
+                   if t.confirmed and now - (t.apply_confirmed_at or now) > self.config.stuck_after_s)
+
+    def agents_connected(self) -> int:
+        now = self.clock.now()
+        return sum(1 for b in self.mailboxes.boxes.values() if b.live(now, self.config.agent_stale_s))
+
+
+def data_dir(path: str | None) -> Path | None:
+    return Path(path) if path else None

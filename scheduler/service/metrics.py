@@ -1,0 +1,132 @@
+"""Prometheus metrics of the live service, on its own registry (served at /metrics).
+
+- `unstuck_tasks{status}`: tasks by status, read from the store at each scrape;
+- `unstuck_stuck_tasks`: confirmed tasks in apply_pending for longer than `stuck_after_s`
+  since their confirmation (the checker's apply_pending bound, live);
+- `unstuck_confirm_to_apply_seconds`: from a task's first confirmation to the first apply
+  start (`exec.invoke` apply) after it, as docs/metrics.md defines it;
+- `unstuck_recovery_seconds`: from a `fault` row to the next forward progress of each task
+  it hit (docs/metrics.md, "Recovery latency"), measured as rows are appended;
+- `unstuck_history_rows_total{kind}` and `unstuck_agents_connected`.
+
+The two histograms are fed by `RowObserver`, which follows the history as it is written, so
+they measure exactly what the checker will measure afterwards (the checker's figures are the
+reference; these are for dashboards and the HPA).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+from scheduler.model import TaskStatus
+
+BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
+PROGRESS = {"running", "applied", "success", "planned_and_finished"}
+TERMINAL = {s.value for s in TaskStatus if s.terminal}
+
+
+class RowObserver:
+    """Follows history rows to time confirm-to-apply and recoveries."""
+
+    def __init__(self, confirm_to_apply: Histogram, recovery: Histogram) -> None:
+        self.c2a = confirm_to_apply
+        self.recovery = recovery
+        self.status: dict[int, str] = {}
+        self.confirmed_at: dict[int, float | None] = {}  # first confirm of the epoch, until applied
+        self.ties: dict[int, set[str]] = {}  # pods and agents the task is tied to
+        self.waiting: dict[int, list[float]] = {}  # fault clocks per task
+        self.awaiting_human: dict[int, list[float]] = {}  # faults hit while unconfirmed
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        kind, task, t = row["kind"], row.get("task"), float(row["t"])
+        if kind == "fault":
+            self._fault(row, t)
+            return
+        if task is None:
+            return
+        if kind == "task.created":
+            self.status[task] = row.get("to_status") or "pending"
+        elif kind == "task.confirmed":
+            self.confirmed_at.setdefault(task, t)
+            for _ in self.awaiting_human.pop(task, []):
+                self.waiting.setdefault(task, []).append(t)
+        elif kind == "exec.invoke" and (row.get("data") or {}).get("action") == "apply":
+            start = self.confirmed_at.pop(task, None)
+            if start is not None:
+                self.c2a.observe(t - start)
+        elif kind == "task.transition":
+            before, after = self.status.get(task), row.get("to_status")
+            self.status[task] = after
+            if after == "apply_pending" and before == "running" and (row.get("data") or {}).get("stage") == "apply_pending":
+                self.confirmed_at.pop(task, None)  # a new plan: a new epoch needs a new confirm
+            forward = after in PROGRESS or (after in ("failed", "cancelled") and row.get("reason"))
+            if forward and task in self.waiting:
+                for clock in self.waiting.pop(task):
+                    self.recovery.observe(t - clock)
+            if after in TERMINAL:
+                self.ties.pop(task, None)
+                self.awaiting_human.pop(task, None)
+        for key in ("pod", "agent"):
+            if row.get(key) and kind in ("slot.assigned", "slot.reserved", "dispatch", "exec.invoke",
+                                         "task.transition"):
+                self.ties.setdefault(task, set()).add(row[key])
+
+    def _fault(self, row: dict[str, Any], t: float) -> None:
+        data = row.get("data") or {}
+        targets = {v for v in (row.get("pod"), row.get("agent"), data.get("target")) if v}
+        for task, status in self.status.items():
+            if status in TERMINAL:
+                continue
+            hit = (data.get("type") == "scheduler-restart" or row.get("task") == task
+                   or bool(targets & self.ties.get(task, set())))
+            if not hit:
+                continue
+            if status == "apply_pending" and task not in self.confirmed_at:
+                self.awaiting_human.setdefault(task, []).append(t)
+            else:
+                self.waiting.setdefault(task, []).append(t)
+
+
+class ServiceMetrics:
+    def __init__(self, *, tasks_by_status: Callable[[], dict[str, int]],
+                 stuck: Callable[[], int], agents_connected: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry()
+        self.c2a = Histogram("unstuck_confirm_to_apply_seconds",
+                             "From a task's first confirmation to its apply start.",
+                             buckets=BUCKETS, registry=self.registry)
+        self.recovery = Histogram("unstuck_recovery_seconds",
+                                  "From a fault to the next forward progress of each task it hit.",
+                                  buckets=BUCKETS, registry=self.registry)
+        self.rows = Counter("unstuck_history_rows", "History rows appended, by kind.", ["kind"],
+                            registry=self.registry)
+        self.observer = RowObserver(self.c2a, self.recovery)
+        g = Gauge("unstuck_stuck_tasks",
+                  "Confirmed tasks in apply_pending for longer than the bound since their confirmation.",
+                  registry=self.registry)
+        g.set_function(lambda: float(stuck()))
+        a = Gauge("unstuck_agents_connected", "Agents registered and polling.", registry=self.registry)
+        a.set_function(lambda: float(agents_connected()))
+        self.registry.register(_TasksCollector(tasks_by_status))
+
+    def observe_row(self, row: dict[str, Any]) -> None:
+        self.rows.labels(row["kind"]).inc()
+        self.observer(row)
+
+
+class _TasksCollector:
+    def __init__(self, read: Callable[[], dict[str, int]]) -> None:
+        self.read = read
+
+    def collect(self):
+        fam = GaugeMetricFamily("unstuck_tasks", "Tasks in the store, by status.", labels=["status"])
+        counts = self.read()
+        for status in TaskStatus:
+            fam.add_metric([status.value], float(counts.get(status.value, 0)))
+        yield fam
+
+    def describe(self):
+        return []

@@ -1,0 +1,170 @@
+"""`unstuck serve` (the live scheduler) and `unstuck agent` (an agent process).
+
+Both validate every option before anything starts and refuse bad input with one line naming
+the option, the value, the rule and the fix (exit 2). docs/service.md and
+docs/agent-protocol.md describe what runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scheduler.variants import NAMES
+
+NAME = re.compile(r"^[A-Za-z0-9._:-]+$")
+
+
+def _names(option: str, value: str) -> tuple[str, ...]:
+    from unstuck.cli import fail_input
+
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    bad = [n for n in names if not NAME.match(n)]
+    if not names or bad:
+        fail_input(f"{option} {value!r}: expected comma-separated names of letters, digits, '.', "
+                   f"'_', ':' or '-'{' (bad: ' + ', '.join(bad) + ')' if bad else ''}; "
+                   "write e.g. pod-1,pod-2")
+    return names
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    store: Annotated[str | None, typer.Option(help="sqlite:///PATH | postgresql://... | memory:// (default: sqlite in --data-dir)")] = None,
+    scheduler: Annotated[str, typer.Option(help="reference | seed | seed-proposal | seed-head")] = "reference",
+    cluster: Annotated[str, typer.Option(help="static | kubernetes")] = "static",
+    data_dir: Annotated[Path, typer.Option(help="History, clock and default store of this run.")] = Path("unstuck-run"),
+    pool: Annotated[str, typer.Option(help="The agent pool's id.")] = "pool-1",
+    pods: Annotated[str, typer.Option(help="static: the fixed pod names, one agent each.")] = "pod-1,pod-2,pod-3",
+    workspaces: Annotated[str, typer.Option(help="Workspaces to create in the pool at start.")] = "ws-1,ws-2,ws-3",
+    users_file: Annotated[Path | None, typer.Option(help='JSON {"token": "user"}; also UNSTUCK_USER_TOKENS=tok=user,...')] = None,
+    pool_token_file: Annotated[Path | None, typer.Option(help="File holding the agents' pool token; else UNSTUCK_POOL_TOKEN.")] = None,
+    time_scale: Annotated[float, typer.Option(help="Multiply every scheduler duration (timeouts, retries, loops); <1 for fast tests.")] = 1.0,
+    agent_stale: Annotated[float, typer.Option(help="Seconds without a poll before an agent is disconnected.")] = 5.0,
+    poll_timeout: Annotated[float, typer.Option(help="Longest a long-poll is held open (s).")] = 20.0,
+    stuck_after: Annotated[float, typer.Option(help="Bound of the unstuck_stuck_tasks gauge (s after confirm).")] = 600.0,
+    seed: Annotated[int, typer.Option(help="Seed of the core's RNG.")] = 0,
+    namespace: Annotated[str, typer.Option(help="kubernetes: namespace of the agent pods.")] = "unstuck",
+    agent_selector: Annotated[str, typer.Option(help="kubernetes: label selector of the agent pods.")] = "app=unstuck-agent",
+    deployment: Annotated[str | None, typer.Option(help="kubernetes: the agent Deployment (pool manager 'deployment').")] = None,
+    scaling: Annotated[str, typer.Option(help="kubernetes: scheduler (scale the Deployment) | hpa (leave it to an HPA).")] = "scheduler",
+    kubeconfig: Annotated[str | None, typer.Option(help="kubernetes: kubeconfig path (default: in-cluster, then ~/.kube/config).")] = None,
+    log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
+) -> None:
+    """Run the scheduler as a long-running HTTP service (API, /metrics, durable history)."""
+    from unstuck.cli import fail_input
+
+    if scheduler not in NAMES:
+        fail_input(f"--scheduler {scheduler!r} is not a scheduler: choose one of {', '.join(NAMES)}")
+    if cluster not in ("static", "kubernetes"):
+        fail_input(f"--cluster {cluster!r}: choose static or kubernetes")
+    if scaling not in ("scheduler", "hpa"):
+        fail_input(f"--scaling {scaling!r}: choose scheduler or hpa")
+    if not 0 < port < 65536:
+        fail_input(f"--port {port}: expected 1-65535")
+    if not time_scale > 0:
+        fail_input(f"--time-scale {time_scale}: expected a number > 0, e.g. 0.05 for tests")
+    if log_level not in ("debug", "info", "warning", "error"):
+        fail_input(f"--log-level {log_level!r}: choose debug, info, warning or error")
+    for opt, v in (("--agent-stale", agent_stale), ("--poll-timeout", poll_timeout), ("--stuck-after", stuck_after)):
+        if not v > 0:
+            fail_input(f"{opt} {v}: expected seconds > 0")
+    from scheduler.service.config import ServiceConfig, scaled_settings
+    from scheduler.service.identity import IdentityConfigError, load_pool_token, load_users
+    from scheduler.settings import Settings
+    from scheduler.stores import open_store
+
+    try:
+        users = load_users(users_file, dict(os.environ))
+        pool_token = load_pool_token(pool_token_file, dict(os.environ))
+    except IdentityConfigError as exc:
+        fail_input(str(exc))
+    if not users:
+        fail_input("no user tokens: set UNSTUCK_USER_TOKENS='token=alice' or pass --users-file "
+                   'FILE with {"token": "alice"}; create, confirm and cancel need an identity')
+    if pool_token is None:
+        fail_input("no pool token: set UNSTUCK_POOL_TOKEN or pass --pool-token-file FILE; agents "
+                   "authenticate with it")
+    if store is not None:
+        try:
+            open_store(store).close() if store != "memory://" else None
+        except ValueError as exc:
+            fail_input(f"--store: {exc}")
+        except Exception as exc:  # noqa: BLE001 - any open failure is the user's URL or server
+            fail_input(f"--store {store!r}: cannot open: {exc}")
+    config = ServiceConfig(
+        data_dir=data_dir, store_url=store, scheduler=scheduler, cluster=cluster, pool_id=pool,
+        pods=_names("--pods", pods), workspaces=_names("--workspaces", workspaces), users=users,
+        pool_token=pool_token, settings=scaled_settings(Settings(), time_scale), seed=seed,
+        poll_timeout_s=poll_timeout, agent_stale_s=agent_stale, stuck_after_s=stuck_after,
+        namespace=namespace, agent_selector=agent_selector, deployment=deployment,
+        scaling=scaling, kubeconfig=kubeconfig)
+    from scheduler.service import run
+
+    try:
+        app = run.build(config)
+    except ValueError as exc:
+        fail_input(str(exc))
+    import uvicorn
+
+    run.configure_logging(log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                timeout_graceful_shutdown=5)
+
+
+def agent(
+    server: Annotated[str, typer.Option(help="The scheduler's URL.")] = "http://127.0.0.1:8080",
+    pod: Annotated[str | None, typer.Option(help="This agent's pod name (default: $POD_NAME or the host name).")] = None,
+    agent_id: Annotated[str | None, typer.Option(help="Agent id (default: agent-<pod>).")] = None,
+    pool: Annotated[str, typer.Option(help="The pool to join.")] = "pool-1",
+    token_file: Annotated[Path | None, typer.Option(help="File holding the pool token; else UNSTUCK_POOL_TOKEN.")] = None,
+    backend_dir: Annotated[Path, typer.Option(help="The simulated Terraform backend (plans, state, locks), shared by all agents.")] = Path("unstuck-backend"),
+    plan_seconds: Annotated[float, typer.Option(help="How long a plan takes.")] = 60.0,
+    apply_seconds: Annotated[float, typer.Option(help="How long an apply takes.")] = 60.0,
+    heartbeat: Annotated[float, typer.Option(help="Heartbeat period (s).")] = 10.0,
+    no_changes: Annotated[bool, typer.Option("--no-changes", help="Plans find no changes.")] = False,
+    grace: Annotated[float, typer.Option(help="On SIGTERM, finish within this many seconds, then abort.")] = 25.0,
+    lease: Annotated[float, typer.Option(help="State lock lease (s), renewed while an apply works.")] = 30.0,
+    poll_timeout: Annotated[float, typer.Option(help="Long-poll timeout asked for (s).")] = 20.0,
+) -> None:
+    """Run one agent: register with the scheduler, heartbeat, execute simulated Terraform runs."""
+    from unstuck.cli import fail_input
+
+    pod = pod or os.environ.get("POD_NAME") or socket.gethostname()
+    if not NAME.match(pod):
+        fail_input(f"--pod {pod!r}: expected letters, digits, '.', '_', ':' or '-'")
+    for opt, v in (("--plan-seconds", plan_seconds), ("--apply-seconds", apply_seconds),
+                   ("--grace", grace)):
+        if not v >= 0:
+            fail_input(f"{opt} {v}: expected seconds >= 0")
+    for opt, v in (("--heartbeat", heartbeat), ("--lease", lease), ("--poll-timeout", poll_timeout)):
+        if not v > 0:
+            fail_input(f"{opt} {v}: expected seconds > 0")
+    if not server.startswith(("http://", "https://")):
+        fail_input(f"--server {server!r}: expected a URL such as http://127.0.0.1:8080")
+    from scheduler.service.identity import IdentityConfigError, load_pool_token
+
+    try:
+        token = load_pool_token(token_file, dict(os.environ))
+    except IdentityConfigError as exc:
+        fail_input(str(exc))
+    if token is None:
+        fail_input("no pool token: set UNSTUCK_POOL_TOKEN or pass --token-file FILE")
+    from scheduler.agent import process
+
+    cfg = process.AgentConfig(
+        url=server, token=token, pod=pod, agent_id=agent_id or f"agent-{pod}", pool_id=pool,
+        backend_dir=backend_dir, plan_s=plan_seconds, apply_s=apply_seconds,
+        heartbeat_s=heartbeat, has_changes=not no_changes, grace_s=grace, lease_s=lease,
+        poll_timeout_s=poll_timeout)
+    raise typer.Exit(process.main(cfg))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(agent)
