@@ -1,0 +1,67 @@
+"""`unstuck sim`: exit codes, the stuck task and its witness, JSON, Parquet and JSONL outputs."""
+
+import json
+
+from typer.testing import CliRunner
+
+from scheduler import history
+from unstuck import results
+from unstuck.cli import app
+
+run = CliRunner().invoke
+
+
+def test_seed_is_stuck_in_incident_601_and_the_output_names_the_task_and_its_witness():
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "--scheduler", "seed", "--seeds", "4",
+                  "--workers", "1"])
+    assert r.exit_code == 1, r.output
+    assert "incident-601 under seed" in r.output
+    assert "task 1 apply_pending_bound" in r.output
+    assert "witness:" in r.output and "task.confirmed task=1" in r.output
+    assert "stuck tasks: seed 0 task 1" in r.output
+
+
+def test_reference_passes_incident_601():
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "--scheduler", "reference", "--seeds", "4",
+                  "--workers", "2"])
+    assert r.exit_code == 0, r.output
+
+
+def test_json_lines_carry_the_documented_keys_and_the_first_seed_digest(tmp_path):
+    hist = tmp_path / "h.jsonl"
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "scenarios/double-confirm.yaml",
+                  "-s", "seed,reference", "--seeds", "2", "--json", "--history", str(hist),
+                  "--workers", "2"])
+    assert r.exit_code == 1
+    lines = [json.loads(x) for x in r.output.splitlines() if x.startswith("{")]
+    assert [(x["scenario"], x["scheduler"]) for x in lines] == [
+        ("incident-601", "seed"), ("incident-601", "reference"),
+        ("double-confirm", "seed"), ("double-confirm", "reference")]
+    for x in lines:
+        assert {"scenario", "scheduler", "seeds", "violations", "stuck_tasks", "recovery_latency_s",
+                "confirm_to_apply_s", "events", "wall_s", "events_per_s", "digest"} <= set(x)
+        assert set(x["recovery_latency_s"]) == {"p50", "p95", "p99", "max"}
+    # --history holds the first seed of the first scenario and scheduler: same digest.
+    assert history.digest(history.read_jsonl(hist)) == lines[0]["digest"]
+
+
+def test_out_writes_parquet_tables_that_load_back(tmp_path):
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "-s", "seed", "--seeds", "2",
+                  "--out", str(tmp_path / "out"), "--workers", "1"])
+    assert r.exit_code == 1
+    t = results.load(tmp_path / "out")
+    assert set(t["histories"]["seed"]) == {0, 1}
+    assert (t["histories"]["kind"] == "run.end").sum() == 2
+    assert t["tasks"]["stuck"].any() and not t["violations"].empty
+    assert list(t["runs"]["seed"]) == [0, 1]
+
+
+def test_bad_input_exits_2_with_every_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("duration_s: 5m\nworkload: [{count: 1, at: [5]}]\n")
+    r = run(app, ["sim", str(bad), "tests/nope.yaml", "--scheduler", "sed"])
+    assert r.exit_code == 2
+    assert f"{bad}: duration_s = '5m' (str): expected seconds as a number; write 300" in r.output
+    assert "tests/nope.yaml: no such file" in r.output
+    assert "--scheduler 'sed' is not a scheduler" in r.output
+    assert "Traceback" not in r.output

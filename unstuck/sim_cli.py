@@ -1,0 +1,319 @@
+"""`unstuck sim SCENARIO...`: run scenarios in the simulated world, judge every seed, report.
+
+Each (scenario, scheduler, seed) is one job: build the world, run it, judge the history with
+`unstuck.checker`, keep a small summary (and write Parquet with `--out`). Jobs are spread over
+a process pool (fork); the seeds of a scenario are `--seed-start .. --seed-start + N - 1`, so
+any seed can be re-run alone and gives the same history (same digest) in any process.
+
+Exit codes: 0 every invariant held; 1 an invariant was violated (stuck tasks are named, with
+witnesses); 2 bad input (every problem of every scenario file is listed, one line each).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from scheduler import history as histories
+from scheduler.variants import NAMES
+from sim import runner
+from sim.config import WorldConfig
+from unstuck import checker, results
+from unstuck import scenario as scenarios
+from unstuck.checker import INVARIANTS
+from unstuck.checker.verdicts import STUCK_INVARIANTS
+
+WITNESSES_PER_SEED = 1
+EXAMPLES_PER_RUN = 3
+
+
+@dataclass(frozen=True)
+class Job:
+    cfg: WorldConfig
+    scheduler: str
+    seed: int
+    first: bool  # compute the digest (the first seed of its scenario and scheduler)
+    out: str | None
+    keep_rows: bool
+    perturb_ties: bool
+
+
+@dataclass
+class SeedResult:
+    scenario: str
+    scheduler: str
+    seed: int
+    counts: dict[str, int]
+    stuck_tasks: tuple[int, ...]
+    examples: list[dict[str, Any]]
+    recovery: list[float]
+    confirm_to_apply: list[float]
+    unrecovered: int
+    events: int
+    rows: int
+    wall_s: float
+    faults_fired: int
+    faults_missed: int
+    digest: str | None = None
+    history: list[dict[str, Any]] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.counts.values())
+
+
+def run_job(job: Job) -> SeedResult:
+    """One seed: run, judge, summarise. Runs inside a worker process."""
+    t0 = time.perf_counter()
+    out = runner.run(job.cfg, job.scheduler, job.seed, perturb_ties=job.perturb_ties)
+    verdict, metrics = checker.judge(out.rows)
+    examples = []
+    stuck_first = sorted(verdict.violations, key=lambda v: v.invariant not in STUCK_INVARIANTS)
+    for v in stuck_first[:WITNESSES_PER_SEED]:
+        d = v.to_dict()
+        d["rows"] = checker.witness_rows(out.rows, v)
+        examples.append(d)
+    if job.out:
+        results.write_seed(Path(job.out), job.cfg.name, job.scheduler, job.seed, out.rows,
+                           verdict, metrics)
+    return SeedResult(
+        scenario=job.cfg.name, scheduler=job.scheduler, seed=job.seed,
+        counts=verdict.counts(), stuck_tasks=verdict.stuck_tasks, examples=examples,
+        recovery=[h.latency_s for h in metrics.recovery if h.outcome != "human"],
+        confirm_to_apply=[c.latency_s for c in metrics.confirm_to_apply],
+        unrecovered=metrics.unrecovered, events=out.events, rows=len(out.rows),
+        wall_s=time.perf_counter() - t0, faults_fired=out.faults_fired,
+        faults_missed=out.faults_missed,
+        digest=histories.digest(out.rows) if job.first else None,
+        history=out.rows if job.keep_rows else None,
+    )
+
+
+@dataclass
+class Batch:
+    scenario: str
+    scheduler: str
+    results: list[SeedResult] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        rs = sorted(self.results, key=lambda r: r.seed)
+        violations = {name: sum(r.counts[name] for r in rs) for name in INVARIANTS}
+        seeds_with = {name: sum(1 for r in rs if r.counts[name]) for name in INVARIANTS}
+        rec = checker.summary(x for r in rs for x in r.recovery)
+        c2a = checker.summary(x for r in rs for x in r.confirm_to_apply)
+        events = sum(r.events for r in rs)
+        busy = sum(r.wall_s for r in rs)
+        return {
+            "scenario": self.scenario,
+            "scheduler": self.scheduler,
+            "seeds": len(rs),
+            "seeds_failed": sum(1 for r in rs if not r.ok),
+            "violations": violations,
+            "seeds_with_violations": seeds_with,
+            "stuck_tasks": sum(len(r.stuck_tasks) for r in rs),
+            "recovery_latency_s": {"p50": _num(rec.p50), "p95": _num(rec.p95),
+                                   "p99": _num(rec.p99), "max": _num(rec.max)},
+            "unrecovered": sum(r.unrecovered for r in rs),
+            "confirm_to_apply_s": {"p50": _num(c2a.p50), "p99": _num(c2a.p99)},
+            "events": events,
+            "wall_s": round(self.wall_s, 3),
+            "events_per_s": round(events / busy) if busy else 0,
+            "faults_fired": sum(r.faults_fired for r in rs),
+            "faults_missed": sum(r.faults_missed for r in rs),
+            "digest": rs[0].digest if rs else None,
+        }
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else round(x, 3)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def expand_schedulers(names: list[str]) -> list[str]:
+    out: list[str] = []
+    for n in names:
+        for part in n.split(","):
+            part = part.strip()
+            for x in (NAMES if part == "all" else (part,)):
+                if x not in out:
+                    out.append(x)
+    return out
+
+
+def run_batches(jobs: list[Job], workers: int, progress: bool) -> list[SeedResult]:
+    if workers <= 1 or len(jobs) <= 1:
+        return [run_job(j) for j in jobs]
+    done: list[SeedResult] = []
+    ctx = get_context("fork") if sys.platform.startswith("linux") else None
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+        futures = [pool.submit(run_job, j) for j in jobs]
+        if progress:
+            from rich.progress import Progress
+
+            with Progress(console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("simulating", total=len(futures))
+                for f in as_completed(futures):
+                    done.append(f.result())
+                    bar.advance(task)
+        else:
+            done = [f.result() for f in futures]
+    return done
+
+
+def sim(
+    scenario_files: Annotated[list[Path], typer.Argument(metavar="SCENARIO...", help="Scenario YAML files.", show_default=False)],
+    scheduler: Annotated[list[str], typer.Option("--scheduler", "-s", help="seed | seed-proposal | seed-head | reference | all; repeat or comma-separate for several.")] = ["reference"],  # noqa: B006
+    seeds: Annotated[int | None, typer.Option(help="Seeds per scenario (default: the scenario's `seeds`).")] = None,
+    seed_start: Annotated[int, typer.Option(help="First seed.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Write histories, tasks, faults and violations as Parquet here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per scenario and scheduler on stdout.")] = False,
+    history: Annotated[Path | None, typer.Option(help="Write the first seed's history (first scenario and scheduler) as JSONL.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
+    perturb_ties: Annotated[bool, typer.Option(help="Shuffle same-time events under the seed.")] = False,
+) -> None:
+    """Run scenarios in the simulated world and judge every seed; exit 1 if any invariant breaks."""
+    from unstuck.cli import fail_input
+
+    problems: list[str] = []
+    loaded: list[scenarios.Scenario] = []
+    for f in scenario_files:
+        try:
+            loaded.append(scenarios.load(f))
+        except scenarios.ScenarioInvalid as e:
+            problems += e.problems
+    names = expand_schedulers(scheduler)
+    bad = [n for n in names if n not in NAMES]
+    if bad:
+        problems.append(f"--scheduler {bad[0]!r} is not a scheduler: choose one of "
+                        f"{', '.join(NAMES)} or all")
+    if seeds is not None and seeds < 1:
+        problems.append(f"--seeds {seeds}: run at least 1 seed")
+    if seed_start < 0:
+        problems.append(f"--seed-start {seed_start}: seeds are integers >= 0")
+    if workers is not None and workers < 1:
+        problems.append(f"--workers {workers}: use at least 1")
+    if out is not None and out.exists() and not out.is_dir():
+        problems.append(f"--out {out}: exists and is not a directory; choose a directory")
+    if history is not None and history.is_dir():
+        problems.append(f"--history {history}: is a directory; give a file name, e.g. run.jsonl")
+    if problems:
+        fail_input("\n".join(problems))
+
+    jobs: list[Job] = []
+    for s in loaded:
+        cfg = s.world()
+        n = seeds if seeds is not None else s.seeds
+        for sched in names:
+            for k in range(n):
+                first = k == 0
+                jobs.append(Job(cfg, sched, seed_start + k, first, str(out) if out else None,
+                                keep_rows=history is not None and first and not any(
+                                    j.keep_rows for j in jobs),
+                                perturb_ties=perturb_ties))
+    t0 = time.perf_counter()
+    done = run_batches(jobs, workers or os.cpu_count() or 1, progress=sys.stderr.isatty() and not as_json)
+    elapsed = time.perf_counter() - t0
+    batches: dict[tuple[str, str], Batch] = {}
+    for s in loaded:
+        for sched in names:
+            batches[(s.name, sched)] = Batch(s.name, sched)
+    for r in done:
+        batches[(r.scenario, r.scheduler)].results.append(r)
+    busy_total = sum(r.wall_s for r in done) or 1.0
+    for b in batches.values():  # wall time shared out by each batch's share of the work
+        b.wall_s = elapsed * sum(r.wall_s for r in b.results) / busy_total
+
+    if history is not None:
+        kept = next(r for r in done if r.history is not None)
+        history.parent.mkdir(parents=True, exist_ok=True)
+        histories.write_jsonl(history, kept.history or [])
+    if out is not None:
+        results.write_runs(out, [_run_row(r) for r in sorted(done, key=lambda r: (r.scenario, r.scheduler, r.seed))])
+
+    summaries = [b.summary() for b in batches.values()]
+    if as_json:
+        for s in summaries:
+            print(json.dumps(s, sort_keys=True))
+    else:
+        _print(summaries, batches, elapsed)
+    raise typer.Exit(1 if any(s["seeds_failed"] for s in summaries) else 0)
+
+
+def _run_row(r: SeedResult) -> dict[str, Any]:
+    return {"scenario": r.scenario, "scheduler": r.scheduler, "seed": r.seed, "ok": r.ok,
+            **{f"violations_{k}": v for k, v in r.counts.items()},
+            "stuck_tasks": len(r.stuck_tasks), "events": r.events, "rows": r.rows,
+            "wall_s": r.wall_s, "faults_fired": r.faults_fired, "faults_missed": r.faults_missed,
+            "digest": r.digest}
+
+
+def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch], elapsed: float) -> None:
+    con = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    table = Table(title=f"unstuck sim ({elapsed:.1f} s wall)")
+    for col in ("scenario", "scheduler", "seeds", "failed seeds by invariant", "stuck tasks",
+                "recovery p50/p95/p99/max s", "events", "wall s"):
+        table.add_column(col)
+    for s in summaries:
+        by = ", ".join(f"{k} {v}" for k, v in s["seeds_with_violations"].items() if v) or "none"
+        r = s["recovery_latency_s"]
+        table.add_row(s["scenario"], s["scheduler"], str(s["seeds"]),
+                      f"[red]{by}[/]" if s["seeds_failed"] else "[green]none[/]",
+                      str(s["stuck_tasks"]),
+                      "/".join(_fmt(r[k]) for k in ("p50", "p95", "p99", "max")),
+                      str(s["events"]), f"{s['wall_s']:.2f}")
+    con.print(table)
+    for (scen, sched), b in batches.items():
+        failing = [r for r in sorted(b.results, key=lambda r: r.seed) if not r.ok]
+        if not failing:
+            continue
+        con.print(f"\n[bold]{scen}[/] under [bold]{sched}[/]: {len(failing)} of {len(b.results)} "
+                  "seeds violated an invariant. Examples (re-run one with --seed-start N --seeds 1 "
+                  "--history FILE):")
+        shown = 0
+        for r in failing:
+            for ex in r.examples:
+                if shown >= EXAMPLES_PER_RUN:
+                    break
+                shown += 1
+                who = f"task {ex['task']}" if ex["task"] is not None else f"workspace {ex['workspace']}"
+                con.print(f"  seed {r.seed}: {who} [red]{ex['invariant']}[/] at t={ex['t']:g}: {ex['message']}")
+                con.print("    witness:")
+                for row in ex["rows"]:
+                    con.print(f"      #{row['seq']} t={row['t']:g} {row['kind']} {_row_text(row)}")
+        stuck = sorted({(r.seed, t) for r in failing for t in r.stuck_tasks})
+        if stuck:
+            listed = ", ".join(f"seed {s} task {t}" for s, t in stuck[:10])
+            more = f" and {len(stuck) - 10} more" if len(stuck) > 10 else ""
+            con.print(f"  stuck tasks: {listed}{more}")
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    parts = []
+    for k in ("task", "workspace", "pod", "agent"):
+        if row.get(k) is not None:
+            parts.append(f"{k}={row[k]}")
+    if row.get("from_status") or row.get("to_status"):
+        parts.append(f"{row.get('from_status')}->{row.get('to_status')}")
+    if row.get("reason"):
+        parts.append(repr(row["reason"]))
+    return " ".join(parts)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sim")(sim)
