@@ -29,7 +29,7 @@ from scheduler.service.config import ServiceConfig
 from scheduler.service.historylog import HistoryLog
 from scheduler.service.mailboxes import Mailboxes
 from scheduler.service.metrics import ServiceMetrics
-from scheduler.service.static_cluster import StaticCluster
+from scheduler.service.static_cluster import StaticCluster, process_alive
 from scheduler.stores import open_store
 from scheduler.variants import policy_class
 
@@ -49,6 +49,8 @@ class Engine:
         self.mailboxes = Mailboxes(self.clock.now, poll_timeout_s=config.poll_timeout_s,
                                    stale_after_s=config.agent_stale_s)
         self.cluster = self._cluster()
+        if isinstance(self.cluster, StaticCluster):
+            self.mailboxes.process_alive = lambda box: box.pid is None or process_alive(box.pid)
         from scheduler.service.timer import LoopTimer
 
         self.timer = LoopTimer(self.clock.now, self.submit)
@@ -139,17 +141,26 @@ class Engine:
                 self.handle(event)
         for box in self.mailboxes.silent():
             self.mailboxes.disconnect(box.agent_id)
+            self.executions_unknown(lambda agent, invoke, a=box.agent_id: agent == a,
+                                    "agent silent: outcome unknown")
             self.handle(ev.AgentDisconnected(box.agent_id))
+
+    def executions_unknown(self, match, reason: str) -> None:
+        """Close matching open executions with `exec.info`: as far as anyone outside the agent
+        can tell, the run may or may not have had its effect (Elle's "info"). An agent that
+        was only frozen may still report later; its row then follows this one, and the state
+        lock's lease (scheduler/agent/backend.py) is what keeps it from committing."""
+        for (agent, task), invoke in sorted(self.open_execs.items()):
+            if match(agent, invoke):
+                self.world(Kind.EXEC_INFO, Source.AGENT, task=task, agent=agent, pod=invoke.get("pod"),
+                           workspace=invoke.get("workspace"), reason=reason,
+                           data={"action": invoke["data"].get("action"),
+                                 "fence": invoke["data"].get("fence"), "observed_by": "service"})
 
     def process_died(self, pod: str) -> None:
         """The pod's process is gone: its open executions end with an unknown outcome."""
         self.world(Kind.POD_REMOVED, pod=pod, data={"cause": "process exited", "pool": self.config.pool_id})
-        for (agent, task), invoke in sorted(self.open_execs.items()):
-            if invoke.get("pod") == pod:
-                self.world(Kind.EXEC_INFO, Source.AGENT, task=task, agent=agent, pod=pod,
-                           workspace=invoke.get("workspace"), reason="agent process killed",
-                           data={"action": invoke["data"].get("action"),
-                                 "fence": invoke["data"].get("fence"), "observed_by": "service"})
+        self.executions_unknown(lambda agent, invoke: invoke.get("pod") == pod, "agent process killed")
         for agent, box in sorted(self.mailboxes.boxes.items()):
             if box.pod == pod and self.mailboxes.disconnect(agent):
                 self.handle(ev.AgentDisconnected(agent))

@@ -54,6 +54,9 @@ class Mailboxes:
         self.poll_timeout_s = poll_timeout_s
         self.stale_after_s = stale_after_s
         self.boxes: dict[str, Mailbox] = {}
+        self.process_alive: Callable[[Mailbox], bool] = lambda box: True
+        """Set by the static cluster: a send to an agent whose process is gone fails at once,
+        as a write to a socket whose peer died does, instead of waiting for the next watch."""
 
     # ---------------------------------------------------------------- registration
     def register(self, agent_id: str, pool_id: str, pod: str, pid: int | None) -> Mailbox:
@@ -91,6 +94,8 @@ class Mailboxes:
         box = self.boxes.get(agent_id)
         if box is None or not box.connected:
             raise AgentSendError(f"agent {agent_id} is not connected")
+        if not self.process_alive(box):
+            raise AgentSendError(f"agent {agent_id}: its process (pid {box.pid}) is gone")
         if not box.live(self._now(), self.stale_after_s):
             raise AgentSendError(
                 f"agent {agent_id} has not polled for {self._now() - box.last_poll:.1f} s")
