@@ -179,3 +179,71 @@ class LiveRun:
     def agent_of(self, task_id: int) -> str | None:
         rows = self.exec_rows(task_id)
         return rows[-1]["pod"] if rows else None
+
+
+class InProcessService:
+    """The service app served by uvicorn on a thread of the test process (real HTTP on
+    127.0.0.1), so a test can also read its store directly to prove nothing changed."""
+
+    def __init__(self, root: Path, scheduler: str = "reference", pods: tuple[str, ...] = ("pod-1",),
+                 time_scale: float = 0.05) -> None:
+        import threading
+
+        import uvicorn
+
+        from scheduler.service.config import ServiceConfig, scaled_settings
+        from scheduler.service.run import build
+        from scheduler.settings import Settings
+
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = ServiceConfig(data_dir=root / "run", scheduler=scheduler, pods=pods,
+                               users={USER_TOKEN: "alice", OTHER_TOKEN: "bob"}, pool_token=POOL_TOKEN,
+                               settings=scaled_settings(Settings(), time_scale),
+                               agent_stale_s=1.0, poll_timeout_s=2.0)
+        self.app = build(config)
+        self.engine = self.app.state.engine
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.server.started, 10, what="uvicorn to start")
+        self.http = httpx.Client(base_url=self.url, timeout=10.0)
+        self.procs: list[subprocess.Popen] = []
+
+    def start_agent(self, pod: str = "pod-1", token: str = POOL_TOKEN, **kw: Any) -> subprocess.Popen:
+        env = {**os.environ, "UNSTUCK_POOL_TOKEN": token}
+        args = ["agent", "--server", self.url, "--pod", pod, "--backend-dir", str(self.root / "backend"),
+                "--plan-seconds", str(kw.get("plan_s", 0.1)), "--apply-seconds", str(kw.get("apply_s", 0.1)),
+                "--heartbeat", str(HEARTBEAT_S), "--poll-timeout", "2"]
+        p = subprocess.Popen([sys.executable, "-m", "unstuck.cli", *args], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.root)
+        self.procs.append(p)
+        return p
+
+    def snapshot(self) -> tuple:
+        """Everything a bad request must leave alone: tasks, workspaces, agents, and the
+        history's user and task rows (the live scheduler keeps writing its own rows)."""
+        store = self.engine.store
+        return (store.list_tasks(), store.list_workspaces(), store.list_agents(),
+                self.request_rows())
+
+    def request_rows(self) -> list[dict]:
+        kinds = ("user", "task.created", "task.confirmed", "task.cancel", "confirm.rejected",
+                 "task.rejected", "fault", "agent.connected")
+        return [r for r in self.engine.history.rows if r["kind"] in kinds]
+
+    def auth(self, token: str = USER_TOKEN) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+            if p.stdout is not None:
+                p.stdout.close()
+        self.http.close()
+        self.server.should_exit = True
+        self.thread.join(10)

@@ -1,0 +1,116 @@
+"""Bad input to the API: each gets a clear 4xx and nothing changes in the store or history."""
+
+from __future__ import annotations
+
+import re
+
+from tests.unit.service.live import POOL_TOKEN, wait_for
+
+
+def test_malformed_json_is_400_and_names_the_problem(service):
+    before = service.snapshot()
+    r = service.http.post("/tasks", content=b'{"workspace_id": "ws-1",', headers={
+        **service.auth(), "Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert re.match(r"^body: not valid JSON \(.+ at character \d+\); send a JSON object", r.json()["message"])
+    assert service.snapshot() == before
+
+
+def test_a_wrong_field_is_400_naming_field_value_and_choices(service):
+    before = service.snapshot()
+    r = service.http.post("/tasks", json={"workspace_id": "ws-1", "task_type": "destroy"},
+                          headers=service.auth())
+    assert r.status_code == 400
+    msg = r.json()["message"]
+    assert msg.startswith("body.task_type: ") and "'plan_and_apply'" in msg and "'destroy'" in msg
+    r = service.http.post("/tasks", json={"workspace": "ws-1"}, headers=service.auth())
+    assert r.status_code == 400 and "body.workspace_id: Field required" in r.json()["message"]
+    assert service.snapshot() == before
+
+
+def test_unknown_task_and_workspace_are_404(service):
+    before = service.snapshot()
+    assert service.http.get("/tasks/987654").status_code == 404
+    r = service.http.post("/tasks/987654/confirm", json={"plan_digest": "x"}, headers=service.auth())
+    assert r.status_code == 404 and r.json()["message"] == "task 987654 not found"
+    assert service.http.post("/tasks/987654/cancel", headers=service.auth()).status_code == 404
+    r = service.http.post("/tasks", json={"workspace_id": "ws-nope"}, headers=service.auth())
+    assert r.status_code == 404 and "ws-nope" in r.json()["message"]
+    assert service.snapshot()[:3] == before[:3]  # the create is recorded as a user action only
+
+
+def test_confirm_without_identity_is_401_and_changes_nothing(service, planned):
+    before = service.snapshot()
+    digest = service.engine.store.get_task(planned).plan_digest
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic YWxpY2U6"}):
+        r = service.http.post(f"/tasks/{planned}/confirm", json={"plan_digest": digest}, headers=headers)
+        assert r.status_code == 401, r.text
+        assert "confirm needs an identity" in r.json()["message"]
+    task = service.engine.store.get_task(planned)
+    assert task.status.value == "apply_pending" and task.apply_confirmed_by is None
+    assert service.snapshot() == before
+
+
+def test_confirm_with_a_wrong_digest_is_409_and_the_task_still_waits(service, planned):
+    before = service.snapshot()
+    r = service.http.post(f"/tasks/{planned}/confirm", json={"plan_digest": "sha256:stale"},
+                          headers=service.auth())
+    assert r.status_code == 409
+    assert "does not match the current plan" in r.json()["message"]
+    after = service.snapshot()
+    assert after[:3] == before[:3]
+    assert [row["kind"] for row in after[3][len(before[3]):]] == ["user", "confirm.rejected"]
+
+
+def test_double_confirm_applies_once_and_records_the_confirmer(service, planned):
+    digest = service.engine.store.get_task(planned).plan_digest
+    first = service.http.post(f"/tasks/{planned}/confirm", json={"plan_digest": digest},
+                              headers=service.auth())
+    second = service.http.post(f"/tasks/{planned}/confirm", json={"plan_digest": digest},
+                               headers=service.auth("bob-token"))
+    assert first.status_code == 200
+    assert second.status_code == 409  # already confirmed, or already running: never twice
+    assert re.search(r"already confirmed by alice|is (running|applied), not apply_pending",
+                     second.json()["message"])
+    task = service.http.get(f"/tasks/{planned}").json()
+    assert task["apply_confirmed_by"] == "alice" and task["confirmed_digest"] == digest
+    confirms = [r for r in service.engine.history.rows
+                if r["kind"] == "task.confirmed" and r["task"] == planned]
+    assert [(r["data"]["user"], r["data"]["digest"]) for r in confirms] == [("alice", digest)]
+    wait_for(lambda: service.engine.store.get_task(planned).status.value == "applied", 10,
+             what="the apply")
+    applies = [r for r in service.engine.history.rows if r["kind"] == "exec.invoke"
+               and r["task"] == planned and r["data"]["action"] == "apply"]
+    assert len(applies) == 1
+
+
+def test_create_and_cancel_need_an_identity(service):
+    before = service.snapshot()
+    assert service.http.post("/tasks", json={"workspace_id": "ws-1"}).status_code == 401
+    assert service.http.post("/tasks/1/cancel").status_code == 401
+    assert service.http.put("/workspaces/ws-x", json={}).status_code == 401
+    assert service.http.post("/faults", json={"type": "pod-kill"}).status_code == 401
+    assert service.snapshot() == before
+
+
+def test_agent_requests_without_the_pool_token_are_401(service):
+    before = service.snapshot()
+    hb = {"agent_id": "agent-pod-1"}
+    assert service.http.post("/agent/heartbeat", json=hb).status_code == 401
+    assert service.http.get("/agent/poll", params={"agent_id": "agent-pod-1"},
+                            headers={"Authorization": "Bearer nope"}).status_code == 401
+    report = {"agent_id": "agent-pod-1", "report": "apply_finished", "task_id": 1, "fence": 1}
+    assert service.http.post("/agent/report", json=report,
+                             headers=service.auth()).status_code == 401  # a user token is not the pool's
+    r = service.http.post("/agent/register", json={"agent_id": "intruder", "pool_id": "pool-1",
+                                                   "pod": "pod-1"}, headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401 and "invalid pool token" in r.json()["message"]
+    assert service.snapshot() == before
+    assert "intruder" not in service.engine.mailboxes.boxes
+
+
+def test_an_agent_process_with_a_wrong_token_is_refused_and_exits(service):
+    p = service.start_agent("pod-1", token=POOL_TOKEN + "-wrong")
+    out, _ = p.communicate(timeout=20)
+    assert p.returncode != 0
+    assert b"refused registration (401): invalid pool token" in out
