@@ -1,13 +1,15 @@
 """Stores behind the one `scheduler.ports.Store` interface.
 
 `memory.MemoryStore` serves the simulation; `sqlite.SqliteStore` is the durable store of
-the live service. Both implement compare-and-set on `Task.version` and both can be told to
-fail writes, for fault injection (`fail_writes`, `fail_next_writes`, `heal`).
+the live service and `postgres.PostgresStore` its shared-server alternative. All implement
+compare-and-set on `Task.version` and all can be told to fail writes, for fault injection
+(`fail_writes`, `fail_next_writes`, `heal`).
 """
 
 
 def open_store(url: str):
-    """Open the store a URL names: `memory://`, `sqlite:///PATH` or a bare file path.
+    """Open the store a URL names: `memory://`, `sqlite:///PATH`, a bare file path, or
+    `postgresql://USER:PASSWORD@HOST:PORT/DB` (also `postgres://`, `postgresql+psycopg://`).
 
     `sqlite:///PATH` follows SQLAlchemy's spelling: `sqlite:///state.db` is relative to
     the working directory and `sqlite:////var/lib/unstuck/state.db` is absolute. The
@@ -30,14 +32,13 @@ def open_store(url: str):
             "(relative) or sqlite:////abs/state.db (absolute); for a throwaway store use memory://"
         )
     elif scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        raise ValueError(
-            f"store URL {url!r}: PostgreSQL is not implemented yet; "
-            "use sqlite:///PATH (durable) or memory://"
-        )
+        from scheduler.stores.postgres import PostgresStore
+
+        return PostgresStore(url)
     else:
         raise ValueError(
             f"store URL {url!r}: unknown scheme {scheme!r}; "
-            "expected memory://, sqlite:///PATH or a bare file path"
+            "expected memory://, sqlite:///PATH, postgresql://... or a bare file path"
         )
     from scheduler.stores.sqlite import SqliteStore
 

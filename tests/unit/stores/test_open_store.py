@@ -40,11 +40,6 @@ def test_a_bare_path_is_a_sqlite_file(tmp_path):
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        (
-            "postgresql://localhost/unstuck",
-            r"PostgreSQL is not implemented yet; use sqlite:///PATH",
-        ),
-        ("postgresql+psycopg://h/db", r"PostgreSQL is not implemented yet"),
         ("sqlite://", r"sqlite needs a file path, as in sqlite:///state\.db"),
         ("sqlite:///", r"sqlite needs a file path"),
         (

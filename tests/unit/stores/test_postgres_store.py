@@ -1,0 +1,73 @@
+"""What only the PostgreSQL store promises: shared by processes, racing CAS, clear open errors."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+import pytest
+
+from scheduler.model import Task, TaskStatus, TaskType
+from scheduler.stores import open_store
+from scheduler.stores.migrations import Migration
+from scheduler.stores.migrations import postgres as pg_migrations
+from scheduler.stores.postgres import PostgresStore, redacted
+from scheduler.stores.sqlite import SchemaTooNewError, StoreOpenError
+
+
+@pytest.fixture
+def url(pg_server) -> str:
+    if pg_server.url is None:
+        pytest.skip(pg_server.error)
+    return pg_server.schema_url()
+
+
+def task(task_id: int) -> Task:
+    return Task(id=task_id, workspace_id="ws-1", task_type=TaskType.PLAN_AND_APPLY)
+
+
+def test_open_store_opens_postgres_urls_in_each_spelling(url):
+    for spelling in (url, url.replace("postgresql://", "postgres://"),
+                     url.replace("postgresql://", "postgresql+psycopg://")):
+        with open_store(spelling) as store:
+            assert isinstance(store, PostgresStore) and store.schema_version == 1
+
+
+def test_two_stores_share_rows_and_only_one_racing_cas_wins(url):
+    with PostgresStore(url) as a, PostgresStore(url) as b:
+        a.insert_task(task(1))
+        seen = b.get_task(1)
+        won = a.cas_task(1, seen.version, status=TaskStatus.RUNNING, fence=1)
+        lost = b.cas_task(1, seen.version, status=TaskStatus.RUNNING, fence=1)
+        assert won is not None and won.version == seen.version + 1
+        assert lost is None
+        assert b.get_task(1) == won
+
+
+def test_data_survives_close_and_reopen(url):
+    with PostgresStore(url) as store:
+        store.insert_task(task(3))
+    with PostgresStore(url) as store:
+        assert store.get_task(3) == task(3)
+        assert store.next_task_id() == 4
+
+
+def test_an_unreachable_server_names_the_url_without_its_password():
+    with pytest.raises(StoreOpenError, match=re.escape(
+            "postgresql://u:***@127.0.0.1:1/db: cannot connect to PostgreSQL")):
+        PostgresStore("postgresql://u:hunter2@127.0.0.1:1/db", connect_timeout_s=1)
+    assert redacted("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def test_a_foreign_schema_and_a_newer_schema_are_refused(pg_server, url):
+    base = url.split("?")[0]
+    name = url.rsplit("%3D", 1)[1]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {name}.orders (id int)")
+    with pytest.raises(StoreOpenError, match=r"not an unstuck store: schema t_\w+ has tables orders"):
+        PostgresStore(url)
+    newer = pg_server.schema_url()
+    v2 = Migration(2, "tasks.note", ("ALTER TABLE tasks ADD COLUMN note TEXT NOT NULL DEFAULT ''",))
+    PostgresStore(newer, migrations=(*pg_migrations.MIGRATIONS, v2)).close()
+    with pytest.raises(SchemaTooNewError, match=r"schema version 2 is newer than this unstuck supports \(1\)"):
+        PostgresStore(newer)
