@@ -80,7 +80,8 @@ class Engine:
 
             return KubernetesCluster(namespace=cfg.namespace, selector=cfg.agent_selector,
                                      deployment=cfg.deployment, scaling=cfg.scaling,
-                                     kubeconfig=cfg.kubeconfig, now=self.clock.now)
+                                     kubeconfig=cfg.kubeconfig, now=self.clock.now,
+                                     pool_id=cfg.pool_id)
         raise ValueError(f"--cluster {cfg.cluster!r}: choose static or kubernetes")
 
     def _seed_store(self) -> None:

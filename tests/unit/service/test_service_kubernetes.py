@@ -1,0 +1,91 @@
+"""The `kubernetes` cluster adapter against a real API server (chaos.cluster's LocalCluster):
+watch by label, pods listed per pool, deletion-cost annotations, Deployment scaling, HPA mode."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from kubernetes import client
+
+from chaos.cluster.cluster import LocalCluster
+from scheduler import events as ev
+from scheduler.ports import ClusterError
+from scheduler.service.kube_cluster import DELETION_COST, KubernetesCluster
+from tests.unit.service.live import wait_for
+
+NS = "default"
+
+
+def agent_deployment(replicas: int) -> dict:
+    labels = {"app": "unstuck-agent"}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "agents"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": "agent", "image": "local/sleep",
+                                                           "command": ["sleep", "600"]}],
+                                           "terminationGracePeriodSeconds": 1}}}}
+
+
+@pytest.fixture
+def kube(tmp_path):
+    with LocalCluster(nodes=2, time_scale=20.0, workdir=str(tmp_path / "cluster")) as cluster:
+        cfg = client.Configuration()
+        cfg.host = cluster.url
+        with client.ApiClient(cfg) as api:
+            client.AppsV1Api(api).create_namespaced_deployment(NS, agent_deployment(2))
+            yield api
+
+
+class Events:
+    def __init__(self) -> None:
+        self.items: list[ev.Event] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, e: ev.Event) -> None:
+        with self.lock:
+            self.items.append(e)
+
+    def of(self, kind: type) -> list:
+        with self.lock:
+            return [e for e in self.items if isinstance(e, kind)]
+
+
+def running(adapter: KubernetesCluster, n: int):
+    pods = [p for p in adapter.list_pods("pool-1") if p.phase == "Running" and not p.terminating]
+    return pods if len(pods) == n else None
+
+
+def test_watch_list_annotate_scale_and_delete(kube):
+    adapter = KubernetesCluster(namespace=NS, selector="app=unstuck-agent", deployment="agents",
+                                api_client=kube, watch_timeout_s=5)
+    seen = Events()
+    adapter.start(seen)
+    try:
+        pods = wait_for(lambda: running(adapter, 2), 20, what="2 running agent pods")
+        wait_for(lambda: len(seen.of(ev.PodAdded)) == 2, 10, what="two PodAdded from the watch")
+        assert {e.pod for e in seen.of(ev.PodAdded)} == {p.name for p in pods}
+        assert adapter.list_pods("another-pool") == []
+
+        adapter.annotate_pod(pods[0].name, {DELETION_COST: "1000"})
+        assert {p.name: p.deletion_cost for p in adapter.list_pods("pool-1")}[pods[0].name] == 1000
+
+        adapter.scale("pool-1", 3)
+        assert client.AppsV1Api(kube).read_namespaced_deployment("agents", NS).spec.replicas == 3
+        wait_for(lambda: len(seen.of(ev.PodAdded)) == 3, 20, what="the third pod's PodAdded")
+
+        adapter.delete_pod(pods[1].name)
+        wait_for(lambda: any(e.pod == pods[1].name for e in seen.of(ev.PodRemoved)), 20,
+                 what="PodRemoved of the deleted pod")
+        with pytest.raises(ClusterError, match="delete pod nope: 404"):
+            adapter.delete_pod("nope")
+    finally:
+        adapter.stop()
+
+
+def test_hpa_mode_leaves_the_count_alone(kube):
+    adapter = KubernetesCluster(namespace=NS, selector="app=unstuck-agent", deployment="agents",
+                                scaling="hpa", api_client=kube)
+    with pytest.raises(ClusterError, match="left to the HPA"):
+        adapter.scale("pool-1", 5)
+    assert client.AppsV1Api(kube).read_namespaced_deployment("agents", NS).spec.replicas == 2
