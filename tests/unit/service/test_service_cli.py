@@ -1,0 +1,82 @@
+"""`unstuck serve` and `unstuck agent`: bad options exit 2 with one clear line; SIGTERM
+makes an agent finish or abort cleanly within its grace period."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.unit.service.live import InProcessService, wait_for
+from unstuck.cli import app
+
+ENV = {"UNSTUCK_USER_TOKENS": "t=alice", "UNSTUCK_POOL_TOKEN": "p"}
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (["serve", "--scheduler", "fifo"], ENV,
+     r"^error: --scheduler 'fifo' is not a scheduler: choose one of seed, seed-proposal, seed-head, reference$"),
+    (["serve", "--cluster", "nomad"], ENV, r"^error: --cluster 'nomad': choose static or kubernetes$"),
+    (["serve", "--time-scale", "0"], ENV, r"^error: --time-scale 0.0: expected a number > 0"),
+    (["serve", "--pods", "a b"], ENV, r"^error: --pods 'a b': expected comma-separated names .* \(bad: a b\)"),
+    (["serve", "--store", "redis://h"], ENV, r"^error: --store: store URL 'redis://h': unknown scheme 'redis'"),
+    (["serve"], {"UNSTUCK_POOL_TOKEN": "p", "UNSTUCK_USER_TOKENS": ""},
+     r"^error: no user tokens: set UNSTUCK_USER_TOKENS='token=alice' or pass --users-file"),
+    (["serve"], {"UNSTUCK_USER_TOKENS": "t=alice", "UNSTUCK_POOL_TOKEN": ""},
+     r"^error: no pool token: set UNSTUCK_POOL_TOKEN or pass --pool-token-file FILE"),
+    (["serve"], {"UNSTUCK_USER_TOKENS": "alice", "UNSTUCK_POOL_TOKEN": "p"},
+     r"^error: UNSTUCK_USER_TOKENS: item 1 'alice' is not TOKEN=USER"),
+    (["agent", "--server", "ftp://h"], ENV, r"^error: --server 'ftp://h': expected a URL such as http://"),
+    (["agent", "--pod", "x", "--heartbeat", "0"], ENV, r"^error: --heartbeat 0.0: expected seconds > 0$"),
+    (["agent", "--pod", "x"], {"UNSTUCK_POOL_TOKEN": ""}, r"^error: no pool token: set UNSTUCK_POOL_TOKEN"),
+])
+def test_bad_options_exit_2_with_one_line(args, env, message):
+    import re
+
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and re.search(message, lines[0]), result.output
+
+
+@pytest.fixture
+def lone(tmp_path):
+    svc = InProcessService(tmp_path)
+    yield svc
+    svc.stop()
+
+
+def applying(svc: InProcessService, task_id: int) -> bool:
+    return any(r["kind"] == "exec.invoke" and r["task"] == task_id and r["data"]["action"] == "apply"
+               for r in svc.engine.history.rows)
+
+
+def planned_and_confirmed(svc: InProcessService) -> int:
+    task_id = svc.http.post("/tasks", json={"workspace_id": "ws-1"}, headers=svc.auth()).json()["task_id"]
+    wait_for(lambda: svc.engine.store.get_task(task_id).status.value == "apply_pending", 10, what="the plan")
+    digest = svc.engine.store.get_task(task_id).plan_digest
+    assert svc.http.post(f"/tasks/{task_id}/confirm", json={"plan_digest": digest},
+                         headers=svc.auth()).status_code == 200
+    wait_for(lambda: applying(svc, task_id), 10, what="the apply to start")
+    return task_id
+
+
+@pytest.mark.parametrize(("apply_s", "grace_s", "status", "exec_kind"), [
+    (0.5, 5.0, "applied", "exec.ok"),  # within the grace: the apply finishes and is reported
+    (30.0, 0.5, "failed", "exec.fail"),  # past the grace: aborted before the commit, reported
+])
+def test_sigterm_finishes_or_aborts_within_the_grace_period(lone, apply_s, grace_s, status, exec_kind):
+    agent = lone.start_agent("pod-1", plan_s=0.05, apply_s=apply_s, grace=grace_s)
+    task_id = planned_and_confirmed(lone)
+    sent = time.monotonic()
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(grace_s + 5) == 0
+    assert time.monotonic() - sent < grace_s + 2
+    wait_for(lambda: lone.engine.store.get_task(task_id).status.value == status, 5, what=status)
+    ends = [r for r in lone.engine.history.rows if r["task"] == task_id and r["kind"].startswith("exec.")
+            and r["data"]["action"] == "apply" and r["kind"] != "exec.invoke"]
+    assert [r["kind"] for r in ends] == [exec_kind]
+    if status == "failed":
+        assert "aborted before commit: agent terminating (SIGTERM)" in ends[0]["reason"]

@@ -1,0 +1,184 @@
+"""The service's and agent's parts on their own: the fenced state lock, the run clock, the
+durable history log, the timer's ordering, the mailboxes, and token configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from scheduler import events as ev
+from scheduler.agent.backend import Backend, LockLost, StateLocked, Token
+from scheduler.history import HistoryEvent, Kind, read_jsonl
+from scheduler.ports import AgentSendError, RunTask
+from scheduler.service.clock import OFFSET_MIN_S, RunClock
+from scheduler.service.config import scaled_settings
+from scheduler.service.historylog import HistoryLog
+from scheduler.service.identity import Identities, IdentityConfigError, load_users
+from scheduler.service.mailboxes import Mailboxes
+from scheduler.service.timer import LoopTimer
+from scheduler.settings import Settings
+
+A, B = Token(1, 2, "agent-a"), Token(7, 1, "agent-b")
+
+
+# The simulated Terraform backend's state lock.
+
+def test_the_state_lock_refuses_a_second_apply_while_the_lease_runs(tmp_path):
+    backend = Backend(tmp_path, lease_s=5.0)
+    backend.acquire("ws-1", A)
+    with pytest.raises(StateLocked, match=r"state of ws-1 is locked by task 1 \(fence 2, agent agent-a\)"):
+        backend.acquire("ws-1", B)
+    assert backend.commit("ws-1", A, "sha256:p") == 1
+    backend.acquire("ws-1", B)  # released by the commit
+    assert backend.state("ws-1")["applies"][0]["task"] == 1
+
+
+def test_a_holder_past_its_lease_cannot_commit_even_if_nobody_took_the_lock(tmp_path):
+    backend = Backend(tmp_path, lease_s=0.05)
+    backend.acquire("ws-1", A)
+    time.sleep(0.1)  # the lease is wall-clock: let it run out
+    with pytest.raises(LockLost, match="state lock fenced: stale token"):
+        backend.commit("ws-1", A, "sha256:p")
+    assert backend.state("ws-1") == {"serial": 0, "applies": []}
+
+
+def test_an_expired_lock_is_taken_over_and_the_old_holder_is_fenced(tmp_path):
+    backend = Backend(tmp_path, lease_s=0.05)
+    backend.acquire("ws-1", A)
+    time.sleep(0.1)
+    backend.acquire("ws-1", B)
+    with pytest.raises(LockLost):
+        backend.renew("ws-1", A)
+    assert backend.commit("ws-1", B, "sha256:q") == 1
+    assert [a["task"] for a in backend.state("ws-1")["applies"]] == [7]
+
+
+def test_a_saved_plan_has_a_stable_digest(tmp_path):
+    backend = Backend(tmp_path)
+    digest = backend.save_plan(3, 1, "ws-1", "agent-a", True)
+    assert digest.startswith("sha256:") and backend.plan_digest(3) == digest
+    assert backend.plan_digest(4) is None
+
+
+# The run clock.
+
+def test_the_clock_is_offset_and_survives_a_restart(tmp_path):
+    first = RunClock(tmp_path / "clock.json")
+    assert first.now() > OFFSET_MIN_S and not first.restarted
+    assert abs(first.now() - time.time()) > 1e8  # never mistakable for wall time
+    t = first.t()
+    again = RunClock(tmp_path / "clock.json")
+    assert again.restarted and again.offset == first.offset and again.run_start == first.run_start
+    assert again.t() >= t
+
+
+def test_a_clock_file_from_before_a_reboot_continues_from_its_last_reading(tmp_path):
+    path = tmp_path / "clock.json"
+    RunClock(path)
+    state = json.loads(path.read_text())
+    state.update(boot_id="another-boot", now_at=state["run_start"] + 100.0, wall_at=time.time() - 5.0)
+    path.write_text(json.dumps(state))
+    clock = RunClock(path)
+    assert 104.9 < clock.t() < 106.0
+
+
+def test_a_corrupt_clock_file_is_refused_with_the_fix(tmp_path):
+    (tmp_path / "clock.json").write_text("{")
+    with pytest.raises(ValueError, match=r"clock.json: not a clock file .*delete it to start a new run"):
+        RunClock(tmp_path / "clock.json")
+
+
+# The durable history log.
+
+def test_history_rows_are_durable_with_run_times_and_a_torn_tail_is_cut(tmp_path):
+    path = tmp_path / "history.jsonl"
+    log = HistoryLog(path, lambda now: now - 1000.0)
+    log.append(HistoryEvent(1000.5, Kind.SCHEDULER_RESTART))
+    log.append(HistoryEvent(1001.25, Kind.USER, task=1))
+    log.flush()
+    with open(path, "ab") as f:
+        f.write(b'{"seq":2,"t":1.5,"ki')  # the process died mid-write
+    log.close()
+    again = HistoryLog(path, lambda now: now - 1000.0)
+    assert [r["t"] for r in again.rows] == [0.5, 1.25]
+    again.append(HistoryEvent(1002.0, Kind.USER))
+    again.close()
+    assert [r["seq"] for r in read_jsonl(path)] == [0, 1, 2]
+
+
+def test_a_history_file_with_a_gap_is_refused(tmp_path):
+    path = tmp_path / "history.jsonl"
+    path.write_text('{"seq":0}\n{"seq":5}\n')
+    with pytest.raises(ValueError, match=r"row 2 has seq 5, expected 1"):
+        HistoryLog(path, float)
+
+
+# The timer and the mailboxes.
+
+def test_wake_ups_of_one_instant_fire_in_the_order_asked():
+    async def go() -> list[str]:
+        fired: list[str] = []
+        timer = LoopTimer(time.monotonic, lambda e: fired.append(e.tag.name))
+        timer.bind(asyncio.get_running_loop())
+        t0 = time.monotonic()
+        timer.wake_at(t0 + 0.03, ev.TimerTag("later"))
+        for name in ("a", "b", "c"):
+            timer.wake_at(t0, ev.TimerTag(name))
+        timer.wake_at(t0 - 1.0, ev.TimerTag("early"))
+        while len(fired) < 5:
+            await asyncio.sleep(0.005)
+        timer.close()
+        return fired
+
+    assert asyncio.run(asyncio.wait_for(go(), 5)) == ["early", "a", "b", "c", "later"]
+
+
+def test_a_send_to_an_unknown_or_silent_agent_fails_and_a_poll_gets_its_mail():
+    async def go() -> list[dict]:
+        now = [0.0]
+        boxes = Mailboxes(lambda: now[0], poll_timeout_s=1.0, stale_after_s=5.0)
+        with pytest.raises(AgentSendError, match="agent-x is not connected"):
+            boxes.send_run_task("agent-x", RunTask(1, "ws-1", "plan"))
+        box = boxes.register("agent-a", "pool-1", "pod-1", None)
+        boxes.send_run_task("agent-a", RunTask(1, "ws-1", "plan", fence=3))
+        first = await boxes.poll(box, 0, 1.0)
+        again = await boxes.poll(box, 0, 0.0)  # not acknowledged: delivered again
+        acked = await boxes.poll(box, first[-1]["seq"], 0.0)
+        now[0] = 10.0
+        with pytest.raises(AgentSendError, match="has not polled for 10.0 s"):
+            boxes.send_cancel("agent-a", 1)
+        assert [b.agent_id for b in boxes.silent()] == ["agent-a"]
+        assert again == first and acked == []
+        return first
+
+    (msg,) = asyncio.run(go())
+    assert msg == {"seq": 1, "type": "run_task", "task_id": 1, "workspace_id": "ws-1",
+                   "action": "plan", "fence": 3, "plan_digest": None, "pod": None, "slot": None}
+
+
+# Configuration.
+
+def test_user_tokens_from_env_and_file_and_their_errors(tmp_path):
+    f = tmp_path / "users.json"
+    f.write_text('{"t2": "bob"}')
+    users = load_users(f, {"UNSTUCK_USER_TOKENS": "t1=alice"})
+    ids = Identities(users, "pool")
+    assert ids.user_for("Bearer t1") == "alice" and ids.user_for("Bearer t2") == "bob"
+    assert ids.user_for("Bearer t3") is None and ids.user_for("t1") is None
+    assert ids.agent_ok("Bearer pool") and not ids.agent_ok("Bearer t1")
+    with pytest.raises(IdentityConfigError, match=r"item 1 'alice' is not TOKEN=USER"):
+        load_users(None, {"UNSTUCK_USER_TOKENS": "alice"})
+    f.write_text('["alice"]')
+    with pytest.raises(IdentityConfigError, match=r"users.json: expected a JSON object mapping"):
+        load_users(f, {})
+
+
+def test_time_scale_scales_every_duration_but_not_calendar_anchors():
+    fast = scaled_settings(Settings(), 0.05)
+    assert fast.reference.agent_timeout_s == pytest.approx(3.0)
+    assert fast.retries.backoff_s == pytest.approx((0.25, 0.5, 1.0, 2.0, 3.0))
+    assert fast.seed.epoch_unix_s == Settings().seed.epoch_unix_s
+    assert fast.reference.retry_budget == Settings().reference.retry_budget
