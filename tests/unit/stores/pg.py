@@ -10,6 +10,7 @@ since the server refuses to run as root. Each test gets its own schema, named in
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import socket
@@ -33,18 +34,26 @@ class Server:
         self.url: str | None = os.environ.get("UNSTUCK_TEST_POSTGRES_URL") or None
         self.dir: str | None = None
         self.error: str | None = None
+        self.bin: dict[str, str | None] = {}
         if self.url is None:
             self._start()
 
     def _as_server_user(self, args: list[str]) -> list[str]:
+        args = [self.bin.get(args[0], args[0]), *args[1:]]
         if os.geteuid() == 0:
             return ["runuser", "-u", "postgres", "--", *args]
         return args
 
     def _start(self) -> None:
-        if not (shutil.which("initdb") and shutil.which("pg_ctl")):
+        # Debian keeps the server programs off PATH, in /usr/lib/postgresql/<major>/bin.
+        found = {p: shutil.which(p) for p in ("initdb", "pg_ctl")}
+        for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+            for p in found:
+                found[p] = found[p] or (os.path.join(d, p) if os.path.exists(os.path.join(d, p)) else None)
+        if not all(found.values()):
             self.error = SKIP_REASON
             return
+        self.bin = found
         if os.geteuid() == 0 and not shutil.which("runuser"):
             self.error = SKIP_REASON + " (as root, runuser is needed to start it as postgres)"
             return
