@@ -186,7 +186,7 @@ class InProcessService:
     127.0.0.1), so a test can also read its store directly to prove nothing changed."""
 
     def __init__(self, root: Path, scheduler: str = "reference", pods: tuple[str, ...] = ("pod-1",),
-                 time_scale: float = 0.05) -> None:
+                 time_scale: float = 0.05, store_url: str | None = None) -> None:
         import threading
 
         import uvicorn
@@ -198,7 +198,7 @@ class InProcessService:
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = ServiceConfig(data_dir=root / "run", scheduler=scheduler, pods=pods,
+        config = ServiceConfig(data_dir=root / "run", store_url=store_url, scheduler=scheduler, pods=pods,
                                users={USER_TOKEN: "alice", OTHER_TOKEN: "bob"}, pool_token=POOL_TOKEN,
                                settings=scaled_settings(Settings(), time_scale),
                                agent_stale_s=1.0, poll_timeout_s=2.0)
