@@ -305,14 +305,19 @@ class Script:
         if run.action == "cancel":
             a.runs.pop(run.task_id, None)
             return
+        extra = {}
         if run.action == "apply":
+            prev = self.state_lock.get(run.workspace_id)
             self.state_lock[run.workspace_id] = (run.task_id, run.fence)
+            if prev is not None and prev != (run.task_id, run.fence):
+                extra["supersedes"] = list(prev)  # the older holder can no longer commit
         duration = self.plan_s if run.action == "plan" else self.apply_s
         x = Execution(run, agent_id, self.now + duration)
         a.runs[run.task_id] = x
         self.world(Kind.EXEC_INVOKE, Source.AGENT, task=run.task_id, agent=agent_id, pod=a.pod,
                    workspace=run.workspace_id,
-                   data={"action": run.action, "fence": run.fence, "digest": run.plan_digest})
+                   data={"action": run.action, "fence": run.fence, "digest": run.plan_digest,
+                         **extra})
         self._push(x.ends_at, lambda: self._finish(a, x, 0))
 
     def _finish(self, a: WorldAgent, x: Execution, generation: int) -> None:
@@ -326,6 +331,7 @@ class Script:
                 self.world(Kind.EXEC_FAIL, Source.AGENT, reason="state lock fenced: stale token",
                            data={"action": "apply", "fence": run.fence}, **common)
                 return
+            del self.state_lock[run.workspace_id]  # committed: the lock is released
             self.world(Kind.EXEC_OK, Source.AGENT, data={"action": "apply", "fence": run.fence}, **common)
             report: Any = ev.ApplyFinished(run.task_id, a.agent_id, True, run.fence)
         else:

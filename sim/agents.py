@@ -10,8 +10,9 @@ Behaviour (shared/specs/seed-system.md §2.2, §8):
 * a phase runs for a drawn duration; at its end the agent reports over HTTP (PlanFinished /
   ApplyFinished / TaskFailed; a 5xx is retried 3 times, 1 s base, 10 s max), then sends the
   C&C completion notice ~50 ms later if connected (seed-head's G1 race needs both);
-* an apply takes the workspace's state lock fenced by (task, fence); an apply whose token was
-  superseded fails with "state lock fenced" (`exec.fail`);
+* an apply takes the workspace's state lock fenced by (task, fence); its `exec.invoke` names
+  the token it superseded (`data.supersedes`), and an apply whose token was superseded fails
+  with "state lock fenced" (`exec.fail`) when it tries to commit;
 * SIGTERM (graceful pod delete): the agent finishes its current phases and exits; whatever is
   still running at SIGKILL is lost. A killed agent's runs are `exec.info` (outcome unknown);
 * a paused agent (its node lost) freezes: no heartbeats, no progress; runs sent to it wait in
@@ -124,8 +125,12 @@ class AgentSim:
         cfg = self.fleet.cfg
         task = w.store.get_task(run.task_id)  # the agent loads the task over HTTP
         ttype = task.task_type if task is not None else None
+        extra: dict[str, Any] = {}
         if run.action == "apply":
+            prev = w.state_lock.get(run.workspace_id)
             w.state_lock[run.workspace_id] = (run.task_id, run.fence)
+            if prev is not None and prev != (run.task_id, run.fence):
+                extra["supersedes"] = list(prev)  # the older holder can no longer commit
             duration = cfg.apply.sample(self.fleet.rng)
         else:
             duration = cfg.plan.sample(self.fleet.rng)
@@ -136,7 +141,7 @@ class AgentSim:
         x = Run(run, ttype, now + duration)
         self.runs[run.task_id] = x
         self._record(Kind.EXEC_INVOKE, run, "",
-                     digest=run.plan_digest if run.action == "apply" else None)
+                     digest=run.plan_digest if run.action == "apply" else None, **extra)
         w.kernel.at(x.ends_at, self._finish, x, x.gen)
 
     def _record(self, kind: Kind, run: RunTask, reason: str, **data: Any) -> None:
@@ -157,6 +162,7 @@ class AgentSim:
                 self._record(Kind.EXEC_FAIL, run, "state lock fenced: stale token")
                 self._maybe_exit()
                 return
+            del w.state_lock[run.workspace_id]  # committed (or failed): the lock is released
             if cfg.apply_fail and rng.random() < cfg.apply_fail:
                 self._record(Kind.EXEC_FAIL, run, "terraform apply failed")
                 report, ok = ev.ApplyFinished(run.task_id, self.agent_id, False, run.fence,

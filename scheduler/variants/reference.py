@@ -42,6 +42,7 @@ from scheduler.model import (
     Task,
     TaskStatus,
     TaskType,
+    Workspace,
 )
 from scheduler.ports import AgentSendError, ClusterError, RunTask, StoreWriteError
 
@@ -467,13 +468,15 @@ class ReferencePolicy:
                     if new is not None:
                         self.release_slot_of(task, "plan expired")
                         self.unlock_if_owner(new, "plan expired unconfirmed")
-        self.release_orphan_locks()
+        workspaces = {w.id: w for w in self.ctx.store.list_workspaces()}
+        self.release_orphan_locks(workspaces)
+        pools = self.ctx.store.list_pools()
         tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
-        for pool in self.ctx.store.list_pools():
-            self.dispatch_pool(pool, tasks)
+        for pool in pools:
+            self.dispatch_pool(pool, tasks, workspaces)
         tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
-        for pool in self.ctx.store.list_pools():
-            self.scale_pool(pool, tasks)
+        for pool in pools:
+            self.scale_pool(pool, tasks, workspaces)
 
     def check_running(self, task: Task) -> None:
         if self.mem.undelivered.get(task.id) == task.fence:
@@ -520,13 +523,18 @@ class ReferencePolicy:
                  k8s_pod_name=task.k8s_pod_name if keep_pod else "",
                  slot_id=task.slot_id if keep_pod else None)
 
-    def release_orphan_locks(self) -> None:
-        for ws in self.ctx.store.list_workspaces():
+    def release_orphan_locks(self, workspaces: dict[str, Workspace]) -> None:
+        """A lock is held for a plan that ended with changes, until its apply ends. An owner
+        that has ended, or is back in `pending` (its plan report was lost), holds nothing."""
+        for ws in workspaces.values():
             if not ws.is_locked:
                 continue
             owner = self.ctx.store.get_task(ws.lock_task_id) if ws.lock_task_id is not None else None
-            if owner is None or owner.terminal:
-                self.set_lock(ws.id, None, "lock owner has ended")
+            if owner is None or owner.status not in (TaskStatus.APPLY_PENDING, TaskStatus.RUNNING):
+                why = "lock owner has ended" if owner is None or owner.terminal else \
+                    "lock owner is back in pending"
+                if self.set_lock(ws.id, None, why):
+                    ws.is_locked, ws.lock_task_id = False, None
 
     # ------------------------------------------------------------------ dispatch
     def usable_pods(self, pool_id: str) -> list[str]:
@@ -556,13 +564,12 @@ class ReferencePolicy:
                 return slot
         return None
 
-    def runnable(self, tasks: list[Task]) -> list[tuple[Task, str]]:
+    def runnable(self, tasks: list[Task], workspaces: dict[str, Workspace]) -> list[tuple[Task, str]]:
         """Per workspace, what may start now: its confirmed apply, or its next pending task."""
         out: list[tuple[Task, str]] = []
         by_ws: dict[str, list[Task]] = {}
         for t in tasks:
             by_ws.setdefault(t.workspace_id, []).append(t)
-        workspaces = {w.id: w for w in self.ctx.store.list_workspaces()}
         for ws_id, ws_tasks in sorted(by_ws.items()):
             ws = workspaces.get(ws_id)
             if ws is None or ws.execution_mode is ExecutionMode.LOCAL:
@@ -589,12 +596,11 @@ class ReferencePolicy:
         backoff = self.cfg.retry_backoff_s[min(task.attempts - 1, len(self.cfg.retry_backoff_s) - 1)]
         return self.ctx.now - task.updated_at >= backoff
 
-    def dispatch_pool(self, pool: Pool, tasks: list[Task]) -> None:
-        ws_pool = {w.id: w.pool_id for w in self.ctx.store.list_workspaces()}
-        mine = [t for t in tasks if ws_pool.get(t.workspace_id) == pool.id]
+    def dispatch_pool(self, pool: Pool, tasks: list[Task], workspaces: dict[str, Workspace]) -> None:
+        mine = [t for t in tasks if self.pool_of(t, workspaces) == pool.id]
         held = self.occupancy(mine)
         usable = self.usable_pods(pool.id)
-        for task, action in self.runnable(mine):
+        for task, action in self.runnable(mine, workspaces):
             if not self.due(task):
                 continue
             if action == "apply" and self.ctx.now - (task.apply_confirmed_at or 0.0) > self.cfg.apply_wait_deadline_s:
@@ -690,14 +696,21 @@ class ReferencePolicy:
         return any(t.k8s_pod_name == pod for t in tasks
                    if t.status in (TaskStatus.RUNNING, TaskStatus.APPLY_PENDING))
 
-    def demand(self, pool_id: str, tasks: list[Task] | None = None) -> int:
+    @staticmethod
+    def pool_of(task: Task, workspaces: dict[str, Workspace]) -> str | None:
+        ws = workspaces.get(task.workspace_id)
+        return ws.pool_id if ws is not None else None
+
+    def demand(self, pool_id: str, tasks: list[Task] | None = None,
+               workspaces: dict[str, Workspace] | None = None) -> int:
         """Pods this pool needs now: one per plan_and_apply that holds or wants a slot
         (confirmed apply_pending without a slot included), and one per 3 plans."""
         if tasks is None:
             tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
-        ws_pool = {w.id: w.pool_id for w in self.ctx.store.list_workspaces()}
-        mine = [t for t in tasks if ws_pool.get(t.workspace_id) == pool_id]
-        wanted = {t.id for t, _ in self.runnable(mine)}
+        if workspaces is None:
+            workspaces = {w.id: w for w in self.ctx.store.list_workspaces()}
+        mine = [t for t in tasks if self.pool_of(t, workspaces) == pool_id]
+        wanted = {t.id for t, _ in self.runnable(mine, workspaces)}
         pa = plans = 0
         for t in mine:
             holds = t.status is TaskStatus.RUNNING or (
@@ -710,9 +723,9 @@ class ReferencePolicy:
                 plans += 1
         return max(pa, math.ceil(plans / PLAN_SLOTS))
 
-    def scale_pool(self, pool: Pool, tasks: list[Task]) -> None:
+    def scale_pool(self, pool: Pool, tasks: list[Task], workspaces: dict[str, Workspace]) -> None:
         mem = self.mem
-        need = self.demand(pool.id, tasks)
+        need = self.demand(pool.id, tasks, workspaces)
         desired = min(max(need, pool.min_replicas), pool.max_replicas)
         views = [v for _, v in sorted(mem.pods.items()) if v.pool_id == pool.id]
         health = {v.name: self.pod_health(v) for v in views}

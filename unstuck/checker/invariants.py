@@ -105,7 +105,9 @@ def at_most_one_apply_per_confirmation(history: History) -> list[Violation]:
 
 def per_workspace_serialization(history: History) -> list[Violation]:
     """Never two plan_and_apply tasks of one workspace both in running/apply_pending, and never
-    two applies of one workspace executing at once (exec.invoke .. exec.ok/fail/info)."""
+    two applies of one workspace executing at once (exec.invoke .. exec.ok/fail/info). An apply
+    whose `exec.invoke` supersedes an older token of the fenced state lock ends the older
+    apply's window there: the older one can no longer commit."""
     tl = _tl(history)
     out = _overlapping_statuses(tl) + _overlapping_applies(tl)
     out.sort(key=lambda v: (v.t, v.witness))
@@ -144,6 +146,7 @@ def _overlapping_applies(tl: Timelines) -> list[Violation]:
         running: list[Row] = []
         for row in tl.ws_apply_execs[ws]:
             if row["kind"] == "exec.invoke":
+                _fence_off(running, row)
                 if running:  # one violation per overlapping start, against the oldest apply
                     other = running[0]
                     out.append(Violation(
@@ -158,6 +161,17 @@ def _overlapping_applies(tl: Timelines) -> list[Violation]:
             else:
                 _close(running, row)
     return out
+
+
+def _fence_off(running: list[Row], invoke: Row) -> None:
+    """An apply that took the workspace's fenced state lock from an older token ends that
+    older apply's claim: from this row on it can no longer commit (docs/checker.md)."""
+    sup = (invoke.get("data") or {}).get("supersedes")
+    if not sup:
+        return
+    task, fence = sup[0], sup[1]
+    running[:] = [r for r in running
+                  if not (r.get("task") == task and (r.get("data") or {}).get("fence") == fence)]
 
 
 def _close(running: list[Row], done: Row) -> None:

@@ -1,0 +1,44 @@
+"""Minimal programs for violations the SimPy world once found in the reference scheduler,
+kept as regression tests (found by `unstuck sim`, see tests/slow/sim)."""
+
+from __future__ import annotations
+
+import paths
+
+from scheduler.history import Kind
+from scheduler.model import TaskStatus
+from sim import runner
+from unstuck import checker
+from unstuck.scenario import load
+
+
+def test_a_frozen_apply_is_fenced_off_by_the_next_apply_of_its_workspace():
+    # node-loss-mid-apply seed 4: task 5's apply freezes with its node at t=1051; after 60 s
+    # without heartbeats the reference fails it (outcome unknown) and unlocks; task 6's apply
+    # takes the fenced state lock at t=1322, while task 5's pod still hangs on the lost node
+    # (killed on heal at t=1655). The frozen apply can no longer commit, so no overlap counts.
+    rows = runner.run(load("scenarios/node-loss-mid-apply.yaml").world(), "reference", 4).rows
+    v = checker.check(rows)
+    assert v.ok, [(x.invariant, x.message) for x in v.violations]
+    takeover = [r for r in rows if r["kind"] == "exec.invoke" and r["task"] == 6
+                and r["data"]["action"] == "apply"][0]
+    assert takeover["data"]["supersedes"] == [5, 2]
+    frozen_end = [r for r in rows if r["task"] == 5 and r["kind"] in ("exec.ok", "exec.fail", "exec.info")
+                  and r["data"]["action"] == "apply"][0]
+    assert frozen_end["t"] > takeover["t"]  # it really was still open at the takeover
+    task5 = [r for r in rows if r["kind"] == "task.transition" and r["task"] == 5][-1]
+    assert (task5["to_status"], task5["reason"].startswith("apply outcome unknown")) == ("failed", True)
+
+
+def test_a_lock_whose_owner_went_back_to_pending_is_released():
+    # db-write-failures seed 1: the lock was written at plan end but the task's CAS failed
+    # and the agent gave up; the reconcile re-queued the plan behind its own lock.
+    s = paths.planned("reference")
+    task = s.task(1)
+    s.store.cas_task(1, task.version, status=TaskStatus.PENDING, stage="pending", agent_id=None)
+    assert s.workspace().is_locked and s.workspace().lock_task_id == 1
+    s.run(400)
+    released = [e.reason for e in s.history.events if e.kind is Kind.LOCK_RELEASED]
+    assert released == ["lock owner is back in pending"]
+    assert s.task(1).status is TaskStatus.APPLY_PENDING  # re-planned, locked again
+    assert s.workspace().lock_task_id == 1
