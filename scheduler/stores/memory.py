@@ -16,6 +16,7 @@ class MemoryStore(FailureInjection):
         # Non-terminal task ids by status: the schedulers scan active tasks every few
         # seconds, and a day of history holds thousands of finished ones.
         self._by_status: dict[TaskStatus, set[int]] = {}
+        self._by_workspace: dict[str, set[int]] = {}
         self._workspaces: dict[str, Workspace] = {}
         self._pools: dict[str, Pool] = {}
         self._agents: dict[str, AgentRow] = {}
@@ -45,7 +46,8 @@ class MemoryStore(FailureInjection):
         statuses: Iterable[TaskStatus] | None = None,
     ) -> list[Task]:
         if statuses is None:
-            ids: list[int] = sorted(self._tasks)
+            ids: list[int] = sorted(self._by_workspace.get(workspace_id, ()) if workspace_id
+                                    is not None else self._tasks)
         else:
             ids = sorted(i for st in set(statuses) for i in self._by_status.get(st, ()))
         return [
@@ -57,7 +59,9 @@ class MemoryStore(FailureInjection):
     def _index(self, old: Task | None, new: Task) -> None:
         if old is not None:
             self._by_status.get(old.status, set()).discard(old.id)
+            self._by_workspace.get(old.workspace_id, set()).discard(old.id)
         self._by_status.setdefault(new.status, set()).add(new.id)
+        self._by_workspace.setdefault(new.workspace_id, set()).add(new.id)
 
     def save_task(self, task: Task) -> None:
         self.failures.check("save task")

@@ -77,6 +77,7 @@ class RefMemory:
     booted_at: float
     pods: dict[str, PodView] = field(default_factory=dict)
     agents: dict[str, AgentView] = field(default_factory=dict)
+    pod_agents: dict[str, set[str]] = field(default_factory=dict)  # pod -> agent ids
     kick_at: float | None = None
     undelivered: dict[int, int] = field(default_factory=dict)  # task -> fence never delivered
     last_failure: dict[int, str] = field(default_factory=dict)
@@ -386,7 +387,11 @@ class ReferencePolicy:
             self.ctx.store.put_agent(AgentRow(e.agent_id, e.pool_id, e.pod, "online", self.ctx.now))
         except StoreWriteError as err:
             return ev.Outcome(False, 503, message=f"registration not stored, retry: {err}")
+        old = self.mem.agents.get(e.agent_id)
+        if old is not None:
+            self.mem.pod_agents.get(old.pod, set()).discard(e.agent_id)
         self.mem.agents[e.agent_id] = AgentView(e.agent_id, e.pool_id, e.pod, True, self.ctx.now)
+        self.mem.pod_agents.setdefault(e.pod, set()).add(e.agent_id)
         if e.pod not in self.mem.pods:
             self.mem.pods[e.pod] = PodView(e.pod, e.pool_id, True, self.ctx.now, self.ctx.now)
         self.ctx.record(Kind.AGENT_CONNECTED, agent=e.agent_id, pod=e.pod, data={"pool": e.pool_id})
@@ -411,9 +416,9 @@ class ReferencePolicy:
 
     def agent_for_pod(self, pod: str) -> AgentView | None:
         """The pod's agent, if it is connected and has been heard from recently."""
-        for _, view in sorted(self.mem.agents.items()):
-            if (view.pod == pod and view.connected
-                    and self.ctx.now - view.last_seen <= self.cfg.report_grace_s):
+        for agent_id in sorted(self.mem.pod_agents.get(pod, ())):
+            view = self.mem.agents[agent_id]
+            if view.connected and self.ctx.now - view.last_seen <= self.cfg.report_grace_s:
                 return view
         return None
 
@@ -423,7 +428,7 @@ class ReferencePolicy:
             return "gone"
         if self.agent_for_pod(view.name) is not None:
             return "healthy"
-        ever = any(a.pod == view.name for a in self.mem.agents.values())
+        ever = bool(self.mem.pod_agents.get(view.name))
         since = max(view.created_at, self.mem.booted_at)
         if not ever and self.ctx.now - since < self.cfg.agent_startup_grace_s:
             return "starting"
@@ -432,7 +437,8 @@ class ReferencePolicy:
         return "unhealthy"
 
     def last_seen_on(self, pod: str) -> float:
-        return max((a.last_seen for a in self.mem.agents.values() if a.pod == pod), default=0.0)
+        return max((self.mem.agents[a].last_seen for a in self.mem.pod_agents.get(pod, ())),
+                   default=0.0)
 
     def agent_lost(self, agent_id: str | None) -> str | None:
         """Why the agent of a running task is presumed lost, or None while it may live."""
@@ -691,10 +697,14 @@ class ReferencePolicy:
 
     # ------------------------------------------------------------------ capacity
     def pod_busy(self, pod: str, tasks: list[Task] | None = None) -> bool:
+        return pod in self.busy_pods(tasks)
+
+    def busy_pods(self, tasks: list[Task] | None = None) -> set[str]:
+        """Pods holding a running task or a reservation."""
         if tasks is None:
             tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
-        return any(t.k8s_pod_name == pod for t in tasks
-                   if t.status in (TaskStatus.RUNNING, TaskStatus.APPLY_PENDING))
+        return {t.k8s_pod_name for t in tasks if t.k8s_pod_name
+                and t.status in (TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)}
 
     @staticmethod
     def pool_of(task: Task, workspaces: dict[str, Workspace]) -> str | None:
@@ -729,8 +739,9 @@ class ReferencePolicy:
         desired = min(max(need, pool.min_replicas), pool.max_replicas)
         views = [v for _, v in sorted(mem.pods.items()) if v.pool_id == pool.id]
         health = {v.name: self.pod_health(v) for v in views}
+        busy_pods = self.busy_pods(tasks)
         for v in views:
-            busy = self.pod_busy(v.name, tasks)
+            busy = v.name in busy_pods
             if busy:
                 v.idle_since = self.ctx.now
             cost = self.cfg.reservation_deletion_cost if busy else 0
@@ -750,7 +761,7 @@ class ReferencePolicy:
         capacity = [v for v in views if health[v.name] in ("healthy", "starting")]
         if pool.manager == "deployment":
             if desired != len(capacity) and (need > len(capacity) or not any(
-                    self.pod_busy(v.name, tasks) for v in capacity[desired:])):
+                    v.name in busy_pods for v in capacity[desired:])):
                 try:
                     self.ctx.cluster.scale(pool.id, desired)
                     self.ctx.record(Kind.SCALE, reason=f"demand {need}",
@@ -771,7 +782,7 @@ class ReferencePolicy:
                                 data={"pool": pool.id, "cause": "reference demand"})
         elif desired < len(capacity):
             for v in capacity:
-                if (health[v.name] == "healthy" and not self.pod_busy(v.name, tasks)
+                if (health[v.name] == "healthy" and v.name not in busy_pods
                         and self.ctx.now - v.idle_since >= self.cfg.idle_pod_cooldown_s):
                     self.delete_pod(v.name, f"scale down to {desired}")
                     break

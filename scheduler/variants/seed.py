@@ -272,7 +272,8 @@ class SeedPolicy:
         ws = store.get_workspace(workspace_id)
         if ws is None or ws.is_locked:
             return None
-        tasks = store.list_tasks(workspace_id=workspace_id)
+        # Every rule below reads only pending / running / apply_pending rows.
+        tasks = store.list_tasks(workspace_id=workspace_id, statuses=ACTIVE)
         pending_pa = [t for t in tasks if t.status is TaskStatus.PENDING
                       and t.task_type is TaskType.PLAN_AND_APPLY]
         if pending_pa:
@@ -746,6 +747,7 @@ class SeedPolicy:
                     self.release(SlotRef(pod.name, s.slot_id), "reservation expired (24 h)")
 
     def timer_autoscaler_cycle(self) -> None:
+        self._cycle_pools: dict[str, tuple[str | None, ExecutionMode]] = {}
         for pool in self.k8s_pools():
             self.reconcile_pods(pool.id)
             self.check_and_restart_unhealthy_pods(pool)
@@ -777,9 +779,19 @@ class SeedPolicy:
         return any(w.contains(sod) for w in pool.freeze_windows)
 
     def pool_tasks(self, pool_id: str) -> list[Task]:
-        ws_ids = {w.id for w in self.ctx.store.list_workspaces()
-                  if w.pool_id == pool_id and w.execution_mode is ExecutionMode.K8S}
-        return [t for t in self.ctx.store.list_tasks(statuses=ACTIVE) if t.workspace_id in ws_ids]
+        """Active tasks of the pool's k8s workspaces (the Go code joins tasks to workspaces)."""
+        cache = getattr(self, "_cycle_pools", None)
+        if cache is None:
+            cache = self._cycle_pools = {}
+        out = []
+        for t in self.ctx.store.list_tasks(statuses=ACTIVE):
+            where = cache.get(t.workspace_id)
+            if where is None:
+                ws = self.ctx.store.get_workspace(t.workspace_id)
+                where = cache[t.workspace_id] = (ws.pool_id, ws.execution_mode) if ws else (None, ExecutionMode.LOCAL)
+            if where == (pool_id, ExecutionMode.K8S):
+                out.append(t)
+        return out
 
     def auto_scale_pods(self, pool: Pool) -> None:
         ctx, slots = self.ctx, self.mem.slots
