@@ -15,7 +15,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from chaos.cluster import discovery, resources, watch
+from chaos.cluster import discovery, resources, tables, watch
 from chaos.cluster.errors import ApiError, bad_request
 from chaos.cluster.registry import Registry
 
@@ -191,8 +191,9 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET" and watching:
                 return self._watch(res, namespace, query)
             if method == "GET":
-                return 200, reg.list(res, namespace, label_selector=query.get("labelSelector"),
-                                     field_selector=query.get("fieldSelector"))
+                listed = reg.list(res, namespace, label_selector=query.get("labelSelector"),
+                                  field_selector=query.get("fieldSelector"))
+                return 200, self._maybe_table(res, query, listed, tables.of_list)
             if method == "POST":
                 return 201, reg.create(res, namespace, body or {})
             if method == "DELETE":
@@ -210,7 +211,8 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = self.headers.get("Content-Type") or ""
         if sub in (None, "status"):
             if method == "GET":
-                return 200, reg.get(res, namespace, name)
+                return 200, self._maybe_table(res, query, reg.get(res, namespace, name),
+                                              tables.of_object)
             if method == "PUT":
                 return 200, reg.update(res, namespace, name, body or {}, sub)
             if method == "PATCH":
@@ -232,6 +234,28 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, reg.read_log(namespace, name, query), "text/plain"
         raise ApiError(405, f"{method} is not allowed on {res.plural}/{sub or name}")
 
+    def _maybe_table(self, res, query, payload, convert):
+        """`payload` as the client asked for it: itself, or a meta.k8s.io Table of it."""
+        version = tables.table_version(self.headers.get("Accept"))
+        if version is None:
+            return payload
+        return convert(res, payload, now=self.api.registry.store.clock(), version=version,
+                       mode=tables.include_mode(query))
+
+    def _table_transform(self, res, query):
+        """Per-event Table conversion for a watch, or None; columns ride on the first only."""
+        version = tables.table_version(self.headers.get("Accept"))
+        if version is None:
+            return None
+        mode, first = tables.include_mode(query), [True]
+        clock = self.api.registry.store.clock
+
+        def convert(obj: dict) -> dict:
+            with_columns, first[0] = first[0], False
+            return tables.of_object(res, obj, now=clock(), version=version, mode=mode,
+                                    with_columns=with_columns)
+        return convert
+
     def _watch(self, res, namespace, query):
         try:
             timeout = float(query.get("timeoutSeconds") or self.api.watch_timeout_s)
@@ -242,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.api.registry.store, res, namespace,
             label_selector=query.get("labelSelector"), field_selector=query.get("fieldSelector"),
             resource_version=query.get("resourceVersion"), timeout_s=timeout,
-            stopped=lambda: self.api._stopping)
+            stopped=lambda: self.api._stopping, transform=self._table_transform(res, query))
         next(events)  # selector and resourceVersion errors surface here, before the 200
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -19,15 +19,23 @@ from chaos.cluster.selectors import parse_field_selector, parse_label_selector
 from chaos.cluster.storage import Store
 
 
-def _line(type_: str, obj: dict) -> bytes:
+def _plain_line(type_: str, obj: dict) -> bytes:
     return json.dumps({"type": type_, "object": obj}, separators=(",", ":")).encode() + b"\n"
 
 
 def stream(store: Store, res: Resource, namespace: str | None, *,
            label_selector: str | None = None, field_selector: str | None = None,
            resource_version: str | None = None, timeout_s: float = 1800.0,
-           stopped: Callable[[], bool] = lambda: False) -> Iterator[bytes]:
-    """Yield newline-terminated JSON watch events until the timeout or the store closes."""
+           stopped: Callable[[], bool] = lambda: False,
+           transform: Callable[[dict], dict] | None = None) -> Iterator[bytes]:
+    """Yield newline-terminated JSON watch events until the timeout or the store closes.
+
+    `transform` rewrites each event's object (not an ERROR's Status) before it is sent: the
+    server uses it to stream Tables to `kubectl get -w`.
+    """
+    def _line(type_: str, obj: dict) -> bytes:
+        return _plain_line(type_, obj if transform is None else transform(obj))
+
     labels_ok = parse_label_selector(label_selector)
     fields_ok = parse_field_selector(field_selector)
 
@@ -58,7 +66,7 @@ def stream(store: Store, res: Resource, namespace: str | None, *,
         try:
             events = store.events_after(cursor)
         except ApiError as err:
-            yield _line("ERROR", err.status())
+            yield _plain_line("ERROR", err.status())
             return
         if not events:
             store.wait(cursor, min(remaining, 1.0))

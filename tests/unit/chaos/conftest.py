@@ -6,14 +6,18 @@ ephemeral 127.0.0.1 port, and never sleep for a fixed time: they wait for a cond
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 
 import pytest
 from kubernetes import client
 
+from chaos.cluster import kubeconfig
 from chaos.cluster.cluster import LocalCluster
 
 SCALE = 20.0
+KUBECTL = shutil.which("kubectl")
 
 
 def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02, what: str = "condition"):
@@ -31,6 +35,22 @@ def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02, what: str 
 def cluster(tmp_path):
     with LocalCluster(nodes=3, time_scale=SCALE, workdir=str(tmp_path / "cluster")) as c:
         yield c
+
+
+@pytest.fixture
+def kubectl(cluster, tmp_path):
+    """Run kubectl against `cluster`; returns stdout and fails the test on a non-zero exit."""
+    if KUBECTL is None:
+        pytest.skip("kubectl is not installed on this machine")
+    path = tmp_path / "kubeconfig"
+    kubeconfig.write(path, cluster.url, time_scale=cluster.scale.factor)
+
+    def run(*args: str, stdin: str | None = None) -> str:
+        done = subprocess.run([KUBECTL, "--kubeconfig", str(path), *args], capture_output=True,
+                              text=True, timeout=30, input=stdin)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+    return run
 
 
 @pytest.fixture

@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 
-import pytest
 from typer.testing import CliRunner
 
 from chaos.cluster import kubeconfig
 from unstuck.cluster_cli import app
 
 from .conftest import deployment, running_pods, wait_for
-
-KUBECTL = shutil.which("kubectl")
-
-
-@pytest.fixture
-def kubectl(cluster, tmp_path):
-    if KUBECTL is None:
-        pytest.skip("kubectl is not installed on this machine")
-    path = tmp_path / "kubeconfig"
-    kubeconfig.write(path, cluster.url, time_scale=cluster.scale.factor)
-
-    def run(*args: str) -> str:
-        done = subprocess.run([KUBECTL, "--kubeconfig", str(path), *args], capture_output=True,
-                              text=True, timeout=30)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-    return run
 
 
 def test_kubectl_get_scale_rollout_cordon_drain(kubectl, core, apps):
