@@ -15,7 +15,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from chaos.cluster import discovery, resources, tables, watch
+from chaos.cluster import discovery, openapi, resources, tables, watch
 from chaos.cluster.errors import ApiError, bad_request
 from chaos.cluster.registry import Registry
 
@@ -137,8 +137,14 @@ class _Handler(BaseHTTPRequestHandler):
     # --- routing ---------------------------------------------------------------------------
     def _route(self, method: str, parts: list[str], query: dict, body):
         if not parts:
-            return 200, {"paths": ["/api", "/api/v1", "/apis", "/version", "/healthz"]}
+            return 200, {"paths": ["/api", "/api/v1", "/apis", "/openapi/v3", "/version",
+                                   "/healthz"]}
         head = parts[0]
+        if parts[:2] == ["openapi", "v3"]:
+            doc = openapi.root() if len(parts) == 2 else openapi.lookup(parts[2:])
+            if doc is None:
+                raise ApiError(404, f"no OpenAPI v3 document at {self.path}")
+            return 200, doc
         if head == "version":
             return 200, discovery.SERVER_VERSION
         if head in ("healthz", "readyz", "livez"):

@@ -1,0 +1,87 @@
+"""kubectl writes without flags: apply/create -f (validation through OpenAPI v3)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from chaos.cluster import openapi, resources
+
+from .conftest import running_pods, wait_for
+
+MANIFEST = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: applied
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: applied}}
+  template:
+    metadata:
+      labels: {{app: applied}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: main
+        image: local/sleep
+        command: [sleep, "600"]
+{env}---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: applied-config
+data:
+  mode: {mode}
+"""
+
+
+def test_every_served_kind_advertises_field_validation_on_patch():
+    root = openapi.root()["paths"]
+    for res in resources.RESOURCES:
+        gv = f"api/{res.version}" if not res.group else f"apis/{res.group}/{res.version}"
+        assert root[gv]["serverRelativeURL"].startswith(f"/openapi/v3/{gv}?hash=")
+        doc = openapi.lookup(gv.split("/"))
+        patches = [p["patch"] for p in doc["paths"].values() if "patch" in p
+                   and p["patch"]["x-kubernetes-group-version-kind"]["kind"] == res.kind]
+        assert len(patches) == 1, res.kind
+        assert "fieldValidation" in {q["name"] for q in patches[0]["parameters"]}
+        assert "application/strategic-merge-patch+json" in patches[0]["requestBody"]["content"]
+        assert doc["components"] == {"schemas": {}}
+    assert openapi.lookup(["apis", "batch", "v1"]) is None
+
+
+def test_openapi_v3_over_http(cluster):
+    with urllib.request.urlopen(f"{cluster.url}/openapi/v3", timeout=5) as resp:
+        url = json.loads(resp.read())["paths"]["apis/apps/v1"]["serverRelativeURL"]
+    with urllib.request.urlopen(cluster.url + url, timeout=5) as resp:
+        assert json.loads(resp.read())["openapi"] == "3.0.0"
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{cluster.url}/openapi/v3/apis/batch/v1", timeout=5)
+    err.value.close()
+    assert err.value.code == 404
+
+
+def test_kubectl_apply_without_flags_creates_then_patches(kubectl, core, apps, tmp_path):
+    path = tmp_path / "app.yaml"
+    path.write_text(MANIFEST.format(replicas=1, env="", mode="one"))
+    out = kubectl("apply", "-f", str(path))
+    assert "deployment.apps/applied created" in out and "configmap/applied-config created" in out
+    wait_for(running_pods(core, "app=applied", 1))
+
+    env = '        env: [{name: MODE, value: "two"}]\n'
+    path.write_text(MANIFEST.format(replicas=2, env=env, mode="two"))
+    out = kubectl("apply", "-f", str(path))
+    assert "deployment.apps/applied configured" in out
+    assert "configmap/applied-config configured" in out
+    dep = apps.read_namespaced_deployment("applied", "default")
+    assert dep.spec.replicas == 2
+    assert [(e.name, e.value) for e in dep.spec.template.spec.containers[0].env] == [
+        ("MODE", "two")]
+    assert core.read_namespaced_config_map("applied-config", "default").data == {"mode": "two"}
+    wait_for(running_pods(core, "app=applied", 2), what="the rolled-out pods")
+    assert "unchanged" in kubectl("apply", "-f", str(path))
