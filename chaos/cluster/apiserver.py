@@ -82,11 +82,16 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
         if "protobuf" in ctype or "cbor" in ctype or "yaml" in ctype:
-            # 415 makes client-go retry the request as JSON
+            # client-go's typed clients (kubectl create deployment|configmap|secret|namespace,
+            # kubectl autoscale) choose protobuf on their own and never retry as JSON; the
+            # message says how to get the same object through JSON instead.
             raise ApiError(415, f"the body of the request was in an unknown format - accepted "
                                 f"media types include: application/json, "
                                 f"application/merge-patch+json, application/json-patch+json, "
-                                f"application/strategic-merge-patch+json (got {ctype})")
+                                f"application/strategic-merge-patch+json (got {ctype}); this "
+                                f"local cluster speaks JSON only: for a kubectl generator use "
+                                f"'kubectl create ... --dry-run=client -o yaml | "
+                                f"kubectl apply -f -'")
         try:
             return json.loads(raw)
         except ValueError:

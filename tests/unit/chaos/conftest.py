@@ -39,15 +39,19 @@ def cluster(tmp_path):
 
 @pytest.fixture
 def kubectl(cluster, tmp_path):
-    """Run kubectl against `cluster`; returns stdout and fails the test on a non-zero exit."""
+    """Run kubectl against `cluster`: returns stdout after a zero exit, or with `ok=False`
+    the stderr of a command that must fail."""
     if KUBECTL is None:
         pytest.skip("kubectl is not installed on this machine")
     path = tmp_path / "kubeconfig"
     kubeconfig.write(path, cluster.url, time_scale=cluster.scale.factor)
 
-    def run(*args: str, stdin: str | None = None) -> str:
+    def run(*args: str, stdin: str | None = None, ok: bool = True) -> str:
         done = subprocess.run([KUBECTL, "--kubeconfig", str(path), *args], capture_output=True,
                               text=True, timeout=30, input=stdin)
+        if not ok:
+            assert done.returncode != 0, done.stdout
+            return done.stderr
         assert done.returncode == 0, done.stderr
         return done.stdout
     return run

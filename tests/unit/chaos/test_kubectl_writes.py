@@ -1,4 +1,4 @@
-"""kubectl writes without flags: apply/create -f (validation through OpenAPI v3)."""
+"""kubectl writes without flags: apply/create -f (validation through OpenAPI v3), generators."""
 
 from __future__ import annotations
 
@@ -85,3 +85,19 @@ def test_kubectl_apply_without_flags_creates_then_patches(kubectl, core, apps, t
     assert core.read_namespaced_config_map("applied-config", "default").data == {"mode": "two"}
     wait_for(running_pods(core, "app=applied", 2), what="the rolled-out pods")
     assert "unchanged" in kubectl("apply", "-f", str(path))
+
+
+def test_kubectl_generators_send_protobuf_and_the_json_route_works(kubectl, core, apps):
+    """client-go's typed clients pick protobuf themselves (rest.Request.UseProtobufAsDefault),
+    whatever discovery says, so `kubectl create deployment` gets a 415 naming the JSON route;
+    that route (`--dry-run=client -o yaml | kubectl apply -f -`) creates the same object."""
+    refused = kubectl("create", "deployment", "gen", "--image=local/sleep", ok=False)
+    assert "(got application/vnd.kubernetes.protobuf)" in refused
+    assert "--dry-run=client -o yaml | kubectl apply -f -" in refused
+
+    manifest = kubectl("create", "deployment", "gen", "--image=local/sleep", "--replicas=2",
+                       "--dry-run=client", "-o", "yaml", "--", "sleep", "600")
+    assert "deployment.apps/gen created" in kubectl("apply", "-f", "-", stdin=manifest)
+    wait_for(running_pods(core, "app=gen", 2))
+    assert apps.read_namespaced_deployment("gen", "default").spec.template.spec.containers[
+        0].command == ["sleep", "600"]
