@@ -478,8 +478,9 @@ class ReferencePolicy:
         self.release_orphan_locks(workspaces)
         pools = self.ctx.store.list_pools()
         tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
+        ready = self.runnable(tasks, workspaces)
         for pool in pools:
-            self.dispatch_pool(pool, tasks, workspaces)
+            self.dispatch_pool(pool, tasks, workspaces, ready)
         tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
         for pool in pools:
             self.scale_pool(pool, tasks, workspaces)
@@ -602,11 +603,14 @@ class ReferencePolicy:
         backoff = self.cfg.retry_backoff_s[min(task.attempts - 1, len(self.cfg.retry_backoff_s) - 1)]
         return self.ctx.now - task.updated_at >= backoff
 
-    def dispatch_pool(self, pool: Pool, tasks: list[Task], workspaces: dict[str, Workspace]) -> None:
+    def dispatch_pool(self, pool: Pool, tasks: list[Task], workspaces: dict[str, Workspace],
+                      ready: list[tuple[Task, str]]) -> None:
         mine = [t for t in tasks if self.pool_of(t, workspaces) == pool.id]
         held = self.occupancy(mine)
         usable = self.usable_pods(pool.id)
-        for task, action in self.runnable(mine, workspaces):
+        for task, action in ready:
+            if self.pool_of(task, workspaces) != pool.id:
+                continue
             if not self.due(task):
                 continue
             if action == "apply" and self.ctx.now - (task.apply_confirmed_at or 0.0) > self.cfg.apply_wait_deadline_s:
