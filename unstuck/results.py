@@ -1,32 +1,60 @@
-"""Results of simulated runs as Parquet tables, for reports and notebooks.
+"""Results of runs as Parquet tables, for reports, the gate and notebooks.
 
-Layout of an `--out DIR` (one file per seed for the per-seed tables, so process-pool workers
-write their own files and nothing large travels back to the parent):
+Layout of a results folder (`unstuck sim --out DIR`, or `results/` inside a suite's report).
+Per-seed tables get one file per seed, so process-pool workers write their own files and
+nothing large travels back to the parent:
 
-    DIR/histories/<scenario>/<scheduler>/seed-<n>.parquet   every history row
-    DIR/tasks/<scenario>/<scheduler>/seed-<n>.parquet       one row per task: its end and latencies
-    DIR/faults/<scenario>/<scheduler>/seed-<n>.parquet      one row per fault x task it hit
-    DIR/violations/<scenario>/<scheduler>/seed-<n>.parquet  one row per violation
-    DIR/runs.parquet                                        one row per (scenario, scheduler, seed)
+    DIR/histories/<scenario>/<scheduler>/seed-<n>.parquet     every history row (or .jsonl)
+    DIR/tasks/<scenario>/<scheduler>/seed-<n>.parquet         one row per task: its end and latencies
+    DIR/faults/<scenario>/<scheduler>/seed-<n>.parquet        one row per fault x task it hit (recovery)
+    DIR/fault_events/<scenario>/<scheduler>/seed-<n>.parquet  one row per fault that took effect
+    DIR/violations/<scenario>/<scheduler>/seed-<n>.parquet    one row per violation
+    DIR/metrics/<scenario>/<scheduler>/seed-<n>.parquet       one row per measurement (long form)
+    DIR/runs.parquet                                          one row per (scenario, scheduler, seed)
+    DIR/manifest.json, DIR/scenarios/<name>.yaml              what ran: scenario files, schedulers
 
 Every table carries `scenario`, `scheduler` and `seed`. History `data` is stored as its
 canonical JSON text (a dict column does not survive Parquet's struct inference across rows).
-`load(DIR)` returns each table as one DataFrame (issue 4 adds its own tables to it).
+
+Only `histories/` is required: every other table is a pure function of a history (the
+checker judges it), so `load` derives whatever a seed lacks. That is what lets a live run's
+folder, which holds histories only, be reported and gated like a simulated one.
+`load(DIR)` returns a `Results`: the small tables eagerly, the histories (`events`) on first
+use, because a full suite holds millions of rows.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from scheduler.history import COLUMNS
 
-TABLES = ("histories", "tasks", "faults", "violations")
+TABLES = ("histories", "tasks", "faults", "fault_events", "violations", "metrics")
+DERIVED = ("tasks", "faults", "fault_events", "violations", "metrics")
+KEYS = ("scenario", "scheduler", "seed")
 _TERMINAL = {"planned_and_finished", "success", "applied", "failed", "cancelled"}
+_SEED_FILE = re.compile(r"seed-(\d+)\.(parquet|jsonl)$")
+
+# Column order of the tables, so an empty table still has its columns.
+COLUMNS_OF: dict[str, tuple[str, ...]] = {
+    "tasks": KEYS + ("task", "workspace", "type", "created_t", "status", "end_t", "confirmed_t",
+                     "apply_t", "stuck", "confirm_to_apply_s", "stuck_s"),
+    "faults": KEYS + ("fault_seq", "fault_type", "fault_t", "task", "workspace", "status_at_fault",
+                      "awaiting_human", "clock_t", "progress_seq", "progress_t", "latency_s",
+                      "outcome"),
+    "fault_events": KEYS + ("seq", "t", "type", "pod", "agent", "task", "workspace", "node", "reason"),
+    "violations": KEYS + ("invariant", "task", "workspace", "t", "message", "witness"),
+    "metrics": KEYS + ("metric", "task", "workspace", "fault_type", "value_s", "outcome"),
+}
 
 
 def _keys(scenario: str, scheduler: str, seed: int) -> dict[str, Any]:
@@ -76,15 +104,68 @@ def task_records(rows: list[dict[str, Any]], verdict: Any, metrics: Any) -> list
     return [tasks[k] for k in sorted(tasks)]
 
 
+def fault_event_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every `fault` row: the faults that took effect (a missed fault leaves no row)."""
+    out = []
+    for r in rows:
+        if r["kind"] != "fault":
+            continue
+        data = r.get("data") or {}
+        out.append({"seq": r["seq"], "t": r["t"], "type": data.get("type"), "pod": r.get("pod"),
+                    "agent": r.get("agent"), "task": r.get("task"), "workspace": r.get("workspace"),
+                    "node": data.get("node"), "reason": r.get("reason")})
+    return out
+
+
+def metric_records(metrics: Any) -> list[dict[str, Any]]:
+    """The checker's three measurements in one long table (docs/metrics.md defines them).
+
+    A measurement that never completed keeps its row with `value_s` NaN and an outcome that
+    says why, so a CDF over this table plateaus below 1 instead of hiding the failures.
+    """
+    out = []
+    for h in metrics.recovery:
+        out.append({"metric": "recovery", "task": h.task, "workspace": h.workspace,
+                    "fault_type": h.fault_type, "value_s": h.latency_s, "outcome": h.outcome})
+    for c in metrics.confirm_to_apply:
+        out.append({"metric": "confirm_to_apply", "task": c.task, "workspace": c.workspace,
+                    "fault_type": None, "value_s": c.latency_s,
+                    "outcome": "started" if c.started else "not_started"})
+    for s in metrics.stuck:
+        out.append({"metric": "stuck", "task": s.task, "workspace": s.workspace, "fault_type": None,
+                    "value_s": s.stuck_s, "outcome": "open" if s.open else "closed"})
+    return out
+
+
+def seed_frames(rows: list[dict[str, Any]], scenario: str, scheduler: str, seed: int,
+                verdict: Any, metrics: Any) -> dict[str, pd.DataFrame]:
+    """The derived tables of one judged seed (everything but the history itself)."""
+    keys = _keys(scenario, scheduler, seed)
+    records = {
+        "tasks": task_records(rows, verdict, metrics),
+        "faults": [h.to_dict() for h in metrics.recovery],
+        "fault_events": fault_event_records(rows),
+        "violations": [_violation(v) for v in verdict.violations],
+        "metrics": metric_records(metrics),
+    }
+    return {name: pd.DataFrame([{**keys, **r} for r in recs], columns=list(COLUMNS_OF[name]))
+            for name, recs in records.items()}
+
+
+def run_record(scenario: str, scheduler: str, seed: int, verdict: Any, rows: list[dict[str, Any]],
+               **extra: Any) -> dict[str, Any]:
+    """One `runs` row for a judged seed; `extra` adds what only the runner knows (events, wall_s)."""
+    faults = sum(1 for r in rows if r["kind"] == "fault")
+    return {**_keys(scenario, scheduler, seed), "ok": verdict.ok,
+            **{f"violations_{k}": v for k, v in verdict.counts().items()},
+            "stuck_tasks": len(verdict.stuck_tasks), "rows": len(rows),
+            "faults_fired": faults, **extra}
+
+
 def write_seed(out: Path, scenario: str, scheduler: str, seed: int, rows: list[dict[str, Any]],
                verdict: Any, metrics: Any) -> None:
-    keys = _keys(scenario, scheduler, seed)
-    frames = {
-        "histories": history_frame(rows, scenario, scheduler, seed),
-        "tasks": pd.DataFrame([{**keys, **r} for r in task_records(rows, verdict, metrics)]),
-        "faults": pd.DataFrame([{**keys, **h.to_dict()} for h in metrics.recovery]),
-        "violations": pd.DataFrame([{**keys, **_violation(v)} for v in verdict.violations]),
-    }
+    frames = {"histories": history_frame(rows, scenario, scheduler, seed),
+              **seed_frames(rows, scenario, scheduler, seed, verdict, metrics)}
     for name, df in frames.items():
         path = out / name / scenario / scheduler / f"seed-{seed}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,14 +183,186 @@ def write_runs(out: Path, runs: list[dict[str, Any]]) -> None:
     pd.DataFrame(runs).to_parquet(out / "runs.parquet", index=False)
 
 
-def load(directory: str | Path) -> dict[str, pd.DataFrame]:
-    """Every table under `directory` as one DataFrame each (empty when absent)."""
+def write_manifest(out: Path, scenario_files: dict[str, str], schedulers: list[str],
+                   seeds: dict[str, int], seed_start: int) -> None:
+    """Record what ran, and copy each scenario file, so the gate and the report's reproduce
+    commands work on the folder alone (after the scenario files moved or changed)."""
+    (out / "scenarios").mkdir(parents=True, exist_ok=True)
+    for name, path in scenario_files.items():
+        shutil.copyfile(path, out / "scenarios" / f"{name}.yaml")
+    manifest = {"scenarios": {n: {"path": p, "seeds": seeds[n]} for n, p in scenario_files.items()},
+                "schedulers": schedulers, "seed_start": seed_start}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+# ---------------------------------------------------------------------- reading
+class ResultsInvalid(ValueError):
+    """A folder that holds no results, or a table that cannot be read: the message names it."""
+
+
+class Results(dict):
+    """The tables of one results folder: `res.tasks` or `res["tasks"]`, each a DataFrame.
+
+    `events` (alias `histories`) loads every history row on first use; `history(...)` reads
+    one seed's rows, which is what a timeline needs.
+    """
+
+    def __init__(self, root: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> None:
+        super().__init__(tables)
+        self.root = root
+        self.manifest = manifest
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __missing__(self, key: str) -> pd.DataFrame:
+        if key in ("histories", "events"):
+            df = _concat([_read_history_frame(p) for p in _history_files(self.root).values()], ())
+            self["histories"] = self["events"] = df
+            return df
+        raise KeyError(key)
+
+    def history(self, scenario: str, scheduler: str, seed: int, *, kinds: Iterable[str] | None = None,
+                seqs: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        """One seed's history as rows (the checker's input), `data` decoded; `kinds` and
+        `seqs` keep only rows of those kinds or seq numbers (much faster on a long run)."""
+        path = _history_files(self.root).get((scenario, scheduler, int(seed)))
+        if path is None:
+            raise ResultsInvalid(f"{self.root}: no history for {scenario} / {scheduler} / seed {seed}")
+        return _read_history_rows(path, kinds, seqs)
+
+    def scenario_path(self, name: str) -> str:
+        """The scenario file to cite in a reproduce command."""
+        entry = self.manifest.get("scenarios", {}).get(name)
+        return entry["path"] if entry else f"scenarios/{name}.yaml"
+
+
+def _history_files(root: Path) -> dict[tuple[str, str, int], Path]:
+    found: dict[tuple[str, str, int], Path] = {}
+    base = root / "histories"
+    for p in sorted(base.glob("*/*/seed-*")):
+        m = _SEED_FILE.search(p.name)
+        if m:
+            found.setdefault((p.parent.parent.name, p.parent.name, int(m.group(1))), p)
+    return found
+
+
+def _read_history_rows(path: Path, kinds: Iterable[str] | None = None,
+                       seqs: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    """One history's rows, `data` decoded; with `kinds`/`seqs`, only rows of those kinds or
+    seq numbers (filtered in Arrow: a simulated day holds half a million rows)."""
+    if path.suffix == ".jsonl":
+        from scheduler.history import read_jsonl
+
+        rows = read_jsonl(path)
+        if kinds is None and seqs is None:
+            return rows
+        ks, ss = set(kinds or ()), set(seqs or ())
+        return [r for r in rows if r["kind"] in ks or r["seq"] in ss]
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=list(COLUMNS))
+    if kinds is not None or seqs is not None:
+        mask = pc.or_(pc.is_in(table["kind"], pa.array(sorted(set(kinds or ())), pa.string())),
+                      pc.is_in(table["seq"], pa.array(sorted(set(seqs or ())), table["seq"].type)))
+        table = table.filter(mask)
+    rows = table.to_pylist()
+    for r in rows:
+        r["data"] = json.loads(r["data"]) if r["data"] else {}
+    return rows
+
+
+def _read_history_frame(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    scenario, scheduler = path.parent.parent.name, path.parent.name
+    seed = int(_SEED_FILE.search(path.name).group(1))  # type: ignore[union-attr]
+    return history_frame(_read_history_rows(path), scenario, scheduler, seed)
+
+
+def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=list(columns))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _read_table(root: Path, name: str) -> tuple[pd.DataFrame, set[tuple[str, str, int]]]:
+    import pyarrow.parquet as pq
+
+    tables, seen = [], set()
+    for p in sorted((root / name).glob("*/*/seed-*.parquet")):
+        m = _SEED_FILE.search(p.name)
+        if not m:
+            continue
+        seen.add((p.parent.parent.name, p.parent.name, int(m.group(1))))
+        try:
+            t = pq.read_table(p)
+        except Exception as e:  # noqa: BLE001 - any unreadable file is bad input, named
+            raise ResultsInvalid(f"{p}: not a readable Parquet table ({e.__class__.__name__}: {e})") from None
+        if t.num_rows:
+            tables.append(t)
+    if not tables:
+        return pd.DataFrame(columns=list(COLUMNS_OF[name])), seen
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas(), seen
+
+
+def _derive(root: Path, key: tuple[str, str, int], path: Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    from unstuck import checker
+
+    rows = _read_history_rows(path)
+    try:
+        verdict, metrics = checker.judge(rows)
+    except checker.HistoryInvalid as e:
+        raise ResultsInvalid(f"{path}: cannot be judged: {e}") from None
+    return seed_frames(rows, *key, verdict, metrics), run_record(*key, verdict, rows)
+
+
+def load(directory: str | Path) -> Results:
+    """Every table under `directory` (a results folder, or a report folder holding `results/`).
+
+    Seeds that have a history but no derived tables (a live run's folder) are judged here.
+    Raises `ResultsInvalid` when the folder holds no results.
+    """
+    root = resolve(directory)
+    tables: dict[str, pd.DataFrame] = {}
+    seen: dict[str, set[tuple[str, str, int]]] = {}
+    for name in DERIVED:
+        tables[name], seen[name] = _read_table(root, name)
+    runs_path = root / "runs.parquet"
+    runs = pd.read_parquet(runs_path) if runs_path.exists() else pd.DataFrame(columns=list(KEYS))
+    missing = {k: p for k, p in _history_files(root).items() if k not in seen["tasks"]}
+    if missing:
+        extra_runs = []
+        derived: dict[str, list[pd.DataFrame]] = {n: [tables[n]] for n in DERIVED}
+        for key, path in sorted(missing.items()):
+            frames, run = _derive(root, key, path)
+            for n in DERIVED:
+                derived[n].append(frames[n])
+            extra_runs.append(run)
+        tables = {n: _concat(fs, COLUMNS_OF[n]) for n, fs in derived.items()}
+        have = set(zip(runs["scenario"], runs["scheduler"], runs["seed"], strict=True)) if len(runs) else set()
+        new = pd.DataFrame([r for r in extra_runs if (r["scenario"], r["scheduler"], r["seed"]) not in have])
+        runs = _concat([runs, new], KEYS)
+    tables["runs"] = runs.sort_values(list(KEYS), ignore_index=True) if len(runs) else runs
+    manifest_path = root / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    return Results(root, tables, manifest)
+
+
+def resolve(directory: str | Path) -> Path:
+    """The results folder itself: `directory`, or its `results/` when it is a report folder."""
     root = Path(directory)
-    out: dict[str, pd.DataFrame] = {}
-    for name in TABLES:
-        files = sorted((root / name).glob("**/*.parquet"))
-        frames = [f for f in (pd.read_parquet(p) for p in files) if not f.empty]
-        out[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    runs = root / "runs.parquet"
-    out["runs"] = pd.read_parquet(runs) if runs.exists() else pd.DataFrame()
-    return out
+    if not root.is_dir():
+        raise ResultsInvalid(f"{root}: no such directory; give the folder written by "
+                             "`unstuck suite --out` or `unstuck sim --out`")
+    if (root / "results").is_dir() and not (root / "histories").is_dir():
+        root = root / "results"
+    if not (root / "histories").is_dir() and not (root / "runs.parquet").exists():
+        raise ResultsInvalid(f"{root}: holds no results (no histories/ folder and no runs.parquet); "
+                             "give the folder written by `unstuck suite --out` or `unstuck sim --out`")
+    return root

@@ -335,7 +335,10 @@ class Bounds(_Model):
 
 
 class Gates(_Model):
+    """Thresholds of `unstuck gate` (docs/gate.md), per scenario x scheduler over all seeds."""
+
     max_violations: Count = 0
+    max_stuck: Count = 0
     recovery_p99_s: Seconds | None = None
     confirm_to_apply_p99_s: Seconds | None = None
 
@@ -344,6 +347,7 @@ class Scenario(_Model):
     name: str
     description: str = ""
     seeds: Count = 20
+    suite_seeds: Count | None = None  # `unstuck suite`'s default seed count (None: `seeds`)
     duration_s: Seconds
     drain_s: Seconds = 1800.0
     clock_origin: TimeOfDay = 0.0

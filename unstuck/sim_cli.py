@@ -176,6 +176,47 @@ def run_batches(jobs: list[Job], workers: int, progress: bool) -> list[SeedResul
     return done
 
 
+def run_scenarios(
+    loaded: list[tuple[scenarios.Scenario, Path]], names: list[str], seeds: dict[str, int],
+    seed_start: int, out: Path | None, workers: int, *, progress: bool,
+    keep_history: bool = False, perturb_ties: bool = False,
+) -> tuple[dict[tuple[str, str], Batch], list[SeedResult], float]:
+    """Run every (scenario, scheduler, seed) job over the pool; shared by `sim` and `suite`.
+
+    Jobs are submitted longest scenario first, so a day-long seed does not start last and
+    leave one core idle at the end; results are grouped back per (scenario, scheduler).
+    With `out`, writes the per-seed tables, runs.parquet and the manifest.
+    """
+    jobs: list[Job] = []
+    for s, _ in loaded:
+        cfg = s.world()
+        for sched in names:
+            for k in range(seeds[s.name]):
+                first = k == 0
+                jobs.append(Job(cfg, sched, seed_start + k, first, str(out) if out else None,
+                                keep_rows=keep_history and first and not any(
+                                    j.keep_rows for j in jobs),
+                                perturb_ties=perturb_ties))
+    order = sorted(jobs, key=lambda j: -(j.cfg.duration_s + j.cfg.drain_s))
+    t0 = time.perf_counter()
+    done = run_batches(order, workers, progress=progress)
+    elapsed = time.perf_counter() - t0
+    batches: dict[tuple[str, str], Batch] = {}
+    for s, _ in loaded:
+        for sched in names:
+            batches[(s.name, sched)] = Batch(s.name, sched)
+    for r in done:
+        batches[(r.scenario, r.scheduler)].results.append(r)
+    busy_total = sum(r.wall_s for r in done) or 1.0
+    for b in batches.values():  # wall time shared out by each batch's share of the work
+        b.wall_s = elapsed * sum(r.wall_s for r in b.results) / busy_total
+    if out is not None:
+        results.write_runs(out, [_run_row(r) for r in sorted(done, key=lambda r: (r.scenario, r.scheduler, r.seed))])
+        results.write_manifest(out, {s.name: str(p) for s, p in loaded}, names,
+                               {s.name: seeds[s.name] for s, _ in loaded}, seed_start)
+    return batches, done, elapsed
+
+
 def sim(
     scenario_files: Annotated[list[Path], typer.Argument(metavar="SCENARIO...", help="Scenario YAML files.", show_default=False)],
     scheduler: Annotated[list[str], typer.Option("--scheduler", "-s", help="seed | seed-proposal | seed-head | reference | all; repeat or comma-separate for several.")] = ["reference"],  # noqa: B006
@@ -215,36 +256,15 @@ def sim(
     if problems:
         fail_input("\n".join(problems))
 
-    jobs: list[Job] = []
-    for s in loaded:
-        cfg = s.world()
-        n = seeds if seeds is not None else s.seeds
-        for sched in names:
-            for k in range(n):
-                first = k == 0
-                jobs.append(Job(cfg, sched, seed_start + k, first, str(out) if out else None,
-                                keep_rows=history is not None and first and not any(
-                                    j.keep_rows for j in jobs),
-                                perturb_ties=perturb_ties))
-    t0 = time.perf_counter()
-    done = run_batches(jobs, workers or os.cpu_count() or 1, progress=sys.stderr.isatty() and not as_json)
-    elapsed = time.perf_counter() - t0
-    batches: dict[tuple[str, str], Batch] = {}
-    for s in loaded:
-        for sched in names:
-            batches[(s.name, sched)] = Batch(s.name, sched)
-    for r in done:
-        batches[(r.scenario, r.scheduler)].results.append(r)
-    busy_total = sum(r.wall_s for r in done) or 1.0
-    for b in batches.values():  # wall time shared out by each batch's share of the work
-        b.wall_s = elapsed * sum(r.wall_s for r in b.results) / busy_total
-
+    counts = {s.name: (seeds if seeds is not None else s.seeds) for s in loaded}
+    batches, done, elapsed = run_scenarios(
+        list(zip(loaded, scenario_files, strict=True)), names, counts, seed_start, out,
+        workers or os.cpu_count() or 1, progress=sys.stderr.isatty() and not as_json,
+        keep_history=history is not None, perturb_ties=perturb_ties)
     if history is not None:
         kept = next(r for r in done if r.history is not None)
         history.parent.mkdir(parents=True, exist_ok=True)
         histories.write_jsonl(history, kept.history or [])
-    if out is not None:
-        results.write_runs(out, [_run_row(r) for r in sorted(done, key=lambda r: (r.scenario, r.scheduler, r.seed))])
 
     summaries = [b.summary() for b in batches.values()]
     if as_json:

@@ -1,0 +1,248 @@
+"""The CI chaos gate: judge a results folder against each scenario's thresholds.
+
+A gate is a list of checks per scenario x scheduler, each one JUnit test case: one per
+invariant (violations summed over the seeds, at most `max_violations`), the stuck tasks (at
+most `max_stuck`), the recovery and confirm-to-apply p99 when the scenario sets a bound, and
+`faults_took_effect`: every fault type the scenario declares left at least one `fault` row.
+That last check is an *error*, not a failure: a chaos run whose faults never fired proves
+nothing, whatever its invariants say. docs/gate.md defines every rule.
+
+Exit codes (`GateResult.exit_code`): 0 pass, 1 deviated, 3 a fault never took effect;
+input problems raise `GateInputError` (the CLI's exit 2). 3 wins over 1 because a deviation
+found by a broken chaos setup still needs the setup fixed before anyone can trust the gate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scheduler.variants import NAMES
+from unstuck import scenario as scenarios
+from unstuck.checker.verdicts import INVARIANTS
+from unstuck.results import Results
+
+PASS, FAIL, ERROR = "pass", "fail", "error"
+
+
+class GateInputError(ValueError):
+    """The gate cannot judge this input (no results, an unreadable scenario, a bad threshold)."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_violations: int = 0
+    max_stuck: int = 0
+    recovery_p99_s: float | None = None
+    confirm_to_apply_p99_s: float | None = None
+
+    @classmethod
+    def of(cls, s: scenarios.Scenario | None) -> Thresholds:
+        if s is None:
+            return cls()
+        g = s.gates
+        return cls(g.max_violations, g.max_stuck, g.recovery_p99_s, g.confirm_to_apply_p99_s)
+
+    def override(self, **kw: Any) -> Thresholds:
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class Check:
+    """One test case: `name` is an invariant, `stuck_tasks`, a p99 bound or `faults_took_effect`."""
+
+    scenario: str
+    scheduler: str
+    name: str
+    status: str  # pass | fail | error
+    message: str
+
+
+@dataclass(frozen=True)
+class PairVerdict:
+    scenario: str
+    scheduler: str
+    seeds: int
+    stuck: int
+    violated: tuple[str, ...]  # invariants with at least one violation
+    checks: tuple[Check, ...]
+
+    @property
+    def status(self) -> str:
+        states = {c.status for c in self.checks}
+        return ERROR if ERROR in states else FAIL if FAIL in states else PASS
+
+
+@dataclass(frozen=True)
+class GateResult:
+    pairs: tuple[PairVerdict, ...]
+
+    @property
+    def exit_code(self) -> int:
+        states = {p.status for p in self.pairs}
+        return 3 if ERROR in states else 1 if FAIL in states else 0
+
+    @property
+    def verdict(self) -> str:
+        return {0: "pass", 1: "deviated", 3: "a fault never took effect"}[self.exit_code]
+
+    def checks(self) -> list[Check]:
+        return [c for p in self.pairs for c in p.checks]
+
+    def lines(self) -> list[str]:
+        """One line per scenario: its worst status, then each scheduler's."""
+        out = []
+        for scen in dict.fromkeys(p.scenario for p in self.pairs):
+            pairs = [p for p in self.pairs if p.scenario == scen]
+            worst = ERROR if any(p.status == ERROR for p in pairs) else (
+                FAIL if any(p.status == FAIL for p in pairs) else PASS)
+            parts = [f"{p.scheduler}: {_pair_text(p)}" for p in pairs]
+            out.append(f"{worst.upper():5s} {scen}  " + " | ".join(parts))
+        return out
+
+
+def _pair_text(p: PairVerdict) -> str:
+    if p.status == PASS:
+        return "pass"
+    bad = [c for c in p.checks if c.status != PASS]
+    return ", ".join(f"{c.name} ({c.message.split(';')[0]})" if c.status == ERROR else c.name
+                     for c in bad[:4]) + (f" +{len(bad) - 4} more" if len(bad) > 4 else "")
+
+
+# ---------------------------------------------------------------------- inputs
+def find_scenarios(res: Results, names: list[str], search: list[Path], *, strict: bool
+                   ) -> dict[str, scenarios.Scenario | None]:
+    """Each scenario's file: the copy in the results folder, then `search` folders, then the
+    path the manifest recorded. With `strict`, a missing or invalid file is a GateInputError;
+    otherwise it maps to None (a report still renders; the gate uses default thresholds)."""
+    out: dict[str, scenarios.Scenario | None] = {}
+    for name in names:
+        candidates = [res.root / "scenarios" / f"{name}.yaml"] + [d / f"{name}.yaml" for d in search]
+        candidates.append(Path(res.scenario_path(name)))
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            if strict:
+                raise GateInputError(
+                    f"scenario {name!r}: no scenario file found (looked in "
+                    f"{', '.join(str(c) for c in candidates)}); the gate reads its thresholds and "
+                    "declared faults from it: pass --scenarios DIR")
+            out[name] = None
+            continue
+        try:
+            out[name] = scenarios.load(path)
+        except scenarios.ScenarioInvalid as e:
+            if strict:
+                raise GateInputError("\n".join(e.problems)) from None
+            out[name] = None
+    return out
+
+
+def quantile(values: Any, never: int, q: float) -> float:
+    """Quantile `q` of finished measurements plus `never` that never finished, counted as
+    infinitely late (interpolating like numpy; NaN when there is nothing)."""
+    finite = sorted(float(v) for v in values if not math.isnan(v))
+    n = len(finite) + never
+    if n == 0:
+        return math.nan
+    pos = q * (n - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, n - 1)
+    if hi >= len(finite):
+        return math.inf if (lo >= len(finite) or pos > lo) else finite[lo]
+    return finite[lo] + (finite[hi] - finite[lo]) * (pos - lo)
+
+
+def _latency_check(scen: str, sched: str, name: str, m: pd.DataFrame, done: str, bound: float | None
+                   ) -> Check | None:
+    if bound is None:
+        return None
+    finished = m["value_s"][m["outcome"] == done]
+    open_count = int((m["outcome"] != done).sum())
+    p99 = quantile(finished, open_count, 0.99)
+    if math.isnan(p99):
+        return Check(scen, sched, name, PASS, f"no measurements (bound {bound:g} s)")
+    ok = p99 <= bound
+    detail = f"p99 {p99:.1f} s (bound {bound:g} s) over {len(finished) + open_count} measurements"
+    if open_count:
+        detail += f", {open_count} never finished (counted as infinite)"
+    return Check(scen, sched, name, PASS if ok else FAIL, detail)
+
+
+def evaluate(res: Results, found: dict[str, scenarios.Scenario | None], *,
+             schedulers: list[str] | None = None, **overrides: Any) -> GateResult:
+    """Judge every scenario x scheduler of `res`; `overrides` replace the scenario thresholds."""
+    runs = res.runs
+    if runs.empty:
+        raise GateInputError(f"{res.root}: runs.parquet is empty and no history was found; "
+                             "run `unstuck suite` or `unstuck sim --out` first")
+    pairs = []
+    for (scen, sched), seeds in runs.groupby(["scenario", "scheduler"], sort=False):
+        if schedulers and sched not in schedulers:
+            continue
+        s = found.get(scen)
+        th = Thresholds.of(s).override(**overrides)
+        pairs.append(_judge_pair(res, str(scen), str(sched), seeds, s, th))
+    rank = {n: i for i, n in enumerate(NAMES)}
+    pairs.sort(key=lambda p: (p.scenario, rank.get(p.scheduler, len(rank)), p.scheduler))
+    if not pairs:
+        raise GateInputError(f"--schedulers {','.join(schedulers or [])}: none of them is in "
+                             f"{res.root} (it holds {', '.join(sorted(set(runs['scheduler'])))})")
+    return GateResult(tuple(pairs))
+
+
+def _judge_pair(res: Results, scen: str, sched: str, seeds: pd.DataFrame,
+                s: scenarios.Scenario | None, th: Thresholds) -> PairVerdict:
+    checks: list[Check] = []
+    v = res.violations
+    v = v[(v["scenario"] == scen) & (v["scheduler"] == sched)]
+    violated = []
+    for inv in INVARIANTS:
+        col = f"violations_{inv}"
+        n = int(seeds[col].sum()) if col in seeds else 0
+        mine = v[v["invariant"] == inv].sort_values(["seed", "t"])
+        if n:
+            violated.append(inv)
+            first = mine.iloc[0] if len(mine) else None
+            where = (f"; first: seed {first['seed']} {_who(first)} at t={first['t']:g}: "
+                     f"{first['message']}") if first is not None else ""
+            msg = (f"{n} violations in {mine['seed'].nunique()} of {len(seeds)} seeds "
+                   f"(allowed {th.max_violations}){where}")
+        else:
+            msg = f"held in all {len(seeds)} seeds"
+        checks.append(Check(scen, sched, inv, FAIL if n > th.max_violations else PASS, msg))
+    stuck = int(seeds["stuck_tasks"].sum()) if "stuck_tasks" in seeds else 0
+    checks.append(Check(scen, sched, "stuck_tasks", FAIL if stuck > th.max_stuck else PASS,
+                        f"{stuck} stuck tasks (allowed {th.max_stuck})"))
+    m = res.metrics
+    m = m[(m["scenario"] == scen) & (m["scheduler"] == sched)]
+    rec = m[(m["metric"] == "recovery") & (m["outcome"] != "human")]
+    for c in (_latency_check(scen, sched, "recovery_p99", rec, "recovered", th.recovery_p99_s),
+              _latency_check(scen, sched, "confirm_to_apply_p99",
+                             m[m["metric"] == "confirm_to_apply"], "started",
+                             th.confirm_to_apply_p99_s)):
+        if c is not None:
+            checks.append(c)
+    if s is not None:
+        fe = res.fault_events
+        seen = set(fe["type"][(fe["scenario"] == scen) & (fe["scheduler"] == sched)])
+        declared = sorted({f.type for f in s.faults})
+        missing = [t for t in declared if t not in seen]
+        if missing:
+            msg = (f"{', '.join(missing)}: declared but no fault of that type took effect in "
+                   f"{len(seeds)} seeds; the run proves nothing about it: check the fault's "
+                   "target and within_s, or run more seeds")
+            checks.append(Check(scen, sched, "faults_took_effect", ERROR, msg))
+        else:
+            checks.append(Check(scen, sched, "faults_took_effect", PASS,
+                                f"every declared fault type took effect ({', '.join(declared) or 'none declared'})"))
+    return PairVerdict(scen, sched, len(seeds), stuck, tuple(violated), tuple(checks))
+
+
+def _who(row: pd.Series) -> str:
+    if pd.notna(row["task"]):
+        return f"task {int(row['task'])}"
+    return f"workspace {row['workspace']}"

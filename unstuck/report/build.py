@@ -1,0 +1,142 @@
+"""Build the report folder from a results folder: figures, tables, pages, JUnit.
+
+One function, `render`, used by `unstuck suite` after a run and by `unstuck report` on saved
+results. It reads only the results folder (and the scenario copies in it), so re-rendering
+is deterministic and needs no simulation. Figures are drawn with the Agg backend.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib.figure import Figure as MplFigure  # noqa: E402
+
+from unstuck import gate as gates  # noqa: E402
+from unstuck import plots  # noqa: E402
+from unstuck.report import junit, pages, tables, timeline  # noqa: E402
+from unstuck.report.pages import Figure, Section  # noqa: E402
+from unstuck.results import Results  # noqa: E402
+
+TIMELINE_TASKS = 12
+
+
+@dataclass(frozen=True)
+class Report:
+    out: Path
+    index: Path
+    summary: Path
+    junit: Path
+    gate: gates.GateResult
+    figures: tuple[Path, ...]
+
+
+def _png(fig: MplFigure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    return buf.getvalue()
+
+
+def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) -> Report:
+    """Write index.html, summary.md, figures/, tables/ and junit.xml into `out`."""
+    found = gates.find_scenarios(res, list(dict.fromkeys(res.runs["scenario"])),
+                                 scenario_dirs or [], strict=False)
+    gate = gates.evaluate(res, found)
+    matrix = tables.verdict_matrix(gate, res.runs)
+    wide = tables.matrix_wide(matrix)
+    fails = tables.failures(res)
+    rec, c2a = tables.recovery(res.metrics), tables.confirm_to_apply(res.metrics)
+    hist = tables.stuck_histogram(res.metrics)
+    bounds = sorted({s.bounds.apply_pending_s for s in found.values() if s is not None})
+
+    figs = {
+        "verdict-matrix": Figure("verdict-matrix", "Verdict matrix", _png(plots.verdict_matrix(matrix))),
+        "recovery-cdf": Figure("recovery-cdf", "Recovery latency CDF per fault type",
+                               _png(plots.recovery_cdf(res.metrics)),
+                               "A curve that stops below 1: that share of hit tasks never made progress again."),
+        "confirm-to-apply-cdf": Figure("confirm-to-apply-cdf", "Confirm to apply start",
+                                       _png(plots.confirm_to_apply_cdf(res.metrics)),
+                                       "First confirmation of a plan to the first apply start of that plan."),
+        "stuck-histogram": Figure("stuck-histogram", "Stuck time",
+                                  _png(plots.stuck_histogram(res.metrics, bounds[0] if len(bounds) == 1 else None))),
+    }
+    sections = [
+        Section("Verdict matrix", "Each cell: the gate's verdict for the scenario under the scheduler "
+                "(thresholds from the scenario's gates section), the stuck tasks summed over every "
+                "seed, and the invariants violated.", [figs["verdict-matrix"]],
+                [("verdict matrix (one row per scenario and scheduler)", matrix)], pages.matrix_html(wide)),
+        Section("Recovery latency", "From a fault to the next progress of each task it hit; a hit "
+                "on a task waiting for its human starts the clock at the confirm.",
+                [figs["recovery-cdf"]], [("recovery latency, seconds (never = did not recover)", rec)]),
+        Section("Confirm to apply", "", [figs["confirm-to-apply-cdf"]],
+                [("confirm-to-apply latency, seconds", c2a)]),
+        Section("Stuck time", "Time each confirmed task spent in apply_pending after its confirm "
+                "(summed over its waits).", [figs["stuck-histogram"]], [("histogram bins", hist)]),
+    ]
+    timeline_tables = {}
+    timeline_section = Section("Timelines of failing seeds", "For each failing scenario and "
+                               "scheduler, the lowest failing seed (one with a stuck task if any).",
+                               collapsed=True)
+    for p in gate.pairs:
+        seed = tables.example_seed(fails, p.scenario, p.scheduler)
+        if seed is None:
+            continue
+        viol = tables.violations_of(res, p.scenario, p.scheduler, seed)
+        rows = res.history(p.scenario, p.scheduler, seed, kinds=timeline.KINDS,
+                           seqs=[q for v in viol for q in v["witness"]])
+        tl = timeline.extract(rows, viol, scenario=p.scenario,
+                              scheduler=p.scheduler, seed=seed, limit=TIMELINE_TASKS)
+        name = f"timeline-{p.scenario}-{p.scheduler}-seed-{seed}"
+        cmd = fails[(fails["scenario"] == p.scenario) & (fails["scheduler"] == p.scheduler)
+                    & (fails["seed"] == seed)]["command"].iloc[0]
+        first = next((v for v in sorted(viol, key=lambda v: v["t"])), None)
+        caption = f"reproduce: {cmd}" + (f" | first violation: {first['invariant']} at "
+                                         f"t={first['t']:g}: {first['message']}" if first else "")
+        figs[name] = Figure(name, f"{p.scenario} under {p.scheduler}, seed {seed}",
+                            _png(plots.timeline(tl)), caption)
+        timeline_section.figures.append(figs[name])
+        timeline_tables[name] = tl.table()
+        timeline_section.tables.append((f"segments and marks: {p.scenario} / {p.scheduler} / seed {seed}",
+                                        timeline_tables[name]))
+    sections.append(timeline_section)
+    sections.append(Section(
+        "Failures and how to reproduce them", f"{len(fails)} failing seeds. Each command re-runs "
+        "one seed alone and writes its history as JSONL (same digest as in the suite).",
+        tables=[("every failing seed", fails)], collapsed=True,
+        code=_first_commands(fails)))
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(exist_ok=True)
+    (out / "tables").mkdir(exist_ok=True)
+    written = []
+    for f in figs.values():
+        path = out / "figures" / f"{f.name}.png"
+        path.write_bytes(f.png)
+        written.append(path)
+    for name, df in {"verdict-matrix": matrix, "recovery": rec, "confirm-to-apply": c2a,
+                     "stuck-histogram": hist, "failures": fails, **timeline_tables}.items():
+        df.to_csv(out / "tables" / f"{name}.csv", index=False)
+    wide.to_csv(out / "tables" / "verdict-matrix-wide.csv")
+    title = "unstuck report"
+    lines = gate.lines()
+    index = out / "index.html"
+    index.write_text(pages.to_html(title, gate.verdict, gate.exit_code, lines, sections), encoding="utf-8")
+    summary = out / "summary.md"
+    md_tables = {"Verdict matrix": wide.reset_index(),
+                 "Failures and how to reproduce them": fails.drop(columns=["first_violation"]).groupby(
+                     ["scenario", "scheduler"], sort=False).head(tables.REPRODUCE_PER_PAIR),
+                 "Confirm to apply": c2a[c2a["scenario"] == "(all)"]}
+    summary.write_text(pages.to_markdown(title, gate.verdict, gate.exit_code, lines, sections, md_tables),
+                       encoding="utf-8")
+    junit_path = out / "junit.xml"
+    junit_path.write_text(junit.to_xml(gate), encoding="utf-8")
+    return Report(out, index, summary, junit_path, gate, tuple(written))
+
+
+def _first_commands(fails) -> list[str]:  # noqa: ANN001 - a DataFrame
+    return list(fails.groupby(["scenario", "scheduler"], sort=False).head(1)["command"])

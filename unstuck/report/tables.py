@@ -1,0 +1,158 @@
+"""The report's tables: the numbers behind every figure, and the failures to reproduce.
+
+Each function takes `unstuck.load` tables (and the gate's verdict) and returns a DataFrame with
+fixed columns and a fixed row order, so a table can be diffed between runs and checked
+against a golden CSV. Percentiles interpolate like the checker's and count a measurement that
+never finished as infinitely late (`unstuck.gate.quantile`), so a p99 cannot hide a stuck task.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+
+import numpy as np
+import pandas as pd
+
+from unstuck.checker.verdicts import INVARIANTS, STUCK_INVARIANTS
+from unstuck.gate import GateResult, quantile
+from unstuck.plots import _order, stuck_bins
+from unstuck.results import Results
+
+REPRODUCE_PER_PAIR = 3  # in summary.md; the CSV and the HTML list every failing seed
+
+
+def verdict_matrix(gate: GateResult, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per scenario x scheduler: the gate status and what went wrong."""
+    rows = []
+    for p in gate.pairs:
+        r = runs[(runs["scenario"] == p.scenario) & (runs["scheduler"] == p.scheduler)]
+        failed = int((~r["ok"].astype(bool)).sum()) if "ok" in r else 0
+        violations = sum(int(r[f"violations_{i}"].sum()) for i in INVARIANTS if f"violations_{i}" in r)
+        rows.append({"scenario": p.scenario, "scheduler": p.scheduler, "status": p.status,
+                     "seeds": p.seeds, "seeds_failed": failed, "stuck_tasks": p.stuck,
+                     "violations": violations, "invariants_violated": ", ".join(p.violated)})
+    return pd.DataFrame(rows, columns=["scenario", "scheduler", "status", "seeds", "seeds_failed",
+                                       "stuck_tasks", "violations", "invariants_violated"])
+
+
+def matrix_wide(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Scheduler rows x scenario columns, each cell 'FAIL: 3 stuck; apply_pending_bound, ...'."""
+    def cell(r: pd.Series) -> str:
+        text = {"pass": "pass", "fail": "FAIL", "error": "NO EFFECT"}[r["status"]]
+        if r["status"] != "pass" or r["stuck_tasks"]:
+            text += f": {r['stuck_tasks']} stuck"
+            if r["invariants_violated"]:
+                text += f"; {r['invariants_violated']}"
+        return text
+
+    wide = matrix.assign(cell=matrix.apply(cell, axis=1)).pivot(
+        index="scheduler", columns="scenario", values="cell")
+    wide = wide.reindex(index=_order(matrix["scheduler"]), columns=list(dict.fromkeys(matrix["scenario"])))
+    wide.index.name = "scheduler"
+    return wide
+
+
+def _quantiles(values: list[float], never: int) -> dict[str, float]:
+    """p50/p90/p99/max over all owed measurements; a never-finished one counts as infinite."""
+    out = {name: quantile(values, never, q) for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
+    out["max"] = math.inf if never else (max(values) if values else math.nan)
+    return {k: (round(v, 3) if math.isfinite(v) else v) for k, v in out.items()}
+
+
+def recovery(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per fault type and scheduler: hits owed a recovery, recovered, never, percentiles."""
+    m = metrics[(metrics["metric"] == "recovery") & (metrics["outcome"] != "human")]
+    rows = []
+    for ftype in sorted(str(t) for t in m["fault_type"].dropna().unique()):
+        sub = m[m["fault_type"] == ftype]
+        for sched in _order(sub["scheduler"]):
+            s = sub[sub["scheduler"] == sched]
+            ok = s["value_s"][s["outcome"] == "recovered"].astype(float).tolist()
+            never = int((s["outcome"] == "unrecovered").sum())
+            rows.append({"fault_type": ftype, "scheduler": sched, "hits": len(s),
+                         "recovered": len(ok), "never": never, **_quantiles(ok, never)})
+    return pd.DataFrame(rows, columns=["fault_type", "scheduler", "hits", "recovered", "never",
+                                       "p50", "p90", "p99", "max"])
+
+
+def confirm_to_apply(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per scheduler and scenario: confirmations, applies started, never started, percentiles."""
+    m = metrics[metrics["metric"] == "confirm_to_apply"]
+    rows = []
+    for sched in _order(m["scheduler"]):
+        for scen in ["(all)"] + sorted(set(m["scenario"][m["scheduler"] == sched])):
+            s = m[(m["scheduler"] == sched) & ((m["scenario"] == scen) if scen != "(all)" else True)]
+            ok = s["value_s"][s["outcome"] == "started"].astype(float).tolist()
+            never = int((s["outcome"] != "started").sum())
+            rows.append({"scheduler": sched, "scenario": scen, "confirms": len(s), "started": len(ok),
+                         "never": never, **_quantiles(ok, never)})
+    return pd.DataFrame(rows, columns=["scheduler", "scenario", "confirms", "started", "never",
+                                       "p50", "p90", "p99", "max"])
+
+
+def stuck_histogram(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The histogram's bins and counts per scheduler (same bins as the figure)."""
+    m = metrics[metrics["metric"] == "stuck"]
+    edges = stuck_bins(m["value_s"])
+    rows = []
+    for sched in _order(m["scheduler"]):
+        v = m["value_s"][m["scheduler"] == sched].clip(lower=edges[0]).to_numpy(dtype=float)
+        counts, _ = np.histogram(v, bins=edges)
+        for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=True):
+            if c:
+                rows.append({"scheduler": sched, "from_s": round(float(lo), 3),
+                             "to_s": round(float(hi), 3), "tasks": int(c)})
+    return pd.DataFrame(rows, columns=["scheduler", "from_s", "to_s", "tasks"])
+
+
+def reproduce_command(scenario_path: str, scheduler: str, seed: int, history: str) -> str:
+    return (f"unstuck sim {shlex.quote(scenario_path)} --scheduler {scheduler} --seeds 1 "
+            f"--seed-start {seed} --history {shlex.quote(history)}")
+
+
+def failures(res: Results) -> pd.DataFrame:
+    """Every failing seed: what broke first, and the exact command that replays it alone."""
+    runs, v = res.runs, res.violations
+    if runs.empty or "ok" not in runs:
+        return pd.DataFrame(columns=["scenario", "scheduler", "seed", "stuck_tasks", "invariants",
+                                     "first_violation", "command"])
+    bad = runs[~runs["ok"].astype(bool)]
+    rows = []
+    for r in bad.itertuples():
+        mine = v[(v["scenario"] == r.scenario) & (v["scheduler"] == r.scheduler) & (v["seed"] == r.seed)]
+        mine = mine.assign(_stuck=~mine["invariant"].isin(STUCK_INVARIANTS)).sort_values(["_stuck", "t"])
+        first = mine.iloc[0] if len(mine) else None
+        invs = [i for i in INVARIANTS if getattr(r, f"violations_{i}", 0)]
+        first_text = ""
+        if first is not None:
+            who = f"task {int(first['task'])}" if pd.notna(first["task"]) else f"workspace {first['workspace']}"
+            first_text = f"{first['invariant']}: {who} at t={first['t']:g}: {first['message']}"
+        rows.append({"scenario": r.scenario, "scheduler": r.scheduler, "seed": int(r.seed),
+                     "stuck_tasks": int(getattr(r, "stuck_tasks", 0)), "invariants": ", ".join(invs),
+                     "first_violation": first_text,
+                     "command": reproduce_command(res.scenario_path(r.scenario), r.scheduler, int(r.seed),
+                                                  f"{r.scenario}-{r.scheduler}-{int(r.seed)}.jsonl")})
+    return pd.DataFrame(rows, columns=["scenario", "scheduler", "seed", "stuck_tasks", "invariants",
+                                       "first_violation", "command"])
+
+
+def example_seed(fails: pd.DataFrame, scenario: str, scheduler: str) -> int | None:
+    """The seed a timeline shows: the lowest failing seed with a stuck task, else the lowest."""
+    f = fails[(fails["scenario"] == scenario) & (fails["scheduler"] == scheduler)]
+    if f.empty:
+        return None
+    stuck = f[f["stuck_tasks"] > 0]
+    return int((stuck if len(stuck) else f)["seed"].min())
+
+
+def violations_of(res: Results, scenario: str, scheduler: str, seed: int) -> list[dict]:
+    v = res.violations
+    mine = v[(v["scenario"] == scenario) & (v["scheduler"] == scheduler) & (v["seed"] == seed)]
+    out = []
+    for r in mine.to_dict("records"):
+        r["witness"] = json.loads(r["witness"]) if isinstance(r["witness"], str) else list(r["witness"])
+        r["task"] = None if pd.isna(r["task"]) else int(r["task"])
+        out.append(r)
+    return out

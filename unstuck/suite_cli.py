@@ -1,0 +1,187 @@
+"""`unstuck suite`, `unstuck report` and `unstuck gate`: the main job and what CI runs.
+
+* `suite` runs every scenario under every scheduler over the same process pool as `unstuck
+  sim` (`sim_cli.run_scenarios`), writes the results as Parquet under OUT/results and the
+  report next to them, prints the gate's one-line verdicts and exits 0 once the report is
+  written: measuring is its job, judging is the gate's (exit 2 on bad input).
+* `report` re-renders a report from a saved results folder (simulated or live).
+* `gate` judges a results folder against the scenarios' gates sections (or the flags), writes
+  JUnit XML and exits 0 pass, 1 deviated, 2 bad input or harness error, 3 a fault never took
+  effect. docs/report.md and docs/gate.md describe them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scheduler.variants import NAMES
+
+DEFAULT_OUT = Path("reports/latest")
+
+
+def _fail(message: str) -> None:
+    from unstuck.cli import fail_input
+
+    fail_input(message)
+
+
+def scenario_files(paths: list[Path]) -> tuple[list[Path], list[str]]:
+    """Expand folders to their *.yaml files (sorted); report paths that do not exist."""
+    files, problems = [], []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(p.glob("*.yaml"))
+            if not found:
+                problems.append(f"{p}: a folder with no *.yaml scenario files")
+            files += found
+        elif p.exists():
+            files.append(p)
+        else:
+            problems.append(f"{p}: no such file or folder; give scenario files or a folder of them, "
+                            "e.g. scenarios/")
+    return files, problems
+
+
+def suite(
+    paths: Annotated[list[Path] | None, typer.Argument(metavar="[SCENARIO_DIR|FILES...]", help="Scenario files or folders (default: scenarios/).", show_default=False)] = None,
+    schedulers: Annotated[str, typer.Option("--schedulers", "-s", help="Comma-separated: seed, seed-proposal, seed-head, reference, or all.")] = "all",
+    seeds: Annotated[int | None, typer.Option(help="Seeds per scenario (default: each scenario's suite_seeds, else its seeds).")] = None,
+    seed_start: Annotated[int, typer.Option(help="First seed.")] = 0,
+    out: Annotated[Path, typer.Option(help="Report folder; results go to OUT/results (replaced).")] = DEFAULT_OUT,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
+) -> None:
+    """Run every scenario under every scheduler, write results and the report; exit 0 when written."""
+    from unstuck import scenario as scenarios
+    from unstuck.sim_cli import expand_schedulers
+
+    files, problems = scenario_files(paths or [Path("scenarios")])
+    loaded: list[tuple[scenarios.Scenario, Path]] = []
+    for f in files:
+        try:
+            loaded.append((scenarios.load(f), f))
+        except scenarios.ScenarioInvalid as e:
+            problems += e.problems
+    names = [n for n in dict.fromkeys(s.name for s, _ in loaded) if sum(x.name == n for x, _ in loaded) > 1]
+    for n in names:
+        problems.append(f"two scenario files are named {n!r} "
+                        f"({', '.join(str(f) for s, f in loaded if s.name == n)}); rename one (its name: field)")
+    scheds = expand_schedulers([schedulers])
+    bad = [n for n in scheds if n not in NAMES]
+    if bad:
+        problems.append(f"--schedulers {bad[0]!r} is not a scheduler: choose from {', '.join(NAMES)} or all")
+    if seeds is not None and seeds < 1:
+        problems.append(f"--seeds {seeds}: run at least 1 seed")
+    if seed_start < 0:
+        problems.append(f"--seed-start {seed_start}: seeds are integers >= 0")
+    if workers is not None and workers < 1:
+        problems.append(f"--workers {workers}: use at least 1")
+    if out.exists() and not out.is_dir():
+        problems.append(f"--out {out}: exists and is not a folder; choose a folder")
+    if problems:
+        _fail("\n".join(problems))
+
+    from unstuck import report, results
+    from unstuck.sim_cli import run_scenarios
+
+    counts = {s.name: seeds if seeds is not None else (s.suite_seeds or s.seeds) for s, _ in loaded}
+    res_dir = out / "results"
+    if res_dir.exists():
+        shutil.rmtree(res_dir)  # stale seeds of an earlier run would mix into the tables
+    t0 = time.perf_counter()
+    jobs = sum(counts.values()) * len(scheds)
+    typer.echo(f"unstuck suite: {len(loaded)} scenarios x {len(scheds)} schedulers, {jobs} seeds "
+               f"on {workers or os.cpu_count()} workers", err=True)
+    _, done, sim_s = run_scenarios(loaded, scheds, counts, seed_start, res_dir,
+                                   workers or os.cpu_count() or 1, progress=sys.stderr.isatty())
+    t1 = time.perf_counter()
+    rep = report.render(results.load(res_dir), out)
+    t2 = time.perf_counter()
+    for line in rep.gate.lines():
+        typer.echo(line)
+    typer.echo(f"\nsimulated and judged {len(done)} seeds in {sim_s:.1f} s; report in {t2 - t1:.1f} s; "
+               f"total {t2 - t0:.1f} s")
+    typer.echo(f"report: {rep.index}  (also summary.md, junit.xml, figures/, tables/, results/)")
+    typer.echo(f"gate verdict: {rep.gate.verdict} (`unstuck gate {out}` exits {rep.gate.exit_code})")
+
+
+def report_cmd(
+    directory: Annotated[Path, typer.Argument(metavar="RESULTS_DIR", help="A results folder, or a report folder holding results/.")],
+    out: Annotated[Path | None, typer.Option(help="Where to write the report (default: the folder that holds results/, else RESULTS_DIR).")] = None,
+    scenarios_dir: Annotated[list[Path] | None, typer.Option("--scenarios", help="Folder of scenario files, when the results hold no copies.")] = None,
+) -> None:
+    """Re-render the report (index.html, summary.md, figures, tables, junit.xml) from saved results."""
+    from unstuck import report, results
+
+    try:
+        res = results.load(directory)
+    except results.ResultsInvalid as e:
+        _fail(str(e))
+    target = out or (res.root.parent if res.root.name == "results" else res.root)
+    if target.exists() and not target.is_dir():
+        _fail(f"--out {target}: exists and is not a folder; choose a folder")
+    rep = report.render(res, target, scenario_dirs=scenarios_dir or [Path("scenarios")])
+    for line in rep.gate.lines():
+        typer.echo(line)
+    typer.echo(f"report: {rep.index}")
+
+
+def gate_cmd(
+    directory: Annotated[Path, typer.Argument(metavar="RESULTS_DIR", help="A results folder, or a report folder holding results/.")],
+    max_stuck: Annotated[int | None, typer.Option(help="Stuck tasks allowed per scenario and scheduler (default: the scenario's gates.max_stuck).")] = None,
+    recovery_p99: Annotated[float | None, typer.Option(help="Bound on the recovery latency p99, seconds (default: gates.recovery_p99_s).")] = None,
+    max_violations: Annotated[int | None, typer.Option(help="Violations of each invariant allowed (default: gates.max_violations).")] = None,
+    confirm_to_apply_p99: Annotated[float | None, typer.Option(help="Bound on the confirm-to-apply p99, seconds (default: gates.confirm_to_apply_p99_s).")] = None,
+    schedulers: Annotated[str | None, typer.Option("--schedulers", "-s", help="Gate only these schedulers (comma-separated).")] = None,
+    scenarios_dir: Annotated[list[Path] | None, typer.Option("--scenarios", help="Folder of scenario files, when the results hold no copies.")] = None,
+    junit_path: Annotated[Path | None, typer.Option("--junit", help="JUnit XML file (default: junit.xml in RESULTS_DIR's report folder).")] = None,
+) -> None:
+    """Judge saved results: exit 0 pass, 1 deviated, 2 bad input or harness error, 3 a fault never took effect."""
+    from unstuck import gate as gates
+    from unstuck import results
+    from unstuck.report import junit
+    from unstuck.sim_cli import expand_schedulers
+
+    problems = [f"--{flag} {v}: must be >= 0" for flag, v in (
+        ("max-stuck", max_stuck), ("recovery-p99", recovery_p99), ("max-violations", max_violations),
+        ("confirm-to-apply-p99", confirm_to_apply_p99)) if v is not None and v < 0]
+    only = expand_schedulers([schedulers]) if schedulers else None
+    bad = [n for n in only or [] if n not in NAMES]
+    if bad:
+        problems.append(f"--schedulers {bad[0]!r} is not a scheduler: choose from {', '.join(NAMES)}")
+    if problems:
+        _fail("\n".join(problems))
+    try:
+        res = results.load(directory)
+        found = gates.find_scenarios(res, list(dict.fromkeys(res.runs["scenario"])),
+                                     scenarios_dir or [Path("scenarios")], strict=True)
+        result = gates.evaluate(res, found, schedulers=only, max_stuck=max_stuck,
+                                recovery_p99_s=recovery_p99, max_violations=max_violations,
+                                confirm_to_apply_p99_s=confirm_to_apply_p99)
+    except (results.ResultsInvalid, gates.GateInputError) as e:
+        _fail(str(e))
+    except Exception as e:  # noqa: BLE001 - the gate's contract: a harness error is exit 2, named
+        _fail(f"harness error while judging {directory}: {e.__class__.__name__}: {e}")
+    folder = res.root.parent if res.root.name == "results" else res.root
+    target = junit_path or folder / "junit.xml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(junit.to_xml(result), encoding="utf-8")
+    for line in result.lines():
+        typer.echo(line)
+    for c in result.checks():
+        if c.status == gates.ERROR:
+            typer.echo(f"  {c.scenario} / {c.scheduler}: {c.message}", err=True)
+    typer.echo(f"gate: {result.verdict} (exit {result.exit_code}); JUnit: {target}")
+    raise typer.Exit(result.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("suite")(suite)
+    app.command("report")(report_cmd)
+    app.command("gate")(gate_cmd)
