@@ -112,6 +112,14 @@ def _draw_cdfs(ax: Any, curves: list[tuple[str, str, tuple[np.ndarray, np.ndarra
     ax.set_xlim(0, right)
 
 
+def _legend(ax: Any, empty: str, loc: str = "best") -> None:
+    """A legend when something was drawn; otherwise say so on the axes (an empty legend warns)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc=loc)
+    else:
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, fontsize=9)
+
+
 def _latency_axes(ax: Any, title: str) -> None:
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_ylim(0, 1.02)
@@ -147,7 +155,7 @@ def recovery_cdf(metrics: pd.DataFrame) -> Figure:
                            _cdf_points(s["value_s"][s["outcome"] == "recovered"], never)))
         _draw_cdfs(ax, curves)
         _latency_axes(ax, f"recovery after {ftype}")
-        ax.legend(fontsize=7, loc="lower right")
+        _legend(ax, "no hit owed a recovery", loc="lower right")
     fig.suptitle("Recovery latency: fault -> the hit task's next progress", fontsize=10)
     fig.tight_layout()
     return fig
@@ -166,7 +174,7 @@ def confirm_to_apply_cdf(metrics: pd.DataFrame) -> Figure:
         curves.append((_colour(sched), label, _cdf_points(s["value_s"][s["outcome"] == "started"], never)))
     _draw_cdfs(ax, curves)
     _latency_axes(ax, "Confirm -> apply start (all scenarios)")
-    ax.legend(fontsize=7, loc="lower right")
+    _legend(ax, "no confirmation in these results", loc="lower right")
     fig.tight_layout()
     return fig
 
@@ -191,7 +199,7 @@ def stuck_histogram(metrics: pd.DataFrame, bound_s: float | None = None) -> Figu
     ax.set_ylabel("tasks (log scale)", fontsize=8)
     ax.set_title("Stuck time: confirmed and still waiting for the apply", fontsize=9)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    _legend(ax, "no confirmed task waited in these results")
     fig.tight_layout()
     return fig
 

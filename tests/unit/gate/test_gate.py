@@ -1,0 +1,126 @@
+"""`unstuck gate`: every exit code (0, 1, 2, 3) on real result folders written by `unstuck suite`
+on a few seeds, and the JUnit XML it writes (one test case per scenario x scheduler x check)."""
+
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from unstuck.cli import app
+
+run = CliRunner().invoke
+HERE = Path(__file__).parent
+CHECKS_PER_PAIR = 7 + 1 + 1  # invariants, stuck_tasks, faults_took_effect
+
+
+def suite(out: Path, *args: str) -> Path:
+    r = run(app, ["suite", *args, "--out", str(out), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def incident(tmp_path_factory) -> Path:
+    """incident-601 under seed (stuck in every seed) and reference (clean), 2 seeds each."""
+    return suite(tmp_path_factory.mktemp("gate") / "report", "scenarios/incident-601.yaml",
+                 "-s", "seed,reference", "--seeds", "2")
+
+
+def junit(path: Path) -> ET.Element:
+    return ET.parse(path).getroot()
+
+
+def test_exit_0_when_the_gated_scheduler_holds_every_check(incident, tmp_path):
+    xml = tmp_path / "ref.xml"
+    r = run(app, ["gate", str(incident), "--schedulers", "reference", "--junit", str(xml)])
+    assert r.exit_code == 0, r.output
+    assert "PASS  incident-601  reference: pass" in r.output
+    root = junit(xml)
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == (str(CHECKS_PER_PAIR), "0", "0")
+
+
+def test_exit_1_when_seed_deviates_and_junit_counts_each_failed_check(incident, tmp_path):
+    xml = tmp_path / "all.xml"
+    r = run(app, ["gate", str(incident), "--junit", str(xml)])
+    assert r.exit_code == 1, r.output
+    assert "FAIL  incident-601  seed: apply_pending_bound" in r.output
+    root = junit(xml)
+    cases = root.findall(".//testcase")
+    assert len(cases) == 2 * CHECKS_PER_PAIR
+    failed = {(c.get("classname"), c.get("name")) for c in cases if c.find("failure") is not None}
+    # The seed leaves task 1 confirmed in apply_pending and its workspace locked, in both seeds.
+    assert failed == {("incident-601.seed", n) for n in
+                      ("apply_pending_bound", "drained", "no_wedged_workspace", "stuck_tasks")}
+    assert root.get("failures") == str(len(failed)) and root.get("errors") == "0"
+    msg = next(c for c in cases if c.get("name") == "apply_pending_bound"
+               and c.get("classname") == "incident-601.seed").find("failure").get("message")
+    assert msg.startswith("2 violations in 2 of 2 seeds (allowed 0); first: seed 0 task 1")
+
+
+def test_default_junit_goes_next_to_the_report(incident):
+    r = run(app, ["gate", str(incident)])
+    assert r.exit_code == 1
+    assert len(junit(incident / "junit.xml").findall(".//testcase")) == 2 * CHECKS_PER_PAIR
+
+
+def test_flags_override_the_scenario_thresholds(incident):
+    loose = ["--max-stuck", "100", "--max-violations", "100"]
+    assert run(app, ["gate", str(incident), *loose]).exit_code == 0
+    # A p99 bound no recovery can meet fails the reference too.
+    r = run(app, ["gate", str(incident), "-s", "reference", "--recovery-p99", "0.001"])
+    assert r.exit_code == 1, r.output
+    assert "recovery_p99" in r.output
+
+
+def test_the_gate_reads_a_results_folder_directly(incident):
+    assert run(app, ["gate", str(incident / "results"), "-s", "reference"]).exit_code == 0
+
+
+def test_exit_3_when_a_declared_fault_never_took_effect(tmp_path):
+    out = suite(tmp_path / "r", str(HERE / "no-effect.yaml"), "-s", "reference")
+    r = run(app, ["gate", str(out)])
+    assert r.exit_code == 3, r.output
+    assert "faults_took_effect (pod-kill: declared but no fault of that type took effect in 2 seeds" in r.output
+    root = junit(out / "junit.xml")
+    errors = [c for c in root.findall(".//testcase") if c.find("error") is not None]
+    assert [c.get("name") for c in errors] == ["faults_took_effect"]
+    assert root.get("errors") == "1" and root.get("failures") == "0"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["gate", "{missing}"], "no such directory"),
+    (["gate", "{empty}"], "holds no results"),
+    (["gate", "{incident}", "--max-stuck", "-1"], "--max-stuck -1: must be >= 0"),
+    (["gate", "{incident}", "--schedulers", "sed"], "--schedulers 'sed' is not a scheduler"),
+    (["gate", "{incident}", "--schedulers", "seed-head"], "--schedulers seed-head: none of them is in"),
+])
+def test_exit_2_on_bad_input_with_a_message_naming_it(incident, tmp_path, args, message):
+    (tmp_path / "empty").mkdir()
+    paths = {"missing": tmp_path / "nope", "empty": tmp_path / "empty", "incident": incident}
+    r = run(app, [a.format(**paths) for a in args])
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+
+
+def test_exit_2_when_the_scenario_copy_is_invalid_naming_file_and_field(incident, tmp_path):
+    broken = tmp_path / "report"
+    shutil.copytree(incident, broken)
+    scen = broken / "results" / "scenarios" / "incident-601.yaml"
+    scen.write_text(scen.read_text().replace("gates: {max_violations: 0}", "gates: {max_stuck: lots}"))
+    r = run(app, ["gate", str(broken)])
+    assert r.exit_code == 2, r.output
+    assert f"{scen}: gates.max_stuck = 'lots' (str): expected a whole number" in r.output
+
+
+def test_exit_2_when_no_scenario_file_can_be_found(incident, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # so scenarios/incident-601.yaml is not found from here either
+    moved = tmp_path / "report"
+    shutil.copytree(incident, moved)
+    shutil.rmtree(moved / "results" / "scenarios")
+    (moved / "results" / "manifest.json").unlink()
+    r = run(app, ["gate", str(moved), "--scenarios", str(tmp_path)])
+    assert r.exit_code == 2, r.output
+    assert "scenario 'incident-601': no scenario file found" in r.output
+    assert "pass --scenarios DIR" in r.output

@@ -1,0 +1,168 @@
+"""`unstuck suite` and `unstuck report`: the report folder, its self-contained HTML, its JUnit,
+golden tables, re-rendering from saved results (and from histories alone, like a live run),
+the reproduce commands, the timeline data and `unstuck.load`."""
+
+import re
+import shlex
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import unstuck
+from scheduler import history
+from unstuck.cli import app
+from unstuck.report import timeline
+
+run = CliRunner().invoke
+GOLDEN = Path(__file__).parent / "golden"
+FIGURES = {"verdict-matrix", "recovery-cdf", "confirm-to-apply-cdf", "stuck-histogram"}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    """incident-601 and double-confirm under all four schedulers, 3 seeds each."""
+    out = tmp_path_factory.mktemp("report") / "latest"
+    r = run(app, ["suite", "scenarios/incident-601.yaml", "scenarios/double-confirm.yaml",
+                  "--seeds", "3", "--out", str(out), "--workers", "2"])
+    assert r.exit_code == 0, r.output
+    assert f"report: {out / 'index.html'}" in r.output
+    assert "gate verdict: deviated" in r.output
+    return out
+
+
+def test_the_folder_holds_every_part(report):
+    for part in ("index.html", "summary.md", "junit.xml", "results/runs.parquet",
+                 "results/manifest.json", "tables/verdict-matrix.csv", "tables/failures.csv"):
+        assert (report / part).is_file(), part
+    pngs = {p.stem for p in (report / "figures").glob("*.png")}
+    assert FIGURES <= pngs
+    assert any(p.startswith("timeline-incident-601-seed-seed-") for p in pngs)
+    assert not any("reference" in p for p in pngs if p.startswith("timeline-"))  # it never fails
+
+
+def test_index_html_is_self_contained_with_every_figure_embedded(report):
+    page = (report / "index.html").read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:|//|figures/)""", page)
+    assert "<script" not in page
+    images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', page)
+    assert len(images) == len(list((report / "figures").glob("*.png")))
+    assert "unstuck sim scenarios/incident-601.yaml --scheduler seed --seeds 1 --seed-start 0" in page
+
+
+def test_summary_md_links_figures_and_lists_reproduce_commands(report):
+    md = (report / "summary.md").read_text()
+    assert "**gate: deviated (exit 1)**" in md
+    assert "![Verdict matrix](figures/verdict-matrix.png)" in md
+    assert "| scheduler | double-confirm | incident-601 |" in md
+    assert "--seeds 1 --seed-start 0 --history incident-601-seed-0.jsonl" in md
+
+
+def test_junit_has_one_case_per_scenario_scheduler_check_and_the_right_failures(report):
+    root = ET.parse(report / "junit.xml").getroot()
+    cases = root.findall(".//testcase")
+    assert len(cases) == 2 * 4 * 9
+    assert {s.get("name") for s in root.findall("testsuite")} == {"incident-601", "double-confirm"}
+    matrix = pd.read_csv(report / "tables" / "verdict-matrix.csv")
+    failures = [c for c in cases if c.find("failure") is not None]
+    assert int(root.get("failures")) == len(failures)
+    # Every pair the matrix marks failed has failing cases, and only those pairs.
+    failed_pairs = {tuple(c.get("classname").split(".")) for c in failures}
+    assert failed_pairs == {(r.scenario, r.scheduler) for r in matrix.itertuples() if r.status == "fail"}
+    invariant_failures = sum(len(str(r.invariants_violated).split(", ")) for r in matrix.itertuples()
+                             if isinstance(r.invariants_violated, str))
+    stuck_failures = int((matrix["stuck_tasks"] > 0).sum())
+    assert len(failures) == invariant_failures + stuck_failures
+
+
+@pytest.mark.parametrize("table", ["verdict-matrix", "recovery"])
+def test_golden_tables(report, table):
+    """Seeded runs are deterministic, so these tables are too; regenerate the golden files
+    with `cp <report>/tables/{verdict-matrix,recovery}.csv tests/unit/report/golden/` when the
+    world or a scheduler changes on purpose."""
+    got = (report / "tables" / f"{table}.csv").read_text()
+    assert got == (GOLDEN / f"{table}.csv").read_text()
+
+
+def test_reproduce_command_replays_the_failing_seed_alone(report, tmp_path):
+    fails = pd.read_csv(report / "tables" / "failures.csv")
+    row = fails[(fails["scenario"] == "incident-601") & (fails["scheduler"] == "seed")
+                & (fails["seed"] == 0)].iloc[0]
+    args = shlex.split(row["command"])
+    assert args[:2] == ["unstuck", "sim"]
+    hist = tmp_path / "replay.jsonl"
+    args[args.index("--history") + 1] = str(hist)
+    r = run(app, args[1:] + ["--workers", "1"])
+    assert r.exit_code == 1, r.output
+    runs = pd.read_parquet(report / "results" / "runs.parquet")
+    digest = runs[(runs["scenario"] == "incident-601") & (runs["scheduler"] == "seed")
+                  & (runs["seed"] == 0)]["digest"].iloc[0]
+    assert history.digest(history.read_jsonl(hist)) == digest
+
+
+def test_report_re_renders_from_saved_results(report, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(report / "results", copy / "results")
+    r = run(app, ["report", str(copy)])
+    assert r.exit_code == 0, r.output
+    for t in ("verdict-matrix", "recovery", "confirm-to-apply", "failures"):
+        assert (copy / "tables" / f"{t}.csv").read_text() == (report / "tables" / f"{t}.csv").read_text()
+    assert (copy / "index.html").is_file() and (copy / "junit.xml").is_file()
+
+
+def test_report_from_histories_alone_like_a_live_run(report, tmp_path):
+    """A live run's folder holds histories only: every other table is derived by the checker."""
+    live = tmp_path / "live"
+    shutil.copytree(report / "results" / "histories", live / "histories")
+    r = run(app, ["report", str(live), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    got = pd.read_csv(tmp_path / "out" / "tables" / "verdict-matrix.csv")
+    want = pd.read_csv(report / "tables" / "verdict-matrix.csv")
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_report_bad_input_exits_2(tmp_path):
+    r = run(app, ["report", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "no such directory" in r.output
+
+
+def test_suite_bad_input_lists_every_problem_and_exits_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("duration_s: 5m\nworkload: [{count: 1, at: [5]}]\n")
+    r = run(app, ["suite", str(bad), str(tmp_path / "none"), "-s", "seed,sed", "--seeds", "0"])
+    assert r.exit_code == 2
+    for part in (f"{bad}: duration_s = '5m' (str): expected seconds as a number; write 300",
+                 f"{tmp_path / 'none'}: no such file or folder", "--schedulers 'sed' is not a scheduler",
+                 "--seeds 0: run at least 1 seed"):
+        assert part in r.output
+    assert "Traceback" not in r.output
+
+
+def test_load_is_the_notebook_api(report):
+    res = unstuck.load(report)  # a report folder: its results/ is found
+    assert {"tasks", "faults", "fault_events", "violations", "metrics", "runs"} <= set(res)
+    assert set(res.metrics["metric"]) == {"recovery", "confirm_to_apply", "stuck"}
+    assert len(res.runs) == 2 * 4 * 3
+    assert (res.events["kind"] == "run.end").sum() == 24  # loaded on first use
+    rows = res.history("incident-601", "seed", 0)
+    assert rows[-1]["kind"] == "run.end" and isinstance(rows[-1]["data"], dict)
+
+
+def test_timeline_of_the_stuck_incident_task(report):
+    res = unstuck.load(report)
+    v = res.violations
+    mine = v[(v["scenario"] == "incident-601") & (v["scheduler"] == "seed") & (v["seed"] == 0)]
+    viol = [{**r, "witness": eval(r["witness"])} for r in mine.to_dict("records")]  # noqa: S307 - a JSON list
+    tl = timeline.extract(res.history("incident-601", "seed", 0), viol)
+    assert tl.tasks == (1,)
+    status = [s for s in tl.segments if s.kind == "status"]
+    assert status[-1].label == "apply_pending" and status[-1].open  # stuck to the end
+    kinds = {m.kind for m in tl.marks}
+    assert kinds == {"fault", "witness", "violation"}
+    witness_kinds = {m.label for m in tl.marks if m.kind == "witness"}
+    assert {"task.created", "task.confirmed", "fault"} <= witness_kinds
+    assert any(s.kind == "pod" and s.label.endswith("terminating") for s in tl.segments)
+    assert set(tl.table()["what"]) == {"segment", "mark"}
