@@ -12,10 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The suite exits 0 once the report is written (the seed schedulers are expected to fail);
+# `unstuck gate reports/latest` is the command that turns the verdict into an exit code.
 run: $(STAMP)
-	@for s in seed seed-proposal seed-head reference; do \
-	  $(BIN)/unstuck replay incident-601 --scheduler $$s --json; \
-	done; true
+	$(BIN)/unstuck suite --out reports/latest
 
 test: $(STAMP)
 	$(BIN)/lint-imports

@@ -12,6 +12,19 @@ data, `unstuck.plots` draws, `pages` writes HTML and Markdown, `junit` writes th
 
 from __future__ import annotations
 
-from unstuck.report.build import Report, render
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Report", "render"]
+if TYPE_CHECKING:
+    from unstuck.report.build import Report
+    from unstuck.results import Results
+
+__all__ = ["render"]
+
+
+def render(res: Results, out: Path, **kw: Any) -> Report:
+    """`build.render`, imported on call: `unstuck.plots` imports `report.timeline`, and
+    importing this package must not pull matplotlib in before that."""
+    from unstuck.report.build import render as _render
+
+    return _render(res, out, **kw)
