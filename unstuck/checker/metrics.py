@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from unstuck.checker import timelines
-from unstuck.checker.timelines import Row, Timelines
+from unstuck.checker.timelines import Row, TaskLine, Timelines
 
 NAN = float("nan")
 
@@ -159,6 +159,38 @@ def _first_after(rows: list[Row], seq: int) -> Row | None:
     return rows[i] if i < len(rows) else None
 
 
+def _status_at(ln: TaskLine, seq: int) -> str | None:
+    status = "pending" if ln.created is not None and ln.created["seq"] <= seq else None
+    for row, _ in ln.status_rows:
+        if row["seq"] > seq:
+            break
+        status = row.get("to_status") or status
+    return status
+
+
+def _queued_behind_human(tl: Timelines, ln: TaskLine, f: Row) -> Row | None | bool:
+    """A pending plan_and_apply queued behind an earlier plan of its workspace that awaits a
+    human's confirm waits on that human too. Returns False when it is not queued so, else
+    the row where the human wait ends (the blocker's confirm or its next status), or None."""
+    if ln.type != "plan_and_apply" or _status_at(ln, f["seq"]) != "pending":
+        return False
+    for other in sorted(tl.tasks):
+        o = tl.tasks[other]
+        if other >= ln.task or o.workspace != ln.workspace or o.type != "plan_and_apply":
+            continue
+        if _status_at(o, f["seq"]) != "apply_pending":
+            continue
+        last_plan_end = max((r["seq"] for r, _ in o.status_rows
+                             if r["seq"] <= f["seq"] and r.get("to_status") == "apply_pending"
+                             and r.get("from_status") == "running"), default=-1)
+        if any(last_plan_end < c["seq"] <= f["seq"] for c, _ in o.confirms):
+            continue  # already confirmed: not a human wait
+        ends = [r for r in ([c for c, _ in o.confirms] + [r for r, _ in o.status_rows])
+                if r["seq"] > f["seq"]]
+        return min(ends, key=lambda r: r["seq"]) if ends else None
+    return False
+
+
 def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
     tl = _tl(history)
     out = []
@@ -167,7 +199,13 @@ def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
         f = hit.fault
         nxt = _first_after(ln.progress, f["seq"])
         clock: Row | None = f
-        if hit.awaiting_human:
+        behind = False if hit.awaiting_human else _queued_behind_human(tl, ln, f)
+        if behind is not False:
+            clock = behind  # None: the human never acted before the run ended
+            if clock is not None and nxt is not None and nxt["seq"] < clock["seq"]:
+                clock = None  # the task moved on (cancelled) before the human acted
+            nxt = _first_after(ln.progress, clock["seq"]) if clock is not None else None
+        elif hit.awaiting_human:
             clock = _first_after([c for c, _ in ln.confirms], f["seq"])
             if clock is not None and nxt is not None and nxt["seq"] < clock["seq"]:
                 clock = None  # the task moved on (cancelled, expired) before any confirm
@@ -185,7 +223,7 @@ def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
             task=hit.task,
             workspace=ln.workspace,
             status_at_fault=hit.status,
-            awaiting_human=hit.awaiting_human,
+            awaiting_human=hit.awaiting_human or behind is not False,
             clock_t=float(clock["t"]) if clock is not None else NAN,
             progress_seq=nxt["seq"] if outcome == RECOVERED else None,
             progress_t=float(nxt["t"]) if outcome == RECOVERED else NAN,
