@@ -130,6 +130,12 @@ class Scheduler:
     def name(self) -> str:
         return self.policy.name
 
+    def metrics(self, pool_id: str) -> dict[str, float]:
+        """What the scheduler exports for autoscalers (e.g. `demand_pods`), read-only.
+        Variants without an exported metric return {} (the seed scales its own pods)."""
+        export = getattr(self.policy, "export_metrics", None)
+        return export(pool_id) if export is not None else {}
+
     def handle(self, event: ev.Event, now: float) -> ev.Outcome:
         self.ctx.now = now
         if isinstance(event, ev.TimerFired):

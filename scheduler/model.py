@@ -172,7 +172,9 @@ class Pool:
     pool_type: str = "k8s"
     manager: str = "bare"
     """Who owns the pod count: "bare" (the scheduler creates and deletes pods itself, as the
-    seed does) or "deployment" (a Deployment, scaled by an HPA or by `Cluster.scale`)."""
+    seed does), "deployment" (a Deployment the scheduler scales with `Cluster.scale`), or
+    "hpa" (a Deployment whose replica count a HorizontalPodAutoscaler owns: the scheduler never
+    scales it, it exports its demand as a metric the HPA scales on, `Scheduler.metrics`)."""
 
     def copy(self) -> Pool:
         return _shallow_copy(self)

@@ -373,7 +373,12 @@ class ClusterSim:
         active = [p for p in self.pods.values() if p.owner == pool_id and not p.terminating]
         ready = sum(1 for p in active if p.phase == "Running" and self.nodes[p.node].ready)
         unready = sum(1 for p in active if p.phase == "Pending")
-        values = [dep.load / ready] * ready if ready else []
+        # Two metrics, the HPA takes the larger proposal: the world's load, and the demand the
+        # scheduler exports (a Pods metric with a target of one pod per unit of demand). Both
+        # are expressed as load so one reconcile (and one stabilization state) serves them.
+        demand = self.w.scheduler.metrics(pool_id).get("demand_pods", 0.0)
+        load = max(dep.load, demand * spec.target)
+        values = [load / ready] * ready if ready else []
         d = hpa.reconcile(spec, dep.state, self.w.kernel.now, dep.replicas, values,
                           unready_pods=unready)
         dep.state = d.state

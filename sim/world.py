@@ -65,7 +65,8 @@ class World:
             self.store.put_pool(Pool(
                 pc.id, pc.min_replicas, pc.max_replicas,
                 freeze_windows=tuple(FreezeWindow(a, b) for a, b in pc.freeze_windows),
-                manager=pc.manager,
+                # An HPA owns a Deployment pool's count when one is configured.
+                manager="hpa" if pc.manager == "deployment" and pc.hpa is not None else pc.manager,
             ))
         for group in cfg.workload:
             for ws in group.workspace_names():

@@ -737,6 +737,10 @@ class ReferencePolicy:
                 plans += 1
         return max(pa, math.ceil(plans / PLAN_SLOTS))
 
+    def export_metrics(self, pool_id: str) -> dict[str, float]:
+        """The demand an HPA scales an "hpa" pool on (the scheduler never fights it)."""
+        return {"demand_pods": float(self.demand(pool_id))}
+
     def scale_pool(self, pool: Pool, tasks: list[Task], workspaces: dict[str, Workspace]) -> None:
         mem = self.mem
         need = self.demand(pool.id, tasks, workspaces)
@@ -749,7 +753,7 @@ class ReferencePolicy:
             if busy:
                 v.idle_since = self.ctx.now
             cost = self.cfg.reservation_deletion_cost if busy else 0
-            if v.alive and v.cost != cost and pool.manager == "deployment":
+            if v.alive and v.cost != cost and pool.manager in ("deployment", "hpa"):
                 try:
                     self.ctx.cluster.annotate_pod(v.name, {DELETION_COST: str(cost)})
                     v.cost = cost
@@ -763,6 +767,8 @@ class ReferencePolicy:
             if health[v.name] == "unhealthy":
                 self.delete_pod(v.name, "agent unhealthy: replace the pod")
         capacity = [v for v in views if health[v.name] in ("healthy", "starting")]
+        if pool.manager == "hpa":
+            return  # the HPA owns the count; it reads export_metrics()
         if pool.manager == "deployment":
             if desired != len(capacity) and (need > len(capacity) or not any(
                     v.name in busy_pods for v in capacity[desired:])):

@@ -56,3 +56,15 @@ def test_every_fault_type_takes_effect_in_a_mixed_chaos_day():
         rows = runner.run(cfg, "reference", seed).rows
         fired |= {r["data"]["type"] for r in rows if r["kind"] == "fault"}
     assert fired == {f.type for f in cfg.faults}
+
+
+def test_reference_leaves_an_hpa_pool_to_its_hpa():
+    # mixed-chaos-day seed 6 once starved pool-2: the reference scaled the HPA's Deployment
+    # up, the HPA (on a low CPU load) scaled it down before any agent connected, every 15 s
+    # for hours. Now the reference exports its demand as the HPA's metric and never scales.
+    rows = runner.run(load("scenarios/mixed-chaos-day.yaml").world(), "reference", 6).rows
+    assert checker.check(rows).ok
+    assert not [r for r in rows if r["kind"] == "scale"]  # the scheduler never scaled pool-2
+    churn = [r for r in rows if r["kind"] == "pod.removed"
+             and (r["data"] or {}).get("cause") == "replicaset scale-down"]
+    assert len(churn) < 40, len(churn)
