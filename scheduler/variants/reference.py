@@ -633,7 +633,7 @@ class ReferencePolicy:
                 if slot is not None:
                     choice = (pod, slot)
                     break
-            if choice is None and action == "apply":
+            if choice is None and task.task_type is TaskType.PLAN_AND_APPLY:
                 choice = self.preempt_reservation(task, usable, held)
             if choice is None:
                 self.note_failure(task, action, "no free slot on a pod with a connected agent")
@@ -641,8 +641,10 @@ class ReferencePolicy:
             self.dispatch(task, action, choice[0], choice[1], held)
 
     def preempt_reservation(self, task: Task, usable: list[str], held: dict[str, list[Task]]) -> tuple[str, int] | None:
-        """A reservation is a preference, not a lock: a confirmed apply may take the slot of
-        an unconfirmed one (its plan is stored, it can apply anywhere once confirmed)."""
+        """A reservation is a preference, not a lock: a confirmed apply, or a plan that would
+        otherwise wait, may take the plan_and_apply slot of an unconfirmed one (its plan is
+        stored, it can apply on any pod once confirmed). Without this, plans nobody confirms
+        hold every pod's plan_and_apply slot until their TTL (F11 starvation)."""
         for pod in usable:
             occupants = held.get(pod, [])
             if any(t.status is TaskStatus.RUNNING and t.task_type is TaskType.PLAN_AND_APPLY for t in occupants):
@@ -654,7 +656,7 @@ class ReferencePolicy:
                                 k8s_pod_name="", slot_id=None) is None:
                         return None
                     self.ctx.record(Kind.SLOT_RELEASED, pod=pod, slot=victim.slot_id, task=victim.id,
-                                    reason=f"preempted by confirmed task {task.id}", data={"was": "reserved"})
+                                    reason=f"preempted by task {task.id}", data={"was": "reserved"})
                     occupants.remove(victim)
                     slot = self.free_slot(pod, task, held)
                     return (pod, slot) if slot is not None else None
@@ -717,8 +719,8 @@ class ReferencePolicy:
 
     def demand(self, pool_id: str, tasks: list[Task] | None = None,
                workspaces: dict[str, Workspace] | None = None) -> int:
-        """Pods this pool needs now: one per plan_and_apply that holds or wants a slot
-        (confirmed apply_pending without a slot included), and one per 3 plans."""
+        """Pods this pool needs now: one per plan_and_apply that runs or may start (a confirmed
+        apply_pending without a slot included), and one per 3 plans."""
         if tasks is None:
             tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
         if workspaces is None:
@@ -727,9 +729,9 @@ class ReferencePolicy:
         wanted = {t.id for t, _ in self.runnable(mine, workspaces)}
         pa = plans = 0
         for t in mine:
-            holds = t.status is TaskStatus.RUNNING or (
-                t.status is TaskStatus.APPLY_PENDING and bool(t.k8s_pod_name))
-            if not (holds or t.id in wanted):
+            # Unconfirmed reservations are not demand: they can be preempted, and a plan
+            # nobody confirms must not hold a pod up for its whole TTL.
+            if not (t.status is TaskStatus.RUNNING or t.id in wanted):
                 continue
             if t.task_type is TaskType.PLAN_AND_APPLY:
                 pa += 1
