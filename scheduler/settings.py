@@ -95,6 +95,9 @@ class ReferencePolicy:
     """A dispatched phase with no report for this long is presumed lost (agent task timeout)."""
     reservation_deletion_cost: int = 1000
     """pod-deletion-cost written on pods that hold a reservation or a running task."""
+    reservation_hold_s: float = 900.0
+    """An unconfirmed plan keeps its pod's plan_and_apply slot (and counts as demand) this long;
+    after it, a waiting plan may take the slot (the stored plan can apply on any pod)."""
     apply_wait_deadline_s: float = 1800.0
     """A confirmed apply that found no capacity for this long fails loudly (workspace unlocked)."""
     idle_pod_cooldown_s: float = 60.0

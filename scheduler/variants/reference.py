@@ -634,24 +634,31 @@ class ReferencePolicy:
                     choice = (pod, slot)
                     break
             if choice is None and task.task_type is TaskType.PLAN_AND_APPLY:
-                choice = self.preempt_reservation(task, usable, held)
+                choice = self.preempt_reservation(task, usable, held, any_age=action == "apply")
             if choice is None:
                 self.note_failure(task, action, "no free slot on a pod with a connected agent")
                 continue
             self.dispatch(task, action, choice[0], choice[1], held)
 
-    def preempt_reservation(self, task: Task, usable: list[str], held: dict[str, list[Task]]) -> tuple[str, int] | None:
-        """A reservation is a preference, not a lock: a confirmed apply, or a plan that would
-        otherwise wait, may take the plan_and_apply slot of an unconfirmed one (its plan is
-        stored, it can apply on any pod once confirmed). Without this, plans nobody confirms
-        hold every pod's plan_and_apply slot until their TTL (F11 starvation)."""
+    def held_reservation(self, t: Task) -> bool:
+        """An unconfirmed plan's reservation within its hold time: kept, and counted as demand."""
+        return (t.status is TaskStatus.APPLY_PENDING and not t.confirmed and bool(t.k8s_pod_name)
+                and self.ctx.now - (t.completed_at or t.updated_at) < self.cfg.reservation_hold_s)
+
+    def preempt_reservation(self, task: Task, usable: list[str], held: dict[str, list[Task]],
+                            *, any_age: bool) -> tuple[str, int] | None:
+        """A reservation is a preference, not a lock: a confirmed apply may take the
+        plan_and_apply slot of any unconfirmed plan, and a plan that would otherwise wait may
+        take one held longer than `reservation_hold_s` (the stored plan can apply on any pod
+        once confirmed). Without this, plans nobody confirms hold every pod's plan_and_apply
+        slot until their TTL (F11 starvation)."""
         for pod in usable:
             occupants = held.get(pod, [])
             if any(t.status is TaskStatus.RUNNING and t.task_type is TaskType.PLAN_AND_APPLY for t in occupants):
                 continue
             for victim in occupants:
                 if (victim.id != task.id and victim.status is TaskStatus.APPLY_PENDING
-                        and not victim.confirmed):
+                        and not victim.confirmed and (any_age or not self.held_reservation(victim))):
                     if self.cas(victim, "reservation preempted by a confirmed apply",
                                 k8s_pod_name="", slot_id=None) is None:
                         return None
@@ -729,9 +736,9 @@ class ReferencePolicy:
         wanted = {t.id for t, _ in self.runnable(mine, workspaces)}
         pa = plans = 0
         for t in mine:
-            # Unconfirmed reservations are not demand: they can be preempted, and a plan
-            # nobody confirms must not hold a pod up for its whole TTL.
-            if not (t.status is TaskStatus.RUNNING or t.id in wanted):
+            # A reservation past its hold time is no demand: a plan nobody confirms must not
+            # hold a pod up for its whole TTL, and a waiting plan may take its slot.
+            if not (t.status is TaskStatus.RUNNING or t.id in wanted or self.held_reservation(t)):
                 continue
             if t.task_type is TaskType.PLAN_AND_APPLY:
                 pa += 1

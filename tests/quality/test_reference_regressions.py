@@ -47,16 +47,21 @@ def test_a_lock_whose_owner_went_back_to_pending_is_released():
 def test_a_plan_nobody_confirms_does_not_hold_its_pod_against_other_workspaces():
     # mixed-chaos-day seed 46: plans nobody confirmed held the plan_and_apply slot of every
     # pod of a pool at max_replicas, and new plan_and_apply tasks waited for hours (F11).
+    # A reservation is kept for its hold time (15 min), then a waiting plan may take it.
     s = paths.Script("reference", workspaces=("ws-a", "ws-b"),
                      pool=paths.Pool("pool-1", min_replicas=1, max_replicas=1))
     s.create(5, "ws-a")
     s.run(150)  # task 1 waits for a confirm that never comes, reserving the only pod
+    plan_end = s.task(1).completed_at
     s.create(200, "ws-b")
-    s.run(400)
+    s.run(plan_end + 900 - 1)
+    assert s.task(2).status is TaskStatus.PENDING  # the reservation is still held
+    s.run(plan_end + 1000)
     assert s.task(2).status is TaskStatus.APPLY_PENDING  # planned on the same pod
-    reasons = [e.reason for e in s.history.events if e.kind is Kind.SLOT_RELEASED and e.task == 1]
-    assert reasons == ["preempted by task 2"]
-    s.confirm(500, 1)  # task 1's plan is stored: it still applies, on whatever slot is free
-    s.confirm(500, 2)
-    s.run(2000)
+    released = [e for e in s.history.events if e.kind is Kind.SLOT_RELEASED and e.task == 1]
+    assert [e.reason for e in released] == ["preempted by task 2"]
+    assert plan_end + 900 <= released[0].t <= plan_end + 905  # at the next reconcile
+    s.confirm(plan_end + 1100, 1)  # task 1's plan is stored: it still applies, on any slot
+    s.confirm(plan_end + 1100, 2)
+    s.run(plan_end + 3000)
     assert {s.task(1).status, s.task(2).status} == {TaskStatus.APPLIED}
