@@ -8,6 +8,7 @@ write, so the loop settles.
 
 from __future__ import annotations
 
+import abc
 import logging
 import threading
 import time
@@ -18,13 +19,14 @@ from chaos.cluster.storage import Store
 log = logging.getLogger(__name__)
 
 
-class Controller:
+class Controller(abc.ABC):
     name = "controller"
     period_s: float = 1.0  # real seconds between passes when nothing changes
     on_change = True  # also run when the store changes
 
+    @abc.abstractmethod
     def sync(self, now: float) -> None:
-        raise NotImplementedError
+        """One level-triggered pass: recompute what is wanted from the whole store."""
 
 
 class Runner:

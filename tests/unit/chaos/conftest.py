@@ -8,27 +8,20 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 
 import pytest
 from kubernetes import client
 
 from chaos.cluster import kubeconfig
 from chaos.cluster.cluster import LocalCluster
+from tests import waiting
 
 SCALE = 20.0
 KUBECTL = shutil.which("kubectl")
 
 
 def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    return waiting.wait_for(predicate, timeout, interval, what)
 
 
 @pytest.fixture

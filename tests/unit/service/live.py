@@ -13,12 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests import waiting
 
 USER_TOKEN = "alice-token"
 OTHER_TOKEN = "bob-token"
@@ -33,16 +33,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.03,
-             what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.03, what: str = "condition"):
+    return waiting.wait_for(predicate, timeout, interval, what)
 
 
 class LiveRun:
