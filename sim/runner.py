@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim.config import WorldConfig
+from sim.gc_pause import paused
 from sim.world import World
 
 
@@ -26,7 +27,8 @@ class RunOutput:
 
 
 def run(cfg: WorldConfig, scheduler: str, seed: int, *, perturb_ties: bool = False) -> RunOutput:
-    world = World(cfg, scheduler, seed, perturb_ties=perturb_ties)
-    rows = world.run()
+    with paused():
+        world = World(cfg, scheduler, seed, perturb_ties=perturb_ties)
+        rows = world.run()
     return RunOutput(cfg.name, scheduler, seed, rows, world.kernel.events, cfg.end_s,
                      world.faults.fired, world.faults.missed)

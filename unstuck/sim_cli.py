@@ -30,6 +30,7 @@ from scheduler import history as histories
 from scheduler.variants import NAMES
 from sim import runner
 from sim.config import WorldConfig
+from sim.gc_pause import paused
 from unstuck import checker, results
 from unstuck import scenario as scenarios
 from unstuck.checker import INVARIANTS
@@ -76,6 +77,11 @@ class SeedResult:
 
 def run_job(job: Job) -> SeedResult:
     """One seed: run, judge, summarise. Runs inside a worker process."""
+    with paused():  # judging walks the same long-lived rows (sim/gc_pause.py)
+        return _run_job(job)
+
+
+def _run_job(job: Job) -> SeedResult:
     t0 = time.perf_counter()
     out = runner.run(job.cfg, job.scheduler, job.seed, perturb_ties=job.perturb_ties)
     verdict, metrics = checker.judge(out.rows)

@@ -1,0 +1,26 @@
+"""Pause Python's cyclic garbage collector while a run builds its history.
+
+Why: a simulated day appends hundreds of thousands of long-lived history events and rows,
+and almost nothing it allocates is cyclic garbage (plain refcounting frees it). The
+generational collector still walks every live container again and again as they age: that
+cost 38 % of a `seed` mixed-chaos-day run (17.7 s against 11.0 s) and changed nothing, since
+peak RSS was the same with it paused (792 MB either way). The previous state is restored on
+exit, so nesting is safe and a caller that already disabled the collector keeps it off.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
