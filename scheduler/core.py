@@ -54,6 +54,7 @@ class Context:
         self.settings = settings
         self.now = 0.0
         self.memory: Any = None
+        self.recorded = 0  # history events recorded so far: "did this step decide anything?"
 
     # Asynchrony.
     def spawn(self, delay: float, name: str, *args: Any) -> None:
@@ -75,6 +76,7 @@ class Context:
 
     # History.
     def record(self, kind: Kind, **fields: Any) -> None:
+        self.recorded += 1
         self.history.append(HistoryEvent(self.now, kind, Source.SCHEDULER, **fields))
 
     def transition(self, before: Task | TaskStatus | None, after: Task, reason: str, **data: Any) -> None:

@@ -57,6 +57,11 @@ class RunTask:
 
 
 class Store(Protocol):
+    """Durable state. A store may also offer `revision: int`, a counter that changes with
+    every write it commits (MemoryStore does): a policy that saw the same revision twice
+    knows nothing was written in between. A store without one (the SQL stores, where other
+    replicas write too) makes such policies look every time."""
+
     # Tasks.
     def next_task_id(self) -> int: ...
     def insert_task(self, task: Task) -> None: ...

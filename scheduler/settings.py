@@ -106,6 +106,10 @@ class ReferencePolicy:
     """A new pod's agent has this long to connect before the pod counts as unhealthy."""
     report_grace_s: float = 25.0
     """A running task missing from its agent's heartbeats for this long after dispatch is lost."""
+    skip_quiet_reconciles: bool = True
+    """Skip a periodic reconcile when the last one changed nothing, nothing has happened
+    since, and no deadline or timeout has come due: it would change nothing either. Needs a
+    store with a `revision`; off, every pass runs (the histories are byte-identical)."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ class MemoryStore(FailureInjection):
         self._agents: dict[str, AgentRow] = {}
         self._plans: dict[int, PlanArtifact] = {}
         self._next_id = 1
+        # Bumped by every write: a reader that saw revision r and sees r again knows
+        # nothing changed in between (the reference skips reconciles that would be no-ops).
+        self.revision = 0
 
     # Tasks.
     def next_task_id(self) -> int:
@@ -34,6 +37,7 @@ class MemoryStore(FailureInjection):
         self._tasks[task.id] = task.copy()
         self._index(None, self._tasks[task.id])
         self._next_id = max(self._next_id, task.id + 1)
+        self.revision += 1
 
     def get_task(self, task_id: int) -> Task | None:
         t = self._tasks.get(task_id)
@@ -70,6 +74,7 @@ class MemoryStore(FailureInjection):
         stored.version = (old.version if old is not None else task.version) + 1
         self._tasks[task.id] = stored
         self._index(old, stored)
+        self.revision += 1
 
     def cas_task(self, task_id: int, expected_version: int, **changes) -> Task | None:
         if "id" in changes:
@@ -82,11 +87,13 @@ class MemoryStore(FailureInjection):
         new.version = old.version + 1
         self._tasks[task_id] = new
         self._index(old, new)
+        self.revision += 1
         return new.copy()
 
     # Workspaces.
     def put_workspace(self, workspace: Workspace) -> None:
         self._workspaces[workspace.id] = workspace.copy()
+        self.revision += 1
 
     def get_workspace(self, workspace_id: str) -> Workspace | None:
         w = self._workspaces.get(workspace_id)
@@ -98,10 +105,12 @@ class MemoryStore(FailureInjection):
     def save_workspace(self, workspace: Workspace) -> None:
         self.failures.check("save workspace")
         self._workspaces[workspace.id] = workspace.copy()
+        self.revision += 1
 
     # Pools, agents, plans.
     def put_pool(self, pool: Pool) -> None:
         self._pools[pool.id] = pool.copy()
+        self.revision += 1
 
     def get_pool(self, pool_id: str) -> Pool | None:
         p = self._pools.get(pool_id)
@@ -113,6 +122,7 @@ class MemoryStore(FailureInjection):
     def put_agent(self, agent: AgentRow) -> None:
         self.failures.check("put agent")
         self._agents[agent.id] = agent.copy()
+        self.revision += 1
 
     def get_agent(self, agent_id: str) -> AgentRow | None:
         a = self._agents.get(agent_id)
@@ -127,10 +137,12 @@ class MemoryStore(FailureInjection):
 
     def delete_agent(self, agent_id: str) -> None:
         self._agents.pop(agent_id, None)
+        self.revision += 1
 
     def put_plan(self, artifact: PlanArtifact) -> None:
         self.failures.check("put plan")
         self._plans[artifact.task_id] = artifact
+        self.revision += 1
 
     def get_plan(self, task_id: int) -> PlanArtifact | None:
         return self._plans.get(task_id)

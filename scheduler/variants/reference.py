@@ -57,8 +57,9 @@ class PodView:
     pool_id: str
     alive: bool = True  # Running/Pending and not terminating
     created_at: float = 0.0
-    idle_since: float = 0.0
+    idle_since: float = 0.0  # when a reconcile first saw it without a task or reservation
     cost: int | None = None  # the deletion cost we last wrote
+    busy: bool = False  # what the last reconcile saw
 
 
 @dataclass
@@ -82,6 +83,13 @@ class RefMemory:
     undelivered: dict[int, int] = field(default_factory=dict)  # task -> fence never delivered
     last_failure: dict[int, str] = field(default_factory=dict)
     pod_seq: int = 0
+    # Quiet-pass skipping (see `reconcile_needed`): what the last reconcile that changed
+    # nothing saw, and when the first deadline after it falls due.
+    dirty: bool = True
+    quiet_at: float = 0.0
+    quiet_revision: int | None = None
+    quiet_until: float = 0.0
+    unheard: frozenset[str] = frozenset()  # agents whose heartbeats lack a task they run
 
 
 class ReferencePolicy:
@@ -91,6 +99,7 @@ class ReferencePolicy:
         self.ctx = ctx
         self.memory: RefMemory | None = None
         self.cfg = ctx.settings.reference
+        self._seen: tuple[int, list[Task], dict[str, Workspace]] | None = None
 
     @property
     def mem(self) -> RefMemory:
@@ -99,6 +108,20 @@ class ReferencePolicy:
                 "the scheduler has not booted: send a Restart event first (it doubles as boot)"
             )
         return self.memory
+
+    def active(self) -> tuple[list[Task], dict[str, Workspace]]:
+        """The non-terminal tasks and the workspaces, as stored now. Reused while the store's
+        `revision` is unchanged: a reconcile and the HPA's demand reads between writes see
+        the same records, and nothing here mutates a record it read."""
+        store = self.ctx.store
+        revision = getattr(store, "revision", None)
+        if revision is not None and self._seen is not None and self._seen[0] == revision:
+            return self._seen[1], self._seen[2]
+        tasks = store.list_tasks(statuses=ACTIVE)
+        workspaces = {w.id: w for w in store.list_workspaces()}
+        if revision is not None:
+            self._seen = (revision, tasks, workspaces)
+        return tasks, workspaces
 
     # ------------------------------------------------------------------ writes
     def cas(self, task: Task, reason: str, **changes) -> Task | None:
@@ -109,7 +132,9 @@ class ReferencePolicy:
             self.ctx.record(Kind.STORE_WRITE_FAILED, task=task.id, workspace=task.workspace_id,
                             reason=str(err), data={"op": reason})
             return None
-        if new is not None:
+        if new is None:
+            self.mem.dirty = True  # lost a race: look again next time
+        else:
             self.ctx.transition(task, new, reason)
             if new.fence != task.fence:
                 self.mem.undelivered.pop(task.id, None)
@@ -151,6 +176,7 @@ class ReferencePolicy:
 
     def kick(self) -> None:
         """Ask for a reconcile right after this event (deduplicated per instant)."""
+        self.mem.dirty = True
         if self.mem.kick_at != self.ctx.now:
             self.mem.kick_at = self.ctx.now
             self.ctx.spawn(0.0, "reconcile", False)
@@ -402,8 +428,14 @@ class ReferencePolicy:
         view = self.mem.agents.get(e.agent_id)
         if view is None:
             return ev.Outcome(False, 404, message="agent not registered: connect first")
+        current = tuple(e.current_tasks)
+        if (not view.connected or current != view.current_tasks or e.agent_id in self.mem.unheard
+                or self.ctx.now - view.last_seen > min(self.cfg.report_grace_s, self.cfg.agent_timeout_s)):
+            # News for the reconcile: a task appeared or went, a task it should run is
+            # still missing, or an agent that had gone quiet is back.
+            self.mem.dirty = True
         view.connected, view.last_seen = True, self.ctx.now
-        view.current_tasks, view.heartbeat_at = tuple(e.current_tasks), self.ctx.now
+        view.current_tasks, view.heartbeat_at = current, self.ctx.now
         return ev.Outcome(True, 200)
 
     def on_agent_disconnected(self, e: ev.AgentDisconnected) -> None:
@@ -458,10 +490,77 @@ class ReferencePolicy:
             self.ctx.spawn(self.cfg.reconcile_period_s, "reconcile", True)
         else:
             self.mem.kick_at = None
+        if not self.reconcile_needed():
+            return
+        mem, store = self.mem, self.ctx.store
+        revision, recorded = getattr(store, "revision", None), self.ctx.recorded
+        mem.dirty = False
         self.reconcile()
+        if mem.dirty or self.ctx.recorded != recorded or getattr(store, "revision", None) != revision:
+            mem.dirty = True  # it acted: the next pass may act on what this one did
+        else:
+            mem.quiet_at, mem.quiet_revision = self.ctx.now, revision
+            mem.quiet_until, mem.unheard = self.next_deadline()
+
+    def reconcile_needed(self) -> bool:
+        """Would a reconcile now change anything? False only when the last pass changed
+        nothing, no event or store write has come since, and no time threshold it tests has
+        been crossed: the pass is a pure function of (store, memory, now), so it would change
+        nothing again. Tested by running every scenario with and without skipping and
+        comparing the histories byte for byte (tests/unit/sim/test_quiet_reconcile.py)."""
+        mem = self.mem
+        if not self.cfg.skip_quiet_reconciles or mem.dirty or mem.quiet_revision is None:
+            return True
+        if getattr(self.ctx.store, "revision", None) != mem.quiet_revision:
+            return True
+        now = self.ctx.now
+        if now >= mem.quiet_until:
+            return True
+        # Agents age without events: a heartbeat that stops is the news.
+        since, grace, timeout = mem.quiet_at, self.cfg.report_grace_s, self.cfg.agent_timeout_s
+        for view in mem.agents.values():
+            if since <= view.last_seen + timeout <= now:
+                return True
+            if view.connected and since <= view.last_seen + grace <= now:
+                return True
+        return False
+
+    def next_deadline(self) -> tuple[float, frozenset[str]]:
+        """The first instant after now at which a condition the reconcile tests on a clock
+        may flip, over the state it just saw (thresholds already past have flipped), and the
+        agents whose next heartbeat matters because a task they run is missing from it."""
+        cfg, mem, now = self.cfg, self.mem, self.ctx.now
+        marks: list[float] = []
+        unheard: set[str] = set()
+        busy = set()
+        for t in self.active()[0]:
+            if t.k8s_pod_name:
+                busy.add(t.k8s_pod_name)
+            if t.attempts:
+                marks.append(t.updated_at + cfg.retry_backoff_s[min(t.attempts - 1, len(cfg.retry_backoff_s) - 1)])
+            if t.status is TaskStatus.RUNNING:
+                marks.append((t.started_at or 0.0) + cfg.run_timeout_s)
+                view = mem.agents.get(t.agent_id or "")
+                if view is None:
+                    marks.append(mem.booted_at + cfg.agent_timeout_s)
+                elif t.id not in view.current_tasks:
+                    unheard.add(view.agent_id)
+            elif t.status is TaskStatus.APPLY_PENDING:
+                if t.confirmed:
+                    marks.append((t.apply_confirmed_at or 0.0) + cfg.apply_wait_deadline_s)
+                else:
+                    done = t.completed_at or t.updated_at
+                    marks += (done + cfg.plan_ttl_s, done + cfg.reservation_hold_s)
+        for v in mem.pods.values():
+            if v.alive:
+                since = max(v.created_at, mem.booted_at)
+                marks += (since + cfg.agent_startup_grace_s, since + cfg.agent_timeout_s)
+                if v.name not in busy:
+                    marks.append(v.idle_since + cfg.idle_pod_cooldown_s)
+        return min((m for m in marks if m >= now), default=math.inf), frozenset(unheard)
 
     def reconcile(self) -> None:
-        tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
+        tasks = self.active()[0]
         for task in tasks:
             if task.status is TaskStatus.RUNNING:
                 self.check_running(task)
@@ -474,14 +573,13 @@ class ReferencePolicy:
                     if new is not None:
                         self.release_slot_of(task, "plan expired")
                         self.unlock_if_owner(new, "plan expired unconfirmed")
-        workspaces = {w.id: w for w in self.ctx.store.list_workspaces()}
-        self.release_orphan_locks(workspaces)
+        self.release_orphan_locks(self.active()[1])
         pools = self.ctx.store.list_pools()
-        tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
+        tasks, workspaces = self.active()
         ready = self.runnable(tasks, workspaces)
         for pool in pools:
             self.dispatch_pool(pool, tasks, workspaces, ready)
-        tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
+        tasks, workspaces = self.active()
         for pool in pools:
             self.scale_pool(pool, tasks, workspaces)
 
@@ -540,8 +638,7 @@ class ReferencePolicy:
             if owner is None or owner.status not in (TaskStatus.APPLY_PENDING, TaskStatus.RUNNING):
                 why = "lock owner has ended" if owner is None or owner.terminal else \
                     "lock owner is back in pending"
-                if self.set_lock(ws.id, None, why):
-                    ws.is_locked, ws.lock_task_id = False, None
+                self.set_lock(ws.id, None, why)
 
     # ------------------------------------------------------------------ dispatch
     def usable_pods(self, pool_id: str) -> list[str]:
@@ -715,7 +812,7 @@ class ReferencePolicy:
     def busy_pods(self, tasks: list[Task] | None = None) -> set[str]:
         """Pods holding a running task or a reservation."""
         if tasks is None:
-            tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
+            tasks = self.active()[0]
         return {t.k8s_pod_name for t in tasks if t.k8s_pod_name
                 and t.status in (TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)}
 
@@ -728,10 +825,8 @@ class ReferencePolicy:
                workspaces: dict[str, Workspace] | None = None) -> int:
         """Pods this pool needs now: one per plan_and_apply that runs or may start (a confirmed
         apply_pending without a slot included), and one per 3 plans."""
-        if tasks is None:
-            tasks = self.ctx.store.list_tasks(statuses=ACTIVE)
-        if workspaces is None:
-            workspaces = {w.id: w for w in self.ctx.store.list_workspaces()}
+        if tasks is None or workspaces is None:
+            tasks, workspaces = self.active()
         mine = [t for t in tasks if self.pool_of(t, workspaces) == pool_id]
         wanted = {t.id for t, _ in self.runnable(mine, workspaces)}
         pa = plans = 0
@@ -759,8 +854,9 @@ class ReferencePolicy:
         busy_pods = self.busy_pods(tasks)
         for v in views:
             busy = v.name in busy_pods
-            if busy:
+            if v.busy and not busy:
                 v.idle_since = self.ctx.now
+            v.busy = busy
             cost = self.cfg.reservation_deletion_cost if busy else 0
             if v.alive and v.cost != cost and pool.manager in ("deployment", "hpa"):
                 try:
@@ -769,7 +865,7 @@ class ReferencePolicy:
                     self.ctx.record(Kind.POD_ANNOTATE, pod=v.name,
                                     data={"annotations": {DELETION_COST: str(cost)}})
                 except ClusterError:
-                    pass
+                    mem.dirty = True  # not written: try again next pass
         # A pod whose agent is gone is no capacity: replace it (its runs are already
         # resolved as lost, and fenced).
         for v in views:
@@ -786,7 +882,7 @@ class ReferencePolicy:
                     self.ctx.record(Kind.SCALE, reason=f"demand {need}",
                                     data={"pool": pool.id, "replicas": desired})
                 except ClusterError:
-                    pass
+                    mem.dirty = True
             return
         if desired > len(capacity):
             for _ in range(desired - len(capacity)):
@@ -795,6 +891,7 @@ class ReferencePolicy:
                 try:
                     self.ctx.cluster.create_pod(pool.id, name)
                 except ClusterError:
+                    mem.dirty = True
                     break
                 mem.pods[name] = PodView(name, pool.id, True, self.ctx.now, self.ctx.now)
                 self.ctx.record(Kind.POD_CREATE, pod=name, reason=f"demand {need}",
@@ -810,6 +907,7 @@ class ReferencePolicy:
         try:
             self.ctx.cluster.delete_pod(name)
         except ClusterError:
+            self.mem.dirty = True
             return
         view = self.mem.pods.get(name)
         if view is not None:
