@@ -49,16 +49,17 @@ class MemoryStore(FailureInjection):
         workspace_id: str | None = None,
         statuses: Iterable[TaskStatus] | None = None,
     ) -> list[Task]:
-        if statuses is None:
-            ids: list[int] = sorted(self._by_workspace.get(workspace_id, ()) if workspace_id
-                                    is not None else self._tasks)
+        tasks = self._tasks
+        if workspace_id is not None:
+            ids = self._by_workspace.get(workspace_id, ())
+            if statuses is not None:
+                wanted = frozenset(statuses)
+                ids = [i for i in ids if tasks[i].status in wanted]
+        elif statuses is not None:
+            ids = [i for st in frozenset(statuses) for i in self._by_status.get(st, ())]
         else:
-            ids = sorted(i for st in set(statuses) for i in self._by_status.get(st, ()))
-        return [
-            self._tasks[i].copy()
-            for i in ids
-            if workspace_id is None or self._tasks[i].workspace_id == workspace_id
-        ]
+            ids = tasks
+        return [tasks[i].copy() for i in sorted(ids)]
 
     def _index(self, old: Task | None, new: Task) -> None:
         if old is not None:
