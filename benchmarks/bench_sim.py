@@ -2,10 +2,11 @@
 
 1. The full model's events per second against a bare SimPy loop with the same number of
    events (a process doing `yield env.timeout(1)`): how much the world, the scheduler core and
-   the history cost on top of SimPy itself. Measured on one seed of `--model-scenario` (the
-   checker is not part of this figure).
-2. The time compression of mixed-chaos-day: simulated seconds per wall second, one seed, for
-   each scheduler (run + judge).
+   the history cost on top of SimPy itself. Measured on one seed of each `--model-scenario`
+   (the checker is not part of this figure), then the world's kernel alone with no-op
+   callbacks, which shows that the cost is in what the events do, not in scheduling them.
+2. The time compression of mixed-chaos-day: wall seconds and simulated seconds per wall
+   second, per seed, for each scheduler (run + judge, exactly the per-seed job of `unstuck sim`).
 3. Seeds per minute for the whole suite (every shipped scenario, its default seed count, each
    scheduler) on all cores, through the same process pool as `unstuck sim`.
 
@@ -27,8 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sim import runner  # noqa: E402
-from unstuck import checker, scenario  # noqa: E402
-from unstuck.sim_cli import Job, run_batches  # noqa: E402
+from sim.kernel import Kernel  # noqa: E402
+from unstuck import scenario  # noqa: E402
+from unstuck.sim_cli import Job, run_batches, run_job  # noqa: E402
 
 
 def bare_simpy(n: int) -> float:
@@ -44,6 +46,20 @@ def bare_simpy(n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def kernel_rate(n: int) -> float:
+    """The world's kernel alone: n callback events that do nothing, one after another."""
+    k = Kernel()
+
+    def tick(left: int) -> None:
+        if left:
+            k.after(1.0, tick, left - 1)
+
+    k.after(0.0, tick, n - 1)
+    t0 = time.perf_counter()
+    k.run(float(n + 1))
+    return n / (time.perf_counter() - t0)
+
+
 def model_rate(path: Path, sched: str, seed: int) -> tuple[int, float]:
     cfg = scenario.load(path).world()
     t0 = time.perf_counter()
@@ -54,28 +70,36 @@ def model_rate(path: Path, sched: str, seed: int) -> tuple[int, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--schedulers", default="seed,seed-proposal,seed-head,reference")
-    ap.add_argument("--model-scenario", default=str(ROOT / "scenarios/pod-kill-reserved-slot.yaml"))
+    ap.add_argument("--model-scenario", default=",".join(
+        str(ROOT / f"scenarios/{n}.yaml") for n in ("pod-kill-reserved-slot", "mixed-chaos-day")))
     ap.add_argument("--suite-seeds", type=int, default=None)
     ap.add_argument("--skip-suite", action="store_true")
+    ap.add_argument("--day-seeds", type=int, default=1, help="mixed-chaos-day seeds per scheduler")
     args = ap.parse_args()
     scheds = args.schedulers.split(",")
 
     print("1. model events/s vs a bare SimPy loop with the same number of events")
-    for s in scheds:
-        events, rate = model_rate(Path(args.model_scenario), s, 0)
-        bare = bare_simpy(events)
-        print(f"   {s:14s} {events:8d} events  model {rate:9.0f}/s  bare {bare:9.0f}/s  "
-              f"ratio {rate / bare:6.1%}")
+    for path in args.model_scenario.split(","):
+        print(f"   {Path(path).stem}")
+        for s in scheds:
+            events, rate = model_rate(Path(path), s, 0)
+            bare = bare_simpy(events)
+            print(f"   {s:14s} {events:8d} events  model {rate:9.0f}/s ({1e6 / rate:5.1f} us each)  "
+                  f"bare {bare:9.0f}/s ({1e6 / bare:4.2f} us)  ratio {rate / bare:6.1%}")
+    n = 100_000
+    kernel, bare = kernel_rate(n), bare_simpy(n)
+    print(f"   the kernel alone (no-op callbacks): {kernel:9.0f}/s against bare {bare:9.0f}/s, "
+          f"ratio {kernel / bare:6.1%}: the rest of each model event is the world and the scheduler")
 
-    print("2. mixed-chaos-day time compression (one seed, run + judge)")
+    print("2. mixed-chaos-day time compression (run + judge, as `unstuck sim` does it per seed)")
     cfg = scenario.load(ROOT / "scenarios/mixed-chaos-day.yaml").world()
     for s in scheds:
-        t0 = time.perf_counter()
-        out = runner.run(cfg, s, 0)
-        checker.judge(out.rows)
-        wall = time.perf_counter() - t0
-        print(f"   {s:14s} {wall:7.2f} s wall  {out.sim_s / wall:9.0f} simulated s per wall s  "
-              f"({len(out.rows)} rows)")
+        for seed in range(args.day_seeds):
+            t0 = time.perf_counter()
+            result = run_job(Job(cfg, s, seed, False, None, False, False))
+            wall = time.perf_counter() - t0
+            print(f"   {s:14s} seed {seed}  {wall:7.2f} s wall ({wall / 2.0:5.0%} of the 2 s target)  "
+                  f"{cfg.end_s / wall:9.0f} simulated s per wall s  ({result.rows} rows)")
 
     if args.skip_suite:
         return
