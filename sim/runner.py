@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from scheduler.gc_pause import paused
 from sim.config import WorldConfig
-from sim.gc_pause import paused
 from sim.world import World
 
 

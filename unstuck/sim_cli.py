@@ -27,10 +27,10 @@ from rich.console import Console
 from rich.table import Table
 
 from scheduler import history as histories
+from scheduler.gc_pause import paused
 from scheduler.variants import NAMES
 from sim import runner
 from sim.config import WorldConfig
-from sim.gc_pause import paused
 from unstuck import checker, results
 from unstuck import scenario as scenarios
 from unstuck.checker import INVARIANTS
@@ -77,7 +77,7 @@ class SeedResult:
 
 def run_job(job: Job) -> SeedResult:
     """One seed: run, judge, summarise. Runs inside a worker process."""
-    with paused():  # judging walks the same long-lived rows (sim/gc_pause.py)
+    with paused():  # judging walks the same long-lived rows (scheduler/gc_pause.py)
         return _run_job(job)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from scheduler.gc_pause import paused
 from unstuck.checker import invariants, metrics, timelines
 from unstuck.checker.metrics import Metrics, measure, summary
 from unstuck.checker.timelines import Row, Timelines
@@ -44,7 +45,7 @@ def check(
     passing them overrides it. Raises `HistoryInvalid` when neither gives a value, or the rows
     are malformed.
     """
-    with timelines.collector_paused():
+    with paused():
         return _check(rows if isinstance(rows, Timelines) else timelines.build(
             rows, bound_s=bound_s, drain_s=drain_s))
 
@@ -70,6 +71,6 @@ def judge(
     rows: Iterable[Row], *, bound_s: float | None = None, drain_s: float | None = None
 ) -> tuple[Verdict, Metrics]:
     """`check` and `measure` over one grouping of the rows: what a seed's worker calls."""
-    with timelines.collector_paused():
+    with paused():
         tl = timelines.build(rows, bound_s=bound_s, drain_s=drain_s)
         return _check(tl), metrics.measure(tl)

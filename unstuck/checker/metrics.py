@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from scheduler.gc_pause import paused
 from unstuck.checker import timelines
 from unstuck.checker.timelines import Row, TaskLine, Timelines
 
@@ -274,7 +275,7 @@ def stuck_durations(history: Iterable[Row] | Timelines) -> list[StuckDuration]:
 
 
 def measure(history: Iterable[Row] | Timelines) -> Metrics:
-    with timelines.collector_paused():
+    with paused():
         tl = _tl(history)
         return Metrics(
             recovery=tuple(recovery_latencies(tl)),
