@@ -1,17 +1,26 @@
 """Skipping quiet reconciles is an optimisation, not a behaviour: with it on or off, every
-shipped scenario gives the same history, byte for byte, while far fewer passes run."""
+shipped scenario gives the same history, byte for byte, while far fewer passes run; and two
+scripted worlds driven by the same random faults stay identical event for event."""
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from scheduler import events as ev
 from scheduler import history
+from scheduler.model import Pool, TaskType
 from scheduler.settings import ReferencePolicy, SeedQuirks, Settings
+from scheduler.testing import Script
 from scheduler.variants.reference import ReferencePolicy as Reference
 from sim.world import World
 from unstuck.scenario import load
 
+TWIN_WORKSPACES = ("ws-1", "ws-2", "ws-3")
 SCENARIOS = sorted(p for p in Path("scenarios").glob("*.yaml") if p.stem != "mixed-chaos-day")
 
 
@@ -55,9 +64,6 @@ def test_on_a_chaotic_day_most_periodic_passes_are_skipped():
 def test_a_run_missing_from_quiet_heartbeats_is_still_noticed():
     """No event arrives when an agent silently drops a run: only its heartbeats, which stop
     listing the task, tell. Skipping must not hide that the report grace ran out."""
-    from scheduler.model import TaskType
-    from scheduler.testing import Script
-
     def requeued_at(skip: bool) -> tuple[float, str]:
         s = Script("reference", settings=Settings(reference=ReferencePolicy(skip_quiet_reconciles=skip)),
                    plan_s=600.0)
@@ -74,3 +80,110 @@ def test_a_run_missing_from_quiet_heartbeats_is_still_noticed():
     (t_skip, d_skip), (t_all, d_all) = requeued_at(True), requeued_at(False)
     assert t_skip == t_all and d_skip == d_all
     assert t_skip == 230.0  # the first heartbeat more than 25 s after the dispatch at 200
+
+
+def test_a_run_that_never_reports_times_out_on_time():
+    """An agent that keeps listing a task in its heartbeats but never reports sends no news
+    at all; only the run timeout ends it, and skipping must not delay it."""
+
+    def timed_out_at(skip: bool) -> tuple[float, str]:
+        s = Script("reference", settings=Settings(reference=ReferencePolicy(skip_quiet_reconciles=skip)),
+                   plan_s=10_000.0)
+        s.create(200.0, task_type=TaskType.PLAN)
+        s.run(4000.0)
+        rows = s.finish()
+        lost = [r["t"] for r in rows if r["kind"] == "task.transition"
+                and r["reason"] == "plan lost: run timed out"]
+        assert lost, f"skip={skip}: the silent run never timed out"
+        return lost[0], history.digest(rows)
+
+    (t_skip, d_skip), (t_all, d_all) = timed_out_at(True), timed_out_at(False)
+    assert t_skip == t_all and d_skip == d_all
+    assert 3800.0 <= t_skip <= 3805.0  # dispatched at 200, run_timeout_s 3600, 5 s passes
+
+
+class Twins(RuleBasedStateMachine):
+    """Two scripted worlds, one skipping quiet reconciles and one not, driven by the same
+    random steps. After every step their histories must be the same, event for event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.worlds = [Script("reference", workspaces=TWIN_WORKSPACES, agent_connect_s=20.0,
+                              pool=Pool("pool-1", min_replicas=1, max_replicas=3),
+                              plan_s=40.0, apply_s=40.0,
+                              settings=Settings(reference=ReferencePolicy(skip_quiet_reconciles=skip)))
+                       for skip in (True, False)]
+        self.t = 0.0
+        self.wait(1.0)
+
+    def each(self, act) -> None:
+        for s in self.worlds:
+            act(s)
+        self.t += 0.5
+        for s in self.worlds:
+            s.run(self.t)
+
+    @rule(ws=st.sampled_from(TWIN_WORKSPACES), pa=st.booleans())
+    def create(self, ws: str, pa: bool) -> None:
+        kind = TaskType.PLAN_AND_APPLY if pa else TaskType.PLAN
+        self.each(lambda s: s.send(ev.TaskCreated(ws, kind, "alice")))
+
+    @rule(i=st.integers(0, 30), double=st.booleans())
+    def confirm(self, i: int, double: bool) -> None:
+        def go(s: Script) -> None:
+            ids = [t.id for t in s.store.list_tasks()]
+            if ids:
+                s.confirm(self.t, ids[i % len(ids)])
+                if double:
+                    s.confirm(self.t + 0.1, ids[i % len(ids)])
+        self.each(go)
+
+    @rule(i=st.integers(0, 30))
+    def cancel(self, i: int) -> None:
+        def go(s: Script) -> None:
+            ids = [t.id for t in s.store.list_tasks()]
+            if ids:
+                s.send(ev.CancelTask(ids[i % len(ids)], "alice"))
+        self.each(go)
+
+    @rule(i=st.integers(0, 10))
+    def kill_pod(self, i: int) -> None:
+        self.each(lambda s: s.pods and s.kill_pod(self.t, sorted(s.pods)[i % len(s.pods)]))
+
+    @rule(i=st.integers(0, 10), back=st.sampled_from([None, 5.0, 90.0]),
+          pause=st.booleans(), wake=st.sampled_from([None, 30.0, 400.0]))
+    def lose_agent(self, i: int, back: float | None, pause: bool, wake: float | None) -> None:
+        def go(s: Script) -> None:
+            live = sorted(a for a, w in s.agents.items() if w.connected and not w.paused)
+            if not live:
+                return
+            if pause:
+                s.pause_agent(self.t, live[i % len(live)], resume_after=wake)
+            else:
+                s.disconnect_agent(self.t, live[i % len(live)], reconnect_after=back)
+        self.each(go)
+
+    @rule(n=st.integers(1, 3))
+    def fail_writes(self, n: int) -> None:
+        self.each(lambda s: s.fail_writes(self.t, n))
+
+    @rule()
+    def restart(self) -> None:
+        self.each(lambda s: s.restart_scheduler(self.t))
+
+    @rule(dt=st.sampled_from([1.0, 5.0, 15.0, 60.0, 300.0, 1000.0]))
+    def wait(self, dt: float) -> None:
+        self.t += dt
+        for s in self.worlds:
+            s.run(self.t)
+
+    @invariant()
+    def same_history(self) -> None:
+        skipping, every = (s.history.events for s in self.worlds)
+        assert skipping == every, next(
+            f"first difference at event {i}: {a} against {b}"
+            for i, (a, b) in enumerate(itertools.zip_longest(skipping, every)) if a != b)
+
+
+Twins.TestCase.settings = hsettings(max_examples=60, stateful_step_count=40, deadline=None)
+TestTwins = Twins.TestCase
