@@ -4,7 +4,8 @@ Why it cannot leave a task stuck
 --------------------------------
 * **Level-triggered.** Every `reconcile` looks at every non-terminal task in the store and
   moves it forward if it can. A wake-up only says "look again soon"; no timer ever holds the
-  only copy of pending work, so a restart loses nothing.
+  only copy of pending work, so a restart loses nothing. A periodic pass is skipped only when
+  it provably would change nothing (`reconcile_needed`), which keeps a simulated day fast.
 * **Compare-and-set.** Every task write is `Store.cas_task(id, version, ...)`. Two confirms,
   a monitor tick and a confirm, or two replicas can race; only one dispatch wins.
 * **Fencing.** Each dispatch bumps `Task.fence` and sends it with the run. Reports carrying an
