@@ -162,6 +162,18 @@ def expand_schedulers(names: list[str]) -> list[str]:
     return out
 
 
+def run_option_problems(seeds: int | None, seed_start: int, workers: int | None) -> list[str]:
+    """What is wrong with the options `unstuck sim` and `unstuck suite` share."""
+    problems = []
+    if seeds is not None and seeds < 1:
+        problems.append(f"--seeds {seeds}: run at least 1 seed")
+    if seed_start < 0:
+        problems.append(f"--seed-start {seed_start}: seeds are integers >= 0")
+    if workers is not None and workers < 1:
+        problems.append(f"--workers {workers}: use at least 1")
+    return problems
+
+
 def run_batches(jobs: list[Job], workers: int, progress: bool) -> list[SeedResult]:
     if workers <= 1 or len(jobs) <= 1:
         return [run_job(j) for j in jobs]
@@ -249,12 +261,7 @@ def sim(
     if bad:
         problems.append(f"--scheduler {bad[0]!r} is not a scheduler: choose one of "
                         f"{', '.join(NAMES)} or all")
-    if seeds is not None and seeds < 1:
-        problems.append(f"--seeds {seeds}: run at least 1 seed")
-    if seed_start < 0:
-        problems.append(f"--seed-start {seed_start}: seeds are integers >= 0")
-    if workers is not None and workers < 1:
-        problems.append(f"--workers {workers}: use at least 1")
+    problems += run_option_problems(seeds, seed_start, workers)
     if out is not None and out.exists() and not out.is_dir():
         problems.append(f"--out {out}: exists and is not a directory; choose a directory")
     if history is not None and history.is_dir():

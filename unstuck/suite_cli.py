@@ -59,7 +59,7 @@ def suite(
 ) -> None:
     """Run every scenario under every scheduler, write results and the report; exit 0 when written."""
     from unstuck import scenario as scenarios
-    from unstuck.sim_cli import expand_schedulers
+    from unstuck.sim_cli import expand_schedulers, run_option_problems
 
     files, problems = scenario_files(paths or [Path("scenarios")])
     loaded: list[tuple[scenarios.Scenario, Path]] = []
@@ -76,12 +76,7 @@ def suite(
     bad = [n for n in scheds if n not in NAMES]
     if bad:
         problems.append(f"--schedulers {bad[0]!r} is not a scheduler: choose from {', '.join(NAMES)} or all")
-    if seeds is not None and seeds < 1:
-        problems.append(f"--seeds {seeds}: run at least 1 seed")
-    if seed_start < 0:
-        problems.append(f"--seed-start {seed_start}: seeds are integers >= 0")
-    if workers is not None and workers < 1:
-        problems.append(f"--workers {workers}: use at least 1")
+    problems += run_option_problems(seeds, seed_start, workers)
     if out.exists() and not out.is_dir():
         problems.append(f"--out {out}: exists and is not a folder; choose a folder")
     if problems:

@@ -59,9 +59,13 @@ def test_out_writes_parquet_tables_that_load_back(tmp_path):
 def test_bad_input_exits_2_with_every_problem(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("duration_s: 5m\nworkload: [{count: 1, at: [5]}]\n")
-    r = run(app, ["sim", str(bad), "tests/nope.yaml", "--scheduler", "sed"])
+    r = run(app, ["sim", str(bad), "tests/nope.yaml", "--scheduler", "sed",
+                  "--seeds", "0", "--seed-start", "-1", "--workers", "0"])
     assert r.exit_code == 2
     assert f"{bad}: duration_s = '5m' (str): expected seconds as a number; write 300" in r.output
     assert "tests/nope.yaml: no such file" in r.output
     assert "--scheduler 'sed' is not a scheduler" in r.output
+    for part in ("--seeds 0: run at least 1 seed", "--seed-start -1: seeds are integers >= 0",
+                 "--workers 0: use at least 1"):
+        assert part in r.output
     assert "Traceback" not in r.output
