@@ -17,7 +17,7 @@ from typing import Any
 
 from scheduler.gc_pause import paused
 from unstuck.checker import timelines
-from unstuck.checker.timelines import Row, TaskLine, Timelines
+from unstuck.checker.timelines import TERMINAL, Row, TaskLine, Timelines
 
 NAN = float("nan")
 
@@ -37,7 +37,8 @@ class RecoveryHit:
     workspace: str | None
     status_at_fault: str | None
     awaiting_human: bool  # apply_pending and unconfirmed at the fault: clock starts at confirm
-    clock_t: float  # the fault's t, or the confirm's t; NaN when the human never confirmed
+    queued: bool  # a pending plan_and_apply behind earlier ones: clock starts when they end
+    clock_t: float  # the fault's t, the confirm's t or the turn's; NaN when never started
     progress_seq: int | None
     progress_t: float
     latency_s: float  # progress_t - clock_t; NaN unless outcome == "recovered"
@@ -169,54 +170,63 @@ def _status_at(ln: TaskLine, seq: int) -> str | None:
     return status
 
 
-def _queued_behind_human(tl: Timelines, ln: TaskLine, f: Row) -> Row | None | bool:
-    """A pending plan_and_apply queued behind an earlier plan of its workspace that awaits a
-    human's confirm waits on that human too. Returns False when it is not queued so, else
-    the row where the human wait ends (the blocker's confirm or its next status), or None."""
+def _turn(tl: Timelines, pa_of: dict[str | None, list[int]], ln: TaskLine, f: Row) -> Row | None | bool:
+    """A pending plan_and_apply waits its turn behind the earlier plan_and_apply tasks of its
+    workspace that are still active at the fault (per-workspace serialization: no scheduler
+    may start it sooner), however long their plans, confirms and applies take. Returns False
+    when it waits behind none, else the row where the last of them ended, or None when one
+    never ended."""
     if ln.type != "plan_and_apply" or _status_at(ln, f["seq"]) != "pending":
         return False
-    for other in sorted(tl.tasks):
+    turn: Row | None | bool = False
+    for other in pa_of.get(ln.workspace, ()):
+        if other >= ln.task:
+            break
         o = tl.tasks[other]
-        if other >= ln.task or o.workspace != ln.workspace or o.type != "plan_and_apply":
+        status = _status_at(o, f["seq"])
+        if status is None or status in TERMINAL:
             continue
-        if _status_at(o, f["seq"]) != "apply_pending":
-            continue
-        last_plan_end = max((r["seq"] for r, _ in o.status_rows
-                             if r["seq"] <= f["seq"] and r.get("to_status") == "apply_pending"
-                             and r.get("from_status") == "running"), default=-1)
-        if any(last_plan_end < c["seq"] <= f["seq"] for c, _ in o.confirms):
-            continue  # already confirmed: not a human wait
-        ends = [r for r in ([c for c, _ in o.confirms] + [r for r, _ in o.status_rows])
-                if r["seq"] > f["seq"]]
-        return min(ends, key=lambda r: r["seq"]) if ends else None
-    return False
+        end = next((r for r, _ in o.status_rows
+                    if r["seq"] > f["seq"] and r.get("to_status") in TERMINAL), None)
+        if end is None:
+            return None
+        if turn is False or end["seq"] > turn["seq"]:  # type: ignore[index]
+            turn = end
+    return turn
 
 
 def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
     tl = _tl(history)
+    pa_of: dict[str | None, list[int]] = {}  # plan_and_apply task ids per workspace, ascending
+    for task in sorted(tl.tasks):
+        if tl.tasks[task].type == "plan_and_apply":
+            pa_of.setdefault(tl.tasks[task].workspace, []).append(task)
     out = []
     for hit in tl.hits:
         ln = tl.tasks[hit.task]
         f = hit.fault
         nxt = _first_after(ln.progress, f["seq"])
         clock: Row | None = f
-        behind = False if hit.awaiting_human else _queued_behind_human(tl, ln, f)
-        if behind is not False:
-            clock = behind  # None: the human never acted before the run ended
-            if clock is not None and nxt is not None and nxt["seq"] < clock["seq"]:
-                clock = None  # the task moved on (cancelled) before the human acted
-            nxt = _first_after(ln.progress, clock["seq"]) if clock is not None else None
-        elif hit.awaiting_human:
+        outcome = None
+        turn = False if hit.awaiting_human else _turn(tl, pa_of, ln, f)
+        if hit.awaiting_human:
             clock = _first_after([c for c, _ in ln.confirms], f["seq"])
             if clock is not None and nxt is not None and nxt["seq"] < clock["seq"]:
                 clock = None  # the task moved on (cancelled, expired) before any confirm
             nxt = _first_after(ln.progress, clock["seq"]) if clock is not None else None
-        if clock is None:
-            outcome = HUMAN
-        elif nxt is None:
-            outcome = UNRECOVERED
-        else:
-            outcome = RECOVERED
+        elif turn is not False and (nxt is None or turn is None or nxt["seq"] > turn["seq"]):
+            if turn is not None:
+                clock, nxt = turn, _first_after(ln.progress, turn["seq"])
+            else:  # its turn never came: a human's wait or a stuck task ahead of it
+                clock = None
+                ahead = [tl.tasks[o] for o in pa_of.get(ln.workspace, ())
+                         if o < ln.task and tl.tasks[o].status not in TERMINAL]
+                if not any(o.status == "apply_pending" and not o.confirmed() for o in ahead):
+                    outcome = UNRECOVERED
+        elif turn is not False and nxt is not None and nxt.get("to_status") == "cancelled":
+            clock = None  # cancelled while it waited its turn: nothing was owed
+        if outcome is None:
+            outcome = HUMAN if clock is None else UNRECOVERED if nxt is None else RECOVERED
         out.append(RecoveryHit(
             fault_seq=f["seq"],
             fault_type=(f.get("data") or {}).get("type"),
@@ -224,7 +234,8 @@ def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
             task=hit.task,
             workspace=ln.workspace,
             status_at_fault=hit.status,
-            awaiting_human=hit.awaiting_human or behind is not False,
+            awaiting_human=hit.awaiting_human,
+            queued=turn is not False,
             clock_t=float(clock["t"]) if clock is not None else NAN,
             progress_seq=nxt["seq"] if outcome == RECOVERED else None,
             progress_t=float(nxt["t"]) if outcome == RECOVERED else NAN,

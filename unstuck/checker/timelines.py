@@ -19,8 +19,9 @@ Definitions shared by every invariant (docs/checker.md spells them out):
   an apply (the safety invariants).
 - **owed**: a non-terminal task that is confirmed in its current epoch and sits in
   `apply_pending`, `pending` or `waiting`: the scheduler owes it an apply and nobody runs it.
-- **progress**: a transition *into* `running`, `applied`, `success`, `planned_and_finished`, or
-  into `failed` / `cancelled` with a non-empty reason.
+- **progress**: a transition *into* `running`, `applied`, `success`, `planned_and_finished`,
+  into `failed` / `cancelled` with a non-empty reason, or the end of a plan into
+  `apply_pending` (the start of a new plan epoch).
 """
 
 from __future__ import annotations
@@ -407,6 +408,7 @@ def _transition(
         ln.epoch += 1
         ln.epoch_starts.append(row)
         ln.armed = False
+        ln.progress.append(row)  # the plan ended with changes: what is left waits on a human
     if to != "running":
         ln.placement = None
     if to != prev and (to in PROGRESS or (to in EXPLICIT_END and row.get("reason"))):

@@ -111,6 +111,79 @@ def test_a_scheduler_restart_hits_every_unfinished_task() -> None:
     assert math.isnan(hits[0].latency_s) and hits[1].latency_s == 10.0
 
 
+def test_a_plan_that_ends_with_changes_after_the_fault_has_recovered_then() -> None:
+    # Found on mixed-chaos-day: a restart hit a running plan that ended 16 s later; the human
+    # confirmed 3.4 h after that. The scheduler recovered at the plan's end, not the confirm.
+    s = Story()
+    _holding(s, 1, "p1")
+    s.add(50, "fault", data={"type": "scheduler-restart"})
+    s.to(66, 1, "running", "apply_pending", "ws-1", "plan finished with changes")
+    s.confirm(12_000, 1, "ws-1")
+    s.to(12_000, 1, "apply_pending", "running", "ws-1", "dispatch apply")
+    s.end(13_000)
+    (hit,) = metrics.recovery_latencies(s.rows())
+    _assert_record(hit, status_at_fault="running", awaiting_human=False, clock_t=50.0,
+                   progress_t=66.0, latency_s=16.0, outcome="recovered")
+
+
+def test_an_apply_rolled_back_to_apply_pending_is_no_progress() -> None:
+    s = Story()
+    s.created(0, 1)
+    s.to(1, 1, "pending", "running")
+    s.to(10, 1, "running", "apply_pending", reason="plan has changes")
+    s.confirm(20, 1)
+    s.add(21, "slot.assigned", task=1, pod="p1", slot=0)
+    s.to(21, 1, "apply_pending", "running", reason="dispatch apply", pod="p1")
+    s.add(21, "dispatch", task=1, pod="p1", data={"action": "apply"})
+    s.add(30, "fault", pod="p1", data={"type": "pod-kill"})
+    s.to(35, 1, "running", "apply_pending", reason="send failed: rolled back")
+    s.to(60, 1, "apply_pending", "running", reason="dispatch apply")
+    s.end(500)
+    (hit,) = metrics.recovery_latencies(s.rows())
+    _assert_record(hit, clock_t=30.0, progress_t=60.0, latency_s=30.0, outcome="recovered")
+
+
+def _queued_behind(s: Story) -> None:
+    """Task 1 plans, ends with changes and waits; task 2 (same workspace) queues behind it;
+    a restart at 50 hits both."""
+    s.created(0, 1)
+    s.to(1, 1, "pending", "running")
+    s.to(10, 1, "running", "apply_pending", reason="plan has changes")
+    s.created(20, 2)
+    s.add(50, "fault", data={"type": "scheduler-restart"})
+
+
+@pytest.mark.parametrize(("after", "outcome"), [
+    ("never confirmed", "human"),  # its turn never came because a human never acted
+    ("confirmed, never applied", "unrecovered"),  # the task ahead is stuck: so is this one
+    ("cancelled while queued", "human"),  # a human ended it: nothing was owed
+])
+def test_a_queued_task_whose_turn_never_came(after: str, outcome: str) -> None:
+    s = Story()
+    _queued_behind(s)
+    if after.startswith("confirmed"):
+        s.confirm(60, 1)
+    if after.startswith("cancelled"):
+        s.to(70, 2, "pending", "cancelled", reason="user cancelled")
+    s.end(5000)
+    hit = next(h for h in metrics.recovery_latencies(s.rows()) if h.task == 2)
+    _assert_record(hit, queued=True, awaiting_human=False, clock_t=NAN, latency_s=NAN,
+                   outcome=outcome)
+
+
+def test_a_queued_task_is_clocked_from_the_end_of_the_task_ahead() -> None:
+    s = Story()
+    _queued_behind(s)
+    s.confirm(3000, 1)
+    s.to(3000, 1, "apply_pending", "running", reason="dispatch apply")
+    s.to(3100, 1, "running", "applied", reason="apply finished")
+    s.to(3105, 2, "pending", "running", reason="dispatch plan")
+    s.end(5000)
+    hit = next(h for h in metrics.recovery_latencies(s.rows()) if h.task == 2)
+    _assert_record(hit, queued=True, clock_t=3100.0, progress_t=3105.0, latency_s=5.0,
+                   outcome="recovered")
+
+
 def test_a_human_who_never_confirms_is_not_counted_as_an_unrecovered_hit() -> None:
     s = Story()
     s.created(0, 1)
