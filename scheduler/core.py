@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from scheduler import events as ev
 from scheduler.history import HistoryEvent, Kind, Source
 from scheduler.model import Task, TaskStatus
 from scheduler.ports import Agents, Cluster, HistorySink, Store, Timer
 from scheduler.settings import Settings
+
+T = TypeVar("T")
 
 
 class Context:
@@ -55,10 +57,27 @@ class Context:
         self.now = 0.0
         self.memory: Any = None
         self.recorded = 0  # history events recorded so far: "did this step decide anything?"
+        self._reads: dict[Any, tuple[int, Any]] = {}
 
     # Asynchrony.
     def spawn(self, delay: float, name: str, *args: Any) -> None:
         self.timer.wake_at(self.now + delay, ev.TimerTag(name, args))
+
+    # Reads.
+    def cached(self, key: Any, read: Callable[[], T]) -> T:
+        """`read()` once per store revision: repeated scans between two writes (a reconcile
+        pass, an autoscaler cycle, the HPA's demand reads) share one result instead of
+        copying every record again. The caller must not mutate what it gets. A store without
+        a `revision` (the SQL stores, where other replicas write) is read every time."""
+        revision = getattr(self.store, "revision", None)
+        if revision is None:
+            return read()
+        hit = self._reads.get(key)
+        if hit is not None and hit[0] == revision:
+            return hit[1]
+        value = read()
+        self._reads[key] = (revision, value)
+        return value
 
     # Shared by every variant: a new task row, as CreatePlanTask writes it.
     def insert_task(self, ws: Any, e: ev.TaskCreated) -> Task:

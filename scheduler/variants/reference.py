@@ -100,7 +100,6 @@ class ReferencePolicy:
         self.ctx = ctx
         self.memory: RefMemory | None = None
         self.cfg = ctx.settings.reference
-        self._seen: tuple[int, list[Task], dict[str, Workspace]] | None = None
 
     @property
     def mem(self) -> RefMemory:
@@ -111,18 +110,11 @@ class ReferencePolicy:
         return self.memory
 
     def active(self) -> tuple[list[Task], dict[str, Workspace]]:
-        """The non-terminal tasks and the workspaces, as stored now. Reused while the store's
-        `revision` is unchanged: a reconcile and the HPA's demand reads between writes see
-        the same records, and nothing here mutates a record it read."""
+        """The non-terminal tasks and the workspaces, as stored now (shared between writes:
+        read-only, see `Context.cached`)."""
         store = self.ctx.store
-        revision = getattr(store, "revision", None)
-        if revision is not None and self._seen is not None and self._seen[0] == revision:
-            return self._seen[1], self._seen[2]
-        tasks = store.list_tasks(statuses=ACTIVE)
-        workspaces = {w.id: w for w in store.list_workspaces()}
-        if revision is not None:
-            self._seen = (revision, tasks, workspaces)
-        return tasks, workspaces
+        return self.ctx.cached("active", lambda: (
+            store.list_tasks(statuses=ACTIVE), {w.id: w for w in store.list_workspaces()}))
 
     # ------------------------------------------------------------------ writes
     def cas(self, task: Task, reason: str, **changes) -> Task | None:

@@ -779,7 +779,11 @@ class SeedPolicy:
         return any(w.contains(sod) for w in pool.freeze_windows)
 
     def pool_tasks(self, pool_id: str) -> list[Task]:
-        """Active tasks of the pool's k8s workspaces (the Go code joins tasks to workspaces)."""
+        """Active tasks of the pool's k8s workspaces (the Go code joins tasks to workspaces).
+        Read-only: the autoscaler only counts them, so one read serves until the next write."""
+        return self.ctx.cached(("pool_tasks", pool_id), lambda: self._pool_tasks(pool_id))
+
+    def _pool_tasks(self, pool_id: str) -> list[Task]:
         cache = getattr(self, "_cycle_pools", None)
         if cache is None:
             cache = self._cycle_pools = {}
