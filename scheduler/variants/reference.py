@@ -530,7 +530,7 @@ class ReferencePolicy:
             if t.k8s_pod_name:
                 busy.add(t.k8s_pod_name)
             if t.attempts:
-                marks.append(t.updated_at + cfg.retry_backoff_s[min(t.attempts - 1, len(cfg.retry_backoff_s) - 1)])
+                marks.append(t.updated_at + self.backoff_s(t.attempts))
             if t.status is TaskStatus.RUNNING:
                 marks.append((t.started_at or 0.0) + cfg.run_timeout_s)
                 view = mem.agents.get(t.agent_id or "")
@@ -687,11 +687,12 @@ class ReferencePolicy:
                 out.append((t, "plan"))
         return out
 
+    def backoff_s(self, attempts: int) -> float:
+        steps = self.cfg.retry_backoff_s
+        return steps[min(attempts - 1, len(steps) - 1)]
+
     def due(self, task: Task) -> bool:
-        if task.attempts == 0:
-            return True
-        backoff = self.cfg.retry_backoff_s[min(task.attempts - 1, len(self.cfg.retry_backoff_s) - 1)]
-        return self.ctx.now - task.updated_at >= backoff
+        return task.attempts == 0 or self.ctx.now - task.updated_at >= self.backoff_s(task.attempts)
 
     def dispatch_pool(self, pool: Pool, tasks: list[Task], workspaces: dict[str, Workspace],
                       ready: list[tuple[Task, str]]) -> None:
