@@ -7,8 +7,8 @@
    callbacks, which shows that the cost is in what the events do, not in scheduling them.
 2. The time compression of mixed-chaos-day: wall seconds and simulated seconds per wall
    second, per seed, for each scheduler (run + judge, exactly the per-seed job of `unstuck sim`).
-3. Seeds per minute for the whole suite (every shipped scenario, its default seed count, each
-   scheduler) on all cores, through the same process pool as `unstuck sim`.
+3. Seeds per minute for the whole suite (every shipped scenario, its suite seed count, each
+   scheduler) on all cores, through `run_scenarios`, exactly as `unstuck suite` runs it.
 
 Usage: .venv/bin/python benchmarks/bench_sim.py [--schedulers reference,seed] [--suite-seeds N]
 (`--suite-seeds` overrides every scenario's seed count; `--skip-suite` skips part 3).
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from sim import runner  # noqa: E402
 from sim.kernel import Kernel  # noqa: E402
 from unstuck import scenario  # noqa: E402
-from unstuck.sim_cli import Job, run_batches, run_job  # noqa: E402
+from unstuck.sim_cli import Job, run_job, run_scenarios  # noqa: E402
 
 
 def bare_simpy(n: int) -> float:
@@ -103,15 +103,11 @@ def main() -> None:
 
     if args.skip_suite:
         return
-    print(f"3. the suite on {os.cpu_count()} cores")
-    jobs = []
-    for path in sorted((ROOT / "scenarios").glob("*.yaml")):
-        sc = scenario.load(path)
-        n = args.suite_seeds or sc.seeds
-        for s in scheds:
-            jobs += [Job(sc.world(), s, k, False, None, False, False) for k in range(n)]
+    print(f"3. the suite on {os.cpu_count()} cores (the job order and pool of `unstuck suite`)")
+    loaded = [(scenario.load(p), p) for p in sorted((ROOT / "scenarios").glob("*.yaml"))]
+    seeds = {sc.name: args.suite_seeds or sc.suite_seeds or sc.seeds for sc, _ in loaded}
     t0 = time.perf_counter()
-    done = run_batches(jobs, os.cpu_count() or 1, progress=False)
+    _, done, _ = run_scenarios(loaded, scheds, seeds, 0, None, os.cpu_count() or 1, progress=False)
     wall = time.perf_counter() - t0
     print(f"   {len(done)} seeds in {wall:.1f} s: {len(done) / wall * 60:.0f} seeds per minute")
 
