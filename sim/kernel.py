@@ -23,21 +23,24 @@ import simpy
 from simpy.events import NORMAL, Event
 
 
+def _fire(event: Event) -> None:
+    kernel, fn, args = event._value
+    kernel.events += 1
+    fn(*args)
+
+
 class _Call(Event):
-    """A SimPy event that runs `fn(*args)` when processed."""
+    """A SimPy event that runs `fn(*args)` when processed. The call rides in the event's
+    value and one module-level callback runs it: no closure per event (nothing waits on
+    these events, so nobody else reads the value)."""
 
     __slots__ = ()
 
     def __init__(self, env: simpy.Environment, kernel: Kernel, fn: Callable[..., Any], args: tuple) -> None:
         self.env = env
         self._ok = True
-        self._value = None
-
-        def fire(_event: Event) -> None:
-            kernel.events += 1
-            fn(*args)
-
-        self.callbacks = [fire]
+        self._value = (kernel, fn, args)
+        self.callbacks = [_fire]
 
 
 class Kernel:
