@@ -118,7 +118,9 @@ class World:
         self.users.start()
         self.faults.start()
 
-    def run(self) -> list[dict[str, Any]]:
+    def run(self, *, release: bool = False) -> list[dict[str, Any]]:
+        """Run to the end and return the rows; `release=True` empties `history` while it
+        serialises it (for callers that only want the rows)."""
         self.kernel.at(0.0, self._boot)
         self.kernel.run(self.cfg.end_s)
         self.record(Kind.RUN_END, Source.HARNESS,
@@ -126,4 +128,4 @@ class World:
                           "seed": self.seed, "scheduler": self.variant,
                           "scenario": self.cfg.name, "faults_fired": self.faults.fired,
                           "faults_missed": self.faults.missed})
-        return self.history.rows()
+        return self.history.rows(release=release)

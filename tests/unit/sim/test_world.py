@@ -78,3 +78,10 @@ def test_perturbed_ties_are_reproducible_and_reorder_same_time_events():
     plain = runner.run(cfg, "seed", 5)
     assert history.digest(p1.rows) == history.digest(p2.rows)
     assert history.digest(p1.rows) != history.digest(plain.rows)
+
+
+def test_releasing_the_history_while_serialising_gives_the_same_rows():
+    kept, released = World(incident(), "seed", 0), World(incident(), "seed", 0)
+    rows = kept.run()
+    assert released.run(release=True) == rows
+    assert len(released.history) == 0 and len(kept.history) == len(rows)
