@@ -7,17 +7,19 @@
    callbacks, which shows that the cost is in what the events do, not in scheduling them.
 2. The time compression of mixed-chaos-day: wall seconds and simulated seconds per wall
    second, per seed, for each scheduler (run + judge, exactly the per-seed job of `unstuck sim`).
-3. Seeds per minute for the whole suite (every shipped scenario, its suite seed count, each
+3. Peak memory (RSS) of one mixed-chaos-day seed per scheduler, each in a fresh process.
+4. Seeds per minute for the whole suite (every shipped scenario, its suite seed count, each
    scheduler) on all cores, through `run_scenarios`, exactly as `unstuck suite` runs it.
 
 Usage: .venv/bin/python benchmarks/bench_sim.py [--schedulers reference,seed] [--suite-seeds N]
-(`--suite-seeds` overrides every scenario's seed count; `--skip-suite` skips part 3).
+(`--suite-seeds` overrides every scenario's seed count; `--skip-suite` skips part 4).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -101,9 +103,25 @@ def main() -> None:
             print(f"   {s:14s} seed {seed}  {wall:7.2f} s wall ({wall / 2.0:5.0%} of the 2 s target)  "
                   f"{cfg.end_s / wall:9.0f} simulated s per wall s  ({result.rows} rows)")
 
+    print("3. peak memory of one mixed-chaos-day seed (run + judge), each in a fresh process")
+    for s in scheds:
+        # VmHWM, not ru_maxrss: the latter survives exec, so a child forked from this
+        # (by now large) process would report at least our size.
+        code = ("import sys; sys.path.insert(0, sys.argv[1]);"
+                "from unstuck import scenario; from unstuck.sim_cli import Job, run_job;"
+                "cfg = scenario.load(sys.argv[1] + '/scenarios/mixed-chaos-day.yaml').world();"
+                "run_job(Job(cfg, sys.argv[2], 0, False, None, False, False));"
+                "import os; st = '/proc/self/status';"
+                "print(next((l.split()[1] for l in open(st) if l.startswith('VmHWM')), 0)"
+                " if os.path.exists(st) else 0)")
+        rss_kb = int(subprocess.run([sys.executable, "-c", code, str(ROOT), s], check=True,
+                                    capture_output=True, text=True).stdout.split()[-1])
+        print(f"   {s:14s} {rss_kb / 1024:7.0f} MB peak RSS: size `--workers` by it" if rss_kb
+              else f"   {s:14s} n/a (needs Linux's /proc/self/status)")
+
     if args.skip_suite:
         return
-    print(f"3. the suite on {os.cpu_count()} cores (the job order and pool of `unstuck suite`)")
+    print(f"4. the suite on {os.cpu_count()} cores (the job order and pool of `unstuck suite`)")
     loaded = [(scenario.load(p), p) for p in sorted((ROOT / "scenarios").glob("*.yaml"))]
     seeds = {sc.name: args.suite_seeds or sc.suite_seeds or sc.seeds for sc, _ in loaded}
     t0 = time.perf_counter()
