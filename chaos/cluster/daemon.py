@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from chaos.cluster import kubeconfig
+from scheduler.service.static_cluster import process_alive
 
 
 class ClusterError(Exception):
@@ -105,13 +106,8 @@ def down(path: Path, timeout_s: float = 10.0) -> dict | None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # our own child lingers as a zombie until reaped
-        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    try:  # our own child would linger as a zombie until reaped
+        os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        return True
+        pass  # not ours: process_alive reads its state
+    return process_alive(pid)
