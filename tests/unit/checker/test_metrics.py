@@ -67,6 +67,13 @@ def test_a_double_confirm_hits_the_task_it_names() -> None:
     _assert_record(hit, fault_type="double-confirm", task=7, latency_s=0.2, outcome="recovered")
 
 
+def _planned_with_changes(s: Story) -> None:
+    """Task 1 of ws-1 is created at 0, plans from 1 and ends with changes at 10."""
+    s.created(0, 1)
+    s.to(1, 1, "pending", "running")
+    s.to(10, 1, "running", "apply_pending", reason="plan has changes")
+
+
 def _holding(s: Story, task: int, pod: str) -> None:
     s.created(0, task, f"ws-{task}", typ="plan")
     s.add(1, "slot.assigned", task=task, pod=pod, slot=0)
@@ -128,9 +135,7 @@ def test_a_plan_that_ends_with_changes_after_the_fault_has_recovered_then() -> N
 
 def test_an_apply_rolled_back_to_apply_pending_is_no_progress() -> None:
     s = Story()
-    s.created(0, 1)
-    s.to(1, 1, "pending", "running")
-    s.to(10, 1, "running", "apply_pending", reason="plan has changes")
+    _planned_with_changes(s)
     s.confirm(20, 1)
     s.add(21, "slot.assigned", task=1, pod="p1", slot=0)
     s.to(21, 1, "apply_pending", "running", reason="dispatch apply", pod="p1")
@@ -146,9 +151,7 @@ def test_an_apply_rolled_back_to_apply_pending_is_no_progress() -> None:
 def _queued_behind(s: Story) -> None:
     """Task 1 plans, ends with changes and waits; task 2 (same workspace) queues behind it;
     a restart at 50 hits both."""
-    s.created(0, 1)
-    s.to(1, 1, "pending", "running")
-    s.to(10, 1, "running", "apply_pending", reason="plan has changes")
+    _planned_with_changes(s)
     s.created(20, 2)
     s.add(50, "fault", data={"type": "scheduler-restart"})
 
@@ -203,9 +206,7 @@ def test_a_human_who_never_confirms_is_not_counted_as_an_unrecovered_hit() -> No
 
 def test_stuck_time_sums_every_confirmed_stay_in_apply_pending() -> None:
     s = Story()
-    s.created(0, 1)
-    s.to(1, 1, "pending", "running")
-    s.to(10, 1, "running", "apply_pending", reason="plan has changes")
+    _planned_with_changes(s)
     s.confirm(20, 1)
     s.to(50, 1, "apply_pending", "running", reason="apply dispatch")
     s.to(51, 1, "running", "apply_pending", reason="rolled back")
