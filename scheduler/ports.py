@@ -54,6 +54,9 @@ class RunTask:
     plan_digest: str | None = None
     pod: str | None = None
     slot: int | None = None
+    # What the agent would learn by loading the task: the seed's heartbeat counts a
+    # plan_and_apply (either phase) as apply_running and only plain plans as plan_running.
+    task_type: str | None = None
 
 
 class Store(Protocol):

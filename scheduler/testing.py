@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scheduler import events as ev
+from scheduler import heartbeat
 from scheduler.core import Context, Scheduler
 from scheduler.history import History, HistoryEvent, Kind, Source
 from scheduler.model import PodInfo, Pool, Task, TaskStatus, TaskType, Workspace
@@ -280,10 +281,9 @@ class Script:
         for a in sorted(self.agents.values(), key=lambda a: a.agent_id):
             if a.connected and not a.paused and not a.dead:
                 runs = [x.run for x in a.runs.values()]
+                plan_running, apply_running = heartbeat.load(self._task_type(r.task_id) for r in runs)
                 self.send(ev.AgentHeartbeat(
-                    a.agent_id,
-                    plan_running=sum(1 for r in runs if r.action == "plan"),
-                    apply_running=any(self._task_type(r.task_id) is TaskType.PLAN_AND_APPLY for r in runs),
+                    a.agent_id, plan_running=plan_running, apply_running=apply_running,
                     current_tasks=tuple(sorted(r.task_id for r in runs)),
                 ))
         self._push(self.now + 10.0, self._heartbeat_loop)

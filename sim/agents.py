@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from scheduler import events as ev
+from scheduler import heartbeat
 from scheduler.history import Kind, Source
 from scheduler.model import TaskType
 from scheduler.ports import AgentSendError, RunTask
@@ -90,13 +91,7 @@ class AgentSim:
         if gen != self.hb_gen or self.dead or self.paused or not self.connected:
             return
         w = self.fleet.w
-        plan_running = 0
-        apply_running = False
-        for r in self.runs.values():
-            if r.task_type is TaskType.PLAN:
-                plan_running += 1
-            elif r.task_type is TaskType.PLAN_AND_APPLY:
-                apply_running = True
+        plan_running, apply_running = heartbeat.load(r.task_type for r in self.runs.values())
         out = w.send(ev.AgentHeartbeat(self.agent_id, plan_running=plan_running,
                                        apply_running=apply_running,
                                        current_tasks=tuple(sorted(self.runs))))

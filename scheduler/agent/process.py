@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from scheduler import heartbeat
 from scheduler.agent.backend import Backend
 from scheduler.agent.client import Client, NotRegistered, Outbox
 from scheduler.agent.runs import Run, RunMessage
@@ -101,10 +102,11 @@ class Agent:
                 continue
             with self.lock:
                 runs = list(self.runs.values())
+            plan_running, apply_running = heartbeat.load(r.msg.type for r in runs)
             body = {"agent_id": self.cfg.agent_id,
-                    "plan_running": sum(1 for r in runs if r.msg.action == "plan"),
+                    "plan_running": plan_running,
                     "plan_limit": self.cfg.plan_limit,
-                    "apply_running": any(r.msg.action == "apply" for r in runs),
+                    "apply_running": apply_running,
                     "current_tasks": self.current_tasks()}
             try:
                 r = self.client.post("/agent/heartbeat", body)

@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scheduler.agent.backend import LockLost, StateLocked, Token
+from scheduler.model import TaskType
 
 if TYPE_CHECKING:
     from scheduler.agent.process import Agent
 
 log = logging.getLogger("unstuck.agent")
+TASK_TYPES = {t.value for t in TaskType}
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,21 @@ class RunMessage:
     action: str
     fence: int
     plan_digest: str | None
+    task_type: str | None = None
 
     @classmethod
     def parse(cls, m: dict[str, Any]) -> RunMessage:
         return cls(int(m["task_id"]), str(m["workspace_id"]), str(m["action"]), int(m.get("fence") or 0),
-                   m.get("plan_digest"))
+                   m.get("plan_digest"), m.get("task_type"))
+
+    @property
+    def type(self) -> TaskType | None:
+        """The task's type, for the heartbeat's counters (`scheduler.heartbeat`). A message
+        from a scheduler that does not send it is judged by its action: an apply can only
+        belong to a plan_and_apply, a plan is counted as a plain plan."""
+        if self.task_type in TASK_TYPES:
+            return TaskType(self.task_type)
+        return TaskType.PLAN_AND_APPLY if self.action == "apply" else TaskType.PLAN if self.action == "plan" else None
 
 
 class Run:

@@ -259,6 +259,7 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
         tasks = engine.store.list_tasks(statuses=[TaskStatus.RUNNING, TaskStatus.APPLY_PENDING])
         held = views.slots_from_store(tasks)
         memory = views.slots_from_memory(engine.scheduler.policy)
+        believed = views.agents_from_memory(engine.scheduler.policy, engine.clock.t) or {}
         now = engine.clock.now()
         out = []
         for pool in engine.store.list_pools():
@@ -269,7 +270,8 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
             else:
                 error = None
             agents = [{"agent": b.agent_id, "pod": b.pod, "pid": b.pid,
-                       "polling": b.live(now, engine.config.agent_stale_s)}
+                       "polling": b.live(now, engine.config.agent_stale_s),
+                       "memory": believed.get(b.agent_id)}
                       for b in engine.mailboxes.boxes.values() if b.connected and b.pool_id == pool.id]
             out.append({
                 **views.record(pool, engine.clock.t),

@@ -54,3 +54,20 @@ def slots_from_memory(policy: Any) -> dict[str, list[dict[str, Any]]] | None:
         return None
     return {name: [{"slot": s.slot_id, "state": s.status.value, "task": s.task_id}
                    for s in pod.slots] for name, pod in sorted(pods.items())}
+
+
+def agents_from_memory(policy: Any, to_t: Callable[[float], float]) -> dict[str, dict[str, Any]] | None:
+    """The seed variants' C&C map: what the server *believes* each agent is running.
+
+    It is fed by heartbeats and can be stale (a heartbeat sent just before a dispatch arrives
+    after it and clears `apply_running`), which is how the seed sends two applies to one agent
+    (F7). Operators and live tests read it to know which path a confirm will take.
+    """
+    mem = getattr(policy, "memory", None)
+    cc = getattr(mem, "cc", None)
+    if not isinstance(cc, dict):
+        return None
+    return {agent: {"plan_running": c.plan_running, "plan_limit": c.plan_limit,
+                    "apply_running": c.apply_running,
+                    "last_heartbeat": round(to_t(c.last_heartbeat), 6) if c.last_heartbeat else None}
+            for agent, c in sorted(cc.items())}

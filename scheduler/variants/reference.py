@@ -785,7 +785,8 @@ class ReferencePolicy:
             self.ctx.record(Kind.SLOT_ASSIGNED, pod=pod, slot=slot, task=task.id,
                             data={"type": task.task_type.value})
         run = RunTask(task.id, task.workspace_id, action, fence=new.fence,
-                      plan_digest=new.plan_digest if apply else None, pod=pod, slot=slot)
+                      plan_digest=new.plan_digest if apply else None, pod=pod, slot=slot,
+                      task_type=task.task_type.value)
         try:
             self.ctx.agents.send_run_task(agent.agent_id, run)
         except AgentSendError as err:

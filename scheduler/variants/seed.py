@@ -466,7 +466,7 @@ class SeedPolicy:
             ctx.transition(push.before, task, f"dispatch {push.action}")
             run = RunTask(task.id, task.workspace_id, push.action, fence=task.fence,
                           plan_digest=task.plan_digest, pod=ref.pod if ref else None,
-                          slot=ref.slot if ref else None)
+                          slot=ref.slot if ref else None, task_type=task.task_type.value)
             try:
                 ctx.agents.send_run_task(push.agent_id, run)
             except AgentSendError as err:
@@ -483,12 +483,6 @@ class SeedPolicy:
             ctx.record(Kind.DISPATCH, task=task.id, workspace=task.workspace_id,
                        pod=ref.pod if ref else None, slot=ref.slot if ref else None,
                        agent=push.agent_id, data={"action": push.action, "fence": task.fence})
-            if push.agent_id in self.mem.cc:
-                conn = self.mem.cc[push.agent_id]
-                if task.task_type is TaskType.PLAN_AND_APPLY:
-                    conn.apply_running = True
-                elif task.task_type is TaskType.PLAN:
-                    conn.plan_running += 1
             if task.retry_count > 0:
                 task.retry_count = 0
                 self.save(task, task.status, "reset retry count")

@@ -144,6 +144,17 @@ def f7_double_confirm(variant: str) -> Script:
     return s.run(4000)
 
 
+def f7_stale_availability(variant: str) -> Script:
+    """F7: IsAgentAvailable reads heartbeat-fed state, up to 10 s stale. Four plans created
+    a second apart, between two heartbeats of a one-agent pool, each see `plan_running = 0`
+    (< plan_limit 3) and are all sent to that agent, which runs them all (it enforces nothing)."""
+    s = Script(variant, workspaces=("ws-1", "ws-2", "ws-3", "ws-4"))
+    s.run(40)  # the agent is connected; its last heartbeat (t=40) said it runs nothing
+    for i, ws in enumerate(("ws-1", "ws-2", "ws-3", "ws-4")):
+        s.create(41 + i, workspace=ws, task_type=TaskType.PLAN)
+    return s.run(49)
+
+
 def f7_lost_update(variant: str) -> Script:
     """F7: a cancel written while pushTaskToAgent holds a stale copy is overwritten by its
     whole-row Save: the cancelled task runs anyway."""

@@ -128,6 +128,13 @@ def test_f7_reference_refuses_the_second_click():
     assert [o.status for o in outs] == [200, 409]
 
 
+def test_f7_stale_agent_state_sends_a_fourth_plan_to_a_full_agent_in_the_seed():
+    s = paths.f7_stale_availability("seed")
+    dispatched = [e.agent for e in s.history.events if e.kind is Kind.DISPATCH]
+    assert dispatched == ["agent-pool-1-1"] * 4  # plan_limit is 3
+    assert [x.run.task_id for x in s.agents["agent-pool-1-1"].runs.values()] == [1, 2, 3, 4]
+
+
 def test_f7_lost_update_resurrects_a_cancelled_task_in_the_seed():
     s = paths.f7_lost_update("seed")
     statuses = [(e.from_status, e.to_status) for e in s.history.events

@@ -46,6 +46,34 @@ def reserved_pod(run: LiveRun, task: int) -> str | None:
     return rows[-1]["pod"] if rows else None
 
 
+def human_confirm(run: LiveRun, task: int) -> int:
+    """Confirm the way a person does: not in the same instant the plan ended.
+
+    The seed picks an agent from heartbeat-fed state (up to one heartbeat stale, §2.2). A
+    confirm sent before the planning agent's next heartbeat finds it "still running a
+    plan_and_apply" and loses the reservation (F2); that path has its own scenario. This
+    script is about pods that die, so it waits until the scheduler has heard from that agent
+    since the plan ended. Schedulers without such memory (the reference) confirm at once.
+    """
+    pod = run.agent_of(task)
+    ended = max(r["t"] for r in run.history() if r["task"] == task and r["to_status"] == "apply_pending")
+    wait_for(lambda: (m := run.believed().get(f"agent-{pod}")) is None or (m["last_heartbeat"] or 0) > ended,
+             10, what=f"a heartbeat from the agent that planned task {task}")
+    return run.confirm(task).status_code
+
+
+def seen_applying(run: LiveRun, task: int) -> str:
+    """Wait until `task` applies and the scheduler *believes* its agent is busy.
+
+    A heartbeat sent just before the dispatch can arrive after it and show the agent free
+    again (F7); the seed would then send the next apply to that same agent.
+    """
+    pod = wait_for(lambda: applying(run, task), 10, what=f"task {task} applying")
+    wait_for(lambda: (m := run.believed().get(f"agent-{pod}")) is None or m["apply_running"], 10,
+             what=f"the scheduler to see the agent of task {task} busy")
+    return pod
+
+
 def try_create(run: LiveRun, seen: Seen, name: str, workspace: str) -> int | None:
     """Create a task; None when the workspace is locked (423: a variant that wedged it)."""
     r = run.http.post("/tasks", json={"workspace_id": workspace}, headers=run.auth())
@@ -62,18 +90,21 @@ def stage_a(run: LiveRun, seen: Seen) -> None:
     seen.tasks.update(t1=t1, t2=t2, t3=t3)
     for t in (t1, t2, t3):
         planned(run, t)
+    busy = set()
     for t in (t2, t3):
-        assert run.confirm(t).status_code == 200
-    wait_for(lambda: applying(run, t2) and applying(run, t3), 10, what="tasks 2 and 3 applying")
+        assert human_confirm(run, t) == 200
+        busy.add(seen_applying(run, t))
     # The agent that is not applying: under the reference it is the one holding task 1's
     # reservation (one plan_and_apply per pod); the seed ties slots to no agent (F10).
-    busy = {applying(run, t2), applying(run, t3)}
     victim = next(p for p in run.pods if p not in busy)
     seen.notes["a_victim"] = victim
     seen.notes["a_reserved_on"] = reserved_pod(run, t1)
     run.fault("pod-kill", pod=victim, agent=f"agent-{victim}", reason="SIGKILL the agent holding task 1's reservation")
     run.signal(victim, signal.SIGKILL)
     seen.notes["a_confirm"] = run.confirm(t1).status_code
+    # Whether task 1's confirm met both other agents still applying (else the machine stalled
+    # for a whole apply and the stage did not test what it meant to).
+    seen.notes["a_busy_at_confirm"] = all(run.status(t) == "running" for t in (t2, t3))
     wait_for(lambda: run.status(t2) in TERMINAL and run.status(t3) in TERMINAL, 15,
              what="tasks 2 and 3 to finish")
 
@@ -83,7 +114,7 @@ def stage_b(run: LiveRun, seen: Seen) -> None:
     if t4 is None:
         return
     planned(run, t4)
-    assert run.confirm(t4).status_code == 200
+    assert human_confirm(run, t4) == 200
     frozen = wait_for(lambda: applying(run, t4), 10, what="task 4 applying")
     seen.notes["b_frozen"] = frozen
     run.fault("node-loss", pod=frozen, agent=f"agent-{frozen}", reason="SIGSTOP the agent mid-apply")
@@ -93,7 +124,7 @@ def stage_b(run: LiveRun, seen: Seen) -> None:
     t5 = try_create(run, seen, "t5", "ws-2")
     if t5 is not None:
         planned(run, t5)
-        assert run.confirm(t5).status_code == 200
+        assert human_confirm(run, t5) == 200
         other = wait_for(lambda: applying(run, t5), 10, what="task 5 applying on another agent")
         seen.notes["b_t5_agent"] = other
         wait_for(lambda: run.status(t5) in TERMINAL, 15, what="task 5 to finish")
@@ -107,7 +138,7 @@ def stage_c(run: LiveRun, seen: Seen) -> None:
     if t6 is None:
         return
     planned(run, t6)
-    assert run.confirm(t6).status_code == 200
+    assert human_confirm(run, t6) == 200
     wait_for(lambda: applying(run, t6), 10, what="task 6 applying")
     run.fault("scheduler-restart", reason="kill -9 the scheduler mid-apply")
     run.signal("scheduler", signal.SIGKILL)

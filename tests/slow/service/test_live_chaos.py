@@ -81,6 +81,7 @@ def test_seed_leaves_the_task_stuck(live):
     seen = script(run)
     t1 = seen.tasks["t1"]
     assert seen.notes["a_confirm"] == 200
+    assert seen.notes["a_busy_at_confirm"], "tasks 2 and 3 ended before task 1's confirm; stage A needs longer applies"
     rows = run.rows_with_end(BOUND_S, DRAIN_S)
     confirmed_t = next(r["t"] for r in rows if r["kind"] == "task.confirmed" and r["task"] == t1)
     # Let the bound pass with the scheduler alive; nothing will ever move task 1.

@@ -152,6 +152,11 @@ class LiveRun:
             return 0
         return sum(1 for p in pools for a in p["agents"] if a["polling"])
 
+    def believed(self) -> dict[str, dict[str, Any] | None]:
+        """Per connected agent, what the scheduler's memory says it runs (None: no such memory)."""
+        pools = self.http.get("/pools").json()["pools"]
+        return {a["agent"]: a["memory"] for p in pools for a in p["agents"]}
+
     def history(self) -> list[dict[str, Any]]:
         return self.http.get("/history", params={"since": 0, "limit": 100_000}).json()["rows"]
 

@@ -143,7 +143,7 @@ def test_a_send_to_an_unknown_or_silent_agent_fails_and_a_poll_gets_its_mail():
         with pytest.raises(AgentSendError, match="agent-x is not connected"):
             boxes.send_run_task("agent-x", RunTask(1, "ws-1", "plan"))
         box = boxes.register("agent-a", "pool-1", "pod-1", None)
-        boxes.send_run_task("agent-a", RunTask(1, "ws-1", "plan", fence=3))
+        boxes.send_run_task("agent-a", RunTask(1, "ws-1", "plan", fence=3, task_type="plan"))
         first = await boxes.poll(box, 0, 1.0)
         again = await boxes.poll(box, 0, 0.0)  # not acknowledged: delivered again
         acked = await boxes.poll(box, first[-1]["seq"], 0.0)
@@ -156,7 +156,8 @@ def test_a_send_to_an_unknown_or_silent_agent_fails_and_a_poll_gets_its_mail():
 
     (msg,) = asyncio.run(go())
     assert msg == {"seq": 1, "type": "run_task", "task_id": 1, "workspace_id": "ws-1",
-                   "action": "plan", "fence": 3, "plan_digest": None, "pod": None, "slot": None}
+                   "action": "plan", "fence": 3, "plan_digest": None, "pod": None, "slot": None,
+                   "task_type": "plan"}
 
 
 # Configuration.

@@ -1,0 +1,26 @@
+"""What an agent's heartbeat says it runs, counted the way the seed's agent counts.
+
+A plan_and_apply occupies `apply_running` in *either* phase: the seed keeps one
+plan_and_apply per agent from the plan to the end of the apply. A plain plan adds one to
+`plan_running`; a drift check counts toward neither (seed-system.md §2.2). The seed's
+`IsAgentAvailable` reads nothing else, so the simulated agents, the scripted test world and
+the live agent all report through this one rule: a dispatch decision sees the same numbers
+in every world.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from scheduler.model import TaskType
+
+
+def load(task_types: Iterable[TaskType | None]) -> tuple[int, bool]:
+    """(plan_running, apply_running) for an agent running tasks of these types."""
+    plan_running, apply_running = 0, False
+    for t in task_types:
+        if t is TaskType.PLAN:
+            plan_running += 1
+        elif t is TaskType.PLAN_AND_APPLY:
+            apply_running = True
+    return plan_running, apply_running
