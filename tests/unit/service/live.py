@@ -33,6 +33,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def believed(http: httpx.Client) -> dict[str, dict[str, Any] | None]:
+    """Per connected agent, what the scheduler's memory says it runs (None: no such memory)."""
+    pools = http.get("/pools").json()["pools"]
+    return {a["agent"]: a["memory"] for p in pools for a in p["agents"]}
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.03, what: str = "condition"):
     return waiting.wait_for(predicate, timeout, interval, what)
 
@@ -153,9 +159,7 @@ class LiveRun:
         return sum(1 for p in pools for a in p["agents"] if a["polling"])
 
     def believed(self) -> dict[str, dict[str, Any] | None]:
-        """Per connected agent, what the scheduler's memory says it runs (None: no such memory)."""
-        pools = self.http.get("/pools").json()["pools"]
-        return {a["agent"]: a["memory"] for p in pools for a in p["agents"]}
+        return believed(self.http)
 
     def history(self) -> list[dict[str, Any]]:
         return self.http.get("/history", params={"since": 0, "limit": 100_000}).json()["rows"]

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.service.live import InProcessService, wait_for
-
-
-def believed(svc: InProcessService) -> dict:
-    pools = svc.http.get("/pools").json()["pools"]
-    return {a["agent"]: a["memory"] for p in pools for a in p["agents"]}
+from tests.unit.service.live import InProcessService, believed, wait_for
 
 
 def heard_after(svc: InProcessService, task: int, kind: str) -> dict:
@@ -15,7 +10,7 @@ def heard_after(svc: InProcessService, task: int, kind: str) -> dict:
     (a dispatch sets the flags itself; only a later heartbeat shows what the agent says)."""
     def fresh():
         rows = [r for r in svc.engine.history.rows if r["task"] == task and r["kind"] == kind]
-        view = believed(svc)["agent-pod-1"]
+        view = believed(svc.http)["agent-pod-1"]
         return view if rows and (view["last_heartbeat"] or 0) > rows[-1]["t"] + 0.05 else None
     return wait_for(fresh, 5, what=f"a heartbeat after task {task}'s {kind}")
 
