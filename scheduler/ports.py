@@ -24,7 +24,16 @@ from typing import Protocol
 
 from scheduler.events import TimerTag
 from scheduler.history import HistoryEvent
-from scheduler.model import AgentRow, PlanArtifact, PodInfo, Pool, Task, TaskStatus, Workspace
+from scheduler.model import (
+    AgentRow,
+    PlanArtifact,
+    PodInfo,
+    Pool,
+    Task,
+    TaskStatus,
+    TaskType,
+    Workspace,
+)
 
 
 class PortError(Exception):
@@ -54,9 +63,9 @@ class RunTask:
     plan_digest: str | None = None
     pod: str | None = None
     slot: int | None = None
-    # What the agent would learn by loading the task: the seed's heartbeat counts a
-    # plan_and_apply (either phase) as apply_running and only plain plans as plan_running.
-    task_type: str | None = None
+    # What the agent would learn by loading the task: its heartbeat counts by type
+    # (scheduler/heartbeat.py). A str Enum, so it goes on the wire as its value.
+    task_type: TaskType | None = None
 
 
 class Store(Protocol):

@@ -102,7 +102,7 @@ class Agent:
                 continue
             with self.lock:
                 runs = list(self.runs.values())
-            plan_running, apply_running = heartbeat.load(r.msg.type for r in runs)
+            plan_running, apply_running = heartbeat.load(r.msg.task_type for r in runs)
             body = {"agent_id": self.cfg.agent_id,
                     "plan_running": plan_running,
                     "plan_limit": self.cfg.plan_limit,

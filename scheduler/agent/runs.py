@@ -39,21 +39,22 @@ class RunMessage:
     action: str
     fence: int
     plan_digest: str | None
-    task_type: str | None = None
+    task_type: TaskType | None = None  # for the heartbeat's counters (scheduler/heartbeat.py)
 
     @classmethod
     def parse(cls, m: dict[str, Any]) -> RunMessage:
-        return cls(int(m["task_id"]), str(m["workspace_id"]), str(m["action"]), int(m.get("fence") or 0),
-                   m.get("plan_digest"), m.get("task_type"))
+        action = str(m["action"])
+        return cls(int(m["task_id"]), str(m["workspace_id"]), action, int(m.get("fence") or 0),
+                   m.get("plan_digest"), _task_type(m.get("task_type"), action))
 
-    @property
-    def type(self) -> TaskType | None:
-        """The task's type, for the heartbeat's counters (`scheduler.heartbeat`). A message
-        from a scheduler that does not send it is judged by its action: an apply can only
-        belong to a plan_and_apply, a plan is counted as a plain plan."""
-        if self.task_type in TASK_TYPES:
-            return TaskType(self.task_type)
-        return TaskType.PLAN_AND_APPLY if self.action == "apply" else TaskType.PLAN if self.action == "plan" else None
+
+def _task_type(value: Any, action: str) -> TaskType | None:
+    """The message's task type. One from a scheduler that does not send it (or sends one we
+    do not know) is judged by its action: an apply can only belong to a plan_and_apply, and
+    a plan is counted as a plain plan."""
+    if value in TASK_TYPES:
+        return TaskType(value)
+    return {"apply": TaskType.PLAN_AND_APPLY, "plan": TaskType.PLAN}.get(action)
 
 
 class Run:

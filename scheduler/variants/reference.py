@@ -786,7 +786,7 @@ class ReferencePolicy:
                             data={"type": task.task_type.value})
         run = RunTask(task.id, task.workspace_id, action, fence=new.fence,
                       plan_digest=new.plan_digest if apply else None, pod=pod, slot=slot,
-                      task_type=task.task_type.value)
+                      task_type=task.task_type)
         try:
             self.ctx.agents.send_run_task(agent.agent_id, run)
         except AgentSendError as err:

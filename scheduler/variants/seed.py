@@ -466,7 +466,7 @@ class SeedPolicy:
             ctx.transition(push.before, task, f"dispatch {push.action}")
             run = RunTask(task.id, task.workspace_id, push.action, fence=task.fence,
                           plan_digest=task.plan_digest, pod=ref.pod if ref else None,
-                          slot=ref.slot if ref else None, task_type=task.task_type.value)
+                          slot=ref.slot if ref else None, task_type=task.task_type)
             try:
                 ctx.agents.send_run_task(push.agent_id, run)
             except AgentSendError as err:

@@ -27,4 +27,4 @@ def test_what_a_heartbeat_reports(types, expected):
     ({"action": "plan", "task_type": "no-such-type"}, T.PLAN),
 ])
 def test_the_live_agent_reads_the_type_from_the_run_message(message, expected):
-    assert RunMessage.parse({"task_id": 1, "workspace_id": "ws-1", **message}).type is expected
+    assert RunMessage.parse({"task_id": 1, "workspace_id": "ws-1", **message}).task_type is expected

@@ -12,6 +12,7 @@ import pytest
 from scheduler import events as ev
 from scheduler.agent.backend import Backend, LockLost, StateLocked, Token
 from scheduler.history import HistoryEvent, Kind, read_jsonl
+from scheduler.model import TaskType
 from scheduler.ports import AgentSendError, RunTask
 from scheduler.service.clock import OFFSET_MIN_S, RunClock
 from scheduler.service.config import scaled_settings
@@ -143,7 +144,7 @@ def test_a_send_to_an_unknown_or_silent_agent_fails_and_a_poll_gets_its_mail():
         with pytest.raises(AgentSendError, match="agent-x is not connected"):
             boxes.send_run_task("agent-x", RunTask(1, "ws-1", "plan"))
         box = boxes.register("agent-a", "pool-1", "pod-1", None)
-        boxes.send_run_task("agent-a", RunTask(1, "ws-1", "plan", fence=3, task_type="plan"))
+        boxes.send_run_task("agent-a", RunTask(1, "ws-1", "plan", fence=3, task_type=TaskType.PLAN))
         first = await boxes.poll(box, 0, 1.0)
         again = await boxes.poll(box, 0, 0.0)  # not acknowledged: delivered again
         acked = await boxes.poll(box, first[-1]["seq"], 0.0)
