@@ -6,7 +6,9 @@
    (the checker is not part of this figure), then the world's kernel alone with no-op
    callbacks, which shows that the cost is in what the events do, not in scheduling them.
 2. The time compression of mixed-chaos-day: wall seconds and simulated seconds per wall
-   second, per seed, for each scheduler (run + judge, exactly the per-seed job of `unstuck sim`).
+   second, per seed, for each scheduler (run + judge, exactly the per-seed job of `unstuck sim`):
+   one seed at a time (the latency of one seed), then `--pool-seeds` seeds at once on all
+   cores through `run_scenarios` (the wall time per seed of a multi-seed run).
 3. Peak memory (RSS) of one mixed-chaos-day seed per scheduler, each in a fresh process.
 4. Seeds per minute for the whole suite (every shipped scenario, its suite seed count, each
    scheduler) on all cores, through `run_scenarios`, exactly as `unstuck suite` runs it.
@@ -77,6 +79,8 @@ def main() -> None:
     ap.add_argument("--suite-seeds", type=int, default=None)
     ap.add_argument("--skip-suite", action="store_true")
     ap.add_argument("--day-seeds", type=int, default=1, help="mixed-chaos-day seeds per scheduler")
+    ap.add_argument("--pool-seeds", type=int, default=2 * (os.cpu_count() or 1),
+                    help="mixed-chaos-day seeds per scheduler run at once on all cores (0: skip)")
     args = ap.parse_args()
     scheds = args.schedulers.split(",")
 
@@ -102,6 +106,17 @@ def main() -> None:
             wall = time.perf_counter() - t0
             print(f"   {s:14s} seed {seed}  {wall:7.2f} s wall ({wall / 2.0:5.0%} of the 2 s target)  "
                   f"{cfg.end_s / wall:9.0f} simulated s per wall s  ({result.rows} rows)")
+    cores = os.cpu_count() or 1
+    if args.pool_seeds:
+        print(f"   and {args.pool_seeds} seeds at once on {cores} cores, as `unstuck sim --seeds "
+              f"{args.pool_seeds}` runs them (wall time of the batch / seeds)")
+        day = [(scenario.load(ROOT / "scenarios/mixed-chaos-day.yaml"), ROOT / "scenarios/mixed-chaos-day.yaml")]
+        for s in scheds:
+            t0 = time.perf_counter()
+            run_scenarios(day, [s], {day[0][0].name: args.pool_seeds}, 0, None, cores, progress=False)
+            wall = (time.perf_counter() - t0) / args.pool_seeds
+            print(f"   {s:14s} {wall:7.2f} s wall per seed ({wall / 2.0:5.0%} of the 2 s target)  "
+                  f"{cfg.end_s / wall:9.0f} simulated s per wall s")
 
     print("3. peak memory of one mixed-chaos-day seed (run + judge), each in a fresh process")
     for s in scheds:

@@ -64,14 +64,18 @@ class Context:
         self.timer.wake_at(self.now + delay, ev.TimerTag(name, args))
 
     # Reads.
-    def cached(self, key: Any, read: Callable[[], T]) -> T:
+    def cached(self, key: Any, read: Callable[[], T], *, tables: tuple[str, ...] = ()) -> T:
         """`read()` once per store revision: repeated scans between two writes (a reconcile
         pass, an autoscaler cycle, the HPA's demand reads) share one result instead of
-        copying every record again. The caller must not mutate what it gets. A store without
-        a `revision` (the SQL stores, where other replicas write) is read every time."""
+        copying every record again. With `tables`, only writes to those tables count (a scan
+        of tasks survives the heartbeats' agent writes). The caller must not mutate what it
+        gets. A store without a `revision` (the SQL stores, where other replicas write) is
+        read every time."""
         revision = getattr(self.store, "revision", None)
         if revision is None:
             return read()
+        if tables:
+            revision = self.store.revision_of(*tables)
         hit = self._reads.get(key)
         if hit is not None and hit[0] == revision:
             return hit[1]

@@ -78,6 +78,12 @@ class SeedQuirks:
     """Seconds of the day at t = 0, so freeze windows ("HH:MM") can be evaluated from `now`."""
     epoch_unix_s: float = 1_762_617_600.0
     """Unix time at t = 0 (2025-11-08), for pod names `iac-agent-<pool>-<unix-seconds>`."""
+    bundle_retry_goroutines: bool = True
+    """scheduleRetry goroutines of one workspace that wake at the same instant share one timer,
+    and an exit they would all take alike is taken once for all of them (`timer_retry` in
+    scheduler/variants/seed.py). Off: one timer and one history row pair per goroutine, the
+    literal model, whose days run four to five times slower. Only the draws of Go's map
+    order that the identical calls would have discarded differ."""
 
 
 @dataclass(frozen=True)

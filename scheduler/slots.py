@@ -25,6 +25,7 @@ class SlotStats:
     used: int  # running
     reserved: int
     idle: int
+    pods_with_running: int = 0  # pods with at least one running slot
 
     @property
     def utilization(self) -> float:
@@ -34,19 +35,34 @@ class SlotStats:
 class PodSlots:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
+        # Read freely; add and remove pods only through `add` and `remove`, which keep the
+        # per-pool lists that every autoscaler cycle walks several times.
         self.pods: dict[str, ManagedPod] = {}
+        self._of_pool: dict[str | None, list[ManagedPod]] = {}
 
     def _random_order(self, pool_id: str | None = None) -> list[ManagedPod]:
-        pods = [p for _, p in sorted(self.pods.items()) if pool_id is None or p.pool_id == pool_id]
+        pods = list(self.of_pool(pool_id))
         self.rng.shuffle(pods)  # Go map iteration order
         return pods
 
-    def of_pool(self, pool_id: str) -> list[ManagedPod]:
-        return [p for _, p in sorted(self.pods.items()) if p.pool_id == pool_id]
+    def of_pool(self, pool_id: str | None) -> list[ManagedPod]:
+        """The pool's pods by name (every pod for None). Do not mutate the list."""
+        pods = self._of_pool.get(pool_id)
+        if pods is None:
+            pods = self._of_pool[pool_id] = [
+                p for _, p in sorted(self.pods.items()) if pool_id is None or p.pool_id == pool_id]
+        return pods
 
     def add(self, name: str, pool_id: str, now: float) -> ManagedPod:
         pod = ManagedPod(name=name, pool_id=pool_id, created_at=now, last_heartbeat=now)
         self.pods[name] = pod
+        self._of_pool.clear()
+        return pod
+
+    def remove(self, name: str) -> ManagedPod | None:
+        pod = self.pods.pop(name, None)
+        if pod is not None:
+            self._of_pool.clear()
         return pod
 
     def find_pod_with_free_slot(
@@ -105,19 +121,13 @@ class PodSlots:
         return [p for p in self._random_order(pool_id) if p.fully_idle]
 
     def stats(self, pool_id: str) -> SlotStats:
-        used = reserved = idle = total = 0
+        used = reserved = total = with_running = 0
+        running_, reserved_ = SlotStatus.RUNNING, SlotStatus.RESERVED
         for pod in self.of_pool(pool_id):
-            for s in pod.slots:
-                total += 1
-                if s.status is SlotStatus.RUNNING:
-                    used += 1
-                elif s.status is SlotStatus.RESERVED:
-                    reserved += 1
-                else:
-                    idle += 1
-        return SlotStats(total, used, reserved, idle)
-
-    def pods_with_running(self, pool_id: str) -> int:
-        return sum(
-            1 for p in self.of_pool(pool_id) if any(s.status is SlotStatus.RUNNING for s in p.slots)
-        )
+            statuses = [s.status for s in pod.slots]
+            total += len(statuses)
+            running = statuses.count(running_)
+            used += running
+            reserved += statuses.count(reserved_)
+            with_running += running > 0
+        return SlotStats(total, used, reserved, total - used - reserved, with_running)

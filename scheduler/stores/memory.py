@@ -25,6 +25,17 @@ class MemoryStore(FailureInjection):
         # Bumped by every write: a reader that saw revision r and sees r again knows
         # nothing changed in between (the reference skips reconciles that would be no-ops).
         self.revision = 0
+        # The same, per table: a scan of tasks need not be redone because a heartbeat
+        # wrote an agent row (see `Context.cached`).
+        self._revisions = dict.fromkeys(("tasks", "workspaces", "pools", "agents", "plans"), 0)
+
+    def revision_of(self, *tables: str) -> tuple[int, ...]:
+        """The write counters of `tables` ("tasks", "workspaces", "pools", "agents", "plans")."""
+        return tuple(self._revisions[t] for t in tables)
+
+    def _wrote(self, table: str) -> None:
+        self.revision += 1
+        self._revisions[table] += 1
 
     # Tasks.
     def next_task_id(self) -> int:
@@ -37,7 +48,7 @@ class MemoryStore(FailureInjection):
         self._tasks[task.id] = task.copy()
         self._index(None, self._tasks[task.id])
         self._next_id = max(self._next_id, task.id + 1)
-        self.revision += 1
+        self._wrote("tasks")
 
     def get_task(self, task_id: int) -> Task | None:
         t = self._tasks.get(task_id)
@@ -75,7 +86,7 @@ class MemoryStore(FailureInjection):
         stored.version = (old.version if old is not None else task.version) + 1
         self._tasks[task.id] = stored
         self._index(old, stored)
-        self.revision += 1
+        self._wrote("tasks")
 
     def cas_task(self, task_id: int, expected_version: int, **changes) -> Task | None:
         if "id" in changes:
@@ -88,13 +99,13 @@ class MemoryStore(FailureInjection):
         new.version = old.version + 1
         self._tasks[task_id] = new
         self._index(old, new)
-        self.revision += 1
+        self._wrote("tasks")
         return new.copy()
 
     # Workspaces.
     def put_workspace(self, workspace: Workspace) -> None:
         self._workspaces[workspace.id] = workspace.copy()
-        self.revision += 1
+        self._wrote("workspaces")
 
     def get_workspace(self, workspace_id: str) -> Workspace | None:
         w = self._workspaces.get(workspace_id)
@@ -106,12 +117,12 @@ class MemoryStore(FailureInjection):
     def save_workspace(self, workspace: Workspace) -> None:
         self.failures.check("save workspace")
         self._workspaces[workspace.id] = workspace.copy()
-        self.revision += 1
+        self._wrote("workspaces")
 
     # Pools, agents, plans.
     def put_pool(self, pool: Pool) -> None:
         self._pools[pool.id] = pool.copy()
-        self.revision += 1
+        self._wrote("pools")
 
     def get_pool(self, pool_id: str) -> Pool | None:
         p = self._pools.get(pool_id)
@@ -123,7 +134,7 @@ class MemoryStore(FailureInjection):
     def put_agent(self, agent: AgentRow) -> None:
         self.failures.check("put agent")
         self._agents[agent.id] = agent.copy()
-        self.revision += 1
+        self._wrote("agents")
 
     def get_agent(self, agent_id: str) -> AgentRow | None:
         a = self._agents.get(agent_id)
@@ -138,12 +149,12 @@ class MemoryStore(FailureInjection):
 
     def delete_agent(self, agent_id: str) -> None:
         self._agents.pop(agent_id, None)
-        self.revision += 1
+        self._wrote("agents")
 
     def put_plan(self, artifact: PlanArtifact) -> None:
         self.failures.check("put plan")
         self._plans[artifact.task_id] = artifact
-        self.revision += 1
+        self._wrote("plans")
 
     def get_plan(self, task_id: int) -> PlanArtifact | None:
         return self._plans.get(task_id)

@@ -57,6 +57,36 @@ class SeedMemory:
     mutex_held: set[str] = field(default_factory=set)
     mutex_waiters: dict[str, list[str]] = field(default_factory=dict)
     unhealthy_restarts: dict[str, tuple[int, float]] = field(default_factory=dict)
+    # Sleeping scheduleRetry goroutines, counted by (workspace, wake-up time): those that
+    # wake at the same instant share one timer (see `timer_retry`).
+    retry_goroutines: dict[tuple[str, float], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PoolDemand:
+    """The task counts AutoScalePods and the unhealthy-pod check read (seed-system.md §4)."""
+
+    pending: int
+    unblocked_pending_pa: int  # pending plan_and_apply with no older active task in its workspace
+    unblocked_pending_any: int
+    any_apply_pending: bool
+    any_busy: bool  # a running or apply_pending task
+
+    @classmethod
+    def of(cls, tasks: list[Task]) -> PoolDemand:
+        first: dict[str, int] = {}  # the oldest active task of each workspace
+        for t in tasks:
+            if t.id < first.get(t.workspace_id, t.id + 1):
+                first[t.workspace_id] = t.id
+        pending = [t for t in tasks if t.status is TaskStatus.PENDING]
+        unblocked = [t for t in pending if t.id == first[t.workspace_id]]
+        return cls(
+            pending=len(pending),
+            unblocked_pending_pa=sum(1 for t in unblocked if t.task_type is TaskType.PLAN_AND_APPLY),
+            unblocked_pending_any=len(unblocked),
+            any_apply_pending=any(t.status is TaskStatus.APPLY_PENDING for t in tasks),
+            any_busy=any(t.status in (TaskStatus.RUNNING, TaskStatus.APPLY_PENDING) for t in tasks),
+        )
 
 
 @dataclass
@@ -77,6 +107,10 @@ class SeedPolicy:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.memory: SeedMemory | None = None
+        # How many identical goroutines the TryExecuteNextTask call in progress stands for,
+        # and how many of them its exit accounted for (see `timer_retry`).
+        self._goroutines = 1
+        self._goroutines_done = 1
 
     @property
     def mem(self) -> SeedMemory:
@@ -116,7 +150,10 @@ class SeedPolicy:
         return ws.pool_id if ws is not None else None
 
     def k8s_pools(self) -> list[Pool]:
-        return [p for p in self.ctx.store.list_pools() if p.pool_type == "k8s"]
+        """Read-only (see `Context.cached`)."""
+        return self.ctx.cached(
+            "k8s_pools", lambda: [p for p in self.ctx.store.list_pools() if p.pool_type == "k8s"],
+            tables=("pools",))
 
     def lock_workspace(self, task: Task) -> None:
         """Executor: lock for apply at plan end. A failure is only a warning in the seed."""
@@ -177,8 +214,7 @@ class SeedPolicy:
                 task.error_message = "Task interrupted by server restart"
                 task.completed_at = self.ctx.now
                 self.save(task, before, "Task interrupted by server restart")
-        for ws in sorted({t.workspace_id for t in store.list_tasks(statuses=[TaskStatus.PENDING])}):
-            self.ctx.spawn(0.0, "try_next", ws)
+        self.go_try_next_each(sorted({t.workspace_id for t in store.list_tasks(statuses=[TaskStatus.PENDING])}))
         # apply_pending tasks are only counted and logged, never resumed (task-500).
 
     # ------------------------------------------------------------------ user API
@@ -293,12 +329,52 @@ class SeedPolicy:
     def timer_try_next(self, workspace_id: str) -> None:
         self.try_execute_next_task(workspace_id)
 
-    def timer_retry(self, workspace_id: str) -> None:
+    def go_try_next_each(self, workspaces: list[str]) -> None:
+        """`go TryExecuteNextTask(ws)` for each workspace, as the monitor and the startup
+        recovery do. The goroutines would be queued back to back behind the caller, so
+        nothing else could run between them: one wake-up runs them in turn, in the same order."""
+        if workspaces:
+            self.ctx.spawn(0.0, "try_next_each", tuple(workspaces))
+
+    def timer_try_next_each(self, workspaces: tuple[str, ...]) -> None:
+        for ws in workspaces:
+            self.try_execute_next_task(ws)
+
+    def timer_retry(self, workspace_id: str, at: float) -> None:
+        """The scheduleRetry goroutines of this workspace that wake at this instant.
+
+        The seed never ends a retry chain while the workspace cannot dispatch, and each
+        monitor tick starts another, so a stuck day holds hundreds of goroutines per
+        workspace, all waking at the same instants. They share one timer. The first runs
+        where its timer was queued; the others run after everything else due at this
+        instant (`timer_retry_rest`), so that they see whatever that changed: a slot the
+        autoscaler freed in between is raced for, as the literal model races for it.
+        """
+        rest = self.mem.retry_goroutines.pop((workspace_id, at), 1) - 1
         self.try_execute_next_task(workspace_id)
+        if rest:
+            self.ctx.spawn(0.0, "retry_rest", workspace_id, rest)
+
+    def timer_retry_rest(self, workspace_id: str, goroutines: int) -> None:
+        """Run `goroutines` waiting goroutines one after another, nothing else between them.
+        When one takes an exit without writing anything (`retry_unchanged`, or no task to
+        run), every one still waiting would read the same rows and memory at the same instant
+        and take the same exit, so that exit stands for all of them: one history row pair
+        with `goroutines` = their number, and one timer for their next wake-up. Only the
+        draws of Go's map order that those calls would have thrown away are not made."""
+        left = goroutines
+        try:
+            while left > 0:
+                self._goroutines, self._goroutines_done = left, 1
+                self.try_execute_next_task(workspace_id)
+                left -= self._goroutines_done
+        finally:
+            self._goroutines = self._goroutines_done = 1
 
     def try_execute_next_task(self, workspace_id: str) -> bool:
         task = self.get_next_executable_task(workspace_id)
         if task is None:
+            self._goroutines_done = self._goroutines  # nothing written: every one ends here
             return True
         mutex = None
         if task.task_type is TaskType.PLAN_AND_APPLY:
@@ -329,17 +405,36 @@ class SeedPolicy:
             if len(waiters) > 1:
                 self.mem.mutex_waiters[mutex] = waiters[1:]
 
-    def schedule_retry(self, task: Task, delay: float, reason: str, ref: SlotRef | None = None) -> None:
-        """scheduleRetry(ws, d): a goroutine that later calls TryExecuteNextTask(ws)."""
+    def schedule_retry(self, task: Task, delay: float, reason: str, ref: SlotRef | None = None,
+                       goroutines: int = 1) -> None:
+        """scheduleRetry(ws, d): a goroutine that later calls TryExecuteNextTask(ws), here
+        for `goroutines` identical calls at once (see `timer_retry`)."""
+        at = self.ctx.now + delay
         self.ctx.record(
             Kind.DISPATCH_FAILED, task=task.id, workspace=task.workspace_id,
             pod=ref.pod if ref else None, slot=ref.slot if ref else None, reason=reason,
             data={"action": "apply" if task.status is TaskStatus.APPLY_PENDING else "plan",
-                  "retry": "schedule_retry"},
+                  "retry": "schedule_retry", "goroutines": goroutines},
         )
         self.ctx.record(Kind.RETRY_SCHEDULED, task=task.id, workspace=task.workspace_id,
-                        reason=reason, data={"delay": delay, "at": self.ctx.now + delay})
-        self.ctx.spawn(delay, "retry", task.workspace_id)
+                        reason=reason, data={"delay": delay, "at": at, "goroutines": goroutines})
+        if not self.ctx.settings.seed.bundle_retry_goroutines:
+            self.ctx.spawn(delay, "retry", task.workspace_id, at)  # a timer per goroutine
+            return
+        key = (task.workspace_id, at)
+        sleeping = self.mem.retry_goroutines.get(key)
+        self.mem.retry_goroutines[key] = (sleeping or 0) + goroutines
+        if sleeping is None:
+            self.ctx.spawn(delay, "retry", task.workspace_id, at)
+
+    def retry_unchanged(self, task: Task, delay: float, reason: str, mutex: str | None) -> None:
+        """A scheduleRetry exit taken before the call wrote anything: it stands for every
+        identical goroutine still waiting at this instant, unless releasing the mutex hands
+        it to a queued waiter (a write the next goroutine would see)."""
+        n = 1 if mutex is not None and self.mem.mutex_waiters.get(mutex) else self._goroutines
+        self._goroutines_done = n
+        self.schedule_retry(task, delay, reason, goroutines=n)
+        self.release_mutex(mutex)
 
     # ------------------------------------------------------------------ pushTaskToAgent
     def on_reservation_miss(self, task: Task, mutex: str | None) -> bool | None:
@@ -370,8 +465,7 @@ class SeedPolicy:
             return False
         ws = ctx.store.get_workspace(task.workspace_id)
         if ws is None or ws.pool_id is None:
-            self.schedule_retry(task, ctx.settings.retries.no_pool_s, "workspace has no pool")
-            self.release_mutex(mutex)
+            self.retry_unchanged(task, ctx.settings.retries.no_pool_s, "workspace has no pool", mutex)
             return True
         pool_id = ws.pool_id
         ref: SlotRef | None = None
@@ -388,8 +482,8 @@ class SeedPolicy:
                     pool_id, task.task_type, ctx.now, ctx.settings.slots.pod_offline_after_s
                 )
                 if ref is None:
-                    self.schedule_retry(task, ctx.settings.retries.no_free_slot_s, "no free slot")
-                    self.release_mutex(mutex)
+                    self.retry_unchanged(task, ctx.settings.retries.no_free_slot_s, "no free slot",
+                                         mutex)
                     return True
                 if not mem.slots.assign(ref, task.id, task.task_type, ctx.now):
                     self.schedule_retry(task, ctx.settings.retries.assign_failure_s,
@@ -666,8 +760,7 @@ class SeedPolicy:
         self.ctx.spawn(self.ctx.settings.loops.monitor_period_s, "monitor")
 
     def check_and_retry_pending_tasks(self) -> None:
-        for ws in self.monitor_workspaces():
-            self.ctx.spawn(0.0, "try_next", ws)
+        self.go_try_next_each(self.monitor_workspaces())
 
     def monitor_workspaces(self) -> list[str]:
         """The seed scans only `pending`."""
@@ -707,7 +800,7 @@ class SeedPolicy:
                 self.drop_pod(pod.name, "pod no longer listed")
 
     def drop_pod(self, name: str, reason: str) -> None:
-        pod = self.mem.slots.pods.pop(name, None)
+        pod = self.mem.slots.remove(name)
         if pod is None:
             return
         for s in pod.slots:
@@ -718,11 +811,12 @@ class SeedPolicy:
 
     def sync_task_status_to_slots(self, pool_id: str) -> None:
         ctx = self.ctx
+        active_tasks = self.active_tasks()
         for pod in self.mem.slots.of_pool(pool_id):
             for s in pod.slots:
                 if s.task_id is None:
                     continue
-                task = ctx.store.get_task(s.task_id)
+                task = active_tasks.get(s.task_id)  # None: gone or terminal
                 active = task is not None and task.agent_id and task.status in (
                     TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)
                 if (task is not None and task.status is TaskStatus.APPLY_PENDING and task.agent_id
@@ -734,14 +828,14 @@ class SeedPolicy:
                     self.release(SlotRef(pod.name, s.slot_id), "reconcile: task not active")
 
     def cleanup_expired_reservations(self, pool_id: str) -> None:
-        limit = self.ctx.settings.slots.reservation_expiry_s
+        now, limit = self.ctx.now, self.ctx.settings.slots.reservation_expiry_s
+        reserved = SlotStatus.RESERVED
         for pod in self.mem.slots.of_pool(pool_id):
             for s in pod.slots:
-                if s.status is SlotStatus.RESERVED and self.ctx.now - s.updated_at > limit:
+                if s.status is reserved and now - s.updated_at > limit:
                     self.release(SlotRef(pod.name, s.slot_id), "reservation expired (24 h)")
 
     def timer_autoscaler_cycle(self) -> None:
-        self._cycle_pools: dict[str, tuple[str | None, ExecutionMode]] = {}
         for pool in self.k8s_pools():
             self.reconcile_pods(pool.id)
             self.check_and_restart_unhealthy_pods(pool)
@@ -772,22 +866,27 @@ class SeedPolicy:
         sod = (self.ctx.settings.seed.clock_origin_s + self.ctx.now) % 86400.0
         return any(w.contains(sod) for w in pool.freeze_windows)
 
+    def active_tasks(self) -> dict[int, Task]:
+        """The pending, running and apply_pending tasks by id, as stored now. Read-only: the
+        pod manager and the autoscaler only look, so one read serves until a task is written."""
+        return self.ctx.cached(
+            "active_tasks", lambda: {t.id: t for t in self.ctx.store.list_tasks(statuses=ACTIVE)},
+            tables=("tasks",))
+
     def pool_tasks(self, pool_id: str) -> list[Task]:
         """Active tasks of the pool's k8s workspaces (the Go code joins tasks to workspaces).
-        Read-only: the autoscaler only counts them, so one read serves until the next write."""
-        return self.ctx.cached(("pool_tasks", pool_id), lambda: self._pool_tasks(pool_id))
+        Read-only, like `active_tasks`."""
+        return self.ctx.cached(("pool_tasks", pool_id), lambda: self._pool_tasks(pool_id),
+                               tables=("tasks", "workspaces"))
 
     def _pool_tasks(self, pool_id: str) -> list[Task]:
-        cache = getattr(self, "_cycle_pools", None)
-        if cache is None:
-            cache = self._cycle_pools = {}
+        store, where = self.ctx.store, {}
         out = []
-        for t in self.ctx.store.list_tasks(statuses=ACTIVE):
-            where = cache.get(t.workspace_id)
-            if where is None:
-                ws = self.ctx.store.get_workspace(t.workspace_id)
-                where = cache[t.workspace_id] = (ws.pool_id, ws.execution_mode) if ws else (None, ExecutionMode.LOCAL)
-            if where == (pool_id, ExecutionMode.K8S):
+        for t in self.active_tasks().values():
+            if t.workspace_id not in where:
+                ws = store.get_workspace(t.workspace_id)
+                where[t.workspace_id] = (ws.pool_id, ws.execution_mode) if ws else None
+            if where[t.workspace_id] == (pool_id, ExecutionMode.K8S):
                 out.append(t)
         return out
 
@@ -802,19 +901,14 @@ class SeedPolicy:
                 self.delete_pod(pod.name, "freeze window: delete idle pod")
             return
         self.reconcile_pods(pool.id)
-        tasks = self.pool_tasks(pool.id)
+        demand = self.pool_demand(pool.id)
         st = slots.stats(pool.id)
         snap = autoscaler.PoolSnapshot(
             current=len(slots.of_pool(pool.id)), total=st.total, used=st.used, reserved=st.reserved,
             min_replicas=pool.min_replicas, max_replicas=pool.max_replicas,
-            pending_tasks=sum(1 for t in tasks if t.status is TaskStatus.PENDING),
-            unblocked_pending_pa=sum(1 for t in tasks if t.status is TaskStatus.PENDING
-                                     and t.task_type is TaskType.PLAN_AND_APPLY
-                                     and not self._blocked(t, tasks)),
-            unblocked_pending_any=sum(1 for t in tasks if t.status is TaskStatus.PENDING
-                                      and not self._blocked(t, tasks)),
-            pods_with_running=slots.pods_with_running(pool.id),
-            any_apply_pending=any(t.status is TaskStatus.APPLY_PENDING for t in tasks),
+            pending_tasks=demand.pending, unblocked_pending_pa=demand.unblocked_pending_pa,
+            unblocked_pending_any=demand.unblocked_pending_any,
+            pods_with_running=st.pods_with_running, any_apply_pending=demand.any_apply_pending,
         )
         d = autoscaler.decide(snap)
         if d.desired != snap.current or d.skipped_scale_down:
@@ -826,10 +920,11 @@ class SeedPolicy:
             for pod in slots.idle_pods(pool.id)[: snap.current - d.desired]:
                 self.delete_pod(pod.name, d.rule)
 
-    @staticmethod
-    def _blocked(task: Task, tasks: list[Task]) -> bool:
-        return any(t.workspace_id == task.workspace_id and t.id < task.id and t.status in ACTIVE
-                   for t in tasks)
+    def pool_demand(self, pool_id: str) -> PoolDemand:
+        """What AutoScalePods counts in the pool's tasks; recounted only after a task write."""
+        return self.ctx.cached(("pool_demand", pool_id),
+                               lambda: PoolDemand.of(self.pool_tasks(pool_id)),
+                               tables=("tasks", "workspaces"))
 
     def create_pods(self, pool_id: str, count: int, cause: str) -> None:
         unix = int(self.ctx.settings.seed.epoch_unix_s + self.ctx.now)
@@ -853,13 +948,13 @@ class SeedPolicy:
             self.ctx.cluster.delete_pod(name)
         except ClusterError:
             return False
-        self.mem.slots.pods.pop(name, None)
+        self.mem.slots.remove(name)
         self.ctx.record(Kind.POD_DELETE, pod=name, data={"cause": cause})
         return True
 
     def check_and_restart_unhealthy_pods(self, pool: Pool) -> None:
         ctx, s = self.ctx, self.ctx.settings.slots
-        if any(t.status in (TaskStatus.RUNNING, TaskStatus.APPLY_PENDING) for t in self.pool_tasks(pool.id)):
+        if self.pool_demand(pool.id).any_busy:  # a running or apply_pending task
             return
         online = sum(1 for a in ctx.store.list_agents(pool.id)
                      if ctx.now - a.last_ping_at < ctx.settings.agents.offline_after_s)

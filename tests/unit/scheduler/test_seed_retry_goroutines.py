@@ -1,0 +1,110 @@
+"""The seed's scheduleRetry goroutines, bundled (the default) and literal.
+
+The seed never ends a retry chain while a workspace cannot dispatch, and its monitor starts
+a new one every 10 s, so chains pile up. The model lets the goroutines that wake at the
+same instant share a timer, and takes an exit they would all take alike once for all of
+them (`SeedPolicy.timer_retry`). These tests hold the bundled model to the literal one (a
+timer and a row pair per goroutine) on worlds with one pod and one agent, where Go's map
+order has nothing to shuffle.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from scheduler.history import Kind
+from scheduler.model import Pool, TaskStatus, TaskType
+from scheduler.settings import SeedQuirks, Settings
+from scheduler.testing import Script
+
+RETRY_KINDS = (Kind.DISPATCH_FAILED, Kind.RETRY_SCHEDULED)
+VARIANTS = ("seed", "seed-proposal", "seed-head")
+
+
+def settings(bundle: bool) -> Settings:
+    return Settings(seed=SeedQuirks(bundle_retry_goroutines=bundle))
+
+
+def no_pods(variant: str, bundle: bool) -> Script:
+    """A plan waits in a pool with no pods (min_replicas 0): every chain fails on 'no free slot'."""
+    s = Script(variant, settings=settings(bundle), pool=Pool("pool-1", min_replicas=0, max_replicas=4))
+    s.create(5, task_type=TaskType.PLAN)
+    return s.run(105)
+
+
+def busy_pod(variant: str, bundle: bool) -> Script:
+    """One pod, one agent, five workspaces. Four long plans take the four slots; the fifth
+    waits for 10 minutes while its chains pile up, then dispatches when a slot frees. Two
+    plan_and_apply tasks join later, so that some goroutines take writing exits."""
+    workspaces = tuple(f"ws-{i}" for i in range(6))
+    s = Script(variant, settings=settings(bundle), workspaces=workspaces, plan_s=600.0,
+               apply_s=30.0, pool=Pool("pool-1", min_replicas=1, max_replicas=1))
+    for i, ws in enumerate(workspaces[:5]):
+        s.create(40 + i, ws, TaskType.PLAN)
+    s.create(200, workspaces[5])
+    s.create(210, workspaces[5])
+    return s.run(2400)
+
+
+def story(s: Script) -> Counter:
+    """The history as a multiset, with each retry row counted once per goroutine it stands
+    for. Same-instant rows may come in another order: a bundle runs where its first
+    goroutine's timer was queued."""
+    out: Counter = Counter()
+    for e in s.history.events:
+        data = {k: v for k, v in e.data.items() if k != "goroutines"}
+        key = (e.t, e.kind, e.source, e.task, e.workspace, e.pod, e.slot, e.agent,
+               e.from_status, e.to_status, e.reason, repr(sorted(data.items())))
+        out[key] += e.data.get("goroutines", 1) if e.kind in RETRY_KINDS else 1
+    return out
+
+
+def retry_rows(s: Script, t: float) -> list[int]:
+    return [e.data["goroutines"] for e in s.history.events
+            if e.kind is Kind.RETRY_SCHEDULED and e.t == t]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_waiting_workspace_gains_a_goroutine_per_monitor_tick(variant):
+    literal, bundled = no_pods(variant, False), no_pods(variant, True)
+    # The chain TaskCreated started (5 s, 15 s, ...) stays alone; on the monitor's grid
+    # (10 s, 20 s, ...) one more chain joins at every tick.
+    for k in range(1, 10):
+        assert len(retry_rows(literal, 10.0 * k)) == k
+        assert sum(retry_rows(bundled, 10.0 * k)) == k
+        # The first goroutine where its timer was queued, the rest at the end of the
+        # instant, and the tick's new chain.
+        assert len(retry_rows(bundled, 10.0 * k)) <= 3
+        assert retry_rows(bundled, 10.0 * k + 5) == [1]
+    # Rows grow with time, not with its square: the literal model writes a row per
+    # goroutine (11 on the 5 s grid, 1 + 2 + ... + 10 on the monitor's), the bundled one
+    # at most three per instant (1 + 2 + 3 * 8).
+    rows = [sum(1 for e in x.history.events if e.kind is Kind.RETRY_SCHEDULED) for x in (literal, bundled)]
+    assert rows == [11 + 55, 11 + 27]
+    assert story(bundled) == story(literal)
+
+
+def dispatches(s: Script) -> Counter:
+    return Counter(e.task for e in s.history.events if e.kind is Kind.DISPATCH)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bundled_goroutines_race_for_freed_slots_as_literal_ones_do(variant):
+    """When the plans end, the seed's autoscaler frees their slots at an instant where both
+    waiting workspaces have dozens of goroutines due. Which goroutine runs before which differs
+    (a bundle's rest runs at the end of the instant), so the rows differ; what the seed does
+    with the freed slots does not."""
+    literal, bundled = busy_pod(variant, False), busy_pod(variant, True)
+    assert max(e.data["goroutines"] for e in bundled.history.events
+               if e.kind is Kind.RETRY_SCHEDULED) >= 50
+    ids = range(1, 8)
+    assert [bundled.task(i).status for i in ids] == [literal.task(i).status for i in ids]
+    assert bundled.task(5).status is TaskStatus.SUCCESS
+    assert sum(dispatches(bundled).values()) == sum(dispatches(literal).values())
+    if variant != "seed-head":  # it frees a slot when the task ends, between wake-ups
+        # F7: the waiting plans are sent more than once, before the first Save lands.
+        assert max(dispatches(bundled)[4], dispatches(bundled)[5]) > 1
+        assert max(dispatches(literal)[4], dispatches(literal)[5]) > 1
+    assert len(bundled.history.events) < len(literal.history.events) / 5
