@@ -30,6 +30,7 @@ from scheduler.model import (
     Task,
     TaskStatus,
     TaskType,
+    Workspace,
 )
 from scheduler.ports import AgentSendError, ClusterError, RunTask, StoreWriteError
 from scheduler.slots import PodSlots, SlotRef
@@ -103,6 +104,9 @@ class Push:
 
 class SeedPolicy:
     name = "seed"
+    # Does the slot a push takes choose its agent (`resolve_agent_for_pod`)? Not in the seed
+    # (F10): which free slot a goroutine takes then changes nothing about where it ends.
+    slot_chooses_agent = False
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -135,14 +139,17 @@ class SeedPolicy:
         self.ctx.transition(before, task, reason)
         return True
 
-    def release(self, ref: SlotRef | None, reason: str) -> None:
+    def release(self, ref: SlotRef | None, reason: str, goroutines: int = 1) -> None:
         if ref is None:
             return
         before = self.mem.slots.release(ref, self.ctx.now)
         if before is not None and (before.status is not SlotStatus.IDLE):
+            data: dict = {"was": before.status.value}
+            if goroutines > 1:
+                data["goroutines"] = goroutines
             self.ctx.record(
                 Kind.SLOT_RELEASED, pod=ref.pod, slot=ref.slot, task=before.task_id,
-                reason=reason, data={"was": before.status.value},
+                reason=reason, data=data,
             )
 
     def pool_of(self, workspace_id: str) -> str | None:
@@ -304,12 +311,12 @@ class SeedPolicy:
 
     # ------------------------------------------------------------------ queue
     def get_next_executable_task(self, workspace_id: str) -> Task | None:
-        store = self.ctx.store
-        ws = store.get_workspace(workspace_id)
+        ws = self.workspace_rows().get(workspace_id)
         if ws is None or ws.is_locked:
             return None
-        # Every rule below reads only pending / running / apply_pending rows.
-        tasks = store.list_tasks(workspace_id=workspace_id, statuses=ACTIVE)
+        # Every rule below reads only pending / running / apply_pending rows; the one it
+        # returns is a copy of its own (pushTaskToAgent mutates and saves it whole).
+        tasks = [t for t in self.active_tasks().values() if t.workspace_id == workspace_id]
         pending_pa = [t for t in tasks if t.status is TaskStatus.PENDING
                       and t.task_type is TaskType.PLAN_AND_APPLY]
         if pending_pa:
@@ -319,11 +326,11 @@ class SeedPolicy:
                 for t in tasks
             )
             if not blocked:
-                return first
+                return first.copy()
         for ttype in (TaskType.PLAN, TaskType.DRIFT_CHECK):
             cands = [t for t in tasks if t.status is TaskStatus.PENDING and t.task_type is ttype]
             if cands:
-                return min(cands, key=lambda t: (t.created_at, t.id))
+                return min(cands, key=lambda t: (t.created_at, t.id)).copy()
         return None
 
     def timer_try_next(self, workspace_id: str) -> None:
@@ -427,13 +434,17 @@ class SeedPolicy:
         if sleeping is None:
             self.ctx.spawn(delay, "retry", task.workspace_id, at)
 
-    def retry_unchanged(self, task: Task, delay: float, reason: str, mutex: str | None) -> None:
-        """A scheduleRetry exit taken before the call wrote anything: it stands for every
-        identical goroutine still waiting at this instant, unless releasing the mutex hands
-        it to a queued waiter (a write the next goroutine would see)."""
+    def unchanged_goroutines(self, mutex: str | None) -> int:
+        """How many goroutines an exit that leaves nothing changed stands for: every identical
+        one still waiting at this instant, unless releasing the mutex hands it to a queued
+        waiter (a write the next goroutine would see)."""
         n = 1 if mutex is not None and self.mem.mutex_waiters.get(mutex) else self._goroutines
         self._goroutines_done = n
-        self.schedule_retry(task, delay, reason, goroutines=n)
+        return n
+
+    def retry_unchanged(self, task: Task, delay: float, reason: str, mutex: str | None) -> None:
+        """A scheduleRetry exit taken before the call wrote anything."""
+        self.schedule_retry(task, delay, reason, goroutines=self.unchanged_goroutines(mutex))
         self.release_mutex(mutex)
 
     # ------------------------------------------------------------------ pushTaskToAgent
@@ -452,6 +463,16 @@ class SeedPolicy:
         self.ctx.spawn(0.0, "try_next", task.workspace_id)
         return True
 
+    def record_assigned(self, ref: SlotRef | None, task: Task, goroutines: int = 1) -> None:
+        """The row of AssignTaskToSlot, written when the push knows how many goroutines it
+        stands for (nothing is recorded between the assignment and that point)."""
+        if ref is None:
+            return
+        data: dict = {"type": task.task_type.value}
+        if goroutines > 1:
+            data["goroutines"] = goroutines
+        self.ctx.record(Kind.SLOT_ASSIGNED, pod=ref.pod, slot=ref.slot, task=task.id, data=data)
+
     def resolve_agent_for_pod(self, ref: SlotRef) -> str:
         """Step 3's pod.AgentID: always empty in the seed (F10)."""
         return self.mem.slots.pods[ref.pod].agent_id
@@ -463,12 +484,13 @@ class SeedPolicy:
         if apply and not task.confirmed:
             self.release_mutex(mutex)
             return False
-        ws = ctx.store.get_workspace(task.workspace_id)
+        ws = self.workspace_rows().get(task.workspace_id)
         if ws is None or ws.pool_id is None:
             self.retry_unchanged(task, ctx.settings.retries.no_pool_s, "workspace has no pool", mutex)
             return True
         pool_id = ws.pool_id
         ref: SlotRef | None = None
+        assigned = None  # a slot this call took: its row is written with the exit's count
         selected_agent = ""
         if ws.execution_mode is ExecutionMode.K8S:
             if apply:
@@ -490,11 +512,11 @@ class SeedPolicy:
                                         "assign slot failed", ref)
                     self.release_mutex(mutex)
                     return True
-                ctx.record(Kind.SLOT_ASSIGNED, pod=ref.pod, slot=ref.slot, task=task.id,
-                           data={"type": task.task_type.value})
+                assigned = ref
             selected_agent = self.resolve_agent_for_pod(ref)
         # Step 4: connected agents.
         if not mem.cc:
+            self.record_assigned(assigned, task)
             self.release(ref, "no connected agents")
             if ws.execution_mode is ExecutionMode.K8S:
                 ctx.spawn(0.0, "scale_up", pool_id)
@@ -504,6 +526,8 @@ class SeedPolicy:
             return True
         # Step 5: a pre-selected agent that is not connected.
         if selected_agent and selected_agent not in mem.cc:
+            self.record_assigned(assigned, task)
+            assigned = None
             self.release(ref, "pre-selected agent not connected")
             ref, selected_agent = None, ""
         # Step 6: generic search in random map order.
@@ -512,18 +536,24 @@ class SeedPolicy:
             conns = [c for _, c in sorted(mem.cc.items())]
             ctx.rng.shuffle(conns)
             for conn in conns:
-                row = ctx.store.get_agent(conn.agent_id)
+                row = self.agent_rows().get(conn.agent_id)
                 if row is None or row.pool_id != pool_id:
                     continue
                 if self.agent_available(conn, task.task_type):
                     agent_id = conn.agent_id
                     break
         if not agent_id:
-            self.release(ref, "no available agent")
+            # Taking a free slot and giving it back leaves nothing another goroutine reads
+            # (an idle slot's time is never read), unless it destroyed a reservation.
+            unchanged = not self.slot_chooses_agent and (ref is None or assigned is not None)
+            n = self.unchanged_goroutines(mutex) if unchanged else 1
+            self.record_assigned(assigned, task, n)
+            self.release(ref, "no available agent", n)
             self.schedule_retry(task, ctx.settings.retries.no_available_agent_s,
-                                "no available agent in pool", ref)
+                                "no available agent in pool", ref, goroutines=n)
             self.release_mutex(mutex)
             return True
+        self.record_assigned(assigned, task)
         # Step 7: mutate the in-memory object.
         before = task.status
         action = "apply" if apply else "plan"
@@ -865,6 +895,18 @@ class SeedPolicy:
             return False
         sod = (self.ctx.settings.seed.clock_origin_s + self.ctx.now) % 86400.0
         return any(w.contains(sod) for w in pool.freeze_windows)
+
+    def workspace_rows(self) -> dict[str, Workspace]:
+        """The workspace rows by id, as stored now. Read-only (see `Context.cached`)."""
+        return self.ctx.cached("workspace_rows",
+                               lambda: {w.id: w for w in self.ctx.store.list_workspaces()},
+                               tables=("workspaces",))
+
+    def agent_rows(self) -> dict[str, AgentRow]:
+        """The agent rows by id, as stored now. Read-only (see `Context.cached`): the pushes
+        of one instant share one read."""
+        return self.ctx.cached("agent_rows", lambda: {a.id: a for a in self.ctx.store.list_agents()},
+                               tables=("agents",))
 
     def active_tasks(self) -> dict[int, Task]:
         """The pending, running and apply_pending tasks by id, as stored now. Read-only: the

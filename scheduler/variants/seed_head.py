@@ -26,6 +26,7 @@ from scheduler.variants.seed import SeedPolicy
 
 class SeedHeadPolicy(SeedPolicy):
     name = "seed-head"
+    slot_chooses_agent = True  # the pod's backfilled AgentID
 
     def check_and_retry_pending_tasks(self) -> None:
         super().check_and_retry_pending_tasks()
@@ -45,7 +46,9 @@ class SeedHeadPolicy(SeedPolicy):
     def resolve_agent_for_pod(self, ref: SlotRef) -> str:
         pod = self.mem.slots.pods[ref.pod]
         if not pod.agent_id:
-            for row in self.ctx.store.list_agents(pod.pool_id):
+            for row in self.agent_rows().values():
+                if row.pool_id != pod.pool_id:
+                    continue
                 online = self.ctx.now - row.last_ping_at < self.ctx.settings.agents.offline_after_s
                 if row.name == pod.name and online:
                     pod.agent_id = row.id  # backfill the pod manager

@@ -19,7 +19,6 @@ from scheduler.model import Pool, TaskStatus, TaskType
 from scheduler.settings import SeedQuirks, Settings
 from scheduler.testing import Script
 
-RETRY_KINDS = (Kind.DISPATCH_FAILED, Kind.RETRY_SCHEDULED)
 VARIANTS = ("seed", "seed-proposal", "seed-head")
 
 
@@ -48,6 +47,19 @@ def busy_pod(variant: str, bundle: bool) -> Script:
     return s.run(2400)
 
 
+def busy_agent(variant: str, bundle: bool) -> Script:
+    """One pod, one agent. Three long plans put the agent at its plan limit with one slot
+    still free; a fourth plan takes that slot, finds no available agent and gives it back,
+    every 10 s per chain, until the plans end at about 670 s."""
+    workspaces = tuple(f"ws-{i}" for i in range(4))
+    s = Script(variant, settings=settings(bundle), workspaces=workspaces, plan_s=600.0,
+               pool=Pool("pool-1", min_replicas=1, max_replicas=1))
+    for i, ws in enumerate(workspaces[:3]):
+        s.create(61.5 + 2 * i, ws, TaskType.PLAN)  # off the monitor's grid: one dispatch each
+    s.create(100.5, workspaces[3], TaskType.PLAN)
+    return s.run(1500)
+
+
 def story(s: Script) -> Counter:
     """The history as a multiset, with each retry row counted once per goroutine it stands
     for. Same-instant rows may come in another order: a bundle runs where its first
@@ -57,7 +69,7 @@ def story(s: Script) -> Counter:
         data = {k: v for k, v in e.data.items() if k != "goroutines"}
         key = (e.t, e.kind, e.source, e.task, e.workspace, e.pod, e.slot, e.agent,
                e.from_status, e.to_status, e.reason, repr(sorted(data.items())))
-        out[key] += e.data.get("goroutines", 1) if e.kind in RETRY_KINDS else 1
+        out[key] += e.data.get("goroutines", 1)
     return out
 
 
@@ -84,6 +96,30 @@ def test_a_waiting_workspace_gains_a_goroutine_per_monitor_tick(variant):
     rows = [sum(1 for e in x.history.events if e.kind is Kind.RETRY_SCHEDULED) for x in (literal, bundled)]
     assert rows == [11 + 55, 11 + 27]
     assert story(bundled) == story(literal)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_goroutines_that_find_no_available_agent_are_bundled_exactly(variant):
+    """Taking the free slot and giving it back leaves nothing another goroutine reads, and in
+    the seed the slot does not choose the agent, so the whole exit stands for the bundle:
+    the slot rows too carry `goroutines`. seed-head's slot chooses the pod's agent, so there
+    every goroutine runs on its own."""
+    literal, bundled = busy_agent(variant, False), busy_agent(variant, True)
+
+    def before_plans_end(s: Script) -> Counter:
+        return Counter({k: n for k, n in story(s).items() if k[0] < 600})
+
+    assert before_plans_end(bundled) == before_plans_end(literal)
+    ids = range(1, 5)
+    assert [bundled.task(i).status for i in ids] == [literal.task(i).status for i in ids]
+    slot_rows = [e.data.get("goroutines", 1) for e in bundled.history.events
+                 if e.kind is Kind.SLOT_ASSIGNED and e.task == 4]
+    if variant == "seed-head":
+        assert max(slot_rows) == 1
+    else:
+        assert "no available agent in pool" in {
+            e.reason for e in bundled.history.events if e.kind is Kind.DISPATCH_FAILED}
+        assert max(slot_rows) >= 40
 
 
 def dispatches(s: Script) -> Counter:
