@@ -104,9 +104,6 @@ class Push:
 
 class SeedPolicy:
     name = "seed"
-    # Does the slot a push takes choose its agent (`resolve_agent_for_pod`)? Not in the seed
-    # (F10): which free slot a goroutine takes then changes nothing about where it ends.
-    slot_chooses_agent = False
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -473,6 +470,12 @@ class SeedPolicy:
             data["goroutines"] = goroutines
         self.ctx.record(Kind.SLOT_ASSIGNED, pod=ref.pod, slot=ref.slot, task=task.id, data=data)
 
+    def slot_chooses_agent(self, pool_id: str) -> bool:
+        """Could the slot a push takes in this pool choose its agent (step 3's pod.AgentID)?
+        Never in the seed (F10): which free slot a goroutine takes then cannot change where
+        it ends."""
+        return False
+
     def resolve_agent_for_pod(self, ref: SlotRef) -> str:
         """Step 3's pod.AgentID: always empty in the seed (F10)."""
         return self.mem.slots.pods[ref.pod].agent_id
@@ -545,7 +548,8 @@ class SeedPolicy:
         if not agent_id:
             # Taking a free slot and giving it back leaves nothing another goroutine reads
             # (an idle slot's time is never read), unless it destroyed a reservation.
-            unchanged = not self.slot_chooses_agent and (ref is None or assigned is not None)
+            unchanged = ((assigned is not None or ws.execution_mode is not ExecutionMode.K8S)
+                         and not self.slot_chooses_agent(pool_id))
             n = self.unchanged_goroutines(mutex) if unchanged else 1
             self.record_assigned(assigned, task, n)
             self.release(ref, "no available agent", n)

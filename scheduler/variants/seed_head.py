@@ -19,14 +19,13 @@ dispatch an apply twice), G7, G8, G9, G11.
 from __future__ import annotations
 
 from scheduler.history import Kind
-from scheduler.model import SlotStatus, Task, TaskStatus
+from scheduler.model import ManagedPod, SlotStatus, Task, TaskStatus
 from scheduler.slots import SlotRef
 from scheduler.variants.seed import SeedPolicy
 
 
 class SeedHeadPolicy(SeedPolicy):
     name = "seed-head"
-    slot_chooses_agent = True  # the pod's backfilled AgentID
 
     def check_and_retry_pending_tasks(self) -> None:
         super().check_and_retry_pending_tasks()
@@ -46,14 +45,23 @@ class SeedHeadPolicy(SeedPolicy):
     def resolve_agent_for_pod(self, ref: SlotRef) -> str:
         pod = self.mem.slots.pods[ref.pod]
         if not pod.agent_id:
-            for row in self.agent_rows().values():
-                if row.pool_id != pod.pool_id:
-                    continue
-                online = self.ctx.now - row.last_ping_at < self.ctx.settings.agents.offline_after_s
-                if row.name == pod.name and online:
-                    pod.agent_id = row.id  # backfill the pod manager
-                    break
+            pod.agent_id = self.backfill_candidate(pod)  # backfill the pod manager
         return pod.agent_id
+
+    def backfill_candidate(self, pod: ManagedPod) -> str:
+        """The online agent row named after the pod, which the backfill would record."""
+        for row in self.agent_rows().values():
+            if row.pool_id != pod.pool_id:
+                continue
+            online = self.ctx.now - row.last_ping_at < self.ctx.settings.agents.offline_after_s
+            if row.name == pod.name and online:
+                return row.id
+        return ""
+
+    def slot_chooses_agent(self, pool_id: str) -> bool:
+        """Yes, as soon as one pod of the pool has an agent id or would be backfilled with one."""
+        return any(pod.agent_id or self.backfill_candidate(pod)
+                   for pod in self.mem.slots.of_pool(pool_id))
 
     def after_status_report(self, task: Task) -> None:
         if task.status is TaskStatus.APPLY_PENDING:

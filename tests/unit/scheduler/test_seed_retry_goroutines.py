@@ -60,6 +60,34 @@ def busy_agent(variant: str, bundle: bool) -> Script:
     return s.run(1500)
 
 
+def two_pools(variant: str, bundle: bool) -> Script:
+    return Script(variant, settings=settings(bundle), workspaces={"ws-a": "pool-1", "ws-b": "pool-2"},
+                  pool=Pool("pool-1", min_replicas=1, max_replicas=1),
+                  other_pools=(Pool("pool-2", min_replicas=1, max_replicas=1),))
+
+
+def agentless_pod(variant: str, bundle: bool) -> Script:
+    """pool-1's pod is replaced by one whose agent never comes; pool-2's agent is connected,
+    so a plan of pool-1 takes the new pod's slot and finds no available agent. No agent row
+    names the new pod, so even seed-head's slot has no agent to choose. (The run stops
+    before the seed restarts the agentless pod, at 320 s.)"""
+    s = two_pools(variant, bundle)
+    s.at(150, lambda: setattr(s, "agent_connect_s", None))
+    s.kill_pod(200, lambda s: sorted(p for p in s.pods if "pool-1" in p)[0])
+    s.create(205.5, "ws-a", TaskType.PLAN)
+    return s.run(315)
+
+
+def lost_agent(variant: str, bundle: bool) -> Script:
+    """pool-1's agent drops for good before a plan of pool-1 arrives. Its row stays online
+    for a while, so seed-head backfills the pod's agent id: from then on its slot chooses
+    the (gone) agent. (The run stops before the seed restarts the pod, at 150 s.)"""
+    s = two_pools(variant, bundle)
+    s.disconnect_agent(35, lambda s: sorted(a for a in s.agents if s.agents[a].pool_id == "pool-1")[0])
+    s.create(40.5, "ws-a", TaskType.PLAN)
+    return s.run(145)
+
+
 def story(s: Script) -> Counter:
     """The history as a multiset, with each retry row counted once per goroutine it stands
     for. Same-instant rows may come in another order: a bundle runs where its first
@@ -102,8 +130,7 @@ def test_a_waiting_workspace_gains_a_goroutine_per_monitor_tick(variant):
 def test_goroutines_that_find_no_available_agent_are_bundled_exactly(variant):
     """Taking the free slot and giving it back leaves nothing another goroutine reads, and in
     the seed the slot does not choose the agent, so the whole exit stands for the bundle:
-    the slot rows too carry `goroutines`. seed-head's slot chooses the pod's agent, so there
-    every goroutine runs on its own."""
+    the slot rows too carry `goroutines`."""
     literal, bundled = busy_agent(variant, False), busy_agent(variant, True)
 
     def before_plans_end(s: Script) -> Counter:
@@ -112,14 +139,29 @@ def test_goroutines_that_find_no_available_agent_are_bundled_exactly(variant):
     assert before_plans_end(bundled) == before_plans_end(literal)
     ids = range(1, 5)
     assert [bundled.task(i).status for i in ids] == [literal.task(i).status for i in ids]
-    slot_rows = [e.data.get("goroutines", 1) for e in bundled.history.events
-                 if e.kind is Kind.SLOT_ASSIGNED and e.task == 4]
-    if variant == "seed-head":
-        assert max(slot_rows) == 1
-    else:
-        assert "no available agent in pool" in {
-            e.reason for e in bundled.history.events if e.kind is Kind.DISPATCH_FAILED}
-        assert max(slot_rows) >= 40
+    if variant != "seed-head":  # its pod's agent is backfilled: it dispatches to it at once
+        assert bundled_slot_rows(bundled) >= 40
+
+
+def bundled_slot_rows(s: Script) -> int:
+    """The most goroutines one slot.assigned row stands for."""
+    return max((e.data.get("goroutines", 1) for e in s.history.events
+                if e.kind is Kind.SLOT_ASSIGNED), default=0)
+
+
+@pytest.mark.parametrize("world,variant,bundles", [
+    (agentless_pod, "seed", True), (agentless_pod, "seed-proposal", True),
+    (agentless_pod, "seed-head", True),
+    (lost_agent, "seed", True), (lost_agent, "seed-proposal", True),
+    (lost_agent, "seed-head", False),  # the backfilled agent id: the slot chooses the agent
+])
+def test_seed_head_bundles_only_while_no_slot_can_choose_an_agent(world, variant, bundles):
+    literal, bundled = world(variant, False), world(variant, True)
+    assert story(bundled) == story(literal)
+    assert "no available agent in pool" in {
+        e.reason for e in bundled.history.events if e.kind is Kind.DISPATCH_FAILED}
+    assert (bundled_slot_rows(bundled) >= 5) is bundles
+    assert bundled_slot_rows(bundled) >= 1
 
 
 def dispatches(s: Script) -> Counter:
@@ -144,3 +186,12 @@ def test_bundled_goroutines_race_for_freed_slots_as_literal_ones_do(variant):
         assert max(dispatches(bundled)[4], dispatches(bundled)[5]) > 1
         assert max(dispatches(literal)[4], dispatches(literal)[5]) > 1
     assert len(bundled.history.events) < len(literal.history.events) / 5
+
+
+def test_seed_heads_slot_chooses_an_agent_when_a_pod_has_or_would_get_one():
+    s = agentless_pod("seed-head", True)
+    policy = s.scheduler.policy
+    assert policy.slot_chooses_agent("pool-1") is False  # no agent row names its pod
+    assert policy.slot_chooses_agent("pool-2") is True  # an online row names its pod
+    policy.mem.slots.of_pool("pool-1")[0].agent_id = "agent-elsewhere"
+    assert policy.slot_chooses_agent("pool-1") is True
