@@ -95,6 +95,9 @@ class ClusterSim:
         self.nodes = {f"node-{i}": Node(f"node-{i}") for i in range(1, self.cfg.nodes + 1)}
         self.deployments: dict[str, Deployment] = {}
         self._listing: dict[str, list[PodInfo]] = {}
+        # Bumped by every change a listing would show: a reader that saw revision r and sees
+        # r again knows the pods are as it left them.
+        self.revision = 0
         self._last_taint = -1e18
         self.unscheduled: list[str] = []
 
@@ -151,6 +154,7 @@ class ClusterSim:
     # ------------------------------------------------------------------ pods
     def _changed(self, pod: Pod) -> None:
         self._listing.pop(pod.pool, None)
+        self.revision += 1
 
     def _add(self, pod: Pod, cause: str) -> None:
         self.pods[pod.name] = pod

@@ -798,23 +798,45 @@ class SeedPolicy:
 
     def monitor_workspaces(self) -> list[str]:
         """The seed scans only `pending`."""
-        return sorted({t.workspace_id for t in self.ctx.store.list_tasks(statuses=[TaskStatus.PENDING])})
+        return self.workspaces_with(TaskStatus.PENDING)
+
+    def workspaces_with(self, *statuses: TaskStatus) -> list[str]:
+        """The workspaces that have a task in one of `statuses` (all active), sorted."""
+        return sorted({t.workspace_id for t in self.active_tasks().values() if t.status in statuses})
 
     # ------------------------------------------------------------------ pods and autoscaler
-    def reconcile_pods(self, pool_id: str) -> None:
-        self.sync_pods_from_k8s(pool_id)
+    def reconcile_pods(self, pool_id: str) -> tuple | None:
+        """syncPodsFromK8s, syncTaskStatusToSlots, cleanupExpiredReservations. Returns what
+        the pass read (`reconcile_inputs`) when it left the pool at a fixed point: a second
+        pass over the same inputs would change nothing. It does unless the listing failed or
+        showed a Failed or Succeeded pod, whose deletion is retried (and recorded) each pass."""
+        fixed = self.sync_pods_from_k8s(pool_id)
         self.sync_task_status_to_slots(pool_id)
         self.cleanup_expired_reservations(pool_id)
+        return self.reconcile_inputs() if fixed else None
 
-    def sync_pods_from_k8s(self, pool_id: str) -> None:
+    def reconcile_inputs(self) -> tuple | None:
+        """What a reconcile pass reads besides the slot memory and `now`, as versions: the
+        cluster, the task and workspace rows, and the history count (every change this
+        policy makes to the slot memory between two passes of one cycle is recorded). None
+        where a source has no version (the live cluster, the SQL stores)."""
+        cluster = getattr(self.ctx.cluster, "revision", None)
+        if cluster is None or getattr(self.ctx.store, "revision", None) is None:
+            return None
+        return (self.ctx.now, cluster, self.ctx.store.revision_of("tasks", "workspaces"),
+                self.ctx.recorded)
+
+    def sync_pods_from_k8s(self, pool_id: str) -> bool:
         ctx, slots = self.ctx, self.mem.slots
         try:
             listed = ctx.cluster.list_pods(pool_id)
         except ClusterError:
-            return
+            return False
         seen = set()
+        fixed = True
         for info in listed:
             if info.phase in ("Failed", "Succeeded"):
+                fixed = False
                 if info.name in slots.pods:
                     self.drop_pod(info.name, f"pod {info.phase}")
                 try:
@@ -832,6 +854,7 @@ class SeedPolicy:
         for pod in slots.of_pool(pool_id):
             if pod.name not in seen:
                 self.drop_pod(pod.name, "pod no longer listed")
+        return fixed
 
     def drop_pod(self, name: str, reason: str) -> None:
         pod = self.mem.slots.remove(name)
@@ -871,9 +894,11 @@ class SeedPolicy:
 
     def timer_autoscaler_cycle(self) -> None:
         for pool in self.k8s_pools():
-            self.reconcile_pods(pool.id)
+            fixed = self.reconcile_pods(pool.id)
             self.check_and_restart_unhealthy_pods(pool)
-            self.auto_scale_pods(pool)
+            # AutoScalePods reconciles again; skipped when the first pass left a fixed point
+            # and nothing it reads has moved since (the same histories, only faster).
+            self.auto_scale_pods(pool, reconciled=fixed is not None and fixed == self.reconcile_inputs())
         self.ctx.spawn(self.ctx.settings.loops.reconcile_period_s, "autoscaler_cycle")
 
     def timer_ensure_pods_all(self) -> None:
@@ -936,17 +961,17 @@ class SeedPolicy:
                 out.append(t)
         return out
 
-    def auto_scale_pods(self, pool: Pool) -> None:
+    def auto_scale_pods(self, pool: Pool, *, reconciled: bool = False) -> None:
         ctx, slots = self.ctx, self.mem.slots
-        if self.in_freeze(pool):
+        if not reconciled:
             self.reconcile_pods(pool.id)
+        if self.in_freeze(pool):
             pods = slots.of_pool(pool.id)
             if not pods:
                 return
             for pod in slots.idle_pods(pool.id):
                 self.delete_pod(pod.name, "freeze window: delete idle pod")
             return
-        self.reconcile_pods(pool.id)
         demand = self.pool_demand(pool.id)
         st = slots.stats(pool.id)
         snap = autoscaler.PoolSnapshot(

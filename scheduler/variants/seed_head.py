@@ -29,8 +29,8 @@ class SeedHeadPolicy(SeedPolicy):
 
     def check_and_retry_pending_tasks(self) -> None:
         super().check_and_retry_pending_tasks()
-        for task in self.ctx.store.list_tasks(statuses=[TaskStatus.APPLY_PENDING]):
-            if task.confirmed:
+        for task in self.active_tasks().values():
+            if task.status is TaskStatus.APPLY_PENDING and task.confirmed:
                 # No retry loop here: the monitor itself comes back in 10 s.
                 no_loop = len(self.ctx.settings.retries.confirm_retry_sleeps_s)
                 self.ctx.spawn(0.0, "execute_confirmed_apply", task.id, no_loop)

@@ -42,5 +42,4 @@ class SeedProposalPolicy(SeedPolicy):
         return True
 
     def monitor_workspaces(self) -> list[str]:
-        statuses = [TaskStatus.PENDING, TaskStatus.APPLY_PENDING]
-        return sorted({t.workspace_id for t in self.ctx.store.list_tasks(statuses=statuses)})
+        return self.workspaces_with(TaskStatus.PENDING, TaskStatus.APPLY_PENDING)
