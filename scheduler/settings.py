@@ -82,7 +82,7 @@ class SeedQuirks:
     """scheduleRetry goroutines of one workspace that wake at the same instant share one timer,
     and an exit they would all take alike is taken once for all of them (`timer_retry` in
     scheduler/variants/seed.py). Off: one timer and one history row pair per goroutine, the
-    literal model, whose days run four to five times slower. Only the draws of Go's map
+    literal model, whose stuck days run two to five times slower. Only the draws of Go's map
     order that the identical calls would have discarded differ."""
 
 

@@ -150,7 +150,7 @@ class SeedPolicy:
             )
 
     def pool_of(self, workspace_id: str) -> str | None:
-        ws = self.ctx.store.get_workspace(workspace_id)
+        ws = self.workspace_rows().get(workspace_id)
         return ws.pool_id if ws is not None else None
 
     def k8s_pools(self) -> list[Pool]:
@@ -218,7 +218,7 @@ class SeedPolicy:
                 task.error_message = "Task interrupted by server restart"
                 task.completed_at = self.ctx.now
                 self.save(task, before, "Task interrupted by server restart")
-        self.go_try_next_each(sorted({t.workspace_id for t in store.list_tasks(statuses=[TaskStatus.PENDING])}))
+        self.go_try_next_each(self.workspaces_with(TaskStatus.PENDING))
         # apply_pending tasks are only counted and logged, never resumed (task-500).
 
     # ------------------------------------------------------------------ user API
@@ -361,8 +361,8 @@ class SeedPolicy:
 
     def timer_retry_rest(self, workspace_id: str, goroutines: int) -> None:
         """Run `goroutines` waiting goroutines one after another, nothing else between them.
-        When one takes an exit without writing anything (`retry_unchanged`, or no task to
-        run), every one still waiting would read the same rows and memory at the same instant
+        When one takes an exit that leaves nothing changed (`unchanged_goroutines`, or no
+        task to run), every one still waiting would read the same rows and memory at the same instant
         and take the same exit, so that exit stands for all of them: one history row pair
         with `goroutines` = their number, and one timer for their next wake-up. Only the
         draws of Go's map order that those calls would have thrown away are not made."""
@@ -951,15 +951,10 @@ class SeedPolicy:
                                tables=("tasks", "workspaces"))
 
     def _pool_tasks(self, pool_id: str) -> list[Task]:
-        store, where = self.ctx.store, {}
-        out = []
-        for t in self.active_tasks().values():
-            if t.workspace_id not in where:
-                ws = store.get_workspace(t.workspace_id)
-                where[t.workspace_id] = (ws.pool_id, ws.execution_mode) if ws else None
-            if where[t.workspace_id] == (pool_id, ExecutionMode.K8S):
-                out.append(t)
-        return out
+        rows = self.workspace_rows()
+        return [t for t in self.active_tasks().values()
+                if (ws := rows.get(t.workspace_id)) is not None
+                and ws.pool_id == pool_id and ws.execution_mode is ExecutionMode.K8S]
 
     def auto_scale_pods(self, pool: Pool, *, reconciled: bool = False) -> None:
         ctx, slots = self.ctx, self.mem.slots
