@@ -206,6 +206,7 @@ class AgentSim:
         if self.dead:
             return
         self.dead = True
+        self.fleet.alive.pop(self.agent_id, None)
         self.hb_gen += 1
         self.conn_gen += 1
         for _, x in sorted(self.runs.items()):
@@ -256,18 +257,21 @@ class AgentFleet:
         self.cfg = world.cfg.agents
         self.rng = world.rng("agents")
         self.by_id: dict[str, AgentSim] = {}
+        # The agents not yet dead: a churning day starts thousands of agents, and fault
+        # targeting walks the living ones.
+        self.alive: dict[str, AgentSim] = {}
         self._n = 0
 
     def start(self, pod: Pod) -> AgentSim:
         self._n += 1
         a = AgentSim(self, f"agent-{pod.pool}-{self._n}", pod)
-        self.by_id[a.agent_id] = a
+        self.by_id[a.agent_id] = self.alive[a.agent_id] = a
         a.conn_gen += 1
         self.w.kernel.after(self.cfg.connect.sample(self.rng), a.connect, a.conn_gen)
         return a
 
     def live(self) -> list[AgentSim]:
-        return [a for _, a in sorted(self.by_id.items()) if not a.dead]
+        return [a for _, a in sorted(self.alive.items())]
 
     def drop_all(self) -> None:
         """A scheduler restart closes every C&C connection; agents reconnect with backoff."""
