@@ -58,6 +58,7 @@ class Context:
         self.memory: Any = None
         self.recorded = 0  # history events recorded so far: "did this step decide anything?"
         self._reads: dict[Any, tuple[int, Any]] = {}
+        self._versioned_tables = callable(getattr(store, "revision_of", None))
 
     # Asynchrony.
     def spawn(self, delay: float, name: str, *args: Any) -> None:
@@ -71,11 +72,13 @@ class Context:
         of tasks survives the heartbeats' agent writes). The caller must not mutate what it
         gets. A store without a `revision` (the SQL stores, where other replicas write) is
         read every time."""
-        revision = getattr(self.store, "revision", None)
-        if revision is None:
-            return read()
-        if tables:
-            revision = self.store.revision_of(*tables)
+        store = self.store
+        if tables and self._versioned_tables:
+            revision = store.revision_of(*tables)
+        else:
+            revision = getattr(store, "revision", None)
+            if revision is None:
+                return read()
         hit = self._reads.get(key)
         if hit is not None and hit[0] == revision:
             return hit[1]
