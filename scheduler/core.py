@@ -58,7 +58,8 @@ class Context:
         self.memory: Any = None
         self.recorded = 0  # history events recorded so far: "did this step decide anything?"
         self._reads: dict[Any, tuple[int, Any]] = {}
-        self._versioned_tables = callable(getattr(store, "revision_of", None))
+        # Per-table versions ("tasks", "agents", ...): the in-memory store has them.
+        self.versioned_tables = callable(getattr(store, "revision_of", None))
 
     # Asynchrony.
     def spawn(self, delay: float, name: str, *args: Any) -> None:
@@ -73,7 +74,7 @@ class Context:
         gets. A store without a `revision` (the SQL stores, where other replicas write) is
         read every time."""
         store = self.store
-        if tables and self._versioned_tables:
+        if tables and self.versioned_tables:
             revision = store.revision_of(*tables)
         else:
             revision = getattr(store, "revision", None)

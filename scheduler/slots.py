@@ -39,6 +39,10 @@ class PodSlots:
         # per-pool lists that every autoscaler cycle walks several times.
         self.pods: dict[str, ManagedPod] = {}
         self._of_pool: dict[str | None, list[ManagedPod]] = {}
+        # Bumped by every change to the pods or their slots (make slot changes through the
+        # methods below): a reader that saw version v and sees v again knows that nothing an
+        # autoscaler pass counts has moved.
+        self.version = 0
 
     def _random_order(self, pool_id: str | None = None) -> list[ManagedPod]:
         pods = list(self.of_pool(pool_id))
@@ -57,12 +61,14 @@ class PodSlots:
         pod = ManagedPod(name=name, pool_id=pool_id, created_at=now, last_heartbeat=now)
         self.pods[name] = pod
         self._of_pool.clear()
+        self.version += 1
         return pod
 
     def remove(self, name: str) -> ManagedPod | None:
         pod = self.pods.pop(name, None)
         if pod is not None:
             self._of_pool.clear()
+            self.version += 1
         return pod
 
     def find_pod_with_free_slot(
@@ -90,6 +96,7 @@ class PodSlots:
         if s is None or s.status is not SlotStatus.IDLE:
             return False
         s.status, s.task_id, s.task_type, s.updated_at = SlotStatus.RUNNING, task_id, task_type, now
+        self.version += 1
         return True
 
     def release(self, ref: SlotRef, now: float) -> Slot | None:
@@ -99,6 +106,7 @@ class PodSlots:
             return None
         before = s.copy()
         s.status, s.task_id, s.task_type, s.updated_at = SlotStatus.IDLE, None, None, now
+        self.version += 1
         return before
 
     def reserve(self, ref: SlotRef, task_id: int, now: float) -> bool:
@@ -108,7 +116,13 @@ class PodSlots:
         s.status, s.task_id, s.task_type, s.updated_at = (
             SlotStatus.RESERVED, task_id, TaskType.PLAN_AND_APPLY, now,
         )
+        self.version += 1
         return True
+
+    def mark_reserved(self, s: Slot, now: float) -> None:
+        """A running slot becomes a reservation (syncTaskStatusToSlots), keeping its task."""
+        s.status, s.updated_at = SlotStatus.RESERVED, now
+        self.version += 1
 
     def find_by_task(self, task_id: int) -> SlotRef | None:
         for name, pod in sorted(self.pods.items()):

@@ -61,6 +61,16 @@ class SeedMemory:
     # Sleeping scheduleRetry goroutines, counted by (workspace, wake-up time): those that
     # wake at the same instant share one timer (see `timer_retry`).
     retry_goroutines: dict[tuple[str, float], int] = field(default_factory=dict)
+    # Per pool, what AutoScalePods last counted when it decided to do nothing (see
+    # `scale_inputs`): the same counts give the same decision, so it is not made again.
+    steady_scale: dict[str, tuple] = field(default_factory=dict)
+    # Per pool, the last decision AutoScalePods made outside the freeze window, as
+    # (rule, current, desired): a repeated skipped scale-down is not recorded again.
+    last_decision: dict[str, tuple] = field(default_factory=dict)
+    # Per pool, the versions the last syncPodsFromK8s and syncTaskStatusToSlots passes left
+    # behind at a fixed point: a pass over the same versions would change nothing.
+    synced: dict[str, tuple] = field(default_factory=dict)
+    slots_synced: dict[str, tuple] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -828,6 +838,12 @@ class SeedPolicy:
 
     def sync_pods_from_k8s(self, pool_id: str) -> bool:
         ctx, slots = self.ctx, self.mem.slots
+        inputs = self.pod_sync_inputs()
+        if inputs is not None and self.mem.synced.get(pool_id) == inputs:
+            # The same listing over the same pod map: the pass would only touch the pods.
+            for pod in slots.of_pool(pool_id):
+                pod.last_heartbeat = ctx.now
+            return True
         try:
             listed = ctx.cluster.list_pods(pool_id)
         except ClusterError:
@@ -854,7 +870,15 @@ class SeedPolicy:
         for pod in slots.of_pool(pool_id):
             if pod.name not in seen:
                 self.drop_pod(pod.name, "pod no longer listed")
+        if fixed and inputs is not None:
+            self.mem.synced[pool_id] = self.pod_sync_inputs()
         return fixed
+
+    def pod_sync_inputs(self) -> tuple | None:
+        """What syncPodsFromK8s reads besides `now`, as versions: the cluster's listing and
+        the pod map. None where the cluster has no version (the live cluster)."""
+        cluster = getattr(self.ctx.cluster, "revision", None)
+        return None if cluster is None else (cluster, self.mem.slots.version)
 
     def drop_pod(self, name: str, reason: str) -> None:
         pod = self.mem.slots.remove(name)
@@ -868,6 +892,9 @@ class SeedPolicy:
 
     def sync_task_status_to_slots(self, pool_id: str) -> None:
         ctx = self.ctx
+        inputs = self.slot_sync_inputs()
+        if inputs is not None and self.mem.slots_synced.get(pool_id) == inputs:
+            return  # the last pass changed nothing, and nothing it reads has moved since
         active_tasks = self.active_tasks()
         for pod in self.mem.slots.of_pool(pool_id):
             for s in pod.slots:
@@ -878,11 +905,21 @@ class SeedPolicy:
                     TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)
                 if (task is not None and task.status is TaskStatus.APPLY_PENDING and task.agent_id
                         and s.status is SlotStatus.RUNNING and self.pool_of(task.workspace_id) == pool_id):
-                    s.status, s.updated_at = SlotStatus.RESERVED, ctx.now
+                    self.mem.slots.mark_reserved(s, ctx.now)
                     ctx.record(Kind.SLOT_RESERVED, pod=pod.name, slot=s.slot_id, task=task.id,
                                reason="reconcile: task is apply_pending")
                 elif not active:
                     self.release(SlotRef(pod.name, s.slot_id), "reconcile: task not active")
+        if inputs is not None and self.slot_sync_inputs() == inputs:
+            self.mem.slots_synced[pool_id] = inputs
+
+    def slot_sync_inputs(self) -> tuple | None:
+        """What syncTaskStatusToSlots reads, as versions: the slot memory and the task and
+        workspace rows (it reads no clock; the time it writes goes with a change). None where
+        the store has no versions."""
+        if not self.ctx.versioned_tables:
+            return None
+        return self.mem.slots.version, self.ctx.store.revision_of("tasks", "workspaces")
 
     def cleanup_expired_reservations(self, pool_id: str) -> None:
         now, limit = self.ctx.now, self.ctx.settings.slots.reservation_expiry_s
@@ -964,8 +1001,14 @@ class SeedPolicy:
             pods = slots.of_pool(pool.id)
             if not pods:
                 return
+            self.mem.steady_scale.pop(pool.id, None)
+            self.mem.last_decision.pop(pool.id, None)
             for pod in slots.idle_pods(pool.id):
                 self.delete_pod(pod.name, "freeze window: delete idle pod")
+            return
+        mem = self.mem
+        inputs = self.scale_inputs(pool)
+        if inputs is not None and mem.steady_scale.get(pool.id) == inputs:
             return
         demand = self.pool_demand(pool.id)
         st = slots.stats(pool.id)
@@ -977,14 +1020,31 @@ class SeedPolicy:
             pods_with_running=st.pods_with_running, any_apply_pending=demand.any_apply_pending,
         )
         d = autoscaler.decide(snap)
-        if d.desired != snap.current or d.skipped_scale_down:
+        decision = (d.rule, snap.current, d.desired)
+        # A skipped scale-down is recorded when it starts, not again every cycle it repeats.
+        if d.desired != snap.current or (d.skipped_scale_down and mem.last_decision.get(pool.id) != decision):
             ctx.record(Kind.DECISION, reason=d.rule,
                        data={"pool": pool.id, "current": snap.current, "desired": d.desired})
+        mem.last_decision[pool.id] = decision
+        if inputs is not None and d.desired == snap.current:
+            mem.steady_scale[pool.id] = inputs
         if d.desired > snap.current:
             self.create_pods(pool.id, d.desired - snap.current, d.rule)
         elif d.desired < snap.current:
             for pod in slots.idle_pods(pool.id)[: snap.current - d.desired]:
                 self.delete_pod(pod.name, d.rule)
+
+    def scale_inputs(self, pool: Pool) -> tuple | None:
+        """Versions of everything AutoScalePods counts outside the freeze window: the slot
+        memory, the task and workspace rows, and the pool's bounds. `decide` is a pure function
+        of those counts, and a decision to keep the count writes and draws nothing (a skipped
+        scale-down is recorded only when it first comes), so a pass over unchanged inputs after
+        such a decision would do nothing again. None where the store has no versions (the SQL
+        stores)."""
+        if not self.ctx.versioned_tables:
+            return None
+        return (self.mem.slots.version, self.ctx.store.revision_of("tasks", "workspaces"),
+                pool.min_replicas, pool.max_replicas)
 
     def pool_demand(self, pool_id: str) -> PoolDemand:
         """What AutoScalePods counts in the pool's tasks; recounted only after a task write."""

@@ -1,0 +1,199 @@
+"""The seed model skips passes that would change nothing. That is an optimisation, not a
+behaviour: with the skips disabled, every shipped short scenario gives the same history,
+byte for byte. The skips:
+
+- AutoScalePods' own reconcile, right after the cycle's pass left a fixed point
+  (`SeedPolicy.reconcile_inputs`);
+- syncPodsFromK8s over an unchanged listing and pod map (`pod_sync_inputs`);
+- syncTaskStatusToSlots that changed nothing, over unchanged slots and rows (`slot_sync_inputs`);
+- AutoScalePods' count after a decision to keep the pool as it is (`scale_inputs`).
+
+One thing is a choice about the history, not a skip: a skipped scale-down is recorded when
+it starts, not again every 5 s cycle it repeats (tested below).
+"""
+
+import random
+from pathlib import Path
+
+import pytest
+
+from scheduler import events as ev
+from scheduler import history
+from scheduler.core import Context
+from scheduler.history import History
+from scheduler.model import ExecutionMode, PodInfo, Pool, Task, TaskStatus, TaskType, Workspace
+from scheduler.settings import SeedQuirks, Settings
+from scheduler.slots import PodSlots
+from scheduler.stores.memory import MemoryStore
+from scheduler.variants.seed import SeedPolicy
+from sim.world import World
+from unstuck.scenario import load
+
+SCENARIOS = sorted(p for p in Path("scenarios").glob("*.yaml") if p.stem != "mixed-chaos-day")
+
+
+def run(cfg, variant: str, seed: int, *, skip: bool) -> tuple[str, int]:
+    world = World(cfg, variant, seed, settings=Settings(seed=SeedQuirks(clock_origin_s=cfg.clock_origin_s)))
+    policy = world.scheduler.policy
+    assert isinstance(policy, SeedPolicy)
+    skipped = 0
+    full = policy.auto_scale_pods
+
+    def counted(pool, *, reconciled: bool = False) -> None:
+        nonlocal skipped
+        skipped += reconciled
+        full(pool, reconciled=reconciled)
+
+    policy.auto_scale_pods = counted  # type: ignore[method-assign]
+    if not skip:
+        policy.reconcile_inputs = lambda: None  # type: ignore[method-assign]
+    return history.digest(world.run()), skipped
+
+
+def run_quiet(cfg, variant: str, seed: int, *, skip: bool) -> tuple[str, dict[str, int]]:
+    """The history digest with the quiet-pass skips on or off, and how often the skipped
+    work ran: cluster listings, slot counts and task scans."""
+    world = World(cfg, variant, seed, settings=Settings(seed=SeedQuirks(clock_origin_s=cfg.clock_origin_s)))
+    policy = world.scheduler.policy
+    assert isinstance(policy, SeedPolicy)
+    calls = {"list_pods": 0, "stats": 0, "active_tasks": 0}
+    list_pods, stats, active_tasks = world.cluster.list_pods, PodSlots.stats, policy.active_tasks
+
+    def counted_list(pool_id):
+        calls["list_pods"] += 1
+        return list_pods(pool_id)
+
+    def counted_stats(self, pool_id):
+        calls["stats"] += 1
+        return stats(self, pool_id)
+
+    def counted_tasks():
+        calls["active_tasks"] += 1
+        return active_tasks()
+
+    world.cluster.list_pods = counted_list  # type: ignore[method-assign]
+    policy.active_tasks = counted_tasks  # type: ignore[method-assign]
+    if not skip:
+        policy.pod_sync_inputs = lambda: None  # type: ignore[method-assign]
+        policy.slot_sync_inputs = lambda: None  # type: ignore[method-assign]
+        policy.scale_inputs = lambda pool: None  # type: ignore[method-assign]
+    original = PodSlots.stats
+    PodSlots.stats = counted_stats  # type: ignore[method-assign]
+    try:
+        return history.digest(world.run()), calls
+    finally:
+        PodSlots.stats = original  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+@pytest.mark.parametrize("variant", ["seed", "seed-proposal", "seed-head"])
+def test_skipping_quiet_passes_changes_no_history(path, variant):
+    cfg = load(path).world()
+    for seed in (0, 1):
+        with_skips, fewer = run_quiet(cfg, variant, seed, skip=True)
+        without, full = run_quiet(cfg, variant, seed, skip=False)
+        assert with_skips == without
+        for work in full:  # and the skips did skip work
+            assert fewer[work] < full[work], work
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+@pytest.mark.parametrize("variant", ["seed", "seed-head"])
+def test_skipping_the_second_pass_changes_no_history(path, variant):
+    cfg = load(path).world()
+    for seed in (0, 1):
+        with_skip, skipped = run(cfg, variant, seed, skip=True)
+        without, none = run(cfg, variant, seed, skip=False)
+        assert with_skip == without
+        assert none == 0 and skipped > 0
+
+
+class GracefulCluster:
+    """A cluster that keeps listing a Failed pod while its deletion runs, as Kubernetes does
+    during the grace period. (The simulated world never has Failed pods.)"""
+
+    def __init__(self) -> None:
+        self.revision = 0
+        self.pods = {"pod-ok": PodInfo("pod-ok", "pool-1"),
+                     "pod-crashed": PodInfo("pod-crashed", "pool-1", phase="Failed")}
+        self.deletes: list[str] = []
+
+    def list_pods(self, pool_id: str) -> list[PodInfo]:
+        return [p for _, p in sorted(self.pods.items()) if p.pool_id == pool_id]
+
+    def delete_pod(self, name: str) -> None:
+        self.deletes.append(name)  # the pod stays listed until its grace period ends
+
+
+class Wakeups:
+    def wake_at(self, when: float, tag) -> None:
+        pass
+
+
+def test_a_pass_that_deleted_a_failed_pod_is_not_a_fixed_point():
+    """The Go code lists the Failed pod again in AutoScalePods' own pass and deletes it
+    again: the second pass must run."""
+    store, cluster = MemoryStore(), GracefulCluster()
+    store.put_pool(Pool("pool-1", min_replicas=1, max_replicas=2))
+    ctx = Context(store=store, cluster=cluster, agents=None, timer=Wakeups(), history=History(),
+                  rng=random.Random(0), settings=Settings())
+    policy = SeedPolicy(ctx)
+    policy.on_restart(ev.Restart())
+    policy.timer_autoscaler_cycle()
+    assert cluster.deletes == ["pod-crashed", "pod-crashed"]
+    del cluster.pods["pod-crashed"]
+    cluster.revision += 1
+    policy.timer_autoscaler_cycle()  # now a fixed point: AutoScalePods' pass is skipped
+    assert cluster.deletes == ["pod-crashed", "pod-crashed"]
+    assert policy.reconcile_pods("pool-1") == policy.reconcile_inputs() is not None
+
+
+class ListedCluster:
+    """Running pods that stay as they are, with a version like the simulated cluster's."""
+
+    def __init__(self, *names: str) -> None:
+        self.revision = 0
+        self.pods = {n: PodInfo(n, "pool-1") for n in names}
+
+    def list_pods(self, pool_id: str) -> list[PodInfo]:
+        return [p for _, p in sorted(self.pods.items()) if p.pool_id == pool_id]
+
+    def add(self, name: str) -> None:
+        self.pods[name] = PodInfo(name, "pool-1")
+        self.revision += 1
+
+    def remove(self, name: str) -> None:
+        del self.pods[name]
+        self.revision += 1
+
+
+def test_a_skipped_scale_down_is_recorded_when_it_starts_not_every_cycle():
+    """Two idle pods and a plan awaiting confirmation: E3 wants one pod fewer and the
+    apply_pending rule skips it, every 5 s cycle for as long as the plan waits. The history
+    says so once; when the decision changes and comes back, it says so again."""
+    store, cluster, log = MemoryStore(), ListedCluster("pod-a", "pod-b"), History()
+    store.put_pool(Pool("pool-1", min_replicas=1, max_replicas=4))
+    store.put_workspace(Workspace("ws-1", pool_id="pool-1", execution_mode=ExecutionMode.K8S))
+    store.insert_task(Task(id=1, workspace_id="ws-1", task_type=TaskType.PLAN_AND_APPLY,
+                           status=TaskStatus.APPLY_PENDING, agent_id="agent-x"))
+    ctx = Context(store=store, cluster=cluster, agents=None, timer=Wakeups(), history=log,
+                  rng=random.Random(0), settings=Settings())
+    policy = SeedPolicy(ctx)
+    policy.on_restart(ev.Restart())
+
+    def skips() -> list[dict]:
+        return [r for r in log.rows() if r["kind"] == "decision" and "skipped" in r["reason"]]
+
+    for _ in range(4):
+        policy.timer_autoscaler_cycle()
+        ctx.now += 5.0
+    assert [(r["data"]["current"], r["data"]["desired"]) for r in skips()] == [(2, 2)]
+    cluster.remove("pod-b")  # one pod: E3 keeps it (min_replicas), nothing to skip
+    policy.timer_autoscaler_cycle()
+    ctx.now += 5.0
+    assert len(skips()) == 1
+    cluster.add("pod-c")  # two again: the skip starts again and is recorded again
+    for _ in range(3):
+        policy.timer_autoscaler_cycle()
+        ctx.now += 5.0
+    assert [(r["t"], r["data"]["current"]) for r in skips()] == [(0.0, 2), (25.0, 2)]
