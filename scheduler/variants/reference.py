@@ -114,7 +114,8 @@ class ReferencePolicy:
         read-only, see `Context.cached`)."""
         store = self.ctx.store
         return self.ctx.cached("active", lambda: (
-            store.list_tasks(statuses=ACTIVE), {w.id: w for w in store.list_workspaces()}))
+            store.list_tasks(statuses=ACTIVE), {w.id: w for w in store.list_workspaces()}),
+            tables=("tasks", "workspaces"))
 
     # ------------------------------------------------------------------ writes
     def cas(self, task: Task, reason: str, **changes) -> Task | None:
@@ -569,7 +570,8 @@ class ReferencePolicy:
         self.release_orphan_locks(self.active()[1])
         pools = self.ctx.store.list_pools()
         tasks, workspaces = self.active()
-        ready = self.runnable(tasks, workspaces)
+        ready = self.ctx.cached("ready", lambda: self.runnable(tasks, workspaces),
+                                tables=("tasks", "workspaces"))
         for pool in pools:
             self.dispatch_pool(pool, tasks, workspaces, ready)
         tasks, workspaces = self.active()
@@ -624,8 +626,13 @@ class ReferencePolicy:
     def release_orphan_locks(self, workspaces: dict[str, Workspace]) -> None:
         """A lock is held for a plan that ended with changes, until its apply ends. An owner
         that has ended, or is back in `pending` (its plan report was lost), holds nothing."""
+        active = self.ctx.cached("active_by_id", lambda: {t.id: t for t in self.active()[0]},
+                                 tables=("tasks", "workspaces"))
         for ws in workspaces.values():
             if not ws.is_locked:
+                continue
+            owner = active.get(ws.lock_task_id)  # type: ignore[arg-type]
+            if owner is not None and owner.status in (TaskStatus.APPLY_PENDING, TaskStatus.RUNNING):
                 continue
             owner = self.ctx.store.get_task(ws.lock_task_id) if ws.lock_task_id is not None else None
             if owner is None or owner.status not in (TaskStatus.APPLY_PENDING, TaskStatus.RUNNING):
@@ -822,8 +829,7 @@ class ReferencePolicy:
         apply_pending without a slot included), and one per 3 plans."""
         if tasks is None or workspaces is None:
             tasks, workspaces = self.active()
-        mine = [t for t in tasks if self.pool_of(t, workspaces) == pool_id]
-        wanted = {t.id for t, _ in self.runnable(mine, workspaces)}
+        mine, wanted = self.pool_work(pool_id, tasks, workspaces)
         pa = plans = 0
         for t in mine:
             # A reservation past its hold time is no demand: a plan nobody confirms must not
@@ -835,6 +841,20 @@ class ReferencePolicy:
             else:
                 plans += 1
         return max(pa, math.ceil(plans / PLAN_SLOTS))
+
+    def pool_work(self, pool_id: str, tasks: list[Task], workspaces: dict[str, Workspace]
+                  ) -> tuple[list[Task], set[int]]:
+        """The pool's active tasks and the ids of those that may start now. A pure function
+        of the rows: over the rows as stored now, one computation serves until a task or
+        workspace is written (read-only, see `Context.cached`)."""
+        def compute() -> tuple[list[Task], set[int]]:
+            mine = [t for t in tasks if self.pool_of(t, workspaces) == pool_id]
+            return mine, {t.id for t, _ in self.runnable(mine, workspaces)}
+
+        current = self.active()
+        if tasks is current[0] and workspaces is current[1]:
+            return self.ctx.cached(("pool_work", pool_id), compute, tables=("tasks", "workspaces"))
+        return compute()
 
     def export_metrics(self, pool_id: str) -> dict[str, float]:
         """The demand an HPA scales an "hpa" pool on (the scheduler never fights it)."""
