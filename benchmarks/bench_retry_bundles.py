@@ -8,7 +8,7 @@ and seed variant over the same seeds, what each model finds (seeds with a violat
 invariant), its wall time, and the speed ratio: the bundling must buy speed without
 hiding a bug.
 
-Usage: .venv/bin/python benchmarks/bench_retry_bundles.py [--seeds 20] [--day-seeds 2]
+Usage: .venv/bin/python benchmarks/bench_retry_bundles.py [--seeds 20] [--day-seeds 3]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def one(job: tuple[str, str, int, bool]) -> tuple[tuple[str, str, bool], list[st
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=20, help="seeds per short scenario")
-    ap.add_argument("--day-seeds", type=int, default=2, help="seeds of mixed-chaos-day")
+    ap.add_argument("--day-seeds", type=int, default=3, help="seeds of mixed-chaos-day")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
     jobs = []
