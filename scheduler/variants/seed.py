@@ -998,11 +998,12 @@ class SeedPolicy:
         if not reconciled:
             self.reconcile_pods(pool.id)
         if self.in_freeze(pool):
+            # A freeze pass breaks a run of decisions (see `last_decision`).
+            self.mem.steady_scale.pop(pool.id, None)
+            self.mem.last_decision.pop(pool.id, None)
             pods = slots.of_pool(pool.id)
             if not pods:
                 return
-            self.mem.steady_scale.pop(pool.id, None)
-            self.mem.last_decision.pop(pool.id, None)
             for pod in slots.idle_pods(pool.id):
                 self.delete_pod(pod.name, "freeze window: delete idle pod")
             return

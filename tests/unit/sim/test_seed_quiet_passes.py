@@ -21,7 +21,16 @@ from scheduler import events as ev
 from scheduler import history
 from scheduler.core import Context
 from scheduler.history import History
-from scheduler.model import ExecutionMode, PodInfo, Pool, Task, TaskStatus, TaskType, Workspace
+from scheduler.model import (
+    ExecutionMode,
+    FreezeWindow,
+    PodInfo,
+    Pool,
+    Task,
+    TaskStatus,
+    TaskType,
+    Workspace,
+)
 from scheduler.settings import SeedQuirks, Settings
 from scheduler.slots import PodSlots
 from scheduler.stores.memory import MemoryStore
@@ -167,12 +176,11 @@ class ListedCluster:
         self.revision += 1
 
 
-def test_a_skipped_scale_down_is_recorded_when_it_starts_not_every_cycle():
+def awaiting_confirmation(pool: Pool) -> tuple[SeedPolicy, ListedCluster, Context, History]:
     """Two idle pods and a plan awaiting confirmation: E3 wants one pod fewer and the
-    apply_pending rule skips it, every 5 s cycle for as long as the plan waits. The history
-    says so once; when the decision changes and comes back, it says so again."""
+    apply_pending rule skips it, every 5 s cycle for as long as the plan waits."""
     store, cluster, log = MemoryStore(), ListedCluster("pod-a", "pod-b"), History()
-    store.put_pool(Pool("pool-1", min_replicas=1, max_replicas=4))
+    store.put_pool(pool)
     store.put_workspace(Workspace("ws-1", pool_id="pool-1", execution_mode=ExecutionMode.K8S))
     store.insert_task(Task(id=1, workspace_id="ws-1", task_type=TaskType.PLAN_AND_APPLY,
                            status=TaskStatus.APPLY_PENDING, agent_id="agent-x"))
@@ -180,20 +188,48 @@ def test_a_skipped_scale_down_is_recorded_when_it_starts_not_every_cycle():
                   rng=random.Random(0), settings=Settings())
     policy = SeedPolicy(ctx)
     policy.on_restart(ev.Restart())
+    return policy, cluster, ctx, log
 
-    def skips() -> list[dict]:
-        return [r for r in log.rows() if r["kind"] == "decision" and "skipped" in r["reason"]]
 
+def skips(log: History) -> list[dict]:
+    return [r for r in log.rows() if r["kind"] == "decision" and "skipped" in r["reason"]]
+
+
+def test_a_skipped_scale_down_is_recorded_when_it_starts_not_every_cycle():
+    """The history says so once; when the decision changes and comes back, it says so
+    again."""
+    policy, cluster, ctx, log = awaiting_confirmation(Pool("pool-1", min_replicas=1, max_replicas=4))
     for _ in range(4):
         policy.timer_autoscaler_cycle()
         ctx.now += 5.0
-    assert [(r["data"]["current"], r["data"]["desired"]) for r in skips()] == [(2, 2)]
+    assert [(r["data"]["current"], r["data"]["desired"]) for r in skips(log)] == [(2, 2)]
     cluster.remove("pod-b")  # one pod: E3 keeps it (min_replicas), nothing to skip
     policy.timer_autoscaler_cycle()
     ctx.now += 5.0
-    assert len(skips()) == 1
+    assert len(skips(log)) == 1
     cluster.add("pod-c")  # two again: the skip starts again and is recorded again
     for _ in range(3):
         policy.timer_autoscaler_cycle()
         ctx.now += 5.0
-    assert [(r["t"], r["data"]["current"]) for r in skips()] == [(0.0, 2), (25.0, 2)]
+    assert [(r["t"], r["data"]["current"]) for r in skips(log)] == [(0.0, 2), (25.0, 2)]
+
+
+def test_a_freeze_pass_breaks_a_run_of_skipped_scale_downs():
+    """Even a freeze pass over a pool with no pods: the skip that comes after it starts a new
+    run, and the history says so."""
+    start = (Settings().seed.clock_origin_s + 100.0) % 86400.0
+    pool = Pool("pool-1", min_replicas=1, max_replicas=4,
+                freeze_windows=(FreezeWindow(start, start + 50.0),))
+    policy, cluster, ctx, log = awaiting_confirmation(pool)
+    policy.timer_autoscaler_cycle()  # t=0: the skip starts
+    ctx.now = 100.0  # in the freeze window, the pods are gone
+    cluster.remove("pod-a")
+    cluster.remove("pod-b")
+    policy.timer_autoscaler_cycle()
+    ctx.now = 160.0  # after it, two pods again: the same decision as at t=0
+    cluster.add("pod-c")
+    cluster.add("pod-d")
+    policy.timer_autoscaler_cycle()
+    ctx.now = 165.0
+    policy.timer_autoscaler_cycle()
+    assert [(r["t"], r["data"]["current"]) for r in skips(log)] == [(0.0, 2), (160.0, 2)]
