@@ -181,11 +181,6 @@ def digest(rows: Iterable[dict[str, Any]]) -> str:
     return h.hexdigest()
 
 
-def write_jsonl(path, rows: Iterable[dict[str, Any]]) -> None:
-    with open(path, "wb") as f:
-        f.write(canonical_bytes(rows))
-
-
 def read_jsonl(path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]

@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from scheduler import files
 from scheduler.history import COLUMNS
 
 TABLES = ("histories", "tasks", "faults", "fault_events", "violations", "metrics")
@@ -169,7 +170,8 @@ def write_seed(out: Path, scenario: str, scheduler: str, seed: int, rows: list[d
     for name, df in frames.items():
         path = out / name / scenario / scheduler / f"seed-{seed}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        df.to_parquet(path, index=False)
+        with files.replacing(path) as tmp:
+            df.to_parquet(tmp, index=False)
 
 
 def _violation(v: Any) -> dict[str, Any]:
@@ -180,7 +182,8 @@ def _violation(v: Any) -> dict[str, Any]:
 
 def write_runs(out: Path, runs: list[dict[str, Any]]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(runs).to_parquet(out / "runs.parquet", index=False)
+    with files.replacing(out / "runs.parquet") as tmp:
+        pd.DataFrame(runs).to_parquet(tmp, index=False)
 
 
 def write_manifest(out: Path, scenario_files: dict[str, str], schedulers: list[str],
@@ -189,10 +192,11 @@ def write_manifest(out: Path, scenario_files: dict[str, str], schedulers: list[s
     commands work on the folder alone (after the scenario files moved or changed)."""
     (out / "scenarios").mkdir(parents=True, exist_ok=True)
     for name, path in scenario_files.items():
-        shutil.copyfile(path, out / "scenarios" / f"{name}.yaml")
+        with files.replacing(out / "scenarios" / f"{name}.yaml") as tmp:
+            shutil.copyfile(path, tmp)
     manifest = {"scenarios": {n: {"path": p, "seeds": seeds[n]} for n, p in scenario_files.items()},
                 "schedulers": schedulers, "seed_start": seed_start}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    files.write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 # ---------------------------------------------------------------------- reading

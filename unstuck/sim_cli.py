@@ -26,6 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from scheduler import files
 from scheduler import history as histories
 from scheduler.gc_pause import paused
 from scheduler.variants import NAMES
@@ -277,7 +278,7 @@ def sim(
     if history is not None:
         kept = next(r for r in done if r.history is not None)
         history.parent.mkdir(parents=True, exist_ok=True)
-        histories.write_jsonl(history, kept.history or [])
+        files.write_bytes(history, histories.canonical_bytes(kept.history or []))
 
     summaries = [b.summary() for b in batches.values()]
     if as_json:

@@ -21,6 +21,7 @@ from typing import Annotated
 
 import typer
 
+from scheduler import files
 from scheduler.variants import NAMES
 
 DEFAULT_OUT = Path("reports/latest")
@@ -166,7 +167,7 @@ def gate_cmd(
     folder = res.root.parent if res.root.name == "results" else res.root
     target = junit_path or folder / "junit.xml"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(junit.to_xml(result), encoding="utf-8")
+    files.write_text(target, junit.to_xml(result))
     for line in result.lines():
         typer.echo(line)
     for c in result.checks():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from chaos.cluster import kubeconfig
 from chaos.cluster.cluster import LocalCluster
+from scheduler import files
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     kubeconfig.write(path, cluster.url, time_scale=args.time_scale)
     info = {**cluster.info(), "kubeconfig": str(path)}
     if args.ready_file:
-        tmp = args.ready_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, args.ready_file)
+        files.write_text(args.ready_file, json.dumps(info))
     print(json.dumps(info), flush=True)
     while not done.is_set() and not cluster.stopped.is_set():
         done.wait(0.2)

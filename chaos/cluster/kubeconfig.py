@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from scheduler import files
+
 NAME = "unstuck-local"
 
 
@@ -47,9 +49,7 @@ def write(path: Path, server: str, *, time_scale: float) -> None:
     doc["contexts"] = _upsert(doc["contexts"], NAME, "context",
                               {"cluster": NAME, "user": NAME, "namespace": "default"})
     doc["current-context"] = NAME
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    os.replace(tmp, path)
+    files.write_text(path, yaml.safe_dump(doc, sort_keys=False), fsync=True)
 
 
 def server_of(path: Path) -> str | None:

@@ -23,11 +23,12 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from scheduler import files
 
 
 class StateLocked(Exception):
@@ -46,12 +47,7 @@ class Token:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    files.write_text(path, json.dumps(data, sort_keys=True), fsync=True)
 
 
 def _read_json(path: Path) -> Any:

@@ -29,6 +29,8 @@ import random
 import time
 from pathlib import Path
 
+from scheduler import files
+
 OFFSET_MIN_S = 1.0e4  # trio's SystemClock range: far from any Unix time, exact to the ns
 OFFSET_SPAN_S = 1.9e5
 
@@ -78,12 +80,7 @@ class RunClock:
             return
         state = {"offset": self.offset, "run_start": self.run_start, "boot_id": _boot_id(),
                  "now_at": self.now(), "wall_at": time.time()}
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        files.write_text(self.path, json.dumps(state), fsync=True)
 
     def now(self) -> float:
         return time.monotonic() + self.offset

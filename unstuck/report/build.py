@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 
 from matplotlib.figure import Figure as MplFigure  # noqa: E402
 
+from scheduler import files  # noqa: E402
 from unstuck import gate as gates  # noqa: E402
 from unstuck import plots  # noqa: E402
 from unstuck.report import junit, pages, tables, timeline  # noqa: E402
@@ -116,25 +117,25 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
     written = []
     for f in figs.values():
         path = out / "figures" / f"{f.name}.png"
-        path.write_bytes(f.png)
+        files.write_bytes(path, f.png)
         written.append(path)
     for name, df in {"verdict-matrix": matrix, "recovery": rec, "confirm-to-apply": c2a,
                      "stuck-histogram": hist, "failures": fails, **timeline_tables}.items():
-        df.to_csv(out / "tables" / f"{name}.csv", index=False)
-    wide.to_csv(out / "tables" / "verdict-matrix-wide.csv")
+        files.write_text(out / "tables" / f"{name}.csv", df.to_csv(index=False))
+    files.write_text(out / "tables" / "verdict-matrix-wide.csv", wide.to_csv())
     title = "unstuck report"
     lines = gate.lines()
     index = out / "index.html"
-    index.write_text(pages.to_html(title, gate.verdict, gate.exit_code, lines, sections), encoding="utf-8")
+    files.write_text(index, pages.to_html(title, gate.verdict, gate.exit_code, lines, sections))
     summary = out / "summary.md"
     md_tables = {"Verdict matrix": wide.reset_index(),
                  "Failures and how to reproduce them": fails.drop(columns=["first_violation"]).groupby(
                      ["scenario", "scheduler"], sort=False).head(tables.REPRODUCE_PER_PAIR),
                  "Confirm to apply": c2a[c2a["scenario"] == "(all)"]}
-    summary.write_text(pages.to_markdown(title, gate.verdict, gate.exit_code, lines, sections, md_tables),
-                       encoding="utf-8")
+    files.write_text(summary, pages.to_markdown(title, gate.verdict, gate.exit_code, lines, sections,
+                                                md_tables))
     junit_path = out / "junit.xml"
-    junit_path.write_text(junit.to_xml(gate), encoding="utf-8")
+    files.write_text(junit_path, junit.to_xml(gate))
     return Report(out, index, summary, junit_path, gate, tuple(written))
 
 
