@@ -330,7 +330,8 @@ def load(directory: str | Path) -> Results:
     """Every table under `directory` (a results folder, or a report folder holding `results/`).
 
     Seeds that have a history but no derived tables (a live run's folder) are judged here.
-    Raises `ResultsInvalid` when the folder holds no results.
+    Raises `ResultsInvalid` when the folder holds no results, or the tables of a run that
+    did not finish (no `runs.parquet`, which a run writes last).
     """
     root = resolve(directory)
     tables: dict[str, pd.DataFrame] = {}
@@ -338,6 +339,11 @@ def load(directory: str | Path) -> Results:
     for name in DERIVED:
         tables[name], seen[name] = _read_table(root, name)
     runs_path = root / "runs.parquet"
+    if not runs_path.exists() and seen["tasks"]:
+        raise ResultsInvalid(
+            f"{root}: holds the tables of {len(seen['tasks'])} seeds but no runs.parquet, which a "
+            "run writes when every seed is done: the run did not finish (interrupted?). Rerun "
+            "the `unstuck suite` or `unstuck sim --out` command that wrote it")
     runs = pd.read_parquet(runs_path) if runs_path.exists() else pd.DataFrame(columns=list(KEYS))
     missing = {k: p for k, p in _history_files(root).items() if k not in seen["tasks"]}
     if missing:

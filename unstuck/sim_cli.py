@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -176,23 +177,65 @@ def run_option_problems(seeds: int | None, seed_start: int, workers: int | None)
 
 
 def run_batches(jobs: list[Job], workers: int, progress: bool) -> list[SeedResult]:
+    """Run `jobs` over a pool of `workers` processes; the results come back in job order.
+
+    At most two seeds per worker are submitted at a time, the next one as each finishes.
+    That keeps every worker busy and makes Ctrl-C clean: it goes to the whole process
+    group, the workers ignore it and finish the seeds in hand (about a second; their files
+    are written whole), and the parent cancels the few submitted seeds not yet started and
+    waits for the pool, so nothing is left running or half-written."""
     if workers <= 1 or len(jobs) <= 1:
         return [run_job(j) for j in jobs]
-    done: list[SeedResult] = []
     ctx = get_context("fork") if sys.platform.startswith("linux") else None
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
-        futures = [pool.submit(run_job, j) for j in jobs]
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
+                               initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+    results: dict[int, SeedResult] = {}
+    queue = iter(enumerate(jobs))
+    in_flight: dict[Future, int] = {}
+
+    def top_up() -> None:
+        while len(in_flight) < 2 * workers:
+            nxt = next(queue, None)
+            if nxt is None:
+                return
+            in_flight[pool.submit(run_job, nxt[1])] = nxt[0]
+
+    bar = None
+    try:
         if progress:
             from rich.progress import Progress
 
-            with Progress(console=Console(stderr=True), transient=True) as bar:
-                task = bar.add_task("simulating", total=len(futures))
-                for f in as_completed(futures):
-                    done.append(f.result())
+            bar = Progress(console=Console(stderr=True), transient=True)
+            bar.start()
+            task = bar.add_task("simulating", total=len(jobs))
+        top_up()
+        while in_flight:
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for f in finished:
+                results[in_flight.pop(f)] = f.result()
+                if bar is not None:
                     bar.advance(task)
-        else:
-            done = [f.result() for f in futures]
-    return done
+            top_up()
+    except BaseException as e:
+        if bar is not None:
+            bar.stop()
+            bar = None
+        if isinstance(e, KeyboardInterrupt):
+            print(_interrupted(jobs, len(results)), file=sys.stderr)
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.stop()
+    pool.shutdown()
+    return [results[i] for i in range(len(jobs))]
+
+
+def _interrupted(jobs: list[Job], finished: int) -> str:
+    where = (f"; {jobs[0].out} holds only the seeds that finished and no runs.parquet: rerun "
+             "the command for a complete folder") if jobs[0].out else ""
+    return (f"unstuck: interrupted after {finished} of {len(jobs)} seeds; stopping once the "
+            f"seeds in hand finish{where}")
 
 
 def run_scenarios(

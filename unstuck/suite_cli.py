@@ -122,7 +122,12 @@ def report_cmd(
     target = out or (res.root.parent if res.root.name == "results" else res.root)
     if target.exists() and not target.is_dir():
         _fail(f"--out {target}: exists and is not a folder; choose a folder")
-    rep = report.render(res, target, scenario_dirs=scenarios_dir or [Path("scenarios")])
+    from unstuck import gate as gates
+
+    try:
+        rep = report.render(res, target, scenario_dirs=scenarios_dir or [Path("scenarios")])
+    except gates.GateInputError as e:
+        _fail(str(e))
     for line in rep.gate.lines():
         typer.echo(line)
     typer.echo(f"report: {rep.index}")

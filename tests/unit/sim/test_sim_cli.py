@@ -69,3 +69,37 @@ def test_bad_input_exits_2_with_every_problem(tmp_path):
                  "--workers 0: use at least 1"):
         assert part in r.output
     assert "Traceback" not in r.output
+
+
+def test_ctrl_c_stops_a_run_within_the_seeds_in_hand_and_leaves_no_half_written_file(tmp_path):
+    """Ctrl-C reaches the whole process group. The run must stop with the seeds the workers
+    hold, not run every queued seed first; what it wrote must be whole; and reading the folder
+    must say that the run did not finish, not show a partial report as if complete."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    out, seeds = tmp_path / "run", 1000
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unstuck.cli", "sim", "scenarios/incident-601.yaml", "--seeds",
+         str(seeds), "--workers", "2", "--out", str(out)],
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    tables = out / "tasks" / "incident-601" / "reference"
+    while not (tables.is_dir() and any(tables.glob("*.parquet"))):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted after" in err and "rerun" in err and "Traceback" not in err
+    written = len(list(tables.glob("*.parquet")))
+    assert 0 < written < 100  # the seeds in hand finished; the rest were never started
+    assert not [p for p in Path(out).rglob("*") if p.name.endswith(".tmp")]
+    assert not (out / "runs.parquet").exists()
+    r = run(app, ["report", str(out)])
+    assert r.exit_code == 2
+    assert "did not finish" in r.output and "Rerun" in r.output
