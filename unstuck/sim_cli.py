@@ -185,7 +185,15 @@ def run_batches(jobs: list[Job], workers: int, progress: bool) -> list[SeedResul
     are written whole), and the parent cancels the few submitted seeds not yet started and
     waits for the pool, so nothing is left running or half-written."""
     if workers <= 1 or len(jobs) <= 1:
-        return [run_job(j) for j in jobs]
+        done: list[SeedResult] = []
+        try:
+            for j in jobs:
+                done.append(run_job(j))
+        except KeyboardInterrupt:  # in this process: the seed in hand stops where it was
+            print(_interrupted(jobs, len(done), in_hand="the seed in hand is dropped"),
+                  file=sys.stderr)
+            raise
+        return done
     ctx = get_context("fork") if sys.platform.startswith("linux") else None
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
                                initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
@@ -231,11 +239,11 @@ def run_batches(jobs: list[Job], workers: int, progress: bool) -> list[SeedResul
     return [results[i] for i in range(len(jobs))]
 
 
-def _interrupted(jobs: list[Job], finished: int) -> str:
+def _interrupted(jobs: list[Job], finished: int,
+                 in_hand: str = "stopping once the seeds in hand finish") -> str:
     where = (f"; {jobs[0].out} holds only the seeds that finished and no runs.parquet: rerun "
              "the command for a complete folder") if jobs[0].out else ""
-    return (f"unstuck: interrupted after {finished} of {len(jobs)} seeds; stopping once the "
-            f"seeds in hand finish{where}")
+    return f"unstuck: interrupted after {finished} of {len(jobs)} seeds; {in_hand}{where}"
 
 
 def run_scenarios(

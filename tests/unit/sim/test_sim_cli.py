@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from scheduler import history
@@ -71,7 +72,8 @@ def test_bad_input_exits_2_with_every_problem(tmp_path):
     assert "Traceback" not in r.output
 
 
-def test_ctrl_c_stops_a_run_within_the_seeds_in_hand_and_leaves_no_half_written_file(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_stops_a_run_within_the_seeds_in_hand_and_leaves_no_half_written_file(tmp_path, workers):
     """Ctrl-C reaches the whole process group. The run must stop with the seeds the workers
     hold, not run every queued seed first; what it wrote must be whole; and reading the folder
     must say that the run did not finish, not show a partial report as if complete."""
@@ -85,7 +87,7 @@ def test_ctrl_c_stops_a_run_within_the_seeds_in_hand_and_leaves_no_half_written_
     out, seeds = tmp_path / "run", 1000
     proc = subprocess.Popen(
         [sys.executable, "-m", "unstuck.cli", "sim", "scenarios/incident-601.yaml", "--seeds",
-         str(seeds), "--workers", "2", "--out", str(out)],
+         str(seeds), "--workers", workers, "--out", str(out)],
         start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     tables = out / "tasks" / "incident-601" / "reference"
