@@ -163,6 +163,17 @@ def run_record(scenario: str, scheduler: str, seed: int, verdict: Any, rows: lis
             "faults_fired": faults, **extra}
 
 
+def clear(out: Path) -> None:
+    """Remove what an earlier run wrote to `out` (and only that), before a new run writes
+    there: its seeds would otherwise mix into the new tables (a run of 4 seeds, then one of
+    2, would show 4 seeds' tasks beside 2 seeds' runs)."""
+    for name in ("histories", *DERIVED, "scenarios"):
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+    for name in ("runs.parquet", "manifest.json"):
+        (out / name).unlink(missing_ok=True)
+
+
 def write_seed(out: Path, scenario: str, scheduler: str, seed: int, rows: list[dict[str, Any]],
                verdict: Any, metrics: Any) -> None:
     frames = {"histories": history_frame(rows, scenario, scheduler, seed),

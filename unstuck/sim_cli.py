@@ -255,7 +255,8 @@ def run_scenarios(
 
     Jobs are submitted longest scenario first, so a day-long seed does not start last and
     leave one core idle at the end; results are grouped back per (scenario, scheduler).
-    With `out`, writes the per-seed tables, runs.parquet and the manifest.
+    With `out`, first clears what an earlier run wrote there, then writes the per-seed
+    tables, runs.parquet and the manifest.
     """
     jobs: list[Job] = []
     for s, _ in loaded:
@@ -268,6 +269,8 @@ def run_scenarios(
                                     j.keep_rows for j in jobs),
                                 perturb_ties=perturb_ties))
     order = sorted(jobs, key=lambda j: -(j.cfg.duration_s + j.cfg.drain_s))
+    if out is not None:
+        results.clear(out)
     t0 = time.perf_counter()
     done = run_batches(order, workers, progress=progress)
     elapsed = time.perf_counter() - t0

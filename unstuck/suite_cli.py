@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -87,9 +86,7 @@ def suite(
     from unstuck.sim_cli import run_scenarios
 
     counts = {s.name: seeds if seeds is not None else (s.suite_seeds or s.seeds) for s, _ in loaded}
-    res_dir = out / "results"
-    if res_dir.exists():
-        shutil.rmtree(res_dir)  # stale seeds of an earlier run would mix into the tables
+    res_dir = out / "results"  # cleared of an earlier run's seeds by run_scenarios
     t0 = time.perf_counter()
     jobs = sum(counts.values()) * len(scheds)
     typer.echo(f"unstuck suite: {len(loaded)} scenarios x {len(scheds)} schedulers, {jobs} seeds "

@@ -114,6 +114,10 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     (out / "tables").mkdir(exist_ok=True)
+    # An earlier report's figures and tables go: a timeline of a pair that no longer fails
+    # must not sit beside this report's as if it were part of it.
+    for old in [*(out / "figures").glob("*.png"), *(out / "tables").glob("*.csv")]:
+        old.unlink()
     written = []
     for f in figs.values():
         path = out / "figures" / f"{f.name}.png"

@@ -113,6 +113,23 @@ def test_report_re_renders_from_saved_results(report, tmp_path):
     assert (copy / "index.html").is_file() and (copy / "junit.xml").is_file()
 
 
+def test_a_re_render_drops_an_earlier_reports_figures_and_tables(report, tmp_path):
+    """A timeline of a pair that no longer fails must not sit beside the new report's."""
+    copy = tmp_path / "copy"
+    shutil.copytree(report / "results", copy / "results")
+    (copy / "figures").mkdir()
+    (copy / "tables").mkdir()
+    (copy / "figures" / "timeline-gone-seed-seed-9.png").write_bytes(b"old")
+    (copy / "tables" / "timeline-gone-seed-seed-9.csv").write_text("old")
+    (copy / "notes.txt").write_text("mine")
+    r = run(app, ["report", str(copy)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (copy / "figures").iterdir()) == sorted(
+        p.name for p in (report / "figures").iterdir())
+    assert not (copy / "tables" / "timeline-gone-seed-seed-9.csv").exists()
+    assert (copy / "notes.txt").read_text() == "mine"  # not ours: left alone
+
+
 def test_report_from_histories_alone_like_a_live_run(report, tmp_path):
     """A live run's folder holds histories only: every other table is derived by the checker."""
     live = tmp_path / "live"

@@ -105,3 +105,18 @@ def test_ctrl_c_stops_a_run_within_the_seeds_in_hand_and_leaves_no_half_written_
     r = run(app, ["report", str(out)])
     assert r.exit_code == 2
     assert "did not finish" in r.output and "Rerun" in r.output
+
+
+def test_out_again_replaces_the_earlier_run_and_nothing_else(tmp_path):
+    """A second run into the same folder must not show the first run's extra seeds beside
+    its own; files that are not the run's stay."""
+    out = tmp_path / "run"
+    for seeds in ("4", "2"):
+        r = run(app, ["sim", "scenarios/incident-601.yaml", "--seeds", seeds, "--workers", "2",
+                      "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        (out / "notes.txt").write_text("mine")
+    res = results.load(out)
+    for name in ("runs", "tasks", "histories", "metrics"):
+        assert sorted(set(res[name]["seed"])) == [0, 1], name
+    assert (out / "notes.txt").read_text() == "mine"
