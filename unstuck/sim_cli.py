@@ -246,6 +246,23 @@ def _interrupted(jobs: list[Job], finished: int,
     return f"unstuck: interrupted after {finished} of {len(jobs)} seeds; {in_hand}{where}"
 
 
+def unique_scenarios(loaded: list[tuple[scenarios.Scenario, Path]]
+                     ) -> tuple[list[tuple[scenarios.Scenario, Path]], list[str]]:
+    """The scenarios to run, one per name, and the problems. A scenario's name keys its
+    results, so two files of one name are bad input; the same file given twice (a glob
+    that overlaps a named file) runs once."""
+    first: dict[str, Path] = {}
+    unique, problems = [], []
+    for s, path in loaded:
+        if s.name not in first:
+            first[s.name] = path
+            unique.append((s, path))
+        elif first[s.name].resolve() != path.resolve():
+            problems.append(f"two scenario files are named {s.name!r} ({first[s.name]}, {path}); "
+                            "rename one (its name: field)")
+    return unique, problems
+
+
 def run_scenarios(
     loaded: list[tuple[scenarios.Scenario, Path]], names: list[str], seeds: dict[str, int],
     seed_start: int, out: Path | None, workers: int, *, progress: bool,
@@ -305,12 +322,14 @@ def sim(
     from unstuck.cli import fail_input
 
     problems: list[str] = []
-    loaded: list[scenarios.Scenario] = []
+    loaded: list[tuple[scenarios.Scenario, Path]] = []
     for f in scenario_files:
         try:
-            loaded.append(scenarios.load(f))
+            loaded.append((scenarios.load(f), f))
         except scenarios.ScenarioInvalid as e:
             problems += e.problems
+    loaded, clashes = unique_scenarios(loaded)
+    problems += clashes
     names = expand_schedulers(scheduler)
     bad = [n for n in names if n not in NAMES]
     if bad:
@@ -324,9 +343,9 @@ def sim(
     if problems:
         fail_input("\n".join(problems))
 
-    counts = {s.name: (seeds if seeds is not None else s.seeds) for s in loaded}
+    counts = {s.name: (seeds if seeds is not None else s.seeds) for s, _ in loaded}
     batches, done, elapsed = run_scenarios(
-        list(zip(loaded, scenario_files, strict=True)), names, counts, seed_start, out,
+        loaded, names, counts, seed_start, out,
         workers or os.cpu_count() or 1, progress=sys.stderr.isatty() and not as_json,
         keep_history=history is not None, perturb_ties=perturb_ties)
     if history is not None:

@@ -59,7 +59,7 @@ def suite(
 ) -> None:
     """Run every scenario under every scheduler, write results and the report; exit 0 when written."""
     from unstuck import scenario as scenarios
-    from unstuck.sim_cli import expand_schedulers, run_option_problems
+    from unstuck.sim_cli import expand_schedulers, run_option_problems, unique_scenarios
 
     files, problems = scenario_files(paths or [Path("scenarios")])
     loaded: list[tuple[scenarios.Scenario, Path]] = []
@@ -68,10 +68,8 @@ def suite(
             loaded.append((scenarios.load(f), f))
         except scenarios.ScenarioInvalid as e:
             problems += e.problems
-    names = [n for n in dict.fromkeys(s.name for s, _ in loaded) if sum(x.name == n for x, _ in loaded) > 1]
-    for n in names:
-        problems.append(f"two scenario files are named {n!r} "
-                        f"({', '.join(str(f) for s, f in loaded if s.name == n)}); rename one (its name: field)")
+    loaded, clashes = unique_scenarios(loaded)
+    problems += clashes
     scheds = expand_schedulers([schedulers])
     bad = [n for n in scheds if n not in NAMES]
     if bad:

@@ -1,6 +1,7 @@
 """`unstuck sim`: exit codes, the stuck task and its witness, JSON, Parquet and JSONL outputs."""
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -82,7 +83,6 @@ def test_ctrl_c_stops_a_run_within_the_seeds_in_hand_and_leaves_no_half_written_
     import subprocess
     import sys
     import time
-    from pathlib import Path
 
     out, seeds = tmp_path / "run", 1000
     proc = subprocess.Popen(
@@ -120,3 +120,18 @@ def test_out_again_replaces_the_earlier_run_and_nothing_else(tmp_path):
     for name in ("runs", "tasks", "histories", "metrics"):
         assert sorted(set(res[name]["seed"])) == [0, 1], name
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_file_given_twice_runs_once_and_two_files_of_one_name_are_bad_input(tmp_path):
+    twice = run(app, ["sim", "scenarios/incident-601.yaml", "scenarios/incident-601.yaml",
+                      "--seeds", "2", "--json", "--workers", "1"])
+    assert twice.exit_code == 0, twice.output
+    lines = [json.loads(x) for x in twice.output.splitlines() if x.startswith("{")]
+    assert [(x["scenario"], x["seeds"]) for x in lines] == [("incident-601", 2)]
+
+    other = tmp_path / "other.yaml"  # another file that names itself incident-601
+    other.write_text("name: incident-601\n" + Path("scenarios/incident-601.yaml").read_text())
+    clash = run(app, ["sim", "scenarios/incident-601.yaml", str(other), "--seeds", "2"])
+    assert clash.exit_code == 2
+    assert f"two scenario files are named 'incident-601' (scenarios/incident-601.yaml, {other})" \
+        in clash.output and "rename one" in clash.output
