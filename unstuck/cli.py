@@ -8,7 +8,9 @@ never took effect (the run proves nothing).
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -31,6 +33,25 @@ def fail_input(message: str) -> None:
     """Bad input: one unwrapped line on stderr (file, field, value, rule, fix), exit 2."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
+
+
+def output_problem(option: str, path: Path, *, folder: bool, example: str = "out") -> str | None:
+    """Why `path` cannot take the output of `option` (a folder, or a file when not
+    `folder`), or None. Checked before any work starts, so that a long run is not lost at
+    its end to a path it could never write."""
+    if path.exists():
+        if folder and not path.is_dir():
+            return f"{option} {path}: exists and is not a folder; choose a folder"
+        if not folder and path.is_dir():
+            return f"{option} {path}: is a folder; give a file name, e.g. {path / example}"
+    place = path if folder else path.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        return f"{option} {path}: {place} is a file, not a folder; choose another path"
+    if not os.access(place, os.W_OK | os.X_OK):
+        return f"{option} {path}: cannot write in {place}; choose a folder you can write to"
+    return None
 
 
 @app.command()

@@ -319,7 +319,7 @@ def sim(
     perturb_ties: Annotated[bool, typer.Option(help="Shuffle same-time events under the seed.")] = False,
 ) -> None:
     """Run scenarios in the simulated world and judge every seed; exit 1 if any invariant breaks."""
-    from unstuck.cli import fail_input
+    from unstuck.cli import fail_input, output_problem
 
     problems: list[str] = []
     loaded: list[tuple[scenarios.Scenario, Path]] = []
@@ -336,10 +336,9 @@ def sim(
         problems.append(f"--scheduler {bad[0]!r} is not a scheduler: choose one of "
                         f"{', '.join(NAMES)} or all")
     problems += run_option_problems(seeds, seed_start, workers)
-    if out is not None and out.exists() and not out.is_dir():
-        problems.append(f"--out {out}: exists and is not a directory; choose a directory")
-    if history is not None and history.is_dir():
-        problems.append(f"--history {history}: is a directory; give a file name, e.g. run.jsonl")
+    problems += [p for p in (out and output_problem("--out", out, folder=True),
+                             history and output_problem("--history", history, folder=False,
+                                                        example="run.jsonl")) if p]
     if problems:
         fail_input("\n".join(problems))
 

@@ -59,6 +59,7 @@ def suite(
 ) -> None:
     """Run every scenario under every scheduler, write results and the report; exit 0 when written."""
     from unstuck import scenario as scenarios
+    from unstuck.cli import output_problem
     from unstuck.sim_cli import expand_schedulers, run_option_problems, unique_scenarios
 
     files, problems = scenario_files(paths or [Path("scenarios")])
@@ -75,8 +76,9 @@ def suite(
     if bad:
         problems.append(f"--schedulers {bad[0]!r} is not a scheduler: choose from {', '.join(NAMES)} or all")
     problems += run_option_problems(seeds, seed_start, workers)
-    if out.exists() and not out.is_dir():
-        problems.append(f"--out {out}: exists and is not a folder; choose a folder")
+    problem = output_problem("--out", out, folder=True)
+    if problem:
+        problems.append(problem)
     if problems:
         _fail("\n".join(problems))
 
@@ -109,14 +111,16 @@ def report_cmd(
 ) -> None:
     """Re-render the report (index.html, summary.md, figures, tables, junit.xml) from saved results."""
     from unstuck import report, results
+    from unstuck.cli import output_problem
 
     try:
         res = results.load(directory)
     except results.ResultsInvalid as e:
         _fail(str(e))
     target = out or (res.root.parent if res.root.name == "results" else res.root)
-    if target.exists() and not target.is_dir():
-        _fail(f"--out {target}: exists and is not a folder; choose a folder")
+    problem = output_problem("--out", target, folder=True)
+    if problem:
+        _fail(problem)
     from unstuck import gate as gates
 
     try:
@@ -141,6 +145,7 @@ def gate_cmd(
     """Judge saved results: exit 0 pass, 1 deviated, 2 bad input or harness error, 3 a fault never took effect."""
     from unstuck import gate as gates
     from unstuck import results
+    from unstuck.cli import output_problem
     from unstuck.report import junit
     from unstuck.sim_cli import expand_schedulers
 
@@ -151,6 +156,9 @@ def gate_cmd(
     bad = [n for n in only or [] if n not in NAMES]
     if bad:
         problems.append(f"--schedulers {bad[0]!r} is not a scheduler: choose from {', '.join(NAMES)}")
+    if junit_path is not None and (problem := output_problem("--junit", junit_path, folder=False,
+                                                                  example="junit.xml")):
+        problems.append(problem)
     if problems:
         _fail("\n".join(problems))
     try:

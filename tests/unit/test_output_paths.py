@@ -1,0 +1,53 @@
+"""Every command that writes a file or folder checks its output path before doing any work:
+a path it could never write is bad input (exit 2, the option named, no traceback), not an
+error at the end of a long run."""
+
+import pytest
+from typer.testing import CliRunner
+
+from unstuck.cli import app
+
+run = CliRunner().invoke
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A results folder to report on and gate."""
+    out = tmp_path_factory.mktemp("saved") / "run"
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "--seeds", "1", "--workers", "1",
+                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+CASES = {
+    "sim --out": (["sim", "scenarios/incident-601.yaml", "--seeds", "1", "--out", "{under_file}"],
+                  "--out {under_file}: {file} is a file, not a folder"),
+    "sim --out a file": (["sim", "scenarios/incident-601.yaml", "--seeds", "1", "--out", "{file}"],
+                         "--out {file}: exists and is not a folder"),
+    "sim --history": (["sim", "scenarios/incident-601.yaml", "--seeds", "1", "--history",
+                       "{under_file}"], "--history {under_file}: {file} is a file, not a folder"),
+    "sim --history a folder": (["sim", "scenarios/incident-601.yaml", "--seeds", "1", "--history",
+                                "{folder}"], "--history {folder}: is a folder; give a file name, "
+                               "e.g. {folder}/run.jsonl"),
+    "suite --out": (["suite", "scenarios/incident-601.yaml", "--seeds", "1", "--out", "{under_file}"],
+                    "--out {under_file}: {file} is a file, not a folder"),
+    "report --out": (["report", "{saved}", "--out", "{under_file}"],
+                     "--out {under_file}: {file} is a file, not a folder"),
+    "gate --junit": (["gate", "{saved}", "--junit", "{under_file}"],
+                     "--junit {under_file}: {file} is a file, not a folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_an_unwritable_output_path_is_bad_input(case, tmp_path, saved):
+    file = tmp_path / "a-file"
+    file.write_text("not a folder")
+    names = {"file": file, "under_file": file / "deeper" / "out", "folder": tmp_path,
+             "saved": saved}
+    args, message = CASES[case]
+    r = run(app, [a.format(**names) for a in args])
+    assert r.exit_code == 2, r.output
+    assert message.format(**names) in r.output
+    assert "Traceback" not in r.output
+    assert file.read_text() == "not a folder"  # nothing was written over
