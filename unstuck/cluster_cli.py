@@ -43,6 +43,10 @@ def up(local: bool = typer.Option(False, "--local", help="local control plane, p
     if local == use_kind:
         _fail("choose exactly one of --local (no Docker needed) or --kind")
     path = _path(kubeconfig)
+    from unstuck.cli import output_problem
+
+    if problem := output_problem("--kubeconfig", path, folder=False, example="config"):
+        _fail(problem)
     if use_kind:
         try:
             kind.up(nodes, path)

@@ -57,7 +57,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
     """Run the scheduler as a long-running HTTP service (API, /metrics, durable history)."""
-    from unstuck.cli import fail_input
+    from unstuck.cli import fail_input, output_problem
 
     if scheduler not in NAMES:
         fail_input(f"--scheduler {scheduler!r} is not a scheduler: choose one of {', '.join(NAMES)}")
@@ -74,6 +74,8 @@ def serve(
     for opt, v in (("--agent-stale", agent_stale), ("--poll-timeout", poll_timeout), ("--stuck-after", stuck_after)):
         if not v > 0:
             fail_input(f"{opt} {v}: expected seconds > 0")
+    if problem := output_problem("--data-dir", data_dir, folder=True):
+        fail_input(problem)
     from scheduler.service.config import ServiceConfig, scaled_settings
     from scheduler.service.identity import IdentityConfigError, load_pool_token, load_users
     from scheduler.settings import Settings

@@ -1,6 +1,7 @@
 """Every command that writes a file or folder checks its output path before doing any work:
 a path it could never write is bad input (exit 2, the option named, no traceback), not an
-error at the end of a long run."""
+error at the end of a long run (or, for `cluster up` and `serve`, a traceback from the
+process they start)."""
 
 import pytest
 from typer.testing import CliRunner
@@ -36,7 +37,13 @@ CASES = {
                      "--out {under_file}: {file} is a file, not a folder"),
     "gate --junit": (["gate", "{saved}", "--junit", "{under_file}"],
                      "--junit {under_file}: {file} is a file, not a folder"),
+    "serve --data-dir": (["serve", "--data-dir", "{under_file}", "--port", "18099"],
+                         "--data-dir {under_file}: {file} is a file, not a folder"),
+    "cluster up --kubeconfig": (["cluster", "up", "--local", "--kubeconfig", "{under_file}"],
+                                "--kubeconfig {under_file}: {file} is a file, not a folder"),
 }
+# serve checks its identities first; give it some, so that the data dir is what it refuses.
+ENV = {"UNSTUCK_USER_TOKENS": "t=alice", "UNSTUCK_POOL_TOKEN": "pool-secret"}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -46,7 +53,7 @@ def test_an_unwritable_output_path_is_bad_input(case, tmp_path, saved):
     names = {"file": file, "under_file": file / "deeper" / "out", "folder": tmp_path,
              "saved": saved}
     args, message = CASES[case]
-    r = run(app, [a.format(**names) for a in args])
+    r = run(app, [a.format(**names) for a in args], env=ENV)
     assert r.exit_code == 2, r.output
     assert message.format(**names) in r.output
     assert "Traceback" not in r.output
