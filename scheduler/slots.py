@@ -119,11 +119,6 @@ class PodSlots:
         self.version += 1
         return True
 
-    def mark_reserved(self, s: Slot, now: float) -> None:
-        """A running slot becomes a reservation (syncTaskStatusToSlots), keeping its task."""
-        s.status, s.updated_at = SlotStatus.RESERVED, now
-        self.version += 1
-
     def find_by_task(self, task_id: int) -> SlotRef | None:
         for name, pod in sorted(self.pods.items()):
             for s in pod.slots:

@@ -167,7 +167,7 @@ def clear(out: Path) -> None:
     """Remove what an earlier run wrote to `out` (and only that), before a new run writes
     there: its seeds would otherwise mix into the new tables (a run of 4 seeds, then one of
     2, would show 4 seeds' tasks beside 2 seeds' runs)."""
-    for name in ("histories", *DERIVED, "scenarios"):
+    for name in (*TABLES, "scenarios"):
         if (out / name).is_dir():
             shutil.rmtree(out / name)
     for name in ("runs.parquet", "manifest.json"):

@@ -208,33 +208,24 @@ def run_batches(jobs: list[Job], workers: int, progress: bool) -> list[SeedResul
                 return
             in_flight[pool.submit(run_job, nxt[1])] = nxt[0]
 
-    bar = None
-    try:
-        if progress:
-            from rich.progress import Progress
+    from rich.progress import Progress
 
-            bar = Progress(console=Console(stderr=True), transient=True)
-            bar.start()
+    bar = Progress(console=Console(stderr=True), transient=True, disable=not progress)
+    try:
+        with bar:  # gone from the terminal before any message below
             task = bar.add_task("simulating", total=len(jobs))
-        top_up()
-        while in_flight:
-            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for f in finished:
-                results[in_flight.pop(f)] = f.result()
-                if bar is not None:
-                    bar.advance(task)
             top_up()
+            while in_flight:
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    results[in_flight.pop(f)] = f.result()
+                    bar.advance(task)
+                top_up()
     except BaseException as e:
-        if bar is not None:
-            bar.stop()
-            bar = None
         if isinstance(e, KeyboardInterrupt):
             print(_interrupted(jobs, len(results)), file=sys.stderr)
         pool.shutdown(wait=True, cancel_futures=True)
         raise
-    finally:
-        if bar is not None:
-            bar.stop()
     pool.shutdown()
     return [results[i] for i in range(len(jobs))]
 

@@ -34,19 +34,19 @@ def _fail(message: str) -> None:
 
 def scenario_files(paths: list[Path]) -> tuple[list[Path], list[str]]:
     """Expand folders to their *.yaml files (sorted); report paths that do not exist."""
-    files, problems = [], []
+    yaml_files, problems = [], []
     for p in paths:
         if p.is_dir():
             found = sorted(p.glob("*.yaml"))
             if not found:
                 problems.append(f"{p}: a folder with no *.yaml scenario files")
-            files += found
+            yaml_files += found
         elif p.exists():
-            files.append(p)
+            yaml_files.append(p)
         else:
             problems.append(f"{p}: no such file or folder; give scenario files or a folder of them, "
                             "e.g. scenarios/")
-    return files, problems
+    return yaml_files, problems
 
 
 def suite(
@@ -62,9 +62,9 @@ def suite(
     from unstuck.cli import output_problem
     from unstuck.sim_cli import expand_schedulers, run_option_problems, unique_scenarios
 
-    files, problems = scenario_files(paths or [Path("scenarios")])
+    found, problems = scenario_files(paths or [Path("scenarios")])
     loaded: list[tuple[scenarios.Scenario, Path]] = []
-    for f in files:
+    for f in found:
         try:
             loaded.append((scenarios.load(f), f))
         except scenarios.ScenarioInvalid as e:

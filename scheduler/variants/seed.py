@@ -826,15 +826,28 @@ class SeedPolicy:
         return self.reconcile_inputs() if fixed else None
 
     def reconcile_inputs(self) -> tuple | None:
-        """What a reconcile pass reads besides the slot memory and `now`, as versions: the
-        cluster, the task and workspace rows, and the history count (every change this
-        policy makes to the slot memory between two passes of one cycle is recorded). None
-        where a source has no version (the live cluster, the SQL stores)."""
-        cluster = getattr(self.ctx.cluster, "revision", None)
-        if cluster is None or getattr(self.ctx.store, "revision", None) is None:
-            return None
-        return (self.ctx.now, cluster, self.ctx.store.revision_of("tasks", "workspaces"),
-                self.ctx.recorded)
+        """What a whole reconcile pass reads: `now`, the pods and slots, the cluster and the
+        task and workspace rows (see `versions`)."""
+        v = self.versions(cluster=True, rows=True)
+        return None if v is None else (self.ctx.now, *v)
+
+    def versions(self, *, cluster: bool = False, rows: bool = False) -> tuple | None:
+        """The slot memory's version, with the cluster's and the task and workspace rows'
+        when asked: what a pass over a pool reads besides the clock. A pass that changed
+        nothing would change nothing again over the same versions, so the passes below
+        skip it. None where a source has no version (the live cluster, the SQL stores):
+        those passes always run."""
+        out: tuple = (self.mem.slots.version,)
+        if cluster:
+            revision = getattr(self.ctx.cluster, "revision", None)
+            if revision is None:
+                return None
+            out += (revision,)
+        if rows:
+            if not self.ctx.versioned_tables:
+                return None
+            out += (self.ctx.store.revision_of("tasks", "workspaces"),)
+        return out
 
     def sync_pods_from_k8s(self, pool_id: str) -> bool:
         ctx, slots = self.ctx, self.mem.slots
@@ -875,10 +888,8 @@ class SeedPolicy:
         return fixed
 
     def pod_sync_inputs(self) -> tuple | None:
-        """What syncPodsFromK8s reads besides `now`, as versions: the cluster's listing and
-        the pod map. None where the cluster has no version (the live cluster)."""
-        cluster = getattr(self.ctx.cluster, "revision", None)
-        return None if cluster is None else (cluster, self.mem.slots.version)
+        """What syncPodsFromK8s reads besides `now`: the cluster's listing and the pod map."""
+        return self.versions(cluster=True)
 
     def drop_pod(self, name: str, reason: str) -> None:
         pod = self.mem.slots.remove(name)
@@ -905,7 +916,7 @@ class SeedPolicy:
                     TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)
                 if (task is not None and task.status is TaskStatus.APPLY_PENDING and task.agent_id
                         and s.status is SlotStatus.RUNNING and self.pool_of(task.workspace_id) == pool_id):
-                    self.mem.slots.mark_reserved(s, ctx.now)
+                    self.mem.slots.reserve(SlotRef(pod.name, s.slot_id), task.id, ctx.now)
                     ctx.record(Kind.SLOT_RESERVED, pod=pod.name, slot=s.slot_id, task=task.id,
                                reason="reconcile: task is apply_pending")
                 elif not active:
@@ -914,12 +925,9 @@ class SeedPolicy:
             self.mem.slots_synced[pool_id] = inputs
 
     def slot_sync_inputs(self) -> tuple | None:
-        """What syncTaskStatusToSlots reads, as versions: the slot memory and the task and
-        workspace rows (it reads no clock; the time it writes goes with a change). None where
-        the store has no versions."""
-        if not self.ctx.versioned_tables:
-            return None
-        return self.mem.slots.version, self.ctx.store.revision_of("tasks", "workspaces")
+        """What syncTaskStatusToSlots reads: the slots and the task and workspace rows (no
+        clock; the time it writes goes with a change)."""
+        return self.versions(rows=True)
 
     def cleanup_expired_reservations(self, pool_id: str) -> None:
         now, limit = self.ctx.now, self.ctx.settings.slots.reservation_expiry_s
@@ -1040,12 +1048,9 @@ class SeedPolicy:
         memory, the task and workspace rows, and the pool's bounds. `decide` is a pure function
         of those counts, and a decision to keep the count writes and draws nothing (a skipped
         scale-down is recorded only when it first comes), so a pass over unchanged inputs after
-        such a decision would do nothing again. None where the store has no versions (the SQL
-        stores)."""
-        if not self.ctx.versioned_tables:
-            return None
-        return (self.mem.slots.version, self.ctx.store.revision_of("tasks", "workspaces"),
-                pool.min_replicas, pool.max_replicas)
+        such a decision would do nothing again."""
+        v = self.versions(rows=True)
+        return None if v is None else (*v, pool.min_replicas, pool.max_replicas)
 
     def pool_demand(self, pool_id: str) -> PoolDemand:
         """What AutoScalePods counts in the pool's tasks; recounted only after a task write."""

@@ -25,7 +25,7 @@ def test_every_change_moves_the_version_and_reads_do_not():
     assert moved()
     slot = slots.slot(ref)
     assert slot is not None
-    slots.mark_reserved(slot, 2.0)
+    assert slots.reserve(ref, 7, 2.0)  # the running plan_and_apply's slot turns into its reservation
     assert moved() and slot.status is SlotStatus.RESERVED and slot.task_id == 7
     assert slots.reserve(SlotRef("pod-b", 1), 8, 3.0)
     assert moved()
