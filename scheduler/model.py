@@ -59,6 +59,9 @@ TERMINAL_STATUSES = frozenset(
         TaskStatus.CANCELLED,
     }
 )
+# A task in one of these holds, or is about to take, its workspace's turn; `waiting` is not
+# here because it has not been let in yet. A tuple: stores take it as an ordered filter.
+ACTIVE_STATUSES = (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)
 
 
 class Stage:

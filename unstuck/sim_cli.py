@@ -164,16 +164,34 @@ def expand_schedulers(names: list[str]) -> list[str]:
     return out
 
 
-def run_option_problems(seeds: int | None, seed_start: int, workers: int | None) -> list[str]:
-    """What is wrong with the options `unstuck sim` and `unstuck suite` share."""
-    problems = []
+def run_inputs(files: list[Path], schedulers: list[str], option: str, seeds: int | None,
+               seed_start: int, workers: int | None,
+               ) -> tuple[list[tuple[scenarios.Scenario, Path]], list[str], list[str]]:
+    """The scenarios and schedulers that `unstuck sim` and `unstuck suite` are asked to run,
+    and every problem with them and with the options the two share, all found before any
+    seed runs so that one message lists them together. `option` is the scheduler option's
+    name as the command spells it."""
+    problems: list[str] = []
+    loaded: list[tuple[scenarios.Scenario, Path]] = []
+    for f in files:
+        try:
+            loaded.append((scenarios.load(f), f))
+        except scenarios.ScenarioInvalid as e:
+            problems += e.problems
+    loaded, clashes = unique_scenarios(loaded)
+    problems += clashes
+    names = expand_schedulers(schedulers)
+    bad = [n for n in names if n not in NAMES]
+    if bad:
+        problems.append(f"{option} {bad[0]!r} is not a scheduler: choose one of "
+                        f"{', '.join(NAMES)} or all")
     if seeds is not None and seeds < 1:
         problems.append(f"--seeds {seeds}: run at least 1 seed")
     if seed_start < 0:
         problems.append(f"--seed-start {seed_start}: seeds are integers >= 0")
     if workers is not None and workers < 1:
         problems.append(f"--workers {workers}: use at least 1")
-    return problems
+    return loaded, names, problems
 
 
 def run_batches(jobs: list[Job], workers: int, progress: bool) -> list[SeedResult]:
@@ -312,21 +330,8 @@ def sim(
     """Run scenarios in the simulated world and judge every seed; exit 1 if any invariant breaks."""
     from unstuck.cli import fail_input, output_problem
 
-    problems: list[str] = []
-    loaded: list[tuple[scenarios.Scenario, Path]] = []
-    for f in scenario_files:
-        try:
-            loaded.append((scenarios.load(f), f))
-        except scenarios.ScenarioInvalid as e:
-            problems += e.problems
-    loaded, clashes = unique_scenarios(loaded)
-    problems += clashes
-    names = expand_schedulers(scheduler)
-    bad = [n for n in names if n not in NAMES]
-    if bad:
-        problems.append(f"--scheduler {bad[0]!r} is not a scheduler: choose one of "
-                        f"{', '.join(NAMES)} or all")
-    problems += run_option_problems(seeds, seed_start, workers)
+    loaded, names, problems = run_inputs(scenario_files, scheduler, "--scheduler", seeds,
+                                         seed_start, workers)
     problems += [p for p in (out and output_problem("--out", out, folder=True),
                              history and output_problem("--history", history, folder=False,
                                                         example="run.jsonl")) if p]

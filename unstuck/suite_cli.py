@@ -58,24 +58,12 @@ def suite(
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
 ) -> None:
     """Run every scenario under every scheduler, write results and the report; exit 0 when written."""
-    from unstuck import scenario as scenarios
     from unstuck.cli import output_problem
-    from unstuck.sim_cli import expand_schedulers, run_option_problems, unique_scenarios
+    from unstuck.sim_cli import run_inputs
 
     found, problems = scenario_files(paths or [Path("scenarios")])
-    loaded: list[tuple[scenarios.Scenario, Path]] = []
-    for f in found:
-        try:
-            loaded.append((scenarios.load(f), f))
-        except scenarios.ScenarioInvalid as e:
-            problems += e.problems
-    loaded, clashes = unique_scenarios(loaded)
-    problems += clashes
-    scheds = expand_schedulers([schedulers])
-    bad = [n for n in scheds if n not in NAMES]
-    if bad:
-        problems.append(f"--schedulers {bad[0]!r} is not a scheduler: choose from {', '.join(NAMES)} or all")
-    problems += run_option_problems(seeds, seed_start, workers)
+    loaded, scheds, more = run_inputs(found, [schedulers], "--schedulers", seeds, seed_start, workers)
+    problems += more
     problem = output_problem("--out", out, folder=True)
     if problem:
         problems.append(problem)

@@ -36,6 +36,7 @@ from scheduler import events as ev
 from scheduler.core import Context
 from scheduler.history import Kind
 from scheduler.model import (
+    ACTIVE_STATUSES,
     ExecutionMode,
     PlanArtifact,
     Pool,
@@ -47,7 +48,6 @@ from scheduler.model import (
 )
 from scheduler.ports import AgentSendError, ClusterError, RunTask, StoreWriteError
 
-ACTIVE = (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 PLAN_SLOTS = 3  # an agent runs up to 3 plans and 1 plan_and_apply (seed-system.md §2.2)
 
@@ -114,7 +114,7 @@ class ReferencePolicy:
         read-only, see `Context.cached`)."""
         store = self.ctx.store
         return self.ctx.cached("active", lambda: (
-            store.list_tasks(statuses=ACTIVE), {w.id: w for w in store.list_workspaces()}),
+            store.list_tasks(statuses=ACTIVE_STATUSES), {w.id: w for w in store.list_workspaces()}),
             tables=("tasks", "workspaces"))
 
     # ------------------------------------------------------------------ writes
@@ -265,7 +265,7 @@ class ReferencePolicy:
             return ev.Outcome(False, 404, message=f"task {e.task_id} not found")
         if e.user is None:
             return ev.Outcome(False, 401, task_id=task.id, message="cancel needs an identity")
-        if task.status not in ACTIVE:
+        if task.status not in ACTIVE_STATUSES:
             return ev.Outcome(False, 409, task_id=task.id, message=f"task is already {task.status.value}")
         if task.status is TaskStatus.RUNNING and task.agent_id:
             try:
@@ -682,7 +682,7 @@ class ReferencePolicy:
                 if t.status is TaskStatus.APPLY_PENDING and t.confirmed:
                     out.append((t, "apply"))
             pa_active = [t for t in ws_tasks if t.task_type is TaskType.PLAN_AND_APPLY
-                         and t.status in ACTIVE]
+                         and t.status in ACTIVE_STATUSES]
             first_pa = min(pa_active, key=lambda t: t.id) if pa_active else None
             for t in ws_tasks:
                 if t.status is not TaskStatus.PENDING:

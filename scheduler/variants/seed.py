@@ -21,6 +21,7 @@ from scheduler import events as ev
 from scheduler.core import Context
 from scheduler.history import Kind
 from scheduler.model import (
+    ACTIVE_STATUSES,
     AgentRow,
     ExecutionMode,
     PlanArtifact,
@@ -34,8 +35,6 @@ from scheduler.model import (
 )
 from scheduler.ports import AgentSendError, ClusterError, RunTask, StoreWriteError
 from scheduler.slots import PodSlots, SlotRef
-
-ACTIVE = (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)
 
 
 @dataclass
@@ -274,7 +273,7 @@ class SeedPolicy:
         task = self.ctx.store.get_task(e.task_id)
         if task is None:
             return ev.Outcome(False, 404, message=f"task {e.task_id} not found")
-        if task.status not in ACTIVE:
+        if task.status not in ACTIVE_STATUSES:
             return ev.Outcome(False, 400, task_id=task.id, message=f"task is {task.status.value}")
         before = task.status
         if before is TaskStatus.RUNNING and task.agent_id:
@@ -329,7 +328,7 @@ class SeedPolicy:
         if pending_pa:
             first = min(pending_pa, key=lambda t: (t.created_at, t.id))
             blocked = any(
-                t.task_type is TaskType.PLAN_AND_APPLY and t.id < first.id and t.status in ACTIVE
+                t.task_type is TaskType.PLAN_AND_APPLY and t.id < first.id and t.status in ACTIVE_STATUSES
                 for t in tasks
             )
             if not blocked:
@@ -986,7 +985,7 @@ class SeedPolicy:
         """The pending, running and apply_pending tasks by id, as stored now. Read-only: the
         pod manager and the autoscaler only look, so one read serves until a task is written."""
         return self.ctx.cached(
-            "active_tasks", lambda: {t.id: t for t in self.ctx.store.list_tasks(statuses=ACTIVE)},
+            "active_tasks", lambda: {t.id: t for t in self.ctx.store.list_tasks(statuses=ACTIVE_STATUSES)},
             tables=("tasks",))
 
     def pool_tasks(self, pool_id: str) -> list[Task]:
