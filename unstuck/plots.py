@@ -218,34 +218,47 @@ def timeline(tl: Timeline) -> Figure:
     ax = fig.add_subplot()
     lane = {t: i for i, t in enumerate(tl.tasks)}
     scale = 60.0
+    # One bar collection per lane and style, and one line per marker kind: a day's timeline
+    # has thousands of segments, and a collection (or a line) each cost most of the report.
+    bars: dict[tuple[int, str, str], list[tuple[float, float]]] = {}
     for s in tl.segments:
-        y = lane[s.task]
-        x, w = s.start / scale, max((s.end - s.start) / scale, 0.002)
         if s.kind == "status":
-            ax.broken_barh([(x, w)], (y - 0.38, 0.34), facecolor=STATUS_COLOURS.get(s.label, "#dddddd"),
-                           edgecolor="white", linewidth=0.3)
+            style = STATUS_COLOURS.get(s.label, "#dddddd")
         elif s.kind == "slot":
-            ax.broken_barh([(x, w)], (y + 0.0, 0.14), facecolor=SLOT if s.label == "running" else "none",
-                           edgecolor=SLOT, hatch=None if s.label == "running" else "////", linewidth=0.6)
+            style = "running" if s.label == "running" else "reserved"
         else:
-            dark = s.label.endswith("terminating")
-            ax.broken_barh([(x, w)], (y + 0.2, 0.08), facecolor="#444444" if dark else "#bbbbbb")
+            style = "#444444" if s.label.endswith("terminating") else "#bbbbbb"
+        bars.setdefault((lane[s.task], s.kind, style), []).append(
+            (s.start / scale, max((s.end - s.start) / scale, 0.002)))
+    for (y, kind, style), xranges in bars.items():
+        if kind == "status":
+            ax.broken_barh(xranges, (y - 0.38, 0.34), facecolor=style, edgecolor="white", linewidth=0.3)
+        elif kind == "slot":
+            ax.broken_barh(xranges, (y + 0.0, 0.14), facecolor=SLOT if style == "running" else "none",
+                           edgecolor=SLOT, hatch=None if style == "running" else "////", linewidth=0.6)
+        else:
+            ax.broken_barh(xranges, (y + 0.2, 0.08), facecolor=style)
     labels: dict[tuple[int, float], list[str]] = {}
+    points: dict[str, list[tuple[float, float]]] = {}
     for m in tl.marks:
         x = m.t / scale
         if m.kind == "fault" and m.task is None:
             ax.axvline(x, color="#d62728", linestyle=":", linewidth=0.8, alpha=0.6)
-        elif m.kind == "fault":
-            ax.plot([x], [lane[m.task] - 0.21], marker="X", color="#d62728", markersize=9,
-                    markeredgecolor="white", zorder=5)
-        elif m.kind == "witness":
-            ax.plot([x], [lane[m.task] - 0.21], marker="D", color="black", markersize=4, zorder=6)
-        else:
-            ax.plot([x], [lane[m.task] - 0.21], marker="*", color="#d62728", markersize=13,
-                    markeredgecolor="black", zorder=7)
+            continue
+        kind = m.kind if m.kind in ("fault", "witness") else "violation"
+        points.setdefault(kind, []).append((x, lane[m.task] - 0.21))
+        if kind == "violation":
             names = labels.setdefault((lane[m.task], round(x, 1)), [])
             if m.label not in names:
                 names.append(m.label)
+    for kind, style in (("fault", {"marker": "X", "color": "#d62728", "markersize": 9,
+                                   "markeredgecolor": "white", "zorder": 5}),
+                        ("witness", {"marker": "D", "color": "black", "markersize": 4, "zorder": 6}),
+                        ("violation", {"marker": "*", "color": "#d62728", "markersize": 13,
+                                       "markeredgecolor": "black", "zorder": 7})):
+        if points.get(kind):
+            xs, ys = zip(*points[kind], strict=True)
+            ax.plot(xs, ys, linestyle="", **style)
     for (y, x), names in labels.items():
         ax.annotate(", ".join(names), (x, y - 0.42), fontsize=7, color="#d62728",
                     ha="right" if x > tl.end_t / scale * 0.8 else "left", va="bottom")

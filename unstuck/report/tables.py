@@ -119,9 +119,12 @@ def failures(res: Results) -> pd.DataFrame:
         return pd.DataFrame(columns=["scenario", "scheduler", "seed", "stuck_tasks", "invariants",
                                      "first_violation", "command"])
     bad = runs[~runs["ok"].astype(bool)]
+    # One pass over the violations, not a filter of all of them per failing seed.
+    by_seed = {k: g for k, g in v.groupby(["scenario", "scheduler", "seed"], sort=False)}
+    none = v.iloc[0:0]
     rows = []
     for r in bad.itertuples():
-        mine = v[(v["scenario"] == r.scenario) & (v["scheduler"] == r.scheduler) & (v["seed"] == r.seed)]
+        mine = by_seed.get((r.scenario, r.scheduler, r.seed), none)
         mine = mine.assign(_stuck=~mine["invariant"].isin(STUCK_INVARIANTS)).sort_values(["_stuck", "t"])
         first = mine.iloc[0] if len(mine) else None
         invs = [i for i in INVARIANTS if getattr(r, f"violations_{i}", 0)]
