@@ -63,12 +63,11 @@ def _keys(scenario: str, scheduler: str, seed: int) -> dict[str, Any]:
 
 
 def history_frame(rows: list[dict[str, Any]], scenario: str, scheduler: str, seed: int) -> pd.DataFrame:
-    cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
-    for r in rows:
-        for c in COLUMNS:
-            v = r.get(c)
-            cols[c].append(json.dumps(v, sort_keys=True, separators=(",", ":")) if c == "data" else v)
-    df = pd.DataFrame(cols)
+    # Column by column: a simulated day holds tens of thousands of rows.
+    cols: dict[str, list[Any]] = {c: [r.get(c) for r in rows] for c in COLUMNS if c != "data"}
+    dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+    cols["data"] = [dumps(r.get("data")) for r in rows]
+    df = pd.DataFrame({c: cols[c] for c in COLUMNS})
     for c in ("task", "slot"):
         df[c] = df[c].astype("Int64")
     for k, v in _keys(scenario, scheduler, seed).items():
