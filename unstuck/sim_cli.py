@@ -164,7 +164,7 @@ def expand_schedulers(names: list[str]) -> list[str]:
     return out
 
 
-def run_inputs(files: list[Path], schedulers: list[str], option: str, seeds: int | None,
+def run_inputs(paths: list[Path], schedulers: list[str], option: str, seeds: int | None,
                seed_start: int, workers: int | None,
                ) -> tuple[list[tuple[scenarios.Scenario, Path]], list[str], list[str]]:
     """The scenarios and schedulers that `unstuck sim` and `unstuck suite` are asked to run,
@@ -173,7 +173,7 @@ def run_inputs(files: list[Path], schedulers: list[str], option: str, seeds: int
     name as the command spells it."""
     problems: list[str] = []
     loaded: list[tuple[scenarios.Scenario, Path]] = []
-    for f in files:
+    for f in paths:
         try:
             loaded.append((scenarios.load(f), f))
         except scenarios.ScenarioInvalid as e:

@@ -631,10 +631,10 @@ class ReferencePolicy:
         for ws in workspaces.values():
             if not ws.is_locked:
                 continue
-            owner = active.get(ws.lock_task_id)  # type: ignore[arg-type]
-            if owner is not None and owner.status in (TaskStatus.APPLY_PENDING, TaskStatus.RUNNING):
-                continue
-            owner = self.ctx.store.get_task(ws.lock_task_id) if ws.lock_task_id is not None else None
+            owner = None
+            if ws.lock_task_id is not None:
+                # An active owner is in the shared scan; only an ended one needs a read.
+                owner = active.get(ws.lock_task_id) or self.ctx.store.get_task(ws.lock_task_id)
             if owner is None or owner.status not in (TaskStatus.APPLY_PENDING, TaskStatus.RUNNING):
                 why = "lock owner has ended" if owner is None or owner.terminal else \
                     "lock owner is back in pending"
