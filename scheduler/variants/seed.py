@@ -489,6 +489,15 @@ class SeedPolicy:
         """Step 3's pod.AgentID: always empty in the seed (F10)."""
         return self.mem.slots.pods[ref.pod].agent_id
 
+    def fresh_slot_unchanged(self, assigned: SlotRef | None, ws: Workspace) -> bool:
+        """Does a push that ends here, having given back what it took, leave nothing another
+        goroutine reads? Yes when it took a fresh slot (or none, outside k8s): the slot is
+        idle again and an idle slot's time is never read. Not when it gave back a
+        reservation, nor where the slot it took could have chosen its agent (which free slot
+        a goroutine takes is Go's map order, and the goroutines would differ there)."""
+        return ((assigned is not None or ws.execution_mode is not ExecutionMode.K8S)
+                and not self.slot_chooses_agent(ws.pool_id))
+
     def push_task_to_agent(self, task: Task, *, mutex: str | None) -> bool:
         """Steps 0–7 (read step). Returns False only for the step-0 error."""
         ctx, mem = self.ctx, self.mem
@@ -528,12 +537,16 @@ class SeedPolicy:
             selected_agent = self.resolve_agent_for_pod(ref)
         # Step 4: connected agents.
         if not mem.cc:
-            self.record_assigned(assigned, task)
-            self.release(ref, "no connected agents")
+            # Every goroutine still waiting would take the same exit, as below; each one's
+            # `go triggerK8sScaleUpForPool` would be queued right behind the last, so one
+            # timer runs them in turn (`timer_scale_up`).
+            n = self.unchanged_goroutines(mutex) if self.fresh_slot_unchanged(assigned, ws) else 1
+            self.record_assigned(assigned, task, n)
+            self.release(ref, "no connected agents", n)
             if ws.execution_mode is ExecutionMode.K8S:
-                ctx.spawn(0.0, "scale_up", pool_id)
+                ctx.spawn(0.0, "scale_up", pool_id, n)
             self.schedule_retry(task, ctx.settings.retries.no_connected_agents_s,
-                                "no connected agents", ref)
+                                "no connected agents", ref, goroutines=n)
             self.release_mutex(mutex)
             return True
         # Step 5: a pre-selected agent that is not connected.
@@ -555,11 +568,7 @@ class SeedPolicy:
                     agent_id = conn.agent_id
                     break
         if not agent_id:
-            # Taking a free slot and giving it back leaves nothing another goroutine reads
-            # (an idle slot's time is never read), unless it destroyed a reservation.
-            unchanged = ((assigned is not None or ws.execution_mode is not ExecutionMode.K8S)
-                         and not self.slot_chooses_agent(pool_id))
-            n = self.unchanged_goroutines(mutex) if unchanged else 1
+            n = self.unchanged_goroutines(mutex) if self.fresh_slot_unchanged(assigned, ws) else 1
             self.record_assigned(assigned, task, n)
             self.release(ref, "no available agent", n)
             self.schedule_retry(task, ctx.settings.retries.no_available_agent_s,
@@ -949,13 +958,15 @@ class SeedPolicy:
         for pool in self.k8s_pools():
             self.ensure_pods_for_pool(pool)
 
-    def timer_scale_up(self, pool_id: str) -> None:
-        """triggerK8sScaleUpForPool: EnsurePodsForPool, then AutoScalePods."""
-        pool = self.ctx.store.get_pool(pool_id)
-        if pool is None:
-            return
-        self.ensure_pods_for_pool(pool)
-        self.auto_scale_pods(pool)
+    def timer_scale_up(self, pool_id: str, goroutines: int = 1) -> None:
+        """triggerK8sScaleUpForPool: EnsurePodsForPool, then AutoScalePods; `goroutines` of
+        them back to back, as a bundle of retry goroutines queues them (`push_task_to_agent`)."""
+        for _ in range(goroutines):
+            pool = self.ctx.store.get_pool(pool_id)
+            if pool is None:
+                return
+            self.ensure_pods_for_pool(pool)
+            self.auto_scale_pods(pool)
 
     def ensure_pods_for_pool(self, pool: Pool) -> None:
         self.reconcile_pods(pool.id)

@@ -14,6 +14,7 @@ from collections import Counter
 
 import pytest
 
+from scheduler import events as ev
 from scheduler.history import Kind
 from scheduler.model import Pool, TaskStatus, TaskType
 from scheduler.settings import SeedQuirks, Settings
@@ -88,14 +89,28 @@ def lost_agent(variant: str, bundle: bool) -> Script:
     return s.run(145)
 
 
-def story(s: Script) -> Counter:
+def no_agent(variant: str, bundle: bool) -> Script:
+    """A pod whose agent never connects, in a pool allowed a second pod. A plan waits: every
+    goroutine takes the pod's free slot, finds no connected agent, gives the slot back and
+    starts a `triggerK8sScaleUpForPool`, whose AutoScalePods adds the second pod. The seed
+    restarts agentless pods, so pods keep coming (and their slots keep being raced for)."""
+    s = Script(variant, settings=settings(bundle), agent_connect_s=None,
+               pool=Pool("pool-1", min_replicas=1, max_replicas=2))
+    s.create(5.5, task_type=TaskType.PLAN)
+    return s.run(600)
+
+
+def story(s: Script, slots: bool = True) -> Counter:
     """The history as a multiset, with each retry row counted once per goroutine it stands
     for. Same-instant rows may come in another order: a bundle runs where its first
-    goroutine's timer was queued."""
+    goroutine's timer was queued. With `slots=False`, the pod and slot a push took and
+    gave back are left out."""
     out: Counter = Counter()
+    pushes = (Kind.SLOT_ASSIGNED, Kind.SLOT_RELEASED, Kind.DISPATCH_FAILED)
     for e in s.history.events:
         data = {k: v for k, v in e.data.items() if k != "goroutines"}
-        key = (e.t, e.kind, e.source, e.task, e.workspace, e.pod, e.slot, e.agent,
+        pod, slot = (e.pod, e.slot) if slots or e.kind not in pushes else (None, None)
+        key = (e.t, e.kind, e.source, e.task, e.workspace, pod, slot, e.agent,
                e.from_status, e.to_status, e.reason, repr(sorted(data.items())))
         out[key] += e.data.get("goroutines", 1)
     return out
@@ -147,6 +162,47 @@ def bundled_slot_rows(s: Script) -> int:
     """The most goroutines one slot.assigned row stands for."""
     return max((e.data.get("goroutines", 1) for e in s.history.events
                 if e.kind is Kind.SLOT_ASSIGNED), default=0)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_goroutines_that_find_no_connected_agent_are_bundled_with_their_scale_ups(variant):
+    """The exit gives back the slot it took, and each goroutine's scale-up request would be
+    queued right behind the last one's, so one row set and one scale-up timer stand for the
+    bundle; the scale-ups still run one after another, each seeing what the last one did."""
+    literal, bundled = no_agent(variant, False), no_agent(variant, True)
+    # Which of the two pods' free slots a goroutine takes is Go's map order, which the
+    # bundle does not draw again: the same rows, but for which slot each went through.
+    assert story(bundled, slots=False) == story(literal, slots=False)
+    failed = [e for e in bundled.history.events if e.kind is Kind.DISPATCH_FAILED]
+    assert {e.reason for e in failed} == {"no connected agents"}
+    assert max(e.data["goroutines"] for e in failed) >= 15
+    assert bundled_slot_rows(bundled) >= 15
+    # The scale-ups ran as often, and created the same pods at the same instants.
+    creates = [(e.t, e.pod) for e in bundled.history.events if e.kind is Kind.POD_CREATE]
+    assert creates == [(e.t, e.pod) for e in literal.history.events if e.kind is Kind.POD_CREATE]
+    assert len(creates) >= 5
+    assert len(bundled.history.events) < len(literal.history.events) / 3
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_scale_up_timer_runs_each_goroutines_request_in_turn(variant):
+    """Two pods short of min_replicas, with no agent to fill them: each request's creates
+    are named after the current second, so every request after the first collides. One
+    timer for three requests writes what three timers, back to back, write."""
+    def short_of_pods(timers: tuple[int, ...]) -> list[tuple]:
+        s = Script(variant, agent_connect_s=None, pool=Pool("pool-1", min_replicas=1, max_replicas=4))
+        s.run(1)
+        s.store.put_pool(Pool("pool-1", min_replicas=3, max_replicas=4))
+        for n in timers:
+            s.send(ev.TimerFired(ev.TimerTag("scale_up", ("pool-1", n))))
+        return [(e.kind, e.pod, e.reason) for e in s.history.events if e.t == 1]
+
+    one_timer = short_of_pods((3,))
+    assert one_timer == short_of_pods((1, 1, 1))
+    assert one_timer != short_of_pods((1,))
+    assert sum(1 for kind, _, _ in one_timer if kind is Kind.POD_CREATE) == 1
+    assert sum(1 for kind, _, reason in one_timer if kind is Kind.DECISION
+               and reason.startswith("create pod failed")) == 6
 
 
 @pytest.mark.parametrize("world,variant,bundles", [
