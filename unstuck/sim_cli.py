@@ -6,7 +6,8 @@ a process pool (fork); the seeds of a scenario are `--seed-start .. --seed-start
 any seed can be re-run alone and gives the same history (same digest) in any process.
 
 Exit codes: 0 every invariant held; 1 an invariant was violated (stuck tasks are named, with
-witnesses); 2 bad input (every problem of every scenario file is listed, one line each).
+witnesses); 2 bad input (every problem of every scenario file is listed, one line each), or a
+seed that wrote another history when run again (`--check-determinism`, unstuck/determinism.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -47,7 +49,7 @@ class Job:
     cfg: WorldConfig
     scheduler: str
     seed: int
-    first: bool  # compute the digest (the first seed of its scenario and scheduler)
+    digest: bool  # compute the digest (the first seed of its scenario and scheduler, or all)
     out: str | None
     keep_rows: bool
     perturb_ties: bool
@@ -104,7 +106,7 @@ def _run_job(job: Job) -> SeedResult:
         unrecovered=metrics.unrecovered, events=out.events, rows=len(out.rows),
         wall_s=time.perf_counter() - t0, faults_fired=out.faults_fired,
         faults_missed=out.faults_missed,
-        digest=histories.digest(out.rows) if job.first else None,
+        digest=histories.digest(out.rows) if job.digest else None,
         history=out.rows if job.keep_rows else None,
     )
 
@@ -194,28 +196,32 @@ def run_inputs(paths: list[Path], schedulers: list[str], option: str, seeds: int
     return loaded, names, problems
 
 
-def run_batches(jobs: list[Job], workers: int, progress: bool) -> list[SeedResult]:
-    """Run `jobs` over a pool of `workers` processes; the results come back in job order.
+def run_batches(jobs: Sequence[Any], workers: int, progress: bool, *,
+                fn: Callable[[Any], Any] = run_job, start: str = "fork",
+                label: str = "simulating") -> list[Any]:
+    """Run `fn` on each of `jobs` over a pool of `workers` processes; the results come back
+    in job order. The pool forks (on Linux), or with `start="spawn"` starts fresh
+    interpreters, which always get a pool; a forked run of one job or one worker runs here.
 
     At most two seeds per worker are submitted at a time, the next one as each finishes.
     That keeps every worker busy and makes Ctrl-C clean: it goes to the whole process
     group, the workers ignore it and finish the seeds in hand (about a second; their files
     are written whole), and the parent cancels the few submitted seeds not yet started and
     waits for the pool, so nothing is left running or half-written."""
-    if workers <= 1 or len(jobs) <= 1:
-        done: list[SeedResult] = []
+    if start == "fork" and (workers <= 1 or len(jobs) <= 1):
+        done: list[Any] = []
         try:
             for j in jobs:
-                done.append(run_job(j))
+                done.append(fn(j))
         except KeyboardInterrupt:  # in this process: the seed in hand stops where it was
             print(_interrupted(jobs, len(done), in_hand="the seed in hand is dropped"),
                   file=sys.stderr)
             raise
         return done
-    ctx = get_context("fork") if sys.platform.startswith("linux") else None
+    ctx = get_context(start) if start != "fork" or sys.platform.startswith("linux") else None
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
                                initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
-    results: dict[int, SeedResult] = {}
+    results: dict[int, Any] = {}
     queue = iter(enumerate(jobs))
     in_flight: dict[Future, int] = {}
 
@@ -224,14 +230,14 @@ def run_batches(jobs: list[Job], workers: int, progress: bool) -> list[SeedResul
             nxt = next(queue, None)
             if nxt is None:
                 return
-            in_flight[pool.submit(run_job, nxt[1])] = nxt[0]
+            in_flight[pool.submit(fn, nxt[1])] = nxt[0]
 
     from rich.progress import Progress
 
     bar = Progress(console=Console(stderr=True), transient=True, disable=not progress)
     try:
         with bar:  # gone from the terminal before any message below
-            task = bar.add_task("simulating", total=len(jobs))
+            task = bar.add_task(label, total=len(jobs))
             top_up()
             while in_flight:
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -248,10 +254,11 @@ def run_batches(jobs: list[Job], workers: int, progress: bool) -> list[SeedResul
     return [results[i] for i in range(len(jobs))]
 
 
-def _interrupted(jobs: list[Job], finished: int,
+def _interrupted(jobs: Sequence[Any], finished: int,
                  in_hand: str = "stopping once the seeds in hand finish") -> str:
-    where = (f"; {jobs[0].out} holds only the seeds that finished and no runs.parquet: rerun "
-             "the command for a complete folder") if jobs[0].out else ""
+    out = getattr(jobs[0], "out", None)  # a Job's folder; the determinism check writes none
+    where = (f"; {out} holds only the seeds that finished and no runs.parquet: rerun "
+             "the command for a complete folder") if out else ""
     return f"unstuck: interrupted after {finished} of {len(jobs)} seeds; {in_hand}{where}"
 
 
@@ -275,14 +282,15 @@ def unique_scenarios(loaded: list[tuple[scenarios.Scenario, Path]]
 def run_scenarios(
     loaded: list[tuple[scenarios.Scenario, Path]], names: list[str], seeds: dict[str, int],
     seed_start: int, out: Path | None, workers: int, *, progress: bool,
-    keep_history: bool = False, perturb_ties: bool = False,
+    keep_history: bool = False, perturb_ties: bool = False, digest_all: bool = False,
 ) -> tuple[dict[tuple[str, str], Batch], list[SeedResult], float]:
     """Run every (scenario, scheduler, seed) job over the pool; shared by `sim` and `suite`.
 
     Jobs are submitted longest scenario first, so a day-long seed does not start last and
     leave one core idle at the end; results are grouped back per (scenario, scheduler).
     With `out`, first clears what an earlier run wrote there, then writes the per-seed
-    tables, runs.parquet and the manifest.
+    tables, runs.parquet and the manifest. With `digest_all`, every seed's history digest
+    is kept, not only each batch's first.
     """
     jobs: list[Job] = []
     for s, _ in loaded:
@@ -290,7 +298,8 @@ def run_scenarios(
         for sched in names:
             for k in range(seeds[s.name]):
                 first = k == 0
-                jobs.append(Job(cfg, sched, seed_start + k, first, str(out) if out else None,
+                jobs.append(Job(cfg, sched, seed_start + k, first or digest_all,
+                                str(out) if out else None,
                                 keep_rows=keep_history and first and not any(
                                     j.keep_rows for j in jobs),
                                 perturb_ties=perturb_ties))
@@ -326,6 +335,7 @@ def sim(
     history: Annotated[Path | None, typer.Option(help="Write the first seed's history (first scenario and scheduler) as JSONL.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
     perturb_ties: Annotated[bool, typer.Option(help="Shuffle same-time events under the seed.")] = False,
+    check_determinism: Annotated[bool, typer.Option(help="Run every seed again in fresh interpreters with another str hash seed; exit 2 if any history differs.")] = False,
 ) -> None:
     """Run scenarios in the simulated world and judge every seed; exit 1 if any invariant breaks."""
     from unstuck.cli import fail_input, output_problem
@@ -339,21 +349,39 @@ def sim(
         fail_input("\n".join(problems))
 
     counts = {s.name: (seeds if seeds is not None else s.seeds) for s, _ in loaded}
+    workers = workers or os.cpu_count() or 1
+    progress = sys.stderr.isatty() and not as_json
     batches, done, elapsed = run_scenarios(
-        loaded, names, counts, seed_start, out,
-        workers or os.cpu_count() or 1, progress=sys.stderr.isatty() and not as_json,
-        keep_history=history is not None, perturb_ties=perturb_ties)
+        loaded, names, counts, seed_start, out, workers, progress=progress,
+        keep_history=history is not None, perturb_ties=perturb_ties, digest_all=check_determinism)
+    diverged = None
+    if check_determinism:
+        from unstuck import determinism
+
+        hash_seed, diverged = determinism.check({s.name: s.world() for s, _ in loaded}, done,
+                                                workers, progress=progress,
+                                                perturb_ties=perturb_ties)
     if history is not None:
         kept = next(r for r in done if r.history is not None)
         history.parent.mkdir(parents=True, exist_ok=True)
         files.write_bytes(history, histories.canonical_bytes(kept.history or []))
 
     summaries = [b.summary() for b in batches.values()]
+    if diverged is not None:
+        for s in summaries:
+            s["nondeterministic_seeds"] = sorted(
+                d.seed for d in diverged if (d.scenario, d.scheduler) == (s["scenario"], s["scheduler"]))
     if as_json:
         for s in summaries:
             print(json.dumps(s, sort_keys=True))
     else:
         _print(summaries, batches, elapsed)
+        if diverged == []:
+            print(f"\ndeterministic: every one of {len(done)} seeds wrote the same history again "
+                  f"in a fresh interpreter (PYTHONHASHSEED={hash_seed})")
+    if diverged:
+        typer.echo("error: " + determinism.report(diverged, len(done), hash_seed), err=True)
+        raise typer.Exit(2)
     raise typer.Exit(1 if any(s["seeds_failed"] for s in summaries) else 0)
 
 

@@ -1,0 +1,72 @@
+"""`unstuck sim --check-determinism`: every seed again in fresh interpreters, and what a
+divergence looks like."""
+
+import json
+import os
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from scheduler.variants.seed import SeedPolicy
+from unstuck.cli import app
+from unstuck.determinism import hash_seed, other_hash_seed
+from unstuck.sim_cli import run_batches
+
+run = CliRunner().invoke
+
+
+def test_a_deterministic_run_passes_the_check_and_keeps_its_own_exit_code():
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "-s", "seed,reference", "--seeds", "2",
+                  "--json", "--check-determinism", "--workers", "2"])
+    assert r.exit_code == 1, r.output  # the seed's stuck task, as without the check
+    lines = [json.loads(x) for x in r.output.splitlines() if x.startswith("{")]
+    assert [x["nondeterministic_seeds"] for x in lines] == [[], []]
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "--seeds", "3", "--check-determinism",
+                  "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "deterministic: every one of 3 seeds wrote the same history again" in r.output
+
+
+def test_without_the_check_json_has_no_determinism_key():
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "--seeds", "1", "--json", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "nondeterministic_seeds" not in json.loads(r.output.splitlines()[0])
+
+
+def test_an_order_that_differs_between_interpreters_is_caught_at_its_first_row(monkeypatch):
+    """The first runs happen in this process (one worker), where the seed's monitor visits
+    its waiting workspaces in reverse, as a walk over a set of strings might; the second
+    runs, in fresh interpreters, visit them sorted. Exit 2, with the first row that differs."""
+    sorted_order = SeedPolicy.monitor_workspaces
+    monkeypatch.setattr(SeedPolicy, "monitor_workspaces", lambda self: sorted_order(self)[::-1])
+    r = run(app, ["sim", "scenarios/double-confirm.yaml", "-s", "seed,reference", "--seeds", "2",
+                  "--json", "--check-determinism", "--workers", "1"])
+    assert r.exit_code == 2, r.output
+    assert "error: not deterministic: 2 of 4 seeds wrote a different history" in r.output
+    assert "double-confirm under seed, seed 0: digest" in r.output
+    assert "double-confirm under seed, seed 1: digest" in r.output
+    assert r.output.count("first difference at row") == 2
+    assert "first run:  {" in r.output and "second run: {" in r.output
+    assert "even between two runs in one interpreter" not in r.output  # stable within one
+    assert "--seed-start N --seeds 1 --check-determinism" in r.output
+    lines = [json.loads(x) for x in r.output.splitlines() if x.startswith("{")]
+    assert {x["scheduler"]: x["nondeterministic_seeds"] for x in lines} == {
+        "seed": [0, 1], "reference": []}
+
+
+def _str_hash(text: str) -> int:
+    return hash(text)
+
+
+def test_the_second_runs_hash_strings_with_another_seed():
+    assert other_hash_seed({}) == other_hash_seed({"PYTHONHASHSEED": "random"}) == "0"
+    assert other_hash_seed({"PYTHONHASHSEED": "0"}) == "1"
+    assert other_hash_seed({"PYTHONHASHSEED": "4294967295"}) == "0"
+    before = os.environ.get("PYTHONHASHSEED")
+    with hash_seed("7"):
+        there = run_batches(["unstuck"], 1, False, fn=_str_hash, start="spawn")
+    assert os.environ.get("PYTHONHASHSEED") == before
+    expected = subprocess.run([sys.executable, "-c", "print(hash('unstuck'))"], check=True,
+                              capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "7"})
+    assert there == [int(expected.stdout)]
