@@ -17,16 +17,54 @@ Targets (pod-kill, node-loss, agent-disconnect):
 from __future__ import annotations
 
 import dataclasses
+import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from scheduler import events as ev
 from scheduler.history import Kind, Source
 from scheduler.model import FreezeWindow, TaskStatus
-from sim.config import FaultSpec
+from sim.config import FaultSpec, WorldConfig
 
 if TYPE_CHECKING:
     from sim.cluster import Pod
     from sim.world import World
+
+
+def attempts(cfg: WorldConfig, rng: Callable[[str], random.Random]
+             ) -> list[tuple[FaultSpec, float, float]]:
+    """Every fault of a run as it is queued: (spec, first attempt time, deadline). A fault at
+    `at` is one attempt; one at `rate_per_h` is one per time drawn from its own stream
+    (`rng("fault-<index>")`), so the draws of one fault never move another's times."""
+    end = cfg.duration_s
+    out = []
+    for i, spec in enumerate(cfg.faults):
+        if spec.at is not None:
+            if spec.at <= end:
+                out.append((spec, spec.at, spec.at + spec.within_s))
+        elif spec.rate_per_h:
+            draws = rng(f"fault-{i}")
+            stop = min(end, spec.end_s if spec.end_s is not None else end)
+            t = spec.start_s
+            while True:
+                t += draws.expovariate(spec.rate_per_h / 3600.0)
+                if t > stop:
+                    break
+                out.append((spec, t, min(t + spec.within_s, cfg.end_s)))
+    return out
+
+
+def at_its_time(spec: FaultSpec, t: float, deadline: float) -> FaultSpec:
+    """One attempt of `spec` as a fault due at `t`, with the same deadline."""
+    return dataclasses.replace(spec, at=t, rate_per_h=None, start_s=0.0, end_s=None,
+                               within_s=deadline - t)
+
+
+def as_scheduled(cfg: WorldConfig, rng: Callable[[str], random.Random]) -> tuple[FaultSpec, ...]:
+    """The run's faults, each attempt as a fault at its own time. A world with these in
+    place of `cfg.faults` queues the same attempts in the same order, so it runs the same
+    history; dropping some of them leaves the others' times as they were."""
+    return tuple(at_its_time(*a) for a in attempts(cfg, rng))
 
 
 class Faults:
@@ -37,20 +75,8 @@ class Faults:
         self.missed = 0
 
     def start(self) -> None:
-        end = self.w.cfg.duration_s
-        for i, spec in enumerate(self.w.cfg.faults):
-            if spec.at is not None:
-                if spec.at <= end:
-                    self.w.kernel.at(spec.at, self.attempt, spec, spec.at + spec.within_s)
-            elif spec.rate_per_h:
-                rng = self.w.rng(f"fault-{i}")
-                stop = min(end, spec.end_s if spec.end_s is not None else end)
-                t = spec.start_s
-                while True:
-                    t += rng.expovariate(spec.rate_per_h / 3600.0)
-                    if t > stop:
-                        break
-                    self.w.kernel.at(t, self.attempt, spec, min(t + spec.within_s, self.w.cfg.end_s))
+        for spec, t, deadline in attempts(self.w.cfg, self.w.rng):
+            self.w.kernel.at(t, self.attempt, spec, deadline)
 
     def attempt(self, spec: FaultSpec, deadline: float) -> None:
         if getattr(self, "fire_" + spec.type.replace("-", "_"))(spec):

@@ -90,8 +90,8 @@ def _mount() -> None:
     import importlib
 
     for module, name in (("unstuck.sim_cli", None), ("unstuck.cluster_cli", "cluster"),
-                         ("unstuck.serve_cli", None),
-                         ("unstuck.suite_cli", None)):
+                         ("unstuck.serve_cli", None), ("unstuck.suite_cli", None),
+                         ("unstuck.shrink_cli", None)):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

@@ -1,0 +1,136 @@
+"""`unstuck shrink`: a failing seed's faults, shrunk to a 1-minimal set that still breaks the
+same invariant for the same task, and written as a scenario that replays it."""
+
+import dataclasses
+import json
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from scheduler import history
+from sim import faults, rng, runner
+from unstuck import checker, scenario, shrink
+from unstuck.cli import app
+
+run = CliRunner().invoke
+
+
+@pytest.mark.parametrize("path,scheduler,seed,hours", [
+    ("scenarios/pod-kill-reserved-slot.yaml", "seed", 1, None),
+    ("scenarios/scheduler-restart.yaml", "seed-head", 0, None),
+    ("scenarios/node-loss-mid-apply.yaml", "reference", 2, None),
+    ("scenarios/mixed-chaos-day.yaml", "seed-proposal", 0, 3),  # every fault type, at rates
+])
+def test_every_attempt_as_a_fault_at_its_own_time_runs_the_same_history(path, scheduler, seed, hours):
+    cfg = scenario.load(path).world()
+    if hours:
+        cfg = dataclasses.replace(cfg, duration_s=hours * 3600.0)
+    scheduled = faults.as_scheduled(cfg, lambda name: rng.child(seed, name))
+    assert all(f.at is not None and f.rate_per_h is None for f in scheduled)
+    assert scheduled
+    same = runner.run(dataclasses.replace(cfg, faults=scheduled), scheduler, seed)
+    assert history.digest(same.rows) == history.digest(runner.run(cfg, scheduler, seed).rows)
+
+
+@given(st.integers(1, 40).flatmap(lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1)))))
+@settings(max_examples=200, deadline=None)
+def test_ddmin_finds_exactly_the_items_a_failure_needs(case):
+    n, needed = case
+    seen = []
+
+    def fails(batch):
+        seen.extend(batch)
+        return [needed <= set(c) for c in batch]
+
+    assert shrink.ddmin(n, fails) == tuple(sorted(needed))
+    assert all(len(set(c)) == len(c) and set(c) <= set(range(n)) for c in seen)
+
+
+@given(st.integers(2, 30), st.integers(0, 10**6), st.integers(2, 6))
+@settings(max_examples=200, deadline=None)
+def test_ddmin_takes_the_same_path_however_many_trials_run_at_once(n, salt, width):
+    """Even for a failure that is no monotone function of the faults, the parallel batches
+    change how many trials run, never which subset is kept."""
+    def fails(batch):
+        return [len(c) == n or (sum(c) * 7 + len(c) + salt) % 3 == 0 for c in batch]
+
+    assert shrink.ddmin(n, fails, width=width) == shrink.ddmin(n, fails)
+
+
+def test_ddmin_leaves_one_of_two_alternatives():
+    keep = shrink.ddmin(10, lambda batch: [bool({3, 8} & set(c)) for c in batch])
+    assert keep in ((3,), (8,))
+
+
+def test_the_shrunk_faults_are_1_minimal_and_every_one_fired():
+    cfg = scenario.load("scenarios/pod-kill-reserved-slot.yaml").world()
+    r = shrink.shrink(cfg, "seed-proposal", 3)
+    assert (len(r.attempts), len(r.keep)) == (6, 3)
+    assert r.target == shrink.Target("apply_pending_bound", 8, None)
+    assert r.target.find(checker.check(r.rows).violations) == r.violation
+    for drop in r.keep:  # without any one of them, the violation goes
+        rows = shrink.run_with(cfg, [r.attempts[i].fault for i in r.keep if i != drop],
+                               "seed-proposal", 3)
+        assert r.target.find(checker.check(rows).violations) is None
+    assert sum(1 for row in r.rows if row["kind"] == "fault") == len(r.keep)
+
+
+def test_a_failure_that_needs_no_fault_shrinks_to_none():
+    cfg = scenario.load("scenarios/incident-601.yaml").world()
+    r = shrink.shrink(cfg, "seed-proposal", 0)
+    assert r.keep == () and r.runs == 3
+    assert r.target.invariant == "drained"
+
+
+def test_cli_prints_the_faults_and_witness_and_the_written_scenario_replays(tmp_path):
+    out = tmp_path / "deep" / "shrunk.yaml"
+    r = run(app, ["shrink", "scenarios/pod-kill-reserved-slot.yaml", "-s", "seed", "--seed", "3",
+                  "--out", str(out), "--workers", "2"])
+    assert r.exit_code == 0, r.output
+    assert "apply_pending_bound for task 7 needs 1 of its 6 fault attempts" in r.output
+    assert "pod-kill (reserved-holder): pod killed (forced)" in r.output
+    assert "witness:" in r.output and "task.confirmed task=7" in r.output
+    data = yaml.safe_load(out.read_text())
+    assert data["name"] == "pod-kill-reserved-slot-shrunk-seed-seed3" and data["seeds"] == 1
+    # The scenario's first fault: due at 30 s, it waited for a reservation to kill until 295 s.
+    assert [(f["type"], f["at"], f["within_s"], f["target"]) for f in data["faults"]] == [
+        ("pod-kill", 30.0, 900.0, "reserved-holder")]
+    assert "# Replay: unstuck sim " + str(out) + " -s seed --seed-start 3 --seeds 1" in out.read_text()
+    again = run(app, ["sim", str(out), "-s", "seed", "--seed-start", "3", "--seeds", "1",
+                      "--workers", "1"])
+    assert again.exit_code == 1
+    assert "seed 3: task 7 apply_pending_bound" in again.output
+
+
+def test_cli_json_names_the_target_the_faults_and_what_they_hit():
+    r = run(app, ["shrink", "scenarios/pod-kill-reserved-slot.yaml", "-s", "seed-head", "--seed",
+                  "0", "--json", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert (d["invariant"], d["task"], d["attempts"]) == ("at_most_one_apply_per_confirmation", 10, 7)
+    assert len(d["faults"]) == len(d["fired"]) == 2
+    assert all(f["type"] == "pod-kill" and f["target"] == "reserved-holder" for f in d["faults"])
+    assert d["violation"]["invariant"] == d["invariant"] and d["out"] is None
+
+
+@pytest.mark.parametrize("args,message", [
+    (["scenarios/incident-601.yaml", "-s", "reference"],
+     "seed 0 of incident-601 under reference has no violation: choose a failing seed"),
+    (["scenarios/incident-601.yaml", "-s", "seed", "--invariant", "no_lost_task"],
+     "has no no_lost_task violation: choose a failing seed (`unstuck sim` lists them, by invariant)"),
+    (["scenarios/incident-601.yaml", "-s", "sed", "--invariant", "stuck", "--seed", "-1"],
+     "--scheduler 'sed' is not a scheduler"),
+    (["scenarios/nope.yaml"], "scenarios/nope.yaml: no such file"),
+])
+def test_bad_input_exits_2_with_what_to_do_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "x.yaml"
+    r = run(app, ["shrink", *args, "--out", str(out), "--workers", "1"])
+    assert r.exit_code == 2, r.output
+    assert message in r.output
+    assert "Traceback" not in r.output and not out.exists()
+    if "sed" in args:
+        assert "--invariant 'stuck' is not an invariant" in r.output
+        assert "--seed -1: seeds are integers >= 0" in r.output

@@ -1,0 +1,151 @@
+"""`unstuck shrink SCENARIO --scheduler S --seed N`: the fewest of a failing seed's faults
+that still break the same invariant for the same task (unstuck/shrink.py), printed with the
+minimal run's witness, and written as a scenario that `unstuck sim` replays.
+
+Exit codes: 0 shrunk; 2 bad input, or a seed with nothing to shrink (it breaks no invariant,
+or not the one asked for); 130 interrupted (nothing is written).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from scheduler.variants import NAMES
+from unstuck import checker
+from unstuck import scenario as scenarios
+from unstuck import shrink as shrinking
+from unstuck.checker import INVARIANTS
+from unstuck.sim_cli import _row_text
+
+
+def shrink(
+    scenario_file: Annotated[Path, typer.Argument(metavar="SCENARIO", help="The scenario YAML file of the failing run.", show_default=False)],
+    scheduler: Annotated[str, typer.Option("--scheduler", "-s", help="seed | seed-proposal | seed-head | reference")] = "seed",
+    seed: Annotated[int, typer.Option(help="The failing seed.")] = 0,
+    invariant: Annotated[str | None, typer.Option(help="Keep this invariant's violation (default: the seed's first, stuck tasks first).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the shrunk scenario here (YAML).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Worker processes for the trial runs (default: all cores).")] = None,
+    perturb_ties: Annotated[bool, typer.Option(help="The failing run shuffled same-time events (as `unstuck sim --perturb-ties`).")] = False,
+) -> None:
+    """Shrink a failing seed's faults to the fewest that still break the same invariant."""
+    from unstuck.cli import fail_input, output_problem
+
+    problems: list[str] = []
+    loaded = None
+    try:
+        loaded = scenarios.load(scenario_file)
+    except scenarios.ScenarioInvalid as e:
+        problems += e.problems
+    if scheduler not in NAMES:
+        problems.append(f"--scheduler {scheduler!r} is not a scheduler: choose one of {', '.join(NAMES)}")
+    if seed < 0:
+        problems.append(f"--seed {seed}: seeds are integers >= 0")
+    if invariant is not None and invariant not in INVARIANTS:
+        problems.append(f"--invariant {invariant!r} is not an invariant: choose one of {', '.join(INVARIANTS)}")
+    if workers is not None and workers < 1:
+        problems.append(f"--workers {workers}: use at least 1")
+    if out is not None:
+        problem = output_problem("--out", out, folder=False, example="shrunk.yaml")
+        if problem:
+            problems.append(problem)
+    if problems or loaded is None:
+        fail_input("\n".join(problems))
+        return
+
+    cfg = loaded.world()
+    n = workers or os.cpu_count() or 1
+    progress = sys.stderr.isatty() and not as_json
+    try:
+        with _pool(n) as pool, Progress(console=Console(stderr=True), transient=True,
+                                         disable=not progress) as bar:
+            task = bar.add_task("shrinking (trial runs)", total=None)
+
+            def run_batch(trials: list[shrinking.Trial]) -> list[bool]:
+                verdicts = (list(pool.map(shrinking.still_fails, trials)) if pool is not None
+                            else [shrinking.still_fails(t) for t in trials])
+                bar.advance(task, len(trials))
+                return verdicts
+
+            result = shrinking.shrink(cfg, scheduler, seed, invariant=invariant,
+                                      perturb_ties=perturb_ties, run_batch=run_batch, width=n)
+    except shrinking.NothingToShrink as e:
+        fail_input(str(e))
+        return
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shrinking.write_scenario(out, scenario_file, result)
+    if as_json:
+        print(json.dumps(_summary(result, out), sort_keys=True))
+    else:
+        _print(result, out)
+
+
+def _pool(workers: int) -> AbstractContextManager[ProcessPoolExecutor | None]:
+    """One pool for every trial of the shrink (forked, so each worker already holds the
+    code; the workers leave Ctrl-C to this process, which stops after the trials in hand).
+    None with one worker: the trials run here."""
+    if workers <= 1:
+        return nullcontext()
+    ctx = get_context("fork") if sys.platform.startswith("linux") else None
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=signal.signal,
+                               initargs=(signal.SIGINT, signal.SIG_IGN))
+
+
+def _fault_rows(result: shrinking.Shrunk) -> list[dict]:
+    return [r for r in result.rows if r["kind"] == "fault"]
+
+
+def _summary(result: shrinking.Shrunk, out: Path | None) -> dict:
+    return {
+        "scenario": result.scenario, "scheduler": result.scheduler, "seed": result.seed,
+        "invariant": result.target.invariant, "task": result.target.task,
+        "workspace": result.target.workspace, "attempts": len(result.attempts),
+        "faults": [{"type": f.type, "at": f.at, "within_s": f.within_s, "target": f.target}
+                   for f in result.faults],
+        "fired": [{"t": r["t"], "reason": r["reason"], "pod": r["pod"], "agent": r["agent"],
+                   "task": r["task"]} for r in _fault_rows(result)],
+        "violation": result.violation.to_dict(), "runs": result.runs,
+        "wall_s": round(result.wall_s, 3), "out": str(out) if out else None,
+    }
+
+
+def _print(result: shrinking.Shrunk, out: Path | None) -> None:
+    con = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    kept, total = len(result.keep), len(result.attempts)
+    con.print(f"[bold]{result.scenario}[/] seed {result.seed} under [bold]{result.scheduler}[/]: "
+              f"[red]{result.target}[/] needs {kept} of its {total} fault attempts "
+              f"({result.runs} runs, {result.wall_s:.1f} s).")
+    if not kept:
+        con.print("  It breaks without any fault: the workload alone does it.")
+    else:
+        con.print("  Without any one of these, it does not happen:")
+        for r in _fault_rows(result):
+            hit = " ".join(f"{k}={r[k]}" for k in ("pod", "agent", "task") if r.get(k) is not None)
+            con.print(f"    t={r['t']:g} {r['data'].get('type')} ({r['data'].get('target')}): "
+                      f"{r['reason']}{'  ' + hit if hit else ''}")
+    v = result.violation
+    con.print(f"  In the shrunk run, at t={v.t:g}: {v.message}")
+    con.print("    witness:")
+    for row in checker.witness_rows(result.rows, v):
+        con.print(f"      #{row['seq']} t={row['t']:g} {row['kind']} {_row_text(row)}")
+    if out is not None:
+        con.print(f"  shrunk scenario: {out}; replay: {shrinking.replay_command(out, result)}")
+    else:
+        con.print("  (--out FILE writes it as a scenario that `unstuck sim` replays)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("shrink")(shrink)
