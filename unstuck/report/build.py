@@ -107,7 +107,8 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
     sections.append(timeline_section)
     sections.append(Section(
         "Failures and how to reproduce them", f"{len(fails)} failing seeds. Each command re-runs "
-        "one seed alone and writes its history as JSONL (same digest as in the suite).",
+        "one seed alone and writes its history as JSONL (same digest as in the suite); each "
+        "shrink command finds the fewest of its faults that still break it (docs/shrink.md).",
         tables=[("every failing seed", fails)], collapsed=True,
         code=_first_commands(fails)))
 
@@ -144,4 +145,5 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
 
 
 def _first_commands(fails) -> list[str]:  # noqa: ANN001 - a DataFrame
-    return list(fails.groupby(["scenario", "scheduler"], sort=False).head(1)["command"])
+    first = fails.groupby(["scenario", "scheduler"], sort=False).head(1)
+    return [c for pair in zip(first["command"], first["shrink"], strict=True) for c in pair]

@@ -112,12 +112,21 @@ def reproduce_command(scenario_path: str, scheduler: str, seed: int, history: st
             f"--seed-start {seed} --history {shlex.quote(history)}")
 
 
+def shrink_command(scenario_path: str, scenario: str, scheduler: str, seed: int) -> str:
+    return (f"unstuck shrink {shlex.quote(scenario_path)} --scheduler {scheduler} --seed {seed} "
+            f"--out {shlex.quote(f'{scenario}-{scheduler}-{seed}-shrunk.yaml')}")
+
+
+FAILURE_COLUMNS = ["scenario", "scheduler", "seed", "stuck_tasks", "invariants", "first_violation",
+                   "command", "shrink"]
+
+
 def failures(res: Results) -> pd.DataFrame:
-    """Every failing seed: what broke first, and the exact command that replays it alone."""
+    """Every failing seed: what broke first, the exact command that replays it alone, and the
+    one that finds which of its faults the first violation needed (docs/shrink.md)."""
     runs, v = res.runs, res.violations
     if runs.empty or "ok" not in runs:
-        return pd.DataFrame(columns=["scenario", "scheduler", "seed", "stuck_tasks", "invariants",
-                                     "first_violation", "command"])
+        return pd.DataFrame(columns=FAILURE_COLUMNS)
     bad = runs[~runs["ok"].astype(bool)]
     # One pass over the violations, not a filter of all of them per failing seed.
     by_seed = {k: g for k, g in v.groupby(["scenario", "scheduler", "seed"], sort=False)}
@@ -136,9 +145,10 @@ def failures(res: Results) -> pd.DataFrame:
                      "stuck_tasks": int(getattr(r, "stuck_tasks", 0)), "invariants": ", ".join(invs),
                      "first_violation": first_text,
                      "command": reproduce_command(res.scenario_path(r.scenario), r.scheduler, int(r.seed),
-                                                  f"{r.scenario}-{r.scheduler}-{int(r.seed)}.jsonl")})
-    return pd.DataFrame(rows, columns=["scenario", "scheduler", "seed", "stuck_tasks", "invariants",
-                                       "first_violation", "command"])
+                                                  f"{r.scenario}-{r.scheduler}-{int(r.seed)}.jsonl"),
+                     "shrink": shrink_command(res.scenario_path(r.scenario), r.scenario, r.scheduler,
+                                              int(r.seed))})
+    return pd.DataFrame(rows, columns=FAILURE_COLUMNS)
 
 
 def example_seed(fails: pd.DataFrame, scenario: str, scheduler: str) -> int | None:

@@ -87,20 +87,33 @@ def test_golden_tables(report, table):
     assert got == (GOLDEN / f"{table}.csv").read_text()
 
 
+def seed_0_of_incident_601(table: pd.DataFrame) -> pd.DataFrame:
+    return table[(table["scenario"] == "incident-601") & (table["scheduler"] == "seed")
+                 & (table["seed"] == 0)]
+
+
 def test_reproduce_command_replays_the_failing_seed_alone(report, tmp_path):
-    fails = pd.read_csv(report / "tables" / "failures.csv")
-    row = fails[(fails["scenario"] == "incident-601") & (fails["scheduler"] == "seed")
-                & (fails["seed"] == 0)].iloc[0]
+    row = seed_0_of_incident_601(pd.read_csv(report / "tables" / "failures.csv")).iloc[0]
     args = shlex.split(row["command"])
     assert args[:2] == ["unstuck", "sim"]
     hist = tmp_path / "replay.jsonl"
     args[args.index("--history") + 1] = str(hist)
     r = run(app, args[1:] + ["--workers", "1"])
     assert r.exit_code == 1, r.output
-    runs = pd.read_parquet(report / "results" / "runs.parquet")
-    digest = runs[(runs["scenario"] == "incident-601") & (runs["scheduler"] == "seed")
-                  & (runs["seed"] == 0)]["digest"].iloc[0]
+    digest = seed_0_of_incident_601(pd.read_parquet(report / "results" / "runs.parquet"))["digest"].iloc[0]
     assert history.digest(history.read_jsonl(hist)) == digest
+
+
+def test_shrink_command_shrinks_the_failing_seed(report, tmp_path):
+    row = seed_0_of_incident_601(pd.read_csv(report / "tables" / "failures.csv")).iloc[0]
+    args = shlex.split(row["shrink"])
+    assert args[:2] == ["unstuck", "shrink"]
+    assert args[args.index("--out") + 1] == "incident-601-seed-0-shrunk.yaml"
+    args[args.index("--out") + 1] = str(tmp_path / "shrunk.yaml")
+    r = run(app, args[1:] + ["--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "needs 1 of its 1 fault attempts" in r.output
+    assert (tmp_path / "shrunk.yaml").exists()
 
 
 def test_report_re_renders_from_saved_results(report, tmp_path):
