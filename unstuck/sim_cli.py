@@ -375,7 +375,7 @@ def sim(
         for s in summaries:
             print(json.dumps(s, sort_keys=True))
     else:
-        _print(summaries, batches, elapsed)
+        _print(summaries, batches, elapsed, {sc.name: path for sc, path in loaded})
         if diverged == []:
             print(f"\ndeterministic: every one of {len(done)} seeds wrote the same history again "
                   f"in a fresh interpreter (PYTHONHASHSEED={hash_seed})")
@@ -393,7 +393,8 @@ def _run_row(r: SeedResult) -> dict[str, Any]:
             "digest": r.digest}
 
 
-def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch], elapsed: float) -> None:
+def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch], elapsed: float,
+           paths: dict[str, Path]) -> None:
     con = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     table = Table(title=f"unstuck sim ({elapsed:.1f} s wall)")
     for col in ("scenario", "scheduler", "seeds", "failed seeds by invariant", "stuck tasks",
@@ -414,7 +415,8 @@ def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch
             continue
         con.print(f"\n[bold]{scen}[/] under [bold]{sched}[/]: {len(failing)} of {len(b.results)} "
                   "seeds violated an invariant. Examples (re-run one with --seed-start N --seeds 1 "
-                  "--history FILE):")
+                  f"--history FILE; find the faults it needed with `unstuck shrink {paths[scen]} "
+                  f"-s {sched} --seed N`):")
         shown = 0
         for r in failing:
             for ex in r.examples:

@@ -21,6 +21,7 @@ def test_seed_is_stuck_in_incident_601_and_the_output_names_the_task_and_its_wit
     assert "task 1 apply_pending_bound" in r.output
     assert "witness:" in r.output and "task.confirmed task=1" in r.output
     assert "stuck tasks: seed 0 task 1" in r.output
+    assert "`unstuck shrink scenarios/incident-601.yaml -s seed --seed N`" in r.output
 
 
 def test_reference_passes_incident_601():
