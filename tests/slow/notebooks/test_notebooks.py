@@ -2,6 +2,7 @@
 so they never rot: analysis.ipynb on a 2-seed suite folder, incident-601.ipynb on its replay."""
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -64,6 +65,7 @@ def test_analysis_notebook_runs_on_a_small_suite(kernel, results):
     assert "reproduce: unstuck sim" not in text  # printed (stream), not a value
     streams = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "reproduce: unstuck sim scenarios/" in streams
+    assert re.search(r"for task \d+: needs \d+ of \d+ fault attempts \(\d+ runs\)", streams)
 
 
 def test_incident_601_notebook_replays_three_schedulers(kernel):
