@@ -12,9 +12,9 @@ import json
 import os
 import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from multiprocessing import get_context
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Annotated
 
@@ -84,6 +84,10 @@ def shrink(
     except shrinking.NothingToShrink as e:
         fail_input(str(e))
         return
+    except KeyboardInterrupt:
+        typer.echo("unstuck shrink: interrupted; the trials stopped and nothing was written",
+                   err=True)
+        raise
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         shrinking.write_scenario(out, scenario_file, result)
@@ -93,15 +97,15 @@ def shrink(
         _print(result, out)
 
 
-def _pool(workers: int) -> AbstractContextManager[ProcessPoolExecutor | None]:
-    """One pool for every trial of the shrink (forked, so each worker already holds the
-    code; the workers leave Ctrl-C to this process, which stops after the trials in hand).
-    None with one worker: the trials run here."""
+def _pool(workers: int) -> AbstractContextManager[Pool | None]:
+    """One pool for every trial of the shrink, forked, so each worker already holds the
+    code. The workers leave Ctrl-C to this process; leaving the block terminates them, so a
+    Ctrl-C does not wait for a trial in hand (one can take a minute), and nothing is
+    written before the shrink ends. None with one worker: the trials run here."""
     if workers <= 1:
         return nullcontext()
-    ctx = get_context("fork") if sys.platform.startswith("linux") else None
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=signal.signal,
-                               initargs=(signal.SIGINT, signal.SIG_IGN))
+    ctx = get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    return ctx.Pool(workers, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
 
 
 def _fault_rows(result: shrinking.Shrunk) -> list[dict]:

@@ -134,3 +134,30 @@ def test_bad_input_exits_2_with_what_to_do_and_writes_nothing(tmp_path, args, me
     if "sed" in args:
         assert "--invariant 'stuck' is not an invariant" in r.output
         assert "--seed -1: seeds are integers >= 0" in r.output
+
+
+def test_ctrl_c_stops_the_trials_at_once_and_writes_nothing(tmp_path):
+    """A trial of a day can take a minute (docs/shrink.md, "Cost"): Ctrl-C must not wait for
+    the trials in hand. The first trial here runs the day without any fault (tens of seconds)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "shrunk.yaml"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unstuck.cli", "shrink", "scenarios/mixed-chaos-day.yaml", "-s",
+         "seed-proposal", "--seed", "0", "--workers", "2", "--out", str(out)],
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(6)  # past the seed's own run (about 3 s): the trials are running
+    assert proc.poll() is None, proc.communicate()
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - t0 < 5
+    assert "interrupted; the trials stopped and nothing was written" in err
+    assert "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.iterdir())
