@@ -121,6 +121,12 @@ def _locate(d: Divergence, job: Job, second: list[dict[str, Any]]) -> Divergence
                    unstable_here=histories.digest(here) != d.first_digest)
 
 
+def passed(checked: int, value: str) -> str:
+    """The line for a check that found nothing."""
+    return (f"deterministic: every one of {checked} seeds wrote the same history again in a "
+            f"fresh interpreter (PYTHONHASHSEED={value})")
+
+
 def report(divergences: list[Divergence], checked: int, value: str) -> str:
     """The message for a failed check: what differed, where, and what to look for."""
     lines = [f"not deterministic: {len(divergences)} of {checked} seeds wrote a different history "

@@ -377,8 +377,7 @@ def sim(
     else:
         _print(summaries, batches, elapsed, {sc.name: path for sc, path in loaded})
         if diverged == []:
-            print(f"\ndeterministic: every one of {len(done)} seeds wrote the same history again "
-                  f"in a fresh interpreter (PYTHONHASHSEED={hash_seed})")
+            print("\n" + determinism.passed(len(done), hash_seed))
     if diverged:
         typer.echo("error: " + determinism.report(diverged, len(done), hash_seed), err=True)
         raise typer.Exit(2)

@@ -3,7 +3,8 @@
 * `suite` runs every scenario under every scheduler over the same process pool as `unstuck
   sim` (`sim_cli.run_scenarios`), writes the results as Parquet under OUT/results and the
   report next to them, prints the gate's one-line verdicts and exits 0 once the report is
-  written: measuring is its job, judging is the gate's (exit 2 on bad input).
+  written: measuring is its job, judging is the gate's (exit 2 on bad input, or with
+  `--check-determinism` a seed that wrote another history when run again).
 * `report` re-renders a report from a saved results folder (simulated or live).
 * `gate` judges a results folder against the scenarios' gates sections (or the flags), writes
   JUnit XML and exits 0 pass, 1 deviated, 2 bad input or harness error, 3 a fault never took
@@ -56,6 +57,7 @@ def suite(
     seed_start: Annotated[int, typer.Option(help="First seed.")] = 0,
     out: Annotated[Path, typer.Option(help="Report folder; results go to OUT/results (replaced).")] = DEFAULT_OUT,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
+    check_determinism: Annotated[bool, typer.Option(help="Run every seed again in fresh interpreters with another str hash seed; exit 2 if any history differs.")] = False,
 ) -> None:
     """Run every scenario under every scheduler, write results and the report; exit 0 when written."""
     from unstuck.cli import output_problem
@@ -79,8 +81,15 @@ def suite(
     jobs = sum(counts.values()) * len(scheds)
     typer.echo(f"unstuck suite: {len(loaded)} scenarios x {len(scheds)} schedulers, {jobs} seeds "
                f"on {workers or os.cpu_count()} workers", err=True)
-    _, done, sim_s = run_scenarios(loaded, scheds, counts, seed_start, res_dir,
-                                   workers or os.cpu_count() or 1, progress=sys.stderr.isatty())
+    n, progress = workers or os.cpu_count() or 1, sys.stderr.isatty()
+    _, done, sim_s = run_scenarios(loaded, scheds, counts, seed_start, res_dir, n,
+                                   progress=progress, digest_all=check_determinism)
+    diverged = None
+    if check_determinism:
+        from unstuck import determinism
+
+        hash_seed, diverged = determinism.check({s.name: s.world() for s, _ in loaded}, done, n,
+                                                progress=progress)
     t1 = time.perf_counter()
     rep = report.render(results.load(res_dir), out)
     t2 = time.perf_counter()
@@ -90,6 +99,11 @@ def suite(
                f"total {t2 - t0:.1f} s")
     typer.echo(f"report: {rep.index}  (also summary.md, junit.xml, figures/, tables/, results/)")
     typer.echo(f"gate verdict: {rep.gate.verdict} (`unstuck gate {out}` exits {rep.gate.exit_code})")
+    if diverged == []:
+        typer.echo(determinism.passed(len(done), hash_seed))
+    elif diverged:
+        typer.echo("error: " + determinism.report(diverged, len(done), hash_seed), err=True)
+        raise typer.Exit(2)
 
 
 def report_cmd(

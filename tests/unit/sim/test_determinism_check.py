@@ -70,3 +70,17 @@ def test_the_second_runs_hash_strings_with_another_seed():
     expected = subprocess.run([sys.executable, "-c", "print(hash('unstuck'))"], check=True,
                               capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "7"})
     assert there == [int(expected.stdout)]
+
+
+def test_the_suite_checks_determinism_too_and_still_writes_its_report(tmp_path, monkeypatch):
+    r = run(app, ["suite", "scenarios/incident-601.yaml", "-s", "seed,reference", "--seeds", "2",
+                  "--out", str(tmp_path / "ok"), "--workers", "2", "--check-determinism"])
+    assert r.exit_code == 0, r.output
+    assert "deterministic: every one of 4 seeds wrote the same history again" in r.output
+    sorted_order = SeedPolicy.monitor_workspaces
+    monkeypatch.setattr(SeedPolicy, "monitor_workspaces", lambda self: sorted_order(self)[::-1])
+    r = run(app, ["suite", "scenarios/double-confirm.yaml", "-s", "seed", "--seeds", "1",
+                  "--out", str(tmp_path / "leak"), "--workers", "1", "--check-determinism"])
+    assert r.exit_code == 2, r.output
+    assert "error: not deterministic: 1 of 1 seeds" in r.output
+    assert (tmp_path / "leak" / "index.html").exists()  # the report of what ran, to look into
