@@ -41,25 +41,23 @@ class Divergence:
     row: int | None = None  # index of the first row that differs, where it was located
     first_row: dict[str, Any] | None = None  # None: the history ended before that row
     second_row: dict[str, Any] | None = None
-    unstable_here: bool = False  # a third run, in this interpreter, differed from the first
+    unstable_here: bool = False  # a run with the first's hash seed differed from the first
 
 
 @dataclass(frozen=True)
 class Again:
-    """A seed to run again, and the digest its first run gave."""
+    """A seed to run again; `rows`: send its history back too, not only the digest."""
 
     job: Job
-    expect: str
+    rows: bool = False
 
 
 def rerun(again: Again) -> tuple[str, list[dict[str, Any]] | None]:
-    """In a worker: the seed's history digest, with the rows when it is not the expected one
-    (only those travel back)."""
+    """In a worker: the seed's history digest (and rows, when asked)."""
     job = again.job
     with paused():
         rows = runner.run(job.cfg, job.scheduler, job.seed, perturb_ties=job.perturb_ties).rows
-    digest = histories.digest(rows)
-    return digest, (None if digest == again.expect else rows)
+    return histories.digest(rows), (rows if again.rows else None)
 
 
 def other_hash_seed(env: Mapping[str, str]) -> str:
@@ -92,20 +90,21 @@ def check(cfgs: Mapping[str, WorldConfig], done: list[SeedResult], workers: int,
     if any(r.digest is None for r in done):
         raise ValueError("check() needs every seed's digest: run them with digest_all=True")
     value = other_hash_seed(os.environ)
-    again = [Again(Job(cfgs[r.scenario], r.scheduler, r.seed, True, None, False, perturb_ties),
-                   r.digest or "") for r in done]
+    jobs = [Job(cfgs[r.scenario], r.scheduler, r.seed, True, None, False, perturb_ties)
+            for r in done]
     with hash_seed(value):
-        seconds = run_batches(again, workers, progress, fn=rerun, start="spawn",
-                              label="checking determinism")
-    out = []
-    for a, r, (digest, rows) in zip(again, done, seconds, strict=True):
-        if digest == r.digest:
-            continue
-        d = Divergence(r.scenario, r.scheduler, r.seed, r.digest or "", digest)
-        if rows is not None and len(out) < SHOWN:
-            d = _locate(d, a.job, rows)
-        out.append(d)
-    return value, out
+        second_runs = run_batches([Again(j) for j in jobs], workers, progress, fn=rerun,
+                                  start="spawn", label="checking determinism")
+        out = [(job, Divergence(r.scenario, r.scheduler, r.seed, r.digest or "", digest))
+               for job, r, (digest, _) in zip(jobs, done, second_runs, strict=True)
+               if digest != r.digest]
+        # Only the few shown are located: their rows come back from one more spawned run
+        # each, so that a leak hitting every seed does not ship every history back at once.
+        shown = run_batches([Again(job, rows=True) for job, _ in out[:SHOWN]], workers, False,
+                            fn=rerun, start="spawn", label="locating") if out else []
+    located = [_locate(d, job, rows) if digest == d.second_digest and rows is not None else d
+               for (job, d), (digest, rows) in zip(out, shown, strict=False)]
+    return value, located + [d for _, d in out[len(located):]]
 
 
 def _locate(d: Divergence, job: Job, second: list[dict[str, Any]]) -> Divergence:
@@ -123,14 +122,15 @@ def _locate(d: Divergence, job: Job, second: list[dict[str, Any]]) -> Divergence
 
 def passed(checked: int, value: str) -> str:
     """The line for a check that found nothing."""
-    return (f"deterministic: every one of {checked} seeds wrote the same history again in a "
-            f"fresh interpreter (PYTHONHASHSEED={value})")
+    return (f"deterministic: all {checked} runs (scenario, scheduler, seed) wrote the same "
+            f"history again in a fresh interpreter (PYTHONHASHSEED={value})")
 
 
 def report(divergences: list[Divergence], checked: int, value: str) -> str:
     """The message for a failed check: what differed, where, and what to look for."""
-    lines = [f"not deterministic: {len(divergences)} of {checked} seeds wrote a different history "
-             f"when run again in a fresh interpreter (PYTHONHASHSEED={value}):"]
+    lines = [f"not deterministic: {len(divergences)} of {checked} runs (scenario, scheduler, seed) "
+             f"wrote a different history when run again in a fresh interpreter "
+             f"(PYTHONHASHSEED={value}):"]
     for d in divergences[:SHOWN]:
         lines.append(f"  {d.scenario} under {d.scheduler}, seed {d.seed}: digest "
                      f"{d.first_digest[:12]} then {d.second_digest[:12]}")
@@ -139,8 +139,8 @@ def report(divergences: list[Divergence], checked: int, value: str) -> str:
             lines.append(f"      first run:  {_show(d.first_row)}")
             lines.append(f"      second run: {_show(d.second_row)}")
         if d.unstable_here:
-            lines.append("    it differs even between two runs in one interpreter: look for the "
-                         "wall clock, global randomness or object ids")
+            lines.append("    it differs even between two runs with the same hash seed: look for "
+                         "the wall clock, global randomness or object ids")
     rest = divergences[SHOWN:]
     if rest:
         more = ", ".join(f"{d.scenario}/{d.scheduler}/{d.seed}" for d in rest[:10])

@@ -36,23 +36,55 @@ from unstuck.checker.verdicts import STUCK_INVARIANTS, Violation
 
 @dataclass(frozen=True)
 class Target:
-    """The violation to keep: its invariant, for the same task (or workspace)."""
+    """The violation to keep: its invariant, for the same task (or workspace).
+
+    A task is known by its creation, not its id: ids are handed out in creation order, and
+    a create on a locked workspace is refused, so without some fault a create may pass or
+    fail and every later id shifts. The user's requests come at the same times in every
+    trial (their own random stream), so the task created in the same workspace, at the same
+    instant, of the same type is the same task."""
 
     invariant: str
-    task: int | None
     workspace: str | None
+    created: tuple[float, str, int] | None  # the task's creation: t, type, k-th such at t
+    task: int | None = None  # its id in the seed's own run, for messages
 
     @classmethod
-    def of(cls, v: Violation) -> Target:
-        return cls(v.invariant, v.task, v.workspace if v.task is None else None)
+    def of(cls, v: Violation, rows: Sequence[dict[str, Any]]) -> Target:
+        if v.task is None:
+            return cls(v.invariant, v.workspace, None)
+        for key, task in creations(rows).items():
+            if task == v.task:
+                return cls(v.invariant, key[0], key[1:], v.task)
+        raise ValueError(f"task {v.task} has no task.created row")
 
-    def find(self, violations: Sequence[Violation]) -> Violation | None:
-        return next((v for v in violations if v.invariant == self.invariant and v.task == self.task
-                     and (self.task is not None or v.workspace == self.workspace)), None)
+    def find(self, violations: Sequence[Violation], rows: Sequence[dict[str, Any]]) -> Violation | None:
+        """This violation among a run's, or None."""
+        if self.created is None:
+            return next((v for v in violations if v.invariant == self.invariant
+                         and v.task is None and v.workspace == self.workspace), None)
+        task = creations(rows).get((self.workspace, *self.created))
+        return next((v for v in violations if v.invariant == self.invariant and v.task == task
+                     and task is not None), None)
 
     def __str__(self) -> str:
-        who = f"task {self.task}" if self.task is not None else f"workspace {self.workspace}"
-        return f"{self.invariant} for {who}"
+        if self.created is None:
+            return f"{self.invariant} for workspace {self.workspace}"
+        return (f"{self.invariant} for task {self.task} (the {self.created[1]} created in "
+                f"{self.workspace} at t={self.created[0]:g})")
+
+
+def creations(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, float, str, int], int]:
+    """Task ids by creation: (workspace, t, type, k) -> id, k counting same-instant twins."""
+    out: dict[tuple[str, float, str, int], int] = {}
+    for r in rows:
+        if r["kind"] == "task.created":
+            base = (r["workspace"], r["t"], r["data"].get("type", ""))
+            k = 0
+            while (*base, k) in out:
+                k += 1
+            out[(*base, k)] = r["task"]
+    return out
 
 
 @dataclass(frozen=True)
@@ -98,6 +130,10 @@ class NothingToShrink(ValueError):
     """The seed breaks no invariant (or not the one asked for)."""
 
 
+class ShrinkFailed(RuntimeError):
+    """The shrunk faults did not break the target again: a run that did not replay."""
+
+
 def attempts(cfg: WorldConfig, seed: int) -> tuple[Attempt, ...]:
     """The seed's fault attempts, each a fault at its own time (`sim.faults.as_scheduled`)."""
     source = {id(spec): i for i, spec in enumerate(cfg.faults)}
@@ -117,7 +153,7 @@ def still_fails(trial: Trial) -> bool:
     every = attempts(trial.cfg, trial.seed)
     rows = run_with(trial.cfg, [every[i].fault for i in trial.keep], trial.scheduler,
                     trial.seed, trial.perturb_ties)
-    return trial.target.find(checker.check(rows).violations) is not None
+    return trial.target.find(checker.check(rows).violations, rows) is not None
 
 
 def ddmin(n_items: int, fails: Callable[[list[tuple[int, ...]]], list[bool]], *,
@@ -135,7 +171,8 @@ def ddmin(n_items: int, fails: Callable[[list[tuple[int, ...]]], list[bool]], *,
     while len(items) >= 2:
         size = -(-len(items) // n)
         chunks = [items[k:k + size] for k in range(0, len(items), size)]
-        complements = [tuple(x for x in items if x not in set(c)) for c in chunks] if n > 2 else []
+        complements = [tuple(x for x in items if x not in part)
+                       for part in map(set, chunks)] if n > 2 else []
         candidates = chunks + complements
         hit = None
         for k in range(0, len(candidates), width):
@@ -171,7 +208,7 @@ def shrink(cfg: WorldConfig, scheduler: str, seed: int, *, invariant: str | None
         raise NothingToShrink(f"seed {seed} of {cfg.name} under {scheduler} has {what}: "
                               f"choose a failing seed (`unstuck sim` lists them"
                               f"{'' if invariant is None else ', by invariant'})")
-    target = Target.of(chosen[0])
+    target = Target.of(chosen[0], rows)
     judge = run_batch or (lambda trials: [still_fails(t) for t in trials])
     cache: dict[tuple[int, ...], bool] = {tuple(range(len(every))): True}
     runs = 0
@@ -187,10 +224,12 @@ def shrink(cfg: WorldConfig, scheduler: str, seed: int, *, invariant: str | None
 
     keep = ddmin(len(every), fails, width=width)
     minimal = run_with(cfg, [every[i].fault for i in keep], scheduler, seed, perturb_ties)
-    found = target.find(checker.check(minimal).violations)
+    found = target.find(checker.check(minimal).violations, minimal)
     if found is None:  # would mean a run that does not replay: the determinism check's job
-        raise RuntimeError(f"the shrunk faults of seed {seed} no longer break {target}; "
-                           "run unstuck sim with --check-determinism on this scenario")
+        raise ShrinkFailed(f"the shrunk faults of seed {seed} no longer break {target} when run "
+                           "again: the runs do not replay; check with unstuck sim "
+                           f"{cfg.name}.yaml -s {scheduler} --seed-start {seed} --seeds 1 "
+                           "--check-determinism")
     return Shrunk(cfg.name, scheduler, seed, target, every, keep, runs + 2,
                   time.perf_counter() - t0, found, minimal, perturb_ties)
 
@@ -201,10 +240,11 @@ def replay_command(path: Path | str, shrunk: Shrunk) -> str:
             f"{ties}")
 
 
-def scenario_yaml(source: Path, shrunk: Shrunk, path: Path | str) -> bytes:
-    """The source scenario with only the shrunk faults, each at its time, to be written at
-    `path`: a file that `replay_command(path, shrunk)` replays."""
-    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+def scenario_yaml(source: str, text: str, shrunk: Shrunk, path: Path | str) -> bytes:
+    """The scenario `text` (of the file `source`, as read when the shrink began) with only
+    the shrunk faults, each at its time, to be written at `path`: a file that
+    `replay_command(path, shrunk)` replays."""
+    data = yaml.safe_load(text)
     raw = data.get("faults") or []
     out = []
     for i in shrunk.keep:
@@ -224,5 +264,5 @@ def scenario_yaml(source: Path, shrunk: Shrunk, path: Path | str) -> bytes:
     return (head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)).encode()
 
 
-def write_scenario(path: Path, source: Path, shrunk: Shrunk) -> None:
-    files.write_bytes(path, scenario_yaml(source, shrunk, path))
+def write_scenario(path: Path, source: str, text: str, shrunk: Shrunk) -> None:
+    files.write_bytes(path, scenario_yaml(source, text, shrunk, path))

@@ -27,7 +27,7 @@ from unstuck import checker
 from unstuck import scenario as scenarios
 from unstuck import shrink as shrinking
 from unstuck.checker import INVARIANTS
-from unstuck.sim_cli import _row_text
+from unstuck.sim_cli import row_text
 
 
 def shrink(
@@ -47,6 +47,7 @@ def shrink(
     loaded = None
     try:
         loaded = scenarios.load(scenario_file)
+        text = scenario_file.read_text(encoding="utf-8")  # the --out file is built from this
     except scenarios.ScenarioInvalid as e:
         problems += e.problems
     if scheduler not in NAMES:
@@ -61,6 +62,9 @@ def shrink(
         problem = output_problem("--out", out, folder=False, example="shrunk.yaml")
         if problem:
             problems.append(problem)
+        elif out.exists() and out.resolve() == scenario_file.resolve():
+            problems.append(f"--out {out}: is the scenario being shrunk; write the shrunk one "
+                            "beside it, e.g. --out shrunk.yaml")
     if problems or loaded is None:
         fail_input("\n".join(problems))
         return
@@ -81,7 +85,7 @@ def shrink(
 
             result = shrinking.shrink(cfg, scheduler, seed, invariant=invariant,
                                       perturb_ties=perturb_ties, run_batch=run_batch, width=n)
-    except shrinking.NothingToShrink as e:
+    except (shrinking.NothingToShrink, shrinking.ShrinkFailed) as e:
         fail_input(str(e))
         return
     except KeyboardInterrupt:
@@ -90,7 +94,7 @@ def shrink(
         raise
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        shrinking.write_scenario(out, scenario_file, result)
+        shrinking.write_scenario(out, str(scenario_file), text, result)
     if as_json:
         print(json.dumps(_summary(result, out), sort_keys=True))
     else:
@@ -108,6 +112,9 @@ def _pool(workers: int) -> AbstractContextManager[Pool | None]:
     return ctx.Pool(workers, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
 
 
+TARGETED = ("pod-kill", "node-loss", "agent-disconnect")  # the faults that take a `target`
+
+
 def _fault_rows(result: shrinking.Shrunk) -> list[dict]:
     return [r for r in result.rows if r["kind"] == "fault"]
 
@@ -116,7 +123,10 @@ def _summary(result: shrinking.Shrunk, out: Path | None) -> dict:
     return {
         "scenario": result.scenario, "scheduler": result.scheduler, "seed": result.seed,
         "invariant": result.target.invariant, "task": result.target.task,
-        "workspace": result.target.workspace, "attempts": len(result.attempts),
+        "workspace": result.target.workspace,
+        "created": ({"t": result.target.created[0], "type": result.target.created[1]}
+                    if result.target.created else None),
+        "attempts": len(result.attempts),
         "faults": [{"type": f.type, "at": f.at, "within_s": f.within_s, "target": f.target}
                    for f in result.faults],
         "fired": [{"t": r["t"], "reason": r["reason"], "pod": r["pod"], "agent": r["agent"],
@@ -136,15 +146,24 @@ def _print(result: shrinking.Shrunk, out: Path | None) -> None:
         con.print("  It breaks without any fault: the workload alone does it.")
     else:
         con.print("  Without any one of these, it does not happen:")
+        for f in result.faults:
+            how = ", ".join(x for x in (f.target if f.type in TARGETED else "",
+                                        f.mode if f.type in ("pod-kill", "hpa-scale-down") else "") if x)
+            con.print(f"    due t={f.at:g} {f.type}{f' ({how})' if how else ''}")
+        con.print("  What they did in the shrunk run:")
         for r in _fault_rows(result):
             hit = " ".join(f"{k}={r[k]}" for k in ("pod", "agent", "task") if r.get(k) is not None)
-            con.print(f"    t={r['t']:g} {r['data'].get('type')} ({r['data'].get('target')}): "
-                      f"{r['reason']}{'  ' + hit if hit else ''}")
+            con.print(f"    t={r['t']:g} {r['data'].get('type')}: {r['reason']}"
+                      f"{'  ' + hit if hit else ''}")
+        idle = kept - len(_fault_rows(result))
+        if idle > 0:  # only under --perturb-ties (docs/shrink.md)
+            con.print(f"    ({idle} of them found no target; with --perturb-ties a fault that "
+                      "never fires still moves later tie-breaks)")
     v = result.violation
     con.print(f"  In the shrunk run, at t={v.t:g}: {v.message}")
     con.print("    witness:")
     for row in checker.witness_rows(result.rows, v):
-        con.print(f"      #{row['seq']} t={row['t']:g} {row['kind']} {_row_text(row)}")
+        con.print(f"      #{row['seq']} t={row['t']:g} {row['kind']} {row_text(row)}")
     if out is not None:
         con.print(f"  shrunk scenario: {out}; replay: {shrinking.replay_command(out, result)}")
     else:

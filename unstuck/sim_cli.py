@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import signal
 import sys
 import time
@@ -49,7 +50,7 @@ class Job:
     cfg: WorldConfig
     scheduler: str
     seed: int
-    digest: bool  # compute the digest (the first seed of its scenario and scheduler, or all)
+    want_digest: bool  # compute the digest (the first seed of its scenario and scheduler, or all)
     out: str | None
     keep_rows: bool
     perturb_ties: bool
@@ -106,7 +107,7 @@ def _run_job(job: Job) -> SeedResult:
         unrecovered=metrics.unrecovered, events=out.events, rows=len(out.rows),
         wall_s=time.perf_counter() - t0, faults_fired=out.faults_fired,
         faults_missed=out.faults_missed,
-        digest=histories.digest(out.rows) if job.digest else None,
+        digest=histories.digest(out.rows) if job.want_digest else None,
         history=out.rows if job.keep_rows else None,
     )
 
@@ -208,13 +209,15 @@ def run_batches(jobs: Sequence[Any], workers: int, progress: bool, *,
     group, the workers ignore it and finish the seeds in hand (about a second; their files
     are written whole), and the parent cancels the few submitted seeds not yet started and
     waits for the pool, so nothing is left running or half-written."""
+    if not jobs:
+        return []
     if start == "fork" and (workers <= 1 or len(jobs) <= 1):
         done: list[Any] = []
         try:
             for j in jobs:
                 done.append(fn(j))
         except KeyboardInterrupt:  # in this process: the seed in hand stops where it was
-            print(_interrupted(jobs, len(done), in_hand="the seed in hand is dropped"),
+            print(_interrupted(jobs, len(done), label, in_hand="the seed in hand is dropped"),
                   file=sys.stderr)
             raise
         return done
@@ -247,16 +250,19 @@ def run_batches(jobs: Sequence[Any], workers: int, progress: bool, *,
                 top_up()
     except BaseException as e:
         if isinstance(e, KeyboardInterrupt):
-            print(_interrupted(jobs, len(results)), file=sys.stderr)
+            print(_interrupted(jobs, len(results), label), file=sys.stderr)
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
     return [results[i] for i in range(len(jobs))]
 
 
-def _interrupted(jobs: Sequence[Any], finished: int,
+def _interrupted(jobs: Sequence[Any], finished: int, label: str,
                  in_hand: str = "stopping once the seeds in hand finish") -> str:
-    out = getattr(jobs[0], "out", None)  # a Job's folder; the determinism check writes none
+    if label != "simulating":  # a pass over seeds that already ran (the determinism check)
+        return (f"unstuck: interrupted while {label}, after {finished} of {len(jobs)} runs; "
+                "the seeds' own results were complete, the check is not")
+    out = getattr(jobs[0], "out", None)
     where = (f"; {out} holds only the seeds that finished and no runs.parquet: rerun "
              "the command for a complete folder") if out else ""
     return f"unstuck: interrupted after {finished} of {len(jobs)} seeds; {in_hand}{where}"
@@ -358,9 +364,9 @@ def sim(
     if check_determinism:
         from unstuck import determinism
 
-        hash_seed, diverged = determinism.check({s.name: s.world() for s, _ in loaded}, done,
-                                                workers, progress=progress,
-                                                perturb_ties=perturb_ties)
+        value, diverged = determinism.check({s.name: s.world() for s, _ in loaded}, done,
+                                            workers, progress=progress,
+                                            perturb_ties=perturb_ties)
     if history is not None:
         kept = next(r for r in done if r.history is not None)
         history.parent.mkdir(parents=True, exist_ok=True)
@@ -375,11 +381,12 @@ def sim(
         for s in summaries:
             print(json.dumps(s, sort_keys=True))
     else:
-        _print(summaries, batches, elapsed, {sc.name: path for sc, path in loaded})
+        _print(summaries, batches, elapsed, {sc.name: path for sc, path in loaded},
+               " --perturb-ties" if perturb_ties else "")
         if diverged == []:
-            print("\n" + determinism.passed(len(done), hash_seed))
+            print("\n" + determinism.passed(len(done), value))
     if diverged:
-        typer.echo("error: " + determinism.report(diverged, len(done), hash_seed), err=True)
+        typer.echo("error: " + determinism.report(diverged, len(done), value), err=True)
         raise typer.Exit(2)
     raise typer.Exit(1 if any(s["seeds_failed"] for s in summaries) else 0)
 
@@ -393,7 +400,7 @@ def _run_row(r: SeedResult) -> dict[str, Any]:
 
 
 def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch], elapsed: float,
-           paths: dict[str, Path]) -> None:
+           paths: dict[str, Path], ties: str) -> None:
     con = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     table = Table(title=f"unstuck sim ({elapsed:.1f} s wall)")
     for col in ("scenario", "scheduler", "seeds", "failed seeds by invariant", "stuck tasks",
@@ -414,8 +421,8 @@ def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch
             continue
         con.print(f"\n[bold]{scen}[/] under [bold]{sched}[/]: {len(failing)} of {len(b.results)} "
                   "seeds violated an invariant. Examples (re-run one with --seed-start N --seeds 1 "
-                  f"--history FILE; find the faults it needed with `unstuck shrink {paths[scen]} "
-                  f"-s {sched} --seed N`):")
+                  f"--history FILE{ties}; find the faults it needed with `unstuck shrink "
+                  f"{shlex.quote(str(paths[scen]))} -s {sched} --seed N{ties}`):")
         shown = 0
         for r in failing:
             for ex in r.examples:
@@ -426,7 +433,7 @@ def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch
                 con.print(f"  seed {r.seed}: {who} [red]{ex['invariant']}[/] at t={ex['t']:g}: {ex['message']}")
                 con.print("    witness:")
                 for row in ex["rows"]:
-                    con.print(f"      #{row['seq']} t={row['t']:g} {row['kind']} {_row_text(row)}")
+                    con.print(f"      #{row['seq']} t={row['t']:g} {row['kind']} {row_text(row)}")
         stuck = sorted({(r.seed, t) for r in failing for t in r.stuck_tasks})
         if stuck:
             listed = ", ".join(f"seed {s} task {t}" for s, t in stuck[:10])
@@ -434,7 +441,7 @@ def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch
             con.print(f"  stuck tasks: {listed}{more}")
 
 
-def _row_text(row: dict[str, Any]) -> str:
+def row_text(row: dict[str, Any]) -> str:
     parts = []
     for k in ("task", "workspace", "pod", "agent"):
         if row.get(k) is not None:

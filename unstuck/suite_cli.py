@@ -84,12 +84,6 @@ def suite(
     n, progress = workers or os.cpu_count() or 1, sys.stderr.isatty()
     _, done, sim_s = run_scenarios(loaded, scheds, counts, seed_start, res_dir, n,
                                    progress=progress, digest_all=check_determinism)
-    diverged = None
-    if check_determinism:
-        from unstuck import determinism
-
-        hash_seed, diverged = determinism.check({s.name: s.world() for s, _ in loaded}, done, n,
-                                                progress=progress)
     t1 = time.perf_counter()
     rep = report.render(results.load(res_dir), out)
     t2 = time.perf_counter()
@@ -99,11 +93,15 @@ def suite(
                f"total {t2 - t0:.1f} s")
     typer.echo(f"report: {rep.index}  (also summary.md, junit.xml, figures/, tables/, results/)")
     typer.echo(f"gate verdict: {rep.gate.verdict} (`unstuck gate {out}` exits {rep.gate.exit_code})")
-    if diverged == []:
-        typer.echo(determinism.passed(len(done), hash_seed))
-    elif diverged:
-        typer.echo("error: " + determinism.report(diverged, len(done), hash_seed), err=True)
-        raise typer.Exit(2)
+    if check_determinism:  # after the report, which an interrupted check leaves whole
+        from unstuck import determinism
+
+        value, diverged = determinism.check({s.name: s.world() for s, _ in loaded}, done, n,
+                                            progress=progress)
+        if diverged:
+            typer.echo("error: " + determinism.report(diverged, len(done), value), err=True)
+            raise typer.Exit(2)
+        typer.echo(determinism.passed(len(done), value))
 
 
 def report_cmd(

@@ -114,7 +114,7 @@ def reproduce_command(scenario_path: str, scheduler: str, seed: int, history: st
 
 def shrink_command(scenario_path: str, scenario: str, scheduler: str, seed: int) -> str:
     return (f"unstuck shrink {shlex.quote(scenario_path)} --scheduler {scheduler} --seed {seed} "
-            f"--out {shlex.quote(f'{scenario}-{scheduler}-{seed}-shrunk.yaml')}")
+            f"--out {shlex.quote(f'{scenario}-shrunk-{scheduler}-seed{seed}.yaml')}")
 
 
 FAILURE_COLUMNS = ["scenario", "scheduler", "seed", "stuck_tasks", "invariants", "first_violation",

@@ -65,7 +65,8 @@ def test_analysis_notebook_runs_on_a_small_suite(kernel, results):
     assert "reproduce: unstuck sim" not in text  # printed (stream), not a value
     streams = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "reproduce: unstuck sim scenarios/" in streams
-    assert re.search(r"for task \d+: needs \d+ of \d+ fault attempts \(\d+ runs\)", streams)
+    assert re.search(r"for task \d+ \(the \w+ created in \S+ at t=[\d.]+\): needs \d+ of \d+ "
+                     r"fault attempts \(\d+ runs\)", streams)
 
 
 def test_incident_601_notebook_replays_three_schedulers(kernel):

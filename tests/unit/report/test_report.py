@@ -108,7 +108,7 @@ def test_shrink_command_shrinks_the_failing_seed(report, tmp_path):
     row = seed_0_of_incident_601(pd.read_csv(report / "tables" / "failures.csv")).iloc[0]
     args = shlex.split(row["shrink"])
     assert args[:2] == ["unstuck", "shrink"]
-    assert args[args.index("--out") + 1] == "incident-601-seed-0-shrunk.yaml"
+    assert args[args.index("--out") + 1] == "incident-601-shrunk-seed-seed0.yaml"
     args[args.index("--out") + 1] = str(tmp_path / "shrunk.yaml")
     r = run(app, args[1:] + ["--workers", "1"])
     assert r.exit_code == 0, r.output

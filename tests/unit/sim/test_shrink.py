@@ -3,6 +3,7 @@ same invariant for the same task, and written as a scenario that replays it."""
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -14,25 +15,27 @@ from scheduler import history
 from sim import faults, rng, runner
 from unstuck import checker, scenario, shrink
 from unstuck.cli import app
+from unstuck.scenario import FAULT_TYPES
 
 run = CliRunner().invoke
 
 
-@pytest.mark.parametrize("path,scheduler,seed,hours", [
-    ("scenarios/pod-kill-reserved-slot.yaml", "seed", 1, None),
-    ("scenarios/scheduler-restart.yaml", "seed-head", 0, None),
-    ("scenarios/node-loss-mid-apply.yaml", "reference", 2, None),
-    ("scenarios/mixed-chaos-day.yaml", "seed-proposal", 0, 3),  # every fault type, at rates
+@pytest.mark.parametrize("path,scheduler,seed", [
+    ("scenarios/pod-kill-reserved-slot.yaml", "seed", 1),
+    ("scenarios/scheduler-restart.yaml", "seed-head", 2),
+    ("scenarios/node-loss-mid-apply.yaml", "reference", 2),
+    ("scenarios/mixed-chaos-day.yaml", "reference", 0),  # every fault type fires, at rates
 ])
-def test_every_attempt_as_a_fault_at_its_own_time_runs_the_same_history(path, scheduler, seed, hours):
+def test_every_attempt_as_a_fault_at_its_own_time_runs_the_same_history(path, scheduler, seed):
     cfg = scenario.load(path).world()
-    if hours:
-        cfg = dataclasses.replace(cfg, duration_s=hours * 3600.0)
     scheduled = faults.as_scheduled(cfg, lambda name: rng.child(seed, name))
     assert all(f.at is not None and f.rate_per_h is None for f in scheduled)
     assert scheduled
     same = runner.run(dataclasses.replace(cfg, faults=scheduled), scheduler, seed)
-    assert history.digest(same.rows) == history.digest(runner.run(cfg, scheduler, seed).rows)
+    original = runner.run(cfg, scheduler, seed)
+    assert history.digest(same.rows) == history.digest(original.rows)
+    if "mixed" in path:
+        assert {r["data"]["type"] for r in original.rows if r["kind"] == "fault"} == set(FAULT_TYPES)
 
 
 @given(st.integers(1, 40).flatmap(lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1)))))
@@ -69,12 +72,25 @@ def test_the_shrunk_faults_are_1_minimal_and_every_one_fired():
     cfg = scenario.load("scenarios/pod-kill-reserved-slot.yaml").world()
     r = shrink.shrink(cfg, "seed-proposal", 3)
     assert (len(r.attempts), len(r.keep)) == (6, 3)
-    assert r.target == shrink.Target("apply_pending_bound", 8, None)
-    assert r.target.find(checker.check(r.rows).violations) == r.violation
+    assert r.target == shrink.Target("apply_pending_bound", "ws-3", (868.160103, "plan_and_apply", 0), 8)
+    assert r.target.find(checker.check(r.rows).violations, r.rows) == r.violation
     for drop in r.keep:  # without any one of them, the violation goes
         rows = shrink.run_with(cfg, [r.attempts[i].fault for i in r.keep if i != drop],
                                "seed-proposal", 3)
-        assert r.target.find(checker.check(rows).violations) is None
+        assert r.target.find(checker.check(rows).violations, rows) is None
+
+
+def test_the_same_task_is_the_one_created_at_the_same_instant_not_the_same_id():
+    """Without node-loss-mid-apply's faults, seed 4 creates its tasks differently (a create
+    on a locked workspace is refused), so task id 4 is another workspace's task there."""
+    cfg = scenario.load("scenarios/node-loss-mid-apply.yaml").world()
+    r = shrink.shrink(cfg, "seed", 4)
+    assert r.target == shrink.Target("no_wedged_workspace", "ws-2", (381.274248, "plan_and_apply", 0), 4)
+    assert r.violation.workspace == "ws-2" and len(r.keep) == 2
+    bare = shrink.run_with(cfg, [], "seed", 4)  # no fault: the same task is task 5 there
+    assert shrink.creations(bare)[("ws-2", 381.274248, "plan_and_apply", 0)] == 5
+    assert [k for k, v in shrink.creations(bare).items() if v == 4][0][0] == "ws-1"
+    assert "the plan_and_apply created in ws-2 at t=381.274" in str(r.target)
     assert sum(1 for row in r.rows if row["kind"] == "fault") == len(r.keep)
 
 
@@ -90,8 +106,10 @@ def test_cli_prints_the_faults_and_witness_and_the_written_scenario_replays(tmp_
     r = run(app, ["shrink", "scenarios/pod-kill-reserved-slot.yaml", "-s", "seed", "--seed", "3",
                   "--out", str(out), "--workers", "2"])
     assert r.exit_code == 0, r.output
-    assert "apply_pending_bound for task 7 needs 1 of its 6 fault attempts" in r.output
-    assert "pod-kill (reserved-holder): pod killed (forced)" in r.output
+    assert "apply_pending_bound for task 7 (the plan_and_apply created in ws-4 at t=655.668) " \
+           "needs 1 of its 6 fault attempts" in r.output
+    assert "due t=30 pod-kill (reserved-holder, forced)" in r.output
+    assert "t=295 pod-kill: pod killed (forced)" in r.output
     assert "witness:" in r.output and "task.confirmed task=7" in r.output
     data = yaml.safe_load(out.read_text())
     assert data["name"] == "pod-kill-reserved-slot-shrunk-seed-seed3" and data["seeds"] == 1
@@ -105,12 +123,35 @@ def test_cli_prints_the_faults_and_witness_and_the_written_scenario_replays(tmp_
     assert "seed 3: task 7 apply_pending_bound" in again.output
 
 
+def test_under_perturbed_ties_a_kept_fault_may_never_fire_and_the_output_says_so():
+    """With --perturb-ties every event draws its tie-break from one stream, so a fault that
+    finds no target still moves every later draw: it can be needed without firing."""
+    r = run(app, ["shrink", "scenarios/pod-kill-reserved-slot.yaml", "-s", "seed", "--seed", "2",
+                  "--perturb-ties", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "due t=282.853 pod-kill (reserved-holder, graceful)" in r.output
+    assert "(1 of them found no target; with --perturb-ties a fault that never fires" in r.output
+    assert "--perturb-ties" in shrink.replay_command("x.yaml", shrink.Shrunk(
+        "s", "seed", 2, None, (), (), 0, 0.0, None, [], perturb_ties=True))
+
+
+def test_out_must_not_be_the_scenario_being_shrunk(tmp_path):
+    source = tmp_path / "mine.yaml"
+    source.write_text(Path("scenarios/pod-kill-reserved-slot.yaml").read_text())
+    before = source.read_text()
+    r = run(app, ["shrink", str(source), "-s", "seed", "--seed", "3", "--out", str(source)])
+    assert r.exit_code == 2
+    assert "is the scenario being shrunk; write the shrunk one beside it" in r.output
+    assert source.read_text() == before
+
+
 def test_cli_json_names_the_target_the_faults_and_what_they_hit():
     r = run(app, ["shrink", "scenarios/pod-kill-reserved-slot.yaml", "-s", "seed-head", "--seed",
                   "0", "--json", "--workers", "1"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
     assert (d["invariant"], d["task"], d["attempts"]) == ("at_most_one_apply_per_confirmation", 10, 7)
+    assert d["workspace"] and d["created"]["type"] in ("plan", "plan_and_apply")
     assert len(d["faults"]) == len(d["fired"]) == 2
     assert all(f["type"] == "pod-kill" and f["target"] == "reserved-holder" for f in d["faults"])
     assert d["violation"]["invariant"] == d["invariant"] and d["out"] is None
@@ -138,7 +179,7 @@ def test_bad_input_exits_2_with_what_to_do_and_writes_nothing(tmp_path, args, me
 
 def test_ctrl_c_stops_the_trials_at_once_and_writes_nothing(tmp_path):
     """A trial of a day can take a minute (docs/shrink.md, "Cost"): Ctrl-C must not wait for
-    the trials in hand. The first trial here runs the day without any fault (tens of seconds)."""
+    the trials in hand. The first trials here run the day without any fault (tens of seconds)."""
     import os
     import signal
     import subprocess
@@ -151,8 +192,22 @@ def test_ctrl_c_stops_the_trials_at_once_and_writes_nothing(tmp_path):
          "seed-proposal", "--seed", "0", "--workers", "2", "--out", str(out)],
         start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(6)  # past the seed's own run (about 3 s): the trials are running
-    assert proc.poll() is None, proc.communicate()
+    # Wait until a trial runs in a pool worker (the seed's own run comes first, here).
+    def busy_workers() -> bool:
+        kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        ticks = []
+        for kid in kids:
+            try:
+                ticks.append(int(Path(f"/proc/{kid}/stat").read_text().rsplit(")", 1)[1].split()[11]))
+            except (FileNotFoundError, IndexError):
+                pass
+        return any(t > 50 for t in ticks)  # half a second of CPU at 100 ticks a second
+
+    deadline = time.monotonic() + 60
+    while not busy_workers():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     t0 = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
