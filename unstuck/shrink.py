@@ -1,4 +1,4 @@
-"""The fewest faults under which a failing seed still fails (`unstuck shrink`).
+"""A minimal set of faults under which a failing seed still fails (`unstuck shrink`).
 
 A failing seed says that a task got stuck, and its witness says which rows led there;
 neither says which of the run's faults it took. Hypothesis shrinks a failing example to a

@@ -1,5 +1,5 @@
-"""`unstuck shrink SCENARIO --scheduler S --seed N`: the fewest of a failing seed's faults
-that still break the same invariant for the same task (unstuck/shrink.py), printed with the
+"""`unstuck shrink SCENARIO --scheduler S --seed N`: a 1-minimal set of a failing seed's faults
+that still breaks the same invariant for the same task (unstuck/shrink.py), printed with the
 minimal run's witness, and written as a scenario that `unstuck sim` replays.
 
 Exit codes: 0 shrunk; 2 bad input, or a seed with nothing to shrink (it breaks no invariant,
@@ -40,7 +40,7 @@ def shrink(
     workers: Annotated[int | None, typer.Option(help="Worker processes for the trial runs (default: all cores).")] = None,
     perturb_ties: Annotated[bool, typer.Option(help="The failing run shuffled same-time events (as `unstuck sim --perturb-ties`).")] = False,
 ) -> None:
-    """Shrink a failing seed's faults to the fewest that still break the same invariant."""
+    """Shrink a failing seed's faults to a minimal set that still breaks the same invariant."""
     from unstuck.cli import fail_input, output_problem
 
     problems: list[str] = []

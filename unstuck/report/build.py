@@ -108,7 +108,7 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
     sections.append(Section(
         "Failures and how to reproduce them", f"{len(fails)} failing seeds. Each command re-runs "
         "one seed alone and writes its history as JSONL (same digest as in the suite); each "
-        "shrink command finds the fewest of its faults that still break it (docs/shrink.md).",
+        "shrink command cuts its faults to a 1-minimal set that still breaks it (docs/shrink.md).",
         tables=[("every failing seed", fails)], collapsed=True,
         code=_first_commands(fails)))
 
