@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from scheduler import history as histories
-from scheduler.gc_pause import paused
 from sim import runner
 from sim.config import WorldConfig
 from unstuck.sim_cli import Job, SeedResult, run_batches
@@ -54,10 +53,12 @@ class Again:
 
 def rerun(again: Again) -> tuple[str, list[dict[str, Any]] | None]:
     """In a worker: the seed's history digest (and rows, when asked)."""
-    job = again.job
-    with paused():
-        rows = runner.run(job.cfg, job.scheduler, job.seed, perturb_ties=job.perturb_ties).rows
+    rows = _history(again.job)
     return histories.digest(rows), (rows if again.rows else None)
+
+
+def _history(job: Job) -> list[dict[str, Any]]:
+    return runner.run(job.cfg, job.scheduler, job.seed, perturb_ties=job.perturb_ties).rows
 
 
 def other_hash_seed(env: Mapping[str, str]) -> str:
@@ -110,8 +111,7 @@ def check(cfgs: Mapping[str, WorldConfig], done: list[SeedResult], workers: int,
 def _locate(d: Divergence, job: Job, second: list[dict[str, Any]]) -> Divergence:
     """Where the second history parts from a run of the seed in this process (which stands for
     the first run: the pool forked from this process, with its hash seed)."""
-    with paused():
-        here = runner.run(job.cfg, job.scheduler, job.seed, perturb_ties=job.perturb_ties).rows
+    here = _history(job)
     line = histories.canonical_line
     i = next((k for k, (a, b) in enumerate(zip(here, second, strict=False)) if line(a) != line(b)),
              min(len(here), len(second)))

@@ -25,7 +25,6 @@ from typing import Any
 import yaml
 
 from scheduler import files
-from scheduler.gc_pause import paused
 from sim import faults as sim_faults
 from sim import rng as rngs
 from sim import runner
@@ -89,13 +88,13 @@ def creations(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, float, str, int
 
 @dataclass(frozen=True)
 class Trial:
-    """One run with some of the seed's fault attempts (by index)."""
+    """One run with some of the seed's fault attempts."""
 
     cfg: WorldConfig
     scheduler: str
     seed: int
     perturb_ties: bool
-    keep: tuple[int, ...]
+    faults: tuple[FaultSpec, ...]
     target: Target
 
 
@@ -143,16 +142,13 @@ def attempts(cfg: WorldConfig, seed: int) -> tuple[Attempt, ...]:
 
 def run_with(cfg: WorldConfig, faults: Sequence[FaultSpec], scheduler: str, seed: int,
              perturb_ties: bool = False) -> list[dict[str, Any]]:
-    with paused():
-        return runner.run(replace(cfg, faults=tuple(faults)), scheduler, seed,
-                          perturb_ties=perturb_ties).rows
+    return runner.run(replace(cfg, faults=tuple(faults)), scheduler, seed,
+                      perturb_ties=perturb_ties).rows
 
 
 def still_fails(trial: Trial) -> bool:
-    """In a worker: does the run with only the kept attempts break the target?"""
-    every = attempts(trial.cfg, trial.seed)
-    rows = run_with(trial.cfg, [every[i].fault for i in trial.keep], trial.scheduler,
-                    trial.seed, trial.perturb_ties)
+    """In a worker: does the run with only the trial's faults break the target?"""
+    rows = run_with(trial.cfg, trial.faults, trial.scheduler, trial.seed, trial.perturb_ties)
     return trial.target.find(checker.check(rows).violations, rows) is not None
 
 
@@ -218,7 +214,8 @@ def shrink(cfg: WorldConfig, scheduler: str, seed: int, *, invariant: str | None
         todo = [c for c in dict.fromkeys(candidates) if c not in cache]
         if todo:
             runs += len(todo)
-            trials = [Trial(cfg, scheduler, seed, perturb_ties, c, target) for c in todo]
+            trials = [Trial(cfg, scheduler, seed, perturb_ties,
+                            tuple(every[i].fault for i in c), target) for c in todo]
             cache.update(zip(todo, judge(trials), strict=True))
         return [cache[c] for c in candidates]
 
