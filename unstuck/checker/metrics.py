@@ -41,6 +41,9 @@ class RecoveryHit:
     clock_t: float  # the fault's t, the confirm's t or the turn's; NaN when never started
     progress_seq: int | None
     progress_t: float
+    # The status the progress entered (running, applied, failed...; apply_pending for a plan's
+    # end): an explicit failure ends a task's wait as surely as a run, but reads differently.
+    progress_to: str | None
     latency_s: float  # progress_t - clock_t; NaN unless outcome == "recovered"
     outcome: str  # recovered | unrecovered | human
 
@@ -239,6 +242,7 @@ def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
             clock_t=float(clock["t"]) if clock is not None else NAN,
             progress_seq=nxt["seq"] if outcome == RECOVERED else None,
             progress_t=float(nxt["t"]) if outcome == RECOVERED else NAN,
+            progress_to=nxt.get("to_status") if outcome == RECOVERED else None,
             latency_s=_span(clock, nxt) if outcome == RECOVERED else NAN,
             outcome=outcome,
         ))

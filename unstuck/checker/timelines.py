@@ -21,7 +21,9 @@ Definitions shared by every invariant (docs/checker.md spells them out):
   `apply_pending`, `pending` or `waiting`: the scheduler owes it an apply and nobody runs it.
 - **progress**: a transition *into* `running`, `applied`, `success`, `planned_and_finished`,
   into `failed` / `cancelled` with a non-empty reason, or the end of a plan into
-  `apply_pending` (the start of a new plan epoch).
+  `apply_pending` (the start of a new plan epoch). A `running` stint rolled back to the status
+  it came from before anything was dispatched or invoked (the seed's send failure, F3) moved
+  nothing forward, so its entry does not count.
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ class TaskLine:
     confirmed_epoch: int = -1
     run_kind: str | None = None  # "plan" or "apply": what the current/last running stint did
     armed: bool = False  # a plan stint ended and has not yet opened its epoch
+    came_from: str | None = None  # the status the current running stint was entered from
+    unproven: Row | None = None  # the entry into running, while no dispatch or exec.invoke followed
     slots: set[tuple[str | None, Any]] = field(default_factory=set)
     placement: tuple[str | None, str | None] | None = None  # (agent, pod)
     links: dict[tuple[str, str], Row] = field(default_factory=dict)
@@ -319,6 +323,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             ln.stimuli.append(row)
         elif kind == "dispatch":
             ln.dispatches.append(row)
+            ln.unproven = None
             ln.placement = (row.get("agent"), row.get("pod"))
             link(ln, row)
             if action == "apply":
@@ -331,6 +336,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             if action == "apply" and ln.status == "running":
                 ln.run_kind = "apply"
         elif kind == "exec.invoke":
+            ln.unproven = None
             ln.has_exec = True
             ln.open_execs += 1
             ln.placement = (row.get("agent"), row.get("pod"))
@@ -400,10 +406,16 @@ def _transition(
     to = row.get("to_status")
     if to is None:
         return
+    if prev == "running" and to != "running" and ln.unproven is not None and to == ln.came_from:
+        # Rolled back before anything was sent: the entry into running was no progress.
+        if ln.progress and ln.progress[-1] is ln.unproven:
+            ln.progress.pop()
+        ln.unproven = None
     if to == "running" and prev != "running":
         came_from = row.get("from_status") or prev
         ln.run_kind = "apply" if came_from == "apply_pending" else "plan"
         ln.armed = True
+        ln.came_from, ln.unproven = came_from, row
     if to == "apply_pending" and prev != "apply_pending" and ln.run_kind == "plan" and ln.armed:
         ln.epoch += 1
         ln.epoch_starts.append(row)

@@ -32,7 +32,8 @@ def test_incident_601_seed_is_one_unrecovered_hit_and_one_open_stuck_task() -> N
     # The pod died while the plan waited for a human: the clock starts at the confirm (440).
     _assert_record(hit, fault_seq=11, fault_type="pod-kill", fault_t=400.0, task=601,
                    status_at_fault="apply_pending", awaiting_human=True, clock_t=440.0,
-                   progress_seq=None, progress_t=NAN, latency_s=NAN, outcome="unrecovered")
+                   progress_seq=None, progress_t=NAN, progress_to=None, latency_s=NAN,
+                   outcome="unrecovered")
     (c2a,) = m.confirm_to_apply
     _assert_record(c2a, task=601, epoch=1, confirm_seq=19, confirm_t=440.0, apply_seq=None,
                    apply_t=NAN, latency_s=NAN, started=False)
@@ -46,7 +47,8 @@ def test_incident_601_seed_is_one_unrecovered_hit_and_one_open_stuck_task() -> N
 def test_incident_601_reference_recovers_30_s_after_the_confirm() -> None:
     m = metrics.measure(fixture("incident-601-reference.jsonl"))
     (hit,) = m.recovery
-    _assert_record(hit, clock_t=440.0, progress_t=470.0, latency_s=30.0, outcome="recovered")
+    _assert_record(hit, clock_t=440.0, progress_t=470.0, progress_to="running", latency_s=30.0,
+                   outcome="recovered")
     (c2a,) = m.confirm_to_apply
     _assert_record(c2a, confirm_t=440.0, apply_t=470.5, latency_s=30.5, started=True)
     (stuck,) = m.stuck
@@ -58,8 +60,8 @@ def test_incident_601_reference_recovers_30_s_after_the_confirm() -> None:
 def test_an_agent_disconnect_mid_apply_recovers_when_the_task_fails_with_a_reason() -> None:
     (hit,) = metrics.recovery_latencies(fixture("agent-disconnect-wedge-f8.jsonl"))
     _assert_record(hit, fault_seq=15, task=8, status_at_fault="running", awaiting_human=False,
-                   clock_t=230.0, progress_seq=18, progress_t=350.0, latency_s=120.0,
-                   outcome="recovered")
+                   clock_t=230.0, progress_seq=18, progress_t=350.0, progress_to="failed",
+                   latency_s=120.0, outcome="recovered")
 
 
 def test_a_double_confirm_hits_the_task_it_names() -> None:
@@ -147,6 +149,53 @@ def test_an_apply_rolled_back_to_apply_pending_is_no_progress() -> None:
     (hit,) = metrics.recovery_latencies(s.rows())
     _assert_record(hit, clock_t=30.0, progress_t=60.0, latency_s=30.0, outcome="recovered")
 
+
+
+def _confirmed_then_killed(s: Story) -> None:
+    """Task 1 waits confirmed on its reserved pod p1 when p1 is killed at 30."""
+    _planned_with_changes(s)
+    s.add(11, "slot.reserved", task=1, pod="p1", slot=0)
+    s.confirm(20, 1)
+    s.add(30, "fault", pod="p1", data={"type": "pod-kill"})
+
+
+def test_a_send_that_fails_and_rolls_back_is_no_recovery() -> None:
+    # The seed's F3 after a pod kill (found by review): the apply is saved as running before
+    # the send, the send fails and the task goes back to apply_pending; nothing moved.
+    s = Story()
+    _confirmed_then_killed(s)
+    s.to(40, 1, "apply_pending", "running", reason="dispatch apply", agent="a2")
+    s.to(40, 1, "running", "apply_pending", reason="send failed: agent gone")
+    s.add(40, "dispatch.failed", task=1, reason="send failed", data={"action": "apply"})
+    s.end(4000)
+    (hit,) = metrics.recovery_latencies(s.rows())
+    _assert_record(hit, clock_t=30.0, progress_seq=None, progress_to=None, latency_s=NAN,
+                   outcome="unrecovered")
+
+
+def test_after_a_failed_send_the_next_real_dispatch_is_the_recovery() -> None:
+    s = Story()
+    _confirmed_then_killed(s)
+    s.to(40, 1, "apply_pending", "running", reason="dispatch apply", agent="a2")
+    s.to(40, 1, "running", "apply_pending", reason="send failed: agent gone")
+    s.to(55, 1, "apply_pending", "running", reason="dispatch apply", agent="a3")
+    s.add(55, "dispatch", task=1, agent="a3", data={"action": "apply"})
+    s.end(4000)
+    (hit,) = metrics.recovery_latencies(s.rows())
+    _assert_record(hit, clock_t=30.0, progress_t=55.0, progress_to="running", latency_s=25.0,
+                   outcome="recovered")
+
+
+def test_a_stint_that_was_sent_counts_even_if_it_is_rolled_back_later() -> None:
+    # Sent means the agent had it: that was progress, whatever happened to it next.
+    s = Story()
+    _confirmed_then_killed(s)
+    s.to(40, 1, "apply_pending", "running", reason="dispatch apply", agent="a2")
+    s.add(40, "dispatch", task=1, agent="a2", data={"action": "apply"})
+    s.to(45, 1, "running", "apply_pending", reason="agent lost: rolled back")
+    s.end(4000)
+    (hit,) = metrics.recovery_latencies(s.rows())
+    _assert_record(hit, progress_t=40.0, latency_s=10.0, outcome="recovered")
 
 def _queued_behind(s: Story) -> None:
     """Task 1 plans, ends with changes and waits; task 2 (same workspace) queues behind it;
