@@ -5,14 +5,19 @@ Kubernetes behaviour itself. What it adds is bookkeeping (which pod is where, wh
 scheduler sees when it lists) and the history rows of what really happened (`pod.added`,
 `pod.terminating`, `pod.removed`, `node`).
 
-* Pods: created Pending on the least-loaded Ready node, Running after a start-up delay
-  (`kube.pods.StartupDelay`), then their agent starts. A delete marks the pod terminating at
-  once (watchers see it, a ReplicaSet creates the replacement), sends SIGTERM to the agent and
-  SIGKILL at `kube.pods.kill_deadline`; the pod object goes when the agent has exited.
+* Pods: created Pending on the least-loaded node the control plane sees Ready (one whose
+  kubelet just died still counts until it is marked Unknown: the pod then stays Pending there),
+  Running after a start-up delay (`kube.pods.StartupDelay`), then their agent starts. A delete
+  marks the pod terminating at once (watchers see it, a ReplicaSet creates the replacement),
+  sends SIGTERM to the agent and SIGKILL at `kube.pods.kill_deadline`; the pod object goes when
+  the agent has exited. A grace-0 delete removes the object at once (`kube.pods.removed_at_once`).
   A same-name create raises `ClusterError` (the seed's same-second name collisions).
-* Nodes (`kube.nodes`): a lost node freezes its pods' agents at once; the controller marks it
-  Unknown after the lease grace, taints it through the eviction token bucket, and evicts its
-  pods after the toleration. Evicted pods stay Terminating until the node heals.
+* Nodes (`kube.nodes`): a lost node freezes its pods' agents at once (`Node.ready`, the
+  kubelet's side), but the control plane learns of it only when the controller marks it
+  Unknown after the lease grace (`Node.unknown`): then its pods are NotReady (still Running)
+  and it is tainted through the zone's eviction token bucket, re-evaluated whenever the set of
+  Unknown nodes changes; its pods are evicted after the toleration and stay Terminating until
+  the node heals.
 * Deployments (`kube.replicasets`, `kube.hpa`): spec.replicas is set by the HPA every sync
   period and by `Cluster.scale`; the ReplicaSet creates or deletes (victims ranked with
   pod-deletion-cost) shortly after every change it watches.
@@ -23,6 +28,7 @@ The scheduler hears about pods through watch events (`PodAdded`, `PodTerminating
 
 from __future__ import annotations
 
+import math
 import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -64,13 +70,24 @@ class Pod:
 
 @dataclass(slots=True, eq=False)
 class Node:
+    """Two views of one node. `ready` is the kubelet's side: false from the loss, so nothing
+    on the node starts, stops or reports. `unknown` is the control plane's: true once the node
+    lifecycle controller has marked Ready=Unknown (about 50 s after the last lease renewal);
+    until then the API still shows the node Ready and its pods Ready, so the kube-scheduler,
+    the ReplicaSet and the zone state must read `unknown`, never `ready`.
+
+    `orphans`: agents whose pod object was force-deleted while the kubelet was gone; their
+    containers stay frozen with the node and the kubelet kills them when it comes back."""
+
     name: str
     ready: bool = True
+    unknown: bool = False
     lost_at: float | None = None
     started_at: float = 0.0
     tainted_at: float | None = None
     gen: int = 0
     pods: set[str] = field(default_factory=set)
+    orphans: list[AgentSim] = field(default_factory=list)
 
 
 @dataclass(slots=True, eq=False)
@@ -98,8 +115,15 @@ class ClusterSim:
         # Bumped by every change a listing would show: a reader that saw revision r and sees
         # r again knows the pods are as it left them.
         self.revision = 0
-        self._last_taint = -1e18
         self.unscheduled: list[str] = []
+        # The node lifecycle controller's zone (the whole cluster is one zone): the nodes it
+        # has marked Unknown, in that order (the ones not yet tainted are its taint queue),
+        # the zone state it last computed, and the NoExecute token bucket.
+        self._unknown: list[Node] = []
+        self._zone = nodes.NORMAL
+        self._limiter = nodes.TaintLimiter(self.cfg.node_timings.eviction_rate_per_s)
+        self._taint_due: float | None = None  # when the armed `_taint_next` runs
+        self._taint_gen = 0
 
     # ------------------------------------------------------------------ boot
     def start(self) -> None:
@@ -167,7 +191,10 @@ class ClusterSim:
             self._schedule_start(pod)
 
     def _place(self, pod: Pod) -> None:
-        ready = [n for _, n in sorted(self.nodes.items()) if n.ready]
+        """The kube-scheduler: the least-loaded node without the `unreachable:NoSchedule`
+        taint, which upstream adds when the node goes Unknown. A node whose kubelet died but
+        is not Unknown yet still takes pods; they stay Pending there (`_started`)."""
+        ready = [n for _, n in sorted(self.nodes.items()) if not n.unknown]
         if not ready:
             self.unscheduled.append(pod.name)
             return
@@ -189,9 +216,14 @@ class ClusterSim:
 
     def delete(self, pod: Pod, grace: float | None, cause: str) -> None:
         """A DELETE of the pod with DeleteOptions.gracePeriodSeconds = `grace` (None: the
-        pod's own terminationGracePeriodSeconds)."""
+        pod's own terminationGracePeriodSeconds). Grace 0 removes the object at once, even
+        from a lost node (the API server does not wait for the kubelet); any other grace
+        leaves it Terminating until the kubelet has stopped the container."""
         now = self.w.kernel.now
         if pod.terminating:
+            if grace is not None and pods.removed_at_once(grace):
+                self._remove(pod, cause)  # force delete of a Terminating pod
+                return
             if grace is not None and pod.kill_at is not None and pod.deleted_at is not None:
                 new = pods.shorten_grace(pod.kill_at, now, grace, deleted_at=pod.deleted_at)
                 if new < pod.kill_at:
@@ -209,7 +241,7 @@ class ClusterSim:
         self.w.notify(ev.PodTerminating(pod.name))
         if pod.owner != "bare":
             self.sync_replicaset(pod.owner)
-        if not pod.node:
+        if pods.removed_at_once(g):
             self._remove(pod, cause)
             return
         if not self.nodes[pod.node].ready:
@@ -239,11 +271,19 @@ class ClusterSim:
             self._remove(pod, "agent exited after SIGTERM")
 
     def _remove(self, pod: Pod, cause: str) -> None:
+        """The pod object goes. Its container goes with it only if the kubelet is alive: a
+        pod force-deleted while its node is lost leaves its agent frozen on the node (no
+        heartbeat, no report, its C&C connection silent but not closed) until the node heals
+        and the kubelet, finding no pod for it, kills it (`heal_node`)."""
         if self.pods.get(pod.name) is not pod:
             return
         pod.gen += 1
+        node = self.nodes.get(pod.node)
         if pod.agent is not None:
-            pod.agent.kill("agent killed")
+            if node is not None and not node.ready:
+                node.orphans.append(pod.agent)
+            else:
+                pod.agent.kill("agent killed")
         del self.pods[pod.name]
         if pod.node:
             self.nodes[pod.node].pods.discard(pod.name)
@@ -261,6 +301,9 @@ class ClusterSim:
 
     # ------------------------------------------------------------------ nodes
     def lose_node(self, node: Node, heal_after: float | None) -> None:
+        """The node dies: its kubelet stops at once (agents freeze, pending start-ups and
+        SIGKILLs wait), but nothing changes in the API until the controller's monitor pass
+        marks it Unknown, after the lease grace (`_node_unknown`)."""
         w, t = self.w, self.cfg.node_timings
         now = w.kernel.now
         node.ready, node.lost_at = False, now
@@ -277,31 +320,70 @@ class ClusterSim:
             w.kernel.after(heal_after, self.heal_node, node, node.gen)
 
     def _node_unknown(self, node: Node, gen: int) -> None:
+        """The monitor pass that finds the lease too old: Ready=Unknown, so its pods are
+        NotReady from now on (`_view`), it gets the NoSchedule taint (`_place`) and joins the
+        zone's taint queue; the zone state is re-evaluated in the same pass."""
         if node.gen != gen:
             return
-        w, t = self.w, self.cfg.node_timings
-        now = w.kernel.now
-        w.record(Kind.NODE, data={"node": node.name, "condition": "Unknown", "event": "unknown"})
-        down = sum(1 for n in self.nodes.values() if not n.ready)
-        rate = nodes.eviction_rate(down, len(self.nodes), t)
-        taint_at = nodes.taint_times([now], rate)[0] if rate > 0 else None
-        if taint_at is not None:
-            taint_at = max(taint_at, self._last_taint + 1.0 / rate)
-            self._last_taint = taint_at
-            w.kernel.at(taint_at, self._node_tainted, node, gen)
+        node.unknown = True
+        self._unknown.append(node)
+        self.w.record(Kind.NODE, data={"node": node.name, "condition": "Unknown",
+                                       "event": "unknown"})
+        self._zone_pass()
 
-    def _node_tainted(self, node: Node, gen: int) -> None:
-        if node.gen != gen:
+    def _zone_pass(self) -> None:
+        """Upstream `handleDisruption`, run on a monitor pass where the count of Unknown nodes
+        may have changed (a node went Unknown, or one healed before this pass). Upstream runs
+        it on every 5 s pass, but its result only depends on that count, so running it when
+        the count changes gives the same taints without a periodic event. Entering full
+        disruption lifts every NoExecute taint (their evictions are cancelled; the nodes wait
+        in the queue again); every change of state swaps the token bucket."""
+        now, t = self.w.kernel.now, self.cfg.node_timings
+        state = nodes.zone_state(len(self._unknown), len(self.nodes), t)
+        if state != self._zone:
+            if state == nodes.FULL_DISRUPTION:
+                for _, node in sorted(self.nodes.items()):
+                    if node.tainted_at is not None:
+                        node.tainted_at = None
+                        self.w.record(Kind.NODE, data={"node": node.name, "condition": "Unknown",
+                                                       "event": "untainted"})
+            rate = nodes.zone_rate(state, len(self.nodes), t)
+            self._limiter = nodes.swap_limiter(self._limiter, rate, now)
+            self._zone = state
+        self._arm_tainter()
+
+    def _arm_tainter(self) -> None:
+        """Schedule the NoExecute taint of the first queued node for when the bucket allows
+        it (never while the rate is 0); re-arm only if that time changed."""
+        queued = any(n.tainted_at is None for n in self._unknown)
+        at = nodes.next_taint_at(self._limiter, self.w.kernel.now) if queued else math.inf
+        due = None if at == math.inf else at
+        if due == self._taint_due:
             return
-        node.tainted_at = self.w.kernel.now
+        self._taint_gen += 1
+        self._taint_due = due
+        if due is not None:
+            self.w.kernel.at(due, self._taint_next, self._taint_gen)
+
+    def _taint_next(self, gen: int) -> None:
+        if gen != self._taint_gen:
+            return
+        self._taint_due = None
+        node = next((n for n in self._unknown if n.tainted_at is None), None)
+        if node is None:
+            return
+        now = self.w.kernel.now
+        self._limiter = nodes.after_taint(self._limiter, now)
+        node.tainted_at = now
         self.w.record(Kind.NODE, data={"node": node.name, "condition": "Unknown",
                                        "event": "tainted"})
-        evict = nodes.eviction_at(node.tainted_at, self.cfg.node_timings.toleration_s)
-        self.w.kernel.at(evict, self._node_evict, node, gen)
+        evict = nodes.eviction_at(now, self.cfg.node_timings.toleration_s)
+        self.w.kernel.at(evict, self._node_evict, node, node.gen, now)
+        self._arm_tainter()
 
-    def _node_evict(self, node: Node, gen: int) -> None:
-        if node.gen != gen:
-            return
+    def _node_evict(self, node: Node, gen: int, tainted_at: float) -> None:
+        if node.gen != gen or node.tainted_at != tainted_at:
+            return  # healed, or the taint was lifted
         self.w.record(Kind.NODE, data={"node": node.name, "condition": "Unknown",
                                        "event": "evicted"})
         for name in sorted(node.pods):
@@ -310,13 +392,22 @@ class ClusterSim:
                 self.delete(pod, None, f"evicted: {nodes.UNREACHABLE_TAINT}")
 
     def heal_node(self, node: Node, gen: int) -> None:
+        """The kubelet is back: it posts Ready at once (pods Ready again, taints gone), kills
+        the containers of pods deleted meanwhile without letting them run or report, resumes
+        the others, and finishes the pods that were deleted gracefully. The controller sees
+        the zone change on its next monitor pass."""
         if node.gen != gen or node.ready:
             return
-        w = self.w
+        w, t = self.w, self.cfg.node_timings
         now = w.kernel.now
-        node.ready, node.lost_at, node.tainted_at, node.started_at = True, None, None, now
+        was_unknown = node.unknown
+        node.ready, node.unknown, node.lost_at, node.tainted_at = True, False, None, None
+        node.started_at = now
         node.gen += 1
         w.record(Kind.NODE, data={"node": node.name, "condition": "Ready", "event": "healed"})
+        orphans, node.orphans = node.orphans, []
+        for agent in orphans:
+            agent.kill("killed at node heal: its pod was force-deleted while the node was lost")
         for name in sorted(node.pods):
             pod = self.pods.get(name)
             if pod is None:
@@ -327,6 +418,11 @@ class ClusterSim:
                 self._terminate(pod, "deleted while its node was lost")
             elif pod.phase == "Pending":
                 self._schedule_start(pod)
+        if was_unknown:
+            self._unknown.remove(node)
+            self._arm_tainter()
+            if nodes.zone_state(len(self._unknown), len(self.nodes), t) != self._zone:
+                w.kernel.at(nodes.next_monitor_time(now, t), self._zone_pass)
         waiting, self.unscheduled = self.unscheduled, []
         for name in waiting:
             pod = self.pods.get(name)
@@ -362,11 +458,14 @@ class ClusterSim:
                 self.delete(by_name[v.name], None, "replicaset scale-down")
 
     def _view(self, p: Pod) -> replicasets.PodView:
+        """The pod as the ReplicaSet controller reads it from the API: its phase as is (a pod
+        on an unreachable node stays Running), Ready=False once its node is marked Unknown
+        and not before (the kubelet's death alone changes nothing the API shows)."""
         node = self.nodes.get(p.node)
-        lost = node is not None and not node.ready
+        unknown = node is not None and node.unknown
         return replicasets.PodView(
-            name=p.name, node=p.node, phase="Unknown" if lost else p.phase,
-            ready=p.phase == "Running" and not lost, ready_since=p.ready_since,
+            name=p.name, node=p.node, phase=p.phase,
+            ready=p.phase == "Running" and not unknown, ready_since=p.ready_since,
             created_at=p.created_at, deletion_cost=p.cost, terminating=p.terminating,
         )
 
@@ -374,16 +473,21 @@ class ClusterSim:
         dep = self.deployments[pool_id]
         spec = dep.spec
         assert spec is not None
+        # Upstream `groupPods` (§1.2): terminating pods are ignored, Pending ones are unready,
+        # and a Running pod without a sample is missing. Samples come from the kubelets, so a
+        # Running pod on a lost node has none (Unknown yet or not): the load is served and
+        # sampled by the others, and `hpa.reconcile` treats the missing ones conservatively.
         active = [p for p in self.pods.values() if p.owner == pool_id and not p.terminating]
-        ready = sum(1 for p in active if p.phase == "Running" and self.nodes[p.node].ready)
+        running = [p for p in active if p.phase == "Running"]
+        sampled = sum(1 for p in running if self.nodes[p.node].ready)
         unready = sum(1 for p in active if p.phase == "Pending")
         # Two metrics, the HPA takes the larger proposal: the world's load, and the demand the
         # scheduler exports (a Pods metric with a target of one pod per unit of demand). Both
         # are expressed as load so one reconcile (and one stabilization state) serves them.
         demand = self.w.scheduler.metrics(pool_id).get("demand_pods", 0.0)
         load = max(dep.load, demand * spec.target)
-        values = [load / ready] * ready if ready else []
-        d = hpa.reconcile(spec, dep.state, self.w.kernel.now, dep.replicas, values,
+        values = [load / sampled] * sampled if sampled else []
+        d = hpa.reconcile(spec, dep.state, self.w.kernel.now, dep.replicas, values, len(running),
                           unready_pods=unready)
         dep.state = d.state
         if d.desired != dep.replicas:

@@ -7,8 +7,11 @@ object to go away waits those six minutes; these functions give both worlds the 
 Timeline (k8s-semantics.md §0.4, §4.1-4.2; defaults of Kubernetes >= 1.32):
 * the kubelet renews its Lease every 10 s;
 * the node lifecycle controller checks every node every 5 s; a node whose newest renewal is
-  older than 50 s (strictly) goes Ready=Unknown and gets the `unreachable` taints;
-* the NoExecute taints are added through a per-zone token bucket (0.1 node/s, burst 1);
+  older than 50 s (strictly) goes Ready=Unknown, its pods go Ready=False (their phase stays
+  Running) and it gets the `unreachable` taints; until then the control plane sees it Ready;
+* the NoExecute taints are added through a per-zone token bucket (0.1 node/s, burst 1) whose
+  rate follows the zone state, re-evaluated on every pass (`zone_state`, `swap_limiter`);
+  when every node is Unknown, tainting stops and the NoExecute taints are lifted;
 * each pod tolerates the taint for 300 s (the DefaultTolerationSeconds admission plugin),
   then the taint-eviction controller deletes it (a normal graceful delete).
 
@@ -31,6 +34,9 @@ UNKNOWN = "Unknown"  # kubelet silent: lease too old
 NOT_READY = "NotReady"  # kubelet alive but reports Ready=False
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+NORMAL = "Normal"  # zone states of upstream `ComputeZoneState`
+PARTIAL_DISRUPTION = "PartialDisruption"
+FULL_DISRUPTION = "FullDisruption"
 
 
 @dataclass(frozen=True)
@@ -101,28 +107,85 @@ def eviction_at(tainted_at: float, toleration_s: float | None) -> float:
     return tainted_at + max(0.0, toleration_s)
 
 
-def eviction_rate(not_ready: int, total: int, timings: NodeTimings) -> float:
-    """NoExecute tainting rate (nodes/s) for one zone with `not_ready` of `total` nodes down.
+def zone_state(not_ready: int, total: int, timings: NodeTimings) -> str:
+    """Upstream `ComputeZoneState` for one zone of `total` nodes, `not_ready` of which have a
+    Ready condition that is not True (for a lost node: once the controller marked it Unknown;
+    a node whose kubelet died a moment ago still counts as Ready).
 
-    Upstream `ComputeZoneState`: no Ready node at all is full disruption (with one zone the
-    whole cluster: tainting stops); more than 2 down and at least 55 % down is partial
-    disruption (0 for clusters of <= 50 nodes, else 0.01/s). Note: upstream needs more than
-    2 nodes down, so a 3-node kind cluster losing both workers still evicts at 0.1/s.
+    No Ready node at all is full disruption; more than 2 down and at least 55 % down is
+    partial disruption. Note: upstream needs more than 2 nodes down, so a 3-node kind cluster
+    losing both workers is still Normal.
     """
     if total > 0 and not_ready >= total:
-        return 0.0
+        return FULL_DISRUPTION
     if not_ready > 2 and not_ready / total >= timings.unhealthy_zone_threshold:
+        return PARTIAL_DISRUPTION
+    return NORMAL
+
+
+def zone_rate(state: str, total: int, timings: NodeTimings) -> float:
+    """NoExecute tainting rate (nodes/s) of a zone in `state` (upstream `setLimiterInZone`),
+    for a cluster of one zone. Full disruption of every zone stops tainting (0); partial
+    disruption slows it to 0.01/s in clusters of more than 50 nodes and stops it otherwise."""
+    if state == FULL_DISRUPTION:
+        return 0.0
+    if state == PARTIAL_DISRUPTION:
         return timings.secondary_eviction_rate_per_s if total > timings.large_cluster_size else 0.0
     return timings.eviction_rate_per_s
 
 
+def eviction_rate(not_ready: int, total: int, timings: NodeTimings) -> float:
+    """NoExecute tainting rate (nodes/s) for one zone with `not_ready` of `total` nodes down:
+    `zone_rate(zone_state(...))`."""
+    return zone_rate(zone_state(not_ready, total, timings), total, timings)
+
+
+@dataclass(frozen=True)
+class TaintLimiter:
+    """A zone's NoExecute tainting token bucket (burst 1) at `rate_per_s` (0: never).
+
+    Why a value and not a rate: the zone state is re-evaluated on every monitor pass and the
+    controller swaps the bucket when it changes (`swap_limiter`); whether the new bucket starts
+    full or empty decides when a waiting node is tainted. `next_token_at` is when the bucket
+    next holds a token (-inf: it holds one now).
+    """
+
+    rate_per_s: float
+    next_token_at: float = -math.inf
+
+
+def next_taint_at(limiter: TaintLimiter, now: float) -> float:
+    """When the tainter can taint the next queued node, at or after `now` (inf at rate 0)."""
+    return math.inf if limiter.rate_per_s <= 0 else max(now, limiter.next_token_at)
+
+
+def after_taint(limiter: TaintLimiter, at: float) -> TaintLimiter:
+    """The bucket after a taint at `at` (>= `next_taint_at`): empty for 1/rate seconds."""
+    return TaintLimiter(limiter.rate_per_s, at + 1.0 / limiter.rate_per_s)
+
+
+def swap_limiter(limiter: TaintLimiter, rate_per_s: float, now: float) -> TaintLimiter:
+    """Upstream `RateLimitedTimedQueue.SwapLimiter` at a zone state change: an equal rate
+    keeps the bucket; rate 0 never gives a token; a new positive rate starts a full bucket,
+    drained at once if the old one had no token now (so leaving a 0 rate, e.g. full
+    disruption, taints the first waiting node 1/rate later, not at once)."""
+    if rate_per_s == limiter.rate_per_s:
+        return limiter
+    if rate_per_s <= 0:
+        return TaintLimiter(0.0, math.inf)
+    had_token = next_taint_at(limiter, now) <= now
+    return TaintLimiter(rate_per_s, -math.inf if had_token else now + 1.0 / rate_per_s)
+
+
 def taint_times(unknown_times: Sequence[float], rate_per_s: float) -> list[float]:
-    """When each node (in order of going Unknown) gets its NoExecute taint, through a token
-    bucket with burst 1: the first at once, the next no sooner than 1/rate later."""
+    """When each node (in order of going Unknown) gets its NoExecute taint at a constant
+    rate: the queue is first-in first-out through a `TaintLimiter`, so the first at once and
+    the next no sooner than 1/rate later."""
+    limiter = TaintLimiter(rate_per_s)
     out: list[float] = []
     for t in sorted(unknown_times):
-        if rate_per_s <= 0:
-            out.append(math.inf)
-        else:
-            out.append(t if not out else max(t, out[-1] + 1.0 / rate_per_s))
+        at = next_taint_at(limiter, max(t, out[-1]) if out else t)
+        if at < math.inf:
+            limiter = after_taint(limiter, at)
+        out.append(at)
     return out

@@ -9,6 +9,9 @@ Rules (k8s-semantics.md §0.3, §3; upstream `CheckGracefulDelete`, `BeforeDelet
 * SIGKILL at deletion + grace; a preStop hook still running then gets one extra 2 s.
 * A second delete may only shorten the grace; an equal or longer one changes nothing. 0 means
   "now" (force delete).
+* Grace 0 (force delete, or an unscheduled or terminal pod) removes the object at once: the
+  API server does not wait for the kubelet, the name is free and the ReplicaSet replaces the
+  pod. Containers on a node whose kubelet is gone keep running until it returns (§3).
 
 Start-up delay (creation to Running) is drawn from a distribution; see `StartupDelay`.
 """
@@ -42,6 +45,16 @@ def effective_grace(
     if not scheduled or phase in TERMINAL_PHASES:
         return 0.0
     return 1.0 if grace < 0 else float(grace)
+
+
+def removed_at_once(grace: float) -> bool:
+    """Whether a delete with this grace (a first delete's `effective_grace`, or a re-delete's
+    requested value) removes the pod object at once instead of marking it Terminating.
+
+    Only 0 does: the API server deletes a grace-0 pod without waiting for the kubelet's
+    confirmation, so it goes even when its node is unreachable (§3 "Force delete"); negative
+    values are 1 s."""
+    return grace == 0
 
 
 def kill_deadline(deleted_at: float, grace: float, *, prestop_overran: bool = False) -> float:

@@ -2,9 +2,12 @@
 
 Every monitor period the controller compares each node's Lease renewTime with the (scaled)
 grace: a silent node goes Ready=Unknown, its pods go NotReady, and it gets the `unreachable`
-NoSchedule taint at once and the NoExecute taint through the eviction-rate token bucket.
-A pod on a NoExecute-tainted node is deleted (gracefully) at taint time + its
-tolerationSeconds; a node that renews again loses the taints.
+NoSchedule taint at once and the NoExecute taint through the zone's token bucket, whose rate
+follows the zone state computed on every pass (`node_rules.zone_state`, `swap_limiter`: the
+same rules the simulated world runs). When every node is down (full disruption) the NoExecute
+taints are lifted and no pod is evicted until a node is back. A pod on a NoExecute-tainted node
+is deleted (gracefully) at taint time + its tolerationSeconds; a node that renews again loses
+the taints.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ class NodeLifecycleController(Controller):
         self.scale = scale
         self.timings = scaled_timings(timings or node_rules.NodeTimings(), scale)
         self.period_s = self.timings.monitor_period_s
-        self._last_noexecute = float("-inf")
+        self.zone = node_rules.NORMAL
+        self.limiter = node_rules.TaintLimiter(self.timings.eviction_rate_per_s)
         self.tainted_at: dict[tuple[str, str], float] = {}  # (node, taint key) -> when
 
     def sync(self, now: float) -> None:
@@ -59,11 +63,15 @@ class NodeLifecycleController(Controller):
         conditions = {n["metadata"]["name"]: node_rules.node_condition(
             last_renewal(self.store, n), now, self.timings) for n in nodes}
         down = sum(1 for c in conditions.values() if c != node_rules.READY)
-        rate = node_rules.eviction_rate(down, len(nodes), self.timings)
+        state = node_rules.zone_state(down, len(nodes), self.timings)
+        if state != self.zone:  # upstream `handleDisruption`: swap the zone's bucket
+            rate = node_rules.zone_rate(state, len(nodes), self.timings)
+            self.limiter = node_rules.swap_limiter(self.limiter, rate, now)
+            self.zone = state
         for node in nodes:
             name = node["metadata"]["name"]
             node = self._mark(node, conditions[name], now)
-            node = self._taint(node, conditions[name], rate, now)
+            node = self._taint(node, conditions[name], now)
             self._evict(node, now)
 
     def _mark(self, node: dict, condition: str, now: float) -> dict:
@@ -96,19 +104,22 @@ class NodeLifecycleController(Controller):
             cs["ready"] = False
         self.store.replace(resources.PODS, new)
 
-    def _taint(self, node: dict, condition: str, rate: float, now: float) -> dict:
+    def _taint(self, node: dict, condition: str, now: float) -> dict:
         name = node["metadata"]["name"]
         current = node["spec"].get("taints") or []
         wanted = [w.split(":") for w in node_rules.taints_for(condition)]
+        if self.zone == node_rules.FULL_DISRUPTION:
+            # Upstream `markNodeAsReachable` on every node: no NoExecute taint, no eviction.
+            wanted = [w for w in wanted if w[1] != "NoExecute"]
         keep = [t for t in current if t.get("key") not in _MANAGED
                 or [t["key"], t["effect"]] in wanted]
         for key, effect in wanted:
             if any(t["key"] == key and t["effect"] == effect for t in keep):
                 continue
             if effect == "NoExecute":
-                if rate <= 0 or now < self._last_noexecute + 1.0 / rate:
-                    continue
-                self._last_noexecute = now
+                if node_rules.next_taint_at(self.limiter, now) > now:
+                    continue  # no token: the node waits in the queue
+                self.limiter = node_rules.after_taint(self.limiter, now)
             keep.append({"key": key, "effect": effect, "timeAdded": meta.timestamp(now)})
             self.tainted_at[(name, f"{key}:{effect}")] = now
         if keep == current:

@@ -175,6 +175,13 @@ def test_no_samples_is_an_error_and_no_scaling() -> None:
         ([1.6, 1.6], 2, 2, 4),
         # Unready pods do not matter on a scale-down: ceil(0.25 * 2) = 1.
         ([0.2, 0.2], 2, 2, 1),
+        # Scale-down whose missing pods at 100 % flip the direction: (0.7 + 3) / 4 / 0.8 =
+        # 1.16 > 1 -> keep current (§1.2 step 3).
+        ([0.7], 4, 0, 4),
+        # Scale-up with one missing pod at 0: 3.6 / 4 / 0.8 = 1.125, still up -> ceil(4.5) = 5;
+        # with two missing, 3.0 / 4 / 0.8 = 0.94 flips the direction -> keep current.
+        ([1.0, 1.0, 1.6], 4, 0, 5),
+        ([1.5, 1.5], 4, 0, 4),
     ],
 )
 def test_missing_and_unready_pods_are_conservative(values, ready, unready, expected) -> None:

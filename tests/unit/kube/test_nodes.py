@@ -104,3 +104,32 @@ def test_taints_are_rate_limited_one_node_per_ten_seconds() -> None:
 def test_bad_timings_name_the_field() -> None:
     with pytest.raises(ValueError, match=r"^NodeTimings.grace_s = 0: must be > 0"):
         nodes.NodeTimings(grace_s=0)
+
+
+@pytest.mark.parametrize(
+    ("not_ready", "total", "expected"),
+    [
+        (0, 2, nodes.NORMAL),
+        (1, 2, nodes.NORMAL),
+        (2, 2, nodes.FULL_DISRUPTION),
+        (2, 3, nodes.NORMAL),  # upstream needs more than 2 unhealthy nodes
+        (3, 5, nodes.PARTIAL_DISRUPTION),
+    ],
+)
+def test_zone_state(not_ready, total, expected) -> None:
+    assert nodes.zone_state(not_ready, total, T) == expected
+
+
+def test_swapping_the_bucket_follows_upstream_swap_limiter() -> None:
+    # §4.1 / `SwapLimiter`: leaving a 0 rate (full disruption) gives a drained bucket, so the
+    # first waiting node is tainted 1/rate later; a bucket that held a token starts full; an
+    # equal rate keeps the bucket as it is.
+    stopped = nodes.swap_limiter(nodes.TaintLimiter(0.1), 0.0, 100.0)
+    assert nodes.next_taint_at(stopped, 100.0) == math.inf
+    resumed = nodes.swap_limiter(stopped, 0.1, 200.0)
+    assert nodes.next_taint_at(resumed, 200.0) == 210.0
+    full = nodes.swap_limiter(nodes.TaintLimiter(0.01), 0.1, 200.0)
+    assert nodes.next_taint_at(full, 200.0) == 200.0
+    used = nodes.after_taint(nodes.TaintLimiter(0.1), 195.0)
+    assert nodes.swap_limiter(used, 0.1, 200.0) is used
+    assert nodes.next_taint_at(nodes.swap_limiter(used, 0.01, 200.0), 200.0) == 300.0

@@ -86,3 +86,9 @@ def test_fixed_and_uniform_startup() -> None:
 def test_bad_startup_names_the_field(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         pods.StartupDelay(**kwargs)
+
+
+@pytest.mark.parametrize(("grace", "expected"), [(0.0, True), (1.0, False), (30.0, False)])
+def test_only_grace_zero_removes_the_object_at_once(grace, expected) -> None:
+    # §3: a force delete (or an unscheduled pod's delete) does not wait for the kubelet.
+    assert pods.removed_at_once(grace) is expected

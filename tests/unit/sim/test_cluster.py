@@ -86,3 +86,175 @@ def test_hpa_scales_down_only_after_the_stabilization_window_and_spares_costly_p
     w.kernel.run(400)
     dep_pods = [p for p in w.cluster.alive("dep") if p.owner == "dep"]
     assert w.cluster.deployments["dep"].replicas == 1 and dep_pods == [keep]
+
+
+def quiet_world(cfg):
+    """A world whose scheduler never boots: only the cluster's controllers act."""
+    w = World(cfg, "seed", 0)
+    w.kernel.at(0.0, w.cluster.start)
+    return w
+
+
+def deployment(replicas, load=0.0, **spec_kw):
+    spec = HPASpec(min_replicas=1, max_replicas=10, target=0.8, **spec_kw)
+    pool = PoolConfig("dep", manager="deployment", min_replicas=1, max_replicas=10,
+                      hpa=HPAConfig(spec, load=load), initial_replicas=replicas)
+    return config(pools=(pool,), workload=(WorkspaceGroup(names=("ws-1",), pool="dep"),),
+                  agents=replace(AGENTS, connect=fixed(1e9)))
+
+
+def node_events(w):
+    return [(e.t, e.data["node"], e.data["event"]) for e in rows_of(w, Kind.NODE)]
+
+
+@pytest.mark.parametrize(("scale_at", "victim_on_lost_node"), [(120.0, False), (160.0, True)])
+def test_a_lost_nodes_pods_look_ready_until_the_node_is_marked_unknown(scale_at,
+                                                                       victim_on_lost_node):
+    # Two replicas, one per node; the one on node-1 has a high deletion cost. node-1 dies at
+    # 100 and is marked Unknown at 155 (last renewal 100 + 50 s, next 5 s pass). Before that
+    # the API shows nothing: a scale-down spares the costly pod. After it, that pod is Ready=False
+    # (still phase Running) and goes first, whatever its cost.
+    w = quiet_world(deployment(2))
+    w.kernel.run(100)
+    [on_lost] = [p for p in w.cluster.alive("dep") if p.node == "node-1"]
+    on_lost.cost = 1000
+    w.cluster.lose_node(w.cluster.nodes["node-1"], None)
+    w.kernel.run(scale_at)
+    w.cluster.scale("dep", 1)
+    w.kernel.run(scale_at + 1)
+    [deleted] = [e.pod for e in rows_of(w, Kind.POD_TERMINATING)]
+    assert (deleted == on_lost.name) is victim_on_lost_node
+    assert on_lost.phase == "Running"
+
+
+def test_pods_go_to_a_dead_node_until_it_is_marked_unknown_and_wait_there():
+    # upstream adds unreachable:NoSchedule only at Unknown (155 here): a pod created at 120 may
+    # land on the dead node-1 (least loaded, first by name) and stays Pending until the heal;
+    # a pod created at 160 avoids it.
+    w = quiet_world(config(workload=(), agents=replace(AGENTS, connect=fixed(1e9))))
+    w.kernel.run(100)
+    node = w.cluster.nodes["node-1"]
+    w.cluster.lose_node(node, 100.0)
+    w.kernel.run(120)
+    w.cluster.create_pod("pool-1", "early")
+    w.kernel.run(160)
+    w.cluster.create_pod("pool-1", "late")
+    w.kernel.run(199)
+    early, late = w.cluster.pods["early"], w.cluster.pods["late"]
+    assert (early.node, early.phase) == ("node-1", "Pending")
+    assert (late.node, late.phase) == ("node-2", "Running")
+    w.kernel.run(210)  # healed at 200: the kubelet starts it 4 s later
+    assert early.phase == "Running" and early.ready_since == pytest.approx(204.0)
+
+
+def test_hpa_counts_pods_on_a_lost_node_as_missing_not_as_gone():
+    # 4 replicas, 2 per node, load 3.44 = 4.3 pods' worth at 80 %: ratio 1.075, inside the
+    # band. node-1 dies at 100: its 2 pods have no sample. They are "missing" (§1.2), so on a
+    # scale-up they count 0 and the ratio stays 1.075: no change. Dropping them instead would
+    # give 1.72 / 0.8 = 2.15 on 2 pods and a scale-up to ceil(4.3) = 5.
+    w = quiet_world(deployment(4, load=3.44))
+    w.kernel.run(90)
+    assert sorted(p.node for p in w.cluster.alive("dep")) == ["node-1"] * 2 + ["node-2"] * 2
+    w.cluster.lose_node(w.cluster.nodes["node-1"], None)
+    w.kernel.run(400)
+    assert w.cluster.deployments["dep"].replicas == 4
+
+
+def test_hpa_scale_down_assumes_missing_pods_busy():
+    # 4 replicas, load 0.8 (ratio 0.25): a scale-down to 1 at the first tick (window 0). With
+    # node-1 lost at 10, its 2 pods are missing and count 100 % on a scale-down:
+    # (0.4 + 0.4 + 1 + 1) / 4 / 0.8 = 0.875 -> ceil(3.5) = 4: the HPA keeps 4. Dropping them
+    # would give 0.4 / 0.8 = 0.5 on 2 pods and a scale-down to 1.
+    w = quiet_world(deployment(4, load=0.8, scale_down_window_s=0.0))
+    w.kernel.run(10)
+    w.cluster.lose_node(w.cluster.nodes["node-1"], None)
+    w.kernel.run(100)
+    assert w.cluster.deployments["dep"].replicas == 4
+    w2 = quiet_world(deployment(4, load=0.8, scale_down_window_s=0.0))
+    w2.kernel.run(100)
+    assert w2.cluster.deployments["dep"].replicas == 1
+
+
+def test_force_delete_on_a_lost_node_removes_the_pod_and_the_kubelet_kills_it_at_heal():
+    # The plan runs from 34 to 94 on the only pod. Its node dies at 50 and heals at 150. A
+    # graceful delete at 55 leaves it Terminating (no kubelet); a force delete at 60 removes
+    # the object at once and frees the name. The container is not stopped by that: its agent
+    # stays frozen, reports nothing, and is killed by the kubelet when the node comes back.
+    w = booted(config())
+    w.kernel.run(50)
+    [pod] = w.cluster.alive()
+    agent = pod.agent
+    w.cluster.lose_node(w.cluster.nodes[pod.node], 100.0)
+    w.kernel.run(55)
+    w.cluster.delete(pod, None, "test")
+    w.kernel.run(60)
+    assert w.cluster.pods.get(pod.name) is pod and pod.terminating
+    w.cluster.delete(pod, 0.0, "test (force)")
+    [removed] = [e for e in rows_of(w, Kind.POD_REMOVED) if e.pod == pod.name]
+    assert removed.t == 60.0 and pod.name not in w.cluster.pods
+    w.cluster.create_pod(pod.pool, pod.name)  # the name is free
+    w.kernel.run(149)
+    assert agent.paused and not agent.dead
+    assert [e for e in w.history.events if e.agent == agent.agent_id
+            and e.kind in (Kind.EXEC_OK, Kind.EXEC_INFO, Kind.EXEC_FAIL)] == []
+    w.kernel.run(300)
+    runs = [e for e in w.history.events if e.agent == agent.agent_id and e.t > 100]
+    assert agent.dead
+    assert [(e.t, e.kind, e.reason) for e in runs if e.kind.value.startswith("exec")] == [
+        (150.0, Kind.EXEC_INFO,
+         "killed at node heal: its pod was force-deleted while the node was lost")]
+
+
+def test_a_first_force_delete_on_a_lost_node_removes_the_pod_at_once():
+    w = booted(config())
+    w.kernel.run(50)
+    [pod] = w.cluster.alive()
+    w.cluster.lose_node(w.cluster.nodes[pod.node], None)
+    w.kernel.run(60)
+    w.cluster.delete(pod, 0.0, "pod-kill (forced)")
+    assert pod.name not in w.cluster.pods
+    assert pod.agent is not None and pod.agent.paused and not pod.agent.dead
+
+
+def test_zone_counts_only_unknown_nodes_and_is_re_evaluated_when_a_node_heals():
+    # Two nodes. node-1 dies at 100 (Unknown at 155), node-2 at 140 (Unknown at 195). At 155
+    # only node-1 is Unknown: 1 of 2, normal zone, tainted at once. At 195 no node is Ready:
+    # full disruption, tainting stops and node-1's taint is lifted (its eviction is cancelled).
+    # node-2 heals at 300; the pass at 305 sees a normal zone again and swaps the bucket back
+    # to 0.1/s, drained, so node-1 is tainted 10 s later and evicted 300 s after that.
+    w = booted(config(workload=()))
+    w.kernel.run(100)
+    w.cluster.lose_node(w.cluster.nodes["node-1"], None)
+    w.kernel.run(140)
+    w.cluster.lose_node(w.cluster.nodes["node-2"], 160.0)
+    w.kernel.run(1000)
+    assert node_events(w) == [
+        (100.0, "node-1", "lost"), (140.0, "node-2", "lost"),
+        (155.0, "node-1", "unknown"), (155.0, "node-1", "tainted"),
+        (195.0, "node-2", "unknown"), (195.0, "node-1", "untainted"),
+        (300.0, "node-2", "healed"),
+        (315.0, "node-1", "tainted"), (615.0, "node-1", "evicted"),
+    ]
+
+
+def test_lifted_taints_come_back_in_queue_order_after_full_disruption():
+    # Three nodes. node-1 and node-2 die at 100 (Unknown at 155: tainted at 155 and 165, one
+    # token per 10 s); node-3 dies at 120 (Unknown at 175: full disruption, both taints lifted)
+    # and heals at 200. The pass at 205 sees a normal zone: node-1 and node-2 are tainted again
+    # from a drained bucket, 10 s apart, and evicted 300 s after their new taints.
+    w = booted(config(workload=(), cluster=replace(config().cluster, nodes=3)))
+    w.kernel.run(100)
+    w.cluster.lose_node(w.cluster.nodes["node-1"], None)
+    w.cluster.lose_node(w.cluster.nodes["node-2"], None)
+    w.kernel.run(120)
+    w.cluster.lose_node(w.cluster.nodes["node-3"], 80.0)
+    w.kernel.run(1000)
+    assert [e for e in node_events(w) if e[2] != "lost"] == [
+        (155.0, "node-1", "unknown"), (155.0, "node-2", "unknown"),
+        (155.0, "node-1", "tainted"), (165.0, "node-2", "tainted"),
+        (175.0, "node-3", "unknown"),
+        (175.0, "node-1", "untainted"), (175.0, "node-2", "untainted"),
+        (200.0, "node-3", "healed"),
+        (215.0, "node-1", "tainted"), (225.0, "node-2", "tainted"),
+        (515.0, "node-1", "evicted"), (525.0, "node-2", "evicted"),
+    ]
