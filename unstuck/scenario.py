@@ -14,6 +14,7 @@ naming the file, the field path, the value and its type, the rule and the fix, e
 from __future__ import annotations
 
 import re
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -87,6 +88,18 @@ def _count(v: Any) -> Any:
     return v
 
 
+NAME_MAX = 100  # `unstuck shrink` appends about 35 characters to a name
+_NAME_RULE = (f"expected a name of letters, digits, '-', '_' and '.', not starting with '.', "
+              f"at most {NAME_MAX} characters (it names output files); for example incident-601")
+_NAME = re.compile(rf"[A-Za-z0-9_-][A-Za-z0-9._-]{{0,{NAME_MAX - 1}}}")
+
+
+def _name(v: Any) -> Any:
+    if not isinstance(v, str) or not _NAME.fullmatch(v):
+        raise PydanticCustomError("name", _NAME_RULE, {})
+    return v
+
+
 def _time_of_day(v: Any) -> Any:
     if isinstance(v, str) and (m := re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", v.strip())):
         return float(int(m.group(1)) * 3600 + int(m.group(2)) * 60)
@@ -94,10 +107,13 @@ def _time_of_day(v: Any) -> Any:
 
 
 Seconds = Annotated[float, BeforeValidator(_seconds)]
+PositiveSeconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
 Number = Annotated[float, BeforeValidator(_number)]
 Probability = Annotated[float, BeforeValidator(_probability)]
 Count = Annotated[int, BeforeValidator(_count)]
 TimeOfDay = Annotated[float, BeforeValidator(_time_of_day)]
+Name = Annotated[str, BeforeValidator(_name)]
+SeedCount = Annotated[int, BeforeValidator(_count), Field(ge=1, le=1_000_000)]
 
 
 class _Model(BaseModel):
@@ -156,10 +172,10 @@ class PodStartup(_Model):
 
 
 class NodeSettings(_Model):
-    grace_s: Seconds = 50.0
+    grace_s: PositiveSeconds = 50.0
     toleration_s: Seconds = 300.0
-    lease_renew_s: Seconds = 10.0
-    monitor_period_s: Seconds = 5.0
+    lease_renew_s: PositiveSeconds = 10.0
+    monitor_period_s: PositiveSeconds = 5.0
 
 
 class Cluster(_Model):
@@ -179,7 +195,7 @@ class HPA(_Model):
     target: Number = 0.8
     load: Number = Field(0.8, description="total load in pods at 100 %; target x n holds n pods")
     scale_down_window_s: Seconds = 300.0
-    sync_period_s: Seconds = 15.0
+    sync_period_s: PositiveSeconds = 15.0
     tolerance: Number = 0.1
 
 
@@ -344,10 +360,10 @@ class Gates(_Model):
 
 
 class Scenario(_Model):
-    name: str
+    name: Name
     description: str = ""
-    seeds: Count = 20
-    suite_seeds: Count | None = None  # `unstuck suite`'s default seed count (None: `seeds`)
+    seeds: SeedCount = 20
+    suite_seeds: SeedCount | None = None  # `unstuck suite`'s default seed count (None: `seeds`)
     duration_s: Seconds
     drain_s: Seconds = 1800.0
     clock_origin: TimeOfDay = 0.0
@@ -421,6 +437,9 @@ def _fault_spec(f: Any) -> sc.FaultSpec:
 def _semantic(s: Scenario) -> list[tuple[str, Any, str]]:
     """Cross-field rules: (field path, value, rule and fix)."""
     out: list[tuple[str, Any, str]] = []
+    if s.duration_s + s.drain_s <= 0:
+        out.append(("duration_s", s.duration_s, "with drain_s 0 the run would last 0 s; "
+                    "make duration_s (or drain_s) > 0"))
     ids = [p.id for p in s.pools]
     for i, p in enumerate(s.pools):
         if ids.count(p.id) > 1:
@@ -469,7 +488,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
         elif part in FAULT_TYPES:
             continue  # the discriminator's branch, not a field
         else:
-            out += ("." if out else "") + ("from" if part == "from_" else str(part))
+            out += ("." if out else "") + ("from" if part == "from_" else _cut(str(part), 40))
     return out or "(top level)"
 
 
@@ -519,15 +538,29 @@ def _rule(err: dict[str, Any]) -> str:
         return f"a fault needs a type; choose one of {', '.join(FAULT_TYPES)}"
     if kind == "value_error":
         return msg.removeprefix("Value error, ")
+    if kind == "greater_than":
+        return f"must be > {ctx.get('gt')}"
+    if kind == "greater_than_equal":
+        return f"must be >= {ctx.get('ge')}"
     if msg.startswith("Input should be "):
         return "expected " + msg.removeprefix("Input should be ")
     return msg
 
 
+VALUE_MAX = 80  # characters of a value echoed in a message
+_repr = reprlib.Repr()
+_repr.maxlevel, _repr.maxlist, _repr.maxtuple, _repr.maxdict = 3, 8, 8, 6
+_repr.maxstring, _repr.maxother = VALUE_MAX, VALUE_MAX
+
+
+def _cut(text: str, limit: int = VALUE_MAX) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _line(file: str, path: str, value: Any, rule: str, *, show_value: bool = True) -> str:
     if not show_value or isinstance(value, dict):
         return f"{file}: {path}: {rule}"
-    return f"{file}: {path} = {value!r} ({type(value).__name__}): {rule}"
+    return f"{file}: {path} = {_cut(_repr.repr(value))} ({type(value).__name__}): {rule}"
 
 
 def parse(data: Any, file: str) -> Scenario:
@@ -536,6 +569,7 @@ def parse(data: Any, file: str) -> Scenario:
         raise ScenarioInvalid([f"{file}: the file must hold a mapping (name:, duration_s:, "
                                f"workload:, ...), not {type(data).__name__}"])
     data = dict(data)
+    named = "name" in data
     data.setdefault("name", Path(file).stem)
     try:
         s = Scenario.model_validate(data)
@@ -547,13 +581,72 @@ def parse(data: Any, file: str) -> Scenario:
                 loc, value = loc + ("type",), (err.get("ctx") or {}).get("tag")
             elif err["type"] == "union_tag_not_found":
                 loc = loc + ("type",)
-            problems.append(_line(file, _loc(loc), value, _rule(err),
+            rule = _rule(err)
+            if loc == ("name",) and not named:
+                rule += "; the name comes from the file name: add a name: line or rename the file"
+            problems.append(_line(file, _loc(loc), value, rule,
                                   show_value=err["type"] not in ("missing", "union_tag_not_found")))
         raise ScenarioInvalid(problems) from None
     problems = [_line(file, path, value, rule) for path, value, rule in _semantic(s)]
     if problems:
         raise ScenarioInvalid(problems)
     return s
+
+
+MAX_VALUES = 100_000  # YAML nodes of a file with every alias expanded; shipped ones have < 300
+
+
+class _TooLarge(yaml.YAMLError):
+    pass
+
+
+class _Loader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses duplicate keys (YAML requires unique keys; PyYAML keeps
+    the last) and files whose aliases expand to more than MAX_VALUES nodes ("billion laughs")."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *base`: later keys override merged ones, as YAML says
+                key = self.construct_object(key_node)
+                try:
+                    if key in first:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {_cut(repr(key), 40)} (first at line "
+                            f"{first[key]}); keep only one", key_node.start_mark)
+                    first[key] = key_node.start_mark.line + 1
+                except TypeError:
+                    continue  # an unhashable key: the base class reports it
+        return super().construct_mapping(node, deep=deep)
+
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None and _expanded_size(node, {}, set()) > MAX_VALUES:
+            raise _TooLarge(f"too large once its aliases (*name) are expanded: more than "
+                            f"{MAX_VALUES:,} values; write the values out instead of nesting "
+                            "aliases")
+        return node
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, float], open_: set[int]) -> float:
+    """Nodes under `node` with every alias expanded (infinite for a recursive alias)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    if id(node) in open_:
+        return float("inf")
+    open_.add(id(node))
+    children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else
+                node.value if isinstance(node, yaml.SequenceNode) else [])
+    size = 1.0
+    for child in children:
+        size += _expanded_size(child, memo, open_)
+        if size > MAX_VALUES:
+            break
+    open_.discard(id(node))
+    memo[id(node)] = size
+    return size
 
 
 def load(path: str | Path) -> Scenario:
@@ -563,13 +656,21 @@ def load(path: str | Path) -> Scenario:
     except FileNotFoundError:
         raise ScenarioInvalid([f"{file}: no such file; give the path of a scenario, "
                                "e.g. scenarios/incident-601.yaml"]) from None
-    except (IsADirectoryError, UnicodeDecodeError) as e:
+    except IsADirectoryError:
+        raise ScenarioInvalid([f"{file}: is a directory, not a scenario file; give the files in "
+                               f"it, e.g. {Path(file) / '*.yaml'}"]) from None
+    except UnicodeDecodeError as e:
         raise ScenarioInvalid([f"{file}: cannot read it as a text file ({e.__class__.__name__})"]) from None
+    except OSError as e:
+        why = e.strerror or e.__class__.__name__
+        raise ScenarioInvalid([f"{file}: cannot read it ({why})"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    except _TooLarge as e:
+        raise ScenarioInvalid([f"{file}: {e}"]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
-        raise ScenarioInvalid([f"{file}: not valid YAML{where}: {problem}"]) from None
+        raise ScenarioInvalid([f"{file}: not valid YAML{where}: {_cut(problem, 200)}"]) from None
     return parse(data, file)

@@ -31,6 +31,7 @@ from sim import runner
 from sim.config import FaultSpec, WorldConfig
 from unstuck import checker
 from unstuck.checker.verdicts import STUCK_INVARIANTS, Violation
+from unstuck.scenario import NAME_MAX
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,8 @@ def scenario_yaml(source: str, text: str, shrunk: Shrunk, path: Path | str) -> b
         fault["at"] = a.fault.at
         fault["within_s"] = a.fault.within_s
         out.append(fault)
-    name = f"{shrunk.scenario}-shrunk-{shrunk.scheduler}-seed{shrunk.seed}"
+    suffix = f"-shrunk-{shrunk.scheduler}-seed{shrunk.seed}"
+    name = shrunk.scenario[:NAME_MAX - len(suffix)] + suffix  # still a valid scenario name
     data = {"name": name, **{k: v for k, v in data.items() if k not in ("name", "suite_seeds")},
             "seeds": 1, "faults": out}
     head = (f"# {len(out)} of the {len(shrunk.attempts)} fault attempts of {source} seed "

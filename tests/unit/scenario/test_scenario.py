@@ -94,3 +94,123 @@ def test_file_level_problems(tmp_path):
     listy.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ScenarioInvalid, match=r"^.*list\.yaml: the file must hold a mapping"):
         load(listy)
+
+
+# ---------------------------------------------------------------------- review fixes
+NAME_RULE = r"expected a name of letters, digits, '-', '_' and '\.', not starting with '\.'"
+
+
+@pytest.mark.parametrize("name", ["../../etc/x", "a/b", "", ".hidden", "x" * 101, "a b", 601])
+def test_name_must_be_a_safe_slug_because_it_names_output_files(name):
+    found = problems({**OK, "name": name})
+    assert len(found) == 1 and re.match(r"^scenarios/x\.yaml: name = .* " + NAME_RULE, found[0]), found
+
+
+@pytest.mark.parametrize("name", ["incident-601", "A.b_c-1", "x" * 100, "-shrunk"])
+def test_slug_names_are_accepted(name):
+    assert parse({**OK, "name": name}, "scenarios/x.yaml").name == name
+
+
+def test_a_name_taken_from_the_file_name_says_so(tmp_path):
+    f = tmp_path / "my scenario.yaml"
+    f.write_text(yaml.safe_dump(OK))
+    with pytest.raises(ScenarioInvalid) as e:
+        load(f)
+    assert e.value.problems[0].endswith("add a name: line or rename the file"), e.value.problems
+
+
+def test_sim_with_an_unsafe_name_exits_2_and_writes_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from unstuck.cli import app
+
+    f = tmp_path / "s" / "x.yaml"
+    f.parent.mkdir()
+    f.write_text(yaml.safe_dump({**OK, "name": "../../escaped"}))
+    out = tmp_path / "o1" / "deep"
+    r = CliRunner().invoke(app, ["sim", str(f), "--seeds", "1", "--out", str(out)])
+    assert r.exit_code == 2 and "name = '../../escaped'" in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+
+
+def test_a_run_must_last_more_than_0_s():
+    assert problems({**OK, "duration_s": 0, "drain_s": 0}) == [
+        "scenarios/x.yaml: duration_s = 0.0 (float): with drain_s 0 the run would last 0 s; "
+        "make duration_s (or drain_s) > 0"]
+    for d, drain in ((0, 60), (60, 0)):
+        assert parse({**OK, "duration_s": d, "drain_s": drain}, "x.yaml").world().end_s == 60
+
+
+@pytest.mark.parametrize("patch, path", [
+    ({"cluster": {"node": {"lease_renew_s": 0}}}, "cluster.node.lease_renew_s"),
+    ({"cluster": {"node": {"monitor_period_s": 0}}}, "cluster.node.monitor_period_s"),
+    ({"cluster": {"node": {"grace_s": 0}}}, "cluster.node.grace_s"),
+    ({"pools": [{"id": "p", "manager": "deployment", "hpa": {"sync_period_s": 0}}]},
+     "pools[0].hpa.sync_period_s"),
+])
+def test_periods_must_be_positive(patch, path):
+    assert problems({**OK, **patch}) == [f"scenarios/x.yaml: {path} = 0 (int): must be > 0"]
+
+
+@pytest.mark.parametrize("field", ["seeds", "suite_seeds"])
+def test_at_least_one_seed(field):
+    assert problems({**OK, field: 0}) == [f"scenarios/x.yaml: {field} = 0 (int): must be >= 1"]
+    assert getattr(parse({**OK, field: 1}, "x.yaml"), field) == 1
+
+
+def test_duplicate_keys_are_refused_at_any_depth_naming_key_file_and_line(tmp_path):
+    top = tmp_path / "top.yaml"
+    top.write_text("duration_s: 600\nworkload: [{count: 1, at: [5]}]\n"
+                   "faults:\n  - {type: pod-kill, at: 5}\nfaults: []\n")
+    with pytest.raises(ScenarioInvalid) as e:
+        load(top)
+    assert e.value.problems == [f"{top}: not valid YAML at line 5, column 1: duplicate key "
+                                "'faults' (first at line 3); keep only one"]
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("duration_s: 600\nworkload:\n  - count: 1\n    at: [5]\n    count: 2\n")
+    with pytest.raises(ScenarioInvalid, match=r"deep\.yaml: not valid YAML at line 5, column 5: "
+                       r"duplicate key 'count' \(first at line 3\)"):
+        load(deep)
+
+
+def test_merge_keys_may_still_be_overridden(tmp_path):
+    f = tmp_path / "merge.yaml"
+    f.write_text("duration_s: 600\nworkload:\n  - &g {count: 1, at: [5]}\n"
+                 "  - {<<: *g, prefix: other, count: 2}\n")
+    assert [w.count for w in load(f).workload] == [1, 2]
+
+
+def test_an_alias_bomb_is_refused_in_one_short_line(tmp_path):
+    f = tmp_path / "bomb.yaml"
+    lines = ["duration_s: 600", "workload: [{count: 1, at: [5]}]",
+             f"a: &a [{', '.join(['lol'] * 9)}]"]
+    for prev, cur in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{cur}: &{cur} [{', '.join([f'*{prev}'] * 9)}]")
+    f.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ScenarioInvalid) as e:
+        load(f)
+    assert e.value.problems == [f"{f}: too large once its aliases (*name) are expanded: more than "
+                                "100,000 values; write the values out instead of nesting aliases"]
+    rec = tmp_path / "rec.yaml"
+    rec.write_text("duration_s: 600\nworkload: &w [{count: 1, at: [5]}, *w]\n")
+    with pytest.raises(ScenarioInvalid, match="too large once its aliases"):
+        load(rec)
+
+
+def test_echoed_values_are_cut_to_a_short_line():
+    found = problems({**OK, "notes": ["line"] * 200, "blurb": "word " * 1000,
+                      "agents": {"plan_s": "x" * 5000}, "k" * 900: 1,
+                      "pools": [{"id": "p", "hpa": [[["lol"] * 9] * 9] * 9}]})
+    assert len(found) == 5, found
+    assert all(len(p) < 400 for p in found), [len(p) for p in found]
+    blurb = next(m.group(1) for p in found
+                 if (m := re.search(r" blurb = (.*) \(str\): unknown field", p)))
+    assert blurb.startswith("'word word") and "..." in blurb and len(blurb) <= 80, blurb
+
+
+def test_a_directory_says_so_and_suggests_its_yaml_files(tmp_path):
+    with pytest.raises(ScenarioInvalid) as e:
+        load(tmp_path)
+    assert e.value.problems == [f"{tmp_path}: is a directory, not a scenario file; give the files "
+                                f"in it, e.g. {tmp_path}/*.yaml"]

@@ -216,3 +216,16 @@ def test_ctrl_c_stops_the_trials_at_once_and_writes_nothing(tmp_path):
     assert "interrupted; the trials stopped and nothing was written" in err
     assert "Traceback" not in err
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_the_shrunk_scenario_of_a_long_named_one_is_still_a_valid_scenario(tmp_path):
+    # Names are capped (they name output files); the suffix must not push a shrunk one over.
+    long = "n" * scenario.NAME_MAX
+    src = tmp_path / "long.yaml"
+    src.write_text(f"name: {long}\n" + Path("scenarios/incident-601.yaml").read_text())
+    out = tmp_path / "shrunk.yaml"
+    r = run(app, ["shrink", str(src), "-s", "seed-proposal", "--seed", "0", "--out", str(out),
+                  "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    name = scenario.load(out).name
+    assert name.endswith("-shrunk-seed-proposal-seed0") and len(name) == scenario.NAME_MAX
