@@ -7,6 +7,7 @@ never took effect (the run proves nothing).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -44,13 +45,37 @@ def output_problem(option: str, path: Path, *, folder: bool, example: str = "out
             return f"{option} {path}: exists and is not a folder; choose a folder"
         if not folder and path.is_dir():
             return f"{option} {path}: is a folder; give a file name, e.g. {path / example}"
-    place = path if folder else path.parent
+    target = path if folder else path.parent
+    place = target
     while not place.exists() and place != place.parent:
         place = place.parent
     if not place.is_dir():
         return f"{option} {path}: {place} is a file, not a folder; choose another path"
-    if not os.access(place, os.W_OK | os.X_OK):
-        return f"{option} {path}: cannot write in {place}; choose a folder you can write to"
+    if problem := _try_writing(target):
+        return (f"{option} {path}: cannot create or write in {target} ({problem}); choose a "
+                "folder you can write to")
+    return None
+
+
+def _try_writing(folder: Path) -> str | None:
+    """Create `folder` (and its missing parents) and a file in it, then remove what was
+    created; the error, if any. Only trying tells: permission bits say nothing about
+    /proc, a read-only mount or a user (root) whom `os.access` always lets write."""
+    made: list[Path] = []
+    try:
+        missing = [folder, *folder.parents]
+        for d in reversed(missing[:next(i for i, d in enumerate(missing) if d.exists())]):
+            d.mkdir()
+            made.append(d)
+        probe = folder / f".unstuck-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        return e.strerror or str(e)
+    finally:
+        for d in reversed(made):
+            with contextlib.suppress(OSError):
+                d.rmdir()
     return None
 
 
@@ -112,6 +137,10 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as e:  # a read or write no command expected to fail: still exit 2, named
+        print(f"error: harness error: {e}; fix the cause (free space, permissions) and rerun",
+              file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

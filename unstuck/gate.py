@@ -123,6 +123,7 @@ def find_scenarios(res: Results, names: list[str], search: list[Path], *, strict
     for name in names:
         candidates = [res.root / "scenarios" / f"{name}.yaml"] + [d / f"{name}.yaml" for d in search]
         candidates.append(Path(res.scenario_path(name)))
+        candidates = list(dict.fromkeys(candidates))  # each once: scenarios/ is often two of them
         path = next((c for c in candidates if c.is_file()), None)
         if path is None:
             if strict:

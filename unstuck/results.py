@@ -12,6 +12,10 @@ nothing large travels back to the parent:
     DIR/metrics/<scenario>/<scheduler>/seed-<n>.parquet       one row per measurement (long form)
     DIR/runs.parquet                                          one row per (scenario, scheduler, seed)
     DIR/manifest.json, DIR/scenarios/<name>.yaml              what ran: scenario files, schedulers
+    DIR/.unstuck                                              the marker: unstuck wrote this folder
+
+A run into DIR replaces those parts and nothing else, and only in a folder unstuck wrote
+(`wrote`, `output_problems`): a folder someone else filled is never cleared.
 
 Every table carries `scenario`, `scheduler` and `seed`. History `data` is stored as its
 canonical JSON text (a dict column does not survive Parquet's struct inference across rows).
@@ -162,15 +166,103 @@ def run_record(scenario: str, scheduler: str, seed: int, verdict: Any, rows: lis
             "faults_fired": faults, **extra}
 
 
+MARKER = ".unstuck"
+CLEARED = (*TABLES, "scenarios", "runs.parquet", "manifest.json")
+
+
+def wrote(folder: Path) -> set[str]:
+    """What unstuck wrote in `folder`: "results" (a run's tables, which the next run into it
+    replaces), "report" (a report's files, which the next report replaces), both or neither.
+
+    Read from the marker file each run or report writes first, so that a run stopped before
+    its first seed still owns its folder. Folders written before the marker existed are
+    known by unstuck's manifest.json: beside the tables, or in a report folder's results/.
+    A folder that is neither is someone else's, and nothing in it may be removed."""
+    try:
+        data = json.loads((folder / MARKER).read_text())
+        parts = {p for p in data.get("wrote", []) if p in ("results", "report")}
+    except (OSError, ValueError, AttributeError, TypeError):
+        parts = set()
+    if _is_manifest(folder / "manifest.json"):
+        parts.add("results")
+    if _is_manifest(folder / "results" / "manifest.json"):
+        parts.add("report")
+    return parts
+
+
+def _is_manifest(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"scenarios", "schedulers", "seed_start"} <= data.keys()
+
+
+def mark(folder: Path, part: str) -> None:
+    """Record in `folder`'s marker that unstuck writes its `part` ("results" or "report") there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = sorted(wrote(folder) | {part})
+    files.write_text(folder / MARKER, json.dumps({
+        "wrote": parts, "note": "written by unstuck: a new run or report into this folder "
+        "replaces what unstuck wrote here (and nothing else)"}, indent=2) + "\n")
+
+
+def is_empty(folder: Path) -> bool:
+    return not folder.is_dir() or next(folder.iterdir(), None) is None
+
+
+def output_problems(option: str, out: Path, inputs: Iterable[Path]) -> list[str]:
+    """Why a run must not write its results to `out`: a run first clears what an earlier run
+    wrote there, so `out` must be new, empty or an unstuck results folder, and must not hold
+    an input scenario file in a part that is cleared. Checked before any seed runs."""
+    problems = []
+    cleared = ", ".join(f"{n}/" if n in (*TABLES, "scenarios") else n for n in CLEARED)
+    if not is_empty(out) and "results" not in wrote(out):
+        problems.append(
+            f"{option} {out}: not empty and not an unstuck results folder (it has no {MARKER} "
+            f"marker or unstuck manifest.json), and a run first deletes any {cleared} in its "
+            f"folder. Choose a new or empty folder (e.g. {out / 'run'}), or one an earlier "
+            "`unstuck sim --out` wrote")
+    for f in inputs:
+        part = next((out / n for n in CLEARED if _inside(f, out / n)), None)
+        if part is not None:
+            problems.append(
+                f"{option} {out}: would delete the input scenario file {f} (a run there first "
+                f"deletes {part}/); copy the file out of {part}/ and pass the copy, or choose "
+                "another folder")
+    return problems
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
 def clear(out: Path) -> None:
     """Remove what an earlier run wrote to `out` (and only that), before a new run writes
     there: its seeds would otherwise mix into the new tables (a run of 4 seeds, then one of
-    2, would show 4 seeds' tasks beside 2 seeds' runs)."""
-    for name in (*TABLES, "scenarios"):
+    2, would show 4 seeds' tasks beside 2 seeds' runs). Marks `out` first, so a run stopped
+    before its first seed still owns the folder. Refuses a folder that is not unstuck's
+    (`output_problems` says so to the user before any seed runs)."""
+    if not is_empty(out) and "results" not in wrote(out):
+        raise ValueError(f"{out}: not an unstuck results folder; refusing to clear it")
+    mark(out, "results")
+    for name in CLEARED:
         if (out / name).is_dir():
             shutil.rmtree(out / name)
-    for name in ("runs.parquet", "manifest.json"):
-        (out / name).unlink(missing_ok=True)
+        else:
+            (out / name).unlink(missing_ok=True)
+
+
+def unfinished(out: Path, error: OSError) -> str:
+    """After a write into `out` failed: remove runs.parquet, the mark of a finished run (the
+    manifest is written after it), so that no reader takes the folder for complete; and say
+    what happened and what to do."""
+    (out / "runs.parquet").unlink(missing_ok=True)
+    what = error.filename or out
+    return (f"could not write {what} ({error.strerror or error}); {out} holds only the seeds "
+            "written before that and no runs.parquet, so `unstuck report` and `unstuck gate` "
+            "refuse it as unfinished: fix the cause (free space, permissions) and rerun the "
+            "command")
 
 
 def write_seed(out: Path, scenario: str, scheduler: str, seed: int, rows: list[dict[str, Any]],
@@ -210,6 +302,12 @@ def write_manifest(out: Path, scenario_files: dict[str, str], schedulers: list[s
 
 
 # ---------------------------------------------------------------------- reading
+# What a corrupt, truncated or foreign file raises when read (pyarrow's errors are ValueError
+# or OSError subclasses, json's ValueError; a row without a column, KeyError).
+_UNREADABLE = (OSError, ValueError, KeyError, TypeError, pa.ArrowException)
+_REWRITE = "rerun the `unstuck suite` or `unstuck sim --out` command that wrote it"
+
+
 class ResultsInvalid(ValueError):
     """A folder that holds no results, or a table that cannot be read: the message names it."""
 
@@ -277,6 +375,15 @@ def _read_history_rows(path: Path, kinds: Iterable[str] | None = None,
                        seqs: Iterable[int] | None = None) -> list[dict[str, Any]]:
     """One history's rows, `data` decoded; with `kinds`/`seqs`, only rows of those kinds or
     seq numbers (filtered in Arrow: a simulated day holds half a million rows)."""
+    try:
+        return _history_rows(path, kinds, seqs)
+    except _UNREADABLE as e:
+        raise ResultsInvalid(f"{path}: not a readable history ({e.__class__.__name__}: {e}); "
+                             f"{_REWRITE}") from None
+
+
+def _history_rows(path: Path, kinds: Iterable[str] | None,
+                  seqs: Iterable[int] | None) -> list[dict[str, Any]]:
     if path.suffix == ".jsonl":
         from scheduler.history import read_jsonl
 
@@ -301,7 +408,11 @@ def _read_history_rows(path: Path, kinds: Iterable[str] | None = None,
 
 def _read_history_frame(path: Path) -> pd.DataFrame:
     if path.suffix == ".parquet":
-        return pd.read_parquet(path)
+        try:
+            return pd.read_parquet(path)
+        except _UNREADABLE as e:
+            raise ResultsInvalid(f"{path}: not a readable Parquet table ({e.__class__.__name__}: "
+                                 f"{e}); {_REWRITE}") from None
     scenario, scheduler = path.parent.parent.name, path.parent.name
     seed = int(_SEED_FILE.search(path.name).group(1))  # type: ignore[union-attr]
     return history_frame(_read_history_rows(path), scenario, scheduler, seed)
@@ -366,7 +477,7 @@ def load(directory: str | Path) -> Results:
             f"{root}: holds the tables of {len(seen['tasks'])} seeds but no runs.parquet, which a "
             "run writes when every seed is done: the run did not finish (interrupted?). Rerun "
             "the `unstuck suite` or `unstuck sim --out` command that wrote it")
-    runs = pd.read_parquet(runs_path) if runs_path.exists() else pd.DataFrame(columns=list(KEYS))
+    runs = _read_runs(runs_path) if runs_path.exists() else pd.DataFrame(columns=list(KEYS))
     history_index = _history_files(root)
     missing = {k: p for k, p in history_index.items() if k not in seen["tasks"]}
     if missing:
@@ -383,13 +494,45 @@ def load(directory: str | Path) -> Results:
         runs = _concat([runs, new], KEYS)
     tables["runs"] = runs.sort_values(list(KEYS), ignore_index=True) if len(runs) else runs
     manifest_path = root / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest = _read_manifest(manifest_path) if manifest_path.exists() else {}
     return Results(root, tables, manifest, history_index)
+
+
+def _read_runs(path: Path) -> pd.DataFrame:
+    try:
+        runs = pd.read_parquet(path)
+    except _UNREADABLE as e:
+        raise ResultsInvalid(f"{path}: not a readable Parquet table ({e.__class__.__name__}: "
+                             f"{e}); {_REWRITE}") from None
+    missing = [k for k in KEYS if k not in runs.columns]
+    if missing:
+        raise ResultsInvalid(f"{path}: has no {', '.join(missing)} column; {_REWRITE}")
+    return runs
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest, checked for the shape `Results.scenario_path` reads: a bad one is bad
+    input named here, not a KeyError deep in a report."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ResultsInvalid(f"{path}: not readable JSON ({e}); {_REWRITE}, or delete the "
+                             "file (the report then cites scenarios/<name>.yaml)") from None
+    scen = data.get("scenarios", {}) if isinstance(data, dict) else None
+    if not isinstance(scen, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("path"), str) for v in scen.values()):
+        raise ResultsInvalid(f"{path}: not an unstuck manifest (expected an object whose "
+                             "scenarios map each name to {\"path\": ..., \"seeds\": ...}); "
+                             f"{_REWRITE}, or delete the file")
+    return data
 
 
 def resolve(directory: str | Path) -> Path:
     """The results folder itself: `directory`, or its `results/` when it is a report folder."""
     root = Path(directory)
+    if root.exists() and not root.is_dir():
+        raise ResultsInvalid(f"{root}: is a file, not a folder; give the folder written by "
+                             "`unstuck suite --out` (e.g. reports/latest) or `unstuck sim --out`")
     if not root.is_dir():
         raise ResultsInvalid(f"{root}: no such directory; give the folder written by "
                              "`unstuck suite --out` or `unstuck sim --out`")

@@ -27,7 +27,7 @@ from unstuck import checker
 from unstuck import scenario as scenarios
 from unstuck import shrink as shrinking
 from unstuck.checker import INVARIANTS
-from unstuck.sim_cli import row_text
+from unstuck.sim_cli import SEED_LIMIT, row_text
 
 
 def shrink(
@@ -54,6 +54,9 @@ def shrink(
         problems.append(f"--scheduler {scheduler!r} is not a scheduler: choose one of {', '.join(NAMES)}")
     if seed < 0:
         problems.append(f"--seed {seed}: seeds are integers >= 0")
+    elif seed >= SEED_LIMIT:
+        problems.append(f"--seed {seed}: seeds must stay below 2**64 ({SEED_LIMIT}); larger ones "
+                        "would repeat smaller ones (the RNG keeps 64 bits)")
     if invariant is not None and invariant not in INVARIANTS:
         problems.append(f"--invariant {invariant!r} is not an invariant: choose one of {', '.join(INVARIANTS)}")
     if workers is not None and workers < 1:

@@ -72,6 +72,7 @@ class SeedResult:
     wall_s: float
     faults_fired: int
     faults_missed: int
+    fault_types: tuple[str, ...] = ()  # the types of the faults that took effect
     digest: str | None = None
     history: list[dict[str, Any]] | None = None
 
@@ -107,6 +108,8 @@ def _run_job(job: Job) -> SeedResult:
         unrecovered=metrics.unrecovered, events=out.events, rows=len(out.rows),
         wall_s=time.perf_counter() - t0, faults_fired=out.faults_fired,
         faults_missed=out.faults_missed,
+        fault_types=tuple(sorted({(r.get("data") or {}).get("type", "")
+                                  for r in out.rows if r["kind"] == "fault"})),
         digest=histories.digest(out.rows) if job.want_digest else None,
         history=out.rows if job.keep_rows else None,
     )
@@ -190,11 +193,22 @@ def run_inputs(paths: list[Path], schedulers: list[str], option: str, seeds: int
                         f"{', '.join(NAMES)} or all")
     if seeds is not None and seeds < 1:
         problems.append(f"--seeds {seeds}: run at least 1 seed")
+    elif seeds is not None and seeds > MAX_SEEDS:
+        problems.append(f"--seeds {seeds}: at most {MAX_SEEDS:,} seeds per run (each is a job "
+                        "held in memory); split the run with --seed-start")
     if seed_start < 0:
         problems.append(f"--seed-start {seed_start}: seeds are integers >= 0")
+    elif seed_start + (seeds or 1) > SEED_LIMIT:
+        problems.append(f"--seed-start {seed_start}: seeds must stay below 2**64 "
+                        f"({SEED_LIMIT}); larger ones would repeat smaller ones (the RNG keeps "
+                        "64 bits)")
     if workers is not None and workers < 1:
         problems.append(f"--workers {workers}: use at least 1")
     return loaded, names, problems
+
+
+SEED_LIMIT = 1 << 64  # sim.rng keeps 64 bits of a seed: 2**64 would replay seed 0
+MAX_SEEDS = 1_000_000  # jobs are listed up front; a million days is weeks of CPU anyway
 
 
 def run_batches(jobs: Sequence[Any], workers: int, progress: bool, *,
@@ -238,6 +252,7 @@ def run_batches(jobs: Sequence[Any], workers: int, progress: bool, *,
     from rich.progress import Progress
 
     bar = Progress(console=Console(stderr=True), transient=True, disable=not progress)
+    finished_all = False
     try:
         with bar:  # gone from the terminal before any message below
             task = bar.add_task(label, total=len(jobs))
@@ -248,13 +263,38 @@ def run_batches(jobs: Sequence[Any], workers: int, progress: bool, *,
                     results[in_flight.pop(f)] = f.result()
                     bar.advance(task)
                 top_up()
-    except BaseException as e:
-        if isinstance(e, KeyboardInterrupt):
-            print(_interrupted(jobs, len(results), label), file=sys.stderr)
-        pool.shutdown(wait=True, cancel_futures=True)
+        finished_all = True
+    except KeyboardInterrupt:
+        print(_interrupted(jobs, len(results), label), file=sys.stderr)
         raise
-    pool.shutdown()
+    finally:
+        # In `finally`, so that a second Ctrl-C landing in the message above still stops
+        # the pool; and retried, in case one lands before `_shut_down` turns them off.
+        while True:
+            try:
+                if finished_all:
+                    pool.shutdown()
+                else:
+                    _shut_down(pool)
+                break
+            except KeyboardInterrupt:
+                continue
     return [results[i] for i in range(len(jobs))]
+
+
+def _shut_down(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and wait for the seeds in hand, deaf to further Ctrl-C.
+
+    A second SIGINT used to land inside `shutdown`'s join (`timeout -s INT` sends two: one
+    to the child, one to its process group; an impatient user sends them too). The join was
+    abandoned with the workers still waiting for their stop sentinels, and the interpreter's
+    exit then waited on them for ever. The wait is one seed per worker (seconds); Ctrl-\\
+    (SIGQUIT) still ends everything at once."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _interrupted(jobs: Sequence[Any], finished: int, label: str,
@@ -295,8 +335,10 @@ def run_scenarios(
     Jobs are submitted longest scenario first, so a day-long seed does not start last and
     leave one core idle at the end; results are grouped back per (scenario, scheduler).
     With `out`, first clears what an earlier run wrote there, then writes the per-seed
-    tables, runs.parquet and the manifest. With `digest_all`, every seed's history digest
-    is kept, not only each batch's first.
+    tables, runs.parquet and the manifest; a write that fails (a full disk) is exit 2 with a
+    message, the folder left unfinished (no runs.parquet) rather than half-written. The caller
+    checks `out` first (`results.output_problems`). With `digest_all`, every seed's history
+    digest is kept, not only each batch's first.
     """
     jobs: list[Job] = []
     for s, _ in loaded:
@@ -310,11 +352,22 @@ def run_scenarios(
                                     j.keep_rows for j in jobs),
                                 perturb_ties=perturb_ties))
     order = sorted(jobs, key=lambda j: -(j.cfg.duration_s + j.cfg.drain_s))
-    if out is not None:
-        results.clear(out)
-    t0 = time.perf_counter()
-    done = run_batches(order, workers, progress=progress)
-    elapsed = time.perf_counter() - t0
+    try:
+        if out is not None:
+            results.clear(out)
+        t0 = time.perf_counter()
+        done = run_batches(order, workers, progress=progress)
+        elapsed = time.perf_counter() - t0
+        if out is not None:
+            results.write_runs(out, [_run_row(r) for r in sorted(done, key=lambda r: (r.scenario, r.scheduler, r.seed))])
+            results.write_manifest(out, {s.name: str(p) for s, p in loaded}, names,
+                                   {s.name: seeds[s.name] for s, _ in loaded}, seed_start)
+    except OSError as e:
+        if out is None:
+            raise
+        from unstuck.cli import fail_input
+
+        fail_input(results.unfinished(out, e))
     batches: dict[tuple[str, str], Batch] = {}
     for s, _ in loaded:
         for sched in names:
@@ -324,10 +377,6 @@ def run_scenarios(
     busy_total = sum(r.wall_s for r in done) or 1.0
     for b in batches.values():  # wall time shared out by each batch's share of the work
         b.wall_s = elapsed * sum(r.wall_s for r in b.results) / busy_total
-    if out is not None:
-        results.write_runs(out, [_run_row(r) for r in sorted(done, key=lambda r: (r.scenario, r.scheduler, r.seed))])
-        results.write_manifest(out, {s.name: str(p) for s, p in loaded}, names,
-                               {s.name: seeds[s.name] for s, _ in loaded}, seed_start)
     return batches, done, elapsed
 
 
@@ -351,6 +400,8 @@ def sim(
     problems += [p for p in (out and output_problem("--out", out, folder=True),
                              history and output_problem("--history", history, folder=False,
                                                         example="run.jsonl")) if p]
+    if out:  # a run into `out` first clears it: it may hold only what unstuck wrote
+        problems += results.output_problems("--out", out, [p for _, p in loaded])
     if problems:
         fail_input("\n".join(problems))
 
@@ -373,6 +424,10 @@ def sim(
         files.write_bytes(history, histories.canonical_bytes(kept.history or []))
 
     summaries = [b.summary() for b in batches.values()]
+    declared = {sc.name: sorted({f.type for f in sc.faults}) for sc, _ in loaded}
+    for s in summaries:  # what `unstuck gate` fails with exit 3: the run proves nothing there
+        fired = {t for r in batches[(s["scenario"], s["scheduler"])].results for t in r.fault_types}
+        s["faults_never_fired"] = [t for t in declared[s["scenario"]] if t not in fired]
     if diverged is not None:
         for s in summaries:
             s["nondeterministic_seeds"] = sorted(
@@ -385,6 +440,14 @@ def sim(
                " --perturb-ties" if perturb_ties else "")
         if diverged == []:
             print("\n" + determinism.passed(len(done), value))
+        for s in summaries:
+            if s["faults_never_fired"]:
+                typer.echo(f"warning: {s['scenario']} under {s['scheduler']}: "
+                           f"{', '.join(s['faults_never_fired'])} declared but never took effect "
+                           f"in {s['seeds']} seeds, so this run says nothing about "
+                           f"{'them' if len(s['faults_never_fired']) > 1 else 'it'}; check "
+                           "the fault's target and within_s, or run more seeds (`unstuck gate` "
+                           "fails such a run with exit 3)", err=True)
     if diverged:
         typer.echo("error: " + determinism.report(diverged, len(done), value), err=True)
         raise typer.Exit(2)

@@ -13,24 +13,30 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from scheduler import files
 from scheduler.variants import NAMES
 
+if TYPE_CHECKING:
+    from unstuck.report.build import Report
+    from unstuck.results import Results
+
 DEFAULT_OUT = Path("reports/latest")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     from unstuck.cli import fail_input
 
     fail_input(message)
+    raise AssertionError("fail_input raises")
 
 
 def scenario_files(paths: list[Path]) -> tuple[list[Path], list[str]]:
@@ -60,32 +66,42 @@ def suite(
     check_determinism: Annotated[bool, typer.Option(help="Run every seed again in fresh interpreters with another str hash seed; exit 2 if any history differs.")] = False,
 ) -> None:
     """Run every scenario under every scheduler, write results and the report; exit 0 when written."""
+    from unstuck import report, results
     from unstuck.cli import output_problem
     from unstuck.sim_cli import run_inputs
 
     found, problems = scenario_files(paths or [Path("scenarios")])
     loaded, scheds, more = run_inputs(found, [schedulers], "--schedulers", seeds, seed_start, workers)
     problems += more
+    res_dir = out / "results"  # cleared of an earlier run's seeds by run_scenarios
     problem = output_problem("--out", out, folder=True)
     if problem:
         problems.append(problem)
+    else:
+        problems += report.output_problems("--out", out)
+        problems += results.output_problems("--out", res_dir, [p for _, p in loaded])
     if problems:
         _fail("\n".join(problems))
 
-    from unstuck import report, results
     from unstuck.sim_cli import run_scenarios
 
     counts = {s.name: seeds if seeds is not None else (s.suite_seeds or s.seeds) for s, _ in loaded}
-    res_dir = out / "results"  # cleared of an earlier run's seeds by run_scenarios
     t0 = time.perf_counter()
     jobs = sum(counts.values()) * len(scheds)
     typer.echo(f"unstuck suite: {len(loaded)} scenarios x {len(scheds)} schedulers, {jobs} seeds "
                f"on {workers or os.cpu_count()} workers", err=True)
     n, progress = workers or os.cpu_count() or 1, sys.stderr.isatty()
-    _, done, sim_s = run_scenarios(loaded, scheds, counts, seed_start, res_dir, n,
-                                   progress=progress, digest_all=check_determinism)
+    had_report = report.clear(out)  # before any seed: a suite stopped half-way leaves no verdict
+    try:
+        _, done, sim_s = run_scenarios(loaded, scheds, counts, seed_start, res_dir, n,
+                                       progress=progress, digest_all=check_determinism)
+    except KeyboardInterrupt:
+        typer.echo("unstuck: no report written" + (f"; the previous one in {out} was removed so "
+                   "that it cannot pass for this run's" if had_report else ""), err=True)
+        raise
     t1 = time.perf_counter()
-    rep = report.render(results.load(res_dir), out)
+    rep = _render(results.load(res_dir), out, [], f"{res_dir} holds this run's complete results",
+                  f"unstuck report {out}")
     t2 = time.perf_counter()
     for line in rep.gate.lines():
         typer.echo(line)
@@ -104,6 +120,29 @@ def suite(
         typer.echo(determinism.passed(len(done), value))
 
 
+def _render(res: Results, out: Path, scenario_dirs: list[Path], results_state: str,
+            rerun: str) -> Report:
+    """`report.render`, its failures turned into messages: bad input and write errors exit
+    2 naming the cause, and Ctrl-C (exit 130) says what is and is not on disk, since the
+    earlier report was removed first (`report.clear`)."""
+    from unstuck import gate as gates
+    from unstuck import report, results
+
+    again = f"render it with `{rerun}`"
+    try:
+        return report.render(res, out, scenario_dirs=scenario_dirs)
+    except KeyboardInterrupt:
+        typer.echo(f"unstuck: interrupted while rendering the report: {results_state}; the report "
+                   f"in {out} is missing or incomplete (no earlier one is left there); {again}",
+                   err=True)
+        raise
+    except (gates.GateInputError, results.ResultsInvalid) as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"could not write the report into {out} ({e}); {results_state}: fix the cause "
+              f"(free space, permissions) and {again}")
+
+
 def report_cmd(
     directory: Annotated[Path, typer.Argument(metavar="RESULTS_DIR", help="A results folder, or a report folder holding results/.")],
     out: Annotated[Path | None, typer.Option(help="Where to write the report (default: the folder that holds results/, else RESULTS_DIR).")] = None,
@@ -117,16 +156,16 @@ def report_cmd(
         res = results.load(directory)
     except results.ResultsInvalid as e:
         _fail(str(e))
-    target = out or (res.root.parent if res.root.name == "results" else res.root)
+    default = res.root.parent if res.root.name == "results" else res.root
+    target = out or default
     problem = output_problem("--out", target, folder=True)
+    if problem is None:
+        problem = next(iter(report.output_problems("--out", target, default=default)), None)
     if problem:
         _fail(problem)
-    from unstuck import gate as gates
-
-    try:
-        rep = report.render(res, target, scenario_dirs=scenarios_dir or [Path("scenarios")])
-    except gates.GateInputError as e:
-        _fail(str(e))
+    rerun = f"unstuck report {directory}" + (f" --out {out}" if out else "")
+    rep = _render(res, target, scenarios_dir or [Path("scenarios")],
+                  f"the results in {res.root} are unchanged", rerun)
     for line in rep.gate.lines():
         typer.echo(line)
     typer.echo(f"report: {rep.index}")
@@ -149,9 +188,14 @@ def gate_cmd(
     from unstuck.report import junit
     from unstuck.sim_cli import expand_schedulers
 
-    problems = [f"--{flag} {v}: must be >= 0" for flag, v in (
-        ("max-stuck", max_stuck), ("recovery-p99", recovery_p99), ("max-violations", max_violations),
-        ("confirm-to-apply-p99", confirm_to_apply_p99)) if v is not None and v < 0]
+    problems = []
+    for flag, v in (("max-stuck", max_stuck), ("recovery-p99", recovery_p99),
+                    ("max-violations", max_violations), ("confirm-to-apply-p99", confirm_to_apply_p99)):
+        if v is not None and not math.isfinite(v):  # nan fails every pair, inf passes any
+            problems.append(f"--{flag} {v}: not a bound; give a number of seconds >= 0, or leave "
+                            "the flag out for the scenario's own")
+        elif v is not None and v < 0:
+            problems.append(f"--{flag} {v}: must be >= 0")
     only = expand_schedulers([schedulers]) if schedulers else None
     bad = [n for n in only or [] if n not in NAMES]
     if bad:
@@ -174,8 +218,12 @@ def gate_cmd(
         _fail(f"harness error while judging {directory}: {e.__class__.__name__}: {e}")
     folder = res.root.parent if res.root.name == "results" else res.root
     target = junit_path or folder / "junit.xml"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    files.write_text(target, junit.to_xml(result))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        files.write_text(target, junit.to_xml(result))
+    except OSError as e:
+        _fail(f"could not write the JUnit XML to {target} ({e}); fix the cause (free space, "
+              "permissions) or pass --junit FILE elsewhere, and rerun")
     for line in result.lines():
         typer.echo(line)
     for c in result.checks():

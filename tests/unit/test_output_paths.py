@@ -3,6 +3,8 @@ a path it could never write is bad input (exit 2, the option named, no traceback
 error at the end of a long run (or, for `cluster up` and `serve`, a traceback from the
 process they start)."""
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -41,6 +43,15 @@ CASES = {
                          "--data-dir {under_file}: {file} is a file, not a folder"),
     "cluster up --kubeconfig": (["cluster", "up", "--local", "--kubeconfig", "{under_file}"],
                                 "--kubeconfig {under_file}: {file} is a file, not a folder"),
+    # Folders whose permission bits (and os.access, for root) say yes, but no file can be made:
+    # only trying to write tells.
+    "sim --out in /proc": (["sim", "scenarios/incident-601.yaml", "--seeds", "1", "--out",
+                            "/proc/unstuck-out"],
+                           "--out /proc/unstuck-out: cannot create or write in /proc/unstuck-out ("),
+    "sim --history in /proc": (["sim", "scenarios/incident-601.yaml", "--seeds", "1", "--history",
+                                "/proc/h.jsonl"], "--history /proc/h.jsonl: cannot create or write in /proc ("),
+    "report --out in /proc": (["report", "{saved}", "--out", "/proc/unstuck-report"],
+                              "--out /proc/unstuck-report: cannot create or write in /proc/unstuck-report ("),
 }
 # serve checks its identities first; give it some, so that the data dir is what it refuses.
 ENV = {"UNSTUCK_USER_TOKENS": "t=alice", "UNSTUCK_POOL_TOKEN": "pool-secret"}
@@ -48,6 +59,8 @@ ENV = {"UNSTUCK_USER_TOKENS": "t=alice", "UNSTUCK_POOL_TOKEN": "pool-secret"}
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_an_unwritable_output_path_is_bad_input(case, tmp_path, saved):
+    if "/proc" in case and not Path("/proc/self").exists():
+        pytest.skip("no /proc here")
     file = tmp_path / "a-file"
     file.write_text("not a folder")
     names = {"file": file, "under_file": file / "deeper" / "out", "folder": tmp_path,
@@ -58,3 +71,12 @@ def test_an_unwritable_output_path_is_bad_input(case, tmp_path, saved):
     assert message.format(**names) in r.output
     assert "Traceback" not in r.output
     assert file.read_text() == "not a folder"  # nothing was written over
+
+
+def test_the_write_check_leaves_nothing_behind(tmp_path):
+    """Checking a path creates its folders and a file in it: both go again, so that bad
+    input elsewhere (exit 2) leaves no trace."""
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "--seeds", "0", "--out",
+                  str(tmp_path / "a" / "b"), "--history", str(tmp_path / "c" / "h.jsonl")])
+    assert r.exit_code == 2 and "--seeds 0" in r.output
+    assert list(tmp_path.iterdir()) == []

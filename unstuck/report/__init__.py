@@ -21,6 +21,40 @@ if TYPE_CHECKING:
 
 __all__ = ["render"]
 
+VERDICTS = ("index.html", "summary.md", "junit.xml")
+
+
+def output_problems(option: str, out: Path, *, default: Path | None = None) -> list[str]:
+    """Why a report must not be written into `out`: rendering replaces its index.html,
+    summary.md, junit.xml, figures/*.png and tables/*.csv, so `out` must be new, empty, a
+    folder unstuck wrote, or `default` (the folder holding the results, which the user named)."""
+    from unstuck.results import MARKER, is_empty, wrote
+
+    if is_empty(out) or wrote(out) or (default is not None and out.resolve() == default.resolve()):
+        return []
+    return [f"{option} {out}: not empty and not a folder unstuck wrote (it has no {MARKER} marker "
+            "or results/manifest.json); a report there would replace its "
+            f"{', '.join(VERDICTS)}, figures/*.png and tables/*.csv. Choose a new or empty "
+            "folder, e.g. reports/latest"]
+
+
+def clear(out: Path) -> bool:
+    """Remove the report in `out`, before a suite runs or a report renders: a run that is
+    interrupted or fails must not leave an earlier run's verdict beside its own results as
+    if it were current, nor a timeline of a pair that no longer fails beside the new ones.
+    Figures and tables go only from a folder unstuck wrote (their names are common, anyone's
+    may be there); the folder is then marked as unstuck's. True if there was a verdict."""
+    from unstuck.results import mark, wrote
+
+    had = any((out / name).is_file() for name in VERDICTS)
+    for name in VERDICTS:
+        (out / name).unlink(missing_ok=True)
+    if wrote(out):
+        for old in [*(out / "figures").glob("*.png"), *(out / "tables").glob("*.csv")]:
+            old.unlink()
+    mark(out, "report")
+    return had
+
 
 def render(res: Results, out: Path, **kw: Any) -> Report:
     """`build.render`, imported on call: `unstuck.plots` imports `report.timeline`, and

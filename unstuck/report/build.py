@@ -44,7 +44,12 @@ def _png(fig: MplFigure) -> bytes:
 
 
 def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) -> Report:
-    """Write index.html, summary.md, figures/, tables/ and junit.xml into `out`."""
+    """Write index.html, summary.md, figures/, tables/ and junit.xml into `out`, after
+    removing the report there (`report.clear`): stopped half-way, it leaves no verdict that
+    is not this one."""
+    from unstuck.report import clear
+
+    clear(out)
     found = gates.find_scenarios(res, list(dict.fromkeys(res.runs["scenario"])),
                                  scenario_dirs or [], strict=False)
     gate = gates.evaluate(res, found)
@@ -115,10 +120,6 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     (out / "tables").mkdir(exist_ok=True)
-    # An earlier report's figures and tables go: a timeline of a pair that no longer fails
-    # must not sit beside this report's as if it were part of it.
-    for old in [*(out / "figures").glob("*.png"), *(out / "tables").glob("*.csv")]:
-        old.unlink()
     written = []
     for f in figs.values():
         path = out / "figures" / f"{f.name}.png"

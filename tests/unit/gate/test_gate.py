@@ -124,3 +124,52 @@ def test_exit_2_when_no_scenario_file_can_be_found(incident, tmp_path, monkeypat
     assert r.exit_code == 2, r.output
     assert "scenario 'incident-601': no scenario file found" in r.output
     assert "pass --scenarios DIR" in r.output
+
+
+@pytest.mark.parametrize("flag", ["--recovery-p99", "--confirm-to-apply-p99"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_exit_2_on_a_threshold_that_is_not_a_number(incident, flag, value):
+    """nan would fail every pair (exit 1), inf pass any (even a task that never recovered)."""
+    r = run(app, ["gate", str(incident), flag, value])
+    assert r.exit_code == 2, r.output
+    assert f"{flag} {value}: not a bound; give a number of seconds >= 0" in r.output
+
+
+def test_exit_2_on_a_file_saying_a_folder_is_expected(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    for cmd in ("gate", "report"):
+        r = run(app, [cmd, str(f)])
+        assert r.exit_code == 2, r.output
+        assert f"{f}: is a file, not a folder; give the folder written by `unstuck suite --out`" in r.output
+        assert "no such directory" not in r.output
+
+
+@pytest.mark.parametrize("name, garbage, problem", [
+    ("manifest.json", "{not json", "not readable JSON"),
+    ("manifest.json", "[1, 2]", "not an unstuck manifest"),
+    ("runs.parquet", "not parquet", "not a readable Parquet table"),
+])
+def test_exit_2_on_a_corrupt_file_naming_it(incident, tmp_path, name, garbage, problem):
+    broken = tmp_path / "report"
+    shutil.copytree(incident, broken)
+    bad = broken / "results" / name
+    bad.write_text(garbage)
+    for cmd in ("gate", "report"):
+        r = run(app, [cmd, str(broken)])
+        assert r.exit_code == 2, (cmd, r.output)
+        assert f"{bad}: {problem}" in r.output and "Traceback" not in r.output, (cmd, r.output)
+
+
+def test_the_missing_scenario_message_lists_each_place_once(incident, tmp_path, monkeypatch):
+    """Without --scenarios, scenarios/ is searched and is also where the manifest says the
+    file was: one place, listed once."""
+    moved = tmp_path / "report"
+    shutil.copytree(incident, moved)
+    shutil.rmtree(moved / "results" / "scenarios")
+    monkeypatch.chdir(tmp_path)
+    r = run(app, ["gate", str(moved)])
+    assert r.exit_code == 2, r.output
+    looked = r.output.split("(looked in ")[1].split(")")[0].replace("\n", "").split(", ")
+    assert looked == [str(moved / "results" / "scenarios" / "incident-601.yaml"),
+                      "scenarios/incident-601.yaml"]

@@ -196,3 +196,16 @@ def test_timeline_of_the_stuck_incident_task(report):
     assert {"task.created", "task.confirmed", "fault"} <= witness_kinds
     assert any(s.kind == "pod" and s.label.endswith("terminating") for s in tl.segments)
     assert set(tl.table()["what"]) == {"segment", "mark"}
+
+
+def test_a_report_into_a_folder_unstuck_did_not_write_keeps_its_figures(report, tmp_path):
+    """A live run's folder is the user's: the first report there removes none of its
+    figures or tables (their names are common); later ones replace their own."""
+    live = tmp_path / "live"
+    shutil.copytree(report / "results" / "histories", live / "histories")
+    (live / "figures").mkdir()
+    (live / "figures" / "mine.png").write_bytes(b"mine")
+    r = run(app, ["report", str(live)])
+    assert r.exit_code == 0, r.output
+    assert (live / "figures" / "mine.png").read_bytes() == b"mine"
+    assert (live / "index.html").is_file()

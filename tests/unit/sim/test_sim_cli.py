@@ -74,6 +74,38 @@ def test_bad_input_exits_2_with_every_problem(tmp_path):
     assert "Traceback" not in r.output
 
 
+def test_a_declared_fault_that_never_took_effect_is_named():
+    # Found by review: the table looked clean and only the gate (exit 3) noticed. A pod-kill
+    # aimed at reserved slots where nothing is ever reserved proves nothing.
+    r = run(app, ["sim", "tests/unit/gate/no-effect.yaml", "--seeds", "2"])
+    assert r.exit_code == 0  # nothing broke; the gate decides whether that is enough
+    assert ("warning: no-effect under reference: pod-kill declared but never took effect in 2 "
+            "seeds") in r.output
+    r = run(app, ["sim", "tests/unit/gate/no-effect.yaml", "--seeds", "2", "--json"])
+    assert json.loads(r.stdout.splitlines()[0])["faults_never_fired"] == ["pod-kill"]
+    r = run(app, ["sim", "scenarios/pod-kill-reserved-slot.yaml", "--seeds", "2", "--json"])
+    assert json.loads(r.stdout.splitlines()[0])["faults_never_fired"] == []
+
+def test_seed_ranges_that_cannot_run_exit_2_before_anything_runs(tmp_path):
+    # Found by review: 10**20 seeds listed every job first (24 GB, then the OOM killer), and
+    # seed 2**64 silently replayed seed 0 (the RNG keeps 64 bits).
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "--seeds", str(10**20)])
+    assert r.exit_code == 2 and "at most 1,000,000 seeds per run" in r.output
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "--seed-start", str(2**64 - 1),
+                  "--seeds", "2"])
+    assert r.exit_code == 2 and "seeds must stay below 2**64" in r.output
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "--seed-start", str(2**64 - 1),
+                  "--seeds", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    big = tmp_path / "big.yaml"
+    big.write_text(Path("scenarios/incident-601.yaml").read_text().replace(
+        "\nseeds: 50\n", "\nseeds: 2000000\n"))
+    r = run(app, ["sim", str(big)])
+    assert r.exit_code == 2 and "seeds" in r.output and "1000000" in r.output, r.output
+    assert "Traceback" not in r.output
+    r = run(app, ["shrink", "scenarios/incident-601.yaml", "-s", "seed", "--seed", str(2**64)])
+    assert r.exit_code == 2 and "seeds must stay below 2**64" in r.output
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_ctrl_c_stops_a_run_within_the_seeds_in_hand_and_leaves_no_half_written_file(tmp_path, workers):
     """Ctrl-C reaches the whole process group. The run must stop with the seeds the workers
@@ -107,6 +139,39 @@ def test_ctrl_c_stops_a_run_within_the_seeds_in_hand_and_leaves_no_half_written_
     assert r.exit_code == 2
     assert "did not finish" in r.output and "Rerun" in r.output
 
+
+@pytest.mark.parametrize("gap_s", [0.0, 0.3])
+def test_a_second_ctrl_c_while_stopping_does_not_hang(tmp_path, gap_s):
+    """`timeout -s INT` signals the child and then its process group, and people press Ctrl-C
+    twice: the second SIGINT used to abandon the pool's shutdown, and the interpreter's exit
+    then waited for ever on workers that never got their stop sentinel (found by review)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unstuck.cli", "sim", "scenarios/mixed-chaos-day.yaml",
+         "--seeds", "100", "--workers", "2", "--out", str(out)],
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:  # a day takes about a second: the second signal comes while the pool winds down
+        tables = out / "tasks" / "mixed-chaos-day" / "reference"
+        while not (tables.is_dir() and any(tables.glob("*.parquet"))):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGINT)
+        time.sleep(gap_s)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "interrupted after" in err and "Traceback" not in err
+    assert not [p for p in Path(out).rglob("*") if p.name.endswith(".tmp")]
 
 def test_out_again_replaces_the_earlier_run_and_nothing_else(tmp_path):
     """A second run into the same folder must not show the first run's extra seeds beside

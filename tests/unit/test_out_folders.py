@@ -1,0 +1,229 @@
+"""`sim --out`, `suite --out` and `report --out` remove only what unstuck wrote: a folder that
+is not empty and not unstuck's, or one whose cleared parts hold an input scenario file, is
+refused before any seed runs (exit 2, nothing touched); rerunning into unstuck's own folder
+keeps working, an interrupted or failed suite leaves no earlier verdict beside its partial
+results, and a write that fails mid-run (a full disk) is a message, not a traceback."""
+
+import errno
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from unstuck import cli, results
+from unstuck.cli import app
+
+run = CliRunner().invoke
+SCENARIO = "scenarios/incident-601.yaml"
+ONE = ["--seeds", "1", "-s", "reference", "--workers", "1"]
+
+
+def sim(out: Path, *scenario: str) -> object:
+    return run(app, ["sim", *(scenario or [SCENARIO]), *ONE, "--out", str(out)])
+
+
+def suite(out: Path, *scenario: str) -> object:
+    return run(app, ["suite", *(scenario or [SCENARIO]), *ONE, "--out", str(out)])
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A folder like a project checkout: its scenarios and someone's unrelated files."""
+    shutil.copytree("scenarios", tmp_path / "scenarios")
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "todo.md").write_text("mine")
+    for name, text in (("figures/plot.png", "png"), ("tables/t.csv", "csv"), ("summary.md", "notes")):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def test_sim_refuses_a_folder_unstuck_did_not_write_and_its_own_input(project, monkeypatch):
+    monkeypatch.chdir(project)
+    before = snapshot(project)
+    r = run(app, ["sim", SCENARIO, *ONE, "--out", "."])
+    assert r.exit_code == 2, r.output
+    assert "--out .: not empty and not an unstuck results folder" in r.output
+    assert f"would delete the input scenario file {SCENARIO}" in r.output
+    assert "Traceback" not in r.output
+    assert snapshot(project) == before  # nothing removed, nothing written
+
+
+def test_suite_refuses_a_folder_unstuck_did_not_write(project):
+    before = snapshot(project)
+    r = suite(project, str(project / "scenarios" / "incident-601.yaml"))
+    assert r.exit_code == 2, r.output
+    assert f"--out {project}: not empty and not a folder unstuck wrote" in r.output
+    assert snapshot(project) == before
+
+
+def test_suite_refuses_to_delete_its_input_from_its_own_report(tmp_path):
+    rep = tmp_path / "rep"
+    assert suite(rep).exit_code == 0
+    copies = rep / "results" / "scenarios"
+    r = suite(rep, str(copies))
+    assert r.exit_code == 2, r.output
+    assert f"would delete the input scenario file {copies / 'incident-601.yaml'}" in r.output
+    assert (copies / "incident-601.yaml").is_file() and (rep / "index.html").is_file()
+
+
+def test_rerunning_into_the_same_folder_works_and_leaves_other_files(tmp_path):
+    out, rep = tmp_path / "run", tmp_path / "rep"
+    for _ in range(2):  # `make run` twice in a row
+        assert sim(out).exit_code == 0
+        assert suite(rep).exit_code == 0
+        (out / "notes.txt").write_text("mine")
+        (rep / "notes.txt").write_text("mine")
+    assert (out / "notes.txt").read_text() == (rep / "notes.txt").read_text() == "mine"
+    assert results.wrote(out) == {"results"} and results.wrote(rep) == {"report"}
+
+
+def test_a_folder_written_before_the_marker_is_still_unstuck_s(tmp_path):
+    """Folders written by earlier versions have unstuck's manifest.json but no marker."""
+    out = tmp_path / "run"
+    assert sim(out).exit_code == 0
+    (out / results.MARKER).unlink()
+    assert sim(out).exit_code == 0
+    rep = tmp_path / "rep"
+    assert suite(rep).exit_code == 0
+    (rep / results.MARKER).unlink()
+    (rep / "results" / results.MARKER).unlink()
+    assert suite(rep).exit_code == 0
+
+
+def test_a_folder_a_run_was_interrupted_in_can_be_run_into_again(tmp_path, monkeypatch):
+    """The marker is written before the first seed, so the folder is unstuck's even when
+    the run stopped before writing any table."""
+    out = tmp_path / "run"
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sim.runner.run", interrupt)
+    assert sim(out).exit_code == 130
+    (out / "tasks").mkdir()  # a table folder the run would have written
+    monkeypatch.undo()
+    r = sim(out)
+    assert r.exit_code == 0, r.output
+    assert (out / "runs.parquet").is_file()
+
+
+def test_a_live_folder_reported_into_is_not_cleared_by_a_run(tmp_path):
+    """A live run's folder (histories only) gets its report written into it; that does not
+    make its histories a run's to replace."""
+    run_dir = tmp_path / "run"
+    assert sim(run_dir).exit_code == 0
+    live = tmp_path / "live"
+    shutil.copytree(run_dir / "histories", live / "histories")
+    assert run(app, ["report", str(live)]).exit_code == 0
+    r = sim(live)
+    assert r.exit_code == 2, r.output
+    assert "not an unstuck results folder" in r.output
+    assert any((live / "histories").rglob("seed-0.parquet"))
+
+
+def test_report_refuses_an_out_folder_unstuck_did_not_write(project, tmp_path):
+    run_dir = tmp_path / "run"
+    assert sim(run_dir).exit_code == 0
+    before = snapshot(project)
+    r = run(app, ["report", str(run_dir), "--out", str(project)])
+    assert r.exit_code == 2, r.output
+    assert "not a folder unstuck wrote" in r.output
+    assert snapshot(project) == before
+
+
+def test_a_suite_stopped_half_way_leaves_no_earlier_verdict(tmp_path, monkeypatch):
+    rep = tmp_path / "rep"
+    assert suite(rep).exit_code == 0
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sim.runner.run", interrupt)
+    r = suite(rep)
+    assert r.exit_code == 130
+    assert f"no report written; the previous one in {rep} was removed" in r.output
+    for name in ("index.html", "summary.md", "junit.xml"):
+        assert not (rep / name).exists(), name
+    assert not list((rep / "figures").glob("*.png"))
+
+
+def test_ctrl_c_while_rendering_says_what_was_written(tmp_path, monkeypatch):
+    rep = tmp_path / "rep"
+    assert suite(rep).exit_code == 0
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("unstuck.plots.recovery_cdf", interrupt)
+    r = suite(rep)
+    assert r.exit_code == 130
+    assert (f"interrupted while rendering the report: {rep / 'results'} holds this run's complete "
+            f"results; the report in {rep} is missing or incomplete") in r.output
+    assert f"`unstuck report {rep}`" in r.output
+    assert (rep / "results" / "runs.parquet").is_file()
+    assert not (rep / "index.html").exists() and not (rep / "junit.xml").exists()
+
+    r = run(app, ["report", str(rep)])
+    assert r.exit_code == 130
+    assert f"the results in {rep / 'results'} are unchanged" in r.output
+
+
+def test_a_full_disk_mid_run_is_a_message_and_an_unfinished_folder(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    assert sim(out).exit_code == 0  # a complete earlier run: must not look complete after
+    path = out / "tasks" / "incident-601" / "reference" / "seed-0.parquet"
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(results, "write_seed", full)
+    r = sim(out)
+    assert r.exit_code == 2, r.output
+    assert f"could not write {path} (No space left on device)" in r.output
+    assert "no runs.parquet" in r.output and "Traceback" not in r.output
+    assert not (out / "runs.parquet").exists()
+    r = run(app, ["report", str(out)])
+    assert r.exit_code == 2 and "holds no results" in r.output
+
+
+def test_a_full_disk_while_writing_the_report_is_a_message(tmp_path, monkeypatch):
+    rep = tmp_path / "rep"
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(rep / "index.html"))
+
+    monkeypatch.setattr("unstuck.report.pages.to_html", full)
+    r = suite(rep)
+    assert r.exit_code == 2, r.output
+    assert f"could not write the report into {rep}" in r.output
+    assert "No space left on device" in r.output and "Traceback" not in r.output
+
+
+def test_any_other_failed_write_is_exit_2_naming_the_file(tmp_path, monkeypatch, capsys):
+    """The last net, in `unstuck`'s entry point: the --history file at the end of a run."""
+    hist = tmp_path / "h.jsonl"
+
+    def full(path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr("unstuck.sim_cli.files.write_bytes", full)
+    monkeypatch.setattr(sys, "argv", ["unstuck", "sim", SCENARIO, *ONE, "--history", str(hist)])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"No space left on device: '{hist}'" in err and "Traceback" not in err
+
+
+def test_the_marker_says_what_unstuck_wrote(tmp_path):
+    out = tmp_path / "run"
+    assert sim(out).exit_code == 0
+    assert json.loads((out / results.MARKER).read_text())["wrote"] == ["results"]
