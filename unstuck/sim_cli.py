@@ -18,9 +18,11 @@ import os
 import shlex
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -228,8 +230,11 @@ def run_batches(jobs: Sequence[Any], workers: int, progress: bool, *,
     if start == "fork" and (workers <= 1 or len(jobs) <= 1):
         done: list[Any] = []
         try:
-            for j in jobs:
-                done.append(fn(j))
+            with _ctrl_c_noted() as ctrl_c:
+                for j in jobs:
+                    done.append(fn(j))
+                    if ctrl_c:  # pressed, but its KeyboardInterrupt was swallowed
+                        raise KeyboardInterrupt
         except KeyboardInterrupt:  # in this process: the seed in hand stops where it was
             print(_interrupted(jobs, len(done), label, in_hand="the seed in hand is dropped"),
                   file=sys.stderr)
@@ -254,7 +259,7 @@ def run_batches(jobs: Sequence[Any], workers: int, progress: bool, *,
     bar = Progress(console=Console(stderr=True), transient=True, disable=not progress)
     finished_all = False
     try:
-        with bar:  # gone from the terminal before any message below
+        with bar, _ctrl_c_noted() as ctrl_c:  # the bar is gone before any message below
             task = bar.add_task(label, total=len(jobs))
             top_up()
             while in_flight:
@@ -262,27 +267,52 @@ def run_batches(jobs: Sequence[Any], workers: int, progress: bool, *,
                 for f in finished:
                     results[in_flight.pop(f)] = f.result()
                     bar.advance(task)
+                if ctrl_c:  # pressed, but its KeyboardInterrupt was swallowed
+                    raise KeyboardInterrupt
                 top_up()
         finished_all = True
-    except KeyboardInterrupt:
-        print(_interrupted(jobs, len(results), label), file=sys.stderr)
-        raise
     finally:
-        # In `finally`, so that a second Ctrl-C landing in the message above still stops
-        # the pool; and retried, in case one lands before `_shut_down` turns them off.
+        # All of the stop in `finally`, and retried: a second Ctrl-C may land anywhere
+        # before `_shut_down` turns them off, and must neither skip the message nor leave
+        # the pool half shut down.
+        ctrl_c = isinstance(sys.exc_info()[1], KeyboardInterrupt)
         while True:
             try:
                 if finished_all:
                     pool.shutdown()
                 else:
-                    _shut_down(pool)
+                    _shut_down(pool, _interrupted(jobs, len(results), label) if ctrl_c else None)
                 break
             except KeyboardInterrupt:
-                continue
+                ctrl_c = True
     return [results[i] for i in range(len(jobs))]
 
 
-def _shut_down(pool: ProcessPoolExecutor) -> None:
+@contextmanager
+def _ctrl_c_noted() -> Iterator[list[int]]:
+    """Note every SIGINT as well as raising KeyboardInterrupt, so the loops can check.
+
+    Python raises KeyboardInterrupt wherever the main thread is, and one raised inside a
+    finalizer is printed and dropped ("Exception ignored in ParquetWriter.__del__"): about
+    1 Ctrl-C in 150 did nothing, and the run went on to the end. The list is non-empty once
+    Ctrl-C was pressed; a loop that sees it after a seed raises the interrupt itself."""
+    noted: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted  # only the main thread gets signals (and may set handlers)
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        noted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _shut_down(pool: ProcessPoolExecutor, message: str | None) -> None:
     """Cancel what has not started and wait for the seeds in hand, deaf to further Ctrl-C.
 
     A second SIGINT used to land inside `shutdown`'s join (`timeout -s INT` sends two: one
@@ -292,6 +322,8 @@ def _shut_down(pool: ProcessPoolExecutor) -> None:
     (SIGQUIT) still ends everything at once."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        if message:
+            print(message, file=sys.stderr)
         pool.shutdown(wait=True, cancel_futures=True)
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -140,6 +140,28 @@ def test_ctrl_c_stops_a_run_within_the_seeds_in_hand_and_leaves_no_half_written_
     assert "did not finish" in r.output and "Rerun" in r.output
 
 
+def _swallows_ctrl_c(job: int) -> int:
+    """A seed during which Ctrl-C comes while a finalizer runs: Python prints "Exception
+    ignored" and drops the KeyboardInterrupt (pyarrow's ParquetWriter.__del__ did)."""
+    import os
+    import signal
+
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs at the next bytecode boundaries
+            pass
+    except KeyboardInterrupt:
+        pass
+    return job
+
+
+def test_a_ctrl_c_swallowed_during_a_seed_still_stops_the_run_after_it(capsys):
+    from unstuck.sim_cli import run_batches
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batches(list(range(50)), 1, False, fn=_swallows_ctrl_c)
+    assert "interrupted after 1 of 50 seeds" in capsys.readouterr().err
+
 @pytest.mark.parametrize("gap_s", [0.0, 0.3])
 def test_a_second_ctrl_c_while_stopping_does_not_hang(tmp_path, gap_s):
     """`timeout -s INT` signals the child and then its process group, and people press Ctrl-C
