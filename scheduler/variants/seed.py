@@ -205,6 +205,7 @@ class SeedPolicy:
 
     # ------------------------------------------------------------------ boot
     def on_restart(self, e: ev.Restart) -> None:
+        self.forget_slots()
         self.memory = SeedMemory(PodSlots(self.ctx.rng))
         self.ctx.record(Kind.SCHEDULER_RESTART, reason="scheduler process started")
         self.recover_pending_tasks()
@@ -214,6 +215,20 @@ class SeedPolicy:
         self.ctx.spawn(loops.reconcile_period_s, "autoscaler_cycle")
         self.ctx.spawn(loops.monitor_period_s, "monitor")
         self.ctx.spawn(loops.health_period_s, "health")
+
+    def forget_slots(self) -> None:
+        """The slot memory dies with the process (F5). Say so for each slot it held: nothing
+        else would, and a reader of the history (the checker's fault hits) would take the
+        new process to hold them still, so a later kill of that pod would "hit" a task that
+        lost its slot long before."""
+        if self.memory is None:
+            return
+        for name, pod in sorted(self.memory.slots.pods.items()):
+            for s in pod.slots:
+                if s.status is not SlotStatus.IDLE:
+                    self.ctx.record(Kind.SLOT_RELEASED, pod=name, slot=s.slot_id, task=s.task_id,
+                                    reason="slot memory lost with the scheduler process",
+                                    data={"was": s.status.value})
 
     def recover_pending_tasks(self) -> None:
         store = self.ctx.store

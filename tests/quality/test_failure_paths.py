@@ -9,6 +9,7 @@ import pytest
 
 from scheduler.history import Kind
 from scheduler.model import TaskStatus
+from unstuck.checker import timelines
 
 UNLOCKED_ENDS = {TaskStatus.APPLIED, TaskStatus.FAILED, TaskStatus.CANCELLED}
 
@@ -178,3 +179,15 @@ def test_f10_seed_runs_the_apply_on_a_pod_its_accounting_calls_idle():
                if e.kind is Kind.POD_DELETE and e.data.get("cause") == "freeze window: delete idle pod"]
     assert exec_pod in deleted  # the pod really running the apply was "idle"
     assert s.task(1).status is TaskStatus.FAILED and s.workspace().is_locked  # F8 follows
+
+
+def test_f5_the_seed_says_its_slot_memory_died_with_the_process():
+    # Found by review: nothing recorded the loss, so the checker took the new process to hold
+    # the reservation still, and a later kill of that pod "hit" the task a second time.
+    s = paths.f5_restart("seed")
+    lost = [(e.t, e.pod, e.data["was"]) for e in s.history.events
+            if e.kind is Kind.SLOT_RELEASED and e.task == 1
+            and e.reason == "slot memory lost with the scheduler process"]
+    assert len(lost) == 1 and lost[0][0] == 200.0 and lost[0][2] == "reserved", lost
+    held = timelines.build(s.history.rows()).tasks[1].slots
+    assert lost[0][1] not in {pod for pod, _ in held}
