@@ -206,8 +206,9 @@ class ClusterSim:
         self.w.kernel.after(self.cfg.pod_startup.sample(self.rng), self._started, pod, pod.gen)
 
     def _started(self, pod: Pod, gen: int) -> None:
-        if pod.gen != gen or pod.terminating or self.pods.get(pod.name) is not pod:
-            return
+        if (pod.gen != gen or pod.terminating or pod.phase != "Pending"
+                or self.pods.get(pod.name) is not pod):
+            return  # one start per pod: a heal may have scheduled another one meanwhile
         if not self.nodes[pod.node].ready:
             return  # the kubelet is gone; the container starts when the node heals
         pod.phase, pod.ready_since = "Running", self.w.kernel.now

@@ -258,3 +258,17 @@ def test_lifted_taints_come_back_in_queue_order_after_full_disruption():
         (215.0, "node-1", "tainted"), (225.0, "node-2", "tainted"),
         (515.0, "node-1", "evicted"), (525.0, "node-2", "evicted"),
     ]
+
+
+def test_a_pod_placed_on_a_dead_node_starts_once_when_the_node_heals_before_its_start_up():
+    # Found by review: the pod kept its own start-up event and the heal scheduled another;
+    # both started an agent, and the first one leaked.
+    w = quiet_world(config(workload=(), agents=replace(AGENTS, connect=fixed(1e9))))
+    w.kernel.run(100)
+    w.cluster.lose_node(w.cluster.nodes["node-1"], 22.0)  # heals at 122
+    w.kernel.run(120)
+    w.cluster.create_pod("pool-1", "early")  # lands on the dead node-1, starts up at 124
+    w.kernel.run(200)
+    early = w.cluster.pods["early"]
+    assert (early.node, early.phase) == ("node-1", "Running")
+    assert [a for a in w.agents.by_id.values() if a.pod is early] == [early.agent]
