@@ -252,7 +252,8 @@ def run_batches(jobs: Sequence[Any], workers: int, progress: bool, *,
             nxt = next(queue, None)
             if nxt is None:
                 return
-            in_flight[pool.submit(fn, nxt[1])] = nxt[0]
+            with _sigint_blocked():  # a worker started here inherits the mask
+                in_flight[pool.submit(fn, nxt[1])] = nxt[0]
 
     from rich.progress import Progress
 
@@ -285,7 +286,25 @@ def run_batches(jobs: Sequence[Any], workers: int, progress: bool, *,
                 break
             except KeyboardInterrupt:
                 ctrl_c = True
+        if ctrl_c and finished_all:  # pressed while the finished pool shut down
+            raise KeyboardInterrupt
     return [results[i] for i in range(len(jobs))]
+
+
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT held back while the pool may start workers. A spawned worker imports for a
+    while before its initializer ignores SIGINT; a Ctrl-C then printed its traceback. A
+    process starts with its parent's signal mask (across exec too), so a worker started
+    here never sees SIGINT at all; the parent gets a held-back one as soon as it unblocks."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @contextmanager
@@ -432,6 +451,9 @@ def sim(
     problems += [p for p in (out and output_problem("--out", out, folder=True),
                              history and output_problem("--history", history, folder=False,
                                                         example="run.jsonl")) if p]
+    if history and any(history.resolve() == p.resolve() for _, p in loaded):
+        problems.append(f"--history {history}: that is one of the scenario files being run; "
+                        "write the history elsewhere, e.g. --history run.jsonl")
     if out:  # a run into `out` first clears it: it may hold only what unstuck wrote
         problems += results.output_problems("--out", out, [p for _, p in loaded])
     if problems:

@@ -223,3 +223,86 @@ def test_a_file_given_twice_runs_once_and_two_files_of_one_name_are_bad_input(tm
     assert clash.exit_code == 2
     assert f"two scenario files are named 'incident-601' (scenarios/incident-601.yaml, {other})" \
         in clash.output and "rename one" in clash.output
+
+
+def test_history_may_not_overwrite_a_scenario_being_run(tmp_path):
+    # Found by review: the scenario file ended up holding JSONL.
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(Path("scenarios/incident-601.yaml").read_text())
+    before = mine.read_bytes()
+    r = run(app, ["sim", str(mine), "--seeds", "1", "--history", str(mine)])
+    assert r.exit_code == 2 and "that is one of the scenario files being run" in r.output
+    assert mine.read_bytes() == before
+
+
+def _double(x: int) -> int:
+    return x * 2
+
+
+def test_a_ctrl_c_while_the_finished_pool_shuts_down_still_interrupts(monkeypatch):
+    # Found by review: the retry caught it and run_batches returned as if nothing happened
+    # (with --check-determinism, the whole second pass then ran).
+    import os
+    import signal
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    from unstuck.sim_cli import run_batches
+
+    real = ProcessPoolExecutor.shutdown
+    pressed: list[int] = []
+
+    def shutdown(self, *a, **k):
+        if not pressed:
+            pressed.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs here
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "shutdown", shutdown)
+    with pytest.raises(KeyboardInterrupt):
+        run_batches(list(range(4)), 2, False, fn=_double)
+
+
+def _spawned_children(pgid: int) -> bool:
+    import os
+
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getpgid(int(pid)) != pgid:
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"spawn_main" in f.read():
+                    return True
+        except (OSError, ProcessLookupError):
+            continue
+    return False
+
+
+def test_ctrl_c_while_spawned_workers_start_prints_no_traceback():
+    # Found by review: --check-determinism's spawned workers import for a while before they
+    # ignore SIGINT, and a Ctrl-C then printed their KeyboardInterrupt tracebacks.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unstuck.cli", "sim", "scenarios/incident-601.yaml", "--seeds",
+         "20", "--check-determinism"],
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 60
+        while not _spawned_children(proc.pid):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.01)
+        time.sleep(0.05)  # inside their imports
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
