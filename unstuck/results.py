@@ -185,9 +185,18 @@ def wrote(folder: Path) -> set[str]:
         parts = set()
     if _is_manifest(folder / "manifest.json"):
         parts.add("results")
-    if _is_manifest(folder / "results" / "manifest.json"):
-        parts.add("report")
+    if _is_manifest(folder / "results" / "manifest.json") and _is_our_page(folder / "index.html"):
+        parts.add("report")  # a report folder from before the marker: results/ and our page
     return parts
+
+
+def _is_our_page(path: Path) -> bool:
+    """An index.html unstuck rendered (its title), not one of the user's beside results/."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            return "<title>unstuck report</title>" in f.read(400)
+    except OSError:
+        return False
 
 
 def _is_manifest(path: Path) -> bool:

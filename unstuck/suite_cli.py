@@ -156,7 +156,10 @@ def report_cmd(
         res = results.load(directory)
     except results.ResultsInvalid as e:
         _fail(str(e))
-    default = res.root.parent if res.root.name == "results" else res.root
+    # The report goes beside results/ only when the user named the report folder; a results
+    # folder they named gets its report inside (whatever it is called: its parent is theirs).
+    named_parent = Path(directory).resolve() != res.root.resolve()
+    default = res.root.parent if named_parent else res.root
     target = out or default
     problem = output_problem("--out", target, folder=True)
     if problem is None:
@@ -216,7 +219,8 @@ def gate_cmd(
         _fail(str(e))
     except Exception as e:  # noqa: BLE001 - the gate's contract: a harness error is exit 2, named
         _fail(f"harness error while judging {directory}: {e.__class__.__name__}: {e}")
-    folder = res.root.parent if res.root.name == "results" else res.root
+    # Beside results/ only when the user named the report folder (see `report_cmd`).
+    folder = res.root.parent if Path(directory).resolve() != res.root.resolve() else res.root
     target = junit_path or folder / "junit.xml"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -227,3 +227,23 @@ def test_the_marker_says_what_unstuck_wrote(tmp_path):
     out = tmp_path / "run"
     assert sim(out).exit_code == 0
     assert json.loads((out / results.MARKER).read_text())["wrote"] == ["results"]
+
+
+def test_a_results_folder_inside_the_users_project_gets_its_report_inside(project):
+    # Found by review: `report PROJECT/results` rendered into PROJECT, deleting the user's
+    # index.html, junit.xml, figures and tables, because any folder with results/ looked
+    # like an unstuck report folder; `gate` overwrote PROJECT/junit.xml the same way.
+    for name in ("index.html", "junit.xml"):
+        (project / name).write_text("mine")
+    before = snapshot(project)
+    res = project / "results"
+    assert sim(res).exit_code == 0
+    r = run(app, ["report", str(res)])
+    assert r.exit_code == 0, r.output
+    assert (res / "index.html").is_file() and (res / "junit.xml").is_file()
+    r = run(app, ["gate", str(res)])
+    assert r.exit_code == 0, r.output
+    r = run(app, ["report", str(res), "--out", str(project)])
+    assert r.exit_code == 2 and "not a folder unstuck wrote" in r.output
+    after = snapshot(project)
+    assert {k: v for k, v in after.items() if not k.startswith("results/")} == before

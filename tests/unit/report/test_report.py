@@ -129,9 +129,7 @@ def test_report_re_renders_from_saved_results(report, tmp_path):
 def test_a_re_render_drops_an_earlier_reports_figures_and_tables(report, tmp_path):
     """A timeline of a pair that no longer fails must not sit beside the new report's."""
     copy = tmp_path / "copy"
-    shutil.copytree(report / "results", copy / "results")
-    (copy / "figures").mkdir()
-    (copy / "tables").mkdir()
+    shutil.copytree(report, copy)  # an earlier report, with one more failing pair then
     (copy / "figures" / "timeline-gone-seed-seed-9.png").write_bytes(b"old")
     (copy / "tables" / "timeline-gone-seed-seed-9.csv").write_text("old")
     (copy / "notes.txt").write_text("mine")
