@@ -230,8 +230,9 @@ def output_problems(option: str, out: Path, inputs: Iterable[Path]) -> list[str]
         problems.append(
             f"{option} {out}: not empty and not an unstuck results folder (it has no {MARKER} "
             f"marker or unstuck manifest.json), and a run first deletes any {cleared} in its "
-            f"folder. Choose a new or empty folder (e.g. {out / 'run'}), or one an earlier "
-            "`unstuck sim --out` wrote")
+            f"folder. Choose a new or empty folder (e.g. {out / 'run'}) or one an earlier "
+            f"`unstuck sim --out` wrote; if {out} is an old run you no longer need, delete it "
+            "first")
     for f in inputs:
         part = next((out / n for n in CLEARED if _inside(f, out / n)), None)
         if part is not None:

@@ -459,6 +459,14 @@ def sim(
     if problems:
         fail_input("\n".join(problems))
 
+    if out and "report" in results.wrote(out.parent) and out.resolve() == (out.parent / "results").resolve():
+        # A suite's results/: the report beside it would describe results this run replaces.
+        from unstuck import report
+
+        if report.clear(out.parent):
+            typer.echo(f"note: removed the report in {out.parent}, which described the results "
+                       f"this run replaces; `unstuck report {out.parent}` renders a new one",
+                       err=True)
     counts = {s.name: (seeds if seeds is not None else s.seeds) for s, _ in loaded}
     workers = workers or os.cpu_count() or 1
     progress = sys.stderr.isatty() and not as_json

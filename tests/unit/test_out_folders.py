@@ -247,3 +247,17 @@ def test_a_results_folder_inside_the_users_project_gets_its_report_inside(projec
     assert r.exit_code == 2 and "not a folder unstuck wrote" in r.output
     after = snapshot(project)
     assert {k: v for k, v in after.items() if not k.startswith("results/")} == before
+
+
+def test_a_run_into_a_reports_results_removes_the_report_it_makes_stale(tmp_path):
+    # Found by review: the old index.html, summary.md and junit.xml stayed beside results of
+    # another run, and CI would have read the old verdict.
+    rep = tmp_path / "rep"
+    assert suite(rep).exit_code == 0
+    r = sim(rep / "results", "scenarios/pod-kill-reserved-slot.yaml")
+    assert r.exit_code == 0, r.output
+    assert f"removed the report in {rep}" in r.output
+    for name in ("index.html", "summary.md", "junit.xml"):
+        assert not (rep / name).exists(), name
+    r = run(app, ["report", str(rep)])
+    assert r.exit_code == 0 and "pod-kill-reserved-slot" in (rep / "summary.md").read_text()

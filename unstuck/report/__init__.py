@@ -35,7 +35,8 @@ def output_problems(option: str, out: Path, *, default: Path | None = None) -> l
     return [f"{option} {out}: not empty and not a folder unstuck wrote (it has no {MARKER} marker "
             "or results/manifest.json); a report there would replace its "
             f"{', '.join(VERDICTS)}, figures/*.png and tables/*.csv. Choose a new or empty "
-            "folder, e.g. reports/latest"]
+            f"folder (e.g. {out / 'report'}), or delete {out} first if it is an old report "
+            "you no longer need"]
 
 
 def clear(out: Path) -> bool:
