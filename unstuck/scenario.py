@@ -604,22 +604,22 @@ class _Loader(yaml.SafeLoader):
     """`yaml.SafeLoader` that refuses duplicate keys (YAML requires unique keys; PyYAML keeps
     the last) and files whose aliases expand to more than MAX_VALUES nodes ("billion laughs")."""
 
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            first: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue  # `<<: *base`: later keys override merged ones, as YAML says
-                key = self.construct_object(key_node)
-                try:
-                    if key in first:
-                        raise yaml.constructor.ConstructorError(
-                            None, None, f"duplicate key {_cut(repr(key), 40)} (first at line "
-                            f"{first[key]}); keep only one", key_node.start_mark)
-                    first[key] = key_node.start_mark.line + 1
-                except TypeError:
-                    continue  # an unhashable key: the base class reports it
-        return super().construct_mapping(node, deep=deep)
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        # Checked as each mapping is composed, before any merge (`<<: *base`) is flattened
+        # into it: flattening rewrites a merge source in place, so a check at construction
+        # time took a nested source's merged keys for duplicates.
+        node = super().compose_mapping_node(anchor)
+        first: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # a merge key may be overridden, as YAML says; complex keys: rare
+            key = (key_node.tag, key_node.value)
+            if key in first:
+                raise yaml.composer.ComposerError(
+                    None, None, f"duplicate key {_cut(repr(key_node.value), 40)} (first at line "
+                    f"{first[key]}); keep only one", key_node.start_mark)
+            first[key] = key_node.start_mark.line + 1
+        return node
 
     def get_single_node(self) -> Any:
         node = super().get_single_node()

@@ -181,6 +181,16 @@ def test_merge_keys_may_still_be_overridden(tmp_path):
     assert [w.count for w in load(f).workload] == [1, 2]
 
 
+def test_a_merge_of_a_mapping_that_itself_merges_is_not_a_duplicate():
+    # Found by review: PyYAML flattens a merge source in place, so a check made while
+    # constructing saw the nested source's merged keys as duplicates.
+    import yaml
+
+    from unstuck.scenario import _Loader
+
+    text = "x: {base: &A {kind: fixed, value: 10}, late: &B {<<: *A, value: 30}}\ny: {<<: *B}\n"
+    assert yaml.load(text, Loader=_Loader) == yaml.safe_load(text)
+
 def test_an_alias_bomb_is_refused_in_one_short_line(tmp_path):
     f = tmp_path / "bomb.yaml"
     lines = ["duration_s: 600", "workload: [{count: 1, at: [5]}]",
