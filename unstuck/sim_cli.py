@@ -258,36 +258,29 @@ def run_batches(jobs: Sequence[Any], workers: int, progress: bool, *,
     from rich.progress import Progress
 
     bar = Progress(console=Console(stderr=True), transient=True, disable=not progress)
-    finished_all = False
-    try:
-        with bar, _ctrl_c_noted() as ctrl_c:  # the bar is gone before any message below
-            task = bar.add_task(label, total=len(jobs))
-            top_up()
-            while in_flight:
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    results[in_flight.pop(f)] = f.result()
-                    bar.advance(task)
-                if ctrl_c:  # pressed, but its KeyboardInterrupt was swallowed
-                    raise KeyboardInterrupt
+    # Here Ctrl-C only notes itself, from the first submit to the end of the shutdown, and
+    # the loop stops at the next short wait: a KeyboardInterrupt raised inside the executor
+    # or the bar could leave a future's or the bar's lock held, and the shutdown would then
+    # wait on it for ever (a second Ctrl-C, as `timeout -s INT` sends, did exactly that).
+    with _ctrl_c_noted(raise_at_once=False) as pressed:
+        try:
+            with bar:  # gone from the terminal before any message below
+                task = bar.add_task(label, total=len(jobs))
                 top_up()
-        finished_all = True
-    finally:
-        # All of the stop in `finally`, and retried: a second Ctrl-C may land anywhere
-        # before `_shut_down` turns them off, and must neither skip the message nor leave
-        # the pool half shut down.
-        ctrl_c = isinstance(sys.exc_info()[1], KeyboardInterrupt)
-        while True:
-            try:
-                if finished_all:
-                    pool.shutdown()
-                else:
-                    _shut_down(pool, _interrupted(jobs, len(results), label) if ctrl_c else None)
-                break
-            except KeyboardInterrupt:
-                ctrl_c = True
-        if ctrl_c and finished_all:  # pressed while the finished pool shut down
-            raise KeyboardInterrupt
+                while in_flight and not pressed:
+                    finished, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        results[in_flight.pop(f)] = f.result()
+                        bar.advance(task)
+                    top_up()
+        finally:
+            # Cancel what has not started and wait for the seeds in hand (a second
+            # Ctrl-C changes nothing: Ctrl-\ ends everything at once).
+            if pressed and len(results) < len(jobs):
+                print(_interrupted(jobs, len(results), label), file=sys.stderr)
+            pool.shutdown(wait=True, cancel_futures=True)
+    if pressed:
+        raise KeyboardInterrupt
     return [results[i] for i in range(len(jobs))]
 
 
@@ -308,13 +301,14 @@ def _sigint_blocked() -> Iterator[None]:
 
 
 @contextmanager
-def _ctrl_c_noted() -> Iterator[list[int]]:
-    """Note every SIGINT as well as raising KeyboardInterrupt, so the loops can check.
+def _ctrl_c_noted(*, raise_at_once: bool = True) -> Iterator[list[int]]:
+    """Note every SIGINT, so the loops can check; with `raise_at_once`, raise
+    KeyboardInterrupt too (a seed running here stops where it is).
 
     Python raises KeyboardInterrupt wherever the main thread is, and one raised inside a
     finalizer is printed and dropped ("Exception ignored in ParquetWriter.__del__"): about
     1 Ctrl-C in 150 did nothing, and the run went on to the end. The list is non-empty once
-    Ctrl-C was pressed; a loop that sees it after a seed raises the interrupt itself."""
+    Ctrl-C was pressed; a loop that sees it raises the interrupt itself."""
     noted: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield noted  # only the main thread gets signals (and may set handlers)
@@ -322,28 +316,12 @@ def _ctrl_c_noted() -> Iterator[list[int]]:
 
     def note(signum: int, frame: Any) -> None:
         noted.append(signum)
-        raise KeyboardInterrupt
+        if raise_at_once:
+            raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, note)
     try:
         yield noted
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _shut_down(pool: ProcessPoolExecutor, message: str | None) -> None:
-    """Cancel what has not started and wait for the seeds in hand, deaf to further Ctrl-C.
-
-    A second SIGINT used to land inside `shutdown`'s join (`timeout -s INT` sends two: one
-    to the child, one to its process group; an impatient user sends them too). The join was
-    abandoned with the workers still waiting for their stop sentinels, and the interpreter's
-    exit then waited on them for ever. The wait is one seed per worker (seconds); Ctrl-\\
-    (SIGQUIT) still ends everything at once."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        if message:
-            print(message, file=sys.stderr)
-        pool.shutdown(wait=True, cancel_futures=True)
     finally:
         signal.signal(signal.SIGINT, previous)
 

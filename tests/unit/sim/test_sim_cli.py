@@ -191,6 +191,7 @@ def test_a_second_ctrl_c_while_stopping_does_not_hang(tmp_path, gap_s):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()  # close the pipes: no ResourceWarning in the next test
     assert proc.returncode == 130, err
     assert "interrupted after" in err and "Traceback" not in err
     assert not [p for p in Path(out).rglob("*") if p.name.endswith(".tmp")]
@@ -304,5 +305,6 @@ def test_ctrl_c_while_spawned_workers_start_prints_no_traceback():
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()  # close the pipes: no ResourceWarning in the next test
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
