@@ -73,6 +73,7 @@ class Faults:
         self.rng = world.rng("faults")
         self.fired = 0
         self.missed = 0
+        self.fired_types: set[str] = set()  # what a run proves something about
 
     def start(self) -> None:
         for spec, t, deadline in attempts(self.w.cfg, self.w.rng):
@@ -81,6 +82,7 @@ class Faults:
     def attempt(self, spec: FaultSpec, deadline: float) -> None:
         if getattr(self, "fire_" + spec.type.replace("-", "_"))(spec):
             self.fired += 1
+            self.fired_types.add(spec.type)
         elif self.w.kernel.now + spec.retry_s <= deadline:
             self.w.kernel.after(spec.retry_s, self.attempt, spec, deadline)
         else:

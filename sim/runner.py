@@ -24,6 +24,7 @@ class RunOutput:
     sim_s: float
     faults_fired: int
     faults_missed: int
+    fault_types: tuple[str, ...] = ()  # the types of the faults that took effect, sorted
 
 
 def run(cfg: WorldConfig, scheduler: str, seed: int, *, perturb_ties: bool = False) -> RunOutput:
@@ -35,4 +36,4 @@ def run(cfg: WorldConfig, scheduler: str, seed: int, *, perturb_ties: bool = Fal
         # this process (a reference day after a seed-head day took 2.3 s instead of 1.2 s).
         rows = world.run(release=True)
     return RunOutput(cfg.name, scheduler, seed, rows, world.kernel.events, cfg.end_s,
-                     world.faults.fired, world.faults.missed)
+                     world.faults.fired, world.faults.missed, tuple(sorted(world.faults.fired_types)))

@@ -230,7 +230,7 @@ def _judge_pair(res: Results, scen: str, sched: str, seeds: pd.DataFrame,
     if s is not None:
         fe = res.fault_events
         seen = set(fe["type"][(fe["scenario"] == scen) & (fe["scheduler"] == sched)])
-        declared = sorted({f.type for f in s.faults})
+        declared = s.fault_types()
         missing = [t for t in declared if t not in seen]
         if missing:
             msg = (f"{', '.join(missing)}: declared but no fault of that type took effect in "

@@ -376,6 +376,11 @@ class Scenario(_Model):
     workload: list[Workspaces]
     faults: list[Fault] = []
 
+    def fault_types(self) -> list[str]:
+        """The fault types the scenario declares, sorted: each is something a run of it
+        should prove (the gate's `faults_took_effect`, sim's `faults_never_fired`)."""
+        return sorted({f.type for f in self.faults})
+
     def world(self) -> sc.WorldConfig:
         c = self.cluster
         ps = c.pod_startup

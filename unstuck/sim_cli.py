@@ -110,8 +110,7 @@ def _run_job(job: Job) -> SeedResult:
         unrecovered=metrics.unrecovered, events=out.events, rows=len(out.rows),
         wall_s=time.perf_counter() - t0, faults_fired=out.faults_fired,
         faults_missed=out.faults_missed,
-        fault_types=tuple(sorted({(r.get("data") or {}).get("type", "")
-                                  for r in out.rows if r["kind"] == "fault"})),
+        fault_types=out.fault_types,
         digest=histories.digest(out.rows) if job.want_digest else None,
         history=out.rows if job.keep_rows else None,
     )
@@ -464,7 +463,7 @@ def sim(
         files.write_bytes(history, histories.canonical_bytes(kept.history or []))
 
     summaries = [b.summary() for b in batches.values()]
-    declared = {sc.name: sorted({f.type for f in sc.faults}) for sc, _ in loaded}
+    declared = {sc.name: sc.fault_types() for sc, _ in loaded}
     for s in summaries:  # what `unstuck gate` fails with exit 3: the run proves nothing there
         fired = {t for r in batches[(s["scenario"], s["scheduler"])].results for t in r.fault_types}
         s["faults_never_fired"] = [t for t in declared[s["scenario"]] if t not in fired]

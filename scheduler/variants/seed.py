@@ -24,6 +24,7 @@ from scheduler.model import (
     ACTIVE_STATUSES,
     AgentRow,
     ExecutionMode,
+    ManagedPod,
     PlanArtifact,
     Pool,
     SlotStatus,
@@ -224,11 +225,7 @@ class SeedPolicy:
         if self.memory is None:
             return
         for name, pod in sorted(self.memory.slots.pods.items()):
-            for s in pod.slots:
-                if s.status is not SlotStatus.IDLE:
-                    self.ctx.record(Kind.SLOT_RELEASED, pod=name, slot=s.slot_id, task=s.task_id,
-                                    reason="slot memory lost with the scheduler process",
-                                    data={"was": s.status.value})
+            self.record_held_slots_lost(name, pod, "slot memory lost with the scheduler process")
 
     def recover_pending_tasks(self) -> None:
         store = self.ctx.store
@@ -916,13 +913,15 @@ class SeedPolicy:
 
     def drop_pod(self, name: str, reason: str) -> None:
         pod = self.mem.slots.remove(name)
-        if pod is None:
-            return
+        if pod is not None:
+            self.record_held_slots_lost(name, pod, reason + " (slot dropped with its pod)")
+
+    def record_held_slots_lost(self, name: str, pod: ManagedPod, reason: str) -> None:
+        """One `slot.released` per slot of `pod` that held a task, which the memory lost."""
         for s in pod.slots:
             if s.status is not SlotStatus.IDLE:
                 self.ctx.record(Kind.SLOT_RELEASED, pod=name, slot=s.slot_id, task=s.task_id,
-                                reason=reason + " (slot dropped with its pod)",
-                                data={"was": s.status.value})
+                                reason=reason, data={"was": s.status.value})
 
     def sync_task_status_to_slots(self, pool_id: str) -> None:
         ctx = self.ctx

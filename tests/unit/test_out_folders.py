@@ -106,7 +106,7 @@ def test_a_folder_a_run_was_interrupted_in_can_be_run_into_again(tmp_path, monke
     def interrupt(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("sim.runner.run", interrupt)
+    monkeypatch.setattr("sim.runner.run", _ctrl_c)
     assert sim(out).exit_code == 130
     (out / "tasks").mkdir()  # a table folder the run would have written
     monkeypatch.undo()
@@ -139,14 +139,14 @@ def test_report_refuses_an_out_folder_unstuck_did_not_write(project, tmp_path):
     assert snapshot(project) == before
 
 
+def _ctrl_c(*a, **k):
+    raise KeyboardInterrupt
+
+
 def test_a_suite_stopped_half_way_leaves_no_earlier_verdict(tmp_path, monkeypatch):
     rep = tmp_path / "rep"
     assert suite(rep).exit_code == 0
-
-    def interrupt(*a, **k):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("sim.runner.run", interrupt)
+    monkeypatch.setattr("sim.runner.run", _ctrl_c)
     r = suite(rep)
     assert r.exit_code == 130
     assert f"no report written; the previous one in {rep} was removed" in r.output
@@ -158,11 +158,7 @@ def test_a_suite_stopped_half_way_leaves_no_earlier_verdict(tmp_path, monkeypatc
 def test_ctrl_c_while_rendering_says_what_was_written(tmp_path, monkeypatch):
     rep = tmp_path / "rep"
     assert suite(rep).exit_code == 0
-
-    def interrupt(*a, **k):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("unstuck.plots.recovery_cdf", interrupt)
+    monkeypatch.setattr("unstuck.plots.recovery_cdf", _ctrl_c)
     r = suite(rep)
     assert r.exit_code == 130
     assert (f"interrupted while rendering the report: {rep / 'results'} holds this run's complete "

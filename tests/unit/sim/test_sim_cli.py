@@ -1,6 +1,13 @@
 """`unstuck sim`: exit codes, the stuck task and its witness, JSON, Parquet and JSONL outputs."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -106,29 +113,41 @@ def test_seed_ranges_that_cannot_run_exit_2_before_anything_runs(tmp_path):
     r = run(app, ["shrink", "scenarios/incident-601.yaml", "-s", "seed", "--seed", str(2**64)])
     assert r.exit_code == 2 and "seeds must stay below 2**64" in r.output
 
+@contextmanager
+def _sim_in_its_own_group(*args: str) -> Iterator[subprocess.Popen]:
+    """`unstuck sim ARGS` in a process group of its own, as a terminal's Ctrl-C would reach
+    it; killed (and its pipes closed) if a test leaves it running, so a hang fails one test
+    and not the next with a ResourceWarning."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unstuck.cli", "sim", *args],
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
+def _wait_for_a_table(proc: subprocess.Popen, tables: Path) -> None:
+    while not (tables.is_dir() and any(tables.glob("*.parquet"))):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_ctrl_c_stops_a_run_within_the_seeds_in_hand_and_leaves_no_half_written_file(tmp_path, workers):
     """Ctrl-C reaches the whole process group. The run must stop with the seeds the workers
     hold, not run every queued seed first; what it wrote must be whole; and reading the folder
     must say that the run did not finish, not show a partial report as if complete."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     out, seeds = tmp_path / "run", 1000
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "unstuck.cli", "sim", "scenarios/incident-601.yaml", "--seeds",
-         str(seeds), "--workers", workers, "--out", str(out)],
-        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     tables = out / "tasks" / "incident-601" / "reference"
-    while not (tables.is_dir() and any(tables.glob("*.parquet"))):
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    with _sim_in_its_own_group("scenarios/incident-601.yaml", "--seeds", str(seeds),
+                               "--workers", workers, "--out", str(out)) as proc:
+        _wait_for_a_table(proc, tables)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted after" in err and "rerun" in err and "Traceback" not in err
     written = len(list(tables.glob("*.parquet")))
@@ -143,9 +162,6 @@ def test_ctrl_c_stops_a_run_within_the_seeds_in_hand_and_leaves_no_half_written_
 def _swallows_ctrl_c(job: int) -> int:
     """A seed during which Ctrl-C comes while a finalizer runs: Python prints "Exception
     ignored" and drops the KeyboardInterrupt (pyarrow's ParquetWriter.__del__ did)."""
-    import os
-    import signal
-
     try:
         os.kill(os.getpid(), signal.SIGINT)
         for _ in range(1000):  # the handler runs at the next bytecode boundaries
@@ -167,31 +183,15 @@ def test_a_second_ctrl_c_while_stopping_does_not_hang(tmp_path, gap_s):
     """`timeout -s INT` signals the child and then its process group, and people press Ctrl-C
     twice: the second SIGINT used to abandon the pool's shutdown, and the interpreter's exit
     then waited for ever on workers that never got their stop sentinel (found by review)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "unstuck.cli", "sim", "scenarios/mixed-chaos-day.yaml",
-         "--seeds", "100", "--workers", "2", "--out", str(out)],
-        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:  # a day takes about a second: the second signal comes while the pool winds down
-        tables = out / "tasks" / "mixed-chaos-day" / "reference"
-        while not (tables.is_dir() and any(tables.glob("*.parquet"))):
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
+    # A day takes about a second: the second signal comes while the pool winds down.
+    with _sim_in_its_own_group("scenarios/mixed-chaos-day.yaml", "--seeds", "100",
+                               "--workers", "2", "--out", str(out)) as proc:
+        _wait_for_a_table(proc, out / "tasks" / "mixed-chaos-day" / "reference")
         os.kill(proc.pid, signal.SIGINT)
         time.sleep(gap_s)
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()  # close the pipes: no ResourceWarning in the next test
     assert proc.returncode == 130, err
     assert "interrupted after" in err and "Traceback" not in err
     assert not [p for p in Path(out).rglob("*") if p.name.endswith(".tmp")]
@@ -243,9 +243,6 @@ def _double(x: int) -> int:
 def test_a_ctrl_c_while_the_finished_pool_shuts_down_still_interrupts(monkeypatch):
     # Found by review: the retry caught it and run_batches returned as if nothing happened
     # (with --check-determinism, the whole second pass then ran).
-    import os
-    import signal
-    import time
     from concurrent.futures import ProcessPoolExecutor
 
     from unstuck.sim_cli import run_batches
@@ -266,8 +263,6 @@ def test_a_ctrl_c_while_the_finished_pool_shuts_down_still_interrupts(monkeypatc
 
 
 def _spawned_children(pgid: int) -> bool:
-    import os
-
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             if os.getpgid(int(pid)) != pgid:
@@ -283,18 +278,8 @@ def _spawned_children(pgid: int) -> bool:
 def test_ctrl_c_while_spawned_workers_start_prints_no_traceback():
     # Found by review: --check-determinism's spawned workers import for a while before they
     # ignore SIGINT, and a Ctrl-C then printed their KeyboardInterrupt tracebacks.
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "unstuck.cli", "sim", "scenarios/incident-601.yaml", "--seeds",
-         "20", "--check-determinism"],
-        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
+    with _sim_in_its_own_group("scenarios/incident-601.yaml", "--seeds", "20",
+                               "--check-determinism") as proc:
         deadline = time.monotonic() + 60
         while not _spawned_children(proc.pid):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -302,9 +287,5 @@ def test_ctrl_c_while_spawned_workers_start_prints_no_traceback():
         time.sleep(0.05)  # inside their imports
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()  # close the pipes: no ResourceWarning in the next test
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
