@@ -13,8 +13,11 @@ Behaviour (shared/specs/seed-system.md §2.2, §8):
 * an apply takes the workspace's state lock fenced by (task, fence); its `exec.invoke` names
   the token it superseded (`data.supersedes`), and an apply whose token was superseded fails
   with "state lock fenced" (`exec.fail`) when it tries to commit;
-* SIGTERM (graceful pod delete): the agent finishes its current phases and exits; whatever is
-  still running at SIGKILL is lost. A killed agent's runs are `exec.info` (outcome unknown);
+* SIGTERM (graceful pod delete) does what the scheduler's own agent does (the variant's
+  `agent_on_sigterm`): our agent ("drain") finishes its current phases and exits, and
+  whatever is still running at SIGKILL is lost; the seed's agent ("exit") cancels its runs,
+  closes its C&C connection and exits at once, reporting nothing. A killed agent's runs are
+  `exec.info` (outcome unknown). A paused agent gets SIGTERM only when its node heals;
 * a paused agent (its node lost) freezes: no heartbeats, no progress; runs sent to it wait in
   its socket. It resumes if the node heals, and then reports late (fencing matters).
 """
@@ -196,7 +199,15 @@ class AgentSim:
     # ------------------------------------------------------------------ lifecycle
     def sigterm(self) -> None:
         self.draining = True
-        self._maybe_exit()
+        if self.fleet.exit_on_sigterm:
+            self._exit_at_once()
+        else:
+            self._maybe_exit()
+
+    def _exit_at_once(self) -> None:
+        """The seed agent's WaitForShutdown: cancel every run, close the socket, return."""
+        self.kill("agent exited on SIGTERM: its runs were cancelled, nothing reported")
+        self.fleet.w.cluster.agent_exited(self.pod)
 
     def _maybe_exit(self) -> None:
         if self.draining and not self.runs and not self.dead and not self.paused:
@@ -256,6 +267,7 @@ class AgentFleet:
         self.w = world
         self.cfg = world.cfg.agents
         self.rng = world.rng("agents")
+        self.exit_on_sigterm = world.agent_on_sigterm == "exit"
         self.by_id: dict[str, AgentSim] = {}
         # The agents not yet dead: a churning day starts thousands of agents, and fault
         # targeting walks the living ones.

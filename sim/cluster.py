@@ -393,7 +393,8 @@ class ClusterSim:
                 self.delete(pod, None, f"evicted: {nodes.UNREACHABLE_TAINT}")
 
     def heal_node(self, node: Node, gen: int) -> None:
-        """The kubelet is back: it posts Ready at once (pods Ready again, taints gone), kills
+        """The kubelet is back: it posts Ready at once (pods Ready again, since now if the
+        controller had set them NotReady; taints gone), kills
         the containers of pods deleted meanwhile without letting them run or report, resumes
         the others, and finishes the pods that were deleted gracefully. The controller sees
         the zone change on its next monitor pass."""
@@ -413,6 +414,10 @@ class ClusterSim:
             pod = self.pods.get(name)
             if pod is None:
                 continue
+            if was_unknown and pod.phase == "Running":
+                # The controller set it NotReady with the node; the kubelet's Ready comes
+                # with a new transition time, so the ReplicaSet now ranks it newest-ready.
+                pod.ready_since = now
             if pod.agent is not None:
                 pod.agent.resume()
             if pod.terminating:

@@ -74,6 +74,8 @@ class World:
         self.state_lock: dict[str, tuple[int, int]] = {}
         self.plan_pod: dict[int, str] = {}
         self.epoch = 0
+        policy = policy_class(variant)
+        self.agent_on_sigterm: str = policy.agent_on_sigterm  # the agent this variant ships
         self.cluster = ClusterSim(self)
         self.agents = AgentFleet(self)
         self.users = Users(self)
@@ -83,7 +85,7 @@ class World:
             settings = Settings(seed=SeedQuirks(clock_origin_s=cfg.clock_origin_s))
         ctx = Context(store=self.store, cluster=self.cluster, agents=self.agents, timer=self,
                       history=self.history, rng=self.rng("scheduler"), settings=settings)
-        self.scheduler = Scheduler(policy_class(variant)(ctx), ctx)
+        self.scheduler = Scheduler(policy(ctx), ctx)
 
     def rng(self, stream: str) -> random.Random:
         return rngs.child(self.seed, stream)

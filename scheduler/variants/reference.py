@@ -95,6 +95,9 @@ class RefMemory:
 
 class ReferencePolicy:
     name = "reference"
+    # Our agent drains on SIGTERM: no new work, runs finish within the grace period, then it
+    # exits (scheduler/agent/process.py; docs/agent-protocol.md).
+    agent_on_sigterm = "drain"
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

@@ -114,6 +114,11 @@ class Push:
 
 class SeedPolicy:
     name = "seed"
+    # What the agent this scheduler ships with does on SIGTERM (a graceful pod delete). The
+    # seed's agent exits at once: WaitForShutdown (backend/agent/control/cc_manager.go)
+    # cancels the context every task runs under, closes the C&C socket and main returns, so
+    # no report is sent and the server sees a disconnect (F8) the moment the delete starts.
+    agent_on_sigterm = "exit"
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

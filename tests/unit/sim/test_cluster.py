@@ -53,6 +53,25 @@ def test_graceful_kill_lets_a_short_phase_finish_and_a_long_one_die_at_sigkill()
     assert [e.reason for e in rows_of(w2, Kind.EXEC_INFO)] == ["agent killed"]
 
 
+@pytest.mark.parametrize("variant", ["seed", "seed-proposal", "seed-head"])
+def test_the_seed_agent_exits_at_sigterm_and_the_server_sees_the_disconnect_at_once(variant):
+    """The seed's agent cancels its runs and closes its socket on SIGTERM (cc_manager.go's
+    WaitForShutdown): nothing is reported, the pod goes at once, and the server's disconnect
+    cleanup (F8) runs then, not 30 s later at SIGKILL."""
+    w = booted(config(), variant)  # the plan runs from about 34 to about 94
+    w.kernel.run(80)
+    [pod] = w.cluster.alive()
+    agent = pod.agent
+    w.cluster.delete(pod, None, "test")  # SIGTERM at 80, with 14 s of plan left
+    w.kernel.run(200)
+    assert rows_of(w, Kind.POD_REMOVED)[0].t == pytest.approx(80.0)
+    [info] = rows_of(w, Kind.EXEC_INFO)
+    assert info.t == pytest.approx(80.0) and "exited on SIGTERM" in info.reason
+    assert not [e for e in rows_of(w, Kind.EXEC_OK) if e.agent == agent.agent_id]
+    assert [e.t for e in rows_of(w, Kind.AGENT_DISCONNECTED)][0] == pytest.approx(80.0, abs=0.1)
+    assert agent.dead and w.agent_on_sigterm == "exit"
+
+
 def test_node_loss_follows_the_lease_grace_taint_and_toleration_then_heals():
     w = booted(config(workload=()))
     w.kernel.run(100)
@@ -272,3 +291,19 @@ def test_a_pod_placed_on_a_dead_node_starts_once_when_the_node_heals_before_its_
     early = w.cluster.pods["early"]
     assert (early.node, early.phase) == ("node-1", "Running")
     assert [a for a in w.agents.by_id.values() if a.pod is early] == [early.agent]
+
+
+@pytest.mark.parametrize("heal_after,fresh", [(200.0, True), (30.0, False)])
+def test_pods_of_a_node_that_went_unknown_are_ready_again_from_its_heal(heal_after, fresh):
+    """The controller sets a lost node's pods NotReady when it marks the node Unknown; the
+    kubelet's Ready at heal is a new transition, so the ReplicaSet ranks those pods
+    newest-ready (upstream podReadyTime). A node back before it went Unknown changed nothing."""
+    w = booted(config(workload=()))
+    w.kernel.run(100)
+    [pod] = w.cluster.alive()
+    first = pod.ready_since
+    node = w.cluster.nodes[pod.node]
+    w.cluster.lose_node(node, heal_after)  # Unknown at 155
+    w.kernel.run(100 + heal_after + 1)
+    assert node.ready
+    assert w.cluster._view(pod).ready_since == (100 + heal_after if fresh else first)
