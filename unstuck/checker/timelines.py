@@ -52,6 +52,7 @@ ASSERTS_TASK = frozenset({
     "slot.assigned", "slot.reserved", "lock.acquired", "exec.invoke",
 })
 RESTART_FAULT = "scheduler-restart"
+NODE_FAULT = "node-loss"  # the only fault whose data.node reaches every pod of the node
 
 
 @dataclass(slots=True)
@@ -449,7 +450,9 @@ def _fault(
     """Record which tasks the fault touched (witnesses) and which it hit (metrics)."""
     pod, agent, node, target = row.get("pod"), row.get("agent"), data.get("node"), row.get("task")
     restart = data.get("type") == RESTART_FAULT
-    pods = set(node_pods.get(node, ())) if node else set()
+    # Only a node-loss takes the node's other pods with it: a pod-kill or agent-disconnect
+    # records `data.node` just to say where its target was.
+    pods = set(node_pods.get(node, ())) if node and data.get("type") == NODE_FAULT else set()
     if pod:
         pods.add(pod)
     candidates: set[int] = set()

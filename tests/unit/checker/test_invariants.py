@@ -323,3 +323,23 @@ def test_three_overlapping_applies_are_two_violations_not_three_pairs() -> None:
     s.end(100)
     found = invariants.per_workspace_serialization(s.rows())
     assert [v.witness for v in found] == [(invokes[0], invokes[1]), (invokes[0], invokes[2])]
+
+
+# --- review findings ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fault_type", "cited"), [
+    ("pod-kill", False), ("agent-disconnect", False), ("node-loss", True)])
+def test_only_a_node_loss_reaches_the_other_pods_of_its_node(fault_type, cited) -> None:
+    # sim/faults.py records data.node on a pod-kill or agent-disconnect only to say where its
+    # target was: it did not touch task 2's pod p2 on the same node. A node-loss did.
+    s = Story()
+    s.add(0, "pod.added", pod="p1", data={"node": "n1"})
+    s.add(0, "pod.added", pod="p2", data={"node": "n1"})
+    s.created(0, 2, "ws-2", typ="plan")
+    s.add(1, "slot.assigned", task=2, pod="p2", slot=0)
+    s.to(1, 2, "pending", "running", "ws-2", "dispatch plan", pod="p2")
+    fault = s.add(50, "fault", pod="p1", agent="a1", data={"type": fault_type, "node": "n1"})
+    s.end(1000, drain_s=100)
+    (v,) = invariants.drained(s.rows())
+    assert (fault in v.witness) is cited

@@ -275,3 +275,20 @@ def test_summary_interpolates_between_ranks_and_skips_nan(values, expected) -> N
     got = (s.n, s.missing, s.p50, s.p95, s.p99, s.max)
     assert all(_same(round(g, 9) if isinstance(g, float) else g, e)
                for g, e in zip(got, expected, strict=True)), got
+
+
+@pytest.mark.parametrize("fault_type", ["pod-kill", "agent-disconnect"])
+def test_a_pod_or_agent_fault_does_not_hit_the_other_pods_of_its_node(fault_type) -> None:
+    # sim/faults.py records data.node on these faults only to say where the target was;
+    # only a node-loss takes every pod of the node with it.
+    s = Story()
+    s.add(0, "pod.added", pod="p1", data={"node": "n1"})
+    s.add(0, "pod.added", pod="p2", data={"node": "n1"})
+    _holding(s, 1, "p1")
+    _holding(s, 2, "p2")
+    s.add(50, "fault", pod="p1", agent="a1", data={"type": fault_type, "node": "n1"})
+    s.to(80, 1, "running", "failed", "ws-1", "pod killed")
+    s.to(90, 2, "running", "planned_and_finished", "ws-2", "plan finished")
+    s.end(500)
+    hits = metrics.recovery_latencies(s.rows())
+    assert [(h.task, h.latency_s, h.outcome) for h in hits] == [(1, 30.0, "recovered")]
