@@ -23,7 +23,8 @@ Definitions shared by every invariant (docs/checker.md spells them out):
   into `failed` / `cancelled` with a non-empty reason, or the end of a plan into
   `apply_pending` (the start of a new plan epoch). A `running` stint rolled back to the status
   it came from before anything was dispatched or invoked (the seed's send failure, F3) moved
-  nothing forward, so its entry does not count.
+  nothing forward, so its entry does not count; nor does it restart a bound's clock: the stay
+  before it, the stint and the stay after it are one wait (`confirmed_waits`, `idle_spans`).
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ class TaskLine:
     armed: bool = False  # a plan stint ended and has not yet opened its epoch
     came_from: str | None = None  # the status the current running stint was entered from
     unproven: Row | None = None  # the entry into running, while no dispatch or exec.invoke followed
+    rolled_back: set[int] = field(default_factory=set)  # seqs of rows ending an unsent stint
     slots: set[tuple[str | None, Any]] = field(default_factory=set)
     placement: tuple[str | None, str | None] | None = None  # (agent, pod)
     links: dict[tuple[str, str], Row] = field(default_factory=dict)
@@ -412,6 +414,7 @@ def _transition(
         if ln.progress and ln.progress[-1] is ln.unproven:
             ln.progress.pop()
         ln.unproven = None
+        ln.rolled_back.add(row["seq"])
     if to == "running" and prev != "running":
         came_from = row.get("from_status") or prev
         ln.run_kind = "apply" if came_from == "apply_pending" else "plan"
@@ -496,22 +499,38 @@ def _segments(ln: TaskLine) -> list[Segment]:
     return out
 
 
+def _unsent(ln: TaskLine, seg: Segment) -> bool:
+    """A `running` stint rolled back to the status it came from before anything was sent."""
+    return seg.status == "running" and seg.end is not None and seg.end["seq"] in ln.rolled_back
+
+
 def confirmed_waits(ln: TaskLine, end_t: float) -> list[tuple[Row, float, Segment]]:
     """Each stay in apply_pending with a confirmation in its epoch: (clock row, leave t, stay).
 
     The clock row is the confirmation, or the entry into apply_pending when the confirmation
-    came earlier in the same epoch (an apply attempt rolled back). A stay that outlived the
-    run leaves at `end_t`.
+    came earlier in the same epoch (an apply attempt that was sent, then rolled back). A stay
+    that outlived the run leaves at `end_t`. Stays joined by unsent `running` stints (the
+    seed's send failure, F3, however often it repeats) are one stay, stints included, with
+    the first one's clock; the segment returned is the last one.
     """
-    out = []
+    out: list[tuple[Row, float, Segment]] = []
+    joined = False  # the last stay went on through an unsent stint
     for seg in ln.segments:
+        if _unsent(ln, seg):
+            continue
         if seg.status != "apply_pending":
+            joined = False
             continue
         c = ln.first_confirm(seg.epoch, before_seq=seg.end["seq"] if seg.end else None)
         if c is None:
+            joined = False
             continue
-        clock = c if c["seq"] > seg.start["seq"] else seg.start
-        out.append((clock, seg.end["t"] if seg.end else end_t, seg))
+        leave = seg.end["t"] if seg.end else end_t
+        if joined:
+            out[-1] = (out[-1][0], leave, seg)
+        else:
+            out.append((c if c["seq"] > seg.start["seq"] else seg.start, leave, seg))
+        joined = seg.end is not None
     return out
 
 
@@ -519,7 +538,8 @@ def idle_spans(ln: TaskLine, end_t: float) -> list[tuple[Row, float, float]]:
     """When nobody works for the task: terminal, or owed an apply. (start row, start t, end t).
 
     Adjacent spans merge (owed in apply_pending, then reset to pending, then failed is one
-    span), so a bound applies to the whole idle time.
+    span), so a bound applies to the whole idle time; so do spans joined by an unsent
+    `running` stint (F3's failed send): nobody worked for the task during it either.
     """
     out: list[tuple[Row, float, float]] = []
     contiguous = False
@@ -533,6 +553,8 @@ def idle_spans(ln: TaskLine, end_t: float) -> list[tuple[Row, float, float]]:
                 contiguous = False
                 continue
             start = c if c["seq"] > seg.start["seq"] else seg.start
+        elif _unsent(ln, seg):
+            continue  # the idle span, if any, goes on through it
         else:
             contiguous = False
             continue

@@ -167,6 +167,7 @@ def test_the_bound_restarts_when_a_confirmed_task_falls_back_to_apply_pending() 
     _planned(s)
     s.confirm(20, 1)
     s.to(100, 1, "apply_pending", "running", reason="apply dispatch")
+    s.add(100, "dispatch", task=1, workspace="ws-1", agent="a1", data={"action": "apply"})
     back = s.to(200, 1, "running", "apply_pending", reason="rolled back")
     s.end(1000)
     (v,) = invariants.apply_pending_bound(s.rows())
@@ -343,3 +344,24 @@ def test_only_a_node_loss_reaches_the_other_pods_of_its_node(fault_type, cited) 
     s.end(1000, drain_s=100)
     (v,) = invariants.drained(s.rows())
     assert (fault in v.witness) is cited
+
+
+def test_sends_that_fail_before_anything_went_out_do_not_restart_the_clock() -> None:
+    # The seed's F3 in a loop: confirmed at 20, every 200 s the apply is saved as running, the
+    # send fails and it is rolled back, nothing dispatched; it finally goes out at 1400.
+    s = Story()
+    _planned(s)
+    acq = s.add(10, "lock.acquired", task=1, workspace="ws-1", reason="Locked for apply")
+    c = s.confirm(20, 1)
+    for t in range(200, 1400, 200):
+        s.to(t, 1, "apply_pending", "running", reason="dispatch apply")
+        s.add(t, "dispatch.failed", task=1, workspace="ws-1", reason="send failed",
+              data={"action": "apply", "retry": "requeue"})
+        s.to(t, 1, "running", "apply_pending", reason="send failed: rolled back")
+    _apply(s, 1400)
+    s.add(1405, "lock.released", task=1, workspace="ws-1")
+    s.end(2000)
+    (v,) = invariants.apply_pending_bound(s.rows())
+    assert v.t == 320.0 and c in v.witness and "left at t=1400" in v.message
+    (w,) = invariants.no_wedged_workspace(s.rows())
+    assert w.t == 320.0 and acq in w.witness and c in w.witness

@@ -258,6 +258,7 @@ def test_stuck_time_sums_every_confirmed_stay_in_apply_pending() -> None:
     _planned_with_changes(s)
     s.confirm(20, 1)
     s.to(50, 1, "apply_pending", "running", reason="apply dispatch")
+    s.add(50, "dispatch", task=1, data={"action": "apply"})
     s.to(51, 1, "running", "apply_pending", reason="rolled back")
     s.end(100)
     (stuck,) = metrics.stuck_durations(s.rows())
@@ -292,3 +293,15 @@ def test_a_pod_or_agent_fault_does_not_hit_the_other_pods_of_its_node(fault_type
     s.end(500)
     hits = metrics.recovery_latencies(s.rows())
     assert [(h.task, h.latency_s, h.outcome) for h in hits] == [(1, 30.0, "recovered")]
+
+
+def test_sends_that_fail_before_anything_went_out_are_one_stuck_stay() -> None:
+    # The clock keeps running through a running stint rolled back before any send (F3).
+    s = Story()
+    _planned_with_changes(s)
+    s.confirm(20, 1)
+    s.to(50, 1, "apply_pending", "running", reason="apply dispatch")
+    s.to(51, 1, "running", "apply_pending", reason="send failed: rolled back")
+    s.end(100)
+    (stuck,) = metrics.stuck_durations(s.rows())
+    _assert_record(stuck, since_t=20.0, stuck_s=80.0, open=True)
