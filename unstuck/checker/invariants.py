@@ -144,9 +144,10 @@ def _overlapping_applies(tl: Timelines) -> list[Violation]:
     out = []
     for ws in sorted(tl.ws_apply_execs):
         running: list[Row] = []
+        fenced: set[tuple[Any, Any]] = set()  # tokens whose window a newer apply ended
         for row in tl.ws_apply_execs[ws]:
             if row["kind"] == "exec.invoke":
-                _fence_off(running, row)
+                _fence_off(running, row, fenced)
                 if running:  # one violation per overlapping start, against the oldest apply
                     other = running[0]
                     out.append(Violation(
@@ -159,26 +160,39 @@ def _overlapping_applies(tl: Timelines) -> list[Violation]:
                     ))
                 running.append(row)
             else:
-                _close(running, row)
+                _close(running, row, fenced)
     return out
 
 
-def _fence_off(running: list[Row], invoke: Row) -> None:
+def _token(row: Row) -> tuple[Any, Any]:
+    """The (task, fence) token an apply row runs under; fence None when the row has none."""
+    return row.get("task"), (row.get("data") or {}).get("fence")
+
+
+def _fence_off(running: list[Row], invoke: Row, fenced: set[tuple[Any, Any]]) -> None:
     """An apply that took the workspace's fenced state lock from an older token ends that
     older apply's claim: from this row on it can no longer commit (docs/checker.md)."""
     sup = (invoke.get("data") or {}).get("supersedes")
     if not sup:
         return
-    task, fence = sup[0], sup[1]
-    running[:] = [r for r in running
-                  if not (r.get("task") == task and (r.get("data") or {}).get("fence") == fence)]
+    token = (sup[0], sup[1])
+    fenced.add(token)
+    running[:] = [r for r in running if _token(r) != token]
 
 
-def _close(running: list[Row], done: Row) -> None:
-    """Close the oldest open apply of the same task and agent (else of the same task)."""
+def _close(running: list[Row], done: Row, fenced: set[tuple[Any, Any]]) -> None:
+    """Close the oldest open apply of the same token (task, fence) and agent, else of the same
+    token. A fence is compared only when both rows carry one. The end of an apply whose token
+    was fenced off closes nothing: that apply's window already ended, and it must not close
+    another apply of its task that still runs."""
+    task, fence = _token(done)
+    if fence is not None and (task, fence) in fenced and all(
+            _token(inv) != (task, fence) for inv in running):
+        return
     for same_agent in (True, False):
         for i, inv in enumerate(running):
-            if inv.get("task") == done.get("task") and (
+            other = _token(inv)[1]
+            if inv.get("task") == task and (fence is None or other is None or other == fence) and (
                 not same_agent or inv.get("agent") == done.get("agent")
             ):
                 del running[i]

@@ -365,3 +365,28 @@ def test_sends_that_fail_before_anything_went_out_do_not_restart_the_clock() -> 
     assert v.t == 320.0 and c in v.witness and "left at t=1400" in v.message
     (w,) = invariants.no_wedged_workspace(s.rows())
     assert w.t == 320.0 and acq in w.witness and c in w.witness
+
+
+def test_the_late_end_of_a_fenced_off_apply_does_not_close_the_apply_that_fenced_it() -> None:
+    # Task 1's apply on a1 is re-sent on a2, which takes the state lock from token (1, 1);
+    # a1 wakes up and fails ("state lock fenced"). Task 1's a2 apply still runs when task
+    # 2's apply starts.
+    s = Story()
+
+    def invoke(t: float, task: int, agent: str, fence: int, **data: object) -> int:
+        return s.add(t, "exec.invoke", task=task, workspace="ws-1", agent=agent,
+                     data={"action": "apply", "fence": fence, **data})
+
+    def end(t: float, kind: str, task: int, agent: str, fence: int) -> int:
+        return s.add(t, kind, task=task, workspace="ws-1", agent=agent,
+                     data={"action": "apply", "fence": fence})
+
+    invoke(100, 1, "a1", 1)
+    second = invoke(200, 1, "a2", 2, supersedes=[1, 1])
+    end(300, "exec.fail", 1, "a1", 1)
+    third = invoke(400, 2, "a3", 1)
+    end(500, "exec.ok", 1, "a2", 2)
+    end(600, "exec.ok", 2, "a3", 1)
+    s.end(1000)
+    found = invariants.per_workspace_serialization(s.rows())
+    assert [(v.t, v.witness) for v in found] == [(400.0, (second, third))]
