@@ -234,7 +234,7 @@ def build(
 def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Timelines:
     rows = _ordered(rows)
     tasks: dict[int, TaskLine] = {}
-    live: dict[int, TaskLine] = {}  # non-terminal tasks, for scheduler-restart hits
+    live: dict[int, TaskLine] = {}  # created, non-terminal tasks, for scheduler-restart hits
     ever_pod: dict[str, set[int]] = {}
     ever_agent: dict[str, set[int]] = {}
     pod_node: dict[str, str] = {}
@@ -251,7 +251,6 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
         ln = tasks.get(task)
         if ln is None:
             ln = tasks[task] = TaskLine(task, workspace=row.get("workspace"))
-            live[task] = ln
         return ln
 
     def link(ln: TaskLine, row: Row) -> None:
@@ -313,6 +312,8 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             ln.status = row.get("to_status") or "pending"
             ln.status_rows.append((row, ln.epoch))
             ln.stimuli.append(row)
+            if ln.status not in TERMINAL:
+                live[task] = ln
             if ln.type == "plan_and_apply" and ln.workspace is not None:
                 ws_status.setdefault(ln.workspace, []).append((row, task, ln.status))
         elif kind == "task.transition":
@@ -433,7 +434,7 @@ def _transition(
     ln.status_rows.append((row, ln.epoch))
     if to in TERMINAL:
         live.pop(ln.task, None)
-    else:
+    elif ln.created is not None:  # a row naming a task never created hits nothing
         live[ln.task] = ln
     if ln.type == "plan_and_apply" and ln.workspace is not None:
         ws_status.setdefault(ln.workspace, []).append((row, ln.task, to))
@@ -469,7 +470,7 @@ def _fault(
         candidates |= set(live)
     for task in sorted(candidates):
         ln = tasks[task]
-        if ln.terminal:
+        if ln.terminal or ln.created is None:  # only a task that exists can be hit
             continue
         keys = [("pod", p) for p in pods] + ([("agent", agent)] if agent else [])
         linked = [ln.links[k] for k in keys if k in ln.links]

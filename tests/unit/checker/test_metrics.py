@@ -295,6 +295,18 @@ def test_a_pod_or_agent_fault_does_not_hit_the_other_pods_of_its_node(fault_type
     assert [(h.task, h.latency_s, h.outcome) for h in hits] == [(1, 30.0, "recovered")]
 
 
+def test_a_restart_hits_no_task_that_was_never_created() -> None:
+    # A confirm naming an unknown id is the user's mistake (404): there is no task to lose.
+    s = Story()
+    s.add(10, "user", task=99, workspace="ws-1", data={"action": "confirm", "user": "u"})
+    s.add(10, "confirm.rejected", task=99, workspace="ws-1", reason="no such task",
+          data={"status": 404})
+    s.add(20, "fault", data={"type": "scheduler-restart"})
+    s.end(100)
+    m = metrics.measure(s.rows())
+    assert m.recovery == () and m.unrecovered == 0
+
+
 def test_sends_that_fail_before_anything_went_out_are_one_stuck_stay() -> None:
     # The clock keeps running through a running stint rolled back before any send (F3).
     s = Story()
