@@ -390,3 +390,53 @@ def test_the_late_end_of_a_fenced_off_apply_does_not_close_the_apply_that_fenced
     s.end(1000)
     found = invariants.per_workspace_serialization(s.rows())
     assert [(v.t, v.witness) for v in found] == [(400.0, (second, third))]
+
+
+# Times as a history records them (1 us): 4543.616756 - 3943.616756 is 600.0000000000005 in
+# floating point, and 3943.616756 + 600 is 4543.616755999999.
+CLOCK, EXACT, LATE = 3943.616756, 4543.616756, 4543.616757
+
+
+@pytest.mark.parametrize(("leave", "violated"), [(EXACT, False), (LATE, True)])
+def test_a_stay_of_exactly_the_bound_is_allowed_to_the_microsecond(leave, violated) -> None:
+    s = Story()
+    s.created(3900, 1)
+    s.to(3901, 1, "pending", "running", reason="dispatch plan")
+    s.to(3902, 1, "running", "apply_pending", reason="plan has changes")
+    s.confirm(CLOCK, 1)
+    s.to(leave, 1, "apply_pending", "running", reason="dispatch apply")
+    s.add(leave, "dispatch", task=1, workspace="ws-1", data={"action": "apply"})
+    s.to(4550, 1, "running", "applied", reason="apply finished")
+    s.end(4600, bound_s=600)
+    found = invariants.apply_pending_bound(s.rows())
+    assert [v.t for v in found] == ([EXACT] if violated else [])
+
+
+@pytest.mark.parametrize(("released", "violated"), [(EXACT, False), (LATE, True)])
+def test_a_lock_held_exactly_the_bound_is_not_wedged(released, violated) -> None:
+    s = Story()
+    s.add(CLOCK, "lock.acquired", workspace="ws-1", reason="manual")
+    s.add(released, "lock.released", workspace="ws-1")
+    s.end(5000, bound_s=600)
+    found = invariants.no_wedged_workspace(s.rows())
+    assert [v.t for v in found] == ([EXACT] if violated else [])
+
+
+@pytest.mark.parametrize(("end", "violated"), [(EXACT, False), (LATE, True)])
+def test_a_task_running_exactly_the_bound_without_a_dispatch_is_not_lost(end, violated) -> None:
+    s = Story()
+    s.created(3900, 1, typ="plan")
+    s.to(CLOCK, 1, "pending", "running", reason="dispatch plan")
+    s.end(end, bound_s=600, drain_s=1000)
+    found = invariants.no_lost_task(s.rows())
+    assert [v.t for v in found] == ([EXACT] if violated else [])
+
+
+@pytest.mark.parametrize(("confirm", "exempt"), [(316.731789, True), (316.731788, False)])
+def test_a_confirm_exactly_drain_s_before_the_end_exempts_the_task(confirm, exempt) -> None:
+    # 916.731789 - 600 is 316.73178900000005 in floating point.
+    s = Story()
+    _planned(s)
+    s.confirm(confirm, 1)
+    s.end(916.731789, drain_s=600)
+    assert [v.task for v in invariants.drained(s.rows())] == ([] if exempt else [1])
