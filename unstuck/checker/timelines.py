@@ -33,6 +33,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import accumulate
+from math import isfinite
 from typing import Any
 
 from scheduler.gc_pause import paused
@@ -211,6 +212,19 @@ def _ordered(rows: list[Row]) -> list[Row]:
                     f"history row {i}: missing column {key!r}; every row needs seq, t and kind "
                     f"(docs/history.md)"
                 )
+        seq, t = r["seq"], r["t"]
+        if isinstance(seq, bool) or not isinstance(seq, int):
+            raise verdicts.HistoryInvalid(
+                f"history row {i}: seq = {seq!r} ({type(seq).__name__}): expected an integer, "
+                f"the row's place in the run's total order; write the history with "
+                f"History.rows() (docs/history.md)"
+            )
+        if not (isfinite(t) if isinstance(t, float) else
+                isinstance(t, int) and not isinstance(t, bool) and abs(t) < 1e308):
+            raise verdicts.HistoryInvalid(
+                f"history row {i} (seq {seq}): t = {t!r} ({type(t).__name__}): expected a finite "
+                f"number of seconds since the run started; fix the row's t (docs/history.md)"
+            )
     if all(a["seq"] < b["seq"] for a, b in zip(rows, rows[1:], strict=False)):
         return rows
     ordered = sorted(rows, key=lambda r: r["seq"])
