@@ -12,6 +12,24 @@ Targets (pod-kill, node-loss, agent-disconnect):
 * `reserved-holder`: the pod whose agent planned a plan_and_apply task that still waits in
   apply_pending (that pod holds the task's reservation and workdir);
 * `apply-runner`: the pod whose agent is running an apply.
+
+Timed faults (db-write-failure, pool-scale-down, hpa-scale-down with `duration_s`) may
+overlap, with each other or with a fault of the same kind on the same target. Each lays an
+override over the value it changes and takes off only its own at its own end (`Layers`); the
+value in force is the composition of the active ones, and the base value comes back when the
+last one ends:
+* HPA metric (`mode: metric`): the lowest active load. Each fault says "the load drops to
+  x"; the deepest drop in force is what the metric shows, whichever started first, so the
+  value does not depend on the order in which overlapping faults began or end.
+* HPA spec (`mode: patch`): the fields of the most recent active patch over the pool's own
+  spec. Never a merge of several patches: one patch's min over another's max could be a spec
+  the API server would reject, which validation cannot see in advance (it checks each patch
+  against the pool's bounds).
+* A pool's row (pool-scale-down): its own freeze windows plus every active fault's window;
+  the min/max of the most recent active fault that patches them (same reason), else its own.
+  A fault's window and bounds last `max(freeze_s, duration_s)`.
+* Store writes (db-write-failure): the highest active failure rate, drawn from the stream of
+  the window that set it.
 """
 
 from __future__ import annotations
@@ -67,6 +85,65 @@ def as_scheduled(cfg: WorldConfig, rng: Callable[[str], random.Random]) -> tuple
     return tuple(at_its_time(*a) for a in attempts(cfg, rng))
 
 
+class Layers:
+    """Layered, reference-counted overrides of one value: what several timed faults of one
+    kind do to one target (a Deployment's HPA metric or spec, a pool's row, the store's write
+    failures) while they overlap.
+
+    The first override saves the value it finds (the base); while overrides are active the
+    value is `compose(base, active)`, `active` being their values in the order they started;
+    when one ends it leaves the others' composition, and when the last ends the base comes
+    back. So each fault ends at its own end and no fault restores another one's effect (a
+    snapshot per fault did: the second of two overlapping metric drops "restored" the first
+    one's dropped load for the rest of the run)."""
+
+    __slots__ = ("read", "write", "compose", "base", "active", "_next")
+
+    def __init__(self, read: Callable[[], Any], write: Callable[[Any], None],
+                 compose: Callable[[Any, list[Any]], Any]) -> None:
+        self.read, self.write, self.compose = read, write, compose
+        self.base: Any = None
+        self.active: dict[int, Any] = {}
+        self._next = 0
+
+    def push(self, value: Any) -> int:
+        """Start an override; returns its key for `pop`."""
+        if not self.active:
+            self.base = self.read()
+        key = self._next
+        self._next += 1
+        self.active[key] = value
+        self.write(self.compose(self.base, list(self.active.values())))
+        return key
+
+    def pop(self, key: int) -> None:
+        """End the override `key`: the others' composition, or the base if it was the last."""
+        del self.active[key]
+        self.write(self.compose(self.base, list(self.active.values())) if self.active
+                   else self.base)
+
+
+def lowest_load(base: float, active: list[float]) -> float:
+    return min(active)
+
+
+def latest_fields(base: Any, active: list[dict[str, Any]]) -> Any:
+    return dataclasses.replace(base, **active[-1])
+
+
+def pool_row(base: dict[str, Any], active: list[tuple[FreezeWindow, dict[str, int]]]
+             ) -> dict[str, Any]:
+    """A pool under pool-scale-down faults: its own freeze windows plus every active fault's
+    window; the bounds of the latest active fault that patches any, over the pool's own."""
+    patches = [bounds for _, bounds in active if bounds]
+    return {**base, **(patches[-1] if patches else {}),
+            "freeze_windows": base["freeze_windows"] + tuple(w for w, _ in active)}
+
+
+def worst_window(base: tuple[float, Any], active: list[tuple[float, Any]]) -> tuple[float, Any]:
+    return max(active, key=lambda v: v[0])  # the first started wins a tie
+
+
 class Faults:
     def __init__(self, world: World) -> None:
         self.w = world
@@ -74,6 +151,7 @@ class Faults:
         self.fired = 0
         self.missed = 0
         self.fired_types: set[str] = set()  # what a run proves something about
+        self.layers: dict[tuple[str, str], Layers] = {}
 
     def start(self) -> None:
         for spec, t, deadline in attempts(self.w.cfg, self.w.rng):
@@ -172,9 +250,20 @@ class Faults:
         duration = spec.duration_s if spec.duration_s is not None else 60.0
         self.record(spec, f"store writes fail with p={spec.rate:g} for {duration:g} s",
                     rate=spec.rate, duration_s=duration)
-        self.w.store.fail_writes(spec.rate, self.w.rng("store"))
-        self.w.kernel.after(duration, self.w.store.heal)
+        self.override("store", "writes", self._read_failures, self._write_failures,
+                      worst_window, (spec.rate, self.w.rng("store")), duration)
         return True
+
+    def _read_failures(self) -> tuple[float, Any]:
+        f = self.w.store.failures
+        return f.rate, f.rng
+
+    def _write_failures(self, value: tuple[float, Any]) -> None:
+        rate, rng = value
+        if rate > 0.0 and rng is not None:
+            self.w.store.fail_writes(rate, rng)
+        else:
+            self.w.store.heal()
 
     def fire_double_confirm(self, spec: FaultSpec) -> bool:
         waiting = [t for t in self.w.store.list_tasks(statuses=[TaskStatus.APPLY_PENDING])
@@ -189,24 +278,33 @@ class Faults:
 
     def fire_pool_scale_down(self, spec: FaultSpec) -> bool:
         store = self.w.store
-        pool = store.get_pool(spec.pool or self.w.cfg.pools[0].id)
-        if pool is None:
+        pool_id = spec.pool or self.w.cfg.pools[0].id
+        if store.get_pool(pool_id) is None:
             return False
-        original = pool.copy()
         origin = self.w.cfg.clock_origin_s
         now = self.w.kernel.now
         window = FreezeWindow((origin + now) % 86400.0, (origin + now + spec.freeze_s) % 86400.0)
-        pool.freeze_windows = pool.freeze_windows + (window,)
-        if spec.min_replicas is not None:
-            pool.min_replicas = spec.min_replicas
-        if spec.max_replicas is not None:
-            pool.max_replicas = spec.max_replicas
-        store.put_pool(pool)
+        bounds = {k: v for k, v in (("min_replicas", spec.min_replicas),
+                                    ("max_replicas", spec.max_replicas)) if v is not None}
+
+        def read() -> dict[str, Any]:
+            pool = store.get_pool(pool_id)
+            assert pool is not None
+            return {"freeze_windows": pool.freeze_windows, "min_replicas": pool.min_replicas,
+                    "max_replicas": pool.max_replicas}
+
+        def write(fields: dict[str, Any]) -> None:
+            pool = store.get_pool(pool_id)
+            assert pool is not None
+            store.put_pool(dataclasses.replace(pool, **fields))
+
+        restore_after = max(spec.freeze_s, spec.duration_s or 0.0)
+        self.override("pool", pool_id, read, write, pool_row, (window, bounds), restore_after)
+        pool = store.get_pool(pool_id)
+        assert pool is not None
         self.record(spec, f"freeze window for {spec.freeze_s:g} s (the seed deletes idle pods)",
                     pool=pool.id, freeze_s=spec.freeze_s, min_replicas=pool.min_replicas,
                     max_replicas=pool.max_replicas)
-        restore_after = max(spec.freeze_s, spec.duration_s or 0.0)
-        self.w.kernel.after(restore_after, store.put_pool, original)
         return True
 
     def fire_hpa_scale_down(self, spec: FaultSpec) -> bool:
@@ -215,25 +313,33 @@ class Faults:
         dep = deps.get(pool_id) if pool_id else None
         if dep is None or dep.spec is None:
             return False
-        duration = spec.duration_s
+        assert pool_id is not None
         if spec.mode == "patch":
-            old = dep.spec
-            kw = {}
-            if spec.min_replicas is not None:
-                kw["min_replicas"] = spec.min_replicas
-            if spec.max_replicas is not None:
-                kw["max_replicas"] = spec.max_replicas
-            new = dataclasses.replace(old, **kw)
-            dep.spec = new
+            fields = {k: v for k, v in (("min_replicas", spec.min_replicas),
+                                        ("max_replicas", spec.max_replicas)) if v is not None}
+            self.override("hpa-spec", pool_id, lambda: dep.spec,
+                          lambda v: setattr(dep, "spec", v), latest_fields, fields,
+                          spec.duration_s)
+            new = dep.spec
             self.record(spec, "HPA min/max patched", pool=pool_id, mode="patch",
                         min_replicas=new.min_replicas, max_replicas=new.max_replicas)
-            if duration is not None:
-                self.w.kernel.after(duration, setattr, dep, "spec", old)
         else:
-            old_load = dep.load
-            dep.load = spec.load if spec.load is not None else 0.0
-            self.record(spec, f"HPA metric drops to load {dep.load:g}", pool=pool_id,
-                        mode="metric", load=dep.load)
-            if duration is not None:
-                self.w.kernel.after(duration, setattr, dep, "load", old_load)
+            load = spec.load if spec.load is not None else 0.0
+            self.override("hpa-load", pool_id, lambda: dep.load,
+                          lambda v: setattr(dep, "load", v), lowest_load, load, spec.duration_s)
+            self.record(spec, f"HPA metric drops to load {load:g}", pool=pool_id,
+                        mode="metric", load=load)
         return True
+
+    # ------------------------------------------------------------------ timed effects
+    def override(self, what: str, target: str, read: Callable[[], Any],
+                 write: Callable[[Any], None], compose: Callable[[Any, list[Any]], Any],
+                 value: Any, duration: float | None) -> None:
+        """Lay `value` over `what` of `target` (one `Layers` per pair, made on first use) and
+        take it off after `duration` seconds (never, if None)."""
+        layer = self.layers.get((what, target))
+        if layer is None:
+            layer = self.layers[(what, target)] = Layers(read, write, compose)
+        key = layer.push(value)
+        if duration is not None:
+            self.w.kernel.after(duration, layer.pop, key)
