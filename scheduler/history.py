@@ -55,6 +55,7 @@ class Kind(str, Enum):
     POD_REMOVED = "pod.removed"
     NODE = "node"
     FAULT = "fault"
+    FAULT_END = "fault.end"
     USER = "user"
     # Agent execution, Elle-style: invoke, then ok / fail / info (outcome unknown).
     EXEC_INVOKE = "exec.invoke"

@@ -167,9 +167,12 @@ class Faults:
             self.missed += 1
 
     def record(self, spec: FaultSpec, reason: str, *, pod: str | None = None,
-               agent: str | None = None, task: int | None = None, **data: Any) -> None:
-        self.w.record(Kind.FAULT, Source.FAULT, pod=pod, agent=agent, task=task, reason=reason,
-                      data={"type": spec.type, "target": spec.target, **data})
+               agent: str | None = None, task: int | None = None, **data: Any) -> dict[str, Any]:
+        """Write the `fault` row; returns its identifying fields (for the `fault.end` row)."""
+        row = {"pod": pod, "agent": agent, "task": task,
+               "data": {"type": spec.type, "target": spec.target, **data}}
+        self.w.record(Kind.FAULT, Source.FAULT, reason=reason, **row)
+        return row
 
     # ------------------------------------------------------------------ targets
     def target_pod(self, spec: FaultSpec) -> tuple[Pod, int | None] | None:
@@ -248,10 +251,11 @@ class Faults:
 
     def fire_db_write_failure(self, spec: FaultSpec) -> bool:
         duration = spec.duration_s if spec.duration_s is not None else 60.0
-        self.record(spec, f"store writes fail with p={spec.rate:g} for {duration:g} s",
-                    rate=spec.rate, duration_s=duration)
-        self.override("store", "writes", self._read_failures, self._write_failures,
-                      worst_window, (spec.rate, self.w.rng("store")), duration)
+        row = self.record(spec, f"store writes fail with p={spec.rate:g} for {duration:g} s",
+                          rate=spec.rate, duration_s=duration)
+        held = self.override("store", "writes", self._read_failures, self._write_failures,
+                             worst_window, (spec.rate, self.w.rng("store")))
+        self.end_after(duration, held, row, "failing store writes")
         return True
 
     def _read_failures(self) -> tuple[float, Any]:
@@ -299,12 +303,13 @@ class Faults:
             store.put_pool(dataclasses.replace(pool, **fields))
 
         restore_after = max(spec.freeze_s, spec.duration_s or 0.0)
-        self.override("pool", pool_id, read, write, pool_row, (window, bounds), restore_after)
+        held = self.override("pool", pool_id, read, write, pool_row, (window, bounds))
         pool = store.get_pool(pool_id)
         assert pool is not None
-        self.record(spec, f"freeze window for {spec.freeze_s:g} s (the seed deletes idle pods)",
-                    pool=pool.id, freeze_s=spec.freeze_s, min_replicas=pool.min_replicas,
-                    max_replicas=pool.max_replicas)
+        row = self.record(spec, f"freeze window for {spec.freeze_s:g} s (the seed deletes idle "
+                          "pods)", pool=pool.id, freeze_s=spec.freeze_s,
+                          min_replicas=pool.min_replicas, max_replicas=pool.max_replicas)
+        self.end_after(restore_after, held, row, "freeze window" + (" and bounds" if bounds else ""))
         return True
 
     def fire_hpa_scale_down(self, spec: FaultSpec) -> bool:
@@ -317,29 +322,42 @@ class Faults:
         if spec.mode == "patch":
             fields = {k: v for k, v in (("min_replicas", spec.min_replicas),
                                         ("max_replicas", spec.max_replicas)) if v is not None}
-            self.override("hpa-spec", pool_id, lambda: dep.spec,
-                          lambda v: setattr(dep, "spec", v), latest_fields, fields,
-                          spec.duration_s)
+            held = self.override("hpa-spec", pool_id, lambda: dep.spec,
+                                 lambda v: setattr(dep, "spec", v), latest_fields, fields)
             new = dep.spec
-            self.record(spec, "HPA min/max patched", pool=pool_id, mode="patch",
-                        min_replicas=new.min_replicas, max_replicas=new.max_replicas)
+            row = self.record(spec, "HPA min/max patched", pool=pool_id, mode="patch",
+                              min_replicas=new.min_replicas, max_replicas=new.max_replicas)
+            self.end_after(spec.duration_s, held, row, "HPA min/max patch")
         else:
             load = spec.load if spec.load is not None else 0.0
-            self.override("hpa-load", pool_id, lambda: dep.load,
-                          lambda v: setattr(dep, "load", v), lowest_load, load, spec.duration_s)
-            self.record(spec, f"HPA metric drops to load {load:g}", pool=pool_id,
-                        mode="metric", load=load)
+            held = self.override("hpa-load", pool_id, lambda: dep.load,
+                                 lambda v: setattr(dep, "load", v), lowest_load, load)
+            row = self.record(spec, f"HPA metric drops to load {load:g}", pool=pool_id,
+                              mode="metric", load=load)
+            self.end_after(spec.duration_s, held, row, "HPA metric drop")
         return True
 
     # ------------------------------------------------------------------ timed effects
     def override(self, what: str, target: str, read: Callable[[], Any],
                  write: Callable[[Any], None], compose: Callable[[Any, list[Any]], Any],
-                 value: Any, duration: float | None) -> None:
-        """Lay `value` over `what` of `target` (one `Layers` per pair, made on first use) and
-        take it off after `duration` seconds (never, if None)."""
+                 value: Any) -> tuple[Layers, int]:
+        """Lay `value` over `what` of `target` (one `Layers` per pair, made on first use)."""
         layer = self.layers.get((what, target))
         if layer is None:
             layer = self.layers[(what, target)] = Layers(read, write, compose)
-        key = layer.push(value)
+        return layer, layer.push(value)
+
+    def end_after(self, duration: float | None, held: tuple[Layers, int], row: dict[str, Any],
+                  effect: str) -> None:
+        """Take the override off after `duration` seconds (never, if None) and record the
+        `fault.end` row, with the fault row's identifying fields."""
         if duration is not None:
-            self.w.kernel.after(duration, layer.pop, key)
+            self.w.kernel.after(duration, self._end, held, row, effect)
+
+    def _end(self, held: tuple[Layers, int], row: dict[str, Any], effect: str) -> None:
+        layer, key = held
+        layer.pop(key)
+        left = len(layer.active)
+        self.w.record(Kind.FAULT_END, Source.FAULT,
+                      reason=f"{effect} over" + (f"; {left} more still in force" if left else ""),
+                      pod=row["pod"], agent=row["agent"], task=row["task"], data=dict(row["data"]))
