@@ -152,17 +152,25 @@ class Faults:
         self.missed = 0
         self.fired_types: set[str] = set()  # what a run proves something about
         self.layers: dict[tuple[str, str], Layers] = {}
+        self.attempt_key = ""  # the attempt being fired (`attempt`)
 
     def start(self) -> None:
+        same: dict[tuple[str, float], int] = {}
         for spec, t, deadline in attempts(self.w.cfg, self.w.rng):
-            self.w.kernel.at(t, self.attempt, spec, deadline)
+            n = same[(spec.type, t)] = same.get((spec.type, t), -1) + 1
+            self.w.kernel.at(t, self.attempt, spec, deadline, f"{spec.type}@{t!r}#{n}")
 
-    def attempt(self, spec: FaultSpec, deadline: float) -> None:
+    def attempt(self, spec: FaultSpec, deadline: float, key: str) -> None:
+        """Fire `spec` if its target exists, else retry. `key` names the attempt by its due
+        time (`<type>@<t>#<n>`, n counting earlier attempts of the type due at the same t), not
+        by its position among the run's attempts: a shrunk run drops attempts, and the others
+        must keep the draws they had (`as_scheduled`)."""
+        self.attempt_key = key
         if getattr(self, "fire_" + spec.type.replace("-", "_"))(spec):
             self.fired += 1
             self.fired_types.add(spec.type)
         elif self.w.kernel.now + spec.retry_s <= deadline:
-            self.w.kernel.after(spec.retry_s, self.attempt, spec, deadline)
+            self.w.kernel.after(spec.retry_s, self.attempt, spec, deadline, key)
         else:
             self.missed += 1
 
@@ -253,8 +261,11 @@ class Faults:
         duration = spec.duration_s if spec.duration_s is not None else 60.0
         row = self.record(spec, f"store writes fail with p={spec.rate:g} for {duration:g} s",
                           rate=spec.rate, duration_s=duration)
+        # Each window draws from its own stream: the same one every time replayed the same
+        # failing write ordinals in every window of the run.
+        stream = self.w.rng("store:" + self.attempt_key)
         held = self.override("store", "writes", self._read_failures, self._write_failures,
-                             worst_window, (spec.rate, self.w.rng("store")))
+                             worst_window, (spec.rate, stream))
         self.end_after(duration, held, row, "failing store writes")
         return True
 
