@@ -9,8 +9,17 @@ attribute recovery to it.
 
 Targets (pod-kill, node-loss, agent-disconnect):
 * `random`: a pod that is not terminating (in `pool` if given), drawn with the fault RNG;
-* `reserved-holder`: the pod whose agent planned a plan_and_apply task that still waits in
-  apply_pending (that pod holds the task's reservation and workdir);
+* `reserved-holder`: a pod that holds the scheduler's reservation for a task waiting in
+  apply_pending, as the scheduler recorded it (`slot.reserved` rows, less the `slot.released`
+  rows of that slot and task; `Faults.reservations`), not the pod whose agent planned the
+  task: under the seed variants the reserved slot is chosen apart from the agent (F10) and
+  can be on another pod. Every variant records its reservations (the reference when a plan
+  ends with changes and when a restart rebuilds them from the store; the seeds when their
+  reconcile or timer reserves a slot). Fallback, for a waiting task the scheduler never
+  recorded a reservation for (the seeds' slot memory can lose the task's slot before the
+  plan ends, and seed-head then logs "cannot reserve"): the pod whose agent planned it, which
+  holds its workdir (incident 601's pod). A task whose recorded reservation was released
+  (pod gone, preempted, slot memory lost at a restart) has no reserved-holder;
 * `apply-runner`: the pod whose agent is running an apply.
 
 Timed faults (db-write-failure, pool-scale-down, hpa-scale-down with `duration_s`) may
@@ -153,6 +162,9 @@ class Faults:
         self.fired_types: set[str] = set()  # what a run proves something about
         self.layers: dict[tuple[str, str], Layers] = {}
         self.attempt_key = ""  # the attempt being fired (`attempt`)
+        self._reserved: dict[tuple[str, int | None], int] = {}  # `reservations`
+        self._ever_reserved: set[int] = set()  # tasks with a `slot.reserved` row so far
+        self._read = 0  # history rows read into `_reserved`
 
     def start(self) -> None:
         same: dict[tuple[str, float], int] = {}
@@ -186,12 +198,18 @@ class Faults:
     def target_pod(self, spec: FaultSpec) -> tuple[Pod, int | None] | None:
         cluster = self.w.cluster
         if spec.target == "reserved-holder":
+            holders: dict[int, set[str]] = {}
+            for (name, _), task_id in self.reservations().items():
+                holders.setdefault(task_id, set()).add(name)
             found = []
             for task in self.w.store.list_tasks(statuses=[TaskStatus.APPLY_PENDING]):
-                name = self.w.plan_pod.get(task.id)
-                pod = cluster.pods.get(name) if name else None
-                if pod is not None and not pod.terminating and (spec.pool in (None, pod.pool)):
-                    found.append((pod, task.id))
+                names = sorted(holders.get(task.id, ()))
+                if task.id not in self._ever_reserved and task.id in self.w.plan_pod:
+                    names = [self.w.plan_pod[task.id]]  # no reservation was ever recorded
+                for name in names:
+                    pod = cluster.pods.get(name)
+                    if pod is not None and not pod.terminating and spec.pool in (None, pod.pool):
+                        found.append((pod, task.id))
             return self.rng.choice(found) if found else None
         if spec.target == "apply-runner":
             found = []
@@ -204,6 +222,22 @@ class Faults:
             return self.rng.choice(found) if found else None
         pods = cluster.alive(spec.pool)
         return (self.rng.choice(pods), None) if pods else None
+
+    def reservations(self) -> dict[tuple[str, int | None], int]:
+        """The slots that hold a reservation, as the scheduler recorded them: (pod, slot) ->
+        task, from the `slot.reserved` rows, less the `slot.released` rows of the same slot and
+        task and the slots `slot.assigned` since (read incrementally from the history)."""
+        events, held = self.w.history.events, self._reserved
+        for i in range(self._read, len(events)):
+            e = events[i]
+            if e.kind is Kind.SLOT_RESERVED and e.pod is not None and e.task is not None:
+                held[(e.pod, e.slot)] = e.task
+                self._ever_reserved.add(e.task)
+            elif e.kind is Kind.SLOT_ASSIGNED or (
+                    e.kind is Kind.SLOT_RELEASED and held.get((e.pod, e.slot)) == e.task):
+                held.pop((e.pod, e.slot), None)  # type: ignore[arg-type]
+        self._read = len(events)
+        return held
 
     # ------------------------------------------------------------------ fault types
     def fire_pod_kill(self, spec: FaultSpec) -> bool:
