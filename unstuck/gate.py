@@ -157,6 +157,20 @@ def quantile(values: Any, never: int, q: float) -> float:
     return finite[lo] + (finite[hi] - finite[lo]) * (pos - lo)
 
 
+PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+
+
+def percentiles(values: Any, never: int, qs: tuple[tuple[str, float], ...] = PERCENTILES
+                ) -> dict[str, float]:
+    """`quantile` at each of `qs`, and `max`: what the report's tables, `unstuck sim`'s table
+    and JSON and the gate's p99 checks all show. A measurement that never finished counts as
+    infinitely late (so `max` is inf when `never`); NaN when there is nothing at all."""
+    finite = [float(v) for v in values if not math.isnan(v)]
+    out = {name: quantile(finite, never, q) for name, q in qs}
+    out["max"] = math.inf if never else (max(finite) if finite else math.nan)
+    return out
+
+
 def _latency_check(scen: str, sched: str, name: str, m: pd.DataFrame, done: str, bound: float | None
                    ) -> Check | None:
     if bound is None:

@@ -42,6 +42,7 @@ from unstuck import checker, results
 from unstuck import scenario as scenarios
 from unstuck.checker import INVARIANTS
 from unstuck.checker.verdicts import STUCK_INVARIANTS
+from unstuck.gate import percentiles
 
 WITNESSES_PER_SEED = 1
 EXAMPLES_PER_RUN = 3
@@ -66,8 +67,8 @@ class SeedResult:
     counts: dict[str, int]
     stuck_tasks: tuple[int, ...]
     examples: list[dict[str, Any]]
-    recovery: list[float]
-    confirm_to_apply: list[float]
+    recovery: list[float]  # every hit owed a recovery; NaN: it never recovered
+    confirm_to_apply: list[float]  # every confirmed plan epoch; NaN: its apply never started
     unrecovered: int
     events: int
     rows: int
@@ -127,8 +128,7 @@ class Batch:
         rs = sorted(self.results, key=lambda r: r.seed)
         violations = {name: sum(r.counts[name] for r in rs) for name in INVARIANTS}
         seeds_with = {name: sum(1 for r in rs if r.counts[name]) for name in INVARIANTS}
-        rec = checker.summary(x for r in rs for x in r.recovery)
-        c2a = checker.summary(x for r in rs for x in r.confirm_to_apply)
+        rec, c2a = self.latencies()
         events = sum(r.events for r in rs)
         busy = sum(r.wall_s for r in rs)
         return {
@@ -139,10 +139,10 @@ class Batch:
             "violations": violations,
             "seeds_with_violations": seeds_with,
             "stuck_tasks": sum(len(r.stuck_tasks) for r in rs),
-            "recovery_latency_s": {"p50": _num(rec.p50), "p95": _num(rec.p95),
-                                   "p99": _num(rec.p99), "max": _num(rec.max)},
+            "recovery_latency_s": {k: _num(rec[k]) for k in ("p50", "p95", "p99", "max")},
             "unrecovered": sum(r.unrecovered for r in rs),
-            "confirm_to_apply_s": {"p50": _num(c2a.p50), "p99": _num(c2a.p99)},
+            "confirm_to_apply_s": {k: _num(c2a[k]) for k in ("p50", "p99")},
+            "applies_not_started": _never(x for r in rs for x in r.confirm_to_apply),
             "events": events,
             "wall_s": round(self.wall_s, 3),
             "events_per_s": round(events / busy) if busy else 0,
@@ -152,12 +152,34 @@ class Batch:
         }
 
 
+    def latencies(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Recovery and confirm-to-apply p50/p95/p99/max over every seed, as `unstuck
+        report` and the gate compute them (`gate.percentiles`): a hit that never recovered,
+        or a confirmation whose apply never started, counts as infinitely late."""
+        out = []
+        for values in ([x for r in self.results for x in r.recovery],
+                       [x for r in self.results for x in r.confirm_to_apply]):
+            finished = [x for x in values if not math.isnan(x)]
+            out.append(percentiles(finished, len(values) - len(finished), _QS))
+        return out[0], out[1]
+
+
+_QS = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+
+
+def _never(values: Iterator[float]) -> int:
+    return sum(1 for x in values if math.isnan(x))
+
+
 def _num(x: float) -> float | None:
-    return None if math.isnan(x) else round(x, 3)
+    """JSON has no infinity: a percentile that falls on a measurement that never finished is
+    null, as is one with no measurement at all; `unrecovered` / `applies_not_started` tell
+    the two apart (docs/sim.md)."""
+    return None if not math.isfinite(x) else round(x, 3)
 
 
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1f}"
+def _fmt(x: float) -> str:
+    return "-" if math.isnan(x) else "never" if math.isinf(x) else f"{x:.1f}"
 
 
 def expand_schedulers(names: list[str]) -> list[str]:
@@ -506,15 +528,16 @@ def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch
     con = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     table = Table(title=f"unstuck sim ({elapsed:.1f} s wall)")
     for col in ("scenario", "scheduler", "seeds", "failed seeds by invariant", "stuck tasks",
-                "recovery p50/p95/p99/max s", "events", "wall s"):
+                "recovery p50/p95/p99/max s", "unrecovered", "events", "wall s"):
         table.add_column(col)
     for s in summaries:
         by = ", ".join(f"{k} {v}" for k, v in s["seeds_with_violations"].items() if v) or "none"
-        r = s["recovery_latency_s"]
+        r, _ = batches[(s["scenario"], s["scheduler"])].latencies()
         table.add_row(s["scenario"], s["scheduler"], str(s["seeds"]),
                       f"[red]{by}[/]" if s["seeds_failed"] else "[green]none[/]",
                       str(s["stuck_tasks"]),
                       "/".join(_fmt(r[k]) for k in ("p50", "p95", "p99", "max")),
+                      f"[red]{s['unrecovered']}[/]" if s["unrecovered"] else "0",
                       str(s["events"]), f"{s['wall_s']:.2f}")
     con.print(table)
     for (scen, sched), b in batches.items():

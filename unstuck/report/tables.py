@@ -3,7 +3,7 @@
 Each function takes `unstuck.load` tables (and the gate's verdict) and returns a DataFrame with
 fixed columns and a fixed row order, so a table can be diffed between runs and checked
 against a golden CSV. Percentiles interpolate like the checker's and count a measurement that
-never finished as infinitely late (`unstuck.gate.quantile`), so a p99 cannot hide a stuck task.
+never finished as infinitely late (`unstuck.gate.percentiles`), so a p99 cannot hide a stuck task.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from unstuck.checker.verdicts import INVARIANTS, STUCK_INVARIANTS
-from unstuck.gate import GateResult, quantile
+from unstuck.gate import GateResult, percentiles
 from unstuck.plots import _order, stuck_bins
 from unstuck.results import Results
 
@@ -56,8 +56,7 @@ def matrix_wide(matrix: pd.DataFrame) -> pd.DataFrame:
 
 def _quantiles(values: list[float], never: int) -> dict[str, float]:
     """p50/p90/p99/max over all owed measurements; a never-finished one counts as infinite."""
-    out = {name: quantile(values, never, q) for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
-    out["max"] = math.inf if never else (max(values) if values else math.nan)
+    out = percentiles(values, never)
     return {k: (round(v, 3) if math.isfinite(v) else v) for k, v in out.items()}
 
 

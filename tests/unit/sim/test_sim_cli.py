@@ -51,8 +51,43 @@ def test_json_lines_carry_the_documented_keys_and_the_first_seed_digest(tmp_path
         assert {"scenario", "scheduler", "seeds", "violations", "stuck_tasks", "recovery_latency_s",
                 "confirm_to_apply_s", "events", "wall_s", "events_per_s", "digest"} <= set(x)
         assert set(x["recovery_latency_s"]) == {"p50", "p95", "p99", "max"}
+        assert {"unrecovered", "applies_not_started"} <= set(x)
     # --history holds the first seed of the first scenario and scheduler: same digest.
     assert history.digest(history.read_jsonl(hist)) == lines[0]["digest"]
+
+
+def test_table_and_json_count_unrecovered_hits_as_the_report_and_the_gate_do(tmp_path):
+    # Found by review: with 2 of 3 seeds stuck, the table and the JSON showed recovery and
+    # confirm-to-apply p99 0.2 s (the one hit that recovered) while the report said never.
+    import math
+
+    from unstuck.report import tables
+
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "-s", "seed", "--seeds", "3", "--json",
+                  "--out", str(tmp_path / "out"), "--workers", "1"])
+    assert r.exit_code == 1
+    x = json.loads(r.stdout.splitlines()[0])
+    assert x["unrecovered"] == 2 and x["applies_not_started"] == 2
+    res = results.load(tmp_path / "out")
+    rec = tables.recovery(res.metrics).iloc[0]
+    c2a = tables.confirm_to_apply(res.metrics).iloc[0]
+    assert (rec["hits"], rec["never"], c2a["never"]) == (3, 2, 2)
+    for key, want in (("p50", rec["p50"]), ("p99", rec["p99"]), ("max", rec["max"])):
+        assert math.isinf(want) and x["recovery_latency_s"][key] is None  # JSON has no inf
+    for key in ("p50", "p99"):
+        assert math.isinf(c2a[key]) and x["confirm_to_apply_s"][key] is None
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "-s", "seed", "--seeds", "3",
+                  "--workers", "1"])
+    head = r.output.split("\n\n")[0]
+    assert "unrecovered" in head and "never/never/never/never" in head and "0.2" not in head
+    # A scheduler that recovers every hit: finite numbers, the same as the report's p50/p99.
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "-s", "reference", "--seeds", "3",
+                  "--json", "--out", str(tmp_path / "ref"), "--workers", "1"])
+    x = json.loads(r.stdout.splitlines()[0])
+    rec = tables.recovery(results.load(tmp_path / "ref").metrics).iloc[0]
+    assert x["unrecovered"] == 0 and x["applies_not_started"] == 0
+    assert (x["recovery_latency_s"]["p50"], x["recovery_latency_s"]["p99"],
+            x["recovery_latency_s"]["max"]) == (rec["p50"], rec["p99"], rec["max"])
 
 
 def test_out_writes_parquet_tables_that_load_back(tmp_path):
