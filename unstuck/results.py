@@ -80,7 +80,9 @@ def history_frame(rows: list[dict[str, Any]], scenario: str, scheduler: str, see
 
 
 def task_records(rows: list[dict[str, Any]], verdict: Any, metrics: Any) -> list[dict[str, Any]]:
-    """One record per task: type, creation, final status, first confirm and apply, stuck."""
+    """One record per task: type, creation, final status, first confirm and apply, stuck.
+    A time or duration that never happened is NaN (docs/metrics.md): `confirmed_t` of a task
+    never confirmed, `stuck_s` of one that never had a confirmed stay in apply_pending."""
     tasks: dict[int, dict[str, Any]] = {}
     for r in rows:
         tid = r.get("task")
@@ -104,7 +106,7 @@ def task_records(rows: list[dict[str, Any]], verdict: Any, metrics: Any) -> list
     for tid, rec in tasks.items():
         rec["stuck"] = tid in stuck
         rec["confirm_to_apply_s"] = c2a.get(tid, math.nan)
-        rec["stuck_s"] = stuck_s.get(tid, 0.0)
+        rec["stuck_s"] = stuck_s.get(tid, math.nan)  # NaN: never waited confirmed in apply_pending
     return [tasks[k] for k in sorted(tasks)]
 
 

@@ -207,3 +207,15 @@ def test_a_report_into_a_folder_unstuck_did_not_write_keeps_its_figures(report, 
     assert r.exit_code == 0, r.output
     assert (live / "figures" / "mine.png").read_bytes() == b"mine"
     assert (live / "index.html").is_file()
+
+
+def test_stuck_s_of_a_task_that_never_waited_confirmed_is_nan_not_zero(report):
+    # Found by review: a never-confirmed task read stuck_s 0.0, so a mean over res.tasks
+    # mixed tasks that never waited with ones that waited no time (docs/metrics.md: NaN).
+    res = unstuck.load(report)
+    tasks, m = res.tasks, res.metrics
+    never = tasks[tasks["confirmed_t"].isna()]
+    assert len(never) and never["stuck_s"].isna().all()
+    stuck = m[m["metric"] == "stuck"].set_index(["scenario", "scheduler", "seed", "task"])["value_s"]
+    waited = tasks.set_index(["scenario", "scheduler", "seed", "task"])["stuck_s"].dropna()
+    pd.testing.assert_series_equal(waited.sort_index(), stuck.sort_index(), check_names=False)
