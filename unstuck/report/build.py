@@ -68,8 +68,11 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
         "confirm-to-apply-cdf": Figure("confirm-to-apply-cdf", "Confirm to apply start",
                                        _png(plots.confirm_to_apply_cdf(res.metrics)),
                                        "First confirmation of a plan to the first apply start of that plan."),
-        "stuck-histogram": Figure("stuck-histogram", "Stuck time",
-                                  _png(plots.stuck_histogram(res.metrics, bounds[0] if len(bounds) == 1 else None))),
+        "stuck-histogram": Figure("stuck-histogram", "Stuck time: seconds in apply_pending after the confirm",
+                                  _png(plots.stuck_histogram(res.metrics, bounds[0] if len(bounds) == 1 else None)),
+                                  "A task out of apply_pending at the instant of its confirm (0 s) "
+                                  "is counted in the legend, not drawn (a log axis has no 0); the "
+                                  "table lists it as \"0 (never waited)\"."),
     }
     sections = [
         Section("Verdict matrix", "Each cell: the gate's verdict for the scenario under the scheduler "
@@ -81,8 +84,10 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
                 [figs["recovery-cdf"]], [("recovery latency, seconds (never = did not recover)", rec)]),
         Section("Confirm to apply", "", [figs["confirm-to-apply-cdf"]],
                 [("confirm-to-apply latency, seconds", c2a)]),
-        Section("Stuck time", "Time each confirmed task spent in apply_pending after its confirm "
-                "(summed over its waits).", [figs["stuck-histogram"]], [("histogram bins", hist)]),
+        Section("Stuck time", "Seconds each task spent in apply_pending after a confirm, summed "
+                "over its confirmed stays (to the run's end for a task still there): only tasks "
+                "that were confirmed are counted.", [figs["stuck-histogram"]],
+                [("histogram bins (tasks per scheduler; 0 s has its own row)", hist)]),
     ]
     timeline_tables = {}
     timeline_section = Section("Timelines of failing seeds", "For each failing scenario and "

@@ -91,19 +91,30 @@ def confirm_to_apply(metrics: pd.DataFrame) -> pd.DataFrame:
                                        "p50", "p90", "p99", "max"])
 
 
+NEVER_WAITED = "0 (never waited)"
+
+
 def stuck_histogram(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The histogram's bins and counts per scheduler (same bins as the figure)."""
+    """The histogram's bins and counts per scheduler: the seconds each task spent in
+    apply_pending after a confirm (the `stuck` metric), in the figure's bins. A task that
+    left apply_pending at the instant of its confirm (0 s) has its own row, `NEVER_WAITED`
+    (a log axis has no 0, and the first bin must not claim it); the first bin holds every
+    value above 0 and below its upper edge, as the figure draws it."""
     m = metrics[metrics["metric"] == "stuck"]
     edges = stuck_bins(m["value_s"])
     rows = []
     for sched in _order(m["scheduler"]):
-        v = m["value_s"][m["scheduler"] == sched].clip(lower=edges[0]).to_numpy(dtype=float)
-        counts, _ = np.histogram(v, bins=edges)
-        for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=True):
+        v = m["value_s"][m["scheduler"] == sched].to_numpy(dtype=float)
+        if (v == 0).any():
+            rows.append({"scheduler": sched, "bin": NEVER_WAITED, "from_s": 0.0, "to_s": 0.0,
+                         "tasks": int((v == 0).sum())})
+        counts, _ = np.histogram(np.clip(v[v > 0], edges[0], None), bins=edges)
+        for k, (lo, hi, c) in enumerate(zip(edges[:-1], edges[1:], counts, strict=True)):
             if c:
-                rows.append({"scheduler": sched, "from_s": round(float(lo), 3),
-                             "to_s": round(float(hi), 3), "tasks": int(c)})
-    return pd.DataFrame(rows, columns=["scheduler", "from_s", "to_s", "tasks"])
+                lo, hi = (0.0 if k == 0 else round(float(lo), 3)), round(float(hi), 3)
+                rows.append({"scheduler": sched, "bin": f"above 0, below {hi:g} s" if k == 0
+                             else f"{lo:g}-{hi:g} s", "from_s": lo, "to_s": hi, "tasks": int(c)})
+    return pd.DataFrame(rows, columns=["scheduler", "bin", "from_s", "to_s", "tasks"])
 
 
 def reproduce_command(scenario_path: str, scheduler: str, seed: int, history: str) -> str:
