@@ -117,7 +117,7 @@ def extract(rows: list[dict[str, Any]], violations: list[dict[str, Any]], *, sce
     for (_pod, _slot), (tid, label, start) in slot_at.items():
         segs.append(Segment(tid, "slot", label, start, end_t, True))
     segs += _pod_segments(rows, pods_of, end_t)
-    marks = fault_marks + _violation_marks(rows, violations, shown)
+    marks = _unique(fault_marks + _violation_marks(rows, violations, shown))
     return Timeline(scenario, scheduler, seed, tuple(tasks), tuple(segs), tuple(marks), end_t)
 
 
@@ -154,6 +154,16 @@ def _fault_marks(r: dict[str, Any], shown: set[int], held: dict[str, set[int]]) 
     on_pod = held.get(r["pod"], set()) if r.get("pod") else set()
     hit = sorted(t for t in shown if r.get("task") == t or t in on_pod)
     return [Mark(t, "fault", float(r["t"]), r["seq"], label) for t in hit or [None]]
+
+
+def _unique(marks: list[Mark]) -> list[Mark]:
+    """Each mark once: a fault is marked on the tasks it hit and again for each violation
+    that cites it as a witness, and two violations of one task may share witness rows. A
+    fault drawn across the chart (it hit no shown task) is dropped once a violation ties it
+    to a shown task."""
+    tied = {m.seq for m in marks if m.kind == "fault" and m.task is not None}
+    return list(dict.fromkeys(m for m in marks
+                              if not (m.kind == "fault" and m.task is None and m.seq in tied)))
 
 
 def _violation_marks(rows: list[dict[str, Any]], violations: list[dict[str, Any]],

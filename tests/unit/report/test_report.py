@@ -219,3 +219,17 @@ def test_stuck_s_of_a_task_that_never_waited_confirmed_is_nan_not_zero(report):
     stuck = m[m["metric"] == "stuck"].set_index(["scenario", "scheduler", "seed", "task"])["value_s"]
     waited = tasks.set_index(["scenario", "scheduler", "seed", "task"])["stuck_s"].dropna()
     pd.testing.assert_series_equal(waited.sort_index(), stuck.sort_index(), check_names=False)
+
+
+def test_timeline_tables_list_each_mark_once(report):
+    # Found by review: a fault was listed once per violation that cites it as a witness
+    # (4 rows for the one pod-kill of incident-601 seed 0 under seed).
+    found = sorted((report / "tables").glob("timeline-*.csv"))
+    assert found
+    for path in found:
+        t = pd.read_csv(path)
+        marks = t[t["what"] == "mark"]
+        assert not marks.duplicated().any(), path.name
+    t = pd.read_csv(next(p for p in found if p.name.startswith("timeline-incident-601-seed-seed-")))
+    faults = t[(t["what"] == "mark") & (t["kind"] == "fault")]
+    assert len(faults) == faults["seq"].nunique() == 1  # the one pod-kill, on task 1
