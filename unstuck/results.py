@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 from collections.abc import Iterable
@@ -367,8 +368,15 @@ class Results(dict):
             raise ResultsInvalid(f"{self.root}: no history for {scenario} / {scheduler} / seed {seed}")
         return _read_history_rows(path, kinds, seqs)
 
-    def scenario_path(self, name: str) -> str:
-        """The scenario file to cite in a reproduce command."""
+    def scenario_path(self, name: str, relative_to: str | Path | None = None) -> str:
+        """The scenario file to cite in a reproduce command: the copy this folder holds
+        (`scenarios/<name>.yaml`, the file the run used, whatever became of the original
+        since), as a path from `relative_to`, the folder the command is to run from (by
+        default the current one: the folder as it was named to `load`). Without a copy (a
+        live run's folder), the path the manifest recorded, else `scenarios/<name>.yaml`."""
+        copy = self.root / "scenarios" / f"{name}.yaml"
+        if copy.is_file():
+            return str(copy) if relative_to is None else os.path.relpath(copy, relative_to)
         entry = self.manifest.get("scenarios", {}).get(name)
         return entry["path"] if entry else f"scenarios/{name}.yaml"
 

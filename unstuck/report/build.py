@@ -55,7 +55,7 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
     gate = gates.evaluate(res, found)
     matrix = tables.verdict_matrix(gate, res.runs)
     wide = tables.matrix_wide(matrix)
-    fails = tables.failures(res)
+    fails = tables.failures(res, relative_to=out)  # the commands run from the report folder
     rec, c2a = tables.recovery(res.metrics), tables.confirm_to_apply(res.metrics)
     hist = tables.stuck_histogram(res.metrics)
     bounds = sorted({s.bounds.apply_pending_s for s in found.values() if s is not None})
@@ -118,7 +118,10 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
     sections.append(Section(
         "Failures and how to reproduce them", f"{len(fails)} failing seeds. Each command re-runs "
         "one seed alone and writes its history as JSONL (same digest as in the suite); each "
-        "shrink command cuts its faults to a 1-minimal set that still breaks it (docs/shrink.md).",
+        "shrink command cuts its faults to a 1-minimal set that still breaks it (docs/shrink.md). "
+        "Run them from this report's folder (the one holding index.html): they cite the copies "
+        "of the scenario files saved with the results, so they replay what ran, wherever the "
+        "folder is moved and whatever became of the original files.",
         tables=[("every failing seed", fails)], collapsed=True,
         code=_first_commands(fails)))
 

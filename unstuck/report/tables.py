@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -131,9 +132,11 @@ FAILURE_COLUMNS = ["scenario", "scheduler", "seed", "stuck_tasks", "invariants",
                    "command", "shrink"]
 
 
-def failures(res: Results) -> pd.DataFrame:
+def failures(res: Results, relative_to: str | Path | None = None) -> pd.DataFrame:
     """Every failing seed: what broke first, the exact command that replays it alone, and the
-    one that finds which of its faults the first violation needed (docs/shrink.md)."""
+    one that finds which of its faults the first violation needed (docs/shrink.md). The
+    commands cite the scenario copy saved with the results, as a path from `relative_to`
+    (the folder they are to run from; default the current one, `Results.scenario_path`)."""
     runs, v = res.runs, res.violations
     if runs.empty or "ok" not in runs:
         return pd.DataFrame(columns=FAILURE_COLUMNS)
@@ -141,6 +144,7 @@ def failures(res: Results) -> pd.DataFrame:
     # One pass over the violations, not a filter of all of them per failing seed.
     by_seed = {k: g for k, g in v.groupby(["scenario", "scheduler", "seed"], sort=False)}
     none = v.iloc[0:0]
+    path = {name: res.scenario_path(name, relative_to) for name in set(bad["scenario"])}
     rows = []
     for r in bad.itertuples():
         mine = by_seed.get((r.scenario, r.scheduler, r.seed), none)
@@ -154,9 +158,9 @@ def failures(res: Results) -> pd.DataFrame:
         rows.append({"scenario": r.scenario, "scheduler": r.scheduler, "seed": int(r.seed),
                      "stuck_tasks": int(getattr(r, "stuck_tasks", 0)), "invariants": ", ".join(invs),
                      "first_violation": first_text,
-                     "command": reproduce_command(res.scenario_path(r.scenario), r.scheduler, int(r.seed),
+                     "command": reproduce_command(path[r.scenario], r.scheduler, int(r.seed),
                                                   f"{r.scenario}-{r.scheduler}-{int(r.seed)}.jsonl"),
-                     "shrink": shrink_command(res.scenario_path(r.scenario), r.scenario, r.scheduler,
+                     "shrink": shrink_command(path[r.scenario], r.scenario, r.scheduler,
                                               int(r.seed))})
     return pd.DataFrame(rows, columns=FAILURE_COLUMNS)
 

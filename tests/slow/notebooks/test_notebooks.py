@@ -64,7 +64,8 @@ def test_analysis_notebook_runs_on_a_small_suite(kernel, results):
     text = "".join(o["data"].get("text/plain", "") for o in outputs(nb, "text/plain"))
     assert "reproduce: unstuck sim" not in text  # printed (stream), not a value
     streams = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "reproduce: unstuck sim scenarios/" in streams
+    # The command cites the scenario copy saved with the results, not the file passed to the suite.
+    assert f"reproduce: unstuck sim {results}/results/scenarios/incident-601.yaml " in streams
     assert re.search(r"for task \d+ \(the \w+ created in \S+ at t=[\d.]+\): needs \d+ of \d+ "
                      r"fault attempts \(\d+ runs\)", streams)
 

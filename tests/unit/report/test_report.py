@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import unstuck
 from scheduler import history
 from unstuck.cli import app
-from unstuck.report import timeline
+from unstuck.report import tables, timeline
 
 run = CliRunner().invoke
 GOLDEN = Path(__file__).parent / "golden"
@@ -50,7 +50,8 @@ def test_index_html_is_self_contained_with_every_figure_embedded(report):
     assert "<script" not in page
     images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', page)
     assert len(images) == len(list((report / "figures").glob("*.png")))
-    assert "unstuck sim scenarios/incident-601.yaml --scheduler seed --seeds 1 --seed-start 0" in page
+    assert ("unstuck sim results/scenarios/incident-601.yaml --scheduler seed --seeds 1 "
+            "--seed-start 0") in page
 
 
 def test_summary_md_links_figures_and_lists_reproduce_commands(report):
@@ -92,7 +93,8 @@ def seed_0_of_incident_601(table: pd.DataFrame) -> pd.DataFrame:
                  & (table["seed"] == 0)]
 
 
-def test_reproduce_command_replays_the_failing_seed_alone(report, tmp_path):
+def test_reproduce_command_replays_the_failing_seed_alone(report, tmp_path, monkeypatch):
+    monkeypatch.chdir(report)  # the commands run from the report folder (the report says so)
     row = seed_0_of_incident_601(pd.read_csv(report / "tables" / "failures.csv")).iloc[0]
     args = shlex.split(row["command"])
     assert args[:2] == ["unstuck", "sim"]
@@ -104,7 +106,8 @@ def test_reproduce_command_replays_the_failing_seed_alone(report, tmp_path):
     assert history.digest(history.read_jsonl(hist)) == digest
 
 
-def test_shrink_command_shrinks_the_failing_seed(report, tmp_path):
+def test_shrink_command_shrinks_the_failing_seed(report, tmp_path, monkeypatch):
+    monkeypatch.chdir(report)
     row = seed_0_of_incident_601(pd.read_csv(report / "tables" / "failures.csv")).iloc[0]
     args = shlex.split(row["shrink"])
     assert args[:2] == ["unstuck", "shrink"]
@@ -233,3 +236,36 @@ def test_timeline_tables_list_each_mark_once(report):
     t = pd.read_csv(next(p for p in found if p.name.startswith("timeline-incident-601-seed-seed-")))
     faults = t[(t["what"] == "mark") & (t["kind"] == "fault")]
     assert len(faults) == faults["seq"].nunique() == 1  # the one pod-kill, on task 1
+
+
+def test_commands_replay_the_saved_scenario_copy_after_the_original_changed_and_moved(tmp_path,
+                                                                                    monkeypatch):
+    # Found by review: the commands cited the scenario file as passed to the suite, so after
+    # an edit to it they replayed another scenario (docs/sim.md promises the folder alone).
+    mine = tmp_path / "mine.yaml"
+    shutil.copyfile("scenarios/incident-601.yaml", mine)
+    r = run(app, ["suite", str(mine), "-s", "seed", "--seeds", "2", "--out", str(tmp_path / "a"),
+                  "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    mine.unlink()  # edited or removed since: the report must not depend on it
+    moved = tmp_path / "elsewhere" / "report"
+    shutil.move(tmp_path / "a", moved)
+    fails = pd.read_csv(moved / "tables" / "failures.csv")
+    assert set(fails["command"].str.split().str[2]) == {"results/scenarios/mine.yaml"}
+    row = fails.iloc[0]
+    monkeypatch.chdir(moved)
+    args = shlex.split(row["command"])
+    args[args.index("--history") + 1] = str(tmp_path / "replay.jsonl")
+    r = run(app, args[1:] + ["--workers", "1"])
+    assert r.exit_code == 1, r.output
+    runs = pd.read_parquet(moved / "results" / "runs.parquet")
+    want = runs[runs["seed"] == row["seed"]]["digest"].iloc[0]
+    assert history.digest(history.read_jsonl(tmp_path / "replay.jsonl")) == want
+    # Re-rendered where it now is, from elsewhere: the same commands, still from the folder.
+    monkeypatch.chdir(tmp_path)
+    assert run(app, ["report", str(moved)]).exit_code == 0
+    assert pd.read_csv(moved / "tables" / "failures.csv")["command"].equals(fails["command"])
+    # The notebook API cites the copy as a path from where the results were loaded.
+    res = unstuck.load("elsewhere/report")
+    assert tables.failures(res)["command"].iloc[0].startswith(
+        "unstuck sim elsewhere/report/results/scenarios/mine.yaml ")
