@@ -11,6 +11,7 @@ import pytest
 from nbclient import NotebookClient
 from typer.testing import CliRunner
 
+from unstuck.checker import INVARIANTS
 from unstuck.cli import app
 
 pytestmark = pytest.mark.slow
@@ -68,6 +69,9 @@ def test_analysis_notebook_runs_on_a_small_suite(kernel, results):
     assert f"reproduce: unstuck sim {results}/results/scenarios/incident-601.yaml " in streams
     assert re.search(r"for task \d+ \(the \w+ created in \S+ at t=[\d.]+\): needs \d+ of \d+ "
                      r"fault attempts \(\d+ runs\)", streams)
+    counts = _violation_counts(nb)  # every scheduler that ran, 0 where nothing broke
+    assert set(counts) == {"seed", "seed-proposal", "seed-head", "reference"}
+    assert counts["reference"] == [0] * len(INVARIANTS) and sum(counts["seed"]) > 0
 
 
 def test_incident_601_notebook_replays_three_schedulers(kernel):
@@ -75,3 +79,38 @@ def test_incident_601_notebook_replays_three_schedulers(kernel):
     assert len(outputs(nb, "image/png")) == 3
     html = "".join(o["data"].get("text/html", "") for o in outputs(nb, "text/html"))
     assert "apply_pending_bound" in html  # the seed's verdict row names the stuck invariant
+    # Found by review: the step table said the seed was still pending after "the plan is
+    # dispatched" (it dispatches at 30.2, the row looked at 30.0) and put the plan's end at
+    # t=95 where every history says about 90.
+    steps = [cells for cells in _rows(html) if len(cells) == 5]  # t, what (cut short), 3 statuses
+    dispatched = next(c for c in steps if c[1].startswith("the agent on the first pod connects"))
+    assert dispatched[2:] == ["running", "running", "running"]
+    plan_end = next(c for c in steps if c[1].startswith("the plan ends"))
+    assert float(plan_end[0]) == 90.0 and plan_end[2:] == ["apply_pending"] * 3
+
+
+def _rows(html: str) -> list[list[str]]:
+    """The body cells of every row of the DataFrames shown as HTML (the index left out)."""
+    return [re.findall(r"<td>(.*?)</td>", row) for row in html.split("<tr>")[1:]]
+
+
+def test_analysis_notebook_runs_on_a_folder_with_no_failing_seed(kernel, tmp_path):
+    # Found by review: an IndexError at the drill-down on a reference-only run.
+    out = tmp_path / "ref"
+    r = CliRunner().invoke(app, ["sim", "scenarios/incident-601.yaml", "-s", "reference",
+                                 "--seeds", "2", "--out", str(out), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    nb = execute("analysis.ipynb", {"UNSTUCK_RESULTS": str(out)})
+    streams = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert f"no seed in {out} violated an invariant: nothing to drill into" in streams
+    assert len(outputs(nb, "image/png")) == 2  # the two CDFs; no timeline
+    assert _violation_counts(nb) == {"reference": [0] * len(INVARIANTS)}
+
+
+def _violation_counts(nb: nbformat.NotebookNode) -> dict[str, list[int]]:
+    """The violations table (scheduler x invariant) the notebook shows."""
+    cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("# Every scheduler"))
+    html = cell.outputs[0]["data"]["text/html"]
+    assert all(f"<th>{i}</th>" in html for i in INVARIANTS)
+    return {m.group(1): [int(x) for x in re.findall(r"<td>(\d+)</td>", m.group(2))]
+            for m in re.finditer(r"<th>([\w-]+)</th>\s*((?:<td>\d+</td>\s*)+)", html)}
