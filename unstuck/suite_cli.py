@@ -182,7 +182,7 @@ def gate_cmd(
     confirm_to_apply_p99: Annotated[float | None, typer.Option(help="Bound on the confirm-to-apply p99, seconds (default: gates.confirm_to_apply_p99_s).")] = None,
     schedulers: Annotated[str | None, typer.Option("--schedulers", "-s", help="Gate only these schedulers (comma-separated).")] = None,
     scenarios_dir: Annotated[list[Path] | None, typer.Option("--scenarios", help="Folder of scenario files, when the results hold no copies.")] = None,
-    junit_path: Annotated[Path | None, typer.Option("--junit", help="JUnit XML file (default: junit.xml in RESULTS_DIR's report folder).")] = None,
+    junit_path: Annotated[Path | None, typer.Option("--junit", help="JUnit XML file (default: in RESULTS_DIR's report folder: junit.xml, the report's own, when this gate judges what the report did; junit-<schedulers>.xml or junit-[<schedulers>-]overrides.xml for a narrower selection or other thresholds).")] = None,
 ) -> None:
     """Judge saved results: exit 0 pass, 1 deviated, 2 bad input or harness error, 3 a fault never took effect."""
     from unstuck import gate as gates
@@ -221,7 +221,17 @@ def gate_cmd(
         _fail(f"harness error while judging {directory}: {e.__class__.__name__}: {e}")
     # Beside results/ only when the user named the report folder (see `report_cmd`).
     folder = res.root.parent if Path(directory).resolve() != res.root.resolve() else res.root
-    target = junit_path or folder / "junit.xml"
+    overridden = any(v is not None for v in (max_stuck, recovery_p99, max_violations,
+                                              confirm_to_apply_p99))
+    default = folder / junit_name(only, list(res.runs["scheduler"]), overridden)
+    target = junit_path or default
+    if target.resolve() == (folder / "junit.xml").resolve() and default.name != "junit.xml":
+        what = " and ".join(p for p in ("only " + ", ".join(only or []) if only else "",
+                                        "other thresholds" if overridden else "") if p)
+        typer.echo(f"note: {target} now holds this gate's verdict ({what}), while index.html and "
+                   f"summary.md in {folder}, if any, still state the report's (every scheduler, "
+                   f"the scenarios' thresholds); the default for this gate is {default.name}",
+                   err=True)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         files.write_text(target, junit.to_xml(result))
@@ -235,6 +245,21 @@ def gate_cmd(
             typer.echo(f"  {c.scenario} / {c.scheduler}: {c.message}", err=True)
     typer.echo(f"gate: {result.verdict} (exit {result.exit_code}); JUnit: {target}")
     raise typer.Exit(result.exit_code)
+
+
+def junit_name(only: list[str] | None, ran: list[str], overridden: bool) -> str:
+    """The gate's default JUnit file name. `junit.xml` is the report's: the gate over every
+    scheduler that ran with the scenarios' own thresholds, the verdict index.html and
+    summary.md state. A gate of fewer schedulers or other thresholds writes a file named for
+    what it judged (`junit-reference.xml`, `junit-reference-overrides.xml`,
+    `junit-overrides.xml`), so that it never contradicts the report beside it."""
+    parts = []
+    if only is not None and set(ran) - set(only):
+        rank = {n: i for i, n in enumerate(NAMES)}
+        parts.append("+".join(sorted(set(only) & set(ran), key=lambda n: rank.get(n, len(rank)))))
+    if overridden:
+        parts.append("overrides")
+    return "-".join(["junit", *parts]) + ".xml"
 
 
 def register(app: typer.Typer) -> None:

@@ -43,15 +43,17 @@ def clear(out: Path) -> bool:
     """Remove the report in `out`, before a suite runs or a report renders: a run that is
     interrupted or fails must not leave an earlier run's verdict beside its own results as
     if it were current, nor a timeline of a pair that no longer fails beside the new ones.
-    Figures and tables go only from a folder unstuck wrote (their names are common, anyone's
-    may be there); the folder is then marked as unstuck's. True if there was a verdict."""
+    Figures, tables and the JUnit files of narrower gates (`junit-*.xml`, docs/gate.md) go
+    only from a folder unstuck wrote (their names are common, anyone's may be there); the
+    folder is then marked as unstuck's. True if there was a verdict."""
     from unstuck.results import mark, wrote
 
     had = any((out / name).is_file() for name in VERDICTS)
     for name in VERDICTS:
         (out / name).unlink(missing_ok=True)
     if wrote(out):
-        for old in [*(out / "figures").glob("*.png"), *(out / "tables").glob("*.csv")]:
+        for old in [*(out / "figures").glob("*.png"), *(out / "tables").glob("*.csv"),
+                    *out.glob("junit-*.xml")]:
             old.unlink()
     mark(out, "report")
     return had

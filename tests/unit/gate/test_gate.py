@@ -65,6 +65,36 @@ def test_default_junit_goes_next_to_the_report(incident):
     assert len(junit(incident / "junit.xml").findall(".//testcase")) == 2 * CHECKS_PER_PAIR
 
 
+def test_a_narrower_gate_writes_junit_named_for_it_and_leaves_the_reports_own(incident):
+    # Found by review: the README's CI step (`unstuck gate reports/latest -s reference`)
+    # replaced the report's junit.xml with a passing one while index.html and summary.md
+    # beside it still stated the suite's verdict (deviated).
+    report_junit = (incident / "junit.xml").read_bytes()
+    assert "gate: deviated (exit 1)" in (incident / "index.html").read_text()
+    r = run(app, ["gate", str(incident), "-s", "reference"])
+    assert r.exit_code == 0, r.output
+    assert f"JUnit: {incident / 'junit-reference.xml'}" in r.output
+    assert (incident / "junit.xml").read_bytes() == report_junit
+    cases = junit(incident / "junit-reference.xml").findall(".//testcase")
+    assert {c.get("classname") for c in cases} == {"incident-601.reference"}
+    r = run(app, ["gate", str(incident), "--max-stuck", "100", "--max-violations", "100"])
+    assert r.exit_code == 0 and f"JUnit: {incident / 'junit-overrides.xml'}" in r.output
+    r = run(app, ["gate", str(incident), "-s", "reference", "--max-stuck", "3"])
+    assert f"JUnit: {incident / 'junit-reference-overrides.xml'}" in r.output
+    # Every scheduler that ran, the scenarios' thresholds: the report's own file.
+    r = run(app, ["gate", str(incident), "-s", "reference,seed"])
+    assert f"JUnit: {incident / 'junit.xml'}" in r.output
+    assert (incident / "junit.xml").read_bytes() == report_junit
+    # Asked for by name, junit.xml takes the narrower verdict, and the gate says what that means.
+    r = run(app, ["gate", str(incident), "-s", "reference", "--junit", str(incident / "junit.xml")])
+    assert "note:" in r.output and "still state the report's" in r.output
+    assert "junit-reference.xml" in r.output
+    # A report rendered again removes the narrower gates' files: they judged the old results.
+    assert run(app, ["report", str(incident)]).exit_code == 0
+    assert not list(incident.glob("junit-*.xml"))
+    assert (incident / "junit.xml").read_bytes() == report_junit
+
+
 def test_flags_override_the_scenario_thresholds(incident):
     loose = ["--max-stuck", "100", "--max-violations", "100"]
     assert run(app, ["gate", str(incident), *loose]).exit_code == 0
