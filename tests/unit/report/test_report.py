@@ -269,3 +269,11 @@ def test_commands_replay_the_saved_scenario_copy_after_the_original_changed_and_
     res = unstuck.load("elsewhere/report")
     assert tables.failures(res)["command"].iloc[0].startswith(
         "unstuck sim elsewhere/report/results/scenarios/mine.yaml ")
+
+
+def test_suite_counts_in_the_singular_when_there_is_one(tmp_path):
+    r = run(app, ["suite", "scenarios/incident-601.yaml", "-s", "reference", "--seeds", "1",
+                  "--out", str(tmp_path / "one"), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "unstuck suite: 1 scenario x 1 scheduler, 1 seed on 1 worker" in r.output
+    assert "simulated and judged 1 seed in" in r.output
