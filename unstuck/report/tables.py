@@ -141,6 +141,10 @@ def failures(res: Results, relative_to: str | Path | None = None) -> pd.DataFram
     if runs.empty or "ok" not in runs:
         return pd.DataFrame(columns=FAILURE_COLUMNS)
     bad = runs[~runs["ok"].astype(bool)]
+    # Schedulers in the order of every other table (seed, seed-proposal, seed-head, reference).
+    rank = {name: k for k, name in enumerate(_order(runs["scheduler"]))}
+    bad = bad.assign(_rank=bad["scheduler"].map(rank)).sort_values(
+        ["scenario", "_rank", "seed"], kind="stable").drop(columns="_rank")
     # One pass over the violations, not a filter of all of them per failing seed.
     by_seed = {k: g for k, g in v.groupby(["scenario", "scheduler", "seed"], sort=False)}
     none = v.iloc[0:0]

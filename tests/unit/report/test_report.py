@@ -277,3 +277,14 @@ def test_suite_counts_in_the_singular_when_there_is_one(tmp_path):
     assert r.exit_code == 0, r.output
     assert "unstuck suite: 1 scenario x 1 scheduler, 1 seed on 1 worker" in r.output
     assert "simulated and judged 1 seed in" in r.output
+
+
+def test_failures_list_schedulers_in_the_order_of_the_other_tables(report):
+    matrix = pd.read_csv(report / "tables" / "verdict-matrix.csv")
+    fails = pd.read_csv(report / "tables" / "failures.csv")
+    pairs = list(dict.fromkeys(zip(fails["scenario"], fails["scheduler"], strict=True)))
+    failing = [(r.scenario, r.scheduler) for r in matrix.itertuples() if r.seeds_failed]
+    assert pairs == failing
+    assert list(dict.fromkeys(fails["scheduler"])) == ["seed", "seed-proposal", "seed-head"]
+    for _, g in fails.groupby(["scenario", "scheduler"]):
+        assert list(g["seed"]) == sorted(g["seed"])
