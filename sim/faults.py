@@ -15,11 +15,11 @@ Targets (pod-kill, node-loss, agent-disconnect):
   task: under the seed variants the reserved slot is chosen apart from the agent (F10) and
   can be on another pod. Every variant records its reservations (the reference when a plan
   ends with changes and when a restart rebuilds them from the store; the seeds when their
-  reconcile or timer reserves a slot). Fallback, for a waiting task the scheduler never
-  recorded a reservation for (the seeds' slot memory can lose the task's slot before the
-  plan ends, and seed-head then logs "cannot reserve"): the pod whose agent planned it, which
-  holds its workdir (incident 601's pod). A task whose recorded reservation was released
-  (pod gone, preempted, slot memory lost at a restart) has no reserved-holder;
+  reconcile or timer reserves a slot). A waiting task that holds no reservation now (never
+  recorded: the seeds' slot memory can lose the slot before the plan ends; or released:
+  seed-head's completion notice, G1, or a slot memory lost at a restart) still depends on the
+  pod whose agent planned it, which holds its workdir; that pod is its reserved-holder, the
+  pod a reservation should have protected (incident 601's pod);
 * `apply-runner`: the pod whose agent is running an apply.
 
 Timed faults (db-write-failure, pool-scale-down, hpa-scale-down with `duration_s`) may
@@ -163,7 +163,6 @@ class Faults:
         self.layers: dict[tuple[str, str], Layers] = {}
         self.attempt_key = ""  # the attempt being fired (`attempt`)
         self._reserved: dict[tuple[str, int | None], int] = {}  # `reservations`
-        self._ever_reserved: set[int] = set()  # tasks with a `slot.reserved` row so far
         self._read = 0  # history rows read into `_reserved`
 
     def start(self) -> None:
@@ -204,8 +203,8 @@ class Faults:
             found = []
             for task in self.w.store.list_tasks(statuses=[TaskStatus.APPLY_PENDING]):
                 names = sorted(holders.get(task.id, ()))
-                if task.id not in self._ever_reserved and task.id in self.w.plan_pod:
-                    names = [self.w.plan_pod[task.id]]  # no reservation was ever recorded
+                if not names and task.id in self.w.plan_pod:
+                    names = [self.w.plan_pod[task.id]]  # it holds no reservation: its plan's pod
                 for name in names:
                     pod = cluster.pods.get(name)
                     if pod is not None and not pod.terminating and spec.pool in (None, pod.pool):
@@ -232,7 +231,6 @@ class Faults:
             e = events[i]
             if e.kind is Kind.SLOT_RESERVED and e.pod is not None and e.task is not None:
                 held[(e.pod, e.slot)] = e.task
-                self._ever_reserved.add(e.task)
             elif e.kind is Kind.SLOT_ASSIGNED or (
                     e.kind is Kind.SLOT_RELEASED and held.get((e.pod, e.slot)) == e.task):
                 held.pop((e.pod, e.slot), None)  # type: ignore[arg-type]
