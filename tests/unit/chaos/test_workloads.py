@@ -162,6 +162,8 @@ def test_hpa_scales_up_from_an_experiment_set_metric(cluster, api, core, apps):
     cluster.board.set("default", "auto", 1.6)
     wait_for(lambda: apps.read_namespaced_deployment("auto", "default").spec.replicas == 4,
              timeout=5, what="scale to 4")
-    hpa = client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler("auto",
-                                                                                 "default")
-    assert hpa.status.desired_replicas == 4
+    # The controller writes the scale, then its own status: on a loaded machine a read can
+    # fall between the two.
+    hpas = client.AutoscalingV2Api(api)
+    wait_for(lambda: hpas.read_namespaced_horizontal_pod_autoscaler(
+        "auto", "default").status.desired_replicas == 4, timeout=5, what="status.desiredReplicas 4")
