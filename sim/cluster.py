@@ -149,7 +149,9 @@ class ClusterSim:
         pod = self.pods.get(name)
         if pod is None:
             raise ClusterError(f'pods "{name}" not found')
-        self.delete(pod, None, "deleted by scheduler")
+        # A deletion the scheduler asks for while a pool-scale-down fault holds the pool's
+        # freeze window or bounds is that fault's effect (the seed deletes idle pods then).
+        self.delete(pod, None, "deleted by scheduler", fault=self.w.faults.cause(("pool", pod.pool)))
 
     def list_pods(self, pool_id: str) -> list[PodInfo]:
         cached = self._listing.get(pool_id)
@@ -215,11 +217,12 @@ class ClusterSim:
         self._changed(pod)
         pod.agent = self.w.agents.start(pod)
 
-    def delete(self, pod: Pod, grace: float | None, cause: str) -> None:
+    def delete(self, pod: Pod, grace: float | None, cause: str, *, fault: int | None = None) -> None:
         """A DELETE of the pod with DeleteOptions.gracePeriodSeconds = `grace` (None: the
         pod's own terminationGracePeriodSeconds). Grace 0 removes the object at once, even
         from a lost node (the API server does not wait for the kubelet); any other grace
-        leaves it Terminating until the kubelet has stopped the container."""
+        leaves it Terminating until the kubelet has stopped the container. `fault`: the seq
+        of the `fault` row this deletion is the effect of, recorded as `data.fault`."""
         now = self.w.kernel.now
         if pod.terminating:
             if grace is not None and pods.removed_at_once(grace):
@@ -236,9 +239,10 @@ class ClusterSim:
         pod.terminating, pod.deleted_at = True, now
         pod.kill_at = pods.kill_deadline(now, g)
         self._changed(pod)
-        self.w.record(Kind.POD_TERMINATING, pod=pod.name,
-                      data={"node": pod.node or None, "pool": pod.pool, "cause": cause,
-                            "grace_s": g})
+        data = {"node": pod.node or None, "pool": pod.pool, "cause": cause, "grace_s": g}
+        if fault is not None:
+            data["fault"] = fault
+        self.w.record(Kind.POD_TERMINATING, pod=pod.name, data=data)
         self.w.notify(ev.PodTerminating(pod.name))
         if pod.owner != "bare":
             self.sync_replicaset(pod.owner)
@@ -460,8 +464,12 @@ class ClusterSim:
         active = sum(1 for v in views if replicasets.is_active(v))
         if active > dep.replicas:
             by_name = {p.name: p for p in mine}
+            # While an hpa-scale-down fault holds the HPA's metric or bounds down, a
+            # scale-down is its effect: the deletions name it (`fault`), so the checker can
+            # tell which tasks it hit.
+            fault = self.w.faults.cause(("hpa-load", dep.pool.id), ("hpa-spec", dep.pool.id))
             for v in replicasets.victims(views, active - dep.replicas, now):
-                self.delete(by_name[v.name], None, "replicaset scale-down")
+                self.delete(by_name[v.name], None, "replicaset scale-down", fault=fault)
 
     def _view(self, p: Pod) -> replicasets.PodView:
         """The pod as the ReplicaSet controller reads it from the API: its phase as is (a pod
@@ -497,6 +505,9 @@ class ClusterSim:
                           unready_pods=unready)
         dep.state = d.state
         if d.desired != dep.replicas:
+            self.w.record(Kind.SCALE, reason="HPA rescale",
+                          data={"pool": pool_id, "replicas": d.desired, "from": dep.replicas,
+                                "by": "hpa"})
             dep.replicas = d.desired
             self.sync_replicaset(pool_id)
         self.w.kernel.after(spec.sync_period_s, self._hpa_tick, pool_id)

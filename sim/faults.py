@@ -161,6 +161,8 @@ class Faults:
         self.missed = 0
         self.fired_types: set[str] = set()  # what a run proves something about
         self.layers: dict[tuple[str, str], Layers] = {}
+        self.seq_of: dict[tuple[Layers, int], int] = {}  # an override in force -> its fault's seq
+        self.last_seq = -1
         self.attempt_key = ""  # the attempt being fired (`attempt`)
         self._reserved: dict[tuple[str, int | None], int] = {}  # `reservations`
         self._read = 0  # history rows read into `_reserved`
@@ -190,8 +192,16 @@ class Faults:
         """Write the `fault` row; returns its identifying fields (for the `fault.end` row)."""
         row = {"pod": pod, "agent": agent, "task": task,
                "data": {"type": spec.type, "target": spec.target, **data}}
+        self.last_seq = len(self.w.history.events)  # the row's seq (rows are numbered in order)
         self.w.record(Kind.FAULT, Source.FAULT, reason=reason, **row)
         return row
+
+    def cause(self, *layers: tuple[str, str]) -> int | None:
+        """The seq of the latest `fault` row whose override is in force on any of `layers`
+        (("hpa-load", pool), ("pool", pool), ...): what a deletion there is the effect of."""
+        seqs = [self.seq_of[(layer, key)] for lk in layers if (layer := self.layers.get(lk))
+                for key in layer.active]
+        return max(seqs) if seqs else None
 
     # ------------------------------------------------------------------ targets
     def target_pod(self, spec: FaultSpec) -> tuple[Pod, int | None] | None:
@@ -393,13 +403,16 @@ class Faults:
     def end_after(self, duration: float | None, held: tuple[Layers, int], row: dict[str, Any],
                   effect: str) -> None:
         """Take the override off after `duration` seconds (never, if None) and record the
-        `fault.end` row, with the fault row's identifying fields."""
+        `fault.end` row, with the fault row's identifying fields. Until then the override
+        answers `cause` with the fault row just recorded."""
+        self.seq_of[held] = self.last_seq
         if duration is not None:
             self.w.kernel.after(duration, self._end, held, row, effect)
 
     def _end(self, held: tuple[Layers, int], row: dict[str, Any], effect: str) -> None:
         layer, key = held
         layer.pop(key)
+        self.seq_of.pop(held, None)
         left = len(layer.active)
         self.w.record(Kind.FAULT_END, Source.FAULT,
                       reason=f"{effect} over" + (f"; {left} more still in force" if left else ""),

@@ -54,7 +54,7 @@ _SEED_FILE = re.compile(r"seed-(\d+)\.(parquet|jsonl)$")
 COLUMNS_OF: dict[str, tuple[str, ...]] = {
     "tasks": KEYS + ("task", "workspace", "type", "created_t", "status", "end_t", "confirmed_t",
                      "apply_t", "stuck", "confirm_to_apply_s", "stuck_s"),
-    "faults": KEYS + ("fault_seq", "fault_type", "fault_t", "task", "workspace", "status_at_fault",
+    "faults": KEYS + ("fault_seq", "fault_type", "fault_t", "effect_seq", "task", "workspace", "status_at_fault",
                       "awaiting_human", "queued", "clock_t", "progress_seq", "progress_t", "progress_to",
                       "latency_s", "outcome"),
     "fault_events": KEYS + ("seq", "t", "type", "pod", "agent", "task", "workspace", "node", "reason"),

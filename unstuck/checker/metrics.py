@@ -33,6 +33,9 @@ class RecoveryHit:
     fault_seq: int
     fault_type: str | None
     fault_t: float
+    # The deletion through which a fault with no target of its own hit (docs/metrics.md,
+    # "Effects"): the clock starts there. None when the fault row itself hit.
+    effect_seq: int | None
     task: int
     workspace: str | None
     status_at_fault: str | None
@@ -231,9 +234,10 @@ def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
         if outcome is None:
             outcome = HUMAN if clock is None else UNRECOVERED if nxt is None else RECOVERED
         out.append(RecoveryHit(
-            fault_seq=f["seq"],
-            fault_type=(f.get("data") or {}).get("type"),
-            fault_t=float(f["t"]),
+            fault_seq=(hit.cause or f)["seq"],
+            fault_type=((hit.cause or f).get("data") or {}).get("type"),
+            fault_t=float((hit.cause or f)["t"]),
+            effect_seq=f["seq"] if hit.cause is not None else None,
             task=hit.task,
             workspace=ln.workspace,
             status_at_fault=hit.status,

@@ -73,6 +73,7 @@ class FaultLink:
 
     fault: Row
     link: Row | None  # the task's latest row tying it to the fault's pod/agent/node
+    cause: Row | None = None  # for an effect row (`effect_of`): the fault row it names
 
 
 @dataclass(slots=True)
@@ -83,6 +84,7 @@ class Hit:
     task: int
     status: str | None  # the task's status at the fault
     awaiting_human: bool  # apply_pending and not confirmed in its epoch
+    cause: Row | None = None  # when `fault` is an effect row: the fault row it names
 
 
 @dataclass(slots=True)
@@ -259,6 +261,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
     locks: list[LockSpan] = []
     held: dict[str, LockSpan] = {}
     hits: list[Hit] = []
+    fault_rows: dict[int, Row] = {}
     run_end: Row | None = None
 
     def line_of(task: int, row: Row) -> TaskLine:
@@ -282,6 +285,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
         data = row.get("data") or {}
 
         if kind == "fault":
+            fault_rows[row["seq"]] = row
             _fault(row, data, tasks, live, ever_pod, ever_agent, pod_node, node_pods, hits)
             continue
         if kind == "pod.added" or kind == "pod.terminating" or kind == "pod.removed":
@@ -289,6 +293,10 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             if node and pod:
                 pod_node[pod] = node
                 node_pods.setdefault(node, set()).add(pod)
+            cause = fault_rows.get(data["fault"]) if "fault" in data else None
+            if cause is not None:
+                _fault(row, cause.get("data") or {}, tasks, live, ever_pod, ever_agent, pod_node,
+                       node_pods, hits, cause=cause)
             continue
         if kind == "lock.acquired" or kind == "lock.released":
             ws = row.get("workspace")
@@ -464,10 +472,17 @@ def _fault(
     row: Row, data: dict[str, Any], tasks: dict[int, TaskLine], live: dict[int, TaskLine],
     ever_pod: dict[str, set[int]], ever_agent: dict[str, set[int]],
     pod_node: dict[str, str], node_pods: dict[str, set[str]], hits: list[Hit],
+    cause: Row | None = None,
 ) -> None:
-    """Record which tasks the fault touched (witnesses) and which it hit (metrics)."""
-    pod, agent, node, target = row.get("pod"), row.get("agent"), data.get("node"), row.get("task")
-    restart = data.get("type") == RESTART_FAULT
+    """Record which tasks the fault touched (witnesses) and which it hit (metrics).
+
+    `row` is the fault row, or with `cause` an effect row: a pod deletion that names the fault
+    it is the effect of (`data.fault`, the fault row's seq; an hpa-scale-down's ReplicaSet
+    scale-down, a pool-scale-down's deletions). The fault hits there, at the effect's time, the
+    tasks on the effect's pod; `data` is the fault's."""
+    pod, agent, target = row.get("pod"), row.get("agent"), row.get("task")
+    node = data.get("node") if cause is None else None
+    restart = data.get("type") == RESTART_FAULT and cause is None
     # Only a node-loss takes the node's other pods with it: a pod-kill or agent-disconnect
     # records `data.node` just to say where its target was.
     pods = set(node_pods.get(node, ())) if node and data.get("type") == NODE_FAULT else set()
@@ -488,7 +503,8 @@ def _fault(
             continue
         keys = [("pod", p) for p in pods] + ([("agent", agent)] if agent else [])
         linked = [ln.links[k] for k in keys if k in ln.links]
-        ln.faults.append(FaultLink(row, max(linked, key=lambda r: r["seq"]) if linked else None))
+        ln.faults.append(FaultLink(row, max(linked, key=lambda r: r["seq"]) if linked else None,
+                                   cause))
         held_pods = {s[0] for s in ln.slots}
         if ln.placement is not None:
             held_pods.add(ln.placement[1])
@@ -499,7 +515,7 @@ def _fault(
         )
         if hit:
             awaiting = ln.status == "apply_pending" and not ln.confirmed()
-            hits.append(Hit(row, task, ln.status, awaiting))
+            hits.append(Hit(row, task, ln.status, awaiting, cause))
 
 
 def _segments(ln: TaskLine) -> list[Segment]:

@@ -43,6 +43,7 @@ def explain(tl: Timelines, ln: TaskLine, upto: int, extra: Iterable[Row | None] 
         if fl.fault["seq"] <= upto:
             chosen.append(fl.fault)
             chosen.append(fl.link)
+            chosen.append(fl.cause)
     # The scheduler's last attempts, within the current plan epoch only: a failed plan
     # dispatch before the plan ran explains nothing about a stuck apply.
     since = plan_end["seq"] if plan_end is not None else -1

@@ -64,7 +64,9 @@ def test_reference_leaves_an_hpa_pool_to_its_hpa():
     # for hours. Now the reference exports its demand as the HPA's metric and never scales.
     rows = runner.run(load("scenarios/mixed-chaos-day.yaml").world(), "reference", 6).rows
     assert checker.check(rows).ok
-    assert not [r for r in rows if r["kind"] == "scale"]  # the scheduler never scaled pool-2
+    # The scheduler never scaled pool-2 (the world's `scale` rows are the HPA's own).
+    assert not [r for r in rows if r["kind"] == "scale" and r["source"] == "scheduler"]
+    assert {r["data"]["by"] for r in rows if r["kind"] == "scale"} == {"hpa"}
     churn = [r for r in rows if r["kind"] == "pod.removed"
              and (r["data"] or {}).get("cause") == "replicaset scale-down"]
     assert len(churn) < 40, len(churn)

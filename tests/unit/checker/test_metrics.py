@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from unstuck.checker import metrics
+from unstuck.checker import metrics, timelines, witness
 
 from .story import Story, fixture
 
@@ -317,3 +317,29 @@ def test_sends_that_fail_before_anything_went_out_are_one_stuck_stay() -> None:
     s.end(100)
     (stuck,) = metrics.stuck_durations(s.rows())
     _assert_record(stuck, since_t=20.0, stuck_s=80.0, open=True)
+
+
+def test_a_fault_without_a_target_hits_the_tasks_on_the_pods_its_effects_delete() -> None:
+    # An hpa-scale-down names no pod: the ReplicaSet's deletions it causes name it instead
+    # (data.fault = its seq), and hit the tasks on those pods at their own time.
+    s = Story()
+    s.add(0, "pod.added", pod="p1", data={"node": "n1"})
+    s.add(0, "pod.added", pod="p2", data={"node": "n1"})
+    _holding(s, 1, "p1")
+    _holding(s, 2, "p2")
+    seq = s.add(50, "fault", data={"type": "hpa-scale-down", "pool": "agents"})
+    s.add(400, "pod.terminating", pod="p1",
+          data={"node": "n1", "cause": "replicaset scale-down", "fault": seq})
+    s.add(410, "pod.terminating", pod="p2", data={"node": "n1", "cause": "replicaset scale-down"})
+    s.to(430, 1, "running", "failed", "ws-1", "pod deleted")
+    s.end(900)
+    hits = metrics.recovery_latencies(s.rows())
+    deletion = seq + 1
+    assert [(h.task, h.fault_seq, h.fault_type, h.fault_t, h.effect_seq, h.clock_t, h.latency_s)
+            for h in hits] == [(1, seq, "hpa-scale-down", 50.0, deletion, 400.0, 30.0)]
+    tl = timelines.build(s.rows())
+    [link] = tl.tasks[1].faults
+    assert link.fault["kind"] == "pod.terminating" and link.cause["seq"] == seq
+    assert tl.tasks[2].faults == []  # a deletion that names no fault is not one
+    # A witness cites the deletion and the fault behind it.
+    assert {seq, link.fault["seq"]} <= set(witness.explain(tl, tl.tasks[1], link.fault["seq"] + 5))

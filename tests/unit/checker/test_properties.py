@@ -95,7 +95,7 @@ def _ours(v: checker.Violation) -> bool:
 
 def _metric_key(rec: Any, new_seq: dict[int, int] | None) -> tuple:
     d = rec.to_dict()
-    for k in ("fault_seq", "progress_seq", "confirm_seq", "apply_seq"):
+    for k in ("fault_seq", "effect_seq", "progress_seq", "confirm_seq", "apply_seq"):
         if new_seq is not None and d.get(k) is not None:
             d[k] = new_seq[d[k]]
     return tuple(sorted((k, "nan" if isinstance(v, float) and math.isnan(v) else v)

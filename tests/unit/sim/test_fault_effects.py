@@ -1,0 +1,59 @@
+"""Faults with no target of their own (hpa-scale-down, pool-scale-down) take effect through
+deletions made by others: the ReplicaSet after the HPA's rescale, the seed's autoscaler in a
+freeze window. Those deletions name the fault (`pod.terminating` `data.fault`, its row's seq)
+while it is in force, and only then, so the checker can tell which tasks it hit."""
+
+from __future__ import annotations
+
+from sim.config import FaultSpec, HPAConfig, PoolConfig, WorkspaceGroup
+from sim.kube.hpa import HPASpec
+from sim.world import World
+
+from .worlds import config
+
+DEP = PoolConfig("dep", manager="deployment", min_replicas=1, max_replicas=4,
+                 hpa=HPAConfig(HPASpec(min_replicas=1, max_replicas=4), 2.4), initial_replicas=3)
+
+
+def run(variant: str, faults: tuple[FaultSpec, ...], pools=(DEP,), **kw) -> list[dict]:
+    return World(config(pools=pools, faults=faults, workload=(), **kw), variant, 0).run()
+
+
+def test_the_hpa_rescale_is_recorded_and_its_deletions_name_the_fault_in_force():
+    rows = run("reference", (FaultSpec("hpa-scale-down", at=60.0, pool="dep", load=0.2,
+                                       duration_s=400.0),),
+               duration_s=900.0, drain_s=0.0)
+    [fault] = [r for r in rows if r["kind"] == "fault"]
+    [end] = [r for r in rows if r["kind"] == "fault.end"]
+    scales = [r for r in rows if r["kind"] == "scale" and r["source"] == "world"]
+    assert scales and all(r["data"]["by"] == "hpa" for r in scales)
+    assert scales[0]["data"]["from"] == 3 and scales[0]["data"]["replicas"] < 3
+    # The 300 s stabilization window: the last high recommendation before the drop was at
+    # 45 s (15 s syncs), and one exactly 300 s old no longer counts.
+    assert scales[0]["t"] == 345.0
+    deleted = [r for r in rows if r["kind"] == "pod.terminating"]
+    assert deleted and all(r["data"]["cause"] == "replicaset scale-down" for r in deleted)
+    during = [r for r in deleted if r["t"] < end["t"]]
+    assert during and all(r["data"]["fault"] == fault["seq"] for r in during)
+    assert all("fault" not in r["data"] for r in deleted if r["t"] > end["t"])
+
+
+def test_a_scale_down_with_no_fault_in_force_names_none():
+    low = PoolConfig("dep", manager="deployment", min_replicas=1, max_replicas=4,
+                     hpa=HPAConfig(HPASpec(min_replicas=1, max_replicas=4), 0.2), initial_replicas=3)
+    rows = run("reference", (), pools=(low,),
+               duration_s=900.0, drain_s=0.0)
+    deleted = [r for r in rows if r["kind"] == "pod.terminating"]
+    assert deleted and all("fault" not in r["data"] for r in deleted)
+
+
+def test_the_seeds_freeze_window_deletions_name_the_pool_scale_down():
+    pools = (PoolConfig("pool-1", min_replicas=2, max_replicas=4),)
+    faults = (FaultSpec("pool-scale-down", at=100.0, pool="pool-1", freeze_s=300.0),)
+    rows = World(config(pools=pools, faults=faults, duration_s=900.0, drain_s=0.0,
+                        workload=(WorkspaceGroup(names=("ws-1",), at=(5.0,)),)), "seed", 0).run()
+    [fault] = [r for r in rows if r["kind"] == "fault"]
+    freeze = [r for r in rows if r["kind"] == "pod.terminating" and 100.0 <= r["t"] < 400.0]
+    assert freeze and all(r["data"].get("fault") == fault["seq"] for r in freeze)
+    assert all("fault" not in r["data"] for r in rows
+               if r["kind"] == "pod.terminating" and r["t"] >= 400.0)
