@@ -6,6 +6,11 @@ plan_and_apply per agent from the plan to the end of the apply. A plain plan add
 `IsAgentAvailable` reads nothing else, so the simulated agents, the scripted test world and
 the live agent all report through this one rule: a dispatch decision sees the same numbers
 in every world.
+
+Simplified: the seed's agent keeps `apply_running` as a flag that the end of *any*
+plan_and_apply clears, so with two of them running (only after a double dispatch, F7, which
+the checker has already flagged) it reports false while one still runs; we count from the
+runs and report true.
 """
 
 from __future__ import annotations
