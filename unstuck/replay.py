@@ -16,7 +16,7 @@ INCIDENTS = ("incident-601",)
 TIMELINE = (
     (5.0, "user creates plan_and_apply task 1 in ws-mb7m9ii5ey"),
     (30.0, "the agent on the first pod connects; the plan is dispatched"),
-    (95.0, "the plan ends with changes: apply_pending, workspace locked, slot reserved"),
+    (90.0, "the plan ends with changes: apply_pending, workspace locked, slot reserved"),
     (200.0, "the pod holding the reservation is killed (scale-down, eviction or crash)"),
     (215.0, "the user clicks Confirm Apply while the replacement pod's agent is still starting"),
     (230.0, "the replacement agent connects"),

@@ -57,3 +57,17 @@ def test_bad_input_is_a_clear_exit_2():
     assert r.exit_code == 2
     assert re.search(r"--scheduler 'fifo' is not a scheduler: choose one of seed, seed-proposal, "
                      r"seed-head, reference", r.output)
+
+
+def test_the_printed_timeline_matches_the_scripted_history():
+    """The steps `unstuck replay` prints are the script's own times (under the reference,
+    which acts at once; the seed's goroutines add 0.2 s)."""
+    from unstuck import replay
+    s = replay.incident_601_script("reference")
+    first = {}
+    for e in s.history.events:
+        key = e.kind.value if e.kind.value != "task.transition" else f"to:{e.to_status}"
+        first.setdefault(key, e.t)
+    at = dict((what.split(":")[0].split(";")[0], t) for t, what in replay.TIMELINE)
+    assert at["the plan ends with changes"] == first["to:apply_pending"]
+    assert at["the agent on the first pod connects"] == first["agent.connected"]
