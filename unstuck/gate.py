@@ -23,6 +23,7 @@ import pandas as pd
 
 from scheduler.variants import NAMES
 from unstuck import scenario as scenarios
+from unstuck.checker.metrics import quantile
 from unstuck.checker.verdicts import INVARIANTS
 from unstuck.results import Results
 
@@ -139,35 +140,6 @@ def find_scenarios(res: Results, names: list[str], search: list[Path], *, strict
             if strict:
                 raise GateInputError("\n".join(e.problems)) from None
             out[name] = None
-    return out
-
-
-def quantile(values: Any, never: int, q: float) -> float:
-    """Quantile `q` of finished measurements plus `never` that never finished, counted as
-    infinitely late (interpolating like numpy; NaN when there is nothing)."""
-    finite = sorted(float(v) for v in values if not math.isnan(v))
-    n = len(finite) + never
-    if n == 0:
-        return math.nan
-    pos = q * (n - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, n - 1)
-    if hi >= len(finite):
-        return math.inf if (lo >= len(finite) or pos > lo) else finite[lo]
-    return finite[lo] + (finite[hi] - finite[lo]) * (pos - lo)
-
-
-PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
-
-
-def percentiles(values: Any, never: int, qs: tuple[tuple[str, float], ...] = PERCENTILES
-                ) -> dict[str, float]:
-    """`quantile` at each of `qs`, and `max`: what the report's tables, `unstuck sim`'s table
-    and JSON and the gate's p99 checks all show. A measurement that never finished counts as
-    infinitely late (so `max` is inf when `never`); NaN when there is nothing at all."""
-    finite = [float(v) for v in values if not math.isnan(v)]
-    out = {name: quantile(finite, never, q) for name, q in qs}
-    out["max"] = math.inf if never else (max(finite) if finite else math.nan)
     return out
 
 

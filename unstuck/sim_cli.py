@@ -41,8 +41,8 @@ from sim.config import WorldConfig
 from unstuck import checker, results
 from unstuck import scenario as scenarios
 from unstuck.checker import INVARIANTS
+from unstuck.checker.metrics import percentiles
 from unstuck.checker.verdicts import STUCK_INVARIANTS
-from unstuck.gate import percentiles
 
 WITNESSES_PER_SEED = 1
 EXAMPLES_PER_RUN = 3
@@ -154,7 +154,7 @@ class Batch:
 
     def latencies(self) -> tuple[dict[str, float], dict[str, float]]:
         """Recovery and confirm-to-apply p50/p95/p99/max over every seed, as `unstuck
-        report` and the gate compute them (`gate.percentiles`): a hit that never recovered,
+        report` and the gate compute them (`checker.metrics.percentiles`): a hit that never recovered,
         or a confirmation whose apply never started, counts as infinitely late."""
         out = []
         for values in ([x for r in self.results for x in r.recovery],

@@ -3,8 +3,9 @@
 Exact definitions are in docs/metrics.md; this module is their only implementation. Every
 record is a frozen dataclass (`to_dict()` gives a plain dict for a DataFrame row); a value
 that never happened is NaN with an explicit outcome flag, never a dropped row, so an
-unrecovered task cannot vanish from a percentile. `summary` is the NaN-safe p50/p95/p99/max
-used by the CLI tables. No pandas here: this runs inside every seed's worker.
+unrecovered task cannot vanish from a percentile. `quantile` is the one percentile rule:
+the CLI, the report, the gate and `summary` all count what never finished as infinitely late.
+No pandas here: this runs inside every seed's worker.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class StuckDuration:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """Percentiles of the finite values; `missing` counts the NaNs left out."""
+    """Percentiles of measurements; `missing` counts those that never finished (NaN), which
+    the percentiles count as infinitely late."""
 
     n: int
     missing: int
@@ -112,7 +114,8 @@ class Metrics:
         return sum(1 for h in self.recovery if h.outcome == UNRECOVERED)
 
     def recovery_summary(self) -> Summary:
-        """Latency of the hits the scheduler owed a recovery; unrecovered ones count as missing."""
+        """Latency of the hits the scheduler owed a recovery; an unrecovered one is `missing`
+        and counts as infinitely late."""
         return summary(h.latency_s for h in self.recovery if h.outcome != HUMAN)
 
     def confirm_to_apply_summary(self) -> Summary:
@@ -129,28 +132,45 @@ class Metrics:
         }
 
 
-def percentile(ordered: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), on sorted values."""
-    if not ordered:
+def quantile(values: Iterable[float], never: int, q: float) -> float:
+    """Quantile `q` of the finished measurements `values` (NaN ones are left out) plus `never`
+    that never finished, counted as infinitely late: linear interpolation between closest
+    ranks, numpy's default. NaN when there is nothing. The one rule behind every percentile
+    unstuck shows (`summary`, `percentiles`; docs/metrics.md), so a p99 cannot hide a stuck task."""
+    finite = sorted(float(v) for v in values if not math.isnan(v))
+    n = len(finite) + never
+    if n == 0:
         return NAN
-    pos = q * (len(ordered) - 1)
+    pos = q * (n - 1)
     lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    hi = min(lo + 1, n - 1)
+    if hi >= len(finite):
+        return math.inf if (lo >= len(finite) or pos > lo) else finite[lo]
+    return finite[lo] + (finite[hi] - finite[lo]) * (pos - lo)
+
+
+PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+
+
+def percentiles(values: Iterable[float], never: int,
+                qs: tuple[tuple[str, float], ...] = PERCENTILES) -> dict[str, float]:
+    """`quantile` at each of `qs`, and `max`: what the report's tables, `unstuck sim`'s table
+    and JSON and the gate's p99 checks show (`max` is inf when any never finished; NaN when
+    there is nothing at all)."""
+    finite = [float(v) for v in values if not math.isnan(v)]
+    out = {name: quantile(finite, never, q) for name, q in qs}
+    out["max"] = math.inf if never else (max(finite) if finite else NAN)
+    return out
 
 
 def summary(values: Iterable[float]) -> Summary:
-    """p50/p95/p99/max of the finite values; NaN for all four when there are none."""
+    """p50/p95/p99/max of `values`, a NaN one being a measurement that never finished
+    (counted as infinitely late, and in `missing`)."""
     vals = list(values)
-    finite = sorted(v for v in vals if not math.isnan(v))
-    return Summary(
-        n=len(finite),
-        missing=len(vals) - len(finite),
-        p50=percentile(finite, 0.50),
-        p95=percentile(finite, 0.95),
-        p99=percentile(finite, 0.99),
-        max=finite[-1] if finite else NAN,
-    )
+    finite = [v for v in vals if not math.isnan(v)]
+    never = len(vals) - len(finite)
+    p = percentiles(finite, never, (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)))
+    return Summary(n=len(finite), missing=never, **p)
 
 
 def _tl(history: Iterable[Row] | Timelines) -> Timelines:

@@ -3,7 +3,7 @@
 Each function takes `unstuck.load` tables (and the gate's verdict) and returns a DataFrame with
 fixed columns and a fixed row order, so a table can be diffed between runs and checked
 against a golden CSV. Percentiles interpolate like the checker's and count a measurement that
-never finished as infinitely late (`unstuck.gate.percentiles`), so a p99 cannot hide a stuck task.
+never finished as infinitely late (`unstuck.checker.metrics.percentiles`), so a p99 cannot hide a stuck task.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from unstuck.checker.metrics import percentiles
 from unstuck.checker.verdicts import INVARIANTS, STUCK_INVARIANTS
-from unstuck.gate import GateResult, percentiles
+from unstuck.gate import GateResult
 from unstuck.plots import _order, stuck_bins
 from unstuck.results import Results
 
