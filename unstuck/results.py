@@ -264,6 +264,10 @@ def clear(out: Path) -> None:
             shutil.rmtree(out / name)
         else:
             (out / name).unlink(missing_ok=True)
+    # A gate run on this folder wrote its JUnit here (junit.xml, junit-<selection>.xml): it
+    # judged the results being replaced.
+    for old in [*out.glob("junit.xml"), *out.glob("junit-*.xml")]:
+        old.unlink()
 
 
 def unfinished(out: Path, error: OSError) -> str:

@@ -203,3 +203,18 @@ def test_the_missing_scenario_message_lists_each_place_once(incident, tmp_path, 
     looked = r.output.split("(looked in ")[1].split(")")[0].replace("\n", "").split(", ")
     assert looked == [str(moved / "results" / "scenarios" / "incident-601.yaml"),
                       "scenarios/incident-601.yaml"]
+
+
+def test_a_new_run_into_a_results_folder_removes_the_junit_a_gate_wrote_there(tmp_path):
+    out = tmp_path / "res"
+    args = ["sim", "scenarios/double-confirm.yaml", "-s", "reference", "--seeds", "1",
+            "--workers", "1", "--out", str(out)]
+    assert run(app, args).exit_code == 0
+    assert run(app, ["gate", str(out), "-s", "reference"]).exit_code == 0
+    assert run(app, ["gate", str(out), "-s", "reference", "--max-stuck", "0"]).exit_code == 0
+    assert (out / "junit-overrides.xml").is_file()
+    assert (out / "junit.xml").is_file()  # beside the results it judged
+    (out / "notes.txt").write_text("mine")
+    assert run(app, args).exit_code == 0
+    assert not list(out.glob("junit*.xml"))  # it judged results that are gone
+    assert (out / "notes.txt").read_text() == "mine"
