@@ -11,11 +11,12 @@ Targets (pod-kill, node-loss, agent-disconnect):
 * `random`: a pod that is not terminating (in `pool` if given), drawn with the fault RNG;
 * `reserved-holder`: a pod that holds the scheduler's reservation for a task waiting in
   apply_pending, as the scheduler recorded it (`slot.reserved` rows, less the `slot.released`
-  rows of that slot and task; `Faults.reservations`), not the pod whose agent planned the
-  task: under the seed variants the reserved slot is chosen apart from the agent (F10) and
-  can be on another pod. Every variant records its reservations (the reference when a plan
-  ends with changes and when a restart rebuilds them from the store; the seeds when their
-  reconcile or timer reserves a slot). A waiting task that holds no reservation now (never
+  rows of that slot and task and a slot assigned to another task since;
+  `Faults.reservations`), not the pod whose agent planned the task: under the seed
+  variants the reserved slot is chosen apart from the agent (F10) and can be on another pod.
+  Every variant records its reservations (the reference when a plan ends with changes and
+  when a restart rebuilds them from the store; the seeds when their reconcile or timer
+  reserves a slot). A waiting task that holds no reservation now (never
   recorded: the seeds' slot memory can lose the slot before the plan ends; or released:
   seed-head's completion notice, G1, or a slot memory lost at a restart) still depends on the
   pod whose agent planned it, which holds its workdir; that pod is its reserved-holder, the
@@ -94,6 +95,14 @@ def as_scheduled(cfg: WorldConfig, rng: Callable[[str], random.Random]) -> tuple
     return tuple(at_its_time(*a) for a in attempts(cfg, rng))
 
 
+def _effect(spec: FaultSpec) -> str:
+    """The fields of `spec` that say what it does, not when it is due (those differ between a
+    rate-drawn fault and the same attempt written out by `at_its_time`)."""
+    timing = {"at", "rate_per_h", "start_s", "end_s", "within_s", "retry_s"}
+    return ",".join(f"{f.name}={getattr(spec, f.name)!r}" for f in dataclasses.fields(spec)
+                    if f.name not in timing)
+
+
 class Layers:
     """Layered, reference-counted overrides of one value: what several timed faults of one
     kind do to one target (a Deployment's HPA metric or spec, a pool's row, the store's write
@@ -168,16 +177,18 @@ class Faults:
         self._read = 0  # history rows read into `_reserved`
 
     def start(self) -> None:
-        same: dict[tuple[str, float], int] = {}
+        same: dict[str, int] = {}
         for spec, t, deadline in attempts(self.w.cfg, self.w.rng):
-            n = same[(spec.type, t)] = same.get((spec.type, t), -1) + 1
-            self.w.kernel.at(t, self.attempt, spec, deadline, f"{spec.type}@{t!r}#{n}")
+            what = f"{spec.type}@{t!r}:{_effect(spec)}"
+            n = same[what] = same.get(what, -1) + 1
+            self.w.kernel.at(t, self.attempt, spec, deadline, f"{what}#{n}")
 
     def attempt(self, spec: FaultSpec, deadline: float, key: str) -> None:
-        """Fire `spec` if its target exists, else retry. `key` names the attempt by its due
-        time (`<type>@<t>#<n>`, n counting earlier attempts of the type due at the same t), not
-        by its position among the run's attempts: a shrunk run drops attempts, and the others
-        must keep the draws they had (`as_scheduled`)."""
+        """Fire `spec` if its target exists, else retry. `key` names the attempt by its type,
+        due time and what it does (`<type>@<t>:<fields>#<n>`, n counting earlier attempts just
+        like it), not by its position among the run's attempts: a shrunk run drops attempts,
+        and the others must keep the draws they had (`as_scheduled`). Only attempts that are
+        alike in every field share a name's stem, and those are interchangeable."""
         self.attempt_key = key
         if getattr(self, "fire_" + spec.type.replace("-", "_"))(spec):
             self.fired += 1

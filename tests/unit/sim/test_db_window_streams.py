@@ -64,3 +64,17 @@ def test_a_window_keeps_its_draws_when_other_attempts_are_dropped():
     first = min(drawn, key=lambda i: scheduled[i].at)
     fewer = streams(dataclasses.replace(CFG, faults=scheduled[:first] + scheduled[first + 1:]))
     assert fewer == [x for x in full if x[0] != scheduled[first].at]
+
+
+def test_of_two_windows_due_at_once_the_kept_one_keeps_its_draws():
+    """The two due at t=100 differ (20 s and 30 s): dropping the first must not hand the
+    first's stream to the second, or a shrink would judge the second on other draws."""
+    scheduled = faults.as_scheduled(CFG, lambda n: rngs.child(3, n))
+    at_100 = [i for i, f in enumerate(scheduled) if f.at == 100.0]
+    assert len(at_100) == 2
+    full = dict(streams(dataclasses.replace(CFG, faults=scheduled)))
+    second_only = dict(streams(dataclasses.replace(
+        CFG, faults=tuple(f for i, f in enumerate(scheduled) if i != at_100[0]))))
+    # Beside the first, the second's stream takes over when the first ends, at 120; alone,
+    # it is in force from 100, with the same draws.
+    assert second_only[100.0] == full[120.0] != full[100.0]
