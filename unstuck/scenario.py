@@ -479,36 +479,41 @@ def _semantic(s: Scenario) -> list[tuple[str, Any, str]]:
                 out.append((f"faults[{i}].load", None, "mode metric needs the dropped load; "
                             "for example load: 0.2"))
             if f.mode == "patch" and target in deployments:
-                out += _patch_problems(i, f, next(p for p in s.pools if p.id == target))
+                out += _patch_problems(i, f, next(p for p in s.pools if p.id == target),
+                                       "the API server rejects such an HPA")
+        if f.type == "pool-scale-down" and s.pools:
+            target = pool if pool is not None else s.pools[0].id
+            if target in ids:
+                out += _patch_problems(i, f, next(p for p in s.pools if p.id == target),
+                                       "a pool may not have such bounds, as under `pools`")
         if f.at is not None and f.at > s.duration_s:
             out.append((f"faults[{i}].at", f.at, f"is after duration_s ({s.duration_s:g}); "
                         "faults fire only while the workload runs"))
     return out
 
 
-def _patch_problems(i: int, f: HpaScaleDown, pool: PoolModel) -> list[tuple[str, Any, str]]:
-    """An HPA patch the API server would reject: the patched spec needs 1 <= max and
+def _patch_problems(i: int, f: HpaScaleDown | PoolScaleDown, pool: PoolModel, why: str
+                    ) -> list[tuple[str, Any, str]]:
+    """Bounds a patch may not set (`why` says who refuses them: the API server for an HPA,
+    our own pool rule for the seed's pool row): the patched bounds need 1 <= max and
     min <= max. A field the patch leaves out keeps the pool's value (the patch replaces the
-    base spec's fields while it lasts, docs/scenarios.md)."""
+    base's fields while it lasts, docs/scenarios.md)."""
     lo, hi = f.min_replicas, f.max_replicas
     where = f"pool {pool.id!r}"
     if hi is not None and hi < 1:
-        return [(f"faults[{i}].max_replicas", hi, "an HPA's maxReplicas must be >= 1 (the API "
-                 "server rejects the patch); set max_replicas: 1 or more")]
+        return [(f"faults[{i}].max_replicas", hi, f"max_replicas must be >= 1 ({why}); set "
+                 "max_replicas: 1 or more")]
     if lo is not None and hi is not None and lo > hi:
-        return [(f"faults[{i}].min_replicas", lo, f"is above the patch's max_replicas ({hi}); "
-                 "the API server rejects minReplicas > maxReplicas: lower min_replicas or "
-                 "raise max_replicas")]
+        return [(f"faults[{i}].min_replicas", lo, f"is above the patch's max_replicas ({hi}) "
+                 f"({why}): lower min_replicas or raise max_replicas")]
     if lo is not None and hi is None and lo > pool.max_replicas:
         return [(f"faults[{i}].min_replicas", lo, f"is above the max_replicas of {where} "
-                 f"({pool.max_replicas}), which the patch keeps; the API server rejects "
-                 f"minReplicas > maxReplicas: lower min_replicas to at most "
-                 f"{pool.max_replicas} or also patch max_replicas")]
+                 f"({pool.max_replicas}), which the patch keeps ({why}): lower min_replicas "
+                 f"to at most {pool.max_replicas} or also patch max_replicas")]
     if hi is not None and lo is None and hi < pool.min_replicas:
         return [(f"faults[{i}].max_replicas", hi, f"is below the min_replicas of {where} "
-                 f"({pool.min_replicas}), which the patch keeps; the API server rejects "
-                 f"maxReplicas < minReplicas: raise max_replicas to at least "
-                 f"{pool.min_replicas} or also patch min_replicas")]
+                 f"({pool.min_replicas}), which the patch keeps ({why}): raise max_replicas "
+                 f"to at least {pool.min_replicas} or also patch min_replicas")]
     return []
 
 

@@ -28,17 +28,17 @@ def problems(data) -> list[str]:
 @pytest.mark.parametrize("fault, pattern", [
     ({"min_replicas": 4},
      r"^scenarios/x\.yaml: faults\[0\]\.min_replicas = 4 \(int\): is above the max_replicas of "
-     r"pool 'agents' \(3\), which the patch keeps; .*lower min_replicas to at most 3 or also "
+     r"pool 'agents' \(3\), which the patch keeps .*lower min_replicas to at most 3 or also "
      r"patch max_replicas$"),
     ({"max_replicas": 1},
      r"^scenarios/x\.yaml: faults\[0\]\.max_replicas = 1 \(int\): is below the min_replicas of "
-     r"pool 'agents' \(2\), which the patch keeps; .*raise max_replicas to at least 2"),
+     r"pool 'agents' \(2\), which the patch keeps .*raise max_replicas to at least 2"),
     ({"min_replicas": 3, "max_replicas": 2},
      r"^scenarios/x\.yaml: faults\[0\]\.min_replicas = 3 \(int\): is above the patch's "
-     r"max_replicas \(2\); .*lower min_replicas or raise max_replicas$"),
+     r"max_replicas \(2\) .*lower min_replicas or raise max_replicas$"),
     ({"min_replicas": 0, "max_replicas": 0},
-     r"^scenarios/x\.yaml: faults\[0\]\.max_replicas = 0 \(int\): an HPA's maxReplicas must be "
-     r">= 1"),
+     r"^scenarios/x\.yaml: faults\[0\]\.max_replicas = 0 \(int\): max_replicas must be >= 1 "
+     r"\(the API server rejects such an HPA\)"),
 ])
 def test_a_patch_the_api_server_would_reject_is_refused(fault, pattern):
     found = problems(scenario(**fault))
@@ -60,6 +60,30 @@ def test_the_reviewers_file_is_refused_not_crashed():
     data["pools"] = [{**POOL, "min_replicas": 1, "max_replicas": 2}]
     found = problems(data)
     assert found == ["scenarios/x.yaml: faults[0].min_replicas = 3 (int): is above the "
-                     "max_replicas of pool 'agents' (2), which the patch keeps; the API server "
-                     "rejects minReplicas > maxReplicas: lower min_replicas to at most 2 or also "
-                     "patch max_replicas"]
+                     "max_replicas of pool 'agents' (2), which the patch keeps (the API server "
+                     "rejects such an HPA): lower min_replicas to at most 2 or also patch "
+                     "max_replicas"]
+
+
+SEED_POOL = {"id": "pool-1", "min_replicas": 1, "max_replicas": 3}
+
+
+@pytest.mark.parametrize("fault, field", [
+    ({"min_replicas": 4}, "min_replicas"), ({"max_replicas": 0}, "max_replicas"),
+    ({"min_replicas": 2, "max_replicas": 1}, "min_replicas"),
+])
+def test_a_pool_scale_down_may_not_set_bounds_a_pool_could_not_have(fault, field):
+    data = {"duration_s": 300, "drain_s": 60, "pools": [SEED_POOL],
+            "workload": [{"count": 1, "at": [5]}],
+            "faults": [{"type": "pool-scale-down", "at": 90, **fault}]}
+    [found] = problems(data)
+    assert found.startswith(f"scenarios/x.yaml: faults[0].{field} = ")
+    assert "(a pool may not have such bounds, as under `pools`)" in found
+
+
+def test_a_pool_scale_down_to_no_minimum_runs():
+    data = {"duration_s": 300, "drain_s": 60, "pools": [SEED_POOL],
+            "workload": [{"count": 1, "at": [5]}],
+            "faults": [{"type": "pool-scale-down", "at": 90, "min_replicas": 0}]}
+    rows = World(parse(data, "scenarios/x.yaml").world(), "seed", 1).run()
+    assert [r["data"]["min_replicas"] for r in rows if r["kind"] == "fault"] == [0]
