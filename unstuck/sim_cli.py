@@ -458,14 +458,18 @@ def sim(
     if problems:
         fail_input("\n".join(problems))
 
-    if out and "report" in results.wrote(out.parent) and out.resolve() == (out.parent / "results").resolve():
-        # A suite's results/: the report beside it would describe results this run replaces.
-        from unstuck import report
+    # A report rendered in `out` itself (`unstuck report DIR`), or beside it when `out` is a
+    # suite's results/, would describe results this run replaces.
+    stale = [] if not out else [out] + (
+        [out.parent] if out.resolve() == (out.parent / "results").resolve() else [])
+    for folder in stale:
+        if "report" in results.wrote(folder):
+            from unstuck import report
 
-        if report.clear(out.parent):
-            typer.echo(f"note: removed the report in {out.parent}, which described the results "
-                       f"this run replaces; `unstuck report {out.parent}` renders a new one",
-                       err=True)
+            if report.clear(folder):
+                typer.echo(f"note: removed the report in {folder}, which described the results "
+                           f"this run replaces; `unstuck report {folder}` renders a new one",
+                           err=True)
     counts = {s.name: (seeds if seeds is not None else s.seeds) for s, _ in loaded}
     workers = workers or os.cpu_count() or 1
     progress = sys.stderr.isatty() and not as_json

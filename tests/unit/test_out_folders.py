@@ -257,3 +257,18 @@ def test_a_run_into_a_reports_results_removes_the_report_it_makes_stale(tmp_path
         assert not (rep / name).exists(), name
     r = run(app, ["report", str(rep)])
     assert r.exit_code == 0 and "pod-kill-reserved-slot" in (rep / "summary.md").read_text()
+
+
+def test_a_run_into_a_results_folder_with_its_own_report_removes_that_report(tmp_path):
+    # Found by review: `unstuck report DIR` renders inside a results folder; a new run into DIR
+    # left its index.html and summary.md describing results that were gone.
+    res = tmp_path / "run"
+    assert sim(res).exit_code == 0
+    assert run(app, ["report", str(res)]).exit_code == 0
+    assert (res / "index.html").is_file() and list((res / "figures").glob("*.png"))
+    r = sim(res, "scenarios/pod-kill-reserved-slot.yaml")
+    assert r.exit_code == 0, r.output
+    assert f"removed the report in {res}" in r.output
+    for name in ("index.html", "summary.md", "junit.xml"):
+        assert not (res / name).exists(), name
+    assert not list((res / "figures").glob("*.png"))
