@@ -445,6 +445,9 @@ def _semantic(s: Scenario) -> list[tuple[str, Any, str]]:
     if s.duration_s + s.drain_s <= 0:
         out.append(("duration_s", s.duration_s, "with drain_s 0 the run would last 0 s; "
                     "make duration_s (or drain_s) > 0"))
+    if not s.pools:
+        out.append(("pools", [], "needs at least one pool (workspaces and faults default to the "
+                    "first); list one, or leave pools out for the default bare pool-1"))
     ids = [p.id for p in s.pools]
     for i, p in enumerate(s.pools):
         if ids.count(p.id) > 1:

@@ -63,6 +63,8 @@ OK = {"duration_s": 600, "workload": [{"count": 1, "at": [5]}]}
      r"^scenarios/x\.yaml: seedz = 3 \(int\): unknown field; allowed here: name, description, seeds, "),
     ({"workload": [{"count": 1, "at": [5], "pool": "nope"}]},
      r"^scenarios/x\.yaml: workload\[0\]\.pool = 'nope' \(str\): no such pool; choose one of pool-1$"),
+    ({"pools": []},
+     r"^scenarios/x\.yaml: pools = \[\] \(list\): needs at least one pool .*leave pools out"),
     ({"faults": [{"type": "hpa-scale-down", "at": 5, "load": 0.1}]},
      r"^scenarios/x\.yaml: faults\[0\]\.type = 'hpa-scale-down' \(str\): needs a pool with manager: deployment and an hpa section"),
 ])
