@@ -17,6 +17,7 @@ import re
 import reprlib
 import types
 import typing
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -62,14 +63,19 @@ def _seconds(v: Any) -> Any:
     if isinstance(v, bool) or not isinstance(v, int | float):
         hint = _as_seconds_hint(v) if isinstance(v, str) else "for example 300"
         raise PydanticCustomError("seconds", "expected seconds as a number; {hint}", {"hint": hint})
-    if v != v or v < 0 or v == float("inf"):
+    if v != v or v < 0 or v > _FLOAT_MAX:
         raise PydanticCustomError("seconds", "expected a finite number of seconds >= 0", {})
     return float(v)
+
+
+_FLOAT_MAX = 1.7976931348623157e308  # beyond: inf, or an int with no float (400 YAML digits)
 
 
 def _number(v: Any) -> Any:
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise PydanticCustomError("number", "expected a number", {})
+    if v != v or abs(v) > _FLOAT_MAX:
+        raise PydanticCustomError("number", "expected a finite number", {})
     return v
 
 
@@ -109,6 +115,7 @@ def _time_of_day(v: Any) -> Any:
 Seconds = Annotated[float, BeforeValidator(_seconds)]
 PositiveSeconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
 Number = Annotated[float, BeforeValidator(_number)]
+NonNegative = Annotated[float, BeforeValidator(_number), Field(ge=0)]
 Probability = Annotated[float, BeforeValidator(_probability)]
 Count = Annotated[int, BeforeValidator(_count)]
 TimeOfDay = Annotated[float, BeforeValidator(_time_of_day)]
@@ -170,6 +177,24 @@ class PodStartup(_Model):
     p99_s: Seconds = 10.0
     min_s: Seconds = 1.0
 
+    @model_validator(mode="after")
+    def _order(self) -> PodStartup:
+        # The rules of sim.kube.pods.StartupDelay, which world() builds (it raised there).
+        if self.median_s < self.min_s:
+            raise ValueError(f"median_s ({self.median_s:g}) must be >= min_s ({self.min_s:g}); "
+                             "raise median_s or lower min_s")
+        if self.kind == "lognormal" and self.median_s <= 0:
+            raise ValueError("a lognormal needs median_s > 0")
+        if self.kind == "lognormal" and self.p99_s < self.median_s:
+            raise ValueError(f"p99_s ({self.p99_s:g}) must be >= median_s ({self.median_s:g}); "
+                             "raise p99_s")
+        return self
+
+    def world(self) -> StartupDelay:
+        # p99_s is unused by fixed and uniform, and StartupDelay still wants it >= median_s.
+        p99 = self.p99_s if self.kind == "lognormal" else max(self.p99_s, self.median_s)
+        return StartupDelay(self.kind, self.median_s, p99, self.min_s)
+
 
 class NodeSettings(_Model):
     grace_s: PositiveSeconds = 50.0
@@ -193,10 +218,10 @@ class Freeze(_Model):
 
 class HPA(_Model):
     target: Number = 0.8
-    load: Number = Field(0.8, description="total load in pods at 100 %; target x n holds n pods")
+    load: NonNegative = Field(0.8, description="total load in pods at 100 %; target x n holds n pods")
     scale_down_window_s: Seconds = 300.0
     sync_period_s: PositiveSeconds = 15.0
-    tolerance: Number = 0.1
+    tolerance: NonNegative = 0.1
 
 
 class PoolModel(_Model):
@@ -234,14 +259,17 @@ class Users(_Model):
         return self
 
 
+WORKSPACES_MAX = 100_000  # per group: each is held in memory, and validation lists their names
+
+
 class Workspaces(_Model):
-    count: Count | None = None
+    count: Annotated[Count, Field(le=WORKSPACES_MAX)] | None = None
     names: list[str] | None = None
     pool: str | None = None
     prefix: str = "ws"
     at: list[Seconds] = []
     every_s: Seconds | None = None
-    types: dict[Literal["plan_and_apply", "plan", "drift_check"], Number] = {"plan_and_apply": 1.0}
+    types: dict[Literal["plan_and_apply", "plan", "drift_check"], NonNegative] = {"plan_and_apply": 1.0}
 
     @model_validator(mode="after")
     def _who(self) -> Workspaces:
@@ -327,7 +355,7 @@ class HpaScaleDown(_Fault):
     type: Literal["hpa-scale-down"]
     pool: str | None = None
     mode: Literal["metric", "patch"] = "metric"
-    load: Number | None = None
+    load: NonNegative | None = None
     min_replicas: Count | None = None
     max_replicas: Count | None = None
     duration_s: Seconds | None = None
@@ -383,7 +411,6 @@ class Scenario(_Model):
 
     def world(self) -> sc.WorldConfig:
         c = self.cluster
-        ps = c.pod_startup
         pools = []
         for p in self.pools:
             hpa = None
@@ -408,7 +435,7 @@ class Scenario(_Model):
                                          monitor_period_s=c.node.monitor_period_s,
                                          grace_s=c.node.grace_s,
                                          toleration_s=c.node.toleration_s),
-                pod_startup=StartupDelay(ps.kind, ps.median_s, ps.p99_s, ps.min_s),
+                pod_startup=c.pod_startup.world(),
                 grace_s=c.grace_s, watch_latency_s=c.watch_latency_s),
             pools=tuple(pools),
             agents=sc.AgentConfig(connect=self.agents.connect_s.world(),
@@ -465,9 +492,10 @@ def _semantic(s: Scenario) -> list[tuple[str, Any, str]]:
         if w.pool is not None and w.pool not in ids:
             out.append((f"workload[{i}].pool", w.pool, f"no such pool; choose one of {', '.join(ids)}"))
         names += list(w.names or (f"{w.prefix}-{k}" for k in range(1, (w.count or 0) + 1)))
-    dup = sorted({n for n in names if names.count(n) > 1})
+    dup = sorted(n for n, k in Counter(names).items() if k > 1)
     if dup:
-        out.append(("workload", dup[0], "a workspace appears in two groups; use another prefix"))
+        out.append(("workload", dup[0], "a workspace appears twice (in two groups, or twice in "
+                    "names); use another prefix or drop the repeated name"))
     deployments = {p.id for p in s.pools if p.manager == "deployment" and p.hpa is not None}
     for i, f in enumerate(s.faults):
         pool = getattr(f, "pool", None)
@@ -529,7 +557,10 @@ def _loc(loc: tuple[Any, ...]) -> str:
         elif part in FAULT_TYPES:
             continue  # the discriminator's branch, not a field
         else:
-            out += ("." if out else "") + ("from" if part == "from_" else _cut(str(part), 40))
+            name = "from" if part == "from_" else str(part)
+            if not re.fullmatch(r"[\w-]+", name):  # an unknown key: `a b`, `a\nb`: one line
+                name = repr(name)
+            out += ("." if out else "") + _cut(name, 40)
     return out or "(top level)"
 
 
@@ -583,6 +614,8 @@ def _rule(err: dict[str, Any]) -> str:
         return f"must be > {ctx.get('gt')}"
     if kind == "greater_than_equal":
         return f"must be >= {ctx.get('ge')}"
+    if kind == "less_than_equal":
+        return f"must be <= {ctx.get('le')}"
     if msg.startswith("Input should be "):
         return "expected " + msg.removeprefix("Input should be ")
     return msg
@@ -623,6 +656,15 @@ def parse(data: Any, file: str) -> Scenario:
             elif err["type"] == "union_tag_not_found":
                 loc = loc + ("type",)
             rule = _rule(err)
+            if err["type"] == "invalid_key":
+                # A key that YAML did not read as text (`5:`, `yes:`, `null:`): name the
+                # mapping that holds it, not a path made of the key.
+                loc = loc[:-1]
+                rule = ("a key here must be a field name (text), not a number, true/false, "
+                        "null or a date; write the field's name, or quote the key")
+            elif loc[-1:] == ("[key]",):  # a mapping key that is not one of the allowed ones
+                loc = loc[:-2]
+                rule = "unknown key; " + rule
             if loc == ("name",) and not named:
                 rule += "; the name comes from the file name: add a name: line or rename the file"
             problems.append(_line(file, _loc(loc), value, rule,

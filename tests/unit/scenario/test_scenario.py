@@ -226,3 +226,74 @@ def test_a_directory_says_so_and_suggests_its_yaml_files(tmp_path):
         load(tmp_path)
     assert e.value.problems == [f"{tmp_path}: is a directory, not a scenario file; give the files "
                                 f"in it, e.g. {tmp_path}/*.yaml"]
+
+
+# ---------------------------------------------------------------------- found by the fuzz
+# tests/unit/sim/test_scenario_fuzz.py: each of these passed validation, then raised in
+# `world()` or the run (a traceback), or never ended (rate_per_h: .inf drew 0 s gaps forever).
+DEP = {"id": "p", "manager": "deployment"}
+
+
+@pytest.mark.parametrize("patch, line", [
+    ({"pools": [{**DEP, "hpa": {"tolerance": -0.1}}]},
+     "pools[0].hpa.tolerance = -0.1 (float): must be >= 0"),
+    ({"pools": [{**DEP, "hpa": {"load": -1}}]}, "pools[0].hpa.load = -1 (int): must be >= 0"),
+    ({"pools": [{**DEP, "hpa": {"target": float("nan")}}]},
+     "pools[0].hpa.target = nan (float): expected a finite number"),
+    ({"pools": [{**DEP, "hpa": {"load": float("inf")}}]},
+     "pools[0].hpa.load = inf (float): expected a finite number"),
+    ({"faults": [{"type": "scheduler-restart", "rate_per_h": float("inf")}]},
+     "faults[0].rate_per_h = inf (float): expected a finite number"),
+    ({"faults": [{"type": "scheduler-restart", "rate_per_h": float("nan")}]},
+     "faults[0].rate_per_h = nan (float): expected a finite number"),
+    ({"pools": [{**DEP, "hpa": {}}], "faults": [{"type": "hpa-scale-down", "at": 5, "load": -0.5}]},
+     "faults[0].load = -0.5 (float): must be >= 0"),
+    ({"workload": [{"count": 1, "at": [5], "types": {"plan": -1, "plan_and_apply": 1}}]},
+     "workload[0].types.plan = -1 (int): must be >= 0"),
+    ({"workload": [{"count": 1, "at": [5], "types": {"plan": float("nan")}}]},
+     "workload[0].types.plan = nan (float): expected a finite number"),
+    ({"cluster": {"pod_startup": {"median_s": 0.5}}},
+     "cluster.pod_startup: median_s (0.5) must be >= min_s (1); raise median_s or lower min_s"),
+    ({"cluster": {"pod_startup": {"p99_s": 2}}},
+     "cluster.pod_startup: p99_s (2) must be >= median_s (4); raise p99_s"),
+    ({"cluster": {"pod_startup": {"median_s": 0, "min_s": 0}}},
+     "cluster.pod_startup: a lognormal needs median_s > 0"),
+    ({"duration_s": 10**400},  # a 400-digit YAML integer: OverflowError converting it
+     "duration_s = 100000000000000000...0000000000000000000 (int): expected a finite number of "
+     "seconds >= 0"),
+    ({"workload": [{"count": 10**400, "at": [5]}]},  # listing its names took all memory
+     "workload[0].count = 100000000000000000...0000000000000000000 (int): must be <= 100000"),
+])
+def test_what_used_to_crash_or_hang_after_validation_is_refused_in_one_line(patch, line):
+    assert problems({**OK, **patch}) == [f"scenarios/x.yaml: {line}"]
+
+
+@pytest.mark.parametrize("kind", ["fixed", "uniform"])
+def test_p99_s_is_not_asked_of_a_pod_startup_that_does_not_use_it(kind):
+    cfg = parse({**OK, "cluster": {"pod_startup": {"kind": kind, "median_s": 20}}}, "x.yaml").world()
+    assert cfg.cluster.pod_startup.median_s == 20
+
+
+@pytest.mark.parametrize("patch, line", [
+    ({5: 1}, "(top level) = 5 (int): a key here must be a field name (text), not a number, "
+     "true/false, null or a date; write the field's name, or quote the key"),
+    ({"cluster": {True: 1}}, "cluster = True (bool): a key here must be a field name (text), not "
+     "a number, true/false, null or a date; write the field's name, or quote the key"),
+    ({"workload": [{"count": 1, "at": [5], "types": {"apply": 1}}]},
+     "workload[0].types = 'apply' (str): unknown key; expected one of 'plan_and_apply', 'plan' "
+     "or 'drift_check'"),
+    ({"a\nb": 1}, "'a\\nb' = 1 (int): unknown field; allowed here: name, description, seeds, "
+     "suite_seeds, duration_s, drain_s, clock_origin, bounds, gates, cluster, pools, agents, "
+     "users, workload, faults"),
+    ({"workload": [{"names": ["a", "a"], "at": [5]}]},
+     "workload = 'a' (str): a workspace appears twice (in two groups, or twice in names); use "
+     "another prefix or drop the repeated name"),
+])
+def test_a_bad_key_is_named_on_one_line_by_the_mapping_that_holds_it(patch, line):
+    assert problems({**OK, **patch}) == [f"scenarios/x.yaml: {line}"]
+
+
+def test_many_workspaces_are_checked_for_duplicates_in_linear_time():
+    # names.count(n) for every name took 3 s for 20,000 and would take minutes for 100,000.
+    s = parse({**OK, "workload": [{"count": 100_000, "at": [5]}]}, "x.yaml")
+    assert s.workload[0].count == 100_000
