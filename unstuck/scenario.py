@@ -485,6 +485,10 @@ def _semantic(s: Scenario) -> list[tuple[str, Any, str]]:
         if p.hpa is not None and p.manager != "deployment":
             out.append((f"pools[{i}].hpa", "hpa", "only a manager: deployment pool has an HPA; "
                         "set manager: deployment or remove hpa"))
+        if p.hpa is not None and p.manager == "deployment" and p.min_replicas < 1:
+            out.append((f"pools[{i}].min_replicas", p.min_replicas, "is the HPA's minReplicas, "
+                        f"which must be >= 1: {_SCALE_TO_ZERO}; set min_replicas: 1, or remove "
+                        "hpa to let the scheduler scale the Deployment"))
         if p.hpa is not None and p.hpa.target <= 0:
             out.append((f"pools[{i}].hpa.target", p.hpa.target, "must be > 0 (0.8 means 80 %)"))
     names: list[str] = []
@@ -523,6 +527,10 @@ def _semantic(s: Scenario) -> list[tuple[str, Any, str]]:
     return out
 
 
+_SCALE_TO_ZERO = ("the API server refuses 0 unless the HPAScaleToZero feature gate (alpha, off "
+                  "by default) is on, and an HPA at 0 pods has no pod metric to scale up from")
+
+
 def _patch_problems(i: int, f: HpaScaleDown | PoolScaleDown, pool: PoolModel, why: str
                     ) -> list[tuple[str, Any, str]]:
     """Bounds a patch may not set (`why` says who refuses them: the API server for an HPA,
@@ -531,6 +539,9 @@ def _patch_problems(i: int, f: HpaScaleDown | PoolScaleDown, pool: PoolModel, wh
     base's fields while it lasts, docs/scenarios.md)."""
     lo, hi = f.min_replicas, f.max_replicas
     where = f"pool {pool.id!r}"
+    if isinstance(f, HpaScaleDown) and lo is not None and lo < 1:
+        return [(f"faults[{i}].min_replicas", lo, f"an HPA's minReplicas must be >= 1: "
+                 f"{_SCALE_TO_ZERO}; set min_replicas: 1 or more")]
     if hi is not None and hi < 1:
         return [(f"faults[{i}].max_replicas", hi, f"max_replicas must be >= 1 ({why}); set "
                  "max_replicas: 1 or more")]

@@ -36,7 +36,7 @@ def problems(data) -> list[str]:
     ({"min_replicas": 3, "max_replicas": 2},
      r"^scenarios/x\.yaml: faults\[0\]\.min_replicas = 3 \(int\): is above the patch's "
      r"max_replicas \(2\) .*lower min_replicas or raise max_replicas$"),
-    ({"min_replicas": 0, "max_replicas": 0},
+    ({"min_replicas": 1, "max_replicas": 0},
      r"^scenarios/x\.yaml: faults\[0\]\.max_replicas = 0 \(int\): max_replicas must be >= 1 "
      r"\(the API server rejects such an HPA\)"),
 ])
@@ -47,7 +47,7 @@ def test_a_patch_the_api_server_would_reject_is_refused(fault, pattern):
 
 @pytest.mark.parametrize("fault", [
     {"min_replicas": 3}, {"max_replicas": 2}, {"min_replicas": 5, "max_replicas": 6},
-    {"min_replicas": 0, "max_replicas": 1}, {"min_replicas": 1},
+    {"min_replicas": 1, "max_replicas": 1}, {"min_replicas": 1},
 ])
 def test_a_patch_the_api_server_accepts_runs(fault):
     cfg = parse(scenario(**fault), "scenarios/x.yaml").world()
@@ -87,3 +87,19 @@ def test_a_pool_scale_down_to_no_minimum_runs():
             "faults": [{"type": "pool-scale-down", "at": 90, "min_replicas": 0}]}
     rows = World(parse(data, "scenarios/x.yaml").world(), "seed", 1).run()
     assert [r["data"]["min_replicas"] for r in rows if r["kind"] == "fault"] == [0]
+
+
+def test_an_hpa_may_not_go_to_zero_pods():
+    """k8s-semantics.md: minReplicas 0 needs the HPAScaleToZero gate (alpha, off). Found by the
+    scenario fuzz: an HPA pool at 0 pods has no pod to sample, and every task pended for ever."""
+    [found] = problems(scenario(min_replicas=0, max_replicas=1))
+    assert found.startswith("scenarios/x.yaml: faults[0].min_replicas = 0 (int): an HPA's "
+                            "minReplicas must be >= 1: the API server refuses 0 unless the "
+                            "HPAScaleToZero feature gate")
+    data = scenario(max_replicas=2)
+    data["pools"] = [{**POOL, "min_replicas": 0}]
+    [found] = problems(data)
+    assert found.startswith("scenarios/x.yaml: pools[0].min_replicas = 0 (int): is the HPA's "
+                            "minReplicas, which must be >= 1")
+    assert found.endswith("set min_replicas: 1, or remove hpa to let the scheduler scale the "
+                          "Deployment")
