@@ -204,7 +204,7 @@ class NodeSettings(_Model):
 
 
 class Cluster(_Model):
-    nodes: Count = 3
+    nodes: Annotated[Count, Field(ge=1)] = 3  # none: no pod could ever run
     grace_s: Seconds = 30.0
     watch_latency_s: Seconds = 0.05
     pod_startup: PodStartup = PodStartup()

@@ -65,6 +65,8 @@ OK = {"duration_s": 600, "workload": [{"count": 1, "at": [5]}]}
      r"^scenarios/x\.yaml: workload\[0\]\.pool = 'nope' \(str\): no such pool; choose one of pool-1$"),
     ({"pools": []},
      r"^scenarios/x\.yaml: pools = \[\] \(list\): needs at least one pool .*leave pools out"),
+    ({"cluster": {"nodes": 0}},
+     r"^scenarios/x\.yaml: cluster\.nodes = 0 \(int\): must be >= 1$"),
     ({"faults": [{"type": "hpa-scale-down", "at": 5, "load": 0.1}]},
      r"^scenarios/x\.yaml: faults\[0\]\.type = 'hpa-scale-down' \(str\): needs a pool with manager: deployment and an hpa section"),
 ])
