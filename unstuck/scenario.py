@@ -653,13 +653,16 @@ def parse(data: Any, file: str) -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioInvalid([f"{file}: the file must hold a mapping (name:, duration_s:, "
                                f"workload:, ...), not {type(data).__name__}"])
-    data = dict(data)
+    sets: list[tuple[tuple[Any, ...], Any]] = []
+    data = _without_sets(data, (), sets)
+    problems = [_line(file, _loc(loc), value, "expected a list such as [a, b]; a YAML set "
+                      "(!!set) has no order, so runs of it would differ between processes")
+                for loc, value in sets]
     named = "name" in data
     data.setdefault("name", Path(file).stem)
     try:
         s = Scenario.model_validate(data)
     except ValidationError as e:
-        problems = []
         for err in e.errors():
             loc, value = tuple(err["loc"]), err.get("input")
             if err["type"] == "union_tag_invalid":
@@ -681,10 +684,24 @@ def parse(data: Any, file: str) -> Scenario:
             problems.append(_line(file, _loc(loc), value, rule,
                                   show_value=err["type"] not in ("missing", "union_tag_not_found")))
         raise ScenarioInvalid(problems) from None
-    problems = [_line(file, path, value, rule) for path, value, rule in _semantic(s)]
+    problems += [_line(file, path, value, rule) for path, value, rule in _semantic(s)]
     if problems:
         raise ScenarioInvalid(problems)
     return s
+
+
+def _without_sets(v: Any, loc: tuple[Any, ...], found: list[tuple[tuple[Any, ...], Any]]) -> Any:
+    """`v` with each set (YAML `!!set`) noted in `found` and replaced by a list, so the rest
+    is still validated. Pydantic would take a set for a list, in an order that depends on
+    the process's string hash seed: `names: !!set {a, b}` ran differently in every process."""
+    if isinstance(v, set | frozenset):
+        found.append((loc, v))
+        return sorted(v, key=repr)
+    if isinstance(v, dict):
+        return {k: _without_sets(x, loc + (k,), found) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_without_sets(x, loc + (i,), found) for i, x in enumerate(v)]
+    return v
 
 
 MAX_VALUES = 100_000  # YAML nodes of a file with every alias expanded; shipped ones have < 300

@@ -299,3 +299,16 @@ def test_many_workspaces_are_checked_for_duplicates_in_linear_time():
     # names.count(n) for every name took 3 s for 20,000 and would take minutes for 100,000.
     s = parse({**OK, "workload": [{"count": 100_000, "at": [5]}]}, "x.yaml")
     assert s.workload[0].count == 100_000
+
+
+def test_a_yaml_set_is_refused_because_its_order_changes_from_process_to_process(tmp_path):
+    # Found by the scenario fuzz: pydantic took `names: !!set {...}` for a list in the order of
+    # the set, which depends on PYTHONHASHSEED, so each process ran another history.
+    f = tmp_path / "set.yaml"
+    f.write_text("duration_s: x\nworkload:\n  - names: !!set {gamma, alpha, beta}\n    every_s: 100\n")
+    with pytest.raises(ScenarioInvalid) as e:
+        load(f)
+    assert e.value.problems == [
+        f"{f}: workload[0].names = {{'alpha', 'beta', 'gamma'}} (set): expected a list such as "
+        "[a, b]; a YAML set (!!set) has no order, so runs of it would differ between processes",
+        f"{f}: duration_s = 'x' (str): expected seconds as a number; for example 300"]
