@@ -238,7 +238,7 @@ def valid_ish(draw: Any) -> dict[str, Any]:
 
 
 JUNK = st.sampled_from(["5m", "300", "", "x", -1, -0.1, 0, 1.5, 7, None, True, math.nan, math.inf,
-                        -math.inf, 10**400, [], {}, [1], {"kind": "fixed"}])
+                        -math.inf, 10**400, [], {}, [1], {"kind": "fixed"}, frozenset({"a", "b"})])
 ODD_KEYS = st.sampled_from(["colour", "a b", "a\nb", 5, True, None])
 
 
