@@ -489,13 +489,25 @@ def _semantic(s: Scenario) -> list[tuple[str, Any, str]]:
             out.append((f"pools[{i}].min_replicas", p.min_replicas, "is the HPA's minReplicas, "
                         f"which must be >= 1: {_SCALE_TO_ZERO}; set min_replicas: 1, or remove "
                         "hpa to let the scheduler scale the Deployment"))
-        if p.hpa is not None and p.hpa.target <= 0:
-            out.append((f"pools[{i}].hpa.target", p.hpa.target, "must be > 0 (0.8 means 80 %)"))
+        if p.hpa is not None and p.manager == "deployment" and p.initial_replicas == 0:
+            out.append((f"pools[{i}].initial_replicas", 0, "an HPA does not scale a Deployment "
+                        "at 0 replicas (ScalingDisabled), so no pod would ever run; set "
+                        "initial_replicas: 1 or more, or leave it out to start at min_replicas"))
+        if p.hpa is not None and p.hpa.target < 0.01:
+            out.append((f"pools[{i}].hpa.target", p.hpa.target, "must be >= 0.01: Kubernetes "
+                        "takes a target utilization in whole percent, at least 1 (0.8 means 80 %)"))
+        if p.hpa is not None and p.hpa.load > LOAD_MAX:
+            out.append((f"pools[{i}].hpa.load", p.hpa.load, f"is the load in pods at 100 %; "
+                        f"at most {LOAD_MAX:,} (a pool has at most max_replicas pods)"))
     names: list[str] = []
     for i, w in enumerate(s.workload):
         if w.pool is not None and w.pool not in ids:
             out.append((f"workload[{i}].pool", w.pool, f"no such pool; choose one of {', '.join(ids)}"))
         names += list(w.names or (f"{w.prefix}-{k}" for k in range(1, (w.count or 0) + 1)))
+        late = next((j for j, t in enumerate(w.at) if t > s.duration_s), None)
+        if late is not None:
+            out.append((f"workload[{i}].at[{late}]", w.at[late], f"is after duration_s "
+                        f"({s.duration_s:g}); tasks arrive only while the workload runs"))
     dup = sorted(n for n, k in Counter(names).items() if k > 1)
     if dup:
         out.append(("workload", dup[0], "a workspace appears twice (in two groups, or twice in "
@@ -524,6 +536,42 @@ def _semantic(s: Scenario) -> list[tuple[str, Any, str]]:
         if f.at is not None and f.at > s.duration_s:
             out.append((f"faults[{i}].at", f.at, f"is after duration_s ({s.duration_s:g}); "
                         "faults fire only while the workload runs"))
+    return out + _too_often(s)
+
+
+REPEATS_MAX = 1_000_000  # of one periodic setting in one run; shipped scenarios stay below 2,000
+LOAD_MAX = 1_000_000
+
+
+def _too_often(s: Scenario) -> list[tuple[str, Any, str]]:
+    """Periods so short (or rates so high) that one setting alone would schedule more than
+    REPEATS_MAX events: such a run does not hang for ever, but for hours (a `retry_s: 1e-9`
+    was 6e11 attempts), so it is refused with the least value that would run."""
+    run = s.duration_s + s.drain_s
+    periods: list[tuple[str, float | None, float, str]] = [
+        (f"workload[{i}].every_s", w.every_s, s.duration_s, "tasks from each workspace")
+        for i, w in enumerate(s.workload)]
+    periods += [(f"faults[{i}].retry_s", f.retry_s, f.within_s, "attempts within within_s")
+                for i, f in enumerate(s.faults) if f.at is not None or f.rate_per_h is not None]
+    periods += [(f"pools[{i}].hpa.sync_period_s", p.hpa.sync_period_s, run, "HPA syncs")
+                for i, p in enumerate(s.pools) if p.hpa is not None]
+    periods += [(f"cluster.node.{k}", getattr(s.cluster.node, k), run, "per node")
+                for k in ("lease_renew_s", "monitor_period_s")]
+    out = []
+    for path, period, span, what in periods:
+        if period and span / period > REPEATS_MAX * (1 + 1e-9):  # the least value named runs
+            out.append((path, period, f"would repeat {span / period:.3g} times ({what}) in "
+                        f"{span:g} s, more than the {REPEATS_MAX:,} a run allows; make it at "
+                        f"least {span / REPEATS_MAX:.3g}"))
+    for i, f in enumerate(s.faults):
+        if f.rate_per_h is not None:
+            span = max(0.0, min(f.end_s if f.end_s is not None else s.duration_s,
+                                s.duration_s) - f.start_s)
+            if f.rate_per_h * span / 3600 > REPEATS_MAX * (1 + 1e-9):
+                out.append((f"faults[{i}].rate_per_h", f.rate_per_h, f"would fire "
+                            f"{f.rate_per_h * span / 3600:.3g} times in {span:g} s, more than "
+                            f"the {REPEATS_MAX:,} a run allows; make it at most "
+                            f"{REPEATS_MAX * 3600 / span:.3g}"))
     return out
 
 

@@ -139,11 +139,12 @@ def test_sim_with_an_unsafe_name_exits_2_and_writes_nothing(tmp_path):
 
 
 def test_a_run_must_last_more_than_0_s():
-    assert problems({**OK, "duration_s": 0, "drain_s": 0}) == [
+    at_0 = {**OK, "workload": [{"count": 1, "at": [0]}]}
+    assert problems({**at_0, "duration_s": 0, "drain_s": 0}) == [
         "scenarios/x.yaml: duration_s = 0.0 (float): with drain_s 0 the run would last 0 s; "
         "make duration_s (or drain_s) > 0"]
     for d, drain in ((0, 60), (60, 0)):
-        assert parse({**OK, "duration_s": d, "drain_s": drain}, "x.yaml").world().end_s == 60
+        assert parse({**at_0, "duration_s": d, "drain_s": drain}, "x.yaml").world().end_s == 60
 
 
 @pytest.mark.parametrize("patch, path", [
@@ -268,6 +269,49 @@ DEP = {"id": "p", "manager": "deployment"}
 ])
 def test_what_used_to_crash_or_hang_after_validation_is_refused_in_one_line(patch, line):
     assert problems({**OK, **patch}) == [f"scenarios/x.yaml: {line}"]
+
+
+@pytest.mark.parametrize("patch, line", [
+    # Each ran for hours: a period this short schedules one event per period.
+    ({"faults": [{"type": "pod-kill", "at": 5, "retry_s": 1e-9}]},
+     "faults[0].retry_s = 1e-09 (float): would repeat 6e+11 times (attempts within within_s) in "
+     "600 s, more than the 1,000,000 a run allows; make it at least 0.0006"),
+    ({"workload": [{"count": 1, "every_s": 1e-6}]},
+     "workload[0].every_s = 1e-06 (float): would repeat 6e+08 times (tasks from each workspace) "
+     "in 600 s, more than the 1,000,000 a run allows; make it at least 0.0006"),
+    ({"pools": [{**DEP, "hpa": {"sync_period_s": 1e-9}}]},
+     "pools[0].hpa.sync_period_s = 1e-09 (float): would repeat 2.4e+12 times (HPA syncs) in "
+     "2400 s, more than the 1,000,000 a run allows; make it at least 0.0024"),
+    ({"cluster": {"node": {"lease_renew_s": 1e-4}}},
+     "cluster.node.lease_renew_s = 0.0001 (float): would repeat 2.4e+07 times (per node) in "
+     "2400 s, more than the 1,000,000 a run allows; make it at least 0.0024"),
+    ({"faults": [{"type": "scheduler-restart", "rate_per_h": 1e12}]},
+     "faults[0].rate_per_h = 1000000000000.0 (float): would fire 1.67e+11 times in 600 s, more "
+     "than the 1,000,000 a run allows; make it at most 6e+06"),
+    # 1e300 / 1e-300 overflowed to inf in the HPA's ratio (OverflowError in math.ceil).
+    ({"pools": [{**DEP, "hpa": {"target": 1e-300}}]},
+     "pools[0].hpa.target = 1e-300 (float): must be >= 0.01: Kubernetes takes a target "
+     "utilization in whole percent, at least 1 (0.8 means 80 %)"),
+    ({"pools": [{**DEP, "hpa": {"load": 1e300}}]},
+     "pools[0].hpa.load = 1e+300 (float): is the load in pods at 100 %; at most 1,000,000 (a "
+     "pool has at most max_replicas pods)"),
+    # Passed, and stranded every task: the HPA disables itself at 0 replicas (ScalingDisabled).
+    ({"pools": [{**DEP, "initial_replicas": 0, "hpa": {}}]},
+     "pools[0].initial_replicas = 0 (int): an HPA does not scale a Deployment at 0 replicas "
+     "(ScalingDisabled), so no pod would ever run; set initial_replicas: 1 or more, or leave it "
+     "out to start at min_replicas"),
+    # Was dropped without a word, where a fault's `at` after the end is refused.
+    ({"workload": [{"count": 1, "at": [5, 700]}]},
+     "workload[0].at[1] = 700.0 (float): is after duration_s (600); tasks arrive only while the "
+     "workload runs"),
+])
+def test_what_would_run_for_hours_or_never_run_a_task_is_refused_in_one_line(patch, line):
+    assert problems({**OK, **patch}) == [f"scenarios/x.yaml: {line}"]
+
+
+def test_the_least_period_a_refusal_names_is_accepted():
+    parse({**OK, "faults": [{"type": "pod-kill", "at": 5, "retry_s": 0.0006}]}, "x.yaml")
+    parse({**OK, "faults": [{"type": "scheduler-restart", "rate_per_h": 6e6}]}, "x.yaml")
 
 
 @pytest.mark.parametrize("kind", ["fixed", "uniform"])
