@@ -162,6 +162,12 @@ def worst_window(base: tuple[float, Any], active: list[tuple[float, Any]]) -> tu
     return max(active, key=lambda v: v[0])  # the first started wins a tie
 
 
+def _patched_bounds(spec: FaultSpec) -> dict[str, int]:
+    """The min/max a pool-scale-down or an hpa-scale-down patch sets (the others it keeps)."""
+    return {k: v for k, v in (("min_replicas", spec.min_replicas),
+                              ("max_replicas", spec.max_replicas)) if v is not None}
+
+
 class Faults:
     def __init__(self, world: World) -> None:
         self.w = world
@@ -171,7 +177,6 @@ class Faults:
         self.fired_types: set[str] = set()  # what a run proves something about
         self.layers: dict[tuple[str, str], Layers] = {}
         self.seq_of: dict[tuple[Layers, int], int] = {}  # an override in force -> its fault's seq
-        self.last_seq = -1
         self.attempt_key = ""  # the attempt being fired (`attempt`)
         self._reserved: dict[tuple[str, int | None], int] = {}  # `reservations`
         self._read = 0  # history rows read into `_reserved`
@@ -200,12 +205,13 @@ class Faults:
 
     def record(self, spec: FaultSpec, reason: str, *, pod: str | None = None,
                agent: str | None = None, task: int | None = None, **data: Any) -> dict[str, Any]:
-        """Write the `fault` row; returns its identifying fields (for the `fault.end` row)."""
+        """Write the `fault` row; returns its identifying fields (for the `fault.end` row)
+        and its `seq` (rows are numbered in the order they are written)."""
         row = {"pod": pod, "agent": agent, "task": task,
                "data": {"type": spec.type, "target": spec.target, **data}}
-        self.last_seq = len(self.w.history.events)  # the row's seq (rows are numbered in order)
+        seq = len(self.w.history.events)
         self.w.record(Kind.FAULT, Source.FAULT, reason=reason, **row)
-        return row
+        return {**row, "seq": seq}
 
     def cause(self, *layers: tuple[str, str]) -> int | None:
         """The seq of the latest `fault` row whose override is in force on any of `layers`
@@ -352,8 +358,7 @@ class Faults:
         origin = self.w.cfg.clock_origin_s
         now = self.w.kernel.now
         window = FreezeWindow((origin + now) % 86400.0, (origin + now + spec.freeze_s) % 86400.0)
-        bounds = {k: v for k, v in (("min_replicas", spec.min_replicas),
-                                    ("max_replicas", spec.max_replicas)) if v is not None}
+        bounds = _patched_bounds(spec)
 
         def read() -> dict[str, Any]:
             pool = store.get_pool(pool_id)
@@ -384,10 +389,9 @@ class Faults:
             return False
         assert pool_id is not None
         if spec.mode == "patch":
-            fields = {k: v for k, v in (("min_replicas", spec.min_replicas),
-                                        ("max_replicas", spec.max_replicas)) if v is not None}
             held = self.override("hpa-spec", pool_id, lambda: dep.spec,
-                                 lambda v: setattr(dep, "spec", v), latest_fields, fields)
+                                 lambda v: setattr(dep, "spec", v), latest_fields,
+                                 _patched_bounds(spec))
             new = dep.spec
             row = self.record(spec, "HPA min/max patched", pool=pool_id, mode="patch",
                               min_replicas=new.min_replicas, max_replicas=new.max_replicas)
@@ -415,8 +419,8 @@ class Faults:
                   effect: str) -> None:
         """Take the override off after `duration` seconds (never, if None) and record the
         `fault.end` row, with the fault row's identifying fields. Until then the override
-        answers `cause` with the fault row just recorded."""
-        self.seq_of[held] = self.last_seq
+        answers `cause` with the fault row `row`."""
+        self.seq_of[held] = row["seq"]
         if duration is not None:
             self.w.kernel.after(duration, self._end, held, row, effect)
 
