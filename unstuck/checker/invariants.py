@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from unstuck.checker import timelines, witness
-from unstuck.checker.timelines import Row, Timelines
+from unstuck.checker.timelines import Row, Timelines, us
 from unstuck.checker.verdicts import Violation
 
 History = Iterable[Row] | Timelines
@@ -35,12 +35,6 @@ def _user(row: Row) -> Any:
 
 def _digest(row: Row) -> Any:
     return (row.get("data") or {}).get("digest")
-
-
-def _us(seconds: float) -> float:
-    """Round to the history's 1 us, as `t` is recorded: a stay of exactly the bound must not be
-    over it by a float error (4543.616756 - 3943.616756 is 600.0000000000005)."""
-    return round(seconds, 6)
 
 
 def _lines(tl: Timelines) -> list[timelines.TaskLine]:
@@ -229,9 +223,9 @@ def no_lost_task(history: History, *, bound_s: float | None = None) -> list[Viol
         activity = [entry, witness.last_at_or_before(ln.dispatches, tl.run.end_seq),
                     witness.last_at_or_before(ln.exec_done, tl.run.end_seq)]
         last = max((r for r in activity if r is not None), key=lambda r: r["seq"])
-        if _us(tl.run.end_t - last["t"]) <= bound:
+        if us(tl.run.end_t - last["t"]) <= bound:
             continue
-        t = _us(float(last["t"]) + bound)
+        t = us(float(last["t"]) + bound)
         out.append(Violation(
             "no_lost_task", ln.task, ln.workspace, t,
             f"task {ln.task}: running with no execution open and nothing sent to it since "
@@ -253,9 +247,9 @@ def apply_pending_bound(history: History, *, bound_s: float | None = None) -> li
     out = []
     for ln in _lines(tl):
         for clock, leave_t, seg in timelines.confirmed_waits(ln, tl.run.end_t):
-            if _us(leave_t - clock["t"]) <= bound:
+            if us(leave_t - clock["t"]) <= bound:
                 continue
-            t = _us(float(clock["t"]) + bound)
+            t = us(float(clock["t"]) + bound)
             left = f"left at t={leave_t:g}" if seg.end is not None else "still there at run end"
             out.append(Violation(
                 "apply_pending_bound", ln.task, ln.workspace, t,
@@ -288,7 +282,7 @@ def drained(history: History, *, drain_s: float | None = None) -> list[Violation
             continue
         if ln.status == "pending" and awaiting.get(ln.workspace, ln.task) < ln.task:
             continue
-        if any(_us(end_t - r["t"]) <= drain for r in ln.stimuli):
+        if any(us(end_t - r["t"]) <= drain for r in ln.stimuli):
             continue
         why = "confirmed and " if ln.confirmed() else ""
         out.append(Violation(
@@ -317,9 +311,9 @@ def no_wedged_workspace(history: History, *, bound_s: float | None = None) -> li
             spans = timelines.idle_spans(owner, tl.run.end_t)
         for start_row, s, e in spans:
             s, e = max(s, lock_t), min(e, span.end_t)
-            if _us(e - s) <= bound:
+            if us(e - s) <= bound:
                 continue
-            t = _us(s + bound)
+            t = us(s + bound)
             if owner is None:
                 why = f"its owner {span.owner!r} is unknown" if span.owner is not None else \
                     "it names no owner task"

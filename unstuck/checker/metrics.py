@@ -18,7 +18,7 @@ from typing import Any
 
 from scheduler.gc_pause import paused
 from unstuck.checker import timelines
-from unstuck.checker.timelines import TERMINAL, Row, TaskLine, Timelines
+from unstuck.checker.timelines import TERMINAL, Row, TaskLine, Timelines, us
 
 NAN = float("nan")
 
@@ -179,7 +179,7 @@ def _tl(history: Iterable[Row] | Timelines) -> Timelines:
 
 def _span(start: Row, end: Row) -> float:
     """Seconds between two rows, rounded to the history's 1 us so sums compare exactly."""
-    return round(float(end["t"]) - float(start["t"]), 6)
+    return us(float(end["t"]) - float(start["t"]))
 
 
 def _first_after(rows: list[Row], seq: int) -> Row | None:
@@ -307,7 +307,7 @@ def stuck_durations(history: Iterable[Row] | Timelines) -> list[StuckDuration]:
         out.append(StuckDuration(
             task=task, workspace=ln.workspace,
             since_t=float(waits[0][0]["t"]),
-            stuck_s=round(sum(leave - float(clock["t"]) for clock, leave, _ in waits), 6),
+            stuck_s=us(sum(leave - float(clock["t"]) for clock, leave, _ in waits)),
             open=waits[-1][2].end is None,
         ))
     return out

@@ -197,6 +197,13 @@ class Timelines:
         return self.tasks[task]
 
 
+def us(seconds: float) -> float:
+    """Round a span to the history's 1 us, as `t` is recorded: a stay of exactly the bound must
+    not be over it by a float error (4543.616756 - 3943.616756 is 600.0000000000005), and a
+    latency must not print as 0.30000000000000004."""
+    return round(seconds, 6)
+
+
 def _num(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e308:
         raise verdicts.HistoryInvalid(
