@@ -133,6 +133,7 @@ def agent(
     grace: Annotated[float, typer.Option(help="On SIGTERM, finish within this many seconds, then abort.")] = 25.0,
     lease: Annotated[float, typer.Option(help="State lock lease (s), renewed while an apply works.")] = 30.0,
     poll_timeout: Annotated[float, typer.Option(help="Long-poll timeout asked for (s).")] = 20.0,
+    on_sigterm: Annotated[str, typer.Option(help="drain: finish runs within --grace, report, exit (ours); exit: cancel runs, report nothing, exit at once (the seed's agent: run it under --scheduler seed, seed-proposal or seed-head).")] = "drain",
 ) -> None:
     """Run one agent: register with the scheduler, heartbeat, execute simulated Terraform runs."""
     from unstuck.cli import fail_input
@@ -147,6 +148,8 @@ def agent(
     for opt, v in (("--heartbeat", heartbeat), ("--lease", lease), ("--poll-timeout", poll_timeout)):
         if not v > 0:
             fail_input(f"{opt} {v}: expected seconds > 0")
+    if on_sigterm not in ("drain", "exit"):
+        fail_input(f"--on-sigterm {on_sigterm!r}: choose drain (ours) or exit (the seed's agent)")
     if not server.startswith(("http://", "https://")):
         fail_input(f"--server {server!r}: expected a URL such as http://127.0.0.1:8080")
     from scheduler.service.identity import IdentityConfigError, load_pool_token
@@ -163,7 +166,7 @@ def agent(
         url=server, token=token, pod=pod, agent_id=agent_id or f"agent-{pod}", pool_id=pool,
         backend_dir=backend_dir, plan_s=plan_seconds, apply_s=apply_seconds,
         heartbeat_s=heartbeat, has_changes=not no_changes, grace_s=grace, lease_s=lease,
-        poll_timeout_s=poll_timeout)
+        poll_timeout_s=poll_timeout, on_sigterm=on_sigterm)
     raise typer.Exit(process.main(cfg))
 
 

@@ -69,12 +69,15 @@ class Outbox:
         self.items: deque[Item] = deque()
         self.cond = threading.Condition()
         self.stopping = False
+        self.closed = False  # `discard`
         self.thread = threading.Thread(target=self._run, name="outbox", daemon=True)
         self.thread.start()
 
     def put(self, path: str, body: dict[str, Any], task_id: int | None = None) -> Item:
         item = Item(path, body, task_id)
         with self.cond:
+            if self.closed:
+                return item  # never delivered: its `done` stays unset
             self.items.append(item)
             self.cond.notify()
         return item
@@ -97,6 +100,15 @@ class Outbox:
 
     def stop(self) -> None:
         with self.cond:
+            self.stopping = True
+            self.cond.notify()
+
+    def discard(self) -> None:
+        """Drop every report not yet delivered and refuse new ones: an agent that exits
+        without reporting (the seed's, on SIGTERM). A POST already on the wire may land."""
+        with self.cond:
+            self.items.clear()
+            self.closed = True
             self.stopping = True
             self.cond.notify()
 

@@ -5,9 +5,14 @@ Threads: the main thread registers and long-polls; a heartbeat thread posts ever
 When the scheduler answers 404 to a poll or a heartbeat (it restarted, or it disconnected
 this agent after a silence), the agent registers again with the same id and pod.
 
-SIGTERM (a pod deletion): stop taking work, let running runs finish within `grace_s`, abort
-what is left (an abort before the commit is an explicit failure: nothing was written), deliver
-the reports, exit 0. A second SIGTERM or SIGINT exits at once.
+SIGTERM (a pod deletion), `on_sigterm="drain"` (ours): stop taking work, let running runs
+finish within `grace_s`, abort what is left (an abort before the commit is an explicit
+failure: nothing was written), deliver the reports, exit 0. A second SIGTERM or SIGINT exits
+at once. `on_sigterm="exit"` is the seed's agent (`WaitForShutdown`, seed-system.md §8):
+cancel every run, report nothing, close the connection and exit 0 at once; the scheduler
+learns of it only from the pod's end or the silence (F8), as the seed's did from the
+closed socket. The seed variants ship that agent (their `agent_on_sigterm`), so a live run
+of them starts agents with `--on-sigterm exit`.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class AgentConfig:
     lease_s: float = 30.0
     poll_timeout_s: float = 20.0
     plan_limit: int = 3
+    on_sigterm: str = "drain"  # or "exit": what the agent does on SIGTERM (module docstring)
 
 
 class _Interrupted(Exception):
@@ -177,13 +183,23 @@ class Agent:
     def terminate(self, signum: int, _frame) -> None:
         if self.terminating.is_set():
             os._exit(1)
-        self.terminate_at = time.monotonic() + self.cfg.grace_s
+        grace = 0.0 if self.cfg.on_sigterm == "exit" else self.cfg.grace_s
+        self.terminate_at = time.monotonic() + grace
         self.terminating.set()
         if self.in_poll:
             raise _Interrupted  # out of the blocked long-poll, into the main loop's handler
 
     def _shutdown(self) -> int:
-        """Finish what runs within the grace period, abort the rest, deliver the reports."""
+        """Finish what runs within the grace period, abort the rest, deliver the reports; or,
+        as the seed's agent, abort everything and leave without a word."""
+        if self.cfg.on_sigterm == "exit":
+            self.outbox.discard()  # first: an aborted run's failure report must not go out
+            with self.lock:
+                left = list(self.runs.values())
+            for run in left:
+                run.abort("agent exiting (SIGTERM)")
+            self.client.close()
+            return 0
         deadline = self.terminate_at
         margin = min(2.0, self.cfg.grace_s / 5)
         while time.monotonic() < deadline - margin:

@@ -217,7 +217,8 @@ class InProcessService:
         env = {**os.environ, "UNSTUCK_POOL_TOKEN": token}
         args = ["agent", "--server", self.url, "--pod", pod, "--backend-dir", str(self.root / "backend"),
                 "--plan-seconds", str(kw.get("plan_s", 0.1)), "--apply-seconds", str(kw.get("apply_s", 0.1)),
-                "--heartbeat", str(HEARTBEAT_S), "--poll-timeout", "2", "--grace", str(kw.get("grace", 2.0))]
+                "--heartbeat", str(HEARTBEAT_S), "--poll-timeout", "2", "--grace", str(kw.get("grace", 2.0)),
+                "--on-sigterm", kw.get("on_sigterm", "drain")]
         p = subprocess.Popen([sys.executable, "-m", "unstuck.cli", *args], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.root)
         self.procs.append(p)

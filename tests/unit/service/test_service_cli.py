@@ -31,6 +31,8 @@ ENV = {"UNSTUCK_USER_TOKENS": "t=alice", "UNSTUCK_POOL_TOKEN": "p"}
     (["agent", "--server", "ftp://h"], ENV, r"^error: --server 'ftp://h': expected a URL such as http://"),
     (["agent", "--pod", "x", "--heartbeat", "0"], ENV, r"^error: --heartbeat 0.0: expected seconds > 0$"),
     (["agent", "--pod", "x"], {"UNSTUCK_POOL_TOKEN": ""}, r"^error: no pool token: set UNSTUCK_POOL_TOKEN"),
+    (["agent", "--pod", "x", "--on-sigterm", "wait"], ENV,
+     r"^error: --on-sigterm 'wait': choose drain \(ours\) or exit \(the seed's agent\)$"),
 ])
 def test_bad_options_exit_2_with_one_line(args, env, message):
     import re
@@ -80,3 +82,19 @@ def test_sigterm_finishes_or_aborts_within_the_grace_period(lone, apply_s, grace
     assert [r["kind"] for r in ends] == [exec_kind]
     if status == "failed":
         assert "aborted before commit: agent terminating (SIGTERM)" in ends[0]["reason"]
+
+
+def test_the_seed_agent_exits_at_sigterm_reporting_nothing(lone):
+    # `--on-sigterm exit` is the seed's WaitForShutdown: the apply is cancelled, no report
+    # goes out, and the scheduler learns of it from the process's end (exec.info), as the
+    # simulated seed agent does (tests/unit/sim/test_cluster.py).
+    agent = lone.start_agent("pod-1", plan_s=0.05, apply_s=30.0, grace=20.0, on_sigterm="exit")
+    task_id = planned_and_confirmed(lone)
+    sent = time.monotonic()
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(10) == 0
+    assert time.monotonic() - sent < 3, "it waited for its grace period instead of exiting"
+    wait_for(lambda: lone.engine.store.get_task(task_id).status.value == "failed", 10, what="failed")
+    ends = [r for r in lone.engine.history.rows if r["task"] == task_id and r["kind"].startswith("exec.")
+            and r["data"]["action"] == "apply" and r["kind"] != "exec.invoke"]
+    assert [(r["kind"], r["reason"]) for r in ends] == [("exec.info", "agent process killed")]
