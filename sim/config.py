@@ -45,6 +45,13 @@ class Dist:
             x = rng.expovariate(1.0 / self.a) if self.a > 0 else 0.0
         return x if x > self.minimum else self.minimum
 
+    def p99(self) -> float:
+        """The 99th percentile of a draw: what a scenario's bounds must leave room for."""
+        k = self.kind
+        x = {"fixed": self.a, "uniform": self.a + 0.99 * (self.b - self.a), "lognormal": self.b,
+             "exponential": self.a * math.log(100.0)}.get(k, self.a)
+        return max(x, self.minimum)
+
 
 def fixed(x: float) -> Dist:
     return Dist("fixed", x)

@@ -539,6 +539,29 @@ def _semantic(s: Scenario) -> list[tuple[str, Any, str]]:
     return out + _too_often(s)
 
 
+def advice(s: Scenario, file: str) -> list[str]:
+    """Warnings, not errors: settings that leave no room for the work they bound, so that an
+    invariant may fail under every scheduler, the reference included (the scenario fuzz found
+    them, docs/scenarios.md "Configurations no scheduler passes"). A scenario may mean to
+    show exactly that, so it still runs."""
+    out = []
+    plan, apply = s.agents.plan_s.world().p99(), s.agents.apply_s.world().p99()
+    phase, longest = max((plan, "plan_s"), (apply, "apply_s"))
+    if s.drain_s < phase:
+        out.append(_line(file, "drain_s", s.drain_s, f"is shorter than one {longest[:-2]}'s p99 "
+                         f"(agents.{longest}: {phase:g} s): a task created or confirmed as the "
+                         "workload ends may still run when the drain ends, and `drained` fail "
+                         f"under every scheduler; make drain_s at least {phase:g} plus a pod "
+                         "start and connect"))
+    if s.bounds.apply_pending_s < apply:
+        out.append(_line(file, "bounds.apply_pending_s", s.bounds.apply_pending_s,
+                         f"is shorter than an apply's p99 (agents.apply_s: {apply:g} s): a "
+                         "confirmed task that waits for a running apply's slot (a pool at "
+                         "max_replicas) may break apply_pending_bound under every scheduler; "
+                         f"make it at least {apply:g}"))
+    return ["warning: " + line for line in out]
+
+
 REPEATS_MAX = 1_000_000  # of one periodic setting in one run; shipped scenarios stay below 2,000
 LOAD_MAX = 1_000_000
 

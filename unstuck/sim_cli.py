@@ -207,6 +207,9 @@ def run_inputs(paths: list[Path], schedulers: list[str], option: str, seeds: int
             loaded.append((scenarios.load(f), f))
         except scenarios.ScenarioInvalid as e:
             problems += e.problems
+        else:
+            for line in scenarios.advice(loaded[-1][0], str(f)):
+                typer.echo(line, err=True)  # stderr: --json output stays clean
     loaded, clashes = unique_scenarios(loaded)
     problems += clashes
     names = expand_schedulers(schedulers)

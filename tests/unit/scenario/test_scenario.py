@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from unstuck.scenario import ScenarioInvalid, load, parse
+from unstuck.scenario import ScenarioInvalid, advice, load, parse
 
 SHIPPED = sorted(Path("scenarios").glob("*.yaml"))
 REQUIRED = {"incident-601", "hpa-scale-down-during-apply-pending", "pod-kill-reserved-slot",
@@ -356,3 +356,29 @@ def test_a_yaml_set_is_refused_because_its_order_changes_from_process_to_process
         f"{f}: workload[0].names = {{'alpha', 'beta', 'gamma'}} (set): expected a list such as "
         "[a, b]; a YAML set (!!set) has no order, so runs of it would differ between processes",
         f"{f}: duration_s = 'x' (str): expected seconds as a number; for example 300"]
+
+
+# ---------------------------------------------------------------------- advice (warnings)
+# Settings the fuzz found to fail an invariant under every scheduler: they still run (a
+# scenario may mean to show it), with a warning that says why and what would leave room.
+
+
+def test_a_drain_or_bound_shorter_than_the_work_gets_a_warning_naming_the_field():
+    s = parse({**OK, "drain_s": 60, "bounds": {"apply_pending_s": 100}}, "x.yaml")
+    assert advice(s, "x.yaml") == [
+        "warning: x.yaml: drain_s = 60.0 (float): is shorter than one apply's p99 "
+        "(agents.apply_s: 400 s): a task created or confirmed as the workload ends may still run "
+        "when the drain ends, and `drained` fail under every scheduler; make drain_s at least 400 "
+        "plus a pod start and connect",
+        "warning: x.yaml: bounds.apply_pending_s = 100.0 (float): is shorter than an apply's p99 "
+        "(agents.apply_s: 400 s): a confirmed task that waits for a running apply's slot (a pool "
+        "at max_replicas) may break apply_pending_bound under every scheduler; make it at least 400"]
+    longer_plans = parse({**OK, "drain_s": 500, "agents": {"plan_s": {"kind": "uniform", "min": 100,
+                                                                      "max": 600}}}, "x.yaml")
+    assert [line.split(": is")[1][:40] for line in advice(longer_plans, "x.yaml")] == [
+        " shorter than one plan's p99 (agents.pla"]
+
+
+@pytest.mark.parametrize("path", sorted(Path("scenarios").glob("*.yaml")))
+def test_no_shipped_scenario_gets_a_warning(path):
+    assert advice(load(path), str(path)) == []

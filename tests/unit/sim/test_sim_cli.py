@@ -328,3 +328,12 @@ def test_ctrl_c_while_spawned_workers_start_prints_no_traceback():
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
+
+
+def test_a_warning_goes_to_stderr_and_the_run_goes_on(tmp_path):
+    f = tmp_path / "short-drain.yaml"
+    f.write_text("duration_s: 60\ndrain_s: 30\nworkload: [{count: 1, at: [5]}]\n")
+    r = run(app, ["sim", str(f), "--seeds", "1", "--json"])
+    assert r.stderr.startswith(f"warning: {f}: drain_s = 30.0 (float): is shorter than one "
+                               "apply's p99"), r.stderr
+    assert [json.loads(x)["scenario"] for x in r.stdout.splitlines()] == ["short-drain"]
