@@ -263,26 +263,29 @@ def apply_pending_bound(history: History, *, bound_s: float | None = None) -> li
 
 
 def drained(history: History, *, drain_s: float | None = None) -> list[Violation]:
-    """At run end every task is terminal or awaiting a human (apply_pending, not confirmed, or
-    pending behind an earlier task of its workspace that is), unless it was created, confirmed
-    or asked to cancel in the last `drain_s`."""
+    """At run end every task is terminal or excused: awaiting a human (apply_pending, not
+    confirmed), created, confirmed or asked to cancel in the last `drain_s`, or pending behind
+    an earlier task of its workspace that is excused (it waits for that one's turn)."""
     tl = _tl(history, drain_s=drain_s)
     drain = tl.run.drain()
     end_t = tl.run.end_t
     out = []
-    # A task queued behind a plan that awaits a human's confirm is waiting on that human too.
-    awaiting: dict[str, int] = {}
+
+    def excused(ln: timelines.TaskLine) -> bool:
+        return ((ln.status == "apply_pending" and not ln.confirmed())
+                or any(us(end_t - r["t"]) <= drain for r in ln.stimuli))
+
+    # A task queued behind one that awaits a human's confirm, or that a human set going
+    # within the drain, waits on that human too: a workspace runs one task at a time, so a
+    # queue of five, each confirmed late, can hold its last task from long before the drain.
+    first_excused: dict[str, int] = {}
     for ln in _lines(tl):
-        if ln.created is not None and ln.status == "apply_pending" and not ln.confirmed():
-            awaiting[ln.workspace] = min(awaiting.get(ln.workspace, ln.task), ln.task)
+        if ln.created is not None and not ln.terminal and excused(ln):
+            first_excused[ln.workspace] = min(first_excused.get(ln.workspace, ln.task), ln.task)
     for ln in _lines(tl):
-        if ln.created is None or ln.terminal:
+        if ln.created is None or ln.terminal or excused(ln):
             continue
-        if ln.status == "apply_pending" and not ln.confirmed():
-            continue
-        if ln.status == "pending" and awaiting.get(ln.workspace, ln.task) < ln.task:
-            continue
-        if any(us(end_t - r["t"]) <= drain for r in ln.stimuli):
+        if ln.status == "pending" and first_excused.get(ln.workspace, ln.task) < ln.task:
             continue
         why = "confirmed and " if ln.confirmed() else ""
         out.append(Violation(

@@ -210,6 +210,23 @@ def test_a_confirm_inside_the_drain_period_exempts_the_task() -> None:
     assert [(v.task, v.t) for v in invariants.drained(s2.rows())] == [(1, 1000.0)]
 
 
+def test_a_task_queued_behind_one_confirmed_inside_the_drain_is_exempt_too() -> None:
+    # Found by the scenario fuzz under the reference: a workspace's queue of five, each
+    # confirmed late; the last was created long before the drain and was still queued when
+    # the one before it, confirmed 40 s before the end, was applying.
+    def story(confirm_t: float) -> Story:
+        s = Story()
+        _planned(s)
+        s.created(5, 2, "ws-1")
+        s.confirm(confirm_t, 1)
+        _apply(s, confirm_t, outcome=None)
+        s.end(1000, drain_s=100)
+        return s
+
+    assert invariants.drained(story(960).rows()) == []
+    assert [v.task for v in invariants.drained(story(850).rows())] == [1, 2]
+
+
 # --- wedged workspace -----------------------------------------------------------------------
 
 
