@@ -559,7 +559,22 @@ def advice(s: Scenario, file: str) -> list[str]:
                          "confirmed task that waits for a running apply's slot (a pool at "
                          "max_replicas) may break apply_pending_bound under every scheduler; "
                          f"make it at least {apply:g}"))
+    lost = [(i, f) for i, f in enumerate(s.faults) if f.type == "node-loss" and f.heal_after is None]
+    expected = sum(1.0 if f.at is not None else f.rate_per_h * _window(s, f) / 3600
+                   for _, f in lost)  # type: ignore[operator]
+    if lost and expected >= s.cluster.nodes:
+        i = lost[0][0]
+        out.append(_line(file, f"faults[{i}].heal_after", None, f"node-loss faults that never heal "
+                         f"may take {expected:.3g} nodes (on average) of the {s.cluster.nodes}: with "
+                         "every node lost no pod runs again, and `drained` fails under every "
+                         "scheduler; set heal_after, or add nodes", show_value=False))
     return ["warning: " + line for line in out]
+
+
+def _window(s: Scenario, f: Any) -> float:
+    """How long a `rate_per_h` fault draws times for (sim.faults.attempts)."""
+    end = min(f.end_s if f.end_s is not None else s.duration_s, s.duration_s)
+    return max(0.0, end - f.start_s)
 
 
 REPEATS_MAX = 1_000_000  # of one periodic setting in one run; shipped scenarios stay below 2,000
@@ -588,8 +603,7 @@ def _too_often(s: Scenario) -> list[tuple[str, Any, str]]:
                         f"least {span / REPEATS_MAX:.3g}"))
     for i, f in enumerate(s.faults):
         if f.rate_per_h is not None:
-            span = max(0.0, min(f.end_s if f.end_s is not None else s.duration_s,
-                                s.duration_s) - f.start_s)
+            span = _window(s, f)
             if f.rate_per_h * span / 3600 > REPEATS_MAX * (1 + 1e-9):
                 out.append((f"faults[{i}].rate_per_h", f.rate_per_h, f"would fire "
                             f"{f.rate_per_h * span / 3600:.3g} times in {span:g} s, more than "

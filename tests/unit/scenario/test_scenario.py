@@ -379,6 +379,19 @@ def test_a_drain_or_bound_shorter_than_the_work_gets_a_warning_naming_the_field(
         " shorter than one plan's p99 (agents.pla"]
 
 
+def test_node_losses_that_never_heal_and_may_take_every_node_get_a_warning():
+    lose = {"type": "node-loss", "rate_per_h": 6}
+    assert advice(parse({**OK, "duration_s": 3600, "workload": [{"count": 1, "at": [5]}],
+                         "faults": [{"type": "pod-kill", "at": 5}, lose]}, "x.yaml"), "x.yaml") == [
+        "warning: x.yaml: faults[1].heal_after: node-loss faults that never heal may take 6 nodes "
+        "(on average) of the 3: with every node lost no pod runs again, and `drained` fails under "
+        "every scheduler; set heal_after, or add nodes"]
+    healed = {**lose, "heal_after": 60}
+    few = {**lose, "end_s": 1200}  # 2 of the 3 nodes, on average
+    for faults in ([healed], [few]):
+        assert advice(parse({**OK, "duration_s": 3600, "faults": faults}, "x.yaml"), "x.yaml") == []
+
+
 @pytest.mark.parametrize("path", sorted(Path("scenarios").glob("*.yaml")))
 def test_no_shipped_scenario_gets_a_warning(path):
     assert advice(load(path), str(path)) == []
