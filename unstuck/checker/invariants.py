@@ -264,28 +264,35 @@ def apply_pending_bound(history: History, *, bound_s: float | None = None) -> li
 
 def drained(history: History, *, drain_s: float | None = None) -> list[Violation]:
     """At run end every task is terminal or excused: awaiting a human (apply_pending, not
-    confirmed), created, confirmed or asked to cancel in the last `drain_s`, or pending behind
-    an earlier task of its workspace that is excused (it waits for that one's turn)."""
+    confirmed), created, confirmed or asked to cancel in the last `drain_s`, or held in its
+    workspace's queue by one of these (below)."""
     tl = _tl(history, drain_s=drain_s)
     drain = tl.run.drain()
     end_t = tl.run.end_t
     out = []
-
-    def excused(ln: timelines.TaskLine) -> bool:
-        return ((ln.status == "apply_pending" and not ln.confirmed())
-                or any(us(end_t - r["t"]) <= drain for r in ln.stimuli))
-
-    # A task queued behind one that awaits a human's confirm, or that a human set going
-    # within the drain, waits on that human too: a workspace runs one task at a time, so a
-    # queue of five, each confirmed late, can hold its last task from long before the drain.
-    first_excused: dict[str, int] = {}
-    for ln in _lines(tl):
-        if ln.created is not None and not ln.terminal and excused(ln):
-            first_excused[ln.workspace] = min(first_excused.get(ln.workspace, ln.task), ln.task)
-    for ln in _lines(tl):
-        if ln.created is None or ln.terminal or excused(ln):
+    lines = [ln for ln in _lines(tl) if ln.created is not None]
+    # A workspace runs one task at a time, so a human's late action on one task holds the
+    # tasks queued after it: those behind a plan that awaits a confirm, and those still
+    # pending when an earlier task of their workspace was created, confirmed or cancelled
+    # inside the drain (a queue whose tasks were each confirmed late holds its last task,
+    # created long before the drain, until the one before it has applied).
+    awaiting: dict[str, int] = {}
+    recent: dict[str, list[tuple[int, float]]] = {}
+    for ln in lines:
+        if ln.status == "apply_pending" and not ln.confirmed():
+            awaiting[ln.workspace] = min(awaiting.get(ln.workspace, ln.task), ln.task)
+        late = [float(r["t"]) for r in ln.stimuli if us(end_t - r["t"]) <= drain]
+        if late:
+            recent.setdefault(ln.workspace, []).append((ln.task, min(late)))
+    for ln in lines:
+        if ln.terminal or (ln.status == "apply_pending" and not ln.confirmed()):
             continue
-        if ln.status == "pending" and first_excused.get(ln.workspace, ln.task) < ln.task:
+        if any(us(end_t - r["t"]) <= drain for r in ln.stimuli):
+            continue
+        if ln.status == "pending" and awaiting.get(ln.workspace, ln.task) < ln.task:
+            continue
+        since = min((t for task, t in recent.get(ln.workspace, ()) if task < ln.task), default=None)
+        if since is not None and _pending_at(ln, since):
             continue
         why = "confirmed and " if ln.confirmed() else ""
         out.append(Violation(
@@ -295,6 +302,14 @@ def drained(history: History, *, drain_s: float | None = None) -> list[Violation
             witness.explain(tl, ln, tl.run.end_seq),
         ))
     return out
+
+
+def _pending_at(ln: timelines.TaskLine, t: float) -> bool:
+    """Was the task still queued (pending, never since dispatched) at `t`?"""
+    if ln.status == "pending":
+        return True
+    left = [float(r["t"]) for r, _ in ln.status_rows if r.get("from_status") == "pending"]
+    return bool(left) and left[-1] >= t
 
 
 def no_wedged_workspace(history: History, *, bound_s: float | None = None) -> list[Violation]:

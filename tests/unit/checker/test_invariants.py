@@ -227,6 +227,24 @@ def test_a_task_queued_behind_one_confirmed_inside_the_drain_is_exempt_too() -> 
     assert [v.task for v in invariants.drained(story(850).rows())] == [1, 2]
 
 
+def test_a_task_started_after_an_earlier_one_was_confirmed_inside_the_drain_is_exempt() -> None:
+    # Also found by the fuzz: the earlier task was confirmed inside the drain and applied; the
+    # one queued behind it (created long before) only then started its plan, still running
+    # at the end. Before the drain, the same story leaves the scheduler time: a violation.
+    def story(confirm_t: float) -> Story:
+        s = Story()
+        _planned(s)
+        s.created(5, 2, "ws-1")
+        s.confirm(confirm_t, 1)
+        _apply(s, confirm_t)
+        s.to(confirm_t + 6, 2, "pending", "running", "ws-1", "dispatched", agent="a1", pod="p1")
+        s.end(1000, drain_s=100)
+        return s
+
+    assert invariants.drained(story(950).rows()) == []
+    assert [v.task for v in invariants.drained(story(850).rows())] == [2]
+
+
 # --- wedged workspace -----------------------------------------------------------------------
 
 
