@@ -45,6 +45,17 @@ class Dist:
             x = rng.expovariate(1.0 / self.a) if self.a > 0 else 0.0
         return x if x > self.minimum else self.minimum
 
+    def mean(self) -> float:
+        """About the mean draw (the floor taken as a lower bound, not integrated): what a
+        scenario's arrival gaps must leave room for."""
+        k = self.kind
+        if k == "lognormal":
+            sigma = (math.log(self.b) - math.log(self.a)) / _Z99 if self.b > self.a else 0.0
+            x = self.a * math.exp(sigma * sigma / 2)
+        else:
+            x = {"fixed": self.a, "uniform": (self.a + self.b) / 2, "exponential": self.a}.get(k, self.a)
+        return max(x, self.minimum)
+
     def p99(self) -> float:
         """The 99th percentile of a draw: what a scenario's bounds must leave room for."""
         k = self.kind

@@ -559,6 +559,25 @@ def advice(s: Scenario, file: str) -> list[str]:
                          "confirmed task that waits for a running apply's slot (a pool at "
                          "max_replicas) may break apply_pending_bound under every scheduler; "
                          f"make it at least {apply:g}"))
+    # A workspace runs one task at a time: tasks that come faster than one is done queue up
+    # for the whole run.
+    a, u = s.agents, s.users
+    plan_mean = a.plan_s.world().mean()
+    pa_mean = plan_mean + a.has_changes * (u.confirm_s.world().mean() + a.apply_s.world().mean())
+    for i, w in enumerate(s.workload):
+        if w.every_s is None:
+            continue
+        total = sum(w.types.values())
+        busy = sum((pa_mean if t == "plan_and_apply" else plan_mean) * x / total
+                   for t, x in w.types.items())
+        if w.every_s < busy:
+            out.append(_line(file, f"workload[{i}].every_s", w.every_s, f"is shorter than the "
+                             f"{busy:.0f} s a task keeps its workspace busy on average (plan, "
+                             "and for a plan_and_apply with changes the user's confirm and the "
+                             "apply): a workspace runs one task at a time, so its queue grows "
+                             "for the whole run and `drained` may fail under every scheduler; "
+                             f"make every_s at least {busy:.0f}, or spread the load over more "
+                             "workspaces"))
     lost = [(i, f) for i, f in enumerate(s.faults) if f.type == "node-loss" and f.heal_after is None]
     expected = sum(1.0 if f.at is not None else f.rate_per_h * _window(s, f) / 3600
                    for _, f in lost)  # type: ignore[operator]

@@ -395,3 +395,13 @@ def test_node_losses_that_never_heal_and_may_take_every_node_get_a_warning():
 @pytest.mark.parametrize("path", sorted(Path("scenarios").glob("*.yaml")))
 def test_no_shipped_scenario_gets_a_warning(path):
     assert advice(load(path), str(path)) == []
+
+
+def test_a_workspace_asked_for_tasks_faster_than_it_can_run_them_gets_a_warning():
+    # The fuzz's reference "violation": 3 workspaces, a task each every 60 s, each busy ~384 s.
+    busy = {**OK, "duration_s": 3600, "workload": [{"count": 3, "every_s": 60}]}
+    (line,) = advice(parse(busy, "x.yaml"), "x.yaml")
+    assert line.startswith("warning: x.yaml: workload[0].every_s = 60.0 (float): is shorter than the "
+                           "384 s a task keeps its workspace busy on average"), line
+    plans = {**busy, "workload": [{"count": 3, "every_s": 120, "types": {"plan": 1}}]}
+    assert advice(parse(plans, "x.yaml"), "x.yaml") == []  # a plan alone takes ~81 s
