@@ -55,6 +55,7 @@ ASSERTS_TASK = frozenset({
 })
 RESTART_FAULT = "scheduler-restart"
 NODE_FAULT = "node-loss"  # the only fault whose data.node reaches every pod of the node
+DB_FAULT = "db-write-failure"  # hits through the `store.write_failed` rows of its window
 
 
 @dataclass(slots=True)
@@ -269,6 +270,8 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
     held: dict[str, LockSpan] = {}
     hits: list[Hit] = []
     fault_rows: dict[int, Row] = {}
+    db_windows: list[Row] = []  # db-write-failure fault rows in force, oldest first
+    db_hit: set[tuple[int, int]] = set()  # (fault seq, task): its first failed write only
     run_end: Row | None = None
 
     def line_of(task: int, row: Row) -> TaskLine:
@@ -294,6 +297,15 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
         if kind == "fault":
             fault_rows[row["seq"]] = row
             _fault(row, data, tasks, live, ever_pod, ever_agent, pod_node, node_pods, hits)
+            if data.get("type") == DB_FAULT:
+                db_windows.append(row)
+            continue
+        if kind == "fault.end" and data.get("type") == DB_FAULT:
+            # The end row repeats its fault's fields; alike windows last alike, so the
+            # oldest alike one is the one that ends.
+            ended = next((w for w in db_windows if (w.get("data") or {}) == data), None)
+            if ended is not None:
+                db_windows.remove(ended)
             continue
         if kind == "pod.added" or kind == "pod.terminating" or kind == "pod.removed":
             node, pod = data.get("node"), row.get("pod")
@@ -402,6 +414,13 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             ln.retries.append(row)
         elif kind == "store.write_failed":
             ln.write_failed.append(row)
+            # A write of this task that failed while a db-write-failure was in force is that
+            # fault's effect on it (the latest in force, as the world composes them).
+            cause = next((w for w in reversed(db_windows) if _in_window(w, row)), None)
+            if cause is not None and (cause["seq"], task) not in db_hit:
+                db_hit.add((cause["seq"], task))
+                _fault(row, cause.get("data") or {}, tasks, live, ever_pod, ever_agent, pod_node,
+                       node_pods, hits, cause=cause)
 
     if not rows:
         end_t, end_seq = 0.0, -1
@@ -475,6 +494,15 @@ def _ws_exec(ws_apply_execs: dict[str, list[Row]], ln: TaskLine, row: Row) -> No
         ws_apply_execs.setdefault(ws, []).append(row)
 
 
+def _in_window(fault: Row, row: Row) -> bool:
+    """Is `row` inside the db-write-failure window `fault` opened? Its `fault.end` row closes
+    it; a live harness that announces a window without one may give `data.duration_s`."""
+    duration = (fault.get("data") or {}).get("duration_s")
+    if not isinstance(duration, int | float) or isinstance(duration, bool):
+        return True
+    return float(row["t"]) <= float(fault["t"]) + duration
+
+
 def _fault(
     row: Row, data: dict[str, Any], tasks: dict[int, TaskLine], live: dict[int, TaskLine],
     ever_pod: dict[str, set[int]], ever_agent: dict[str, set[int]],
@@ -485,9 +513,12 @@ def _fault(
 
     `row` is the fault row, or with `cause` an effect row: a pod deletion that names the fault
     it is the effect of (`data.fault`, the fault row's seq; an hpa-scale-down's ReplicaSet
-    scale-down, a pool-scale-down's deletions). The fault hits there, at the effect's time, the
-    tasks on the effect's pod; `data` is the fault's."""
+    scale-down, a pool-scale-down's deletions), or a task's failed store write in a
+    db-write-failure's window. The fault hits there, at the effect's time, the tasks on the
+    deleted pod, or the task whose write failed; `data` is the fault's."""
     pod, agent, target = row.get("pod"), row.get("agent"), row.get("task")
+    if row["kind"] == "store.write_failed":
+        pod = agent = None  # the write failed for its task, not for the pod's other tasks
     node = data.get("node") if cause is None else None
     restart = data.get("type") == RESTART_FAULT and cause is None
     # Only a node-loss takes the node's other pods with it: a pod-kill or agent-disconnect

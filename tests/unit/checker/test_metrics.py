@@ -348,3 +348,40 @@ def test_a_fault_without_a_target_hits_the_tasks_on_the_pods_its_effects_delete(
     assert tl.tasks[2].faults == []  # a deletion that names no fault is not one
     # A witness cites the deletion and the fault behind it.
     assert {seq, link.fault["seq"]} <= set(witness.explain(tl, tl.tasks[1], link.fault["seq"] + 5))
+
+
+def test_a_db_write_failure_hits_each_task_at_its_first_failed_write_in_the_window() -> None:
+    # A db-write-failure has no target: a write of a task that failed while it was in force
+    # (from the fault row to its fault.end) is its effect on that task, once per window.
+    s = Story()
+    s.add(0, "pod.added", pod="p1", data={"node": "n1"})
+    _holding(s, 1, "p1")
+    _holding(s, 2, "p1")
+    _holding(s, 3, "p1")
+    window = {"type": "db-write-failure", "target": None, "rate": 1.0, "duration_s": 60.0}
+    seq = s.add(50, "fault", data=window)
+    first = s.add(55, "store.write_failed", task=1, pod="p1", reason="save failed")
+    s.add(58, "store.write_failed", task=1, pod="p1", reason="save failed")
+    s.add(110, "fault.end", data=window)
+    s.add(120, "store.write_failed", task=3, pod="p1", reason="save failed")  # after it
+    s.to(130, 1, "running", "failed", "ws-1", "gave up")
+    s.end(900)
+    hits = metrics.recovery_latencies(s.rows())
+    # Task 2 on the same pod wrote nothing: not hit, nor is task 3 after the window.
+    assert [(h.task, h.fault_seq, h.fault_type, h.effect_seq, h.clock_t, h.latency_s)
+            for h in hits] == [(1, seq, "db-write-failure", first, 55.0, 75.0)]
+
+
+def test_a_db_write_failure_announced_without_an_end_lasts_its_duration_s() -> None:
+    s = Story()
+    _holding(s, 1, "p1")
+    seq = s.add(50, "fault", data={"type": "db-write-failure", "duration_s": 30})
+    s.add(81, "store.write_failed", task=1, reason="save failed")
+    s.end(900)
+    assert metrics.recovery_latencies(s.rows()) == []
+    s2 = Story()
+    _holding(s2, 1, "p1")
+    seq = s2.add(50, "fault", data={"type": "db-write-failure"})  # no duration: open
+    s2.add(81, "store.write_failed", task=1, reason="save failed")
+    s2.end(900)
+    assert [h.fault_seq for h in metrics.recovery_latencies(s2.rows())] == [seq]
