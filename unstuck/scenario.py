@@ -13,6 +13,7 @@ naming the file, the field path, the value and its type, the rule and the fix, e
 
 from __future__ import annotations
 
+import math
 import re
 import reprlib
 import types
@@ -578,6 +579,29 @@ def advice(s: Scenario, file: str) -> list[str]:
                              "for the whole run and `drained` may fail under every scheduler; "
                              f"make every_s at least {busy:.0f}, or spread the load over more "
                              "workspaces"))
+    # A pod runs one plan_and_apply at a time, from its plan to its apply's end (a reserved
+    # slot holds it while the user decides), so a pool does at most max_replicas of them at
+    # once: more work than that in the whole run leaves tasks queued at its end.
+    run = s.duration_s + s.drain_s
+    work: dict[str, tuple[float, float]] = {}
+    for w in s.workload:
+        pool = w.pool if w.pool is not None else (s.pools[0].id if s.pools else "")
+        per_ws = len(w.at) + (s.duration_s / w.every_s if w.every_s else 0.0)
+        n = (w.count if w.count is not None else len(w.names or ())) * per_ws
+        n *= w.types.get("plan_and_apply", 0.0) / sum(w.types.values())
+        tasks, secs = work.get(pool, (0.0, 0.0))
+        work[pool] = (tasks + n, secs + n * pa_mean)
+    for i, p in enumerate(s.pools):
+        tasks, secs = work.get(p.id, (0.0, 0.0))
+        if secs > p.max_replicas * run:
+            out.append(_line(file, f"pools[{i}].max_replicas", p.max_replicas, f"the workload "
+                             f"asks this pool for about {tasks:.0f} plan_and_apply tasks, "
+                             f"{secs:.0f} s of pod time (a pod runs one at a time, {pa_mean:.0f} s "
+                             f"each on average, from its plan to its apply's end), more than "
+                             f"{p.max_replicas} pods give in the run ({run:g} s): tasks are still "
+                             "queued at its end and `drained` may fail under every scheduler; "
+                             f"raise max_replicas to at least {math.ceil(secs / run)}, or "
+                             "lighten the workload"))
     lost = [(i, f) for i, f in enumerate(s.faults) if f.type == "node-loss" and f.heal_after is None]
     expected = sum(1.0 if f.at is not None else f.rate_per_h * _window(s, f) / 3600
                    for _, f in lost)  # type: ignore[operator]

@@ -400,8 +400,28 @@ def test_no_shipped_scenario_gets_a_warning(path):
 def test_a_workspace_asked_for_tasks_faster_than_it_can_run_them_gets_a_warning():
     # The fuzz's reference "violation": 3 workspaces, a task each every 60 s, each busy ~384 s.
     busy = {**OK, "duration_s": 3600, "workload": [{"count": 3, "every_s": 60}]}
-    (line,) = advice(parse(busy, "x.yaml"), "x.yaml")
+    line, pool = advice(parse(busy, "x.yaml"), "x.yaml")  # and more than 4 pods can run
+    assert pool.startswith("warning: x.yaml: pools[0].max_replicas = 4 (int): the workload asks")
     assert line.startswith("warning: x.yaml: workload[0].every_s = 60.0 (float): is shorter than the "
                            "384 s a task keeps its workspace busy on average"), line
     plans = {**busy, "workload": [{"count": 3, "every_s": 120, "types": {"plan": 1}}]}
     assert advice(parse(plans, "x.yaml"), "x.yaml") == []  # a plan alone takes ~81 s
+
+
+def test_a_pool_asked_for_more_plan_and_apply_work_than_its_pods_can_do_gets_a_warning():
+    # The fuzz's: 6 workspaces, 24 plan_and_apply tasks on a pool of at most 1 pod, which runs
+    # one at a time for ~173 s each: 4,148 s of work in a 2,400 s run.
+    at = [0, 0.3, 292]
+    crowded = {**OK, "pools": [{"id": "p", "min_replicas": 0, "max_replicas": 1}],
+               "users": {"confirm_s": 2},
+               "workload": [{"prefix": "a", "count": 4, "at": at, "every_s": 401},
+                            {"prefix": "b", "count": 2, "at": at}]}
+    (line,) = advice(parse(crowded, "x.yaml"), "x.yaml")
+    assert line == (
+        "warning: x.yaml: pools[0].max_replicas = 1 (int): the workload asks this pool for about "
+        "24 plan_and_apply tasks, 4148 s of pod time (a pod runs one at a time, 173 s each on "
+        "average, from its plan to its apply's end), more than 1 pods give in the run (2400 s): "
+        "tasks are still queued at its end and `drained` may fail under every scheduler; raise "
+        "max_replicas to at least 2, or lighten the workload")
+    roomy = {**crowded, "pools": [{"id": "p", "min_replicas": 0, "max_replicas": 2}]}
+    assert advice(parse(roomy, "x.yaml"), "x.yaml") == []

@@ -10,9 +10,11 @@ unknown key). For each one:
 * `parse` refuses it with `ScenarioInvalid`, every line starting with the file name and naming
   a field; or
 * `world()` builds, and one seed runs under each scheduler without an exception, twice with the
-  same digest, and the checker judges the rows. Whether the reference violated an invariant is
-  counted (`hypothesis.event`), not asserted: the fuzz can draw situations no design survives
-  (a bound shorter than the plan itself).
+  same digest, and the checker judges the rows. The fuzz can draw situations no design
+  survives (a bound shorter than an apply, a workspace asked for tasks faster than it can run
+  them): when the reference violates an invariant, the scenario must have got a warning from
+  `scenario.advice` saying so; a violation without one is a reference bug, or a configuration
+  the advice should learn to name.
 
 CI runs a fixed, database-free handful (`EXAMPLES`, derandomized). To hunt, run many random
 ones: `UNSTUCK_FUZZ_EXAMPLES=3000 pytest tests/unit/sim/test_scenario_fuzz.py
@@ -37,7 +39,7 @@ from scheduler.history import digest
 from scheduler.variants import NAMES
 from sim.world import World
 from unstuck.checker import check
-from unstuck.scenario import FAULT_TYPES, Scenario, ScenarioInvalid, parse
+from unstuck.scenario import FAULT_TYPES, Scenario, ScenarioInvalid, advice, parse
 
 FILE = "fuzz.yaml"
 HARD = int(os.environ.get("UNSTUCK_FUZZ_EXAMPLES", "0"))
@@ -334,3 +336,7 @@ def test_a_scenario_is_refused_clearly_or_runs_under_every_scheduler(data, seed)
             invariants = [v.invariant for v in verdict.violations]
             event(f"reference violated {', '.join(sorted(set(invariants)))}")
             save(data, scheduler, seed, invariants)
+            assert advice(s, FILE), (
+                f"the reference violated {sorted(set(invariants))} on seed {seed} of a scenario "
+                "that got no warning: a reference bug, or a configuration scenario.advice should "
+                "name (UNSTUCK_FUZZ_SAVE=dir keeps the YAML)")
