@@ -235,7 +235,11 @@ class ManagedPod:
 
     @property
     def fully_idle(self) -> bool:
-        return all(s.status is SlotStatus.IDLE for s in self.slots)
+        idle = SlotStatus.IDLE
+        for s in self.slots:
+            if s.status is not idle:
+                return False
+        return True
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,17 @@ class PodSlots:
         # methods below): a reader that saw version v and sees v again knows that nothing an
         # autoscaler pass counts has moved.
         self.version = 0
+        # The same, per pool: a pass over one pool need not run again because another
+        # pool's pods or slots moved.
+        self._pool_versions: dict[str, int] = {}
+
+    def version_of(self, pool_id: str) -> int:
+        """The version of one pool's pods and slots (see `version`)."""
+        return self._pool_versions.get(pool_id, 0)
+
+    def _moved(self, pool_id: str) -> None:
+        self.version += 1
+        self._pool_versions[pool_id] = self._pool_versions.get(pool_id, 0) + 1
 
     def _random_order(self, pool_id: str | None = None) -> list[ManagedPod]:
         pods = list(self.of_pool(pool_id))
@@ -61,14 +72,14 @@ class PodSlots:
         pod = ManagedPod(name=name, pool_id=pool_id, created_at=now, last_heartbeat=now)
         self.pods[name] = pod
         self._of_pool.clear()
-        self.version += 1
+        self._moved(pool_id)
         return pod
 
     def remove(self, name: str) -> ManagedPod | None:
         pod = self.pods.pop(name, None)
         if pod is not None:
             self._of_pool.clear()
-            self.version += 1
+            self._moved(pod.pool_id)
         return pod
 
     def find_pod_with_free_slot(
@@ -91,12 +102,15 @@ class PodSlots:
         pod = self.pods.get(ref.pod)
         return pod.slots[ref.slot] if pod is not None else None
 
+    def _slot_moved(self, ref: SlotRef) -> None:
+        self._moved(self.pods[ref.pod].pool_id)
+
     def assign(self, ref: SlotRef, task_id: int, task_type: TaskType, now: float) -> bool:
         s = self.slot(ref)
         if s is None or s.status is not SlotStatus.IDLE:
             return False
         s.status, s.task_id, s.task_type, s.updated_at = SlotStatus.RUNNING, task_id, task_type, now
-        self.version += 1
+        self._slot_moved(ref)
         return True
 
     def release(self, ref: SlotRef, now: float) -> Slot | None:
@@ -106,7 +120,7 @@ class PodSlots:
             return None
         before = s.copy()
         s.status, s.task_id, s.task_type, s.updated_at = SlotStatus.IDLE, None, None, now
-        self.version += 1
+        self._slot_moved(ref)
         return before
 
     def reserve(self, ref: SlotRef, task_id: int, now: float) -> bool:
@@ -116,7 +130,7 @@ class PodSlots:
         s.status, s.task_id, s.task_type, s.updated_at = (
             SlotStatus.RESERVED, task_id, TaskType.PLAN_AND_APPLY, now,
         )
-        self.version += 1
+        self._slot_moved(ref)
         return True
 
     def find_by_task(self, task_id: int) -> SlotRef | None:

@@ -115,6 +115,7 @@ class ClusterSim:
         # Bumped by every change a listing would show: a reader that saw revision r and sees
         # r again knows the pods are as it left them.
         self.revision = 0
+        self._pool_revisions: dict[str, int] = {}
         self.unscheduled: list[str] = []
         # The node lifecycle controller's zone (the whole cluster is one zone): the nodes it
         # has marked Unknown, in that order (the ones not yet tainted are its taint queue),
@@ -181,6 +182,11 @@ class ClusterSim:
     def _changed(self, pod: Pod) -> None:
         self._listing.pop(pod.pool, None)
         self.revision += 1
+        self._pool_revisions[pod.pool] = self._pool_revisions.get(pod.pool, 0) + 1
+
+    def revision_of(self, pool_id: str) -> int:
+        """The revision of one pool's listing (see `revision`)."""
+        return self._pool_revisions.get(pool_id, 0)
 
     def _add(self, pod: Pod, cause: str) -> None:
         self.pods[pod.name] = pod

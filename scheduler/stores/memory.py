@@ -31,8 +31,12 @@ class MemoryStore(FailureInjection):
 
     def revision_of(self, *tables: str) -> int:
         """A version of `tables` ("tasks", "workspaces", "pools", "agents", "plans"): the sum
-        of their write counters, which only grow, so it moves with any write to any of them."""
-        return sum(map(self._revisions.__getitem__, tables))
+        of their write counters, which only grow, so it moves with any write to any of them.
+        A plain loop: the caches of a simulated day ask this some 400,000 times."""
+        revisions, n = self._revisions, 0
+        for table in tables:
+            n += revisions[table]
+        return n
 
     def _wrote(self, table: str) -> None:
         self.revision += 1

@@ -848,35 +848,44 @@ class SeedPolicy:
         fixed = self.sync_pods_from_k8s(pool_id)
         self.sync_task_status_to_slots(pool_id)
         self.cleanup_expired_reservations(pool_id)
-        return self.reconcile_inputs() if fixed else None
+        return self.reconcile_inputs(pool_id) if fixed else None
 
-    def reconcile_inputs(self) -> tuple | None:
+    def reconcile_inputs(self, pool_id: str) -> tuple | None:
         """What a whole reconcile pass reads: `now`, the pods and slots, the cluster and the
         task and workspace rows (see `versions`)."""
-        v = self.versions(cluster=True, rows=True)
+        v = self.versions(pool_id, cluster=True, rows=True)
         return None if v is None else (self.ctx.now, *v)
 
-    def versions(self, *, cluster: bool = False, rows: bool = False) -> tuple | None:
-        """The slot memory's version, with the cluster's and the task and workspace rows'
-        when asked: what a pass over a pool reads besides the clock. A pass that changed
-        nothing would change nothing again over the same versions, so the passes below
-        skip it. None where a source has no version (the live cluster, the SQL stores):
-        those passes always run."""
-        out: tuple = (self.mem.slots.version,)
-        if cluster:
-            revision = getattr(self.ctx.cluster, "revision", None)
-            if revision is None:
+    def versions(self, pool_id: str, *, cluster: bool = False, rows: bool = False) -> tuple | None:
+        """The version of the pool's pods and slots, with its cluster listing's and the task
+        and workspace rows' when asked: what a pass over a pool reads besides the clock. A
+        pass that changed nothing would change nothing again over the same versions, so the
+        passes below skip it. Per pool, because every pass reads and writes one pool's pods
+        only: another pool's churn (a Deployment whose ReplicaSet replaces each pod the seed
+        deletes) leaves this pool's passes skipped. A cluster without per-pool revisions is
+        read with its global one. None where a source has no version (the live cluster, the
+        SQL stores): those passes always run."""
+        ctx = self.ctx
+        slots = self.mem.slots.version_of(pool_id)
+        if not cluster:
+            if not rows:
+                return (slots,)
+            if not ctx.versioned_tables:
                 return None
-            out += (revision,)
-        if rows:
-            if not self.ctx.versioned_tables:
-                return None
-            out += (self.ctx.store.revision_of("tasks", "workspaces"),)
-        return out
+            return (slots, ctx.store.revision_of("tasks", "workspaces"))
+        revision_of = getattr(ctx.cluster, "revision_of", None)
+        listing = revision_of(pool_id) if revision_of is not None else getattr(ctx.cluster, "revision", None)
+        if listing is None:
+            return None
+        if not rows:
+            return (slots, listing)
+        if not ctx.versioned_tables:
+            return None
+        return (slots, listing, ctx.store.revision_of("tasks", "workspaces"))
 
     def sync_pods_from_k8s(self, pool_id: str) -> bool:
         ctx, slots = self.ctx, self.mem.slots
-        inputs = self.pod_sync_inputs()
+        inputs = self.pod_sync_inputs(pool_id)
         if inputs is not None and self.mem.synced.get(pool_id) == inputs:
             # The same listing over the same pod map: the pass would only touch the pods.
             for pod in slots.of_pool(pool_id):
@@ -909,12 +918,12 @@ class SeedPolicy:
             if pod.name not in seen:
                 self.drop_pod(pod.name, "pod no longer listed")
         if fixed and inputs is not None:
-            self.mem.synced[pool_id] = self.pod_sync_inputs()
+            self.mem.synced[pool_id] = self.pod_sync_inputs(pool_id)
         return fixed
 
-    def pod_sync_inputs(self) -> tuple | None:
+    def pod_sync_inputs(self, pool_id: str) -> tuple | None:
         """What syncPodsFromK8s reads besides `now`: the cluster's listing and the pod map."""
-        return self.versions(cluster=True)
+        return self.versions(pool_id, cluster=True)
 
     def drop_pod(self, name: str, reason: str) -> None:
         pod = self.mem.slots.remove(name)
@@ -930,7 +939,7 @@ class SeedPolicy:
 
     def sync_task_status_to_slots(self, pool_id: str) -> None:
         ctx = self.ctx
-        inputs = self.slot_sync_inputs()
+        inputs = self.slot_sync_inputs(pool_id)
         if inputs is not None and self.mem.slots_synced.get(pool_id) == inputs:
             return  # the last pass changed nothing, and nothing it reads has moved since
         active_tasks = self.active_tasks()
@@ -948,13 +957,13 @@ class SeedPolicy:
                                reason="reconcile: task is apply_pending")
                 elif not active:
                     self.release(SlotRef(pod.name, s.slot_id), "reconcile: task not active")
-        if inputs is not None and self.slot_sync_inputs() == inputs:
+        if inputs is not None and self.slot_sync_inputs(pool_id) == inputs:
             self.mem.slots_synced[pool_id] = inputs
 
-    def slot_sync_inputs(self) -> tuple | None:
+    def slot_sync_inputs(self, pool_id: str) -> tuple | None:
         """What syncTaskStatusToSlots reads: the slots and the task and workspace rows (no
         clock; the time it writes goes with a change)."""
-        return self.versions(rows=True)
+        return self.versions(pool_id, rows=True)
 
     def cleanup_expired_reservations(self, pool_id: str) -> None:
         now, limit = self.ctx.now, self.ctx.settings.slots.reservation_expiry_s
@@ -970,7 +979,7 @@ class SeedPolicy:
             self.check_and_restart_unhealthy_pods(pool)
             # AutoScalePods reconciles again; skipped when the first pass left a fixed point
             # and nothing it reads has moved since (the same histories, only faster).
-            self.auto_scale_pods(pool, reconciled=fixed is not None and fixed == self.reconcile_inputs())
+            self.auto_scale_pods(pool, reconciled=fixed is not None and fixed == self.reconcile_inputs(pool.id))
         self.ctx.spawn(self.ctx.settings.loops.reconcile_period_s, "autoscaler_cycle")
 
     def timer_ensure_pods_all(self) -> None:
@@ -995,6 +1004,8 @@ class SeedPolicy:
 
     def in_freeze(self, pool: Pool) -> bool:
         if pool.one_time_unfreeze_until is not None and pool.one_time_unfreeze_until > self.ctx.now:
+            return False
+        if not pool.freeze_windows:
             return False
         sod = (self.ctx.settings.seed.clock_origin_s + self.ctx.now) % 86400.0
         return any(w.contains(sod) for w in pool.freeze_windows)
@@ -1078,7 +1089,7 @@ class SeedPolicy:
         of those counts, and a decision to keep the count writes and draws nothing (a skipped
         scale-down is recorded only when it first comes), so a pass over unchanged inputs after
         such a decision would do nothing again."""
-        v = self.versions(rows=True)
+        v = self.versions(pool.id, rows=True)
         return None if v is None else (*v, pool.min_replicas, pool.max_replicas)
 
     def pool_demand(self, pool_id: str) -> PoolDemand:

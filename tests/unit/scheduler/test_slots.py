@@ -42,3 +42,18 @@ def test_every_change_moves_the_version_and_reads_do_not():
     assert slots.reserve(SlotRef("pod-gone", 0), 9, 5.0) is False
     assert slots.release(SlotRef("pod-gone", 0), 5.0) is None
     assert not moved()
+
+
+def test_a_pool_version_moves_with_changes_to_that_pool_only():
+    slots = PodSlots(random.Random(0))
+    slots.add("pod-a", "pool-1", 0.0)
+    slots.add("pod-b", "pool-2", 0.0)
+    one, two = slots.version_of("pool-1"), slots.version_of("pool-2")
+    assert slots.assign(SlotRef("pod-b", 0), 7, TaskType.PLAN, 1.0)
+    assert slots.reserve(SlotRef("pod-b", 1), 8, 1.0)
+    assert slots.release(SlotRef("pod-b", 0), 2.0) is not None
+    slots.add("pod-c", "pool-2", 2.0)
+    assert slots.remove("pod-c") is not None
+    assert slots.version_of("pool-1") == one and slots.version_of("pool-2") > two
+    assert slots.release(SlotRef("pod-a", 0), 3.0) is not None
+    assert slots.version_of("pool-1") > one

@@ -307,3 +307,15 @@ def test_pods_of_a_node_that_went_unknown_are_ready_again_from_its_heal(heal_aft
     w.kernel.run(100 + heal_after + 1)
     assert node.ready
     assert w.cluster._view(pod).ready_since == (100 + heal_after if fresh else first)
+
+
+def test_a_pool_revision_moves_with_that_pools_listing_only():
+    w = booted(config(workload=()))
+    w.kernel.run(1)
+    other = w.cluster.revision_of("pool-9")
+    before = w.cluster.revision_of("pool-1")
+    w.cluster.create_pod("pool-1", "p")
+    assert w.cluster.revision_of("pool-1") > before and w.cluster.revision_of("pool-9") == other
+    before = w.cluster.revision_of("pool-1")
+    w.cluster.delete_pod("p")
+    assert w.cluster.revision_of("pool-1") > before

@@ -74,9 +74,9 @@ def run_quiet(cfg, variant: str, seed: int, *, skip: bool) -> tuple[str, dict[st
     policy.active_tasks = counted_tasks  # type: ignore[method-assign]
     policy.auto_scale_pods = counted_scale  # type: ignore[method-assign]
     if not skip:
-        policy.reconcile_inputs = lambda: None  # type: ignore[method-assign]
-        policy.pod_sync_inputs = lambda: None  # type: ignore[method-assign]
-        policy.slot_sync_inputs = lambda: None  # type: ignore[method-assign]
+        policy.reconcile_inputs = lambda pool_id: None  # type: ignore[method-assign]
+        policy.pod_sync_inputs = lambda pool_id: None  # type: ignore[method-assign]
+        policy.slot_sync_inputs = lambda pool_id: None  # type: ignore[method-assign]
         policy.scale_inputs = lambda pool: None  # type: ignore[method-assign]
     original = PodSlots.stats
     PodSlots.stats = counted_stats  # type: ignore[method-assign]
@@ -136,7 +136,7 @@ def test_a_pass_that_deleted_a_failed_pod_is_not_a_fixed_point():
     cluster.revision += 1
     policy.timer_autoscaler_cycle()  # now a fixed point: AutoScalePods' pass is skipped
     assert cluster.deletes == ["pod-crashed", "pod-crashed"]
-    assert policy.reconcile_pods("pool-1") == policy.reconcile_inputs() is not None
+    assert policy.reconcile_pods("pool-1") == policy.reconcile_inputs("pool-1") is not None
 
 
 class ListedCluster:
