@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
@@ -74,7 +74,7 @@ class Source(str, Enum):
     HARNESS = "harness"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class HistoryEvent:
     t: float
     kind: Kind
@@ -89,16 +89,39 @@ class HistoryEvent:
     reason: str = ""
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __init__(
+        self, t: float, kind: Kind, source: Source = Source.SCHEDULER, task: int | None = None,
+        workspace: str | None = None, pod: str | None = None, slot: int | None = None,
+        agent: str | None = None, from_status: str | None = None, to_status: str | None = None,
+        reason: str = "", data: dict[str, Any] | None = None,
+    ) -> None:
+        """The dataclass `__init__`, written out for speed: a frozen dataclass sets each
+        field through `object.__setattr__`, this one through the slots' own setters, a third
+        faster (a simulated day records up to 700k events)."""
+        _set_t(self, t)
+        _set_kind(self, kind)
+        _set_source(self, source)
+        _set_task(self, task)
+        _set_workspace(self, workspace)
+        _set_pod(self, pod)
+        _set_slot(self, slot)
+        _set_agent(self, agent)
+        _set_from_status(self, from_status)
+        _set_to_status(self, to_status)
+        _set_reason(self, reason)
+        _set_data(self, {} if data is None else data)
+
     def to_row(self, seq: int) -> dict[str, Any]:
         """The serialised row: what files, DataFrames and the checker see."""
         # Written for speed (a simulated day can hold 700k rows): the common case is that
         # every value is already a plain scalar, so `_plain` runs only for the rest.
-        frm, to = self.from_status, self.to_status
+        # `_value_` is what the `value` property returns, without the property call.
+        frm, to, t, data = self.from_status, self.to_status, self.t, self.data
         return {
             "seq": seq,
-            "t": round(self.t if type(self.t) is float else float(self.t), 6),
-            "kind": self.kind.value,
-            "source": self.source.value,
+            "t": round(t if type(t) is float else float(t), 6),
+            "kind": self.kind._value_,
+            "source": self.source._value_,
             "task": self.task,
             "workspace": self.workspace,
             "pod": self.pod,
@@ -107,8 +130,14 @@ class HistoryEvent:
             "from_status": frm if type(frm) in _SCALARS else _plain(frm),
             "to_status": to if type(to) in _SCALARS else _plain(to),
             "reason": self.reason,
-            "data": {k: v if type(v) in _SCALARS else _plain(v) for k, v in self.data.items()},
+            "data": data.copy() if _SCALARS.issuperset(map(type, data.values()))
+            else {k: v if type(v) in _SCALARS else _plain(v) for k, v in data.items()},
         }
+
+
+(_set_t, _set_kind, _set_source, _set_task, _set_workspace, _set_pod, _set_slot, _set_agent,
+ _set_from_status, _set_to_status, _set_reason, _set_data) = (
+    HistoryEvent.__dict__[f.name].__set__ for f in fields(HistoryEvent))
 
 
 COLUMNS = (
