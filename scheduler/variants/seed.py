@@ -334,11 +334,21 @@ class SeedPolicy:
 
     # ------------------------------------------------------------------ queue
     def get_next_executable_task(self, workspace_id: str) -> Task | None:
+        """The task TryExecuteNextTask would run now, as a copy of its own (pushTaskToAgent
+        mutates and saves it whole). The choice reads only the task and workspace rows, so
+        it is made once per revision of those: the retries of a stuck day ask again and
+        again in between, without writing either."""
+        task = self.ctx.cached(("next_task", workspace_id),
+                               lambda: self._next_executable(workspace_id),
+                               tables=("tasks", "workspaces"))
+        return task.copy() if task is not None else None
+
+    def _next_executable(self, workspace_id: str) -> Task | None:
+        """GetNextExecutableTask over the stored rows (read-only: see `Context.cached`)."""
         ws = self.workspace_rows().get(workspace_id)
         if ws is None or ws.is_locked:
             return None
-        # Every rule below reads only pending / running / apply_pending rows; the one it
-        # returns is a copy of its own (pushTaskToAgent mutates and saves it whole).
+        # Every rule below reads only pending / running / apply_pending rows.
         tasks = [t for t in self.active_tasks().values() if t.workspace_id == workspace_id]
         pending_pa = [t for t in tasks if t.status is TaskStatus.PENDING
                       and t.task_type is TaskType.PLAN_AND_APPLY]
@@ -349,11 +359,11 @@ class SeedPolicy:
                 for t in tasks
             )
             if not blocked:
-                return first.copy()
+                return first
         for ttype in (TaskType.PLAN, TaskType.DRIFT_CHECK):
             cands = [t for t in tasks if t.status is TaskStatus.PENDING and t.task_type is ttype]
             if cands:
-                return min(cands, key=lambda t: (t.created_at, t.id)).copy()
+                return min(cands, key=lambda t: (t.created_at, t.id))
         return None
 
     def timer_try_next(self, workspace_id: str) -> None:
