@@ -254,12 +254,14 @@ class Faults:
         task, from the `slot.reserved` rows, less the `slot.released` rows of the same slot and
         task and the slots `slot.assigned` since (read incrementally from the history)."""
         events, held = self.w.history.events, self._reserved
+        reserved, assigned, released = Kind.SLOT_RESERVED, Kind.SLOT_ASSIGNED, Kind.SLOT_RELEASED
         for i in range(self._read, len(events)):
             e = events[i]
-            if e.kind is Kind.SLOT_RESERVED and e.pod is not None and e.task is not None:
-                held[(e.pod, e.slot)] = e.task
-            elif e.kind is Kind.SLOT_ASSIGNED or (
-                    e.kind is Kind.SLOT_RELEASED and held.get((e.pod, e.slot)) == e.task):
+            kind = e.kind
+            if kind is reserved:
+                if e.pod is not None and e.task is not None:
+                    held[(e.pod, e.slot)] = e.task
+            elif kind is assigned or (kind is released and held.get((e.pod, e.slot)) == e.task):
                 held.pop((e.pod, e.slot), None)  # type: ignore[arg-type]
         self._read = len(events)
         return held

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from heapq import heappop, heappush
 from typing import Any
 
 import simpy
-from simpy.events import NORMAL, Event
+from simpy.events import NORMAL, URGENT, Event
 
 
 def _fire(event: Event) -> None:
@@ -55,12 +56,36 @@ class Kernel:
 
     def after(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
         """Run `fn(*args)` `delay` seconds from now (0: after everything already due now)."""
+        # `env.schedule`, inlined: the same queue entry, one call fewer per event.
         env = self.env
         prio = NORMAL if self._perturb is None else 1 + self._perturb.getrandbits(30)
-        env.schedule(_Call(env, self, fn, args), prio, delay if delay > 0.0 else 0.0)
+        heappush(env._queue, (env._now + (delay if delay > 0.0 else 0.0), prio, next(env._eid),
+                              _Call(env, self, fn, args)))
 
     def at(self, t: float, fn: Callable[..., Any], *args: Any) -> None:
         self.after(t - self.env._now, fn, *args)
 
     def run(self, until: float) -> None:
-        self.env.run(until=until)
+        """`env.run(until)` with SimPy's `step` inlined for the world's own events: the same
+        queue, the same order (the stop event SimPy schedules at `until` is URGENT, so it goes
+        before the other events of that instant), one method call and exception frame fewer
+        per event. Any other SimPy event is left to `env.step`."""
+        env = self.env
+        if until <= env._now:
+            raise ValueError(f"until ({until}) must be greater than the current simulation time")
+        stop = Event(env)
+        stop._ok, stop._value = True, None
+        env.schedule(stop, URGENT, until - env._now)
+        queue = env._queue
+        while True:
+            event = queue[0][3]
+            if type(event) is not _Call:
+                if event is stop:
+                    env._now = heappop(queue)[0]
+                    stop.callbacks = None
+                    return
+                env.step()
+                continue
+            env._now = heappop(queue)[0]
+            event.callbacks = None
+            _fire(event)

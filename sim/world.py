@@ -103,7 +103,7 @@ class World:
 
     def _wake(self, tag: ev.TimerTag, epoch: int) -> None:
         if epoch == self.epoch:  # wake-ups die with the process that asked for them
-            self.send(ev.TimerFired(tag))
+            self.scheduler.handle(ev.TimerFired(tag), self.kernel.env._now)  # `send`, inlined
 
     def restart_scheduler(self) -> None:
         self.epoch += 1

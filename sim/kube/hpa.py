@@ -237,12 +237,20 @@ def _stabilize(
     The new record takes the slot of a record older than both windows, as upstream does, so
     the list stays bounded and is never emptied (no second "initial" recommendation).
     """
-    up = min([r for t, r in records if t > now - spec.scale_up_window_s] + [proposal])
-    down = max([r for t, r in records if t > now - spec.scale_down_window_s] + [proposal])
+    # One pass over the records (an HPA reconciles every 15 s all day).
+    up_since, down_since = now - spec.scale_up_window_s, now - spec.scale_down_window_s
     obsolete = now - max(spec.scale_up_window_s, spec.scale_down_window_s)
-    old = [i for i, (t, _) in enumerate(records) if t < obsolete]
-    if old:
-        records = records[: old[-1]] + ((now, proposal),) + records[old[-1] + 1 :]
+    up = down = proposal
+    last_old = -1  # the last record older than both windows
+    for i, (t, r) in enumerate(records):
+        if t > up_since and r < up:
+            up = r
+        if t > down_since and r > down:
+            down = r
+        if t < obsolete:
+            last_old = i
+    if last_old >= 0:
+        records = records[:last_old] + ((now, proposal),) + records[last_old + 1 :]
     else:
         records = records + ((now, proposal),)
     return min(max(current, up), down), records
