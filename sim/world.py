@@ -110,8 +110,16 @@ class World:
         self.agents.drop_all()
         self.send(ev.Restart())
 
-    def record(self, kind: Kind, source: Source = Source.WORLD, **fields: Any) -> None:
-        self.history.events.append(HistoryEvent(self.kernel.env._now, kind, source, **fields))
+    def record(
+        self, kind: Kind, source: Source = Source.WORLD, *, task: int | None = None,
+        workspace: str | None = None, pod: str | None = None, slot: int | None = None,
+        agent: str | None = None, from_status: str | None = None, to_status: str | None = None,
+        reason: str = "", data: dict[str, Any] | None = None,
+    ) -> None:
+        """Append a world row (fields passed on by position, as `Context.record` does)."""
+        self.history.events.append(HistoryEvent(
+            self.kernel.env._now, kind, source, task, workspace, pod, slot, agent, from_status,
+            to_status, reason, data))
 
     # ------------------------------------------------------------------ run
     def _boot(self) -> None:
