@@ -215,27 +215,24 @@ def _num(value: Any, what: str) -> float:
 
 
 def _ordered(rows: list[Row]) -> list[Row]:
+    """The rows in seq order, each checked for what the checker orders and times by. One pass:
+    a row with an int seq and a finite float t (what History.rows() writes) is checked by
+    type alone; any other goes through `_check_row`, which names what is wrong."""
+    in_order, last = True, None
     for i, r in enumerate(rows):
-        for key in ("seq", "t", "kind"):
-            if key not in r:
-                raise verdicts.HistoryInvalid(
-                    f"history row {i}: missing column {key!r}; every row needs seq, t and kind "
-                    f"(docs/history.md)"
-                )
-        seq, t = r["seq"], r["t"]
-        if isinstance(seq, bool) or not isinstance(seq, int):
-            raise verdicts.HistoryInvalid(
-                f"history row {i}: seq = {seq!r} ({type(seq).__name__}): expected an integer, "
-                f"the row's place in the run's total order; write the history with "
-                f"History.rows() (docs/history.md)"
-            )
-        if not (isfinite(t) if isinstance(t, float) else
-                isinstance(t, int) and not isinstance(t, bool) and abs(t) < 1e308):
-            raise verdicts.HistoryInvalid(
-                f"history row {i} (seq {seq}): t = {t!r} ({type(t).__name__}): expected a finite "
-                f"number of seconds since the run started; fix the row's t (docs/history.md)"
-            )
-    if all(a["seq"] < b["seq"] for a, b in zip(rows, rows[1:], strict=False)):
+        if "seq" in r and "t" in r and "kind" in r:
+            seq, t = r["seq"], r["t"]
+            if type(seq) is int and type(t) is float and isfinite(t):
+                if last is not None and not last < seq:
+                    in_order = False
+                last = seq
+                continue
+        _check_row(i, r)
+        seq = r["seq"]
+        if last is not None and not last < seq:
+            in_order = False
+        last = seq
+    if in_order:
         return rows
     ordered = sorted(rows, key=lambda r: r["seq"])
     for a, b in zip(ordered, ordered[1:], strict=False):
@@ -245,6 +242,28 @@ def _ordered(rows: list[Row]) -> list[Row]:
                 f"must be unique (write the history with History.rows())"
             )
     return ordered
+
+
+def _check_row(i: int, r: Row) -> None:
+    for key in ("seq", "t", "kind"):
+        if key not in r:
+            raise verdicts.HistoryInvalid(
+                f"history row {i}: missing column {key!r}; every row needs seq, t and kind "
+                f"(docs/history.md)"
+            )
+    seq, t = r["seq"], r["t"]
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise verdicts.HistoryInvalid(
+            f"history row {i}: seq = {seq!r} ({type(seq).__name__}): expected an integer, "
+            f"the row's place in the run's total order; write the history with "
+            f"History.rows() (docs/history.md)"
+        )
+    if not (isfinite(t) if isinstance(t, float) else
+            isinstance(t, int) and not isinstance(t, bool) and abs(t) < 1e308):
+        raise verdicts.HistoryInvalid(
+            f"history row {i} (seq {seq}): t = {t!r} ({type(t).__name__}): expected a finite "
+            f"number of seconds since the run started; fix the row's t (docs/history.md)"
+        )
 
 
 def build(
