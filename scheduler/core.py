@@ -195,9 +195,4 @@ class Scheduler:
             if route is None:
                 raise TypeError(f"not a scheduler event: {event!r}")
             out = route(event)
-        return out if out is not None else _DONE
-
-
-# The answer to an event whose handler answers nothing (every wake-up): one shared value, as
-# callers only read an Outcome.
-_DONE = ev.Outcome()
+        return out if out is not None else ev.OK

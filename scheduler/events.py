@@ -155,6 +155,11 @@ class Outcome:
     data: dict = field(default_factory=dict)
 
 
+# The plain "200 OK": one shared value for the handlers that answer nothing more (every
+# wake-up, every heartbeat). Callers only read an Outcome.
+OK = Outcome()
+
+
 Event = (
     TaskCreated
     | ConfirmApply

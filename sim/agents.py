@@ -94,10 +94,14 @@ class AgentSim:
         if gen != self.hb_gen or self.dead or self.paused or not self.connected:
             return
         w = self.fleet.w
-        plan_running, apply_running = heartbeat.load(r.task_type for r in self.runs.values())
-        out = w.send(ev.AgentHeartbeat(self.agent_id, plan_running=plan_running,
-                                       apply_running=apply_running,
-                                       current_tasks=tuple(sorted(self.runs))))
+        runs = self.runs
+        if runs:
+            plan_running, apply_running = heartbeat.load(r.task_type for r in runs.values())
+            beat = ev.AgentHeartbeat(self.agent_id, plan_running=plan_running,
+                                     apply_running=apply_running, current_tasks=tuple(sorted(runs)))
+        else:  # an idle agent, most beats of a day: the same event, made without counting
+            beat = ev.AgentHeartbeat(self.agent_id)
+        out = w.send(beat)
         if not out.ok and out.status == 404:
             self.drop()
             return

@@ -433,7 +433,7 @@ class ReferencePolicy:
             self.mem.dirty = True
         view.connected, view.last_seen = True, self.ctx.now
         view.current_tasks, view.heartbeat_at = current, self.ctx.now
-        return ev.Outcome(True, 200)
+        return ev.OK
 
     def on_agent_disconnected(self, e: ev.AgentDisconnected) -> None:
         view = self.mem.agents.get(e.agent_id)

@@ -782,7 +782,7 @@ class SeedPolicy:
                 self.ctx.store.put_agent(row)
             except StoreWriteError:
                 pass
-        return ev.Outcome(True, 200)
+        return ev.OK
 
     def on_agent_disconnected(self, e: ev.AgentDisconnected) -> None:
         self.disconnect(e.agent_id, "disconnected")
