@@ -14,6 +14,7 @@ between without a lock: that gap is where the F7 races live.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from scheduler import autoscaler
@@ -71,6 +72,9 @@ class SeedMemory:
     # behind at a fixed point: a pass over the same versions would change nothing.
     synced: dict[str, tuple] = field(default_factory=dict)
     slots_synced: dict[str, tuple] = field(default_factory=dict)
+    # Per pool, the version the last cleanupExpiredReservations pass left and the oldest
+    # reservation it left in place (see `cleanup_expired_reservations`).
+    reservations_due: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -976,20 +980,33 @@ class SeedPolicy:
         return self.versions(pool_id, rows=True)
 
     def cleanup_expired_reservations(self, pool_id: str) -> None:
+        """Release the reservations older than the expiry. The pass remembers the oldest one
+        it left in place with the pool's version: until the slots move, nothing can expire
+        before that one does, and the pass is skipped."""
         now, limit = self.ctx.now, self.ctx.settings.slots.reservation_expiry_s
-        reserved = SlotStatus.RESERVED
-        for pod in self.mem.slots.of_pool(pool_id):
+        slots, due = self.mem.slots, self.mem.reservations_due
+        seen = due.get(pool_id)
+        if seen is not None and seen[0] == slots.version_of(pool_id) and now - seen[1] <= limit:
+            return
+        reserved, oldest = SlotStatus.RESERVED, math.inf
+        for pod in slots.of_pool(pool_id):
             for s in pod.slots:
-                if s.status is reserved and now - s.updated_at > limit:
-                    self.release(SlotRef(pod.name, s.slot_id), "reservation expired (24 h)")
+                if s.status is reserved:
+                    if now - s.updated_at > limit:
+                        self.release(SlotRef(pod.name, s.slot_id), "reservation expired (24 h)")
+                    elif s.updated_at < oldest:
+                        oldest = s.updated_at
+        due[pool_id] = (slots.version_of(pool_id), oldest)
 
     def timer_autoscaler_cycle(self) -> None:
         for pool in self.k8s_pools():
             fixed = self.reconcile_pods(pool.id)
-            self.check_and_restart_unhealthy_pods(pool)
+            restarted = self.check_and_restart_unhealthy_pods(pool)
             # AutoScalePods reconciles again; skipped when the first pass left a fixed point
-            # and nothing it reads has moved since (the same histories, only faster).
-            self.auto_scale_pods(pool, reconciled=fixed is not None and fixed == self.reconcile_inputs(pool.id))
+            # and nothing it reads has moved since (the same histories, only faster). Only a
+            # pod deleted by the health check can have moved it.
+            self.auto_scale_pods(pool, reconciled=fixed is not None and (
+                not restarted or fixed == self.reconcile_inputs(pool.id)))
         self.ctx.spawn(self.ctx.settings.loops.reconcile_period_s, "autoscaler_cycle")
 
     def timer_ensure_pods_all(self) -> None:
@@ -1134,16 +1151,18 @@ class SeedPolicy:
         self.ctx.record(Kind.POD_DELETE, pod=name, data={"cause": cause})
         return True
 
-    def check_and_restart_unhealthy_pods(self, pool: Pool) -> None:
+    def check_and_restart_unhealthy_pods(self, pool: Pool) -> bool:
+        """Returns whether it deleted a pod (nothing else here writes)."""
         ctx, s = self.ctx, self.ctx.settings.slots
         if self.pool_demand(pool.id).any_busy:  # a running or apply_pending task
-            return
+            return False
         online = sum(1 for a in ctx.store.list_agents(pool.id)
                      if ctx.now - a.last_ping_at < ctx.settings.agents.offline_after_s)
         try:
             running = [p for p in ctx.cluster.list_pods(pool.id) if p.phase == "Running"]
         except ClusterError:
-            return
+            return False
+        deleted = False
         shortfall = len(running) - online
         for info in running:
             if shortfall <= 0:
@@ -1160,6 +1179,8 @@ class SeedPolicy:
             if self.delete_pod(info.name, "unhealthy pod: no online agent"):
                 self.mem.unhealthy_restarts[info.name] = (restarts + 1, ctx.now)
                 shortfall -= 1
+                deleted = True
+        return deleted
 
     def on_rebuild_pods(self, e: ev.RebuildPods) -> None:
         """RebuildIdlePods with a fresh pod manager: every slot looks idle, so every pod goes."""

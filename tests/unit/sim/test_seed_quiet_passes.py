@@ -26,13 +26,14 @@ from scheduler.model import (
     FreezeWindow,
     PodInfo,
     Pool,
+    SlotStatus,
     Task,
     TaskStatus,
     TaskType,
     Workspace,
 )
 from scheduler.settings import SeedQuirks, Settings
-from scheduler.slots import PodSlots
+from scheduler.slots import PodSlots, SlotRef
 from scheduler.stores.memory import MemoryStore
 from scheduler.variants.seed import SeedPolicy
 from sim.world import World
@@ -215,3 +216,20 @@ def test_a_freeze_pass_breaks_a_run_of_skipped_scale_downs():
     ctx.now = 165.0
     policy.timer_autoscaler_cycle()
     assert [(r["t"], r["data"]["current"]) for r in skips(log)] == [(0.0, 2), (160.0, 2)]
+
+
+def test_a_reservation_expires_on_time_although_the_passes_before_skipped_their_scan():
+    policy, cluster, ctx, log = awaiting_confirmation(Pool("pool-1", min_replicas=1, max_replicas=4))
+    policy.reconcile_pods("pool-1")  # the pods are known
+    slots = policy.mem.slots
+    limit = ctx.settings.slots.reservation_expiry_s
+    assert slots.reserve(SlotRef("pod-a", 0), 1, 0.0)
+    for now in (1.0, limit / 2, limit):  # not expired yet: nothing released
+        ctx.now = now
+        policy.cleanup_expired_reservations("pool-1")
+    assert slots.slot(SlotRef("pod-a", 0)).status is SlotStatus.RESERVED
+    ctx.now = limit + 1.0
+    policy.cleanup_expired_reservations("pool-1")
+    assert slots.slot(SlotRef("pod-a", 0)).status is SlotStatus.IDLE
+    [released] = [r for r in log.rows() if r["kind"] == "slot.released"]
+    assert released["reason"] == "reservation expired (24 h)" and released["t"] == limit + 1.0
