@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 from sim.kube.hpa import HPASpec
 from sim.kube.nodes import NodeTimings
@@ -56,11 +57,19 @@ class Dist:
             x = {"fixed": self.a, "uniform": (self.a + self.b) / 2, "exponential": self.a}.get(k, self.a)
         return max(x, self.minimum)
 
-    def p99(self) -> float:
-        """The 99th percentile of a draw: what a scenario's bounds must leave room for."""
+    def quantile(self, q: float) -> float:
+        """The `q`-quantile of a draw (floored as the draws are): what a scenario's drain and
+        bounds must leave room for."""
         k = self.kind
-        x = {"fixed": self.a, "uniform": self.a + 0.99 * (self.b - self.a), "lognormal": self.b,
-             "exponential": self.a * math.log(100.0)}.get(k, self.a)
+        if k == "fixed":
+            x = self.a
+        elif k == "uniform":
+            x = self.a + q * (self.b - self.a)
+        elif k == "lognormal":
+            sigma = (math.log(self.b) - math.log(self.a)) / _Z99 if self.b > self.a else 0.0
+            x = self.a * math.exp(sigma * NormalDist().inv_cdf(q))
+        else:
+            x = -self.a * math.log(1.0 - q)
         return max(x, self.minimum)
 
 

@@ -546,20 +546,25 @@ def advice(s: Scenario, file: str) -> list[str]:
     them, docs/scenarios.md "Configurations no scheduler passes"). A scenario may mean to
     show exactly that, so it still runs."""
     out = []
-    plan, apply = s.agents.plan_s.world().p99(), s.agents.apply_s.world().p99()
+    # A drain must outlast the longest plan or apply in about 10,000: one confirmed just
+    # before it starts is missed now and then by the distribution's tail alone (the fuzz drew
+    # a 439 s apply, p99 400 s, under a 438 s drain).
+    plan, apply = (d.world().quantile(0.9999) for d in (s.agents.plan_s, s.agents.apply_s))
     phase, longest = max((plan, "plan_s"), (apply, "apply_s"))
     if s.drain_s < phase:
-        out.append(_line(file, "drain_s", s.drain_s, f"is shorter than one {longest[:-2]}'s p99 "
-                         f"(agents.{longest}: {phase:g} s): a task created or confirmed as the "
-                         "workload ends may still run when the drain ends, and `drained` fail "
-                         f"under every scheduler; make drain_s at least {phase:g} plus a pod "
-                         "start and connect"))
-    if s.bounds.apply_pending_s < apply:
+        out.append(_line(file, "drain_s", s.drain_s, f"is shorter than one {longest[:-2]}'s "
+                         f"p99.99 (agents.{longest}: {phase:.0f} s): a task created or confirmed "
+                         "as the workload ends may still run when the drain ends, and `drained` "
+                         f"fail under every scheduler; make drain_s at least {phase:.0f} plus a "
+                         "pod start and connect"))
+    # A bound is only at risk when a confirmed task must wait for another's apply to end.
+    apply99 = s.agents.apply_s.world().quantile(0.99)
+    if s.bounds.apply_pending_s < apply99:
         out.append(_line(file, "bounds.apply_pending_s", s.bounds.apply_pending_s,
-                         f"is shorter than an apply's p99 (agents.apply_s: {apply:g} s): a "
+                         f"is shorter than an apply's p99 (agents.apply_s: {apply99:.0f} s): a "
                          "confirmed task that waits for a running apply's slot (a pool at "
                          "max_replicas) may break apply_pending_bound under every scheduler; "
-                         f"make it at least {apply:g}"))
+                         f"make it at least {apply99:.0f}"))
     # A workspace runs one task at a time: tasks that come faster than one is done queue up
     # for the whole run.
     a, u = s.agents, s.users

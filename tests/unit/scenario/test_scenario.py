@@ -366,17 +366,17 @@ def test_a_yaml_set_is_refused_because_its_order_changes_from_process_to_process
 def test_a_drain_or_bound_shorter_than_the_work_gets_a_warning_naming_the_field():
     s = parse({**OK, "drain_s": 60, "bounds": {"apply_pending_s": 100}}, "x.yaml")
     assert advice(s, "x.yaml") == [
-        "warning: x.yaml: drain_s = 60.0 (float): is shorter than one apply's p99 "
-        "(agents.apply_s: 400 s): a task created or confirmed as the workload ends may still run "
-        "when the drain ends, and `drained` fail under every scheduler; make drain_s at least 400 "
+        "warning: x.yaml: drain_s = 60.0 (float): is shorter than one apply's p99.99 "
+        "(agents.apply_s: 977 s): a task created or confirmed as the workload ends may still run "
+        "when the drain ends, and `drained` fail under every scheduler; make drain_s at least 977 "
         "plus a pod start and connect",
         "warning: x.yaml: bounds.apply_pending_s = 100.0 (float): is shorter than an apply's p99 "
         "(agents.apply_s: 400 s): a confirmed task that waits for a running apply's slot (a pool "
         "at max_replicas) may break apply_pending_bound under every scheduler; make it at least 400"]
-    longer_plans = parse({**OK, "drain_s": 500, "agents": {"plan_s": {"kind": "uniform", "min": 100,
-                                                                      "max": 600}}}, "x.yaml")
+    longer_plans = parse({**OK, "drain_s": 990, "agents": {"plan_s": {"kind": "uniform", "min": 100,
+                                                                      "max": 1000}}}, "x.yaml")
     assert [line.split(": is")[1][:40] for line in advice(longer_plans, "x.yaml")] == [
-        " shorter than one plan's p99 (agents.pla"]
+        " shorter than one plan's p99.99 (agents."]
 
 
 def test_node_losses_that_never_heal_and_may_take_every_node_get_a_warning():

@@ -335,5 +335,5 @@ def test_a_warning_goes_to_stderr_and_the_run_goes_on(tmp_path):
     f.write_text("duration_s: 60\ndrain_s: 30\nworkload: [{count: 1, at: [5]}]\n")
     r = run(app, ["sim", str(f), "--seeds", "1", "--json"])
     assert r.stderr.startswith(f"warning: {f}: drain_s = 30.0 (float): is shorter than one "
-                               "apply's p99"), r.stderr
+                               "apply's p99.99"), r.stderr
     assert [json.loads(x)["scenario"] for x in r.stdout.splitlines()] == ["short-drain"]
