@@ -382,7 +382,7 @@ class _Cluster:
     def create_pod(self, pool_id: str, name: str) -> None:
         self.w._add_pod(pool_id, name)
 
-    def delete_pod(self, name: str) -> None:
+    def delete_pod(self, name: str, *, scale_down: bool = False) -> None:
         if name not in self.w.pods:
             raise ClusterError(f'pods "{name}" not found')
         self.w._remove_pod(name, "deleted by scheduler")

@@ -146,13 +146,15 @@ class ClusterSim:
             raise ClusterError(f'pods "{name}" already exists')
         self._add(Pod(name, pool_id, "bare", self.w.kernel.now), "scheduler")
 
-    def delete_pod(self, name: str) -> None:
+    def delete_pod(self, name: str, *, scale_down: bool = False) -> None:
         pod = self.pods.get(name)
         if pod is None:
             raise ClusterError(f'pods "{name}" not found')
-        # A deletion the scheduler asks for while a pool-scale-down fault holds the pool's
-        # freeze window or bounds is that fault's effect (the seed deletes idle pods then).
-        self.delete(pod, None, "deleted by scheduler", fault=self.w.faults.cause(("pool", pod.pool)))
+        # A scale-down the scheduler asks for while a pool-scale-down fault holds the pool's
+        # freeze window or bounds is that fault's effect (the seed deletes idle pods then); a
+        # repair (an unhealthy pod replaced) in the same minutes is not.
+        fault = self.w.faults.cause(("pool", pod.pool)) if scale_down else None
+        self.delete(pod, None, "deleted by scheduler", fault=fault)
 
     def list_pods(self, pool_id: str) -> list[PodInfo]:
         cached = self._listing.get(pool_id)

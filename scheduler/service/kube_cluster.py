@@ -116,7 +116,7 @@ class KubernetesCluster:
         except ApiException as exc:
             raise ClusterError(f"create pod {name}: {exc.status} {exc.reason}") from None
 
-    def delete_pod(self, name: str) -> None:
+    def delete_pod(self, name: str, *, scale_down: bool = False) -> None:
         try:
             self.core.delete_namespaced_pod(name, self.namespace)
         except ApiException as exc:

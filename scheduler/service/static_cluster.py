@@ -60,7 +60,7 @@ class StaticCluster:
     def create_pod(self, pool_id: str, name: str) -> None:
         raise ClusterError("static cluster: pods are fixed (start another `unstuck agent` by hand)")
 
-    def delete_pod(self, name: str) -> None:
+    def delete_pod(self, name: str, *, scale_down: bool = False) -> None:
         raise ClusterError(f"static cluster: cannot delete pod {name!r}; the operator owns its process")
 
     def list_pods(self, pool_id: str) -> list[PodInfo]:

@@ -918,12 +918,12 @@ class ReferencePolicy:
             for v in capacity:
                 if (health[v.name] == "healthy" and v.name not in busy_pods
                         and self.ctx.now - v.idle_since >= self.cfg.idle_pod_cooldown_s):
-                    self.delete_pod(v.name, f"scale down to {desired}")
+                    self.delete_pod(v.name, f"scale down to {desired}", scale_down=True)
                     break
 
-    def delete_pod(self, name: str, cause: str) -> None:
+    def delete_pod(self, name: str, cause: str, *, scale_down: bool = False) -> None:
         try:
-            self.ctx.cluster.delete_pod(name)
+            self.ctx.cluster.delete_pod(name, scale_down=scale_down)
         except ClusterError:
             self.mem.dirty = True
             return

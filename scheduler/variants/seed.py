@@ -1080,7 +1080,7 @@ class SeedPolicy:
             if not pods:
                 return
             for pod in slots.idle_pods(pool.id):
-                self.delete_pod(pod.name, "freeze window: delete idle pod")
+                self.delete_pod(pod.name, "freeze window: delete idle pod", scale_down=True)
             return
         mem = self.mem
         inputs = self.scale_inputs(pool)
@@ -1108,7 +1108,7 @@ class SeedPolicy:
             self.create_pods(pool.id, d.desired - snap.current, d.rule)
         elif d.desired < snap.current:
             for pod in slots.idle_pods(pool.id)[: snap.current - d.desired]:
-                self.delete_pod(pod.name, d.rule)
+                self.delete_pod(pod.name, d.rule, scale_down=True)
 
     def scale_inputs(self, pool: Pool) -> tuple | None:
         """Versions of everything AutoScalePods counts outside the freeze window: the slot
@@ -1138,13 +1138,13 @@ class SeedPolicy:
             self.mem.slots.add(name, pool_id, self.ctx.now)
             self.ctx.record(Kind.POD_CREATE, pod=name, data={"pool": pool_id, "cause": cause})
 
-    def delete_pod(self, name: str, cause: str) -> bool:
+    def delete_pod(self, name: str, cause: str, *, scale_down: bool = False) -> bool:
         """DeletePod refuses a pod with a running or reserved slot."""
         pod = self.mem.slots.pods.get(name)
         if pod is not None and not pod.fully_idle:
             return False
         try:
-            self.ctx.cluster.delete_pod(name)
+            self.ctx.cluster.delete_pod(name, scale_down=scale_down)
         except ClusterError:
             return False
         self.mem.slots.remove(name)

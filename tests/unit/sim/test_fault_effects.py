@@ -57,3 +57,24 @@ def test_the_seeds_freeze_window_deletions_name_the_pool_scale_down():
     assert freeze and all(r["data"].get("fault") == fault["seq"] for r in freeze)
     assert all("fault" not in r["data"] for r in rows
                if r["kind"] == "pod.terminating" and r["t"] >= 400.0)
+
+
+def test_a_repair_in_a_pool_scale_down_window_does_not_name_it():
+    # Only what the pool's size rule deletes is the fault's effect: an unhealthy pod replaced
+    # in the same minutes is the scheduler's own repair (scale_down=False at the port).
+    pools = (PoolConfig("pool-1", min_replicas=2, max_replicas=4),)
+    faults = (FaultSpec("pool-scale-down", at=100.0, pool="pool-1", freeze_s=300.0),)
+    w = World(config(pools=pools, faults=faults, duration_s=900.0, drain_s=0.0, workload=()),
+              "reference", 0)
+
+    def delete_two() -> None:
+        repair, shrink = sorted(n for n, p in w.cluster.pods.items() if p.pool == "pool-1")[:2]
+        w.cluster.delete_pod(repair)
+        w.cluster.delete_pod(shrink, scale_down=True)
+
+    w.kernel.at(200.0, delete_two)
+    rows = w.run()
+    [fault] = [r for r in rows if r["kind"] == "fault"]
+    named = [r["data"].get("fault") for r in rows
+             if r["kind"] == "pod.terminating" and r["t"] == 200.0]
+    assert named == [None, fault["seq"]]

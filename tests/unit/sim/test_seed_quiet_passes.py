@@ -113,7 +113,7 @@ class GracefulCluster:
     def list_pods(self, pool_id: str) -> list[PodInfo]:
         return [p for _, p in sorted(self.pods.items()) if p.pool_id == pool_id]
 
-    def delete_pod(self, name: str) -> None:
+    def delete_pod(self, name: str, *, scale_down: bool = False) -> None:
         self.deletes.append(name)  # the pod stays listed until its grace period ends
 
 
