@@ -265,25 +265,29 @@ def apply_pending_bound(history: History, *, bound_s: float | None = None) -> li
 def drained(history: History, *, drain_s: float | None = None) -> list[Violation]:
     """At run end every task is terminal or excused: awaiting a human (apply_pending, not
     confirmed), created, confirmed or asked to cancel in the last `drain_s`, or held in its
-    workspace's queue by one of these (below)."""
+    workspace's queue by a human (below)."""
     tl = _tl(history, drain_s=drain_s)
     drain = tl.run.drain()
     end_t = tl.run.end_t
     out = []
     lines = [ln for ln in _lines(tl) if ln.created is not None]
-    # A workspace runs one task at a time, so a human's late action on one task holds the
-    # tasks queued after it: those behind a plan that awaits a confirm, and those still
-    # pending when an earlier task of their workspace was created, confirmed or cancelled
-    # inside the drain (a queue whose tasks were each confirmed late holds its last task,
-    # created long before the drain, until the one before it has applied).
+    # A workspace runs one plan_and_apply at a time, so a human's late action on the one that
+    # holds it holds the tasks queued behind: those behind a plan that awaits a confirm, and
+    # those still pending when a human confirmed, or asked to cancel, an earlier
+    # plan_and_apply of their workspace that held it (running or apply_pending) inside the
+    # drain. A queue whose tasks were each confirmed late holds its last task, created long
+    # before the drain, until the one before it has applied.
     awaiting: dict[str, int] = {}
-    recent: dict[str, list[tuple[int, float]]] = {}
+    released: dict[str, list[tuple[int, Row]]] = {}
     for ln in lines:
         if ln.status == "apply_pending" and not ln.confirmed():
             awaiting[ln.workspace] = min(awaiting.get(ln.workspace, ln.task), ln.task)
-        late = [float(r["t"]) for r in ln.stimuli if us(end_t - r["t"]) <= drain]
+        if ln.type != "plan_and_apply":
+            continue
+        late = [r for r in ln.stimuli if r["kind"] != "task.created"
+                and us(end_t - r["t"]) <= drain and _status_before(ln, r["seq"]) in timelines.ACTIVE]
         if late:
-            recent.setdefault(ln.workspace, []).append((ln.task, min(late)))
+            released.setdefault(ln.workspace, []).append((ln.task, late[0]))
     for ln in lines:
         if ln.terminal or (ln.status == "apply_pending" and not ln.confirmed()):
             continue
@@ -291,8 +295,8 @@ def drained(history: History, *, drain_s: float | None = None) -> list[Violation
             continue
         if ln.status == "pending" and awaiting.get(ln.workspace, ln.task) < ln.task:
             continue
-        since = min((t for task, t in recent.get(ln.workspace, ()) if task < ln.task), default=None)
-        if since is not None and _pending_at(ln, since):
+        held = [r for task, r in released.get(ln.workspace, ()) if task < ln.task]
+        if any(_status_before(ln, r["seq"]) == "pending" for r in held):
             continue
         why = "confirmed and " if ln.confirmed() else ""
         out.append(Violation(
@@ -304,12 +308,14 @@ def drained(history: History, *, drain_s: float | None = None) -> list[Violation
     return out
 
 
-def _pending_at(ln: timelines.TaskLine, t: float) -> bool:
-    """Was the task still queued (pending, never since dispatched) at `t`?"""
-    if ln.status == "pending":
-        return True
-    left = [float(r["t"]) for r, _ in ln.status_rows if r.get("from_status") == "pending"]
-    return bool(left) and left[-1] >= t
+def _status_before(ln: timelines.TaskLine, seq: int) -> str | None:
+    """The task's status just before row `seq` (None before it was created)."""
+    status = None
+    for r, _ in ln.status_rows:
+        if r["seq"] >= seq:
+            break
+        status = r.get("to_status") or "pending"
+    return status
 
 
 def no_wedged_workspace(history: History, *, bound_s: float | None = None) -> list[Violation]:

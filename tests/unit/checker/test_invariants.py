@@ -227,6 +227,38 @@ def test_a_task_queued_behind_one_confirmed_inside_the_drain_is_exempt_too() -> 
     assert [v.task for v in invariants.drained(story(850).rows())] == [1, 2]
 
 
+@pytest.mark.parametrize("cancel_t, flagged", [(850, [2]), (950, [2])])
+def test_a_cancel_of_a_task_that_held_nothing_exempts_no_one(cancel_t, flagged) -> None:
+    # Found by review: task 1 only queued, so cancelling it inside the drain frees nothing;
+    # task 2, confirmed and owed an apply since t=52, is stuck whenever that cancel comes.
+    s = Story()
+    s.created(0, 1, "ws-1")
+    _planned(s, task=2, t=5)
+    s.confirm(40, 2)
+    _apply(s, 50, task=2, outcome=None)
+    s.add(52, "exec.fail", task=2, workspace="ws-1", agent="a1",
+          data={"action": "apply", "fence": 2})
+    s.to(52, 2, "running", "pending", "ws-1", "apply failed: requeued")
+    s.add(cancel_t, "task.cancel", task=1, workspace="ws-1", data={"user": "u"})
+    s.to(cancel_t, 1, "pending", "cancelled", "ws-1", "cancelled by user")
+    s.end(1000, drain_s=100)
+    assert [v.task for v in invariants.drained(s.rows())] == flagged
+
+
+def test_a_task_that_was_running_when_the_earlier_one_was_confirmed_is_not_held() -> None:
+    # Found by review: a plan running since t=20, back to pending after the late confirm of
+    # an earlier task and never run again, was not queued behind it.
+    s = Story()
+    _planned(s)
+    s.created(5, 2, "ws-1", typ="plan")
+    s.to(20, 2, "pending", "running", "ws-1", "dispatched", agent="a2", pod="p2")
+    s.confirm(950, 1)
+    _apply(s, 950, outcome=None)
+    s.to(960, 2, "running", "pending", "ws-1", "requeued")
+    s.end(1000, drain_s=100)
+    assert [v.task for v in invariants.drained(s.rows())] == [2]
+
+
 def test_a_task_started_after_an_earlier_one_was_confirmed_inside_the_drain_is_exempt() -> None:
     # Also found by the fuzz: the earlier task was confirmed inside the drain and applied; the
     # one queued behind it (created long before) only then started its plan, still running
