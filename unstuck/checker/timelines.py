@@ -434,9 +434,12 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
         elif kind == "store.write_failed":
             ln.write_failed.append(row)
             # A write of this task that failed while a db-write-failure was in force is that
-            # fault's effect on it (the latest in force, as the world composes them).
-            cause = next((w for w in reversed(db_windows) if _in_window(w, row)), None)
-            if cause is not None and (cause["seq"], task) not in db_hit:
+            # fault's effect on it: the window whose rate the world applies, the highest in
+            # force, the first started on a tie (sim.faults.worst_window).
+            cause = max((w for w in db_windows if _in_window(w, row)), default=None,
+                        key=lambda w: _rate((w.get("data") or {}).get("rate")))
+            if (cause is not None and (cause["seq"], task) not in db_hit
+                    and not ln.terminal and ln.created is not None):
                 db_hit.add((cause["seq"], task))
                 _fault(row, cause.get("data") or {}, tasks, live, ever_pod, ever_agent, pod_node,
                        node_pods, hits, cause=cause)
@@ -511,6 +514,11 @@ def _ws_exec(ws_apply_execs: dict[str, list[Row]], ln: TaskLine, row: Row) -> No
     ws = row.get("workspace") or ln.workspace
     if ws is not None:
         ws_apply_execs.setdefault(ws, []).append(row)
+
+
+def _rate(value: Any) -> float:
+    """A db-write-failure's failure rate (1 when a live harness gave none)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 1.0
 
 
 def _in_window(fault: Row, row: Row) -> bool:

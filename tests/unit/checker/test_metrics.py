@@ -385,3 +385,15 @@ def test_a_db_write_failure_announced_without_an_end_lasts_its_duration_s() -> N
     s2.add(81, "store.write_failed", task=1, reason="save failed")
     s2.end(900)
     assert [h.fault_seq for h in metrics.recovery_latencies(s2.rows())] == [seq]
+
+
+def test_overlapping_db_windows_credit_the_one_whose_rate_is_in_force() -> None:
+    # Found by review: a mild window opened inside a total outage took the outage's failures
+    # (the world fails writes at the highest rate in force, sim.faults.worst_window).
+    s = Story()
+    _holding(s, 1, "p1")
+    outage = s.add(100, "fault", data={"type": "db-write-failure", "rate": 1.0, "duration_s": 600})
+    s.add(200, "fault", data={"type": "db-write-failure", "rate": 0.001, "duration_s": 300})
+    s.add(250, "store.write_failed", task=1, reason="save failed")
+    s.end(900)
+    assert [h.fault_seq for h in metrics.recovery_latencies(s.rows())] == [outage]
