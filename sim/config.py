@@ -18,6 +18,7 @@ from sim.kube.pods import StartupDelay
 
 DIST_KINDS = ("fixed", "uniform", "lognormal", "exponential")
 _Z99 = 2.3263478740408408
+_EXP_MAX = 709.0  # math.exp overflows above ~709.78: a median 1e-20, p99 1e20 lognormal
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Dist:
         k = self.kind
         if k == "lognormal":
             sigma = (math.log(self.b) - math.log(self.a)) / _Z99 if self.b > self.a else 0.0
-            x = self.a * math.exp(sigma * sigma / 2)
+            x = self.a * math.exp(min(sigma * sigma / 2, _EXP_MAX))
         else:
             x = {"fixed": self.a, "uniform": (self.a + self.b) / 2, "exponential": self.a}.get(k, self.a)
         return max(x, self.minimum)
@@ -67,7 +68,7 @@ class Dist:
             x = self.a + q * (self.b - self.a)
         elif k == "lognormal":
             sigma = (math.log(self.b) - math.log(self.a)) / _Z99 if self.b > self.a else 0.0
-            x = self.a * math.exp(sigma * NormalDist().inv_cdf(q))
+            x = self.a * math.exp(min(sigma * NormalDist().inv_cdf(q), _EXP_MAX))
         else:
             x = -self.a * math.log(1.0 - q)
         return max(x, self.minimum)

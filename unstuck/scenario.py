@@ -584,9 +584,11 @@ def advice(s: Scenario, file: str) -> list[str]:
                              "for the whole run and `drained` may fail under every scheduler; "
                              f"make every_s at least {busy:.0f}, or spread the load over more "
                              "workspaces"))
-    # A pod runs one plan_and_apply at a time, from its plan to its apply's end (a reserved
-    # slot holds it while the user decides), so a pool does at most max_replicas of them at
-    # once: more work than that in the whole run leaves tasks queued at its end.
+    # A pod runs one plan_and_apply at a time, so a pool does at most max_replicas of them at
+    # once: more plan and apply work than that in the whole run leaves tasks queued at its
+    # end. The user's confirm is not counted: a reservation held for it is taken back after
+    # reservation_hold_s (F11), so only the work itself is sure to take pod time.
+    pod_mean = plan_mean + a.has_changes * a.apply_s.world().mean()
     run = s.duration_s + s.drain_s
     work: dict[str, tuple[float, float]] = {}
     for w in s.workload:
@@ -595,14 +597,14 @@ def advice(s: Scenario, file: str) -> list[str]:
         n = (w.count if w.count is not None else len(w.names or ())) * per_ws
         n *= w.types.get("plan_and_apply", 0.0) / sum(w.types.values())
         tasks, secs = work.get(pool, (0.0, 0.0))
-        work[pool] = (tasks + n, secs + n * pa_mean)
+        work[pool] = (tasks + n, secs + n * pod_mean)
     for i, p in enumerate(s.pools):
         tasks, secs = work.get(p.id, (0.0, 0.0))
         if secs > p.max_replicas * run:
             out.append(_line(file, f"pools[{i}].max_replicas", p.max_replicas, f"the workload "
-                             f"asks this pool for about {tasks:.0f} plan_and_apply tasks, "
-                             f"{secs:.0f} s of pod time (a pod runs one at a time, {pa_mean:.0f} s "
-                             f"each on average, from its plan to its apply's end), more than "
+                             f"asks this pool for about {_count(tasks)} plan_and_apply tasks, "
+                             f"{_count(secs)} s of pod time (a pod runs one at a time, "
+                             f"{pod_mean:.0f} s each on average, its plan and apply), more than "
                              f"{p.max_replicas} pods give in the run ({run:g} s): tasks are still "
                              "queued at its end and `drained` may fail under every scheduler; "
                              f"raise max_replicas to at least {math.ceil(secs / run)}, or "
@@ -646,18 +648,31 @@ def _too_often(s: Scenario) -> list[tuple[str, Any, str]]:
     out = []
     for path, period, span, what in periods:
         if period and span / period > REPEATS_MAX * (1 + 1e-9):  # the least value named runs
-            out.append((path, period, f"would repeat {span / period:.3g} times ({what}) in "
-                        f"{span:g} s, more than the {REPEATS_MAX:,} a run allows; make it at "
-                        f"least {span / REPEATS_MAX:.3g}"))
+            out.append((path, period, f"would repeat {_count(span / period)} times ({what}) "
+                        f"in {span:g} s, more than the {REPEATS_MAX:,} a run allows; make it "
+                        f"at least {_suggest(span / REPEATS_MAX, up=True)}"))
     for i, f in enumerate(s.faults):
         if f.rate_per_h is not None:
             span = _window(s, f)
             if f.rate_per_h * span / 3600 > REPEATS_MAX * (1 + 1e-9):
                 out.append((f"faults[{i}].rate_per_h", f.rate_per_h, f"would fire "
-                            f"{f.rate_per_h * span / 3600:.3g} times in {span:g} s, more than "
-                            f"the {REPEATS_MAX:,} a run allows; make it at most "
-                            f"{REPEATS_MAX * 3600 / span:.3g}"))
+                            f"{_count(f.rate_per_h * span / 3600)} times in {span:g} s, more "
+                            f"than the {REPEATS_MAX:,} a run allows; make it at most "
+                            f"{_suggest(REPEATS_MAX * 3600 / span, up=False)}"))
     return out
+
+
+def _suggest(x: float, *, up: bool) -> str:
+    """`x` to 3 significant figures, rounded up or down (a least or greatest value a message
+    suggests must itself be accepted), written as one would type it in YAML."""
+    f = 10.0 ** (math.floor(math.log10(x)) - 2)
+    v = (math.ceil(x / f) if up else math.floor(x / f)) * f
+    return f"{v:.0f}" if v >= 1000 else f"{v:.6g}"
+
+
+def _count(x: float) -> str:
+    """A count or a span for a message: digits while they are few, else a mantissa."""
+    return f"{x:,.0f}" if x < 1e9 else f"{x:.3g}"
 
 
 _SCALE_TO_ZERO = ("the API server refuses 0 unless the HPAScaleToZero feature gate (alpha, off "

@@ -277,17 +277,17 @@ def test_what_used_to_crash_or_hang_after_validation_is_refused_in_one_line(patc
      "faults[0].retry_s = 1e-09 (float): would repeat 6e+11 times (attempts within within_s) in "
      "600 s, more than the 1,000,000 a run allows; make it at least 0.0006"),
     ({"workload": [{"count": 1, "every_s": 1e-6}]},
-     "workload[0].every_s = 1e-06 (float): would repeat 6e+08 times (tasks from each workspace) "
+     "workload[0].every_s = 1e-06 (float): would repeat 600,000,000 times (tasks from each workspace) "
      "in 600 s, more than the 1,000,000 a run allows; make it at least 0.0006"),
     ({"pools": [{**DEP, "hpa": {"sync_period_s": 1e-9}}]},
      "pools[0].hpa.sync_period_s = 1e-09 (float): would repeat 2.4e+12 times (HPA syncs) in "
      "2400 s, more than the 1,000,000 a run allows; make it at least 0.0024"),
     ({"cluster": {"node": {"lease_renew_s": 1e-4}}},
-     "cluster.node.lease_renew_s = 0.0001 (float): would repeat 2.4e+07 times (per node) in "
+     "cluster.node.lease_renew_s = 0.0001 (float): would repeat 24,000,000 times (per node) in "
      "2400 s, more than the 1,000,000 a run allows; make it at least 0.0024"),
     ({"faults": [{"type": "scheduler-restart", "rate_per_h": 1e12}]},
      "faults[0].rate_per_h = 1000000000000.0 (float): would fire 1.67e+11 times in 600 s, more "
-     "than the 1,000,000 a run allows; make it at most 6e+06"),
+     "than the 1,000,000 a run allows; make it at most 6000000"),
     # 1e300 / 1e-300 overflowed to inf in the HPA's ratio (OverflowError in math.ceil).
     ({"pools": [{**DEP, "hpa": {"target": 1e-300}}]},
      "pools[0].hpa.target = 1e-300 (float): must be >= 0.01: Kubernetes takes a target "
@@ -312,6 +312,14 @@ def test_what_would_run_for_hours_or_never_run_a_task_is_refused_in_one_line(pat
 def test_the_least_period_a_refusal_names_is_accepted():
     parse({**OK, "faults": [{"type": "pod-kill", "at": 5, "retry_s": 0.0006}]}, "x.yaml")
     parse({**OK, "faults": [{"type": "scheduler-restart", "rate_per_h": 6e6}]}, "x.yaml")
+    # Rounded to 3 figures the right way: up for a least value, down for a greatest.
+    slow = {**OK, "duration_s": 3601, "drain_s": 600}
+    (line,) = problems({**slow, "workload": [{"count": 1, "every_s": 1e-9}]})
+    assert line.endswith("make it at least 0.00361"), line
+    parse({**slow, "workload": [{"count": 1, "every_s": 0.00361}]}, "x.yaml")
+    (line,) = problems({**slow, "faults": [{"type": "scheduler-restart", "rate_per_h": 1e9}]})
+    assert line.endswith("make it at most 999000"), line
+    parse({**slow, "faults": [{"type": "scheduler-restart", "rate_per_h": 999000}]}, "x.yaml")
 
 
 @pytest.mark.parametrize("kind", ["fixed", "uniform"])
@@ -410,7 +418,7 @@ def test_a_workspace_asked_for_tasks_faster_than_it_can_run_them_gets_a_warning(
 
 def test_a_pool_asked_for_more_plan_and_apply_work_than_its_pods_can_do_gets_a_warning():
     # The fuzz's: 6 workspaces, 24 plan_and_apply tasks on a pool of at most 1 pod, which runs
-    # one at a time for ~173 s each: 4,148 s of work in a 2,400 s run.
+    # one at a time for ~171 s each: 4,105 s of work in a 2,400 s run.
     at = [0, 0.3, 292]
     crowded = {**OK, "pools": [{"id": "p", "min_replicas": 0, "max_replicas": 1}],
                "users": {"confirm_s": 2},
@@ -419,9 +427,26 @@ def test_a_pool_asked_for_more_plan_and_apply_work_than_its_pods_can_do_gets_a_w
     (line,) = advice(parse(crowded, "x.yaml"), "x.yaml")
     assert line == (
         "warning: x.yaml: pools[0].max_replicas = 1 (int): the workload asks this pool for about "
-        "24 plan_and_apply tasks, 4148 s of pod time (a pod runs one at a time, 173 s each on "
-        "average, from its plan to its apply's end), more than 1 pods give in the run (2400 s): "
+        "24 plan_and_apply tasks, 4,105 s of pod time (a pod runs one at a time, 171 s each on "
+        "average, its plan and apply), more than 1 pods give in the run (2400 s): "
         "tasks are still queued at its end and `drained` may fail under every scheduler; raise "
         "max_replicas to at least 2, or lighten the workload")
     roomy = {**crowded, "pools": [{"id": "p", "min_replicas": 0, "max_replicas": 2}]}
     assert advice(parse(roomy, "x.yaml"), "x.yaml") == []
+
+
+def test_advice_survives_a_lognormal_whose_tail_overflows_a_float():
+    # Found by review: median 1e-20, p99 1e20 passed validation, then OverflowError in
+    # Dist.mean (exp of sigma^2/2), a traceback where d9d4ba1 had run it.
+    wide = {**OK, "agents": {"plan_s": {"kind": "lognormal", "median": 1e-20, "p99": 1e20,
+                                        "floor": 5}}}
+    lines = advice(parse(wide, "x.yaml"), "x.yaml")
+    assert lines and all(line.startswith("warning: x.yaml: ") for line in lines), lines
+
+
+def test_slow_users_do_not_make_a_pool_look_too_small():
+    # Found by review: a confirm taking 30 min was counted as pod time, and 4 pods were
+    # called too few for 20 applies the reference and seed-head both drain.
+    slow = {**OK, "users": {"confirm_s": 1800}, "agents": {"plan_s": 60, "apply_s": 90},
+            "workload": [{"count": 20, "at": [5]}]}
+    assert advice(parse(slow, "x.yaml"), "x.yaml") == []
