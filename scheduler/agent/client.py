@@ -122,7 +122,8 @@ class Outbox:
                 item = self.items[0]
             if self._deliver(item):
                 with self.cond:
-                    self.items.popleft()
+                    if self.items and self.items[0] is item:  # `discard` may have emptied it
+                        self.items.popleft()
                 item.done.set()
 
     def _deliver(self, item: Item) -> bool:

@@ -55,7 +55,8 @@ class AgentConfig:
 
 
 class _Interrupted(Exception):
-    """Raised by the SIGTERM handler into a blocked long-poll, to stop waiting for it."""
+    """Raised by the SIGTERM handler into a blocked long-poll or registration, to stop
+    waiting for it."""
 
 
 class Agent:
@@ -71,7 +72,7 @@ class Agent:
         self.terminating = threading.Event()
         self.terminate_at = 0.0
         self.after = 0
-        self.in_poll = False
+        self.waiting = False
 
     # ---------------------------------------------------------------- registration
     def register(self) -> None:
@@ -79,9 +80,13 @@ class Agent:
         backoff = 0.05
         while not self.terminating.is_set():
             try:
-                r = self.client.post("/agent/register", {
-                    "agent_id": self.cfg.agent_id, "pool_id": self.cfg.pool_id,
-                    "pod": self.cfg.pod, "pid": os.getpid()})
+                self.waiting = True  # on the scheduler: a SIGTERM interrupts it (`terminate`)
+                try:
+                    r = self.client.post("/agent/register", {
+                        "agent_id": self.cfg.agent_id, "pool_id": self.cfg.pool_id,
+                        "pod": self.cfg.pod, "pid": os.getpid()})
+                finally:
+                    self.waiting = False
             except httpx.HTTPError as exc:
                 log.info("scheduler unreachable (%s); retrying", exc)
             else:
@@ -156,14 +161,17 @@ class Agent:
         threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True).start()
         while not self.terminating.is_set():
             if not self.registered.is_set():
-                self.register()
+                try:
+                    self.register()
+                except _Interrupted:
+                    break
                 continue
             try:
-                self.in_poll = True
+                self.waiting = True
                 try:
                     messages = self.client.poll(self.cfg.agent_id, self.after, self.cfg.poll_timeout_s)
                 finally:
-                    self.in_poll = False
+                    self.waiting = False
             except _Interrupted:
                 break
             except NotRegistered:
@@ -186,8 +194,8 @@ class Agent:
         grace = 0.0 if self.cfg.on_sigterm == "exit" else self.cfg.grace_s
         self.terminate_at = time.monotonic() + grace
         self.terminating.set()
-        if self.in_poll:
-            raise _Interrupted  # out of the blocked long-poll, into the main loop's handler
+        if self.waiting:
+            raise _Interrupted  # out of a blocked long-poll or registration, to the shutdown
 
     def _shutdown(self) -> int:
         """Finish what runs within the grace period, abort the rest, deliver the reports; or,
@@ -224,5 +232,8 @@ def main(cfg: AgentConfig) -> int:
     agent = Agent(cfg)
     signal.signal(signal.SIGTERM, agent.terminate)
     signal.signal(signal.SIGINT, agent.terminate)
-    agent.register()
+    try:
+        agent.register()
+    except _Interrupted:
+        return agent._shutdown()
     return agent.serve()

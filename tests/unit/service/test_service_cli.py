@@ -98,3 +98,37 @@ def test_the_seed_agent_exits_at_sigterm_reporting_nothing(lone):
     ends = [r for r in lone.engine.history.rows if r["task"] == task_id and r["kind"].startswith("exec.")
             and r["data"]["action"] == "apply" and r["kind"] != "exec.invoke"]
     assert [(r["kind"], r["reason"]) for r in ends] == [("exec.info", "agent process killed")]
+
+
+@pytest.mark.parametrize("on_sigterm", ["exit", "drain"])
+def test_sigterm_while_registering_with_a_silent_scheduler_exits_at_once(tmp_path, on_sigterm):
+    # Found by review: the agent waited out its HTTP timeout (10 s) before it noticed.
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connects, never answers
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "unstuck.cli", "agent", "--server",
+         f"http://127.0.0.1:{silent.getsockname()[1]}", "--pod", "pod-1", "--backend-dir",
+         str(tmp_path / "backend"), "--on-sigterm", on_sigterm],
+        env={**os.environ, "UNSTUCK_POOL_TOKEN": "p"}, cwd=tmp_path)
+    conn = None
+    try:
+        silent.settimeout(30)
+        conn, _ = silent.accept()  # its first registration is on the wire (handlers are set)
+        time.sleep(0.2)
+        sent = time.monotonic()
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(8) == 0
+        assert time.monotonic() - sent < 3
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait(10)
+        if conn is not None:
+            conn.close()
+        silent.close()
