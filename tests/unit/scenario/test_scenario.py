@@ -428,11 +428,20 @@ def test_a_pool_asked_for_more_plan_and_apply_work_than_its_pods_can_do_gets_a_w
     assert line == (
         "warning: x.yaml: pools[0].max_replicas = 1 (int): the workload asks this pool for about "
         "24 plan_and_apply tasks, 4,105 s of pod time (a pod runs one at a time, 171 s each on "
-        "average, its plan and apply), more than 1 pods give in the run (2400 s): "
-        "tasks are still queued at its end and `drained` may fail under every scheduler; raise "
-        "max_replicas to at least 2, or lighten the workload")
-    roomy = {**crowded, "pools": [{"id": "p", "min_replicas": 0, "max_replicas": 2}]}
+        "average, its plan and apply), over 3/4 of what 1 pods give in the run (2400 s each): "
+        "tasks may still be queued at its end and `drained` fail under every scheduler; raise "
+        "max_replicas to at least 3, or lighten the workload")
+    roomy = {**crowded, "pools": [{"id": "p", "min_replicas": 0, "max_replicas": 3}]}
     assert advice(parse(roomy, "x.yaml"), "x.yaml") == []
+    # The next hunt's: 13 plans of 333 s at t=0 on 5 pods take 3 rounds (999 s of a 1,010 s
+    # run), though the work is only 86 % of the pool's pod time.
+    burst = {**OK, "drain_s": 410, "agents": {"plan_s": 333.3, "apply_s": 381, "has_changes": 0,
+                                             "connect_s": 0},
+             "pools": [{"id": "p", "min_replicas": 0, "max_replicas": 5}],
+             "workload": [{"prefix": "a", "count": 5, "at": [0, 0]},
+                          {"names": ["b"], "at": [0, 0, 0]}]}
+    (line,) = advice(parse(burst, "x.yaml"), "x.yaml")
+    assert "about 13 plan_and_apply tasks, 4,333 s of pod time" in line, line
 
 
 def test_advice_survives_a_lognormal_whose_tail_overflows_a_float():
