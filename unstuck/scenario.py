@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from scheduler.settings import ReferencePolicy
 from sim import config as sc
 from sim.kube.hpa import HPASpec
 from sim.kube.nodes import NodeTimings
@@ -587,10 +588,12 @@ def advice(s: Scenario, file: str) -> list[str]:
     # A pod runs one plan_and_apply at a time, so a pool does at most max_replicas of them at
     # once. Asked for more than three quarters of that over the whole run, its queues grow
     # long (arrivals bunch, and n tasks on m pods take ceil(n/m) rounds, not n/m), and tasks
-    # may still be queued at the end. The user's confirm is not counted: a reservation held
-    # for it is taken back after reservation_hold_s (F11), so only the work itself is sure to
-    # take pod time.
-    pod_mean = plan_mean + a.has_changes * a.apply_s.world().mean()
+    # may still be queued at the end. A plan waiting for its user's confirm keeps its pod's
+    # plan_and_apply slot for at most the reference's reservation_hold_s (then a waiting plan
+    # may take it, F11), so that much of the confirm counts.
+    hold = ReferencePolicy().reservation_hold_s
+    pod_mean = plan_mean + a.has_changes * (min(u.confirm_s.world().mean(), hold)
+                                            + a.apply_s.world().mean())
     run = s.duration_s + s.drain_s
     work: dict[str, tuple[float, float]] = {}
     for w in s.workload:
@@ -606,7 +609,7 @@ def advice(s: Scenario, file: str) -> list[str]:
             out.append(_line(file, f"pools[{i}].max_replicas", p.max_replicas, f"the workload "
                              f"asks this pool for about {_count(tasks)} plan_and_apply tasks, "
                              f"{_count(secs)} s of pod time (a pod runs one at a time, "
-                             f"{pod_mean:.0f} s each on average, its plan and apply), over 3/4 "
+                             f"{pod_mean:.0f} s each on average: plan, held confirm, apply), over 3/4 "
                              f"of what {p.max_replicas} pods give in the run ({run:g} s each): "
                              "tasks may still be queued at its end and `drained` fail under "
                              "every scheduler; raise max_replicas to at least "

@@ -418,7 +418,7 @@ def test_a_workspace_asked_for_tasks_faster_than_it_can_run_them_gets_a_warning(
 
 def test_a_pool_asked_for_more_plan_and_apply_work_than_its_pods_can_do_gets_a_warning():
     # The fuzz's: 6 workspaces, 24 plan_and_apply tasks on a pool of at most 1 pod, which runs
-    # one at a time for ~171 s each: 4,105 s of work in a 2,400 s run.
+    # one at a time for ~173 s each: 4,148 s of work in a 2,400 s run.
     at = [0, 0.3, 292]
     crowded = {**OK, "pools": [{"id": "p", "min_replicas": 0, "max_replicas": 1}],
                "users": {"confirm_s": 2},
@@ -427,8 +427,9 @@ def test_a_pool_asked_for_more_plan_and_apply_work_than_its_pods_can_do_gets_a_w
     (line,) = advice(parse(crowded, "x.yaml"), "x.yaml")
     assert line == (
         "warning: x.yaml: pools[0].max_replicas = 1 (int): the workload asks this pool for about "
-        "24 plan_and_apply tasks, 4,105 s of pod time (a pod runs one at a time, 171 s each on "
-        "average, its plan and apply), over 3/4 of what 1 pods give in the run (2400 s each): "
+        "24 plan_and_apply tasks, 4,148 s of pod time (a pod runs one at a time, 173 s each on "
+        "average: plan, held confirm, apply), over 3/4 of what 1 pods give in the run (2400 s "
+        "each): "
         "tasks may still be queued at its end and `drained` fail under every scheduler; raise "
         "max_replicas to at least 3, or lighten the workload")
     roomy = {**crowded, "pools": [{"id": "p", "min_replicas": 0, "max_replicas": 3}]}
@@ -454,8 +455,10 @@ def test_advice_survives_a_lognormal_whose_tail_overflows_a_float():
 
 
 def test_slow_users_do_not_make_a_pool_look_too_small():
-    # Found by review: a confirm taking 30 min was counted as pod time, and 4 pods were
-    # called too few for 20 applies the reference and seed-head both drain.
-    slow = {**OK, "users": {"confirm_s": 1800}, "agents": {"plan_s": 60, "apply_s": 90},
+    # Found by review: a confirm taking 30 min was counted whole as pod time, and 4 pods
+    # were called too few for 20 applies the reference and seed-head both drain. A waiting
+    # plan holds its pod for at most reservation_hold_s (900 s), and only that counts.
+    slow = {**OK, "duration_s": 3600, "drain_s": 3600, "users": {"confirm_s": 1800},
+            "agents": {"plan_s": 60, "apply_s": 90, "has_changes": 1},
             "workload": [{"count": 20, "at": [5]}]}
     assert advice(parse(slow, "x.yaml"), "x.yaml") == []
