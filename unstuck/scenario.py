@@ -273,6 +273,11 @@ class Workspaces(_Model):
     every_s: Seconds | None = None
     types: dict[Literal["plan_and_apply", "plan", "drift_check"], NonNegative] = {"plan_and_apply": 1.0}
 
+    @property
+    def size(self) -> int:
+        """How many workspaces the group holds."""
+        return len(self.names) if self.names is not None else self.count or 0
+
     @model_validator(mode="after")
     def _who(self) -> Workspaces:
         if (self.count is None) == (self.names is None):
@@ -571,20 +576,6 @@ def advice(s: Scenario, file: str) -> list[str]:
     a, u = s.agents, s.users
     plan_mean = a.plan_s.world().mean()
     pa_mean = plan_mean + a.has_changes * (u.confirm_s.world().mean() + a.apply_s.world().mean())
-    for i, w in enumerate(s.workload):
-        if w.every_s is None:
-            continue
-        total = sum(w.types.values())
-        busy = sum((pa_mean if t == "plan_and_apply" else plan_mean) * x / total
-                   for t, x in w.types.items())
-        if w.every_s < busy:
-            out.append(_line(file, f"workload[{i}].every_s", w.every_s, f"is shorter than the "
-                             f"{busy:.0f} s a task keeps its workspace busy on average (plan, "
-                             "and for a plan_and_apply with changes the user's confirm and the "
-                             "apply): a workspace runs one task at a time, so its queue grows "
-                             "for the whole run and `drained` may fail under every scheduler; "
-                             f"make every_s at least {busy:.0f}, or spread the load over more "
-                             "workspaces"))
     # A pod runs one plan_and_apply at a time, so a pool does at most max_replicas of them at
     # once. Asked for more than three quarters of that over the whole run, its queues grow
     # long (arrivals bunch, and n tasks on m pods take ceil(n/m) rounds, not n/m), and tasks
@@ -596,11 +587,20 @@ def advice(s: Scenario, file: str) -> list[str]:
                                             + a.apply_s.world().mean())
     run = s.duration_s + s.drain_s
     work: dict[str, tuple[float, float]] = {}
-    for w in s.workload:
+    for i, w in enumerate(s.workload):
+        pa_share = w.types.get("plan_and_apply", 0.0) / sum(w.types.values())
+        busy = pa_share * pa_mean + (1 - pa_share) * plan_mean
+        if w.every_s is not None and w.every_s < busy:
+            out.append(_line(file, f"workload[{i}].every_s", w.every_s, f"is shorter than the "
+                             f"{busy:.0f} s a task keeps its workspace busy on average (plan, "
+                             "and for a plan_and_apply with changes the user's confirm and the "
+                             "apply): a workspace runs one task at a time, so its queue grows "
+                             "for the whole run and `drained` may fail under every scheduler; "
+                             f"make every_s at least {busy:.0f}, or spread the load over more "
+                             "workspaces"))
         pool = w.pool if w.pool is not None else (s.pools[0].id if s.pools else "")
         per_ws = len(w.at) + (s.duration_s / w.every_s if w.every_s else 0.0)
-        n = (w.count if w.count is not None else len(w.names or ())) * per_ws
-        n *= w.types.get("plan_and_apply", 0.0) / sum(w.types.values())
+        n = w.size * per_ws * pa_share
         tasks, secs = work.get(pool, (0.0, 0.0))
         work[pool] = (tasks + n, secs + n * pod_mean)
     for i, p in enumerate(s.pools):
