@@ -285,7 +285,7 @@ def drained(history: History, *, drain_s: float | None = None) -> list[Violation
         if ln.type != "plan_and_apply":
             continue
         late = [r for r in ln.stimuli if r["kind"] != "task.created"
-                and us(end_t - r["t"]) <= drain and _status_before(ln, r["seq"]) in timelines.ACTIVE]
+                and us(end_t - r["t"]) <= drain and ln.status_before(r["seq"]) in timelines.ACTIVE]
         if late:
             released.setdefault(ln.workspace, []).append((ln.task, late[0]))
     for ln in lines:
@@ -296,7 +296,7 @@ def drained(history: History, *, drain_s: float | None = None) -> list[Violation
         if ln.status == "pending" and awaiting.get(ln.workspace, ln.task) < ln.task:
             continue
         held = [r for task, r in released.get(ln.workspace, ()) if task < ln.task]
-        if any(_status_before(ln, r["seq"]) == "pending" for r in held):
+        if any(ln.status_before(r["seq"]) == "pending" for r in held):
             continue
         why = "confirmed and " if ln.confirmed() else ""
         out.append(Violation(
@@ -306,16 +306,6 @@ def drained(history: History, *, drain_s: float | None = None) -> list[Violation
             witness.explain(tl, ln, tl.run.end_seq),
         ))
     return out
-
-
-def _status_before(ln: timelines.TaskLine, seq: int) -> str | None:
-    """The task's status just before row `seq` (None before it was created)."""
-    status = None
-    for r, _ in ln.status_rows:
-        if r["seq"] >= seq:
-            break
-        status = r.get("to_status") or "pending"
-    return status
 
 
 def no_wedged_workspace(history: History, *, bound_s: float | None = None) -> list[Violation]:

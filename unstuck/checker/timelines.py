@@ -132,6 +132,15 @@ class TaskLine:
     def confirmed(self) -> bool:
         return self.confirmed_epoch == self.epoch
 
+    def status_before(self, seq: int) -> str | None:
+        """The task's status just before row `seq` (None before it was created)."""
+        status = None
+        for seg in self.segments:
+            if seg.start["seq"] >= seq:
+                break
+            status = seg.status
+        return status
+
     def epoch_start(self, epoch: int) -> Row | None:
         return self.epoch_starts[epoch - 1] if epoch > 0 else None
 
