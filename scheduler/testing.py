@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scheduler import events as ev
-from scheduler import heartbeat
+from scheduler import heartbeat, reports
 from scheduler.core import Context, Scheduler
 from scheduler.history import History, HistoryEvent, Kind, Source
 from scheduler.model import PodInfo, Pool, Task, TaskStatus, TaskType, Workspace
@@ -49,6 +49,7 @@ class WorldAgent:
     paused: bool = False
     dead: bool = False
     runs: dict[int, Execution] = field(default_factory=dict)
+    unreported: dict[int, int] = field(default_factory=dict)  # our agent: task -> reports due
 
 
 class Script:
@@ -94,7 +95,9 @@ class Script:
         ctx = Context(store=self.store, cluster=_Cluster(self), agents=_Agents(self),
                       timer=_Timer(self), history=self.history, rng=random.Random(seed),
                       settings=settings or Settings())
-        self.scheduler = Scheduler(policy_class(variant)(ctx), ctx)
+        policy = policy_class(variant)
+        self.reports_until_delivered = policy.agent_reports == reports.UNTIL_DELIVERED
+        self.scheduler = Scheduler(policy(ctx), ctx)
         self._agent_ids = itertools.count(1)
         self.at(0.0, ev.Restart())
         self._heartbeat_loop()
@@ -284,7 +287,7 @@ class Script:
                 plan_running, apply_running = heartbeat.load(self._task_type(r.task_id) for r in runs)
                 self.send(ev.AgentHeartbeat(
                     a.agent_id, plan_running=plan_running, apply_running=apply_running,
-                    current_tasks=tuple(sorted(r.task_id for r in runs)),
+                    current_tasks=tuple(sorted({r.task_id for r in runs} | a.unreported.keys())),
                 ))
         self._push(self.now + 10.0, self._heartbeat_loop)
 
@@ -341,14 +344,26 @@ class Script:
                        data={"action": "plan", "fence": run.fence, "has_changes": changes,
                              "digest": digest}, **common)
             report = ev.PlanFinished(run.task_id, a.agent_id, changes, digest, run.fence)
-        self._report(report, attempt=0)
+        if self.reports_until_delivered:
+            a.unreported[run.task_id] = a.unreported.get(run.task_id, 0) + 1
+        self._report(a, report, attempt=0)
         self._push(self.now + self.notice_after_s,
                    lambda: self.send(ev.CompletionNotice(run.task_id, a.agent_id, True)) if a.connected else None)
 
-    def _report(self, report: Any, attempt: int) -> None:
+    def _report(self, a: WorldAgent, report: Any, attempt: int) -> None:
+        """As the variant's agent delivers a report (scheduler/reports.py): ours until the
+        scheduler takes it, the seed's 3 retries, then dropped."""
+        if a.dead:
+            return
         out = self.send(report)
-        if not out.ok and out.status >= 500 and attempt < 3:
-            self._push(self.now + min(10.0, 2.0 ** attempt), lambda: self._report(report, attempt + 1))
+        if out.ok or out.status < 500:
+            left = a.unreported.pop(report.task_id, 0) - 1
+            if left > 0:
+                a.unreported[report.task_id] = left
+        elif self.reports_until_delivered:
+            self._push(self.now + reports.backoff(attempt + 1), lambda: self._report(a, report, attempt + 1))
+        elif attempt < 3:
+            self._push(self.now + min(10.0, 2.0 ** attempt), lambda: self._report(a, report, attempt + 1))
 
     # ------------------------------------------------------------------ inspection
     def task(self, task_id: int) -> Task:

@@ -8,8 +8,12 @@ Behaviour (shared/specs/seed-system.md §2.2, §8):
   server dropped us: reconnect;
 * no capacity enforcement on the agent side: it runs whatever it is sent;
 * a phase runs for a drawn duration; at its end the agent reports over HTTP (PlanFinished /
-  ApplyFinished / TaskFailed; a 5xx is retried 3 times, 1 s base, 10 s max), then sends the
-  C&C completion notice ~50 ms later if connected (seed-head's G1 race needs both);
+  ApplyFinished / TaskFailed), then sends the C&C completion notice ~50 ms later if connected
+  (seed-head's G1 race needs both). A report answered with a 5xx is retried as the variant's
+  agent does (`agent_reports`, scheduler/reports.py): ours until it is delivered, listing
+  its task in `current_tasks` meanwhile and holding a drain's exit for it, as the live
+  agent's outbox does; the seed's 3 times (1 s base, 10 s max), then dropped. A paused
+  agent's retries wait for it to resume;
 * an apply takes the workspace's state lock fenced by (task, fence); its `exec.invoke` names
   the token it superseded (`data.supersedes`), and an apply whose token was superseded fails
   with "state lock fenced" (`exec.fail`) when it tries to commit;
@@ -28,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from scheduler import events as ev
-from scheduler import heartbeat
+from scheduler import heartbeat, reports
 from scheduler.history import Kind, Source
 from scheduler.model import TaskType
 from scheduler.ports import AgentSendError, RunTask
@@ -58,6 +62,9 @@ class AgentSim:
     draining: bool = False
     runs: dict[int, Run] = field(default_factory=dict)
     queued: list[RunTask] = field(default_factory=list)
+    # Reports not yet delivered, by task (our agent only): what the heartbeat still lists.
+    unreported: dict[int, int] = field(default_factory=dict)
+    held: list[tuple[Any, int]] = field(default_factory=list)  # retries due while paused
     hb_gen: int = 0
     conn_gen: int = 0
     backoff: float = 0.0
@@ -95,10 +102,11 @@ class AgentSim:
             return
         w = self.fleet.w
         runs = self.runs
-        if runs:
+        if runs or self.unreported:
             plan_running, apply_running = heartbeat.load(r.task_type for r in runs.values())
             beat = ev.AgentHeartbeat(self.agent_id, plan_running=plan_running,
-                                     apply_running=apply_running, current_tasks=tuple(sorted(runs)))
+                                     apply_running=apply_running,
+                                     current_tasks=tuple(sorted(runs.keys() | self.unreported.keys())))
         else:  # an idle agent, most beats of a day: the same event, made without counting
             beat = ev.AgentHeartbeat(self.agent_id)
         out = w.send(beat)
@@ -183,6 +191,8 @@ class AgentSim:
             if changes and x.task_type is TaskType.PLAN_AND_APPLY:
                 w.plan_pod[run.task_id] = self.pod.name
             report = ev.PlanFinished(run.task_id, self.agent_id, changes, digest, run.fence)
+        if self.fleet.reports_until_delivered:
+            self.unreported[run.task_id] = self.unreported.get(run.task_id, 0) + 1
         self._report(report, 0)
         w.kernel.after(cfg.notice_after_s, self._notice, run.task_id, ok)
         self._maybe_exit()
@@ -190,11 +200,28 @@ class AgentSim:
     def _report(self, report: Any, attempt: int) -> None:
         if self.dead:
             return
+        if self.paused:  # a frozen process sends nothing; the retry goes out when it wakes
+            self.held.append((report, attempt))
+            return
         out = self.fleet.w.send(report)
         cfg = self.fleet.cfg
-        if not out.ok and out.status >= 500 and attempt < cfg.report_retries:
+        if out.ok or out.status < 500:
+            self._reported(report.task_id)
+        elif self.fleet.reports_until_delivered:
+            self.fleet.w.kernel.after(reports.backoff(attempt + 1), self._report, report, attempt + 1)
+        elif attempt < cfg.report_retries:
             delay = min(cfg.report_cap_s, cfg.report_base_s * 2 ** attempt)
             self.fleet.w.kernel.after(delay, self._report, report, attempt + 1)
+
+    def _reported(self, task_id: int) -> None:
+        left = self.unreported.get(task_id)
+        if left is None:
+            return
+        if left > 1:
+            self.unreported[task_id] = left - 1
+        else:
+            del self.unreported[task_id]
+            self._maybe_exit()
 
     def _notice(self, task_id: int, ok: bool) -> None:
         if self.connected and not self.dead and not self.paused:
@@ -214,7 +241,8 @@ class AgentSim:
         self.fleet.w.cluster.agent_exited(self.pod)
 
     def _maybe_exit(self) -> None:
-        if self.draining and not self.runs and not self.dead and not self.paused:
+        if (self.draining and not self.runs and not self.unreported and not self.dead
+                and not self.paused):
             self.fleet.w.cluster.agent_exited(self.pod)
 
     def kill(self, reason: str) -> None:
@@ -257,6 +285,9 @@ class AgentSim:
         queued, self.queued = self.queued, []
         for run in queued:
             self._start(run)
+        held, self.held = self.held, []
+        for report, attempt in held:
+            self._report(report, attempt)
         if self.connected:
             self.hb_gen += 1
             self.heartbeat(self.hb_gen)  # a 404 here means the server dropped us: reconnect
@@ -272,6 +303,7 @@ class AgentFleet:
         self.cfg = world.cfg.agents
         self.rng = world.rng("agents")
         self.exit_on_sigterm = world.agent_on_sigterm == "exit"
+        self.reports_until_delivered = world.agent_reports == reports.UNTIL_DELIVERED
         self.by_id: dict[str, AgentSim] = {}
         # The agents not yet dead: a churning day starts thousands of agents, and fault
         # targeting walks the living ones.

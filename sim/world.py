@@ -76,6 +76,7 @@ class World:
         self.epoch = 0
         policy = policy_class(variant)
         self.agent_on_sigterm: str = policy.agent_on_sigterm  # the agent this variant ships
+        self.agent_reports: str = policy.agent_reports
         self.cluster = ClusterSim(self)
         self.agents = AgentFleet(self)
         self.users = Users(self)

@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from scheduler import reports
+
 log = logging.getLogger("unstuck.agent")
 
 
@@ -63,7 +65,7 @@ class Client:
 class Outbox:
     """Ordered, at-least-once delivery of reports on its own thread."""
 
-    def __init__(self, client: Client, *, max_backoff_s: float = 2.0) -> None:
+    def __init__(self, client: Client, *, max_backoff_s: float = reports.MAX_BACKOFF_S) -> None:
         self.client = client
         self.max_backoff_s = max_backoff_s
         self.items: deque[Item] = deque()
@@ -140,5 +142,5 @@ class Outbox:
         with self.cond:
             if self.stopping and item.attempts > 3:
                 return False
-        time.sleep(min(self.max_backoff_s, 0.05 * 2 ** min(item.attempts, 8)))
+        time.sleep(reports.backoff(item.attempts, self.max_backoff_s))
         return False

@@ -33,6 +33,7 @@ import math
 from dataclasses import dataclass, field
 
 from scheduler import events as ev
+from scheduler import reports
 from scheduler.core import Context
 from scheduler.history import Kind
 from scheduler.model import (
@@ -98,6 +99,9 @@ class ReferencePolicy:
     # Our agent drains on SIGTERM: no new work, runs finish within the grace period, then it
     # exits (scheduler/agent/process.py; docs/agent-protocol.md).
     agent_on_sigterm = "drain"
+    # Our agent delivers every report at least once and lists its task in its heartbeats
+    # until then (scheduler/reports.py): a committed apply is never left for "outcome unknown".
+    agent_reports = reports.UNTIL_DELIVERED
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from scheduler import autoscaler
+from scheduler import autoscaler, reports
 from scheduler import events as ev
 from scheduler.core import Context
 from scheduler.history import Kind
@@ -123,6 +123,9 @@ class SeedPolicy:
     # cancels the context every task runs under, closes the C&C socket and main returns, so
     # no report is sent and the server sees a disconnect (F8) the moment the delete starts.
     agent_on_sigterm = "exit"
+    # Its HTTP client retries a report 3 times and drops it (seed-system.md §2.2; the
+    # numbers are `sim.config.AgentConfig.report_*`).
+    agent_reports = reports.RETRY_THEN_DROP
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

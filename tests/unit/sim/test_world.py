@@ -6,11 +6,12 @@ from multiprocessing import get_context
 from scheduler import history
 from scheduler.model import TaskStatus
 from sim import runner
+from sim.config import FaultSpec
 from sim.world import World
 from unstuck import checker
 from unstuck.scenario import load
 
-from .worlds import incident
+from .worlds import EXACT, config, incident, replace
 
 
 def test_incident_601_in_miniature_seed_is_stuck_and_reference_applies():
@@ -85,3 +86,54 @@ def test_releasing_the_history_while_serialising_gives_the_same_rows():
     rows = kept.run()
     assert released.run(release=True) == rows
     assert len(released.history) == 0 and len(kept.history) == len(rows)
+
+
+def _apply_report_fates(scheduler: str, seeds: range) -> list[tuple[int, str | None]]:
+    """(failed writes of the 'apply finished' report, final status) per task whose apply
+    committed, over `seeds` of db-write-failures."""
+    cfg = load("scenarios/db-write-failures.yaml").world()
+    fates = []
+    for seed in seeds:
+        rows = runner.run(cfg, scheduler, seed).rows
+        committed = {r["task"] for r in rows
+                     if r["kind"] == "exec.ok" and r["data"].get("action") == "apply"}
+        failed_writes = {t: 0 for t in committed}
+        final: dict[int, str | None] = {t: None for t in committed}
+        for r in rows:
+            if r["task"] in committed:
+                if r["kind"] == "store.write_failed" and r["data"].get("op") == "apply finished":
+                    failed_writes[r["task"]] += 1
+                elif r["kind"] == "task.transition":
+                    final[r["task"]] = r["to_status"]
+        fates += [(failed_writes[t], final[t]) for t in sorted(committed)]
+    return fates
+
+
+def test_our_agent_delivers_an_apply_report_through_an_outage_and_the_seeds_drops_it():
+    # Ours retries until the scheduler takes the report, listing the task in its heartbeats
+    # meanwhile, so the task is never given up as "alive but not running the task"
+    # (scheduler/reports.py). The seed's agent tries 4 times in all, then drops the report.
+    ours = _apply_report_fates("reference", range(20))
+    assert max(n for n, _ in ours) > 4  # the outage outlasted the seed's retries...
+    assert {final for _, final in ours} == {"applied"}  # ...and every commit was recorded
+    seeds = _apply_report_fates("seed-head", range(20))
+    assert max(n for n, _ in seeds) == 4
+    assert {final for n, final in seeds if n == 4} - {"applied"}  # dropped: never applied
+
+
+def test_a_paused_agent_sends_no_report_retry_until_its_node_heals():
+    # The apply ends at 174 inside a 200 s outage of every store write; the agent's node is
+    # lost from 180 to 200. A frozen process sends nothing: its retries stop and resume at
+    # the heal, and the report lands when the outage ends.
+    cfg = replace(config(cluster=replace(EXACT, nodes=1)),
+                  faults=(FaultSpec("db-write-failure", at=170.0, duration_s=200.0, rate=1.0),
+                          FaultSpec("node-loss", at=180.0, heal_after=20.0)))
+    rows = World(cfg, "reference", 0).run()
+    tries = [r["t"] for r in rows
+             if r["kind"] == "store.write_failed" and r["data"].get("op") == "apply finished"]
+    assert tries[0] == 174.0 and tries[-1] < 370.0
+    assert [t for t in tries if 180.0 <= t < 200.0] == []
+    assert any(200.0 <= t < 202.5 for t in tries)  # the held retry goes out at the heal
+    [applied] = [r for r in rows if r["kind"] == "task.transition" and r["to_status"] == "applied"]
+    assert applied["t"] == 370.0
+    assert checker.check(rows).ok

@@ -1,0 +1,27 @@
+"""How an agent delivers the report of a finished phase, shared by the live and simulated agents.
+
+A report carries the one fact the scheduler cannot learn elsewhere: whether a plan found
+changes, whether an apply committed. Our agent therefore delivers every report at least
+once. It retries each report until the scheduler answers below 500 (a 409 for a stale run
+also counts as an answer). Meanwhile it keeps listing the report's task in its heartbeat's
+`current_tasks`, so the scheduler waits for an outcome that is on its way instead of giving
+the run up as "alive but not running the task".
+
+The seed's agent retries an HTTP report 3 times (base 1 s, capped at 10 s) and then drops
+it (seed-system.md §2.2). That lost report is how a committed apply ended as `failed` under a
+long database outage. The simulated seed agents keep those numbers (`sim.config.AgentConfig`).
+"""
+
+from __future__ import annotations
+
+UNTIL_DELIVERED = "until-delivered"  # our agent (`ReferencePolicy.agent_reports`)
+RETRY_THEN_DROP = "retry-then-drop"  # the seed's HTTP client (`SeedPolicy.agent_reports`)
+
+MAX_BACKOFF_S = 2.0
+
+
+def backoff(attempts: int, cap_s: float = MAX_BACKOFF_S) -> float:
+    """Seconds before the next try of a report that has failed `attempts` times (1, 2, ...).
+    The wait starts at 0.1 s so that a blip costs little, and it is capped low because the
+    scheduler is waiting for the report to finish the run."""
+    return min(cap_s, 0.05 * 2 ** min(attempts, 8))
