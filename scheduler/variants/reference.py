@@ -334,6 +334,9 @@ class ReferencePolicy:
         return ev.Outcome(True, 200, task_id=task.id)
 
     def on_apply_finished(self, e: ev.ApplyFinished) -> ev.Outcome:
+        late = self.late_commit(e) if e.ok else None
+        if late is not None:
+            return late
         task = self.current(e.task_id, e.agent_id, e.fence)
         if isinstance(task, ev.Outcome):
             return task
@@ -341,6 +344,26 @@ class ReferencePolicy:
             return self.finish(task, "apply finished", status=TaskStatus.APPLIED, stage=Stage.APPLIED)
         return self.finish(task, "apply failed", status=TaskStatus.FAILED,
                            error_message=e.error or "apply failed")
+
+    def late_commit(self, e: ev.ApplyFinished) -> ev.Outcome | None:
+        """The success report of the apply run this scheduler stopped waiting for: it gave
+        the run up as "outcome unknown" (its agent silent past `agent_timeout_s`:
+        `check_running`), or the user cancelled it, and bumped the fence. Yet the agent was
+        only frozen or unheard (a node lost and healed; heartbeats and reports that could
+        not be stored), or the commit came before the cancel reached it, and the apply
+        committed. A commit is a fact, so the task is recorded `applied`: its user must not
+        read `failed` or `cancelled` for a change that was made (the checker's
+        `no_unrecorded_apply`). None when the report is not that run's."""
+        task = self.ctx.store.get_task(e.task_id)
+        if (task is None or task.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED)
+                or task.stage != Stage.APPLYING or task.fence != e.fence + 1
+                or task.agent_id != e.agent_id):
+            return None
+        new = self.cas(task, f"late report: the apply had committed (task was {task.status.value})",
+                       status=TaskStatus.APPLIED, stage=Stage.APPLIED, error_message="")
+        if new is None:
+            return ev.Outcome(False, 503, task_id=task.id, message="status not stored, retry")
+        return ev.Outcome(True, 200, task_id=task.id)
 
     def on_task_failed(self, e: ev.TaskFailed) -> ev.Outcome:
         task = self.current(e.task_id, e.agent_id, e.fence)

@@ -3,11 +3,17 @@ kept as regression tests (found by `unstuck sim`, see tests/slow/sim)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import paths
 
+from scheduler import events as ev
 from scheduler.history import Kind
 from scheduler.model import TaskStatus
 from sim import runner
+from sim.config import FaultSpec
+from sim.world import World
+from tests.unit.sim.worlds import AGENTS, config, fixed
 from unstuck import checker
 from unstuck.scenario import load
 
@@ -65,3 +71,43 @@ def test_a_plan_nobody_confirms_does_not_hold_its_pod_against_other_workspaces()
     s.confirm(plan_end + 1100, 2)
     s.run(plan_end + 3000)
     assert {s.task(1).status, s.task(2).status} == {TaskStatus.APPLIED}
+
+
+def _disconnected_apply(cancel_at: float | None = None) -> list[dict]:
+    """The apply runs 114..200 on an agent whose C&C connection drops at 120 for good. After
+    60 s without heartbeats the reference gives the run up (failed: outcome unknown) and
+    replaces the pod; our agent drains on SIGTERM, so the apply commits at 200 within the
+    30 s grace and its HTTP report arrives with the old fence."""
+    cfg = config(agents=dataclasses.replace(AGENTS, apply=fixed(86.0)),
+                 faults=(FaultSpec("agent-disconnect", at=120.0, target="apply-runner",
+                                   reconnect_after=300.0),))
+    w = World(cfg, "reference", 0)
+    if cancel_at is not None:
+        w.kernel.at(cancel_at, w.send, ev.CancelTask(1, user="alice"))
+    return w.run()
+
+
+def _statuses(rows: list[dict]) -> list[tuple[float, str, str]]:
+    return [(r["t"], r["to_status"], r["reason"]) for r in rows
+            if r["kind"] == "task.transition" and r["task"] == 1 and r["t"] >= 150]
+
+
+def test_an_apply_given_up_as_outcome_unknown_that_then_commits_is_recorded_applied():
+    # Found by no_unrecorded_apply: the late report was refused as stale and the task read
+    # `failed` for an apply that had changed the infrastructure.
+    rows = _disconnected_apply()
+    assert _statuses(rows) == [
+        (175.0, "failed", "apply outcome unknown: no heartbeat from agent for 60 s"),
+        (200.0, "applied", "late report: the apply had committed (task was failed)"),
+    ]
+    assert checker.check(rows).ok
+
+
+def test_a_cancel_that_came_after_the_commit_ends_applied():
+    # The cancel could not reach the disconnected agent; the apply committed anyway.
+    rows = _disconnected_apply(cancel_at=150.0)
+    assert _statuses(rows) == [
+        (150.0, "cancelled", "cancelled by user"),
+        (200.0, "applied", "late report: the apply had committed (task was cancelled)"),
+    ]
+    assert checker.check(rows).ok

@@ -1,4 +1,4 @@
-"""The seven invariants, one pure function each: history in, violations out.
+"""The eight invariants, one pure function each: history in, violations out.
 
 Each function takes the history (a list of row dicts, or the `Timelines` already built from
 it, which is how `check` avoids grouping the rows seven times) and returns its violations in
@@ -7,7 +7,7 @@ the same violations. docs/checker.md states each rule; the definitions of status
 confirmed, authorized and owed are in `timelines`.
 
 Safety: `no_apply_without_confirmation`, `at_most_one_apply_per_confirmation`,
-`per_workspace_serialization`, `no_lost_task`.
+`per_workspace_serialization`, `no_lost_task`, `no_unrecorded_apply`.
 Liveness: `apply_pending_bound`, `drained`, `no_wedged_workspace`.
 """
 
@@ -236,6 +236,46 @@ def no_lost_task(history: History, *, bound_s: float | None = None) -> list[Viol
     return out
 
 
+def no_unrecorded_apply(history: History) -> list[Violation]:
+    """An apply that committed is recorded: a task with an `exec.ok` of action `apply` does not
+    end in a terminal status other than `applied`. The agent's `exec.ok` is the world's word
+    that the apply changed the infrastructure; a task that then reads `failed` or `cancelled`
+    tells its user the opposite, and the next plan starts from a state nobody expects. An
+    outcome the scheduler never learned (the agent died with its report) is no excuse once
+    the apply committed: it is the case the check exists for. A task that has not ended is
+    left to `no_lost_task` and `drained`."""
+    tl = _tl(history)
+    out = []
+    for ln in _lines(tl):
+        if not ln.terminal or ln.status == "applied":
+            continue
+        ok = next((r for r in ln.exec_done if r["kind"] == "exec.ok"
+                   and (r.get("data") or {}).get("action") == "apply"), None)
+        if ok is None:
+            continue
+        end = ln.segments[-1].start
+        last = max(ok, end, key=lambda r: r["seq"])
+        why = f" ({end['reason']})" if end.get("reason") else ""
+        out.append(Violation(
+            "no_unrecorded_apply", ln.task, ln.workspace, float(last["t"]),
+            f"task {ln.task}: its apply committed at t={ok['t']:g} (exec.ok from "
+            f"{ok.get('agent')}), but the task ended {ln.status} at t={end['t']:g}{why}",
+            witness.explain(tl, ln, last["seq"], [_invoke_of(ln, ok), ok, end]),
+        ))
+    out.sort(key=lambda v: v.t)
+    return out
+
+
+def _invoke_of(ln: timelines.TaskLine, done: Row) -> Row | None:
+    """The `exec.invoke` an execution end closes: the latest one before it of the same
+    token (fence) and agent."""
+    token = _token(done)
+    for inv, _ in reversed(ln.applies):
+        if inv["seq"] < done["seq"] and _token(inv) == token and inv.get("agent") == done.get("agent"):
+            return inv
+    return None
+
+
 # --- liveness ------------------------------------------------------------------------------
 
 
@@ -299,13 +339,38 @@ def drained(history: History, *, drain_s: float | None = None) -> list[Violation
         if any(ln.status_before(r["seq"]) == "pending" for r in held):
             continue
         why = "confirmed and " if ln.confirmed() else ""
+        blocker, rows = _blocker(tl, ln, lines)
+        behind = ""
+        if blocker is not None:
+            seg = blocker.segments[-1]
+            behind = f"; queued behind task {blocker.task} ({blocker.status} since t={seg.start['t']:g})"
         out.append(Violation(
             "drained", ln.task, ln.workspace, end_t,
             f"task {ln.task}: {why}{ln.status} at run end t={end_t:g}, after a "
-            f"{drain:g} s drain",
-            witness.explain(tl, ln, tl.run.end_seq),
+            f"{drain:g} s drain{behind}",
+            tuple(sorted(set(witness.explain(tl, ln, tl.run.end_seq)) | {r["seq"] for r in rows})),
         ))
     return out
+
+
+def _blocker(tl: Timelines, ln: timelines.TaskLine, lines: list[timelines.TaskLine]
+             ) -> tuple[timelines.TaskLine | None, list[Row]]:
+    """What a pending task of a workspace waits behind at run end: the owner of the
+    workspace's lock, else the workspace's active plan_and_apply (a task queued behind a stuck
+    one says nothing by itself; its witness should name the one that holds it). Returns the
+    blocker and the rows that show it: its lock and its latest status row."""
+    if ln.status != "pending" or ln.workspace is None:
+        return None, []
+    held = [s for s in tl.locks if s.workspace == ln.workspace and s.released is None
+            and s.end_t == tl.run.end_t and s.owner != ln.task]
+    if held and held[-1].owner in tl.tasks and tl.tasks[held[-1].owner].created is not None:
+        owner = tl.tasks[held[-1].owner]
+        return owner, [held[-1].acquired, owner.segments[-1].start]
+    for other in lines:
+        if (other.workspace == ln.workspace and other.task != ln.task
+                and other.type == "plan_and_apply" and other.status in timelines.ACTIVE):
+            return other, [other.segments[-1].start]
+    return None, []
 
 
 def no_wedged_workspace(history: History, *, bound_s: float | None = None) -> list[Violation]:
@@ -344,7 +409,50 @@ def no_wedged_workspace(history: History, *, bound_s: float | None = None) -> li
                 wit,
             ))
             break
+    out += _refused_while_unlocked(tl, bound)
     out.sort(key=lambda v: (v.t, v.workspace or ""))
+    return out
+
+
+def _refused_while_unlocked(tl: Timelines, bound: float) -> list[Violation]:
+    """A lock the history does not show. The scheduler refuses a create with 423 only while
+    its store holds the workspace's lock, so a refusal after the history's last `lock.released`
+    (or with no lock row at all) shows a lock still held that no task owns: a release that was
+    recorded but never written, say. It counts from that release (or from the first such
+    refusal) and is a violation at the first refusal more than `bound_s` later. One violation
+    per release."""
+    out = []
+    for ws in sorted(tl.refused_unlocked):
+        reported: set[int] = set()
+        first: dict[int, Row] = {}
+        for refusal, span in tl.refused_unlocked[ws]:
+            key = -1 if span is None else span.acquired["seq"]
+            if key in reported:
+                continue
+            start = first.setdefault(key, refusal) if span is None or span.released is None \
+                else span.released
+            if us(float(refusal["t"]) - float(start["t"])) <= bound:
+                continue
+            reported.add(key)
+            owner = tl.tasks.get(span.owner) if span is not None and span.owner is not None else None
+            if span is None:
+                since = f"has no lock row, yet creates were refused as locked from t={start['t']:g}"
+            else:
+                since = (f"was released at t={start['t']:g} ({start.get('reason') or 'no reason'})"
+                         f" by the history, yet creates were still refused as locked")
+            # The failed write that explains it: the workspace's own (a lock write), else the
+            # owner's last one.
+            cause = witness.last_at_or_before(tl.ws_write_failed.get(ws, []), start["seq"])
+            if cause is None and owner is not None:
+                cause = witness.last_at_or_before(owner.write_failed, start["seq"])
+            out.append(Violation(
+                "no_wedged_workspace", None if span is None else span.owner, ws,
+                float(refusal["t"]),
+                f"workspace {ws}: its lock {since} at t={refusal['t']:g}: the store holds a "
+                f"lock no task owns (bound {bound:g} s)",
+                tuple(sorted({r["seq"] for r in (None if span is None else span.acquired, start,
+                                                   cause, refusal) if r is not None})),
+            ))
     return out
 
 
@@ -360,6 +468,7 @@ ALL = (
     at_most_one_apply_per_confirmation,
     per_workspace_serialization,
     no_lost_task,
+    no_unrecorded_apply,
     apply_pending_bound,
     drained,
     no_wedged_workspace,

@@ -193,6 +193,10 @@ class Timelines:
     ws_status: dict[str, list[tuple[Row, int, str]]]  # plan_and_apply status rows per workspace
     ws_apply_execs: dict[str, list[Row]]  # exec.* rows with action apply, per workspace
     ws_retries: dict[str, list[Row]]  # workspace-scoped retry.scheduled (task null)
+    # Creates refused with 423 "locked" while no lock span of the workspace was open, with
+    # the workspace's last lock span before each (None: the history never locked it).
+    refused_unlocked: dict[str, list[tuple[Row, LockSpan | None]]]
+    ws_write_failed: dict[str, list[Row]]  # store.write_failed rows of no task (a lock write)
     hits: list[Hit]
     pod_node: dict[str, str]
     _seqs: list[int]
@@ -296,6 +300,9 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
     ws_retries: dict[str, list[Row]] = {}
     locks: list[LockSpan] = []
     held: dict[str, LockSpan] = {}
+    last_span: dict[str, LockSpan] = {}
+    refused_unlocked: dict[str, list[tuple[Row, LockSpan | None]]] = {}
+    ws_write_failed: dict[str, list[Row]] = {}
     hits: list[Hit] = []
     fault_rows: dict[int, Row] = {}
     db_windows: list[Row] = []  # db-write-failure fault rows in force, oldest first
@@ -355,11 +362,22 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             if kind == "lock.acquired":
                 span = LockSpan(ws, row, None, task, None)
                 held[ws] = span
+                last_span[ws] = span
                 locks.append(span)
             if task is None:
                 continue
         if kind == "run.end":
             run_end = row
+            continue
+        if kind == "task.rejected":
+            ws = row.get("workspace")
+            if data.get("status") == 423 and ws is not None and ws not in held:
+                refused_unlocked.setdefault(ws, []).append((row, last_span.get(ws)))
+            continue
+        if kind == "store.write_failed" and task is None:
+            ws = row.get("workspace")
+            if ws is not None:
+                ws_write_failed.setdefault(ws, []).append(row)
             continue
         if kind == "retry.scheduled" and task is None:
             ws = row.get("workspace")
@@ -477,8 +495,8 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
         ln.segments = _segments(ln)
     seqs = [r["seq"] for r in rows]
     tmax = list(accumulate((float(r["t"]) for r in rows), max))
-    return Timelines(rows, tasks, run, locks, ws_status, ws_apply_execs, ws_retries, hits,
-                     pod_node, seqs, tmax)
+    return Timelines(rows, tasks, run, locks, ws_status, ws_apply_execs, ws_retries,
+                     refused_unlocked, ws_write_failed, hits, pod_node, seqs, tmax)
 
 
 def _transition(

@@ -18,6 +18,7 @@ SAFETY = (
     "at_most_one_apply_per_confirmation",
     "per_workspace_serialization",
     "no_lost_task",
+    "no_unrecorded_apply",
 )
 LIVENESS = (
     "apply_pending_bound",

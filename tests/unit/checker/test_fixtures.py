@@ -86,8 +86,8 @@ def test_incident_601_witness_tells_the_story() -> None:
     assert verdict.stuck_tasks == (601,)
     assert verdict.counts() == {
         "no_apply_without_confirmation": 0, "at_most_one_apply_per_confirmation": 0,
-        "per_workspace_serialization": 0, "no_lost_task": 0, "apply_pending_bound": 1,
-        "drained": 1, "no_wedged_workspace": 1,
+        "per_workspace_serialization": 0, "no_lost_task": 0, "no_unrecorded_apply": 0,
+        "apply_pending_bound": 1, "drained": 1, "no_wedged_workspace": 1,
     }
 
 

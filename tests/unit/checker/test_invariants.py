@@ -210,6 +210,21 @@ def test_a_confirm_inside_the_drain_period_exempts_the_task() -> None:
     assert [(v.task, v.t) for v in invariants.drained(s2.rows())] == [(1, 1000.0)]
 
 
+def test_a_task_queued_behind_a_stuck_one_names_it_in_message_and_witness() -> None:
+    # Found by a mutation test: the witness of the queued task was its creation alone.
+    s = Story()
+    _planned(s)
+    acq = s.add(10, "lock.acquired", task=1, workspace="ws-1")
+    s.confirm(20, 1)
+    running = s.to(30, 1, "apply_pending", "running", reason="apply dispatched", agent="a1")
+    s.created(40, 2)
+    s.end(1000, drain_s=100)
+    v = {x.task: x for x in invariants.drained(s.rows())}
+    assert v[2].message.endswith("; queued behind task 1 (running since t=30)")
+    assert {acq, running} <= set(v[2].witness)
+    assert "queued behind" not in v[1].message
+
+
 def test_a_task_queued_behind_one_confirmed_inside_the_drain_is_exempt_too() -> None:
     # Found by the scenario fuzz under the reference: a workspace's queue of five, each
     # confirmed late; the last was created long before the drain and was still queued when
@@ -312,6 +327,97 @@ def test_an_owner_reset_to_pending_behind_its_own_lock_wedges_it() -> None:
     assert v.t == 400.0 and acq in v.witness and c in v.witness
     assert invariants.apply_pending_bound(s.rows()) == []  # it left apply_pending in time
     assert [v.task for v in invariants.drained(s.rows())] == [1]
+
+
+def _refusal(s: Story, t: float, ws: str = "ws-1") -> int:
+    return s.add(t, "task.rejected", workspace=ws, reason="workspace is locked",
+                 data={"status": 423})
+
+
+def test_creates_refused_as_locked_long_after_the_history_released_the_lock_wedge_it() -> None:
+    # The store kept the lock (its unlock write failed) while the history says released: the
+    # only symptom is the 423s, as in the incident ("creation answers 423").
+    s = Story()
+    _planned(s)
+    acq = s.add(10, "lock.acquired", task=1, workspace="ws-1")
+    s.confirm(20, 1)
+    _apply(s, 30)
+    failed = s.add(35, "store.write_failed", workspace="ws-1", reason="injected",
+                   data={"op": "unlock"})
+    rel = s.add(35, "lock.released", task=1, workspace="ws-1", reason="apply finished")
+    _refusal(s, 300)  # within the bound: the release may still be on its way
+    late = _refusal(s, 700)
+    _refusal(s, 900)
+    s.end(1000)
+    (v,) = invariants.no_wedged_workspace(s.rows())
+    assert (v.task, v.workspace, v.t) == (1, "ws-1", 700.0)
+    assert v.witness == (acq, failed, rel, late)
+    assert "released at t=35 (apply finished)" in v.message
+    assert "the store holds a lock no task owns" in v.message
+
+
+def test_refusals_while_the_history_holds_the_lock_or_within_the_bound_are_fine() -> None:
+    s = Story()
+    _planned(s)
+    s.add(10, "lock.acquired", task=1, workspace="ws-1")
+    _refusal(s, 200)  # the owner is apply_pending: the lock is its own
+    s.confirm(400, 1)
+    _apply(s, 410)
+    s.add(415, "lock.released", task=1, workspace="ws-1")
+    _refusal(s, 415)  # same instant as the release
+    _refusal(s, 700, ws="ws-2")  # another workspace, refused for its own reasons... within 300 s
+    _refusal(s, 900, ws="ws-2")  # ...of its first refusal: not yet
+    s.end(1000)
+    assert invariants.no_wedged_workspace(s.rows()) == []
+
+
+def test_refusals_on_a_workspace_the_history_never_locked_count_from_the_first() -> None:
+    s = Story()
+    first = _refusal(s, 100, ws="ws-9")
+    over = _refusal(s, 401, ws="ws-9")
+    s.end(1000)
+    (v,) = invariants.no_wedged_workspace(s.rows())
+    assert (v.task, v.workspace, v.t, v.witness) == (None, "ws-9", 401.0, (first, over))
+    assert "has no lock row" in v.message
+
+
+def test_an_apply_that_committed_must_not_end_failed() -> None:
+    # A scheduler that fails a running task on restart while its agent goes on (the seed's
+    # F5): the apply commits, its report is refused as stale, and the task reads failed.
+    s = Story()
+    _planned(s)
+    s.confirm(20, 1)
+    inv = _apply(s, 30, outcome=None)
+    end = s.to(33, 1, "running", "failed", reason="orphaned by scheduler restart")
+    ok = s.add(36, "exec.ok", task=1, workspace="ws-1", agent="a1",
+               data={"action": "apply", "fence": 2})
+    s.end(1000)
+    (v,) = invariants.no_unrecorded_apply(s.rows())
+    assert (v.task, v.t) == (1, 36.0)
+    assert {inv, end, ok} <= set(v.witness)
+    assert v.message == ("task 1: its apply committed at t=36 (exec.ok from a1), but the task "
+                         "ended failed at t=33 (orphaned by scheduler restart)")
+
+
+@pytest.mark.parametrize("outcome,final,flagged", [
+    ("ok", "applied", False),  # recorded
+    ("ok", None, False),  # not ended: no_lost_task's and drained's business
+    ("ok", "failed", True),  # the report was lost and the scheduler gave up
+    ("ok", "cancelled", True),
+    ("fail", "failed", False),  # the apply failed: failed is the truth
+    ("info", "failed", False),  # outcome unknown (the agent died): no commit is known
+])
+def test_only_a_committed_apply_needs_the_applied_status(outcome, final, flagged) -> None:
+    s = Story()
+    _planned(s)
+    s.confirm(20, 1)
+    _apply(s, 30, outcome=None)
+    s.add(35, f"exec.{outcome}", task=1, workspace="ws-1", agent="a1",
+          data={"action": "apply", "fence": 2})
+    if final is not None:
+        s.to(40, 1, "running", final, reason="done")
+    s.end(1000)
+    assert bool(invariants.no_unrecorded_apply(s.rows())) is flagged
 
 
 # --- input errors ---------------------------------------------------------------------------

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from unstuck.checker import INVARIANTS
 from unstuck.cli import app
 
 run = CliRunner().invoke
 HERE = Path(__file__).parent
-CHECKS_PER_PAIR = 7 + 1 + 1  # invariants, stuck_tasks, faults_took_effect
+CHECKS_PER_PAIR = len(INVARIANTS) + 1 + 1  # invariants, stuck_tasks, faults_took_effect
 
 
 def suite(out: Path, *args: str) -> Path:
