@@ -838,10 +838,27 @@ def parse(data: Any, file: str) -> Scenario:
             problems.append(_line(file, _loc(loc), value, rule,
                                   show_value=err["type"] not in ("missing", "union_tag_not_found")))
         raise ScenarioInvalid(problems) from None
-    problems += [_line(file, path, value, rule) for path, value, rule in _semantic(s)]
+    problems += [_line(file, path, _written(data, path, value), rule)
+                 for path, value, rule in _semantic(s)]
     if problems:
         raise ScenarioInvalid(problems)
     return s
+
+
+def _written(data: Any, path: str, value: Any) -> Any:
+    """The value at `path` as the file wrote it (`900`, where validation made it 900.0), so
+    that a message quotes the user; `value` when the file holds something else there (a
+    default, or a path that names a list for one of its items)."""
+    node = data
+    for part in re.findall(r"\[(\d+)\]|([^.\[\]]+)", path):
+        index, key = part
+        if index and isinstance(node, list) and int(index) < len(node):
+            node = node[int(index)]
+        elif key and isinstance(node, dict) and key in node:
+            node = node[key]
+        else:
+            return value
+    return node if node == value and type(node) is not bool else value
 
 
 def _without_sets(v: Any, loc: tuple[Any, ...], found: list[tuple[tuple[Any, ...], Any]]) -> Any:

@@ -141,7 +141,7 @@ def test_sim_with_an_unsafe_name_exits_2_and_writes_nothing(tmp_path):
 def test_a_run_must_last_more_than_0_s():
     at_0 = {**OK, "workload": [{"count": 1, "at": [0]}]}
     assert problems({**at_0, "duration_s": 0, "drain_s": 0}) == [
-        "scenarios/x.yaml: duration_s = 0.0 (float): with drain_s 0 the run would last 0 s; "
+        "scenarios/x.yaml: duration_s = 0 (int): with drain_s 0 the run would last 0 s; "
         "make duration_s (or drain_s) > 0"]
     for d, drain in ((0, 60), (60, 0)):
         assert parse({**at_0, "duration_s": d, "drain_s": drain}, "x.yaml").world().end_s == 60
@@ -302,7 +302,7 @@ def test_what_used_to_crash_or_hang_after_validation_is_refused_in_one_line(patc
      "out to start at min_replicas"),
     # Was dropped without a word, where a fault's `at` after the end is refused.
     ({"workload": [{"count": 1, "at": [5, 700]}]},
-     "workload[0].at[1] = 700.0 (float): is after duration_s (600); tasks arrive only while the "
+     "workload[0].at[1] = 700 (int): is after duration_s (600); tasks arrive only while the "
      "workload runs"),
 ])
 def test_what_would_run_for_hours_or_never_run_a_task_is_refused_in_one_line(patch, line):
@@ -462,3 +462,12 @@ def test_slow_users_do_not_make_a_pool_look_too_small():
             "agents": {"plan_s": 60, "apply_s": 90, "has_changes": 1},
             "workload": [{"count": 20, "at": [5]}]}
     assert advice(parse(slow, "x.yaml"), "x.yaml") == []
+
+
+def test_a_cross_field_problem_quotes_the_value_as_the_file_wrote_it():
+    # Was `faults[0].at = 900.0 (float)` for a file that says `at: 900`.
+    assert problems({**OK, "faults": [{"type": "pod-kill", "at": 900}]}) == [
+        "scenarios/x.yaml: faults[0].at = 900 (int): is after duration_s (600); faults fire only "
+        "while the workload runs"]
+    assert problems({**OK, "faults": [{"type": "pod-kill", "at": 900.5}]})[0].startswith(
+        "scenarios/x.yaml: faults[0].at = 900.5 (float): ")
