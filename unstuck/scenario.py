@@ -543,7 +543,56 @@ def _semantic(s: Scenario) -> list[tuple[str, Any, str]]:
         if f.at is not None and f.at > s.duration_s:
             out.append((f"faults[{i}].at", f.at, f"is after duration_s ({s.duration_s:g}); "
                         "faults fire only while the workload runs"))
+        out += _window_problems(i, f, s)
     return out + _too_often(s)
+
+
+def _window_problems(i: int, f: Any, s: Scenario) -> list[tuple[str, Any, str]]:
+    """Times that make a fault never fire, or never end what it started, and yet passed:
+    the run said `faults_never_fired` and exited 0. A rate_per_h fault draws its times in
+    (start_s, end_s], cut at duration_s as an `at` is (sim.faults.attempts)."""
+    out: list[tuple[str, Any, str]] = []
+    d, run = s.duration_s, s.duration_s + s.drain_s
+    if f.at is not None:
+        out += [(f"faults[{i}].{k}", getattr(f, k), "bounds the window of a rate_per_h fault; "
+                 "a fault with at fires at that time: remove it")
+                for k in ("start_s", "end_s") if k in f.model_fields_set]
+    elif d == 0:
+        out.append((f"faults[{i}].rate_per_h", f.rate_per_h, "with duration_s 0 there is no "
+                    "time to draw from, so the fault never fires; use at: 0, or make duration_s "
+                    "> 0"))
+    else:
+        if f.start_s >= d:
+            out.append((f"faults[{i}].start_s", f.start_s, f"is not before duration_s ({d:g}); "
+                        "faults fire only while the workload runs, so this one never would; "
+                        f"make start_s less than {d:g}"))
+        if f.end_s is not None and f.end_s > d:
+            out.append((f"faults[{i}].end_s", f.end_s, f"is after duration_s ({d:g}); faults "
+                        f"fire only while the workload runs; make end_s at most {d:g}, or "
+                        "leave it out (the window then ends at duration_s)"))
+        elif f.end_s is not None and f.end_s <= f.start_s and f.start_s < d:
+            out.append((f"faults[{i}].end_s", f.end_s, f"is not after start_s "
+                        f"({f.start_s:g}): the window is empty, so the fault never fires; make "
+                        "end_s greater than start_s"))
+    # A heal or reconnect due after the run's end never happens in it: the node stays lost,
+    # which `advice` warns about only when heal_after is left out.
+    first = f.at if f.at is not None else f.start_s
+    for k, what in (("heal_after", "the node never heals"),
+                    ("reconnect_after", "the agent never reconnects")):
+        after = getattr(f, k, None)
+        if after is not None and first + after >= run:
+            out.append((f"faults[{i}].{k}", after, f"ends after the run (the fault fires at "
+                        f"{first:g} s at the earliest, the run ends at duration_s + drain_s = "
+                        f"{run:g} s), so {what} in it; make {k} less than {run - first:g}, or "
+                        "leave it out"))
+    # A window of 0 s is laid and taken off at one instant: no component sees it.
+    span = (max(f.freeze_s, f.duration_s or 0.0) if f.type == "pool-scale-down" else
+            f.duration_s if f.type in ("db-write-failure", "hpa-scale-down") else None)
+    if span == 0:
+        k = "freeze_s" if f.type == "pool-scale-down" else "duration_s"
+        out.append((f"faults[{i}].{k}", getattr(f, k), "a window of 0 s is taken off the "
+                    "moment it is laid, so nothing sees the fault; make it > 0"))
+    return out
 
 
 def advice(s: Scenario, file: str) -> list[str]:

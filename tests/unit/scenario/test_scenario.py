@@ -471,3 +471,76 @@ def test_a_cross_field_problem_quotes_the_value_as_the_file_wrote_it():
         "while the workload runs"]
     assert problems({**OK, "faults": [{"type": "pod-kill", "at": 900.5}]})[0].startswith(
         "scenarios/x.yaml: faults[0].at = 900.5 (float): ")
+
+
+# ---------------------------------------------------------------------- user audit
+# Each of these passed validation, and the run said `faults_never_fired` (or nothing at all)
+# and exited 0: a window that can never fire is refused as a late `at` is.
+@pytest.mark.parametrize("fault, line", [
+    ({"rate_per_h": 2, "start_s": 700},
+     "faults[0].start_s = 700 (int): is not before duration_s (600); faults fire only while the "
+     "workload runs, so this one never would; make start_s less than 600"),
+    ({"rate_per_h": 2, "start_s": 300, "end_s": 100},
+     "faults[0].end_s = 100 (int): is not after start_s (300): the window is empty, so the "
+     "fault never fires; make end_s greater than start_s"),
+    ({"rate_per_h": 2, "start_s": 300, "end_s": 300},
+     "faults[0].end_s = 300 (int): is not after start_s (300): the window is empty, so the "
+     "fault never fires; make end_s greater than start_s"),
+    ({"rate_per_h": 2, "end_s": 900},
+     "faults[0].end_s = 900 (int): is after duration_s (600); faults fire only while the "
+     "workload runs; make end_s at most 600, or leave it out (the window then ends at "
+     "duration_s)"),
+    ({"at": 5, "start_s": 100},
+     "faults[0].start_s = 100 (int): bounds the window of a rate_per_h fault; a fault with at "
+     "fires at that time: remove it"),
+])
+def test_a_fault_window_that_can_never_fire_is_refused_like_a_late_at(fault, line):
+    assert problems({**OK, "faults": [{"type": "pod-kill", **fault}]}) == [
+        f"scenarios/x.yaml: {line}"]
+
+
+def test_a_window_wholly_after_the_workload_names_both_ends():
+    assert problems({**OK, "faults": [{"type": "pod-kill", "rate_per_h": 2, "start_s": 700,
+                                       "end_s": 800}]}) == [
+        "scenarios/x.yaml: faults[0].start_s = 700 (int): is not before duration_s (600); faults "
+        "fire only while the workload runs, so this one never would; make start_s less than 600",
+        "scenarios/x.yaml: faults[0].end_s = 800 (int): is after duration_s (600); faults fire "
+        "only while the workload runs; make end_s at most 600, or leave it out (the window then "
+        "ends at duration_s)"]
+
+
+def test_a_fault_window_the_refusal_suggests_is_accepted():
+    for fault in ({"rate_per_h": 2, "start_s": 599}, {"rate_per_h": 2, "end_s": 600},
+                  {"rate_per_h": 2, "start_s": 300, "end_s": 301}):
+        parse({**OK, "faults": [{"type": "pod-kill", **fault}]}, "x.yaml")
+
+
+def test_a_rate_fault_in_a_run_with_no_workload_time_is_refused():
+    at_0 = {**OK, "duration_s": 0, "workload": [{"count": 1, "at": [0]}]}
+    assert problems({**at_0, "faults": [{"type": "pod-kill", "rate_per_h": 2}]}) == [
+        "scenarios/x.yaml: faults[0].rate_per_h = 2 (int): with duration_s 0 there is no time "
+        "to draw from, so the fault never fires; use at: 0, or make duration_s > 0"]
+    parse({**at_0, "faults": [{"type": "pod-kill", "at": 0}]}, "x.yaml")
+
+
+@pytest.mark.parametrize("fault, line", [
+    ({"type": "node-loss", "at": 300, "heal_after": 2100},
+     "faults[0].heal_after = 2100 (int): ends after the run (the fault fires at 300 s at the "
+     "earliest, the run ends at duration_s + drain_s = 2400 s), so the node never heals in it; "
+     "make heal_after less than 2100, or leave it out"),
+    ({"type": "agent-disconnect", "rate_per_h": 1, "reconnect_after": 1e6},
+     "faults[0].reconnect_after = 1000000.0 (float): ends after the run (the fault fires at 0 s "
+     "at the earliest, the run ends at duration_s + drain_s = 2400 s), so the agent never "
+     "reconnects in it; make reconnect_after less than 2400, or leave it out"),
+    ({"type": "db-write-failure", "at": 5, "duration_s": 0},
+     "faults[0].duration_s = 0 (int): a window of 0 s is taken off the moment it is laid, so "
+     "nothing sees the fault; make it > 0"),
+    ({"type": "pool-scale-down", "at": 5, "freeze_s": 0},
+     "faults[0].freeze_s = 0 (int): a window of 0 s is taken off the moment it is laid, so "
+     "nothing sees the fault; make it > 0"),
+])
+def test_a_fault_whose_end_or_window_nothing_can_see_is_refused(fault, line):
+    assert problems({**OK, "faults": [fault]}) == [f"scenarios/x.yaml: {line}"]
+    fixed = {**fault, **{k: 1 for k in ("heal_after", "reconnect_after", "duration_s",
+                                        "freeze_s") if k in fault}}
+    parse({**OK, "faults": [fixed]}, "x.yaml")

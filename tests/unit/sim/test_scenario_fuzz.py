@@ -144,10 +144,17 @@ def workload(draw: Any, pool_ids: list[str], duration: float) -> list[dict[str, 
 
 def timing(draw: Any, duration: float) -> dict[str, Any]:
     t: dict[str, Any] = {}
-    if draw(st.integers(0, 2)) == 0:
+    if duration > 0 and draw(st.integers(0, 2)) == 0:
+        # A window within the workload's time (a start at or after duration_s, or an end after
+        # it or not after the start, is refused: such a fault never fires).
         t["rate_per_h"] = draw(st.sampled_from([0.5, 2, 6]) | st.floats(0.1, 20))
         maybe(t, draw, "start_s", secs(0, duration))
-        maybe(t, draw, "end_s", secs(0, duration * 1.2))
+        if t.get("start_s", 0) >= duration:
+            del t["start_s"]
+        start = t.get("start_s", 0)
+        maybe(t, draw, "end_s", secs(start, duration))
+        if t.get("end_s", duration) <= start:
+            del t["end_s"]
     else:
         t["at"] = draw(secs(0, duration))
     maybe(t, draw, "within_s", secs(0, 900))
@@ -176,12 +183,12 @@ def faults(draw: Any, pool_ids: list[str], duration: float) -> dict[str, Any]:
         maybe(f, draw, "reconnect_after", secs(0, 300))
     elif kind == "db-write-failure":
         maybe(f, draw, "rate", prob())
-        maybe(f, draw, "duration_s", secs(0, 900))
+        maybe(f, draw, "duration_s", secs(1, 900))
     elif kind == "double-confirm":
         maybe(f, draw, "gap_s", secs(0, 2))
     elif kind == "pool-scale-down":
         maybe(f, draw, "pool", pool)
-        maybe(f, draw, "freeze_s", secs(0, 1800))
+        maybe(f, draw, "freeze_s", secs(1, 1800))
         maybe(f, draw, "duration_s", secs(0, 1800))
         replicas(draw, f)
     elif kind == "hpa-scale-down":
@@ -195,7 +202,7 @@ def faults(draw: Any, pool_ids: list[str], duration: float) -> dict[str, Any]:
             replicas(draw, f)
             if "min_replicas" not in f and "max_replicas" not in f:
                 f["max_replicas"] = draw(st.integers(1, 3))
-        maybe(f, draw, "duration_s", secs(0, 1800))
+        maybe(f, draw, "duration_s", secs(1, 1800))
     return f
 
 
