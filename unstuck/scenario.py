@@ -55,10 +55,20 @@ def _as_seconds_hint(text: str) -> str:
     if parts and joined == re.sub(r"\s+", "", text.strip().lower()) and all(u in _UNITS for _, u in parts):
         total = sum(float(n) * _UNITS[u] for n, u in parts)
         return f"write {total:g}"
+    # A number in quotes: the fix is the same text without them (`'1e-9'`: 1e-9), if YAML
+    # reads that as a finite number (`nan` would be a string again, `1_000` is YAML's 1000).
+    if len(text) < 50 and not isinstance(number := _plain_scalar(text.strip()), bool) and (
+            isinstance(number, int | float) and math.isfinite(number)):
+        return f"write {text.strip()} without quotes"
+    return "for example 300"
+
+
+def _plain_scalar(text: str) -> Any:
+    """`text` as YAML reads it unquoted, or None if it is not one plain scalar."""
     try:
-        return f"write {float(text):g} (a number, not a string)"
-    except ValueError:
-        return "for example 300"
+        return read_yaml(text) if text and "\n" not in text else None
+    except yaml.YAMLError:
+        return None
 
 
 def _seconds(v: Any) -> Any:
@@ -961,6 +971,23 @@ class _Loader(yaml.SafeLoader):
         return node
 
 
+# YAML 1.2's floats with an exponent. PyYAML reads YAML 1.1, whose floats need a dot and a
+# signed exponent: `1e-9`, `1e+12` and `1.5e3` were strings, and the fix a message suggested
+# for them ("write 1e+12, a number") failed the same way. Only what YAML 1.1 leaves a string
+# is added (resolvers are tried in order, so `5`, `0x1F` and `09` read as before).
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
+
+
+def read_yaml(text: str) -> Any:
+    """The data of a scenario file's text, read as `load` reads it (unique keys, no alias
+    bomb, YAML 1.2 floats); raises `yaml.YAMLError`. (`unstuck shrink` re-reads a file with
+    `yaml.safe_load` and may: a YAML 1.1 dumper writes its string '1e-9' back unquoted.)"""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+
+
 def _expanded_size(node: yaml.Node, memo: dict[int, float], open_: set[int]) -> float:
     """Nodes under `node` with every alias expanded (infinite for a recursive alias)."""
     if id(node) in memo:
@@ -996,7 +1023,7 @@ def load(path: str | Path) -> Scenario:
         why = e.strerror or e.__class__.__name__
         raise ScenarioInvalid([f"{file}: cannot read it ({why})"]) from None
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+        data = read_yaml(text)
     except _TooLarge as e:
         raise ScenarioInvalid([f"{file}: {e}"]) from None
     except yaml.YAMLError as e:

@@ -544,3 +544,48 @@ def test_a_fault_whose_end_or_window_nothing_can_see_is_refused(fault, line):
     fixed = {**fault, **{k: 1 for k in ("heal_after", "reconnect_after", "duration_s",
                                         "freeze_s") if k in fault}}
     parse({**OK, "faults": [fixed]}, "x.yaml")
+
+
+@pytest.mark.parametrize("text, number", [
+    ("1e12", 1e12), ("1e+12", 1e12), ("1E-9", 1e-9), (".5", 0.5), ("-1e3", -1000.0),
+    ("1.5e3", 1500.0), ("5", 5), ("0x1F", 31)])
+def test_numbers_in_scientific_notation_are_numbers_as_in_yaml_1_2(text, number):
+    # PyYAML reads YAML 1.1, where `1e12` (no dot) and `1.5e3` (no exponent sign) are strings.
+    from unstuck.scenario import read_yaml
+
+    value = read_yaml(f"v: {text}")["v"]
+    assert value == number and type(value) is type(number)
+
+
+def test_a_scenario_may_write_seconds_in_scientific_notation(tmp_path):
+    f = tmp_path / "sci.yaml"
+    f.write_text("duration_s: 6e2\nworkload: [{count: 1, at: [5e0]}]\n"
+                 "faults: [{type: pod-kill, rate_per_h: 1e+1, retry_s: 1E-1}]\n")
+    s = load(f)
+    assert (s.duration_s, s.faults[0].rate_per_h, s.faults[0].retry_s) == (600, 10, 0.1)
+    # The docs' own example is now refused for what it is, not for being a string.
+    f.write_text("duration_s: 600\nworkload: [{count: 1, at: [5]}]\n"
+                 "faults: [{type: pod-kill, at: 5, retry_s: 1e-9}]\n")
+    with pytest.raises(ScenarioInvalid) as e:
+        load(f)
+    assert e.value.problems == [f"{f}: faults[0].retry_s = 1e-09 (float): would repeat 6e+11 "
+                                "times (attempts within within_s) in 600 s, more than the "
+                                "1,000,000 a run allows; make it at least 0.0006"]
+
+
+@pytest.mark.parametrize("quoted, fix", [
+    ("'1e-9'", "write 1e-9 without quotes"), ("'1e+12'", "write 1e+12 without quotes"),
+    ("' 300 '", "write 300 without quotes"), ("'nan'", "for example 300"),
+    ("'1_000'", "write 1_000 without quotes")])
+def test_a_number_in_quotes_is_a_string_and_the_fix_drops_the_quotes(tmp_path, quoted, fix):
+    f = tmp_path / "q.yaml"
+    f.write_text(f"duration_s: {quoted}\nworkload: [{{count: 1, at: [5]}}]\n")
+    with pytest.raises(ScenarioInvalid) as e:
+        load(f)
+    (line,) = e.value.problems
+    assert line.startswith(f"{f}: duration_s = ") and line.endswith(
+        f" (str): expected seconds as a number; {fix}"), line
+    if fix.startswith("write "):  # the fix itself reads as a number
+        from unstuck.scenario import read_yaml
+
+        assert isinstance(read_yaml(f"v: {fix.split()[1]}")["v"], int | float)
