@@ -19,6 +19,7 @@ import reprlib
 import types
 import typing
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -483,17 +484,22 @@ def _fault_spec(f: Any) -> sc.FaultSpec:
 
 
 # ---------------------------------------------------------------------- semantic checks
-def _semantic(s: Scenario) -> list[tuple[str, Any, str]]:
-    """Cross-field rules: (field path, value, rule and fix)."""
+def _semantic(s: Scenario, bad: frozenset[Any] = frozenset()) -> list[tuple[str, Any, str]]:
+    """Cross-field rules: (field path, value, rule and fix). A rule that reads a top-level
+    section in `bad` (one that failed validation, left at its default in `s`) is skipped, so
+    the other sections' rules are reported in the same round as the field errors."""
+    def ok(*sections: str) -> bool:
+        return bad.isdisjoint(sections)
+
     out: list[tuple[str, Any, str]] = []
-    if s.duration_s + s.drain_s <= 0:
+    if ok("duration_s", "drain_s") and s.duration_s + s.drain_s <= 0:
         out.append(("duration_s", s.duration_s, "with drain_s 0 the run would last 0 s; "
                     "make duration_s (or drain_s) > 0"))
-    if not s.pools:
+    if ok("pools") and not s.pools:
         out.append(("pools", [], "needs at least one pool (workspaces and faults default to the "
                     "first); list one, or leave pools out for the default bare pool-1"))
     ids = [p.id for p in s.pools]
-    for i, p in enumerate(s.pools):
+    for i, p in enumerate(s.pools if ok("pools") else ()):
         if ids.count(p.id) > 1:
             out.append((f"pools[{i}].id", p.id, "pool ids must be unique; rename one"))
         if p.max_replicas < max(1, p.min_replicas):
@@ -517,11 +523,12 @@ def _semantic(s: Scenario) -> list[tuple[str, Any, str]]:
             out.append((f"pools[{i}].hpa.load", p.hpa.load, f"is the load in pods at 100 %; "
                         f"at most {LOAD_MAX:,} (a pool has at most max_replicas pods)"))
     names: list[str] = []
-    for i, w in enumerate(s.workload):
-        if w.pool is not None and w.pool not in ids:
+    for i, w in enumerate(s.workload if ok("workload") else ()):
+        if ok("pools") and w.pool is not None and w.pool not in ids:
             out.append((f"workload[{i}].pool", w.pool, f"no such pool; choose one of {', '.join(ids)}"))
         names += list(w.names or (f"{w.prefix}-{k}" for k in range(1, (w.count or 0) + 1)))
-        late = next((j for j, t in enumerate(w.at) if t > s.duration_s), None)
+        late = next((j for j, t in enumerate(w.at) if t > s.duration_s), None) if ok(
+            "duration_s") else None
         if late is not None:
             out.append((f"workload[{i}].at[{late}]", w.at[late], f"is after duration_s "
                         f"({s.duration_s:g}); tasks arrive only while the workload runs"))
@@ -530,11 +537,11 @@ def _semantic(s: Scenario) -> list[tuple[str, Any, str]]:
         out.append(("workload", dup[0], "a workspace appears twice (in two groups, or twice in "
                     "names); use another prefix or drop the repeated name"))
     deployments = {p.id for p in s.pools if p.manager == "deployment" and p.hpa is not None}
-    for i, f in enumerate(s.faults):
+    for i, f in enumerate(s.faults if ok("faults") else ()):
         pool = getattr(f, "pool", None)
-        if pool is not None and pool not in ids:
+        if ok("pools") and pool is not None and pool not in ids:
             out.append((f"faults[{i}].pool", pool, f"no such pool; choose one of {', '.join(ids)}"))
-        if f.type == "hpa-scale-down":
+        if f.type == "hpa-scale-down" and ok("pools"):
             target = pool if pool is not None else next(iter(sorted(deployments)), None)
             if target not in deployments:
                 out.append((f"faults[{i}].type", f.type, "needs a pool with manager: deployment "
@@ -545,16 +552,18 @@ def _semantic(s: Scenario) -> list[tuple[str, Any, str]]:
             if f.mode == "patch" and target in deployments:
                 out += _patch_problems(i, f, next(p for p in s.pools if p.id == target),
                                        "the API server rejects such an HPA")
-        if f.type == "pool-scale-down" and s.pools:
+        if f.type == "pool-scale-down" and s.pools and ok("pools"):
             target = pool if pool is not None else s.pools[0].id
             if target in ids:
                 out += _patch_problems(i, f, next(p for p in s.pools if p.id == target),
                                        "a pool may not have such bounds, as under `pools`")
+        if not ok("duration_s", "drain_s"):
+            continue
         if f.at is not None and f.at > s.duration_s:
             out.append((f"faults[{i}].at", f.at, f"is after duration_s ({s.duration_s:g}); "
                         "faults fire only while the workload runs"))
         out += _window_problems(i, f, s)
-    return out + _too_often(s)
+    return out + _too_often(s, ok)
 
 
 def _window_problems(i: int, f: Any, s: Scenario) -> list[tuple[str, Any, str]]:
@@ -696,27 +705,30 @@ REPEATS_MAX = 1_000_000  # of one periodic setting in one run; shipped scenarios
 LOAD_MAX = 1_000_000
 
 
-def _too_often(s: Scenario) -> list[tuple[str, Any, str]]:
+def _too_often(s: Scenario, ok: Callable[..., bool]) -> list[tuple[str, Any, str]]:
     """Periods so short (or rates so high) that one setting alone would schedule more than
     REPEATS_MAX events: such a run does not hang for ever, but for hours (a `retry_s: 1e-9`
-    was 6e11 attempts), so it is refused with the least value that would run."""
+    was 6e11 attempts), so it is refused with the least value that would run. `ok(sections)`
+    says whether the sections a rule reads validated (`_semantic`)."""
+    if not ok("duration_s", "drain_s"):
+        return []
     run = s.duration_s + s.drain_s
     periods: list[tuple[str, float | None, float, str]] = [
         (f"workload[{i}].every_s", w.every_s, s.duration_s, "tasks from each workspace")
-        for i, w in enumerate(s.workload)]
+        for i, w in enumerate(s.workload) if ok("workload")]
     periods += [(f"faults[{i}].retry_s", f.retry_s, f.within_s, "attempts within within_s")
-                for i, f in enumerate(s.faults) if f.at is not None or f.rate_per_h is not None]
+                for i, f in enumerate(s.faults) if ok("faults")]
     periods += [(f"pools[{i}].hpa.sync_period_s", p.hpa.sync_period_s, run, "HPA syncs")
-                for i, p in enumerate(s.pools) if p.hpa is not None]
+                for i, p in enumerate(s.pools) if p.hpa is not None and ok("pools")]
     periods += [(f"cluster.node.{k}", getattr(s.cluster.node, k), run, "per node")
-                for k in ("lease_renew_s", "monitor_period_s")]
+                for k in ("lease_renew_s", "monitor_period_s") if ok("cluster")]
     out = []
     for path, period, span, what in periods:
         if period and span / period > REPEATS_MAX * (1 + 1e-9):  # the least value named runs
             out.append((path, period, f"would repeat {_count(span / period)} times ({what}) "
                         f"in {span:g} s, more than the {REPEATS_MAX:,} a run allows; make it "
                         f"at least {_suggest(span / REPEATS_MAX, up=True)}"))
-    for i, f in enumerate(s.faults):
+    for i, f in enumerate(s.faults if ok("faults") else ()):
         if f.rate_per_h is not None:
             span = _window(s, f)
             if f.rate_per_h * span / 3600 > REPEATS_MAX * (1 + 1e-9):
@@ -873,9 +885,12 @@ def parse(data: Any, file: str) -> Scenario:
                 for loc, value in sets]
     named = "name" in data
     data.setdefault("name", Path(file).stem)
+    bad: frozenset[Any] = frozenset()
     try:
-        s = Scenario.model_validate(data)
+        s: Scenario | None = Scenario.model_validate(data)
     except ValidationError as e:
+        bad = frozenset(err["loc"][0] if err["loc"] else None for err in e.errors())
+        s = _valid_part(data, bad)
         for err in e.errors():
             loc, value = tuple(err["loc"]), err.get("input")
             if err["type"] == "union_tag_invalid":
@@ -896,12 +911,31 @@ def parse(data: Any, file: str) -> Scenario:
                 rule += "; the name comes from the file name: add a name: line or rename the file"
             problems.append(_line(file, _loc(loc), value, rule,
                                   show_value=err["type"] not in ("missing", "union_tag_not_found")))
+    if s is not None:
+        problems += [_line(file, path, _written(data, path, value), rule)
+                     for path, value, rule in _semantic(s, bad)]
+    if problems or s is None:
         raise ScenarioInvalid(problems) from None
-    problems += [_line(file, path, _written(data, path, value), rule)
-                 for path, value, rule in _semantic(s)]
-    if problems:
-        raise ScenarioInvalid(problems)
     return s
+
+
+_STUBS = {"duration_s": 0, "workload": []}  # required sections, never read when they failed
+
+
+def _valid_part(data: dict[Any, Any], bad: frozenset[Any]) -> Scenario | None:
+    """The scenario with each top-level section that failed validation (`bad`) left out, or
+    stubbed where it is required, so that the cross-field rules of the sections that did
+    validate run in the same round (`_semantic` skips those that read a section in `bad`).
+    Errors are per section (the top-level model has no rule across sections), so the rest
+    validates; None if it does not, or an error named no section."""
+    if None in bad:
+        return None
+    rest = {k: v for k, v in data.items() if k not in bad}
+    rest.update({k: v for k, v in _STUBS.items() if k in bad})
+    try:
+        return Scenario.model_validate(rest)
+    except ValidationError:
+        return None
 
 
 def _written(data: Any, path: str, value: Any) -> Any:

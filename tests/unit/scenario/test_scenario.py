@@ -589,3 +589,29 @@ def test_a_number_in_quotes_is_a_string_and_the_fix_drops_the_quotes(tmp_path, q
         from unstuck.scenario import read_yaml
 
         assert isinstance(read_yaml(f"v: {fix.split()[1]}")["v"], int | float)
+
+
+def test_cross_field_problems_come_in_the_same_round_as_field_errors():
+    # They used to appear only once every field error was fixed: a second round of errors.
+    found = problems({
+        **OK, "agents": {"has_changes": 2},  # a field error, in a section no rule below reads
+        "pools": [{"id": "a", "min_replicas": 3, "max_replicas": 2},
+                  {"id": "a", "hpa": {}}, {"id": "d", "manager": "deployment", "hpa": {}}],
+        "workload": [{"names": ["w", "w"], "at": [5, 900], "pool": "nope"}],
+        "faults": [{"type": "hpa-scale-down", "at": 5}]})
+    assert [p.split(": ")[1].split(" = ")[0] for p in found] == [
+        "agents.has_changes", "pools[0].id", "pools[0].max_replicas", "pools[1].id",
+        "pools[1].hpa", "workload[0].pool", "workload[0].at[1]", "workload",
+        "faults[0].load"], found
+
+
+def test_a_cross_field_rule_that_reads_a_failed_section_is_left_for_the_next_round():
+    # pools[0] failed, so its id is unknown: "no such pool" would be a guess.
+    found = problems({**OK, "pools": [{"id": "p", "manager": "x"}],
+                      "workload": [{"count": 1, "at": [5, 900], "pool": "p"}]})
+    assert found == [
+        "scenarios/x.yaml: pools[0].manager = 'x' (str): expected one of 'bare' or 'deployment'",
+        "scenarios/x.yaml: workload[0].at[1] = 900 (int): is after duration_s (600); tasks "
+        "arrive only while the workload runs"]
+    assert problems({**OK, "duration_s": "x", "workload": [{"count": 1, "at": [900]}]}) == [
+        "scenarios/x.yaml: duration_s = 'x' (str): expected seconds as a number; for example 300"]
