@@ -13,12 +13,13 @@ naming the file, the field path, the value and its type, the rule and the fix, e
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import math
 import re
 import reprlib
 import types
 import typing
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -99,9 +100,14 @@ def _probability(v: Any) -> Any:
     return float(v)
 
 
-def _count(v: Any) -> Any:
+def _whole(v: Any) -> Any:
     if isinstance(v, bool) or not isinstance(v, int):
         raise PydanticCustomError("count", "expected a whole number", {})
+    return v
+
+
+def _count(v: Any) -> Any:
+    _whole(v)
     if v < 0:
         raise PydanticCustomError("count", "expected a whole number >= 0", {})
     return v
@@ -133,7 +139,10 @@ Probability = Annotated[float, BeforeValidator(_probability)]
 Count = Annotated[int, BeforeValidator(_count)]
 TimeOfDay = Annotated[float, BeforeValidator(_time_of_day)]
 Name = Annotated[str, BeforeValidator(_name)]
-SeedCount = Annotated[int, BeforeValidator(_count), Field(ge=1, le=1_000_000)]
+# At least 1: the bound is Field's alone, so -1 and 0 get the same message (`_count` said ">= 0"
+# to -1, and then ">= 1" to the 0 a user wrote next).
+AtLeastOne = Annotated[int, BeforeValidator(_whole), Field(ge=1)]
+SeedCount = Annotated[AtLeastOne, Field(le=1_000_000)]
 
 
 class _Model(BaseModel):
@@ -217,7 +226,7 @@ class NodeSettings(_Model):
 
 
 class Cluster(_Model):
-    nodes: Annotated[Count, Field(ge=1)] = 3  # none: no pod could ever run
+    nodes: AtLeastOne = 3  # none: no pod could ever run
     grace_s: Seconds = 30.0
     watch_latency_s: Seconds = 0.05
     pod_startup: PodStartup = PodStartup()
@@ -506,8 +515,9 @@ def _semantic(s: Scenario, bad: frozenset[Any] = frozenset()) -> list[tuple[str,
             out.append((f"pools[{i}].max_replicas", p.max_replicas,
                         f"must be >= 1 and >= min_replicas ({p.min_replicas})"))
         if p.hpa is not None and p.manager != "deployment":
-            out.append((f"pools[{i}].hpa", "hpa", "only a manager: deployment pool has an HPA; "
-                        "set manager: deployment or remove hpa"))
+            out.append((f"pools[{i}].hpa", UNSHOWN, "only a manager: deployment pool has an "
+                        f"HPA, and this one's manager is {p.manager}; set manager: deployment or "
+                        "remove hpa"))
         if p.hpa is not None and p.manager == "deployment" and p.min_replicas < 1:
             out.append((f"pools[{i}].min_replicas", p.min_replicas, "is the HPA's minReplicas, "
                         f"which must be >= 1: {_SCALE_TO_ZERO}; set min_replicas: 1, or remove "
@@ -522,33 +532,29 @@ def _semantic(s: Scenario, bad: frozenset[Any] = frozenset()) -> list[tuple[str,
         if p.hpa is not None and p.hpa.load > LOAD_MAX:
             out.append((f"pools[{i}].hpa.load", p.hpa.load, f"is the load in pods at 100 %; "
                         f"at most {LOAD_MAX:,} (a pool has at most max_replicas pods)"))
-    names: list[str] = []
+    seen: dict[str, str] = {}  # workspace name -> the group that has it
     for i, w in enumerate(s.workload if ok("workload") else ()):
         if ok("pools") and w.pool is not None and w.pool not in ids:
-            out.append((f"workload[{i}].pool", w.pool, f"no such pool; choose one of {', '.join(ids)}"))
-        names += list(w.names or (f"{w.prefix}-{k}" for k in range(1, (w.count or 0) + 1)))
+            out.append((f"workload[{i}].pool", w.pool, f"no such pool; choose one of {', '.join(dict.fromkeys(ids))}"))
+        out += _repeated_workspaces(i, w, seen)
         late = next((j for j, t in enumerate(w.at) if t > s.duration_s), None) if ok(
             "duration_s") else None
         if late is not None:
             out.append((f"workload[{i}].at[{late}]", w.at[late], f"is after duration_s "
                         f"({s.duration_s:g}); tasks arrive only while the workload runs"))
-    dup = sorted(n for n, k in Counter(names).items() if k > 1)
-    if dup:
-        out.append(("workload", dup[0], "a workspace appears twice (in two groups, or twice in "
-                    "names); use another prefix or drop the repeated name"))
     deployments = {p.id for p in s.pools if p.manager == "deployment" and p.hpa is not None}
     for i, f in enumerate(s.faults if ok("faults") else ()):
         pool = getattr(f, "pool", None)
         if ok("pools") and pool is not None and pool not in ids:
-            out.append((f"faults[{i}].pool", pool, f"no such pool; choose one of {', '.join(ids)}"))
+            out.append((f"faults[{i}].pool", pool, f"no such pool; choose one of {', '.join(dict.fromkeys(ids))}"))
         if f.type == "hpa-scale-down" and ok("pools"):
             target = pool if pool is not None else next(iter(sorted(deployments)), None)
             if target not in deployments:
                 out.append((f"faults[{i}].type", f.type, "needs a pool with manager: deployment "
                             "and an hpa section; add one or use pool-scale-down"))
             if f.mode == "metric" and f.load is None:
-                out.append((f"faults[{i}].load", None, "mode metric needs the dropped load; "
-                            "for example load: 0.2"))
+                out.append((f"faults[{i}].load", UNSHOWN, "is missing: mode metric (the "
+                            "default) drops the HPA's load to it; add it, for example load: 0.2"))
             if f.mode == "patch" and target in deployments:
                 out += _patch_problems(i, f, next(p for p in s.pools if p.id == target),
                                        "the API server rejects such an HPA")
@@ -564,6 +570,26 @@ def _semantic(s: Scenario, bad: frozenset[Any] = frozenset()) -> list[tuple[str,
                         "faults fire only while the workload runs"))
         out += _window_problems(i, f, s)
     return out + _too_often(s, ok)
+
+
+def _repeated_workspaces(i: int, w: Workspaces, seen: dict[str, str]
+                         ) -> list[tuple[str, Any, str]]:
+    """The first workspace of group `i` that an earlier group (or its own `names`) already
+    has, named where the user wrote it: a name in `names`, or the `prefix` of a count."""
+    names = w.names if w.names is not None else [f"{w.prefix}-{k}" for k in range(1, w.size + 1)]
+    out: list[tuple[str, Any, str]] = []
+    for j, name in enumerate(names):
+        if name in seen and not out:
+            other = seen[name]
+            if w.names is not None:
+                out.append((f"workload[{i}].names[{j}]", name, f"is already a workspace of "
+                            f"{other}; a workspace belongs to one group, once: drop it or "
+                            "rename it"))
+            else:
+                out.append((f"workload[{i}].prefix", w.prefix, f"makes workspace {name!r}, "
+                            f"already a workspace of {other}; give this group another prefix"))
+        seen.setdefault(name, f"workload[{i}]" + (f".names[{j}]" if w.names is not None else ""))
+    return out
 
 
 def _window_problems(i: int, f: Any, s: Scenario) -> list[tuple[str, Any, str]]:
@@ -837,7 +863,13 @@ def _rule(err: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         cls = _model_at(tuple(err["loc"]))
         allowed = [f.alias or n for n, f in cls.model_fields.items()] if cls is not None else []
-        return "unknown field" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+        near = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
+        return ("unknown field" + (f" (did you mean {near[0]}?)" if near else "")
+                + (f"; allowed here: {', '.join(allowed)}" if allowed else ""))
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return _shape_rule(tuple(err["loc"]), err.get("input"))
+    if kind == "list_type":
+        return _list_rule(tuple(err["loc"]), err.get("input"))
     if kind == "literal_error":
         return f"expected one of {ctx.get('expected', '')}"
     if kind == "union_tag_invalid":
@@ -857,6 +889,45 @@ def _rule(err: dict[str, Any]) -> str:
     return msg
 
 
+def _shape_rule(loc: tuple[Any, ...], value: Any) -> str:
+    """What a mapping at `loc` looks like, where pydantic said "a valid dictionary or
+    instance of Workspaces" (a class name the user never wrote)."""
+    cls = _model_at(loc + (None,))
+    if cls is Dist:
+        return ("expected seconds as a number (a fixed time) or a distribution such as "
+                "{kind: uniform, min: 20, max: 90}")
+    if loc[:1] == ("faults",) and len(loc) == 2:
+        return "expected a fault, a mapping such as {type: pod-kill, at: 0}"
+    if loc[-1:] == ("types",):
+        return "expected task types with weights, such as {plan_and_apply: 3, plan: 1}"
+    example = {Workspaces: "{count: 1, at: [0]}", PoolModel: "{id: pool-1}",
+               Freeze: '{from: "22:00", to: "23:00"}'}.get(cls)
+    if example:
+        return f"expected a mapping such as {example}"
+    fields = [f.alias or n for n, f in cls.model_fields.items()] if cls is not None else []
+    return "expected a mapping (field: value)" + (
+        f" of: {', '.join(fields)}" if fields else "")
+
+
+_LISTS = {"pools": "[{id: pool-1}]", "workload": "[{count: 1, at: [0]}]",
+          "faults": "[{type: pod-kill, at: 0}]", "freeze": '[{from: "22:00", to: "23:00"}]',
+          "names": "[ws-a]", "at": "[0]"}
+
+
+def _list_rule(loc: tuple[Any, ...], value: Any) -> str:
+    """"expected a list", with the list to write: the user's one value in brackets where
+    that is a valid item (`names: ws-a`: [ws-a]), else an example."""
+    field = loc[-1] if loc else None
+    if field == "names" and isinstance(value, str) and _NAME.fullmatch(value):
+        fix = f"[{value}]"
+    elif field == "at" and isinstance(value, int | float) and not isinstance(value, bool) and (
+            0 <= value <= _FLOAT_MAX):
+        fix = f"[{value}]"
+    else:
+        fix = _LISTS.get(field, "[a, b]")
+    return f"expected a list; write {fix}"
+
+
 VALUE_MAX = 80  # characters of a value echoed in a message
 _repr = reprlib.Repr()
 _repr.maxlevel, _repr.maxlist, _repr.maxtuple, _repr.maxdict = 3, 8, 8, 6
@@ -867,14 +938,23 @@ def _cut(text: str, limit: int = VALUE_MAX) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+UNSHOWN = object()  # a problem's value when the field has none to echo (missing, a section)
+
+
 def _line(file: str, path: str, value: Any, rule: str, *, show_value: bool = True) -> str:
-    if not show_value or isinstance(value, dict):
+    if not show_value or isinstance(value, dict) or value is UNSHOWN:
         return f"{file}: {path}: {rule}"
     return f"{file}: {path} = {_cut(_repr.repr(value))} ({type(value).__name__}): {rule}"
 
 
-def parse(data: Any, file: str) -> Scenario:
-    """Validate already-loaded YAML data; `file` names it in the messages."""
+def parse(data: Any, file: str, key_texts: dict[tuple[type, Any], str] | None = None
+          ) -> Scenario:
+    """Validate already-loaded YAML data; `file` names it in the messages, `key_texts` the
+    text of each key YAML read as something other than a string (`yes`: True)."""
+    if data is None:
+        raise ScenarioInvalid([f"{file}: the file is empty; a scenario needs at least "
+                               "duration_s and workload, for example: duration_s: 600 and "
+                               "workload: [{count: 1, at: [0]}]"])
     if not isinstance(data, dict):
         raise ScenarioInvalid([f"{file}: the file must hold a mapping (name:, duration_s:, "
                                f"workload:, ...), not {type(data).__name__}"])
@@ -902,15 +982,16 @@ def parse(data: Any, file: str) -> Scenario:
                 # A key that YAML did not read as text (`5:`, `yes:`, `null:`): name the
                 # mapping that holds it, not a path made of the key.
                 loc = loc[:-1]
-                rule = ("a key here must be a field name (text), not a number, true/false, "
-                        "null or a date; write the field's name, or quote the key")
+                rule = _odd_key_rule(value, (key_texts or {}).get((type(value), value)))
             elif loc[-1:] == ("[key]",):  # a mapping key that is not one of the allowed ones
                 loc = loc[:-2]
                 rule = "unknown key; " + rule
             if loc == ("name",) and not named:
                 rule += "; the name comes from the file name: add a name: line or rename the file"
+            loc = _user_loc(data, loc)
             problems.append(_line(file, _loc(loc), value, rule,
-                                  show_value=err["type"] not in ("missing", "union_tag_not_found")))
+                                  show_value=err["type"] not in ("missing", "union_tag_not_found",
+                                                                 "invalid_key")))
     if s is not None:
         problems += [_line(file, path, _written(data, path, value), rule)
                      for path, value, rule in _semantic(s, bad)]
@@ -936,6 +1017,36 @@ def _valid_part(data: dict[Any, Any], bad: frozenset[Any]) -> Scenario | None:
         return Scenario.model_validate(rest)
     except ValidationError:
         return None
+
+
+def _odd_key_rule(key: Any, text: str | None) -> str:
+    """A key YAML read as something other than text: say what it was read as, in the
+    user's own spelling where the loader kept it (`yes`, not True)."""
+    kind = ("a boolean (YAML 1.1 reads unquoted yes, no, on, off, true and false so)"
+            if isinstance(key, bool) else "null" if key is None else
+            "a number" if isinstance(key, int | float) else "a date")
+    text = text if text is not None else ("null" if key is None else str(key).lower()
+                                          if isinstance(key, bool) else str(key))
+    return (f"the key {text} was read as {kind}, and a key here is a field name; write the "
+            f"field's name, or quote it: '{text}':")
+
+
+def _user_loc(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`loc` cut where the file has a plain value: `connect_s: -5` is read as
+    `{kind: fixed, value: -5}`, and its error is at `connect_s`, not `connect_s.value`."""
+    node = data
+    for n, part in enumerate(loc):
+        if part in FAULT_TYPES:
+            continue
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        elif isinstance(node, int | float) and not isinstance(node, bool):
+            return loc[:n]
+        else:
+            return loc
+    return loc
 
 
 def _written(data: Any, path: str, value: Any) -> Any:
@@ -979,6 +1090,10 @@ class _Loader(yaml.SafeLoader):
     """`yaml.SafeLoader` that refuses duplicate keys (YAML requires unique keys; PyYAML keeps
     the last) and files whose aliases expand to more than MAX_VALUES nodes ("billion laughs")."""
 
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.key_texts: dict[tuple[type, Any], str] = {}  # a key read as no string: `yes`
+
     def compose_mapping_node(self, anchor: Any) -> Any:
         # Checked as each mapping is composed, before any merge (`<<: *base`) is flattened
         # into it: flattening rewrites a merge source in place, so a check at construction
@@ -988,6 +1103,10 @@ class _Loader(yaml.SafeLoader):
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                 continue  # a merge key may be overridden, as YAML says; complex keys: rare
+            if key_node.tag != "tag:yaml.org,2002:str":
+                key = self.construct_object(key_node)
+                with contextlib.suppress(TypeError):  # unhashable: the constructor says so
+                    self.key_texts.setdefault((type(key), key), key_node.value)
             key = (key_node.tag, key_node.value)
             if key in first:
                 raise yaml.composer.ComposerError(
@@ -1019,7 +1138,16 @@ def read_yaml(text: str) -> Any:
     """The data of a scenario file's text, read as `load` reads it (unique keys, no alias
     bomb, YAML 1.2 floats); raises `yaml.YAMLError`. (`unstuck shrink` re-reads a file with
     `yaml.safe_load` and may: a YAML 1.1 dumper writes its string '1e-9' back unquoted.)"""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    return _read(text)[0]
+
+
+def _read(text: str) -> tuple[Any, dict[tuple[type, Any], str]]:
+    """`read_yaml`, and the text of each key YAML read as no string (for messages)."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data(), loader.key_texts
+    finally:
+        loader.dispose()
 
 
 def _expanded_size(node: yaml.Node, memo: dict[int, float], open_: set[int]) -> float:
@@ -1057,12 +1185,14 @@ def load(path: str | Path) -> Scenario:
         why = e.strerror or e.__class__.__name__
         raise ScenarioInvalid([f"{file}: cannot read it ({why})"]) from None
     try:
-        data = read_yaml(text)
+        data, key_texts = _read(text)
     except _TooLarge as e:
         raise ScenarioInvalid([f"{file}: {e}"]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
-        raise ScenarioInvalid([f"{file}: not valid YAML{where}: {_cut(problem, 200)}"]) from None
-    return parse(data, file)
+        tab = "; indent with spaces: YAML does not allow tabs there" if "\\t" in problem else ""
+        raise ScenarioInvalid([f"{file}: not valid YAML{where}: {_cut(problem, 200)}{tab}"]
+                              ) from None
+    return parse(data, file, key_texts)

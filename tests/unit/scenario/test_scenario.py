@@ -60,7 +60,8 @@ OK = {"duration_s": 600, "workload": [{"count": 1, "at": [5]}]}
     ({"agents": {"plan_s": {"kind": "uniform", "min": 5}}},
      r"^scenarios/x\.yaml: agents\.plan_s: a uniform distribution needs min and max; add max$"),
     ({"seedz": 3},
-     r"^scenarios/x\.yaml: seedz = 3 \(int\): unknown field; allowed here: name, description, seeds, "),
+     r"^scenarios/x\.yaml: seedz = 3 \(int\): unknown field \(did you mean seeds\?\); allowed "
+     r"here: name, description, seeds, "),
     ({"workload": [{"count": 1, "at": [5], "pool": "nope"}]},
      r"^scenarios/x\.yaml: workload\[0\]\.pool = 'nope' \(str\): no such pool; choose one of pool-1$"),
     ({"pools": []},
@@ -329,19 +330,17 @@ def test_p99_s_is_not_asked_of_a_pod_startup_that_does_not_use_it(kind):
 
 
 @pytest.mark.parametrize("patch, line", [
-    ({5: 1}, "(top level) = 5 (int): a key here must be a field name (text), not a number, "
-     "true/false, null or a date; write the field's name, or quote the key"),
-    ({"cluster": {True: 1}}, "cluster = True (bool): a key here must be a field name (text), not "
-     "a number, true/false, null or a date; write the field's name, or quote the key"),
+    ({5: 1}, "(top level): the key 5 was read as a number, and a key here is a field name; "
+     "write the field's name, or quote it: '5':"),
+    ({"cluster": {True: 1}}, "cluster: the key true was read as a boolean (YAML 1.1 reads "
+     "unquoted yes, no, on, off, true and false so), and a key here is a field name; write the "
+     "field's name, or quote it: 'true':"),
     ({"workload": [{"count": 1, "at": [5], "types": {"apply": 1}}]},
      "workload[0].types = 'apply' (str): unknown key; expected one of 'plan_and_apply', 'plan' "
      "or 'drift_check'"),
     ({"a\nb": 1}, "'a\\nb' = 1 (int): unknown field; allowed here: name, description, seeds, "
      "suite_seeds, duration_s, drain_s, clock_origin, bounds, gates, cluster, pools, agents, "
      "users, workload, faults"),
-    ({"workload": [{"names": ["a", "a"], "at": [5]}]},
-     "workload = 'a' (str): a workspace appears twice (in two groups, or twice in names); use "
-     "another prefix or drop the repeated name"),
 ])
 def test_a_bad_key_is_named_on_one_line_by_the_mapping_that_holds_it(patch, line):
     assert problems({**OK, **patch}) == [f"scenarios/x.yaml: {line}"]
@@ -601,7 +600,7 @@ def test_cross_field_problems_come_in_the_same_round_as_field_errors():
         "faults": [{"type": "hpa-scale-down", "at": 5}]})
     assert [p.split(": ")[1].split(" = ")[0] for p in found] == [
         "agents.has_changes", "pools[0].id", "pools[0].max_replicas", "pools[1].id",
-        "pools[1].hpa", "workload[0].pool", "workload[0].at[1]", "workload",
+        "pools[1].hpa", "workload[0].pool", "workload[0].names[1]", "workload[0].at[1]",
         "faults[0].load"], found
 
 
@@ -615,3 +614,104 @@ def test_a_cross_field_rule_that_reads_a_failed_section_is_left_for_the_next_rou
         "arrive only while the workload runs"]
     assert problems({**OK, "duration_s": "x", "workload": [{"count": 1, "at": [900]}]}) == [
         "scenarios/x.yaml: duration_s = 'x' (str): expected seconds as a number; for example 300"]
+
+
+@pytest.mark.parametrize("workload, line", [
+    ([{"names": ["a", "a"], "at": [5]}],
+     "workload[0].names[1] = 'a' (str): is already a workspace of workload[0].names[0]; a "
+     "workspace belongs to one group, once: drop it or rename it"),
+    ([{"count": 2, "at": [5]}, {"names": ["x", "ws-2"], "at": [5]}],
+     "workload[1].names[1] = 'ws-2' (str): is already a workspace of workload[0]; a workspace "
+     "belongs to one group, once: drop it or rename it"),
+    ([{"names": ["ws-2"], "at": [5]}, {"count": 3, "at": [5]}],
+     "workload[1].prefix = 'ws' (str): makes workspace 'ws-2', already a workspace of "
+     "workload[0].names[0]; give this group another prefix"),
+])
+def test_a_repeated_workspace_is_named_where_the_file_repeats_it(workload, line):
+    # Was `workload = 'a' (str)`: the section, not the name that repeats.
+    assert problems({**OK, "workload": workload}) == [f"scenarios/x.yaml: {line}"]
+
+
+@pytest.mark.parametrize("patch, line", [
+    ({"pools": [{"id": "p", "hpa": {}}]},  # was `pools[0].hpa = 'hpa' (str)`
+     "pools[0].hpa: only a manager: deployment pool has an HPA, and this one's manager is bare; "
+     "set manager: deployment or remove hpa"),
+    ({"pools": [{"id": "p", "manager": "deployment", "hpa": {}}],  # was `= None (NoneType)`
+      "faults": [{"type": "hpa-scale-down", "at": 5}]},
+     "faults[0].load: is missing: mode metric (the default) drops the HPA's load to it; add it, "
+     "for example load: 0.2"),
+    ({"pools": [{"id": "a"}, {"id": "a"}, {"id": "c"}],  # was "choose one of a, a, c"
+      "workload": [{"count": 1, "at": [5], "pool": "b"}]},
+     "workload[0].pool = 'b' (str): no such pool; choose one of a, c"),
+])
+def test_cross_field_lines_name_the_users_field_and_value(patch, line):
+    assert f"scenarios/x.yaml: {line}" in problems({**OK, **patch})
+
+
+@pytest.mark.parametrize("field", ["seeds", "suite_seeds"])
+@pytest.mark.parametrize("value", [-1, 0])
+def test_a_seed_count_below_1_gets_one_rule_whatever_its_sign(field, value):
+    # -1 said ">= 0", and the 0 a user then wrote said ">= 1".
+    assert problems({**OK, field: value}) == [
+        f"scenarios/x.yaml: {field} = {value} (int): must be >= 1"]
+    assert problems({**OK, "cluster": {"nodes": value}}) == [
+        f"scenarios/x.yaml: cluster.nodes = {value} (int): must be >= 1"]
+
+
+def test_a_key_yaml_read_as_a_boolean_is_named_as_the_file_spells_it(tmp_path):
+    # Was `(top level) = True (bool)` for a key written `yes`.
+    f = tmp_path / "yes.yaml"
+    f.write_text("duration_s: 600\nworkload: [{count: 1, at: [5]}]\nyes: 1\ncluster: {~: 2}\n")
+    with pytest.raises(ScenarioInvalid) as e:
+        load(f)
+    assert e.value.problems == [
+        f"{f}: cluster: the key ~ was read as null, and a key here is a field name; write the "
+        "field's name, or quote it: '~':",
+        f"{f}: (top level): the key yes was read as a boolean (YAML 1.1 reads unquoted yes, no, "
+        "on, off, true and false so), and a key here is a field name; write the field's name, "
+        "or quote it: 'yes':"]
+
+
+@pytest.mark.parametrize("patch, line", [
+    ({"seedz": 3}, "seedz = 3 (int): unknown field (did you mean seeds?); allowed here: "),
+    ({"duraton_s": 600}, "duraton_s = 600 (int): unknown field (did you mean duration_s?); "),
+    ({"agents": {"connect_s": -5}},  # was agents.connect_s.value: a field the user never wrote
+     "agents.connect_s = -5 (int): expected a finite number of seconds >= 0"),
+    ({"workload": ["a"]},  # was "a valid dictionary or instance of Workspaces"
+     "workload[0] = 'a' (str): expected a mapping such as {count: 1, at: [0]}"),
+    ({"faults": ["a"]}, "faults[0] = 'a' (str): expected a fault, a mapping such as "
+     "{type: pod-kill, at: 0}"),
+    ({"agents": {"plan_s": "x"}}, "agents.plan_s = 'x' (str): expected seconds as a number (a "
+     "fixed time) or a distribution such as {kind: uniform, min: 20, max: 90}"),
+    ({"cluster": "x"}, "cluster = 'x' (str): expected a mapping (field: value) of: nodes, "
+     "grace_s, watch_latency_s, pod_startup, node"),
+    ({"workload": [{"count": 1, "at": [5], "types": "plan"}]}, "workload[0].types = 'plan' "
+     "(str): expected task types with weights, such as {plan_and_apply: 3, plan: 1}"),
+    ({"workload": [{"names": "ws-a", "at": [5]}]},  # "expected a valid list", and no fix
+     "workload[0].names = 'ws-a' (str): expected a list; write [ws-a]"),
+    ({"workload": [{"count": 1, "at": 5}]}, "workload[0].at = 5 (int): expected a list; write [5]"),
+    ({"pools": "p"}, "pools = 'p' (str): expected a list; write [{id: pool-1}]"),
+])
+def test_field_errors_speak_the_files_language(patch, line):
+    found = problems({**OK, **patch})
+    assert len(found) == 1 and found[0].startswith(f"scenarios/x.yaml: {line}"), found
+
+
+def test_an_empty_file_says_it_is_empty(tmp_path):
+    f = tmp_path / "empty.yaml"
+    f.write_text("# nothing yet\n")
+    with pytest.raises(ScenarioInvalid) as e:  # was "..., not NoneType"
+        load(f)
+    assert e.value.problems == [f"{f}: the file is empty; a scenario needs at least duration_s "
+                                "and workload, for example: duration_s: 600 and workload: "
+                                "[{count: 1, at: [0]}]"]
+
+
+def test_a_tab_in_the_indentation_says_to_indent_with_spaces(tmp_path):
+    f = tmp_path / "tab.yaml"
+    f.write_text("duration_s: 600\nworkload:\n\t- {count: 1, at: [5]}\n")
+    with pytest.raises(ScenarioInvalid) as e:
+        load(f)
+    (line,) = e.value.problems
+    assert line.startswith(f"{f}: not valid YAML at line 3, column 1: ") and line.endswith(
+        "; indent with spaces: YAML does not allow tabs there"), line
