@@ -180,6 +180,10 @@ class Dist(_Model):
             raise ValueError(f"max ({self.max:g}) must be >= min ({self.min:g})")
         if self.kind == "lognormal" and (self.p99 < self.median or self.median <= 0):  # type: ignore[operator]
             raise ValueError("lognormal needs 0 < median <= p99")
+        if self.kind == "exponential" and self.mean == 0:
+            # It draws 0 every time: not the random durations the kind promises.
+            raise ValueError("an exponential needs mean > 0 (with mean 0 every draw is 0); give "
+                             "mean > 0, or write 0 for a fixed 0 s")
         return self
 
     def world(self) -> sc.Dist:
@@ -533,7 +537,18 @@ def _semantic(s: Scenario, bad: frozenset[Any] = frozenset()) -> list[tuple[str,
             out.append((f"pools[{i}].hpa.load", p.hpa.load, f"is the load in pods at 100 %; "
                         f"at most {LOAD_MAX:,} (a pool has at most max_replicas pods)"))
     seen: dict[str, str] = {}  # workspace name -> the group that has it
+    if ok("workload") and not s.workload:
+        out.append(("workload", [], "has no workspace group, so no task is ever created and "
+                    "the run proves nothing; add one, for example [{count: 1, at: [0]}]"))
     for i, w in enumerate(s.workload if ok("workload") else ()):
+        if w.size == 0:
+            field = "count" if w.names is None else "names"
+            out.append((f"workload[{i}].{field}", getattr(w, field), "a group of no workspace "
+                        "creates no task, and proves nothing; make count at least 1 (or list "
+                        "names), or remove the group"))
+        elif not w.at and ok("duration_s") and s.duration_s == 0:
+            out.append((f"workload[{i}].every_s", w.every_s, "with duration_s 0 no task "
+                        "arrives at a rate; give at: [0], or make duration_s > 0"))
         if ok("pools") and w.pool is not None and w.pool not in ids:
             out.append((f"workload[{i}].pool", w.pool, f"no such pool; choose one of {', '.join(dict.fromkeys(ids))}"))
         out += _repeated_workspaces(i, w, seen)
@@ -739,16 +754,14 @@ def _too_often(s: Scenario, ok: Callable[..., bool]) -> list[tuple[str, Any, str
     if not ok("duration_s", "drain_s"):
         return []
     run = s.duration_s + s.drain_s
-    periods: list[tuple[str, float | None, float, str]] = [
-        (f"workload[{i}].every_s", w.every_s, s.duration_s, "tasks from each workspace")
-        for i, w in enumerate(s.workload) if ok("workload")]
+    out = _too_many_tasks(s) if ok("workload") else []
+    periods: list[tuple[str, float | None, float, str]] = []
     periods += [(f"faults[{i}].retry_s", f.retry_s, f.within_s, "attempts within within_s")
                 for i, f in enumerate(s.faults) if ok("faults")]
     periods += [(f"pools[{i}].hpa.sync_period_s", p.hpa.sync_period_s, run, "HPA syncs")
                 for i, p in enumerate(s.pools) if p.hpa is not None and ok("pools")]
     periods += [(f"cluster.node.{k}", getattr(s.cluster.node, k), run, "per node")
                 for k in ("lease_renew_s", "monitor_period_s") if ok("cluster")]
-    out = []
     for path, period, span, what in periods:
         if period and span / period > REPEATS_MAX * (1 + 1e-9):  # the least value named runs
             out.append((path, period, f"would repeat {_count(span / period)} times ({what}) "
@@ -763,6 +776,34 @@ def _too_often(s: Scenario, ok: Callable[..., bool]) -> list[tuple[str, Any, str
                             f"than the {REPEATS_MAX:,} a run allows; make it at most "
                             f"{_suggest(REPEATS_MAX * 3600 / span, up=False)}"))
     return out
+
+
+def _too_many_tasks(s: Scenario) -> list[tuple[str, Any, str]]:
+    """A workload that would create more than REPEATS_MAX tasks in all (on average): the
+    guard was per workspace, and 100,000 workspaces with a task every 60 s for a day (144
+    million) only got a warning, then ran for ever. Named at the group that asks for the
+    most, with a value that brings the whole workload under the limit."""
+    per = [w.size * (len(w.at) + (s.duration_s / w.every_s if w.every_s else 0.0))
+           for w in s.workload]
+    total = sum(per)
+    if total <= REPEATS_MAX * (1 + 1e-9):  # the least value named runs
+        return []
+    i = max(range(len(per)), key=per.__getitem__)
+    w = s.workload[i]
+    too_many = (f"the workload would create about {_count(total)} tasks ({_count(per[i])} from "
+                f"this group's {w.size:,} workspaces) in {s.duration_s:g} s, more than the "
+                f"{REPEATS_MAX:,} a run allows")
+    left = REPEATS_MAX - (total - per[i])  # for this group, the others as they are
+    if w.every_s and left - w.size * len(w.at) > 0:
+        least = w.size * s.duration_s / (left - w.size * len(w.at))
+        return [(f"workload[{i}].every_s", w.every_s,
+                 f"{too_many}; make it at least {_suggest(least, up=True)}")]
+    per_ws = per[i] / w.size
+    if w.names is None and left >= per_ws:
+        return [(f"workload[{i}].count", w.count,
+                 f"{too_many}; make it at most {math.floor(left / per_ws):,}")]
+    return [(f"workload[{i}]", UNSHOWN, f"{too_many}; give it fewer workspaces or at times, "
+             "or a longer every_s")]
 
 
 def _suggest(x: float, *, up: bool) -> str:

@@ -278,8 +278,9 @@ def test_what_used_to_crash_or_hang_after_validation_is_refused_in_one_line(patc
      "faults[0].retry_s = 1e-09 (float): would repeat 6e+11 times (attempts within within_s) in "
      "600 s, more than the 1,000,000 a run allows; make it at least 0.0006"),
     ({"workload": [{"count": 1, "every_s": 1e-6}]},
-     "workload[0].every_s = 1e-06 (float): would repeat 600,000,000 times (tasks from each workspace) "
-     "in 600 s, more than the 1,000,000 a run allows; make it at least 0.0006"),
+     "workload[0].every_s = 1e-06 (float): the workload would create about 600,000,000 tasks "
+     "(600,000,000 from this group's 1 workspaces) in 600 s, more than the 1,000,000 a run "
+     "allows; make it at least 0.0006"),
     ({"pools": [{**DEP, "hpa": {"sync_period_s": 1e-9}}]},
      "pools[0].hpa.sync_period_s = 1e-09 (float): would repeat 2.4e+12 times (HPA syncs) in "
      "2400 s, more than the 1,000,000 a run allows; make it at least 0.0024"),
@@ -715,3 +716,55 @@ def test_a_tab_in_the_indentation_says_to_indent_with_spaces(tmp_path):
     (line,) = e.value.problems
     assert line.startswith(f"{f}: not valid YAML at line 3, column 1: ") and line.endswith(
         "; indent with spaces: YAML does not allow tabs there"), line
+
+
+@pytest.mark.parametrize("workload, line", [
+    ([], "workload = [] (list): has no workspace group, so no task is ever created and the run "
+     "proves nothing; add one, for example [{count: 1, at: [0]}]"),
+    ([{"count": 0, "at": [5]}], "workload[0].count = 0 (int): a group of no workspace creates "
+     "no task, and proves nothing; make count at least 1 (or list names), or remove the group"),
+    ([{"names": [], "at": [5]}], "workload[0].names = [] (list): a group of no workspace "
+     "creates no task, and proves nothing; make count at least 1 (or list names), or remove the "
+     "group"),
+])
+def test_a_workload_that_creates_no_task_is_refused(workload, line):
+    # Each ran nothing and exited 0.
+    assert problems({**OK, "workload": workload}) == [f"scenarios/x.yaml: {line}"]
+    assert problems({**OK, "duration_s": 0, "workload": [{"count": 1, "every_s": 60}]}) == [
+        "scenarios/x.yaml: workload[0].every_s = 60 (int): with duration_s 0 no task arrives at "
+        "a rate; give at: [0], or make duration_s > 0"]
+
+
+@pytest.mark.parametrize("field", ["connect_s", "plan_s", "apply_s"])
+def test_an_exponential_with_mean_0_is_refused(field):
+    assert problems({**OK, "agents": {field: {"kind": "exponential", "mean": 0}}}) == [
+        f"scenarios/x.yaml: agents.{field}: an exponential needs mean > 0 (with mean 0 every "
+        "draw is 0); give mean > 0, or write 0 for a fixed 0 s"]
+    parse({**OK, "agents": {field: 0}}, "x.yaml")  # the fix it names is accepted
+
+
+DAY = {**OK, "duration_s": 86400}
+
+
+@pytest.mark.parametrize("workload, line, fixed", [
+    # 144 million tasks: the guard was per workspace (1,440 each), so this only got a warning
+    # and then ran for ever.
+    ([{"count": 100_000, "every_s": 60}],
+     "workload[0].every_s = 60 (int): the workload would create about 144,000,000 tasks "
+     "(144,000,000 from this group's 100,000 workspaces) in 86400 s, more than the 1,000,000 a "
+     "run allows; make it at least 8640", [{"count": 100_000, "every_s": 8640}]),
+    # Over the groups together: each alone is under the limit.
+    ([{"count": 600, "every_s": 100}, {"prefix": "b", "count": 600, "every_s": 100}],
+     "workload[0].every_s = 100 (int): the workload would create about 1,036,800 tasks "
+     "(518,400 from this group's 600 workspaces) in 86400 s, more than the 1,000,000 a run "
+     "allows; make it at least 108",
+     [{"count": 600, "every_s": 108}, {"prefix": "b", "count": 600, "every_s": 100}]),
+    ([{"count": 100_000, "at": list(range(11))}],
+     "workload[0].count = 100000 (int): the workload would create about 1,100,000 tasks "
+     "(1,100,000 from this group's 100,000 workspaces) in 86400 s, more than the 1,000,000 a run "
+     "allows; make it at most 90,909", [{"count": 90_909, "at": list(range(11))}]),
+])
+def test_a_workload_of_more_tasks_than_a_run_allows_is_refused_with_a_value_that_runs(
+        workload, line, fixed):
+    assert problems({**DAY, "workload": workload}) == [f"scenarios/x.yaml: {line}"]
+    parse({**DAY, "workload": fixed}, "x.yaml")  # the value named, the rest as it was

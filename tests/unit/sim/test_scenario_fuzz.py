@@ -78,7 +78,8 @@ def dists(hi: float) -> st.SearchStrategy[Any]:
                   secs(0, hi), secs(0, hi), f),
         st.builds(lambda m, extra, fl: floor({"kind": "lognormal", "median": m, "p99": m + extra}, fl),
                   secs(0.5, hi / 2), secs(0, hi), f),
-        st.builds(lambda m, fl: floor({"kind": "exponential", "mean": m}, fl), secs(0, hi), f),
+        st.builds(lambda m, fl: floor({"kind": "exponential", "mean": m}, fl),
+                  secs(0, hi).filter(bool), f),  # mean 0 is refused
     )
 
 
@@ -123,10 +124,11 @@ def workload(draw: Any, pool_ids: list[str], duration: float) -> list[dict[str, 
     for i in range(draw(st.integers(1, 3))):
         g: dict[str, Any] = {"prefix": f"g{i}"}
         if draw(st.integers(0, 4)) == 0:
-            names = draw(st.lists(st.sampled_from(["alpha", "beta", "gamma"]), unique=True, max_size=3))
+            names = draw(st.lists(st.sampled_from(["alpha", "beta", "gamma"]), unique=True,
+                                  min_size=1, max_size=3))  # a group of none is refused
             g["names"] = [f"{n}{i}" for n in names]
         else:
-            g["count"] = draw(st.integers(0, 5))
+            g["count"] = draw(st.integers(1, 5))
         if draw(st.booleans()):
             g["pool"] = draw(st.sampled_from(pool_ids))
         arrivals = draw(st.sampled_from(["at", "every", "both"]))
