@@ -999,6 +999,9 @@ def parse(data: Any, file: str, key_texts: dict[tuple[type, Any], str] | None = 
     if not isinstance(data, dict):
         raise ScenarioInvalid([f"{file}: the file must hold a mapping (name:, duration_s:, "
                                f"workload:, ...), not {type(data).__name__}"])
+    # Top-level `x-` keys are the file's own, a place for anchors (`x-base: &base {...}`) that
+    # fields then merge (`<<: *base`), as docker-compose allows; nothing reads them.
+    data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
     sets: list[tuple[tuple[Any, ...], Any]] = []
     data = _without_sets(data, (), sets)
     problems = [_line(file, _loc(loc), value, "expected a list such as [a, b]; a YAML set "

@@ -768,3 +768,14 @@ def test_a_workload_of_more_tasks_than_a_run_allows_is_refused_with_a_value_that
         workload, line, fixed):
     assert problems({**DAY, "workload": workload}) == [f"scenarios/x.yaml: {line}"]
     parse({**DAY, "workload": fixed}, "x.yaml")  # the value named, the rest as it was
+
+
+def test_top_level_x_keys_hold_anchors_and_are_otherwise_ignored(tmp_path):
+    # `x-base` was refused as an unknown field, so anchors had to live inside a real one.
+    f = tmp_path / "anchors.yaml"
+    f.write_text("x-group: &group {every_s: 600, types: {plan: 1}}\nx-note: anything\n"
+                 "duration_s: 600\nworkload:\n  - {<<: *group, prefix: a, count: 2}\n"
+                 "  - {<<: *group, prefix: b, count: 1, at: [5]}\n")
+    assert [(w.prefix, w.every_s, dict(w.types)) for w in load(f).workload] == [
+        ("a", 600, {"plan": 1}), ("b", 600, {"plan": 1})]
+    assert problems({**OK, "xbase": 1})[0].startswith("scenarios/x.yaml: xbase = 1 (int): unknown field")
