@@ -2,8 +2,9 @@
 
 A scenario sets the cluster, the pools, the agents, the users and their workload, the faults,
 the invariant bounds and the gate thresholds (docs/scenarios.md documents every field). The
-whole file is validated before anything runs and *every* problem is reported, each as one line
-naming the file, the field path, the value and its type, the rule and the fix, e.g.
+whole file is validated before anything runs and *every* problem is reported (but a rule
+across fields that reads a section with a field error of its own, which waits for it), each as
+one line naming the file, the field path, the value and its type, the rule and the fix, e.g.
 
     scenarios/x.yaml: faults[2].at = '5m' (str): expected seconds as a number; write 300
 
