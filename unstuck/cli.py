@@ -45,7 +45,12 @@ def output_problem(option: str, path: Path, *, folder: bool, example: str = "out
             return f"{option} {path}: exists and is not a folder; choose a folder"
         if not folder and path.is_dir():
             return f"{option} {path}: is a folder; give a file name, e.g. {path / example}"
-    target = path if folder else path.parent
+        if not folder and not path.is_file():  # a FIFO or a device: written in place
+            if os.access(path, os.W_OK):  # scheduler/files.py; its folder is not written
+                return None
+            return f"{option} {path}: cannot be written (permission denied); choose another file"
+    # A symlink's file is replaced beside the file it names (scheduler/files.py).
+    target = path if folder else Path(os.path.realpath(path)).parent
     place = target
     while not place.exists() and place != place.parent:
         place = place.parent

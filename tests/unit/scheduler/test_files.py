@@ -1,11 +1,15 @@
 """Files are written whole or not at all: a reader never sees half a file, and a write
 that fails (or is interrupted) leaves the old file as it was and no temporary file."""
 
+import errno
 import os
+import stat
+from pathlib import Path
 
 import pytest
 
 from scheduler import files
+from tests.unit.conftest import written_to_a_fifo
 
 
 def test_a_write_replaces_the_file_whole_and_leaves_nothing_beside_it(tmp_path):
@@ -40,3 +44,53 @@ def test_the_temporary_file_is_hidden_beside_the_target(tmp_path):
         assert tmp.name.startswith(".") and tmp.suffix == ".tmp"
         assert str(os.getpid()) in tmp.name
         tmp.write_bytes(b"x")
+
+
+def test_a_symlink_is_followed_and_stays_a_link(tmp_path):
+    """`--history link.jsonl` used to put a regular file where the link was and leave the
+    file it names unchanged."""
+    (tmp_path / "runs").mkdir()
+    target = tmp_path / "runs" / "today.jsonl"
+    target.write_text("old")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(Path("runs") / "today.jsonl")
+    files.write_text(link, "new")
+    assert link.is_symlink() and os.readlink(link) == str(Path("runs") / "today.jsonl")
+    assert target.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["link.jsonl", "runs", "today.jsonl"]
+
+
+def test_a_dangling_symlink_creates_the_file_it_names(tmp_path):
+    link = tmp_path / "link.jsonl"
+    link.symlink_to("made.jsonl")
+    files.write_text(link, "new")
+    assert link.is_symlink() and (tmp_path / "made.jsonl").read_text() == "new"
+
+
+def test_a_symlink_loop_is_an_error_that_leaves_the_links(tmp_path):
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    with pytest.raises(OSError) as e:
+        files.write_text(tmp_path / "a", "new")
+    assert e.value.errno == errno.ELOOP and e.value.filename == str(tmp_path / "a")
+    assert (tmp_path / "a").is_symlink() and (tmp_path / "b").is_symlink()
+
+
+def test_a_fifo_is_written_in_place(tmp_path):
+    fifo = tmp_path / "history.pipe"
+    os.mkfifo(fifo)
+    assert written_to_a_fifo(fifo, b'{"seq": 1}\n') == b'{"seq": 1}\n'
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.pipe"]
+
+
+def test_a_device_is_written_in_place(devices_written_in_place):
+    files.write_text(Path("/dev/null"), "discarded")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_a_full_device_raises_enospc_and_stays_a_device(devices_written_in_place):
+    with pytest.raises(OSError) as e:
+        files.write_bytes(Path("/dev/full"), b"x" * 10)
+    assert e.value.errno == errno.ENOSPC
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -337,3 +338,26 @@ def test_a_warning_goes_to_stderr_and_the_run_goes_on(tmp_path):
     assert r.stderr.startswith(f"warning: {f}: drain_s = 30.0 (float): is shorter than one "
                                "apply's p99.99"), r.stderr
     assert [json.loads(x)["scenario"] for x in r.stdout.splitlines()] == ["short-drain"]
+
+
+def test_history_through_a_symlink_writes_the_file_it_names(tmp_path):
+    # Found by a user audit: the link became a regular file and its target stayed as it was.
+    target = tmp_path / "target.jsonl"
+    target.write_text("old\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target.name)
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "--seeds", "1", "--workers", "1",
+                  "--history", str(link)])
+    assert r.exit_code == 0, r.output
+    assert link.is_symlink()
+    rows = [json.loads(x) for x in target.read_text().splitlines()]
+    assert rows and rows[0]["seq"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.jsonl", "target.jsonl"]
+
+
+def test_history_to_a_device_writes_it_in_place(devices_written_in_place):
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "--seeds", "1", "--workers", "1",
+                  "--history", "/dev/null"])
+    assert r.exit_code == 0, r.output
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
