@@ -486,10 +486,6 @@ def sim(
         value, diverged = determinism.check({s.name: s.world() for s, _ in loaded}, done,
                                             workers, progress=progress,
                                             perturb_ties=perturb_ties)
-    if history is not None:
-        kept = next(r for r in done if r.history is not None)
-        history.parent.mkdir(parents=True, exist_ok=True)
-        files.write_bytes(history, histories.canonical_bytes(kept.history or []))
 
     summaries = [b.summary() for b in batches.values()]
     declared = {sc.name: sc.fault_types() for sc, _ in loaded}
@@ -516,10 +512,33 @@ def sim(
                            f"{'them' if len(s['faults_never_fired']) > 1 else 'it'}; check "
                            "the fault's target and within_s, or run more seeds (`unstuck gate` "
                            "fails such a run with exit 3)", err=True)
+    if history is not None:  # after the verdict is out: a failed write must not lose it
+        _write_history(history, next(r for r in done if r.history is not None),
+                       {sc.name: path for sc, path in loaded}, perturb_ties)
     if diverged:
         typer.echo("error: " + determinism.report(diverged, len(done), value), err=True)
         raise typer.Exit(2)
     raise typer.Exit(1 if any(s["seeds_failed"] for s in summaries) else 0)
+
+
+def _write_history(path: Path, kept: SeedResult, paths: dict[str, Path],
+                   perturb_ties: bool) -> None:
+    """`--history`, written last, so that a full disk or a bad device costs the history
+    alone: the table or JSON lines above it are the run's verdict, and the message says how
+    to get the history again without rerunning everything."""
+    from unstuck.cli import fail_input
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.write_bytes(path, histories.canonical_bytes(kept.history or []))
+    except OSError as e:
+        again = shlex.join(["unstuck", "sim", str(paths[kept.scenario]), "-s", kept.scheduler,
+                            "--seeds", "1", "--seed-start", str(kept.seed), "--history", "FILE",
+                            *(["--perturb-ties"] if perturb_ties else [])])
+        fail_input(f"--history {path}: could not write the history of {kept.scenario} under "
+                   f"{kept.scheduler}, seed {kept.seed} ({e.strerror or e}); the results above "
+                   f"are complete; free space or choose another file, and rerun that seed "
+                   f"alone: {again}")
 
 
 def _run_row(r: SeedResult) -> dict[str, Any]:

@@ -204,19 +204,20 @@ def test_a_full_disk_while_writing_the_report_is_a_message(tmp_path, monkeypatch
 
 
 def test_any_other_failed_write_is_exit_2_naming_the_file(tmp_path, monkeypatch, capsys):
-    """The last net, in `unstuck`'s entry point: the --history file at the end of a run."""
-    hist = tmp_path / "h.jsonl"
+    """The last net, in `unstuck`'s entry point: a write no command catches itself (the
+    --history file has its own message now: tests/unit/sim/test_sim_cli.py)."""
+    table = tmp_path / "table.txt"
 
-    def full(path, *a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(table))
 
-    monkeypatch.setattr("unstuck.sim_cli.files.write_bytes", full)
-    monkeypatch.setattr(sys, "argv", ["unstuck", "sim", SCENARIO, *ONE, "--history", str(hist)])
+    monkeypatch.setattr("unstuck.sim_cli._print", full)
+    monkeypatch.setattr(sys, "argv", ["unstuck", "sim", SCENARIO, *ONE])
     with pytest.raises(SystemExit) as exit_:
         cli.main()
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert f"No space left on device: '{hist}'" in err and "Traceback" not in err
+    assert f"No space left on device: '{table}'" in err and "Traceback" not in err
 
 
 def test_the_marker_says_what_unstuck_wrote(tmp_path):

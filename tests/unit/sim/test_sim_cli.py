@@ -361,3 +361,22 @@ def test_history_to_a_device_writes_it_in_place(devices_written_in_place):
     assert r.exit_code == 0, r.output
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
+
+def test_a_history_that_cannot_be_written_is_named_and_the_verdict_is_not_lost(
+        devices_written_in_place):
+    # Found by a user audit: "error: harness error: [Errno 28] No space left on device",
+    # no file named, and the history went first, so the run's table was never printed.
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "-s", "seed", "--seeds", "2",
+                  "--workers", "1", "--json", "--history", "/dev/full"])
+    assert r.exit_code == 2, r.output
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [(x["scenario"], x["scheduler"], x["seeds_failed"]) for x in lines] == \
+        [("incident-601", "seed", 2)]
+    assert r.stderr.startswith(
+        "error: --history /dev/full: could not write the history of incident-601 under seed, "
+        "seed 0 (No space left on device); the results above are complete;"), r.stderr
+    assert r.stderr.rstrip().endswith(
+        "unstuck sim scenarios/incident-601.yaml -s seed --seeds 1 --seed-start 0 "
+        "--history FILE"), r.stderr
+    assert "Traceback" not in r.output
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
