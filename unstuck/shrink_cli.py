@@ -3,7 +3,8 @@ that still breaks the same invariant for the same task (unstuck/shrink.py), prin
 minimal run's witness, and written as a scenario that `unstuck sim` replays.
 
 Exit codes: 0 shrunk; 2 bad input, or a seed with nothing to shrink (it breaks no invariant,
-or not the one asked for); 130 interrupted (nothing is written).
+or not the one asked for); 130 interrupted (nothing is written); SIGTERM kills it at once,
+workers and all (a shell reports 143), and nothing is written.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from unstuck import checker
 from unstuck import scenario as scenarios
 from unstuck import shrink as shrinking
 from unstuck.checker import INVARIANTS
-from unstuck.sim_cli import SEED_LIMIT, row_text
+from unstuck.sim_cli import SEED_LIMIT, die_with_parent, row_text
 
 
 def shrink(
@@ -112,7 +113,17 @@ def _pool(workers: int) -> AbstractContextManager[Pool | None]:
     if workers <= 1:
         return nullcontext()
     ctx = get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    return ctx.Pool(workers, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+    return ctx.Pool(workers, initializer=_worker_init, initargs=(os.getpid(),))
+
+
+def _worker_init(parent: int) -> None:
+    """Ctrl-C is left to the parent; SIGTERM, which the pool's terminate sends, still ends
+    the worker (at once: a trial writes nothing); and the worker dies with the parent,
+    which a SIGKILL would otherwise leave it waiting for, for ever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    die_with_parent(parent)
 
 
 TARGETED = ("pod-kill", "node-loss", "agent-disconnect")  # the faults that take a `target`
@@ -174,4 +185,9 @@ def _print(result: shrinking.Shrunk, out: Path | None) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    # No `sigterm_interrupts` here: a SIGTERM to the whole group kills the pool's workers
+    # (the pool's own terminate needs SIGTERM to end them), and a multiprocessing pool
+    # whose worker died waiting for work cannot be terminated (it waits for ever on the
+    # queue lock the worker held). Killed at once, the shrink loses only its trials, and
+    # its workers die with it (`_worker_init`).
     app.command("shrink")(shrink)

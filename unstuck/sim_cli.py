@@ -7,7 +7,8 @@ any seed can be re-run alone and gives the same history (same digest) in any pro
 
 Exit codes: 0 every invariant held; 1 an invariant was violated (stuck tasks are named, with
 witnesses); 2 bad input (every problem of every scenario file is listed, one line each), or a
-seed that wrote another history when run again (`--check-determinism`, unstuck/determinism.py).
+seed that wrote another history when run again (`--check-determinism`, unstuck/determinism.py);
+130 interrupted by Ctrl-C, 143 by SIGTERM (`run_batches`: the seeds in hand finish first).
 """
 
 from __future__ import annotations
@@ -237,6 +238,44 @@ SEED_LIMIT = 1 << 64  # sim.rng keeps 64 bits of a seed: 2**64 would replay seed
 MAX_SEEDS = 1_000_000  # jobs are listed up front; a million days is weeks of CPU anyway
 
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and what `timeout`, CI and kill send
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the same clean stop and message, but exit 143 (128 +
+    15, `sigterm_interrupts`), so that CI and `timeout` see the signal they sent. A
+    KeyboardInterrupt, so that every `except KeyboardInterrupt` that says what is on disk
+    says it for SIGTERM too."""
+
+    exit_code = 143
+
+
+def _interrupt(signum: int) -> KeyboardInterrupt:
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raised as `Terminated` for the block, as Ctrl-C raises KeyboardInterrupt, and
+    exit 143 at its end: killed outright, a command would leave temporary files, a removed
+    report with no word about it, and (before its workers died with it) a pool running on
+    its own. Wraps each command that runs seeds or writes results (`register`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    except Terminated:  # typer turns any KeyboardInterrupt into exit 130
+        raise typer.Exit(Terminated.exit_code) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_batches(jobs: Sequence[Any], workers: int, progress: bool, *,
                 fn: Callable[[Any], Any] = run_job, start: str = "fork",
                 label: str = "simulating") -> list[Any]:
@@ -244,29 +283,35 @@ def run_batches(jobs: Sequence[Any], workers: int, progress: bool, *,
     in job order. The pool forks (on Linux), or with `start="spawn"` starts fresh
     interpreters, which always get a pool; a forked run of one job or one worker runs here.
 
-    At most two seeds per worker are submitted at a time, the next one as each finishes.
-    That keeps every worker busy and makes Ctrl-C clean: it goes to the whole process
-    group, the workers ignore it and finish the seeds in hand (about a second; their files
-    are written whole), and the parent cancels the few submitted seeds not yet started and
-    waits for the pool, so nothing is left running or half-written."""
+    At most two seeds per worker are submitted at a time, the next one as each finishes,
+    so that no worker waits for this process between seeds. Ctrl-C (and SIGTERM, the same
+    way) stops cleanly: Ctrl-C goes to the whole process group, the workers ignore both,
+    this process raises a shared stop flag at once, and a worker that picks up a seed after
+    it returns without running it (the executor hands workers+1 seeds to its queue, where
+    they can no longer be cancelled, so cancelling alone started seeds after the Ctrl-C).
+    The seeds in hand finish (about a second; their files are written whole), the pool is
+    shut down, and the message counts the seeds that finished, so nothing is left running
+    or half-written and the count matches what is on disk. A worker dies with this
+    process (`_worker_init`), so a SIGKILL here leaves none running."""
     if not jobs:
         return []
     if start == "fork" and (workers <= 1 or len(jobs) <= 1):
         done: list[Any] = []
         try:
-            with _ctrl_c_noted() as ctrl_c:
+            with _signals_noted() as noted:
                 for j in jobs:
                     done.append(fn(j))
-                    if ctrl_c:  # pressed, but its KeyboardInterrupt was swallowed
-                        raise KeyboardInterrupt
+                    if noted:  # pressed, but its KeyboardInterrupt was swallowed
+                        raise _interrupt(noted[0])
         except KeyboardInterrupt:  # in this process: the seed in hand stops where it was
             print(_interrupted(jobs, len(done), label, in_hand="the seed in hand is dropped"),
                   file=sys.stderr)
             raise
         return done
     ctx = get_context(start) if start != "fork" or sys.platform.startswith("linux") else None
+    stop = (ctx or get_context()).RawValue("b", 0)  # shared memory: safe to set in a handler
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
-                               initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+                               initializer=_worker_init, initargs=(os.getpid(), stop, SIGNALS))
     results: dict[int, Any] = {}
     queue = iter(enumerate(jobs))
     in_flight: dict[Future, int] = {}
@@ -276,48 +321,101 @@ def run_batches(jobs: Sequence[Any], workers: int, progress: bool, *,
             nxt = next(queue, None)
             if nxt is None:
                 return
-            with _sigint_blocked():  # a worker started here inherits the mask
-                in_flight[pool.submit(fn, nxt[1])] = nxt[0]
+            with _signals_blocked():  # a worker started here inherits the mask
+                in_flight[pool.submit(_unless_stopped, fn, nxt[1])] = nxt[0]
 
     from rich.progress import Progress
 
     bar = Progress(console=Console(stderr=True), transient=True, disable=not progress)
-    # Here Ctrl-C only notes itself, from the first submit to the end of the shutdown, and
-    # the loop stops at the next short wait: a KeyboardInterrupt raised inside the executor
-    # or the bar could leave a future's or the bar's lock held, and the shutdown would then
-    # wait on it for ever (a second Ctrl-C, as `timeout -s INT` sends, did exactly that).
-    with _ctrl_c_noted(raise_at_once=False) as pressed:
+    # Here a signal only notes itself (and raises the stop flag), from the first submit to
+    # the end of the shutdown, and the loop stops at the next short wait: a
+    # KeyboardInterrupt raised inside the executor or the bar could leave a future's or the
+    # bar's lock held, and the shutdown would then wait on it for ever (a second Ctrl-C, as
+    # `timeout -s INT` sends, did exactly that).
+    with _signals_noted(raise_at_once=False, stop=stop) as noted:
         try:
             with bar:  # gone from the terminal before any message below
                 task = bar.add_task(label, total=len(jobs))
                 top_up()
-                while in_flight and not pressed:
+                while in_flight and not noted:
                     finished, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
                     for f in finished:
-                        results[in_flight.pop(f)] = f.result()
+                        i, r = in_flight.pop(f), f.result()
+                        if not isinstance(r, NotStarted):
+                            results[i] = r
                         bar.advance(task)
                     top_up()
         finally:
-            # Cancel what has not started and wait for the seeds in hand (a second
-            # Ctrl-C changes nothing: Ctrl-\ ends everything at once).
-            if pressed and len(results) < len(jobs):
-                print(_interrupted(jobs, len(results), label), file=sys.stderr)
+            # Wait for the seeds in hand; those queued return unstarted (a second Ctrl-C
+            # changes nothing: Ctrl-\ ends everything at once).
             pool.shutdown(wait=True, cancel_futures=True)
-    if pressed:
-        raise KeyboardInterrupt
+            if noted:
+                for f, i in in_flight.items():
+                    if f.done() and not f.cancelled() and f.exception() is None \
+                            and not isinstance(f.result(), NotStarted):
+                        results[i] = f.result()
+                if len(results) < len(jobs):
+                    print(_interrupted(jobs, len(results), label, in_hand="the seeds in hand "
+                                       "finished"), file=sys.stderr)
+    if noted:
+        raise _interrupt(noted[0])
     return [results[i] for i in range(len(jobs))]
 
 
+class NotStarted:
+    """What a worker returns for a seed it picked up after the stop flag was raised."""
+
+
+def _unless_stopped(fn: Callable[[Any], Any], job: Any) -> Any:
+    return NotStarted() if _stop is not None and _stop.value else fn(job)
+
+
+_stop: Any = None  # in a worker: its parent's stop flag (run_batches)
+
+
+def _worker_init(parent: int, stop: Any, ignore: tuple[signal.Signals, ...]) -> None:
+    """A worker leaves the signals in `ignore` to its parent, which stops the run cleanly,
+    and dies with it: a parent killed outright (SIGKILL, or SIGTERM before it was handled)
+    left its workers reparented to init, running or waiting for work for ever."""
+    global _stop
+    _stop = stop
+    for sig in ignore:
+        signal.signal(sig, signal.SIG_IGN)
+    die_with_parent(parent)
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux's
+    PR_SET_PDEATHSIG; elsewhere a thread that watches the parent's pid). A parent that
+    died before this call is caught by the pid check."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0:  # PR_SET_PDEATHSIG = 1
+            if os.getppid() != parent:
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
 @contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    """SIGINT held back while the pool may start workers. A spawned worker imports for a
-    while before its initializer ignores SIGINT; a Ctrl-C then printed its traceback. A
-    process starts with its parent's signal mask (across exec too), so a worker started
-    here never sees SIGINT at all; the parent gets a held-back one as soon as it unblocks."""
+def _signals_blocked() -> Iterator[None]:
+    """SIGINT and SIGTERM held back while the pool may start workers. A spawned worker
+    imports for a while before its initializer ignores them; a Ctrl-C then printed its
+    traceback. A process starts with its parent's signal mask (across exec too), so a
+    worker started here never sees them at all; the parent gets a held-back one as soon as
+    it unblocks."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
     try:
         yield
     finally:
@@ -325,14 +423,15 @@ def _sigint_blocked() -> Iterator[None]:
 
 
 @contextmanager
-def _ctrl_c_noted(*, raise_at_once: bool = True) -> Iterator[list[int]]:
-    """Note every SIGINT, so the loops can check; with `raise_at_once`, raise
-    KeyboardInterrupt too (a seed running here stops where it is).
+def _signals_noted(*, raise_at_once: bool = True, stop: Any = None) -> Iterator[list[int]]:
+    """Note every SIGINT and SIGTERM, so the loops can check, and raise `stop` (the
+    workers' flag); with `raise_at_once`, raise KeyboardInterrupt (or `Terminated`) too (a
+    seed running here stops where it is).
 
     Python raises KeyboardInterrupt wherever the main thread is, and one raised inside a
     finalizer is printed and dropped ("Exception ignored in ParquetWriter.__del__"): about
-    1 Ctrl-C in 150 did nothing, and the run went on to the end. The list is non-empty once
-    Ctrl-C was pressed; a loop that sees it raises the interrupt itself."""
+    1 Ctrl-C in 150 did nothing, and the run went on to the end. The list holds the signals
+    noted; a loop that sees it non-empty raises the interrupt itself."""
     noted: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield noted  # only the main thread gets signals (and may set handlers)
@@ -340,14 +439,17 @@ def _ctrl_c_noted(*, raise_at_once: bool = True) -> Iterator[list[int]]:
 
     def note(signum: int, frame: Any) -> None:
         noted.append(signum)
+        if stop is not None:
+            stop.value = 1
         if raise_at_once:
-            raise KeyboardInterrupt
+            raise _interrupt(signum)
 
-    previous = signal.signal(signal.SIGINT, note)
+    previous = {sig: signal.signal(sig, note) for sig in SIGNALS}
     try:
         yield noted
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _interrupted(jobs: Sequence[Any], finished: int, label: str,
@@ -605,4 +707,4 @@ def row_text(row: dict[str, Any]) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("sim")(sim)
+    app.command("sim")(sigterm_interrupts()(sim))

@@ -267,6 +267,7 @@ def junit_name(only: list[str] | None, ran: list[str], overridden: bool) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("suite")(suite)
-    app.command("report")(report_cmd)
-    app.command("gate")(gate_cmd)
+    from unstuck.sim_cli import sigterm_interrupts
+
+    for name, command in (("suite", suite), ("report", report_cmd), ("gate", gate_cmd)):
+        app.command(name)(sigterm_interrupts()(command))
