@@ -40,13 +40,14 @@ def _fail(message: str) -> NoReturn:
 
 
 def scenario_files(paths: list[Path]) -> tuple[list[Path], list[str]]:
-    """Expand folders to their *.yaml files (sorted); report paths that do not exist."""
+    """Expand folders to their *.yaml and *.yml files (sorted), as `unstuck sim` takes
+    either; report paths that do not exist."""
     yaml_files, problems = [], []
     for p in paths:
         if p.is_dir():
-            found = sorted(p.glob("*.yaml"))
+            found = sorted([*p.glob("*.yaml"), *p.glob("*.yml")])
             if not found:
-                problems.append(f"{p}: a folder with no *.yaml scenario files")
+                problems.append(f"{p}: a folder with no *.yaml or *.yml scenario files")
             yaml_files += found
         elif p.exists():
             yaml_files.append(p)

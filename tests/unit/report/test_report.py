@@ -290,3 +290,17 @@ def test_failures_list_schedulers_in_the_order_of_the_other_tables(report):
     assert list(dict.fromkeys(fails["scheduler"])) == ["seed", "seed-proposal", "seed-head"]
     for _, g in fails.groupby(["scenario", "scheduler"]):
         assert list(g["seed"]) == sorted(g["seed"])
+
+
+def test_a_folder_of_yml_scenarios_is_run_as_sim_would_run_them(tmp_path):
+    # Found by a user audit: `unstuck sim b.yml` ran it, `unstuck suite DIR` skipped it.
+    folder = tmp_path / "scen"
+    folder.mkdir()
+    (folder / "b.yml").write_text(Path("scenarios/incident-601.yaml").read_text())
+    (folder / "a.yaml").write_text(Path("scenarios/double-confirm.yaml").read_text())
+    r = run(app, ["suite", str(folder), "-s", "reference", "--seeds", "1", "--workers", "1",
+                  "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    assert "2 scenarios x 1 scheduler" in r.output
+    assert sorted(set(unstuck.load(tmp_path / "rep")["runs"]["scenario"])) == \
+        ["a", "b"]  # named after their files
