@@ -16,7 +16,12 @@ Behaviour (shared/specs/seed-system.md §2.2, §8):
   agent's retries wait for it to resume;
 * an apply takes the workspace's state lock fenced by (task, fence); its `exec.invoke` names
   the token it superseded (`data.supersedes`), and an apply whose token was superseded fails
-  with "state lock fenced" (`exec.fail`) when it tries to commit;
+  with "state lock fenced" (`exec.fail`) when it tries to commit. Our agent also holds the
+  lock under a lease (`agent_state_lease_s`, 30 s, as the live backend's `--lease`), renewed
+  while it works: a second apply is refused while the holder's lease runs (`exec.fail`, no
+  invoke: it never started), and a holder frozen or dead for longer than the lease has lost
+  the lock: a frozen apply fails at once when it wakes, as the live agent's renewal raises
+  `LockLost`. The seed's agent holds no lease: a newer apply always takes the lock;
 * SIGTERM (graceful pod delete) does what the scheduler's own agent does (the variant's
   `agent_on_sigterm`): our agent ("drain") finishes its current phases and exits, and
   whatever is still running at SIGKILL is lost; the seed's agent ("exit") cancels its runs,
@@ -65,6 +70,7 @@ class AgentSim:
     # Reports not yet delivered, by task (our agent only): what the heartbeat still lists.
     unreported: dict[int, int] = field(default_factory=dict)
     held: list[tuple[Any, int]] = field(default_factory=list)  # retries due while paused
+    stalled_at: float | None = None  # frozen or dead since: its lease is no longer renewed
     hb_gen: int = 0
     conn_gen: int = 0
     backoff: float = 0.0
@@ -138,7 +144,15 @@ class AgentSim:
         extra: dict[str, Any] = {}
         if run.action == "apply":
             prev = w.state_lock.get(run.workspace_id)
+            if prev is not None and prev != (run.task_id, run.fence) and self.fleet.leased(run.workspace_id, now):
+                why = (f"state of {run.workspace_id} is locked by task {prev[0]} "
+                       f"(fence {prev[1]}) under a live lease")
+                self._record(Kind.EXEC_FAIL, run, why)
+                self._send_report(ev.ApplyFinished(run.task_id, self.agent_id, False, run.fence, why))
+                self._maybe_exit()
+                return
             w.state_lock[run.workspace_id] = (run.task_id, run.fence)
+            w.state_holder[run.workspace_id] = self
             if prev is not None and prev != (run.task_id, run.fence):
                 extra["supersedes"] = list(prev)  # the older holder can no longer commit
             duration = cfg.apply.sample(self.fleet.rng)
@@ -173,6 +187,7 @@ class AgentSim:
                 self._maybe_exit()
                 return
             del w.state_lock[run.workspace_id]  # committed (or failed): the lock is released
+            w.state_holder.pop(run.workspace_id, None)
             if cfg.apply_fail and rng.random() < cfg.apply_fail:
                 self._record(Kind.EXEC_FAIL, run, "terraform apply failed")
                 report, ok = ev.ApplyFinished(run.task_id, self.agent_id, False, run.fence,
@@ -191,11 +206,14 @@ class AgentSim:
             if changes and x.task_type is TaskType.PLAN_AND_APPLY:
                 w.plan_pod[run.task_id] = self.pod.name
             report = ev.PlanFinished(run.task_id, self.agent_id, changes, digest, run.fence)
-        if self.fleet.reports_until_delivered:
-            self.unreported[run.task_id] = self.unreported.get(run.task_id, 0) + 1
-        self._report(report, 0)
+        self._send_report(report)
         w.kernel.after(cfg.notice_after_s, self._notice, run.task_id, ok)
         self._maybe_exit()
+
+    def _send_report(self, report: Any) -> None:
+        if self.fleet.reports_until_delivered:
+            self.unreported[report.task_id] = self.unreported.get(report.task_id, 0) + 1
+        self._report(report, 0)
 
     def _report(self, report: Any, attempt: int) -> None:
         if self.dead:
@@ -249,6 +267,8 @@ class AgentSim:
         if self.dead:
             return
         self.dead = True
+        if self.stalled_at is None:
+            self.stalled_at = self.fleet.w.kernel.now
         self.fleet.alive.pop(self.agent_id, None)
         self.hb_gen += 1
         self.conn_gen += 1
@@ -266,11 +286,24 @@ class AgentSim:
             return
         now = self.fleet.w.kernel.now
         self.paused = True
+        self.stalled_at = now
         self.hb_gen += 1
         self.conn_gen += 1
         for x in self.runs.values():
             x.remaining = max(0.0, x.ends_at - now)
             x.gen += 1
+
+    def _lose_lock(self, x: Run) -> None:
+        """A frozen apply whose lease ran out: its first renewal on waking fails, so it
+        stops before its commit (the live agent's `LockLost`) and says so."""
+        w, run = self.fleet.w, x.run
+        x.gen += 1
+        if w.state_lock.get(run.workspace_id) == (run.task_id, run.fence):
+            del w.state_lock[run.workspace_id]  # an expired lock is free for the next apply
+            w.state_holder.pop(run.workspace_id, None)
+        why = f"state lock of {run.workspace_id} lost: its lease expired while the agent was frozen"
+        self._record(Kind.EXEC_FAIL, run, why)
+        self._send_report(ev.ApplyFinished(run.task_id, self.agent_id, False, run.fence, why))
 
     def resume(self) -> None:
         if self.dead or not self.paused:
@@ -278,7 +311,14 @@ class AgentSim:
         w = self.fleet.w
         now = w.kernel.now
         self.paused = False
-        for _, x in sorted(self.runs.items()):
+        lapsed = self.fleet.lease_s is not None and self.stalled_at is not None and \
+            now - self.stalled_at > self.fleet.lease_s
+        self.stalled_at = None
+        for task_id, x in sorted(self.runs.items()):
+            if lapsed and x.run.action == "apply":
+                self._lose_lock(x)
+                del self.runs[task_id]
+                continue
             x.ends_at = now + x.remaining
             x.gen += 1
             w.kernel.at(x.ends_at, self._finish, x, x.gen)
@@ -304,11 +344,22 @@ class AgentFleet:
         self.rng = world.rng("agents")
         self.exit_on_sigterm = world.agent_on_sigterm == "exit"
         self.reports_until_delivered = world.agent_reports == reports.UNTIL_DELIVERED
+        self.lease_s: float | None = world.agent_state_lease_s
         self.by_id: dict[str, AgentSim] = {}
         # The agents not yet dead: a churning day starts thousands of agents, and fault
         # targeting walks the living ones.
         self.alive: dict[str, AgentSim] = {}
         self._n = 0
+
+    def leased(self, workspace: str, now: float) -> bool:
+        """Whether the holder of the workspace's state lock still holds it under a live
+        lease: it renews while it works, so until it has been frozen or dead for `lease_s`.
+        False for an agent without leases (the seed's): a newer apply takes the lock over."""
+        if self.lease_s is None:
+            return False
+        holder = self.w.state_holder.get(workspace)
+        return holder is not None and (holder.stalled_at is None
+                                       or now - holder.stalled_at <= self.lease_s)
 
     def start(self, pod: Pod) -> AgentSim:
         self._n += 1

@@ -27,7 +27,7 @@ from scheduler.settings import SeedQuirks, Settings
 from scheduler.stores.memory import MemoryStore
 from scheduler.variants import policy_class
 from sim import rng as rngs
-from sim.agents import AgentFleet
+from sim.agents import AgentFleet, AgentSim
 from sim.cluster import ClusterSim
 from sim.config import WorldConfig
 from sim.faults import Faults
@@ -72,11 +72,13 @@ class World:
             for ws in group.workspace_names():
                 self.store.put_workspace(Workspace(ws, pool_id=group.pool))
         self.state_lock: dict[str, tuple[int, int]] = {}
+        self.state_holder: dict[str, AgentSim] = {}  # whose lease the lock is under
         self.plan_pod: dict[int, str] = {}
         self.epoch = 0
         policy = policy_class(variant)
         self.agent_on_sigterm: str = policy.agent_on_sigterm  # the agent this variant ships
         self.agent_reports: str = policy.agent_reports
+        self.agent_state_lease_s: float | None = policy.agent_state_lease_s
         self.cluster = ClusterSim(self)
         self.agents = AgentFleet(self)
         self.users = Users(self)

@@ -102,6 +102,9 @@ class ReferencePolicy:
     # Our agent delivers every report at least once and lists its task in its heartbeats
     # until then (scheduler/reports.py): a committed apply is never left for "outcome unknown".
     agent_reports = reports.UNTIL_DELIVERED
+    # Its applies hold the state lock under a lease they renew (scheduler/agent/backend.py,
+    # `--lease`): frozen past it, an apply cannot commit when it wakes.
+    agent_state_lease_s: float | None = 30.0
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

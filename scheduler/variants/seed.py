@@ -126,6 +126,8 @@ class SeedPolicy:
     # Its HTTP client retries a report 3 times and drops it (seed-system.md §2.2; the
     # numbers are `sim.config.AgentConfig.report_*`).
     agent_reports = reports.RETRY_THEN_DROP
+    # Its Terraform state lock has no lease: a newer apply takes it over (sim/agents.py).
+    agent_state_lease_s: float | None = None
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

@@ -3,15 +3,17 @@
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
+import pytest
+
 from scheduler import history
 from scheduler.model import TaskStatus
 from sim import runner
-from sim.config import FaultSpec
+from sim.config import FaultSpec, UserConfig, WorkspaceGroup
 from sim.world import World
 from unstuck import checker
 from unstuck.scenario import load
 
-from .worlds import EXACT, config, incident, replace
+from .worlds import AGENTS, EXACT, config, fixed, incident, replace
 
 
 def test_incident_601_in_miniature_seed_is_stuck_and_reference_applies():
@@ -136,4 +138,48 @@ def test_a_paused_agent_sends_no_report_retry_until_its_node_heals():
     assert any(200.0 <= t < 202.5 for t in tries)  # the held retry goes out at the heal
     [applied] = [r for r in rows if r["kind"] == "task.transition" and r["to_status"] == "applied"]
     assert applied["t"] == 370.0
+    assert checker.check(rows).ok
+
+
+@pytest.mark.parametrize("variant,heal_after,end,final", [
+    ("reference", 20.0, "exec.ok", "applied"),  # frozen 20 s: the lease (30 s) held
+    ("reference", 45.0, "exec.fail", "failed"),  # frozen 45 s: the lease ran out
+    ("seed-head", 45.0, "exec.ok", "applied"),  # the seed's lock has no lease
+])
+def test_an_apply_frozen_past_its_lease_cannot_commit_when_it_wakes(variant, heal_after, end, final):
+    # The apply runs 114..174; its node is lost at 130. Our agent holds the state lock under
+    # a lease it renews while it works, as the live backend does; on waking past it, its
+    # first renewal fails and it stops before the commit (LockLost), even though nobody took
+    # the lock meanwhile.
+    cfg = replace(config(cluster=replace(EXACT, nodes=1)),
+                  faults=(FaultSpec("node-loss", at=130.0, heal_after=heal_after),))
+    rows = World(cfg, variant, 0).run()
+    [invoke, done] = [r for r in rows if r["kind"].startswith("exec.")
+                      and r["data"].get("action") == "apply"]
+    # A commit comes 60 s of work plus the freeze after the start; a lost lease at the wake.
+    woke = 130.0 + heal_after
+    assert (done["kind"], done["t"]) == (end, round(invoke["t"] + 60.0 + heal_after, 6)
+                                         if end == "exec.ok" else woke)
+    if end == "exec.fail":
+        assert "lease expired while the agent was frozen" in done["reason"]
+    assert [r["to_status"] for r in rows if r["kind"] == "task.transition"][-1] == final
+    assert checker.check(rows).ok
+
+
+def test_a_second_apply_is_refused_while_the_holders_lease_runs():
+    # Task 1's apply (40..150) loses its C&C connection at 45; the reference gives it up at
+    # 105 (outcome unknown) and replaces the pod, whose agent is killed at 135 with the apply
+    # still running. Task 2 is planned on the new pod and confirmed; its apply at 145 finds
+    # the state lock under task 1's lease, which runs to 165: refused before it starts.
+    cfg = config(agents=replace(AGENTS, plan=fixed(5.0), apply=fixed(110.0)),
+                 users=UserConfig(confirm=fixed(1.0)),
+                 workload=(WorkspaceGroup(names=("ws-1",), at=(5.0, 106.0)),),
+                 faults=(FaultSpec("agent-disconnect", at=45.0, target="apply-runner",
+                                   reconnect_after=300.0),))
+    rows = World(cfg, "reference", 0).run()
+    applies = [(r["kind"], r["task"], r["t"]) for r in rows
+               if r["kind"].startswith("exec.") and r["data"].get("action") == "apply"]
+    assert applies == [("exec.invoke", 1, 40.0), ("exec.info", 1, 135.0), ("exec.fail", 2, 145.0)]
+    [refused] = [r for r in rows if r["kind"] == "exec.fail"]
+    assert refused["reason"] == "state of ws-1 is locked by task 1 (fence 2) under a live lease"
     assert checker.check(rows).ok
