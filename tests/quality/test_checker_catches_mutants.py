@@ -299,6 +299,7 @@ class Case:
 
 INCIDENT_601 = "scenarios/incident-601.yaml"
 NODE_LOSS = "scenarios/node-loss-mid-apply.yaml"
+POD_KILL = "scenarios/pod-kill-reserved-slot.yaml"
 DOUBLE_CONFIRM = "scenarios/double-confirm.yaml"
 RESTART = "scenarios/scheduler-restart.yaml"
 DB_WRITES = "scenarios/db-write-failures.yaml"
@@ -306,7 +307,10 @@ STUCK = ("apply_pending_bound", "no_wedged_workspace", "drained")
 
 CASES = [
     Case(reservation_lost_apply_never_dispatched, INCIDENT_601, (0, 1, 2), STUCK),
-    Case(lost_apply_ignored, NODE_LOSS, (0, 1, 2), ("no_lost_task", "drained")),
+    # Not on node-loss-mid-apply: its nodes heal, and a frozen agent past its state-lock
+    # lease reports its own failure on waking, which ends the task anyway. A killed pod's
+    # agent never reports.
+    Case(lost_apply_ignored, POD_KILL, (5, 6, 11), ("no_lost_task", "drained")),
     Case(lost_apply_retried, NODE_LOSS, (0, 1, 2), ("at_most_one_apply_per_confirmation",)),
     Case(second_confirm_resends_apply, DOUBLE_CONFIRM, (0, 1, 2),
          ("at_most_one_apply_per_confirmation",)),
