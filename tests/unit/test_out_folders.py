@@ -273,3 +273,19 @@ def test_a_run_into_a_results_folder_with_its_own_report_removes_that_report(tmp
     for name in ("index.html", "summary.md", "junit.xml"):
         assert not (res / name).exists(), name
     assert not list((res / "figures").glob("*.png"))
+
+
+def test_clearing_a_report_removes_its_emptied_folders_and_keeps_anyone_elses_files(tmp_path):
+    """A suite stopped before its report, or a run into OUT/results, clears OUT's old report:
+    it left empty figures/ and tables/ behind, as if a report had been written."""
+    from unstuck import report
+    from unstuck.results import mark
+
+    out = tmp_path / "suite"
+    mark(out, "report")
+    for name in ("figures/verdict-matrix.png", "tables/recovery.csv", "tables/notes.txt"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("x")
+    report.clear(out)
+    assert not (out / "figures").exists()
+    assert sorted(p.name for p in (out / "tables").iterdir()) == ["notes.txt"]  # not ours

@@ -12,6 +12,8 @@ data, `unstuck.plots` draws, `pages` writes HTML and Markdown, `junit` writes th
 
 from __future__ import annotations
 
+import contextlib
+
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +57,9 @@ def clear(out: Path) -> bool:
         for old in [*(out / "figures").glob("*.png"), *(out / "tables").glob("*.csv"),
                     *out.glob("junit-*.xml")]:
             old.unlink()
+        for folder in (out / "figures", out / "tables"):
+            with contextlib.suppress(OSError):  # gone only when empty: anyone's files stay
+                folder.rmdir()
     mark(out, "report")
     return had
 
