@@ -12,14 +12,21 @@ is replaced and the link stays a link (a user's `run.jsonl -> runs/today.jsonl`)
 FIFO or a device (`/dev/stdout`, `/dev/null`, a named pipe another program reads) is
 written in place, since a rename would put a regular file where it was (as root, even
 in /dev) and its reader would never see a byte. Such a write is not atomic, and needs
-not be: no one rereads a pipe.
+not be: no one rereads a pipe. A path naming one of this process's own descriptors
+(`/dev/stdout`, `/dev/fd/3`) is written through that descriptor, after what the process
+printed: it may be a redirected regular file (`> out.jsonl`), which must be neither
+replaced nor truncated.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import re
 import stat
+import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,16 +39,23 @@ def replacing(path: Path, *, fsync: bool = False) -> Iterator[Path]:
     `path` is left as it was. A symlink is followed to the file it names; an existing FIFO
     or device is yielded itself, to be written in place (module docstring)."""
     path = Path(path)
-    target = Path(os.path.realpath(path))
-    if target.is_symlink():  # a loop: realpath gives up and returns a link
-        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
+    fd = fd_alias(path)
+    if fd is not None:
+        with _through(fd) as tmp:
+            yield tmp
+        return
     try:
-        mode = os.stat(target).st_mode
+        mode = os.stat(path).st_mode  # follows links
     except FileNotFoundError:
         mode = None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path)) from None
+        raise
     if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-        yield target
+        yield path
         return
+    target = Path(os.path.realpath(path))
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         yield tmp
@@ -55,6 +69,40 @@ def replacing(path: Path, *, fsync: bool = False) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def fd_alias(path: Path) -> int | None:
+    """The descriptor a path names, for /dev/stdout, /dev/stderr, /dev/fd/N and
+    /proc/self/fd/N; else None. Such a path is the caller's own open file: replacing what it
+    resolves to would swap the file a shell redirected stdout to (`> out.jsonl`) for a new
+    one while this process still writes to the old, and reopening it would truncate it or
+    write at an offset the descriptor does not share."""
+    s = os.path.abspath(path)
+    if s in ("/dev/stdout", "/dev/stderr"):
+        return 1 if s == "/dev/stdout" else 2
+    m = re.fullmatch(r"/(?:dev/fd|proc/self/fd)/(\d+)", s)
+    return int(m.group(1)) if m else None
+
+
+@contextmanager
+def _through(fd: int) -> Iterator[Path]:
+    """A temporary file to write, then copied into descriptor `fd` after whatever this
+    process has printed, at the descriptor's own position."""
+    handle, name = tempfile.mkstemp(prefix=".unstuck-", suffix=".tmp")
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        yield tmp
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # a closed or replaced stream
+                stream.flush()
+        with open(tmp, "rb") as src:
+            while chunk := src.read(1 << 20):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_bytes(path: Path, data: bytes, *, fsync: bool = False) -> None:

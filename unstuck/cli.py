@@ -10,6 +10,7 @@ codes", lists them per command.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from scheduler import files
 from scheduler.variants import NAMES
 from unstuck import replay as replays
 
@@ -42,6 +44,14 @@ def output_problem(option: str, path: Path, *, folder: bool, example: str = "out
     """Why `path` cannot take the output of `option` (a folder, or a file when not
     `folder`), or None. Checked before any work starts, so that a long run is not lost at
     its end to a path it could never write."""
+    if not folder:
+        if files.fd_alias(path) is not None:  # this process's own stdout: written through it
+            return None
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return f"{option} {path}: is a loop of symlinks; point it at a file, or choose another path"
     if path.exists():
         if folder and not path.is_dir():
             return f"{option} {path}: exists and is not a folder; choose a folder"

@@ -552,10 +552,11 @@ def sim(
 
     loaded, names, problems = run_inputs(scenario_files, scheduler, "--scheduler", seeds,
                                          seed_start, workers)
-    problems += [p for p in (out and output_problem("--out", out, folder=True),
-                             history and output_problem("--history", history, folder=False,
-                                                        example="run.jsonl")) if p]
-    if history and any(history.resolve() == p.resolve() for _, p in loaded):
+    history_problem = history and output_problem("--history", history, folder=False,
+                                                 example="run.jsonl")
+    problems += [p for p in (out and output_problem("--out", out, folder=True), history_problem)
+                 if p]
+    if history and not history_problem and any(history.resolve() == p.resolve() for _, p in loaded):
         problems.append(f"--history {history}: that is one of the scenario files being run; "
                         "write the history elsewhere, e.g. --history run.jsonl")
     if out:  # a run into `out` first clears it: it may hold only what unstuck wrote

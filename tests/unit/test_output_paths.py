@@ -3,6 +3,9 @@ a path it could never write is bad input (exit 2, the option named, no traceback
 error at the end of a long run (or, for `cluster up` and `serve`, a traceback from the
 process they start)."""
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from typer.testing import CliRunner
 from unstuck.cli import app
 
 run = CliRunner().invoke
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +34,9 @@ CASES = {
                          "--out {file}: exists and is not a folder"),
     "sim --history": (["sim", "scenarios/incident-601.yaml", "--seeds", "1", "--history",
                        "{under_file}"], "--history {under_file}: {file} is a file, not a folder"),
+    "sim --history a symlink loop": (["sim", "scenarios/incident-601.yaml", "--seeds", "1",
+                                      "--history", "{loop}"],
+                                     "--history {loop}: is a loop of symlinks"),
     "sim --history a folder": (["sim", "scenarios/incident-601.yaml", "--seeds", "1", "--history",
                                 "{folder}"], "--history {folder}: is a folder; give a file name, "
                                "e.g. {folder}/run.jsonl"),
@@ -63,8 +70,10 @@ def test_an_unwritable_output_path_is_bad_input(case, tmp_path, saved):
         pytest.skip("no /proc here")
     file = tmp_path / "a-file"
     file.write_text("not a folder")
+    (tmp_path / "loop-a").symlink_to("loop-b")
+    (tmp_path / "loop-b").symlink_to("loop-a")
     names = {"file": file, "under_file": file / "deeper" / "out", "folder": tmp_path,
-             "saved": saved}
+             "saved": saved, "loop": tmp_path / "loop-a"}
     args, message = CASES[case]
     r = run(app, [a.format(**names) for a in args], env=ENV)
     assert r.exit_code == 2, r.output
@@ -80,3 +89,16 @@ def test_the_write_check_leaves_nothing_behind(tmp_path):
                   str(tmp_path / "a" / "b"), "--history", str(tmp_path / "c" / "h.jsonl")])
     assert r.exit_code == 2 and "--seeds 0" in r.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_history_to_dev_stdout_redirected_to_a_file_keeps_the_verdict(tmp_path):
+    """`--json --history /dev/stdout > out.jsonl`: the verdict line, then the history rows,
+    in the one file (the file used to be replaced by a new one holding the rows alone)."""
+    out = tmp_path / "out.jsonl"
+    with open(out, "wb") as f:
+        done = subprocess.run([sys.executable, "-c", "from unstuck.entry import main; main()", "sim", "scenarios/incident-601.yaml",
+                               "--seeds", "1", "--json", "--history", "/dev/stdout"],
+                              stdout=f, stderr=subprocess.PIPE, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert "digest" in lines[0] and lines[1]["seq"] == 0 and lines[-1]["kind"] == "run.end"

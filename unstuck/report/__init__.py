@@ -13,7 +13,6 @@ data, `unstuck.plots` draws, `pages` writes HTML and Markdown, `junit` writes th
 from __future__ import annotations
 
 import contextlib
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 

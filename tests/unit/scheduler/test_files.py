@@ -4,12 +4,16 @@ that fails (or is interrupted) leaves the old file as it was and no temporary fi
 import errno
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from scheduler import files
 from tests.unit.conftest import written_to_a_fifo
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_a_write_replaces_the_file_whole_and_leaves_nothing_beside_it(tmp_path):
@@ -94,3 +98,33 @@ def test_a_full_device_raises_enospc_and_stays_a_device(devices_written_in_place
         files.write_bytes(Path("/dev/full"), b"x" * 10)
     assert e.value.errno == errno.ENOSPC
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+_PRINTS_AROUND_A_WRITE = (
+    "import sys; from pathlib import Path; from scheduler import files\n"
+    "print('before'); files.write_text(Path(sys.argv[1]), 'history\\n'); print('after')\n")
+
+
+def _run_with_stdout(stdout, target: str = "/dev/stdout") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _PRINTS_AROUND_A_WRITE, target], stdout=stdout,
+                          cwd=ROOT, check=True)
+
+
+@pytest.mark.parametrize("mode,earlier", [("wb", b""), ("ab", b"earlier\n")])
+def test_dev_stdout_redirected_to_a_file_is_written_through_stdout(tmp_path, mode, earlier):
+    # `--history /dev/stdout > out.jsonl`: the file is stdout itself. Replaced, it lost what
+    # was printed before and after (both went to the unlinked old file); reopened, it would
+    # be truncated or overwritten at stdout's own offset.
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(earlier)
+    with open(out, mode) as f:
+        _run_with_stdout(f)
+    assert out.read_bytes() == earlier + b"before\nhistory\nafter\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+@pytest.mark.parametrize("target", ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"])
+def test_a_descriptor_path_on_a_pipe_is_written_through_it(target):
+    # `--history /dev/stdout | jq`: it resolved to /proc/PID/fd/pipe:[N], which does not exist.
+    done = _run_with_stdout(subprocess.PIPE, target)
+    assert done.stdout == b"before\nhistory\nafter\n"
