@@ -609,11 +609,11 @@ def _repeated_workspaces(i: int, w: Workspaces, seen: dict[str, str]
 
 
 def _window_problems(i: int, f: Any, s: Scenario) -> list[tuple[str, Any, str]]:
-    """Times that make a fault never fire, or never end what it started, and yet passed:
+    """Times that make a fault never fire, or a window no component can see, and yet passed:
     the run said `faults_never_fired` and exited 0. A rate_per_h fault draws its times in
     (start_s, end_s], cut at duration_s as an `at` is (sim.faults.attempts)."""
     out: list[tuple[str, Any, str]] = []
-    d, run = s.duration_s, s.duration_s + s.drain_s
+    d = s.duration_s
     if f.at is not None:
         out += [(f"faults[{i}].{k}", getattr(f, k), "bounds the window of a rate_per_h fault; "
                  "a fault with at fires at that time: remove it")
@@ -635,17 +635,6 @@ def _window_problems(i: int, f: Any, s: Scenario) -> list[tuple[str, Any, str]]:
             out.append((f"faults[{i}].end_s", f.end_s, f"is not after start_s "
                         f"({f.start_s:g}): the window is empty, so the fault never fires; make "
                         "end_s greater than start_s"))
-    # A heal or reconnect due after the run's end never happens in it: the node stays lost,
-    # which `advice` warns about only when heal_after is left out.
-    first = f.at if f.at is not None else f.start_s
-    for k, what in (("heal_after", "the node never heals"),
-                    ("reconnect_after", "the agent never reconnects")):
-        after = getattr(f, k, None)
-        if after is not None and first + after >= run:
-            out.append((f"faults[{i}].{k}", after, f"ends after the run (the fault fires at "
-                        f"{first:g} s at the earliest, the run ends at duration_s + drain_s = "
-                        f"{run:g} s), so {what} in it; make {k} less than {run - first:g}, or "
-                        "leave it out"))
     # A window of 0 s is laid and taken off at one instant: no component sees it.
     span = (max(f.freeze_s, f.duration_s or 0.0) if f.type == "pool-scale-down" else
             f.duration_s if f.type in ("db-write-failure", "hpa-scale-down") else None)
@@ -724,6 +713,19 @@ def advice(s: Scenario, file: str) -> list[str]:
                              "tasks may still be queued at its end and `drained` fail under "
                              "every scheduler; raise max_replicas to at least "
                              f"{math.ceil(secs / (BUSY_MAX * run))}, or lighten the workload"))
+    # A heal or reconnect due after the run's end never happens in it, so the fault acts as
+    # one without it. A warning, not a refusal: `unstuck shrink` writes a drawn attempt as
+    # `at` with its fault's heal_after, and its replay must run.
+    for i, f in enumerate(s.faults):
+        first = f.at if f.at is not None else f.start_s
+        for k, what in (("heal_after", "the node never heals"),
+                        ("reconnect_after", "the agent never reconnects")):
+            after = getattr(f, k, None)
+            if after is not None and first + after >= run:
+                out.append(_line(file, f"faults[{i}].{k}", after, f"ends after the run (the "
+                                 f"fault fires at {first:g} s at the earliest, the run ends at "
+                                 f"duration_s + drain_s = {run:g} s), so {what} in it; make {k} "
+                                 f"less than {run - first:g}, or leave it out"))
     lost = [(i, f) for i, f in enumerate(s.faults) if f.type == "node-loss" and f.heal_after is None]
     expected = sum(1.0 if f.at is not None else f.rate_per_h * _window(s, f) / 3600
                    for _, f in lost)  # type: ignore[operator]
