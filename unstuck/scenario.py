@@ -1047,7 +1047,10 @@ def parse(data: Any, file: str, key_texts: dict[tuple[type, Any], str] | None = 
     return s
 
 
-_STUBS = {"duration_s": 0, "workload": []}  # required sections, never read when they failed
+# The required sections, stubbed when they failed; no cross-field rule reads a failed one.
+# Every required field needs one (test_scenario checks): a bad `name` alone (the file's own
+# name, say `my scenario.yaml`) hid every cross-field problem.
+_STUBS = {"name": "stub", "duration_s": 0, "workload": []}
 
 
 def _valid_part(data: dict[Any, Any], bad: frozenset[Any]) -> Scenario | None:

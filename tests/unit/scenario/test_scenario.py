@@ -613,6 +613,22 @@ def test_cross_field_problems_come_in_the_same_round_as_field_errors():
         "faults[0].load"], found
 
 
+@pytest.mark.parametrize("bad", [{"name": "my scenario"}, {"duration_s": -1},
+                                 {"workload": "ws-1"}])
+def test_a_bad_required_field_does_not_hide_the_other_sections_problems(bad):
+    # A bad name (the file's own, `my scenario.yaml`) hid every cross-field problem.
+    found = problems({**OK, "pools": [{"id": "a", "min_replicas": 3, "max_replicas": 2}],
+                      **bad})
+    assert [p.split(": ")[1].split(" = ")[0] for p in found] == [
+        next(iter(bad)), "pools[0].max_replicas"], found
+
+
+def test_every_required_field_has_a_stub_for_the_cross_field_round():
+    from unstuck.scenario import _STUBS, Scenario
+
+    assert {k for k, f in Scenario.model_fields.items() if f.is_required()} <= set(_STUBS)
+
+
 def test_a_cross_field_rule_that_reads_a_failed_section_is_left_for_the_next_round():
     # pools[0] failed, so its id is unknown: "no such pool" would be a guess.
     found = problems({**OK, "pools": [{"id": "p", "manager": "x"}],
