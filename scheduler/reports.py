@@ -3,7 +3,8 @@
 A report carries the one fact the scheduler cannot learn elsewhere: whether a plan found
 changes, whether an apply committed. Our agent therefore delivers every report at least
 once. It retries each report until the scheduler answers below 500 (a 409 for a stale run
-also counts as an answer). Meanwhile it keeps listing the report's task in its heartbeat's
+also counts as an answer); only a stopping agent gives up, when its grace period ends (the
+live outbox then tries 3 more times; a simulated pod is killed at the end of its grace). Meanwhile it keeps listing the report's task in its heartbeat's
 `current_tasks`, so the scheduler waits for an outcome that is on its way instead of giving
 the run up as "alive but not running the task".
 
