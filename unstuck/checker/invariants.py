@@ -94,11 +94,15 @@ def at_most_one_apply_per_confirmation(history: History) -> list[Violation]:
             if len(rows) < 2:
                 continue
             first, second = rows[0], rows[1]
+            # How the task got from the first apply to the second: its status rows between
+            # them (a requeue to apply_pending, the second dispatch), which explain the
+            # second apply better than the confirmation does.
+            between = [r for r, _ in ln.status_rows if first["seq"] < r["seq"] < second["seq"]]
             out.append(Violation(
                 "at_most_one_apply_per_confirmation", ln.task, ln.workspace, float(second["t"]),
                 f"task {ln.task}: {len(rows)} applies ({rows[0]['kind']}) for one plan, at "
                 + ", ".join(f"t={r['t']:g}" for r in rows),
-                witness.explain(tl, ln, second["seq"], [first, second]),
+                witness.explain(tl, ln, second["seq"], [first, second, *between]),
             ))
     return out
 
@@ -117,26 +121,28 @@ def per_workspace_serialization(history: History) -> list[Violation]:
 def _overlapping_statuses(tl: Timelines) -> list[Violation]:
     out = []
     for ws in sorted(tl.ws_status):
-        active: dict[int, tuple[Row, str]] = {}  # task -> (row it became active, status now)
+        # task -> (the row it became active, its status now, the row that set that status)
+        active: dict[int, tuple[Row, str, Row]] = {}
         reported: set[tuple[int, int]] = set()
         for row, task, status in tl.ws_status[ws]:
             if status not in timelines.ACTIVE:
                 active.pop(task, None)
                 continue
             if task in active:
-                active[task] = (active[task][0], status)
+                active[task] = (active[task][0], status, row)
                 continue
-            for other, (entered, now) in active.items():
+            for other, (entered, now, latest) in active.items():
                 if (other, task) in reported:
                     continue
                 reported.add((other, task))  # one per pair: re-entries of a pair repeat it
+                since = "" if latest is entered else f" since t={latest['t']:g},"
                 out.append(Violation(
                     "per_workspace_serialization", task, ws, float(row["t"]),
                     f"workspace {ws}: task {task} entered {status} at t={row['t']:g} while "
-                    f"task {other} was {now} (active since t={entered['t']:g})",
-                    (entered["seq"], row["seq"]),
+                    f"task {other} was {now}{since} (active since t={entered['t']:g})",
+                    tuple(sorted({entered["seq"], latest["seq"], row["seq"]})),
                 ))
-            active[task] = (row, status)
+            active[task] = (row, status, row)
     return out
 
 

@@ -42,7 +42,7 @@ EXPECTED = {
     ],
     "two-tasks-sequential.jsonl": [],
     "two-tasks-overlapping.jsonl": [
-        ("per_workspace_serialization", 21, 120.0, (3, 12)),
+        ("per_workspace_serialization", 21, 120.0, (3, 8, 12)),
         ("per_workspace_serialization", 21, 302.5, (22, 25)),
     ],
     "lost-task.jsonl": [
