@@ -914,6 +914,10 @@ def _rule(err: dict[str, Any]) -> str:
         return _shape_rule(tuple(err["loc"]), err.get("input"))
     if kind == "list_type":
         return _list_rule(tuple(err["loc"]), err.get("input"))
+    if kind == "string_type" and isinstance(err.get("input"), int | float | bool):
+        # `names: [1e5, 7]`: YAML read a number (or yes/no) where a name goes.
+        return ("YAML read a number or a boolean where text goes; quote it as you wrote it, "
+                "e.g. '1e5' or 'yes'")
     if kind == "literal_error":
         return f"expected one of {ctx.get('expected', '')}"
     if kind == "union_tag_invalid":

@@ -803,3 +803,13 @@ def test_top_level_x_keys_hold_anchors_and_are_otherwise_ignored(tmp_path):
     assert [(w.prefix, w.every_s, dict(w.types)) for w in load(f).workload] == [
         ("a", 600, {"plan": 1}), ("b", 600, {"plan": 1})]
     assert problems({**OK, "xbase": 1})[0].startswith("scenarios/x.yaml: xbase = 1 (int): unknown field")
+
+
+def test_a_name_yaml_read_as_a_number_says_to_quote_it():
+    # Under YAML 1.2 floats `names: [1e5]` is a number; the message said "expected a valid
+    # string", which does not say why or what to write.
+    assert problems({**OK, "workload": [{"names": [1e5, True], "at": [5]}]}) == [
+        "scenarios/x.yaml: workload[0].names[0] = 100000.0 (float): YAML read a number or a "
+        "boolean where text goes; quote it as you wrote it, e.g. '1e5' or 'yes'",
+        "scenarios/x.yaml: workload[0].names[1] = True (bool): YAML read a number or a "
+        "boolean where text goes; quote it as you wrote it, e.g. '1e5' or 'yes'"]
