@@ -128,6 +128,7 @@ class AgentSim:
             if x is not None:
                 x.gen += 1
                 self._record(Kind.EXEC_INFO, x.run, "cancelled by the server mid-run")
+                self._release_lock(x.run)
                 self._maybe_exit()
             return
         if self.paused:
@@ -162,6 +163,7 @@ class AgentSim:
         if old is not None:
             old.gen += 1
             self._record(Kind.EXEC_INFO, old.run, "superseded by a new run of the same task")
+            self._release_lock(old.run)  # a no-op when this run's apply took the lock over
         x = Run(run, ttype, now + duration)
         self.runs[run.task_id] = x
         self._record(Kind.EXEC_INVOKE, run, "",
@@ -292,6 +294,17 @@ class AgentSim:
         for x in self.runs.values():
             x.remaining = max(0.0, x.ends_at - now)
             x.gen += 1
+
+    def _release_lock(self, run: RunTask) -> None:
+        """An apply our agent stops before its commit gives its state lock back, as the live
+        agent's abort does (`backend.release`): its lease would otherwise live on with the
+        agent and refuse every later apply of the workspace. The seed's lock has no lease
+        and is simply taken over, so it is left as it was."""
+        w = self.fleet.w
+        if (self.fleet.lease_s is not None and run.action == "apply"
+                and w.state_lock.get(run.workspace_id) == (run.task_id, run.fence)):
+            del w.state_lock[run.workspace_id]
+            w.state_holder.pop(run.workspace_id, None)
 
     def _lose_lock(self, x: Run) -> None:
         """A frozen apply whose lease ran out: its first renewal on waking fails, so it

@@ -5,6 +5,7 @@ from multiprocessing import get_context
 
 import pytest
 
+from scheduler import events as ev
 from scheduler import history
 from scheduler.model import TaskStatus
 from sim import runner
@@ -183,3 +184,19 @@ def test_a_second_apply_is_refused_while_the_holders_lease_runs():
     [refused] = [r for r in rows if r["kind"] == "exec.fail"]
     assert refused["reason"] == "state of ws-1 is locked by task 1 (fence 2) under a live lease"
     assert checker.check(rows).ok
+
+
+def test_a_cancelled_apply_gives_its_state_lock_back():
+    # Task 1's apply (7..67) is cancelled at 60; its agent lives on. Without the release its
+    # lease lived with the agent, and task 2's apply at 206 was refused as locked by task 1.
+    cfg = config(agents=replace(AGENTS, plan=fixed(5.0), apply=fixed(60.0)),
+                 users=UserConfig(confirm=fixed(1.0)),
+                 workload=(WorkspaceGroup(names=("ws-1",), at=(5.0, 200.0)),),
+                 duration_s=900.0, drain_s=900.0)
+    w = World(cfg, "reference", 0)
+    w.kernel.at(60.0, w.send, ev.CancelTask(1, user="alice"))
+    rows = w.run()
+    ends = [(r["kind"], r["task"]) for r in rows
+            if r["kind"] in ("exec.ok", "exec.fail", "exec.info") and r["data"].get("action") == "apply"]
+    assert ends == [("exec.info", 1), ("exec.ok", 2)]
+    assert w.state_lock == {} and checker.check(rows).ok
