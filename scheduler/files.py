@@ -24,6 +24,7 @@ import contextlib
 import errno
 import os
 import re
+import select
 import stat
 import sys
 import tempfile
@@ -71,17 +72,35 @@ def replacing(path: Path, *, fsync: bool = False) -> Iterator[Path]:
         raise
 
 
+_FD_PATH = re.compile(r"/dev/std(in|out|err)|/dev/fd/(\d+)|/proc/(self|thread-self|\d+)/fd/(\d+)")
+
+
+def fd_number(path: Path) -> int | None:
+    """The descriptor a path spells (/dev/stdout, /dev/fd/N, /proc/self/fd/N, and the
+    like), read from its text alone; else None. See `fd_alias`."""
+    m = _FD_PATH.fullmatch(re.sub(r"/+", "/", os.path.abspath(path)))
+    if m is None or (m.group(3) and m.group(3).isdigit() and int(m.group(3)) != os.getpid()):
+        return None
+    if m.group(1):
+        return ("in", "out", "err").index(m.group(1))
+    return int(m.group(2) or m.group(4))
+
+
 def fd_alias(path: Path) -> int | None:
-    """The descriptor a path names, for /dev/stdout, /dev/stderr, /dev/fd/N and
-    /proc/self/fd/N; else None. Such a path is the caller's own open file: replacing what it
-    resolves to would swap the file a shell redirected stdout to (`> out.jsonl`) for a new
-    one while this process still writes to the old, and reopening it would truncate it or
-    write at an offset the descriptor does not share."""
-    s = os.path.abspath(path)
-    if s in ("/dev/stdout", "/dev/stderr"):
-        return 1 if s == "/dev/stdout" else 2
-    m = re.fullmatch(r"/(?:dev/fd|proc/self/fd)/(\d+)", s)
-    return int(m.group(1)) if m else None
+    """The descriptor `path` names, when it is one of this process's own open descriptors
+    (/dev/stdout, /dev/fd/N, /proc/self/fd/N); else None. Such a path is the caller's own
+    open file: replacing what it resolves to would swap the file a shell redirected stdout
+    to (`> out.jsonl`) for a new one while this process still writes to the old, and
+    reopening it would truncate it or write at an offset the descriptor does not share. The
+    text must match and the path must lead to the descriptor's own file (/dev/fd/01 or
+    /dev/fd/../stdout spell fd 1 but lead elsewhere)."""
+    fd = fd_number(path)
+    if fd is None:
+        return None
+    try:
+        return fd if os.path.samestat(os.stat(path), os.fstat(fd)) else None
+    except OSError:
+        return None
 
 
 @contextmanager
@@ -100,7 +119,10 @@ def _through(fd: int) -> Iterator[Path]:
             while chunk := src.read(1 << 20):
                 view = memoryview(chunk)
                 while view:
-                    view = view[os.write(fd, view):]
+                    try:
+                        view = view[os.write(fd, view):]
+                    except BlockingIOError:  # a non-blocking pipe that is full: wait for room
+                        select.select([], [fd], [])
     finally:
         tmp.unlink(missing_ok=True)
 

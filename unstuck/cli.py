@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import sys
@@ -45,8 +46,16 @@ def output_problem(option: str, path: Path, *, folder: bool, example: str = "out
     `folder`), or None. Checked before any work starts, so that a long run is not lost at
     its end to a path it could never write."""
     if not folder:
-        if files.fd_alias(path) is not None:  # this process's own stdout: written through it
-            return None
+        fd = files.fd_number(path)
+        if fd is not None:  # this process's own descriptor (stdout): written through it
+            try:
+                mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+            except OSError:
+                return f"{option} {path}: descriptor {fd} is not open; open it (e.g. 9>file) or choose a file"
+            if mode not in (os.O_WRONLY, os.O_RDWR):
+                return f"{option} {path}: descriptor {fd} is not open for writing; choose a file"
+            if files.fd_alias(path) is not None:
+                return None
         try:
             os.stat(path)
         except OSError as e:

@@ -102,3 +102,13 @@ def test_history_to_dev_stdout_redirected_to_a_file_keeps_the_verdict(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert "digest" in lines[0] and lines[1]["seq"] == 0 and lines[-1]["kind"] == "run.end"
+
+
+@pytest.mark.parametrize("path, says", [("/dev/fd/9", "descriptor 9 is not open"),
+                                        ("/dev/stdin", "descriptor 0 is not open for writing")])
+def test_a_descriptor_that_cannot_take_the_history_is_refused_before_the_run(path, says):
+    done = subprocess.run([sys.executable, "-c", "from unstuck.entry import main; main()", "sim",
+                           "scenarios/incident-601.yaml", "--seeds", "1", "--history", path],
+                          stdin=subprocess.PIPE, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -110,21 +110,43 @@ def _run_with_stdout(stdout, target: str = "/dev/stdout") -> subprocess.Complete
                           cwd=ROOT, check=True)
 
 
+@pytest.mark.parametrize("target", ["/dev/stdout", "//dev/stdout", "/proc/thread-self/fd/1"])
 @pytest.mark.parametrize("mode,earlier", [("wb", b""), ("ab", b"earlier\n")])
-def test_dev_stdout_redirected_to_a_file_is_written_through_stdout(tmp_path, mode, earlier):
+def test_dev_stdout_redirected_to_a_file_is_written_through_stdout(tmp_path, mode, earlier, target):
     # `--history /dev/stdout > out.jsonl`: the file is stdout itself. Replaced, it lost what
     # was printed before and after (both went to the unlinked old file); reopened, it would
     # be truncated or overwritten at stdout's own offset.
     out = tmp_path / "out.jsonl"
     out.write_bytes(earlier)
     with open(out, mode) as f:
-        _run_with_stdout(f)
+        _run_with_stdout(f, target)
     assert out.read_bytes() == earlier + b"before\nhistory\nafter\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
 
 
-@pytest.mark.parametrize("target", ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"])
+@pytest.mark.parametrize("target", ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1",
+                                    "//dev/stdout", "/proc/thread-self/fd/1"])
 def test_a_descriptor_path_on_a_pipe_is_written_through_it(target):
     # `--history /dev/stdout | jq`: it resolved to /proc/PID/fd/pipe:[N], which does not exist.
     done = _run_with_stdout(subprocess.PIPE, target)
     assert done.stdout == b"before\nhistory\nafter\n"
+
+
+@pytest.mark.parametrize("path", ["/dev/fd/01", "/dev/fd/../stdout", "/tmp/stdout"])
+def test_only_a_path_that_leads_to_the_descriptor_is_its_alias(path):
+    # /dev/fd/.. is /proc/self: the text spells fd 1, the path leads nowhere.
+    assert files.fd_alias(Path(path)) is None
+
+
+def test_a_full_non_blocking_pipe_is_waited_for_not_cut_short():
+    # A caller (Node's child_process, say) may hand over stdout as an O_NONBLOCK pipe: a
+    # write into a full one raised BlockingIOError after 64 KiB.
+    code = ("import os, sys; from pathlib import Path; from scheduler import files\n"
+            "os.set_blocking(1, False)\n"
+            "files.write_bytes(Path('/dev/stdout'), b'x' * 1_000_000)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=ROOT)
+    import time
+
+    time.sleep(0.5)  # let the pipe fill while nobody reads
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and len(out) == 1_000_000
