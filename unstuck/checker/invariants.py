@@ -135,7 +135,7 @@ def _overlapping_statuses(tl: Timelines) -> list[Violation]:
                 if (other, task) in reported:
                     continue
                 reported.add((other, task))  # one per pair: re-entries of a pair repeat it
-                since = "" if latest is entered else f" since t={latest['t']:g},"
+                since = "" if latest is entered else f" since t={latest['t']:g}"
                 out.append(Violation(
                     "per_workspace_serialization", task, ws, float(row["t"]),
                     f"workspace {ws}: task {task} entered {status} at t={row['t']:g} while "
