@@ -484,6 +484,7 @@ def run_scenarios(
     loaded: list[tuple[scenarios.Scenario, Path]], names: list[str], seeds: dict[str, int],
     seed_start: int, out: Path | None, workers: int, *, progress: bool,
     keep_history: bool = False, perturb_ties: bool = False, digest_all: bool = False,
+    finish: bool = True,
 ) -> tuple[dict[tuple[str, str], Batch], list[SeedResult], float]:
     """Run every (scenario, scheduler, seed) job over the pool; shared by `sim` and `suite`.
 
@@ -493,7 +494,9 @@ def run_scenarios(
     tables, runs.parquet and the manifest; a write that fails (a full disk) is exit 2 with a
     message, the folder left unfinished (no runs.parquet) rather than half-written. The caller
     checks `out` first (`results.output_problems`). With `digest_all`, every seed's history
-    digest is kept, not only each batch's first.
+    digest is kept, not only each batch's first. With `finish=False` the caller writes
+    runs.parquet and the manifest itself (`finish_results`), after printing the verdict, so
+    that a write failing then does not lose it.
     """
     jobs: list[Job] = []
     for s, _ in loaded:
@@ -513,10 +516,8 @@ def run_scenarios(
         t0 = time.perf_counter()
         done = run_batches(order, workers, progress=progress)
         elapsed = time.perf_counter() - t0
-        if out is not None:
-            results.write_runs(out, [_run_row(r) for r in sorted(done, key=lambda r: (r.scenario, r.scheduler, r.seed))])
-            results.write_manifest(out, {s.name: str(p) for s, p in loaded}, names,
-                                   {s.name: seeds[s.name] for s, _ in loaded}, seed_start)
+        if out is not None and finish:
+            _write_finish(out, done, loaded, names, seeds, seed_start)
     except OSError as e:
         if out is None:
             raise
@@ -533,6 +534,26 @@ def run_scenarios(
     for b in batches.values():  # wall time shared out by each batch's share of the work
         b.wall_s = elapsed * sum(r.wall_s for r in b.results) / busy_total
     return batches, done, elapsed
+
+
+def _write_finish(out: Path, done: list[SeedResult], loaded: list[tuple[scenarios.Scenario, Path]],
+                  names: list[str], seeds: dict[str, int], seed_start: int) -> None:
+    results.write_runs(out, [_run_row(r) for r in sorted(done, key=lambda r: (r.scenario, r.scheduler, r.seed))])
+    results.write_manifest(out, {s.name: str(p) for s, p in loaded}, names,
+                           {s.name: seeds[s.name] for s, _ in loaded}, seed_start)
+
+
+def finish_results(out: Path, done: list[SeedResult], loaded: list[tuple[scenarios.Scenario, Path]],
+                   names: list[str], seeds: dict[str, int], seed_start: int) -> None:
+    """runs.parquet and the manifest, the marks of a finished run, written after the verdict
+    was printed (`run_scenarios(finish=False)`): a write failing here is exit 2, the folder
+    left unfinished, and the verdict above it stands."""
+    try:
+        _write_finish(out, done, loaded, names, seeds, seed_start)
+    except OSError as e:
+        from unstuck.cli import fail_input
+
+        fail_input(results.unfinished(out, e) + "; the verdict above is complete")
 
 
 def sim(
@@ -581,7 +602,8 @@ def sim(
     progress = sys.stderr.isatty() and not as_json
     batches, done, elapsed = run_scenarios(
         loaded, names, counts, seed_start, out, workers, progress=progress,
-        keep_history=history is not None, perturb_ties=perturb_ties, digest_all=check_determinism)
+        keep_history=history is not None, perturb_ties=perturb_ties, digest_all=check_determinism,
+        finish=False)
     diverged = None
     if check_determinism:
         from unstuck import determinism
@@ -615,6 +637,8 @@ def sim(
                            f"{'them' if len(s['faults_never_fired']) > 1 else 'it'}; check "
                            "the fault's target and within_s, or run more seeds (`unstuck gate` "
                            "fails such a run with exit 3)", err=True)
+    if out is not None:  # after the verdict is out: a failed write must not lose it
+        finish_results(out, done, loaded, names, counts, seed_start)
     if history is not None:  # after the verdict is out: a failed write must not lose it
         _write_history(history, next(r for r in done if r.history is not None),
                        {sc.name: path for sc, path in loaded}, perturb_ties)

@@ -190,6 +190,23 @@ def test_a_full_disk_mid_run_is_a_message_and_an_unfinished_folder(tmp_path, mon
     assert r.exit_code == 2 and "holds no results" in r.output
 
 
+def test_a_full_disk_at_the_runs_table_keeps_the_verdict_and_leaves_the_folder_unfinished(
+        tmp_path, monkeypatch):
+    # Every seed ran and was judged; only runs.parquet failed. The table used to go unprinted.
+    out = tmp_path / "run"
+
+    def full(folder, rows):
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "runs.parquet"))
+
+    monkeypatch.setattr(results, "write_runs", full)
+    r = sim(out)
+    assert r.exit_code == 2, r.output
+    assert "incident-601" in r.output and "reference" in r.output  # the verdict's table
+    assert r.output.index("incident-601") < r.output.index("could not write")
+    assert "the verdict above is complete" in r.output and "Traceback" not in r.output
+    assert not (out / "runs.parquet").exists()
+
+
 def test_a_full_disk_while_writing_the_report_is_a_message(tmp_path, monkeypatch):
     rep = tmp_path / "rep"
 
