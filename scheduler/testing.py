@@ -96,7 +96,8 @@ class Script:
                       timer=_Timer(self), history=self.history, rng=random.Random(seed),
                       settings=settings or Settings())
         policy = policy_class(variant)
-        self.reports_until_delivered = policy.agent_reports == reports.UNTIL_DELIVERED
+        self.agent_reports: str = policy.agent_reports
+        self.reports_until_delivered = self.agent_reports == reports.UNTIL_DELIVERED
         self.scheduler = Scheduler(policy(ctx), ctx)
         self._agent_ids = itertools.count(1)
         self.at(0.0, ev.Restart())
@@ -360,10 +361,8 @@ class Script:
             left = a.unreported.pop(report.task_id, 0) - 1
             if left > 0:
                 a.unreported[report.task_id] = left
-        elif self.reports_until_delivered:
-            self._push(self.now + reports.backoff(attempt + 1), lambda: self._report(a, report, attempt + 1))
-        elif attempt < 3:
-            self._push(self.now + min(10.0, 2.0 ** attempt), lambda: self._report(a, report, attempt + 1))
+        elif (delay := reports.retry_after(self.agent_reports, attempt)) is not None:
+            self._push(self.now + delay, lambda: self._report(a, report, attempt + 1))
 
     # ------------------------------------------------------------------ inspection
     def task(self, task_id: int) -> Task:

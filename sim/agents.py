@@ -12,7 +12,8 @@ Behaviour (shared/specs/seed-system.md §2.2, §8):
   (seed-head's G1 race needs both). A report answered with a 5xx is retried as the variant's
   agent does (`agent_reports`, scheduler/reports.py): ours until it is delivered, listing
   its task in `current_tasks` meanwhile and holding a drain's exit for it, as the live
-  agent's outbox does; the seed's 3 times (1 s base, 10 s max), then dropped. A paused
+  agent's outbox does; the seed's 3 times (1 s base, 10 s max: `reports.retry_after`), then
+  dropped. A paused
   agent's retries wait for it to resume;
 * an apply takes the workspace's state lock fenced by (task, fence); its `exec.invoke` names
   the token it superseded (`data.supersedes`), and an apply whose token was superseded fails
@@ -188,8 +189,7 @@ class AgentSim:
                 self._record(Kind.EXEC_FAIL, run, "state lock fenced: stale token")
                 self._maybe_exit()
                 return
-            del w.state_lock[run.workspace_id]  # committed (or failed): the lock is released
-            w.state_holder.pop(run.workspace_id, None)
+            self._free_lock(run)  # committed (or failed): the lock is released
             if cfg.apply_fail and rng.random() < cfg.apply_fail:
                 self._record(Kind.EXEC_FAIL, run, "terraform apply failed")
                 report, ok = ev.ApplyFinished(run.task_id, self.agent_id, False, run.fence,
@@ -224,13 +224,9 @@ class AgentSim:
             self.held.append((report, attempt))
             return
         out = self.fleet.w.send(report)
-        cfg = self.fleet.cfg
         if out.ok or out.status < 500:
             self._reported(report.task_id)
-        elif self.fleet.reports_until_delivered:
-            self.fleet.w.kernel.after(reports.backoff(attempt + 1), self._report, report, attempt + 1)
-        elif attempt < cfg.report_retries:
-            delay = min(cfg.report_cap_s, cfg.report_base_s * 2 ** attempt)
+        elif (delay := reports.retry_after(self.fleet.w.agent_reports, attempt)) is not None:
             self.fleet.w.kernel.after(delay, self._report, report, attempt + 1)
 
     def _reported(self, task_id: int) -> None:
@@ -300,20 +296,22 @@ class AgentSim:
         agent's abort does (`backend.release`): its lease would otherwise live on with the
         agent and refuse every later apply of the workspace. The seed's lock has no lease
         and is simply taken over, so it is left as it was."""
+        if self.fleet.lease_s is not None and run.action == "apply":
+            self._free_lock(run)
+
+    def _free_lock(self, run: RunTask) -> None:
+        """The workspace's state lock, freed if `run` still holds it."""
         w = self.fleet.w
-        if (self.fleet.lease_s is not None and run.action == "apply"
-                and w.state_lock.get(run.workspace_id) == (run.task_id, run.fence)):
+        if w.state_lock.get(run.workspace_id) == (run.task_id, run.fence):
             del w.state_lock[run.workspace_id]
             w.state_holder.pop(run.workspace_id, None)
 
     def _lose_lock(self, x: Run) -> None:
         """A frozen apply whose lease ran out: its first renewal on waking fails, so it
         stops before its commit (the live agent's `LockLost`) and says so."""
-        w, run = self.fleet.w, x.run
+        run = x.run
         x.gen += 1
-        if w.state_lock.get(run.workspace_id) == (run.task_id, run.fence):
-            del w.state_lock[run.workspace_id]  # an expired lock is free for the next apply
-            w.state_holder.pop(run.workspace_id, None)
+        self._free_lock(run)  # an expired lock is free for the next apply
         why = f"state lock of {run.workspace_id} lost: its lease expired while the agent was frozen"
         self._record(Kind.EXEC_FAIL, run, why)
         self._send_report(ev.ApplyFinished(run.task_id, self.agent_id, False, run.fence, why))

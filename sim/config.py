@@ -122,9 +122,6 @@ class AgentConfig:
     notice_after_s: float = 0.05
     reconnect_base_s: float = 2.0
     reconnect_cap_s: float = 60.0
-    report_retries: int = 3
-    report_base_s: float = 1.0
-    report_cap_s: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ class SeedPolicy:
     # no report is sent and the server sees a disconnect (F8) the moment the delete starts.
     agent_on_sigterm = "exit"
     # Its HTTP client retries a report 3 times and drops it (seed-system.md §2.2; the
-    # numbers are `sim.config.AgentConfig.report_*`).
+    # numbers are `reports.SEED_RETRIES` and its backoff).
     agent_reports = reports.RETRY_THEN_DROP
     # Its Terraform state lock has no lease: a newer apply takes it over (sim/agents.py).
     agent_state_lease_s: float | None = None
