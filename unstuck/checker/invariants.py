@@ -13,7 +13,7 @@ Liveness: `apply_pending_bound`, `drained`, `no_wedged_workspace`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from unstuck.checker import timelines, witness
@@ -334,6 +334,7 @@ def drained(history: History, *, drain_s: float | None = None) -> list[Violation
                 and us(end_t - r["t"]) <= drain and ln.status_before(r["seq"]) in timelines.ACTIVE]
         if late:
             released.setdefault(ln.workspace, []).append((ln.task, late[0]))
+    blocked_by = _blockers(tl, lines)
     for ln in lines:
         if ln.terminal or (ln.status == "apply_pending" and not ln.confirmed()):
             continue
@@ -345,7 +346,7 @@ def drained(history: History, *, drain_s: float | None = None) -> list[Violation
         if any(ln.status_before(r["seq"]) == "pending" for r in held):
             continue
         why = "confirmed and " if ln.confirmed() else ""
-        blocker, rows = _blocker(tl, ln, lines)
+        blocker, rows = blocked_by(ln)
         behind = ""
         if blocker is not None:
             seg = blocker.segments[-1]
@@ -359,24 +360,31 @@ def drained(history: History, *, drain_s: float | None = None) -> list[Violation
     return out
 
 
-def _blocker(tl: Timelines, ln: timelines.TaskLine, lines: list[timelines.TaskLine]
-             ) -> tuple[timelines.TaskLine | None, list[Row]]:
+def _blockers(tl: Timelines, lines: list[timelines.TaskLine]
+              ) -> Callable[[timelines.TaskLine], tuple[timelines.TaskLine | None, list[Row]]]:
     """What a pending task of a workspace waits behind at run end: the owner of the
     workspace's lock, else the workspace's active plan_and_apply (a task queued behind a stuck
-    one says nothing by itself; its witness should name the one that holds it). Returns the
-    blocker and the rows that show it: its lock and its latest status row."""
-    if ln.status != "pending" or ln.workspace is None:
-        return None, []
-    held = [s for s in tl.locks if s.workspace == ln.workspace and s.released is None
-            and s.end_t == tl.run.end_t and s.owner != ln.task]
-    if held and held[-1].owner in tl.tasks and tl.tasks[held[-1].owner].created is not None:
-        owner = tl.tasks[held[-1].owner]
-        return owner, [held[-1].acquired, owner.segments[-1].start]
+    one says nothing by itself; its witness should name the one that holds it). The lookup
+    returns the blocker and the rows that show it: its lock and its latest status row. The
+    workspaces' locks and active tasks are gathered once, not per violation."""
+    held = {s.workspace: s for s in tl.locks if s.released is None and s.end_t == tl.run.end_t}
+    active: dict[str | None, list[timelines.TaskLine]] = {}
     for other in lines:
-        if (other.workspace == ln.workspace and other.task != ln.task
-                and other.type == "plan_and_apply" and other.status in timelines.ACTIVE):
-            return other, [other.segments[-1].start]
-    return None, []
+        if other.type == "plan_and_apply" and other.status in timelines.ACTIVE:
+            active.setdefault(other.workspace, []).append(other)
+
+    def blocker(ln: timelines.TaskLine) -> tuple[timelines.TaskLine | None, list[Row]]:
+        if ln.status != "pending" or ln.workspace is None:
+            return None, []
+        span = held.get(ln.workspace)
+        if span is not None and span.owner != ln.task and span.owner in tl.tasks \
+                and tl.tasks[span.owner].created is not None:
+            owner = tl.tasks[span.owner]
+            return owner, [span.acquired, owner.segments[-1].start]
+        other = next((o for o in active.get(ln.workspace, ()) if o.task != ln.task), None)
+        return (other, [other.segments[-1].start]) if other is not None else (None, [])
+
+    return blocker
 
 
 def no_wedged_workspace(history: History, *, bound_s: float | None = None) -> list[Violation]:
