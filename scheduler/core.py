@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from scheduler import events as ev
 from scheduler.history import HistoryEvent, Kind, Source
 from scheduler.model import Task, TaskStatus
-from scheduler.ports import Agents, Cluster, HistorySink, Store, Timer
+from scheduler.ports import Agents, Cluster, HistorySink, StateBackend, Store, Timer
 from scheduler.settings import Settings
 
 T = TypeVar("T")
@@ -46,8 +46,12 @@ class Context:
         history: HistorySink,
         rng: random.Random,
         settings: Settings,
+        state: StateBackend | None = None,
     ) -> None:
         self.store = store
+        # The Terraform state backend, when this world can read it (the live service needs
+        # --backend-dir): without it an apply whose agent is lost has an unknown outcome.
+        self.state = state
         self.cluster = cluster
         self.agents = agents
         self.timer = timer

@@ -14,10 +14,13 @@ variants, ignore exactly as the Go code does).
 - `Timer`: ask for a `TimerFired(tag)` event at a given time. Wake-ups are volatile: a
   scheduler restart loses them, as it loses the seed's `scheduleRetry` goroutines.
 - `HistorySink`: append a history event.
+- `StateBackend`: read what the Terraform state says of one apply run (the reference asks it
+  when the run's agent is lost, instead of guessing). Reads may raise `StateReadError`.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -50,6 +53,10 @@ class ClusterError(PortError):
 
 class AgentSendError(PortError):
     """A run_task could not be delivered (agent not connected, broken socket, timeout)."""
+
+
+class StateReadError(PortError):
+    """The state backend could not be read (unreachable, unreadable, corrupt)."""
 
 
 @dataclass(frozen=True)
@@ -126,3 +133,22 @@ class Timer(Protocol):
 
 class HistorySink(Protocol):
     def append(self, event: HistoryEvent) -> None: ...
+
+
+class ApplyOutcome(enum.Enum):
+    """What the state backend says of the apply run `(task, fence)`: the backend, not the
+    scheduler, is where an apply becomes a fact, so only it can say whether a run whose
+    agent went silent changed anything."""
+
+    COMMITTED = "committed"  # the state records the run's apply
+    # The run holds the workspace's state lock under a lease that has not expired: it is
+    # working (or frozen for less than the lease) and may still commit.
+    IN_DOUBT = "in doubt"
+    # No commit recorded and no live lease: the run did not commit, and fenced by the lease
+    # it cannot any more. (A run that had not yet started, queued in a frozen agent, could
+    # still start later; its report is then a late one, which `late_commit` accepts.)
+    NOT_COMMITTED = "not committed"
+
+
+class StateBackend(Protocol):
+    def apply_outcome(self, workspace_id: str, task_id: int, fence: int) -> ApplyOutcome: ...

@@ -96,7 +96,8 @@ class ReferencePolicy:
     """Dispatch attempts per phase before the task fails loudly."""
     retry_backoff_s: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0, 60.0)
     agent_timeout_s: float = 60.0
-    """An agent with no heartbeat for this long is presumed lost; its tasks are resolved."""
+    """An agent with no heartbeat for this long is presumed lost: its plans are re-queued, its
+    applies settled from the state backend (committed, still in doubt, or not)."""
     run_timeout_s: float = 3600.0
     """A dispatched phase with no report for this long is presumed lost (agent task timeout)."""
     reservation_deletion_cost: int = 1000

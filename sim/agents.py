@@ -145,18 +145,18 @@ class AgentSim:
         ttype = task.task_type if task is not None else None
         extra: dict[str, Any] = {}
         if run.action == "apply":
-            prev = w.state_lock.get(run.workspace_id)
-            if prev is not None and prev != (run.task_id, run.fence) and self.fleet.leased(run.workspace_id, now):
+            state = w.state
+            prev = state.lock.get(run.workspace_id)
+            if prev is not None and prev != (run.task_id, run.fence) and state.leased(run.workspace_id, now):
                 why = (f"state of {run.workspace_id} is locked by task {prev[0]} "
                        f"(fence {prev[1]}) under a live lease")
                 self._record(Kind.EXEC_FAIL, run, why)
                 self._send_report(ev.ApplyFinished(run.task_id, self.agent_id, False, run.fence, why))
                 self._maybe_exit()
                 return
-            w.state_lock[run.workspace_id] = (run.task_id, run.fence)
-            w.state_holder[run.workspace_id] = self
-            if prev is not None and prev != (run.task_id, run.fence):
-                extra["supersedes"] = list(prev)  # the older holder can no longer commit
+            superseded = state.take(run, self)
+            if superseded is not None:
+                extra["supersedes"] = list(superseded)  # the older holder can no longer commit
             duration = cfg.apply.sample(self.fleet.rng)
         else:
             duration = cfg.plan.sample(self.fleet.rng)
@@ -185,16 +185,17 @@ class AgentSim:
         report: Any
         ok = True
         if run.action == "apply":
-            if w.state_lock.get(run.workspace_id) != (run.task_id, run.fence):
+            if not w.state.holds(run):
                 self._record(Kind.EXEC_FAIL, run, "state lock fenced: stale token")
                 self._maybe_exit()
                 return
-            self._free_lock(run)  # committed (or failed): the lock is released
+            w.state.free(run)  # committed (or failed): the lock is released
             if cfg.apply_fail and rng.random() < cfg.apply_fail:
                 self._record(Kind.EXEC_FAIL, run, "terraform apply failed")
                 report, ok = ev.ApplyFinished(run.task_id, self.agent_id, False, run.fence,
                                               "terraform apply failed"), False
             else:
+                w.state.commit(run)
                 self._record(Kind.EXEC_OK, run, "")
                 report = ev.ApplyFinished(run.task_id, self.agent_id, True, run.fence)
         elif cfg.plan_fail and rng.random() < cfg.plan_fail:
@@ -297,21 +298,14 @@ class AgentSim:
         agent and refuse every later apply of the workspace. The seed's lock has no lease
         and is simply taken over, so it is left as it was."""
         if self.fleet.lease_s is not None and run.action == "apply":
-            self._free_lock(run)
-
-    def _free_lock(self, run: RunTask) -> None:
-        """The workspace's state lock, freed if `run` still holds it."""
-        w = self.fleet.w
-        if w.state_lock.get(run.workspace_id) == (run.task_id, run.fence):
-            del w.state_lock[run.workspace_id]
-            w.state_holder.pop(run.workspace_id, None)
+            self.fleet.w.state.free(run)
 
     def _lose_lock(self, x: Run) -> None:
         """A frozen apply whose lease ran out: its first renewal on waking fails, so it
         stops before its commit (the live agent's `LockLost`) and says so."""
         run = x.run
         x.gen += 1
-        self._free_lock(run)  # an expired lock is free for the next apply
+        self.fleet.w.state.free(run)  # an expired lock is free for the next apply
         why = f"state lock of {run.workspace_id} lost: its lease expired while the agent was frozen"
         self._record(Kind.EXEC_FAIL, run, why)
         self._send_report(ev.ApplyFinished(run.task_id, self.agent_id, False, run.fence, why))
@@ -361,16 +355,6 @@ class AgentFleet:
         # targeting walks the living ones.
         self.alive: dict[str, AgentSim] = {}
         self._n = 0
-
-    def leased(self, workspace: str, now: float) -> bool:
-        """Whether the holder of the workspace's state lock still holds it under a live
-        lease: it renews while it works, so until it has been frozen or dead for `lease_s`.
-        False for an agent without leases (the seed's): a newer apply takes the lock over."""
-        if self.lease_s is None:
-            return False
-        holder = self.w.state_holder.get(workspace)
-        return holder is not None and (holder.stalled_at is None
-                                       or now - holder.stalled_at <= self.lease_s)
 
     def start(self, pod: Pod) -> AgentSim:
         self._n += 1

@@ -27,11 +27,12 @@ from scheduler.settings import SeedQuirks, Settings
 from scheduler.stores.memory import MemoryStore
 from scheduler.variants import policy_class
 from sim import rng as rngs
-from sim.agents import AgentFleet, AgentSim
+from sim.agents import AgentFleet
 from sim.cluster import ClusterSim
 from sim.config import WorldConfig
 from sim.faults import Faults
 from sim.kernel import Kernel
+from sim.state import StateSim
 from sim.users import Users
 
 _APPLY_PENDING = "apply_pending"
@@ -71,14 +72,13 @@ class World:
         for group in cfg.workload:
             for ws in group.workspace_names():
                 self.store.put_workspace(Workspace(ws, pool_id=group.pool))
-        self.state_lock: dict[str, tuple[int, int]] = {}
-        self.state_holder: dict[str, AgentSim] = {}  # whose lease the lock is under
         self.plan_pod: dict[int, str] = {}
         self.epoch = 0
         policy = policy_class(variant)
         self.agent_on_sigterm: str = policy.agent_on_sigterm  # the agent this variant ships
         self.agent_reports: str = policy.agent_reports
         self.agent_state_lease_s: float | None = policy.agent_state_lease_s
+        self.state = StateSim(self.kernel, self.agent_state_lease_s)
         self.cluster = ClusterSim(self)
         self.agents = AgentFleet(self)
         self.users = Users(self)
@@ -87,7 +87,8 @@ class World:
         if settings is None:
             settings = Settings(seed=SeedQuirks(clock_origin_s=cfg.clock_origin_s))
         ctx = Context(store=self.store, cluster=self.cluster, agents=self.agents, timer=self,
-                      history=self.history, rng=self.rng("scheduler"), settings=settings)
+                      history=self.history, rng=self.rng("scheduler"), settings=settings,
+                      state=self.state)
         self.scheduler = Scheduler(policy(ctx), ctx)
 
     def rng(self, stream: str) -> random.Random:

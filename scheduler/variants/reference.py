@@ -47,7 +47,14 @@ from scheduler.model import (
     TaskType,
     Workspace,
 )
-from scheduler.ports import AgentSendError, ClusterError, RunTask, StoreWriteError
+from scheduler.ports import (
+    AgentSendError,
+    ApplyOutcome,
+    ClusterError,
+    RunTask,
+    StateReadError,
+    StoreWriteError,
+)
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 PLAN_SLOTS = 3  # an agent runs up to 3 plans and 1 plan_and_apply (seed-system.md §2.2)
@@ -277,6 +284,14 @@ class ReferencePolicy:
             return ev.Outcome(False, 401, task_id=task.id, message="cancel needs an identity")
         if task.status not in ACTIVE_STATUSES:
             return ev.Outcome(False, 409, task_id=task.id, message=f"task is already {task.status.value}")
+        if task.stage == Stage.APPLYING and self.state_of(task)[0] is ApplyOutcome.COMMITTED:
+            # Too late: the change is made. Say so, and record it (its report may be lost).
+            done = self.finish(task, "apply committed in the state (cancel refused)",
+                               status=TaskStatus.APPLIED, stage=Stage.APPLIED,
+                               fence=task.fence + 1, k8s_pod_name="", slot_id=None)
+            if not done.ok:
+                return done
+            return ev.Outcome(False, 409, task_id=task.id, message="the apply has already committed")
         if task.status is TaskStatus.RUNNING and task.agent_id:
             try:
                 self.ctx.agents.send_cancel(task.agent_id, task.id)
@@ -350,11 +365,11 @@ class ReferencePolicy:
 
     def late_commit(self, e: ev.ApplyFinished) -> ev.Outcome | None:
         """The success report of the apply run this scheduler stopped waiting for: it gave
-        the run up as "outcome unknown" (its agent silent past `agent_timeout_s`:
-        `check_running`), or the user cancelled it, and bumped the fence. Yet the agent was
-        only frozen or unheard (a node lost and healed; heartbeats and reports that could
-        not be stored), or the commit came before the cancel reached it, and the apply
-        committed. A commit is a fact, so the task is recorded `applied`: its user must not
+        the run up (`settle_apply`: past the run timeout, or with no state backend to read,
+        or a run queued in a frozen agent that started when it woke), or the user cancelled
+        it, and bumped the fence. Yet the agent was only frozen or unheard (a node lost and
+        healed; heartbeats and reports that could not be stored), or the commit came before
+        the cancel reached it, and the apply committed. A commit is a fact, so the task is recorded `applied`: its user must not
         read `failed` or `cancelled` for a change that was made (the checker's
         `no_unrecorded_apply`). None when the report is not that run's."""
         task = self.ctx.store.get_task(e.task_id)
@@ -625,20 +640,58 @@ class ReferencePolicy:
             if (view.heartbeat_at - dispatched > self.cfg.report_grace_s
                     and task.id not in view.current_tasks):
                 why = "agent is alive but not running the task"
-        if why is None and self.ctx.now - (task.started_at or 0.0) > self.cfg.run_timeout_s:
-            why = "run timed out"
+        timed_out = self.ctx.now - (task.started_at or 0.0) > self.cfg.run_timeout_s
+        if timed_out:
+            why = f"{why}, and the run timed out" if why else "run timed out"
         if why is None:
             return
-        self.release_slot_of(task, why)
         if task.stage == Stage.APPLYING:
-            new = self.cas(task, "apply outcome unknown: " + why, status=TaskStatus.FAILED,
-                           error_message=f"apply outcome unknown ({why}); check the state and re-plan",
-                           completed_at=self.ctx.now, fence=task.fence + 1,
-                           k8s_pod_name="", slot_id=None)
-            if new is not None:
-                self.unlock_if_owner(new, "apply outcome unknown")
+            self.settle_apply(task, why, wait=not timed_out)
+            return
+        self.release_slot_of(task, why)
+        self.requeue_or_fail(task, "plan lost: " + why, TaskStatus.PENDING, Stage.PENDING)
+
+    def state_of(self, task: Task) -> tuple[ApplyOutcome | None, str]:
+        """What the state backend says of the apply of `task`'s current run: (None, why not)
+        when there is no backend to ask (the live service without --backend-dir) or it
+        cannot be read."""
+        if self.ctx.state is None:
+            return None, ""
+        try:
+            return self.ctx.state.apply_outcome(task.workspace_id, task.id, task.fence), ""
+        except StateReadError as err:
+            return None, f" (state unreadable: {err})"
+
+    def settle_apply(self, task: Task, why: str, *, wait: bool) -> None:
+        """The apply run of `task` has gone silent (`why`): ask the state backend what it did.
+        Committed, the task is `applied`, though its report may never come (its agent died
+        with the report unsent: a database outage held it back, then its node was lost). In
+        doubt (the run still holds the state lock under a live lease), it may yet commit, so
+        the task keeps running and the question is asked again at the next pass, unless
+        `wait` is off (the run timeout has passed). Otherwise, or with no backend to ask,
+        the task fails, and a late report of a commit still makes it `applied`
+        (`late_commit`)."""
+        outcome, unread = self.state_of(task)
+        if outcome is ApplyOutcome.IN_DOUBT and wait:
+            self.mem.dirty = True  # the backend may change with no event: look again
+            return
+        if outcome is ApplyOutcome.COMMITTED:
+            self.finish(task, f"apply committed in the state ({why})", status=TaskStatus.APPLIED,
+                        stage=Stage.APPLIED, fence=task.fence + 1, k8s_pod_name="", slot_id=None)
+            return
+        self.release_slot_of(task, why)
+        if outcome is ApplyOutcome.NOT_COMMITTED:
+            label = "apply did not commit"
+            message = (f"the apply did not commit ({why}): the state holds none of its changes; "
+                       "re-plan and confirm")
         else:
-            self.requeue_or_fail(task, "plan lost: " + why, TaskStatus.PENDING, Stage.PENDING)
+            label = "apply outcome unknown"
+            message = f"apply outcome unknown ({why}); check the state and re-plan"
+        new = self.cas(task, f"{label}: {why}{unread}", status=TaskStatus.FAILED,
+                       error_message=message, completed_at=self.ctx.now, fence=task.fence + 1,
+                       k8s_pod_name="", slot_id=None)
+        if new is not None:
+            self.unlock_if_owner(new, label)
 
     def requeue_or_fail(self, task: Task, reason: str, status: TaskStatus, stage: str) -> None:
         attempts = task.attempts + 1

@@ -67,14 +67,14 @@ def lost_apply_ignored(mp: pytest.MonkeyPatch, bent: set) -> None:
 
 
 def lost_apply_retried(mp: pytest.MonkeyPatch, bent: set) -> None:
-    """03, F8: an apply whose agent is lost, outcome unknown, is put back in `apply_pending`
-    and applied again, instead of failed."""
+    """03, F8: an apply whose agent is lost, and that the state does not show committed, is
+    put back in `apply_pending` and applied again, instead of failed."""
     cas = ReferencePolicy.cas
 
     def mutant(self, task, reason, **changes):
-        if reason.startswith("apply outcome unknown: "):
+        if reason.startswith(("apply outcome unknown: ", "apply did not commit: ")):
             bent.add(task.id)
-            why = reason.removeprefix("apply outcome unknown: ")
+            why = reason.partition(": ")[2]
             self.requeue_or_fail(task, "apply lost, retrying: " + why,
                                  TaskStatus.APPLY_PENDING, Stage.APPLY_PENDING)
             return None  # and the lock stays with it
@@ -268,9 +268,9 @@ def dispatch_inflight_never_cleared(mp: pytest.MonkeyPatch, bent: set) -> None:
 
 
 def lost_apply_keeps_lock(mp: pytest.MonkeyPatch, bent: set) -> None:
-    """15, F8: an apply failed as "outcome unknown" keeps its workspace's lock, and the sweep
-    skips failed owners."""
-    _lock_kept(mp, bent, "apply outcome unknown", TaskStatus.FAILED)
+    """15, F8: an apply failed as its agent was lost (it did not commit) keeps its
+    workspace's lock, and the sweep skips failed owners."""
+    _lock_kept(mp, bent, "apply did not commit", TaskStatus.FAILED)
 
 
 # ---------------------------------------------------------------- the cases

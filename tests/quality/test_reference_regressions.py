@@ -10,17 +10,20 @@ import paths
 from scheduler import events as ev
 from scheduler.history import Kind
 from scheduler.model import TaskStatus
+from scheduler.ports import StateReadError
+from scheduler.settings import ReferencePolicy, Settings
 from sim import runner
 from sim.config import FaultSpec
 from sim.world import World
-from tests.unit.sim.worlds import AGENTS, config, fixed
+from tests.unit.sim.worlds import AGENTS, EXACT, config, fixed
 from unstuck import checker
 from unstuck.scenario import load
 
 
 def test_a_frozen_apply_is_fenced_off_by_the_next_apply_of_its_workspace():
     # node-loss-mid-apply seed 4: task 5's apply freezes with its node at t=1051; after 60 s
-    # without heartbeats the reference fails it (outcome unknown) and unlocks; task 6's apply
+    # without heartbeats the reference fails it (its state lock lapsed: the apply did not
+    # commit) and unlocks; task 6's apply
     # takes the fenced state lock at t=1322, while task 5's pod still hangs on the lost node
     # (killed on heal at t=1655). The frozen apply can no longer commit, so no overlap counts.
     rows = runner.run(load("scenarios/node-loss-mid-apply.yaml").world(), "reference", 4).rows
@@ -33,7 +36,7 @@ def test_a_frozen_apply_is_fenced_off_by_the_next_apply_of_its_workspace():
                   and r["data"]["action"] == "apply"][0]
     assert frozen_end["t"] > takeover["t"]  # it really was still open at the takeover
     task5 = [r for r in rows if r["kind"] == "task.transition" and r["task"] == 5][-1]
-    assert (task5["to_status"], task5["reason"].startswith("apply outcome unknown")) == ("failed", True)
+    assert (task5["to_status"], task5["reason"].startswith("apply did not commit")) == ("failed", True)
 
 
 def test_a_lock_whose_owner_went_back_to_pending_is_released():
@@ -73,15 +76,19 @@ def test_a_plan_nobody_confirms_does_not_hold_its_pod_against_other_workspaces()
     assert {s.task(1).status, s.task(2).status} == {TaskStatus.APPLIED}
 
 
-def _disconnected_apply(cancel_at: float | None = None) -> list[dict]:
+def _disconnected_apply(cancel_at: float | None = None, run_timeout_s: float | None = None) -> list[dict]:
     """The apply runs 114..200 on an agent whose C&C connection drops at 120 for good. After
-    60 s without heartbeats the reference gives the run up (failed: outcome unknown) and
-    replaces the pod; our agent drains on SIGTERM, so the apply commits at 200 within the
-    30 s grace and its HTTP report arrives with the old fence."""
+    60 s without heartbeats the reference asks the state backend: the run still holds the
+    state lock under a live lease, so it waits (with `run_timeout_s` passed, it gives the run
+    up instead: outcome unknown). The pod is replaced; our agent drains on SIGTERM, so the
+    apply commits at 200 within the 30 s grace and its HTTP report arrives."""
     cfg = config(agents=dataclasses.replace(AGENTS, apply=fixed(86.0)),
                  faults=(FaultSpec("agent-disconnect", at=120.0, target="apply-runner",
                                    reconnect_after=300.0),))
-    w = World(cfg, "reference", 0)
+    settings = None
+    if run_timeout_s is not None:
+        settings = Settings(reference=ReferencePolicy(run_timeout_s=run_timeout_s))
+    w = World(cfg, "reference", 0, settings=settings)
     if cancel_at is not None:
         w.kernel.at(cancel_at, w.send, ev.CancelTask(1, user="alice"))
     return w.run()
@@ -92,12 +99,20 @@ def _statuses(rows: list[dict]) -> list[tuple[float, str, str]]:
             if r["kind"] == "task.transition" and r["task"] == 1 and r["t"] >= 150]
 
 
-def test_an_apply_given_up_as_outcome_unknown_that_then_commits_is_recorded_applied():
+def test_a_silent_apply_that_still_holds_its_lease_is_waited_for():
+    # It used to be failed at 175 (outcome unknown), then made `applied` by its late report.
+    rows = _disconnected_apply()
+    assert _statuses(rows) == [(200.0, "applied", "apply finished")]
+    assert checker.check(rows).ok
+
+
+def test_an_apply_given_up_at_its_run_timeout_that_then_commits_is_recorded_applied():
     # Found by no_unrecorded_apply: the late report was refused as stale and the task read
     # `failed` for an apply that had changed the infrastructure.
-    rows = _disconnected_apply()
+    # Presumed lost at 175, the run is waited for (in doubt) until its timeout at 179:
+    rows = _disconnected_apply(run_timeout_s=65.0)
     assert _statuses(rows) == [
-        (175.0, "failed", "apply outcome unknown: no heartbeat from agent for 60 s"),
+        (180.0, "failed", "apply outcome unknown: no heartbeat from agent for 60 s, and the run timed out"),
         (200.0, "applied", "late report: the apply had committed (task was failed)"),
     ]
     assert checker.check(rows).ok
@@ -111,3 +126,57 @@ def test_a_cancel_that_came_after_the_commit_ends_applied():
         (200.0, "applied", "late report: the apply had committed (task was cancelled)"),
     ]
     assert checker.check(rows).ok
+
+
+def _report_lost_world(db_down_s: float) -> World:
+    cfg = config(cluster=dataclasses.replace(EXACT, nodes=1), duration_s=900.0, drain_s=900.0,
+                 faults=(FaultSpec("db-write-failure", at=170.0, duration_s=db_down_s, rate=1.0),
+                         FaultSpec("node-loss", at=180.0, target="random")))
+    return World(cfg, "reference", 0)
+
+
+def _report_lost(db_down_s: float, cancel_at: float | None = None) -> tuple[list[dict], list]:
+    """The apply commits at 174, while store writes fail (170 for `db_down_s`): its report is
+    answered 503 and retried. At 180 the only node is lost for good, and the agent freezes
+    with the report unsent: it will never arrive. Found as a compound fault by
+    no_unrecorded_apply (the task was failed as "outcome unknown" for an apply that had
+    changed the infrastructure)."""
+    w = _report_lost_world(db_down_s)
+    answers: list = []
+    if cancel_at is not None:
+        w.kernel.at(cancel_at, lambda: answers.append(w.send(ev.CancelTask(1, user="alice"))))
+    return w.run(), answers
+
+
+def test_an_apply_whose_report_died_with_its_agent_is_recorded_applied_from_the_state():
+    rows, _ = _report_lost(60.0)
+    assert [r["reason"] for r in rows if r["kind"] == "exec.ok" and r["data"]["action"] == "apply"] == [""]
+    # 60 s after the last heartbeat (174), at the first reconcile with the store back:
+    assert _statuses(rows) == [
+        (235.0, "applied", "apply committed in the state (no heartbeat from agent for 60 s)")]
+    assert checker.check(rows).ok
+
+
+def test_a_cancel_of_an_apply_the_state_shows_committed_is_refused_and_the_task_applied():
+    # The store is back at 200; the agent, frozen with the report, is not yet presumed lost.
+    rows, answers = _report_lost(30.0, cancel_at=210.0)
+    assert [(a.status, a.message) for a in answers] == [(409, "the apply has already committed")]
+    assert _statuses(rows) == [(210.0, "applied", "apply committed in the state (cancel refused)")]
+    assert checker.check(rows).ok
+
+
+def test_a_state_that_cannot_be_read_leaves_the_outcome_unknown_not_guessed():
+    # The backend is unreachable when the agent is presumed lost: neither "applied" nor "did
+    # not commit" can be claimed. (The read failure is injected: the simulated backend never
+    # fails.)
+    w = _report_lost_world(60.0)
+
+    def unreachable(workspace_id: str, task_id: int, fence: int):
+        raise StateReadError("connection refused")
+
+    w.state.apply_outcome = unreachable
+    rows = w.run()
+    assert _statuses(rows) == [(235.0, "failed", "apply outcome unknown: no heartbeat from agent "
+                                                 "for 60 s (state unreadable: connection refused)")]
+    # The checker sees the commit the scheduler could not: an unrecorded apply.
+    assert [v.invariant for v in checker.check(rows).violations] == ["no_unrecorded_apply"]

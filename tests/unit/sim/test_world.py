@@ -8,6 +8,7 @@ import pytest
 from scheduler import events as ev
 from scheduler import history
 from scheduler.model import TaskStatus
+from scheduler.settings import ReferencePolicy, Settings
 from sim import runner
 from sim.config import FaultSpec, UserConfig, WorkspaceGroup
 from sim.world import World
@@ -168,19 +169,22 @@ def test_an_apply_frozen_past_its_lease_cannot_commit_when_it_wakes(variant, hea
 
 
 def test_a_second_apply_is_refused_while_the_holders_lease_runs():
-    # Task 1's apply (40..150) loses its C&C connection at 45; the reference gives it up at
-    # 105 (outcome unknown) and replaces the pod, whose agent is killed at 135 with the apply
-    # still running. Task 2 is planned on the new pod and confirmed; its apply at 145 finds
-    # the state lock under task 1's lease, which runs to 165: refused before it starts.
+    # Task 1's apply (40..150) loses its C&C connection at 45. From 105 the reference presumes
+    # its agent lost and replaces the pod, whose agent is killed at 135 with the apply still
+    # running; the state shows the run holding its lock under a live lease, so the reference
+    # waits, until the run timeout (100 s here) gives it up at 145 (outcome unknown). Task 2,
+    # created at 146, is planned on the new pod and confirmed; its apply at 152 finds the
+    # state lock under task 1's lease, which runs to 165: refused before it starts.
     cfg = config(agents=replace(AGENTS, plan=fixed(5.0), apply=fixed(110.0)),
                  users=UserConfig(confirm=fixed(1.0)),
-                 workload=(WorkspaceGroup(names=("ws-1",), at=(5.0, 106.0)),),
+                 workload=(WorkspaceGroup(names=("ws-1",), at=(5.0, 146.0)),),
                  faults=(FaultSpec("agent-disconnect", at=45.0, target="apply-runner",
                                    reconnect_after=300.0),))
-    rows = World(cfg, "reference", 0).run()
+    settings = Settings(reference=ReferencePolicy(run_timeout_s=100.0))
+    rows = World(cfg, "reference", 0, settings=settings).run()
     applies = [(r["kind"], r["task"], r["t"]) for r in rows
                if r["kind"].startswith("exec.") and r["data"].get("action") == "apply"]
-    assert applies == [("exec.invoke", 1, 40.0), ("exec.info", 1, 135.0), ("exec.fail", 2, 145.0)]
+    assert applies == [("exec.invoke", 1, 40.0), ("exec.info", 1, 135.0), ("exec.fail", 2, 152.0)]
     [refused] = [r for r in rows if r["kind"] == "exec.fail"]
     assert refused["reason"] == "state of ws-1 is locked by task 1 (fence 2) under a live lease"
     assert checker.check(rows).ok
@@ -199,4 +203,4 @@ def test_a_cancelled_apply_gives_its_state_lock_back():
     ends = [(r["kind"], r["task"]) for r in rows
             if r["kind"] in ("exec.ok", "exec.fail", "exec.info") and r["data"].get("action") == "apply"]
     assert ends == [("exec.info", 1), ("exec.ok", 2)]
-    assert w.state_lock == {} and checker.check(rows).ok
+    assert w.state.lock == {} and checker.check(rows).ok

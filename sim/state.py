@@ -1,0 +1,69 @@
+"""The simulated Terraform state backend: each workspace's state lock and the applies committed.
+
+The live backend (scheduler/agent/backend.py) keeps the same three facts in files: who holds
+a workspace's lock, whether their lease still runs, and every apply committed. Here the
+simulated agents take the lock for `(task, fence)`, commit under it and give it back; a
+working agent renews its lease without a word, so a lease runs out only once its holder has
+been frozen or dead for `lease_s` (`AgentSim.stalled_at`). The seed's agent holds no lease
+(`lease_s` None): a newer apply always takes its lock over.
+
+The reference scheduler reads it through the `StateBackend` port (`apply_outcome`) when the
+agent of an apply goes silent: the state, not the scheduler, knows whether the change was
+made.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scheduler.ports import ApplyOutcome, RunTask
+
+if TYPE_CHECKING:
+    from sim.agents import AgentSim
+    from sim.kernel import Kernel
+
+
+class StateSim:
+    def __init__(self, kernel: Kernel, lease_s: float | None) -> None:
+        self.kernel = kernel
+        self.lease_s = lease_s
+        self.lock: dict[str, tuple[int, int]] = {}  # workspace -> (task, fence) holding it
+        self.holder: dict[str, AgentSim] = {}  # whose lease the lock is under
+        self.commits: set[tuple[int, int]] = set()  # (task, fence) of every apply committed
+
+    def leased(self, workspace: str, now: float) -> bool:
+        """Whether the workspace's lock is held under a live lease: its holder renews while
+        it works, so until it has been frozen or dead for `lease_s`. False without leases."""
+        if self.lease_s is None:
+            return False
+        holder = self.holder.get(workspace)
+        return holder is not None and (holder.stalled_at is None
+                                       or now - holder.stalled_at <= self.lease_s)
+
+    def take(self, run: RunTask, agent: AgentSim) -> tuple[int, int] | None:
+        """Take the lock for `run`; returns the token it superseded, if any."""
+        prev = self.lock.get(run.workspace_id)
+        self.lock[run.workspace_id] = (run.task_id, run.fence)
+        self.holder[run.workspace_id] = agent
+        return prev if prev != (run.task_id, run.fence) else None
+
+    def holds(self, run: RunTask) -> bool:
+        return self.lock.get(run.workspace_id) == (run.task_id, run.fence)
+
+    def free(self, run: RunTask) -> None:
+        """The lock, freed if `run` still holds it."""
+        if self.holds(run):
+            del self.lock[run.workspace_id]
+            self.holder.pop(run.workspace_id, None)
+
+    def commit(self, run: RunTask) -> None:
+        self.commits.add((run.task_id, run.fence))
+
+    # ------------------------------------------------------------------ StateBackend port
+    def apply_outcome(self, workspace_id: str, task_id: int, fence: int) -> ApplyOutcome:
+        if (task_id, fence) in self.commits:
+            return ApplyOutcome.COMMITTED
+        if self.lock.get(workspace_id) == (task_id, fence) and (
+                self.lease_s is None or self.leased(workspace_id, self.kernel.now)):
+            return ApplyOutcome.IN_DOUBT
+        return ApplyOutcome.NOT_COMMITTED
