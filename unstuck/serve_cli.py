@@ -48,6 +48,7 @@ def serve(
     agent_stale: Annotated[float, typer.Option(help="Seconds without a poll before an agent is disconnected.")] = 5.0,
     poll_timeout: Annotated[float, typer.Option(help="Longest a long-poll is held open (s).")] = 20.0,
     stuck_after: Annotated[float, typer.Option(help="Bound of the unstuck_stuck_tasks gauge (s after confirm).")] = 600.0,
+    backend_dir: Annotated[Path | None, typer.Option(help="The agents' Terraform backend (their --backend-dir), read to settle an apply whose agent went silent. Without it such an apply fails as 'outcome unknown'.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the core's RNG.")] = 0,
     namespace: Annotated[str, typer.Option(help="kubernetes: namespace of the agent pods.")] = "unstuck",
     agent_selector: Annotated[str, typer.Option(help="kubernetes: label selector of the agent pods.")] = "app=unstuck-agent",
@@ -76,6 +77,9 @@ def serve(
             fail_input(f"{opt} {v}: expected seconds > 0")
     if problem := output_problem("--data-dir", data_dir, folder=True):
         fail_input(problem)
+    if backend_dir is not None and backend_dir.exists() and not backend_dir.is_dir():
+        fail_input(f"--backend-dir {backend_dir}: not a directory; give the directory the agents "
+                   "were started with (their --backend-dir)")
     from scheduler.service.config import ServiceConfig, scaled_settings
     from scheduler.service.identity import IdentityConfigError, load_pool_token, load_users
     from scheduler.settings import Settings
@@ -104,7 +108,7 @@ def serve(
         pods=_names("--pods", pods), workspaces=_names("--workspaces", workspaces), users=users,
         pool_token=pool_token, settings=scaled_settings(Settings(), time_scale), seed=seed,
         poll_timeout_s=poll_timeout, agent_stale_s=agent_stale, stuck_after_s=stuck_after,
-        namespace=namespace, agent_selector=agent_selector, deployment=deployment,
+        backend_dir=backend_dir, namespace=namespace, agent_selector=agent_selector, deployment=deployment,
         scaling=scaling, kubeconfig=kubeconfig)
     from scheduler.service import run
 

@@ -15,6 +15,10 @@ it wakes, even if nobody took the lock meanwhile: it cannot know, so it must not
 is the fencing that makes "no apply executed twice" hold at the state, not only in the
 scheduler. Every read-modify-write runs under an `flock` of the workspace's lock file.
 Lease times are wall-clock (`time.time()`): they are compared across processes.
+
+The reference scheduler reads the same directory (`unstuck serve --backend-dir`) through
+`apply_outcome` when the agent of an apply goes silent: the state is where an apply becomes a
+fact, so it, not a guess, says whether the change was made.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler import files
+from scheduler.ports import ApplyOutcome, StateReadError
 
 
 class StateLocked(Exception):
@@ -57,12 +62,18 @@ def _read_json(path: Path) -> Any:
         return None
 
 
+LAYOUT = ("plans", "state", "locks")
+
+
 class Backend:
-    def __init__(self, root: Path, lease_s: float = 30.0) -> None:
+    def __init__(self, root: Path, lease_s: float = 30.0, *, create: bool = True) -> None:
+        """`create=False` for a reader (the scheduler): it makes nothing, so a mistyped path
+        reads as no backend (`StateReadError`), not as an empty one that never committed."""
         self.root = Path(root)
         self.lease_s = lease_s
-        for sub in ("plans", "state", "locks"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        if create:
+            for sub in LAYOUT:
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     # ---------------------------------------------------------------- plans
     def save_plan(self, task: int, fence: int, workspace: str, agent: str, has_changes: bool) -> str:
@@ -132,3 +143,29 @@ class Backend:
             held = _read_json(path)
             if held and (held["task"], held["fence"], held["agent"]) == (token.task, token.fence, token.agent):
                 path.unlink()
+
+    # ---------------------------------------------------------------- the scheduler's read
+    def apply_outcome(self, workspace: str, task: int, fence: int) -> ApplyOutcome:
+        """What the state says of the apply run `(task, fence)` (the `StateBackend` port).
+
+        Read without the flock, so a reader needs no write access: the lock first, then the
+        state. A commit writes the state before it removes the lock, so a run seen holding
+        the lock that commits before the state is read is seen committed; and a run not
+        seen holding a live lease cannot commit after (`commit` checks the lease; time only
+        grows), unless it had not yet started (see `ApplyOutcome.NOT_COMMITTED`)."""
+        missing = [sub for sub in LAYOUT[1:] if not (self.root / sub).is_dir()]
+        if missing:
+            raise StateReadError(
+                f"no backend at {self.root} ({'/, '.join(missing)}/ missing): no agent has "
+                "used it; give the scheduler the agents' --backend-dir")
+        try:
+            held = _read_json(self.root / "locks" / f"{workspace}.json")
+            now = time.time()
+            state = self.state(workspace)
+            if any((a["task"], a["fence"]) == (task, fence) for a in state["applies"]):
+                return ApplyOutcome.COMMITTED
+            if held and (held["task"], held["fence"]) == (task, fence) and held["expires"] > now:
+                return ApplyOutcome.IN_DOUBT
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise StateReadError(f"cannot read the state of {workspace} in {self.root}: {err}") from err
+        return ApplyOutcome.NOT_COMMITTED

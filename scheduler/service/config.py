@@ -33,6 +33,9 @@ class ServiceConfig:
     """An agent that has not polled for this long is disconnected and cannot be sent to."""
     watch_period_s: float = 0.2
     """How often process liveness (static) and silent agents are checked."""
+    backend_dir: Path | None = None
+    """The agents' Terraform backend (their --backend-dir), read to settle an apply whose agent
+    went silent: committed, or not. None: such an apply fails with its outcome unknown."""
     stuck_after_s: float = 600.0
     """The `unstuck_stuck_tasks` gauge's bound since the confirmation."""
     # Kubernetes cluster.

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler import events as ev
+from scheduler.agent.backend import Backend
 from scheduler.core import Context, Scheduler
 from scheduler.history import HistoryEvent, Kind, Source
 from scheduler.model import Pool, TaskStatus, Workspace
@@ -54,9 +55,10 @@ class Engine:
         from scheduler.service.timer import LoopTimer
 
         self.timer = LoopTimer(self.clock.now, self.submit)
+        state = Backend(config.backend_dir, create=False) if config.backend_dir else None
         self.ctx = Context(store=self.store, cluster=self.cluster, agents=self.mailboxes,
                            timer=self.timer, history=self.history,
-                           rng=random.Random(config.seed), settings=config.settings)
+                           rng=random.Random(config.seed), settings=config.settings, state=state)
         self.scheduler = Scheduler(policy_class(config.scheduler)(self.ctx), self.ctx)
         self.metrics = ServiceMetrics(tasks_by_status=self.tasks_by_status, stuck=self.stuck_count,
                                       agents_connected=self.agents_connected)

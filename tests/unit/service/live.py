@@ -77,7 +77,7 @@ class LiveRun:
         args = ["serve", "--port", str(self.port), "--data-dir", str(self.data),
                 "--scheduler", self.scheduler, "--time-scale", str(self.time_scale),
                 "--pods", ",".join(self.pods), "--workspaces", ",".join(self.workspaces),
-                "--agent-stale", "1.0", "--poll-timeout", "2"]
+                "--agent-stale", "1.0", "--poll-timeout", "2", "--backend-dir", str(self.backend)]
         if self.store:
             args += ["--store", self.store]
         for k, v in extra.items():
@@ -93,9 +93,10 @@ class LiveRun:
             return False
 
     def start_agent(self, pod: str, *, plan_s: float = 0.3, apply_s: float = 0.3,
-                    lease_s: float = 1.0, token: str = POOL_TOKEN, grace_s: float = 2.0) -> subprocess.Popen:
+                    lease_s: float = 1.0, token: str = POOL_TOKEN, grace_s: float = 2.0,
+                    server: str | None = None) -> subprocess.Popen:
         env = {**self.env, "UNSTUCK_POOL_TOKEN": token}
-        return self._spawn(pod, ["agent", "--server", self.url, "--pod", pod,
+        return self._spawn(pod, ["agent", "--server", server or self.url, "--pod", pod,
                                  "--backend-dir", str(self.backend),
                                  "--plan-seconds", str(plan_s), "--apply-seconds", str(apply_s),
                                  "--heartbeat", str(HEARTBEAT_S), "--lease", str(lease_s),

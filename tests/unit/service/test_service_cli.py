@@ -28,6 +28,8 @@ ENV = {"UNSTUCK_USER_TOKENS": "t=alice", "UNSTUCK_POOL_TOKEN": "p"}
      r"^error: no pool token: set UNSTUCK_POOL_TOKEN or pass --pool-token-file FILE"),
     (["serve"], {"UNSTUCK_USER_TOKENS": "alice", "UNSTUCK_POOL_TOKEN": "p"},
      r"^error: UNSTUCK_USER_TOKENS: item 1 'alice' is not TOKEN=USER"),
+    (["serve", "--backend-dir", "pyproject.toml"], ENV,
+     r"^error: --backend-dir pyproject.toml: not a directory; give the directory the agents were started with"),
     (["agent", "--server", "ftp://h"], ENV, r"^error: --server 'ftp://h': expected a URL such as http://"),
     (["agent", "--pod", "x", "--heartbeat", "0"], ENV, r"^error: --heartbeat 0.0: expected seconds > 0$"),
     (["agent", "--pod", "x"], {"UNSTUCK_POOL_TOKEN": ""}, r"^error: no pool token: set UNSTUCK_POOL_TOKEN"),

@@ -13,7 +13,7 @@ from scheduler import events as ev
 from scheduler.agent.backend import Backend, LockLost, StateLocked, Token
 from scheduler.history import HistoryEvent, Kind, read_jsonl
 from scheduler.model import TaskType
-from scheduler.ports import AgentSendError, RunTask
+from scheduler.ports import AgentSendError, ApplyOutcome, RunTask, StateReadError
 from scheduler.service.clock import OFFSET_MIN_S, RunClock
 from scheduler.service.config import scaled_settings
 from scheduler.service.historylog import HistoryLog
@@ -55,6 +55,32 @@ def test_an_expired_lock_is_taken_over_and_the_old_holder_is_fenced(tmp_path):
         backend.renew("ws-1", A)
     assert backend.commit("ws-1", B, "sha256:q") == 1
     assert [a["task"] for a in backend.state("ws-1")["applies"]] == [7]
+
+
+def test_the_scheduler_reads_an_apply_as_in_doubt_then_committed_or_not(tmp_path):
+    agent, reader = Backend(tmp_path, lease_s=0.05), Backend(tmp_path, create=False)
+    assert reader.apply_outcome("ws-1", 1, 2) is ApplyOutcome.NOT_COMMITTED  # never started
+    agent.acquire("ws-1", A)
+    assert reader.apply_outcome("ws-1", 1, 2) is ApplyOutcome.IN_DOUBT  # it may still commit
+    assert reader.apply_outcome("ws-1", 1, 3) is ApplyOutcome.NOT_COMMITTED  # another run's token
+    agent.commit("ws-1", A, "sha256:p")
+    assert reader.apply_outcome("ws-1", 1, 2) is ApplyOutcome.COMMITTED
+    agent.acquire("ws-1", B)
+    time.sleep(0.1)  # its lease runs out: it cannot commit any more
+    assert reader.apply_outcome("ws-1", 7, 1) is ApplyOutcome.NOT_COMMITTED
+    assert reader.apply_outcome("ws-1", 1, 2) is ApplyOutcome.COMMITTED
+
+
+def test_a_backend_the_scheduler_cannot_read_is_an_error_not_a_missing_commit(tmp_path):
+    # A mistyped --backend-dir must not read as "no commit": that would fail applies that
+    # committed. The reader creates nothing.
+    with pytest.raises(StateReadError, match=r"no backend at .*/nowhere .*give the scheduler the agents' --backend-dir"):
+        Backend(tmp_path / "nowhere", create=False).apply_outcome("ws-1", 1, 2)
+    assert not (tmp_path / "nowhere").exists()
+    Backend(tmp_path)
+    (tmp_path / "state" / "ws-1.json").write_text("{torn")
+    with pytest.raises(StateReadError, match="cannot read the state of ws-1"):
+        Backend(tmp_path, create=False).apply_outcome("ws-1", 1, 2)
 
 
 def test_a_saved_plan_has_a_stable_digest(tmp_path):

@@ -1,0 +1,53 @@
+"""End to end: the reference settles an apply whose agent went silent from the state backend
+(`unstuck serve --backend-dir`), with a scheduler and an agent process on 127.0.0.1.
+
+The agent reaches the scheduler through a TCP forwarder that the test cuts mid-apply: a
+network partition. The agent lives on, renews its state lock, commits, and can never report.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from scheduler.agent.backend import Backend
+from tests.unit.service.live import LiveRun, wait_for
+from tests.unit.service.partition import Partition
+from unstuck import checker
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def run(tmp_path):
+    # Time scale 0.05: the agent is presumed lost after 3 s without a heartbeat.
+    live = LiveRun(tmp_path, "reference", pods=("pod-1",), workspaces=("ws-1",))
+    yield live
+    live.stop()
+
+
+def test_a_partitioned_apply_that_commits_is_recorded_applied_from_the_state(run):
+    run.start_scheduler()
+    link = Partition(run.port)
+    try:
+        run.start_agent("pod-1", apply_s=5.0, server=link.url)
+        wait_for(lambda: run.connected() == 1, 20, what="the agent to connect")
+        task = run.create("ws-1")
+        wait_for(lambda: run.status(task) == "apply_pending", 20, what="the plan")
+        assert run.confirm(task).status_code == 200
+        wait_for(lambda: run.exec_rows(task, action="apply"), 20, what="the apply to start")
+        link.cut()
+        backend = Backend(run.backend)
+        # Presumed lost 3 s after the cut, 2 s before its commit, the run still holds the
+        # state lock under its lease: the scheduler waits (the task is not failed meanwhile).
+        wait_for(lambda: backend.state("ws-1")["applies"], 20, what="the apply to commit")
+        wait_for(lambda: run.status(task) != "running", 20, what="the scheduler to settle the apply")
+        rows = [r for r in run.history() if r["kind"] == "task.transition" and r["task"] == task]
+        last = rows[-1]
+        assert (last["from_status"], last["to_status"]) == ("running", "applied"), rows
+        assert last["reason"].startswith("apply committed in the state (no heartbeat"), last
+        assert [a["task"] for a in backend.state("ws-1")["applies"]] == [task]
+        assert not run.exec_rows(task, "exec.ok", "apply")  # the agent's report never came
+        verdict = checker.check(run.rows_with_end(8.0, 4.0))
+        assert verdict.ok, [(v.invariant, v.message) for v in verdict.violations]
+    finally:
+        link.cut()
