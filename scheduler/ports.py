@@ -145,8 +145,9 @@ class ApplyOutcome(enum.Enum):
     # working (or frozen for less than the lease) and may still commit.
     IN_DOUBT = "in doubt"
     # No commit recorded and no live lease: the run did not commit, and fenced by the lease
-    # it cannot any more. (A run that had not yet started, queued in a frozen agent, could
-    # still start later; its report is then a late one, which `late_commit` accepts.)
+    # it cannot any more. (One race is left: a run whose claim was accepted just before this
+    # read takes the lock just after it. Its report is then a late one, which the reference
+    # accepts: `late_commit`.)
     NOT_COMMITTED = "not committed"
 
 

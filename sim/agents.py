@@ -19,8 +19,8 @@ Behaviour (shared/specs/seed-system.md §2.2, §8):
   the token it superseded (`data.supersedes`), and an apply whose token was superseded fails
   with "state lock fenced" (`exec.fail`) when it tries to commit. Our agent also holds the
   lock under a lease (`agent_state_lease_s`, 30 s, as the live backend's `--lease`), renewed
-  while it works: a second apply is refused while the holder's lease runs (`exec.fail`, no
-  invoke: it never started), and a holder frozen or dead for longer than the lease has lost
+  while it works: a second apply is refused while the holder's lease runs (its `exec.invoke`,
+  then at once `exec.fail`, as the live agent claims a run before it takes the lock), and a holder frozen or dead for longer than the lease has lost
   the lock: a frozen apply fails at once when it wakes, as the live agent's renewal raises
   `LockLost`. The seed's agent holds no lease: a newer apply always takes the lock;
 * SIGTERM (graceful pod delete) does what the scheduler's own agent does (the variant's
@@ -29,7 +29,11 @@ Behaviour (shared/specs/seed-system.md §2.2, §8):
   closes its C&C connection and exits at once, reporting nothing. A killed agent's runs are
   `exec.info` (outcome unknown). A paused agent gets SIGTERM only when its node heals;
 * a paused agent (its node lost) freezes: no heartbeats, no progress; runs sent to it wait in
-  its socket. It resumes if the node heals, and then reports late (fencing matters).
+  its socket. It resumes if the node heals, and then reports late (fencing matters). Our
+  agent claims each run before it starts it, as the live one does (`agent_claims_runs`): a
+  run that is no longer its task's current dispatch (running, same fence, this agent) is
+  refused and never runs, and nothing is recorded (live, the claim gets a 409). The seed's
+  agent runs whatever it is sent, however stale.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from scheduler import events as ev
 from scheduler import heartbeat, reports
 from scheduler.history import Kind, Source
-from scheduler.model import TaskType
+from scheduler.model import TaskStatus, TaskType
 from scheduler.ports import AgentSendError, RunTask
 
 if TYPE_CHECKING:
@@ -142,6 +146,11 @@ class AgentSim:
         now = w.kernel.now
         cfg = self.fleet.cfg
         task = w.store.get_task(run.task_id)  # the agent loads the task over HTTP
+        if self.fleet.claims_runs and (
+                task is None or task.status is not TaskStatus.RUNNING or task.fence != run.fence
+                or task.agent_id != self.agent_id):
+            self._maybe_exit()  # its claim is refused (409 stale dispatch): it does not run
+            return
         ttype = task.task_type if task is not None else None
         extra: dict[str, Any] = {}
         if run.action == "apply":
@@ -150,6 +159,8 @@ class AgentSim:
             if prev is not None and prev != (run.task_id, run.fence) and state.leased(run.workspace_id, now):
                 why = (f"state of {run.workspace_id} is locked by task {prev[0]} "
                        f"(fence {prev[1]}) under a live lease")
+                # As the live agent: it claims the run (exec.invoke), then the lock refuses it.
+                self._record(Kind.EXEC_INVOKE, run, "", digest=run.plan_digest)
                 self._record(Kind.EXEC_FAIL, run, why)
                 self._send_report(ev.ApplyFinished(run.task_id, self.agent_id, False, run.fence, why))
                 self._maybe_exit()
@@ -350,6 +361,7 @@ class AgentFleet:
         self.exit_on_sigterm = world.agent_on_sigterm == "exit"
         self.reports_until_delivered = world.agent_reports == reports.UNTIL_DELIVERED
         self.lease_s: float | None = world.agent_state_lease_s
+        self.claims_runs = world.agent_claims_runs
         self.by_id: dict[str, AgentSim] = {}
         # The agents not yet dead: a churning day starts thousands of agents, and fault
         # targeting walks the living ones.

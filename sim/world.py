@@ -78,6 +78,7 @@ class World:
         self.agent_on_sigterm: str = policy.agent_on_sigterm  # the agent this variant ships
         self.agent_reports: str = policy.agent_reports
         self.agent_state_lease_s: float | None = policy.agent_state_lease_s
+        self.agent_claims_runs: bool = policy.agent_claims_runs
         self.state = StateSim(self.kernel, self.agent_state_lease_s)
         self.cluster = ClusterSim(self)
         self.agents = AgentFleet(self)

@@ -112,6 +112,10 @@ class ReferencePolicy:
     # Its applies hold the state lock under a lease they renew (scheduler/agent/backend.py,
     # `--lease`): frozen past it, an apply cannot commit when it wakes.
     agent_state_lease_s: float | None = 30.0
+    # It claims each run before it starts it (`POST /agent/exec` invoke), and a run that is no
+    # longer the task's current dispatch (a fence bumped while it waited in a frozen agent)
+    # is refused and never runs.
+    agent_claims_runs = True
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -365,9 +369,9 @@ class ReferencePolicy:
 
     def late_commit(self, e: ev.ApplyFinished) -> ev.Outcome | None:
         """The success report of the apply run this scheduler stopped waiting for: it gave
-        the run up (`settle_apply`: past the run timeout, or with no state backend to read,
-        or a run queued in a frozen agent that started when it woke), or the user cancelled
-        it, and bumped the fence. Yet the agent was only frozen or unheard (a node lost and
+        the run up (`settle_apply`: past the run timeout, with no state backend to read, or
+        read just before the run, claimed in time, took the lock), or the user cancelled it,
+        and bumped the fence. Yet the agent was only frozen or unheard (a node lost and
         healed; heartbeats and reports that could not be stored), or the commit came before
         the cancel reached it, and the apply committed. A commit is a fact, so the task is recorded `applied`: its user must not
         read `failed` or `cancelled` for a change that was made (the checker's

@@ -128,6 +128,9 @@ class SeedPolicy:
     agent_reports = reports.RETRY_THEN_DROP
     # Its Terraform state lock has no lease: a newer apply takes it over (sim/agents.py).
     agent_state_lease_s: float | None = None
+    # It runs whatever it is sent: a run_task that waited in a frozen agent's socket runs when
+    # the agent wakes, however stale.
+    agent_claims_runs = False
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

@@ -174,7 +174,7 @@ def test_a_second_apply_is_refused_while_the_holders_lease_runs():
     # running; the state shows the run holding its lock under a live lease, so the reference
     # waits, until the run timeout (100 s here) gives it up at 145 (outcome unknown). Task 2,
     # created at 146, is planned on the new pod and confirmed; its apply at 152 finds the
-    # state lock under task 1's lease, which runs to 165: refused before it starts.
+    # state lock under task 1's lease, which runs to 165: claimed, then refused at once.
     cfg = config(agents=replace(AGENTS, plan=fixed(5.0), apply=fixed(110.0)),
                  users=UserConfig(confirm=fixed(1.0)),
                  workload=(WorkspaceGroup(names=("ws-1",), at=(5.0, 146.0)),),
@@ -184,7 +184,8 @@ def test_a_second_apply_is_refused_while_the_holders_lease_runs():
     rows = World(cfg, "reference", 0, settings=settings).run()
     applies = [(r["kind"], r["task"], r["t"]) for r in rows
                if r["kind"].startswith("exec.") and r["data"].get("action") == "apply"]
-    assert applies == [("exec.invoke", 1, 40.0), ("exec.info", 1, 135.0), ("exec.fail", 2, 152.0)]
+    assert applies == [("exec.invoke", 1, 40.0), ("exec.info", 1, 135.0),
+                       ("exec.invoke", 2, 152.0), ("exec.fail", 2, 152.0)]
     [refused] = [r for r in rows if r["kind"] == "exec.fail"]
     assert refused["reason"] == "state of ws-1 is locked by task 1 (fence 2) under a live lease"
     assert checker.check(rows).ok
@@ -204,3 +205,28 @@ def test_a_cancelled_apply_gives_its_state_lock_back():
             if r["kind"] in ("exec.ok", "exec.fail", "exec.info") and r["data"].get("action") == "apply"]
     assert ends == [("exec.info", 1), ("exec.ok", 2)]
     assert w.state.lock == {} and checker.check(rows).ok
+
+
+def _cancelled_while_frozen(claims: bool) -> tuple[list[dict], World]:
+    """Task 1's apply is sent at 114 to an agent frozen since 110 (its node lost; it heals
+    at 150): the run waits in the agent's socket. The user cancels at 120."""
+    cfg = config(duration_s=900.0, drain_s=900.0,
+                 faults=(FaultSpec("node-loss", at=110.0, target="reserved-holder", heal_after=40.0),))
+    w = World(cfg, "reference", 0)
+    w.agents.claims_runs = claims
+    w.kernel.at(120.0, w.send, ev.CancelTask(1, user="alice"))
+    return w.run(), w
+
+
+def test_a_run_that_went_stale_in_a_frozen_agent_is_refused_at_its_claim():
+    rows, w = _cancelled_while_frozen(claims=True)
+    applies = [r["kind"] for r in rows if r["kind"].startswith("exec.") and r["data"]["action"] == "apply"]
+    assert applies == [] and w.state.commits == set()
+    assert [r["to_status"] for r in rows if r["kind"] == "task.transition"][-1] == "cancelled"
+    assert checker.check(rows).ok
+    # Without the claim, the woken agent runs the cancelled apply and commits it (the
+    # scheduler then records it applied: a change the user had cancelled before it began).
+    rows, w = _cancelled_while_frozen(claims=False)
+    applies = [(r["kind"], r["t"]) for r in rows
+               if r["kind"].startswith("exec.") and r["data"]["action"] == "apply"]
+    assert applies == [("exec.invoke", 150.0), ("exec.ok", 210.0)] and w.state.commits == {(1, 2)}
