@@ -135,9 +135,10 @@ def agent(
     heartbeat: Annotated[float, typer.Option(help="Heartbeat period (s).")] = 10.0,
     no_changes: Annotated[bool, typer.Option("--no-changes", help="Plans find no changes.")] = False,
     grace: Annotated[float, typer.Option(help="On SIGTERM, finish within this many seconds, then abort.")] = 25.0,
-    lease: Annotated[float, typer.Option(help="State lock lease (s), renewed while an apply works.")] = 30.0,
+    lease: Annotated[float | None, typer.Option(help="State lock lease (s), renewed while an apply works (ours; default 30).")] = None,
     poll_timeout: Annotated[float, typer.Option(help="Long-poll timeout asked for (s).")] = 20.0,
-    on_sigterm: Annotated[str, typer.Option(help="drain: finish runs within --grace, report, exit (ours); exit: cancel runs, report nothing, exit at once (the seed's agent: run it under --scheduler seed, seed-proposal or seed-head).")] = "drain",
+    scheduler: Annotated[str, typer.Option(help="Run the agent this scheduler ships with: reference (ours: drains on SIGTERM, delivers every report, leased state lock, claims each run); seed, seed-proposal or seed-head (the seed's: exits at once on SIGTERM, drops a report after 4 tries, lock without a lease, runs whatever it is sent).")] = "reference",
+    on_sigterm: Annotated[str | None, typer.Option(help="Override what --scheduler's agent does on SIGTERM: drain (finish runs within --grace, report, exit) or exit (cancel runs, report nothing, exit at once).")] = None,
 ) -> None:
     """Run one agent: register with the scheduler, heartbeat, execute simulated Terraform runs."""
     from unstuck.cli import fail_input
@@ -150,9 +151,16 @@ def agent(
         if not v >= 0:
             fail_input(f"{opt} {v}: expected seconds >= 0")
     for opt, v in (("--heartbeat", heartbeat), ("--lease", lease), ("--poll-timeout", poll_timeout)):
-        if not v > 0:
+        if v is not None and not v > 0:
             fail_input(f"{opt} {v}: expected seconds > 0")
-    if on_sigterm not in ("drain", "exit"):
+    if scheduler not in NAMES:
+        fail_input(f"--scheduler {scheduler!r} is not a scheduler: choose one of {', '.join(NAMES)}")
+    from scheduler.variants import policy_class
+
+    if lease is not None and policy_class(scheduler).agent_state_lease_s is None:
+        fail_input(f"--lease: the agent of --scheduler {scheduler} (the seed's) holds its state lock "
+                   "without a lease; drop --lease, or run our agent (--scheduler reference)")
+    if on_sigterm not in (None, "drain", "exit"):
         fail_input(f"--on-sigterm {on_sigterm!r}: choose drain (ours) or exit (the seed's agent)")
     if not server.startswith(("http://", "https://")):
         fail_input(f"--server {server!r}: expected a URL such as http://127.0.0.1:8080")
@@ -166,11 +174,16 @@ def agent(
         fail_input("no pool token: set UNSTUCK_POOL_TOKEN or pass --token-file FILE")
     from scheduler.agent import process
 
-    cfg = process.AgentConfig(
-        url=server, token=token, pod=pod, agent_id=agent_id or f"agent-{pod}", pool_id=pool,
-        backend_dir=backend_dir, plan_s=plan_seconds, apply_s=apply_seconds,
-        heartbeat_s=heartbeat, has_changes=not no_changes, grace_s=grace, lease_s=lease,
-        poll_timeout_s=poll_timeout, on_sigterm=on_sigterm)
+    chosen: dict[str, object] = {}
+    if lease is not None:
+        chosen["lease_s"] = lease
+    if on_sigterm is not None:
+        chosen["on_sigterm"] = on_sigterm
+    cfg = process.AgentConfig.of(
+        scheduler, url=server, token=token, pod=pod, agent_id=agent_id or f"agent-{pod}",
+        pool_id=pool, backend_dir=backend_dir, plan_s=plan_seconds, apply_s=apply_seconds,
+        heartbeat_s=heartbeat, has_changes=not no_changes, grace_s=grace,
+        poll_timeout_s=poll_timeout, **chosen)
     raise typer.Exit(process.main(cfg))
 
 

@@ -13,7 +13,10 @@ still holds the lock with an unexpired lease; otherwise it fails with `LockLost`
 nothing. So an agent that was frozen (SIGSTOP, a lost node) past its lease cannot commit when
 it wakes, even if nobody took the lock meanwhile: it cannot know, so it must not write. That
 is the fencing that makes "no apply executed twice" hold at the state, not only in the
-scheduler. Every read-modify-write runs under an `flock` of the workspace's lock file.
+scheduler. The seed's agent (`unstuck agent --scheduler seed`) holds the lock without a
+lease (`lease_s=None`): it refuses nobody, a newer apply takes it over, and the older holder
+can then no longer commit. Every read-modify-write runs under an `flock` of the workspace's
+lock file.
 Lease times are wall-clock (`time.time()`): they are compared across processes.
 
 The reference scheduler reads the same directory (`unstuck serve --backend-dir`) through
@@ -65,10 +68,18 @@ def _read_json(path: Path) -> Any:
 LAYOUT = ("plans", "state", "locks")
 
 
+def _live(held: dict[str, Any], now: float) -> bool:
+    """Whether a lock refuses other tokens: under a lease that runs. The seed's lock (no
+    lease, `expires` None) refuses nobody: it is taken over."""
+    return held["expires"] is not None and held["expires"] > now
+
+
 class Backend:
-    def __init__(self, root: Path, lease_s: float = 30.0, *, create: bool = True) -> None:
-        """`create=False` for a reader (the scheduler): it makes nothing, so a mistyped path
-        reads as no backend (`StateReadError`), not as an empty one that never committed."""
+    def __init__(self, root: Path, lease_s: float | None = 30.0, *, create: bool = True) -> None:
+        """`lease_s=None` is the seed's lock, which has no lease: an acquire always takes it
+        over, and the holder it took it from can no longer commit. `create=False` for a
+        reader (the scheduler): it makes nothing, so a mistyped path reads as no backend
+        (`StateReadError`), not as an empty one that never committed."""
         self.root = Path(root)
         self.lease_s = lease_s
         if create:
@@ -100,28 +111,33 @@ class Backend:
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
-    def acquire(self, workspace: str, token: Token) -> None:
+    def acquire(self, workspace: str, token: Token) -> tuple[int, int] | None:
+        """Take the lock for `token`; returns the (task, fence) it took over from, if any."""
         with self._locked(workspace) as path:
             held = _read_json(path)
             now = time.time()
-            if held and held["expires"] > now and (held["task"], held["fence"]) != (token.task, token.fence):
+            other = bool(held) and (held["task"], held["fence"]) != (token.task, token.fence)
+            if other and _live(held, now):
                 raise StateLocked(
                     f"state of {workspace} is locked by task {held['task']} (fence {held['fence']}, "
                     f"agent {held['agent']}) for {held['expires'] - now:.1f} s more")
             _write_json(path, {"task": token.task, "fence": token.fence, "agent": token.agent,
-                               "expires": now + self.lease_s})
+                               "expires": None if self.lease_s is None else now + self.lease_s})
+            return (held["task"], held["fence"]) if other else None
 
     def _mine(self, held: Any, token: Token) -> bool:
         return bool(held) and (held["task"], held["fence"], held["agent"]) == (
-            token.task, token.fence, token.agent) and held["expires"] > time.time()
+            token.task, token.fence, token.agent) and (held["expires"] is None
+                                                       or held["expires"] > time.time())
 
     def renew(self, workspace: str, token: Token) -> None:
         with self._locked(workspace) as path:
             held = _read_json(path)
             if not self._mine(held, token):
                 raise LockLost(f"state lock of {workspace} lost (lease expired or taken over)")
-            held["expires"] = time.time() + self.lease_s
-            _write_json(path, held)
+            if self.lease_s is not None:
+                held["expires"] = time.time() + self.lease_s
+                _write_json(path, held)
 
     def commit(self, workspace: str, token: Token, digest: str) -> int:
         """Write the apply into the state and release the lock; returns the new serial."""
@@ -164,8 +180,9 @@ class Backend:
             state = self.state(workspace)
             if any((a["task"], a["fence"]) == (task, fence) for a in state["applies"]):
                 return ApplyOutcome.COMMITTED
-            if held and (held["task"], held["fence"]) == (task, fence) and held["expires"] > now:
-                return ApplyOutcome.IN_DOUBT
+            if held and (held["task"], held["fence"]) == (task, fence) and (
+                    held["expires"] is None or held["expires"] > now):
+                return ApplyOutcome.IN_DOUBT  # without a lease, the holder may commit any time
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise StateReadError(f"cannot read the state of {workspace} in {self.root}: {err}") from err
         return ApplyOutcome.NOT_COMMITTED

@@ -6,6 +6,12 @@ time, in order, retrying a connection error or a 5xx with capped exponential bac
 or a 4xx (the scheduler refused it, e.g. a stale fence: retrying cannot help) ends an item.
 The tasks with an item still in the outbox are reported as current in heartbeats, so the
 scheduler does not presume a finished-but-unreported run lost while it was down.
+
+The seed's agent (`policy=reports.RETRY_THEN_DROP`) does what its HTTP client does: a report
+is tried 4 times (`reports.retry_after`: 1, 2, 4 s apart) and then dropped, and a completion
+notice, a C&C message, is tried once. Execution rows are our instrumentation, not the seed's
+protocol, so a dropped report's row still goes out alone (`/agent/exec`), until delivered:
+the history keeps the commit the scheduler never heard of.
 """
 
 from __future__ import annotations
@@ -65,9 +71,11 @@ class Client:
 class Outbox:
     """Ordered, at-least-once delivery of reports on its own thread."""
 
-    def __init__(self, client: Client, *, max_backoff_s: float = reports.MAX_BACKOFF_S) -> None:
+    def __init__(self, client: Client, *, max_backoff_s: float = reports.MAX_BACKOFF_S,
+                 policy: str = reports.UNTIL_DELIVERED) -> None:
         self.client = client
         self.max_backoff_s = max_backoff_s
+        self.policy = policy
         self.items: deque[Item] = deque()
         self.cond = threading.Condition()
         self.stopping = False
@@ -85,6 +93,10 @@ class Outbox:
         return item
 
     def tasks(self) -> set[int]:
+        """The tasks with a report on its way, for the heartbeat. None for the seed's agent,
+        which lists only what it runs."""
+        if self.policy != reports.UNTIL_DELIVERED:
+            return set()
         with self.cond:
             return {i.task_id for i in self.items if i.task_id is not None}
 
@@ -139,8 +151,27 @@ class Outbox:
                 return True
             log.info("report %s got %s; retrying", item.path, r.status_code)
         item.attempts += 1
+        if self.policy != reports.UNTIL_DELIVERED and item.path != "/agent/exec":
+            wait = reports.retry_after(self.policy, item.attempts - 1) \
+                if item.path == "/agent/report" else None  # a notice: one try
+            if wait is None:
+                log.warning("%s of task %s dropped after %d tries (the seed's agent)",
+                            item.path, item.task_id, item.attempts)
+                return self._drop(item)
+            time.sleep(wait)
+            return False
         with self.cond:
             if self.stopping and item.attempts > 3:
                 return False
         time.sleep(reports.backoff(item.attempts, self.max_backoff_s))
         return False
+
+    def _drop(self, item: Item) -> bool:
+        """Give `item` up (it is done, with no status); a report's execution row stays, as an
+        item of its own at the head of the queue."""
+        row = item.body.get("exec")
+        if row is not None:
+            with self.cond:
+                if self.items and self.items[0] is item:
+                    self.items.insert(1, Item("/agent/exec", row, item.task_id))
+        return True

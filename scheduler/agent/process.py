@@ -11,8 +11,12 @@ failure: nothing was written), deliver the reports, exit 0. A second SIGTERM or 
 at once. `on_sigterm="exit"` is the seed's agent (`WaitForShutdown`, seed-system.md §8):
 cancel every run, report nothing, close the connection and exit 0 at once; the scheduler
 learns of it only from the pod's end or the silence (F8), as the seed's did from the
-closed socket. The seed variants ship that agent (their `agent_on_sigterm`), so a live run
-of them starts agents with `--on-sigterm exit`.
+closed socket.
+
+`unstuck agent --scheduler NAME` runs the agent that scheduler ships with (`AgentConfig.of`):
+for the seed variants, the seed's agent in all four of the ways the simulation models it
+(their `agent_*` attributes): it exits at once on SIGTERM, drops a report after 4 tries,
+holds its state lock without a lease, and runs whatever it is sent without a claim.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from scheduler import heartbeat
+from scheduler import heartbeat, reports
 from scheduler.agent.backend import Backend
 from scheduler.agent.client import Client, NotRegistered, Outbox
 from scheduler.agent.runs import Run, RunMessage
+from scheduler.variants import policy_class
 
 log = logging.getLogger("unstuck.agent")
 
@@ -48,10 +54,25 @@ class AgentConfig:
     heartbeat_s: float = 10.0
     has_changes: bool = True
     grace_s: float = 25.0
-    lease_s: float = 30.0
+    lease_s: float | None = 30.0  # None: the seed's state lock, without a lease
     poll_timeout_s: float = 20.0
     plan_limit: int = 3
     on_sigterm: str = "drain"  # or "exit": what the agent does on SIGTERM (module docstring)
+    reports: str = reports.UNTIL_DELIVERED  # or RETRY_THEN_DROP: the seed's (client.py)
+    claims_runs: bool = True  # False: the seed's agent runs whatever it is sent (runs.py)
+
+    @classmethod
+    def of(cls, scheduler: str, **kw: Any) -> AgentConfig:
+        """The agent the named scheduler ships with (its policy's `agent_*` attributes, the
+        ones the simulated agents follow); `kw` sets the rest, and may override those."""
+        policy = policy_class(scheduler)
+        base: dict[str, Any] = {
+            "on_sigterm": policy.agent_on_sigterm, "reports": policy.agent_reports,
+            "claims_runs": policy.agent_claims_runs}
+        if policy.agent_state_lease_s is None:
+            base["lease_s"] = None  # the seed's lock: no lease to set
+            kw.pop("lease_s", None)
+        return cls(**{**base, **kw})
 
 
 class _Interrupted(Exception):
@@ -63,7 +84,7 @@ class Agent:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
         self.client = Client(cfg.url, cfg.token)
-        self.outbox = Outbox(self.client)
+        self.outbox = Outbox(self.client, policy=cfg.reports)
         self.backend = Backend(cfg.backend_dir, lease_s=cfg.lease_s)
         self.runs: dict[int, Run] = {}
         self.seen: set[tuple[int, int, str]] = set()  # (task, fence, action) already started

@@ -1,7 +1,8 @@
 """One run of one task phase (plan or apply), executed the way the seed's agents run Terraform.
 
 A run first *claims* its dispatch by recording `exec.invoke` (the scheduler refuses the claim
-with 409 when the dispatch is stale: the task moved on while the message waited), then works
+with 409 when the dispatch is stale: the task moved on while the message waited; the seed's
+agent claims nothing and runs whatever it is sent, `claims_runs`), then works
 for the configured duration, then queues its report, with the `exec.ok` / `exec.fail` row it
 carries, in the outbox, followed by the C&C-style completion notice.
 
@@ -88,7 +89,13 @@ class Run:
                      task_id=m.task_id)
 
     def _claim(self) -> bool:
-        """Record exec.invoke; False when the scheduler says the dispatch is stale."""
+        """Record exec.invoke; False when the scheduler says the dispatch is stale. The seed's
+        agent claims nothing: it runs whatever it is sent, and its invoke row is only a
+        record (`claim: false`), written by `_invoked` once the run has started."""
+        if not self.agent.cfg.claims_runs:
+            if self.msg.action != "apply":
+                self._invoked()
+            return True
         item = self.agent.outbox.put("/agent/exec", self._row("invoke", digest=self.msg.plan_digest),
                                      task_id=self.msg.task_id)
         while not item.done.wait(0.1):
@@ -100,6 +107,14 @@ class Run:
             return False
         return True
 
+    def _invoked(self, supersedes: tuple[int, int] | None = None) -> None:
+        extra: dict[str, Any] = {"claim": False}
+        if self.msg.action == "apply":
+            extra["digest"] = self.msg.plan_digest
+        if supersedes is not None:
+            extra["supersedes"] = list(supersedes)
+        self.agent.outbox.put("/agent/exec", self._row("invoke", **extra), task_id=self.msg.task_id)
+
     def _work(self, seconds: float, renew: Any = None) -> bool:
         """Sleep `seconds` in small steps; False if aborted. `renew()` is called now and then."""
         end = time.monotonic() + seconds
@@ -110,7 +125,8 @@ class Run:
                 return True
             if self.aborted.wait(min(left, 0.05)):
                 return False
-            if renew is not None and time.monotonic() - last_renew >= self.agent.cfg.lease_s / 3:
+            lease = self.agent.cfg.lease_s
+            if renew is not None and lease is not None and time.monotonic() - last_renew >= lease / 3:
                 renew()
                 last_renew = time.monotonic()
 
@@ -144,14 +160,20 @@ class Run:
         saved = a.backend.plan_digest(m.task_id)
         if m.plan_digest is None or saved != m.plan_digest:
             why = f"plan digest mismatch: sent {m.plan_digest!r}, saved plan is {saved!r}"
+            if not a.cfg.claims_runs:
+                self._invoked()
             self._report("apply_finished", self._row("fail", why), ok=False, error=why)
             return
         token = Token(m.task_id, m.fence, a.cfg.agent_id)
         try:
-            a.backend.acquire(m.workspace_id, token)
+            superseded = a.backend.acquire(m.workspace_id, token)
         except StateLocked as exc:
             self._report("apply_finished", self._row("fail", str(exc)), ok=False, error=str(exc))
             return
+        if not a.cfg.claims_runs:
+            # The seed's agent: the row says which token it took the lock from (the checker
+            # ends that apply's serialization window there).
+            self._invoked(superseded)
         try:
             finished = self._work(a.cfg.apply_s, renew=lambda: a.backend.renew(m.workspace_id, token))
             if not finished:

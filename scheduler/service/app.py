@@ -90,6 +90,10 @@ class ExecRow(Body):
     reason: str = Field("", max_length=500)
     digest: str | None = Field(None, max_length=200)
     has_changes: bool | None = None
+    claim: bool = Field(True, description="an invoke: claim the run (refused with 409 when "
+                        "stale); false: only record it (the seed's agent runs whatever it is sent)")
+    supersedes: list[int] | None = Field(None, min_length=2, max_length=2, description=(
+        "an apply's invoke: the [task, fence] token it took the state lock from"))
 
 
 class Report(Body):
@@ -367,6 +371,8 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
             data["digest"] = row.digest
         if row.has_changes is not None:
             data["has_changes"] = row.has_changes
+        if row.supersedes is not None:
+            data["supersedes"] = row.supersedes
         key = (row.agent_id, row.task_id, row.fence, row.kind, row.action)
         if key in engine.exec_seen:
             return  # a retried report: its row is already in the history
@@ -382,7 +388,7 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
         refused with 409 when the run is no longer the task's current dispatch."""
         if (denied := agent_auth(authorization)) is not None:
             return denied
-        if body.kind == "invoke":
+        if body.kind == "invoke" and body.claim:
             task = engine.store.get_task(body.task_id)
             if task is None:
                 return _err(404, f"task {body.task_id} not found: do not run it")

@@ -1,8 +1,11 @@
-"""End to end: the reference settles an apply whose agent went silent from the state backend
-(`unstuck serve --backend-dir`), with a scheduler and an agent process on 127.0.0.1.
+"""End to end, with a scheduler and an agent process on 127.0.0.1: an agent cut off from the
+scheduler mid-apply by a network partition (a TCP forwarder the test cuts). The agent lives
+on, commits, and cannot report.
 
-The agent reaches the scheduler through a TCP forwarder that the test cuts mid-apply: a
-network partition. The agent lives on, renews its state lock, commits, and can never report.
+Under the reference, the scheduler settles the apply from the state backend (`unstuck serve
+--backend-dir`): applied. Under the seed, the scheduler fails the task at the silence (F8) and
+the seed's agent (`unstuck agent --scheduler seed`) drops its report; the execution row still
+reaches the history, and the checker finds the unrecorded apply.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from scheduler.agent.backend import Backend
+from tests.slow.service.chaos_script import human_confirm
 from tests.unit.service.live import LiveRun, wait_for
 from tests.unit.service.partition import Partition
 from unstuck import checker
@@ -51,3 +55,35 @@ def test_a_partitioned_apply_that_commits_is_recorded_applied_from_the_state(run
         assert verdict.ok, [(v.invariant, v.message) for v in verdict.violations]
     finally:
         link.cut()
+
+
+def test_the_seed_agent_drops_a_report_it_cannot_deliver_but_the_history_keeps_the_commit(tmp_path):
+    # The same partition under the seed: its scheduler fails the task when the agent goes
+    # silent (F8), and its agent (`--scheduler seed`) drops the report after 4 tries, 7 s.
+    run = LiveRun(tmp_path, "seed", pods=("pod-1",), workspaces=("ws-1",))
+    link = None
+    try:
+        run.start_scheduler()
+        link = Partition(run.port)
+        run.start_agent("pod-1", apply_s=1.0, server=link.url)
+        wait_for(lambda: run.connected() == 1, 20, what="the agent to connect")
+        task = run.create("ws-1")
+        wait_for(lambda: run.status(task) == "apply_pending", 20, what="the plan")
+        assert human_confirm(run, task) == 200
+        wait_for(lambda: run.exec_rows(task, action="apply"), 20, what="the apply to start")
+        link.cut()
+        backend = Backend(run.backend)
+        wait_for(lambda: backend.state("ws-1")["applies"], 20, what="the apply to commit")
+        log = tmp_path / "pod-1.log"
+        wait_for(lambda: "/agent/report of task 1 dropped after 4 tries" in log.read_text(), 15,
+                 what="the seed's agent to drop the report")
+        link.heal()
+        # The execution row is ours, not the seed's protocol: it goes out alone.
+        wait_for(lambda: run.exec_rows(task, "exec.ok", "apply"), 20, what="the commit's row")
+        assert run.status(task) == "failed"
+        verdict = checker.check(run.rows_with_end(8.0, 4.0))
+        assert [(v.invariant, v.task) for v in verdict.violations] == [("no_unrecorded_apply", task)]
+    finally:
+        if link is not None:
+            link.cut()
+        run.stop()

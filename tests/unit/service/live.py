@@ -95,11 +95,14 @@ class LiveRun:
     def start_agent(self, pod: str, *, plan_s: float = 0.3, apply_s: float = 0.3,
                     lease_s: float = 1.0, token: str = POOL_TOKEN, grace_s: float = 2.0,
                     server: str | None = None) -> subprocess.Popen:
+        """An agent of the run's scheduler: ours, or the seed's (`--scheduler`), whose state
+        lock has no lease (`lease_s` is then unused)."""
         env = {**self.env, "UNSTUCK_POOL_TOKEN": token}
+        lease = ["--lease", str(lease_s)] if self.scheduler == "reference" else []
         return self._spawn(pod, ["agent", "--server", server or self.url, "--pod", pod,
-                                 "--backend-dir", str(self.backend),
+                                 "--scheduler", self.scheduler, "--backend-dir", str(self.backend),
                                  "--plan-seconds", str(plan_s), "--apply-seconds", str(apply_s),
-                                 "--heartbeat", str(HEARTBEAT_S), "--lease", str(lease_s),
+                                 "--heartbeat", str(HEARTBEAT_S), *lease,
                                  "--poll-timeout", "2", "--grace", str(grace_s)], env)
 
     def start_agents(self, **kw: Any) -> None:

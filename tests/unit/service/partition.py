@@ -2,7 +2,8 @@
 with both processes alive, which no signal can make (SIGSTOP freezes the process too).
 
 Agents are pointed at `Partition.url`; every connection is relayed to the scheduler's port
-until `cut()`, which closes the relayed connections and refuses new ones.
+until `cut()`, which closes the relayed connections and refuses new ones; `heal()` relays
+again.
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ class Partition:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def heal(self) -> None:
+        """Accept and relay again, on the same port."""
+        with self._lock:
+            self._cut = False
+            self.listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
 
     def cut(self) -> None:
         with self._lock:

@@ -1,11 +1,14 @@
-"""The agent's outbox when the seed's agent leaves (`--on-sigterm exit`): `discard` drops what
+"""The agent's outbox: when the seed's agent leaves (`--on-sigterm exit`), `discard` drops what
 is not yet sent, refuses what comes after, and a POST already on the wire lands without
-breaking the delivery thread."""
+breaking the delivery thread; the seed's agent drops a report after 4 tries but not the
+execution row it carries; ours retries until delivered."""
 
 from __future__ import annotations
 
 import threading
 
+from scheduler import reports
+from scheduler.agent import client as client_module
 from scheduler.agent.client import Outbox
 
 
@@ -44,3 +47,53 @@ def test_a_discard_during_a_post_lets_it_land_and_drops_the_rest(monkeypatch):
     assert errors == []  # it popped the emptied queue: IndexError in the delivery thread
     assert client.sent == ["/agent/report"]  # the notice was dropped, the late one refused
     assert not late.done.is_set() and outbox.empty()
+
+
+class _Down:
+    """A scheduler that answers 503 to reports and notices (its store is down) and takes
+    execution rows."""
+
+    def __init__(self, up_after: int | None = None) -> None:
+        self.tries: list[str] = []
+        self.up_after = up_after
+
+    def post(self, path: str, body: dict) -> _Answer:
+        self.tries.append(path)
+        answer = _Answer()
+        up = self.up_after is not None and len(self.tries) > self.up_after
+        answer.status_code = 200 if path == "/agent/exec" or up else 503
+        return answer
+
+
+def _deliver(policy: str, client: _Down, monkeypatch) -> tuple[list[float], Outbox]:
+    waits: list[float] = []
+    monkeypatch.setattr(client_module.time, "sleep", waits.append)  # count the waits, not wait
+    outbox = Outbox(client, policy=policy)  # type: ignore[arg-type]
+    row = {"kind": "ok", "task_id": 7}
+    outbox.put("/agent/report", {"report": "apply_finished", "exec": row}, task_id=7)
+    outbox.put("/agent/notice", {"task_id": 7}, task_id=7)
+    assert outbox.tasks() == ({7} if policy == reports.UNTIL_DELIVERED else set())
+    pause = threading.Event()
+    for _ in range(1000):  # delivered before the stop: a stopping outbox gives up sooner
+        if outbox.empty():
+            break
+        pause.wait(0.005)
+    outbox.stop()
+    outbox.thread.join(5)
+    return waits, outbox
+
+
+def test_the_seed_agent_drops_a_report_after_4_tries_and_sends_its_row_alone(monkeypatch):
+    client = _Down()
+    waits, outbox = _deliver(reports.RETRY_THEN_DROP, client, monkeypatch)
+    assert client.tries == ["/agent/report"] * 4 + ["/agent/exec", "/agent/notice"]
+    assert waits == [1.0, 2.0, 4.0]  # the seed's HTTP client; the notice gets one try
+    assert outbox.empty()
+
+
+def test_our_agent_retries_a_report_until_the_scheduler_takes_it(monkeypatch):
+    client = _Down(up_after=6)
+    waits, outbox = _deliver(reports.UNTIL_DELIVERED, client, monkeypatch)
+    assert client.tries == ["/agent/report"] * 7 + ["/agent/notice"]
+    assert waits == [reports.backoff(n) for n in range(1, 7)]
+    assert outbox.empty()

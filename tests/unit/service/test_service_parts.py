@@ -83,6 +83,19 @@ def test_a_backend_the_scheduler_cannot_read_is_an_error_not_a_missing_commit(tm
         Backend(tmp_path, create=False).apply_outcome("ws-1", 1, 2)
 
 
+def test_the_seeds_lock_has_no_lease_a_newer_apply_takes_it_over(tmp_path):
+    backend, reader = Backend(tmp_path, lease_s=None), Backend(tmp_path, create=False)
+    assert backend.acquire("ws-1", A) is None
+    time.sleep(0.05)
+    assert reader.apply_outcome("ws-1", 1, 2) is ApplyOutcome.IN_DOUBT  # it may commit any time
+    backend.renew("ws-1", A)  # nothing to extend, and still its own
+    assert backend.acquire("ws-1", B) == (1, 2)  # taken over, never refused
+    with pytest.raises(LockLost, match="stale token"):
+        backend.commit("ws-1", A, "sha256:p")
+    assert reader.apply_outcome("ws-1", 1, 2) is ApplyOutcome.NOT_COMMITTED
+    assert backend.commit("ws-1", B, "sha256:q") == 1
+
+
 def test_a_saved_plan_has_a_stable_digest(tmp_path):
     backend = Backend(tmp_path)
     digest = backend.save_plan(3, 1, "ws-1", "agent-a", True)
@@ -210,3 +223,21 @@ def test_time_scale_scales_every_duration_but_not_calendar_anchors():
     assert fast.retries.backoff_s == pytest.approx((0.25, 0.5, 1.0, 2.0, 3.0))
     assert fast.seed.epoch_unix_s == Settings().seed.epoch_unix_s
     assert fast.reference.retry_budget == Settings().reference.retry_budget
+
+
+# The agent each scheduler ships with.
+
+def test_the_agent_of_a_scheduler_is_the_one_the_simulation_models():
+    from scheduler.agent.process import AgentConfig
+    from sim.world import World
+    from tests.unit.sim.worlds import config
+
+    common = {"url": "http://h", "token": "t", "pod": "p", "agent_id": "a"}
+    for name in ("reference", "seed", "seed-proposal", "seed-head"):
+        cfg, world = AgentConfig.of(name, **common), World(config(), name, 0)
+        assert (cfg.on_sigterm, cfg.reports, cfg.lease_s, cfg.claims_runs) == (
+            world.agent_on_sigterm, world.agent_reports, world.agent_state_lease_s,
+            world.agent_claims_runs), name
+    assert AgentConfig.of("reference", lease_s=1.0, **common).lease_s == 1.0
+    seed = AgentConfig.of("seed", lease_s=1.0, on_sigterm="drain", **common)
+    assert (seed.lease_s, seed.on_sigterm) == (None, "drain")  # no lease to set; SIGTERM overridden
