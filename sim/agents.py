@@ -19,8 +19,8 @@ Behaviour (shared/specs/seed-system.md §2.2, §8):
   the token it superseded (`data.supersedes`), and an apply whose token was superseded fails
   with "state lock fenced" (`exec.fail`) when it tries to commit. Our agent also holds the
   lock under a lease (`agent_state_lease_s`, 30 s, as the live backend's `--lease`), renewed
-  while it works: a second apply is refused while the holder's lease runs (its `exec.invoke`,
-  then at once `exec.fail`, as the live agent claims a run before it takes the lock), and a holder frozen or dead for longer than the lease has lost
+  while it works: a second apply is refused while the holder's lease runs (`exec.fail`, no
+  invoke: it never began; the live agent takes the lock before it claims the run), and a holder frozen or dead for longer than the lease has lost
   the lock: a frozen apply fails at once when it wakes, as the live agent's renewal raises
   `LockLost`. The seed's agent holds no lease: a newer apply always takes the lock;
 * SIGTERM (graceful pod delete) does what the scheduler's own agent does (the variant's
@@ -159,9 +159,7 @@ class AgentSim:
             if prev is not None and prev != (run.task_id, run.fence) and state.leased(run.workspace_id, now):
                 why = (f"state of {run.workspace_id} is locked by task {prev[0]} "
                        f"(fence {prev[1]}) under a live lease")
-                # As the live agent: it claims the run (exec.invoke), then the lock refuses it.
-                self._record(Kind.EXEC_INVOKE, run, "", digest=run.plan_digest)
-                self._record(Kind.EXEC_FAIL, run, why)
+                self._record(Kind.EXEC_FAIL, run, why)  # refused before it began: no invoke
                 self._send_report(ev.ApplyFinished(run.task_id, self.agent_id, False, run.fence, why))
                 self._maybe_exit()
                 return

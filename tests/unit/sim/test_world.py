@@ -10,7 +10,7 @@ from scheduler import history
 from scheduler.model import TaskStatus
 from scheduler.settings import ReferencePolicy, Settings
 from sim import runner
-from sim.config import FaultSpec, UserConfig, WorkspaceGroup
+from sim.config import FaultSpec, PoolConfig, UserConfig, WorkspaceGroup
 from sim.world import World
 from unstuck import checker
 from unstuck.scenario import load
@@ -174,7 +174,7 @@ def test_a_second_apply_is_refused_while_the_holders_lease_runs():
     # running; the state shows the run holding its lock under a live lease, so the reference
     # waits, until the run timeout (100 s here) gives it up at 145 (outcome unknown). Task 2,
     # created at 146, is planned on the new pod and confirmed; its apply at 152 finds the
-    # state lock under task 1's lease, which runs to 165: claimed, then refused at once.
+    # state lock under task 1's lease, which runs to 165: refused before it begins.
     cfg = config(agents=replace(AGENTS, plan=fixed(5.0), apply=fixed(110.0)),
                  users=UserConfig(confirm=fixed(1.0)),
                  workload=(WorkspaceGroup(names=("ws-1",), at=(5.0, 146.0)),),
@@ -184,8 +184,7 @@ def test_a_second_apply_is_refused_while_the_holders_lease_runs():
     rows = World(cfg, "reference", 0, settings=settings).run()
     applies = [(r["kind"], r["task"], r["t"]) for r in rows
                if r["kind"].startswith("exec.") and r["data"].get("action") == "apply"]
-    assert applies == [("exec.invoke", 1, 40.0), ("exec.info", 1, 135.0),
-                       ("exec.invoke", 2, 152.0), ("exec.fail", 2, 152.0)]
+    assert applies == [("exec.invoke", 1, 40.0), ("exec.info", 1, 135.0), ("exec.fail", 2, 152.0)]
     [refused] = [r for r in rows if r["kind"] == "exec.fail"]
     assert refused["reason"] == "state of ws-1 is locked by task 1 (fence 2) under a live lease"
     assert checker.check(rows).ok
@@ -230,3 +229,23 @@ def test_a_run_that_went_stale_in_a_frozen_agent_is_refused_at_its_claim():
     applies = [(r["kind"], r["t"]) for r in rows
                if r["kind"].startswith("exec.") and r["data"]["action"] == "apply"]
     assert applies == [("exec.invoke", 150.0), ("exec.ok", 210.0)] and w.state.commits == {(1, 2)}
+
+
+def test_an_apply_refused_by_a_live_lease_never_began_and_overlaps_nothing():
+    # Task 1's apply runs on while its agent's connection is down (45); its user cancels it
+    # (50). Task 2's apply, on the second pod at 66, is refused by task 1's live lease. It
+    # never began: an exec.fail and no invoke, so the checker sees no second apply beside
+    # the first (with an invoke it counted one: per_workspace_serialization).
+    cfg = config(pools=(PoolConfig("pool-1", min_replicas=2, max_replicas=4),),
+                 agents=replace(AGENTS, plan=fixed(5.0), apply=fixed(200.0)),
+                 users=UserConfig(confirm=fixed(1.0)), duration_s=900.0, drain_s=900.0,
+                 workload=(WorkspaceGroup(names=("ws-1",), at=(5.0, 60.0)),),
+                 faults=(FaultSpec("agent-disconnect", at=45.0, target="apply-runner",
+                                   reconnect_after=300.0),))
+    w = World(cfg, "reference", 0)
+    w.kernel.at(50.0, w.send, ev.CancelTask(1, user="alice"))
+    rows = w.run()
+    applies = [(r["kind"], r["task"], r["t"]) for r in rows
+               if r["kind"].startswith("exec.") and r["data"].get("action") == "apply"]
+    assert applies[:2] == [("exec.invoke", 1, 40.0), ("exec.fail", 2, 66.0)]
+    assert checker.check(rows).ok
