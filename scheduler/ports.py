@@ -145,9 +145,8 @@ class ApplyOutcome(enum.Enum):
     # working (or frozen for less than the lease) and may still commit.
     IN_DOUBT = "in doubt"
     # No commit recorded and no live lease: the run did not commit, and fenced by the lease
-    # it cannot any more. (One race is left: a run whose claim was accepted just before this
-    # read takes the lock just after it. Its report is then a late one, which the reference
-    # accepts: `late_commit`.)
+    # it cannot any more. (Our agent takes the lock before it claims the run, so a run not
+    # seen holding it claims after this read, and is refused: the task has moved on.)
     NOT_COMMITTED = "not committed"
 
 

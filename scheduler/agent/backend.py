@@ -169,7 +169,10 @@ class Backend:
         the lock that commits before the state is read is seen committed; and a run not
         seen holding a live lease cannot commit after (`commit` checks the lease; time only
         grows), unless it had not yet started (see `ApplyOutcome.NOT_COMMITTED`)."""
-        missing = [sub for sub in LAYOUT[1:] if not (self.root / sub).is_dir()]
+        try:
+            missing = [sub for sub in LAYOUT[1:] if not (self.root / sub).is_dir()]
+        except OSError as err:  # is_dir raises what is not "no such file" (EACCES, EIO)
+            raise StateReadError(f"cannot read the backend at {self.root}: {err}") from err
         if missing:
             raise StateReadError(
                 f"no backend at {self.root} ({'/, '.join(missing)}/ missing): no agent has "

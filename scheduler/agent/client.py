@@ -93,8 +93,8 @@ class Outbox:
         return item
 
     def tasks(self) -> set[int]:
-        """The tasks with a report on its way, for the heartbeat. None for the seed's agent,
-        which lists only what it runs."""
+        """The tasks with a report on its way, for the heartbeat. None (an empty set) for the
+        seed's agent, which lists only what it runs."""
         if self.policy != reports.UNTIL_DELIVERED:
             return set()
         with self.cond:

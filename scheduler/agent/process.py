@@ -60,6 +60,7 @@ class AgentConfig:
     on_sigterm: str = "drain"  # or "exit": what the agent does on SIGTERM (module docstring)
     reports: str = reports.UNTIL_DELIVERED  # or RETRY_THEN_DROP: the seed's (client.py)
     claims_runs: bool = True  # False: the seed's agent runs whatever it is sent (runs.py)
+    scheduler: str | None = None  # whose agent this is, told at registration (`of`)
 
     @classmethod
     def of(cls, scheduler: str, **kw: Any) -> AgentConfig:
@@ -68,7 +69,7 @@ class AgentConfig:
         policy = policy_class(scheduler)
         base: dict[str, Any] = {
             "on_sigterm": policy.agent_on_sigterm, "reports": policy.agent_reports,
-            "claims_runs": policy.agent_claims_runs}
+            "claims_runs": policy.agent_claims_runs, "scheduler": scheduler}
         if policy.agent_state_lease_s is None:
             base["lease_s"] = None  # the seed's lock: no lease to set
             kw.pop("lease_s", None)
@@ -103,9 +104,11 @@ class Agent:
             try:
                 self.waiting = True  # on the scheduler: a SIGTERM interrupts it (`terminate`)
                 try:
-                    r = self.client.post("/agent/register", {
-                        "agent_id": self.cfg.agent_id, "pool_id": self.cfg.pool_id,
-                        "pod": self.cfg.pod, "pid": os.getpid()})
+                    body = {"agent_id": self.cfg.agent_id, "pool_id": self.cfg.pool_id,
+                            "pod": self.cfg.pod, "pid": os.getpid()}
+                    if self.cfg.scheduler is not None:
+                        body["scheduler"] = self.cfg.scheduler
+                    r = self.client.post("/agent/register", body)
                 finally:
                     self.waiting = False
             except httpx.HTTPError as exc:
@@ -115,7 +118,7 @@ class Agent:
                     self.after = 0
                     self.registered.set()
                     return
-                if r.status_code in (401, 403, 404):
+                if r.status_code in (401, 403, 404, 409):
                     raise SystemExit(f"error: the scheduler refused registration ({r.status_code}): "
                                      f"{r.json().get('message', r.text)}")
                 log.info("registration got %s; retrying", r.status_code)

@@ -8,8 +8,9 @@ carries, in the outbox, followed by the C&C-style completion notice.
 
 - plan: writes the saved plan to the backend and reports its digest;
 - apply: checks that the saved plan has the digest it was sent, takes the workspace's state
-  lock for (task, fence), renews the lease while it works, and commits under the lock; a
-  stale token cannot commit (`backend.LockLost`).
+  lock for (task, fence) *before* it claims (a lock held under a live lease refuses it
+  before it begins: `exec.fail`, no invoke), renews the lease while it works, and commits
+  under the lock; a stale token cannot commit (`backend.LockLost`).
 
 `abort()` (SIGTERM past the grace period, or a cancel) stops the work before the commit: the
 run reports an explicit failure, since nothing was written.
@@ -17,6 +18,7 @@ run reports an explicit failure, since nothing was written.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -88,32 +90,36 @@ class Run:
         a.outbox.put("/agent/notice", {"agent_id": a.cfg.agent_id, "task_id": m.task_id, "ok": ok},
                      task_id=m.task_id)
 
-    def _claim(self) -> bool:
-        """Record exec.invoke; False when the scheduler says the dispatch is stale. The seed's
-        agent claims nothing: it runs whatever it is sent, and its invoke row is only a
-        record (`claim: false`), written by `_invoked` once the run has started."""
-        if not self.agent.cfg.claims_runs:
-            if self.msg.action != "apply":
-                self._invoked()
+    def _claim(self, supersedes: tuple[int, int] | None = None, renew: Any = None) -> bool:
+        """Record exec.invoke, our agent's claim to start the run: False when the scheduler
+        says the dispatch is stale (409), or the agent stops first. An apply claims after it
+        has taken the state lock (`renew` keeps its lease meanwhile), so a claimed apply
+        always holds a leased lock: the reference's read of the state, which its loop
+        serializes with claims, finds it in doubt. Claimed first, an agent frozen between
+        the claim and the lock read as "did not commit" and committed on waking. The seed's
+        agent claims nothing: it runs whatever it is sent, and its row is only a record
+        (`claim: false`)."""
+        a, m = self.agent, self.msg
+        row = self._row("invoke", digest=m.plan_digest)
+        if supersedes is not None:
+            row["supersedes"] = list(supersedes)  # the token it took the state lock from
+        if not a.cfg.claims_runs:
+            a.outbox.put("/agent/exec", {**row, "claim": False}, task_id=m.task_id)
             return True
-        item = self.agent.outbox.put("/agent/exec", self._row("invoke", digest=self.msg.plan_digest),
-                                     task_id=self.msg.task_id)
+        item = a.outbox.put("/agent/exec", row, task_id=m.task_id)
+        last_renew = time.monotonic()
         while not item.done.wait(0.1):
-            if self.agent.terminating.is_set() and self.agent.past_grace():
+            if a.terminating.is_set() and a.past_grace():
                 return False
+            if renew is not None and time.monotonic() - last_renew >= (a.cfg.lease_s or 0) / 3:
+                with contextlib.suppress(LockLost):  # checked again once claimed
+                    renew()
+                last_renew = time.monotonic()
         if item.status != 200:
             log.warning("task %s fence %s: claim refused (%s); not running it",
-                        self.msg.task_id, self.msg.fence, item.status)
+                        m.task_id, m.fence, item.status)
             return False
         return True
-
-    def _invoked(self, supersedes: tuple[int, int] | None = None) -> None:
-        extra: dict[str, Any] = {"claim": False}
-        if self.msg.action == "apply":
-            extra["digest"] = self.msg.plan_digest
-        if supersedes is not None:
-            extra["supersedes"] = list(supersedes)
-        self.agent.outbox.put("/agent/exec", self._row("invoke", **extra), task_id=self.msg.task_id)
 
     def _work(self, seconds: float, renew: Any = None) -> bool:
         """Sleep `seconds` in small steps; False if aborted. `renew()` is called now and then."""
@@ -133,12 +139,10 @@ class Run:
     # ---------------------------------------------------------------- the run
     def _main(self) -> None:
         try:
-            if not self._claim():
-                return
-            if self.msg.action == "plan":
-                self._plan()
-            else:
+            if self.msg.action != "plan":
                 self._apply()
+            elif self._claim():
+                self._plan()
         except Exception:  # noqa: BLE001 - a crashed run is reported, not silent
             log.exception("run of task %s crashed", self.msg.task_id)
             self._report("task_failed", self._row("fail", "agent error"), ok=False, error="agent error")
@@ -160,22 +164,23 @@ class Run:
         saved = a.backend.plan_digest(m.task_id)
         if m.plan_digest is None or saved != m.plan_digest:
             why = f"plan digest mismatch: sent {m.plan_digest!r}, saved plan is {saved!r}"
-            if not a.cfg.claims_runs:
-                self._invoked()
-            self._report("apply_finished", self._row("fail", why), ok=False, error=why)
+            if self._claim():
+                self._report("apply_finished", self._row("fail", why), ok=False, error=why)
             return
         token = Token(m.task_id, m.fence, a.cfg.agent_id)
         try:
             superseded = a.backend.acquire(m.workspace_id, token)
         except StateLocked as exc:
+            # Refused before it began: no claim, no invoke (the holder's apply is still open).
             self._report("apply_finished", self._row("fail", str(exc)), ok=False, error=str(exc))
             return
-        if not a.cfg.claims_runs:
-            # The seed's agent: the row says which token it took the lock from (the checker
-            # ends that apply's serialization window there).
-            self._invoked(superseded)
+        renew = lambda: a.backend.renew(m.workspace_id, token)  # noqa: E731
+        if not self._claim(superseded, renew):
+            a.backend.release(m.workspace_id, token)
+            return
         try:
-            finished = self._work(a.cfg.apply_s, renew=lambda: a.backend.renew(m.workspace_id, token))
+            renew()  # still its own: a freeze during the claim may have cost it the lease
+            finished = self._work(a.cfg.apply_s, renew=renew)
             if not finished:
                 a.backend.release(m.workspace_id, token)
                 why = f"apply aborted before commit: {self.abort_reason}"

@@ -17,8 +17,8 @@ Why it cannot leave a task stuck
   a pod, from zero pods too.
 * **Protection.** Pods that hold a reservation or a running task carry a
   `controller.kubernetes.io/pod-deletion-cost`, and the scheduler never deletes them itself.
-* **Explicit ends.** A lost agent ends its plan (re-queued) or its apply (failed: the outcome is
-  unknown and must not be guessed); an unconfirmed plan expires after a TTL (cancelled,
+* **Explicit ends.** A lost agent ends its plan (re-queued) or its apply (settled by the
+  Terraform state: applied if it committed, else failed; never guessed); an unconfirmed plan expires after a TTL (cancelled,
   stage `discarded`); a confirm is bound to the digest the user saw; dispatch failures have a
   budget and waiting for capacity has a deadline, both ending in `failed` with the workspace
   unlocked. A lock whose owner task has ended is released by the next reconcile.
@@ -369,9 +369,8 @@ class ReferencePolicy:
 
     def late_commit(self, e: ev.ApplyFinished) -> ev.Outcome | None:
         """The success report of the apply run this scheduler stopped waiting for: it gave
-        the run up (`settle_apply`: past the run timeout, with no state backend to read, or
-        read just before the run, claimed in time, took the lock), or the user cancelled it,
-        and bumped the fence. Yet the agent was only frozen or unheard (a node lost and
+        the run up (`settle_apply`: past the run timeout, or with no state backend to read),
+        or the user cancelled it, and bumped the fence. Yet the agent was only frozen or unheard (a node lost and
         healed; heartbeats and reports that could not be stored), or the commit came before
         the cancel reached it, and the apply committed. A commit is a fact, so the task is recorded `applied`: its user must not
         read `failed` or `cancelled` for a change that was made (the checker's

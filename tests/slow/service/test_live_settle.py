@@ -10,6 +10,9 @@ reaches the history, and the checker finds the unrecorded apply.
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from scheduler.agent.backend import Backend
@@ -86,4 +89,54 @@ def test_the_seed_agent_drops_a_report_it_cannot_deliver_but_the_history_keeps_t
     finally:
         if link is not None:
             link.cut()
+        run.stop()
+
+
+def _writer(fifo) -> int | None:
+    """A write end of `fifo`, once a reader holds it open (before, the open fails: ENXIO)."""
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+
+
+def test_an_apply_frozen_before_its_claim_never_commits_once_settled(tmp_path):
+    # The agent is held (a FIFO in place of the saved plan) just before it takes the state
+    # lock, then frozen. The reference finds no lock and no commit: "did not commit". The
+    # human re-plans and applies. When the frozen agent wakes, it takes the lock and claims
+    # the run, which is no longer the task's dispatch: refused, it gives the lock back.
+    # (When it claimed before taking the lock, it committed the old plan on top.)
+    run = LiveRun(tmp_path, "reference", pods=("pod-1", "pod-2"), workspaces=("ws-1",))
+    try:
+        run.start_scheduler()
+        run.start_agent("pod-1", apply_s=0.5)
+        wait_for(lambda: run.connected() == 1, 20, what="pod-1 to connect")
+        t1 = run.create("ws-1")
+        wait_for(lambda: run.status(t1) == "apply_pending", 20, what="plan 1")
+        plan = run.backend / "plans" / f"{t1}.json"
+        saved = plan.read_text()
+        plan.unlink()
+        os.mkfifo(plan)
+        assert run.confirm(t1).status_code == 200
+        writer = wait_for(lambda: _writer(plan), 20, what="pod-1 to read the plan (the FIFO)")
+        run.signal("pod-1", signal.SIGSTOP)
+        wait_for(lambda: run.status(t1) != "running", 30, what="the scheduler to settle task 1")
+        assert run.task(t1)["error_message"].startswith("the apply did not commit")
+        run.start_agent("pod-2", apply_s=0.5)
+        t2 = run.create("ws-1")
+        wait_for(lambda: run.status(t2) == "apply_pending", 30, what="plan 2")
+        assert run.confirm(t2).status_code == 200
+        wait_for(lambda: run.status(t2) == "applied", 30, what="apply 2")
+        run.signal("pod-1", signal.SIGCONT)
+        os.write(writer, saved.encode())
+        os.close(writer)
+        log = tmp_path / "pod-1.log"
+        wait_for(lambda: "claim refused" in log.read_text(), 20, what="pod-1's claim to be refused")
+        backend = Backend(run.backend)
+        assert [a["task"] for a in backend.state("ws-1")["applies"]] == [t2]
+        assert not (run.backend / "locks" / "ws-1.json").exists()  # given back
+        assert (run.status(t1), run.exec_rows(t1, action="apply")) == ("failed", [])
+        verdict = checker.check(run.rows_with_end(8.0, 4.0))
+        assert verdict.ok, [(v.invariant, v.message) for v in verdict.violations]
+    finally:
         run.stop()

@@ -201,6 +201,7 @@ class InProcessService:
         from scheduler.settings import Settings
 
         self.root = root
+        self.scheduler = scheduler
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = ServiceConfig(data_dir=root / "run", store_url=store_url, scheduler=scheduler, pods=pods,
@@ -222,7 +223,7 @@ class InProcessService:
         args = ["agent", "--server", self.url, "--pod", pod, "--backend-dir", str(self.root / "backend"),
                 "--plan-seconds", str(kw.get("plan_s", 0.1)), "--apply-seconds", str(kw.get("apply_s", 0.1)),
                 "--heartbeat", str(HEARTBEAT_S), "--poll-timeout", "2", "--grace", str(kw.get("grace", 2.0)),
-                "--on-sigterm", kw.get("on_sigterm", "drain")]
+                "--on-sigterm", kw.get("on_sigterm", "drain"), "--scheduler", kw.get("scheduler", self.scheduler)]
         p = subprocess.Popen([sys.executable, "-m", "unstuck.cli", *args], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.root)
         self.procs.append(p)

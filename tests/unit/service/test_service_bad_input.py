@@ -114,3 +114,23 @@ def test_an_agent_process_with_a_wrong_token_is_refused_and_exits(service):
     out, _ = p.communicate(timeout=20)
     assert p.returncode != 0
     assert b"refused registration (401): invalid pool token" in out
+
+
+def test_the_seeds_agent_is_refused_by_our_scheduler_and_exits(service):
+    # A live run that mixed the agents would show neither scheduler's behaviour.
+    before = service.snapshot()
+    p = service.start_agent("pod-1", scheduler="seed-head")
+    out, _ = p.communicate(timeout=20)
+    assert p.returncode != 0
+    assert (b"refused registration (409): this agent is the one --scheduler seed-head ships with, "
+            b"but this service runs --scheduler reference, whose agent is ours: start the agent "
+            b"with --scheduler reference") in out
+    r = service.http.post("/agent/register", json={"agent_id": "a", "pool_id": "pool-1", "pod": "pod-1",
+                                                   "scheduler": "fifo"},
+                          headers={"Authorization": f"Bearer {POOL_TOKEN}"})
+    assert r.status_code == 409 and r.json()["message"].startswith("unknown scheduler 'fifo'")
+    row = {"agent_id": "agent-pod-1", "kind": "invoke", "task_id": 1, "workspace_id": "ws-1",
+           "pod": "pod-1", "action": "apply", "fence": 1, "claim": False}
+    r = service.http.post("/agent/exec", json=row, headers={"Authorization": f"Bearer {POOL_TOKEN}"})
+    assert r.status_code == 409 and "agents claim their runs" in r.json()["message"]
+    assert service.snapshot() == before

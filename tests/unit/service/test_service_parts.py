@@ -77,6 +77,10 @@ def test_a_backend_the_scheduler_cannot_read_is_an_error_not_a_missing_commit(tm
     with pytest.raises(StateReadError, match=r"no backend at .*/nowhere .*give the scheduler the agents' --backend-dir"):
         Backend(tmp_path / "nowhere", create=False).apply_outcome("ws-1", 1, 2)
     assert not (tmp_path / "nowhere").exists()
+    # A path the OS refuses to look at (here: a name too long; EACCES for a scheduler not
+    # allowed in) is unreadable too, not an exception that would stop every reconcile.
+    with pytest.raises(StateReadError, match="cannot read the backend at .*File name too long"):
+        Backend(tmp_path / ("x" * 300), create=False).apply_outcome("ws-1", 1, 2)
     Backend(tmp_path)
     (tmp_path / "state" / "ws-1.json").write_text("{torn")
     with pytest.raises(StateReadError, match="cannot read the state of ws-1"):
