@@ -178,8 +178,10 @@ class Backend:
                 f"no backend at {self.root} ({'/, '.join(missing)}/ missing): no agent has "
                 "used it; give the scheduler the agents' --backend-dir")
         try:
-            held = _read_json(self.root / "locks" / f"{workspace}.json")
+            # `now` first: a lease read as running out before `now` was taken cannot have been
+            # renewed after it (`renew` refuses an expired lease, and time only grows).
             now = time.time()
+            held = _read_json(self.root / "locks" / f"{workspace}.json")
             state = self.state(workspace)
             if any((a["task"], a["fence"]) == (task, fence) for a in state["applies"]):
                 return ApplyOutcome.COMMITTED

@@ -143,6 +143,8 @@ class Outbox:
     def _deliver(self, item: Item) -> bool:
         try:
             r = self.client.post(item.path, item.body)
+        except RuntimeError:  # httpx: the client is closed, the agent is exiting
+            return True
         except httpx.HTTPError as exc:
             log.info("report %s not delivered (%s); retrying", item.path, exc)
         else:
@@ -162,7 +164,9 @@ class Outbox:
             return False
         with self.cond:
             if self.stopping and item.attempts > 3:
-                return False
+                log.warning("%s of task %s not delivered: the agent is stopping", item.path,
+                            item.task_id)
+                return True  # given up (it spun on it, untimed, until the process exited)
         time.sleep(reports.backoff(item.attempts, self.max_backoff_s))
         return False
 

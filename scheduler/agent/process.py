@@ -247,6 +247,7 @@ class Agent:
             run.thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self.outbox.drain(deadline)
         self.outbox.stop()
+        self.outbox.thread.join(timeout=1.0)  # its last tries, before the client closes
         self.client.close()
         return 0
 

@@ -109,7 +109,10 @@ class Run:
         item = a.outbox.put("/agent/exec", row, task_id=m.task_id)
         last_renew = time.monotonic()
         while not item.done.wait(0.1):
-            if a.terminating.is_set() and a.past_grace():
+            if self.aborted.is_set() or (a.terminating.is_set() and a.past_grace()):
+                # Stopped (SIGTERM, a cancel) before the answer: the claim may still land,
+                # so the run says it ended before it began (`_aborted`).
+                self.aborted.set()
                 return False
             if renew is not None and time.monotonic() - last_renew >= (a.cfg.lease_s or 0) / 3:
                 with contextlib.suppress(LockLost):  # checked again once claimed
@@ -137,12 +140,21 @@ class Run:
                 last_renew = time.monotonic()
 
     # ---------------------------------------------------------------- the run
+    def _aborted(self, what: str) -> None:
+        """Report a run stopped while it waited for its claim's answer: nothing was done."""
+        if self.aborted.is_set():
+            why = f"{what} aborted before it began: {self.abort_reason or 'agent stopping'}"
+            report = "apply_finished" if self.msg.action == "apply" else "task_failed"
+            self._report(report, self._row("fail", why), ok=False, error=why)
+
     def _main(self) -> None:
         try:
             if self.msg.action != "plan":
                 self._apply()
             elif self._claim():
                 self._plan()
+            else:
+                self._aborted("plan")
         except Exception:  # noqa: BLE001 - a crashed run is reported, not silent
             log.exception("run of task %s crashed", self.msg.task_id)
             self._report("task_failed", self._row("fail", "agent error"), ok=False, error="agent error")
@@ -175,10 +187,11 @@ class Run:
             self._report("apply_finished", self._row("fail", str(exc)), ok=False, error=str(exc))
             return
         renew = lambda: a.backend.renew(m.workspace_id, token)  # noqa: E731
-        if not self._claim(superseded, renew):
-            a.backend.release(m.workspace_id, token)
-            return
         try:
+            if not self._claim(superseded, renew):
+                a.backend.release(m.workspace_id, token)
+                self._aborted("apply")
+                return
             renew()  # still its own: a freeze during the claim may have cost it the lease
             finished = self._work(a.cfg.apply_s, renew=renew)
             if not finished:
@@ -190,4 +203,10 @@ class Run:
         except LockLost as exc:
             self._report("apply_finished", self._row("fail", str(exc)), ok=False, error=str(exc))
             return
+        except Exception:
+            # Crashed before its commit (an unreadable lock file): give the lock back rather
+            # than let it refuse the workspace's next apply for a lease (then `_main` reports).
+            with contextlib.suppress(Exception):
+                a.backend.release(m.workspace_id, token)
+            raise
         self._report("apply_finished", self._row("ok", digest=m.plan_digest), ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 
 import pytest
@@ -21,6 +22,7 @@ from scheduler.service.identity import Identities, IdentityConfigError, load_use
 from scheduler.service.mailboxes import Mailboxes
 from scheduler.service.timer import LoopTimer
 from scheduler.settings import Settings
+from tests.unit.service.live import wait_for
 
 A, B = Token(1, 2, "agent-a"), Token(7, 1, "agent-b")
 
@@ -68,6 +70,32 @@ def test_the_scheduler_reads_an_apply_as_in_doubt_then_committed_or_not(tmp_path
     agent.acquire("ws-1", B)
     time.sleep(0.1)  # its lease runs out: it cannot commit any more
     assert reader.apply_outcome("ws-1", 7, 1) is ApplyOutcome.NOT_COMMITTED
+    assert reader.apply_outcome("ws-1", 1, 2) is ApplyOutcome.COMMITTED
+
+
+def test_a_lease_renewed_while_the_scheduler_reads_it_is_seen_running(tmp_path, monkeypatch):
+    # The reader is held between its read of the lock and its verdict until the old expiry
+    # has passed; the holder renews just before that expiry. With `now` taken after the
+    # read, the stale expiry read as lapsed: NOT_COMMITTED for a run that then committed.
+    from scheduler.agent import backend as module
+
+    agent, reader = Backend(tmp_path, lease_s=0.4), Backend(tmp_path, create=False)
+    agent.acquire("ws-1", A)
+    read, renewed = module._read_json, []
+
+    def descheduled(path):
+        held = read(path)
+        if path.parent.name == "locks" and held and not renewed:
+            renewed.append(True)  # once: `renew` reads the lock too
+            time.sleep(max(0.0, held["expires"] - time.time() - 0.1))
+            agent.renew("ws-1", A)
+            time.sleep(max(0.0, held["expires"] - time.time() + 0.02))
+        return held
+
+    monkeypatch.setattr(module, "_read_json", descheduled)
+    assert reader.apply_outcome("ws-1", 1, 2) is ApplyOutcome.IN_DOUBT
+    monkeypatch.setattr(module, "_read_json", read)
+    agent.commit("ws-1", A, "sha256:p")  # it could: its lease was live
     assert reader.apply_outcome("ws-1", 1, 2) is ApplyOutcome.COMMITTED
 
 
@@ -245,3 +273,29 @@ def test_the_agent_of_a_scheduler_is_the_one_the_simulation_models():
     assert AgentConfig.of("reference", lease_s=1.0, **common).lease_s == 1.0
     seed = AgentConfig.of("seed", lease_s=1.0, on_sigterm="drain", **common)
     assert (seed.lease_s, seed.on_sigterm) == (None, "drain")  # no lease to set; SIGTERM overridden
+
+
+def test_an_apply_stopped_while_its_claim_waits_gives_its_lock_back(tmp_path):
+    # SIGTERM while the scheduler is unreachable: the apply holds the state lock and waits
+    # for its claim's answer. It must give the lock back before the agent exits (it held it
+    # for the lease, refusing the workspace's next apply) and say it never began.
+    from scheduler.agent.process import Agent, AgentConfig
+
+    cfg = AgentConfig(url="http://127.0.0.1:9", token="t", pod="pod-1", agent_id="agent-pod-1",
+                      backend_dir=tmp_path, grace_s=1.0, lease_s=30.0, apply_s=5.0)
+    agent = Agent(cfg)
+    sent: list[tuple[str, dict]] = []
+    put = agent.outbox.put
+    agent.outbox.put = lambda path, body, task_id=None: sent.append((path, body)) or put(path, body, task_id)
+    digest = agent.backend.save_plan(1, 1, "ws-1", "agent-pod-1", True)
+    agent._dispatch({"type": "run_task", "seq": 1, "task_id": 1, "workspace_id": "ws-1",
+                     "action": "apply", "fence": 1, "plan_digest": digest})
+    lock = tmp_path / "locks" / "ws-1.json"
+    wait_for(lock.exists, 5, what="the apply to take the lock")
+    agent.terminate(signal.SIGTERM, None)
+    assert agent._shutdown() == 0
+    assert not lock.exists() and not agent.runs
+    assert [body["error"] for path, body in sent if path == "/agent/report"] == [
+        "apply aborted before it began: agent terminating (SIGTERM)"]
+    agent.outbox.thread.join(5)  # a stopping outbox gives up what it cannot deliver
+    assert not agent.outbox.thread.is_alive()
