@@ -76,6 +76,14 @@ class AgentConfig:
         return cls(**{**base, **kw})
 
 
+def _message(r: httpx.Response) -> str:
+    """The scheduler's `message`, or the body as it came (a proxy's page is not JSON)."""
+    try:
+        return str(r.json().get("message", r.text))
+    except (ValueError, AttributeError):
+        return r.text.strip()[:300] or "(empty body)"
+
+
 class _Interrupted(Exception):
     """Raised by the SIGTERM handler into a blocked long-poll or registration, to stop
     waiting for it."""
@@ -120,7 +128,7 @@ class Agent:
                     return
                 if r.status_code in (401, 403, 404, 409):
                     raise SystemExit(f"error: the scheduler refused registration ({r.status_code}): "
-                                     f"{r.json().get('message', r.text)}")
+                                     f"{_message(r)}")
                 log.info("registration got %s; retrying", r.status_code)
             time.sleep(backoff)
             backoff = min(backoff * 2, 1.0)

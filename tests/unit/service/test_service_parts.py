@@ -299,3 +299,16 @@ def test_an_apply_stopped_while_its_claim_waits_gives_its_lock_back(tmp_path):
         "apply aborted before it began: agent terminating (SIGTERM)"]
     agent.outbox.thread.join(5)  # a stopping outbox gives up what it cannot deliver
     assert not agent.outbox.thread.is_alive()
+
+
+def test_a_refusal_that_is_not_json_is_shown_as_it_came():
+    # A proxy in front of the scheduler answers with its own page.
+    import httpx
+
+    from scheduler.agent.process import _message
+
+    assert _message(httpx.Response(409, json={"message": "start the agent with --scheduler seed"})) \
+        == "start the agent with --scheduler seed"
+    assert _message(httpx.Response(404, text="<html>404 Not Found</html>\n")) == "<html>404 Not Found</html>"
+    assert _message(httpx.Response(403, json=["no"])) == '["no"]'
+    assert _message(httpx.Response(401, text="")) == "(empty body)"
