@@ -306,8 +306,9 @@ class AgentSim:
         agent's abort does (`backend.release`): its lease would otherwise live on with the
         agent and refuse every later apply of the workspace. The seed's lock has no lease
         and is simply taken over, so it is left as it was."""
-        if self.fleet.lease_s is not None and run.action == "apply":
-            self.fleet.w.state.free(run)
+        state = self.fleet.w.state
+        if state.lease_s is not None and run.action == "apply":
+            state.free(run)
 
     def _lose_lock(self, x: Run) -> None:
         """A frozen apply whose lease ran out: its first renewal on waking fails, so it
@@ -325,8 +326,7 @@ class AgentSim:
         w = self.fleet.w
         now = w.kernel.now
         self.paused = False
-        lapsed = self.fleet.lease_s is not None and self.stalled_at is not None and \
-            now - self.stalled_at > self.fleet.lease_s
+        lapsed = w.state.lapsed(self, now)
         self.stalled_at = None
         for task_id, x in sorted(self.runs.items()):
             if lapsed and x.run.action == "apply":
@@ -358,7 +358,6 @@ class AgentFleet:
         self.rng = world.rng("agents")
         self.exit_on_sigterm = world.agent_on_sigterm == "exit"
         self.reports_until_delivered = world.agent_reports == reports.UNTIL_DELIVERED
-        self.lease_s: float | None = world.agent_state_lease_s
         self.claims_runs = world.agent_claims_runs
         self.by_id: dict[str, AgentSim] = {}
         # The agents not yet dead: a churning day starts thousands of agents, and fault

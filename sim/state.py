@@ -31,14 +31,18 @@ class StateSim:
         self.holder: dict[str, AgentSim] = {}  # whose lease the lock is under
         self.commits: set[tuple[int, int]] = set()  # (task, fence) of every apply committed
 
+    def lapsed(self, agent: AgentSim, now: float) -> bool:
+        """Whether `agent`'s lease has run out: it renews while it works, so once it has been
+        frozen or dead for longer than `lease_s`. Never without leases (the seed's)."""
+        return self.lease_s is not None and agent.stalled_at is not None and \
+            now - agent.stalled_at > self.lease_s
+
     def leased(self, workspace: str, now: float) -> bool:
-        """Whether the workspace's lock is held under a live lease: its holder renews while
-        it works, so until it has been frozen or dead for `lease_s`. False without leases."""
+        """Whether the workspace's lock is held under a live lease. False without leases."""
         if self.lease_s is None:
             return False
         holder = self.holder.get(workspace)
-        return holder is not None and (holder.stalled_at is None
-                                       or now - holder.stalled_at <= self.lease_s)
+        return holder is not None and not self.lapsed(holder, now)
 
     def take(self, run: RunTask, agent: AgentSim) -> tuple[int, int] | None:
         """Take the lock for `run`; returns the token it superseded, if any."""

@@ -68,10 +68,15 @@ def _read_json(path: Path) -> Any:
 LAYOUT = ("plans", "state", "locks")
 
 
+def _unexpired(held: dict[str, Any], now: float) -> bool:
+    """Whether the holder may still commit: its lease runs, or it has none (the seed's)."""
+    return held["expires"] is None or held["expires"] > now
+
+
 def _live(held: dict[str, Any], now: float) -> bool:
     """Whether a lock refuses other tokens: under a lease that runs. The seed's lock (no
     lease, `expires` None) refuses nobody: it is taken over."""
-    return held["expires"] is not None and held["expires"] > now
+    return held["expires"] is not None and _unexpired(held, now)
 
 
 class Backend:
@@ -127,8 +132,7 @@ class Backend:
 
     def _mine(self, held: Any, token: Token) -> bool:
         return bool(held) and (held["task"], held["fence"], held["agent"]) == (
-            token.task, token.fence, token.agent) and (held["expires"] is None
-                                                       or held["expires"] > time.time())
+            token.task, token.fence, token.agent) and _unexpired(held, time.time())
 
     def renew(self, workspace: str, token: Token) -> None:
         with self._locked(workspace) as path:
@@ -185,8 +189,7 @@ class Backend:
             state = self.state(workspace)
             if any((a["task"], a["fence"]) == (task, fence) for a in state["applies"]):
                 return ApplyOutcome.COMMITTED
-            if held and (held["task"], held["fence"]) == (task, fence) and (
-                    held["expires"] is None or held["expires"] > now):
+            if held and (held["task"], held["fence"]) == (task, fence) and _unexpired(held, now):
                 return ApplyOutcome.IN_DOUBT  # without a lease, the holder may commit any time
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise StateReadError(f"cannot read the state of {workspace} in {self.root}: {err}") from err

@@ -36,7 +36,7 @@ from scheduler import heartbeat, reports
 from scheduler.agent.backend import Backend
 from scheduler.agent.client import Client, NotRegistered, Outbox
 from scheduler.agent.runs import Run, RunMessage
-from scheduler.variants import policy_class
+from scheduler.variants import agent_of
 
 log = logging.getLogger("unstuck.agent")
 
@@ -66,11 +66,11 @@ class AgentConfig:
     def of(cls, scheduler: str, **kw: Any) -> AgentConfig:
         """The agent the named scheduler ships with (its policy's `agent_*` attributes, the
         ones the simulated agents follow); `kw` sets the rest, and may override those."""
-        policy = policy_class(scheduler)
+        traits = agent_of(scheduler)
         base: dict[str, Any] = {
-            "on_sigterm": policy.agent_on_sigterm, "reports": policy.agent_reports,
-            "claims_runs": policy.agent_claims_runs, "scheduler": scheduler}
-        if policy.agent_state_lease_s is None:
+            "on_sigterm": traits.on_sigterm, "reports": traits.reports,
+            "claims_runs": traits.claims_runs, "scheduler": scheduler}
+        if traits.state_lease_s is None:
             base["lease_s"] = None  # the seed's lock: no lease to set
             kw.pop("lease_s", None)
         return cls(**{**base, **kw})

@@ -107,37 +107,47 @@ class Run:
             a.outbox.put("/agent/exec", {**row, "claim": False}, task_id=m.task_id)
             return True
         item = a.outbox.put("/agent/exec", row, task_id=m.task_id)
-        last_renew = time.monotonic()
+        renewal = self._renewal(renew)
         while not item.done.wait(0.1):
             if self.aborted.is_set() or (a.terminating.is_set() and a.past_grace()):
                 # Stopped (SIGTERM, a cancel) before the answer: the claim may still land,
                 # so the run says it ended before it began (`_aborted`).
                 self.aborted.set()
                 return False
-            if renew is not None and time.monotonic() - last_renew >= (a.cfg.lease_s or 0) / 3:
-                with contextlib.suppress(LockLost):  # checked again once claimed
-                    renew()
-                last_renew = time.monotonic()
+            with contextlib.suppress(LockLost):  # checked again once claimed
+                renewal()
         if item.status != 200:
             log.warning("task %s fence %s: claim refused (%s); not running it",
                         m.task_id, m.fence, item.status)
             return False
         return True
 
+    def _renewal(self, renew: Any) -> Any:
+        """A callable to tick while waiting: it calls `renew()` each third of the lease (ours;
+        the seed's lock has no lease, and nothing to renew)."""
+        lease = self.agent.cfg.lease_s
+        if renew is None or lease is None:
+            return lambda: None
+        last = [time.monotonic()]
+
+        def tick() -> None:
+            if time.monotonic() - last[0] >= lease / 3:
+                renew()
+                last[0] = time.monotonic()
+
+        return tick
+
     def _work(self, seconds: float, renew: Any = None) -> bool:
         """Sleep `seconds` in small steps; False if aborted. `renew()` is called now and then."""
         end = time.monotonic() + seconds
-        last_renew = time.monotonic()
+        renewal = self._renewal(renew)
         while True:
             left = end - time.monotonic()
             if left <= 0:
                 return True
             if self.aborted.wait(min(left, 0.05)):
                 return False
-            lease = self.agent.cfg.lease_s
-            if renew is not None and lease is not None and time.monotonic() - last_renew >= lease / 3:
-                renew()
-                last_renew = time.monotonic()
+            renewal()
 
     # ---------------------------------------------------------------- the run
     def _aborted(self, what: str) -> None:

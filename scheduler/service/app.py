@@ -30,7 +30,7 @@ from scheduler.service import views
 from scheduler.service.engine import Engine
 from scheduler.service.identity import Identities
 from scheduler.service.static_cluster import StaticCluster
-from scheduler.variants import NAMES, policy_class
+from scheduler.variants import NAMES, agent_of
 
 Auth = Annotated[str | None, Header(alias="Authorization", description="Bearer <token>")]
 Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
@@ -65,12 +65,6 @@ class Fault(Body):
     reason: str = Field("", max_length=500)
 
 
-def _agent_of(name: str) -> tuple:
-    policy = policy_class(name)
-    return (policy.agent_on_sigterm, policy.agent_reports, policy.agent_state_lease_s is None,
-            policy.agent_claims_runs)
-
-
 def _wrong_agent(agent_scheduler: str | None, scheduler: str) -> str | None:
     """Why an agent of `agent_scheduler` must not serve `scheduler`, or None. The seed
     variants ship the same agent; a run mixing ours and the seed's would show neither."""
@@ -78,7 +72,7 @@ def _wrong_agent(agent_scheduler: str | None, scheduler: str) -> str | None:
         return None  # an agent that does not say: taken as it is
     if agent_scheduler not in NAMES:
         return f"unknown scheduler {agent_scheduler!r}: choose one of {', '.join(NAMES)}"
-    if _agent_of(agent_scheduler) == _agent_of(scheduler):
+    if agent_of(agent_scheduler) == agent_of(scheduler):
         return None
     whose = "ours" if scheduler == "reference" else "the seed's"
     return (f"this agent is the one --scheduler {agent_scheduler} ships with, but this service "
@@ -415,7 +409,7 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
         refused with 409 when the run is no longer the task's current dispatch."""
         if (denied := agent_auth(authorization)) is not None:
             return denied
-        if body.kind == "invoke" and not body.claim and policy_class(engine.config.scheduler).agent_claims_runs:
+        if body.kind == "invoke" and not body.claim and agent_of(engine.config.scheduler).claims_runs:
             return _err(409, f"--scheduler {engine.config.scheduler}'s agents claim their runs: "
                         "send claim: true (start the agent with the service's --scheduler)")
         if body.kind == "invoke" and body.claim:
