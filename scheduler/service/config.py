@@ -35,7 +35,8 @@ class ServiceConfig:
     """How often process liveness (static) and silent agents are checked."""
     backend_dir: Path | None = None
     """The agents' Terraform backend (their --backend-dir), read to settle an apply whose agent
-    went silent: committed, or not. None: such an apply fails with its outcome unknown."""
+    went silent: committed, or not (an unreadable one is waited for until the run timeout).
+    None: such an apply fails with its outcome unknown."""
     stuck_after_s: float = 600.0
     """The `unstuck_stuck_tasks` gauge's bound since the confirmation."""
     # Kubernetes cluster.

@@ -30,6 +30,7 @@ from scheduler.service.config import ServiceConfig
 from scheduler.service.historylog import HistoryLog
 from scheduler.service.mailboxes import Mailboxes
 from scheduler.service.metrics import ServiceMetrics
+from scheduler.service.state_reader import StateReader
 from scheduler.service.static_cluster import StaticCluster, process_alive
 from scheduler.stores import open_store
 from scheduler.variants import policy_class
@@ -55,13 +56,15 @@ class Engine:
         from scheduler.service.timer import LoopTimer
 
         self.timer = LoopTimer(self.clock.now, self.submit)
-        state = Backend(config.backend_dir, create=False) if config.backend_dir else None
+        self.metrics = ServiceMetrics(tasks_by_status=self.tasks_by_status, stuck=self.stuck_count,
+                                      agents_connected=self.agents_connected)
+        state = (StateReader(Backend(config.backend_dir, create=False),
+                             on_error=self.metrics.state_read_errors.inc)
+                 if config.backend_dir else None)
         self.ctx = Context(store=self.store, cluster=self.cluster, agents=self.mailboxes,
                            timer=self.timer, history=self.history,
                            rng=random.Random(config.seed), settings=config.settings, state=state)
         self.scheduler = Scheduler(policy_class(config.scheduler)(self.ctx), self.ctx)
-        self.metrics = ServiceMetrics(tasks_by_status=self.tasks_by_status, stuck=self.stuck_count,
-                                      agents_connected=self.agents_connected)
         self.history.observers.append(self.metrics.observe_row)
         self.open_execs: dict[tuple[str, int], dict[str, Any]] = {}  # (agent, task) -> invoke row
         self.exec_seen: set[tuple] = set()  # execution rows already recorded (retried reports)

@@ -7,7 +7,9 @@
   start (`exec.invoke` apply) after it, as docs/metrics.md defines it;
 - `unstuck_recovery_seconds`: from a `fault` row to the next forward progress of each task
   it hit (docs/metrics.md, "Recovery latency"), measured as rows are appended;
-- `unstuck_history_rows_total{kind}` and `unstuck_agents_connected`.
+- `unstuck_history_rows_total{kind}` and `unstuck_agents_connected`;
+- `unstuck_state_read_errors_total`: reads of the agents' state backend (`--backend-dir`)
+  that failed; the reference waits on them (scheduler/service/state_reader.py).
 
 The two histograms are fed by `RowObserver`, which follows the history as it is written, so
 they measure exactly what the checker will measure afterwards (the checker's figures are the
@@ -103,6 +105,9 @@ class ServiceMetrics:
                                   buckets=BUCKETS, registry=self.registry)
         self.rows = Counter("unstuck_history_rows", "History rows appended, by kind.", ["kind"],
                             registry=self.registry)
+        self.state_read_errors = Counter(
+            "unstuck_state_read_errors", "Reads of the agents' state backend that failed.",
+            registry=self.registry)
         self.observer = RowObserver(self.c2a, self.recovery)
         g = Gauge("unstuck_stuck_tasks",
                   "Confirmed tasks in apply_pending for longer than the bound since their confirmation.",

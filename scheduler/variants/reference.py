@@ -671,11 +671,13 @@ class ReferencePolicy:
         with the report unsent: a database outage held it back, then its node was lost). In
         doubt (the run still holds the state lock under a live lease), it may yet commit, so
         the task keeps running and the question is asked again at the next pass, unless
-        `wait` is off (the run timeout has passed). Otherwise, or with no backend to ask,
-        the task fails, and a late report of a commit still makes it `applied`
-        (`late_commit`)."""
+        `wait` is off (the run timeout has passed). A backend that cannot be read is waited
+        for in the same way: it may hold the commit, and a read that fails for a moment (a
+        remount, a network blip) must not turn an applied task into a failed one. Otherwise,
+        or with no backend to ask, the task fails, and a late report of a commit still makes
+        it `applied` (`late_commit`)."""
         outcome, unread = self.state_of(task)
-        if outcome is ApplyOutcome.IN_DOUBT and wait:
+        if wait and (outcome is ApplyOutcome.IN_DOUBT or unread):
             self.mem.dirty = True  # the backend may change with no event: look again
             return
         if outcome is ApplyOutcome.COMMITTED:

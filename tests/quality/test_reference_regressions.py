@@ -128,11 +128,14 @@ def test_a_cancel_that_came_after_the_commit_ends_applied():
     assert checker.check(rows).ok
 
 
-def _report_lost_world(db_down_s: float) -> World:
+def _report_lost_world(db_down_s: float, run_timeout_s: float | None = None) -> World:
     cfg = config(cluster=dataclasses.replace(EXACT, nodes=1), duration_s=900.0, drain_s=900.0,
                  faults=(FaultSpec("db-write-failure", at=170.0, duration_s=db_down_s, rate=1.0),
                          FaultSpec("node-loss", at=180.0, target="random")))
-    return World(cfg, "reference", 0)
+    settings = None
+    if run_timeout_s is not None:
+        settings = Settings(reference=ReferencePolicy(run_timeout_s=run_timeout_s))
+    return World(cfg, "reference", 0, settings=settings)
 
 
 def _report_lost(db_down_s: float, cancel_at: float | None = None) -> tuple[list[dict], list]:
@@ -165,18 +168,40 @@ def test_a_cancel_of_an_apply_the_state_shows_committed_is_refused_and_the_task_
     assert checker.check(rows).ok
 
 
-def test_a_state_that_cannot_be_read_leaves_the_outcome_unknown_not_guessed():
-    # The backend is unreachable when the agent is presumed lost: neither "applied" nor "did
-    # not commit" can be claimed. (The read failure is injected: the simulated backend never
-    # fails.)
+def _unreadable_until(w: World, back_at: float | None) -> None:
+    """The state backend refuses every read until `back_at` (None: for ever). Injected: the
+    simulated backend itself never fails."""
+    read = w.state.apply_outcome
+
+    def flaky(workspace_id: str, task_id: int, fence: int):
+        if back_at is None or w.kernel.now < back_at:
+            raise StateReadError("connection refused")
+        return read(workspace_id, task_id, fence)
+
+    w.state.apply_outcome = flaky
+
+
+def test_a_state_that_cannot_be_read_for_a_while_is_waited_for_not_guessed():
+    # The backend is unreachable when the agent is presumed lost (235): "applied" cannot be
+    # claimed, and "failed" would be a guess (it did commit). It used to fail at once as
+    # "outcome unknown", and no_unrecorded_apply flagged it. Asked at every pass, it answers
+    # at the first pass once it is back:
     w = _report_lost_world(60.0)
-
-    def unreachable(workspace_id: str, task_id: int, fence: int):
-        raise StateReadError("connection refused")
-
-    w.state.apply_outcome = unreachable
+    _unreadable_until(w, back_at=400.0)
     rows = w.run()
-    assert _statuses(rows) == [(235.0, "failed", "apply outcome unknown: no heartbeat from agent "
-                                                 "for 60 s (state unreadable: connection refused)")]
+    assert _statuses(rows) == [
+        (400.0, "applied", "apply committed in the state (no heartbeat from agent for 60 s)")]
+    assert checker.check(rows).ok
+
+
+def test_a_state_that_stays_unreadable_leaves_the_outcome_unknown_at_the_run_timeout():
+    w = _report_lost_world(60.0, run_timeout_s=300.0)
+    _unreadable_until(w, back_at=None)
+    rows = w.run()
+    # Asked again at every pass from 235, the backend never answers; the run, which began
+    # at 115, times out at 415:
+    assert _statuses(rows) == [
+        (415.0, "failed", "apply outcome unknown: no heartbeat from agent for 60 s, and the "
+                          "run timed out (state unreadable: connection refused)")]
     # The checker sees the commit the scheduler could not: an unrecorded apply.
     assert [v.invariant for v in checker.check(rows).violations] == ["no_unrecorded_apply"]

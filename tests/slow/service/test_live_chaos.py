@@ -75,6 +75,7 @@ def test_reference_recovers_from_every_fault(live):
     metrics_text = run.http.get("/metrics").text
     assert 'unstuck_tasks{status="applied"} 5.0' in metrics_text
     assert "unstuck_stuck_tasks 0.0" in metrics_text
+    assert "unstuck_state_read_errors_total 0.0" in metrics_text  # the backend was read fine
 
 
 def test_seed_leaves_the_task_stuck(live):

@@ -115,6 +115,33 @@ def test_a_backend_the_scheduler_cannot_read_is_an_error_not_a_missing_commit(tm
         Backend(tmp_path, create=False).apply_outcome("ws-1", 1, 2)
 
 
+def test_a_backend_that_cannot_be_read_is_counted_and_logged_once_until_it_can(tmp_path, caplog):
+    # The reference waits on such a backend until the run timeout: the operator must be
+    # able to see why a silent apply does not settle.
+    from prometheus_client import generate_latest
+
+    from scheduler.service.metrics import ServiceMetrics
+    from scheduler.service.state_reader import StateReader
+
+    metrics = ServiceMetrics(tasks_by_status=dict, stuck=lambda: 0, agents_connected=lambda: 0)
+    reader = StateReader(Backend(tmp_path / "backend", create=False),
+                         on_error=metrics.state_read_errors.inc)
+    caplog.set_level("WARNING", logger="unstuck.service")
+    for _ in range(3):
+        with pytest.raises(StateReadError, match="no backend at"):
+            reader.apply_outcome("ws-1", 1, 2)
+    assert "unstuck_state_read_errors_total 3.0" in generate_latest(metrics.registry).decode()
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and warned[0].startswith("cannot read the state backend (silent "
+                                                     "applies wait for it until their run timeout): no backend at")
+    Backend(tmp_path / "backend").acquire("ws-1", A)  # an agent starts using it
+    assert reader.apply_outcome("ws-1", 1, 2) is ApplyOutcome.IN_DOUBT
+    assert reader.apply_outcome("ws-1", 1, 2) is ApplyOutcome.IN_DOUBT
+    assert [r.getMessage() for r in caplog.records][1:] == [
+        f"the state backend at {tmp_path / 'backend'} can be read again"]
+    assert "unstuck_state_read_errors_total 3.0" in generate_latest(metrics.registry).decode()
+
+
 def test_the_seeds_lock_has_no_lease_a_newer_apply_takes_it_over(tmp_path):
     backend, reader = Backend(tmp_path, lease_s=None), Backend(tmp_path, create=False)
     assert backend.acquire("ws-1", A) is None
