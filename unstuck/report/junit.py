@@ -7,9 +7,21 @@ system deviated, an `error` when the run proved nothing (a fault never took effe
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 from unstuck.gate import ERROR, FAIL, GateResult
+
+# Characters XML 1.0 cannot hold, escaped or not (its `Char` production): ElementTree writes
+# them as they are, and every parser then rejects the whole file.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _text(s: str) -> str:
+    """`s` with each character XML cannot hold written as its escape (`\\x1b`). Messages
+    carry free text (workspace names from a scenario's `names:` or a live system), and one
+    ESC or NUL in them made the file unreadable, so CI showed no test at all."""
+    return _NOT_XML.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), s)
 
 
 def to_xml(gate: GateResult) -> str:
@@ -19,17 +31,18 @@ def to_xml(gate: GateResult) -> str:
                       errors=str(sum(c.status == ERROR for c in checks)))
     for scen in dict.fromkeys(c.scenario for c in checks):
         mine = [c for c in checks if c.scenario == scen]
-        suite = ET.SubElement(root, "testsuite", name=scen, tests=str(len(mine)),
+        suite = ET.SubElement(root, "testsuite", name=_text(scen), tests=str(len(mine)),
                               failures=str(sum(c.status == FAIL for c in mine)),
                               errors=str(sum(c.status == ERROR for c in mine)))
         for c in mine:
-            case = ET.SubElement(suite, "testcase", classname=f"{c.scenario}.{c.scheduler}",
-                                 name=c.name, time="0")
+            case = ET.SubElement(suite, "testcase", classname=_text(f"{c.scenario}.{c.scheduler}"),
+                                 name=_text(c.name), time="0")
+            message = _text(c.message)
             if c.status == FAIL:
-                ET.SubElement(case, "failure", message=c.message, type="deviated").text = c.message
+                ET.SubElement(case, "failure", message=message, type="deviated").text = message
             elif c.status == ERROR:
-                ET.SubElement(case, "error", message=c.message, type="fault-never-took-effect").text = c.message
+                ET.SubElement(case, "error", message=message, type="fault-never-took-effect").text = message
             else:
-                ET.SubElement(case, "system-out").text = c.message
+                ET.SubElement(case, "system-out").text = message
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

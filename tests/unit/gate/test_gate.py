@@ -219,3 +219,23 @@ def test_a_new_run_into_a_results_folder_removes_the_junit_a_gate_wrote_there(tm
     assert run(app, args).exit_code == 0
     assert not list(out.glob("junit*.xml"))  # it judged results that are gone
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_junit_stays_well_formed_when_a_workspace_name_holds_characters_xml_forbids(tmp_path):
+    """Found by review: workspace names are free text (a scenario's `names:`, a live system's
+    own) and reach the first violation's message; an ESC or NUL in one made the JUnit
+    unparseable ("not well-formed (invalid token)"), so CI dropped the whole report."""
+    scen = tmp_path / "odd-names.yaml"
+    scen.write_text(Path("scenarios/double-confirm.yaml").read_text().replace(
+        "{count: 3, at: [5], every_s: 900}",
+        '{names: ["ws<a&b\\"c\'é\\x1b[31m\\x00\\x08\\x0b"], at: [5], every_s: 900}'))
+    out = tmp_path / "res"
+    r = run(app, ["sim", str(scen), "-s", "seed", "--seeds", "1", "--workers", "1", "--out", str(out)])
+    assert r.exit_code == 1, r.output  # the seed scheduler breaks invariants
+    r = run(app, ["gate", str(out)])
+    assert r.exit_code == 1, r.output
+    case = next(c for c in junit(out / "junit.xml").findall(".//testcase")
+                if c.get("name") == "no_wedged_workspace")
+    # Legal characters arrive as they were; the forbidden ones as visible escapes.
+    assert "workspace ws<a&b\"c'é\\x1b[31m\\x00\\x08\\x0b: locked" in case.find("failure").get("message")
+    assert "workspace ws<a&b\"c'é\\x1b[31m\\x00\\x08\\x0b: locked" in case.find("failure").text
