@@ -26,14 +26,18 @@ def _text(s: str) -> str:
 
 def to_xml(gate: GateResult) -> str:
     checks = gate.checks()
+    # `skipped` and `time` on every suite too: Surefire's schema requires `skipped`, and a
+    # reporter may read a missing `time` as NaN (dorny/test-reporter does). Both are 0: no
+    # check is skipped, and the checks judge saved results, in no time worth reporting.
     root = ET.Element("testsuites", name="unstuck gate", tests=str(len(checks)),
                       failures=str(sum(c.status == FAIL for c in checks)),
-                      errors=str(sum(c.status == ERROR for c in checks)))
+                      errors=str(sum(c.status == ERROR for c in checks)), skipped="0", time="0")
     for scen in dict.fromkeys(c.scenario for c in checks):
         mine = [c for c in checks if c.scenario == scen]
         suite = ET.SubElement(root, "testsuite", name=_text(scen), tests=str(len(mine)),
                               failures=str(sum(c.status == FAIL for c in mine)),
-                              errors=str(sum(c.status == ERROR for c in mine)))
+                              errors=str(sum(c.status == ERROR for c in mine)), skipped="0",
+                              time="0")
         for c in mine:
             case = ET.SubElement(suite, "testcase", classname=_text(f"{c.scenario}.{c.scheduler}"),
                                  name=_text(c.name), time="0")

@@ -239,3 +239,18 @@ def test_junit_stays_well_formed_when_a_workspace_name_holds_characters_xml_forb
     # Legal characters arrive as they were; the forbidden ones as visible escapes.
     assert "workspace ws<a&b\"c'é\\x1b[31m\\x00\\x08\\x0b: locked" in case.find("failure").get("message")
     assert "workspace ws<a&b\"c'é\\x1b[31m\\x00\\x08\\x0b: locked" in case.find("failure").text
+
+
+def test_junit_suites_carry_the_attributes_surefire_requires_and_agree_with_their_cases(incident, tmp_path):
+    """Found by review: the suites had no `skipped` (required by Surefire's
+    surefire-test-report-3.0.xsd, which Jenkins-style tools validate against) and no `time`
+    (dorny/test-reporter reads a missing one as NaN for every suite's duration)."""
+    xml = tmp_path / "all.xml"
+    assert run(app, ["gate", str(incident), "--junit", str(xml)]).exit_code == 1
+    root = junit(xml)
+    for el in (root, *root.findall("testsuite")):
+        cases = el.findall(".//testcase")
+        counts = {"tests": len(cases), "failures": sum(c.find("failure") is not None for c in cases),
+                  "errors": sum(c.find("error") is not None for c in cases), "skipped": 0}
+        assert {k: el.get(k) for k in counts} == {k: str(v) for k, v in counts.items()}, el.get("name")
+        assert float(el.get("time")) == 0 and el.get("name")
