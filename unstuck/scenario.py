@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from scheduler.settings import ReferencePolicy
@@ -126,6 +134,20 @@ def _name(v: Any) -> Any:
     return v
 
 
+# Workspace names and pool ids as the live service takes them (`PUT /workspaces/{id}`): they
+# reach the history, the checker's messages, JUnit XML and Parquet, and a stray control
+# character or lone surrogate (`"\ud800"` in YAML) crashed the Parquet writer mid-run.
+_IDENT = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+_IDENT_RULE = ("expected a name of letters, digits, '.', '_', ':' and '-', at most 200 "
+               "characters, as the live service takes workspace ids; for example ws-a")
+
+
+def _ident(v: str) -> str:
+    if not _IDENT.fullmatch(v):
+        raise PydanticCustomError("ident", _IDENT_RULE, {})
+    return v
+
+
 def _time_of_day(v: Any) -> Any:
     if isinstance(v, str) and (m := re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", v.strip())):
         return float(int(m.group(1)) * 3600 + int(m.group(2)) * 60)
@@ -133,6 +155,7 @@ def _time_of_day(v: Any) -> Any:
 
 
 Seconds = Annotated[float, BeforeValidator(_seconds)]
+Ident = Annotated[str, AfterValidator(_ident)]  # after the str check: `names: [1e5]` keeps its hint
 PositiveSeconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
 Number = Annotated[float, BeforeValidator(_number)]
 NonNegative = Annotated[float, BeforeValidator(_number), Field(ge=0)]
@@ -252,7 +275,7 @@ class HPA(_Model):
 
 
 class PoolModel(_Model):
-    id: str
+    id: Ident
     manager: Literal["bare", "deployment"] = "bare"
     min_replicas: Count = 1
     max_replicas: Count = 4
@@ -291,9 +314,9 @@ WORKSPACES_MAX = 100_000  # per group: each is held in memory, and validation li
 
 class Workspaces(_Model):
     count: Annotated[Count, Field(le=WORKSPACES_MAX)] | None = None
-    names: list[str] | None = None
+    names: list[Ident] | None = None
     pool: str | None = None
-    prefix: str = "ws"
+    prefix: Ident = "ws"  # names are <prefix>-1..N: checked whole below
     at: list[Seconds] = []
     every_s: Seconds | None = None
     types: dict[Literal["plan_and_apply", "plan", "drift_check"], NonNegative] = {"plan_and_apply": 1.0}
@@ -307,6 +330,9 @@ class Workspaces(_Model):
     def _who(self) -> Workspaces:
         if (self.count is None) == (self.names is None):
             raise ValueError("give either count (workspaces named <prefix>-1..N) or names, not both")
+        if self.count and len(last := f"{self.prefix}-{self.count}") > 200:
+            raise ValueError(f"the last workspace's name, {last[:40]}..., would be {len(last)} "
+                             "characters; names are at most 200: shorten prefix")
         if not self.at and self.every_s is None:
             raise ValueError("no task ever arrives: give at (times) and/or every_s (mean gap)")
         if self.every_s == 0:

@@ -222,23 +222,32 @@ def test_a_new_run_into_a_results_folder_removes_the_junit_a_gate_wrote_there(tm
 
 
 def test_junit_stays_well_formed_when_a_workspace_name_holds_characters_xml_forbids(tmp_path):
-    """Found by review: workspace names are free text (a scenario's `names:`, a live system's
-    own) and reach the first violation's message; an ESC or NUL in one made the JUnit
-    unparseable ("not well-formed (invalid token)"), so CI dropped the whole report."""
-    scen = tmp_path / "odd-names.yaml"
-    scen.write_text(Path("scenarios/double-confirm.yaml").read_text().replace(
-        "{count: 3, at: [5], every_s: 900}",
-        '{names: ["ws<a&b\\"c\'é\\x1b[31m\\x00\\x08\\x0b"], at: [5], every_s: 900}'))
+    """Found by review: workspace names reach the first violation's message, and an ESC or
+    NUL in one made the JUnit unparseable ("not well-formed (invalid token)"), so CI dropped
+    the whole report. A scenario's `names:` are now refused such characters, but a live
+    run's history holds the names its system gave: here, a live-style folder (histories
+    only) whose wedged workspace has one."""
+    import pandas as pd
+
     out = tmp_path / "res"
-    r = run(app, ["sim", str(scen), "-s", "seed", "--seeds", "1", "--workers", "1", "--out", str(out)])
+    r = run(app, ["sim", "scenarios/double-confirm.yaml", "-s", "seed", "--seeds", "1",
+                  "--workers", "1", "--out", str(out)])
     assert r.exit_code == 1, r.output  # the seed scheduler breaks invariants
-    r = run(app, ["gate", str(out)])
+    odd = "ws<a&b\"c'é\x1b[31m\x00\x08\x0b"
+    history = Path("histories/double-confirm/seed/seed-0.parquet")
+    rows = pd.read_parquet(out / history)
+    assert "ws-3" in set(rows["workspace"])
+    rows["workspace"] = rows["workspace"].replace({"ws-3": odd})
+    (tmp_path / "live" / history).parent.mkdir(parents=True)
+    rows.to_parquet(tmp_path / "live" / history)
+    r = run(app, ["gate", str(tmp_path / "live"), "--scenarios", "scenarios"])
     assert r.exit_code == 1, r.output
-    case = next(c for c in junit(out / "junit.xml").findall(".//testcase")
+    case = next(c for c in junit(tmp_path / "live" / "junit.xml").findall(".//testcase")
                 if c.get("name") == "no_wedged_workspace")
     # Legal characters arrive as they were; the forbidden ones as visible escapes.
-    assert "workspace ws<a&b\"c'é\\x1b[31m\\x00\\x08\\x0b: locked" in case.find("failure").get("message")
-    assert "workspace ws<a&b\"c'é\\x1b[31m\\x00\\x08\\x0b: locked" in case.find("failure").text
+    want = "workspace ws<a&b\"c'é\\x1b[31m\\x00\\x08\\x0b: locked"
+    assert want in case.find("failure").get("message")
+    assert want in case.find("failure").text
 
 
 def test_junit_suites_carry_the_attributes_surefire_requires_and_agree_with_their_cases(incident, tmp_path):

@@ -116,6 +116,35 @@ def test_slug_names_are_accepted(name):
     assert parse({**OK, "name": name}, "scenarios/x.yaml").name == name
 
 
+IDENT_RULE = (r"expected a name of letters, digits, '\.', '_', ':' and '-', at most 200 "
+              r"characters, as the live service takes workspace ids; for example ws-a$")
+
+
+@pytest.mark.parametrize("patch, where", [
+    # Found by review: a lone surrogate crashed the Parquet writer mid-run (a traceback,
+    # exit 1, half a results folder); a control character reached JUnit XML raw.
+    ({"workload": [{"names": ["\ud800"], "at": [5]}]}, r"workload\[0\]\.names\[0\] = '\\ud800'"),
+    ({"workload": [{"names": ["ok", "ws\x1b[31m"], "at": [5]}]}, r"workload\[0\]\.names\[1\] = 'ws\\x1b\[31m'"),
+    ({"workload": [{"names": ["ws 1"], "at": [5]}]}, r"workload\[0\]\.names\[0\] = 'ws 1'"),
+    ({"workload": [{"names": [""], "at": [5]}]}, r"workload\[0\]\.names\[0\] = ''"),
+    ({"workload": [{"count": 2, "prefix": "a/b", "at": [5]}]}, r"workload\[0\]\.prefix = 'a/b'"),
+    ({"pools": [{"id": "pool 1"}], "workload": [{"count": 1, "at": [5]}]}, r"pools\[0\]\.id = 'pool 1'"),
+])
+def test_workspace_names_and_pool_ids_are_what_the_live_service_takes(patch, where):
+    found = problems({**OK, **patch})
+    assert len(found) == 1 and re.match(rf"^scenarios/x\.yaml: {where} \(str\): {IDENT_RULE}", found[0]), found
+
+
+def test_names_the_live_service_takes_are_accepted_and_a_count_may_not_outgrow_them():
+    names = ["ws-a", "team.ws_1", "org:ws-2", "x" * 200]
+    sc = parse({**OK, "workload": [{"names": names, "at": [5]}]}, "scenarios/x.yaml")
+    assert sc.workload[0].names == names
+    assert parse({**OK, "workload": [{"count": 9, "prefix": "p" * 198, "at": [5]}]}, "x.yaml")
+    found = problems({**OK, "workload": [{"count": 10, "prefix": "p" * 198, "at": [5]}]})
+    assert len(found) == 1 and found[0].endswith("would be 201 characters; names are at most "
+                                                 "200: shorten prefix"), found
+
+
 def test_a_name_taken_from_the_file_name_says_so(tmp_path):
     f = tmp_path / "my scenario.yaml"
     f.write_text(yaml.safe_dump(OK))
