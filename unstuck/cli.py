@@ -41,6 +41,21 @@ def fail_input(message: str) -> None:
     raise typer.Exit(2)
 
 
+def scheduler_problem(option: str, names: list[str], *, many: bool = False) -> str | None:
+    """The one line for the first of `names` that is not a scheduler, or None. One rule for
+    every command that takes `--scheduler` (`many`: a comma-separated list, where `all`
+    stands for the four), so each says the same thing, a stray comma included."""
+    for name in names:
+        if name in NAMES:
+            continue
+        if not name.strip():
+            return (f"{option}: an empty scheduler name (a stray comma?); separate names with "
+                    "single commas, e.g. seed,reference")
+        return (f"{option} {name!r} is not a scheduler: choose one of {', '.join(NAMES)}"
+                + (" or all" if many else ""))
+    return None
+
+
 def output_problem(option: str, path: Path, *, folder: bool, example: str = "out") -> str | None:
     """Why `path` cannot take the output of `option` (a folder, or a file when not
     `folder`), or None. Checked before any work starts, so that a long run is not lost at
@@ -114,8 +129,8 @@ def replay(
     """Replay an incident's timeline; exit 1 if a task is left stuck or its workspace wedged."""
     if incident not in replays.INCIDENTS:
         fail_input(f"unknown incident {incident!r}: choose one of {', '.join(replays.INCIDENTS)}")
-    if scheduler not in NAMES:
-        fail_input(f"--scheduler {scheduler!r} is not a scheduler: choose one of {', '.join(NAMES)}")
+    if problem := scheduler_problem("--scheduler", [scheduler]):
+        fail_input(problem)
     r = replays.incident_601(scheduler)
     if as_json:
         print(json.dumps({"scheduler": r.scheduler, "stuck": r.stuck, "wedged": r.wedged,

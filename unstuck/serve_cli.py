@@ -15,8 +15,6 @@ from typing import Annotated
 
 import typer
 
-from scheduler.variants import NAMES
-
 NAME = re.compile(r"^[A-Za-z0-9._:-]+$")
 
 
@@ -58,10 +56,10 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
     """Run the scheduler as a long-running HTTP service (API, /metrics, durable history)."""
-    from unstuck.cli import fail_input, output_problem
+    from unstuck.cli import fail_input, output_problem, scheduler_problem
 
-    if scheduler not in NAMES:
-        fail_input(f"--scheduler {scheduler!r} is not a scheduler: choose one of {', '.join(NAMES)}")
+    if problem := scheduler_problem("--scheduler", [scheduler]):
+        fail_input(problem)
     if cluster not in ("static", "kubernetes"):
         fail_input(f"--cluster {cluster!r}: choose static or kubernetes")
     if scaling not in ("scheduler", "hpa"):
@@ -141,7 +139,7 @@ def agent(
     on_sigterm: Annotated[str | None, typer.Option(help="Override what --scheduler's agent does on SIGTERM: drain (finish runs within --grace, report, exit) or exit (cancel runs, report nothing, exit at once).")] = None,
 ) -> None:
     """Run one agent: register with the scheduler, heartbeat, execute simulated Terraform runs."""
-    from unstuck.cli import fail_input
+    from unstuck.cli import fail_input, scheduler_problem
 
     pod = pod or os.environ.get("POD_NAME") or socket.gethostname()
     if not NAME.match(pod):
@@ -153,8 +151,8 @@ def agent(
     for opt, v in (("--heartbeat", heartbeat), ("--lease", lease), ("--poll-timeout", poll_timeout)):
         if v is not None and not v > 0:
             fail_input(f"{opt} {v}: expected seconds > 0")
-    if scheduler not in NAMES:
-        fail_input(f"--scheduler {scheduler!r} is not a scheduler: choose one of {', '.join(NAMES)}")
+    if problem := scheduler_problem("--scheduler", [scheduler]):
+        fail_input(problem)
     from scheduler.variants import policy_class
 
     if lease is not None and policy_class(scheduler).agent_state_lease_s is None:

@@ -23,7 +23,6 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from scheduler.variants import NAMES
 from unstuck import checker
 from unstuck import scenario as scenarios
 from unstuck import shrink as shrinking
@@ -42,7 +41,7 @@ def shrink(
     perturb_ties: Annotated[bool, typer.Option(help="The failing run shuffled same-time events (as `unstuck sim --perturb-ties`).")] = False,
 ) -> None:
     """Shrink a failing seed's faults to a minimal set that still breaks the same invariant."""
-    from unstuck.cli import fail_input, output_problem
+    from unstuck.cli import fail_input, output_problem, scheduler_problem
 
     problems: list[str] = []
     loaded = None
@@ -51,8 +50,8 @@ def shrink(
         text = scenario_file.read_text(encoding="utf-8")  # the --out file is built from this
     except scenarios.ScenarioInvalid as e:
         problems += e.problems
-    if scheduler not in NAMES:
-        problems.append(f"--scheduler {scheduler!r} is not a scheduler: choose one of {', '.join(NAMES)}")
+    if problem := scheduler_problem("--scheduler", [scheduler]):
+        problems.append(problem)
     if seed < 0:
         problems.append(f"--seed {seed}: seeds are integers >= 0")
     elif seed >= SEED_LIMIT:

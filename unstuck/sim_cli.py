@@ -201,6 +201,8 @@ def run_inputs(paths: list[Path], schedulers: list[str], option: str, seeds: int
     and every problem with them and with the options the two share, all found before any
     seed runs so that one message lists them together. `option` is the scheduler option's
     name as the command spells it."""
+    from unstuck.cli import scheduler_problem
+
     problems: list[str] = []
     loaded: list[tuple[scenarios.Scenario, Path]] = []
     for f in paths:
@@ -214,10 +216,8 @@ def run_inputs(paths: list[Path], schedulers: list[str], option: str, seeds: int
     loaded, clashes = unique_scenarios(loaded)
     problems += clashes
     names = expand_schedulers(schedulers)
-    bad = [n for n in names if n not in NAMES]
-    if bad:
-        problems.append(f"{option} {bad[0]!r} is not a scheduler: choose one of "
-                        f"{', '.join(NAMES)} or all")
+    if problem := scheduler_problem(option, names, many=True):
+        problems.append(problem)
     if seeds is not None and seeds < 1:
         problems.append(f"--seeds {seeds}: run at least 1 seed")
     elif seeds is not None and seeds > MAX_SEEDS:

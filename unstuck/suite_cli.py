@@ -192,7 +192,7 @@ def gate_cmd(
     """Judge saved results: exit 0 pass, 1 deviated, 2 bad input or harness error, 3 a fault never took effect."""
     from unstuck import gate as gates
     from unstuck import results
-    from unstuck.cli import output_problem
+    from unstuck.cli import output_problem, scheduler_problem
     from unstuck.report import junit
     from unstuck.sim_cli import expand_schedulers
 
@@ -205,9 +205,8 @@ def gate_cmd(
         elif v is not None and v < 0:
             problems.append(f"--{flag} {v}: must be >= 0")
     only = expand_schedulers([schedulers]) if schedulers else None
-    bad = [n for n in only or [] if n not in NAMES]
-    if bad:
-        problems.append(f"--schedulers {bad[0]!r} is not a scheduler: choose from {', '.join(NAMES)}")
+    if problem := scheduler_problem("--schedulers", only or [], many=True):
+        problems.append(problem)
     if junit_path is not None and (problem := output_problem("--junit", junit_path, folder=False,
                                                                   example="junit.xml")):
         problems.append(problem)

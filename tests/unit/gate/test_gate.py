@@ -125,6 +125,9 @@ def test_exit_3_when_a_declared_fault_never_took_effect(tmp_path):
     (["gate", "{empty}"], "holds no results"),
     (["gate", "{incident}", "--max-stuck", "-1"], "--max-stuck -1: must be >= 0"),
     (["gate", "{incident}", "--schedulers", "sed"], "--schedulers 'sed' is not a scheduler"),
+    # Found by review: a trailing comma read "--schedulers '' is not a scheduler".
+    (["gate", "{incident}", "--schedulers", "seed,"],
+     "--schedulers: an empty scheduler name (a stray comma?); separate names with single commas"),
     (["gate", "{incident}", "--schedulers", "seed-head"], "--schedulers seed-head: none of them is in"),
 ])
 def test_exit_2_on_bad_input_with_a_message_naming_it(incident, tmp_path, args, message):

@@ -506,3 +506,18 @@ def test_a_worker_that_dies_breaks_the_run_without_a_hang():
 
     with pytest.raises(BrokenProcessPool):
         run_batches(list(range(50)), 2, False, fn=_dies_on_3)
+
+
+def test_every_scheduler_option_says_the_same_of_a_stray_comma_and_of_a_wrong_name(tmp_path):
+    # One rule (unstuck.cli.scheduler_problem) for sim, suite, gate, shrink, replay, serve.
+    for args in (["sim", "scenarios/incident-601.yaml", "-s", "seed,,reference"],
+                 ["suite", "scenarios/incident-601.yaml", "--out", str(tmp_path / "o"), "-s", ","]):
+        r = run(app, args)
+        assert r.exit_code == 2 and "an empty scheduler name (a stray comma?)" in r.output, r.output
+    wrong = "is not a scheduler: choose one of seed, seed-proposal, seed-head, reference"
+    for args, tail in ((["sim", "scenarios/incident-601.yaml", "-s", "fifo"], " or all"),
+                       (["shrink", "scenarios/incident-601.yaml", "-s", "fifo"], ""),
+                       (["replay", "incident-601", "--scheduler", "fifo"], "")):
+        r = run(app, args)
+        assert r.exit_code == 2 and f"'fifo' {wrong}{tail}\n" in r.output, r.output
+    assert not (tmp_path / "o").exists()
