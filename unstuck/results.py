@@ -50,17 +50,31 @@ KEYS = ("scenario", "scheduler", "seed")
 _TERMINAL = {"planned_and_finished", "success", "applied", "failed", "cancelled"}
 _SEED_FILE = re.compile(r"seed-(\d+)\.(parquet|jsonl)$")
 
+# The columns of the tables and their types. A seed's file is typed by what it happens to
+# hold (no violation: every column null; one unrecovered hit: progress_seq float), so `load`
+# casts every file to these: an empty table keeps its dtypes, and two folders concatenate
+# and join without a column turning object or an id float.
+_S, _I, _F, _B = pa.large_string(), pa.int64(), pa.float64(), pa.bool_()
+SCHEMAS: dict[str, pa.Schema] = {name: pa.schema([("scenario", _S), ("scheduler", _S), ("seed", _I), *cols])
+                                 for name, cols in {
+    "tasks": [("task", _I), ("workspace", _S), ("type", _S), ("created_t", _F), ("status", _S), ("end_t", _F),
+              ("confirmed_t", _F), ("apply_t", _F), ("stuck", _B), ("confirm_to_apply_s", _F), ("stuck_s", _F)],
+    "faults": [("fault_seq", _I), ("fault_type", _S), ("fault_t", _F), ("effect_seq", _I), ("task", _I),
+               ("workspace", _S), ("status_at_fault", _S), ("awaiting_human", _B), ("queued", _B),
+               ("clock_t", _F), ("progress_seq", _I), ("progress_t", _F), ("progress_to", _S),
+               ("latency_s", _F), ("outcome", _S)],
+    "fault_events": [("seq", _I), ("t", _F), ("type", _S), ("pod", _S), ("agent", _S), ("task", _I),
+                     ("workspace", _S), ("node", _S), ("reason", _S)],
+    "violations": [("invariant", _S), ("task", _I), ("workspace", _S), ("t", _F), ("message", _S),
+                   ("witness", _S)],
+    "metrics": [("metric", _S), ("task", _I), ("workspace", _S), ("fault_type", _S), ("value_s", _F),
+                ("outcome", _S)],
+}.items()}
+# Ids that may be null (a hit never recovered, a fault that names no task): pandas' nullable
+# Int64, as the histories' `task` and `slot`, never float with NaN.
+NULLABLE_IDS = {"faults": ("effect_seq", "progress_seq"), "fault_events": ("task",), "violations": ("task",)}
 # Column order of the tables, so an empty table still has its columns.
-COLUMNS_OF: dict[str, tuple[str, ...]] = {
-    "tasks": KEYS + ("task", "workspace", "type", "created_t", "status", "end_t", "confirmed_t",
-                     "apply_t", "stuck", "confirm_to_apply_s", "stuck_s"),
-    "faults": KEYS + ("fault_seq", "fault_type", "fault_t", "effect_seq", "task", "workspace", "status_at_fault",
-                      "awaiting_human", "queued", "clock_t", "progress_seq", "progress_t", "progress_to",
-                      "latency_s", "outcome"),
-    "fault_events": KEYS + ("seq", "t", "type", "pod", "agent", "task", "workspace", "node", "reason"),
-    "violations": KEYS + ("invariant", "task", "workspace", "t", "message", "witness"),
-    "metrics": KEYS + ("metric", "task", "workspace", "fault_type", "value_s", "outcome"),
-}
+COLUMNS_OF: dict[str, tuple[str, ...]] = {name: tuple(s.names) for name, s in SCHEMAS.items()}
 
 
 def _keys(scenario: str, scheduler: str, seed: int) -> dict[str, Any]:
@@ -449,7 +463,33 @@ def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFram
     return pd.concat(frames, ignore_index=True)
 
 
-def _read_table(root: Path, name: str) -> tuple[pd.DataFrame, set[tuple[str, str, int]]]:
+def _conform(name: str, table: pa.Table) -> pa.Table:
+    """`table` cast to the table's schema (SCHEMAS): a column it lacks is null; a column the
+    schema does not name is kept, after those it names."""
+    schema = SCHEMAS[name]
+    cols = [table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
+            for f in schema]
+    extra = [c for c in table.column_names if c not in schema.names]
+    return pa.table(cols + [table[c] for c in extra], names=schema.names + extra)
+
+
+def _frame(name: str, tables: list[pa.Table], folder: Path) -> pd.DataFrame:
+    """One table from its seeds' Arrow tables, with the dtypes of SCHEMAS (cast once, after
+    the concatenation: casting each of a suite's thousands of files costs a second)."""
+    if not tables:
+        return _frame(name, [SCHEMAS[name].empty_table()], folder)
+    try:
+        table = _conform(name, pa.concat_tables(tables, promote_options="permissive"))
+    except pa.ArrowException as e:
+        raise ResultsInvalid(f"{folder}: the seeds' tables do not agree on their columns' types "
+                             f"({e.__class__.__name__}: {e}); {_REWRITE}") from None
+    df = table.to_pandas()
+    for c in NULLABLE_IDS.get(name, ()):
+        df[c] = df[c].astype("Int64")
+    return df
+
+
+def _read_table(root: Path, name: str) -> tuple[list[pa.Table], set[tuple[str, str, int]]]:
     import pyarrow.parquet as pq
 
     tables, seen = [], set()
@@ -467,9 +507,7 @@ def _read_table(root: Path, name: str) -> tuple[pd.DataFrame, set[tuple[str, str
             raise ResultsInvalid(f"{p}: not a readable Parquet table ({e.__class__.__name__}: {e})") from None
         if t.num_rows:
             tables.append(t)
-    if not tables:
-        return pd.DataFrame(columns=list(COLUMNS_OF[name])), seen
-    return pa.concat_tables(tables, promote_options="permissive").to_pandas(), seen
+    return tables, seen
 
 
 def _derive(root: Path, key: tuple[str, str, int], path: Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
@@ -491,7 +529,7 @@ def load(directory: str | Path) -> Results:
     did not finish (no `runs.parquet`, which a run writes last).
     """
     root = resolve(directory)
-    tables: dict[str, pd.DataFrame] = {}
+    tables: dict[str, list[pa.Table]] = {}
     seen: dict[str, set[tuple[str, str, int]]] = {}
     for name in DERIVED:
         tables[name], seen[name] = _read_table(root, name)
@@ -506,20 +544,20 @@ def load(directory: str | Path) -> Results:
     missing = {k: p for k, p in history_index.items() if k not in seen["tasks"]}
     if missing:
         extra_runs = []
-        derived: dict[str, list[pd.DataFrame]] = {n: [tables[n]] for n in DERIVED}
         for key, path in sorted(missing.items()):
             frames, run = _derive(root, key, path)
             for n in DERIVED:
-                derived[n].append(frames[n])
+                if len(frames[n]):
+                    tables[n].append(pa.Table.from_pandas(frames[n], preserve_index=False))
             extra_runs.append(run)
-        tables = {n: _concat(fs, COLUMNS_OF[n]) for n, fs in derived.items()}
         have = set(zip(runs["scenario"], runs["scheduler"], runs["seed"], strict=True)) if len(runs) else set()
         new = pd.DataFrame([r for r in extra_runs if (r["scenario"], r["scheduler"], r["seed"]) not in have])
         runs = _concat([runs, new], KEYS)
-    tables["runs"] = runs.sort_values(list(KEYS), ignore_index=True) if len(runs) else runs
+    loaded = {n: _frame(n, tables[n], root / n) for n in DERIVED}
+    loaded["runs"] = runs.sort_values(list(KEYS), ignore_index=True) if len(runs) else runs
     manifest_path = root / "manifest.json"
     manifest = _read_manifest(manifest_path) if manifest_path.exists() else {}
-    return Results(root, tables, manifest, history_index)
+    return Results(root, loaded, manifest, history_index)
 
 
 def _read_runs(path: Path) -> pd.DataFrame:
