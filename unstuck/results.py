@@ -541,13 +541,15 @@ def load(directory: str | Path) -> Results:
             "the `unstuck suite` or `unstuck sim --out` command that wrote it")
     runs = _read_runs(runs_path) if runs_path.exists() else pd.DataFrame(columns=list(KEYS))
     history_index = _history_files(root)
-    missing = {k: p for k, p in history_index.items() if k not in seen["tasks"]}
+    # A seed lacking any derived table (a live run's, or one whose file was deleted) has it
+    # derived from its history; the tables it has are kept.
+    missing = {k: p for k, p in history_index.items() if any(k not in seen[n] for n in DERIVED)}
     if missing:
         extra_runs = []
         for key, path in sorted(missing.items()):
             frames, run = _derive(root, key, path)
             for n in DERIVED:
-                if len(frames[n]):
+                if key not in seen[n] and len(frames[n]):
                     tables[n].append(pa.Table.from_pandas(frames[n], preserve_index=False))
             extra_runs.append(run)
         have = set(zip(runs["scenario"], runs["scheduler"], runs["seed"], strict=True)) if len(runs) else set()

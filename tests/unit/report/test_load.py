@@ -54,3 +54,15 @@ def test_tables_derived_from_histories_have_the_same_dtypes(folders, tmp_path):
     for name in ("violations", "faults", "fault_events", "tasks", "metrics"):
         assert derived[name].dtypes.to_dict() == stored[name].dtypes.to_dict(), name
         pd.testing.assert_frame_equal(derived[name], stored[name], check_like=True)
+
+
+def test_a_seed_without_one_derived_table_gets_it_from_its_history(folders, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(folders["seed"], folder)
+    shutil.rmtree(folder / "faults")
+    (folder / "violations" / "incident-601" / "seed" / "seed-1.parquet").unlink()
+    full, res = unstuck.load(folders["seed"]), unstuck.load(folder)
+    for name in ("faults", "violations", "tasks", "runs"):
+        pd.testing.assert_frame_equal(
+            res[name].sort_values(list(res[name].columns[:4]), ignore_index=True),
+            full[name].sort_values(list(full[name].columns[:4]), ignore_index=True), obj=name)
