@@ -504,7 +504,9 @@ def _read_table(root: Path, name: str) -> tuple[list[pa.Table], set[tuple[str, s
             # for a suite's 4,600 files).
             t = pq.ParquetFile(p).read()
         except Exception as e:  # noqa: BLE001 - any unreadable file is bad input, named
-            raise ResultsInvalid(f"{p}: not a readable Parquet table ({e.__class__.__name__}: {e})") from None
+            raise ResultsInvalid(f"{p}: not a readable Parquet table ({e.__class__.__name__}: {e}); "
+                                 f"delete it (`unstuck.load` derives it again from the seed's history) "
+                                 f"or {_REWRITE}") from None
         if t.num_rows:
             tables.append(t)
     return tables, seen

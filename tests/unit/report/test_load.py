@@ -66,3 +66,15 @@ def test_a_seed_without_one_derived_table_gets_it_from_its_history(folders, tmp_
         pd.testing.assert_frame_equal(
             res[name].sort_values(list(res[name].columns[:4]), ignore_index=True),
             full[name].sort_values(list(full[name].columns[:4]), ignore_index=True), obj=name)
+
+
+def test_a_corrupt_table_is_named_with_the_fix(folders, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(folders["seed"], folder)
+    bad = folder / "violations" / "incident-601" / "seed" / "seed-0.parquet"
+    bad.write_text("not parquet")
+    with pytest.raises(unstuck.results.ResultsInvalid, match="rerun") as e:
+        unstuck.load(folder)
+    assert str(bad) in str(e.value)
+    bad.unlink()  # as the message says: the table is derived again from the seed's history
+    assert len(unstuck.load(folder).violations) == len(unstuck.load(folders["seed"]).violations)
