@@ -89,8 +89,8 @@ def history_frame(rows: list[dict[str, Any]], scenario: str, scheduler: str, see
     df = pd.DataFrame({c: cols[c] for c in COLUMNS})
     for c in ("task", "slot"):
         df[c] = df[c].astype("Int64")
-    for k, v in _keys(scenario, scheduler, seed).items():
-        df.insert(0, k, v)
+    for i, (k, v) in enumerate(_keys(scenario, scheduler, seed).items()):
+        df.insert(i, k, v)  # scenario, scheduler, seed first, as in every other table
     return df
 
 

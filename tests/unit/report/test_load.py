@@ -78,3 +78,12 @@ def test_a_corrupt_table_is_named_with_the_fix(folders, tmp_path):
     assert str(bad) in str(e.value)
     bad.unlink()  # as the message says: the table is derived again from the seed's history
     assert len(unstuck.load(folder).violations) == len(unstuck.load(folders["seed"]).violations)
+
+
+def test_every_table_starts_with_scenario_scheduler_seed(tmp_path):
+    # Found by review: the history table began seed, scheduler, scenario.
+    from unstuck.results import history_frame
+
+    df = history_frame([{"seq": 0, "t": 0.0, "kind": "fault"}], "x", "seed", 3)
+    assert list(df.columns[:3]) == ["scenario", "scheduler", "seed"]
+    assert df.loc[0, ["scenario", "scheduler", "seed"]].tolist() == ["x", "seed", 3]
