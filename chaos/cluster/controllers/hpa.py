@@ -114,15 +114,18 @@ class HPAController(Controller):
                 if selector(meta.labels_of(p)) and podstatus.is_active(p)]
         ready = sum(1 for p in pods if podstatus.is_ready(p))
         values = self.source.sample(hpa, ready)
-        if values is None and current != 0:
-            return self._status(hpa, current, None, "FailedGetResourceMetric",
-                                "the metric source has no sample yet", now)
         spec = spec_of(hpa, self.scale)
         uid = hpa["metadata"]["uid"]
+        # Reconciled without a sample too, as upstream does: the first sync records the
+        # initial recommendation (which holds later scale-downs), and a target outside
+        # [min, max] goes to its bound without any metric.
         decision = hpa_rules.reconcile(spec, self.states.get(uid, hpa_rules.HPAState()), now,
                                        current, values or [], ready_pods=ready,
                                        unready_pods=len(pods) - ready)
         self.states[uid] = decision.state
+        if values is None and decision.reason == "FailedGetMetrics":
+            return self._status(hpa, current, None, "FailedGetResourceMetric",
+                                "the metric source has no sample yet", now)
         if decision.desired != current:
             self.registry.set_scale(res, ns, ref["name"], {"spec": {"replicas": decision.desired}})
             self.recorder.record(hpa, "SuccessfulRescale",

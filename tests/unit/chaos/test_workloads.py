@@ -167,3 +167,26 @@ def test_hpa_scales_up_from_an_experiment_set_metric(cluster, api, core, apps):
     hpas = client.AutoscalingV2Api(api)
     wait_for(lambda: hpas.read_namespaced_horizontal_pod_autoscaler(
         "auto", "default").status.desired_replicas == 4, timeout=5, what="status.desiredReplicas 4")
+
+
+def test_hpa_brings_a_target_above_max_to_its_bound_without_any_metric(cluster, api, core, apps):
+    """Found by review: with no sample the controller skipped the whole reconcile, so a
+    Deployment scaled past maxReplicas stayed there; upstream rescales to the bound without
+    metrics (TooManyReplicas), and says the metric is missing while in range."""
+    apps.create_namespaced_deployment("default", deployment("over", 4))
+    wait_for(running_pods(core, "app=over", 4), what="4 running pods")
+    hpas = client.AutoscalingV2Api(api)
+    hpas.create_namespaced_horizontal_pod_autoscaler("default", {
+        "metadata": {"name": "over"}, "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "over"},
+            "minReplicas": 1, "maxReplicas": 2, "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}})
+    wait_for(lambda: apps.read_namespaced_deployment("over", "default").spec.replicas == 2,
+             timeout=5, what="scale to maxReplicas 2")
+
+    def active_reason():
+        conditions = hpas.read_namespaced_horizontal_pod_autoscaler("over", "default").status.conditions
+        return next((c.reason for c in conditions or [] if c.type == "ScalingActive"), None)
+
+    wait_for(lambda: active_reason() == "FailedGetResourceMetric", timeout=5,
+             what="in range, the missing metric reported")
