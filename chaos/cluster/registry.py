@@ -220,12 +220,15 @@ class Registry:
                 return pod
             deadline = meta.parse_time(md["deletionTimestamp"])
             current = md.get("deletionGracePeriodSeconds", 0)
+            started = deadline - self.time_scale.scaled(current)
             new_deadline = pod_rules.shorten_grace(
-                deadline, now, self.time_scale.scaled(float(requested)),
-                deleted_at=deadline - self.time_scale.scaled(current))
+                deadline, now, self.time_scale.scaled(float(requested)), deleted_at=started,
+                past_grace=self.time_scale.scaled(1.0))
             if new_deadline >= deadline:
                 return pod
-            grace = 0.0 if requested == 0 else max(1.0, float(requested))
+            past = started + self.time_scale.scaled(float(requested)) < now
+            # Upstream stamps the grace it keeps: 1 s for a deadline that would be past.
+            grace = 0.0 if requested == 0 else 1.0 if past else max(1.0, float(requested))
         else:
             grace = pod_rules.effective_grace(
                 requested, pod["spec"].get("terminationGracePeriodSeconds"),

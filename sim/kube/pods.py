@@ -63,15 +63,18 @@ def kill_deadline(deleted_at: float, grace: float, *, prestop_overran: bool = Fa
 
 
 def shorten_grace(
-    current_deadline: float, now: float, requested: float, *, deleted_at: float | None = None
+    current_deadline: float, now: float, requested: float, *, deleted_at: float | None = None,
+    past_grace: float = 1.0,
 ) -> float:
     """The deadline after re-deleting a terminating pod with grace `requested`: never later.
 
     Without `deleted_at` the new grace counts from `now`: min(current, now + requested).
-    With `deleted_at` (the first delete's time) it follows upstream `BeforeDelete` exactly:
-    a grace shorter than the one in force moves the deadline to `deleted_at + requested` (which
-    may already be past: the kubelet then kills at once); an equal or longer one is a no-op.
-    Negative becomes 1 s, as on a first delete; 0 always means now (force).
+    With `deleted_at` (the first delete's time) it follows upstream `BeforeDelete`: a grace
+    shorter than the one in force moves the deadline to `deleted_at + requested`; an equal or
+    longer one is a no-op. A deadline that would already be past keeps the deletion graceful
+    with 1 s (`past_grace`, time-scaled by the local control plane) from now (§3): the kubelet
+    still sends SIGTERM first. Negative becomes 1 s, as on a first delete; 0 always means now
+    (force).
     """
     requested = 1.0 if requested < 0 else requested
     if requested == 0:
@@ -80,6 +83,8 @@ def shorten_grace(
         return min(current_deadline, now + requested)
     if requested >= current_deadline - deleted_at:
         return current_deadline
+    if deleted_at + requested < now:
+        return min(current_deadline, now + past_grace)
     return deleted_at + requested
 
 

@@ -95,6 +95,24 @@ def test_graceful_delete_sends_sigterm_then_sigkill_at_the_scaled_deadline(clust
     wait_for(gone, what="pod removal")
 
 
+def test_a_re_delete_whose_shorter_grace_is_already_past_stays_graceful_with_1_s(cluster, core):
+    """Found by review: a re-delete with a grace that ended before now stamped the grace asked
+    for (5), and a deadline in the past; upstream (and spec §3) keep it graceful with 1 s."""
+    trap = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); " \
+           "print('up', flush=True); time.sleep(600)"
+    core.create_namespaced_pod("default", {"metadata": {"name": "slow"}, "spec": {
+        "terminationGracePeriodSeconds": 600,
+        "containers": [{"name": "main", "image": "x", "command": [sys.executable, "-c", trap]}]}})
+    wait_for(lambda: "up" in log_of(core, "slow"), what="start")
+    first = core.delete_namespaced_pod("slow", "default")
+    assert first.metadata.deletion_grace_period_seconds == 600
+    import time
+    time.sleep(0.5)  # 10 s of cluster time at scale 20: a 5 s grace from the first delete is past
+    again = core.delete_namespaced_pod("slow", "default", grace_period_seconds=5)
+    assert again.metadata.deletion_grace_period_seconds == 1
+    assert again.metadata.deletion_timestamp < first.metadata.deletion_timestamp
+
+
 def _zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:

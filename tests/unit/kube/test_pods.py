@@ -36,7 +36,10 @@ def test_effective_grace(requested, spec_grace, scheduled, phase, expected) -> N
         (130.0, 110.0, 0.0, None, 110.0),  # 0: now
         (130.0, 110.0, -1.0, None, 111.0),  # negative: 1 s
         # With the first delete's time, upstream arithmetic: deletion start + new grace.
-        (130.0, 110.0, 5.0, 100.0, 105.0),  # already past: the kubelet kills at once
+        (130.0, 110.0, 5.0, 100.0, 111.0),  # already past: still graceful, with 1 s (§3)
+        (111.5, 110.0, 5.0, 100.0, 111.0),
+        (110.5, 110.0, 5.0, 100.0, 110.5),  # never later
+        (130.0, 110.0, 10.0, 100.0, 110.0),  # due now: not past
         (130.0, 110.0, 30.0, 100.0, 130.0),  # equal: no-op
         (130.0, 110.0, 20.0, 100.0, 120.0),
     ],
