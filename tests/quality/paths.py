@@ -212,3 +212,57 @@ def g2_no_demand_from_zero(variant: str) -> Script:
 
 def with_settings(settings: Settings, **changes) -> Settings:
     return dataclasses.replace(settings, **changes)
+
+
+def g3_rebuild_mid_apply(variant: str) -> Script:
+    """G3: an operator changes the pool's config while the apply runs. RebuildIdlePods uses
+    a fresh pod manager, so every slot looks idle and the pod running the apply is deleted."""
+    s = planned(variant)
+    s.confirm(213, 1)  # off the 10 s grid (G5 is its own script); the apply runs 213.2..273.2
+    s.at(240, ev.RebuildPods("pool-1"))
+    return s.run(4000)
+
+
+def g3_freeze_deletes_the_plans_pod(variant: str) -> Script:
+    """G3: a freeze window (01:00-03:00) starts while the task waits for its confirm. The
+    freeze branch deletes idle pods without the pool-wide apply_pending guard; the confirm
+    inside the freeze then waits for its end (no pod, no scale-up)."""
+    pool = Pool("pool-1", min_replicas=1, max_replicas=4, freeze_windows=(FreezeWindow(3600.0, 10800.0),))
+    s = planned(variant, pool=pool)
+    s.confirm(3703, 1)
+    return s.run(14000)
+
+
+def g4_restart_loses_the_reservation(variant: str) -> Script:
+    """G4: a C&C blip right at the plan end keeps the agent's task_completed from being
+    sent (its HTTP report went through), so G1 does not wipe the reservation; the server
+    restarts at 200 and the slot memory, reservation included, is gone for good."""
+    s = Script(variant)
+    s.create(5)
+    s.disconnect_agent(PLAN_ENDS + 0.01, lambda w: w.agent_of_task(1), reconnect_after=5.0)
+    s.run(150)
+    s.restart_scheduler(200)
+    return s.run(1000)
+
+
+def g9_sends_fail_for_ever(variant: str) -> Script:
+    """G9: every send of the confirmed apply fails (a broken C&C socket that stays broken)."""
+    s = planned(variant)
+    s.fail_next_sends(209, 10**6)
+    s.confirm(213, 1)
+    return s.run(4000)
+
+
+def g9_never_confirmed(variant: str) -> Script:
+    """G9: nobody confirms the plan for two days."""
+    return planned(variant).run(2 * 86400.0)
+
+
+def g11_late_plan_report_after_a_blip(variant: str) -> Script:
+    """G11: the agent's C&C connection drops for 10 s during task 1's plan; the user then
+    creates task 2. The agent keeps planning and reports task 1's plan over HTTP at the end."""
+    s = Script(variant)
+    s.create(5)
+    s.disconnect_agent(50, lambda w: w.agent_of_task(1), reconnect_after=10.0)
+    s.create(55)
+    return s.run(1000)
