@@ -13,7 +13,10 @@ Added over the seed:
 Still missing (reproduced): G1 reservation release race, G2 no scale-up demand for a
 confirmed apply_pending task without a slot, G5 no CAS in ExecuteConfirmedApply /
 pushTaskToAgent (the monitor tick plus ConfirmApply's goroutine, or a double click, can
-dispatch an apply twice), G7, G8, G9, G11.
+dispatch an apply twice), G7, G8, G9, G11, and, inherited from the seed, G3 (the freeze
+branch and a rebuild delete busy pods) and G4 (reservations die with the process). Each has a
+test in tests/quality/test_seed_head_gaps.py. G6 and G10 need several replicas, which the
+model does not have.
 """
 
 from __future__ import annotations
