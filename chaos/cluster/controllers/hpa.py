@@ -112,6 +112,11 @@ class HPAController(Controller):
         selector = parse_label_selector(scale["status"]["selector"])
         pods = [p for p in self.store.list(resources.PODS, ns)[0]
                 if selector(meta.labels_of(p)) and podstatus.is_active(p)]
+        # Upstream `groupPods`, as the simulation groups them: Pending pods are unready, and a
+        # Running pod without a sample (the sources sample ready pods only) is missing, which
+        # counts as busy on a scale-down instead of being left out.
+        running = sum(1 for p in pods if podstatus.phase(p) == "Running")
+        pending = sum(1 for p in pods if podstatus.phase(p) == "Pending")
         ready = sum(1 for p in pods if podstatus.is_ready(p))
         values = self.source.sample(hpa, ready)
         spec = spec_of(hpa, self.scale)
@@ -120,8 +125,9 @@ class HPAController(Controller):
         # initial recommendation (which holds later scale-downs), and a target outside
         # [min, max] goes to its bound without any metric.
         decision = hpa_rules.reconcile(spec, self.states.get(uid, hpa_rules.HPAState()), now,
-                                       current, values or [], ready_pods=ready,
-                                       unready_pods=len(pods) - ready)
+                                       current, values or [],
+                                       ready_pods=max(running, len(values or [])),
+                                       unready_pods=pending)
         self.states[uid] = decision.state
         if values is None and decision.reason == "FailedGetMetrics":
             return self._status(hpa, current, None, "FailedGetResourceMetric",

@@ -208,3 +208,36 @@ def test_hpa_brings_a_target_above_max_to_its_bound_without_any_metric(cluster, 
 
     wait_for(lambda: active_reason() == "FailedGetResourceMetric", timeout=5,
              what="in range, the missing metric reported")
+
+
+def test_hpa_counts_a_running_pod_that_is_not_ready_as_missing_not_unready(cluster, api, core, apps, tmp_path):
+    """Found by review: a Running NotReady pod was passed as unready, which a scale-down
+    leaves out; upstream `groupPods` counts it missing (busy, on a scale-down), as the
+    simulation does. 4 pods, 2 ready at 20 % of an 80 % target: [20, 20, 100, 100] % over
+    80 % wants 3; leaving the other two out wanted 1."""
+    marks = tmp_path / "ready"
+    marks.mkdir()
+    probe = {"exec": {"command": ["sh", "-c", f"test -e {marks}/$POD_NAME"]}, "periodSeconds": 1}
+    apps.create_namespaced_deployment("default", deployment("half", 4, pod={"containers": [
+        {"name": "main", "image": "local/sleep", "command": ["sleep", "600"], "readinessProbe": probe}]}))
+
+    def running():
+        pods = core.list_namespaced_pod("default", label_selector="app=half").items
+        return pods if len(pods) == 4 and all(p.status.phase == "Running" for p in pods) else None
+
+    for pod in wait_for(running, what="4 running pods")[:2]:
+        (marks / pod.metadata.name).touch()
+    wait_for(lambda: sum(bool(p.status.container_statuses and p.status.container_statuses[0].ready)
+                         for p in core.list_namespaced_pod("default", label_selector="app=half").items) == 2,
+             what="2 ready pods")
+    client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler("default", {
+        "metadata": {"name": "half"}, "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "half"},
+            "minReplicas": 1, "maxReplicas": 10,
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
+            "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}})
+    cluster.board.set("default", "half", 0.2)
+    first = wait_for(lambda: (n := apps.read_namespaced_deployment("half", "default").spec.replicas) != 4
+                     and n, timeout=5, interval=0.01, what="the first rescale")
+    assert first == 3
