@@ -126,14 +126,19 @@ def task_records(rows: list[dict[str, Any]], verdict: Any, metrics: Any) -> list
 
 
 def fault_event_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every `fault` row: the faults that took effect (a missed fault leaves no row)."""
-    out = []
+    """Every `fault` row: the faults that took effect (a missed fault leaves no row). A fault
+    row names a task, not its workspace (a double confirm, a harness's `POST /faults`), so the
+    workspace is the task's, from its `task.created` row: a table that joins on it."""
+    out, workspace_of = [], {}
     for r in rows:
+        if r["kind"] == "task.created":
+            workspace_of[r.get("task")] = r.get("workspace")
         if r["kind"] != "fault":
             continue
         data = r.get("data") or {}
         out.append({"seq": r["seq"], "t": r["t"], "type": data.get("type"), "pod": r.get("pod"),
-                    "agent": r.get("agent"), "task": r.get("task"), "workspace": r.get("workspace"),
+                    "agent": r.get("agent"), "task": r.get("task"),
+                    "workspace": r.get("workspace") or workspace_of.get(r.get("task")),
                     "node": data.get("node"), "reason": r.get("reason")})
     return out
 

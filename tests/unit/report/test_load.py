@@ -87,3 +87,16 @@ def test_every_table_starts_with_scenario_scheduler_seed(tmp_path):
     df = history_frame([{"seq": 0, "t": 0.0, "kind": "fault"}], "x", "seed", 3)
     assert list(df.columns[:3]) == ["scenario", "scheduler", "seed"]
     assert df.loc[0, ["scenario", "scheduler", "seed"]].tolist() == ["x", "seed", 3]
+
+
+def test_a_fault_that_names_a_task_carries_its_workspace():
+    # Found by review: `fault_events.workspace` was empty in every row (fault rows name a
+    # task, never a workspace), so the documented column joined nothing.
+    from unstuck.results import fault_event_records
+
+    rows = [{"seq": 0, "t": 5.0, "kind": "task.created", "task": 2, "workspace": "ws-b"},
+            {"seq": 1, "t": 9.0, "kind": "fault", "task": 2, "workspace": None, "reason": "double click",
+             "data": {"type": "double-confirm"}},
+            {"seq": 2, "t": 9.5, "kind": "fault", "pod": "p-1", "reason": "kill", "data": {"type": "pod-kill"}}]
+    assert [(f["type"], f["task"], f["workspace"]) for f in fault_event_records(rows)] == [
+        ("double-confirm", 2, "ws-b"), ("pod-kill", None, None)]
