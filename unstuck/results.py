@@ -163,9 +163,9 @@ def metric_records(metrics: Any) -> list[dict[str, Any]]:
     return out
 
 
-def seed_frames(rows: list[dict[str, Any]], scenario: str, scheduler: str, seed: int,
-                verdict: Any, metrics: Any) -> dict[str, pd.DataFrame]:
-    """The derived tables of one judged seed (everything but the history itself)."""
+def seed_records(rows: list[dict[str, Any]], scenario: str, scheduler: str, seed: int,
+                 verdict: Any, metrics: Any) -> dict[str, list[dict[str, Any]]]:
+    """The derived tables of one judged seed (everything but the history itself), as records."""
     keys = _keys(scenario, scheduler, seed)
     records = {
         "tasks": task_records(rows, verdict, metrics),
@@ -174,8 +174,14 @@ def seed_frames(rows: list[dict[str, Any]], scenario: str, scheduler: str, seed:
         "violations": [_violation(v) for v in verdict.violations],
         "metrics": metric_records(metrics),
     }
-    return {name: pd.DataFrame([{**keys, **r} for r in recs], columns=list(COLUMNS_OF[name]))
-            for name, recs in records.items()}
+    return {name: [{**keys, **r} for r in recs] for name, recs in records.items()}
+
+
+def seed_frames(rows: list[dict[str, Any]], scenario: str, scheduler: str, seed: int,
+                verdict: Any, metrics: Any) -> dict[str, pd.DataFrame]:
+    """The derived tables of one judged seed, as DataFrames."""
+    return {name: pd.DataFrame(recs, columns=list(COLUMNS_OF[name]))
+            for name, recs in seed_records(rows, scenario, scheduler, seed, verdict, metrics).items()}
 
 
 def run_record(scenario: str, scheduler: str, seed: int, verdict: Any, rows: list[dict[str, Any]],
@@ -303,13 +309,23 @@ def unfinished(out: Path, error: OSError) -> str:
 
 def write_seed(out: Path, scenario: str, scheduler: str, seed: int, rows: list[dict[str, Any]],
                verdict: Any, metrics: Any) -> None:
-    frames = {"histories": history_frame(rows, scenario, scheduler, seed),
-              **seed_frames(rows, scenario, scheduler, seed, verdict, metrics)}
-    for name, df in frames.items():
+    """One seed's tables, each a Parquet file. The derived ones are written with their schema
+    (SCHEMAS), not typed by what the seed happened to hold (a seed without violations would
+    write null columns, one unrecovered hit a float id), so every file of a table agrees and
+    a reader of the whole folder (pyarrow.dataset, DuckDB, Polars) sees one schema."""
+    import pyarrow.parquet as pq
+
+    tables = {"histories": history_frame(rows, scenario, scheduler, seed),
+              **{name: pa.Table.from_pylist(recs, schema=SCHEMAS[name]) for name, recs in
+                 seed_records(rows, scenario, scheduler, seed, verdict, metrics).items()}}
+    for name, table in tables.items():
         path = out / name / scenario / scheduler / f"seed-{seed}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         with files.replacing(path) as tmp:
-            df.to_parquet(tmp, index=False)
+            if isinstance(table, pa.Table):
+                pq.write_table(table, tmp)
+            else:
+                table.to_parquet(tmp, index=False)
 
 
 def _violation(v: Any) -> dict[str, Any]:

@@ -100,3 +100,28 @@ def test_a_fault_that_names_a_task_carries_its_workspace():
             {"seq": 2, "t": 9.5, "kind": "fault", "pod": "p-1", "reason": "kill", "data": {"type": "pod-kill"}}]
     assert [(f["type"], f["task"], f["workspace"]) for f in fault_event_records(rows)] == [
         ("double-confirm", 2, "ws-b"), ("pod-kill", None, None)]
+
+
+def test_every_file_of_a_table_has_the_tables_schema(tmp_path):
+    # Found by review: each seed's file was typed by its contents (a reference seed without
+    # violations wrote null columns), so reading a whole table folder at once failed or
+    # mixed types; only `unstuck.load` cast them.
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    from unstuck.results import SCHEMAS
+
+    out = tmp_path / "res"
+    for sched in ("seed", "reference"):  # the seed breaks invariants, the reference does not
+        r = run(app, ["sim", "scenarios/incident-601.yaml", "-s", sched, "--seeds", "2",
+                      "--workers", "1", "--out", str(out / sched)])
+        assert r.exit_code in (0, 1), r.output
+    for name, schema in SCHEMAS.items():
+        paths = sorted(out.glob(f"*/{name}/**/*.parquet"))
+        assert len(paths) == 4, name
+        for p in paths:
+            got = pq.read_schema(p)
+            assert [(f.name, f.type) for f in got] == [(f.name, f.type) for f in schema], p
+        assert ds.dataset(paths, format="parquet").to_table().num_rows >= 0
+    violations = ds.dataset(sorted(out.glob("*/violations/**/*.parquet")), format="parquet").to_table()
+    assert violations.num_rows > 0 and violations.schema.field("task").type == "int64"
