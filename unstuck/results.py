@@ -594,6 +594,15 @@ def _read_runs(path: Path) -> pd.DataFrame:
     missing = [k for k in KEYS if k not in runs.columns]
     if missing:
         raise ResultsInvalid(f"{path}: has no {', '.join(missing)} column; {_REWRITE}")
+    # The gate sums these: a NaN would add up to 0 and pass a damaged folder.
+    for col in [c for c in runs.columns if c.startswith("violations_")] + ["stuck_tasks"]:
+        if col not in runs.columns:
+            continue
+        values = runs[col]
+        if not pd.api.types.is_numeric_dtype(values) or values.isna().any() or (values < 0).any():
+            raise ResultsInvalid(f"{path}: column {col} holds something other than counts >= 0 "
+                                 f"(dtype {values.dtype}, {int(values.isna().sum())} missing); "
+                                 f"{_REWRITE}")
     return runs
 
 

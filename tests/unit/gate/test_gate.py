@@ -266,3 +266,20 @@ def test_junit_suites_carry_the_attributes_surefire_requires_and_agree_with_thei
                   "errors": sum(c.find("error") is not None for c in cases), "skipped": 0}
         assert {k: el.get(k) for k in counts} == {k: str(v) for k, v in counts.items()}, el.get("name")
         assert float(el.get("time")) == 0 and el.get("name")
+
+
+def test_a_runs_table_whose_counts_are_missing_is_bad_input_not_a_pass(incident, tmp_path):
+    """Found by review: NaN violation counts in a damaged runs.parquet added up to 0, and the
+    gate passed what it could not read."""
+    import pandas as pd
+
+    broken = tmp_path / "broken"
+    shutil.copytree(incident, broken)
+    path = broken / "results" / "runs.parquet"
+    runs = pd.read_parquet(path)
+    runs["violations_apply_pending_bound"] = float("nan")
+    runs.to_parquet(path)
+    r = run(app, ["gate", str(broken)])
+    assert r.exit_code == 2, r.output
+    assert "runs.parquet: column violations_apply_pending_bound holds something other than counts >= 0" in r.output
+    assert "Traceback" not in r.output
