@@ -129,6 +129,12 @@ class Task:
     def copy(self) -> Task:
         return _shallow_copy(self)
 
+    def runs_on(self, agent_id: str, fence: int) -> bool:
+        """Whether (agent, fence) is this task's current dispatch: the claim rule both worlds'
+        agents obey (`POST /agent/exec` invoke; sim/agents.py). A run of any other waited too
+        long (the task moved on: re-dispatched, cancelled, settled) and must not start."""
+        return self.status is TaskStatus.RUNNING and self.fence == fence and self.agent_id == agent_id
+
     @property
     def confirmed(self) -> bool:
         return self.apply_confirmed_by is not None

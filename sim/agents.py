@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from scheduler import events as ev
 from scheduler import heartbeat, reports
 from scheduler.history import Kind, Source
-from scheduler.model import TaskStatus, TaskType
+from scheduler.model import TaskType
 from scheduler.ports import AgentSendError, RunTask
 
 if TYPE_CHECKING:
@@ -146,9 +146,7 @@ class AgentSim:
         now = w.kernel.now
         cfg = self.fleet.cfg
         task = w.store.get_task(run.task_id)  # the agent loads the task over HTTP
-        if self.fleet.claims_runs and (
-                task is None or task.status is not TaskStatus.RUNNING or task.fence != run.fence
-                or task.agent_id != self.agent_id):
+        if self.fleet.claims_runs and (task is None or not task.runs_on(self.agent_id, run.fence)):
             self._maybe_exit()  # its claim is refused (409 stale dispatch): it does not run
             return
         ttype = task.task_type if task is not None else None

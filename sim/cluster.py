@@ -500,16 +500,15 @@ class ClusterSim:
         # Running pod on a lost node has none (Unknown yet or not): the load is served and
         # sampled by the others, and `hpa.reconcile` treats the missing ones conservatively.
         active = [p for p in self.pods.values() if p.owner == pool_id and not p.terminating]
-        running = [p for p in active if p.phase == "Running"]
-        sampled = sum(1 for p in running if self.nodes[p.node].ready)
-        unready = sum(1 for p in active if p.phase == "Pending")
+        counted, unready = hpa.pod_groups(p.phase for p in active)
+        sampled = sum(1 for p in active if p.phase == "Running" and self.nodes[p.node].ready)
         # Two metrics, the HPA takes the larger proposal: the world's load, and the demand the
         # scheduler exports (a Pods metric with a target of one pod per unit of demand). Both
         # are expressed as load so one reconcile (and one stabilization state) serves them.
         demand = self.w.scheduler.metrics(pool_id).get("demand_pods", 0.0)
         load = max(dep.load, demand * spec.target)
         values = [load / sampled] * sampled if sampled else []
-        d = hpa.reconcile(spec, dep.state, self.w.kernel.now, dep.replicas, values, len(running),
+        d = hpa.reconcile(spec, dep.state, self.w.kernel.now, dep.replicas, values, counted,
                           unready_pods=unready)
         dep.state = d.state
         if d.desired != dep.replicas:

@@ -50,10 +50,10 @@ KEYS = ("scenario", "scheduler", "seed")
 _TERMINAL = {"planned_and_finished", "success", "applied", "failed", "cancelled"}
 _SEED_FILE = re.compile(r"seed-(\d+)\.(parquet|jsonl)$")
 
-# The columns of the tables and their types. A seed's file is typed by what it happens to
-# hold (no violation: every column null; one unrecovered hit: progress_seq float), so `load`
-# casts every file to these: an empty table keeps its dtypes, and two folders concatenate
-# and join without a column turning object or an id float.
+# The columns of the tables and their types: each seed's tables are built with them
+# (`seed_tables`), and `load` casts what it reads to them too (a folder written before they
+# existed typed each file by what it held), so an empty table keeps its dtypes, and two
+# folders concatenate and join without a column turning object or an id float.
 _S, _I, _F, _B = pa.large_string(), pa.int64(), pa.float64(), pa.bool_()
 SCHEMAS: dict[str, pa.Schema] = {name: pa.schema([("scenario", _S), ("scheduler", _S), ("seed", _I), *cols])
                                  for name, cols in {
@@ -73,8 +73,6 @@ SCHEMAS: dict[str, pa.Schema] = {name: pa.schema([("scenario", _S), ("scheduler"
 # Ids that may be null (a hit never recovered, a fault that names no task): pandas' nullable
 # Int64, as the histories' `task` and `slot`, never float with NaN.
 NULLABLE_IDS = {"faults": ("effect_seq", "progress_seq"), "fault_events": ("task",), "violations": ("task",)}
-# Column order of the tables, so an empty table still has its columns.
-COLUMNS_OF: dict[str, tuple[str, ...]] = {name: tuple(s.names) for name, s in SCHEMAS.items()}
 
 
 def _keys(scenario: str, scheduler: str, seed: int) -> dict[str, Any]:
@@ -163,9 +161,13 @@ def metric_records(metrics: Any) -> list[dict[str, Any]]:
     return out
 
 
-def seed_records(rows: list[dict[str, Any]], scenario: str, scheduler: str, seed: int,
-                 verdict: Any, metrics: Any) -> dict[str, list[dict[str, Any]]]:
-    """The derived tables of one judged seed (everything but the history itself), as records."""
+def seed_tables(rows: list[dict[str, Any]], scenario: str, scheduler: str, seed: int,
+                verdict: Any, metrics: Any) -> dict[str, pa.Table]:
+    """The derived tables of one judged seed (everything but the history itself), built with
+    their schema (SCHEMAS), not typed by what the seed happened to hold (a seed without
+    violations would give null columns, one unrecovered hit a float id): written by a run,
+    or derived from a history by `load`, every seed's table agrees, and a reader of a whole
+    table folder (pyarrow.dataset, DuckDB, Polars) sees one schema."""
     keys = _keys(scenario, scheduler, seed)
     records = {
         "tasks": task_records(rows, verdict, metrics),
@@ -174,14 +176,8 @@ def seed_records(rows: list[dict[str, Any]], scenario: str, scheduler: str, seed
         "violations": [_violation(v) for v in verdict.violations],
         "metrics": metric_records(metrics),
     }
-    return {name: [{**keys, **r} for r in recs] for name, recs in records.items()}
-
-
-def seed_frames(rows: list[dict[str, Any]], scenario: str, scheduler: str, seed: int,
-                verdict: Any, metrics: Any) -> dict[str, pd.DataFrame]:
-    """The derived tables of one judged seed, as DataFrames."""
-    return {name: pd.DataFrame(recs, columns=list(COLUMNS_OF[name]))
-            for name, recs in seed_records(rows, scenario, scheduler, seed, verdict, metrics).items()}
+    return {name: pa.Table.from_pylist([{**keys, **r} for r in recs], schema=SCHEMAS[name])
+            for name, recs in records.items()}
 
 
 def run_record(scenario: str, scheduler: str, seed: int, verdict: Any, rows: list[dict[str, Any]],
@@ -309,15 +305,11 @@ def unfinished(out: Path, error: OSError) -> str:
 
 def write_seed(out: Path, scenario: str, scheduler: str, seed: int, rows: list[dict[str, Any]],
                verdict: Any, metrics: Any) -> None:
-    """One seed's tables, each a Parquet file. The derived ones are written with their schema
-    (SCHEMAS), not typed by what the seed happened to hold (a seed without violations would
-    write null columns, one unrecovered hit a float id), so every file of a table agrees and
-    a reader of the whole folder (pyarrow.dataset, DuckDB, Polars) sees one schema."""
+    """One seed's tables, each a Parquet file (the derived ones with their schema: `seed_tables`)."""
     import pyarrow.parquet as pq
 
     tables = {"histories": history_frame(rows, scenario, scheduler, seed),
-              **{name: pa.Table.from_pylist(recs, schema=SCHEMAS[name]) for name, recs in
-                 seed_records(rows, scenario, scheduler, seed, verdict, metrics).items()}}
+              **seed_tables(rows, scenario, scheduler, seed, verdict, metrics)}
     for name, table in tables.items():
         path = out / name / scenario / scheduler / f"seed-{seed}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -533,7 +525,7 @@ def _read_table(root: Path, name: str) -> tuple[list[pa.Table], set[tuple[str, s
     return tables, seen
 
 
-def _derive(root: Path, key: tuple[str, str, int], path: Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+def _derive(root: Path, key: tuple[str, str, int], path: Path) -> tuple[dict[str, pa.Table], dict[str, Any]]:
     from unstuck import checker
 
     rows = _read_history_rows(path)
@@ -541,7 +533,7 @@ def _derive(root: Path, key: tuple[str, str, int], path: Path) -> tuple[dict[str
         verdict, metrics = checker.judge(rows)
     except checker.HistoryInvalid as e:
         raise ResultsInvalid(f"{path}: cannot be judged: {e}") from None
-    return seed_frames(rows, *key, verdict, metrics), run_record(*key, verdict, rows)
+    return seed_tables(rows, *key, verdict, metrics), run_record(*key, verdict, rows)
 
 
 def load(directory: str | Path) -> Results:
@@ -570,10 +562,10 @@ def load(directory: str | Path) -> Results:
     if missing:
         extra_runs = []
         for key, path in sorted(missing.items()):
-            frames, run = _derive(root, key, path)
+            derived, run = _derive(root, key, path)
             for n in DERIVED:
-                if key not in seen[n] and len(frames[n]):
-                    tables[n].append(pa.Table.from_pandas(frames[n], preserve_index=False))
+                if key not in seen[n] and derived[n].num_rows:
+                    tables[n].append(derived[n])
             extra_runs.append(run)
         have = set(zip(runs["scenario"], runs["scheduler"], runs["seed"], strict=True)) if len(runs) else set()
         new = pd.DataFrame([r for r in extra_runs if (r["scenario"], r["scheduler"], r["seed"]) not in have])

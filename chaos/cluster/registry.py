@@ -226,9 +226,8 @@ class Registry:
                 past_grace=self.time_scale.scaled(1.0))
             if new_deadline >= deadline:
                 return pod
-            past = started + self.time_scale.scaled(float(requested)) < now
-            # Upstream stamps the grace it keeps: 1 s for a deadline that would be past.
-            grace = 0.0 if requested == 0 else 1.0 if past else max(1.0, float(requested))
+            over = pod_rules.grace_already_over(started, now, self.time_scale.scaled(float(requested)))
+            grace = 0.0 if requested == 0 else 1.0 if over else max(1.0, float(requested))
         else:
             grace = pod_rules.effective_grace(
                 requested, pod["spec"].get("terminationGracePeriodSeconds"),

@@ -416,8 +416,7 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
             task = engine.store.get_task(body.task_id)
             if task is None:
                 return _err(404, f"task {body.task_id} not found: do not run it")
-            if (task.status is not TaskStatus.RUNNING or task.fence != body.fence
-                    or task.agent_id != body.agent_id):
+            if not task.runs_on(body.agent_id, body.fence):
                 return _err(409, f"stale dispatch: task {task.id} is {task.status.value} with fence "
                             f"{task.fence} on agent {task.agent_id}; do not run it")
         exec_row(body)

@@ -30,7 +30,7 @@ works in integer percent and milli-units, where `ratio * pods` is exact; with fl
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from sim.kube._validate import require
@@ -138,6 +138,20 @@ class HPADecision:
     reason: str
     limited: bool
     active: bool
+
+
+def pod_groups(phases: Iterable[str]) -> tuple[int, int]:
+    """Upstream `groupPods` (§1.2), as `reconcile` takes it: (`ready_pods`, `unready_pods`).
+    Running pods count, with a sample or without one (missing: busy on a scale-down, 0 on a
+    scale-up); Pending pods are unready (0 on a scale-up). Terminating pods must not be
+    passed. The simulation and the local control plane both group pods here."""
+    counted = unready = 0
+    for phase in phases:
+        if phase == "Running":
+            counted += 1
+        elif phase == "Pending":
+            unready += 1
+    return counted, unready
 
 
 def reconcile(

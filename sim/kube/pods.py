@@ -62,6 +62,12 @@ def kill_deadline(deleted_at: float, grace: float, *, prestop_overran: bool = Fa
     return deleted_at + grace + (PRESTOP_EXTENSION_S if prestop_overran and grace > 0 else 0.0)
 
 
+def grace_already_over(deleted_at: float, now: float, requested: float) -> bool:
+    """Whether a re-delete's shorter grace, counted from the first delete, ended before now:
+    the deletion then stays graceful with 1 s (§3), and that 1 s is the grace stamped."""
+    return deleted_at + requested < now
+
+
 def shorten_grace(
     current_deadline: float, now: float, requested: float, *, deleted_at: float | None = None,
     past_grace: float = 1.0,
@@ -83,7 +89,7 @@ def shorten_grace(
         return min(current_deadline, now + requested)
     if requested >= current_deadline - deleted_at:
         return current_deadline
-    if deleted_at + requested < now:
+    if grace_already_over(deleted_at, now, requested):
         return min(current_deadline, now + past_grace)
     return deleted_at + requested
 

@@ -112,11 +112,8 @@ class HPAController(Controller):
         selector = parse_label_selector(scale["status"]["selector"])
         pods = [p for p in self.store.list(resources.PODS, ns)[0]
                 if selector(meta.labels_of(p)) and podstatus.is_active(p)]
-        # Upstream `groupPods`, as the simulation groups them: Pending pods are unready, and a
-        # Running pod without a sample (the sources sample ready pods only) is missing, which
-        # counts as busy on a scale-down instead of being left out.
-        running = sum(1 for p in pods if podstatus.phase(p) == "Running")
-        pending = sum(1 for p in pods if podstatus.phase(p) == "Pending")
+        # The sources sample ready pods only: a Running pod that is not ready is missing.
+        counted, unready = hpa_rules.pod_groups(podstatus.phase(p) for p in pods)
         ready = sum(1 for p in pods if podstatus.is_ready(p))
         values = self.source.sample(hpa, ready)
         spec = spec_of(hpa, self.scale)
@@ -126,8 +123,8 @@ class HPAController(Controller):
         # [min, max] goes to its bound without any metric.
         decision = hpa_rules.reconcile(spec, self.states.get(uid, hpa_rules.HPAState()), now,
                                        current, values or [],
-                                       ready_pods=max(running, len(values or [])),
-                                       unready_pods=pending)
+                                       ready_pods=max(counted, len(values or [])),
+                                       unready_pods=unready)
         self.states[uid] = decision.state
         if values is None and decision.reason == "FailedGetMetrics":
             return self._status(hpa, current, None, "FailedGetResourceMetric",

@@ -246,3 +246,9 @@ def test_recommendation_memory_is_bounded() -> None:
         )
         state, current = d.state, d.desired
     assert len(state.recommendations) <= 300 / 15 + 2
+
+
+def test_pods_are_grouped_as_upstream_group_pods():
+    # Running: counted (with a sample or missing); Pending: unready; the rest: left out.
+    assert hpa.pod_groups(["Running", "Pending", "Running", "Succeeded", "Unknown"]) == (2, 1)
+    assert hpa.pod_groups([]) == (0, 0)
