@@ -98,7 +98,13 @@ class RefMemory:
     quiet_at: float = 0.0
     quiet_revision: int | None = None
     quiet_until: float = 0.0
-    unheard: frozenset[str] = frozenset()  # agents whose heartbeats lack a task they run
+    calm_until: float = 0.0  # before it, no agent's last heartbeat can have aged past a threshold
+    aging: set[str] = field(default_factory=set)  # agents whose last heartbeat may yet age past one
+    # Agent -> the earliest dispatch of a run it holds that its heartbeats still lack (a
+    # heartbeat that lacks it past report_grace_s is news), and the runs the pass saw running
+    # (one gone from a heartbeat is news). Only read while the store is as the pass saw it.
+    unheard: dict[str, float] = field(default_factory=dict)
+    running: frozenset[int] = frozenset()
 
 
 class ReferencePolicy:
@@ -462,6 +468,7 @@ class ReferencePolicy:
         if old is not None:
             self.mem.pod_agents.get(old.pod, set()).discard(e.agent_id)
         self.mem.agents[e.agent_id] = AgentView(e.agent_id, e.pool_id, e.pod, True, self.ctx.now)
+        self.mem.aging.add(e.agent_id)
         self.mem.pod_agents.setdefault(e.pod, set()).add(e.agent_id)
         if e.pod not in self.mem.pods:
             self.mem.pods[e.pod] = PodView(e.pod, e.pool_id, True, self.ctx.now, self.ctx.now)
@@ -473,13 +480,18 @@ class ReferencePolicy:
         view = self.mem.agents.get(e.agent_id)
         if view is None:
             return ev.Outcome(False, 404, message="agent not registered: connect first")
-        current = tuple(e.current_tasks)
-        if (not view.connected or current != view.current_tasks or e.agent_id in self.mem.unheard
-                or self.ctx.now - view.last_seen > min(self.cfg.report_grace_s, self.cfg.agent_timeout_s)):
-            # News for the reconcile: a task appeared or went, a task it should run is
-            # still missing, or an agent that had gone quiet is back.
-            self.mem.dirty = True
+        current, mem, now = tuple(e.current_tasks), self.mem, self.ctx.now
+        if (not view.connected
+                or now - mem.unheard.get(e.agent_id, now) > self.cfg.report_grace_s
+                or not mem.running.isdisjoint(set(view.current_tasks).difference(current))
+                or now - view.last_seen > min(self.cfg.report_grace_s, self.cfg.agent_timeout_s)):
+            # News for the reconcile (`check_running`'s tests, over the runs the last quiet
+            # pass saw): an agent that had gone quiet is back, a run is still missing from its
+            # heartbeat past the report grace, or a run has gone from it. A run that only
+            # appears, or one that leaves after it ended in the store, cannot make the pass act.
+            mem.dirty = True
         view.connected, view.last_seen = True, self.ctx.now
+        mem.aging.add(e.agent_id)
         view.current_tasks, view.heartbeat_at = current, self.ctx.now
         return ev.OK
 
@@ -545,7 +557,7 @@ class ReferencePolicy:
             mem.dirty = True  # it acted: the next pass may act on what this one did
         else:
             mem.quiet_at, mem.quiet_revision = self.ctx.now, revision
-            mem.quiet_until, mem.unheard = self.next_deadline()
+            self.remember_quiet_pass()
 
     def reconcile_needed(self) -> bool:
         """Would a reconcile now change anything? False only when the last pass changed
@@ -562,21 +574,40 @@ class ReferencePolicy:
         if now >= mem.quiet_until:
             return True
         # Agents age without events: a heartbeat that stops is the news.
-        since, grace, timeout = mem.quiet_at, self.cfg.report_grace_s, self.cfg.agent_timeout_s
-        for view in mem.agents.values():
-            if since <= view.last_seen + timeout <= now:
-                return True
-            if view.connected and since <= view.last_seen + grace <= now:
-                return True
-        return False
+        if now < mem.calm_until:
+            return False
+        mem.calm_until = self.agents_calm_until(mem.quiet_at)
+        return now >= mem.calm_until
 
-    def next_deadline(self) -> tuple[float, frozenset[str]]:
-        """The first instant after now at which a condition the reconcile tests on a clock
-        may flip, over the state it just saw (thresholds already past have flipped), and the
-        agents whose next heartbeat matters because a task they run is missing from it."""
+    def agents_calm_until(self, since: float) -> float:
+        """The first instant, from `since` on, at which an agent's last heartbeat ages past a
+        threshold the pass tests (agent_timeout_s; report_grace_s while connected). A later
+        heartbeat only moves an agent's later, and one that comes after now cannot age past
+        one before now + the shorter threshold."""
+        now, grace, timeout = self.ctx.now, self.cfg.report_grace_s, self.cfg.agent_timeout_s
+        calm, mem = now + min(grace, timeout), self.mem
+        for agent_id in list(mem.aging):
+            view = mem.agents[agent_id]
+            if view.last_seen + max(grace, timeout) < since:
+                mem.aging.discard(agent_id)  # aged past both: only a new heartbeat brings it back
+                continue
+            if since <= view.last_seen + timeout < calm:
+                calm = view.last_seen + timeout
+            if view.connected and since <= view.last_seen + grace < calm:
+                calm = view.last_seen + grace
+        return calm
+
+    def remember_quiet_pass(self) -> None:
+        """What `reconcile_needed` and a heartbeat need to know of a pass that changed
+        nothing: the first instant after now at which a condition it tests on a clock may flip
+        (thresholds already past have flipped) or an agent's heartbeat may age past one; the
+        agents whose heartbeats lack
+        a run they hold, each with that run's earliest dispatch (the pass tests a heartbeat's
+        time against it); and the runs it saw running."""
         cfg, mem, now = self.cfg, self.mem, self.ctx.now
         marks: list[float] = []
-        unheard: set[str] = set()
+        unheard: dict[str, float] = {}
+        running = set()
         busy = set()
         for t in self.active()[0]:
             if t.k8s_pod_name:
@@ -584,12 +615,14 @@ class ReferencePolicy:
             if t.attempts:
                 marks.append(t.updated_at + self.backoff_s(t.attempts))
             if t.status is TaskStatus.RUNNING:
-                marks.append((t.started_at or 0.0) + cfg.run_timeout_s)
+                running.add(t.id)
+                dispatched = t.started_at or 0.0
+                marks.append(dispatched + cfg.run_timeout_s)
                 view = mem.agents.get(t.agent_id or "")
                 if view is None:
                     marks.append(mem.booted_at + cfg.agent_timeout_s)
                 elif t.id not in view.current_tasks:
-                    unheard.add(view.agent_id)
+                    unheard[view.agent_id] = min(dispatched, unheard.get(view.agent_id, dispatched))
             elif t.status is TaskStatus.APPLY_PENDING:
                 if t.confirmed:
                     marks.append((t.apply_confirmed_at or 0.0) + cfg.apply_wait_deadline_s)
@@ -602,7 +635,9 @@ class ReferencePolicy:
                 marks += (since + cfg.agent_startup_grace_s, since + cfg.agent_timeout_s)
                 if v.name not in busy:
                     marks.append(v.idle_since + cfg.idle_pod_cooldown_s)
-        return min((m for m in marks if m >= now), default=math.inf), frozenset(unheard)
+        mem.quiet_until = min((m for m in marks if m >= now), default=math.inf)
+        mem.calm_until = self.agents_calm_until(now)
+        mem.unheard, mem.running = unheard, frozenset(running)
 
     def reconcile(self) -> None:
         tasks = self.active()[0]
