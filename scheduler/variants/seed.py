@@ -458,14 +458,17 @@ class SeedPolicy:
                 self.mem.mutex_waiters[mutex] = waiters[1:]
 
     def schedule_retry(self, task: Task, delay: float, reason: str, ref: SlotRef | None = None,
-                       goroutines: int = 1) -> None:
+                       goroutines: int = 1, action: str | None = None) -> None:
         """scheduleRetry(ws, d): a goroutine that later calls TryExecuteNextTask(ws), here
-        for `goroutines` identical calls at once (see `timer_retry`)."""
+        for `goroutines` identical calls at once (see `timer_retry`). `action` is the
+        dispatch's, when the task's status no longer tells it."""
         at = self.ctx.now + delay
+        if action is None:
+            action = "apply" if task.status is TaskStatus.APPLY_PENDING else "plan"
         self.ctx.record(
             Kind.DISPATCH_FAILED, task=task.id, workspace=task.workspace_id,
             pod=ref.pod if ref else None, slot=ref.slot if ref else None, reason=reason,
-            data={"action": "apply" if task.status is TaskStatus.APPLY_PENDING else "plan",
+            data={"action": action,
                   "retry": "schedule_retry", "goroutines": goroutines},
         )
         self.ctx.record(Kind.RETRY_SCHEDULED, task=task.id, workspace=task.workspace_id,
@@ -639,14 +642,13 @@ class SeedPolicy:
                 ctx.record(Kind.STORE_WRITE_FAILED, task=task.id, workspace=task.workspace_id,
                            reason=str(err), data={"op": "save running"})
                 self.release(ref, "save failed")
+                # Only the retry count changes: the object still says running, with the
+                # agent and stage of step 7, and this Save writes it whole. If it goes
+                # through, the task is `running` on an agent that was never sent it (F3).
                 task.retry_count += 1
-                task.status, task.stage, task.agent_id, task.started_at = (
-                    push.before, Stage.APPLY_PENDING if push.action == "apply" else Stage.PENDING,
-                    None, None,
-                )
                 self.save(task, push.before, "retry count after save failure")
                 self.schedule_retry(task, ctx.settings.retries.backoff(task.retry_count),
-                                    "DB save failed", ref)
+                                    "DB save failed", ref, action=push.action)
                 return
             ctx.transition(push.before, task, f"dispatch {push.action}")
             run = RunTask(task.id, task.workspace_id, push.action, fence=task.fence,

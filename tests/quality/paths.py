@@ -101,11 +101,22 @@ def f3_rollback_save_fails(variant: str) -> Script:
 
 
 def f3_presend_save_fails(variant: str) -> Script:
-    """F3: the Save of `running` before the send fails: still apply_pending (confirmed),
-    dead-end retry."""
+    """F3: the Save of `running` before the send fails, and so does the Save of the retry
+    count that follows it: the row still says apply_pending (confirmed); dead-end retry."""
     s = planned(variant)
-    s.confirm(213, 1)  # off the 10 s heartbeat grid, so the next write is the dispatch's
-    s.fail_writes(213, 1)  # right after the confirm is stored
+    s.confirm(213, 1)  # off the 10 s heartbeat grid, so the next writes are the dispatch's
+    s.fail_writes(213, 2)  # right after the confirm is stored
+    return s.run(4000)
+
+
+def f3_presend_save_fails_once(variant: str) -> Script:
+    """F3: the Save of `running` before the send fails, but the Save of the retry count
+    right after it goes through. That Save writes the whole in-memory object, which
+    already says running, stage applying, agent_id set (pushTaskToAgent changes nothing
+    back on this exit): the task is stuck in `running` with an agent that never got it."""
+    s = planned(variant)
+    s.confirm(213, 1)
+    s.fail_writes(213, 1)
     return s.run(4000)
 
 

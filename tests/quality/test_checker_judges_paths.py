@@ -13,7 +13,7 @@ from unstuck import checker
 
 SCRIPTS = ["incident_601", "f1_no_pods", "f1_no_available_agent", "f1_happy_fallback",
            "f1_every_pod_busy", "f2_agent_gap", "f3_send_failure", "f3_rollback_save_fails",
-           "f3_presend_save_fails", "f4_doc_variant_reset", "f5_restart", "f6_confirm_without_user",
+           "f3_presend_save_fails", "f3_presend_save_fails_once", "f4_doc_variant_reset", "f5_restart", "f6_confirm_without_user",
            "f7_double_confirm", "f7_lost_update", "f8_agent_killed_mid_apply",
            "f9_expiry_and_freeze", "f10_decoupled_slot", "g1_reservation_race"]
 
@@ -24,6 +24,7 @@ SEED_FINDS = {
     "f2_agent_gap": {"apply_pending_bound"},
     "f3_send_failure": {"apply_pending_bound"},
     "f3_rollback_save_fails": {"no_lost_task"},
+    "f3_presend_save_fails_once": {"no_lost_task"},
     "f5_restart": {"apply_pending_bound"},
     "f7_double_confirm": {"at_most_one_apply_per_confirmation", "per_workspace_serialization"},
     "f8_agent_killed_mid_apply": {"no_wedged_workspace"},

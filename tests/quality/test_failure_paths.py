@@ -33,6 +33,7 @@ SEED_STUCK = [
     ("f3_send_failure", "apply_pending", "", "send failed: write: broken pipe"),
     ("f3_rollback_save_fails", "running", "applying", "send failed: write: broken pipe"),
     ("f3_presend_save_fails", "apply_pending", "apply_pending", "DB save failed"),
+    ("f3_presend_save_fails_once", "running", "applying", "DB save failed"),
     ("f5_restart", "apply_pending", "apply_pending", "no connected agents"),
     ("f9_expiry_and_freeze", "apply_pending", "apply_pending", "no free slot"),
 ]
@@ -64,7 +65,8 @@ def test_reference_ends_every_path_explicitly(name):
 
 @pytest.mark.parametrize("name", ["incident_601", "f1_no_pods", "f1_no_available_agent",
                                   "f1_every_pod_busy", "f2_agent_gap", "f3_send_failure",
-                                  "f3_rollback_save_fails", "f3_presend_save_fails", "f5_restart",
+                                  "f3_rollback_save_fails", "f3_presend_save_fails",
+                                  "f3_presend_save_fails_once", "f5_restart",
                                   "f1_happy_fallback", "f4_doc_variant_reset"])
 def test_reference_applies_once_capacity_exists(name):
     s = getattr(paths, name)("reference")
@@ -191,3 +193,16 @@ def test_f5_the_seed_says_its_slot_memory_died_with_the_process():
     assert len(lost) == 1 and lost[0][0] == 200.0 and lost[0][2] == "reserved", lost
     held = timelines.build(s.history.rows()).tasks[1].slots
     assert lost[0][1] not in {pod for pod, _ in held}
+
+
+def test_f3_a_failed_presend_save_then_a_saved_retry_count_leaves_the_task_running():
+    # Found by review: the model put the row back to apply_pending before saving the retry
+    # count, which the Go code does not do (pushTaskToAgent's save-failure exit only adds
+    # one to retry_count and saves the same object), so this stuck-in-running path was
+    # hidden behind a dead-end retry.
+    s = paths.f3_presend_save_fails_once("seed")
+    task = s.task(1)
+    assert (task.status, task.stage, task.retry_count) == (TaskStatus.RUNNING, "applying", 1)
+    assert task.agent_id == "agent-pool-1-1" and task.started_at == 213.0
+    assert not any(e.kind is Kind.DISPATCH and e.task == 1 and e.t > 200 for e in s.history.events)
+    assert applies(s) == 0  # the agent never got it
