@@ -1148,10 +1148,12 @@ class SeedPolicy:
             self.mem.slots.add(name, pool_id, self.ctx.now)
             self.ctx.record(Kind.POD_CREATE, pod=name, data={"pool": pool_id, "cause": cause})
 
-    def delete_pod(self, name: str, cause: str, *, scale_down: bool = False) -> bool:
-        """DeletePod refuses a pod with a running or reserved slot."""
+    def delete_pod(self, name: str, cause: str, *, scale_down: bool = False,
+                   refuse_busy: bool = True) -> bool:
+        """DeletePod refuses a pod with a running or reserved slot; the unhealthy-pod check
+        deletes through the API directly (`refuse_busy=False`)."""
         pod = self.mem.slots.pods.get(name)
-        if pod is not None and not pod.fully_idle:
+        if refuse_busy and pod is not None and not pod.fully_idle:
             return False
         try:
             self.ctx.cluster.delete_pod(name, scale_down=scale_down)
@@ -1162,34 +1164,45 @@ class SeedPolicy:
         return True
 
     def check_and_restart_unhealthy_pods(self, pool: Pool) -> bool:
-        """Returns whether it deleted a pod (nothing else here writes)."""
+        """Returns whether it deleted a pod (nothing else here writes).
+
+        As the Go code has it: the pods are the Kubernetes listing's, their age its creation
+        time; the candidates (Running, older than the grace) are cut to the shortfall
+        *before* the per-pod backoff and restart cap are applied, so a pod waiting out its
+        backoff keeps its place; the count goes up before the delete is tried; the pod is
+        deleted straight through the API (not DeletePod, so a busy slot does not refuse it)
+        and dropped from the pod map; the restart records are cleared when the pool looks
+        healthy and for pods no longer listed."""
         ctx, s = self.ctx, self.ctx.settings.slots
+        try:
+            listed = ctx.cluster.list_pods(pool.id)
+        except ClusterError:
+            return False
         if self.pool_demand(pool.id).any_busy:  # a running or apply_pending task
             return False
         online = sum(1 for a in ctx.store.list_agents(pool.id)
                      if ctx.now - a.last_ping_at < ctx.settings.agents.offline_after_s)
-        try:
-            running = [p for p in ctx.cluster.list_pods(pool.id) if p.phase == "Running"]
-        except ClusterError:
+        running = [p for p in listed if p.phase == "Running"]
+        restarts = self.mem.unhealthy_restarts
+        if online >= len(running):
+            restarts.clear()
             return False
-        deleted = False
         shortfall = len(running) - online
-        for info in running:
-            if shortfall <= 0:
-                break
-            pod = self.mem.slots.pods.get(info.name)
-            if pod is None or ctx.now - pod.created_at < s.unhealthy_grace_s:
+        candidates = [p for p in running if ctx.now - p.created_at >= s.unhealthy_grace_s][:shortfall]
+        deleted = False
+        for info in candidates:
+            count, last = restarts.get(info.name, (0, 0.0))
+            backoff = s.unhealthy_backoff_s[min(count, len(s.unhealthy_backoff_s) - 1)]
+            if count > 0 and ctx.now - last < backoff:
                 continue
-            restarts, last = self.mem.unhealthy_restarts.get(info.name, (0, -1e18))
-            if restarts >= s.unhealthy_max_restarts:
+            if count >= s.unhealthy_max_restarts:
                 continue
-            backoff = s.unhealthy_backoff_s[min(restarts, len(s.unhealthy_backoff_s) - 1)]
-            if ctx.now - last < backoff:
-                continue
-            if self.delete_pod(info.name, "unhealthy pod: no online agent"):
-                self.mem.unhealthy_restarts[info.name] = (restarts + 1, ctx.now)
-                shortfall -= 1
+            restarts[info.name] = (count + 1, ctx.now)
+            if self.delete_pod(info.name, "unhealthy pod: no online agent", refuse_busy=False):
                 deleted = True
+        names = {p.name for p in listed}
+        for name in [n for n in restarts if n not in names]:
+            del restarts[name]
         return deleted
 
     def on_rebuild_pods(self, e: ev.RebuildPods) -> None:
