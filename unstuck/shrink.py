@@ -30,7 +30,7 @@ from sim import rng as rngs
 from sim import runner
 from sim.config import FaultSpec, WorldConfig
 from unstuck import checker
-from unstuck.checker.verdicts import STUCK_INVARIANTS, Violation
+from unstuck.checker.verdicts import Violation, stuck_first
 from unstuck.scenario import NAME_MAX
 
 
@@ -197,8 +197,7 @@ def shrink(cfg: WorldConfig, scheduler: str, seed: int, *, invariant: str | None
     t0 = time.perf_counter()
     every = attempts(cfg, seed)
     rows = run_with(cfg, [a.fault for a in every], scheduler, seed, perturb_ties)
-    violations = sorted(checker.check(rows).violations,
-                        key=lambda v: v.invariant not in STUCK_INVARIANTS)
+    violations = stuck_first(checker.check(rows).violations)
     chosen = [v for v in violations if invariant in (None, v.invariant)]
     if not chosen:
         what = f"no {invariant} violation" if invariant else "no violation"

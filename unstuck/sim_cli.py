@@ -43,7 +43,7 @@ from unstuck import checker, results
 from unstuck import scenario as scenarios
 from unstuck.checker import INVARIANTS
 from unstuck.checker.metrics import percentiles
-from unstuck.checker.verdicts import STUCK_INVARIANTS
+from unstuck.checker.verdicts import stuck_first
 
 WITNESSES_PER_SEED = 1
 EXAMPLES_PER_RUN = 3
@@ -96,8 +96,7 @@ def _run_job(job: Job) -> SeedResult:
     out = runner.run(job.cfg, job.scheduler, job.seed, perturb_ties=job.perturb_ties)
     verdict, metrics = checker.judge(out.rows)
     examples = []
-    stuck_first = sorted(verdict.violations, key=lambda v: v.invariant not in STUCK_INVARIANTS)
-    for v in stuck_first[:WITNESSES_PER_SEED]:
+    for v in stuck_first(verdict.violations)[:WITNESSES_PER_SEED]:
         d = v.to_dict()
         d["rows"] = checker.witness_rows(out.rows, v)
         examples.append(d)

@@ -10,8 +10,9 @@ numbers keeps a verdict small; `Verdict.witness_rows` turns them back into rows 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 SAFETY = (
     "no_apply_without_confirmation",
@@ -31,6 +32,21 @@ INVARIANTS = SAFETY + LIVENESS
 # the bound, it was neither finished nor awaiting a human after the drain, or it was lost in
 # `running`. A wedged workspace names its owner task but is reported per workspace.
 STUCK_INVARIANTS = ("apply_pending_bound", "drained", "no_lost_task")
+
+V = TypeVar("V")
+
+
+def stuck_first(violations: Iterable[V]) -> list[V]:
+    """`violations` (`Violation`s, or their dicts as in the `violations` table) in the order
+    unstuck names them: the ones that make a task stuck first, then by time (the checker's
+    order, kept on a tie). The first of them is "the first violation" everywhere: `unstuck
+    sim`'s witnesses, the default target of `unstuck shrink`, the report's failures table and
+    timeline captions, `report.tables.violations_of`."""
+    def key(v: Any) -> tuple[bool, float]:
+        inv, t = (v["invariant"], v["t"]) if isinstance(v, dict) else (v.invariant, v.t)
+        return inv not in STUCK_INVARIANTS, float(t)
+
+    return sorted(violations, key=key)
 
 
 class HistoryInvalid(ValueError):

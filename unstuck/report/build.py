@@ -103,11 +103,11 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
         tl = timeline.extract(rows, viol, scenario=p.scenario,
                               scheduler=p.scheduler, seed=seed, limit=TIMELINE_TASKS)
         name = f"timeline-{p.scenario}-{p.scheduler}-seed-{seed}"
-        cmd = fails[(fails["scenario"] == p.scenario) & (fails["scheduler"] == p.scheduler)
-                    & (fails["seed"] == seed)]["command"].iloc[0]
-        first = next((v for v in sorted(viol, key=lambda v: v["t"])), None)
-        caption = f"reproduce: {cmd}" + (f" | first violation: {first['invariant']} at "
-                                         f"t={first['t']:g}: {first['message']}" if first else "")
+        row = fails[(fails["scenario"] == p.scenario) & (fails["scheduler"] == p.scheduler)
+                    & (fails["seed"] == seed)].iloc[0]
+        # The failures row's first violation (stuck tasks first), which its shrink targets.
+        caption = f"reproduce: {row['command']}" + (
+            f" | first violation: {row['first_violation']}" if row["first_violation"] else "")
         figs[name] = Figure(name, f"{p.scenario} under {p.scheduler}, seed {seed}",
                             _png(plots.timeline(tl)), caption)
         timeline_section.figures.append(figs[name])

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from unstuck.checker.metrics import percentiles
-from unstuck.checker.verdicts import INVARIANTS, STUCK_INVARIANTS
+from unstuck.checker.verdicts import INVARIANTS, stuck_first
 from unstuck.gate import GateResult
 from unstuck.plots import _order, stuck_bins
 from unstuck.results import Results
@@ -152,9 +152,8 @@ def failures(res: Results, relative_to: str | Path | None = None) -> pd.DataFram
     path = {name: res.scenario_path(name, relative_to) for name in set(bad["scenario"])}
     rows = []
     for r in bad.itertuples():
-        mine = by_seed.get((r.scenario, r.scheduler, r.seed), none)
-        mine = mine.assign(_stuck=~mine["invariant"].isin(STUCK_INVARIANTS)).sort_values(["_stuck", "t"])
-        first = mine.iloc[0] if len(mine) else None
+        mine = stuck_first(by_seed.get((r.scenario, r.scheduler, r.seed), none).to_dict("records"))
+        first = mine[0] if mine else None
         invs = [i for i in INVARIANTS if getattr(r, f"violations_{i}", 0)]
         first_text = ""
         if first is not None:
@@ -180,6 +179,9 @@ def example_seed(fails: pd.DataFrame, scenario: str, scheduler: str) -> int | No
 
 
 def violations_of(res: Results, scenario: str, scheduler: str, seed: int) -> list[dict]:
+    """One seed's violations as dicts (`witness` a list of seq numbers), the first violation
+    first (`checker.verdicts.stuck_first`): the one its failures row names and its shrink
+    command targets."""
     v = res.violations
     mine = v[(v["scenario"] == scenario) & (v["scheduler"] == scheduler) & (v["seed"] == seed)]
     out = []
@@ -187,4 +189,4 @@ def violations_of(res: Results, scenario: str, scheduler: str, seed: int) -> lis
         r["witness"] = json.loads(r["witness"]) if isinstance(r["witness"], str) else list(r["witness"])
         r["task"] = None if pd.isna(r["task"]) else int(r["task"])
         out.append(r)
-    return out
+    return stuck_first(out)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from unstuck.checker.verdicts import STUCK_INVARIANTS
+from unstuck.checker.verdicts import stuck_first
 
 # The history kinds a timeline reads (plus the witness rows): pass them to `Results.history`.
 KINDS = ("task.created", "task.transition", "slot.assigned", "slot.reserved", "slot.released",
@@ -64,7 +64,7 @@ def choose_tasks(rows: list[dict[str, Any]], violations: list[dict[str, Any]], l
     workspaces' other tasks, then the rest in creation order, at most `limit`."""
     created = [r["task"] for r in rows if r["kind"] == "task.created" and r.get("task") is not None]
     ws_of = {r["task"]: r.get("workspace") for r in rows if r["kind"] == "task.created"}
-    named = sorted(violations, key=lambda v: (v["invariant"] not in STUCK_INVARIANTS, v["t"]))
+    named = stuck_first(violations)
     picked: list[int] = []
     for v in named:
         if v.get("task") is not None and v["task"] not in picked:

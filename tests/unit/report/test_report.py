@@ -2,6 +2,7 @@
 golden tables, re-rendering from saved results (and from histories alone, like a live run),
 the reproduce commands, the timeline data and `unstuck.load`."""
 
+import html
 import re
 import shlex
 import shutil
@@ -304,3 +305,27 @@ def test_a_folder_of_yml_scenarios_is_run_as_sim_would_run_them(tmp_path):
     assert "2 scenarios x 1 scheduler" in r.output
     assert sorted(set(unstuck.load(tmp_path / "rep")["runs"]["scenario"])) == \
         ["a", "b"]  # named after their files
+
+
+def test_the_first_violation_is_the_same_in_the_failures_table_captions_and_violations_of(report):
+    # Found by review: the failures table (and the shrink command beside it, and `unstuck
+    # sim`) name a stuck task's violation first, but each timeline's caption named the
+    # earliest violation of any kind, and `tables.violations_of()[0]`, whose witness and
+    # invariant the analysis notebook drills into, was that one too. incident-601 under
+    # seed-proposal: the table said `drained: task 1`, the caption `no_wedged_workspace`.
+    res = unstuck.load(report)
+    fails = pd.read_csv(report / "tables" / "failures.csv")
+    page = (report / "index.html").read_text()
+    captions = re.findall(r"<small>reproduce: (.*?) \| first violation: (.*?)</small>", page)
+    assert len(captions) == len(list((report / "figures").glob("timeline-*.png")))
+    by_command = {r.command: r.first_violation for r in fails.itertuples()}
+    seen_stuck_after_other = False
+    for command, first in captions:
+        assert html.unescape(first) == by_command[html.unescape(command)]
+    for r in fails.itertuples():
+        viol = tables.violations_of(res, r.scenario, r.scheduler, r.seed)
+        assert r.first_violation.startswith(f"{viol[0]['invariant']}: ")
+        assert f" at t={viol[0]['t']:g}: " in r.first_violation
+        earliest = min(viol, key=lambda v: v["t"])
+        seen_stuck_after_other |= earliest["invariant"] != viol[0]["invariant"]
+    assert seen_stuck_after_other  # the fixture holds such a seed (incident-601, seed-proposal)
