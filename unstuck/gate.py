@@ -115,31 +115,33 @@ def _pair_text(p: PairVerdict) -> str:
 
 
 # ---------------------------------------------------------------------- inputs
-def find_scenarios(res: Results, names: list[str], search: list[Path], *, strict: bool
-                   ) -> dict[str, scenarios.Scenario | None]:
+def find_scenarios(res: Results, names: list[str], search: list[Path], *, strict: bool,
+                   problems: list[str] | None = None) -> dict[str, scenarios.Scenario | None]:
     """Each scenario's file: the copy in the results folder, then `search` folders, then the
     path the manifest recorded. With `strict`, a missing or invalid file is a GateInputError;
-    otherwise it maps to None (a report still renders; the gate uses default thresholds)."""
+    otherwise it maps to None (a report still renders; the gate uses default thresholds) and
+    what the error would have said is appended to `problems`, for the report to state."""
     out: dict[str, scenarios.Scenario | None] = {}
     for name in names:
         candidates = [res.root / "scenarios" / f"{name}.yaml"] + [d / f"{name}.yaml" for d in search]
         candidates.append(Path(res.scenario_path(name)))
         candidates = list(dict.fromkeys(candidates))  # each once: scenarios/ is often two of them
         path = next((c for c in candidates if c.is_file()), None)
+        out[name] = None
         if path is None:
-            if strict:
-                raise GateInputError(
-                    f"scenario {name!r}: no scenario file found (looked in "
-                    f"{', '.join(str(c) for c in candidates)}); the gate reads its thresholds and "
-                    "declared faults from it: pass --scenarios DIR")
-            out[name] = None
-            continue
-        try:
-            out[name] = scenarios.load(path)
-        except scenarios.ScenarioInvalid as e:
-            if strict:
-                raise GateInputError("\n".join(e.problems)) from None
-            out[name] = None
+            problem = (f"scenario {name!r}: no scenario file found (looked in "
+                       f"{', '.join(str(c) for c in candidates)}); the gate reads its thresholds "
+                       "and declared faults from it: pass --scenarios DIR")
+        else:
+            try:
+                out[name] = scenarios.load(path)
+                continue
+            except scenarios.ScenarioInvalid as e:
+                problem = "\n".join(e.problems)
+        if strict:
+            raise GateInputError(problem)
+        if problems is not None:
+            problems.append(problem)
     return out
 
 

@@ -176,6 +176,8 @@ def report_cmd(
                   f"the results in {res.root} are unchanged", rerun)
     for line in rep.gate.lines():
         typer.echo(line)
+    for note in rep.notes:
+        typer.echo(f"note: {note}", err=True)
     typer.echo(f"report: {rep.index}")
 
 

@@ -35,6 +35,7 @@ class Report:
     junit: Path
     gate: gates.GateResult
     figures: tuple[Path, ...]
+    notes: tuple[str, ...] = ()  # what the verdict was judged without (a scenario file)
 
 
 def _png(fig: MplFigure) -> bytes:
@@ -50,8 +51,12 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
     from unstuck.report import clear
 
     clear(out)
+    unread: list[str] = []
     found = gates.find_scenarios(res, list(dict.fromkeys(res.runs["scenario"])),
-                                 scenario_dirs or [], strict=False)
+                                 scenario_dirs or [], strict=False, problems=unread)
+    # The page states a verdict `unstuck gate` would refuse to give (exit 2): say so.
+    notes = [f"{p} (this report judged it with the default thresholds, its declared faults not "
+             "checked; `unstuck gate` exits 2 until it finds the file)" for p in unread]
     gate = gates.evaluate(res, found)
     matrix = tables.verdict_matrix(gate, res.runs)
     wide = tables.matrix_wide(matrix)
@@ -140,17 +145,17 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
     title = "unstuck report"
     lines = gate.lines()
     index = out / "index.html"
-    files.write_text(index, pages.to_html(title, gate.verdict, gate.exit_code, lines, sections))
+    files.write_text(index, pages.to_html(title, gate.verdict, gate.exit_code, lines, sections, notes))
     summary = out / "summary.md"
     md_tables = {"Verdict matrix": wide.reset_index(),
                  "Failures and how to reproduce them": fails.drop(columns=["first_violation"]).groupby(
                      ["scenario", "scheduler"], sort=False).head(tables.REPRODUCE_PER_PAIR),
                  "Confirm to apply": c2a[c2a["scenario"] == "(all)"]}
     files.write_text(summary, pages.to_markdown(title, gate.verdict, gate.exit_code, lines, sections,
-                                                md_tables))
+                                                md_tables, notes))
     junit_path = out / "junit.xml"
     files.write_text(junit_path, junit.to_xml(gate))
-    return Report(out, index, summary, junit_path, gate, tuple(written))
+    return Report(out, index, summary, junit_path, gate, tuple(written), tuple(notes))
 
 
 def _first_commands(fails) -> list[str]:  # noqa: ANN001 - a DataFrame

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -80,10 +81,12 @@ def matrix_html(wide: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def to_html(title: str, verdict: str, code: int, lines: list[str], sections: list[Section]) -> str:
+def to_html(title: str, verdict: str, code: int, lines: list[str], sections: list[Section],
+            notes: Sequence[str] = ()) -> str:
     out = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>",
            f"<style>{_CSS}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
            f'<p><span class="verdict v{code}">gate: {html.escape(verdict)} (exit {code})</span></p>',
+           *(f"<p><b>note:</b> {html.escape(n)}</p>" for n in notes),
            "<pre>" + html.escape("\n".join(lines)) + "</pre>"]
     out.append("<ul>" + "".join(f'<li><a href="#s{i}">{html.escape(s.title)}</a></li>'
                                 for i, s in enumerate(sections)) + "</ul>")
@@ -121,9 +124,12 @@ def table_md(df: pd.DataFrame, index: bool = False) -> str:
 
 
 def to_markdown(title: str, verdict: str, code: int, lines: list[str], sections: list[Section],
-                md_tables: dict[str, pd.DataFrame]) -> str:
-    """`md_tables` replaces a section's tables in the Markdown (shorter views of long tables)."""
-    out = [f"# {title}", "", f"**gate: {verdict} (exit {code})**", "", "```", *lines, "```", ""]
+                md_tables: dict[str, pd.DataFrame], notes: Sequence[str] = ()) -> str:
+    """`md_tables` replaces a section's tables in the Markdown (shorter views of long tables);
+    `notes` say what the verdict was judged without."""
+    out = [f"# {title}", "", f"**gate: {verdict} (exit {code})**", ""]
+    out += [line for n in notes for line in (f"**note:** {n}", "")]
+    out += ["```", *lines, "```", ""]
     for s in sections:
         out += [f"## {s.title}", ""]
         if s.text:

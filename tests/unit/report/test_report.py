@@ -329,3 +329,28 @@ def test_the_first_violation_is_the_same_in_the_failures_table_captions_and_viol
         earliest = min(viol, key=lambda v: v["t"])
         seen_stuck_after_other |= earliest["invariant"] != viol[0]["invariant"]
     assert seen_stuck_after_other  # the fixture holds such a seed (incident-601, seed-proposal)
+
+
+def test_a_report_without_a_scenario_file_says_its_verdict_used_default_thresholds(report, tmp_path,
+                                                                                   monkeypatch):
+    # Found by review: a live run's folder reported without its scenario file stated
+    # "gate: deviated (exit 1)" (the default thresholds, no fault check: docs/report.md),
+    # while `unstuck gate` on the same folder exits 2 for want of that file; nothing on the
+    # page or in the command's output said the verdict was judged without it.
+    live = tmp_path / "live"
+    shutil.copytree(report / "results" / "histories", live / "histories")
+    monkeypatch.chdir(tmp_path)  # no scenarios/ here
+    r = run(app, ["report", str(live)])
+    assert r.exit_code == 0, r.output
+    assert run(app, ["gate", str(live)]).exit_code == 2
+    for name in ("incident-601", "double-confirm"):
+        note = f"scenario '{name}': no scenario file found"
+        assert note in r.output
+        for page in ("index.html", "summary.md"):
+            text = html.unescape((live / page).read_text())
+            assert note in text, page
+            assert "judged it with the default thresholds, its declared faults not checked" in text
+    # With the file, no such note.
+    r = run(app, ["report", str(live), "--scenarios", str(Path(__file__).parents[3] / "scenarios")])
+    assert r.exit_code == 0, r.output
+    assert "no scenario file found" not in r.output + (live / "index.html").read_text()
