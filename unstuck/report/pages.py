@@ -46,6 +46,8 @@ class Section:
 
 
 def _fmt(v: object) -> str:
+    if v is pd.NA:  # a missing id (nullable Int64), shown as a missing float is
+        return "-"
     if isinstance(v, float):
         if math.isnan(v):
             return "-"

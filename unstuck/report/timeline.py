@@ -56,7 +56,8 @@ class Timeline:
         rows += [{"what": "mark", "task": m.task, "kind": m.kind, "label": m.label, "start": m.t,
                   "end": m.t, "open": False, "seq": m.seq} for m in self.marks]
         cols = ["what", "task", "kind", "label", "start", "end", "open", "seq"]
-        return pd.DataFrame(rows, columns=cols)
+        # Ids stay ints where some are missing (a segment's seq, a fault that hit no task).
+        return pd.DataFrame(rows, columns=cols).astype({"task": "Int64", "seq": "Int64"})
 
 
 def choose_tasks(rows: list[dict[str, Any]], violations: list[dict[str, Any]], limit: int) -> list[int]:

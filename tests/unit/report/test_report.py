@@ -354,3 +354,14 @@ def test_a_report_without_a_scenario_file_says_its_verdict_used_default_threshol
     r = run(app, ["report", str(live), "--scenarios", str(Path(__file__).parents[3] / "scenarios")])
     assert r.exit_code == 0, r.output
     assert "no scenario file found" not in r.output + (live / "index.html").read_text()
+
+
+def test_timeline_tables_write_task_and_seq_ids_as_integers(report):
+    # Found by review: a segment has no seq and a fault across the chart no task, so the
+    # columns turned float and the CSVs read `task 50.0`, `seq 2813.0`.
+    for path in (report / "tables").glob("timeline-*.csv"):
+        t = pd.read_csv(path, dtype=str, keep_default_na=False)
+        for col in ("task", "seq"):
+            assert not t[col].str.endswith(".0").any(), (path.name, col)
+    page = (report / "index.html").read_text()
+    assert "&lt;NA&gt;" not in page and "<td>-</td>" in page  # a missing id shows as one
