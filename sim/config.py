@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -177,6 +178,13 @@ class FaultSpec:
     max_replicas: int | None = None
     gap_s: float = 0.3
     freeze_s: float = 600.0
+
+
+def hpa_fault_pool(pool: str | None, hpa_pools: Iterable[str]) -> str | None:
+    """The pool an hpa-scale-down acts on: its own `pool`, else the first pool (by id) that
+    has an HPA. One rule for validation and the world: the world took the first Deployment,
+    and one without an HPA sorting first made a fault validation had accepted never fire."""
+    return pool if pool is not None else min(hpa_pools, default=None)
 
 
 @dataclass(frozen=True)

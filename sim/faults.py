@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 from scheduler import events as ev
 from scheduler.history import Kind, Source
 from scheduler.model import FreezeWindow, TaskStatus
-from sim.config import FaultSpec, WorldConfig
+from sim.config import FaultSpec, WorldConfig, hpa_fault_pool
 
 if TYPE_CHECKING:
     from sim.cluster import Pod
@@ -385,8 +385,8 @@ class Faults:
 
     def fire_hpa_scale_down(self, spec: FaultSpec) -> bool:
         deps = self.w.cluster.deployments
-        pool_id = spec.pool or next(iter(sorted(deps)), None)
-        dep = deps.get(pool_id) if pool_id else None
+        pool_id = hpa_fault_pool(spec.pool, (p for p, d in deps.items() if d.spec is not None))
+        dep = deps.get(pool_id) if pool_id is not None else None
         if dep is None or dep.spec is None:
             return False
         assert pool_id is not None

@@ -590,7 +590,7 @@ def _semantic(s: Scenario, bad: frozenset[Any] = frozenset()) -> list[tuple[str,
         if ok("pools") and pool is not None and pool not in ids:
             out.append((f"faults[{i}].pool", pool, f"no such pool; choose one of {', '.join(dict.fromkeys(ids))}"))
         if f.type == "hpa-scale-down" and ok("pools"):
-            target = pool if pool is not None else next(iter(sorted(deployments)), None)
+            target = sc.hpa_fault_pool(pool, deployments)
             if target not in deployments:
                 out.append((f"faults[{i}].type", f.type, "needs a pool with manager: deployment "
                             "and an hpa section; add one or use pool-scale-down"))
