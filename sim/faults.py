@@ -22,6 +22,9 @@ Targets (pod-kill, node-loss, agent-disconnect):
   pod whose agent planned it, which holds its workdir; that pod is its reserved-holder, the
   pod a reservation should have protected (incident 601's pod);
 * `apply-runner`: the pod whose agent is running an apply.
+A fault draws among the targets it can act on (a node-loss: pods on a Ready node; an
+agent-disconnect: pods whose agent is connected). A random node-loss takes a Ready node, or
+with `pool` the node of a random pod of that pool.
 
 Timed faults (db-write-failure, pool-scale-down, hpa-scale-down with `duration_s`) may
 overlap, with each other or with a fault of the same kind on the same target. Each lays an
@@ -168,6 +171,12 @@ def _patched_bounds(spec: FaultSpec) -> dict[str, int]:
                               ("max_replicas", spec.max_replicas)) if v is not None}
 
 
+def _connected(pod: Pod) -> bool:
+    """Its agent holds a C&C connection an agent-disconnect can drop."""
+    a = pod.agent
+    return a is not None and a.connected and not a.dead and not a.paused
+
+
 class Faults:
     def __init__(self, world: World) -> None:
         self.w = world
@@ -221,7 +230,12 @@ class Faults:
         return max(seqs) if seqs else None
 
     # ------------------------------------------------------------------ targets
-    def target_pod(self, spec: FaultSpec) -> tuple[Pod, int | None] | None:
+    def target_pod(self, spec: FaultSpec, usable: Callable[[Pod], bool] | None = None
+                   ) -> tuple[Pod, int | None] | None:
+        """A (pod, task) the fault's `target` names, drawn among those it can act on
+        (`usable`: a node-loss needs the pod's node Ready, an agent-disconnect a connected
+        agent). Drawing among all and giving up on an unusable draw delayed the fault by its
+        retries, or missed it, while a target it could act on existed."""
         cluster = self.w.cluster
         if spec.target == "reserved-holder":
             holders: dict[int, set[str]] = {}
@@ -234,19 +248,21 @@ class Faults:
                     names = [self.w.plan_pod[task.id]]  # it holds no reservation: its plan's pod
                 for name in names:
                     pod = cluster.pods.get(name)
-                    if pod is not None and not pod.terminating and spec.pool in (None, pod.pool):
+                    if (pod is not None and not pod.terminating and spec.pool in (None, pod.pool)
+                            and (usable is None or usable(pod))):
                         found.append((pod, task.id))
             return self.rng.choice(found) if found else None
         if spec.target == "apply-runner":
             found = []
             for a in self.w.agents.live():
-                if a.pod.terminating or spec.pool not in (None, a.pod.pool):
+                if (a.pod.terminating or spec.pool not in (None, a.pod.pool)
+                        or (usable is not None and not usable(a.pod))):
                     continue
                 for tid, x in sorted(a.runs.items()):
                     if x.run.action == "apply":
                         found.append((a.pod, tid))
             return self.rng.choice(found) if found else None
-        pods = cluster.alive(spec.pool)
+        pods = [p for p in cluster.alive(spec.pool) if usable is None or usable(p)]
         return (self.rng.choice(pods), None) if pods else None
 
     def reservations(self) -> dict[tuple[str, int | None], int]:
@@ -283,14 +299,14 @@ class Faults:
         cluster = self.w.cluster
         task = None
         pod_name = None
-        if spec.target == "random":
+        if spec.target == "random" and spec.pool is None:
             ready = [n for _, n in sorted(cluster.nodes.items()) if n.ready]
             if not ready:
                 return False
             node = self.rng.choice(ready)
-        else:
-            hit = self.target_pod(spec)
-            if hit is None or not hit[0].node or not cluster.nodes[hit[0].node].ready:
+        else:  # the node of the target pod (`random` with a pool: of a pod of that pool)
+            hit = self.target_pod(spec, lambda p: bool(p.node) and cluster.nodes[p.node].ready)
+            if hit is None:
                 return False
             node, task, pod_name = cluster.nodes[hit[0].node], hit[1], hit[0].name
         self.record(spec, "node lost" + (f", heals after {spec.heal_after:g} s" if spec.heal_after else ""),
@@ -300,13 +316,12 @@ class Faults:
         return True
 
     def fire_agent_disconnect(self, spec: FaultSpec) -> bool:
-        hit = self.target_pod(spec)
+        hit = self.target_pod(spec, _connected)
         if hit is None:
             return False
         pod, task = hit
         a = pod.agent
-        if a is None or not a.connected or a.dead or a.paused:
-            return False
+        assert a is not None
         self.record(spec, "agent C&C connection dropped", pod=pod.name, agent=a.agent_id,
                     task=task, node=pod.node or None, reconnect_after=spec.reconnect_after)
         a.drop(spec.reconnect_after)
