@@ -171,6 +171,9 @@ def _patched_bounds(spec: FaultSpec) -> dict[str, int]:
                               ("max_replicas", spec.max_replicas)) if v is not None}
 
 
+_DAY = 86400.0
+
+
 def _connected(pod: Pod) -> bool:
     """Its agent holds a C&C connection an agent-disconnect can drop."""
     a = pod.agent
@@ -374,7 +377,10 @@ class Faults:
             return False
         origin = self.w.cfg.clock_origin_s
         now = self.w.kernel.now
-        window = FreezeWindow((origin + now) % 86400.0, (origin + now + spec.freeze_s) % 86400.0)
+        # A freeze window is a time of day: one of a day or more is the whole day (from now to
+        # now + freeze_s it would be [x, x), no second at all), held for as long as it lasts.
+        window = (FreezeWindow(0.0, _DAY) if spec.freeze_s >= _DAY else
+                  FreezeWindow((origin + now) % _DAY, (origin + now + spec.freeze_s) % _DAY))
         bounds = _patched_bounds(spec)
 
         def read() -> dict[str, Any]:

@@ -68,3 +68,27 @@ def test_a_fault_with_a_target_draws_among_the_pods_it_can_act_on():
         lost, disconnect = faults(rows)
         assert disconnect["t"] == 110.0 and disconnect["data"]["type"] == "agent-disconnect"
         assert disconnect["pod"] not in lost["data"]["pods"], seed
+
+
+def frozen_at(freeze_s: float, t: float) -> bool:
+    """Is pool `p` in a freeze window at `t`, with a pool-scale-down of `freeze_s` at 400 s?"""
+    cfg = parse({"duration_s": 900, "drain_s": 90000, "clock_origin": "23:00",
+                 "pools": [{"id": "p", "min_replicas": 1, "max_replicas": 2}],
+                 "workload": [{"count": 1, "pool": "p", "at": [5]}],
+                 "faults": [{"type": "pool-scale-down", "at": 400, "freeze_s": freeze_s}]},
+                "x.yaml").world()
+    w = World(cfg, "seed", 0)
+    w.kernel.at(0.0, w._boot)
+    w.kernel.run(t)
+    pool = w.store.get_pool("p")
+    assert pool is not None
+    return any(win.contains((cfg.clock_origin_s + t) % 86400.0) for win in pool.freeze_windows)
+
+
+def test_a_pool_scale_down_of_a_day_or_more_freezes_the_pool_all_along():
+    # The window is a time of day: 86,400 s made it [x, x), which holds no second (the fault
+    # was recorded and did nothing), and 90,000 s froze one hour, then 23 hours not.
+    assert frozen_at(3600, 401) and not frozen_at(3600, 4500)
+    assert frozen_at(86400, 401) and frozen_at(86400, 50000) and not frozen_at(86400, 86900)
+    assert frozen_at(90000, 401) and frozen_at(90000, 30000) and frozen_at(90000, 90300)
+    assert not frozen_at(90000, 90500)
