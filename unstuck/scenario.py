@@ -586,6 +586,7 @@ def _semantic(s: Scenario, bad: frozenset[Any] = frozenset()) -> list[tuple[str,
                         f"({s.duration_s:g}); tasks arrive only while the workload runs"))
     deployments = {p.id for p in s.pools if p.manager == "deployment" and p.hpa is not None}
     for i, f in enumerate(s.faults if ok("faults") else ()):
+        out += _ignored_options(i, f)
         pool = getattr(f, "pool", None)
         if ok("pools") and pool is not None and pool not in ids:
             out.append((f"faults[{i}].pool", pool, f"no such pool; choose one of {', '.join(dict.fromkeys(ids))}"))
@@ -612,6 +613,28 @@ def _semantic(s: Scenario, bad: frozenset[Any] = frozenset()) -> list[tuple[str,
                         "faults fire only while the workload runs"))
         out += _window_problems(i, f, s)
     return out + _too_often(s, ok)
+
+
+def _ignored_options(i: int, f: Any) -> list[tuple[str, Any, str]]:
+    """Options a fault accepts and then does nothing with (the run recorded the fault, which
+    did nothing, or not what the option says): refused, naming the option to drop."""
+    out: list[tuple[str, Any, str]] = []
+    if f.type == "hpa-scale-down" and f.mode == "patch" and f.load is not None:
+        out.append((f"faults[{i}].load", f.load, "is for mode metric (the HPA's load drops to "
+                    "it); a patch ignores it: remove it, or set mode: metric"))
+    if f.type == "hpa-scale-down" and f.mode == "metric":
+        out += [(f"faults[{i}].{k}", getattr(f, k), "is for mode patch (the HPA's bounds are "
+                 "patched); mode metric (the default) ignores it: remove it, or set mode: patch")
+                for k in ("min_replicas", "max_replicas") if getattr(f, k) is not None]
+    if f.type == "db-write-failure" and f.rate == 0:
+        out.append((f"faults[{i}].rate", f.rate, "fails no store write, so the fault does "
+                    "nothing; make it > 0 (1 fails every write)"))
+    if (f.type == "pool-scale-down" and f.freeze_s == 0 and (f.duration_s or 0) > 0
+            and f.min_replicas is None and f.max_replicas is None):
+        out.append((f"faults[{i}].freeze_s", f.freeze_s, "a freeze window of 0 s freezes "
+                    "nothing, and the fault patches no bounds, so it does nothing; make it > 0, "
+                    "or set min_replicas and/or max_replicas"))
+    return out
 
 
 def _repeated_workspaces(i: int, w: Workspaces, seen: dict[str, str]

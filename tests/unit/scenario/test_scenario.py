@@ -583,6 +583,43 @@ def test_a_fault_whose_window_nothing_can_see_is_refused(fault, line):
     parse({**OK, "faults": [fixed]}, "x.yaml")
 
 
+HPA_POOL = {"pools": [{**DEP, "max_replicas": 4, "initial_replicas": 2, "hpa": {}}]}
+
+
+# Each of these was accepted and the run recorded the fault, which did nothing (or did
+# something other than the field says): an option the fault ignores is refused.
+@pytest.mark.parametrize("patch, line", [
+    ({**HPA_POOL, "faults": [{"type": "hpa-scale-down", "at": 5, "mode": "patch",
+                              "max_replicas": 1, "load": 0.2}]},
+     "faults[0].load = 0.2 (float): is for mode metric (the HPA's load drops to it); a patch "
+     "ignores it: remove it, or set mode: metric"),
+    ({**HPA_POOL, "faults": [{"type": "hpa-scale-down", "at": 5, "load": 0.2,
+                              "max_replicas": 1}]},
+     "faults[0].max_replicas = 1 (int): is for mode patch (the HPA's bounds are patched); mode "
+     "metric (the default) ignores it: remove it, or set mode: patch"),
+    ({"faults": [{"type": "db-write-failure", "at": 5, "rate": 0}]},
+     "faults[0].rate = 0 (int): fails no store write, so the fault does nothing; make it > 0 "
+     "(1 fails every write)"),
+    ({"faults": [{"type": "pool-scale-down", "at": 5, "freeze_s": 0, "duration_s": 300}]},
+     "faults[0].freeze_s = 0 (int): a freeze window of 0 s freezes nothing, and the fault patches "
+     "no bounds, so it does nothing; make it > 0, or set min_replicas and/or max_replicas"),
+])
+def test_a_fault_option_the_fault_would_ignore_is_refused(patch, line):
+    assert problems({**OK, **patch}) == [f"scenarios/x.yaml: {line}"]
+
+
+def test_the_fault_options_those_refusals_suggest_are_accepted():
+    for patch in (
+        {**HPA_POOL, "faults": [{"type": "hpa-scale-down", "at": 5, "mode": "patch",
+                                 "max_replicas": 1}]},
+        {**HPA_POOL, "faults": [{"type": "hpa-scale-down", "at": 5, "load": 0.2}]},
+        {"faults": [{"type": "db-write-failure", "at": 5, "rate": 0.01}]},
+        {"faults": [{"type": "pool-scale-down", "at": 5, "freeze_s": 0, "duration_s": 300,
+                     "max_replicas": 1}]},
+    ):
+        parse({**OK, **patch}, "x.yaml")
+
+
 @pytest.mark.parametrize("text, number", [
     ("1e12", 1e12), ("1e+12", 1e12), ("1E-9", 1e-9), (".5", 0.5), ("-1e3", -1000.0),
     ("1.5e3", 1500.0), ("5", 5), ("0x1F", 31)])
