@@ -56,6 +56,7 @@ from scheduler import events as ev
 from scheduler.history import Kind, Source
 from scheduler.model import FreezeWindow, TaskStatus
 from sim.config import FaultSpec, WorldConfig, hpa_fault_pool
+from sim.kube import pods
 
 if TYPE_CHECKING:
     from sim.cluster import Pod
@@ -265,8 +266,8 @@ class Faults:
                     if x.run.action == "apply":
                         found.append((a.pod, tid))
             return self.rng.choice(found) if found else None
-        pods = [p for p in cluster.alive(spec.pool) if usable is None or usable(p)]
-        return (self.rng.choice(pods), None) if pods else None
+        alive = [p for p in cluster.alive(spec.pool) if usable is None or usable(p)]
+        return (self.rng.choice(alive), None) if alive else None
 
     def reservations(self) -> dict[tuple[str, int | None], int]:
         """The slots that hold a reservation, as the scheduler recorded them: (pod, slot) ->
@@ -292,10 +293,13 @@ class Faults:
             return False
         pod, task = hit
         agent = pod.agent.agent_id if pod.agent is not None else None
-        graceful = spec.mode == "graceful"
-        self.record(spec, f"pod killed ({'SIGTERM, 30 s grace' if graceful else 'forced'})",
+        grace = None if spec.mode == "graceful" else 0.0  # None: the pod's own grace period
+        # What the delete gives the pod (`ClusterSim.delete`): its grace period, 0 if unscheduled.
+        g = pods.effective_grace(grace, self.w.cluster.cfg.grace_s, scheduled=bool(pod.node),
+                                 phase=pod.phase)
+        self.record(spec, f"pod killed ({f'SIGTERM, {g:g} s grace' if g else 'forced'})",
                     pod=pod.name, agent=agent, task=task, node=pod.node or None, mode=spec.mode)
-        self.w.cluster.delete(pod, None if graceful else 0.0, f"pod-kill ({spec.mode})")
+        self.w.cluster.delete(pod, grace, f"pod-kill ({spec.mode})")
         return True
 
     def fire_node_loss(self, spec: FaultSpec) -> bool:

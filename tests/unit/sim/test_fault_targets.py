@@ -92,3 +92,13 @@ def test_a_pool_scale_down_of_a_day_or_more_freezes_the_pool_all_along():
     assert frozen_at(86400, 401) and frozen_at(86400, 50000) and not frozen_at(86400, 86900)
     assert frozen_at(90000, 401) and frozen_at(90000, 30000) and frozen_at(90000, 90300)
     assert not frozen_at(90000, 90500)
+
+
+def test_a_graceful_pod_kill_records_the_grace_the_pod_gets():
+    # The reason said "30 s grace" whatever cluster.grace_s the pods have.
+    rows = run({"cluster": {"grace_s": 10},
+                "faults": [{"type": "pod-kill", "at": 100, "mode": "graceful"}]})
+    [fault] = faults(rows)
+    [term] = [r for r in rows if r["kind"] == "pod.terminating" and r["pod"] == fault["pod"]]
+    assert term["data"]["grace_s"] == 10.0
+    assert fault["reason"] == "pod killed (SIGTERM, 10 s grace)"
