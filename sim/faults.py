@@ -331,8 +331,11 @@ class Faults:
         assert a is not None
         self.record(spec, "agent C&C connection dropped", pod=pod.name, agent=a.agent_id,
                     task=task, node=pod.node or None, reconnect_after=spec.reconnect_after)
-        a.drop(spec.reconnect_after)
+        # The server hears of the close after the watch latency; a reconnect sooner than that
+        # would be heard first, and the late close would then drop the new connection.
         self.w.notify(ev.AgentDisconnected(a.agent_id))
+        latency = self.w.cfg.cluster.watch_latency_s
+        a.drop(None if spec.reconnect_after is None else max(spec.reconnect_after, latency))
         return True
 
     def fire_scheduler_restart(self, spec: FaultSpec) -> bool:

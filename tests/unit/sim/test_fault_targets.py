@@ -102,3 +102,16 @@ def test_a_graceful_pod_kill_records_the_grace_the_pod_gets():
     [term] = [r for r in rows if r["kind"] == "pod.terminating" and r["pod"] == fault["pod"]]
     assert term["data"]["grace_s"] == 10.0
     assert fault["reason"] == "pod killed (SIGTERM, 10 s grace)"
+
+
+def test_an_agent_that_reconnects_at_once_is_connected_after_the_disconnect():
+    # The server hears of the dropped connection after the watch latency (0.05 s); a
+    # reconnect_after shorter than that reconnected first, and the late disconnect then left
+    # the server thinking a connected agent was gone.
+    rows = run({"agents": {"connect_s": 30},
+                "faults": [{"type": "agent-disconnect", "at": 200, "reconnect_after": 0}]})
+    [fault] = faults(rows)
+    seen = [(r["t"], r["kind"]) for r in rows if r["agent"] == fault["agent"]
+            and r["kind"] in ("agent.connected", "agent.disconnected") and r["t"] >= 200.0]
+    assert [k for _, k in seen[:2]] == ["agent.disconnected", "agent.connected"], seen
+    assert seen[0][0] <= seen[1][0] <= 200.05 + 1e-9
