@@ -154,6 +154,9 @@ class WorkspaceGroup:
         return tuple(f"{self.prefix}-{i}" for i in range(1, self.count + 1))
 
 
+TARGETED_FAULTS = ("pod-kill", "node-loss", "agent-disconnect")  # the faults that take a `target`
+
+
 @dataclass(frozen=True)
 class FaultSpec:
     """One fault: at a time (`at`, retried every `retry_s` until a target exists, for at most
@@ -166,7 +169,7 @@ class FaultSpec:
     end_s: float | None = None
     within_s: float = 600.0
     retry_s: float = 5.0
-    target: str = "random"  # random | reserved-holder | apply-runner
+    target: str = "random"  # random | reserved-holder | apply-runner (TARGETED_FAULTS only)
     mode: str = "forced"  # pod-kill: graceful | forced; hpa-scale-down: metric | patch
     pool: str | None = None
     heal_after: float | None = None

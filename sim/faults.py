@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 from scheduler import events as ev
 from scheduler.history import Kind, Source
 from scheduler.model import FreezeWindow, TaskStatus
-from sim.config import FaultSpec, WorldConfig, hpa_fault_pool
+from sim.config import TARGETED_FAULTS, FaultSpec, WorldConfig, hpa_fault_pool
 from sim.kube import pods
 
 if TYPE_CHECKING:
@@ -220,8 +220,9 @@ class Faults:
                agent: str | None = None, task: int | None = None, **data: Any) -> dict[str, Any]:
         """Write the `fault` row; returns its identifying fields (for the `fault.end` row)
         and its `seq` (rows are numbered in the order they are written)."""
+        target = {"target": spec.target} if spec.type in TARGETED_FAULTS else {}
         row = {"pod": pod, "agent": agent, "task": task,
-               "data": {"type": spec.type, "target": spec.target, **data}}
+               "data": {"type": spec.type, **target, **data}}
         seq = len(self.w.history.events)
         self.w.record(Kind.FAULT, Source.FAULT, reason=reason, **row)
         return {**row, "seq": seq}

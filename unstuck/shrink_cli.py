@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from sim.config import TARGETED_FAULTS
 from unstuck import checker
 from unstuck import scenario as scenarios
 from unstuck import shrink as shrinking
@@ -125,7 +126,6 @@ def _worker_init(parent: int) -> None:
     die_with_parent(parent)
 
 
-TARGETED = ("pod-kill", "node-loss", "agent-disconnect")  # the faults that take a `target`
 
 
 def _fault_rows(result: shrinking.Shrunk) -> list[dict]:
@@ -160,7 +160,7 @@ def _print(result: shrinking.Shrunk, out: Path | None) -> None:
     else:
         con.print("  Without any one of these, it does not happen:")
         for f in result.faults:
-            how = ", ".join(x for x in (f.target if f.type in TARGETED else "",
+            how = ", ".join(x for x in (f.target if f.type in TARGETED_FAULTS else "",
                                         f.mode if f.type in ("pod-kill", "hpa-scale-down") else "") if x)
             con.print(f"    due t={f.at:g} {f.type}{f' ({how})' if how else ''}")
         con.print("  What they did in the shrunk run:")

@@ -115,3 +115,14 @@ def test_an_agent_that_reconnects_at_once_is_connected_after_the_disconnect():
             and r["kind"] in ("agent.connected", "agent.disconnected") and r["t"] >= 200.0]
     assert [k for _, k in seen[:2]] == ["agent.disconnected", "agent.connected"], seen
     assert seen[0][0] <= seen[1][0] <= 200.05 + 1e-9
+
+
+def test_only_a_fault_with_a_target_records_one():
+    # Every fault row said target "random" (FaultSpec's default), a restart's or a store
+    # failure window's too, which have no target at all.
+    rows = run({"faults": [{"type": "scheduler-restart", "at": 50},
+                           {"type": "db-write-failure", "at": 60, "duration_s": 5},
+                           {"type": "pod-kill", "at": 100, "target": "random"}]})
+    data = {r["data"]["type"]: r["data"] for r in rows if r["kind"] in ("fault", "fault.end")}
+    assert "target" not in data["scheduler-restart"] and "target" not in data["db-write-failure"]
+    assert data["pod-kill"]["target"] == "random"
