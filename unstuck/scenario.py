@@ -173,6 +173,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_DIST_PARAMS = ("value", "min", "max", "median", "p99", "mean")
+
+
 class Dist(_Model):
     """A duration distribution; a bare number means `fixed`."""
 
@@ -200,6 +203,15 @@ class Dist(_Model):
         if missing:
             raise ValueError(f"a {self.kind} distribution needs {' and '.join(need)}; "
                              f"add {', '.join(missing)}")
+        # Another kind's parameter is never read (`{kind: fixed, value: 5, min: 3}` drew 5).
+        other = [f for f in _DIST_PARAMS if f in self.model_fields_set and f not in need]
+        if other:
+            listed = " and ".join(other)
+            raise ValueError(
+                f"{listed} {'is not a parameter' if len(other) == 1 else 'are not parameters'} "
+                f"of a {self.kind} distribution, which takes {' and '.join(need)} (and floor); "
+                f"remove {listed}" + (" (a lower bound of any kind is floor)"
+                                      if "min" in other else ""))
         if self.kind == "uniform" and self.max < self.min:  # type: ignore[operator]
             raise ValueError(f"max ({self.max:g}) must be >= min ({self.min:g})")
         if self.kind == "lognormal" and (self.p99 < self.median or self.median <= 0):  # type: ignore[operator]
@@ -264,6 +276,15 @@ class Cluster(_Model):
 class Freeze(_Model):
     from_: TimeOfDay = Field(alias="from")
     to: TimeOfDay
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Freeze:
+        # FreezeWindow.contains: [from, to), so from == to holds no time of day.
+        if self.from_ == self.to:
+            raise ValueError("from and to are the same time, so the window is empty and never "
+                             "freezes the pool; make to another time (a window may cross "
+                             'midnight: from "22:00" to "02:00")')
+        return self
 
 
 class HPA(_Model):
@@ -545,6 +566,11 @@ def _semantic(s: Scenario, bad: frozenset[Any] = frozenset()) -> list[tuple[str,
         if p.max_replicas < max(1, p.min_replicas):
             out.append((f"pools[{i}].max_replicas", p.max_replicas,
                         f"must be >= 1 and >= min_replicas ({p.min_replicas})"))
+        if p.manager == "bare" and p.initial_replicas is not None:
+            out.append((f"pools[{i}].initial_replicas", p.initial_replicas, "is a Deployment's "
+                        "replicas at t = 0, and this pool's manager is bare (the scheduler "
+                        "creates its pods, min_replicas at the start); remove initial_replicas, "
+                        "or set manager: deployment"))
         if p.hpa is not None and p.manager != "deployment":
             out.append((f"pools[{i}].hpa", UNSHOWN, "only a manager: deployment pool has an "
                         f"HPA, and this one's manager is {p.manager}; set manager: deployment or "
@@ -578,6 +604,9 @@ def _semantic(s: Scenario, bad: frozenset[Any] = frozenset()) -> list[tuple[str,
                         "arrives at a rate; give at: [0], or make duration_s > 0"))
         if ok("pools") and w.pool is not None and w.pool not in ids:
             out.append((f"workload[{i}].pool", w.pool, f"no such pool; choose one of {', '.join(dict.fromkeys(ids))}"))
+        if w.names is not None and "prefix" in w.model_fields_set:
+            out.append((f"workload[{i}].prefix", w.prefix, "names the workspaces of a count "
+                        "(<prefix>-1..N), and this group lists names; remove prefix"))
         out += _repeated_workspaces(i, w, seen)
         late = next((j for j, t in enumerate(w.at) if t > s.duration_s), None) if ok(
             "duration_s") else None

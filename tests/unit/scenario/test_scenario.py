@@ -879,3 +879,45 @@ def test_a_name_yaml_read_as_a_number_says_to_quote_it():
         "boolean where text goes; quote it as you wrote it, e.g. '1e5' or 'yes'",
         "scenarios/x.yaml: workload[0].names[1] = True (bool): YAML read a number or a "
         "boolean where text goes; quote it as you wrote it, e.g. '1e5' or 'yes'"]
+
+
+# ---------------------------------------------------------------------- ignored fields
+# Each of these passed validation and the run went on as if the field were not there: a
+# setting the user wrote, and believed in force, that did nothing.
+_HPA_POOL = {"id": "dep", "manager": "deployment", "hpa": {}}
+
+
+@pytest.mark.parametrize("patch, line", [
+    ({"agents": {"connect_s": {"kind": "fixed", "value": 5, "min": 3}}},
+     "agents.connect_s: min is not a parameter of a fixed distribution, which takes value (and "
+     "floor); remove min (a lower bound of any kind is floor)"),
+    ({"users": {"confirm_s": {"kind": "lognormal", "median": 60, "p99": 240, "min": 5,
+                              "mean": 90}}},
+     "users.confirm_s: min and mean are not parameters of a lognormal distribution, which takes "
+     "median and p99 (and floor); remove min and mean (a lower bound of any kind is floor)"),
+    ({"pools": [{"id": "p", "initial_replicas": 3}]},
+     "pools[0].initial_replicas = 3 (int): is a Deployment's replicas at t = 0, and this pool's "
+     "manager is bare (the scheduler creates its pods, min_replicas at the start); remove "
+     "initial_replicas, or set manager: deployment"),
+    ({"pools": [{"id": "p", "freeze": [{"from": "01:00", "to": "01:00"}]}]},
+     "pools[0].freeze[0]: from and to are the same time, so the window is empty and never "
+     "freezes the pool; make to another time (a window may cross midnight: from \"22:00\" to "
+     "\"02:00\")"),
+    ({"workload": [{"names": ["a"], "prefix": "b", "at": [5]}]},
+     "workload[0].prefix = 'b' (str): names the workspaces of a count (<prefix>-1..N), and this "
+     "group lists names; remove prefix"),
+])
+def test_a_field_the_run_would_ignore_is_refused(patch, line):
+    assert problems({**OK, **patch}) == [f"scenarios/x.yaml: {line}"]
+
+
+def test_the_fields_each_kind_takes_are_accepted():
+    parse({**OK, "agents": {"connect_s": {"kind": "fixed", "value": 5, "floor": 1},
+                            "plan_s": {"kind": "uniform", "min": 1, "max": 2, "floor": 1},
+                            "apply_s": {"kind": "exponential", "mean": 9}},
+           "pools": [{"id": "p", "freeze": [{"from": "22:00", "to": "02:00"}]},
+                     {**_HPA_POOL, "initial_replicas": 2}],
+           "workload": [{"count": 1, "prefix": "b", "at": [5]}],
+           "faults": [{"type": "hpa-scale-down", "at": 5, "mode": "patch", "max_replicas": 2},
+                      {"type": "hpa-scale-down", "at": 5, "load": 0.1},
+                      {"type": "db-write-failure", "at": 5, "rate": 0.01}]}, "x.yaml")

@@ -109,9 +109,11 @@ def pools(draw: Any) -> list[dict[str, Any]]:
         lo = draw(st.integers(0, 3))
         p["min_replicas"] = lo
         p["max_replicas"] = draw(st.integers(max(1, lo), 5))
-        maybe(p, draw, "initial_replicas", st.integers(0, 6))
+        if manager == "deployment":  # a bare pool has none: refused
+            maybe(p, draw, "initial_replicas", st.integers(0, 6))
         maybe(p, draw, "freeze", st.lists(st.fixed_dictionaries(
-            {"from": times_of_day(), "to": times_of_day()}), max_size=2))
+            {"from": times_of_day(), "to": times_of_day()}).filter(
+                lambda w: w["from"] != w["to"]), max_size=2))  # an empty window is refused
         if manager == "deployment" and draw(st.integers(0, 3)) > 0:
             p["hpa"] = draw(hpas())
         out.append(p)
@@ -122,12 +124,13 @@ def pools(draw: Any) -> list[dict[str, Any]]:
 def workload(draw: Any, pool_ids: list[str], duration: float) -> list[dict[str, Any]]:
     out = []
     for i in range(draw(st.integers(1, 3))):
-        g: dict[str, Any] = {"prefix": f"g{i}"}
+        g: dict[str, Any] = {}
         if draw(st.integers(0, 4)) == 0:
             names = draw(st.lists(st.sampled_from(["alpha", "beta", "gamma"]), unique=True,
                                   min_size=1, max_size=3))  # a group of none is refused
             g["names"] = [f"{n}{i}" for n in names]
-        else:
+        else:  # a prefix beside names is refused
+            g["prefix"] = f"g{i}"
             g["count"] = draw(st.integers(1, 5))
         if draw(st.booleans()):
             g["pool"] = draw(st.sampled_from(pool_ids))
@@ -184,7 +187,7 @@ def faults(draw: Any, pool_ids: list[str], duration: float) -> dict[str, Any]:
     elif kind == "agent-disconnect":
         maybe(f, draw, "reconnect_after", secs(0, 300))
     elif kind == "db-write-failure":
-        maybe(f, draw, "rate", prob())
+        maybe(f, draw, "rate", prob().filter(bool))  # rate 0 does nothing: refused
         maybe(f, draw, "duration_s", secs(1, 900))
     elif kind == "double-confirm":
         maybe(f, draw, "gap_s", secs(0, 2))
