@@ -264,6 +264,17 @@ class NodeSettings(_Model):
     lease_renew_s: PositiveSeconds = 10.0
     monitor_period_s: PositiveSeconds = 5.0
 
+    @model_validator(mode="after")
+    def _grace_outlasts_a_renewal(self) -> NodeSettings:
+        # kube-controller-manager: the grace "must be N times more than" the kubelet's update
+        # period. The world only ages a lost node's lease, so it kept such nodes Ready.
+        if self.grace_s <= self.lease_renew_s:
+            raise ValueError(f"grace_s ({self.grace_s:g}) must be > lease_renew_s "
+                             f"({self.lease_renew_s:g}): a healthy kubelet's newest lease renewal "
+                             "is up to lease_renew_s old, so a shorter grace would mark every node "
+                             "Unknown between renewals; raise grace_s or lower lease_renew_s")
+        return self
+
 
 class Cluster(_Model):
     nodes: AtLeastOne = 3  # none: no pod could ever run

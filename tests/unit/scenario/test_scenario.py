@@ -921,3 +921,13 @@ def test_the_fields_each_kind_takes_are_accepted():
            "faults": [{"type": "hpa-scale-down", "at": 5, "mode": "patch", "max_replicas": 2},
                       {"type": "hpa-scale-down", "at": 5, "load": 0.1},
                       {"type": "db-write-failure", "at": 5, "rate": 0.01}]}, "x.yaml")
+
+
+def test_a_node_grace_no_longer_than_the_lease_renewal_is_refused():
+    # A healthy kubelet's newest renewal is up to lease_renew_s old: under such a grace every
+    # node of a real cluster flaps to Unknown, while the simulated ones stayed Ready.
+    assert problems({**OK, "cluster": {"node": {"grace_s": 5, "lease_renew_s": 20}}}) == [
+        "scenarios/x.yaml: cluster.node: grace_s (5) must be > lease_renew_s (20): a healthy "
+        "kubelet's newest lease renewal is up to lease_renew_s old, so a shorter grace would "
+        "mark every node Unknown between renewals; raise grace_s or lower lease_renew_s"]
+    parse({**OK, "cluster": {"node": {"grace_s": 21, "lease_renew_s": 20}}}, "x.yaml")

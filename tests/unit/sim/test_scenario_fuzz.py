@@ -233,7 +233,8 @@ def valid_ish(draw: Any) -> dict[str, Any]:
                                 secs(0, 5), secs(0.5, 20), secs(0, 30))),
         "node": st.fixed_dictionaries({}, optional={
             "grace_s": secs(1, 120), "toleration_s": secs(0, 600),
-            "lease_renew_s": secs(1, 30), "monitor_period_s": secs(1, 30)}),
+            "lease_renew_s": secs(1, 30), "monitor_period_s": secs(1, 30)}).filter(
+                lambda n: n.get("grace_s", 50) > n.get("lease_renew_s", 10)),  # else refused
     }))
     ps = draw(pools()) if draw(st.integers(0, 4)) else None
     if ps is not None:
