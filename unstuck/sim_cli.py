@@ -193,13 +193,22 @@ def expand_schedulers(names: list[str]) -> list[str]:
     return out
 
 
+def seed_counts(loaded: list[tuple[scenarios.Scenario, Path]], seeds: int | None,
+                default: Callable[[scenarios.Scenario], int]) -> dict[str, int]:
+    """Seeds per scenario name: `--seeds`, else the scenario's own count (`default`: `seeds`
+    for `unstuck sim`, `suite_seeds` or `seeds` for `unstuck suite`)."""
+    return {s.name: seeds if seeds is not None else default(s) for s, _ in loaded}
+
+
 def run_inputs(paths: list[Path], schedulers: list[str], option: str, seeds: int | None,
                seed_start: int, workers: int | None,
+               default: Callable[[scenarios.Scenario], int],
                ) -> tuple[list[tuple[scenarios.Scenario, Path]], list[str], list[str]]:
     """The scenarios and schedulers that `unstuck sim` and `unstuck suite` are asked to run,
     and every problem with them and with the options the two share, all found before any
     seed runs so that one message lists them together. `option` is the scheduler option's
-    name as the command spells it."""
+    name as the command spells it; `default` gives a scenario's seed count without --seeds
+    (`seed_counts`)."""
     from unstuck.cli import scheduler_problem
 
     problems: list[str] = []
@@ -224,13 +233,22 @@ def run_inputs(paths: list[Path], schedulers: list[str], option: str, seeds: int
                         "held in memory); split the run with --seed-start")
     if seed_start < 0:
         problems.append(f"--seed-start {seed_start}: seeds are integers >= 0")
-    elif seed_start + (seeds or 1) > SEED_LIMIT:
+    elif seed_start + (most := max([1, *seed_counts(loaded, seeds, default).values()])
+                       ) > SEED_LIMIT:
+        # Each scenario's own count when --seeds is not given (it counted 1 then, and a
+        # scenario's `seeds: 50` ran past 2**64).
         problems.append(f"--seed-start {seed_start}: seeds must stay below 2**64 "
                         f"({SEED_LIMIT}); larger ones would repeat smaller ones (the RNG keeps "
-                        "64 bits)")
+                        f"64 bits), and {most} seeds from here pass it; start at most "
+                        f"{SEED_LIMIT - most}" + ("" if seeds is not None else
+                                                   ", or give fewer with --seeds"))
     if workers is not None and workers < 1:
         problems.append(f"--workers {workers}: use at least 1")
     return loaded, names, problems
+
+
+def _own_seeds(s: scenarios.Scenario) -> int:
+    return s.seeds
 
 
 SEED_LIMIT = 1 << 64  # sim.rng keeps 64 bits of a seed: 2**64 would replay seed 0
@@ -571,7 +589,7 @@ def sim(
     from unstuck.cli import fail_input, output_problem
 
     loaded, names, problems = run_inputs(scenario_files, scheduler, "--scheduler", seeds,
-                                         seed_start, workers)
+                                         seed_start, workers, _own_seeds)
     history_problem = history and output_problem("--history", history, folder=False,
                                                  example="run.jsonl")
     problems += [p for p in (out and output_problem("--out", out, folder=True), history_problem)
@@ -596,7 +614,7 @@ def sim(
                 typer.echo(f"note: removed the report in {folder}, which described the results "
                            f"this run replaces; `unstuck report {folder}` renders a new one",
                            err=True)
-    counts = {s.name: (seeds if seeds is not None else s.seeds) for s, _ in loaded}
+    counts = seed_counts(loaded, seeds, _own_seeds)
     workers = workers or os.cpu_count() or 1
     progress = sys.stderr.isatty() and not as_json
     batches, done, elapsed = run_scenarios(

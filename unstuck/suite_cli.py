@@ -28,6 +28,7 @@ from scheduler.variants import NAMES
 if TYPE_CHECKING:
     from unstuck.report.build import Report
     from unstuck.results import Results
+    from unstuck.scenario import Scenario
 
 DEFAULT_OUT = Path("reports/latest")
 
@@ -57,6 +58,10 @@ def scenario_files(paths: list[Path]) -> tuple[list[Path], list[str]]:
     return yaml_files, problems
 
 
+def _suite_seeds(s: Scenario) -> int:
+    return s.suite_seeds or s.seeds
+
+
 def suite(
     paths: Annotated[list[Path] | None, typer.Argument(metavar="[SCENARIO_DIR|FILES...]", help="Scenario files or folders (default: scenarios/).", show_default=False)] = None,
     schedulers: Annotated[str, typer.Option("--schedulers", "-s", help="Comma-separated: seed, seed-proposal, seed-head, reference, or all.")] = "all",
@@ -69,10 +74,11 @@ def suite(
     """Run every scenario under every scheduler, write results and the report; exit 0 when written."""
     from unstuck import report, results
     from unstuck.cli import output_problem
-    from unstuck.sim_cli import run_inputs
+    from unstuck.sim_cli import run_inputs, seed_counts
 
     found, problems = scenario_files(paths or [Path("scenarios")])
-    loaded, scheds, more = run_inputs(found, [schedulers], "--schedulers", seeds, seed_start, workers)
+    loaded, scheds, more = run_inputs(found, [schedulers], "--schedulers", seeds, seed_start, workers,
+                                      _suite_seeds)
     problems += more
     res_dir = out / "results"  # cleared of an earlier run's seeds by run_scenarios
     problem = output_problem("--out", out, folder=True)
@@ -86,7 +92,7 @@ def suite(
 
     from unstuck.sim_cli import run_scenarios
 
-    counts = {s.name: seeds if seeds is not None else (s.suite_seeds or s.seeds) for s, _ in loaded}
+    counts = seed_counts(loaded, seeds, _suite_seeds)
     t0 = time.perf_counter()
     jobs = sum(counts.values()) * len(scheds)
     typer.echo(f"unstuck suite: {_n(len(loaded), 'scenario')} x {_n(len(scheds), 'scheduler')}, "

@@ -154,6 +154,17 @@ def test_seed_ranges_that_cannot_run_exit_2_before_anything_runs(tmp_path):
     r = run(app, ["shrink", "scenarios/incident-601.yaml", "-s", "seed", "--seed", str(2**64)])
     assert r.exit_code == 2 and "seeds must stay below 2**64" in r.output
 
+
+def test_a_seed_start_near_2_64_is_checked_against_each_scenarios_own_seed_count():
+    # Without --seeds a run takes the scenario's `seeds` (incident-601: 50), and the guard
+    # counted 1: seeds 2**64 and up ran, replaying seeds 0, 1, ... (the RNG keeps 64 bits).
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "--seed-start", str(2**64 - 10)])
+    assert r.exit_code == 2 and "seeds must stay below 2**64" in r.output, r.output
+    assert "--seed-start 18446744073709551606" in r.output and "50 seeds" in r.output, r.output
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "--seed-start", str(2**64 - 50),
+                  "--seeds", "1", "--json"])
+    assert r.exit_code == 0, r.output
+
 @contextmanager
 def _sim_in_its_own_group(*args: str) -> Iterator[subprocess.Popen]:
     """`unstuck sim ARGS` in a process group of its own, as a terminal's Ctrl-C would reach
