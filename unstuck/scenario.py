@@ -597,6 +597,11 @@ def _semantic(s: Scenario, bad: frozenset[Any] = frozenset()) -> list[tuple[str,
         if p.hpa is not None and p.hpa.target < 0.01:
             out.append((f"pools[{i}].hpa.target", p.hpa.target, "must be >= 0.01: Kubernetes "
                         "takes a target utilization in whole percent, at least 1 (0.8 means 80 %)"))
+        if p.hpa is not None and p.hpa.target > TARGET_MAX:
+            out.append((f"pools[{i}].hpa.target", p.hpa.target, "is a fraction of the pods' CPU "
+                        f"request (0.8 means 80 %), so {p.hpa.target:g} would be "
+                        f"{p.hpa.target * 100:,.0f} %; write {p.hpa.target / 100:g} (a target is at "
+                        f"most {TARGET_MAX:g}, {TARGET_MAX * 100:,.0f} %)"))
         if p.hpa is not None and p.hpa.load > LOAD_MAX:
             out.append((f"pools[{i}].hpa.load", p.hpa.load, f"is the load in pods at 100 %; "
                         f"at most {LOAD_MAX:,} (a pool has at most max_replicas pods)"))
@@ -836,6 +841,7 @@ def _window(s: Scenario, f: Any) -> float:
 BUSY_MAX = 0.75  # of a pool's pod time in a run: the shipped scenarios ask for at most 13 %
 REPEATS_MAX = 1_000_000  # of one periodic setting in one run; shipped scenarios stay below 2,000
 LOAD_MAX = 1_000_000
+TARGET_MAX = 10.0  # 1,000 % of the request; above it, a target written in percent (80)
 
 
 def _too_often(s: Scenario, ok: Callable[..., bool]) -> list[tuple[str, Any, str]]:

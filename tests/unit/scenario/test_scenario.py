@@ -931,3 +931,14 @@ def test_a_node_grace_no_longer_than_the_lease_renewal_is_refused():
         "kubelet's newest lease renewal is up to lease_renew_s old, so a shorter grace would "
         "mark every node Unknown between renewals; raise grace_s or lower lease_renew_s"]
     parse({**OK, "cluster": {"node": {"grace_s": 21, "lease_renew_s": 20}}}, "x.yaml")
+
+
+def test_an_hpa_target_written_in_percent_is_refused_with_the_fraction_to_write():
+    # Kubernetes YAML writes `averageUtilization: 80`; here 80 was 8,000 %, and the HPA sat at
+    # min_replicas whatever the load.
+    assert problems({**OK, "pools": [{**_HPA_POOL, "hpa": {"target": 80}}]}) == [
+        "scenarios/x.yaml: pools[0].hpa.target = 80 (int): is a fraction of the pods' CPU "
+        "request (0.8 means 80 %), so 80 would be 8,000 %; write 0.8 (a target is at most 10, "
+        "1,000 %)"]
+    parse({**OK, "pools": [{**_HPA_POOL, "hpa": {"target": 1.5}}]}, "x.yaml")
+    parse({**OK, "pools": [{**_HPA_POOL, "hpa": {"target": 10}}]}, "x.yaml")
