@@ -227,15 +227,35 @@ def _num(value: Any, what: str) -> float:
     return float(value)
 
 
+# The columns the checker groups, compares and looks up by, with the one type each has when
+# not null (docs/history.md's schema): a list or a number there would crash the grouping, or
+# make two tasks of one id.
+COLUMN_TYPES: dict[str, type] = {
+    "kind": str, "task": int, "workspace": str, "pod": str, "slot": int, "agent": str,
+    "from_status": str, "to_status": str, "data": dict,
+}
+_TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object"}
+
+
+def _typed(r: Row) -> bool:
+    """Does every column of COLUMN_TYPES hold its type or null (kind: never null)?"""
+    for key, typ in COLUMN_TYPES.items():
+        v = r.get(key)
+        if v is not None and type(v) is not typ:
+            return False
+    return r["kind"] is not None
+
+
 def _ordered(rows: list[Row]) -> list[Row]:
-    """The rows in seq order, each checked for what the checker orders and times by. One pass:
-    a row with an int seq and a finite float t (what History.rows() writes) is checked by
-    type alone; any other goes through `_check_row`, which names what is wrong."""
+    """The rows in seq order, each checked for what the checker orders, times and groups by.
+    One pass: a row with an int seq, a finite float t and columns of their types (what
+    History.rows() writes) is checked by type alone; any other goes through `_check_row`,
+    which names what is wrong."""
     in_order, last = True, None
     for i, r in enumerate(rows):
-        if "seq" in r and "t" in r and "kind" in r:
+        if type(r) is dict and "seq" in r and "t" in r and "kind" in r:
             seq, t = r["seq"], r["t"]
-            if type(seq) is int and type(t) is float and isfinite(t):
+            if type(seq) is int and type(t) is float and isfinite(t) and _typed(r):
                 if last is not None and not last < seq:
                     in_order = False
                 last = seq
@@ -258,6 +278,11 @@ def _ordered(rows: list[Row]) -> list[Row]:
 
 
 def _check_row(i: int, r: Row) -> None:
+    if not isinstance(r, dict):
+        raise verdicts.HistoryInvalid(
+            f"history row {i}: {r!r} ({type(r).__name__}): expected an object with seq, t and "
+            f"kind, one JSON object per line (docs/history.md)"
+        )
     for key in ("seq", "t", "kind"):
         if key not in r:
             raise verdicts.HistoryInvalid(
@@ -276,6 +301,31 @@ def _check_row(i: int, r: Row) -> None:
         raise verdicts.HistoryInvalid(
             f"history row {i} (seq {seq}): t = {t!r} ({type(t).__name__}): expected a finite "
             f"number of seconds since the run started; fix the row's t (docs/history.md)"
+        )
+    for key, typ in COLUMN_TYPES.items():
+        v = r.get(key)
+        if (v is None and key == "kind") or (v is not None and type(v) is not typ):
+            null = "" if key == "kind" else " or null"
+            raise verdicts.HistoryInvalid(
+                f"history row {i} (seq {seq}): {key} = {v!r} ({type(v).__name__}): expected "
+                f"{_TYPE_NAMES[typ]}{null}; fix the row's {key} (docs/history.md)"
+            )
+
+
+def _scalar(row: Row, data: dict[str, Any], key: str, pair: bool = False) -> None:
+    """A `data` field the checker matches rows by (a node, a fence token) must be a JSON
+    scalar, or with `pair` null or a [task, fence] pair of scalars; name the row otherwise."""
+    v = data.get(key)
+    if pair:
+        ok = v is None or (isinstance(v, list) and len(v) == 2
+                           and not any(isinstance(x, dict | list) for x in v))
+    else:
+        ok = not isinstance(v, dict | list)
+    if not ok:
+        what = "a [task, fence] pair" if pair else "a string or a number"
+        raise verdicts.HistoryInvalid(
+            f"history row seq {row['seq']} ({row['kind']}): data.{key} = {v!r}: "
+            f"expected {what} or null; fix the row's data.{key} (docs/history.md)"
         )
 
 
@@ -330,6 +380,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
         data = row.get("data") or {}
 
         if kind == "fault":
+            _scalar(row, data, "node")
             fault_rows[row["seq"]] = row
             _fault(row, data, tasks, live, ever_pod, ever_agent, pod_node, node_pods, hits)
             if data.get("type") == DB_FAULT:
@@ -343,6 +394,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
                 db_windows.remove(ended)
             continue
         if kind == "pod.added" or kind == "pod.terminating" or kind == "pod.removed":
+            _scalar(row, data, "node")
             node, pod = data.get("node"), row.get("pod")
             if node and pod:
                 pod_node[pod] = node
@@ -427,6 +479,8 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             if action == "apply" and ln.status == "running":
                 ln.run_kind = "apply"
         elif kind == "exec.invoke":
+            _scalar(row, data, "fence")
+            _scalar(row, data, "supersedes", pair=True)
             ln.unproven = None
             ln.has_exec = True
             ln.open_execs += 1
@@ -438,6 +492,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
                     ln.run_kind = "apply"
                 _ws_exec(ws_apply_execs, ln, row)
         elif kind in EXEC_DONE:
+            _scalar(row, data, "fence")
             ln.has_exec = True
             ln.exec_done.append(row)
             if ln.open_execs:

@@ -5,6 +5,7 @@ Stories are tables of (t, event); bound 300 s and drain 600 s unless a test says
 
 from __future__ import annotations
 
+import copy
 import re
 import subprocess
 import sys
@@ -457,6 +458,22 @@ def test_explicit_bounds_override_the_run_end_row() -> None:
      r"^history row 4: seq = '4' \(str\): expected an integer"),
     (lambda rows: rows[4].update(seq=4.0), r"^history row 4: seq = 4.0 \(float\)"),
     (lambda rows: rows[4].update(seq=False), r"^history row 4: seq = False \(bool\)"),
+    (lambda rows: rows[2].update(data="oops"),
+     r"^history row 2 \(seq 2\): data = 'oops' \(str\): expected an object or null; fix the "
+     r"row's data \(docs/history.md\)$"),
+    (lambda rows: rows[2].update(task="1"),
+     r"^history row 2 \(seq 2\): task = '1' \(str\): expected an integer or null"),
+    (lambda rows: rows[2].update(task=True), r"^history row 2 \(seq 2\): task = True \(bool\)"),
+    (lambda rows: rows[2].update(workspace=7),
+     r"^history row 2 \(seq 2\): workspace = 7 \(int\): expected a string or null"),
+    (lambda rows: rows[3].update(pod=["pod-a"]), r"^history row 3 \(seq 3\): pod = \['pod-a'\]"),
+    (lambda rows: rows[3].update(slot="0"), r"^history row 3 \(seq 3\): slot = '0' \(str\)"),
+    (lambda rows: rows[4].update(to_status={"s": 1}), r"^history row 4 \(seq 4\): to_status = "),
+    (lambda rows: rows[4].update(kind=None), r"^history row 4 \(seq 4\): kind = None"),
+    (lambda rows: rows.__setitem__(4, [4, 1.0, "task.transition"]),
+     r"^history row 4: \[4, 1.0, 'task.transition'\] \(list\): expected an object with "
+     r"seq, t and kind"),
+    (lambda rows: rows.__setitem__(4, 4), r"^history row 4: 4 \(int\): expected an object"),
     (lambda rows: rows[-1]["data"].update(bound_s="5m"),
      r"^bound_s = '5m' \(str\): expected a non-negative number of seconds; fix the run.end "
      r"row's data.bound_s or pass bound_s= to the checker$"),
@@ -466,6 +483,35 @@ def test_malformed_histories_get_a_message_naming_the_problem(mutate, message) -
     mutate(rows)
     with pytest.raises(checker.HistoryInvalid, match=message):
         checker.check(rows)
+
+
+def test_no_wrongly_typed_column_or_data_field_gets_past_the_checker_as_a_crash() -> None:
+    """Each column of each row of a fixture set to each wrong JSON type: the checker names the
+    row (HistoryInvalid) or judges it, and never raises anything else (what `unstuck report`
+    and `unstuck gate` would print as a traceback or a harness error)."""
+    rows = fixture("agent-disconnect-wedge-f8.jsonl") + [
+        {**r, "seq": r["seq"] + 1000} for r in fixture("two-tasks-overlapping.jsonl")
+        if r["kind"] != "run.end"]
+    rows.sort(key=lambda r: r["kind"] == "run.end")
+    for r in rows:  # an apply that took the state lock from another token (its list form)
+        if r["kind"] == "exec.invoke" and r["data"].get("action") == "apply":
+            r["data"]["supersedes"] = [99, 1]
+    wrong = ["x", 7, 1.5, True, [1], {"a": 1}]
+    for i, row in enumerate(rows):
+        fields = [(row, k) for k in row if k not in ("seq", "t")]
+        fields += [(row["data"], k) for k in row.get("data") or {}]
+        for target, key in fields:
+            for value in wrong:
+                mutated = copy.deepcopy(rows)
+                where = mutated[i] if target is row else mutated[i]["data"]
+                where[key] = value
+                try:
+                    checker.judge(mutated)
+                except checker.HistoryInvalid:
+                    pass
+                except Exception as e:  # noqa: BLE001 - the point of the test
+                    pytest.fail(f"row {i} ({row['kind']}) {key} = {value!r}: "
+                                f"{type(e).__name__}: {e}")
 
 
 def test_rows_out_of_order_are_judged_in_seq_order() -> None:
