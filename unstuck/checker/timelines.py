@@ -237,13 +237,18 @@ COLUMN_TYPES: dict[str, type] = {
 _TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object"}
 
 
+_STR, _INT, _DICT = (frozenset((typ, type(None))) for typ in (str, int, dict))
+
+
 def _typed(r: Row) -> bool:
-    """Does every column of COLUMN_TYPES hold its type or null (kind: never null)?"""
-    for key, typ in COLUMN_TYPES.items():
-        v = r.get(key)
-        if v is not None and type(v) is not typ:
-            return False
-    return r["kind"] is not None
+    """Does every column of COLUMN_TYPES hold its type or null (kind: never null)? Written
+    out, not looped over COLUMN_TYPES: it runs for every row of every judged history (about
+    a third faster so; `test_column_types_are_the_ones_typed_checks` keeps the two agreeing)."""
+    g = r.get
+    return (type(r["kind"]) is str and type(g("task")) in _INT and type(g("workspace")) in _STR
+            and type(g("pod")) in _STR and type(g("slot")) in _INT and type(g("agent")) in _STR
+            and type(g("from_status")) in _STR and type(g("to_status")) in _STR
+            and type(g("data")) in _DICT)
 
 
 def _ordered(rows: list[Row]) -> list[Row]:

@@ -669,3 +669,19 @@ def test_a_confirm_exactly_drain_s_before_the_end_exempts_the_task(confirm, exem
     s.confirm(confirm, 1)
     s.end(916.731789, drain_s=600)
     assert [v.task for v in invariants.drained(s.rows())] == ([] if exempt else [1])
+
+
+def test_column_types_are_the_ones_typed_checks() -> None:
+    """`timelines._typed` (the fast path, written out) and `COLUMN_TYPES` (the rule the error
+    messages name) must agree on every column: a right type or null passes, any other fails."""
+    from unstuck.checker import timelines
+
+    sample = {str: "x", int: 7, dict: {}}
+    good = {key: sample[typ] for key, typ in timelines.COLUMN_TYPES.items()}
+    assert timelines._typed(good)
+    for key, typ in timelines.COLUMN_TYPES.items():
+        assert timelines._typed({**good, key: None}) is (key != "kind"), key
+        for other in (str, int, dict):
+            if other is not typ:
+                assert not timelines._typed({**good, key: sample[other]}), (key, other)
+        assert not timelines._typed({**good, key: 1.5}), key
