@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -84,6 +85,11 @@ def _message(r: httpx.Response) -> str:
         return r.text.strip()[:300] or "(empty body)"
 
 
+class RegistrationRefused(Exception):
+    """The scheduler refused this agent (a bad token, an unknown pool or pod, the wrong
+    agent): bad input, which retrying cannot fix. The agent exits 2 with the message."""
+
+
 class _Interrupted(Exception):
     """Raised by the SIGTERM handler into a blocked long-poll or registration, to stop
     waiting for it."""
@@ -106,7 +112,8 @@ class Agent:
 
     # ---------------------------------------------------------------- registration
     def register(self) -> None:
-        """Register until the scheduler accepts; a refused token is fatal (exit 2)."""
+        """Register until the scheduler accepts; a refusal (401, 403, 404, 409) raises
+        `RegistrationRefused` (the process exits 2)."""
         backoff = 0.05
         while not self.terminating.is_set():
             try:
@@ -127,8 +134,8 @@ class Agent:
                     self.registered.set()
                     return
                 if r.status_code in (401, 403, 404, 409):
-                    raise SystemExit(f"error: the scheduler refused registration ({r.status_code}): "
-                                     f"{_message(r)}")
+                    raise RegistrationRefused(f"the scheduler refused registration ({r.status_code}): "
+                                              f"{_message(r)}")
                 log.info("registration got %s; retrying", r.status_code)
             time.sleep(backoff)
             backoff = min(backoff * 2, 1.0)
@@ -190,6 +197,8 @@ class Agent:
 
     # ---------------------------------------------------------------- main loop
     def serve(self) -> int:
+        """Poll and run until SIGTERM; 0, or 2 when a registration again is refused (after
+        the runs it has finish and report, as on a SIGTERM)."""
         threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True).start()
         while not self.terminating.is_set():
             if not self.registered.is_set():
@@ -197,6 +206,11 @@ class Agent:
                     self.register()
                 except _Interrupted:
                     break
+                except RegistrationRefused as refused:
+                    _refused(refused)
+                    self._stop_taking_work()
+                    self._shutdown()
+                    return 2
                 continue
             try:
                 self.waiting = True
@@ -223,11 +237,15 @@ class Agent:
     def terminate(self, signum: int, _frame) -> None:
         if self.terminating.is_set():
             os._exit(1)
+        self._stop_taking_work()
+        if self.waiting:
+            raise _Interrupted  # out of a blocked long-poll or registration, to the shutdown
+
+    def _stop_taking_work(self) -> None:
+        """Start the shutdown: what runs has `grace_s` to finish (none for the seed's agent)."""
         grace = 0.0 if self.cfg.on_sigterm == "exit" else self.cfg.grace_s
         self.terminate_at = time.monotonic() + grace
         self.terminating.set()
-        if self.waiting:
-            raise _Interrupted  # out of a blocked long-poll or registration, to the shutdown
 
     def _shutdown(self) -> int:
         """Finish what runs within the grace period, abort the rest, deliver the reports; or,
@@ -269,4 +287,12 @@ def main(cfg: AgentConfig) -> int:
         agent.register()
     except _Interrupted:
         return agent._shutdown()
+    except RegistrationRefused as refused:
+        _refused(refused)
+        agent.client.close()
+        return 2
     return agent.serve()
+
+
+def _refused(refused: RegistrationRefused) -> None:
+    print(f"error: {refused}", file=sys.stderr, flush=True)

@@ -112,7 +112,7 @@ def test_agent_requests_without_the_pool_token_are_401(service):
 def test_an_agent_process_with_a_wrong_token_is_refused_and_exits(service):
     p = service.start_agent("pod-1", token=POOL_TOKEN + "-wrong")
     out, _ = p.communicate(timeout=20)
-    assert p.returncode != 0
+    assert p.returncode == 2, out  # a refused registration is bad input (docs/agent-protocol.md)
     assert b"refused registration (401): invalid pool token" in out
 
 
@@ -121,7 +121,7 @@ def test_the_seeds_agent_is_refused_by_our_scheduler_and_exits(service):
     before = service.snapshot()
     p = service.start_agent("pod-1", scheduler="seed-head")
     out, _ = p.communicate(timeout=20)
-    assert p.returncode != 0
+    assert p.returncode == 2, out
     assert (b"refused registration (409): this agent is the one --scheduler seed-head ships with, "
             b"but this service runs --scheduler reference, whose agent is ours: start the agent "
             b"with --scheduler reference") in out
@@ -134,3 +134,4 @@ def test_the_seeds_agent_is_refused_by_our_scheduler_and_exits(service):
     r = service.http.post("/agent/exec", json=row, headers={"Authorization": f"Bearer {POOL_TOKEN}"})
     assert r.status_code == 409 and "agents claim their runs" in r.json()["message"]
     assert service.snapshot() == before
+
