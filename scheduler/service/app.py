@@ -403,6 +403,19 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
                                            agent=row.agent_id, reason=row.reason, data=data))
         engine.history.flush()
 
+    def exec_refused(row: ExecRow, where: str) -> JSONResponse | None:
+        """Why an execution row must not enter the history (the checker's evidence), or None:
+        its task does not exist, or it names another workspace than its task's."""
+        task = engine.store.get_task(row.task_id)
+        if task is None:
+            return _err(404, f"{where}task_id: task {row.task_id} not found: nothing recorded; "
+                        "send rows of the tasks the scheduler dispatched")
+        if row.workspace_id != task.workspace_id:
+            return _err(400, f"{where}workspace_id: task {task.id} is of workspace "
+                        f"{task.workspace_id!r}, not {row.workspace_id!r}: send the run message's "
+                        "workspace_id")
+        return None
+
     @app.post("/agent/exec", tags=["agents"])
     async def agent_exec(body: ExecRow, authorization: Auth = None):
         """Record an execution row; an `invoke` is also the agent's claim to start the run,
@@ -412,10 +425,10 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
         if body.kind == "invoke" and not body.claim and agent_of(engine.config.scheduler).claims_runs:
             return _err(409, f"--scheduler {engine.config.scheduler}'s agents claim their runs: "
                         "send claim: true (start the agent with the service's --scheduler)")
+        if (refused := exec_refused(body, "body.")) is not None:
+            return refused
         if body.kind == "invoke" and body.claim:
             task = engine.store.get_task(body.task_id)
-            if task is None:
-                return _err(404, f"task {body.task_id} not found: do not run it")
             if not task.runs_on(body.agent_id, body.fence):
                 return _err(409, f"stale dispatch: task {task.id} is {task.status.value} with fence "
                             f"{task.fence} on agent {task.agent_id}; do not run it")
@@ -427,6 +440,13 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
         if (denied := agent_auth(authorization)) is not None:
             return denied
         if body.exec is not None:
+            for name in ("task_id", "agent_id", "fence"):
+                if getattr(body.exec, name) != getattr(body, name):
+                    return _err(400, f"body.exec.{name}: {getattr(body.exec, name)!r} is not the "
+                                f"report's {name} {getattr(body, name)!r}: a report carries the "
+                                "execution row of its own run")
+            if (refused := exec_refused(body.exec, "body.exec.")) is not None:
+                return refused
             exec_row(body.exec)
         event: ev.Event
         if body.report == "plan_finished":

@@ -135,3 +135,49 @@ def test_the_seeds_agent_is_refused_by_our_scheduler_and_exits(service):
     assert r.status_code == 409 and "agents claim their runs" in r.json()["message"]
     assert service.snapshot() == before
 
+
+def exec_rows_of(service, task_id: int) -> list[dict]:
+    return [r for r in service.engine.history.rows if r["kind"].startswith("exec.") and r["task"] == task_id]
+
+
+def test_execution_rows_of_an_unknown_task_are_404_and_not_recorded(service):
+    # The history is the checker's evidence: an exec.ok of a task that never existed would
+    # stand there as a commit nobody asked for.
+    before = service.snapshot()
+    pool = {"Authorization": f"Bearer {POOL_TOKEN}"}
+    row = {"agent_id": "agent-pod-1", "task_id": 987654, "workspace_id": "ws-1", "pod": "pod-1",
+           "action": "apply", "fence": 1}
+    for kind in ("ok", "fail", "info"):
+        r = service.http.post("/agent/exec", json={**row, "kind": kind}, headers=pool)
+        assert r.status_code == 404, r.text
+        assert r.json()["message"].startswith("body.task_id: task 987654 not found")
+    report = {"agent_id": "agent-pod-1", "report": "apply_finished", "task_id": 987654, "fence": 1,
+              "exec": {**row, "kind": "ok"}}
+    r = service.http.post("/agent/report", json=report, headers=pool)
+    assert r.status_code == 404, r.text
+    assert exec_rows_of(service, 987654) == []
+    assert service.snapshot() == before
+
+
+def test_a_report_whose_execution_row_is_of_another_run_is_400(service, planned):
+    before = service.snapshot()
+    pool = {"Authorization": f"Bearer {POOL_TOKEN}"}
+    task = service.engine.store.get_task(planned)
+    execs = exec_rows_of(service, planned)
+    row = {"agent_id": "agent-pod-1", "kind": "ok", "task_id": planned, "workspace_id": task.workspace_id,
+           "pod": "pod-1", "action": "apply", "fence": task.fence}
+    report = {"agent_id": "agent-pod-1", "report": "apply_finished", "task_id": planned,
+              "fence": task.fence}
+    cases = [({**row, "task_id": planned + 1000}, "body.exec.task_id"),
+             ({**row, "agent_id": "agent-pod-9"}, "body.exec.agent_id"),
+             ({**row, "fence": task.fence + 1}, "body.exec.fence"),
+             ({**row, "workspace_id": "ws-other"}, "body.exec.workspace_id")]
+    for exec_row, field in cases:
+        r = service.http.post("/agent/report", json={**report, "exec": exec_row}, headers=pool)
+        assert r.status_code == 400, r.text
+        assert r.json()["message"].startswith(field + ": "), r.text
+    r = service.http.post("/agent/exec", json={**row, "workspace_id": "ws-other"}, headers=pool)
+    assert r.status_code == 400 and r.json()["message"].startswith("body.workspace_id: "), r.text
+    assert exec_rows_of(service, planned) == execs
+    assert service.engine.store.get_task(planned).status.value == "apply_pending"
+    assert service.snapshot() == before
