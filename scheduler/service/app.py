@@ -348,6 +348,9 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
             if not cluster.knows(body.pod):
                 return _err(404, f"pod {body.pod!r} is not one of this static cluster's pods "
                             f"({', '.join(sorted(cluster.pods))}); start the agent with --pod NAME")
+            if body.pid is None:
+                return _err(400, "body.pid: missing; the static cluster follows each pod by its "
+                            "agent's process: send the agent's process id (unstuck agent does)")
             for event in cluster.agent_started(body.pod, body.pid, engine.clock.now()):
                 if isinstance(event, ev.PodAdded):
                     engine.world(Kind.POD_ADDED, pod=body.pod, data={"pool": body.pool_id, "pid": body.pid})

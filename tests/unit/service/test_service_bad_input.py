@@ -181,3 +181,18 @@ def test_a_report_whose_execution_row_is_of_another_run_is_400(service, planned)
     assert exec_rows_of(service, planned) == execs
     assert service.engine.store.get_task(planned).status.value == "apply_pending"
     assert service.snapshot() == before
+
+
+def test_a_static_cluster_refuses_an_agent_without_a_pid(service):
+    # The static cluster follows a pod's process by the pid its agent registered with: a pod
+    # registered without one would read Running after its process died.
+    before = service.snapshot()
+    pods = {n: (p.pid, p.phase) for n, p in service.engine.cluster.pods.items()}
+    r = service.http.post("/agent/register", json={"agent_id": "no-pid", "pool_id": "pool-1", "pod": "pod-1"},
+                          headers={"Authorization": f"Bearer {POOL_TOKEN}"})
+    assert r.status_code == 400, r.text
+    assert r.json()["message"].startswith("body.pid: "), r.text
+    assert "send the agent's process id" in r.json()["message"]
+    assert {n: (p.pid, p.phase) for n, p in service.engine.cluster.pods.items()} == pods
+    assert "no-pid" not in service.engine.mailboxes.boxes
+    assert service.snapshot() == before
