@@ -102,7 +102,7 @@ class Agent:
         self.outbox = Outbox(self.client, policy=cfg.reports)
         self.backend = Backend(cfg.backend_dir, lease_s=cfg.lease_s)
         self.runs: dict[int, Run] = {}
-        self.seen: set[tuple[int, int, str]] = set()  # (task, fence, action) already started
+        self.seen: set[tuple[int, int, str]] = set()  # (task, fence, action) already started (ours)
         self.lock = threading.Lock()
         self.registered = threading.Event()
         self.terminating = threading.Event()
@@ -175,7 +175,10 @@ class Agent:
         return time.monotonic() >= self.terminate_at
 
     def _dispatch(self, message: dict) -> None:
-        self.after = max(self.after, int(message.get("seq", 0)))
+        seq = int(message.get("seq", 0))
+        if seq and seq <= self.after:
+            return  # redelivered: this registration's mailbox gave it before
+        self.after = max(self.after, seq)
         if message.get("type") == "cancel":
             with self.lock:
                 run = self.runs.get(int(message["task_id"]))
@@ -188,9 +191,13 @@ class Agent:
         msg = RunMessage.parse(message)
         key = (msg.task_id, msg.fence, msg.action)
         with self.lock:
-            if key in self.seen:
-                return  # a redelivered message
-            self.seen.add(key)
+            if self.cfg.claims_runs:
+                # Ours: a dispatch is (task, fence, action); a second send of one is dropped.
+                # The seed's agent runs whatever it is sent: its scheduler never moves a
+                # fence, so a task sent again (F7's double dispatch) is a run of its own.
+                if key in self.seen:
+                    return
+                self.seen.add(key)
             run = Run(self, msg)
             self.runs[msg.task_id] = run
         run.start()

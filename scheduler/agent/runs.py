@@ -22,6 +22,7 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,7 @@ class Run:
         self.aborted = threading.Event()
         self.abort_reason = ""
         self.thread = threading.Thread(target=self._main, name=f"run-{msg.task_id}", daemon=True)
+        self.id = uuid.uuid4().hex[:16]  # names this run's rows: the service records each once
 
     def start(self) -> None:
         self.thread.start()
@@ -80,7 +82,7 @@ class Run:
         a, m = self.agent, self.msg
         return {"agent_id": a.cfg.agent_id, "kind": kind, "task_id": m.task_id,
                 "workspace_id": m.workspace_id, "pod": a.cfg.pod, "action": m.action,
-                "fence": m.fence, "reason": reason, **extra}
+                "fence": m.fence, "run": self.id, "reason": reason, **extra}
 
     def _report(self, report: str, row: dict[str, Any], ok: bool = True, **extra: Any) -> None:
         a, m = self.agent, self.msg

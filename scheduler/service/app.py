@@ -113,6 +113,10 @@ class ExecRow(Body):
                         "stale); false: only record it (the seed's agent runs whatever it is sent)")
     supersedes: list[int] | None = Field(None, min_length=2, max_length=2, description=(
         "an apply's invoke: the [task, fence] token it took the state lock from"))
+    run: Id | None = Field(None, description=(
+        "the agent's id for this run: a row is recorded once per run, so a retried report "
+        "adds nothing while a second run of the same task, fence and action (the seed's "
+        "scheduler never moves a fence) is recorded as its own"))
 
 
 class Report(Body):
@@ -397,7 +401,9 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
             data["has_changes"] = row.has_changes
         if row.supersedes is not None:
             data["supersedes"] = row.supersedes
-        key = (row.agent_id, row.task_id, row.fence, row.kind, row.action)
+        if row.run is not None:
+            data["run"] = row.run
+        key = (row.agent_id, row.task_id, row.fence, row.kind, row.action, row.run)
         if key in engine.exec_seen:
             return  # a retried report: its row is already in the history
         engine.exec_seen.add(key)

@@ -176,7 +176,8 @@ class Engine:
         if not kind.startswith("exec.") or row.get("task") is None:
             return
         data = row.get("data") or {}
-        self.exec_seen.add((row.get("agent"), row["task"], data.get("fence"), kind[5:], data.get("action")))
+        self.exec_seen.add((row.get("agent"), row["task"], data.get("fence"), kind[5:], data.get("action"),
+                            data.get("run")))
         key = (row.get("agent") or "", row["task"])
         if kind == "exec.invoke":
             self.open_execs[key] = row

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from scheduler import reports
 from scheduler.agent import client as client_module
 from scheduler.agent.client import Outbox
@@ -97,3 +99,53 @@ def test_our_agent_retries_a_report_until_the_scheduler_takes_it(monkeypatch):
     assert client.tries == ["/agent/report"] * 7 + ["/agent/notice"]
     assert waits == [reports.backoff(n) for n in range(1, 7)]
     assert outbox.empty()
+
+
+class _Takes:
+    """A scheduler that takes every request at once, and keeps what it was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict]] = []
+        self.lock = threading.Lock()
+
+    def post(self, path: str, body: dict) -> _Answer:
+        with self.lock:
+            self.sent.append((path, body))
+        return _Answer()
+
+    def invokes(self) -> list[dict]:
+        with self.lock:
+            return [b for p, b in self.sent if p == "/agent/exec" and b["kind"] == "invoke"]
+
+
+@pytest.mark.parametrize(("scheduler", "runs"), [("seed", 2), ("reference", 1)])
+def test_an_agent_drops_a_redelivered_message_and_the_seeds_runs_a_task_sent_again(tmp_path, scheduler, runs):
+    # The seed never moves a task's fence, and its agent runs whatever it is sent: two sends
+    # of one apply (F7, double dispatch) are two runs. Ours drops a second send of the same
+    # (task, fence, action); both drop a message they have already seen (its seq).
+    from scheduler.agent.process import Agent, AgentConfig
+    from tests import waiting
+
+    agent = Agent(AgentConfig.of(scheduler, url="http://127.0.0.1:9", token="t", pod="pod-1",
+                                 agent_id="agent-pod-1", backend_dir=tmp_path / scheduler,
+                                 plan_s=2.0))
+    taker = _Takes()
+    agent.outbox.client = taker  # type: ignore[assignment]
+    plan = {"type": "run_task", "task_id": 7, "workspace_id": "ws-1", "action": "plan", "fence": 0,
+            "plan_digest": None, "task_type": "plan"}
+    try:
+        agent._dispatch({"seq": 1, **plan})
+        agent._dispatch({"seq": 1, **plan})  # redelivered: the same message
+        agent._dispatch({"seq": 2, **plan})  # sent again
+        waiting.wait_for(lambda: len(taker.invokes()) >= runs, 5, 0.01, what="the claims")
+        threading.Event().wait(0.2)  # time for a claim that should not come
+        invokes = taker.invokes()
+        assert len(invokes) == runs, (scheduler, invokes)
+        assert len({i["run"] for i in invokes}) == runs  # each run's rows are its own
+    finally:
+        with agent.lock:
+            left = list(agent.runs.values())
+        agent.outbox.discard()
+        for run in left:
+            run.abort("test over")
+        agent.client.close()

@@ -196,3 +196,18 @@ def test_a_static_cluster_refuses_an_agent_without_a_pid(service):
     assert {n: (p.pid, p.phase) for n, p in service.engine.cluster.pods.items()} == pods
     assert "no-pid" not in service.engine.mailboxes.boxes
     assert service.snapshot() == before
+
+
+def test_a_retried_row_is_recorded_once_and_a_second_run_of_the_same_dispatch_again(service, planned):
+    # The seed's scheduler never moves a fence: two runs of one (task, fence, action) on one
+    # agent (F7's double dispatch) are two runs in the history, told apart by the agent's run id.
+    pool = {"Authorization": f"Bearer {POOL_TOKEN}"}
+    task = service.engine.store.get_task(planned)
+    before = exec_rows_of(service, planned)
+    row = {"agent_id": "agent-pod-1", "kind": "fail", "task_id": planned, "workspace_id": task.workspace_id,
+           "pod": "pod-1", "action": "plan", "fence": task.fence, "reason": "test"}
+    for run in ("run-a", "run-a", "run-b"):  # run-a's row retried, then another run's
+        r = service.http.post("/agent/exec", json={**row, "run": run}, headers=pool)
+        assert r.status_code == 200, r.text
+    added = exec_rows_of(service, planned)[len(before):]
+    assert [(r["kind"], r["data"]["run"]) for r in added] == [("exec.fail", "run-a"), ("exec.fail", "run-b")]
