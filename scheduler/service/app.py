@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scheduler import events as ev
 from scheduler.history import HistoryEvent, Kind, Source
@@ -169,6 +170,21 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
             shown = "" if e.get("type") == "missing" else f" (got {str(got)[:80]!r})"
             problems.append(f"{where}: {e.get('msg', 'invalid')}{shown}")
         return _err(400, "; ".join(problems) or "invalid request", problems=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def no_route(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """A wrong method or an unknown route: the same `{ok, message}` shape, with the fix."""
+        where = f"{request.method} {request.url.path}"
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405 and "allow" in {k.lower() for k in headers}:
+            allow = next(v for k, v in headers.items() if k.lower() == "allow")
+            message = f"{where}: method not allowed; use {allow}"
+        elif exc.status_code == 404:
+            message = f"{where}: no such route; the routes are listed at /docs and /openapi.json"
+        else:
+            message = f"{where}: {exc.detail}"
+        return JSONResponse({"ok": False, "message": message}, status_code=exc.status_code,
+                            headers=headers or None)
 
     def outcome(out: ev.Outcome, **extra: Any) -> JSONResponse:
         body: dict[str, Any] = {"ok": out.ok, "message": out.message, "task_id": out.task_id, **extra}

@@ -211,3 +211,16 @@ def test_a_retried_row_is_recorded_once_and_a_second_run_of_the_same_dispatch_ag
         assert r.status_code == 200, r.text
     added = exec_rows_of(service, planned)[len(before):]
     assert [(r["kind"], r["data"]["run"]) for r in added] == [("exec.fail", "run-a"), ("exec.fail", "run-b")]
+
+
+def test_a_wrong_method_or_route_names_the_fix(service):
+    before = service.snapshot()
+    r = service.http.get("/agent/register")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert r.json()["message"] == "GET /agent/register: method not allowed; use POST"
+    r = service.http.delete("/tasks/1")
+    assert r.status_code == 405 and r.json()["message"] == "DELETE /tasks/1: method not allowed; use GET"
+    r = service.http.post("/task", json={})
+    assert r.status_code == 404
+    assert r.json()["message"] == "POST /task: no such route; the routes are listed at /docs and /openapi.json"
+    assert service.snapshot() == before
