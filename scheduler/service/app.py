@@ -168,7 +168,9 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
             where = ".".join(str(p) for p in e.get("loc", ()))
             got = e.get("input")
             shown = "" if e.get("type") == "missing" else f" (got {str(got)[:80]!r})"
-            problems.append(f"{where}: {e.get('msg', 'invalid')}{shown}")
+            fix = ("; send a JSON object with Content-Type: application/json"
+                   if tuple(e.get("loc", ())) == ("body",) and e.get("type") != "missing" else "")
+            problems.append(f"{where}: {e.get('msg', 'invalid')}{shown}{fix}")
         return _err(400, "; ".join(problems) or "invalid request", problems=problems)
 
     @app.exception_handler(StarletteHTTPException)

@@ -224,3 +224,12 @@ def test_a_wrong_method_or_route_names_the_fix(service):
     assert r.status_code == 404
     assert r.json()["message"] == "POST /task: no such route; the routes are listed at /docs and /openapi.json"
     assert service.snapshot() == before
+
+
+def test_a_body_that_is_not_a_json_object_says_what_to_send(service):
+    before = service.snapshot()
+    for content, ctype in ((b'{"workspace_id": "ws-1"}', "text/plain"), (b"[1, 2]", "application/json")):
+        r = service.http.post("/tasks", content=content, headers={**service.auth(), "Content-Type": ctype})
+        assert r.status_code == 400, r.text
+        assert r.json()["message"].endswith("send a JSON object with Content-Type: application/json"), r.text
+    assert service.snapshot() == before
