@@ -117,12 +117,24 @@ def _pointer(path: str) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
 
 
+def _index(part: str, items: list, path: str, *, end_ok: bool = False) -> int:
+    """An RFC 6901 array index into `items`: digits only, below the length (or equal to it
+    where RFC 6902 allows inserting at the end); anything else is a 422."""
+    if not part.isdigit() or int(part) > len(items) or (int(part) == len(items) and not end_ok):
+        raise ApiError(422, f"json-patch path {path!r}: index {part!r} is out of range for an "
+                            f"array of {len(items)} elements")
+    return int(part)
+
+
 def _parent(doc, parts: list[str], path: str):
     cur = doc
     for part in parts[:-1]:
+        if isinstance(cur, list):
+            cur = cur[_index(part, cur, path)]
+            continue
         try:
-            cur = cur[int(part)] if isinstance(cur, list) else cur[part]
-        except (KeyError, IndexError, ValueError, TypeError):
+            cur = cur[part]
+        except (KeyError, TypeError):
             raise ApiError(422, f"json-patch path {path!r} does not exist") from None
     return cur
 
@@ -132,20 +144,22 @@ def _get(doc, path: str):
     if not parts:
         return doc
     parent = _parent(doc, parts, path)
+    if isinstance(parent, list):
+        return parent[_index(parts[-1], parent, path)]
     try:
-        return parent[int(parts[-1])] if isinstance(parent, list) else parent[parts[-1]]
-    except (KeyError, IndexError, ValueError, TypeError):
+        return parent[parts[-1]]
+    except (KeyError, TypeError):
         raise ApiError(422, f"json-patch path {path!r} does not exist") from None
 
 
 def _remove(doc, path: str):
     parts = _pointer(path)
     parent = _parent(doc, parts, path)
+    if isinstance(parent, list):
+        return parent.pop(_index(parts[-1], parent, path))
     try:
-        if isinstance(parent, list):
-            return parent.pop(int(parts[-1]))
         return parent.pop(parts[-1])
-    except (KeyError, IndexError, ValueError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         raise ApiError(422, f"json-patch cannot remove missing path {path!r}") from None
 
 
@@ -159,10 +173,7 @@ def _add(doc, path: str, value, *, replace: bool = False):
         if last == "-":
             parent.append(value)
             return doc
-        try:
-            idx = int(last)
-        except ValueError:
-            raise ApiError(422, f"json-patch index {last!r} is not a number") from None
+        idx = _index(last, parent, path, end_ok=not replace)
         if replace:
             parent[idx] = value
         else:

@@ -81,3 +81,25 @@ def test_unknown_patch_type_is_415():
     with pytest.raises(ApiError) as err:
         patches.apply_patch("application/apply-patch+yaml", {}, {})
     assert err.value.code == 415
+
+
+@pytest.mark.parametrize(("op", "path"), [
+    ("replace", "/spec/containers/5"),   # no element 5 to replace
+    ("add", "/spec/containers/9"),       # RFC 6902: index must be <= the list's length
+    ("add", "/spec/containers/-2"),      # not an array index at all
+    ("remove", "/spec/containers/-1"),
+])
+def test_json_patch_index_out_of_range_is_a_422(op, path):
+    doc = {"spec": {"containers": [{"name": "a"}]}}
+    with pytest.raises(ApiError) as err:
+        patches.json_patch(doc, [{"op": op, "path": path, "value": {"name": "b"}}])
+    assert err.value.code == 422
+    assert path in err.value.message
+
+
+def test_json_patch_add_at_the_end_index_appends():
+    doc = {"spec": {"containers": [{"name": "a"}]}}
+    out = patches.json_patch(doc, [{"op": "add", "path": "/spec/containers/1",
+                                    "value": {"name": "b"}}])
+    assert [c["name"] for c in out["spec"]["containers"]] == ["a", "b"]
+
