@@ -66,6 +66,9 @@ def strategic_merge(target, patch, field: str = ""):
     for key, value in patch.items():
         if key.startswith("$setElementOrder/") or key in ("$retainKeys", "$patch"):
             continue
+        if isinstance(value, dict) and value.get("$patch") == "delete":
+            out.pop(key, None)  # a map told to delete itself leaves no key behind
+            continue
         if key.startswith("$deleteFromPrimitiveList/"):
             name = key.split("/", 1)[1]
             out[name] = [v for v in out.get(name) or [] if v not in value]

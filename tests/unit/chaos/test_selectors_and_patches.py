@@ -103,3 +103,8 @@ def test_json_patch_add_at_the_end_index_appends():
                                     "value": {"name": "b"}}])
     assert [c["name"] for c in out["spec"]["containers"]] == ["a", "b"]
 
+
+def test_strategic_patch_delete_directive_on_a_map_removes_the_key():
+    target = {"spec": {"securityContext": {"runAsUser": 1}, "dnsPolicy": "ClusterFirst"}}
+    out = patches.strategic_merge(target, {"spec": {"securityContext": {"$patch": "delete"}}})
+    assert out == {"spec": {"dnsPolicy": "ClusterFirst"}}
