@@ -18,6 +18,9 @@ _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _service_ips = itertools.count(10)
 
 DEFAULT_TOLERATION_S = 300
+# autoscaling/v2 MetricSpec: which member holds the source of each metric type.
+METRIC_SOURCE_FIELD = {"Resource": "resource", "Pods": "pods", "Object": "object",
+                       "External": "external", "ContainerResource": "containerResource"}
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 
@@ -85,6 +88,55 @@ def _selector_matches_template(obj: dict, kind: str, name: str) -> None:
                           "`selector` does not match template `labels`")
 
 
+def _int_at_least(kind: str, name: str, field: str, value, low: int, rule: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise invalid(kind, name, field, value, rule)
+
+
+_SELECT_POLICIES = ("Max", "Min", "Disabled")
+_POLICY_TYPES = ("Pods", "Percent")
+
+
+def _hpa_spec(spec: dict, kind: str, name: str) -> None:
+    """The autoscaling/v2 validation a real apiserver runs (HPAScaleToZero off): every HPA
+    it stores is one the controller (and `sim.kube.hpa.HPASpec`) can follow."""
+    low = spec["minReplicas"]
+    _int_at_least(kind, name, "spec.minReplicas", low, 1, "must be greater than or equal to 1")
+    _int_at_least(kind, name, "spec.maxReplicas", spec["maxReplicas"], max(1, low),
+                  "must be greater than or equal to 1 and to `minReplicas`")
+    for i, metric in enumerate(spec["metrics"]):
+        member = METRIC_SOURCE_FIELD.get(metric.get("type", "Resource"), "resource")
+        target = (metric.get(member) or {}).get("target") or {}
+        if "averageUtilization" in target:
+            _int_at_least(kind, name, f"spec.metrics[{i}].{member}.target.averageUtilization",
+                          target["averageUtilization"], 1, "must be greater than 0")
+    for direction in ("scaleUp", "scaleDown"):
+        rules = (spec.get("behavior") or {}).get(direction) or {}
+        at = f"spec.behavior.{direction}"
+        if rules.get("selectPolicy", "Max") not in _SELECT_POLICIES:
+            raise invalid(kind, name, f"{at}.selectPolicy", rules["selectPolicy"],
+                          f"supported values: {', '.join(_SELECT_POLICIES)}")
+        if "stabilizationWindowSeconds" in rules:
+            window = rules["stabilizationWindowSeconds"]
+            _int_at_least(kind, name, f"{at}.stabilizationWindowSeconds", window, 0,
+                          "must be greater than or equal to 0")
+            if window > 3600:
+                raise invalid(kind, name, f"{at}.stabilizationWindowSeconds", window,
+                              "must be less than or equal to 3600")
+        for j, policy in enumerate(rules.get("policies") or []):
+            if policy.get("type") not in _POLICY_TYPES:
+                raise invalid(kind, name, f"{at}.policies[{j}].type", policy.get("type"),
+                              f"supported values: {', '.join(_POLICY_TYPES)}")
+            _int_at_least(kind, name, f"{at}.policies[{j}].value", policy.get("value"), 1,
+                          "must be greater than 0")
+            period = policy.get("periodSeconds")
+            _int_at_least(kind, name, f"{at}.policies[{j}].periodSeconds", period, 1,
+                          "must be greater than 0")
+            if period > 1800:
+                raise invalid(kind, name, f"{at}.policies[{j}].periodSeconds", period,
+                              "must be less than or equal to 1800")
+
+
 def apply(kind: str, obj: dict) -> dict:
     """Default and validate `obj` (a private dict) in place; return it."""
     md = obj.setdefault("metadata", {})
@@ -125,6 +177,7 @@ def apply(kind: str, obj: dict) -> dict:
         if not spec.get("metrics"):
             spec["metrics"] = [{"type": "Resource", "resource": {
                 "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]
+        _hpa_spec(spec, kind, name)
         status = obj.setdefault("status", {})
         status.setdefault("currentReplicas", 0)
         status.setdefault("desiredReplicas", 0)

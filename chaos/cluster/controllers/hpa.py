@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from chaos.cluster import meta, podstatus, resources
+from chaos.cluster import defaults, meta, podstatus, resources
 from chaos.cluster.controllers.base import Controller
 from chaos.cluster.errors import ApiError
 from chaos.cluster.events import Recorder
@@ -21,8 +21,6 @@ from sim.kube import hpa as hpa_rules
 from sim.kube.timescale import TimeScale
 
 log = logging.getLogger(__name__)
-_METRIC_FIELD = {"Resource": "resource", "Pods": "pods", "Object": "object",
-                 "External": "external", "ContainerResource": "containerResource"}
 _TARGETS = {"Deployment": resources.DEPLOYMENTS, "ReplicaSet": resources.REPLICASETS}
 
 
@@ -48,8 +46,8 @@ def spec_of(hpa: dict, scale: TimeScale) -> hpa_rules.HPASpec:
     spec = hpa["spec"]
     base = hpa_rules.HPASpec()
     metric = (spec.get("metrics") or [{}])[0]
-    goal = (metric.get(_METRIC_FIELD.get(metric.get("type", "Resource"), "resource")) or {}
-            ).get("target") or {}
+    member = defaults.METRIC_SOURCE_FIELD.get(metric.get("type", "Resource"), "resource")
+    goal = (metric.get(member) or {}).get("target") or {}
     if goal.get("type", "Utilization") == "Utilization" and "averageUtilization" in goal:
         value, kind = goal["averageUtilization"] / 100.0, "Utilization"
     else:

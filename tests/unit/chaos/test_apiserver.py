@@ -164,3 +164,36 @@ def test_every_kind_deserializes_with_the_official_client(cluster, api, core, ap
                         "CoreV1EventList" if res.kind == "Event" else f"{model}List")
         checked.add(res.kind)
     assert checked == kinds
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    ({"minReplicas": 5, "maxReplicas": 2}, "spec.maxReplicas"),
+    ({"minReplicas": 0, "maxReplicas": 2}, "spec.minReplicas"),
+    ({"maxReplicas": 0}, "spec.maxReplicas"),
+    ({"maxReplicas": 3, "metrics": [{"type": "Resource", "resource": {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 0}}}]},
+     "spec.metrics[0].resource.target.averageUtilization"),
+    ({"maxReplicas": 3, "behavior": {"scaleUp": {"selectPolicy": "Fastest"}}},
+     "spec.behavior.scaleUp.selectPolicy"),
+    ({"maxReplicas": 3, "behavior": {"scaleDown": {"policies": [
+        {"type": "Pods", "value": 1, "periodSeconds": 0}]}}},
+     "spec.behavior.scaleDown.policies[0].periodSeconds"),
+])
+def test_an_hpa_the_controller_could_not_follow_is_422_invalid(cluster, api, spec, field):
+    """A real apiserver refuses these; storing them left the HPA controller failing every pass."""
+    hpas = client.AutoscalingV2Api(api)
+    body = {"metadata": {"name": "bad"}, "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"}, **spec}}
+    with pytest.raises(ApiException) as err:
+        hpas.create_namespaced_horizontal_pod_autoscaler("default", body)
+    status = json.loads(err.value.body)
+    assert (err.value.status, status["reason"]) == (422, "Invalid")
+    assert [c["field"] for c in status["details"]["causes"]] == [field]
+    good = {"metadata": {"name": "good"}, "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
+        "minReplicas": 1, "maxReplicas": 3}}
+    hpas.create_namespaced_horizontal_pod_autoscaler("default", good)
+    with pytest.raises(ApiException) as err:  # the same rules hold on update
+        hpas.patch_namespaced_horizontal_pod_autoscaler("good", "default", {"spec": spec})
+    assert err.value.status == 422
+
