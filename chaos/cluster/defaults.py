@@ -153,9 +153,8 @@ def apply(kind: str, obj: dict) -> dict:
         spec.setdefault("replicas", 1)
         spec["template"] = pod_template(spec.get("template"), kind, name)
         _selector_matches_template(obj, kind, name)
-        if spec["replicas"] < 0:
-            raise invalid(kind, name, "spec.replicas", spec["replicas"],
-                          "must be greater than or equal to 0")
+        _int_at_least(kind, name, "spec.replicas", spec["replicas"], 0,
+                      "must be an integer greater than or equal to 0")
         spec.setdefault("minReadySeconds", 0)
         if kind == "Deployment":
             strategy = spec.setdefault("strategy", {"type": "RollingUpdate"})

@@ -197,3 +197,11 @@ def test_an_hpa_the_controller_could_not_follow_is_422_invalid(cluster, api, spe
         hpas.patch_namespaced_horizontal_pod_autoscaler("good", "default", {"spec": spec})
     assert err.value.status == 422
 
+
+def test_a_non_integer_replica_count_is_a_422_not_a_500(cluster, apps):
+    apps.create_namespaced_deployment("default", deployment("typed", 0))
+    code, body = raw(cluster, "PATCH", "/apis/apps/v1/namespaces/default/deployments/typed",
+                     {"spec": {"replicas": "3"}}, "application/merge-patch+json")
+    assert (code, body["reason"]) == (422, "Invalid")
+    assert body["details"]["causes"][0]["field"] == "spec.replicas"
+
