@@ -216,7 +216,12 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(405, f"{method} is not allowed on a {res.plural} collection")
         options = body if isinstance(body, dict) else {}
         if method == "DELETE" and "gracePeriodSeconds" in query:
-            options = {**options, "gracePeriodSeconds": int(query["gracePeriodSeconds"])}
+            try:
+                grace = int(query["gracePeriodSeconds"])
+            except ValueError:
+                raise bad_request(f"gracePeriodSeconds {query['gracePeriodSeconds']!r} is not "
+                                  "an integer number of seconds") from None
+            options = {**options, "gracePeriodSeconds": grace}
         if method == "DELETE" and "propagationPolicy" in query:
             options = {**options, "propagationPolicy": query["propagationPolicy"]}
         ctype = self.headers.get("Content-Type") or ""

@@ -205,3 +205,11 @@ def test_a_non_integer_replica_count_is_a_422_not_a_500(cluster, apps):
     assert (code, body["reason"]) == (422, "Invalid")
     assert body["details"]["causes"][0]["field"] == "spec.replicas"
 
+
+def test_a_non_integer_grace_period_query_is_a_400_not_a_500(cluster, core):
+    core.create_namespaced_config_map("default", {"metadata": {"name": "g"}})
+    code, body = raw(cluster, "DELETE",
+                     "/api/v1/namespaces/default/configmaps/g?gracePeriodSeconds=soon")
+    assert (code, body["reason"]) == (400, "BadRequest")
+    assert "gracePeriodSeconds" in body["message"]
+    assert core.read_namespaced_config_map("g", "default").metadata.name == "g"
