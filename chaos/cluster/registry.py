@@ -236,7 +236,10 @@ class Registry:
         if grace <= 0:
             return self.store.remove(resources.PODS, md["namespace"], md["name"])
         new = meta.thaw(pod)
-        new["metadata"]["deletionTimestamp"] = meta.timestamp(new_deadline)
+        # Microseconds, not metav1.Time's whole seconds: a re-delete rebuilds the first
+        # delete's time from this stamp, and time scaling would blow a 1 s truncation up to
+        # `factor` cluster seconds. Clients (Go's RFC 3339 parser, the Python client) accept it.
+        new["metadata"]["deletionTimestamp"] = meta.micro_timestamp(new_deadline)
         new["metadata"]["deletionGracePeriodSeconds"] = int(grace)
         new["metadata"]["generation"] = md.get("generation", 1) + 1
         return self.store.replace(resources.PODS, new)
