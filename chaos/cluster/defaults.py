@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import math
 import re
 
 from chaos.cluster.errors import invalid
@@ -93,6 +94,26 @@ def _int_at_least(kind: str, name: str, field: str, value, low: int, rule: str) 
         raise invalid(kind, name, field, value, rule)
 
 
+def parse_quantity(text) -> float:
+    """A Kubernetes quantity ("500m", "2", "1Ki") as a number; ValueError if it is none."""
+    text = str(text)
+    units = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
+    for suffix in sorted(units, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * units[suffix]
+    return float(text)
+
+
+def _positive_quantity(kind: str, name: str, field: str, value) -> None:
+    try:
+        number = parse_quantity(value)
+    except ValueError:
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+        raise invalid(kind, name, field, value,
+                      "must be a positive quantity, such as 500m or 2")
+
+
 _SELECT_POLICIES = ("Max", "Min", "Disabled")
 _POLICY_TYPES = ("Pods", "Percent")
 
@@ -110,6 +131,10 @@ def _hpa_spec(spec: dict, kind: str, name: str) -> None:
         if "averageUtilization" in target:
             _int_at_least(kind, name, f"spec.metrics[{i}].{member}.target.averageUtilization",
                           target["averageUtilization"], 1, "must be greater than 0")
+        for key in ("averageValue", "value"):  # the controller scales on it: 0 or less is none
+            if target.get(key) is not None:
+                _positive_quantity(kind, name, f"spec.metrics[{i}].{member}.target.{key}",
+                                   target[key])
     for direction in ("scaleUp", "scaleDown"):
         rules = (spec.get("behavior") or {}).get(direction) or {}
         at = f"spec.behavior.{direction}"

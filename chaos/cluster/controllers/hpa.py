@@ -24,15 +24,6 @@ log = logging.getLogger(__name__)
 _TARGETS = {"Deployment": resources.DEPLOYMENTS, "ReplicaSet": resources.REPLICASETS}
 
 
-def parse_quantity(text) -> float:
-    text = str(text)
-    units = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
-    for suffix in sorted(units, key=len, reverse=True):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * units[suffix]
-    return float(text)
-
-
 def _policies(rules: dict | None, scale: TimeScale, default):
     if not rules or not rules.get("policies"):
         return default
@@ -51,7 +42,7 @@ def spec_of(hpa: dict, scale: TimeScale) -> hpa_rules.HPASpec:
     if goal.get("type", "Utilization") == "Utilization" and "averageUtilization" in goal:
         value, kind = goal["averageUtilization"] / 100.0, "Utilization"
     else:
-        value = parse_quantity(goal.get("averageValue") or goal.get("value") or 1)
+        value = defaults.parse_quantity(goal.get("averageValue") or goal.get("value") or 1)
         kind = "AverageValue"
     behavior = spec.get("behavior") or {}
     up, down = behavior.get("scaleUp") or {}, behavior.get("scaleDown") or {}

@@ -173,6 +173,19 @@ def test_every_kind_deserializes_with_the_official_client(cluster, api, core, ap
     ({"maxReplicas": 3, "metrics": [{"type": "Resource", "resource": {
         "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 0}}}]},
      "spec.metrics[0].resource.target.averageUtilization"),
+    ({"maxReplicas": 3, "metrics": [{"type": "Pods", "pods": {"metric": {"name": "demand"},
+        "target": {"type": "AverageValue", "averageValue": "0"}}}]},
+     "spec.metrics[0].pods.target.averageValue"),
+    ({"maxReplicas": 3, "metrics": [{"type": "Pods", "pods": {"metric": {"name": "demand"},
+        "target": {"type": "AverageValue", "averageValue": "-500m"}}}]},
+     "spec.metrics[0].pods.target.averageValue"),
+    ({"maxReplicas": 3, "metrics": [{"type": "Pods", "pods": {"metric": {"name": "demand"},
+        "target": {"type": "AverageValue", "averageValue": "lots"}}}]},
+     "spec.metrics[0].pods.target.averageValue"),
+    ({"maxReplicas": 3, "metrics": [{"type": "Object", "object": {"metric": {"name": "q"},
+        "describedObject": {"kind": "Service", "name": "s", "apiVersion": "v1"},
+        "target": {"type": "Value", "value": "0"}}}]},
+     "spec.metrics[0].object.target.value"),
     ({"maxReplicas": 3, "behavior": {"scaleUp": {"selectPolicy": "Fastest"}}},
      "spec.behavior.scaleUp.selectPolicy"),
     ({"maxReplicas": 3, "behavior": {"scaleDown": {"policies": [
@@ -213,3 +226,17 @@ def test_a_non_integer_grace_period_query_is_a_400_not_a_500(cluster, core):
     assert (code, body["reason"]) == (400, "BadRequest")
     assert "gracePeriodSeconds" in body["message"]
     assert core.read_namespaced_config_map("g", "default").metadata.name == "g"
+
+
+def test_an_hpa_on_a_positive_average_value_is_stored(cluster, api):
+    """The quantity rule refuses 0 or less, not the quantities a Pods metric is written in."""
+    hpas = client.AutoscalingV2Api(api)
+    for name, value in (("milli", "500m"), ("whole", "2"), ("number", 1.5)):
+        hpas.create_namespaced_horizontal_pod_autoscaler("default", {
+            "metadata": {"name": name}, "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
+                "maxReplicas": 3, "metrics": [{"type": "Pods", "pods": {
+                    "metric": {"name": "demand"},
+                    "target": {"type": "AverageValue", "averageValue": value}}}]}})
+        got = hpas.read_namespaced_horizontal_pod_autoscaler(name, "default")
+        assert got.spec.metrics[0].pods.target.average_value == str(value)
