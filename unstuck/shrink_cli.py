@@ -126,8 +126,6 @@ def _worker_init(parent: int) -> None:
     die_with_parent(parent)
 
 
-
-
 def _fault_rows(result: shrinking.Shrunk) -> list[dict]:
     return [r for r in result.rows if r["kind"] == "fault"]
 

@@ -193,22 +193,15 @@ def expand_schedulers(names: list[str]) -> list[str]:
     return out
 
 
-def seed_counts(loaded: list[tuple[scenarios.Scenario, Path]], seeds: int | None,
-                default: Callable[[scenarios.Scenario], int]) -> dict[str, int]:
-    """Seeds per scenario name: `--seeds`, else the scenario's own count (`default`: `seeds`
-    for `unstuck sim`, `suite_seeds` or `seeds` for `unstuck suite`)."""
-    return {s.name: seeds if seeds is not None else default(s) for s, _ in loaded}
-
-
 def run_inputs(paths: list[Path], schedulers: list[str], option: str, seeds: int | None,
                seed_start: int, workers: int | None,
                default: Callable[[scenarios.Scenario], int],
-               ) -> tuple[list[tuple[scenarios.Scenario, Path]], list[str], list[str]]:
+               ) -> tuple[list[tuple[scenarios.Scenario, Path]], list[str], dict[str, int], list[str]]:
     """The scenarios and schedulers that `unstuck sim` and `unstuck suite` are asked to run,
     and every problem with them and with the options the two share, all found before any
-    seed runs so that one message lists them together. `option` is the scheduler option's
-    name as the command spells it; `default` gives a scenario's seed count without --seeds
-    (`seed_counts`)."""
+    seed runs so that one message lists them together, with the seeds to run per scenario
+    name. `option` is the scheduler option's name as the command spells it; `default` gives a
+    scenario's seed count without --seeds (`seeds`; `suite_seeds` or `seeds` for a suite)."""
     from unstuck.cli import scheduler_problem
 
     problems: list[str] = []
@@ -231,10 +224,10 @@ def run_inputs(paths: list[Path], schedulers: list[str], option: str, seeds: int
     elif seeds is not None and seeds > MAX_SEEDS:
         problems.append(f"--seeds {seeds}: at most {MAX_SEEDS:,} seeds per run (each is a job "
                         "held in memory); split the run with --seed-start")
+    counts = {s.name: seeds if seeds is not None else default(s) for s, _ in loaded}
     if seed_start < 0:
         problems.append(f"--seed-start {seed_start}: seeds are integers >= 0")
-    elif seed_start + (most := max([1, *seed_counts(loaded, seeds, default).values()])
-                       ) > SEED_LIMIT:
+    elif seed_start + (most := max([1, *counts.values()])) > SEED_LIMIT:
         # Each scenario's own count when --seeds is not given (it counted 1 then, and a
         # scenario's `seeds: 50` ran past 2**64).
         problems.append(f"--seed-start {seed_start}: seeds must stay below 2**64 "
@@ -244,7 +237,7 @@ def run_inputs(paths: list[Path], schedulers: list[str], option: str, seeds: int
                                                    ", or give fewer with --seeds"))
     if workers is not None and workers < 1:
         problems.append(f"--workers {workers}: use at least 1")
-    return loaded, names, problems
+    return loaded, names, counts, problems
 
 
 def _own_seeds(s: scenarios.Scenario) -> int:
@@ -588,8 +581,8 @@ def sim(
     """Run scenarios in the simulated world and judge every seed; exit 1 if any invariant breaks."""
     from unstuck.cli import fail_input, output_problem
 
-    loaded, names, problems = run_inputs(scenario_files, scheduler, "--scheduler", seeds,
-                                         seed_start, workers, _own_seeds)
+    loaded, names, counts, problems = run_inputs(scenario_files, scheduler, "--scheduler",
+                                                 seeds, seed_start, workers, _own_seeds)
     history_problem = history and output_problem("--history", history, folder=False,
                                                  example="run.jsonl")
     problems += [p for p in (out and output_problem("--out", out, folder=True), history_problem)
@@ -614,7 +607,6 @@ def sim(
                 typer.echo(f"note: removed the report in {folder}, which described the results "
                            f"this run replaces; `unstuck report {folder}` renders a new one",
                            err=True)
-    counts = seed_counts(loaded, seeds, _own_seeds)
     workers = workers or os.cpu_count() or 1
     progress = sys.stderr.isatty() and not as_json
     batches, done, elapsed = run_scenarios(

@@ -74,11 +74,11 @@ def suite(
     """Run every scenario under every scheduler, write results and the report; exit 0 when written."""
     from unstuck import report, results
     from unstuck.cli import output_problem
-    from unstuck.sim_cli import run_inputs, seed_counts
+    from unstuck.sim_cli import run_inputs
 
     found, problems = scenario_files(paths or [Path("scenarios")])
-    loaded, scheds, more = run_inputs(found, [schedulers], "--schedulers", seeds, seed_start, workers,
-                                      _suite_seeds)
+    loaded, scheds, counts, more = run_inputs(found, [schedulers], "--schedulers", seeds,
+                                              seed_start, workers, _suite_seeds)
     problems += more
     res_dir = out / "results"  # cleared of an earlier run's seeds by run_scenarios
     problem = output_problem("--out", out, folder=True)
@@ -92,7 +92,6 @@ def suite(
 
     from unstuck.sim_cli import run_scenarios
 
-    counts = seed_counts(loaded, seeds, _suite_seeds)
     t0 = time.perf_counter()
     jobs = sum(counts.values()) * len(scheds)
     typer.echo(f"unstuck suite: {_n(len(loaded), 'scenario')} x {_n(len(scheds), 'scheduler')}, "

@@ -26,9 +26,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scheduler import events as ev
 from scheduler.history import HistoryEvent, Kind, Source
-from scheduler.model import TaskStatus, TaskType, Workspace
+from scheduler.model import Task, TaskStatus, TaskType, Workspace
 from scheduler.service import views
-from scheduler.service.engine import Engine
+from scheduler.service.engine import Engine, exec_key
 from scheduler.service.identity import Identities
 from scheduler.service.static_cluster import StaticCluster
 from scheduler.variants import NAMES, agent_of
@@ -421,19 +421,16 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
             data["supersedes"] = row.supersedes
         if row.run is not None:
             data["run"] = row.run
-        key = (row.agent_id, row.task_id, row.fence, row.kind, row.action, row.run)
-        if key in engine.exec_seen:
-            return  # a retried report: its row is already in the history
-        engine.exec_seen.add(key)
+        if exec_key(row.agent_id, row.task_id, row.fence, row.kind, row.action, row.run) in engine.exec_seen:
+            return  # a retried report: its row is already in the history (the engine notes each)
         engine.history.append(HistoryEvent(engine.clock.now(), Kind("exec." + row.kind), Source.AGENT,
                                            task=row.task_id, workspace=row.workspace_id, pod=row.pod,
                                            agent=row.agent_id, reason=row.reason, data=data))
         engine.history.flush()
 
-    def exec_refused(row: ExecRow, where: str) -> JSONResponse | None:
+    def exec_refused(row: ExecRow, task: Task | None, where: str) -> JSONResponse | None:
         """Why an execution row must not enter the history (the checker's evidence), or None:
-        its task does not exist, or it names another workspace than its task's."""
-        task = engine.store.get_task(row.task_id)
+        its task (`task`, as stored) does not exist, or it names another workspace."""
         if task is None:
             return _err(404, f"{where}task_id: task {row.task_id} not found: nothing recorded; "
                         "send rows of the tasks the scheduler dispatched")
@@ -452,10 +449,11 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
         if body.kind == "invoke" and not body.claim and agent_of(engine.config.scheduler).claims_runs:
             return _err(409, f"--scheduler {engine.config.scheduler}'s agents claim their runs: "
                         "send claim: true (start the agent with the service's --scheduler)")
-        if (refused := exec_refused(body, "body.")) is not None:
+        task = engine.store.get_task(body.task_id)
+        if (refused := exec_refused(body, task, "body.")) is not None:
             return refused
+        assert task is not None
         if body.kind == "invoke" and body.claim:
-            task = engine.store.get_task(body.task_id)
             if not task.runs_on(body.agent_id, body.fence):
                 return _err(409, f"stale dispatch: task {task.id} is {task.status.value} with fence "
                             f"{task.fence} on agent {task.agent_id}; do not run it")
@@ -472,7 +470,8 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
                     return _err(400, f"body.exec.{name}: {getattr(body.exec, name)!r} is not the "
                                 f"report's {name} {getattr(body, name)!r}: a report carries the "
                                 "execution row of its own run")
-            if (refused := exec_refused(body.exec, "body.exec.")) is not None:
+            if (refused := exec_refused(body.exec, engine.store.get_task(body.exec.task_id),
+                                        "body.exec.")) is not None:
                 return refused
             exec_row(body.exec)
         event: ev.Event

@@ -38,6 +38,14 @@ from scheduler.variants import policy_class
 log = logging.getLogger("unstuck.service")
 
 
+def exec_key(agent: str | None, task: int, fence: int | None, kind: str, action: str | None,
+             run: str | None) -> tuple:
+    """What makes an execution row one of its own: a retried report's row has the key of the
+    one recorded before (`Engine.exec_seen`), a second run of one dispatch (the seed's agent,
+    whose scheduler never moves a fence) another `run`."""
+    return (agent, task, fence, kind, action, run)
+
+
 class Engine:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
@@ -176,8 +184,8 @@ class Engine:
         if not kind.startswith("exec.") or row.get("task") is None:
             return
         data = row.get("data") or {}
-        self.exec_seen.add((row.get("agent"), row["task"], data.get("fence"), kind[5:], data.get("action"),
-                            data.get("run")))
+        self.exec_seen.add(exec_key(row.get("agent"), row["task"], data.get("fence"), kind[5:],
+                                    data.get("action"), data.get("run")))
         key = (row.get("agent") or "", row["task"])
         if kind == "exec.invoke":
             self.open_execs[key] = row
