@@ -88,6 +88,7 @@ class Script:
         self.plan_s, self.apply_s, self.has_changes = plan_s, apply_s, has_changes
         self.notice_after_s = notice_after_s
         self.fail_sends = 0
+        self.listing_fails_until = -1.0
         self.fail_writes_after_send = 0
         self.state_lock: dict[str, tuple[int, int]] = {}
         self.scheduler_epoch = 0
@@ -210,6 +211,13 @@ class Script:
             self.world(Kind.FAULT, Source.FAULT, reason=f"next {n} store writes fail",
                        data={"type": "db-write-failure", "count": n})
             self.store.fail_next_writes(n)
+        self.at(t, go)
+
+    def fail_listing(self, t: float, for_s: float) -> None:
+        """The cluster's pod listing fails from t for for_s seconds (an API server outage
+        as the scheduler sees it); creates and deletes still go through."""
+        def go() -> None:
+            self.listing_fails_until = self.now + for_s
         self.at(t, go)
 
     def fail_next_sends(self, t: float, n: int = 1, then_fail_writes: int = 0) -> None:
@@ -402,6 +410,8 @@ class _Cluster:
         self.w._remove_pod(name, "deleted by scheduler")
 
     def list_pods(self, pool_id: str) -> list[PodInfo]:
+        if self.w.now < self.w.listing_fails_until:
+            raise ClusterError("list pods: the server is currently unable to handle the request")
         return [p for _, p in sorted(self.w.pods.items()) if p.pool_id == pool_id]
 
     def scale(self, pool_id: str, replicas: int) -> None:

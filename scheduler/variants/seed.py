@@ -868,8 +868,12 @@ class SeedPolicy:
         """syncPodsFromK8s, syncTaskStatusToSlots, cleanupExpiredReservations. Returns what
         the pass read (`reconcile_inputs`) when it left the pool at a fixed point: a second
         pass over the same inputs would change nothing. It does unless the listing failed or
-        showed a Failed or Succeeded pod, whose deletion is retried (and recorded) each pass."""
+        showed a Failed or Succeeded pod, whose deletion is retried (and recorded) each pass.
+        A failed listing ends the pass there, as ReconcilePods returns SyncPodsFromK8s's
+        error: no slot sync and no reservation expiry until the cluster answers again."""
         fixed = self.sync_pods_from_k8s(pool_id)
+        if fixed is None:
+            return None
         self.sync_task_status_to_slots(pool_id)
         self.cleanup_expired_reservations(pool_id)
         return self.reconcile_inputs(pool_id) if fixed else None
@@ -907,7 +911,10 @@ class SeedPolicy:
             return None
         return (slots, listing, ctx.store.revision_of("tasks", "workspaces"))
 
-    def sync_pods_from_k8s(self, pool_id: str) -> bool:
+    def sync_pods_from_k8s(self, pool_id: str) -> bool | None:
+        """SyncPodsFromK8s. True when it left the pool's pods at a fixed point, False when a
+        Failed or Succeeded pod's deletion is due again next pass, None when the listing
+        failed."""
         ctx, slots = self.ctx, self.mem.slots
         inputs = self.pod_sync_inputs(pool_id)
         if inputs is not None and self.mem.synced.get(pool_id) == inputs:
@@ -918,7 +925,7 @@ class SeedPolicy:
         try:
             listed = ctx.cluster.list_pods(pool_id)
         except ClusterError:
-            return False
+            return None
         seen = set()
         fixed = True
         for info in listed:
