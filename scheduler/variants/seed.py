@@ -979,10 +979,12 @@ class SeedPolicy:
                 if s.task_id is None:
                     continue
                 task = active_tasks.get(s.task_id)  # None: gone or terminal
-                active = task is not None and task.agent_id and task.status in (
-                    TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)
-                if (task is not None and task.status is TaskStatus.APPLY_PENDING and task.agent_id
-                        and s.status is SlotStatus.RUNNING and self.pool_of(task.workspace_id) == pool_id):
+                # The Go query joins the task to its workspace's current pool: a task whose
+                # workspace has moved to another pool is not listed, so its slot here is freed.
+                active = (task is not None and task.agent_id
+                          and task.status in (TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)
+                          and self.pool_of(task.workspace_id) == pool_id)
+                if active and task.status is TaskStatus.APPLY_PENDING and s.status is SlotStatus.RUNNING:
                     self.mem.slots.reserve(SlotRef(pod.name, s.slot_id), task.id, ctx.now)
                     ctx.record(Kind.SLOT_RESERVED, pod=pod.name, slot=s.slot_id, task=task.id,
                                reason="reconcile: task is apply_pending")

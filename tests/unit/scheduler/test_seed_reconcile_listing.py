@@ -1,11 +1,14 @@
-"""The seed's ReconcilePods when listing pods fails (seed-system.md §3.4, held to the Go
-code): it returns SyncPodsFromK8s's error before syncTaskStatusToSlots, so a slot whose task
-has ended stays taken until the cluster answers again."""
+"""The seed's ReconcilePods (seed-system.md §3.3–3.4), held to the Go code: it returns
+SyncPodsFromK8s's error before syncTaskStatusToSlots, so a slot whose task has ended stays
+taken until the cluster answers again; and the slot sync frees the slots of tasks whose
+workspace is no longer in the pool."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from scheduler.history import Kind
-from scheduler.model import TaskStatus, TaskType
+from scheduler.model import Pool, TaskStatus, TaskType
 from scheduler.testing import Script
 
 
@@ -32,3 +35,15 @@ def test_a_failed_listing_leaves_the_slot_taken_until_the_cluster_answers():
     s = plan_world(fail_listing=True)  # listing fails from 100 to 160
     assert set(slot_releases(s, 1)) == {160.0}
     assert s.task(1).status is TaskStatus.SUCCESS
+
+
+def test_a_slot_of_a_task_whose_workspace_moved_pool_is_freed():
+    # syncTaskStatusToSlots lists the running and apply_pending tasks of the workspaces whose
+    # current_pool_id is this pool: after a move, the old pool's reservation is not among them.
+    s = Script("seed", other_pools=(Pool("pool-2", min_replicas=0, max_replicas=4),))
+    s.create(40.0)
+    s.run(120.0)  # planned at 100.2: apply_pending, its slots reserved at 105
+    assert s.task(1).status is TaskStatus.APPLY_PENDING
+    s.store.put_workspace(replace(s.workspace(), pool_id="pool-2"))
+    s.run(130.0)  # the pass at 120 ran before the move; the next one, at 125, frees them
+    assert set(slot_releases(s, 1)) == {125.0}
