@@ -38,12 +38,17 @@ Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A JSON request body: unknown fields are refused, and so is a value of the wrong JSON
+    type (`"5"`, `true` or `5.0` for an integer, `1` for a boolean): strict mode, since FastAPI
+    validates the decoded object. An enum field arrives as its JSON string, so it sets
+    `Field(strict=False)`, which still takes only the enum's values."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CreateTask(Body):
     workspace_id: Id
-    task_type: TaskType = TaskType.PLAN_AND_APPLY
+    task_type: TaskType = Field(TaskType.PLAN_AND_APPLY, strict=False)
     description: str = Field("", max_length=2000)
 
 

@@ -233,3 +233,34 @@ def test_a_body_that_is_not_a_json_object_says_what_to_send(service):
         assert r.status_code == 400, r.text
         assert r.json()["message"].endswith("send a JSON object with Content-Type: application/json"), r.text
     assert service.snapshot() == before
+
+
+def test_a_json_value_of_the_wrong_type_is_not_coerced(service):
+    # A client that sends "5" or true where the API takes an integer (or 1 where it takes a
+    # boolean) has a bug; coercing it would record a fault on task 5 or an agent that runs an
+    # apply it never reported.
+    before = service.snapshot()
+    pool = {"Authorization": f"Bearer {POOL_TOKEN}"}
+    cases = [
+        ("/faults", {"type": "kill-agent", "task": "5"}, service.auth(), "body.task", "integer"),
+        ("/faults", {"type": "kill-agent", "task": True}, service.auth(), "body.task", "integer"),
+        ("/faults", {"type": "kill-agent", "task": 5.0}, service.auth(), "body.task", "integer"),
+        ("/agent/heartbeat", {"agent_id": "agent-pod-1", "plan_running": "2"}, pool,
+         "body.plan_running", "integer"),
+        ("/agent/heartbeat", {"agent_id": "agent-pod-1", "apply_running": 1}, pool,
+         "body.apply_running", "boolean"),
+        ("/agent/heartbeat", {"agent_id": "agent-pod-1", "current_tasks": ["3"]}, pool,
+         "body.current_tasks.0", "integer"),
+        ("/agent/notice", {"agent_id": "agent-pod-1", "task_id": "1", "ok": "yes"}, pool,
+         "body.task_id", "integer"),
+    ]
+    for route, body, headers, field, expected in cases:
+        r = service.http.post(route, json=body, headers=headers)
+        assert r.status_code == 400, (route, body, r.text)
+        msg = r.json()["message"]
+        assert msg.startswith(f"{field}: ") and expected in msg, (route, body, msg)
+    # Enum values and strings still arrive as JSON strings and are taken.
+    r = service.http.post("/faults", json={"type": "kill-agent", "task": 5}, headers=service.auth())
+    assert r.status_code == 201, r.text
+    assert service.snapshot()[:3] == before[:3]
+
