@@ -492,8 +492,13 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
 
     @app.post("/agent/notice", tags=["agents"])
     async def notice(body: Notice, authorization: Auth = None):
+        """The C&C `task_completed` / `task_failed`. The seed's channel has no answer, and a
+        notice of a task it does not know changes nothing there; so is it here: 200, with a
+        message saying it was ignored (the HTTP report, not the notice, is what decides)."""
         if (denied := agent_auth(authorization)) is not None:
             return denied
+        if engine.store.get_task(body.task_id) is None:
+            return JSONResponse({"ok": True, "message": f"task {body.task_id} not found: notice ignored"})
         out = engine.handle(ev.CompletionNotice(body.task_id, body.agent_id, body.ok))
         return JSONResponse({"ok": out.ok, "message": out.message}, status_code=out.status)
 

@@ -264,3 +264,16 @@ def test_a_json_value_of_the_wrong_type_is_not_coerced(service):
     assert r.status_code == 201, r.text
     assert service.snapshot()[:3] == before[:3]
 
+
+def test_a_completion_notice_of_an_unknown_task_is_ignored_and_says_so(service):
+    # The seed's C&C task_completed has no answer and a task it does not know changes nothing
+    # (seed-system.md 2.2, section 7 item 2): 200, nothing recorded, and the message says why.
+    before = service.snapshot()
+    rows = len(service.engine.history.rows)
+    pool = {"Authorization": f"Bearer {POOL_TOKEN}"}
+    r = service.http.post("/agent/notice", json={"agent_id": "agent-pod-1", "task_id": 987654},
+                          headers=pool)
+    assert r.status_code == 200, r.text
+    assert r.json()["message"] == "task 987654 not found: notice ignored"
+    assert service.snapshot() == before
+    assert [row for row in service.engine.history.rows[rows:] if row.get("task") == 987654] == []
