@@ -3,19 +3,19 @@ that still breaks the same invariant for the same task (unstuck/shrink.py), prin
 minimal run's witness, and written as a scenario that `unstuck sim` replays.
 
 Exit codes: 0 shrunk; 2 bad input, or a seed with nothing to shrink (it breaks no invariant,
-or not the one asked for); 130 interrupted (nothing is written); SIGTERM kills it at once,
-workers and all (a shell reports 143), and nothing is written.
+or not the one asked for); 130 interrupted by Ctrl-C, 143 by SIGTERM (the trials stop at
+once, the message says so, and nothing is written).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from multiprocessing import get_context
-from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Annotated
 
@@ -28,7 +28,14 @@ from unstuck import checker
 from unstuck import scenario as scenarios
 from unstuck import shrink as shrinking
 from unstuck.checker import INVARIANTS
-from unstuck.sim_cli import SEED_LIMIT, die_with_parent, row_text
+from unstuck.sim_cli import (
+    SEED_LIMIT,
+    SIGNALS,
+    _signals_blocked,
+    _worker_init,
+    row_text,
+    sigterm_interrupts,
+)
 
 
 def shrink(
@@ -82,8 +89,12 @@ def shrink(
             task = bar.add_task("shrinking (trial runs)", total=None)
 
             def run_batch(trials: list[shrinking.Trial]) -> list[bool]:
-                verdicts = (list(pool.map(shrinking.still_fails, trials)) if pool is not None
-                            else [shrinking.still_fails(t) for t in trials])
+                if pool is None:
+                    verdicts = [shrinking.still_fails(t) for t in trials]
+                else:
+                    with _signals_blocked():  # a worker forked here never sees them
+                        futures = [pool.submit(shrinking.still_fails, t) for t in trials]
+                    verdicts = [f.result() for f in futures]
                 bar.advance(task, len(trials))
                 return verdicts
 
@@ -94,7 +105,7 @@ def shrink(
         return
     except KeyboardInterrupt:
         typer.echo("unstuck shrink: interrupted; the trials stopped and nothing was written",
-                   err=True)
+                   err=True)  # SIGTERM too: `Terminated` is a KeyboardInterrupt
         raise
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -105,25 +116,31 @@ def shrink(
         _print(result, out)
 
 
-def _pool(workers: int) -> AbstractContextManager[Pool | None]:
+@contextmanager
+def _pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
     """One pool for every trial of the shrink, forked, so each worker already holds the
-    code. The workers leave Ctrl-C to this process; leaving the block terminates them, so a
-    Ctrl-C does not wait for a trial in hand (one can take a minute), and nothing is
-    written before the shrink ends. None with one worker: the trials run here."""
+    code. The workers ignore Ctrl-C and SIGTERM, which a terminal or CI sends to the whole
+    process group, and die with this process (`sim_cli._worker_init`). On an interrupt here
+    (Ctrl-C, or SIGTERM as `sigterm_interrupts` raises it) they are killed, so it does not
+    wait for a trial in hand (one can take a minute), and nothing is written before the
+    shrink ends. An executor, not a `multiprocessing.Pool`: a Pool whose worker died while it
+    waited for work hangs in its terminate (the worker held the queue's lock); an executor
+    sees each worker's exit. None with one worker: the trials run here."""
     if workers <= 1:
-        return nullcontext()
+        yield None
+        return
     ctx = get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    return ctx.Pool(workers, initializer=_worker_init, initargs=(os.getpid(),))
-
-
-def _worker_init(parent: int) -> None:
-    """Ctrl-C is left to the parent; SIGTERM, which the pool's terminate sends, still ends
-    the worker (at once: a trial writes nothing); and the worker dies with the parent,
-    which a SIGKILL would otherwise leave it waiting for, for ever."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-    die_with_parent(parent)
+    stop = ctx.RawValue("b", 0)  # _worker_init's flag; the trials do not read it
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(os.getpid(), stop, SIGNALS))
+    try:
+        yield pool
+    except BaseException:
+        for proc in list(pool._processes.values()):  # no public way to end the workers
+            proc.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _fault_rows(result: shrinking.Shrunk) -> list[dict]:
@@ -182,9 +199,4 @@ def _print(result: shrinking.Shrunk, out: Path | None) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    # No `sigterm_interrupts` here: a SIGTERM to the whole group kills the pool's workers
-    # (the pool's own terminate needs SIGTERM to end them), and a multiprocessing pool
-    # whose worker died waiting for work cannot be terminated (it waits for ever on the
-    # queue lock the worker held). Killed at once, the shrink loses only its trials, and
-    # its workers die with it (`_worker_init`).
-    app.command("shrink")(shrink)
+    app.command("shrink")(sigterm_interrupts()(shrink))

@@ -184,9 +184,11 @@ def test_bad_input_exits_2_with_what_to_do_and_writes_nothing(tmp_path, args, me
         assert "--seed -1: seeds are integers >= 0" in r.output
 
 
-def test_ctrl_c_stops_the_trials_at_once_and_writes_nothing(tmp_path):
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_or_sigterm_stops_the_trials_at_once_and_writes_nothing(tmp_path, sig, code):
     """A trial of a day can take a minute (docs/shrink.md, "Cost"): Ctrl-C must not wait for
-    the trials in hand. The first trials here run the day without any fault (tens of seconds)."""
+    the trials in hand. The first trials here run the day without any fault (tens of seconds).
+    SIGTERM to the group (what CI and `timeout` send) stops the same way, exit 143."""
     import os
     import signal
     import subprocess
@@ -216,9 +218,9 @@ def test_ctrl_c_stops_the_trials_at_once_and_writes_nothing(tmp_path):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     t0 = time.monotonic()
-    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, getattr(signal, sig))
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert time.monotonic() - t0 < 5
     assert "interrupted; the trials stopped and nothing was written" in err
     assert "Traceback" not in err
