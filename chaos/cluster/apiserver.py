@@ -203,7 +203,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._watch(res, namespace, query)
             if method == "GET":
                 listed = reg.list(res, namespace, label_selector=query.get("labelSelector"),
-                                  field_selector=query.get("fieldSelector"))
+                                  field_selector=query.get("fieldSelector"),
+                                  limit=query.get("limit"), continue_token=query.get("continue"))
                 return 200, self._maybe_table(res, query, listed, tables.of_list)
             if method == "POST":
                 return 201, reg.create(res, namespace, body or {})

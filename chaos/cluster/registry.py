@@ -8,6 +8,7 @@ eviction) happens here, under the store's lock so that read-modify-write steps a
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 
@@ -63,13 +64,37 @@ class Registry:
         return self.store.must_get(res, self._key_ns(res, namespace), name)
 
     def list(self, res: Resource, namespace: str | None, *, label_selector: str | None = None,
-             field_selector: str | None = None) -> dict:
+             field_selector: str | None = None, limit: str | None = None,
+             continue_token: str | None = None) -> dict:
+        """A List; with `limit`, one chunk of it and a `continue` token for the next, which
+        reads the same snapshot (the first chunk's resourceVersion) as upstream does."""
         labels_ok = parse_label_selector(label_selector)
         fields_ok = parse_field_selector(field_selector)
-        objs, rv = self.store.list(res, namespace if res.namespaced and namespace else None)
+        size = _parse_limit(limit)
+        scope = namespace if res.namespaced and namespace else None
+        if continue_token:
+            rv, start = _parse_continue(continue_token)
+            try:
+                objs = self.store.list_at(res, scope, rv)
+            except ApiError as err:
+                if err.code != 410:
+                    raise
+                raise ApiError(410, "The provided continue parameter is too old to display a "
+                                    "consistent list result. You can start a new list without "
+                                    "the continue parameter.", reason="Expired") from None
+            objs = [o for o in objs if _list_key(res, o) > start]
+        else:
+            objs, rv = self.store.list(res, scope)
         items = [o for o in objs if labels_ok(meta.labels_of(o)) and fields_ok(o)]
+        list_md: dict = {"resourceVersion": str(rv)}
+        if size and len(items) > size:
+            rest = len(items) - size
+            items = items[:size]
+            list_md["continue"] = _continue_token(rv, _list_key(res, items[-1]))
+            if not label_selector and not field_selector:  # upstream counts only then
+                list_md["remainingItemCount"] = rest
         return {"kind": f"{res.kind}List", "apiVersion": res.api_version,
-                "metadata": {"resourceVersion": str(rv)}, "items": items}
+                "metadata": list_md, "items": items}
 
     # --- create ----------------------------------------------------------------------------
     def create(self, res: Resource, namespace: str | None, body: dict) -> dict:
@@ -335,6 +360,41 @@ class Registry:
         if self.log_reader is None:
             return ""
         return self.log_reader(pod, query)
+
+
+def _list_key(res: Resource, obj: dict) -> list[str]:
+    """An object's place in list order: the store's (namespace, name) key."""
+    return [meta.ns_of(obj) if res.namespaced else "", obj["metadata"]["name"]]
+
+
+def _parse_limit(limit: str | None) -> int:
+    try:
+        size = int(limit or 0)
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise bad_request(f"limit {limit!r} is not a non-negative integer; send limit=N to list "
+                          "at most N items, or no limit for all of them")
+    return size
+
+
+def _continue_token(rv: int, last: list[str]) -> str:
+    token = {"v": "meta.k8s.io/v1", "rv": rv, "start": last}
+    return base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
+
+
+def _parse_continue(token: str) -> tuple[int, list[str]]:
+    try:
+        parsed = json.loads(base64.urlsafe_b64decode(token.encode()))
+        rv, start = parsed["rv"], parsed["start"]
+        if parsed.get("v") != "meta.k8s.io/v1" or not isinstance(rv, int) \
+                or not (isinstance(start, list) and len(start) == 2
+                        and all(isinstance(s, str) for s in start)):
+            raise ValueError(token)
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+        raise bad_request("continue key is not valid: send back the metadata.continue of the "
+                          "previous chunk unchanged, or list again without continue") from None
+    return rv, start
 
 
 def pods_on_node(store: Store, node: str) -> list[dict]:

@@ -70,6 +70,21 @@ class Store:
                 objs = [items[k] for k in sorted(items) if k[0] == namespace]
             return objs, self._rv
 
+    def list_at(self, res: Resource, namespace: str | None, rv: int) -> list[dict]:
+        """`list` as it was at revision `rv`: today's objects with the later events undone
+        (410 Expired once they were compacted away), for a continued chunked list."""
+        with self.lock:
+            items = dict(self._objects.get(res.key, {}))
+            for ev in reversed(self.events_after(rv)):
+                if ev.key != res.key:
+                    continue
+                key = (ev.namespace if res.namespaced else "", ev.obj["metadata"]["name"])
+                if ev.old is None:
+                    items.pop(key, None)
+                else:
+                    items[key] = ev.old
+            return [items[k] for k in sorted(items) if namespace is None or k[0] == namespace]
+
     def count(self, res: Resource) -> int:
         return len(self._objects.get(res.key, {}))
 

@@ -61,8 +61,10 @@ def table(res: Resource, objs: list[dict], *, resource_version: str, now: float,
 
 
 def of_list(res: Resource, listed: dict, **kw) -> dict:
-    return table(res, listed["items"], resource_version=listed["metadata"]["resourceVersion"],
-                 **kw)
+    out = table(res, listed["items"], resource_version=listed["metadata"]["resourceVersion"],
+                **kw)
+    out["metadata"] = dict(listed["metadata"])  # continue and remainingItemCount too
+    return out
 
 
 def of_object(res: Resource, obj: dict, **kw) -> dict:
