@@ -13,7 +13,7 @@ import itertools
 import math
 import re
 
-from chaos.cluster.errors import invalid
+from chaos.cluster.errors import forbidden, invalid
 
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _service_ips = itertools.count(10)
@@ -68,6 +68,44 @@ def pod_spec(spec: dict, kind: str, name: str, field: str = "spec") -> dict:
             tolerations.append({"key": taint, "operator": "Exists", "effect": "NoExecute",
                                 "tolerationSeconds": DEFAULT_TOLERATION_S})
     return spec
+
+
+POD_UPDATE_RULE = (
+    "pod updates may not change fields other than `spec.containers[*].image`,"
+    "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only "
+    "additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be "
+    "set to 1 if it was previously negative)")
+
+
+def validate_pod_update(old: dict, new: dict, name: str) -> None:
+    """Upstream ValidatePodUpdate on two defaulted specs: 422 unless only the mutable parts
+    changed (images, a lowered activeDeadlineSeconds, added tolerations, grace -N -> 1)."""
+    deadline_old, deadline_new = old.get("activeDeadlineSeconds"), new.get("activeDeadlineSeconds")
+    if deadline_new is None and deadline_old is not None:
+        raise invalid("Pod", name, "spec.activeDeadlineSeconds", None,
+                      "must not update from a positive integer to nil value")
+    if deadline_old is not None and deadline_new > deadline_old:
+        raise invalid("Pod", name, "spec.activeDeadlineSeconds", deadline_new,
+                      "must be less than or equal to previous value")
+    new_tolerations = new.get("tolerations") or []
+    if any(t not in new_tolerations for t in old.get("tolerations") or []):
+        raise forbidden("Pod", name, "spec.tolerations",
+                        "existing toleration can not be modified except its tolerationSeconds")
+    munged = {**new, "activeDeadlineSeconds": deadline_old, "tolerations": old.get("tolerations")}
+    if deadline_old is None:
+        munged.pop("activeDeadlineSeconds")
+    if "tolerations" not in old:
+        munged.pop("tolerations")
+    for field in ("containers", "initContainers"):
+        before, after = old.get(field) or [], new.get(field) or []
+        if after and len(before) == len(after):
+            munged[field] = [{**c, "image": b.get("image")} for c, b in
+                             zip(after, before, strict=True)]
+    grace_old = old.get("terminationGracePeriodSeconds")
+    if grace_old is not None and grace_old < 0 and new.get("terminationGracePeriodSeconds") == 1:
+        munged["terminationGracePeriodSeconds"] = grace_old
+    if munged != old:
+        raise forbidden("Pod", name, "spec", POD_UPDATE_RULE)
 
 
 def pod_template(template: dict | None, kind: str, name: str) -> dict:

@@ -70,6 +70,20 @@ def invalid(kind: str, name: str, field: str, value, rule: str) -> ApiError:
                  "causes": [{"reason": "FieldValueInvalid", "message": rule, "field": field}]})
 
 
+def _field_error(kind: str, name: str, field: str, reason: str, detail: str,
+                 group: str = "") -> ApiError:
+    """422 Invalid for one field, worded as upstream's field.Error in a NewInvalid Status."""
+    qualified = f"{kind}.{group}" if group else kind
+    return ApiError(
+        422, f'{qualified} "{name}" is invalid: {field}: {detail}',
+        details={"name": name, "group": group, "kind": kind,
+                 "causes": [{"reason": reason, "message": detail, "field": field}]})
+
+
+def forbidden(kind: str, name: str, field: str, rule: str, group: str = "") -> ApiError:
+    return _field_error(kind, name, field, "FieldValueForbidden", f"Forbidden: {rule}", group)
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, message)
 

@@ -156,6 +156,8 @@ class Registry:
             new["status"] = old.get("status", {})
         if subresource != "status":
             defaults.apply(res.kind, new)
+            if res is resources.PODS:
+                defaults.validate_pod_update(old.get("spec") or {}, new.get("spec") or {}, name)
             gen = old["metadata"].get("generation", 1)
             changed = any(new.get(k) != old.get(k) for k in ("spec", "data", "template"))
             new["metadata"]["generation"] = gen + 1 if changed else gen

@@ -1,0 +1,80 @@
+"""A pod's spec is immutable but for images, a lowered activeDeadlineSeconds and added
+tolerations, on PUT and on every PATCH flavour alike, as upstream's ValidatePodUpdate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+FORBIDDEN = "Forbidden: pod updates may not change fields other than"
+
+
+def _pod(core, name="upd", **spec):
+    return core.create_namespaced_pod("default", {"metadata": {"name": name}, "spec": {
+        "containers": [{"name": "main", "image": "local/sleep", "command": ["sleep", "600"]}],
+        **spec}})
+
+
+def _put(core, mutate, name="upd"):
+    """Read, change and PUT the pod, again while the kubelet's status writes make it 409."""
+    for _ in range(50):
+        pod = core.read_namespaced_pod(name, "default")
+        mutate(pod)
+        try:
+            return core.replace_namespaced_pod(name, "default", pod)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+    raise AssertionError("the pod kept changing under the PUT")
+
+
+def _refused(call) -> dict:
+    with pytest.raises(ApiException) as err:
+        call()
+    body = json.loads(err.value.body)
+    assert (err.value.status, body["reason"]) == (422, "Invalid"), body
+    return body
+
+
+def test_images_labels_deadline_and_tolerations_may_change(core):
+    _pod(core, activeDeadlineSeconds=600)
+    pod = core.patch_namespaced_pod("upd", "default", {"spec": {"containers": [
+        {"name": "main", "image": "local/sleep:2"}]}})
+    assert pod.spec.containers[0].image == "local/sleep:2"
+    pod = core.patch_namespaced_pod("upd", "default", {
+        "metadata": {"labels": {"a": "b"}}, "spec": {"activeDeadlineSeconds": 300}})
+    assert pod.spec.active_deadline_seconds == 300 and pod.metadata.labels == {"a": "b"}
+    pod = _put(core, lambda p: p.spec.tolerations.append(
+        {"key": "k", "operator": "Exists", "effect": "NoSchedule"}))
+    assert any(t.key == "k" for t in pod.spec.tolerations)
+
+
+def test_other_spec_changes_are_422_forbidden_on_put_and_patch(core):
+    _pod(core)
+    body = _refused(lambda: core.patch_namespaced_pod(
+        "upd", "default", {"spec": {"restartPolicy": "Never"}}))
+    assert f'Pod "upd" is invalid: spec: {FORBIDDEN}' in body["message"]
+    assert body["details"]["causes"][0]["reason"] == "FieldValueForbidden"
+    assert body["details"]["causes"][0]["field"] == "spec"
+    _refused(lambda: core.patch_namespaced_pod(
+        "upd", "default", [{"op": "replace", "path": "/spec/terminationGracePeriodSeconds",
+                            "value": 5}]))
+    _refused(lambda: _put(core, lambda p: setattr(p.spec.containers[0], "command", ["true"])))
+    _refused(lambda: _put(core, lambda p: p.spec.containers.append(
+        {"name": "side", "image": "x"})))
+    assert core.read_namespaced_pod("upd", "default").spec.restart_policy == "Always"
+
+
+def test_deadline_only_lowers_and_tolerations_only_grow(core):
+    _pod(core, activeDeadlineSeconds=100,
+         tolerations=[{"key": "k", "operator": "Exists", "effect": "NoSchedule"}])
+    body = _refused(lambda: core.patch_namespaced_pod(
+        "upd", "default", {"spec": {"activeDeadlineSeconds": 200}}))
+    assert body["details"]["causes"][0]["field"] == "spec.activeDeadlineSeconds"
+    _refused(lambda: core.patch_namespaced_pod(
+        "upd", "default", {"spec": {"activeDeadlineSeconds": None}}))
+    body = _refused(lambda: _put(core, lambda p: setattr(
+        p.spec, "tolerations", [t for t in p.spec.tolerations if t.key != "k"])))
+    assert body["details"]["causes"][0]["field"] == "spec.tolerations"
