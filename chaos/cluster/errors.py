@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+from chaos.cluster import resources
+
 _REASONS = {
     400: "BadRequest",
     404: "NotFound",
@@ -63,16 +67,25 @@ def conflict(resource: str, name: str, group: str = "") -> ApiError:
         details={"name": name, "group": group, "kind": resource})
 
 
-def invalid(kind: str, name: str, field: str, value, rule: str) -> ApiError:
-    return ApiError(
-        422, f'{kind} "{name}" is invalid: {field}: Invalid value: {value!r}: {rule}',
-        details={"name": name, "kind": kind,
-                 "causes": [{"reason": "FieldValueInvalid", "message": rule, "field": field}]})
+def _group_of(kind: str) -> str:
+    try:
+        return resources.by_kind(kind).group
+    except KeyError:  # the subresource kinds
+        return "autoscaling" if kind == "Scale" else ""
 
 
-def _field_error(kind: str, name: str, field: str, reason: str, detail: str,
-                 group: str = "") -> ApiError:
-    """422 Invalid for one field, worded as upstream's field.Error in a NewInvalid Status."""
+def _go_value(value) -> str:
+    """A value as upstream's field.Invalid prints it: strings quoted, nil as null."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    return json.dumps(value) if value is None or isinstance(value, (bool, dict, list)) \
+        else str(value)
+
+
+def _field_error(kind: str, name: str, field: str, reason: str, detail: str) -> ApiError:
+    """422 Invalid for one field, worded as upstream's field.Error in a NewInvalid Status:
+    `Kind.group "name" is invalid: field: detail`, the cause carrying the detail alone."""
+    group = _group_of(kind)
     qualified = f"{kind}.{group}" if group else kind
     return ApiError(
         422, f'{qualified} "{name}" is invalid: {field}: {detail}',
@@ -80,8 +93,15 @@ def _field_error(kind: str, name: str, field: str, reason: str, detail: str,
                  "causes": [{"reason": reason, "message": detail, "field": field}]})
 
 
-def forbidden(kind: str, name: str, field: str, rule: str, group: str = "") -> ApiError:
-    return _field_error(kind, name, field, "FieldValueForbidden", f"Forbidden: {rule}", group)
+def invalid(kind: str, name: str, field: str, value, rule: str) -> ApiError:
+    if rule == "Required value":
+        return _field_error(kind, name, field, "FieldValueRequired", rule)
+    return _field_error(kind, name, field, "FieldValueInvalid",
+                        f"Invalid value: {_go_value(value)}: {rule}")
+
+
+def forbidden(kind: str, name: str, field: str, rule: str) -> ApiError:
+    return _field_error(kind, name, field, "FieldValueForbidden", f"Forbidden: {rule}")
 
 
 def bad_request(message: str) -> ApiError:

@@ -240,3 +240,27 @@ def test_an_hpa_on_a_positive_average_value_is_stored(cluster, api):
                     "target": {"type": "AverageValue", "averageValue": value}}}]}})
         got = hpas.read_namespaced_horizontal_pod_autoscaler(name, "default")
         assert got.spec.metrics[0].pods.target.average_value == str(value)
+
+
+def test_422_bodies_word_their_causes_as_upstream(cluster):
+    code, body = raw(cluster, "POST", "/api/v1/namespaces/default/configmaps",
+                     {"metadata": {"name": "Bad_Name"}})
+    assert code == 422
+    assert body["message"].startswith(
+        'ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": ')
+    assert body["details"]["kind"] == "ConfigMap" and body["details"]["group"] == ""
+    cause = body["details"]["causes"][0]
+    assert cause["reason"] == "FieldValueInvalid"
+    assert cause["message"].startswith('Invalid value: "Bad_Name": a lowercase RFC 1123')
+    code, body = raw(cluster, "POST", "/apis/apps/v1/namespaces/default/deployments",
+                     {"metadata": {"name": "d"}, "spec": {
+                         "selector": {"matchLabels": {"a": "b"}},
+                         "template": {"metadata": {"labels": {"a": "b"}},
+                                      "spec": {"containers": []}}}})
+    assert code == 422
+    assert body["message"] == ('Deployment.apps "d" is invalid: spec.template.spec.containers: '
+                               'Required value')
+    assert body["details"]["group"] == "apps"
+    assert body["details"]["causes"] == [{"reason": "FieldValueRequired",
+                                          "message": "Required value",
+                                          "field": "spec.template.spec.containers"}]
