@@ -283,7 +283,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.api.registry.store, res, namespace,
             label_selector=query.get("labelSelector"), field_selector=query.get("fieldSelector"),
             resource_version=query.get("resourceVersion"), timeout_s=timeout,
-            stopped=lambda: self.api._stopping, transform=self._table_transform(res, query))
+            stopped=lambda: self.api._stopping, transform=self._table_transform(res, query),
+            bookmarks=query.get("allowWatchBookmarks") in _TRUE)
         next(events)  # selector and resourceVersion errors surface here, before the 200
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -18,6 +18,10 @@ from chaos.cluster.resources import Resource
 from chaos.cluster.selectors import parse_field_selector, parse_label_selector
 from chaos.cluster.storage import Store
 
+# Upstream's cacher sends a bookmark roughly every minute and one 2 s before the watch's timeout.
+BOOKMARK_EVERY_S = 60.0
+BOOKMARK_BEFORE_END_S = 2.0
+
 
 def _plain_line(type_: str, obj: dict) -> bytes:
     return json.dumps({"type": type_, "object": obj}, separators=(",", ":")).encode() + b"\n"
@@ -27,11 +31,14 @@ def stream(store: Store, res: Resource, namespace: str | None, *,
            label_selector: str | None = None, field_selector: str | None = None,
            resource_version: str | None = None, timeout_s: float = 1800.0,
            stopped: Callable[[], bool] = lambda: False,
-           transform: Callable[[dict], dict] | None = None) -> Iterator[bytes]:
+           transform: Callable[[dict], dict] | None = None,
+           bookmarks: bool = False) -> Iterator[bytes]:
     """Yield newline-terminated JSON watch events until the timeout or the store closes.
 
-    `transform` rewrites each event's object (not an ERROR's Status) before it is sent: the
-    server uses it to stream Tables to `kubectl get -w`.
+    `transform` rewrites each event's object (not an ERROR's Status or a BOOKMARK) before it
+    is sent: the server uses it to stream Tables to `kubectl get -w`. With `bookmarks`
+    (`allowWatchBookmarks=true`) the stream also carries BOOKMARK events holding only the
+    resourceVersion it has reached, so a client can resume from there without a 410.
     """
     def _line(type_: str, obj: dict) -> bytes:
         return _plain_line(type_, obj if transform is None else transform(obj))
@@ -59,17 +66,25 @@ def stream(store: Store, res: Resource, namespace: str | None, *,
     yield b""  # set-up done: the caller may now commit to a 200 response
     yield from initial
     deadline = time.monotonic() + timeout_s
+    bookmark_at = min(time.monotonic() + BOOKMARK_EVERY_S, deadline - BOOKMARK_BEFORE_END_S) \
+        if bookmarks else float("inf")
     while not stopped() and not store.closed:
-        remaining = deadline - time.monotonic()
+        now = time.monotonic()
+        remaining = deadline - now
         if remaining <= 0:
             return
+        if now >= bookmark_at:
+            bookmark_at = now + BOOKMARK_EVERY_S
+            yield _plain_line("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version,
+                                           "metadata": {"resourceVersion": str(cursor)}})
+            continue
         try:
             events = store.events_after(cursor)
         except ApiError as err:
             yield _plain_line("ERROR", err.status())
             return
         if not events:
-            store.wait(cursor, min(remaining, 1.0))
+            store.wait(cursor, max(0.0, min(remaining, 1.0, bookmark_at - now)))
             continue
         for ev in events:
             cursor = ev.rv

@@ -264,3 +264,21 @@ def test_422_bodies_word_their_causes_as_upstream(cluster):
     assert body["details"]["causes"] == [{"reason": "FieldValueRequired",
                                           "message": "Required value",
                                           "field": "spec.template.spec.containers"}]
+
+
+@pytest.mark.parametrize("allow", [True, False])
+def test_a_watch_sends_a_bookmark_before_its_timeout_only_when_allowed(cluster, core, allow):
+    rv = core.list_namespaced_config_map("default").metadata.resource_version
+    query = f"watch=true&resourceVersion={rv}&timeoutSeconds=3"
+    if allow:
+        query += "&allowWatchBookmarks=true"
+    with urllib.request.urlopen(f"{cluster.url}/api/v1/namespaces/default/configmaps?{query}",
+                                timeout=10) as resp:
+        events = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
+    if not allow:
+        assert events == []
+        return
+    assert events == [{"type": "BOOKMARK", "object": {
+        "kind": "ConfigMap", "apiVersion": "v1",
+        "metadata": {"resourceVersion": events[0]["object"]["metadata"]["resourceVersion"]}}}]
+    assert int(events[0]["object"]["metadata"]["resourceVersion"]) >= int(rv)
