@@ -204,7 +204,9 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 listed = reg.list(res, namespace, label_selector=query.get("labelSelector"),
                                   field_selector=query.get("fieldSelector"),
-                                  limit=query.get("limit"), continue_token=query.get("continue"))
+                                  limit=query.get("limit"), continue_token=query.get("continue"),
+                                  resource_version=query.get("resourceVersion"),
+                                  resource_version_match=query.get("resourceVersionMatch"))
                 return 200, self._maybe_table(res, query, listed, tables.of_list)
             if method == "POST":
                 return 201, reg.create(res, namespace, body or {})

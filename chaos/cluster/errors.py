@@ -17,6 +17,7 @@ _REASONS = {
     422: "Invalid",
     429: "TooManyRequests",
     500: "InternalError",
+    504: "Timeout",
 }
 
 
@@ -70,8 +71,8 @@ def conflict(resource: str, name: str, group: str = "") -> ApiError:
 def _group_of(kind: str) -> str:
     try:
         return resources.by_kind(kind).group
-    except KeyError:  # the subresource kinds
-        return "autoscaling" if kind == "Scale" else ""
+    except KeyError:  # the subresource and options kinds
+        return {"Scale": "autoscaling", "ListOptions": "meta.k8s.io"}.get(kind, "")
 
 
 def _go_value(value) -> str:
@@ -102,6 +103,21 @@ def invalid(kind: str, name: str, field: str, value, rule: str) -> ApiError:
 
 def forbidden(kind: str, name: str, field: str, rule: str) -> ApiError:
     return _field_error(kind, name, field, "FieldValueForbidden", f"Forbidden: {rule}")
+
+
+def not_supported(kind: str, name: str, field: str, value, supported: list[str]) -> ApiError:
+    quoted = ", ".join(json.dumps(s) for s in supported)
+    return _field_error(kind, name, field, "FieldValueNotSupported",
+                        f"Unsupported value: {_go_value(value)}: supported values: {quoted}")
+
+
+def too_large_resource_version(wanted: int, current: int) -> ApiError:
+    """Upstream's NewTooLargeResourceVersionError: a read asked for a revision not reached yet."""
+    return ApiError(504, f"Timeout: Too large resource version: {wanted}, current: {current}",
+                    reason="Timeout",
+                    details={"causes": [{"reason": "ResourceVersionTooLarge",
+                                         "message": "Too large resource version"}],
+                             "retryAfterSeconds": 1})
 
 
 def bad_request(message: str) -> ApiError:

@@ -13,7 +13,17 @@ import json
 from collections.abc import Callable
 
 from chaos.cluster import defaults, disruption, meta, podstatus, resources
-from chaos.cluster.errors import ApiError, bad_request, conflict, invalid, not_found, success_status
+from chaos.cluster.errors import (
+    ApiError,
+    bad_request,
+    conflict,
+    forbidden,
+    invalid,
+    not_found,
+    not_supported,
+    success_status,
+    too_large_resource_version,
+)
 from chaos.cluster.patches import apply_patch
 from chaos.cluster.resources import Resource
 from chaos.cluster.selectors import (
@@ -22,10 +32,12 @@ from chaos.cluster.selectors import (
     parse_label_selector,
     selector_string,
 )
-from chaos.cluster.storage import Store
+from chaos.cluster.storage import Store, parse_rv
 from sim.kube import pods as pod_rules
 from sim.kube.timescale import TimeScale
 
+# How long a NotOlderThan read waits for a revision not reached yet (upstream's cacher: 3 s).
+NOT_OLDER_THAN_WAIT_S = 3.0
 _IMMUTABLE_MD = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
 
 
@@ -65,25 +77,40 @@ class Registry:
 
     def list(self, res: Resource, namespace: str | None, *, label_selector: str | None = None,
              field_selector: str | None = None, limit: str | None = None,
-             continue_token: str | None = None) -> dict:
+             continue_token: str | None = None, resource_version: str | None = None,
+             resource_version_match: str | None = None) -> dict:
         """A List; with `limit`, one chunk of it and a `continue` token for the next, which
-        reads the same snapshot (the first chunk's resourceVersion) as upstream does."""
+        reads the same snapshot (the first chunk's resourceVersion) as upstream does.
+        `resourceVersion` (+ `resourceVersionMatch`) picks the revision as upstream: unset or
+        "0" the latest, N with NotOlderThan (the default) at least N, waiting up to 3 s for it,
+        and with Exact (also the default when `limit` is set) exactly N."""
         labels_ok = parse_label_selector(label_selector)
         fields_ok = parse_field_selector(field_selector)
         size = _parse_limit(limit)
+        rv_text, match = resource_version or "", resource_version_match or ""
+        _validate_list_options(rv_text, match, continue_token)
         scope = namespace if res.namespaced and namespace else None
         if continue_token:
+            if rv_text not in ("", "0"):
+                raise bad_request("specifying resource version is not allowed when using "
+                                  "continue")
             rv, start = _parse_continue(continue_token)
-            try:
-                objs = self.store.list_at(res, scope, rv)
-            except ApiError as err:
-                if err.code != 410:
-                    raise
-                raise ApiError(410, "The provided continue parameter is too old to display a "
-                                    "consistent list result. You can start a new list without "
-                                    "the continue parameter.", reason="Expired") from None
+            objs = self._list_at(res, scope, rv, "The provided continue parameter is too old "
+                                 "to display a consistent list result. You can start a new "
+                                 "list without the continue parameter.")
             objs = [o for o in objs if _list_key(res, o) > start]
-        else:
+        elif rv_text in ("", "0"):
+            objs, rv = self.store.list(res, scope)
+        elif match == "Exact" or (not match and size):
+            rv = parse_rv(rv_text)
+            if rv > self.store.rv:
+                raise too_large_resource_version(rv, self.store.rv)
+            objs = self._list_at(res, scope, rv, "The resourceVersion for the provided list "
+                                 "is too old.")
+        else:  # NotOlderThan: the latest, once the store has reached it
+            wanted = parse_rv(rv_text)
+            if not self.store.wait(wanted - 1, NOT_OLDER_THAN_WAIT_S):
+                raise too_large_resource_version(wanted, self.store.rv)
             objs, rv = self.store.list(res, scope)
         items = [o for o in objs if labels_ok(meta.labels_of(o)) and fields_ok(o)]
         list_md: dict = {"resourceVersion": str(rv)}
@@ -95,6 +122,14 @@ class Registry:
                 list_md["remainingItemCount"] = rest
         return {"kind": f"{res.kind}List", "apiVersion": res.api_version,
                 "metadata": list_md, "items": items}
+
+    def _list_at(self, res: Resource, scope: str | None, rv: int, expired: str) -> list[dict]:
+        try:
+            return self.store.list_at(res, scope, rv)
+        except ApiError as err:
+            if err.code != 410:
+                raise
+            raise ApiError(410, expired, reason="Expired") from None
 
     # --- create ----------------------------------------------------------------------------
     def create(self, res: Resource, namespace: str | None, body: dict) -> dict:
@@ -367,6 +402,24 @@ class Registry:
 def _list_key(res: Resource, obj: dict) -> list[str]:
     """An object's place in list order: the store's (namespace, name) key."""
     return [meta.ns_of(obj) if res.namespaced else "", obj["metadata"]["name"]]
+
+
+def _validate_list_options(rv: str, match: str, continue_token: str | None) -> None:
+    """Upstream's ValidateListOptions for resourceVersionMatch: 422 on ListOptions."""
+    if not match:
+        return
+    field = "resourceVersionMatch"
+    if not rv:
+        raise forbidden("ListOptions", "", field,
+                        "resourceVersionMatch is forbidden unless resourceVersion is provided")
+    if continue_token:
+        raise forbidden("ListOptions", "", field,
+                        "resourceVersionMatch is forbidden when continue is provided")
+    if match not in ("Exact", "NotOlderThan"):
+        raise not_supported("ListOptions", "", field, match, ["Exact", "NotOlderThan", ""])
+    if match == "Exact" and rv == "0":
+        raise forbidden("ListOptions", "", field,
+                        'resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
 
 
 def _parse_limit(limit: str | None) -> int:

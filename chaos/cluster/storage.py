@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chaos.cluster import meta
-from chaos.cluster.errors import ApiError, already_exists, conflict, not_found
+from chaos.cluster.errors import ApiError, already_exists, bad_request, conflict, not_found
 from chaos.cluster.resources import Resource
 
 
@@ -32,6 +32,13 @@ class StoreEvent:
 
 def expired(rv: int, oldest: int) -> ApiError:
     return ApiError(410, f"too old resource version: {rv} ({oldest})", reason="Expired")
+
+
+def parse_rv(text: str) -> int:
+    """A request's resourceVersion as a revision; 400 if it is not one."""
+    if not text.isdigit():
+        raise bad_request(f"resourceVersion {text!r} is not a number")
+    return int(text)
 
 
 class Store:

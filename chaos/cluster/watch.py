@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable, Iterator
 
 from chaos.cluster import meta
-from chaos.cluster.errors import ApiError, bad_request
+from chaos.cluster.errors import ApiError
 from chaos.cluster.resources import Resource
 from chaos.cluster.selectors import parse_field_selector, parse_label_selector
-from chaos.cluster.storage import Store
+from chaos.cluster.storage import Store, parse_rv
 
 # Upstream's cacher sends a bookmark roughly every minute and one 2 s before the watch's timeout.
 BOOKMARK_EVERY_S = 60.0
@@ -58,10 +58,7 @@ def stream(store: Store, res: Resource, namespace: str | None, *,
             objs, cursor = store.list(res, namespace if res.namespaced and namespace else None)
         initial = [_line("ADDED", o) for o in objs if matches(o)]
     else:
-        try:
-            cursor = int(resource_version)
-        except ValueError:
-            raise bad_request(f"resourceVersion {resource_version!r} is not a number") from None
+        cursor = parse_rv(resource_version)
         initial = []
     yield b""  # set-up done: the caller may now commit to a 200 response
     yield from initial

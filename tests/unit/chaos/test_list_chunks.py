@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from kubernetes import client
@@ -113,3 +114,77 @@ def test_kubectl_get_follows_the_continue_token_of_tables(core, kubectl):
         [f"configmap/k-{i}" for i in range(5)]
     table = kubectl("get", "configmaps", "--chunk-size=2")
     assert all(f"k-{i}" in table for i in range(5))
+
+
+def _refused(list_fn, **kw) -> tuple[int, dict]:
+    with pytest.raises(ApiException) as err:
+        list_fn("default", **kw)
+    return err.value.status, json.loads(err.value.body)
+
+
+def test_continue_with_a_resource_version_is_a_400_but_with_rv_0_it_is_the_continue(core):
+    _config_maps(core, ["r-0", "r-1", "r-2"])
+    first = core.list_namespaced_config_map("default", limit=1)
+    token, rv = first.metadata._continue, first.metadata.resource_version
+    code, body = _refused(core.list_namespaced_config_map, limit=1, _continue=token,
+                          resource_version=rv)
+    assert (code, body["reason"], body["message"]) == (
+        400, "BadRequest", "specifying resource version is not allowed when using continue")
+    second = core.list_namespaced_config_map("default", limit=1, _continue=token,
+                                             resource_version="0")
+    assert [c.metadata.name for c in second.items] == ["r-1"]
+
+
+@pytest.mark.parametrize(("kw", "detail"), [
+    ({"resource_version_match": "Exact"},
+     "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"),
+    ({"resource_version_match": "Exact", "resource_version": "0"},
+     'Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"'),
+    ({"resource_version_match": "Newest", "resource_version": "5"},
+     'Unsupported value: "Newest": supported values: "Exact", "NotOlderThan", ""'),
+    ({"resource_version_match": "NotOlderThan", "resource_version": "5", "_continue": "x"},
+     "Forbidden: resourceVersionMatch is forbidden when continue is provided"),
+])
+def test_a_misused_resource_version_match_is_422_on_list_options(core, kw, detail):
+    code, body = _refused(core.list_namespaced_config_map, **kw)
+    assert (code, body["reason"]) == (422, "Invalid")
+    assert body["message"] == f'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: {detail}'
+    assert body["details"]["group"] == "meta.k8s.io"
+
+
+def test_an_exact_list_reads_the_past_and_so_does_a_limited_list_with_a_version(cluster, core):
+    _config_maps(core, ["x-a"])
+    then = core.list_namespaced_config_map("default").metadata.resource_version
+    core.patch_namespaced_config_map("x-a", "default", {"data": {"k": "changed"}})
+    _config_maps(core, ["x-b"])
+    for kw in ({"resource_version_match": "Exact"}, {"limit": 10}):
+        old = core.list_namespaced_config_map("default", resource_version=then, **kw)
+        assert [(c.metadata.name, c.data) for c in old.items] == [("x-a", {"k": "x-a"})]
+        assert old.metadata.resource_version == then
+    code, body = _refused(core.list_namespaced_config_map, resource_version=str(int(then) + 99),
+                          resource_version_match="Exact")
+    assert (code, body["reason"]) == (504, "Timeout")
+    assert body["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
+    cluster.store.compact()
+    code, body = _refused(core.list_namespaced_config_map, resource_version=then,
+                          resource_version_match="Exact")
+    assert (code, body["reason"]) == (410, "Expired")
+
+
+def test_a_not_older_than_list_is_the_latest_once_the_store_got_there(core):
+    _config_maps(core, ["n-a"])
+    then = core.list_namespaced_config_map("default").metadata.resource_version
+    _config_maps(core, ["n-b"])
+    for match in (None, "NotOlderThan"):
+        now = core.list_namespaced_config_map("default", resource_version=then,
+                                              resource_version_match=match)
+        assert [c.metadata.name for c in now.items] == ["n-a", "n-b"]
+        assert int(now.metadata.resource_version) > int(then)
+    ahead = str(int(now.metadata.resource_version) + 1)
+    with ThreadPoolExecutor(1) as pool:  # it waits for the next write instead of failing
+        later = pool.submit(core.list_namespaced_config_map, "default", resource_version=ahead)
+        _config_maps(core, ["n-c"])
+        assert [c.metadata.name for c in later.result(timeout=10).items] == \
+            ["n-a", "n-b", "n-c"]
+    code, body = _refused(core.list_namespaced_config_map, resource_version=str(int(ahead) + 50))
+    assert (code, body["reason"]) == (504, "Timeout")
