@@ -79,7 +79,8 @@ POD_UPDATE_RULE = (
 
 def validate_pod_update(old: dict, new: dict, name: str) -> None:
     """Upstream ValidatePodUpdate on two defaulted specs: 422 unless only the mutable parts
-    changed (images, a lowered activeDeadlineSeconds, added tolerations, grace -N -> 1)."""
+    changed (images, a lowered activeDeadlineSeconds, added tolerations or another
+    tolerationSeconds, grace -N -> 1)."""
     deadline_old, deadline_new = old.get("activeDeadlineSeconds"), new.get("activeDeadlineSeconds")
     if deadline_new is None and deadline_old is not None:
         raise invalid("Pod", name, "spec.activeDeadlineSeconds", None,
@@ -87,8 +88,10 @@ def validate_pod_update(old: dict, new: dict, name: str) -> None:
     if deadline_old is not None and deadline_new > deadline_old:
         raise invalid("Pod", name, "spec.activeDeadlineSeconds", deadline_new,
                       "must be less than or equal to previous value")
-    new_tolerations = new.get("tolerations") or []
-    if any(t not in new_tolerations for t in old.get("tolerations") or []):
+    # validateOnlyAddedTolerations: each old toleration is still there, its tolerationSeconds
+    # aside (which may change any way, to nil too; the taint eviction rereads it).
+    new_tolerations = [_but_seconds(t) for t in new.get("tolerations") or []]
+    if any(_but_seconds(t) not in new_tolerations for t in old.get("tolerations") or []):
         raise forbidden("Pod", name, "spec.tolerations",
                         "existing toleration can not be modified except its tolerationSeconds")
     munged = {**new, "activeDeadlineSeconds": deadline_old, "tolerations": old.get("tolerations")}
@@ -106,6 +109,10 @@ def validate_pod_update(old: dict, new: dict, name: str) -> None:
         munged["terminationGracePeriodSeconds"] = grace_old
     if munged != old:
         raise forbidden("Pod", name, "spec", POD_UPDATE_RULE)
+
+
+def _but_seconds(toleration: dict) -> dict:
+    return {k: v for k, v in toleration.items() if k != "tolerationSeconds"}
 
 
 def pod_template(template: dict | None, kind: str, name: str) -> dict:

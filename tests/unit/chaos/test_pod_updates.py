@@ -78,3 +78,25 @@ def test_deadline_only_lowers_and_tolerations_only_grow(core):
     body = _refused(lambda: _put(core, lambda p: setattr(
         p.spec, "tolerations", [t for t in p.spec.tolerations if t.key != "k"])))
     assert body["details"]["causes"][0]["field"] == "spec.tolerations"
+
+
+def test_an_existing_tolerations_seconds_may_change_but_nothing_else_of_it(core):
+    unreachable = "node.kubernetes.io/unreachable"
+    _pod(core, tolerations=[{"key": "k", "operator": "Equal", "value": "v",
+                             "effect": "NoExecute", "tolerationSeconds": 60}])
+
+    def seconds(value, key="k"):
+        def mutate(p):
+            for t in p.spec.tolerations:
+                if t.key == key:
+                    t.toleration_seconds = value
+        return mutate
+    for value in (10, 900, None):  # upstream lets it change any way, to nil too
+        pod = _put(core, seconds(value))
+        assert [t.toleration_seconds for t in pod.spec.tolerations if t.key == "k"] == [value]
+    pod = _put(core, seconds(5, unreachable))  # a defaulted one too
+    assert [t.toleration_seconds for t in pod.spec.tolerations if t.key == unreachable] == [5]
+    body = _refused(lambda: _put(core, lambda p: setattr(
+        next(t for t in p.spec.tolerations if t.key == "k"), "value", "w")))
+    assert body["message"] == ('Pod "upd" is invalid: spec.tolerations: Forbidden: existing '
+                               "toleration can not be modified except its tolerationSeconds")
