@@ -282,3 +282,14 @@ def test_a_watch_sends_a_bookmark_before_its_timeout_only_when_allowed(cluster, 
         "kind": "ConfigMap", "apiVersion": "v1",
         "metadata": {"resourceVersion": events[0]["object"]["metadata"]["resourceVersion"]}}}]
     assert int(events[0]["object"]["metadata"]["resourceVersion"]) >= int(rv)
+
+
+def test_the_python_clients_watch_takes_a_bookmark_as_its_resume_point(core):
+    rv = core.list_namespaced_config_map("default").metadata.resource_version
+    w = watch.Watch()
+    events = list(w.stream(core.list_namespaced_config_map, "default", resource_version=rv,
+                           timeout_seconds=3, allow_watch_bookmarks=True))
+    assert [e["type"] for e in events] == ["BOOKMARK"]
+    assert w.resource_version == events[0]["raw_object"]["metadata"]["resourceVersion"]
+    assert int(w.resource_version) >= int(rv)
+
