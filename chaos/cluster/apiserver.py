@@ -26,6 +26,22 @@ AdminHook = Callable[[str, list[str], object], tuple[int, object]]
 _TRUE = ("true", "True", "1")
 
 
+def _delete_options(query: dict, body) -> dict:
+    """DeleteOptions from the body, overridden by the query parameters, as upstream merges
+    them (the Python client sends grace_period_seconds and propagation_policy as query)."""
+    options = body if isinstance(body, dict) else {}
+    if "gracePeriodSeconds" in query:
+        try:
+            grace = int(query["gracePeriodSeconds"])
+        except ValueError:
+            raise bad_request(f"gracePeriodSeconds {query['gracePeriodSeconds']!r} is not "
+                              "an integer number of seconds") from None
+        options = {**options, "gracePeriodSeconds": grace}
+    if "propagationPolicy" in query:
+        options = {**options, "propagationPolicy": query["propagationPolicy"]}
+    return options
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -211,22 +227,12 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "POST":
                 return 201, reg.create(res, namespace, body or {})
             if method == "DELETE":
-                listed = reg.list(res, namespace, label_selector=query.get("labelSelector"),
-                                  field_selector=query.get("fieldSelector"))
-                for item in listed["items"]:
-                    reg.delete(res, namespace, item["metadata"]["name"], body)
-                return 200, listed
+                return 200, reg.delete_collection(
+                    res, namespace, _delete_options(query, body),
+                    label_selector=query.get("labelSelector"),
+                    field_selector=query.get("fieldSelector"))
             raise ApiError(405, f"{method} is not allowed on a {res.plural} collection")
-        options = body if isinstance(body, dict) else {}
-        if method == "DELETE" and "gracePeriodSeconds" in query:
-            try:
-                grace = int(query["gracePeriodSeconds"])
-            except ValueError:
-                raise bad_request(f"gracePeriodSeconds {query['gracePeriodSeconds']!r} is not "
-                                  "an integer number of seconds") from None
-            options = {**options, "gracePeriodSeconds": grace}
-        if method == "DELETE" and "propagationPolicy" in query:
-            options = {**options, "propagationPolicy": query["propagationPolicy"]}
+        options = _delete_options(query, body) if method == "DELETE" else {}
         ctype = self.headers.get("Content-Type") or ""
         if sub in (None, "status"):
             if method == "GET":

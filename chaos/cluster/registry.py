@@ -272,6 +272,25 @@ class Registry:
             self._cascade(final, options.get("propagationPolicy") or "Background")
             return success_status(name, res.plural, res.group, final["metadata"]["uid"])
 
+    def delete_collection(self, res: Resource, namespace: str | None, options: dict, *,
+                          label_selector: str | None = None,
+                          field_selector: str | None = None) -> dict:
+        """deletecollection: delete every selected object with `options`, atomically (an
+        object another delete removed meanwhile cannot turn it into a 404); the List of them."""
+        if res.namespaced and not namespace:
+            raise ApiError(405, f"DELETE is not allowed on {res.plural} of all namespaces: "
+                                f"use /namespaces/NAMESPACE/{res.plural}")
+        with self.store.lock:
+            listed = self.list(res, namespace, label_selector=label_selector,
+                               field_selector=field_selector)
+            for item in listed["items"]:
+                try:
+                    self.delete(res, namespace, item["metadata"]["name"], options)
+                except ApiError as err:
+                    if err.code != 404:  # gone through an earlier item's cascade: fine
+                        raise
+            return listed
+
     def _delete_pod(self, pod: dict, requested) -> dict:
         """Graceful delete: stamp deletionTimestamp (= the SIGKILL deadline, time-scaled) and
         leave the rest to the kubelet; grace 0 removes the object at once."""

@@ -293,3 +293,34 @@ def test_the_python_clients_watch_takes_a_bookmark_as_its_resume_point(core):
     assert w.resource_version == events[0]["raw_object"]["metadata"]["resourceVersion"]
     assert int(w.resource_version) >= int(rv)
 
+
+def test_delete_collection_takes_grace_and_propagation_from_the_query(core):
+    for name, app in (("dc-x1", "x"), ("dc-x2", "x"), ("dc-y", "y")):
+        core.create_namespaced_pod("default", {"metadata": {"name": name, "labels": {"a": app}},
+                                               "spec": {"containers": [{
+                                                   "name": "main", "image": "local/sleep",
+                                                   "command": ["sleep", "600"]}]}})
+    wait_for(running_pods(core, "a in (x,y)", 3), what="3 running pods")
+    core.delete_collection_namespaced_pod("default", label_selector="a=x",
+                                          grace_period_seconds=0)
+    assert [p.metadata.name for p in core.list_namespaced_pod("default").items] == ["dc-y"]
+    assert core.read_namespaced_pod("dc-y", "default").metadata.deletion_timestamp is None
+
+    owner = core.create_namespaced_config_map("default", {"metadata": {"name": "dc-owner"}})
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "dc-owner",
+           "uid": owner.metadata.uid, "controller": True}
+    core.create_namespaced_config_map("default", {"metadata": {"name": "dc-child",
+                                                               "ownerReferences": [ref]}})
+    core.delete_collection_namespaced_config_map(
+        "default", field_selector="metadata.name=dc-owner", propagation_policy="Orphan")
+    assert core.read_namespaced_config_map("dc-child", "default").metadata.owner_references \
+        in (None, [])
+
+
+def test_delete_collection_of_an_owner_and_its_dependent_deletes_both(core):
+    owner = core.create_namespaced_config_map("default", {"metadata": {"name": "dc-a"}})
+    core.create_namespaced_config_map("default", {"metadata": {"name": "dc-b", "ownerReferences": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "dc-a", "uid": owner.metadata.uid}]}})
+    # dc-a's cascade removes dc-b before the collection delete reaches it: no 404 for that
+    core.delete_collection_namespaced_config_map("default")
+    assert core.list_namespaced_config_map("default").items == []
