@@ -26,6 +26,16 @@ AdminHook = Callable[[str, list[str], object], tuple[int, object]]
 _TRUE = ("true", "True", "1")
 
 
+def _dry_run(query: dict, body) -> bool:
+    """dryRun on a write: a query parameter, or in the DeleteOptions a delete (or an
+    eviction's deleteOptions) carries as its body, as client-go sends it."""
+    options = body if isinstance(body, dict) else {}
+    evicting = options.get("deleteOptions")
+    return bool(query.get("dryRun") or (options.get("kind") in (None, "DeleteOptions")
+                                        and options.get("dryRun"))
+                or (isinstance(evicting, dict) and evicting.get("dryRun")))
+
+
 def _delete_options(query: dict, body) -> dict:
     """DeleteOptions from the body, overridden by the query parameters, as upstream merges
     them (the Python client sends grace_period_seconds and propagation_policy as query)."""
@@ -196,6 +206,11 @@ class _Handler(BaseHTTPRequestHandler):
         return self._resource(method, group, version, rest, query, body)
 
     def _resource(self, method, group, version, rest, query, body):
+        if method != "GET" and _dry_run(query, body):
+            # Refused rather than ignored: ignoring it made `kubectl delete --dry-run=server`
+            # (and drain, apply, scale with it) really write.
+            raise bad_request("dryRun is not supported by this local cluster; the request was "
+                              "not applied: use kubectl's --dry-run=client, or drop dryRun")
         watching = query.get("watch") in _TRUE
         if rest[0] == "watch":
             watching, rest = True, rest[1:]

@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from kubernetes.client.rest import ApiException
 
 from chaos.cluster import openapi, resources
 
@@ -101,3 +102,28 @@ def test_kubectl_generators_send_protobuf_and_the_json_route_works(kubectl, core
     wait_for(running_pods(core, "app=gen", 2))
     assert apps.read_namespaced_deployment("gen", "default").spec.template.spec.containers[
         0].command == ["sleep", "600"]
+
+
+def test_a_server_side_dry_run_is_refused_not_applied(kubectl, core):
+    core.create_namespaced_config_map("default", {"metadata": {"name": "keep"}})
+    err = kubectl("delete", "configmap", "keep", "--dry-run=server", ok=False)
+    assert "dryRun is not supported" in err
+    err = kubectl("label", "configmap", "keep", "a=b", "--dry-run=server", ok=False)
+    assert "dryRun is not supported" in err
+    kept = core.read_namespaced_config_map("keep", "default")
+    assert kept.metadata.labels is None
+    assert "keep" in kubectl("delete", "configmap", "keep", "--dry-run=client")
+    core.read_namespaced_config_map("keep", "default")
+    pod = core.create_namespaced_pod("default", {"metadata": {"name": "stay"}, "spec": {
+        "containers": [{"name": "main", "image": "local/sleep", "command": ["sleep", "600"]}]}})
+    node = wait_for(lambda: core.read_namespaced_pod("stay", "default").spec.node_name)
+    err = kubectl("drain", node, "--dry-run=server", "--force", "--pod-selector=x!=y", ok=False)
+    assert "dryRun is not supported" in err
+    again = core.read_namespaced_pod("stay", "default")
+    assert again.metadata.uid == pod.metadata.uid and again.metadata.deletion_timestamp is None
+    with pytest.raises(ApiException) as refused:  # drain's eviction carries it in deleteOptions
+        core.create_namespaced_pod_eviction("stay", "default", {
+            "metadata": {"name": "stay", "namespace": "default"},
+            "deleteOptions": {"dryRun": ["All"]}})
+    assert refused.value.status == 400
+    assert core.read_namespaced_pod("stay", "default").metadata.deletion_timestamp is None
