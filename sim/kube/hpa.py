@@ -23,8 +23,9 @@ Simplifications (docs/kube-rules.md): one metric (`metric_values` are the per-po
 the pods that have a sample, as utilization ratios or average values); one tolerance for both
 directions; the CPU-specific readiness rules are the caller's job (it passes `unready_pods`);
 the legacy no-`behavior` path is not modelled (defaults behave the same, §1.3). Upstream
-works in integer percent and milli-units, where `ratio * pods` is exact; with floats we absorb
-1e-9 of rounding noise at the tolerance edges and in the ceiling.
+truncates a utilization to a whole percent (`GetResourceUtilizationRatio`: int32(total * 100 /
+requests)) before dividing it by the target, and so do we (`usage_ratio`); otherwise we work in
+floats and absorb 1e-9 of rounding noise at the tolerance edges and in the ceiling.
 """
 
 from __future__ import annotations
@@ -205,6 +206,16 @@ def within_tolerance(ratio: float, tolerance: float) -> bool:
     return abs(ratio - 1.0) <= tolerance + _EPS
 
 
+def usage_ratio(spec: HPASpec, values: Sequence[float]) -> float:
+    """Mean over target, as upstream computes it: a Utilization is first truncated to a whole
+    percent (`GetResourceUtilizationRatio`: int32(total * 100 / requests)), so 88.5 % of the
+    request is 88 %; an AverageValue is a plain value."""
+    mean = sum(values) / len(values)
+    if spec.target_type == "Utilization":
+        return math.floor(mean * 100 + _EPS) / (spec.target * 100)
+    return mean / spec.target
+
+
 def _ceil(x: float) -> int:
     return math.ceil(x - _EPS)
 
@@ -215,7 +226,7 @@ def _proposal(
     """Per-metric replica count (§1.2, resource and Pods metrics). None = no sample: error."""
     if not values:
         return None
-    ratio = sum(values) / len(values) / spec.target
+    ratio = usage_ratio(spec, values)
     missing = ready - len(values)
     up_with_unready = unready > 0 and ratio > 1.0
     if missing == 0 and not up_with_unready:
@@ -230,7 +241,7 @@ def _proposal(
         filled += [0.0] * missing
     if up_with_unready:
         filled += [0.0] * unready
-    new_ratio = sum(filled) / len(filled) / spec.target
+    new_ratio = usage_ratio(spec, filled)
     if (
         within_tolerance(new_ratio, spec.tolerance)
         or (ratio < 1.0 < new_ratio)

@@ -48,6 +48,29 @@ def test_proposal_ceiling_absorbs_float_noise() -> None:
     assert hpa.reconcile(spec, hpa.HPAState(), 0.0, 2, [0.9, 0.9]).desired == 3
 
 
+@pytest.mark.parametrize(
+    ("target", "current", "value", "expected"),
+    [
+        # Upstream `GetResourceUtilizationRatio` takes int32(total * 100 / requests): the
+        # utilization is truncated to a whole percent before it is divided by the target.
+        (0.8, 1, 0.885, 1),  # 88 % / 80 % = 1.1: on the inclusive edge, no scaling
+        (0.5, 2, 0.755, 3),  # 75 % / 50 % = 1.5: ceil(3.0), not ceil(3.02) = 4
+        (0.75, 10, 0.675, 9),  # 67 % / 75 % = 0.893 < 0.9: out of the band, ceil(8.93)
+    ],
+)
+def test_utilization_is_truncated_to_a_whole_percent(
+    target: float, current: int, value: float, expected: int
+) -> None:
+    spec = hpa.HPASpec(target=target, scale_down_window_s=0.0)
+    assert hpa.reconcile(spec, hpa.HPAState(), 0.0, current, [value] * current).desired == expected
+
+
+def test_average_values_are_not_truncated_to_a_percent() -> None:
+    # A Pods or AverageValue metric is a plain value, not a percent of a request.
+    spec = hpa.HPASpec(target=1.0, target_type="AverageValue")
+    assert hpa.reconcile(spec, hpa.HPAState(), 0.0, 1, [1.105]).desired == 2
+
+
 def test_scale_down_is_held_for_the_300s_window_then_taken_in_one_step() -> None:
     # §1.3 step 1 + §1.4 "a load drop": nothing happens for 300 s, then the HPA drops to the
     # highest proposal of the window, in one step under the default Percent 100/15 s policy.
