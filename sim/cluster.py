@@ -17,7 +17,7 @@ scheduler sees when it lists) and the history rows of what really happened (`pod
   Unknown after the lease grace (`Node.unknown`): then its pods are NotReady (still Running)
   and it is tainted through the zone's eviction token bucket, re-evaluated whenever the set of
   Unknown nodes changes; its pods are evicted after the toleration and stay Terminating until
-  the node heals.
+  the node heals, when they get SIGTERM and their whole grace.
 * Deployments (`kube.replicasets`, `kube.hpa`): spec.replicas is set by the HPA every sync
   period and by `Cluster.scale`; the ReplicaSet creates or deletes (victims ranked with
   pod-deletion-cost) shortly after every change it watches.
@@ -59,6 +59,7 @@ class Pod:
     terminating: bool = False
     deleted_at: float | None = None
     kill_at: float | None = None
+    grace: float = 0.0  # the deletion grace stamped on the object (deletionGracePeriodSeconds)
     cost: int = 0
     agent: AgentSim | None = None
     gen: int = 0  # bumped to cancel a scheduled removal
@@ -240,11 +241,13 @@ class ClusterSim:
                 new = pods.shorten_grace(pod.kill_at, now, grace, deleted_at=pod.deleted_at)
                 if new < pod.kill_at:
                     pod.kill_at = new
+                    past = pods.grace_already_over(pod.deleted_at, now, grace)
+                    pod.grace = new - (now if past else pod.deleted_at)
                     self._arm_kill(pod)
             return
         g = pods.effective_grace(grace, self.cfg.grace_s, scheduled=bool(pod.node),
                                  phase=pod.phase)
-        pod.terminating, pod.deleted_at = True, now
+        pod.terminating, pod.deleted_at, pod.grace = True, now, g
         pod.kill_at = pods.kill_deadline(now, g)
         self._changed(pod)
         data = {"node": pod.node or None, "pool": pod.pool, "cause": cause, "grace_s": g}
@@ -408,8 +411,10 @@ class ClusterSim:
         """The kubelet is back: it posts Ready at once (pods Ready again, since now if the
         controller had set them NotReady; taints gone), kills
         the containers of pods deleted meanwhile without letting them run or report, resumes
-        the others, and finishes the pods that were deleted gracefully. The controller sees
-        the zone change on its next monitor pass."""
+        the others, and terminates the pods that were deleted gracefully: SIGTERM now and
+        SIGKILL their whole grace later (the kubelet counts the grace from when it starts the
+        kill, however old the deletionTimestamp). The controller sees the zone change on its
+        next monitor pass."""
         if node.gen != gen or node.ready:
             return
         w, t = self.w, self.cfg.node_timings
@@ -433,6 +438,9 @@ class ClusterSim:
             if pod.agent is not None:
                 pod.agent.resume()
             if pod.terminating:
+                # The kubelet gives StopContainer the stamped grace as a duration from now,
+                # not what is left of it since the deletionTimestamp (§3).
+                pod.kill_at = pods.kill_deadline(now, pod.grace)
                 self._terminate(pod, "deleted while its node was lost")
             elif pod.phase == "Pending":
                 self._schedule_start(pod)

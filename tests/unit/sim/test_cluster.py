@@ -319,3 +319,23 @@ def test_a_pool_revision_moves_with_that_pools_listing_only():
     before = w.cluster.revision_of("pool-1")
     w.cluster.delete_pod("p")
     assert w.cluster.revision_of("pool-1") > before
+
+
+def test_a_pod_deleted_while_its_node_was_lost_gets_its_whole_grace_when_the_node_heals():
+    # The kubelet hands the grace period to StopContainer as a duration, counted from when it
+    # starts the kill, not from the deletionTimestamp: a pod evicted (or deleted) while its
+    # node was lost gets SIGTERM and its full 30 s when the node comes back. The plan runs
+    # from 34 to 94; the node dies at 80 (14 s of plan left) and heals at 180; the delete at
+    # 85 set a deadline of 115, long past by then. SIGTERM at 180: the plan ends at 194 < 210.
+    w = booted(config())
+    w.kernel.run(80)
+    [pod] = w.cluster.alive()
+    agent = pod.agent
+    w.cluster.lose_node(w.cluster.nodes[pod.node], 100.0)
+    w.kernel.run(85)
+    w.cluster.delete(pod, None, "test")
+    w.kernel.run(300)
+    [removed] = [e for e in rows_of(w, Kind.POD_REMOVED) if e.pod == pod.name]
+    assert removed.t == pytest.approx(194.0)
+    assert [e.kind for e in w.history.events if e.agent == agent.agent_id
+            and e.kind in (Kind.EXEC_OK, Kind.EXEC_INFO)] == [Kind.EXEC_OK]
