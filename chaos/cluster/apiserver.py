@@ -12,11 +12,12 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from chaos.cluster import discovery, openapi, resources, tables, watch
-from chaos.cluster.errors import ApiError, bad_request
+from chaos.cluster.errors import ApiError, bad_request, not_supported
 from chaos.cluster.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -26,14 +27,30 @@ AdminHook = Callable[[str, list[str], object], tuple[int, object]]
 _TRUE = ("true", "True", "1")
 
 
-def _dry_run(query: dict, body) -> bool:
-    """dryRun on a write: a query parameter, or in the DeleteOptions a delete (or an
-    eviction's deleteOptions) carries as its body, as client-go sends it."""
+_OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions",
+                 "DELETE": "DeleteOptions"}
+
+
+def _dry_run(method: str, sub: str | None, query: dict, body) -> bool:
+    """Whether a write is a server-side dry run: `dryRun` in the query, or in the DeleteOptions
+    a delete carries as its body (an eviction's `deleteOptions`), as client-go sends it.
+    "All" is the only value; any other is 422 Invalid on the request's options, as upstream."""
+    asked: list[tuple[str, list]] = []
+    if "dryRun" in query:
+        asked.append((_OPTIONS_KIND[method], [query["dryRun"]]))
     options = body if isinstance(body, dict) else {}
-    evicting = options.get("deleteOptions")
-    return bool(query.get("dryRun") or (options.get("kind") in (None, "DeleteOptions")
-                                        and options.get("dryRun"))
-                or (isinstance(evicting, dict) and evicting.get("dryRun")))
+    if method == "POST" and sub == "eviction":
+        options = options.get("deleteOptions")
+        options = options if isinstance(options, dict) else {}
+    elif method != "DELETE":
+        options = {}
+    if options.get("dryRun"):
+        values = options["dryRun"]
+        asked.append(("DeleteOptions", values if isinstance(values, list) else [values]))
+    for kind, values in asked:
+        if any(v != "All" for v in values):
+            raise not_supported(kind, "", "dryRun", values, ["All"])
+    return any(values for _, values in asked)
 
 
 def _delete_options(query: dict, body) -> dict:
@@ -206,11 +223,6 @@ class _Handler(BaseHTTPRequestHandler):
         return self._resource(method, group, version, rest, query, body)
 
     def _resource(self, method, group, version, rest, query, body):
-        if method != "GET" and _dry_run(query, body):
-            # Refused rather than ignored: ignoring it made `kubectl delete --dry-run=server`
-            # (and drain, apply, scale with it) really write.
-            raise bad_request("dryRun is not supported by this local cluster; the request was "
-                              "not applied: use kubectl's --dry-run=client, or drop dryRun")
         watching = query.get("watch") in _TRUE
         if rest[0] == "watch":
             watching, rest = True, rest[1:]
@@ -228,6 +240,13 @@ class _Handler(BaseHTTPRequestHandler):
         if res.namespaced and name is not None and namespace is None:
             raise ApiError(404, f"{res.plural} are namespaced: use "
                                 f"/namespaces/NAMESPACE/{res.plural}/{name}")
+        dry = method != "GET" and _dry_run(method, sub, query, body)
+        # A dry run goes through the whole write path (defaults, validation, 409/422, budgets)
+        # and answers what it would store; the store commits none of it.
+        with self.api.registry.store.uncommitted() if dry else nullcontext():
+            return self._dispatch(method, res, namespace, name, sub, watching, query, body)
+
+    def _dispatch(self, method, res, namespace, name, sub, watching, query, body):
         reg = self.api.registry
         if name is None:
             if method == "GET" and watching:

@@ -71,14 +71,17 @@ def conflict(resource: str, name: str, group: str = "") -> ApiError:
 def _group_of(kind: str) -> str:
     try:
         return resources.by_kind(kind).group
-    except KeyError:  # the subresource and options kinds
-        return {"Scale": "autoscaling", "ListOptions": "meta.k8s.io"}.get(kind, "")
+    except KeyError:  # the subresource and options kinds (ListOptions, CreateOptions, ...)
+        return "meta.k8s.io" if kind.endswith("Options") else {"Scale": "autoscaling"}.get(
+            kind, "")
 
 
 def _go_value(value) -> str:
     """A value as upstream's field.Invalid prints it: strings quoted, nil as null."""
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):  # Go's %#v
+        return "[]string{" + ", ".join(json.dumps(v) for v in value) + "}"
     return json.dumps(value) if value is None or isinstance(value, (bool, dict, list)) \
         else str(value)
 

@@ -24,7 +24,7 @@ from chaos.cluster.resources import Resource
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
                "application/strategic-merge-patch+json")
 _OBJECT = {"schema": {"type": "object"}}
-_WRITE_PARAMS = ("fieldManager", "fieldValidation")  # no dryRun: it is refused
+_WRITE_PARAMS = ("dryRun", "fieldManager", "fieldValidation")
 
 
 def _gv_path(group: str, version: str) -> str:

@@ -222,16 +222,7 @@ class Registry:
 
     # --- scale subresource -----------------------------------------------------------------
     def get_scale(self, res: Resource, namespace: str, name: str) -> dict:
-        obj = self.get(res, namespace, name)
-        md = obj["metadata"]
-        return {
-            "kind": "Scale", "apiVersion": "autoscaling/v1",
-            "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion",
-                                            "creationTimestamp")},
-            "spec": {"replicas": obj["spec"].get("replicas", 0)},
-            "status": {"replicas": obj.get("status", {}).get("replicas", 0),
-                       "selector": selector_string(obj["spec"].get("selector"))},
-        }
+        return _scale_of(self.get(res, namespace, name))
 
     def set_scale(self, res: Resource, namespace: str, name: str, scale: dict) -> dict:
         with self.store.lock:
@@ -245,8 +236,8 @@ class Registry:
                               "must be a non-negative integer")
             new = meta.thaw(obj)
             new["spec"]["replicas"] = replicas
-            self._write(res, obj, new, None, None)
-            return self.get_scale(res, namespace, name)
+            # The Scale of what was written, not a re-read: a dry run writes nothing.
+            return _scale_of(self._write(res, obj, new, None, None))
 
     def patch_scale(self, res: Resource, namespace: str, name: str, content_type: str,
                     patch) -> dict:
@@ -416,6 +407,19 @@ class Registry:
         if self.log_reader is None:
             return ""
         return self.log_reader(pod, query)
+
+
+def _scale_of(obj: dict) -> dict:
+    """The autoscaling/v1 Scale of a deployment or replicaset."""
+    md = obj["metadata"]
+    return {
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                        "creationTimestamp")},
+        "spec": {"replicas": obj["spec"].get("replicas", 0)},
+        "status": {"replicas": obj.get("status", {}).get("replicas", 0),
+                   "selector": selector_string(obj["spec"].get("selector"))},
+    }
 
 
 def _list_key(res: Resource, obj: dict) -> list[str]:

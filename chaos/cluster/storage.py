@@ -12,7 +12,8 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from chaos.cluster import meta
@@ -51,6 +52,7 @@ class Store:
         self._objects: dict[str, dict[tuple[str, str], dict]] = {}
         self._log: list[StoreEvent] = []
         self._floor = self._rv  # events with rv <= floor are no longer replayable
+        self._dry = threading.local()  # .on: this thread's writes are not committed
         self.closed = False
 
     # --- reads -----------------------------------------------------------------------------
@@ -96,6 +98,22 @@ class Store:
         return len(self._objects.get(res.key, {}))
 
     # --- writes ----------------------------------------------------------------------------
+    @contextmanager
+    def uncommitted(self) -> Iterator[None]:
+        """Server-side dry run: this thread's writes inside check what they would check (409,
+        404) and return what they would store, but store nothing, bump no resourceVersion and
+        emit no event. Other threads (controllers, kubelets) are unaffected."""
+        with self.lock:
+            before = getattr(self._dry, "on", False)
+            self._dry.on = True
+            try:
+                yield
+            finally:
+                self._dry.on = before
+
+    def _committing(self) -> bool:
+        return not getattr(self._dry, "on", False)
+
     def _next(self, obj: dict) -> dict:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
@@ -119,6 +137,8 @@ class Store:
                 raise already_exists(res.plural, md["name"], res.group)
             md["uid"] = meta.new_uid()
             md["creationTimestamp"] = meta.timestamp(self.clock())
+            if not self._committing():  # as upstream: no resourceVersion until stored
+                return obj
             self._next(obj)
             bucket[key] = obj
             self._emit("ADDED", res, obj, None)
@@ -136,6 +156,9 @@ class Store:
                 raise conflict(res.plural, md["name"], res.group)
             for fixed in ("uid", "creationTimestamp"):
                 md[fixed] = old["metadata"][fixed]
+            if not self._committing():
+                md["resourceVersion"] = old["metadata"]["resourceVersion"]
+                return obj
             self._next(obj)
             self._objects[res.key][key] = obj
             self._emit("MODIFIED", res, obj, old)
@@ -145,11 +168,14 @@ class Store:
         """Delete for good; the DELETED event carries the deletion's resourceVersion."""
         with self.lock:
             key = (namespace if res.namespaced else "", name)
-            old = self._objects.get(res.key, {}).pop(key, None)
+            bucket = self._objects.get(res.key, {})
+            old = bucket.pop(key, None) if self._committing() else bucket.get(key)
             if old is None:
                 raise not_found(res.plural, name, res.group)
             final = dict(old)
             final["metadata"] = dict(old["metadata"])
+            if not self._committing():
+                return final
             self._next(final)
             self._emit("DELETED", res, final, old)
             return final

@@ -104,26 +104,71 @@ def test_kubectl_generators_send_protobuf_and_the_json_route_works(kubectl, core
         0].command == ["sleep", "600"]
 
 
-def test_a_server_side_dry_run_is_refused_not_applied(kubectl, core):
+def test_a_server_side_dry_run_answers_what_it_would_write_and_writes_nothing(
+        cluster, kubectl, core, apps):
     core.create_namespaced_config_map("default", {"metadata": {"name": "keep"}})
-    err = kubectl("delete", "configmap", "keep", "--dry-run=server", ok=False)
-    assert "dryRun is not supported" in err
-    err = kubectl("label", "configmap", "keep", "a=b", "--dry-run=server", ok=False)
-    assert "dryRun is not supported" in err
-    kept = core.read_namespaced_config_map("keep", "default")
-    assert kept.metadata.labels is None
-    assert "keep" in kubectl("delete", "configmap", "keep", "--dry-run=client")
-    core.read_namespaced_config_map("keep", "default")
+    apps.create_namespaced_deployment("default", {
+        "metadata": {"name": "idle"}, "spec": {
+            "replicas": 0, "selector": {"matchLabels": {"app": "idle"}},
+            "template": {"metadata": {"labels": {"app": "idle"}}, "spec": {"containers": [
+                {"name": "main", "image": "local/sleep"}]}}}})
     pod = core.create_namespaced_pod("default", {"metadata": {"name": "stay"}, "spec": {
         "containers": [{"name": "main", "image": "local/sleep", "command": ["sleep", "600"]}]}})
     node = wait_for(lambda: core.read_namespaced_pod("stay", "default").spec.node_name)
-    err = kubectl("drain", node, "--dry-run=server", "--force", "--pod-selector=x!=y", ok=False)
-    assert "dryRun is not supported" in err
+    kept_rv = core.read_namespaced_config_map("keep", "default").metadata.resource_version
+    since = cluster.store.rv
+
+    assert "(server dry run)" in kubectl("delete", "configmap", "keep", "--dry-run=server")
+    labelled = json.loads(kubectl("label", "configmap", "keep", "a=b", "--dry-run=server",
+                                  "-o", "json"))
+    assert labelled["metadata"]["labels"] == {"a": "b"}
+    assert labelled["metadata"]["resourceVersion"] == kept_rv  # not bumped
+    kubectl("apply", "--dry-run=server", "-f", "-", stdin=MANIFEST.format(
+        replicas=1, env="", mode="dry").split("---\n")[1])
+    scaled = apps.patch_namespaced_deployment_scale("idle", "default", {"spec": {"replicas": 3}},
+                                                    dry_run="All")
+    assert scaled.spec.replicas == 3
+    assert "(server dry run)" in kubectl("drain", node, "--dry-run=server", "--force",
+                                         "--pod-selector=x!=y")
+    would = core.delete_namespaced_pod("stay", "default", dry_run="All")
+    assert would.metadata.deletion_timestamp is not None
+    core.create_namespaced_pod_eviction("stay", "default", {
+        "metadata": {"name": "stay", "namespace": "default"},
+        "deleteOptions": {"dryRun": ["All"]}})
+    created = core.create_namespaced_pod("default", {"metadata": {"name": "ghost"}, "spec": {
+        "containers": [{"name": "main", "image": "local/sleep"}]}}, dry_run="All")
+    assert created.metadata.uid and created.metadata.resource_version is None
+    assert created.spec.restart_policy == "Always"  # defaulted as a real create
+    with pytest.raises(ApiException) as exists:  # the write path's errors still apply
+        core.create_namespaced_config_map("default", {"metadata": {"name": "keep"}},
+                                          dry_run="All")
+    assert exists.value.status == 409
+    with pytest.raises(ApiException) as forbidden:
+        core.patch_namespaced_pod("stay", "default", {"spec": {"hostname": "x"}},
+                                  dry_run="All")
+    assert forbidden.value.status == 422
+    with pytest.raises(ApiException) as unknown:
+        core.delete_namespaced_config_map("keep", "default", dry_run="Yes")
+    assert unknown.value.status == 422
+    assert json.loads(unknown.value.body)["message"] == (
+        'DeleteOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: '
+        '[]string{"Yes"}: supported values: "All"')
+
+    kept = core.read_namespaced_config_map("keep", "default")
+    assert kept.metadata.labels is None and kept.metadata.resource_version == kept_rv
+    assert apps.read_namespaced_deployment("idle", "default").spec.replicas == 0
+    assert not core.read_node(node).spec.unschedulable
     again = core.read_namespaced_pod("stay", "default")
     assert again.metadata.uid == pod.metadata.uid and again.metadata.deletion_timestamp is None
-    with pytest.raises(ApiException) as refused:  # drain's eviction carries it in deleteOptions
-        core.create_namespaced_pod_eviction("stay", "default", {
-            "metadata": {"name": "stay", "namespace": "default"},
-            "deleteOptions": {"dryRun": ["All"]}})
-    assert refused.value.status == 400
-    assert core.read_namespaced_pod("stay", "default").metadata.deletion_timestamp is None
+    for name in ("ghost", "applied-config"):
+        with pytest.raises(ApiException) as missing:
+            core.read_namespaced_config_map(name, "default") if name != "ghost" else \
+                core.read_namespaced_pod(name, "default")
+        assert missing.value.status == 404
+    # No watch event of any of it: only the kubelets' and controllers' own writes.
+    touched = {(e.key, e.obj["metadata"]["name"]) for e in cluster.store.events_after(since)}
+    assert not touched & {(resources.by_kind("ConfigMap").key, "keep"), (resources.PODS.key, "ghost"),
+                          (resources.by_kind("ConfigMap").key, "applied-config"),
+                          (resources.DEPLOYMENTS.key, "idle")}
+    assert all(not e.obj["metadata"].get("deletionTimestamp")
+               for e in cluster.store.events_after(since) if e.obj["metadata"]["name"] == "stay")
