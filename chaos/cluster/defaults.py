@@ -13,7 +13,7 @@ import itertools
 import math
 import re
 
-from chaos.cluster.errors import forbidden, invalid
+from chaos.cluster.errors import forbidden, invalid, not_supported
 
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _service_ips = itertools.count(10)
@@ -62,12 +62,36 @@ def pod_spec(spec: dict, kind: str, name: str, field: str = "spec") -> dict:
     if spec.get("volumes") is None:
         spec["volumes"] = []
     tolerations = spec.setdefault("tolerations", [])
+    validate_tolerations(tolerations, kind, name, f"{field}.tolerations")
     for taint in (NOT_READY_TAINT, UNREACHABLE_TAINT):
         if not any(t.get("key") == taint and t.get("effect") in (None, "", "NoExecute")
                    for t in tolerations):
             tolerations.append({"key": taint, "operator": "Exists", "effect": "NoExecute",
                                 "tolerationSeconds": DEFAULT_TOLERATION_S})
     return spec
+
+
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def validate_tolerations(tolerations: list[dict], kind: str, name: str, field: str) -> None:
+    """Upstream ValidateTolerations (its key and value syntax checks aside), in its order."""
+    for i, t in enumerate(tolerations):
+        at, key, op = f"{field}[{i}]", t.get("key") or "", t.get("operator") or ""
+        effect, value = t.get("effect") or "", t.get("value") or ""
+        if not key and op != "Exists":
+            raise invalid(kind, name, f"{at}.operator", op, "operator must be Exists when "
+                          '`key` is empty, which means "match all values and all keys"')
+        if t.get("tolerationSeconds") is not None and effect != "NoExecute":
+            raise invalid(kind, name, f"{at}.effect", effect,
+                          "effect must be 'NoExecute' when `tolerationSeconds` is set")
+        if op == "Exists" and value:
+            raise invalid(kind, name, f"{at}.operator", t,
+                          "value must be empty when `operator` is 'Exists'")
+        if op not in ("", "Equal", "Exists"):
+            raise not_supported(kind, name, f"{at}.operator", op, ["Equal", "Exists"])
+        if effect and effect not in TAINT_EFFECTS:
+            raise not_supported(kind, name, f"{at}.effect", effect, list(TAINT_EFFECTS))
 
 
 POD_UPDATE_RULE = (

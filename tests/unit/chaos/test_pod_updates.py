@@ -100,3 +100,45 @@ def test_an_existing_tolerations_seconds_may_change_but_nothing_else_of_it(core)
         next(t for t in p.spec.tolerations if t.key == "k"), "value", "w")))
     assert body["message"] == ('Pod "upd" is invalid: spec.tolerations: Forbidden: existing '
                                "toleration can not be modified except its tolerationSeconds")
+
+
+def test_tolerations_are_validated_on_create_and_update_as_upstream(core, apps):
+    prefix = 'Pod "bad" is invalid: spec.tolerations[0].'
+    cases = [
+        ({"key": "k", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5},
+         "effect", "effect: Invalid value: \"NoSchedule\": effect must be 'NoExecute' when "
+                   "`tolerationSeconds` is set"),
+        ({"key": "k", "operator": "Exists", "tolerationSeconds": 5},
+         "effect", "effect: Invalid value: \"\": effect must be 'NoExecute' when "
+                   "`tolerationSeconds` is set"),
+        ({"key": "k", "operator": "In", "value": "v"},
+         "operator", 'operator: Unsupported value: "In": supported values: "Equal", "Exists"'),
+        ({"key": "k", "operator": "Equal", "value": "v", "effect": "NoEvict"},
+         "effect", 'effect: Unsupported value: "NoEvict": supported values: "NoSchedule", '
+                   '"PreferNoSchedule", "NoExecute"'),
+        ({"key": "k", "operator": "Exists", "value": "v"},
+         "operator", "value must be empty when `operator` is 'Exists'"),
+        ({"operator": "Equal", "value": "v"},
+         "operator", 'operator: Invalid value: "Equal": operator must be Exists when `key` '
+                     'is empty, which means "match all values and all keys"'),
+    ]
+    for toleration, field, message in cases:
+        body = _refused(lambda t=toleration: _pod(core, "bad", tolerations=[t]))
+        assert body["details"]["causes"][0]["field"] == f"spec.tolerations[0].{field}"
+        assert body["message"].startswith(prefix) and body["message"].endswith(message)
+    with pytest.raises(ApiException):
+        core.read_namespaced_pod("bad", "default")
+    body = _refused(lambda: apps.create_namespaced_deployment("default", {
+        "metadata": {"name": "bad"}, "spec": {
+            "selector": {"matchLabels": {"app": "bad"}},
+            "template": {"metadata": {"labels": {"app": "bad"}}, "spec": {
+                "tolerations": [{"key": "k", "operator": "Exists", "tolerationSeconds": 5}],
+                "containers": [{"name": "main", "image": "local/sleep"}]}}}}))
+    assert body["details"]["causes"][0]["field"] == "spec.template.spec.tolerations[0].effect"
+    _pod(core, tolerations=[{"operator": "Exists"}, {"key": "k", "effect": "NoExecute",
+                                                     "tolerationSeconds": 5}])
+    body = _refused(lambda: core.patch_namespaced_pod("upd", "default", {"spec": {
+        "tolerations": [{"operator": "Exists"}, {"key": "k", "effect": "NoExecute",
+                                                 "tolerationSeconds": 5},
+                        {"key": "new", "operator": "Exists", "tolerationSeconds": 1}]}}))
+    assert body["details"]["causes"][0]["field"] == "spec.tolerations[2].effect"
