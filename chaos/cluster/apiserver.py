@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from chaos.cluster import discovery, openapi, resources, tables, watch
 from chaos.cluster.errors import ApiError, bad_request, not_supported
-from chaos.cluster.registry import Registry
+from chaos.cluster.registry import Registry, validate_watch_options
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,8 @@ class _Handler(BaseHTTPRequestHandler):
                                   field_selector=query.get("fieldSelector"),
                                   limit=query.get("limit"), continue_token=query.get("continue"),
                                   resource_version=query.get("resourceVersion"),
-                                  resource_version_match=query.get("resourceVersionMatch"))
+                                  resource_version_match=query.get("resourceVersionMatch"),
+                                  send_initial_events=query.get("sendInitialEvents"))
                 return 200, self._maybe_table(res, query, listed, tables.of_list)
             if method == "POST":
                 return 201, reg.create(res, namespace, body or {})
@@ -321,6 +322,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             raise bad_request(f"timeoutSeconds {query['timeoutSeconds']!r} is not a number") \
                 from None
+        validate_watch_options(query.get("resourceVersionMatch"), query.get("continue"),
+                               query.get("sendInitialEvents"))
         events = watch.stream(
             self.api.registry.store, res, namespace,
             label_selector=query.get("labelSelector"), field_selector=query.get("fieldSelector"),

@@ -78,7 +78,8 @@ class Registry:
     def list(self, res: Resource, namespace: str | None, *, label_selector: str | None = None,
              field_selector: str | None = None, limit: str | None = None,
              continue_token: str | None = None, resource_version: str | None = None,
-             resource_version_match: str | None = None) -> dict:
+             resource_version_match: str | None = None,
+             send_initial_events: str | None = None) -> dict:
         """A List; with `limit`, one chunk of it and a `continue` token for the next, which
         reads the same snapshot (the first chunk's resourceVersion) as upstream does.
         `resourceVersion` (+ `resourceVersionMatch`) picks the revision as upstream: unset or
@@ -88,7 +89,7 @@ class Registry:
         fields_ok = parse_field_selector(field_selector)
         size = _parse_limit(limit)
         rv_text, match = resource_version or "", resource_version_match or ""
-        _validate_list_options(rv_text, match, continue_token)
+        _validate_list_options(rv_text, match, continue_token, send_initial_events)
         scope = namespace if res.namespaced and namespace else None
         if continue_token:
             if rv_text not in ("", "0"):
@@ -427,22 +428,49 @@ def _list_key(res: Resource, obj: dict) -> list[str]:
     return [meta.ns_of(obj) if res.namespaced else "", obj["metadata"]["name"]]
 
 
-def _validate_list_options(rv: str, match: str, continue_token: str | None) -> None:
-    """Upstream's ValidateListOptions for resourceVersionMatch: 422 on ListOptions."""
-    if not match:
-        return
+def _validate_list_options(rv: str, match: str, continue_token: str | None,
+                           send_initial_events: str | None) -> None:
+    """Upstream's ValidateListOptions for a list: 422 on ListOptions."""
     field = "resourceVersionMatch"
-    if not rv:
+    if match:
+        if not rv:
+            raise forbidden("ListOptions", "", field,
+                            "resourceVersionMatch is forbidden unless resourceVersion is provided")
+        _no_match_with_continue(continue_token)
+        if match not in ("Exact", "NotOlderThan"):
+            raise not_supported("ListOptions", "", field, match, ["Exact", "NotOlderThan", ""])
+        if match == "Exact" and rv == "0":
+            raise forbidden("ListOptions", "", field,
+                            'resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
+    if send_initial_events is not None:
+        raise forbidden("ListOptions", "", "sendInitialEvents",
+                        "sendInitialEvents is forbidden for list")
+
+
+def validate_watch_options(match: str | None, continue_token: str | None,
+                           send_initial_events: str | None) -> None:
+    """Upstream's ValidateListOptions for a watch, with the WatchList feature gate off (no
+    streaming lists here): resourceVersionMatch only as NotOlderThan with sendInitialEvents,
+    which is then refused; 422 on ListOptions."""
+    field = "resourceVersionMatch"
+    if send_initial_events is not None:
+        if match != "NotOlderThan":
+            raise forbidden("ListOptions", "", field,
+                            "sendInitialEvents requires setting resourceVersionMatch to "
+                            "NotOlderThan")
+        raise forbidden("ListOptions", "", "sendInitialEvents", "sendInitialEvents is "
+                        "forbidden for watch unless the WatchList feature gate is enabled")
+    if match:
         raise forbidden("ListOptions", "", field,
-                        "resourceVersionMatch is forbidden unless resourceVersion is provided")
+                        "resourceVersionMatch is forbidden for watch unless sendInitialEvents "
+                        "is provided")
+    _no_match_with_continue(continue_token)
+
+
+def _no_match_with_continue(continue_token: str | None) -> None:
     if continue_token:
-        raise forbidden("ListOptions", "", field,
+        raise forbidden("ListOptions", "", "resourceVersionMatch",
                         "resourceVersionMatch is forbidden when continue is provided")
-    if match not in ("Exact", "NotOlderThan"):
-        raise not_supported("ListOptions", "", field, match, ["Exact", "NotOlderThan", ""])
-    if match == "Exact" and rv == "0":
-        raise forbidden("ListOptions", "", field,
-                        'resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
 
 
 def _parse_limit(limit: str | None) -> int:

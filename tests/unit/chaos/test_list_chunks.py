@@ -152,6 +152,35 @@ def test_a_misused_resource_version_match_is_422_on_list_options(core, kw, detai
     assert body["details"]["group"] == "meta.k8s.io"
 
 
+@pytest.mark.parametrize(("kw", "detail"), [
+    ({"resource_version_match": "NotOlderThan", "resource_version": "1"},
+     "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless "
+     "sendInitialEvents is provided"),
+    ({"resource_version_match": "Exact", "resource_version": "1"},
+     "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless "
+     "sendInitialEvents is provided"),
+    ({"send_initial_events": True},
+     "resourceVersionMatch: Forbidden: sendInitialEvents requires setting "
+     "resourceVersionMatch to NotOlderThan"),
+    ({"send_initial_events": True, "resource_version_match": "NotOlderThan",
+      "allow_watch_bookmarks": True},  # what a watch-list client sends: no streaming lists here
+     "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the "
+     "WatchList feature gate is enabled"),
+])
+def test_a_watch_takes_resource_version_match_only_with_send_initial_events(core, kw, detail):
+    code, body = _refused(core.list_namespaced_config_map, watch=True, _preload_content=False,
+                          **kw)
+    assert (code, body["reason"]) == (422, "Invalid")
+    assert body["message"] == f'ListOptions.meta.k8s.io "" is invalid: {detail}'
+
+
+def test_a_list_refuses_send_initial_events(core):
+    code, body = _refused(core.list_namespaced_config_map, send_initial_events=False)
+    assert (code, body["message"]) == (422, 'ListOptions.meta.k8s.io "" is invalid: '
+                                       "sendInitialEvents: Forbidden: sendInitialEvents is "
+                                       "forbidden for list")
+
+
 def test_an_exact_list_reads_the_past_and_so_does_a_limited_list_with_a_version(cluster, core):
     _config_maps(core, ["x-a"])
     then = core.list_namespaced_config_map("default").metadata.resource_version
