@@ -194,18 +194,25 @@ def test_hpa_scale_down_assumes_missing_pods_busy():
     assert w2.cluster.deployments["dep"].replicas == 1
 
 
+def deleted_on_a_lost_node(lost_at: float, heal_after: float, deleted_at: float):
+    """The only pod's node is lost at `lost_at` and the pod gracefully deleted at
+    `deleted_at`: the world, the pod and its agent."""
+    w = booted(config())
+    w.kernel.run(lost_at)
+    [pod] = w.cluster.alive()
+    agent = pod.agent
+    w.cluster.lose_node(w.cluster.nodes[pod.node], heal_after)
+    w.kernel.run(deleted_at)
+    w.cluster.delete(pod, None, "test")
+    return w, pod, agent
+
+
 def test_force_delete_on_a_lost_node_removes_the_pod_and_the_kubelet_kills_it_at_heal():
     # The plan runs from 34 to 94 on the only pod. Its node dies at 50 and heals at 150. A
     # graceful delete at 55 leaves it Terminating (no kubelet); a force delete at 60 removes
     # the object at once and frees the name. The container is not stopped by that: its agent
     # stays frozen, reports nothing, and is killed by the kubelet when the node comes back.
-    w = booted(config())
-    w.kernel.run(50)
-    [pod] = w.cluster.alive()
-    agent = pod.agent
-    w.cluster.lose_node(w.cluster.nodes[pod.node], 100.0)
-    w.kernel.run(55)
-    w.cluster.delete(pod, None, "test")
+    w, pod, agent = deleted_on_a_lost_node(lost_at=50.0, heal_after=100.0, deleted_at=55.0)
     w.kernel.run(60)
     assert w.cluster.pods.get(pod.name) is pod and pod.terminating
     w.cluster.delete(pod, 0.0, "test (force)")
@@ -327,13 +334,7 @@ def test_a_pod_deleted_while_its_node_was_lost_gets_its_whole_grace_when_the_nod
     # node was lost gets SIGTERM and its full 30 s when the node comes back. The plan runs
     # from 34 to 94; the node dies at 80 (14 s of plan left) and heals at 180; the delete at
     # 85 set a deadline of 115, long past by then. SIGTERM at 180: the plan ends at 194 < 210.
-    w = booted(config())
-    w.kernel.run(80)
-    [pod] = w.cluster.alive()
-    agent = pod.agent
-    w.cluster.lose_node(w.cluster.nodes[pod.node], 100.0)
-    w.kernel.run(85)
-    w.cluster.delete(pod, None, "test")
+    w, pod, agent = deleted_on_a_lost_node(lost_at=80.0, heal_after=100.0, deleted_at=85.0)
     w.kernel.run(300)
     [removed] = [e for e in rows_of(w, Kind.POD_REMOVED) if e.pod == pod.name]
     assert removed.t == pytest.approx(194.0)
