@@ -67,7 +67,7 @@ def load_users(path: str | os.PathLike[str] | None, env: dict[str, str]) -> dict
     if path is not None:
         p = Path(path)
         try:
-            data = json.loads(p.read_text())
+            data = json.loads(p.read_text(encoding="utf-8"))
         except OSError as exc:
             raise IdentityConfigError(f"{p}: cannot read the user token file ({exc.strerror})") from None
         except ValueError as exc:
@@ -86,9 +86,12 @@ def load_users(path: str | os.PathLike[str] | None, env: dict[str, str]) -> dict
 def load_pool_token(path: str | os.PathLike[str] | None, env: dict[str, str]) -> str | None:
     if path is not None:
         try:
-            token = Path(path).read_text().strip()
+            token = Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise IdentityConfigError(f"{path}: cannot read the pool token file ({exc.strerror})") from None
+        except UnicodeDecodeError as exc:
+            raise IdentityConfigError(f"{path}: the pool token file is not UTF-8 text ({exc.reason} at "
+                                      f"byte {exc.start}); write the token in it as plain text") from None
         if not token:
             raise IdentityConfigError(f"{path}: the pool token file is empty; put the token in it")
         return token

@@ -49,6 +49,20 @@ def test_bad_options_exit_2_with_one_line(args, env, message):
     assert len(lines) == 1 and re.search(message, lines[0]), result.output
 
 
+@pytest.mark.parametrize("command", [["serve", "--pool-token-file"], ["agent", "--pod", "x", "--token-file"]])
+def test_a_pool_token_file_that_is_not_utf8_exits_2_naming_it(tmp_path, command):
+    token = tmp_path / "token"
+    token.write_bytes(b"\xff\xfe\x00secret")
+    data = tmp_path / "run"
+    args = [*command, str(token), *(["--data-dir", str(data)] if command[0] == "serve" else [])]
+    result = CliRunner().invoke(app, args, env={"UNSTUCK_USER_TOKENS": "t=alice", "UNSTUCK_POOL_TOKEN": ""})
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: {token}: the pool token file is not UTF-8 text (invalid start byte at byte 0); "
+        "write the token in it as plain text"]
+    assert not data.exists()
+
+
 @pytest.fixture
 def lone(tmp_path):
     svc = InProcessService(tmp_path)
