@@ -7,6 +7,7 @@ docs/agent-protocol.md describe what runs.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
@@ -28,6 +29,16 @@ def _names(option: str, value: str) -> tuple[str, ...]:
                    f"'_', ':' or '-'{' (bad: ' + ', '.join(bad) + ')' if bad else ''}; "
                    "write e.g. pod-1,pod-2")
     return names
+
+
+def _seconds(option: str, value: float | None, *, zero: bool = False) -> None:
+    """Refuse a duration option that is not a finite number of seconds > 0 (>= 0 with
+    `zero`): `nan` and `inf` are no duration (an infinite --poll-timeout made every
+    registration answer 500, its JSON holding no infinity)."""
+    from unstuck.cli import fail_input
+
+    if value is not None and not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+        fail_input(f"{option} {value}: expected a finite number of seconds {'>=' if zero else '>'} 0")
 
 
 def serve(
@@ -66,13 +77,12 @@ def serve(
         fail_input(f"--scaling {scaling!r}: choose scheduler or hpa")
     if not 0 < port < 65536:
         fail_input(f"--port {port}: expected 1-65535")
-    if not time_scale > 0:
-        fail_input(f"--time-scale {time_scale}: expected a number > 0, e.g. 0.05 for tests")
+    if not (math.isfinite(time_scale) and time_scale > 0):
+        fail_input(f"--time-scale {time_scale}: expected a finite number > 0, e.g. 0.05 for tests")
     if log_level not in ("debug", "info", "warning", "error"):
         fail_input(f"--log-level {log_level!r}: choose debug, info, warning or error")
     for opt, v in (("--agent-stale", agent_stale), ("--poll-timeout", poll_timeout), ("--stuck-after", stuck_after)):
-        if not v > 0:
-            fail_input(f"{opt} {v}: expected seconds > 0")
+        _seconds(opt, v)
     if problem := output_problem("--data-dir", data_dir, folder=True):
         fail_input(problem)
     if backend_dir is not None and backend_dir.exists() and not backend_dir.is_dir():
@@ -146,11 +156,9 @@ def agent(
         fail_input(f"--pod {pod!r}: expected letters, digits, '.', '_', ':' or '-'")
     for opt, v in (("--plan-seconds", plan_seconds), ("--apply-seconds", apply_seconds),
                    ("--grace", grace)):
-        if not v >= 0:
-            fail_input(f"{opt} {v}: expected seconds >= 0")
+        _seconds(opt, v, zero=True)
     for opt, v in (("--heartbeat", heartbeat), ("--lease", lease), ("--poll-timeout", poll_timeout)):
-        if v is not None and not v > 0:
-            fail_input(f"{opt} {v}: expected seconds > 0")
+        _seconds(opt, v)
     if problem := scheduler_problem("--scheduler", [scheduler]):
         fail_input(problem)
     from scheduler.variants import policy_class
