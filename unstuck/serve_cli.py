@@ -121,14 +121,19 @@ def serve(
     from scheduler.service import run
 
     try:
+        sock = run.listen(host, port)
+    except OSError as exc:  # before the service is built: nothing is written to --data-dir
+        fail_input(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); "
+                   "choose a free --port (another service may hold this one) or an address of "
+                   "this machine for --host")
+    try:
         app = run.build(config)
     except ValueError as exc:
+        sock.close()
         fail_input(str(exc))
-    import uvicorn
-
     run.configure_logging(log_level)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=5)
+    if not run.run_app(app, sock, log_level):
+        raise typer.Exit(3)  # uvicorn's own startup failure (logged), as `uvicorn.run` exits
 
 
 def agent(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import uvicorn
 
@@ -22,9 +23,33 @@ def configure_logging(log_level: str) -> None:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on `host`:`port`, bound before the service is built, so that a
+    port in use or an address not of this machine (an `OSError`) is known before anything
+    is written to the data folder. An IPv6 address or a host name is resolved first."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                  flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a restart rebinds at once
+        sock.bind(address)
+        sock.listen()
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def run_app(app, sock: socket.socket, log_level: str = "warning") -> bool:
+    """Serve `app` on `sock` until stopped; False when uvicorn could not start it."""
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False,
+                                           timeout_graceful_shutdown=5))
+    server.run(sockets=[sock])
+    return server.started
+
+
 def serve(config: ServiceConfig, host: str = "127.0.0.1", port: int = 8080,
           log_level: str = "warning") -> None:
     configure_logging(log_level)
-    app = build(config)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=5)
+    sock = listen(host, port)
+    run_app(build(config), sock, log_level)

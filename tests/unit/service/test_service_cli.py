@@ -70,6 +70,26 @@ def test_a_pool_token_file_that_is_not_utf8_exits_2_naming_it(tmp_path, command)
     assert not data.exists()
 
 
+def test_a_port_in_use_or_a_foreign_address_exits_2_before_writing_the_data_dir(tmp_path):
+    import socket
+
+    held = socket.create_server(("127.0.0.1", 0))
+    port = held.getsockname()[1]
+    data = tmp_path / "run"
+    try:
+        for host, reason in (("127.0.0.1", "Address already in use"),
+                             ("192.0.2.1", "Cannot assign requested address")):
+            result = CliRunner().invoke(app, ["serve", "--host", host, "--port", str(port),
+                                              "--data-dir", str(data)], env=ENV)
+            assert result.exit_code == 2, result.output
+            assert result.output.strip().splitlines() == [
+                f"error: --host {host} --port {port}: cannot listen there ({reason}); choose a free "
+                "--port (another service may hold this one) or an address of this machine for --host"]
+            assert not data.exists()  # no store, clock or history of a service that never ran
+    finally:
+        held.close()
+
+
 @pytest.fixture
 def lone(tmp_path):
     svc = InProcessService(tmp_path)
