@@ -492,11 +492,17 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
 
     @app.post("/agent/notice", tags=["agents"])
     async def notice(body: Notice, authorization: Auth = None):
-        """The C&C `task_completed` / `task_failed`. The seed's channel has no answer, and a
-        notice of a task it does not know changes nothing there; so is it here: 200, with a
-        message saying it was ignored (the HTTP report, not the notice, is what decides)."""
+        """The C&C `task_completed` / `task_failed`. It travels on the agent's C&C connection,
+        so only a connected agent can send it (the simulated worlds drop a disconnected
+        agent's notice too): from an agent not registered or disconnected it is 404, "register
+        again", as a heartbeat or poll is, and never reaches the core (in seed-head it would
+        release a slot). The seed's channel has no answer, and a notice of a task it does not
+        know changes nothing there; so is it here: 200, with a message saying it was ignored
+        (the HTTP report, not the notice, is what decides)."""
         if (denied := agent_auth(authorization)) is not None:
             return denied
+        if engine.mailboxes.get(body.agent_id) is None:
+            return _err(404, f"agent {body.agent_id} is not registered: register again")
         if engine.store.get_task(body.task_id) is None:
             return JSONResponse({"ok": True, "message": f"task {body.task_id} not found: notice ignored"})
         out = engine.handle(ev.CompletionNotice(body.task_id, body.agent_id, body.ok))

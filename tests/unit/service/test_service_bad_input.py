@@ -277,3 +277,20 @@ def test_a_completion_notice_of_an_unknown_task_is_ignored_and_says_so(service):
     assert r.json()["message"] == "task 987654 not found: notice ignored"
     assert service.snapshot() == before
     assert [row for row in service.engine.history.rows[rows:] if row.get("task") == 987654] == []
+
+
+def test_a_completion_notice_from_an_agent_not_registered_is_404_and_changes_nothing(service, planned):
+    # The seed's task_completed travels on the agent's C&C connection: an agent without one
+    # cannot send it (the simulated worlds drop it). As a heartbeat from it: 404, register
+    # again, and neither the core nor the history sees it.
+    before = service.snapshot()
+    rows = len(service.engine.history.rows)
+    pool = {"Authorization": f"Bearer {POOL_TOKEN}"}
+    r = service.http.post("/agent/notice", json={"agent_id": "agent-ghost", "task_id": planned},
+                          headers=pool)
+    assert r.status_code == 404, r.text
+    assert r.json() == {"ok": False, "message": "agent agent-ghost is not registered: register again"}
+    hb = service.http.post("/agent/heartbeat", json={"agent_id": "agent-ghost"}, headers=pool)
+    assert (hb.status_code, hb.json()["message"]) == (404, r.json()["message"])
+    assert service.snapshot() == before
+    assert [row for row in service.engine.history.rows[rows:] if row.get("agent") == "agent-ghost"] == []
