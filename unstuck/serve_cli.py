@@ -41,6 +41,24 @@ def _seconds(option: str, value: float | None, *, zero: bool = False) -> None:
         fail_input(f"{option} {value}: expected a finite number of seconds {'>=' if zero else '>'} 0")
 
 
+def _url_problem(url: str) -> str | None:
+    """What is wrong with the scheduler's URL, or None: checked before the agent starts,
+    which otherwise retries registering forever (no host) or stops on a traceback (a bad port)."""
+    import httpx
+
+    if not url.startswith(("http://", "https://")):
+        return "not http:// or https://"
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        return str(exc)
+    if not parsed.host:
+        return "no host"
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        return f"port {parsed.port} is not 1-65535"
+    return None
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
@@ -173,8 +191,8 @@ def agent(
                    "without a lease; drop --lease, or run our agent (--scheduler reference)")
     if on_sigterm not in (None, "drain", "exit"):
         fail_input(f"--on-sigterm {on_sigterm!r}: choose drain (ours) or exit (the seed's agent)")
-    if not server.startswith(("http://", "https://")):
-        fail_input(f"--server {server!r}: expected a URL such as http://127.0.0.1:8080")
+    if problem := _url_problem(server):
+        fail_input(f"--server {server!r}: {problem}; expected a URL such as http://127.0.0.1:8080")
     from scheduler.service.identity import IdentityConfigError, load_pool_token
 
     try:
