@@ -172,7 +172,7 @@ def agent(
     on_sigterm: Annotated[str | None, typer.Option(help="Override what --scheduler's agent does on SIGTERM: drain (finish runs within --grace, report, exit) or exit (cancel runs, report nothing, exit at once).")] = None,
 ) -> None:
     """Run one agent: register with the scheduler, heartbeat, execute simulated Terraform runs."""
-    from unstuck.cli import fail_input, scheduler_problem
+    from unstuck.cli import fail_input, output_problem, scheduler_problem
 
     pod = pod or os.environ.get("POD_NAME") or socket.gethostname()
     if not NAME.match(pod):
@@ -193,6 +193,8 @@ def agent(
         fail_input(f"--on-sigterm {on_sigterm!r}: choose drain (ours) or exit (the seed's agent)")
     if problem := _url_problem(server):
         fail_input(f"--server {server!r}: {problem}; expected a URL such as http://127.0.0.1:8080")
+    if problem := output_problem("--backend-dir", backend_dir, folder=True):
+        fail_input(problem)
     from scheduler.service.identity import IdentityConfigError, load_pool_token
 
     try:
