@@ -58,6 +58,15 @@ def scenario_files(paths: list[Path]) -> tuple[list[Path], list[str]]:
     return yaml_files, problems
 
 
+def scenario_dir_problems(dirs: list[Path] | None) -> list[str]:
+    """`--scenarios` folders named on the command line that are not folders (the default,
+    scenarios/, may be absent): a typo would otherwise be skipped silently, the report then
+    judging with default thresholds."""
+    return [f"--scenarios {d}: " + ("is a file, not a folder" if d.exists() else "no such folder")
+            + "; give the folder holding the scenario files, e.g. scenarios/"
+            for d in dirs or [] if not d.is_dir()]
+
+
 def _suite_seeds(s: Scenario) -> int:
     return s.suite_seeds or s.seeds
 
@@ -162,6 +171,8 @@ def report_cmd(
     from unstuck import report, results
     from unstuck.cli import output_problem
 
+    if problems := scenario_dir_problems(scenarios_dir):
+        _fail("\n".join(problems))
     try:
         res = results.load(directory)
     except results.ResultsInvalid as e:
@@ -217,6 +228,7 @@ def gate_cmd(
     if junit_path is not None and (problem := output_problem("--junit", junit_path, folder=False,
                                                                   example="junit.xml")):
         problems.append(problem)
+    problems += scenario_dir_problems(scenarios_dir)
     if problems:
         _fail("\n".join(problems))
     try:

@@ -129,13 +129,18 @@ def test_exit_3_when_a_declared_fault_never_took_effect(tmp_path):
     (["gate", "{incident}", "--schedulers", "seed,"],
      "--schedulers: an empty scheduler name (a stray comma?); separate names with single commas"),
     (["gate", "{incident}", "--schedulers", "seed-head"], "--schedulers seed-head: none of them is in"),
+    # Found by review: a --scenarios folder that does not exist was skipped silently.
+    (["gate", "{incident}", "--scenarios", "{missing}"],
+     "--scenarios {missing}: no such folder; give the folder holding the scenario files"),
+    (["gate", "{incident}", "--scenarios", "{incident}/index.html"],
+     "--scenarios {incident}/index.html: is a file, not a folder"),
 ])
 def test_exit_2_on_bad_input_with_a_message_naming_it(incident, tmp_path, args, message):
     (tmp_path / "empty").mkdir()
     paths = {"missing": tmp_path / "nope", "empty": tmp_path / "empty", "incident": incident}
     r = run(app, [a.format(**paths) for a in args])
     assert r.exit_code == 2, r.output
-    assert message in r.output and "Traceback" not in r.output
+    assert message.format(**paths) in r.output and "Traceback" not in r.output
 
 
 def test_exit_2_when_the_scenario_copy_is_invalid_naming_file_and_field(incident, tmp_path):

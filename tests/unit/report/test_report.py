@@ -163,6 +163,17 @@ def test_report_bad_input_exits_2(tmp_path):
     assert r.exit_code == 2 and "no such directory" in r.output
 
 
+def test_report_refuses_a_scenarios_folder_that_is_not_one_and_writes_nothing(report, tmp_path):
+    # Found by review: a mistyped --scenarios was skipped, the report judging with defaults.
+    out = tmp_path / "out"
+    r = run(app, ["report", str(report), "--out", str(out), "--scenarios", str(tmp_path / "typo")])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip().splitlines() == [
+        f"error: --scenarios {tmp_path / 'typo'}: no such folder; give the folder holding the "
+        "scenario files, e.g. scenarios/"]
+    assert not out.exists()
+
+
 def test_suite_bad_input_lists_every_problem_and_exits_2(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("duration_s: 5m\nworkload: [{count: 1, at: [5]}]\n")
