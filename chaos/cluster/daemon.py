@@ -8,6 +8,7 @@ run side by side with different kubeconfigs.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -49,9 +50,11 @@ def up(path: Path, *, nodes: int = 3, time_scale: float = 1.0, port: int = 0,
        timeout_s: float = 20.0) -> dict:
     if nodes < 1:
         raise ClusterError(f"--nodes {nodes}: a cluster needs at least 1 node")
-    if time_scale <= 0:
-        raise ClusterError(f"--time-scale {time_scale}: must be > 0 (10 runs timings 10x "
-                           "faster)")
+    if not (math.isfinite(time_scale) and time_scale > 0):
+        raise ClusterError(f"--time-scale {time_scale}: must be a finite number > 0 (10 runs "
+                           "timings 10x faster)")
+    if not 0 <= port < 65536:
+        raise ClusterError(f"--port {port}: expected 0-65535 (0 picks a free port)")
     if kubeconfig.server_of(path):
         try:
             info = status(path)

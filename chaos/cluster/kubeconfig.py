@@ -22,10 +22,25 @@ def default_path() -> Path:
 
 
 def _load(path: Path) -> dict:
-    if not path.exists() or not path.read_text().strip():
-        return {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [],
-                "contexts": [], "preferences": {}}
-    doc = yaml.safe_load(path.read_text())
+    """The kubeconfig at `path` (an empty one when there is none); a file that cannot be read
+    or is not a YAML mapping is a ValueError naming it."""
+    fix = "pass another --kubeconfig PATH"
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        if not text.strip():
+            return {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [],
+                    "contexts": [], "preferences": {}}
+        doc = yaml.safe_load(text)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the kubeconfig ({exc.strerror or exc}); {fix}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a kubeconfig (not UTF-8 text: {exc.reason} at byte "
+                         f"{exc.start}); {fix}") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        raise ValueError(f"{path}: not a kubeconfig (invalid YAML{at}: "
+                         f"{getattr(exc, 'problem', None) or exc}); {fix}") from None
     if not isinstance(doc, dict):
         raise ValueError(f"{path}: not a kubeconfig (expected a mapping at the top level); "
                          "pass another --kubeconfig PATH")

@@ -63,3 +63,35 @@ def test_cli_kind_without_docker_is_a_clear_exit_2(tmp_path, monkeypatch):
 def test_cli_needs_exactly_one_mode(tmp_path):
     result = CliRunner().invoke(app, ["up", "--kubeconfig", str(tmp_path / "kc")])
     assert result.exit_code == 2 and "exactly one of --local" in result.output
+
+
+def test_cli_bad_kubeconfig_files_exit_2_naming_the_file(tmp_path):
+    # Found by review: invalid YAML was a traceback (exit 1), a file not UTF-8 did not name
+    # the file, and a folder was a "harness error".
+    cases = {"yaml": (b"a: [\n", "not a kubeconfig (invalid YAML at line 2, column 1: expected the node content, but found '<stream end>')"),
+             "binary": (b"\xff\xfe\x00kube", "not a kubeconfig (not UTF-8 text: invalid start byte at byte 0)")}
+    for name, (content, problem) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        for command in ("status", "down"):
+            result = CliRunner().invoke(app, [command, "--kubeconfig", str(path)])
+            assert result.exit_code == 2, result.output
+            assert result.output.strip().splitlines() == [
+                f"unstuck cluster: {path}: {problem}; pass another --kubeconfig PATH"]
+            assert path.read_bytes() == content
+    result = CliRunner().invoke(app, ["status", "--kubeconfig", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"unstuck cluster: {tmp_path}: cannot read the kubeconfig (Is a directory); pass another --kubeconfig PATH"]
+
+
+def test_cli_up_refuses_a_bad_port_or_time_scale_before_starting(tmp_path):
+    path = tmp_path / "kc"
+    for args, message in ((["--port", "70000"], "--port 70000: expected 0-65535 (0 picks a free port)"),
+                          (["--port", "-1"], "--port -1: expected 0-65535 (0 picks a free port)"),
+                          (["--time-scale", "nan"], "--time-scale nan: must be a finite number > 0")):
+        result = CliRunner().invoke(app, ["up", "--local", "--kubeconfig", str(path), *args])
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"unstuck cluster: {message}"), result.output
+        assert not path.exists()
