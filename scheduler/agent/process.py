@@ -41,6 +41,9 @@ from scheduler.variants import agent_of
 
 log = logging.getLogger("unstuck.agent")
 
+UNREACHABLE_WARN_EVERY_S = 30.0
+"""How often a registering agent repeats that its scheduler does not answer."""
+
 
 @dataclass(frozen=True)
 class AgentConfig:
@@ -115,6 +118,7 @@ class Agent:
         """Register until the scheduler accepts; a refusal (401, 403, 404, 409) raises
         `RegistrationRefused` (the process exits 2)."""
         backoff = 0.05
+        warned_at: float | None = None  # monotonic time of the last "unreachable" warning
         while not self.terminating.is_set():
             try:
                 self.waiting = True  # on the scheduler: a SIGTERM interrupts it (`terminate`)
@@ -127,7 +131,16 @@ class Agent:
                 finally:
                     self.waiting = False
             except httpx.HTTPError as exc:
-                log.info("scheduler unreachable (%s); retrying", exc)
+                # An agent may start before its scheduler, so it keeps trying; but whoever
+                # watches it should see why nothing happens: a warning at once, then one
+                # every UNREACHABLE_WARN_EVERY_S while it lasts.
+                now = time.monotonic()
+                if warned_at is None or now - warned_at >= UNREACHABLE_WARN_EVERY_S:
+                    warned_at = now
+                    log.warning("scheduler %s unreachable (%s); still trying to register",
+                                self.cfg.url, exc)
+                else:
+                    log.info("scheduler unreachable (%s); retrying", exc)
             else:
                 if r.status_code == 200:
                     self.after = 0

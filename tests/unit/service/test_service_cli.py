@@ -188,3 +188,37 @@ def test_sigterm_while_registering_with_a_silent_scheduler_exits_at_once(tmp_pat
         if conn is not None:
             conn.close()
         silent.close()
+
+
+def test_an_agent_whose_scheduler_does_not_answer_says_so_and_keeps_trying(tmp_path):
+    # Found by review: it retried for ever printing nothing (the line was INFO, the agent
+    # logs WARNING and up), so an agent started against a wrong URL looked merely idle.
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: every connect is refused
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "unstuck.cli", "agent", "--server", f"http://127.0.0.1:{port}",
+         "--pod", "pod-1", "--backend-dir", str(tmp_path / "backend")],
+        env={**os.environ, "UNSTUCK_POOL_TOKEN": "p"}, cwd=tmp_path,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        import select
+        ready, _, _ = select.select([agent.stderr], [], [], 20.0)
+        line = agent.stderr.readline() if ready else ""  # the first warning (or exit: "")
+        assert f"scheduler http://127.0.0.1:{port} unreachable" in line
+        assert "still trying to register" in line
+        assert agent.poll() is None  # it keeps trying
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(10)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait(10)
+        agent.stderr.close()
