@@ -43,6 +43,7 @@ import pyarrow as pa
 
 from scheduler import files
 from scheduler.history import COLUMNS
+from unstuck.checker.timelines import EXEC_DONE, apply_starts
 
 TABLES = ("histories", "tasks", "faults", "fault_events", "violations", "metrics")
 DERIVED = ("tasks", "faults", "fault_events", "violations", "metrics")
@@ -97,6 +98,11 @@ def task_records(rows: list[dict[str, Any]], verdict: Any, metrics: Any) -> list
     A time or duration that never happened is NaN (docs/metrics.md): `confirmed_t` of a task
     never confirmed, `stuck_s` of one that never had a confirmed stay in apply_pending."""
     tasks: dict[int, dict[str, Any]] = {}
+    # The times of each task's exec.invoke and dispatch applies, and the tasks with exec.*
+    # rows: `apply_starts` says which starts its apply, as the checker measures it.
+    invokes: dict[int, list[float]] = {}
+    dispatches: dict[int, list[float]] = {}
+    has_exec: set[int] = set()
     for r in rows:
         tid = r.get("task")
         kind = r["kind"]
@@ -104,6 +110,7 @@ def task_records(rows: list[dict[str, Any]], verdict: Any, metrics: Any) -> list
             tasks[tid] = {"task": tid, "workspace": r["workspace"], "type": r["data"].get("type"),
                           "created_t": r["t"], "status": "pending", "end_t": math.nan,
                           "confirmed_t": math.nan, "apply_t": math.nan}
+            invokes[tid], dispatches[tid] = [], []
         elif tid in tasks:
             rec = tasks[tid]
             if kind == "task.transition" and r["to_status"]:
@@ -111,8 +118,15 @@ def task_records(rows: list[dict[str, Any]], verdict: Any, metrics: Any) -> list
                 rec["end_t"] = r["t"] if r["to_status"] in _TERMINAL else math.nan
             elif kind == "task.confirmed" and math.isnan(rec["confirmed_t"]):
                 rec["confirmed_t"] = r["t"]
-            elif kind == "exec.invoke" and r["data"].get("action") == "apply" and math.isnan(rec["apply_t"]):
-                rec["apply_t"] = r["t"]
+            elif kind == "dispatch" and r["data"].get("action") == "apply":
+                dispatches[tid].append(r["t"])
+            elif kind == "exec.invoke" or kind in EXEC_DONE:
+                has_exec.add(tid)
+                if kind == "exec.invoke" and r["data"].get("action") == "apply":
+                    invokes[tid].append(r["t"])
+    for tid, rec in tasks.items():
+        starts = apply_starts(invokes[tid], dispatches[tid], tid in has_exec)
+        rec["apply_t"] = starts[0] if starts else math.nan
     stuck = set(verdict.stuck_tasks)
     c2a = {c.task: c.latency_s for c in metrics.confirm_to_apply}
     stuck_s = {s.task: s.stuck_s for s in metrics.stuck}

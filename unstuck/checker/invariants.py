@@ -86,7 +86,7 @@ def at_most_one_apply_per_confirmation(history: History) -> list[Violation]:
     tl = _tl(history)
     out = []
     for ln in _lines(tl):
-        applies = ln.applies if ln.has_exec else ln.dispatch_applies
+        applies = ln.apply_starts()
         by_epoch: dict[int, list[Row]] = {}
         for row, epoch in applies:
             by_epoch.setdefault(epoch, []).append(row)

@@ -278,7 +278,7 @@ def confirm_to_apply(history: Iterable[Row] | Timelines) -> list[ConfirmToApply]
     out = []
     for task in sorted(tl.tasks):
         ln = tl.tasks[task]
-        applies = ln.applies if ln.has_exec else ln.dispatch_applies
+        applies = ln.apply_starts()
         seen: set[int] = set()
         for c, epoch in ln.confirms:
             if epoch in seen:

@@ -34,12 +34,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import accumulate
 from math import isfinite
-from typing import Any
+from typing import Any, TypeVar
 
 from scheduler.gc_pause import paused
 from unstuck.checker import verdicts
 
 Row = dict[str, Any]
+T = TypeVar("T")
 
 TERMINAL = frozenset({"planned_and_finished", "success", "applied", "failed", "cancelled"})
 PROGRESS = frozenset({"running", "applied", "success", "planned_and_finished"})
@@ -144,6 +145,10 @@ class TaskLine:
     def epoch_start(self, epoch: int) -> Row | None:
         return self.epoch_starts[epoch - 1] if epoch > 0 else None
 
+    def apply_starts(self) -> list[tuple[Row, int]]:
+        """The rows that start this task's applies, with their epochs (`apply_starts`)."""
+        return apply_starts(self.applies, self.dispatch_applies, self.has_exec)
+
     def first_confirm(self, epoch: int, before_seq: int | None = None) -> Row | None:
         for row, e in self.confirms:
             if e == epoch and (before_seq is None or row["seq"] < before_seq):
@@ -209,6 +214,14 @@ class Timelines:
 
     def line(self, task: int) -> TaskLine:
         return self.tasks[task]
+
+
+def apply_starts(invokes: list[T], dispatches: list[T], has_exec: bool) -> list[T]:
+    """Where a task's applies start (docs/checker.md, docs/metrics.md): its `exec.invoke`
+    rows with action apply, or, for a task with no `exec.*` rows at all (a history without
+    agent rows), its `dispatch` rows with action apply. The one statement of the rule: the
+    invariants, the confirm-to-apply metric and the results' tasks table all read it."""
+    return invokes if has_exec else dispatches
 
 
 def us(seconds: float) -> float:

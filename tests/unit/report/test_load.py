@@ -125,3 +125,27 @@ def test_every_file_of_a_table_has_the_tables_schema(tmp_path):
         assert ds.dataset(paths, format="parquet").to_table().num_rows >= 0
     violations = ds.dataset(sorted(out.glob("*/violations/**/*.parquet")), format="parquet").to_table()
     assert violations.num_rows > 0 and violations.schema.field("task").type == "int64"
+
+
+def test_a_task_applied_without_agent_rows_has_the_apply_time_its_latency_was_measured_to():
+    # Found by review: in a history without exec.* rows (a scheduler-only history) the
+    # checker times an apply by its `dispatch` (docs/metrics.md), but the tasks table looked
+    # only for exec.invoke: `apply_t` NaN beside a `confirm_to_apply_s` of 30 s.
+    from tests.unit.checker.story import Story
+    from unstuck import checker
+    from unstuck.results import task_records
+
+    s = Story()
+    s.created(0.0, 7)
+    s.to(1.0, 7, "pending", "running")
+    s.to(60.0, 7, "running", "apply_pending", reason="plan has changes")
+    s.confirm(100.0, 7)
+    s.to(130.0, 7, "apply_pending", "running", pod="pod-a", agent="agent-a")
+    s.add(130.0, "dispatch", task=7, workspace="ws-1", pod="pod-a", agent="agent-a",
+          data={"action": "apply", "fence": 2})
+    s.to(200.0, 7, "running", "applied", reason="apply done")
+    s.end(300.0)
+    rows = s.rows()
+    verdict, metrics = checker.judge(rows)
+    (rec,) = task_records(rows, verdict, metrics)
+    assert (rec["confirmed_t"], rec["apply_t"], rec["confirm_to_apply_s"]) == (100.0, 130.0, 30.0)
