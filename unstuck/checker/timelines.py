@@ -269,20 +269,24 @@ def _ordered(rows: list[Row]) -> list[Row]:
     One pass: a row with an int seq, a finite float t and columns of their types (what
     History.rows() writes) is checked by type alone; any other goes through `_check_row`,
     which names what is wrong."""
-    in_order, last = True, None
+    in_order, last, prev = True, None, None
     for i, r in enumerate(rows):
         if type(r) is dict and "seq" in r and "t" in r and "kind" in r:
             seq, t = r["seq"], r["t"]
             if type(seq) is int and type(t) is float and isfinite(t) and _typed(r):
                 if last is not None and not last < seq:
                     in_order = False
-                last = seq
+                elif in_order and prev is not None and t < prev["t"]:
+                    _backwards(prev, r)
+                last, prev = seq, r
                 continue
         _check_row(i, r)
         seq = r["seq"]
         if last is not None and not last < seq:
             in_order = False
-        last = seq
+        elif in_order and prev is not None and r["t"] < prev["t"]:
+            _backwards(prev, r)
+        last, prev = seq, r
     if in_order:
         return rows
     ordered = sorted(rows, key=lambda r: r["seq"])
@@ -292,7 +296,21 @@ def _ordered(rows: list[Row]) -> list[Row]:
                 f"history rows: seq {a['seq']} appears twice; seq is the run's total order and "
                 f"must be unique (write the history with History.rows())"
             )
+        if b["t"] < a["t"]:
+            _backwards(a, b)
     return ordered
+
+
+def _backwards(a: Row, b: Row) -> None:
+    """Row `b` follows row `a` in seq order but has an earlier t: refuse the history. Both
+    worlds write time in order (the simulated clock; the live service's monotonic RunClock,
+    on one event loop), and a stay or latency measured across such a row would be negative."""
+    raise verdicts.HistoryInvalid(
+        f"history row seq {b['seq']} ({b['kind']}): t = {b['t']!r} is before t = {a['t']!r} of "
+        f"seq {a['seq']} ({a['kind']}); a run's time never goes back: rows are in time order, "
+        f"rows of one t ordered by seq (docs/history.md). Fix the row's t, or renumber seq in "
+        f"time order"
+    )
 
 
 def _check_row(i: int, r: Row) -> None:

@@ -51,4 +51,10 @@ class Story:
         return self.add(t, "run.end", data={"bound_s": bound_s, "drain_s": drain_s})
 
     def rows(self) -> list[dict[str, Any]]:
-        return self.history.rows()
+        """The rows in time order, as a run writes them (docs/history.md): a story may tell
+        one task after another, so rows of equal `t` keep the order they were added in and
+        `seq` is renumbered (what `add` returned is a row's seq only in a story told in time
+        order)."""
+        rows = self.history.rows()
+        order = sorted(rows, key=lambda r: r["t"])
+        return [{**r, "seq": i} for i, r in enumerate(order)]

@@ -474,6 +474,15 @@ def test_explicit_bounds_override_the_run_end_row() -> None:
      r"^history row 4: \[4, 1.0, 'task.transition'\] \(list\): expected an object with "
      r"seq, t and kind"),
     (lambda rows: rows.__setitem__(4, 4), r"^history row 4: 4 \(int\): expected an object"),
+    # Found by review: a t that runs backwards against seq was judged, and a latency or a
+    # stay measured across it came out negative.
+    (lambda rows: rows[4].update(t=rows[3]["t"] - 0.5),
+     r"^history row seq 4 \(task.transition\): t = 99.5 is before t = 100.0 of seq 3 "
+     r"\(slot.assigned\); a run's time never goes back: rows are in time order, rows of one "
+     r"t ordered by seq \(docs/history.md\)\. Fix the row's t, or renumber seq in time order$"),
+    (lambda rows: rows.reverse() or rows[-2].update(t=200.0),  # out of seq order too
+     r"^history row seq 2 \(task.created\): t = 100.0 is before t = 200.0 of seq 1 "
+     r"\(agent.connected\)"),
     (lambda rows: rows[-1]["data"].update(bound_s="5m"),
      r"^bound_s = '5m' \(str\): expected a non-negative number of seconds; fix the run.end "
      r"row's data.bound_s or pass bound_s= to the checker$"),

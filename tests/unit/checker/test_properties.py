@@ -72,12 +72,9 @@ def _weave(rows: list[dict], extra: list[tuple[int, dict]]) -> tuple[list[dict],
         by_pos.setdefault(pos % (len(rows) - 1) + 1, []).append(row)
     out: list[dict] = []
     new_seq: dict[int, int] = {}
-    latest = rows[0]["t"]  # two fixtures are not time-ordered: keep the woven task's clock monotonic
     for i, row in enumerate(rows):
-        if i:
-            latest = max(latest, rows[i - 1]["t"])
         for e in by_pos.get(i, []):
-            out.append({**e, "seq": len(out), "t": latest})
+            out.append({**e, "seq": len(out), "t": rows[i - 1]["t"]})
         new_seq[row["seq"]] = len(out)
         out.append({**row, "seq": len(out)})
     return out, new_seq

@@ -288,3 +288,23 @@ def test_a_runs_table_whose_counts_are_missing_is_bad_input_not_a_pass(incident,
     assert r.exit_code == 2, r.output
     assert "runs.parquet: column violations_apply_pending_bound holds something other than counts >= 0" in r.output
     assert "Traceback" not in r.output
+
+
+def test_a_history_whose_time_goes_back_is_bad_input_naming_the_row(tmp_path):
+    """Found by review: a row whose t ran backwards against its seq was judged, and a latency
+    measured across it could come out negative. Neither world writes one (docs/history.md), so
+    a live folder holding one is bad input (exit 2) naming the file, the row and the fix."""
+    from scheduler.history import canonical_line, read_jsonl
+
+    rows = read_jsonl(Path("tests/fixtures/histories/incident-601-reference.jsonl"))
+    rows[5]["t"] = rows[4]["t"] - 30.0
+    history = tmp_path / "live" / "histories" / "incident-601" / "seed" / "seed-0.jsonl"
+    history.parent.mkdir(parents=True)
+    history.write_text("".join(canonical_line(r) + "\n" for r in rows))
+    r = run(app, ["gate", str(tmp_path / "live"), "--scenarios", "scenarios"])
+    assert r.exit_code == 2, r.output
+    assert r.output == (
+        f"error: {history}: cannot be judged: history row seq 5 (dispatch): t = 70.0 is before "
+        f"t = 100.0 of seq 4 (task.transition); a run's time never goes back: rows are in time "
+        f"order, rows of one t ordered by seq (docs/history.md). Fix the row's t, or renumber "
+        f"seq in time order\n")
