@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from unstuck.checker.metrics import CANCELLED
 from unstuck.report.timeline import Timeline
 
 SCHEDULER_COLOURS = {"seed": "#d62728", "seed-proposal": "#ff7f0e", "seed-head": "#9467bd",
@@ -163,7 +164,7 @@ def recovery_cdf(metrics: pd.DataFrame) -> Figure:
 
 def confirm_to_apply_cdf(metrics: pd.DataFrame) -> Figure:
     """One curve per scheduler: share of confirmations whose apply started within x seconds."""
-    m = metrics[metrics["metric"] == "confirm_to_apply"]
+    m = metrics[(metrics["metric"] == "confirm_to_apply") & (metrics["outcome"] != CANCELLED)]
     fig = Figure(figsize=(6.4, 3.6), dpi=100)
     ax = fig.add_subplot()
     curves = []

@@ -43,6 +43,7 @@ import pyarrow as pa
 
 from scheduler import files
 from scheduler.history import COLUMNS
+from unstuck.checker.metrics import CANCELLED
 from unstuck.checker.timelines import EXEC_DONE, apply_starts
 
 TABLES = ("histories", "tasks", "faults", "fault_events", "violations", "metrics")
@@ -168,7 +169,8 @@ def metric_records(metrics: Any) -> list[dict[str, Any]]:
     for c in metrics.confirm_to_apply:
         out.append({"metric": "confirm_to_apply", "task": c.task, "workspace": c.workspace,
                     "fault_type": None, "value_s": c.latency_s,
-                    "outcome": "started" if c.started else "not_started"})
+                    "outcome": ("started" if c.started else CANCELLED if c.cancelled
+                                else "not_started")})
     for s in metrics.stuck:
         out.append({"metric": "stuck", "task": s.task, "workspace": s.workspace, "fault_type": None,
                     "value_s": s.stuck_s, "outcome": "open" if s.open else "closed"})

@@ -107,7 +107,7 @@ def _run_job(job: Job) -> SeedResult:
         scenario=job.cfg.name, scheduler=job.scheduler, seed=job.seed,
         counts=verdict.counts(), stuck_tasks=verdict.stuck_tasks, examples=examples,
         recovery=[h.latency_s for h in metrics.recovery if h.outcome != "human"],
-        confirm_to_apply=[c.latency_s for c in metrics.confirm_to_apply],
+        confirm_to_apply=[c.latency_s for c in metrics.confirm_to_apply if not c.cancelled],
         unrecovered=metrics.unrecovered, events=out.events, rows=len(out.rows),
         wall_s=time.perf_counter() - t0, faults_fired=out.faults_fired,
         faults_missed=out.faults_missed,

@@ -25,6 +25,7 @@ NAN = float("nan")
 RECOVERED = "recovered"
 UNRECOVERED = "unrecovered"
 HUMAN = "human"  # waiting on a human who never confirmed before the task moved on or the run ended
+CANCELLED = "cancelled"  # a confirm-to-apply wait its user ended with a cancel: censored
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,9 @@ class ConfirmToApply:
     apply_t: float
     latency_s: float  # NaN when no apply started
     started: bool
+    # The user cancelled the task before any apply of the epoch started: the cancel, not the
+    # scheduler, ended the wait, so it is censored: in no percentile, neither late nor applied.
+    cancelled: bool
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,7 +123,9 @@ class Metrics:
         return summary(h.latency_s for h in self.recovery if h.outcome != HUMAN)
 
     def confirm_to_apply_summary(self) -> Summary:
-        return summary(c.latency_s for c in self.confirm_to_apply)
+        """Latency of the confirmations the scheduler owed an apply (a wait the user ended
+        with a cancel is censored); one whose apply never started is `missing`."""
+        return summary(c.latency_s for c in self.confirm_to_apply if not c.cancelled)
 
     def stuck_summary(self) -> Summary:
         return summary(s.stuck_s for s in self.stuck)
@@ -279,12 +285,18 @@ def confirm_to_apply(history: Iterable[Row] | Timelines) -> list[ConfirmToApply]
     for task in sorted(tl.tasks):
         ln = tl.tasks[task]
         applies = ln.apply_starts()
+        # A user's cancel that took (task.cancel rows follow the stored cancel) ends a wait.
+        cancels = [r for r in ln.stimuli if r["kind"] == "task.cancel"] \
+            if ln.status == "cancelled" else []
         seen: set[int] = set()
         for c, epoch in ln.confirms:
             if epoch in seen:
                 continue
             seen.add(epoch)
             a = next((r for r, e in applies if e == epoch and r["seq"] > c["seq"]), None)
+            nxt = ln.epoch_start(epoch + 1) if epoch + 1 <= len(ln.epoch_starts) else None
+            cancelled = a is None and any(
+                c["seq"] < r["seq"] and (nxt is None or r["seq"] < nxt["seq"]) for r in cancels)
             out.append(ConfirmToApply(
                 task=task, workspace=ln.workspace, epoch=epoch,
                 confirm_seq=c["seq"], confirm_t=float(c["t"]),
@@ -292,6 +304,7 @@ def confirm_to_apply(history: Iterable[Row] | Timelines) -> list[ConfirmToApply]
                 apply_t=float(a["t"]) if a is not None else NAN,
                 latency_s=_span(c, a) if a is not None else NAN,
                 started=a is not None,
+                cancelled=cancelled,
             ))
     return out
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unstuck.checker.metrics import percentiles
+from unstuck.checker.metrics import CANCELLED, percentiles
 from unstuck.checker.verdicts import INVARIANTS, stuck_first
 from unstuck.gate import GateResult
 from unstuck.plots import _order, stuck_bins
@@ -80,7 +80,7 @@ def recovery(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def confirm_to_apply(metrics: pd.DataFrame) -> pd.DataFrame:
     """Per scheduler and scenario: confirmations, applies started, never started, percentiles."""
-    m = metrics[metrics["metric"] == "confirm_to_apply"]
+    m = metrics[(metrics["metric"] == "confirm_to_apply") & (metrics["outcome"] != CANCELLED)]
     rows = []
     for sched in _order(m["scheduler"]):
         for scen in ["(all)"] + sorted(set(m["scenario"][m["scheduler"] == sched])):

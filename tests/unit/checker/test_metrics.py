@@ -397,3 +397,51 @@ def test_overlapping_db_windows_credit_the_one_whose_rate_is_in_force() -> None:
     s.add(250, "store.write_failed", task=1, reason="save failed")
     s.end(900)
     assert [h.fault_seq for h in metrics.recovery_latencies(s.rows())] == [outage]
+
+
+def _confirmed_then(s: Story, task: int, ws: str, t: float) -> None:
+    s.created(t, task, ws)
+    s.to(t + 1, task, "pending", "running", ws, "dispatched")
+    s.to(t + 10, task, "running", "apply_pending", ws, "plan has changes")
+    s.confirm(t + 20, task, ws)
+
+
+def test_a_user_cancel_before_the_apply_censors_the_wait_a_scheduler_that_never_applies_does_not() -> None:
+    # Found by review: a confirmed task its user cancelled before any apply counted as an
+    # infinitely late confirm-to-apply, so a `confirm_to_apply_p99_s` gate failed on the
+    # user's cancel. The cancel ended the wait, not the scheduler: the wait is censored.
+    s = Story()
+    _confirmed_then(s, 1, "ws-1", 0)
+    s.to(50, 1, "apply_pending", "cancelled", "ws-1", "cancelled by user")
+    s.add(50, "task.cancel", task=1, workspace="ws-1", data={"user": "u"})
+    _confirmed_then(s, 2, "ws-2", 0)  # applied 10 s after its confirm
+    s.to(30, 2, "apply_pending", "running", "ws-2", "apply dispatched", agent="a1")
+    s.add(30, "exec.invoke", task=2, workspace="ws-2", agent="a1", data={"action": "apply"})
+    s.end(1000)
+    m = metrics.measure(s.rows())
+    cancelled, applied = m.confirm_to_apply
+    _assert_record(cancelled, task=1, confirm_t=20.0, apply_seq=None, apply_t=NAN,
+                   latency_s=NAN, started=False, cancelled=True)
+    _assert_record(applied, task=2, latency_s=10.0, started=True, cancelled=False)
+    assert m.confirm_to_apply_summary().to_dict() == {
+        "n": 1, "missing": 0, "p50": 10.0, "p95": 10.0, "p99": 10.0, "max": 10.0}
+    from unstuck.results import metric_records  # the table the report and the gate read
+    assert [r["outcome"] for r in metric_records(m) if r["metric"] == "confirm_to_apply"] == [
+        "cancelled", "started"]
+
+    # A task the scheduler never applied and that stayed confirmed to the end, a cancel
+    # asked for after an apply started, and a scheduler's own failure all still count.
+    s = Story()
+    _confirmed_then(s, 1, "ws-1", 0)
+    _confirmed_then(s, 2, "ws-2", 0)
+    s.to(30, 2, "apply_pending", "running", "ws-2", "apply dispatched", agent="a1")
+    s.add(30, "exec.invoke", task=2, workspace="ws-2", agent="a1", data={"action": "apply"})
+    s.to(40, 2, "running", "cancelled", "ws-2", "cancelled by user")
+    s.add(40, "task.cancel", task=2, workspace="ws-2", data={"user": "u"})
+    _confirmed_then(s, 3, "ws-3", 0)
+    s.to(60, 3, "apply_pending", "failed", "ws-3", "no agent")
+    s.end(1000)
+    m = metrics.measure(s.rows())
+    assert [(c.task, c.started, c.cancelled) for c in m.confirm_to_apply] == [
+        (1, False, False), (2, True, False), (3, False, False)]
+    assert (m.confirm_to_apply_summary().n, m.confirm_to_apply_summary().missing) == (1, 2)

@@ -308,3 +308,44 @@ def test_a_history_whose_time_goes_back_is_bad_input_naming_the_row(tmp_path):
         f"t = 100.0 of seq 4 (task.transition); a run's time never goes back: rows are in time "
         f"order, rows of one t ordered by seq (docs/history.md). Fix the row's t, or renumber "
         f"seq in time order\n")
+
+
+def test_a_users_cancel_before_the_apply_does_not_fail_the_confirm_to_apply_gate(tmp_path):
+    """Found by review: a confirmed task its user cancelled before any apply counted as an
+    infinitely late confirm-to-apply, so the p99 gate failed on a user's cancel. The cancel
+    is censored (docs/metrics.md); a confirm the scheduler never applied still fails it."""
+    from scheduler.history import canonical_line
+    from tests.unit.checker.story import Story
+
+    def folder(name: str, cancel: bool) -> Path:
+        s = Story()
+        for task, ws in ((1, "ws-1"), (2, "ws-2")):
+            s.created(0, task, ws)
+            s.to(1, task, "pending", "running", ws, "dispatched")
+            s.to(10, task, "running", "apply_pending", ws, "plan has changes")
+            s.confirm(20, task, ws)
+        s.to(30, 2, "apply_pending", "running", "ws-2", "apply dispatched", agent="a1")
+        s.add(30, "exec.invoke", task=2, workspace="ws-2", agent="a1", data={"action": "apply"})
+        s.add(35, "exec.ok", task=2, workspace="ws-2", agent="a1", data={"action": "apply"})
+        s.to(35, 2, "running", "applied", "ws-2", "apply done")
+        if cancel:
+            s.to(50, 1, "apply_pending", "cancelled", "ws-1", "cancelled by user")
+            s.add(50, "task.cancel", task=1, workspace="ws-1", data={"user": "u"})
+        s.end(100, bound_s=300, drain_s=600)
+        history = tmp_path / name / "histories" / "live" / "reference" / "seed-0.jsonl"
+        history.parent.mkdir(parents=True)
+        history.write_text("".join(canonical_line(r) + "\n" for r in s.rows()))
+        return tmp_path / name
+
+    scenarios = tmp_path / "scenarios"  # a live run's scenario: no faults declared
+    scenarios.mkdir()
+    (scenarios / "live.yaml").write_text(
+        "duration_s: 100\npools:\n  - {id: pool-1, manager: bare, min_replicas: 1, "
+        "max_replicas: 1}\nworkload:\n  - {names: [ws-1], at: [5]}\n")
+    gate = ["--scenarios", str(scenarios), "--confirm-to-apply-p99", "60"]
+    r = run(app, ["gate", str(folder("cancelled", True)), *gate])
+    assert r.exit_code == 0, r.output
+    assert "confirm_to_apply_p99" not in r.output
+    r = run(app, ["gate", str(folder("owed", False)), *gate])
+    assert r.exit_code == 1, r.output
+    assert "FAIL  live  reference: confirm_to_apply_p99" in r.output
