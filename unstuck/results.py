@@ -129,7 +129,9 @@ def task_records(rows: list[dict[str, Any]], verdict: Any, metrics: Any) -> list
         starts = apply_starts(invokes[tid], dispatches[tid], tid in has_exec)
         rec["apply_t"] = starts[0] if starts else math.nan
     stuck = set(verdict.stuck_tasks)
-    c2a = {c.task: c.latency_s for c in metrics.confirm_to_apply}
+    c2a: dict[int, float] = {}  # of the task's first confirmation, the one `confirmed_t` is
+    for c in metrics.confirm_to_apply:
+        c2a.setdefault(c.task, c.latency_s)
     stuck_s = {s.task: s.stuck_s for s in metrics.stuck}
     for tid, rec in tasks.items():
         rec["stuck"] = tid in stuck

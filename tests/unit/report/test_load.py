@@ -2,6 +2,7 @@
 violations, no unrecovered hit), so two folders concatenate and join; a seed that lacks one
 derived table gets it from its history."""
 
+import math
 import shutil
 from pathlib import Path
 
@@ -149,3 +150,34 @@ def test_a_task_applied_without_agent_rows_has_the_apply_time_its_latency_was_me
     verdict, metrics = checker.judge(rows)
     (rec,) = task_records(rows, verdict, metrics)
     assert (rec["confirmed_t"], rec["apply_t"], rec["confirm_to_apply_s"]) == (100.0, 130.0, 30.0)
+
+
+def test_a_tasks_confirm_to_apply_is_that_of_its_first_confirmation():
+    # Found by review: the tasks table paired `confirmed_t` (the first confirmation) with the
+    # confirm-to-apply of the task's last plan epoch, so a confirmation the scheduler dropped
+    # by resetting the task to pending (F4) read as a 10 s apply once a second plan was
+    # confirmed and applied.
+    from tests.unit.checker.story import Story
+    from unstuck import checker
+    from unstuck.results import task_records
+
+    s = Story()
+    s.created(0.0, 7)
+    s.to(1.0, 7, "pending", "running")
+    s.to(10.0, 7, "running", "apply_pending", reason="plan has changes")
+    s.confirm(20.0, 7)
+    s.to(40.0, 7, "apply_pending", "pending", reason="reservation lost: reset")
+    s.to(50.0, 7, "pending", "running")
+    s.to(60.0, 7, "running", "apply_pending", reason="plan has changes")
+    s.confirm(70.0, 7)
+    s.to(80.0, 7, "apply_pending", "running", agent="agent-a")
+    s.add(80.0, "exec.invoke", task=7, workspace="ws-1", agent="agent-a", data={"action": "apply"})
+    s.add(90.0, "exec.ok", task=7, workspace="ws-1", agent="agent-a", data={"action": "apply"})
+    s.to(90.0, 7, "running", "applied", reason="apply done")
+    s.end(300.0)
+    rows = s.rows()
+    verdict, metrics = checker.judge(rows)
+    assert [c.latency_s for c in metrics.confirm_to_apply][1:] == [10.0]
+    (rec,) = task_records(rows, verdict, metrics)
+    assert (rec["confirmed_t"], rec["apply_t"]) == (20.0, 80.0)
+    assert math.isnan(rec["confirm_to_apply_s"])  # the first confirmation was never applied
