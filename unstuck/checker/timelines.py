@@ -365,6 +365,17 @@ def _scalar(row: Row, data: dict[str, Any], key: str, pair: bool = False) -> Non
         )
 
 
+def _fault_seq(row: Row, v: Any) -> int | None:
+    """A pod deletion's `data.fault`: the seq of the fault row it is the effect of, or null."""
+    if v is not None and type(v) is not int:
+        raise verdicts.HistoryInvalid(
+            f"history row seq {row['seq']} ({row['kind']}): data.fault = {v!r}: expected the "
+            f"seq of the fault row whose effect this deletion is (an integer) or null; fix the "
+            f"row's data.fault (docs/history.md)"
+        )
+    return v
+
+
 def build(
     rows: Iterable[Row], *, bound_s: float | None = None, drain_s: float | None = None
 ) -> Timelines:
@@ -435,7 +446,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             if node and pod:
                 pod_node[pod] = node
                 node_pods.setdefault(node, set()).add(pod)
-            cause = fault_rows.get(data["fault"]) if "fault" in data else None
+            cause = fault_rows.get(_fault_seq(row, data.get("fault")))
             if cause is not None:
                 _fault(row, cause.get("data") or {}, tasks, live, ever_pod, ever_agent, pod_node,
                        node_pods, hits, cause=cause)

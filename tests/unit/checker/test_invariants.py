@@ -483,6 +483,14 @@ def test_explicit_bounds_override_the_run_end_row() -> None:
     (lambda rows: rows.reverse() or rows[-2].update(t=200.0),  # out of seq order too
      r"^history row seq 2 \(task.created\): t = 100.0 is before t = 200.0 of seq 1 "
      r"\(agent.connected\)"),
+    # Found by review: a list or object here crashed the grouping (TypeError: unhashable),
+    # and True named the fault of seq 1.
+    *[(lambda rows, v=v: rows.insert(-1, {**rows[-1], "seq": 900, "kind": "pod.terminating",
+                                          "pod": "pod-a", "data": {"fault": v}}),
+       r"^history row seq 900 \(pod.terminating\): data.fault = " + re.escape(repr(v))
+       + r": expected the seq of the fault row whose effect this deletion is \(an integer\) "
+       r"or null; fix the row's data.fault \(docs/history.md\)$")
+      for v in ([11], {"seq": 11}, True, "11")],
     (lambda rows: rows[-1]["data"].update(bound_s="5m"),
      r"^bound_s = '5m' \(str\): expected a non-negative number of seconds; fix the run.end "
      r"row's data.bound_s or pass bound_s= to the checker$"),
