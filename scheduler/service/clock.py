@@ -15,7 +15,7 @@ time would be wrong after the restart. The first start of a run writes `clock.js
 offset, the run start and this machine's boot id); later starts reuse the offset. After a
 reboot `time.monotonic()` restarts from zero, so the offset is re-anchored on wall time
 elapsed since the last recorded reading (the one place wall time is used, and only to
-bridge the gap).
+bridge the gap), and never below the history's last row (`not_before`).
 
 History times: `t = now - run_start`, seconds since the first start of the run, so a
 history that spans restarts keeps one time axis (docs/service.md).
@@ -84,6 +84,17 @@ class RunClock:
 
     def now(self) -> float:
         return time.monotonic() + self.offset
+
+    def not_before(self, t: float) -> None:
+        """Move the clock on to history time `t` if it is behind it. After a reboot the clock
+        is bridged from its last saved reading by wall time, which may have stepped back
+        (NTP, a wrong RTC) or be shorter than the rows written after that reading; the
+        history's last row is a floor that time must not go below (the checker refuses a
+        history whose time goes back)."""
+        behind = t - self.t()
+        if behind > 0:
+            self.offset += behind
+            self.save()
 
     def t(self, now: float | None = None) -> float:
         """Seconds since the run's first start: the history's time axis."""

@@ -56,6 +56,8 @@ class Engine:
         url = config.store_url or (f"sqlite:///{data / 'store.db'}" if data else "memory://")
         self.store = open_store(url)
         self.history = HistoryLog(data / "history.jsonl" if data else None, self.clock.t)
+        if self.history.rows:
+            self.clock.not_before(self.history.rows[-1]["t"])
         self.mailboxes = Mailboxes(self.clock.now, poll_timeout_s=config.poll_timeout_s,
                                    stale_after_s=config.agent_stale_s)
         self.cluster = self._cluster()

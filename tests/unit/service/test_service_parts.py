@@ -184,6 +184,30 @@ def test_a_clock_file_from_before_a_reboot_continues_from_its_last_reading(tmp_p
     assert 104.9 < clock.t() < 106.0
 
 
+def test_after_a_reboot_whose_wall_clock_stepped_back_time_resumes_after_the_last_row(tmp_path):
+    # Found by review: the reboot bridge is the wall time since the last saved reading, 0 when
+    # the wall clock stepped back; rows written after that reading then lay in the future, and
+    # the run's next rows went back in time (which the checker refuses).
+    from scheduler.service.config import ServiceConfig
+    from scheduler.service.engine import Engine
+
+    run = tmp_path / "run"
+    run.mkdir()
+    clock = RunClock(run / "clock.json")  # saved at t of about 0
+    log = HistoryLog(run / "history.jsonl", clock.t)
+    log.append(HistoryEvent(clock.now() + 500.0, Kind.USER, task=1))  # a row at t = 500
+    log.close()
+    state = json.loads((run / "clock.json").read_text())
+    state.update(boot_id="another-boot", wall_at=time.time() + 3600.0)  # the wall clock went back
+    (run / "clock.json").write_text(json.dumps(state))
+    engine = Engine(ServiceConfig(data_dir=run, store_url="memory://"))
+    try:
+        assert 500.0 <= engine.clock.t() < 501.0
+        assert json.loads((run / "clock.json").read_text())["now_at"] >= engine.clock.run_start + 500.0
+    finally:
+        engine.history.close()
+
+
 def test_a_corrupt_clock_file_is_refused_with_the_fix(tmp_path):
     (tmp_path / "clock.json").write_text("{")
     with pytest.raises(ValueError, match=r"clock.json: not a clock file .*delete it to start a new run"):
