@@ -18,6 +18,8 @@ Algorithm (k8s-semantics.md §1.1-1.3; upstream `horizontal.go`, `replica_calcul
    the MIN of the up window, scale-down no lower than the MAX of the down window.
 6. Rate policies over each policy's period, from this HPA's own recorded scale events
    (others' scaling is invisible); select Max / Min / Disabled; then clamp to [min, max].
+   Scale-up and scale-down events are kept apart, each pruned by its own direction's
+   longest policy period (`storeScaleEvent`).
 
 Simplifications (docs/kube-rules.md): one metric (`metric_values` are the per-pod values of
 the pods that have a sample, as utilization ratios or average values); one tolerance for both
@@ -122,11 +124,14 @@ class HPASpec:
 class HPAState:
     """What the controller remembers between reconciles (in memory upstream, lost on restart).
 
-    `recommendations`: (time, raw proposal) pairs; `scale_events`: (time, +added / -removed).
+    `recommendations`: (time, raw proposal) pairs; `scale_up_events` / `scale_down_events`:
+    (time, replicas added / removed), kept apart as upstream's `scaleUpEvents` and
+    `scaleDownEvents`, each pruned by its own direction's longest policy period.
     """
 
     recommendations: tuple[tuple[float, int], ...] = ()
-    scale_events: tuple[tuple[float, int], ...] = ()
+    scale_up_events: tuple[tuple[float, int], ...] = ()
+    scale_down_events: tuple[tuple[float, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -194,7 +199,7 @@ def reconcile(
         return HPADecision(current, state, "FailedGetMetrics", limited=False, active=False)
     stabilized, records = _stabilize(spec, state.recommendations, now, current, proposal)
     state = replace(state, recommendations=records)
-    desired, why = _rate_limited(spec, state.scale_events, now, current, stabilized)
+    desired, why = _rate_limited(spec, state, now, current, stabilized)
     limited = desired != stabilized
     if not limited and stabilized != proposal:
         why = "ScaleDownStabilized" if stabilized > proposal else "ScaleUpStabilized"
@@ -284,7 +289,13 @@ def _stabilize(
 Events = tuple[tuple[float, int], ...]
 
 
-def _limit(spec: HPASpec, up: bool, events: Events, now: float, current: int) -> int:
+def _changed_within(events: Events, now: float, period_s: float) -> int:
+    """Upstream `getReplicasChangePerPeriod`: every stored event younger than the period,
+    whether or not it is marked outdated for its own direction."""
+    return sum(n for t, n in events if t > now - period_s)
+
+
+def _limit(spec: HPASpec, up: bool, state: HPAState, now: float, current: int) -> int:
     """The furthest the policies of one direction allow from `current` (§1.3 step 2).
 
     Each policy starts from the replicas at the start of its period, `current - added +
@@ -299,7 +310,11 @@ def _limit(spec: HPASpec, up: bool, events: Events, now: float, current: int) ->
         return current
     limits = []
     for p in policies:
-        start = current - sum(d for t, d in events if t > now - p.period_s)
+        start = (
+            current
+            - _changed_within(state.scale_up_events, now, p.period_s)
+            + _changed_within(state.scale_down_events, now, p.period_s)
+        )
         # Same float expressions as upstream, so Percent rounding matches bit for bit.
         if p.type == PODS:
             limits.append(start + p.value if up else start - p.value)
@@ -312,17 +327,17 @@ def _limit(spec: HPASpec, up: bool, events: Events, now: float, current: int) ->
 
 
 def _rate_limited(
-    spec: HPASpec, events: Events, now: float, current: int, desired: int
+    spec: HPASpec, state: HPAState, now: float, current: int, desired: int
 ) -> tuple[int, str]:
     """Rate policies, then min/max (upstream `convertDesiredReplicasWithBehaviorRate`)."""
     if desired > current:
-        limit = max(_limit(spec, True, events, now, current), current)
+        limit = max(_limit(spec, True, state, now, current), current)
         if limit < spec.max_replicas:
             return min(desired, limit), "ScaleUpLimit" if desired > limit else "DesiredWithinRange"
         if desired > spec.max_replicas:
             return spec.max_replicas, "TooManyReplicas"
     elif desired < current:
-        limit = min(_limit(spec, False, events, now, current), current)
+        limit = min(_limit(spec, False, state, now, current), current)
         if limit > spec.min_replicas:
             return max(
                 desired, limit
@@ -341,12 +356,23 @@ def _rescaled(
     reason: str,
     limited: bool,
 ) -> HPADecision:
-    """Record this HPA's own scale event (used by the rate policies); forget events older
-    than the longest policy period."""
+    """Record this HPA's own scale event (used by the rate policies) in its direction's list,
+    as upstream `storeScaleEvent`: events older than that direction's longest policy period
+    are outdated, and the new event takes the slot of the last outdated one (else it is
+    appended). The other direction's list is left alone, so its events keep counting for
+    this direction's policies as long as they are stored and young enough."""
     if desired != current:
-        longest = max(
-            (p.period_s for p in spec.scale_up_policies + spec.scale_down_policies), default=0.0
-        )
-        kept = tuple(e for e in state.scale_events if e[0] >= now - longest)
-        state = replace(state, scale_events=kept + ((now, desired - current),))
+        up = desired > current
+        policies = spec.scale_up_policies if up else spec.scale_down_policies
+        longest = max((p.period_s for p in policies), default=0.0)
+        events = state.scale_up_events if up else state.scale_down_events
+        event = (now, abs(desired - current))
+        outdated = [i for i, (t, _) in enumerate(events) if t < now - longest]
+        if outdated:
+            i = outdated[-1]
+            events = events[:i] + (event,) + events[i + 1 :]
+        else:
+            events = events + (event,)
+        field = "scale_up_events" if up else "scale_down_events"
+        state = replace(state, **{field: events})
     return HPADecision(desired, state, reason, limited=limited, active=True)

@@ -275,3 +275,41 @@ def test_pods_are_grouped_as_upstream_group_pods():
     # Running: counted (with a sample or missing); Pending: unready; the rest: left out.
     assert hpa.pod_groups(["Running", "Pending", "Running", "Succeeded", "Unknown"]) == (2, 1)
     assert hpa.pod_groups([]) == (0, 0)
+
+
+def test_scale_events_are_pruned_by_their_own_directions_longest_period() -> None:
+    # Upstream keeps scale-up and scale-down events apart (`scaleUpEvents`, `scaleDownEvents`)
+    # and a new event reuses the slot of one older than its own direction's longest policy
+    # period (`storeScaleEvent`). The scale-down period is 15 s here, so the -1 of t=0 is
+    # outdated when the -1 of t=30 s is stored and is overwritten by it, although the 600 s
+    # scale-up policy would still have counted it.
+    spec = hpa.HPASpec(
+        max_replicas=50,
+        scale_down_window_s=0.0,
+        scale_up_policies=(P("Pods", 2, 600.0),),
+        scale_down_policies=(P("Pods", 1, 15.0),),
+    )
+    d0 = hpa.reconcile(spec, hpa.HPAState(), 0.0, 10, [0.1] * 10)  # 10 -> 9
+    d1 = hpa.reconcile(spec, d0.state, 30.0, 9, [0.1] * 9)  # 9 -> 8, overwrites t=0
+    d2 = hpa.reconcile(spec, d1.state, 60.0, 8, [8.0] * 8)
+    # Period start 8 - 0 + 1 = 9 (not 10): the Pods 2/600 s policy allows 11, not 12.
+    assert [d0.desired, d1.desired, d2.desired] == [9, 8, 11]
+    assert d2.state.scale_down_events == ((30.0, 1),)
+    assert d2.state.scale_up_events == ((60.0, 3),)
+
+
+def test_an_outdated_event_not_reused_still_counts_for_the_other_direction() -> None:
+    # Upstream reuses one outdated slot per new event (the last one found), and counts every
+    # stored event younger than a policy's period, outdated or not.
+    spec = hpa.HPASpec(
+        max_replicas=50,
+        scale_down_window_s=0.0,
+        scale_up_policies=(P("Pods", 2, 600.0),),
+        scale_down_policies=(P("Pods", 1, 15.0),),
+    )
+    state = hpa.HPAState(scale_down_events=((0.0, 1), (10.0, 1)))
+    d = hpa.reconcile(spec, state, 60.0, 8, [0.1] * 8)  # 8 -> 7 overwrites the t=10 slot
+    assert d.state.scale_down_events == ((0.0, 1), (60.0, 1))
+    up = hpa.reconcile(spec, d.state, 75.0, 7, [8.0] * 7)
+    # Period start 7 + 2 removed = 9: the limit is 11.
+    assert up.desired == 11
