@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from sim.world import World
 
 _ALNUM = string.ascii_lowercase + string.digits
+SAMPLE_WINDOW_S = 15.0  # a synthetic sample ends at the HPA tick and covers this (metrics-server)
 
 
 @dataclass(slots=True, eq=False)
@@ -56,6 +57,7 @@ class Pod:
     node: str = ""
     phase: str = "Pending"
     ready_since: float | None = None
+    started_at: float | None = None  # status.startTime: when it first ran (kept across heals)
     terminating: bool = False
     deleted_at: float | None = None
     kill_at: float | None = None
@@ -223,6 +225,7 @@ class ClusterSim:
         if not self.nodes[pod.node].ready:
             return  # the kubelet is gone; the container starts when the node heals
         pod.phase, pod.ready_since = "Running", self.w.kernel.now
+        pod.started_at = self.w.kernel.now
         self._changed(pod)
         pod.agent = self.w.agents.start(pod)
 
@@ -487,6 +490,19 @@ class ClusterSim:
             for v in replicasets.victims(views, active - dep.replicas, now):
                 self.delete(by_name[v.name], None, "replicaset scale-down", fault=fault)
 
+    def _metric_view(self, p: Pod, now: float) -> hpa.PodMetricView:
+        """The pod as the HPA reads it: a Running pod on a ready node has a sample ending
+        now; its Ready condition went True at `ready_since` (False once its node is Unknown,
+        but such a pod has no sample anyway)."""
+        node = self.nodes.get(p.node)
+        sampled = p.phase == "Running" and node is not None and node.ready
+        return hpa.PodMetricView(
+            phase=p.phase, deleting=p.terminating, start_time=p.started_at,
+            ready=None if p.ready_since is None else "True",
+            ready_transition=p.ready_since,
+            sample_time=now if sampled else None, sample_window_s=SAMPLE_WINDOW_S,
+        )
+
     def _view(self, p: Pod) -> replicasets.PodView:
         """The pod as the ReplicaSet controller reads it from the API: its phase as is (a pod
         on an unreachable node stays Running), Ready=False once its node is marked Unknown
@@ -503,21 +519,32 @@ class ClusterSim:
         dep = self.deployments[pool_id]
         spec = dep.spec
         assert spec is not None
-        # Upstream `groupPods` (§1.2): terminating pods are ignored, Pending ones are unready,
-        # and a Running pod without a sample is missing. Samples come from the kubelets, so a
-        # Running pod on a lost node has none (Unknown yet or not): the load is served and
-        # sampled by the others, and `hpa.reconcile` treats the missing ones conservatively.
+        # Upstream `groupPods` (§1.2, `hpa.pod_groups`): terminating pods are ignored, Pending
+        # ones are unready, and a Running pod without a sample is missing. Samples come from
+        # the kubelets, so a Running pod on a lost node has none (Unknown yet or not): the load
+        # is served and sampled by the others, and `hpa.reconcile` treats the missing ones
+        # conservatively. A sample is taken at the tick and covers the last
+        # `SAMPLE_WINDOW_S` (metrics-server's 15 s resolution), so for CPU a pod Ready for
+        # less than that within 5 min of its start is unready (its sample would include its
+        # start-up).
+        now = self.w.kernel.now
         active = [p for p in self.pods.values() if p.owner == pool_id and not p.terminating]
-        counted, unready = hpa.pod_groups(p.phase for p in active)
-        sampled = sum(1 for p in active if p.phase == "Running" and self.nodes[p.node].ready)
-        # Two metrics, the HPA takes the larger proposal: the world's load, and the demand the
-        # scheduler exports (a Pods metric with a target of one pod per unit of demand). Both
-        # are expressed as load so one reconcile (and one stabilization state) serves them.
+        views = [self._metric_view(p, now) for p in active]
+        cpu = hpa.pod_groups(views, now, hpa.CPU)
+        pods_metric = hpa.pod_groups(views, now, None)
+        sampled = pods_metric.ready  # every pod with a sample serves the load
+        # Two metrics, the HPA takes the larger proposal: the world's load (CPU utilization,
+        # with the CPU readiness rules) and the demand the scheduler exports (a Pods metric
+        # with a target of one pod per unit of demand, expressed as load against the same
+        # target).
         demand = self.w.scheduler.metrics(pool_id).get("demand_pods", 0.0)
-        load = max(dep.load, demand * spec.target)
-        values = [load / sampled] * sampled if sampled else []
-        d = hpa.reconcile(spec, dep.state, self.w.kernel.now, dep.replicas, values, counted,
-                          unready_pods=unready)
+        per_pod = dep.load / sampled if sampled else 0.0
+        demand_per_pod = demand * spec.target / sampled if sampled else 0.0
+        d = hpa.reconcile(spec, dep.state, now, dep.replicas, [per_pod] * cpu.ready,
+                          cpu.counted, unready_pods=cpu.unready,
+                          more_metrics=(hpa.MetricInput((demand_per_pod,) * sampled,
+                                                        pods_metric.counted,
+                                                        pods_metric.unready),))
         dep.state = d.state
         if d.desired != dep.replicas:
             self.w.record(Kind.SCALE, reason="HPA rescale",

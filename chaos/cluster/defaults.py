@@ -20,6 +20,7 @@ _service_ips = itertools.count(10)
 
 DEFAULT_TOLERATION_S = 300
 # autoscaling/v2 MetricSpec: which member holds the source of each metric type.
+METRIC_WINDOW_S = 15.0  # a sample's window: metrics-server's resolution (§0.1)
 METRIC_SOURCE_FIELD = {"Resource": "resource", "Pods": "pods", "Object": "object",
                        "External": "external", "ContainerResource": "containerResource"}
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"

@@ -23,7 +23,7 @@ Algorithm (k8s-semantics.md §1.1-1.3; upstream `horizontal.go`, `replica_calcul
 
 Simplifications (docs/kube-rules.md): one metric (`metric_values` are the per-pod values of
 the pods that have a sample, as utilization ratios or average values); one tolerance for both
-directions; the CPU-specific readiness rules are the caller's job (it passes `unready_pods`);
+directions; the CPU readiness rules are `pod_group`'s, and the caller passes its counts;
 the legacy no-`behavior` path is not modelled (defaults behave the same, §1.3). Upstream
 truncates a utilization to a whole percent (`GetResourceUtilizationRatio`: int32(total * 100 /
 requests)) before dividing it by the target, and so do we (`usage_ratio`); otherwise we work in
@@ -146,18 +146,117 @@ class HPADecision:
     active: bool
 
 
-def pod_groups(phases: Iterable[str]) -> tuple[int, int]:
-    """Upstream `groupPods` (§1.2), as `reconcile` takes it: (`ready_pods`, `unready_pods`).
-    Running pods count, with a sample or without one (missing: busy on a scale-down, 0 on a
-    scale-up); Pending pods are unready (0 on a scale-up). Terminating pods must not be
-    passed. The simulation and the local control plane both group pods here."""
-    counted = unready = 0
-    for phase in phases:
-        if phase == "Running":
-            counted += 1
-        elif phase == "Pending":
+CPU = "cpu"
+IGNORED, UNREADY, MISSING, READY = "ignored", "unready", "missing", "ready"
+
+
+@dataclass(frozen=True)
+class ReadinessSettings:
+    """The controller manager's flags for the CPU readiness rules (§0.1)."""
+
+    cpu_initialization_period_s: float = 300.0
+    """`--horizontal-pod-autoscaler-cpu-initialization-period` (5 min)."""
+    initial_readiness_delay_s: float = 30.0
+    """`--horizontal-pod-autoscaler-initial-readiness-delay` (30 s)."""
+
+
+@dataclass(frozen=True)
+class PodMetricView:
+    """What the HPA reads of one pod for one metric.
+
+    `ready`: the status of the pod's Ready condition ("True", "False", "Unknown"), None when it
+    has none; `ready_transition`: that condition's lastTransitionTime. `sample_time`: when the
+    pod's latest sample ends (metrics-server's `timestamp`), None when it has no sample;
+    `sample_window_s`: the sample's window."""
+
+    phase: str
+    deleting: bool = False
+    start_time: float | None = None
+    ready: str | None = None
+    ready_transition: float | None = None
+    sample_time: float | None = None
+    sample_window_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class PodGroups:
+    """Counts of upstream `groupPods`. `ready`: pods whose sample counts; `missing`: counted
+    pods without a sample; `unready`: Pending pods and, for CPU, pods the readiness rules
+    exclude (`sampled_unready` of them have a sample, which must not be passed).
+    `reconcile` takes `ready_pods=counted`, `unready_pods=unready` and `ready` values."""
+
+    ready: int = 0
+    missing: int = 0
+    unready: int = 0
+    sampled_unready: int = 0
+
+    @property
+    def counted(self) -> int:
+        return self.ready + self.missing
+
+
+def pod_group(
+    pod: PodMetricView,
+    now: float,
+    resource: str | None,
+    settings: ReadinessSettings = ReadinessSettings(),
+) -> str:
+    """Upstream `groupPods` for one pod (§1.2): IGNORED, UNREADY, MISSING or READY.
+
+    The order is upstream's: deleting or Failed is ignored; Pending is unready; no sample is
+    missing (so a Running, NotReady pod without a sample is missing); then, for the `cpu`
+    resource only, the readiness rules: no Ready condition or no start time; inside the CPU
+    initialization period after start, NotReady (status "False") or a sample that ends
+    earlier than one window after the last Ready transition; past it, NotReady with a last
+    transition within the initial readiness delay of start (it never became Ready). Every
+    comparison is strict, as upstream's `Before` / `After`."""
+    if pod.deleting or pod.phase == "Failed":
+        return IGNORED
+    if pod.phase == "Pending":
+        return UNREADY
+    if pod.sample_time is None:
+        return MISSING
+    if resource != CPU:
+        return READY
+    if pod.ready is None or pod.start_time is None or pod.ready_transition is None:
+        return UNREADY
+    not_ready = pod.ready == "False"
+    if pod.start_time + settings.cpu_initialization_period_s > now:
+        fresh = pod.sample_time < pod.ready_transition + pod.sample_window_s
+        return UNREADY if not_ready or fresh else READY
+    never_ready = pod.start_time + settings.initial_readiness_delay_s > pod.ready_transition
+    return UNREADY if not_ready and never_ready else READY
+
+
+def pod_groups(
+    pods: Iterable[PodMetricView],
+    now: float,
+    resource: str | None,
+    settings: ReadinessSettings = ReadinessSettings(),
+) -> PodGroups:
+    """Upstream `groupPods` (§1.2) over the pods the target's selector matches, as counts
+    `reconcile` takes. The simulation and the local control plane both group pods here."""
+    ready = missing = unready = sampled_unready = 0
+    for pod in pods:
+        group = pod_group(pod, now, resource, settings)
+        if group == READY:
+            ready += 1
+        elif group == MISSING:
+            missing += 1
+        elif group == UNREADY:
             unready += 1
-    return counted, unready
+            sampled_unready += pod.sample_time is not None
+    return PodGroups(ready, missing, unready, sampled_unready)
+
+
+@dataclass(frozen=True)
+class MetricInput:
+    """One more metric for `reconcile`, against the same target: `values` of its ready pods,
+    `ready_pods` counted (the surplus are missing), `unready_pods`."""
+
+    values: tuple[float, ...]
+    ready_pods: int
+    unready_pods: int = 0
 
 
 def reconcile(
@@ -169,12 +268,16 @@ def reconcile(
     ready_pods: int | None = None,
     *,
     unready_pods: int = 0,
+    more_metrics: Sequence[MetricInput] = (),
 ) -> HPADecision:
     """One reconcile at `now` of a target whose `spec.replicas` is `current_replicas`.
 
     `metric_values`: one value per ready pod that has a sample. `ready_pods`: ready pods the
     HPA counts (default: one per value); the surplus have no sample ("missing"). `unready_pods`:
     pods that count as 0 on a scale-up. Terminating pods must not be passed at all (§1.2).
+    `more_metrics`: further metrics; the proposal is the largest, and a metric without a
+    sample stops a scale-down (and all scaling when every metric lacks one), as upstream
+    `computeReplicasForMetrics`.
     """
     current = current_replicas
     require(current >= 0, "current_replicas", current, "must be >= 0")
@@ -186,6 +289,13 @@ def reconcile(
         f"must be >= len(metric_values) ({len(metric_values)})",
     )
     require(unready_pods >= 0, "unready_pods", unready_pods, "must be >= 0")
+    for i, m in enumerate(more_metrics):
+        require(
+            m.ready_pods >= len(m.values) and m.unready_pods >= 0,
+            f"more_metrics[{i}]",
+            m,
+            "needs ready_pods >= len(values) and unready_pods >= 0",
+        )
     if not state.recommendations:
         state = replace(state, recommendations=((now, current),))
     if current == 0 and spec.min_replicas != 0:
@@ -194,7 +304,13 @@ def reconcile(
         return _rescaled(spec, state, now, current, spec.max_replicas, "TooManyReplicas", True)
     if current < spec.min_replicas:
         return _rescaled(spec, state, now, current, spec.min_replicas, "TooFewReplicas", True)
-    proposal = _proposal(spec, current, metric_values, ready, unready_pods)
+    proposals = [_proposal(spec, current, metric_values, ready, unready_pods)] + [
+        _proposal(spec, current, m.values, m.ready_pods, m.unready_pods) for m in more_metrics
+    ]
+    valid = [p for p in proposals if p is not None]
+    proposal = max(valid) if valid else None
+    if proposal is not None and len(valid) < len(proposals) and proposal < current:
+        proposal = None  # some metrics failed and the others would scale down: no scaling
     if proposal is None:
         return HPADecision(current, state, "FailedGetMetrics", limited=False, active=False)
     stabilized, records = _stabilize(spec, state.recommendations, now, current, proposal)

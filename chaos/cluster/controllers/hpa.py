@@ -64,6 +64,16 @@ def spec_of(hpa: dict, scale: TimeScale) -> hpa_rules.HPASpec:
         sync_period_s=scale.scaled(base.sync_period_s))
 
 
+def resource_of(hpa: dict) -> str | None:
+    """The resource name of the HPA's (first) metric for a Resource metric, None for the
+    others; an HPA without metrics defaults to CPU (§0.1)."""
+    metrics = hpa["spec"].get("metrics") or [{"type": "Resource", "resource": {"name": "cpu"}}]
+    metric = metrics[0]
+    if metric.get("type", "Resource") != "Resource":
+        return None
+    return (metric.get("resource") or {}).get("name")
+
+
 class HPAController(Controller):
     name = "hpa"
     on_change = False
@@ -101,10 +111,19 @@ class HPAController(Controller):
         selector = parse_label_selector(scale["status"]["selector"])
         pods = [p for p in self.store.list(resources.PODS, ns)[0]
                 if selector(meta.labels_of(p)) and podstatus.is_active(p)]
-        # The sources sample ready pods only: a Running pod that is not ready is missing.
-        counted, unready = hpa_rules.pod_groups(podstatus.phase(p) for p in pods)
+        # The sources sample ready pods only: a Running pod that is not ready is missing. A
+        # sample is taken now and covers one metrics-server window; for a CPU metric the
+        # shared rules then drop the samples of pods still initializing (§1.2).
+        views = [self._metric_view(p, now) for p in pods]
+        groups = hpa_rules.pod_groups(views, now, resource_of(hpa), hpa_rules.ReadinessSettings(
+            self.scale.scaled(hpa_rules.ReadinessSettings().cpu_initialization_period_s),
+            self.scale.scaled(hpa_rules.ReadinessSettings().initial_readiness_delay_s)))
         ready = sum(1 for p in pods if podstatus.is_ready(p))
         values = self.source.sample(hpa, ready)
+        if values is not None and groups.sampled_unready:
+            # The values are per pod but anonymous: drop as many as the rules excluded.
+            values = values[:max(0, len(values) - groups.sampled_unready)]
+        counted, unready = groups.counted, groups.unready
         spec = spec_of(hpa, self.scale)
         uid = hpa["metadata"]["uid"]
         # Reconciled without a sample too, as upstream does: the first sync records the
@@ -124,6 +143,16 @@ class HPAController(Controller):
                                  f"New size: {decision.desired}; reason: {decision.reason}",
                                  component="horizontal-pod-autoscaler")
         self._status(hpa, current, decision, decision.reason, "", now, values=values)
+
+    def _metric_view(self, pod: dict, now: float) -> hpa_rules.PodMetricView:
+        cond = podstatus.condition(pod, "Ready")
+        return hpa_rules.PodMetricView(
+            phase=podstatus.phase(pod), deleting=podstatus.is_terminating(pod),
+            start_time=meta.parse_time(pod.get("status", {}).get("startTime")),
+            ready=cond.get("status") if cond else None,
+            ready_transition=meta.parse_time(cond.get("lastTransitionTime")) if cond else None,
+            sample_time=now if podstatus.is_ready(pod) else None,
+            sample_window_s=self.scale.scaled(defaults.METRIC_WINDOW_S))
 
     def _status(self, hpa, current, decision, reason, message, now, values=None) -> None:
         old = hpa.get("status") or {}

@@ -271,11 +271,93 @@ def test_recommendation_memory_is_bounded() -> None:
     assert len(state.recommendations) <= 300 / 15 + 2
 
 
-def test_pods_are_grouped_as_upstream_group_pods():
-    # Running: counted (with a sample or missing); Pending: unready; the rest: left out.
-    assert hpa.pod_groups(["Running", "Pending", "Running", "Succeeded", "Unknown"]) == (2, 1)
-    assert hpa.pod_groups([]) == (0, 0)
+V = hpa.PodMetricView
 
+
+def _running(start=0.0, ready="True", since=0.0, sample=None, window=15.0) -> hpa.PodMetricView:
+    return V("Running", start_time=start, ready=ready, ready_transition=since,
+             sample_time=sample, sample_window_s=window)
+
+
+@pytest.mark.parametrize(
+    ("pod", "now", "resource", "group"),
+    [
+        # The order (§1.2): ignored, Pending, missing metric, then the CPU rules.
+        (V("Running", deleting=True, sample_time=0.0), 10.0, "cpu", "ignored"),
+        (V("Failed", sample_time=0.0), 10.0, "cpu", "ignored"),
+        (V("Pending", sample_time=0.0), 10.0, "memory", "unready"),
+        # Running and NotReady without a sample is missing, not unready.
+        (_running(ready="False", since=5.0), 10.0, "cpu", "missing"),
+        # CPU: no Ready condition, or no start time.
+        (V("Running", start_time=0.0, sample_time=500.0), 600.0, "cpu", "unready"),
+        (V("Running", ready="True", ready_transition=0.0, sample_time=500.0), 600.0, "cpu",
+         "unready"),
+        # Inside the 5 min window: NotReady, or a sample ending before ready + one window.
+        (_running(ready="False", since=10.0, sample=100.0), 100.0, "cpu", "unready"),
+        (_running(since=90.0, sample=100.0), 100.0, "cpu", "unready"),  # 100 < 90 + 15
+        (_running(since=85.0, sample=100.0), 100.0, "cpu", "ready"),  # 100 = 85 + 15: not before
+        (_running(start=0.0, since=290.0, sample=299.0), 299.0, "cpu", "unready"),
+        # Past the window (start + 300 = now is not after now): only NotReady that never was.
+        (_running(start=0.0, since=290.0, sample=300.0), 300.0, "cpu", "ready"),
+        (_running(ready="False", since=29.0, sample=400.0), 400.0, "cpu", "unready"),
+        (_running(ready="False", since=30.0, sample=400.0), 400.0, "cpu", "ready"),
+        # "Unknown" is not NotReady upstream (`condition.Status == ConditionFalse`).
+        (_running(ready="Unknown", since=10.0, sample=100.0), 100.0, "cpu", "ready"),
+        (_running(ready="Unknown", since=10.0, sample=400.0), 400.0, "cpu", "ready"),
+        # Memory and Pods metrics: a Running pod with a sample is ready, Ready or not.
+        (_running(ready="False", since=90.0, sample=100.0), 100.0, "memory", "ready"),
+        (V("Running", sample_time=100.0), 100.0, None, "ready"),
+    ],
+)
+def test_pod_group_follows_upstream_group_pods(pod, now, resource, group) -> None:
+    assert hpa.pod_group(pod, now, resource) == group
+
+
+def test_pod_groups_counts_what_reconcile_takes() -> None:
+    pods = [
+        _running(since=0.0, sample=400.0),  # ready
+        _running(since=395.0, start=390.0, sample=400.0),  # CPU-unready, has a sample
+        V("Pending"),  # unready
+        _running(),  # missing
+        V("Succeeded", deleting=True),  # ignored
+    ]
+    cpu = hpa.pod_groups(pods, 400.0, "cpu")
+    assert cpu == hpa.PodGroups(ready=1, missing=1, unready=2, sampled_unready=1)
+    assert cpu.counted == 2
+    assert hpa.pod_groups(pods, 400.0, "memory") == hpa.PodGroups(2, 1, 1, 0)
+
+
+def test_settings_change_the_cpu_periods() -> None:
+    pod = _running(start=0.0, since=50.0, sample=60.0)
+    assert hpa.pod_group(pod, 60.0, "cpu") == "unready"
+    short = hpa.ReadinessSettings(cpu_initialization_period_s=30.0)
+    assert hpa.pod_group(pod, 60.0, "cpu", short) == "ready"
+
+
+def test_a_cpu_unready_pod_counts_zero_on_a_scale_up() -> None:
+    # 4 pods at 160 % of an 80 % target; one became Ready 5 s ago: its sample is dropped and
+    # it counts as 0: (3 * 1.6 + 0) / 4 / 0.8 = 1.5, so 6 replicas, not ceil(2 * 4) = 8.
+    pods = [_running(since=0.0, sample=100.0)] * 3 + [_running(since=95.0, sample=100.0)]
+    g = hpa.pod_groups(pods, 100.0, "cpu")
+    d = hpa.reconcile(hpa.HPASpec(max_replicas=20), hpa.HPAState(), 100.0, 4, [1.6] * g.ready,
+                      g.counted, unready_pods=g.unready)
+    assert d.desired == 6
+
+
+def test_the_largest_proposal_of_several_metrics_wins() -> None:
+    spec = hpa.HPASpec(max_replicas=20, scale_down_window_s=0.0)
+    more = (hpa.MetricInput((1.6,) * 4, 4),)  # ratio 2: 8
+    d = hpa.reconcile(spec, hpa.HPAState(), 0.0, 4, [0.4] * 4, more_metrics=more)
+    assert (d.desired, d.reason) == (8, "DesiredWithinRange")
+
+
+def test_a_failed_metric_blocks_a_scale_down_but_not_a_scale_up() -> None:
+    spec = hpa.HPASpec(max_replicas=20, scale_down_window_s=0.0)
+    failed = (hpa.MetricInput((), 4),)
+    down = hpa.reconcile(spec, hpa.HPAState(), 0.0, 4, [0.2] * 4, more_metrics=failed)
+    assert (down.desired, down.reason) == (4, "FailedGetMetrics")
+    up = hpa.reconcile(spec, hpa.HPAState(), 0.0, 4, [1.6] * 4, more_metrics=failed)
+    assert up.desired == 8
 
 def test_scale_events_are_pruned_by_their_own_directions_longest_period() -> None:
     # Upstream keeps scale-up and scale-down events apart (`scaleUpEvents`, `scaleDownEvents`)

@@ -5,6 +5,7 @@ import pytest
 from scheduler.history import Kind
 from scheduler.ports import ClusterError
 from sim.config import HPAConfig, PoolConfig, WorkspaceGroup, fixed
+from sim.kube import hpa
 from sim.kube.hpa import HPASpec
 from sim.world import World
 
@@ -340,3 +341,29 @@ def test_a_pod_deleted_while_its_node_was_lost_gets_its_whole_grace_when_the_nod
     assert removed.t == pytest.approx(194.0)
     assert [e.kind for e in w.history.events if e.agent == agent.agent_id
             and e.kind in (Kind.EXEC_OK, Kind.EXEC_INFO)] == [Kind.EXEC_OK]
+
+
+def test_hpa_drops_the_cpu_sample_of_a_pod_ready_for_less_than_one_sample_window():
+    # One replica at 160 % of an 80 % target (ratio 2). The pod is created at 0.05 (the
+    # cluster's start) and is Running and Ready at 4.05 (a fixed 4 s start-up); the tick at
+    # 15.05 takes a sample ending then, before 4.05 + 15, inside the 5 min CPU initialization
+    # period: the pod is unready for CPU (§1.2). With no CPU sample and the demand metric (0)
+    # asking for a scale-down, the HPA does not scale (before, it doubled at 15.05); at
+    # 30.05 the sample counts and it doubles.
+    w = quiet_world(deployment(1, load=1.6))
+    w.kernel.run(30)
+    assert w.cluster.deployments["dep"].replicas == 1
+    w.kernel.run(31)
+    assert w.cluster.deployments["dep"].replicas == 2
+
+
+def test_hpa_cpu_readiness_applies_to_the_load_metric_only():
+    # The same pod, just Ready: unready for CPU, but a ready sample for the Pods metric.
+    w = quiet_world(deployment(1, load=1.6))
+    w.kernel.run(10)
+    [pod] = w.cluster.alive("dep")
+    view = w.cluster._metric_view(pod, 10.0)
+    assert view.start_time == view.ready_transition == pytest.approx(4.05)
+    assert view.sample_time == 10.0
+    assert hpa.pod_group(view, 10.0, hpa.CPU) == hpa.UNREADY
+    assert hpa.pod_group(view, 10.0, None) == hpa.READY
