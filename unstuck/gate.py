@@ -23,7 +23,7 @@ import pandas as pd
 
 from scheduler.variants import NAMES
 from unstuck import scenario as scenarios
-from unstuck.checker.metrics import CANCELLED, quantile
+from unstuck.checker.metrics import CENSORED, quantile
 from unstuck.checker.verdicts import INVARIANTS
 from unstuck.results import Results
 
@@ -208,11 +208,11 @@ def _judge_pair(res: Results, scen: str, sched: str, seeds: pd.DataFrame,
                         f"{stuck} stuck tasks (allowed {th.max_stuck})"))
     m = res.metrics
     m = m[(m["scenario"] == scen) & (m["scheduler"] == sched)]
-    rec = m[(m["metric"] == "recovery") & (m["outcome"] != "human")]
-    for c in (_latency_check(scen, sched, "recovery_p99", rec, "recovered", th.recovery_p99_s),
+    owed = m[~m["outcome"].isin(CENSORED)]
+    for c in (_latency_check(scen, sched, "recovery_p99", owed[owed["metric"] == "recovery"],
+                             "recovered", th.recovery_p99_s),
               _latency_check(scen, sched, "confirm_to_apply_p99",
-                             m[(m["metric"] == "confirm_to_apply") & (m["outcome"] != CANCELLED)],
-                             "started",
+                             owed[owed["metric"] == "confirm_to_apply"], "started",
                              th.confirm_to_apply_p99_s)):
         if c is not None:
             checks.append(c)

@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from unstuck.checker.metrics import CANCELLED
+from unstuck.checker.metrics import CENSORED
 from unstuck.report.timeline import Timeline
 
 SCHEDULER_COLOURS = {"seed": "#d62728", "seed-proposal": "#ff7f0e", "seed-head": "#9467bd",
@@ -133,8 +133,9 @@ def _latency_axes(ax: Any, title: str) -> None:
 
 def recovery_cdf(metrics: pd.DataFrame) -> Figure:
     """One panel per fault type, one curve per scheduler: share of hit tasks that made
-    progress again within x seconds (hits waiting on a human are left out)."""
-    m = metrics[(metrics["metric"] == "recovery") & (metrics["outcome"] != "human")]
+    progress again within x seconds (hits waiting on a human or ended by a user's cancel
+    are left out)."""
+    m = metrics[(metrics["metric"] == "recovery") & ~metrics["outcome"].isin(CENSORED)]
     types = sorted(str(t) for t in m["fault_type"].dropna().unique())
     cols = min(3, max(1, len(types)))
     rows = max(1, math.ceil(len(types) / cols))
@@ -164,7 +165,7 @@ def recovery_cdf(metrics: pd.DataFrame) -> Figure:
 
 def confirm_to_apply_cdf(metrics: pd.DataFrame) -> Figure:
     """One curve per scheduler: share of confirmations whose apply started within x seconds."""
-    m = metrics[(metrics["metric"] == "confirm_to_apply") & (metrics["outcome"] != CANCELLED)]
+    m = metrics[(metrics["metric"] == "confirm_to_apply") & ~metrics["outcome"].isin(CENSORED)]
     fig = Figure(figsize=(6.4, 3.6), dpi=100)
     ax = fig.add_subplot()
     curves = []

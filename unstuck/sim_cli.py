@@ -42,7 +42,7 @@ from sim.config import WorldConfig
 from unstuck import checker, results
 from unstuck import scenario as scenarios
 from unstuck.checker import INVARIANTS
-from unstuck.checker.metrics import percentiles
+from unstuck.checker.metrics import CENSORED, percentiles
 from unstuck.checker.verdicts import stuck_first
 
 WITNESSES_PER_SEED = 1
@@ -106,7 +106,7 @@ def _run_job(job: Job) -> SeedResult:
     return SeedResult(
         scenario=job.cfg.name, scheduler=job.scheduler, seed=job.seed,
         counts=verdict.counts(), stuck_tasks=verdict.stuck_tasks, examples=examples,
-        recovery=[h.latency_s for h in metrics.recovery if h.outcome != "human"],
+        recovery=[h.latency_s for h in metrics.recovery if h.outcome not in CENSORED],
         confirm_to_apply=[c.latency_s for c in metrics.confirm_to_apply if not c.cancelled],
         unrecovered=metrics.unrecovered, events=out.events, rows=len(out.rows),
         wall_s=time.perf_counter() - t0, faults_fired=out.faults_fired,

@@ -25,7 +25,10 @@ NAN = float("nan")
 RECOVERED = "recovered"
 UNRECOVERED = "unrecovered"
 HUMAN = "human"  # waiting on a human who never confirmed before the task moved on or the run ended
-CANCELLED = "cancelled"  # a confirm-to-apply wait its user ended with a cancel: censored
+CANCELLED = "cancelled"  # a wait its user ended with a cancel (TaskLine.user_cancel): censored
+# Outcomes of the metrics table (results.metric_records) that are in no percentile and no
+# gate threshold: the scheduler owed nothing (recovery's `human`) or the user ended the wait.
+CENSORED = frozenset({HUMAN, CANCELLED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,7 @@ class RecoveryHit:
     # end): an explicit failure ends a task's wait as surely as a run, but reads differently.
     progress_to: str | None
     latency_s: float  # progress_t - clock_t; NaN unless outcome == "recovered"
-    outcome: str  # recovered | unrecovered | human
+    outcome: str  # recovered | unrecovered | human | cancelled (censored: CENSORED)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,9 +121,9 @@ class Metrics:
         return sum(1 for h in self.recovery if h.outcome == UNRECOVERED)
 
     def recovery_summary(self) -> Summary:
-        """Latency of the hits the scheduler owed a recovery; an unrecovered one is `missing`
-        and counts as infinitely late."""
-        return summary(h.latency_s for h in self.recovery if h.outcome != HUMAN)
+        """Latency of the hits the scheduler owed a recovery (a human's wait and a user's
+        cancel are censored); an unrecovered one is `missing` and counts as infinitely late."""
+        return summary(h.latency_s for h in self.recovery if h.outcome not in CENSORED)
 
     def confirm_to_apply_summary(self) -> Summary:
         """Latency of the confirmations the scheduler owed an apply (a wait the user ended
@@ -193,6 +196,15 @@ def _first_after(rows: list[Row], seq: int) -> Row | None:
     return rows[i] if i < len(rows) else None
 
 
+def _ended_by(cancel: Row | None, start: Row, until: Row | None, inclusive: bool = False) -> bool:
+    """The user's cancel (`TaskLine.user_cancel`) ended a wait that started at `start` before
+    `until` (or at it, when `inclusive`: the cancel's own transition, forward progress by its
+    status, is not the scheduler's)."""
+    if cancel is None or cancel["seq"] <= start["seq"]:
+        return False
+    return until is None or cancel["seq"] < until["seq"] or (inclusive and cancel is until)
+
+
 def _status_at(ln: TaskLine, seq: int) -> str | None:
     status = "pending" if ln.created is not None and ln.created["seq"] <= seq else None
     for row, _ in ln.status_rows:
@@ -258,7 +270,9 @@ def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
         elif turn is not False and nxt is not None and nxt.get("to_status") == "cancelled":
             clock = None  # cancelled while it waited its turn: nothing was owed
         if outcome is None:
-            outcome = HUMAN if clock is None else UNRECOVERED if nxt is None else RECOVERED
+            outcome = (HUMAN if clock is None
+                       else CANCELLED if _ended_by(ln.user_cancel(), clock, nxt, inclusive=True)
+                       else UNRECOVERED if nxt is None else RECOVERED)
         out.append(RecoveryHit(
             fault_seq=(hit.cause or f)["seq"],
             fault_type=((hit.cause or f).get("data") or {}).get("type"),
@@ -285,9 +299,7 @@ def confirm_to_apply(history: Iterable[Row] | Timelines) -> list[ConfirmToApply]
     for task in sorted(tl.tasks):
         ln = tl.tasks[task]
         applies = ln.apply_starts()
-        # A user's cancel that took (task.cancel rows follow the stored cancel) ends a wait.
-        cancels = [r for r in ln.stimuli if r["kind"] == "task.cancel"] \
-            if ln.status == "cancelled" else []
+        cancel = ln.user_cancel()
         seen: set[int] = set()
         for c, epoch in ln.confirms:
             if epoch in seen:
@@ -295,8 +307,7 @@ def confirm_to_apply(history: Iterable[Row] | Timelines) -> list[ConfirmToApply]
             seen.add(epoch)
             a = next((r for r, e in applies if e == epoch and r["seq"] > c["seq"]), None)
             nxt = ln.epoch_start(epoch + 1) if epoch + 1 <= len(ln.epoch_starts) else None
-            cancelled = a is None and any(
-                c["seq"] < r["seq"] and (nxt is None or r["seq"] < nxt["seq"]) for r in cancels)
+            cancelled = a is None and _ended_by(cancel, c, nxt)
             out.append(ConfirmToApply(
                 task=task, workspace=ln.workspace, epoch=epoch,
                 confirm_seq=c["seq"], confirm_t=float(c["t"]),

@@ -149,6 +149,20 @@ class TaskLine:
         """The rows that start this task's applies, with their epochs (`apply_starts`)."""
         return apply_starts(self.applies, self.dispatch_applies, self.has_exec)
 
+    def user_cancel(self) -> Row | None:
+        """The transition into `cancelled` that ended the task when its user ended it: the
+        task ended `cancelled` and a `task.cancel` row (written once the cancel is stored)
+        came after the status before it. None when the task runs on or the scheduler ended
+        it itself. The one rule for "the user ended it" (docs/metrics.md): a wait it ends
+        is censored, neither late nor done."""
+        if self.status != "cancelled" or not self.status_rows:
+            return None
+        end = self.status_rows[-1][0]
+        before = self.status_rows[-2][0]["seq"] if len(self.status_rows) > 1 else -1
+        if any(r["kind"] == "task.cancel" and r["seq"] > before for r in self.stimuli):
+            return end
+        return None
+
     def first_confirm(self, epoch: int, before_seq: int | None = None) -> Row | None:
         for row, e in self.confirms:
             if e == epoch and (before_seq is None or row["seq"] < before_seq):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unstuck.checker.metrics import CANCELLED, percentiles
+from unstuck.checker.metrics import CENSORED, percentiles
 from unstuck.checker.verdicts import INVARIANTS, stuck_first
 from unstuck.gate import GateResult
 from unstuck.plots import _order, stuck_bins
@@ -64,7 +64,7 @@ def _quantiles(values: list[float], never: int) -> dict[str, float]:
 
 def recovery(metrics: pd.DataFrame) -> pd.DataFrame:
     """Per fault type and scheduler: hits owed a recovery, recovered, never, percentiles."""
-    m = metrics[(metrics["metric"] == "recovery") & (metrics["outcome"] != "human")]
+    m = metrics[(metrics["metric"] == "recovery") & ~metrics["outcome"].isin(CENSORED)]
     rows = []
     for ftype in sorted(str(t) for t in m["fault_type"].dropna().unique()):
         sub = m[m["fault_type"] == ftype]
@@ -80,7 +80,7 @@ def recovery(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def confirm_to_apply(metrics: pd.DataFrame) -> pd.DataFrame:
     """Per scheduler and scenario: confirmations, applies started, never started, percentiles."""
-    m = metrics[(metrics["metric"] == "confirm_to_apply") & (metrics["outcome"] != CANCELLED)]
+    m = metrics[(metrics["metric"] == "confirm_to_apply") & ~metrics["outcome"].isin(CENSORED)]
     rows = []
     for sched in _order(m["scheduler"]):
         for scen in ["(all)"] + sorted(set(m["scenario"][m["scheduler"] == sched])):

@@ -445,3 +445,43 @@ def test_a_user_cancel_before_the_apply_censors_the_wait_a_scheduler_that_never_
     assert [(c.task, c.started, c.cancelled) for c in m.confirm_to_apply] == [
         (1, False, False), (2, True, False), (3, False, False)]
     assert (m.confirm_to_apply_summary().n, m.confirm_to_apply_summary().missing) == (1, 2)
+
+
+def test_a_users_cancel_censors_a_recovery_a_schedulers_own_end_does_not() -> None:
+    # Found by review: a user's cancel counted as forward progress, so a task stuck by a
+    # fault that its user cancelled an hour later read as recovered in 3600 s, and a hit the
+    # scheduler never recovered escaped `unrecovered`. The cancel ended the wait, not the
+    # scheduler: the hit is censored (outcome `cancelled`), as confirm-to-apply censors it.
+    s = Story()
+    _holding(s, 1, "p1")
+    _holding(s, 2, "p2")
+    _holding(s, 3, "p3")
+    for pod in ("p1", "p2", "p3"):
+        s.add(50, "fault", pod=pod, data={"type": "pod-kill"})
+    s.to(3650, 1, "running", "cancelled", "ws-1", "cancelled by user")
+    s.add(3650, "task.cancel", task=1, workspace="ws-1", data={"user": "u"})
+    s.to(80, 2, "running", "failed", "ws-2", "pod lost")  # the scheduler's own end: progress
+    s.to(90, 3, "running", "pending", "ws-3", "requeued")
+    s.to(95, 3, "pending", "running", "ws-3", "dispatched")  # recovered, then cancelled
+    s.to(200, 3, "running", "cancelled", "ws-3", "cancelled by user")
+    s.add(200, "task.cancel", task=3, workspace="ws-3", data={"user": "u"})
+    s.end(4000)
+    m = metrics.measure(s.rows())
+    by_task = {h.task: h for h in m.recovery}
+    _assert_record(by_task[1], clock_t=50.0, progress_seq=None, progress_t=NAN,
+                   progress_to=None, latency_s=NAN, outcome="cancelled")
+    _assert_record(by_task[2], progress_to="failed", latency_s=30.0, outcome="recovered")
+    _assert_record(by_task[3], progress_to="running", latency_s=45.0, outcome="recovered")
+    assert m.unrecovered == 0
+    assert m.recovery_summary().to_dict() == {
+        "n": 2, "missing": 0, "p50": 37.5, "p95": 44.25, "p99": 44.85, "max": 45.0}
+    from unstuck.results import metric_records  # the table the report and the gate read
+    assert [r["outcome"] for r in metric_records(m) if r["metric"] == "recovery"] == [
+        "cancelled", "recovered", "recovered"]
+    import pandas as pd
+
+    from unstuck.report import tables
+    table = pd.DataFrame([{**r, "scenario": "s", "scheduler": "reference"}
+                          for r in metric_records(m)])
+    (row,) = tables.recovery(table).to_dict("records")  # what the report and the gate count
+    assert (row["hits"], row["recovered"], row["never"], row["max"]) == (2, 2, 0, 45.0)
