@@ -362,17 +362,23 @@ def _check_row(i: int, r: Row) -> None:
             )
 
 
-def _scalar(row: Row, data: dict[str, Any], key: str, pair: bool = False) -> None:
-    """A `data` field the checker matches rows by (a node, a fence token) must be a JSON
-    scalar, or with `pair` null or a [task, fence] pair of scalars; name the row otherwise."""
+def _scalar(row: Row, data: dict[str, Any], key: str, pair: bool = False,
+            text: bool = False) -> None:
+    """A `data` field the checker matches rows by (a fence token) must be a JSON scalar, or
+    with `pair` null or a [task, fence] pair of scalars, or with `text` (a name: a node, a
+    task's or fault's type, which the results tables hold as strings) a string or null; name
+    the row otherwise."""
     v = data.get(key)
     if pair:
         ok = v is None or (isinstance(v, list) and len(v) == 2
                            and not any(isinstance(x, dict | list) for x in v))
+    elif text:
+        ok = v is None or type(v) is str
     else:
         ok = not isinstance(v, dict | list)
     if not ok:
-        what = "a [task, fence] pair" if pair else "a string or a number"
+        what = ("a [task, fence] pair" if pair else "a string" if text
+                else "a string or a number")
         raise verdicts.HistoryInvalid(
             f"history row seq {row['seq']} ({row['kind']}): data.{key} = {v!r}: "
             f"expected {what} or null; fix the row's data.{key} (docs/history.md)"
@@ -441,7 +447,8 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
         data = row.get("data") or {}
 
         if kind == "fault":
-            _scalar(row, data, "node")
+            _scalar(row, data, "node", text=True)
+            _scalar(row, data, "type", text=True)
             fault_rows[row["seq"]] = row
             _fault(row, data, tasks, live, ever_pod, ever_agent, pod_node, node_pods, hits)
             if data.get("type") == DB_FAULT:
@@ -455,7 +462,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
                 db_windows.remove(ended)
             continue
         if kind == "pod.added" or kind == "pod.terminating" or kind == "pod.removed":
-            _scalar(row, data, "node")
+            _scalar(row, data, "node", text=True)
             node, pod = data.get("node"), row.get("pod")
             if node and pod:
                 pod_node[pod] = node
@@ -506,6 +513,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
         action = data.get("action")
 
         if kind == "task.created":
+            _scalar(row, data, "type", text=True)
             ln.created = row
             ln.workspace = row.get("workspace")
             ln.type = data.get("type")

@@ -491,6 +491,14 @@ def test_explicit_bounds_override_the_run_end_row() -> None:
        + r": expected the seq of the fault row whose effect this deletion is \(an integer\) "
        r"or null; fix the row's data.fault \(docs/history.md\)$")
       for v in ([11], {"seq": 11}, True, "11")],
+    # Found by review: a task's or fault's type (or a node) that is not a string was judged
+    # fine, and writing the results tables (Parquet string columns) then crashed.
+    *[(lambda rows, i=i, key=key, v=v: rows[i]["data"].update({key: v}),
+       rf"^history row seq {i} \({kind}\): data.{key} = " + re.escape(repr(v))
+       + rf": expected a string or null; fix the row's data.{key} \(docs/history.md\)$")
+      for i, kind, key in ((2, "task.created", "type"), (11, "fault", "type"),
+                           (11, "fault", "node"), (0, "pod.added", "node"))
+      for v in (["plan"], {"t": "x"}, 7)],
     (lambda rows: rows[-1]["data"].update(bound_s="5m"),
      r"^bound_s = '5m' \(str\): expected a non-negative number of seconds; fix the run.end "
      r"row's data.bound_s or pass bound_s= to the checker$"),

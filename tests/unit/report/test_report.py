@@ -18,6 +18,7 @@ from scheduler import history
 from unstuck.checker import INVARIANTS
 from unstuck.cli import app
 from unstuck.report import tables, timeline
+from unstuck.results import ResultsInvalid
 
 run = CliRunner().invoke
 GOLDEN = Path(__file__).parent / "golden"
@@ -376,3 +377,32 @@ def test_timeline_tables_write_task_and_seq_ids_as_integers(report):
             assert not t[col].str.endswith(".0").any(), (path.name, col)
     page = (report / "index.html").read_text()
     assert "&lt;NA&gt;" not in page and "<td>-</td>" in page  # a missing id shows as one
+
+
+@pytest.mark.parametrize(("index", "key", "value"), [
+    (2, "type", ["plan_and_apply"]), (11, "type", {"type": "pod-kill"}), (11, "node", 1)])
+def test_a_history_whose_type_or_node_is_not_a_string_is_bad_input_naming_the_row(
+        tmp_path, index, key, value):
+    """Found by review: a list or object (or a number) in a `task.created` or `fault` row's
+    data.type, or a fault's data.node, was judged fine, and writing the results tables then
+    crashed on their string columns (ArrowTypeError, exit 1). It is bad input: exit 2 naming
+    the file, the row and the fix, from `unstuck report`, `unstuck gate` and `unstuck.load`,
+    and nothing written."""
+    rows = history.read_jsonl(Path("tests/fixtures/histories/incident-601-seed.jsonl"))
+    rows[index]["data"][key] = value
+    path = tmp_path / "live" / "histories" / "incident-601" / "seed" / "seed-0.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(history.canonical_line(r) + "\n" for r in rows))
+    want = (f"{path}: cannot be judged: history row seq {index} ({rows[index]['kind']}): "
+            f"data.{key} = {value!r}: expected a string or null; fix the row's data.{key} "
+            f"(docs/history.md)")
+    out = tmp_path / "out"
+    for args in (["report", str(tmp_path / "live"), "--out", str(out)],
+                 ["gate", str(tmp_path / "live"), "--scenarios", "scenarios"]):
+        r = run(app, args)
+        assert r.exit_code == 2, r.output
+        assert r.output == f"error: {want}\n"
+    assert not out.exists()
+    with pytest.raises(ResultsInvalid) as e:
+        unstuck.load(tmp_path / "live")
+    assert str(e.value) == want
