@@ -254,12 +254,13 @@ def _num(value: Any, what: str) -> float:
     return float(value)
 
 
-# The columns the checker groups, compares and looks up by, with the one type each has when
-# not null (docs/history.md's schema): a list or a number there would crash the grouping, or
-# make two tasks of one id.
+# The columns the checker groups, compares and looks up by, or the results tables hold as
+# strings (a reason), with the one type each has when not null (docs/history.md's schema): a
+# list or a number there would crash the grouping, make two tasks of one id, or crash
+# writing the tables.
 COLUMN_TYPES: dict[str, type] = {
     "kind": str, "task": int, "workspace": str, "pod": str, "slot": int, "agent": str,
-    "from_status": str, "to_status": str, "data": dict,
+    "from_status": str, "to_status": str, "reason": str, "data": dict,
 }
 _TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object"}
 
@@ -275,7 +276,7 @@ def _typed(r: Row) -> bool:
     return (type(r["kind"]) is str and type(g("task")) in _INT and type(g("workspace")) in _STR
             and type(g("pod")) in _STR and type(g("slot")) in _INT and type(g("agent")) in _STR
             and type(g("from_status")) in _STR and type(g("to_status")) in _STR
-            and type(g("data")) in _DICT)
+            and type(g("reason")) in _STR and type(g("data")) in _DICT)
 
 
 def _ordered(rows: list[Row]) -> list[Row]:

@@ -470,6 +470,11 @@ def test_explicit_bounds_override_the_run_end_row() -> None:
     (lambda rows: rows[3].update(slot="0"), r"^history row 3 \(seq 3\): slot = '0' \(str\)"),
     (lambda rows: rows[4].update(to_status={"s": 1}), r"^history row 4 \(seq 4\): to_status = "),
     (lambda rows: rows[4].update(kind=None), r"^history row 4 \(seq 4\): kind = None"),
+    # Found by review: a fault's reason that was a list passed, and writing the results
+    # tables' fault_events.reason (a string column) crashed.
+    (lambda rows: rows[11].update(reason=["pod killed"]),
+     r"^history row 11 \(seq 11\): reason = \['pod killed'\] \(list\): expected a string "
+     r"or null; fix the row's reason \(docs/history.md\)$"),
     (lambda rows: rows.__setitem__(4, [4, 1.0, "task.transition"]),
      r"^history row 4: \[4, 1.0, 'task.transition'\] \(list\): expected an object with "
      r"seq, t and kind"),
