@@ -107,8 +107,9 @@ def task_records(rows: list[dict[str, Any]], verdict: Any, metrics: Any) -> list
     for r in rows:
         tid = r.get("task")
         kind = r["kind"]
+        data = r.get("data") or {}  # null data (docs/history.md) holds no type, no action
         if kind == "task.created" and tid is not None:
-            tasks[tid] = {"task": tid, "workspace": r["workspace"], "type": r["data"].get("type"),
+            tasks[tid] = {"task": tid, "workspace": r["workspace"], "type": data.get("type"),
                           "created_t": r["t"], "status": "pending", "end_t": math.nan,
                           "confirmed_t": math.nan, "apply_t": math.nan}
             invokes[tid], dispatches[tid] = [], []
@@ -119,11 +120,11 @@ def task_records(rows: list[dict[str, Any]], verdict: Any, metrics: Any) -> list
                 rec["end_t"] = r["t"] if r["to_status"] in _TERMINAL else math.nan
             elif kind == "task.confirmed" and math.isnan(rec["confirmed_t"]):
                 rec["confirmed_t"] = r["t"]
-            elif kind == "dispatch" and r["data"].get("action") == "apply":
+            elif kind == "dispatch" and data.get("action") == "apply":
                 dispatches[tid].append(r["t"])
             elif kind == "exec.invoke" or kind in EXEC_DONE:
                 has_exec.add(tid)
-                if kind == "exec.invoke" and r["data"].get("action") == "apply":
+                if kind == "exec.invoke" and data.get("action") == "apply":
                     invokes[tid].append(r["t"])
     for tid, rec in tasks.items():
         starts = apply_starts(invokes[tid], dispatches[tid], tid in has_exec)
