@@ -16,7 +16,9 @@ Why it cannot leave a task stuck
 * **Demand.** A confirmed apply_pending task without a live reserved pod counts as demand for
   a pod, from zero pods too.
 * **Protection.** Pods that hold a reservation or a running task carry a
-  `controller.kubernetes.io/pod-deletion-cost`, and the scheduler never deletes them itself.
+  `controller.kubernetes.io/pod-deletion-cost`, and the scheduler never scales them down.
+  A pod whose agent is gone is replaced, but not while a run on it is unsettled (an agent
+  cut off from us works on); one that holds only a reservation may go (the plan is stored).
 * **Explicit ends.** A lost agent ends its plan (re-queued) or its apply (settled by the
   Terraform state: applied if it committed, else failed; never guessed); an unconfirmed plan expires after a TTL (cancelled,
   stage `discarded`); a confirm is bound to the digest the user saw; dispatch failures have a
@@ -1007,10 +1009,15 @@ class ReferencePolicy:
                                     data={"annotations": {DELETION_COST: str(cost)}})
                 except ClusterError:
                     mem.dirty = True  # not written: try again next pass
-        # A pod whose agent is gone is no capacity: replace it (its runs are already
-        # resolved as lost, and fenced).
+        # A pod whose agent is gone is no capacity: replace it, once no run on it is left
+        # to settle. An agent that is only cut off from us works on, and its apply may be
+        # in doubt for minutes: deleting its pod would kill the apply the reconcile waits
+        # for. Until the run is settled the pod stays; it is not counted as capacity, so a
+        # replacement is created all the same.
+        running = {t.k8s_pod_name for t in tasks
+                   if t.k8s_pod_name and t.status is TaskStatus.RUNNING}
         for v in views:
-            if health[v.name] == "unhealthy":
+            if health[v.name] == "unhealthy" and v.name not in running:
                 self.delete_pod(v.name, "agent unhealthy: replace the pod")
         capacity = [v for v in views if health[v.name] in ("healthy", "starting")]
         if pool.manager == "hpa":

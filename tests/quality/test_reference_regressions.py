@@ -80,8 +80,9 @@ def _disconnected_apply(cancel_at: float | None = None, run_timeout_s: float | N
     """The apply runs 114..200 on an agent whose C&C connection drops at 120 for good. After
     60 s without heartbeats the reference asks the state backend: the run still holds the
     state lock under a live lease, so it waits (with `run_timeout_s` passed, it gives the run
-    up instead: outcome unknown). The pod is replaced; our agent drains on SIGTERM, so the
-    apply commits at 200 within the 30 s grace and its HTTP report arrives."""
+    up instead: outcome unknown). A replacement pod is created at once, but the pod running
+    the apply is kept until the run is settled: the apply commits at 200 and its HTTP report
+    arrives; only then is the old pod deleted."""
     cfg = config(agents=dataclasses.replace(AGENTS, apply=fixed(86.0)),
                  faults=(FaultSpec("agent-disconnect", at=120.0, target="apply-runner",
                                    reconnect_after=300.0),))
@@ -205,3 +206,21 @@ def test_a_state_that_stays_unreadable_leaves_the_outcome_unknown_at_the_run_tim
                           "run timed out (state unreadable: connection refused)")]
     # The checker sees the commit the scheduler could not: an unrecorded apply.
     assert [v.invariant for v in checker.check(rows).violations] == ["no_unrecorded_apply"]
+
+
+def test_a_long_apply_whose_agent_is_only_cut_off_is_not_killed_by_a_pod_replacement():
+    # The apply runs 114..414; its agent's C&C connection drops at 120, and the agent works
+    # on. After 60 s of silence the reference asked the state (in doubt: it waits), but in
+    # the same pass replaced the pod as "agent unhealthy": our agent drains 30 s on SIGTERM,
+    # the apply was cut off at 210 and failed as "did not commit", an apply the scheduler
+    # itself killed. A pod holding a running task is not deleted until the run is settled.
+    cfg = config(agents=dataclasses.replace(AGENTS, apply=fixed(300.0)), duration_s=900.0,
+                 faults=(FaultSpec("agent-disconnect", at=120.0, target="apply-runner",
+                                   reconnect_after=600.0),))
+    rows = World(cfg, "reference", 0).run()
+    assert _statuses(rows) == [(414.0, "applied", "apply finished")]
+    runner_pod = [r["pod"] for r in rows if r["kind"] == "exec.invoke" and r["task"] == 1
+                  and r["data"]["action"] == "apply"][0]
+    assert not [r for r in rows if r["kind"] == "pod.delete" and r["pod"] == runner_pod
+                and r["t"] < 414.0]
+    assert checker.check(rows).ok
