@@ -277,3 +277,13 @@ def g11_late_plan_report_after_a_blip(variant: str) -> Script:
     s.disconnect_agent(50, lambda w: w.agent_of_task(1), reconnect_after=10.0)
     s.create(55)
     return s.run(1000)
+
+
+def f11_cross_workspace_starvation(variant: str) -> Script:
+    """F11: ws-a's plan waits for its confirm on the only pod, reserving its plan_and_apply
+    slot; ws-b's plan_and_apply, created at 200, finds no pod that may take it."""
+    s = Script(variant, workspaces=("ws-a", "ws-b"))
+    s.create(5, "ws-a")
+    s.run(150)
+    s.create(200, "ws-b")
+    return s.run(4000)

@@ -1,4 +1,4 @@
-"""Every failure path of the spec (F1–F10) under `seed` ends stuck where the spec says;
+"""Every failure path of the spec (F1–F11) under `seed` ends stuck where the spec says;
 the same script under `reference` ends applied, or explicitly failed or discarded with the
 workspace unlocked. See tests/quality/paths.py for the scripts."""
 
@@ -206,3 +206,20 @@ def test_f3_a_failed_presend_save_then_a_saved_retry_count_leaves_the_task_runni
     assert task.agent_id == "agent-pool-1-1" and task.started_at == 213.0
     assert not any(e.kind is Kind.DISPATCH and e.task == 1 and e.t > 200 for e in s.history.events)
     assert applies(s) == 0  # the agent never got it
+
+
+def test_f11_a_reservation_starves_another_workspaces_plan_and_apply_in_the_seed():
+    s = paths.f11_cross_workspace_starvation("seed")
+    assert s.task(1).status is TaskStatus.APPLY_PENDING
+    task = s.task(2)
+    assert (task.status, task.stage) == (TaskStatus.PENDING, "pending")
+    # The only pod holds task 1's reserved plan_and_apply slot: "no free slot" every retry...
+    assert set(reasons(s, Kind.DISPATCH_FAILED, task=2)) == {"no free slot"}
+    reserved = [e for e in s.history.events if e.kind is Kind.SLOT_RESERVED and e.task == 1]
+    assert reserved and s.scheduler.policy.mem.slots.find_by_task(1) is not None
+    # ...and the autoscaler keeps the count: D's required = 0 running pods + 1 is not > 1,
+    # and E1 (reserved > 0) keeps current. No pod is ever created for task 2.
+    assert len(s.pods) == 1
+    assert not any(e.kind is Kind.POD_CREATE and e.t > 150 for e in s.history.events)
+    r = paths.f11_cross_workspace_starvation("reference")
+    assert r.task(2).status is TaskStatus.APPLY_PENDING  # planned on a pod created for it
