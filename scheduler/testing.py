@@ -30,6 +30,10 @@ from scheduler.settings import Settings
 from scheduler.stores.memory import MemoryStore
 from scheduler.variants import policy_class
 
+# The agent's C&C reconnect backoff (seed-system.md §8; sim/config.py AgentConfig has the same).
+RECONNECT_BASE_S = 2.0
+RECONNECT_CAP_S = 60.0
+
 
 @dataclass
 class Execution:
@@ -50,6 +54,7 @@ class WorldAgent:
     dead: bool = False
     runs: dict[int, Execution] = field(default_factory=dict)
     unreported: dict[int, int] = field(default_factory=dict)  # our agent: task -> reports due
+    backoff: float = 0.0  # the reconnect backoff after a refused connect (§8: 2 s doubling to 60 s)
 
 
 class Script:
@@ -276,6 +281,11 @@ class Script:
             return
         out = self.send(ev.AgentConnected(a.agent_id, a.pool_id, a.pod))
         a.connected = out.ok
+        if out.ok:
+            a.backoff = 0.0
+        else:  # refused (a registration the store could not write): reconnect later
+            a.backoff = min(RECONNECT_CAP_S, a.backoff * 2 if a.backoff else RECONNECT_BASE_S)
+            self._push(self.now + a.backoff, lambda: self._connect(a))
 
     def _resume(self, a: WorldAgent) -> None:
         if a.dead:
