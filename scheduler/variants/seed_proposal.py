@@ -42,4 +42,9 @@ class SeedProposalPolicy(SeedPolicy):
         return True
 
     def monitor_workspaces(self) -> list[str]:
-        return self.workspaces_with(TaskStatus.PENDING, TaskStatus.APPLY_PENDING)
+        """The report's loop is `for ws := range uniqueWorkspaces` over a Go map: its order
+        is random each tick, so which workspace's goroutine takes a contended slot first is
+        too (the seed's own monitor keeps the query's order)."""
+        workspaces = self.workspaces_with(TaskStatus.PENDING, TaskStatus.APPLY_PENDING)
+        self.ctx.rng.shuffle(workspaces)
+        return workspaces

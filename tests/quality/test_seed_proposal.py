@@ -9,6 +9,7 @@ import paths
 
 from scheduler.history import Kind
 from scheduler.model import TaskStatus
+from scheduler.testing import Script
 
 
 def test_incident_601_proposal_resets_the_task_into_a_pending_state_it_cannot_leave():
@@ -45,3 +46,22 @@ def test_proposal_monitor_alone_cannot_pick_up_apply_pending():
     s = paths.f2_agent_gap("seed-proposal")
     assert s.task(1).status is TaskStatus.APPLY_PENDING
     assert s.workspace().is_locked
+
+
+def test_the_proposed_monitor_visits_workspaces_in_go_map_order():
+    # The report's monitor ranges over a Go map (`for ws := range uniqueWorkspaces`), so the
+    # order its goroutines start in, and which workspace wins a contended slot, differs from
+    # tick to tick; the model visited them sorted, always favouring the same workspace.
+    names = tuple(f"ws-{i}" for i in range(5))
+    orders = set()
+    for seed in range(8):
+        s = Script("seed-proposal", workspaces=names, agent_connect_s=None, seed=seed)
+        for i in range(len(names)):
+            s.create(1.0, names[i])  # pending for ever: no agent ever connects
+        s.run(5.0)
+        policy = s.scheduler.policy
+        first = policy.monitor_workspaces()
+        assert sorted(first) == list(names)
+        orders.add(tuple(first))
+        orders.add(tuple(policy.monitor_workspaces()))
+    assert len(orders) > 4
