@@ -650,7 +650,7 @@ def sim(
         finish_results(out, done, loaded, names, counts, seed_start)
     if history is not None:  # after the verdict is out: a failed write must not lose it
         _write_history(history, next(r for r in done if r.history is not None),
-                       {sc.name: path for sc, path in loaded}, perturb_ties)
+                       {sc.name: path for sc, path in loaded}, perturb_ties, len(done))
     if diverged:
         typer.echo("error: " + determinism.report(diverged, len(done), value), err=True)
         raise typer.Exit(2)
@@ -658,10 +658,11 @@ def sim(
 
 
 def _write_history(path: Path, kept: SeedResult, paths: dict[str, Path],
-                   perturb_ties: bool) -> None:
+                   perturb_ties: bool, runs: int) -> None:
     """`--history`, written last, so that a full disk or a bad device costs the history
     alone: the table or JSON lines above it are the run's verdict, and the message says how
-    to get the history again without rerunning everything."""
+    to get the history again without rerunning everything. A run of several seed runs
+    (`runs`) keeps the first one's history: a note on stderr says which it is."""
     from unstuck.cli import fail_input
 
     try:
@@ -675,6 +676,11 @@ def _write_history(path: Path, kept: SeedResult, paths: dict[str, Path],
                    f"{kept.scheduler}, seed {kept.seed} ({e.strerror or e}); the results above "
                    f"are complete; free space or choose another file, and rerun that seed "
                    f"alone: {again}")
+    if runs > 1:
+        typer.echo(f"note: --history {path}: the history of {kept.scenario} under "
+                   f"{kept.scheduler}, seed {kept.seed}, the first of {runs} seed runs; for "
+                   f"another, rerun it alone with -s SCHEDULER --seeds 1 --seed-start N "
+                   f"--history FILE{' --perturb-ties' if perturb_ties else ''}", err=True)
 
 
 def _run_row(r: SeedResult) -> dict[str, Any]:

@@ -532,3 +532,22 @@ def test_every_scheduler_option_says_the_same_of_a_stray_comma_and_of_a_wrong_na
         r = run(app, args)
         assert r.exit_code == 2 and f"'fifo' {wrong}{tail}\n" in r.output, r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_history_of_a_run_of_several_seeds_says_which_seed_it_holds(tmp_path):
+    # Found by review: with several scenarios, schedulers or seeds, --history silently held
+    # the first seed run alone, and nothing told the user which one it was.
+    hist = tmp_path / "h.jsonl"
+    r = run(app, ["sim", "scenarios/double-confirm.yaml", "scenarios/incident-601.yaml",
+                  "-s", "seed,reference", "--seeds", "2", "--seed-start", "4", "--json",
+                  "--history", str(hist), "--workers", "1"])
+    assert r.exit_code == 1, r.output
+    lines = [json.loads(x) for x in r.stdout.splitlines()]  # stdout stays JSON alone
+    assert history.digest(history.read_jsonl(hist)) == lines[0]["digest"]
+    assert (f"--history {hist}: the history of double-confirm under seed, seed 4, the first "
+            "of 8 seed runs") in r.stderr
+    assert "--seeds 1 --seed-start N --history FILE" in r.stderr
+    one = run(app, ["sim", "scenarios/incident-601.yaml", "--seeds", "1", "--json",
+                    "--history", str(hist), "--workers", "1"])
+    assert one.exit_code == 0 and one.stderr == ""  # one seed run: nothing to tell apart
+
