@@ -693,13 +693,17 @@ def _run_row(r: SeedResult) -> dict[str, Any]:
 
 def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch], elapsed: float,
            paths: dict[str, Path], ties: str) -> None:
-    con = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    """The table, then each failing pair's examples. Nothing is cut to fit a width: off a
+    terminal the table takes the width it needs (a log or a pipe reads whole names), on a
+    narrow terminal a cell folds onto its next line rather than ending in "…", and the
+    prose lines are not wrapped by rich (the terminal wraps them), so a command in them
+    stays one line to copy."""
     table = Table(title=f"unstuck sim ({elapsed:.1f} s wall)")
     for col in ("scenario", "scheduler", "seeds", "failed seeds by invariant", "stuck tasks",
                 "recovery p50/p95/p99/max s", "unrecovered", "events", "wall s"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for s in summaries:
-        by = ", ".join(f"{k} {v}" for k, v in s["seeds_with_violations"].items() if v) or "none"
+        by = "\n".join(f"{k} {v}" for k, v in s["seeds_with_violations"].items() if v) or "none"
         r, _ = batches[(s["scenario"], s["scheduler"])].latencies()
         table.add_row(s["scenario"], s["scheduler"], str(s["seeds"]),
                       f"[red]{by}[/]" if s["seeds_failed"] else "[green]none[/]",
@@ -707,7 +711,9 @@ def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch
                       "/".join(_fmt(r[k]) for k in ("p50", "p95", "p99", "max")),
                       f"[red]{s['unrecovered']}[/]" if s["unrecovered"] else "0",
                       str(s["events"]), f"{s['wall_s']:.2f}")
-    con.print(table)
+    width = None if sys.stdout.isatty() else Console(width=1 << 16).measure(table).maximum
+    con = Console(highlight=False, width=width, soft_wrap=True)
+    con.print(table, soft_wrap=False)
     for (scen, sched), b in batches.items():
         failing = [r for r in sorted(b.results, key=lambda r: r.seed) if not r.ok]
         if not failing:

@@ -551,3 +551,19 @@ def test_history_of_a_run_of_several_seeds_says_which_seed_it_holds(tmp_path):
                     "--history", str(hist), "--workers", "1"])
     assert one.exit_code == 0 and one.stderr == ""  # one seed run: nothing to tell apart
 
+
+def test_the_table_and_its_commands_are_never_cut_to_fit_a_width(tmp_path):
+    # Found by review: off a terminal the table was cut to 160 columns, so a long scenario
+    # name and the invariant column read "hpa-scale-down-during-apply-…" and
+    # "at_most_one_apply_per_confir…", and the shrink command of a long path broke in two.
+    deep = tmp_path / ("a-rather-long-folder-name-for-scenarios" * 2)
+    deep.mkdir()
+    scen = deep / "double-confirm.yaml"
+    scen.write_text(Path("scenarios/double-confirm.yaml").read_text())
+    r = run(app, ["sim", str(scen), "scenarios/hpa-scale-down-during-apply-pending.yaml",
+                  "-s", "seed", "--seeds", "1", "--workers", "1"])
+    assert r.exit_code == 1, r.output
+    assert "…" not in r.stdout
+    assert "hpa-scale-down-during-apply-pending" in r.stdout
+    assert "at_most_one_apply_per_confirmation 1" in r.stdout
+    assert f"`unstuck shrink {scen} -s seed --seed N`" in r.stdout
