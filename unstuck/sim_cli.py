@@ -31,6 +31,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from scheduler import files
@@ -721,7 +722,7 @@ def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch
         con.print(f"\n[bold]{scen}[/] under [bold]{sched}[/]: {len(failing)} of {len(b.results)} "
                   "seeds violated an invariant. Examples (re-run one with --seed-start N --seeds 1 "
                   f"--history FILE{ties}; find the faults it needed with `unstuck shrink "
-                  f"{shlex.quote(str(paths[scen]))} -s {sched} --seed N{ties}`):")
+                  f"{escape(shlex.quote(str(paths[scen])))} -s {sched} --seed N{ties}`):")
         shown = 0
         for r in failing:
             for ex in r.examples:
@@ -729,10 +730,12 @@ def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch
                     break
                 shown += 1
                 who = f"task {ex['task']}" if ex["task"] is not None else f"workspace {ex['workspace']}"
-                con.print(f"  seed {r.seed}: {who} [red]{ex['invariant']}[/] at t={ex['t']:g}: {ex['message']}")
+                con.print(f"  seed {r.seed}: {escape(who)} [red]{ex['invariant']}[/] at "
+                          f"t={ex['t']:g}: {escape(ex['message'])}")
                 con.print("    witness:")
                 for row in ex["rows"]:
-                    con.print(f"      #{row['seq']} t={row['t']:g} {row['kind']} {row_text(row)}")
+                    con.print(escape(f"      #{row['seq']} t={row['t']:g} {row['kind']} "
+                                     f"{row_text(row)}"))
         stuck = sorted({(r.seed, t) for r in failing for t in r.stuck_tasks})
         if stuck:
             listed = ", ".join(f"seed {s} task {t}" for s, t in stuck[:10])

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shlex
 import signal
 import stat
 import subprocess
@@ -567,3 +568,15 @@ def test_the_table_and_its_commands_are_never_cut_to_fit_a_width(tmp_path):
     assert "hpa-scale-down-during-apply-pending" in r.stdout
     assert "at_most_one_apply_per_confirmation 1" in r.stdout
     assert f"`unstuck shrink {scen} -s seed --seed N`" in r.stdout
+
+
+def test_a_path_that_looks_like_markup_is_printed_as_it_is(tmp_path):
+    # Found by review: the table and the examples are rich markup, and a folder named
+    # "[bold]runs" lost its name in the shrink command, which then named no file.
+    folder = tmp_path / "[bold]runs"
+    folder.mkdir()
+    scen = folder / "incident-601.yaml"  # a scenario's name is plain: letters, digits, -_.
+    scen.write_text(Path("scenarios/incident-601.yaml").read_text())
+    r = run(app, ["sim", str(scen), "-s", "seed", "--seeds", "1", "--workers", "1"])
+    assert r.exit_code == 1, r.output
+    assert f"`unstuck shrink {shlex.quote(str(scen))} -s seed --seed N`" in r.stdout
