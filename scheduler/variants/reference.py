@@ -340,6 +340,8 @@ class ReferencePolicy:
         try:
             self.ctx.store.put_plan(PlanArtifact(task.id, e.digest, self.ctx.now, task.workspace_id))
         except StoreWriteError as err:
+            self.ctx.record(Kind.STORE_WRITE_FAILED, task=task.id, workspace=task.workspace_id,
+                            reason=str(err), data={"op": "store plan"})
             return ev.Outcome(False, 503, task_id=task.id, message=f"plan not stored, retry: {err}")
         if task.task_type is TaskType.PLAN_AND_APPLY and e.has_changes:
             if not self.set_lock(task.workspace_id, task, "plan has changes"):

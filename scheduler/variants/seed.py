@@ -702,7 +702,9 @@ class SeedPolicy:
         task.has_changes = e.has_changes
         try:
             self.ctx.store.put_plan(PlanArtifact(task.id, e.digest, self.ctx.now, task.workspace_id))
-        except StoreWriteError:
+        except StoreWriteError as err:
+            self.ctx.record(Kind.STORE_WRITE_FAILED, task=task.id, workspace=task.workspace_id,
+                            reason=str(err), data={"op": "upload plan"})
             return ev.Outcome(False, 500, task_id=task.id, message="plan upload failed")
         if task.task_type is TaskType.PLAN_AND_APPLY and e.has_changes:
             self.lock_workspace(task)
