@@ -16,6 +16,7 @@ with the same seed.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -233,8 +234,8 @@ def shrink(cfg: WorldConfig, scheduler: str, seed: int, *, invariant: str | None
 
 def replay_command(path: Path | str, shrunk: Shrunk) -> str:
     ties = " --perturb-ties" if shrunk.perturb_ties else ""
-    return (f"unstuck sim {path} -s {shrunk.scheduler} --seed-start {shrunk.seed} --seeds 1"
-            f"{ties}")
+    return (f"unstuck sim {shlex.quote(str(path))} -s {shrunk.scheduler} "
+            f"--seed-start {shrunk.seed} --seeds 1{ties}")
 
 
 def scenario_yaml(source: str, text: str, shrunk: Shrunk, path: Path | str) -> bytes:

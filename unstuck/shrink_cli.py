@@ -21,6 +21,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 
 from sim.config import TARGETED_FAULTS
@@ -165,7 +166,9 @@ def _summary(result: shrinking.Shrunk, out: Path | None) -> dict:
 
 
 def _print(result: shrinking.Shrunk, out: Path | None) -> None:
-    con = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    # As `unstuck sim` prints: prose is not wrapped by rich (the terminal wraps it), so the
+    # replay command stays one line to copy, and what the run wrote is escaped, not markup.
+    con = Console(highlight=False, soft_wrap=True)
     kept, total = len(result.keep), len(result.attempts)
     con.print(f"[bold]{result.scenario}[/] seed {result.seed} under [bold]{result.scheduler}[/]: "
               f"[red]{result.target}[/] needs {kept} of its {total} fault attempts "
@@ -181,19 +184,19 @@ def _print(result: shrinking.Shrunk, out: Path | None) -> None:
         con.print("  What they did in the shrunk run:")
         for r in _fault_rows(result):
             hit = " ".join(f"{k}={r[k]}" for k in ("pod", "agent", "task") if r.get(k) is not None)
-            con.print(f"    t={r['t']:g} {r['data'].get('type')}: {r['reason']}"
-                      f"{'  ' + hit if hit else ''}")
+            con.print(escape(f"    t={r['t']:g} {r['data'].get('type')}: {r['reason']}"
+                             f"{'  ' + hit if hit else ''}"))
         idle = kept - len(_fault_rows(result))
         if idle > 0:  # only under --perturb-ties (docs/shrink.md)
             con.print(f"    ({idle} of them found no target; with --perturb-ties a fault that "
                       "never fires still moves later tie-breaks)")
     v = result.violation
-    con.print(f"  In the shrunk run, at t={v.t:g}: {v.message}")
+    con.print(f"  In the shrunk run, at t={v.t:g}: {escape(v.message)}")
     con.print("    witness:")
     for row in checker.witness_rows(result.rows, v):
-        con.print(f"      #{row['seq']} t={row['t']:g} {row['kind']} {row_text(row)}")
+        con.print(escape(f"      #{row['seq']} t={row['t']:g} {row['kind']} {row_text(row)}"))
     if out is not None:
-        con.print(f"  shrunk scenario: {out}; replay: {shrinking.replay_command(out, result)}")
+        con.print(escape(f"  shrunk scenario: {out}; replay: {shrinking.replay_command(out, result)}"))
     else:
         con.print("  (--out FILE writes it as a scenario that `unstuck sim` replays)")
 

@@ -3,6 +3,7 @@ same invariant for the same task, and written as a scenario that replays it."""
 
 import dataclasses
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -105,7 +106,10 @@ def test_cli_prints_the_faults_and_witness_and_the_written_scenario_replays(tmp_
     how the CLI renders it, writes it and replays it must not."""
     s = shrink.shrink(scenario.load("scenarios/pod-kill-reserved-slot.yaml").world(), "seed", 7)
     assert len(s.keep) >= 2  # a case that needs several faults
-    out = tmp_path / "deep" / "shrunk.yaml"
+    # A folder name that is rich markup, with a space, deep enough to pass 160 columns: the
+    # replay command is printed whole on one line, quoted for a shell (found by review: it
+    # was folded at 160 columns off a terminal, '[bold]' vanished, the space split it).
+    out = tmp_path / "[bold]deep runs" / ("d" * 120) / "shrunk.yaml"
     r = run(app, ["shrink", "scenarios/pod-kill-reserved-slot.yaml", "-s", "seed", "--seed", "7",
                   "--out", str(out), "--workers", "2"])
     assert r.exit_code == 0, r.output
@@ -121,7 +125,9 @@ def test_cli_prints_the_faults_and_witness_and_the_written_scenario_replays(tmp_
     assert data["name"] == "pod-kill-reserved-slot-shrunk-seed-seed7" and data["seeds"] == 1
     assert [(f["type"], f["at"], f["within_s"], f["target"]) for f in data["faults"]] == [
         (f.type, f.at, f.within_s, f.target) for f in s.faults]
-    assert "# Replay: unstuck sim " + str(out) + " -s seed --seed-start 7 --seeds 1" in out.read_text()
+    replay = f"unstuck sim {shlex.quote(str(out))} -s seed --seed-start 7 --seeds 1"
+    assert "# Replay: " + replay in out.read_text()
+    assert f"shrunk scenario: {out}; replay: {replay}\n" in r.output
     again = run(app, ["sim", str(out), "-s", "seed", "--seed-start", "7", "--seeds", "1",
                       "--workers", "1"])
     assert again.exit_code == 1
