@@ -88,6 +88,9 @@ class SqliteStore(SqlStore):
                 "check that the directory exists and is writable"
             ) from exc
         try:
+            # Before WAL is switched on: that mode is written into the file's header, so
+            # someone else's database must be refused first, untouched.
+            _refuse_foreign(self._conn, self.path)
             self._configure()
             _migrate(self._conn, self.path, migrations)
             _check_columns(self._conn, self.path)
@@ -138,6 +141,16 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 # Opening: migrations and the schema check.
 
 
+def _refuse_foreign(conn: sqlite3.Connection, path: str) -> None:
+    """Refuse a file with tables but no `schema_version`: someone else's database."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if tables and "schema_version" not in tables:
+        raise StoreOpenError(
+            f"{path}: not an unstuck store: it has tables {', '.join(sorted(tables))} but no "
+            "schema_version table; point the store at a new file or an unstuck store"
+        )
+
+
 def _migrate(conn: sqlite3.Connection, path: str, migrations: tuple[Migration, ...]) -> None:
     """Bring the file up to the newest migration, each in its own transaction.
 
@@ -146,12 +159,7 @@ def _migrate(conn: sqlite3.Connection, path: str, migrations: tuple[Migration, .
     """
     supported = migrations[-1].version if migrations else 0
     with _immediate(conn):
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if tables and "schema_version" not in tables:
-            raise StoreOpenError(
-                f"{path}: not an unstuck store: it has tables {', '.join(sorted(tables))} but no "
-                "schema_version table; point the store at a new file or an unstuck store"
-            )
+        _refuse_foreign(conn, path)  # again, under the write lock: nobody created tables since
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_version ("
             "version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at REAL NOT NULL)"

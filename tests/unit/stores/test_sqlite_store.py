@@ -213,10 +213,16 @@ def test_a_migration_list_must_count_from_one(tmp_path):
 def test_someone_elses_database_is_refused_untouched(tmp_path):
     path = tmp_path / "other.db"
     query(path, "CREATE TABLE invoices (id INTEGER)")
+    before = path.read_bytes()
     with pytest.raises(
         StoreOpenError, match=r"other\.db: not an unstuck store: it has tables invoices"
     ):
         SqliteStore(path)
+    # Not a byte changed: in particular the file was not switched to WAL, a mode that stays
+    # in the file's header (and that the other application's SQLite may not read).
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+    assert query(path, "PRAGMA journal_mode") == [("delete",)]
     tables = {r[0] for r in query(path, "SELECT name FROM sqlite_master")}
     assert tables == {"invoices"}
 
