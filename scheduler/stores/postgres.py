@@ -71,6 +71,7 @@ class PostgresStore(SqlStore):
     """The PostgreSQL dialect of `SqlStore`: psycopg in autocommit, one transaction a write."""
 
     _placeholder = "%s"
+    _text_order = ' COLLATE "C"'  # byte order of UTF-8: code points, not the database's locale
     # Lost connection, serialization failure, deadlock: the write did not happen.
     _write_errors = (psycopg.OperationalError, psycopg.errors.SerializationFailure,
                      psycopg.errors.DeadlockDetected)

@@ -73,6 +73,7 @@ class Table:
         self.name = name
         self.record = record
         self.key = key
+        self.text_key = hints[key] is str
         self.columns = tuple(f.name for f in dataclasses.fields(record))
         codecs = [_field_codec(hints[c]) for c in self.columns]
         self._encoders = {c: enc for c, (enc, _) in zip(self.columns, codecs, strict=True)}

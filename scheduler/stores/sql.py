@@ -10,6 +10,9 @@ what really differs: opening and configuring its connection, its migrations and 
 checks, and these hooks:
 
 - `_placeholder`: the driver's parameter marker, `?` (sqlite3) or `%s` (psycopg);
+- `_text_order`: what makes an ORDER BY of a text key sort by code point, as Python's
+  `sorted` does (SQLite's default BINARY already does; PostgreSQL needs `COLLATE "C"`,
+  or it sorts by the database's collation);
 - `_transaction()`: how one write transaction is opened, committed and rolled back
   (SQLite's `BEGIN IMMEDIATE`, psycopg's `conn.transaction()`);
 - `_write_errors` and `_write_error(what, exc)`: which driver errors mean "this write did
@@ -68,12 +71,15 @@ def current_version(conn: Any) -> int:
 class TableSql:
     """One table's statements in one placeholder style, built once per dialect class."""
 
-    def __init__(self, table: Table, placeholder: str) -> None:
+    def __init__(self, table: Table, placeholder: str, text_order: str) -> None:
         columns = ", ".join(table.columns)
         self.table = table
         self.select = f"SELECT {columns} FROM {table.name}"
         self.by_key = f"{self.select} WHERE {table.key} = {placeholder}"
-        self.in_key_order = f"{self.select} ORDER BY {table.key}"
+        # Key order is MemoryStore's, Python's `sorted`: code points, whatever collation
+        # the database was created with (an en-US one sorts "ws_a" before "WS-a").
+        self.key_order = f" ORDER BY {table.key}{text_order if table.text_key else ''}"
+        self.in_key_order = f"{self.select}{self.key_order}"
         self.insert = (
             f"INSERT INTO {table.name} ({columns}) "
             f"VALUES ({', '.join(placeholder for _ in table.columns)})"
@@ -93,6 +99,8 @@ class SqlStore(FailureInjection, abc.ABC):
     """The Store port over one DB-API connection; subclasses supply the dialect hooks."""
 
     _placeholder: ClassVar[str]
+    # Appended to an ORDER BY of a text key to sort by code point, as Python does.
+    _text_order: ClassVar[str]
     _write_errors: ClassVar[tuple[type[Exception], ...]]
     _sql: ClassVar[dict[str, TableSql]]
     _insert_task: ClassVar[str]
@@ -104,7 +112,7 @@ class SqlStore(FailureInjection, abc.ABC):
         """Build the statements once per dialect, in its placeholder style."""
         super().__init_subclass__(**kwargs)
         p = cls._placeholder
-        cls._sql = {t.name: TableSql(t, p) for t in TABLES}
+        cls._sql = {t.name: TableSql(t, p, cls._text_order) for t in TABLES}
         tasks = cls._sql[TASKS.name]
         cls._insert_task = f"{tasks.insert} ON CONFLICT (id) DO NOTHING"
         # Raised, never lowered: the counter is one more than the highest id ever inserted.
@@ -202,7 +210,8 @@ class SqlStore(FailureInjection, abc.ABC):
             where.append(f"status IN ({', '.join(p for _ in wanted)})")
             params.extend(wanted)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = self._read(f"{self._sql[TASKS.name].select}{clause} ORDER BY id", params)
+        tasks = self._sql[TASKS.name]
+        rows = self._read(f"{tasks.select}{clause}{tasks.key_order}", params)
         return [TASKS.decode(r) for r in rows]
 
     def save_task(self, task: Task) -> None:
@@ -269,7 +278,8 @@ class SqlStore(FailureInjection, abc.ABC):
     def list_agents(self, pool_id: str | None = None) -> list[AgentRow]:
         if pool_id is None:
             return self._list(AGENTS)
-        sql = f"{self._sql[AGENTS.name].select} WHERE pool_id = {self._placeholder} ORDER BY id"
+        agents = self._sql[AGENTS.name]
+        sql = f"{agents.select} WHERE pool_id = {self._placeholder}{agents.key_order}"
         return [AGENTS.decode(r) for r in self._read(sql, (pool_id,))]
 
     def delete_agent(self, agent_id: str) -> None:

@@ -62,6 +62,7 @@ class SqliteStore(SqlStore):
     """The SQLite dialect of `SqlStore`: one file, WAL, `BEGIN IMMEDIATE` writes."""
 
     _placeholder = "?"
+    _text_order = ""  # BINARY, SQLite's default, compares UTF-8 bytes: code-point order
     # Locked past the timeout, disk full, read-only file: the write did not happen.
     _write_errors = (sqlite3.OperationalError,)
 

@@ -287,3 +287,17 @@ def test_plans_round_trip_and_are_replaced_per_task(store):
     store.put_plan(plan(4, "sha256:two"))
     assert store.get_plan(4) == plan(4, "sha256:two")
     assert store.get_plan(5) is None
+
+
+def test_text_keys_are_listed_in_code_point_order_whatever_the_database_collation(store):
+    """Key order is Python's `sorted`, MemoryStore's, never a linguistic collation's (a
+    PostgreSQL database created under en-US puts "ws_a" before "WS-a" before "ws-b")."""
+    ids = ["ws-b", "WS-a", "ws_a", "ws-a", "Ws-c", "ws-ä", "ws-z"]
+    for i in ids:
+        store.put_workspace(Workspace(i))
+        store.put_pool(dataclasses.replace(full_pool(i), freeze_windows=()))
+        store.put_agent(agent(i, "pool-1"))
+    assert [w.id for w in store.list_workspaces()] == sorted(ids)
+    assert [p.id for p in store.list_pools()] == sorted(ids)
+    assert [a.id for a in store.list_agents()] == sorted(ids)
+    assert [a.id for a in store.list_agents("pool-1")] == sorted(ids)
