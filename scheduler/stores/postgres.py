@@ -31,6 +31,7 @@ migration once; recorded in `schema_version`. A newer schema is refused.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,11 +53,16 @@ MIGRATION_LOCK = 0x756E737475636B  # "unstuck": the advisory lock key of migrati
 
 
 def redacted(url: str) -> str:
+    """The URL without its password, whether in the user part or a `password=` parameter
+    (libpq takes both)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    query = re.sub(r"(^|&)password=[^&]*", r"\1password=***", parts.query)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@")
+    if (netloc, query) == (parts.netloc, parts.query):
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def libpq_url(url: str) -> str:

@@ -71,3 +71,11 @@ def test_a_foreign_schema_and_a_newer_schema_are_refused(pg_server, url):
     PostgresStore(newer, migrations=(*pg_migrations.MIGRATIONS, v2)).close()
     with pytest.raises(SchemaTooNewError, match=r"schema version 2 is newer than this unstuck supports \(1\)"):
         PostgresStore(newer)
+
+
+def test_a_password_in_the_query_string_is_redacted_too():
+    with pytest.raises(StoreOpenError) as caught:
+        PostgresStore("postgresql://u@127.0.0.1:1/db?sslmode=disable&password=hunter2", connect_timeout_s=1)
+    assert "hunter2" not in str(caught.value)
+    assert "postgresql://u@127.0.0.1:1/db?sslmode=disable&password=***: cannot connect" in str(caught.value)
+
