@@ -97,6 +97,15 @@ class PostgresStore(SqlStore):
         try:
             _migrate(self._conn, redacted(url), migrations)
             _check_columns(self._conn, redacted(url))
+        except psycopg.Error as exc:
+            # Each migration is one transaction, rolled back: nothing is half-written.
+            self._conn.close()
+            raise StoreOpenError(
+                f"{redacted(url)}: cannot set up the unstuck schema: "
+                f"{exc.diag.message_primary or str(exc).strip()}; check that "
+                "the schema the URL's search_path names (options=-csearch_path=NAME) exists and "
+                "that the user may create tables in it, on a server that accepts writes"
+            ) from None
         except BaseException:
             self._conn.close()
             raise

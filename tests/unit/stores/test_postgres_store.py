@@ -79,3 +79,12 @@ def test_a_password_in_the_query_string_is_redacted_too():
     assert "hunter2" not in str(caught.value)
     assert "postgresql://u@127.0.0.1:1/db?sslmode=disable&password=***: cannot connect" in str(caught.value)
 
+
+def test_a_database_the_store_cannot_set_up_in_is_a_store_open_error_naming_it(pg_server, url):
+    """A search_path naming no schema (or a user without CREATE): the server refuses the
+    migration. That is bad input, reported like every other open failure, not a raw
+    driver error, and nothing is left half-written."""
+    missing = url.rsplit("%3D", 1)[0] + "%3Dno_such_schema"
+    with pytest.raises(StoreOpenError, match=re.escape(
+            f"{missing}: cannot set up the unstuck schema") + r".*no schema has been selected.*search_path"):
+        PostgresStore(missing)
