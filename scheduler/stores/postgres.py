@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -86,9 +87,10 @@ class PostgresStore(SqlStore):
                  connect_timeout_s: float = 5.0) -> None:
         super().__init__()
         self.url = url
+        self._connect_timeout = max(1, int(connect_timeout_s))
+        self._closed = False
         try:
-            self._conn = psycopg.connect(libpq_url(url), autocommit=True,
-                                         connect_timeout=max(1, int(connect_timeout_s)))
+            self._conn = self._connect()
         except psycopg.Error as exc:
             raise StoreOpenError(
                 f"{redacted(url)}: cannot connect to PostgreSQL: {str(exc).strip()}; check the "
@@ -110,14 +112,43 @@ class PostgresStore(SqlStore):
             self._conn.close()
             raise
 
+    def _connect(self) -> psycopg.Connection:
+        return psycopg.connect(libpq_url(self.url), autocommit=True,
+                               connect_timeout=self._connect_timeout)
+
+    def close(self) -> None:
+        self._closed = True
+        super().close()
+
     # Dialect hooks.
+
+    def _connected(self) -> psycopg.Connection:
+        """The connection, opened again if the server dropped it (a restart, a killed
+        backend): the call that met the dead connection failed, the next one reconnects,
+        so a server restart does not wedge the scheduler. A failed reconnect raises
+        `psycopg.OperationalError`, which a write reports as `StoreWriteError`."""
+        if self._conn.closed and not self._closed:
+            self._conn = self._connect()
+        return self._conn
+
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return super()._read(sql, params)
+        except psycopg.OperationalError:
+            if self._closed or not self._conn.closed:
+                raise
+        # The connection died under the read. A read changes nothing, so it is run once
+        # more, on a new connection.
+        return super()._read(sql, params)
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection]:
         # The connection is in autocommit, so this is an explicit BEGIN ... COMMIT, rolled
-        # back when the block raises.
-        with self._conn.transaction():
-            yield self._conn
+        # back when the block raises. A write that meets a dead connection is not retried:
+        # whether a COMMIT sent on it took effect is unknown, so it fails as StoreWriteError.
+        conn = self._connected()
+        with conn.transaction():
+            yield conn
 
     def _write_error(self, what: str, exc: Exception) -> StoreWriteError:
         return StoreWriteError(

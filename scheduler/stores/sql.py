@@ -129,6 +129,10 @@ class SqlStore(FailureInjection, abc.ABC):
 
     # Dialect hooks.
 
+    def _connected(self) -> Any:
+        """The connection to use, under the lock; a dialect that can lose it reopens it."""
+        return self._conn
+
     @abc.abstractmethod
     def _transaction(self) -> AbstractContextManager[Any]:
         """Open one write transaction and yield the connection; commit on a clean exit and
@@ -153,7 +157,7 @@ class SqlStore(FailureInjection, abc.ABC):
     @property
     def schema_version(self) -> int:
         with self._lock:
-            return current_version(self._conn)
+            return current_version(self._connected())
 
     # Transactions.
 
@@ -175,7 +179,7 @@ class SqlStore(FailureInjection, abc.ABC):
 
     def _read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._conn.execute(sql, tuple(params)).fetchall()
+            return self._connected().execute(sql, tuple(params)).fetchall()
 
     # Tasks.
 

@@ -88,3 +88,25 @@ def test_a_database_the_store_cannot_set_up_in_is_a_store_open_error_naming_it(p
     with pytest.raises(StoreOpenError, match=re.escape(
             f"{missing}: cannot set up the unstuck schema") + r".*no schema has been selected.*search_path"):
         PostgresStore(missing)
+
+
+def test_a_lost_connection_fails_one_call_and_the_store_reconnects(pg_server, url):
+    """A server restart or a killed backend must not wedge the live scheduler: the call that
+    meets the dead connection fails (a write as StoreWriteError), the next one reconnects."""
+    from scheduler.ports import StoreWriteError
+
+    def kill_backend(store: PostgresStore) -> None:
+        with psycopg.connect(pg_server.url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (store._conn.info.backend_pid,))
+
+    with PostgresStore(url) as store:
+        store.insert_task(task(1))
+        kill_backend(store)
+        with pytest.raises(StoreWriteError, match="postgres write failed \\(cas task\\)"):
+            store.cas_task(1, 0, status=TaskStatus.RUNNING)
+        won = store.cas_task(1, 0, status=TaskStatus.RUNNING)
+        assert won is not None and won.version == 1
+        assert store.get_task(1) == won
+        kill_backend(store)
+        assert store.get_task(1) == won  # a read is retried once, on a new connection
+        assert [t.id for t in store.list_tasks()] == [1]
