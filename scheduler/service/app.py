@@ -21,7 +21,7 @@ from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scheduler import events as ev
@@ -37,6 +37,20 @@ Auth = Annotated[str | None, Header(alias="Authorization", description="Bearer <
 Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("contains a NUL character (\\u0000), which a PostgreSQL store cannot "
+                         "hold; remove it")
+    return text
+
+
+# Free text that is stored in a task row: every store must be able to hold it (docs/stores.md).
+Text = Annotated[str, AfterValidator(_no_nul)]
+# An agent's error text is kept, not refused (a refused failure report could leave its task
+# waiting): a NUL in it becomes U+FFFD.
+AgentText = Annotated[str, AfterValidator(lambda text: text.replace("\x00", "\ufffd"))]
+
+
 class Body(BaseModel):
     """A JSON request body: unknown fields are refused, and so is a value of the wrong JSON
     type (`"5"`, `true` or `5.0` for an integer, `1` for a boolean): strict mode, since FastAPI
@@ -49,13 +63,13 @@ class Body(BaseModel):
 class CreateTask(Body):
     workspace_id: Id
     task_type: TaskType = Field(TaskType.PLAN_AND_APPLY, strict=False)
-    description: str = Field("", max_length=2000)
+    description: Text = Field("", max_length=2000)
 
 
 class Confirm(Body):
-    plan_digest: str | None = Field(None, max_length=200,
-                                    description="the digest of the plan the user reviewed")
-    description: str = Field("", max_length=2000)
+    plan_digest: Text | None = Field(None, max_length=200,
+                                     description="the digest of the plan the user reviewed")
+    description: Text = Field("", max_length=2000)
 
 
 class PutWorkspace(Body):
@@ -131,9 +145,9 @@ class Report(Body):
     task_id: int = Field(ge=1, le=2**62)
     fence: int = Field(0, ge=0, le=2**62)
     has_changes: bool = False
-    digest: str = Field("", max_length=200)
+    digest: Text = Field("", max_length=200)
     ok: bool = True
-    error: str = Field("", max_length=2000)
+    error: AgentText = Field("", max_length=2000)
     exec: ExecRow | None = Field(None, description="the execution row to record before the report")
 
 

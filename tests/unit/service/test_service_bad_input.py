@@ -28,6 +28,21 @@ def test_a_wrong_field_is_400_naming_field_value_and_choices(service):
     assert service.snapshot() == before
 
 
+def test_a_nul_character_in_stored_text_is_400_on_every_store(service):
+    """PostgreSQL text cannot hold NUL: a description with one crashed the create with a 500
+    on --store postgresql:// while SQLite took it. Every store's service refuses it alike."""
+    before = service.snapshot()
+    r = service.http.post("/tasks", json={"workspace_id": "ws-1", "description": "a\x00b"},
+                          headers=service.auth())
+    assert r.status_code == 400, r.text
+    assert r.json()["message"].startswith("body.description: Value error, contains a NUL character")
+    assert service.snapshot() == before
+    r = service.http.post("/tasks/1/confirm", json={"plan_digest": "x\x00", "description": ""},
+                          headers=service.auth())
+    assert r.status_code == 400 and r.json()["message"].startswith("body.plan_digest: Value error")
+    assert service.snapshot() == before
+
+
 def test_unknown_task_and_workspace_are_404(service):
     before = service.snapshot()
     assert service.http.get("/tasks/987654").status_code == 404
@@ -294,3 +309,13 @@ def test_a_completion_notice_from_an_agent_not_registered_is_404_and_changes_not
     assert (hb.status_code, hb.json()["message"]) == (404, r.json()["message"])
     assert service.snapshot() == before
     assert [row for row in service.engine.history.rows[rows:] if row.get("agent") == "agent-ghost"] == []
+
+
+def test_a_nul_in_an_agents_error_text_is_kept_as_a_replacement_character():
+    """A failure report is never refused for its text (its task would wait): the NUL that a
+    PostgreSQL store cannot hold becomes U+FFFD."""
+    from scheduler.service.app import Report
+
+    body = Report.model_validate({"agent_id": "a-1", "report": "task_failed", "task_id": 1,
+                                  "ok": False, "error": "exit\x00 1"})
+    assert body.error == "exit\ufffd 1"
