@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from scheduler.model import AgentRow, PlanArtifact, Pool, Task, TaskStatus, Workspace
+from scheduler.stores.cas import cas_changes
 from scheduler.stores.failures import FailureInjection, WriteFailures
 
 
@@ -94,14 +95,12 @@ class MemoryStore(FailureInjection):
         self._wrote("tasks")
 
     def cas_task(self, task_id: int, expected_version: int, **changes) -> Task | None:
-        if "id" in changes:
-            raise ValueError("cas_task cannot change a task's id: it is the key")
+        cas_changes(task_id, changes)
         self.failures.check("cas task")
         old = self._tasks.get(task_id)
         if old is None or old.version != expected_version:
             return None
-        new = dataclasses.replace(old, **changes)
-        new.version = old.version + 1
+        new = dataclasses.replace(old, **changes, version=old.version + 1)
         self._tasks[task_id] = new
         self._index(old, new)
         self._wrote("tasks")

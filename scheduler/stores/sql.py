@@ -51,6 +51,7 @@ from typing import Any, ClassVar, Self
 
 from scheduler.model import AgentRow, PlanArtifact, Pool, Task, TaskStatus, Workspace
 from scheduler.ports import StoreWriteError
+from scheduler.stores.cas import cas_changes
 from scheduler.stores.failures import FailureInjection, WriteFailures
 from scheduler.stores.rows import AGENTS, PLANS, POOLS, TABLES, TASKS, WORKSPACES, Table
 
@@ -225,15 +226,8 @@ class SqlStore(FailureInjection, abc.ABC):
 
     def cas_task(self, task_id: int, expected_version: int, **changes) -> Task | None:
         p = self._placeholder
-        changes.pop("version", None)  # the store owns version, as in MemoryStore
+        cas_changes(task_id, changes)  # before the failure plan, as in MemoryStore
         with self._write("cas task") as conn:
-            # Checked after the failure plan, so a bad call consumes an injected failure
-            # exactly as MemoryStore's does.
-            unknown = sorted(set(changes) - set(TASKS.columns))
-            if unknown:
-                raise TypeError(f"cas_task: Task has no field(s) {', '.join(unknown)}")
-            if "id" in changes:
-                raise ValueError(f"cas_task cannot change a task's id (task {task_id})")
             assignments = [f"{c} = {p}" for c in changes] + ["version = version + 1"]
             params = [TASKS.encode_field(c, v) for c, v in changes.items()]
             # PostgreSQL re-checks the WHERE on the row it locked, and SQLite holds the

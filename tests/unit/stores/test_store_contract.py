@@ -159,6 +159,27 @@ def test_cas_task_refuses_an_unknown_field(store):
     assert store.get_task(1) == task(1)
 
 
+def test_cas_task_refuses_a_bad_change_whatever_the_version_and_before_any_write(store):
+    """A misspelt field or an id change is a bug in the caller, refused by every store on
+    every call: not only when the compare-and-set would have won (the simulation hid a typo
+    behind a stale version that the live service would crash on), and without using up an
+    injected write failure (the call is not a write)."""
+    store.insert_task(task(1))
+    for task_id, version in ((1, 0), (1, 7), (99, 0)):
+        with pytest.raises(TypeError, match="no_such_field"):
+            store.cas_task(task_id, version, no_such_field=1)
+        with pytest.raises(ValueError, match="id"):
+            store.cas_task(task_id, version, id=2)
+    store.fail_next_writes(1)
+    with pytest.raises(TypeError):
+        store.cas_task(1, 0, no_such_field=1)
+    with pytest.raises(ValueError):
+        store.cas_task(1, 0, id=2)
+    with pytest.raises(StoreWriteError):  # the armed failure is still there
+        store.cas_task(1, 0, stage="x")
+    assert store.get_task(1) == task(1)
+
+
 # Injected write failures.
 
 CHECKED_WRITES = {
