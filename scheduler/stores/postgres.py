@@ -113,8 +113,14 @@ class PostgresStore(SqlStore):
             raise
 
     def _connect(self) -> psycopg.Connection:
-        return psycopg.connect(libpq_url(self.url), autocommit=True,
+        conn = psycopg.connect(libpq_url(self.url), autocommit=True,
                                connect_timeout=self._connect_timeout)
+        # Every transaction BEGINs at READ COMMITTED, whatever the server's or role's
+        # default_transaction_isolation: there a blocked compare-and-set re-checks its WHERE
+        # on the winner's row and loses with None. Under REPEATABLE READ or SERIALIZABLE it
+        # would fail with a serialization error instead.
+        conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+        return conn
 
     def close(self) -> None:
         self._closed = True

@@ -110,3 +110,32 @@ def test_a_lost_connection_fails_one_call_and_the_store_reconnects(pg_server, ur
         kill_backend(store)
         assert store.get_task(1) == won  # a read is retried once, on a new connection
         assert [t.id for t in store.list_tasks()] == [1]
+
+
+def test_a_racing_cas_loses_with_none_whatever_the_servers_default_isolation(url):
+    """The store pins READ COMMITTED, under which PostgreSQL re-checks the WHERE of a blocked
+    UPDATE on the new row: the loser of a race gets None, as in every store. Under a server
+    default of SERIALIZABLE (a DBA's choice) it got StoreWriteError("could not serialize")."""
+    import threading
+
+    serializable = url + "%20-cdefault_transaction_isolation%3Dserializable"
+    with PostgresStore(serializable) as store, psycopg.connect(serializable) as other:
+        assert other.execute("SHOW default_transaction_isolation").fetchone() == ("serializable",)
+        store.insert_task(task(1))
+        other.execute("UPDATE tasks SET version = version + 1, fence = 9 WHERE id = 1")  # row locked
+        result: list = []
+        racer = threading.Thread(target=lambda: result.append(_outcome(store.cas_task, 1, 0, fence=1)))
+        racer.start()
+        racer.join(0.5)
+        assert racer.is_alive()  # blocked on the row lock
+        other.commit()
+        racer.join(10)
+        assert result == [None]
+        assert store.get_task(1).fence == 9
+
+
+def _outcome(call, *args, **kwargs):
+    try:
+        return call(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the test compares what came out
+        return exc
