@@ -109,7 +109,7 @@ def serve(
     from scheduler.service.config import ServiceConfig, scaled_settings
     from scheduler.service.identity import IdentityConfigError, load_pool_token, load_users
     from scheduler.settings import Settings
-    from scheduler.stores import open_store
+    from scheduler.stores import open_store, redacted
 
     try:
         users = load_users(users_file, dict(os.environ))
@@ -128,7 +128,7 @@ def serve(
         except ValueError as exc:
             fail_input(f"--store: {exc}")
         except Exception as exc:  # noqa: BLE001 - any open failure is the user's URL or server
-            fail_input(f"--store {store!r}: cannot open: {exc}")
+            fail_input(f"--store {redacted(store)!r}: cannot open: {exc}")
     config = ServiceConfig(
         data_dir=data_dir, store_url=store, scheduler=scheduler, cluster=cluster, pool_id=pool,
         pods=_names("--pods", pods), workspaces=_names("--workspaces", workspaces), users=users,

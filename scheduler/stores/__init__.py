@@ -6,6 +6,29 @@ compare-and-set on `Task.version` and all can be told to fail writes, for fault 
 (`fail_writes`, `fail_next_writes`, `heal`).
 """
 
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, whether in the user part or a `password=` parameter
+    (libpq takes both)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not parseable (a bad [IPv6] host): hide the whole user part
+        scheme, sep, rest = url.partition("://")
+        _, at, host = rest.rpartition("@")
+        url = f"{scheme}{sep}***@{host}" if at else url
+        return re.sub(r"([?&])password=[^&]*", r"\1password=***", url)
+    query = re.sub(r"(^|&)password=[^&]*", r"\1password=***", parts.query)
+    netloc = parts.netloc
+    if password is not None:
+        netloc = netloc.replace(f":{password}@", ":***@")
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
 
 def open_store(url: str):
     """Open the store a URL names: `memory://`, `sqlite:///PATH`, a bare file path, or

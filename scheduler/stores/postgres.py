@@ -31,16 +31,15 @@ migration once; recorded in `schema_version`. A newer schema is refused.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
 from scheduler.ports import StoreWriteError
+from scheduler.stores import redacted
 from scheduler.stores.migrations import Migration
 from scheduler.stores.migrations import postgres as pg_migrations
 from scheduler.stores.rows import TABLES
@@ -51,19 +50,6 @@ __all__ = ["MIGRATION_LOCK", "PostgresStore", "SchemaTooNewError", "StoreOpenErr
            "libpq_url", "redacted"]
 
 MIGRATION_LOCK = 0x756E737475636B  # "unstuck": the advisory lock key of migrations
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, whether in the user part or a `password=` parameter
-    (libpq takes both)."""
-    parts = urlsplit(url)
-    query = re.sub(r"(^|&)password=[^&]*", r"\1password=***", parts.query)
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = netloc.replace(f":{parts.password}@", ":***@")
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def libpq_url(url: str) -> str:
@@ -93,7 +79,7 @@ class PostgresStore(SqlStore):
             self._conn = self._connect()
         except psycopg.Error as exc:
             raise StoreOpenError(
-                f"{redacted(url)}: cannot connect to PostgreSQL: {str(exc).strip()}; check the "
+                f"{redacted(url)}: cannot connect to PostgreSQL: {' '.join(str(exc).split())}; check the "
                 "host, port, database and credentials in the URL, and that the server runs"
             ) from None
         try:

@@ -65,6 +65,18 @@ def test_bad_options_exit_2_with_one_line(args, env, message):
     assert len(lines) == 1 and re.search(message, lines[0]), result.output
 
 
+def test_a_store_that_cannot_be_opened_exits_2_in_one_line_without_its_password(tmp_path):
+    url = "postgresql://u:hunter2@127.0.0.1:1/db?password=hunter3"
+    result = CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path / "run"), "--store", url], env=ENV)
+    assert result.exit_code == 2, result.output
+    assert "hunter2" not in result.output and "hunter3" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: --store 'postgresql://u:***@127.0.0.1:1/db?password=***': cannot open: ")
+    assert "cannot connect to PostgreSQL: connection failed: " in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("command", [["serve", "--pool-token-file"], ["agent", "--pod", "x", "--token-file"]])
 def test_a_pool_token_file_that_is_not_utf8_exits_2_naming_it(tmp_path, command):
     token = tmp_path / "token"
