@@ -47,6 +47,11 @@ def open_store(url: str):
         if not url:
             raise ValueError("store URL is empty; expected memory://, sqlite:///PATH or a path")
         path = url
+    elif scheme == "sqlite" and ("?" in rest or "#" in rest):
+        raise ValueError(
+            f"store URL {url!r}: sqlite takes no parameters (?...) or fragment (#...); give "
+            "the file path alone, as in sqlite:///state.db (or a bare path, which may hold ? or #)"
+        )
     elif scheme == "sqlite" and rest.startswith("/") and len(rest) > 1:
         path = rest[1:]
     elif scheme == "sqlite":

@@ -47,8 +47,13 @@ def test_a_bare_path_is_a_sqlite_file(tmp_path):
             r"^store URL 'redis://localhost': unknown scheme 'redis'; expected memory://",
         ),
         ("", r"store URL is empty"),
+        # SQLAlchemy's parameters are not taken; the store opened a file named "s.db?mode=ro".
+        ("sqlite:///s.db?mode=ro", r"^store URL 'sqlite:///s\.db\?mode=ro': sqlite takes no parameters"),
+        ("sqlite:///s.db#x", r"sqlite takes no parameters \(\?\.\.\.\) or fragment"),
     ],
 )
-def test_other_urls_are_refused_with_the_accepted_forms(url, message):
+def test_other_urls_are_refused_with_the_accepted_forms(url, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=message):
         open_store(url)
+    assert list(tmp_path.iterdir()) == []  # no file was created
