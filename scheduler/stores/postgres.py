@@ -70,10 +70,14 @@ class PostgresStore(SqlStore):
                      psycopg.errors.DeadlockDetected)
 
     def __init__(self, url: str, *, migrations: tuple[Migration, ...] = pg_migrations.MIGRATIONS,
-                 connect_timeout_s: float = 5.0) -> None:
+                 connect_timeout_s: float = 5.0, lock_timeout_s: float = 5.0) -> None:
+        """`lock_timeout_s` bounds how long a write waits for a row another transaction
+        holds, as SQLite's `timeout_s` bounds its wait for the write lock; past it the write
+        fails as `StoreWriteError`."""
         super().__init__()
         self.url = url
         self._connect_timeout = max(1, int(connect_timeout_s))
+        self._lock_timeout_ms = max(1, round(lock_timeout_s * 1000))
         self._closed = False
         try:
             self._conn = self._connect()
@@ -106,6 +110,9 @@ class PostgresStore(SqlStore):
         # on the winner's row and loses with None. Under REPEATABLE READ or SERIALIZABLE it
         # would fail with a serialization error instead.
         conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+        # A write blocked by another transaction's row lock waits this long, then fails
+        # (LockNotAvailable, an OperationalError: StoreWriteError), never for ever.
+        conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{self._lock_timeout_ms}ms",))
         return conn
 
     def close(self) -> None:
@@ -154,6 +161,8 @@ class PostgresStore(SqlStore):
 def _migrate(conn: psycopg.Connection, where: str, migrations: tuple[Migration, ...]) -> None:
     supported = migrations[-1].version if migrations else 0
     with conn.transaction():
+        # Another process's migration is waited for, however long it takes.
+        conn.execute("SET LOCAL lock_timeout = 0")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         tables = {r[0] for r in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
@@ -171,6 +180,7 @@ def _migrate(conn: psycopg.Connection, where: str, migrations: tuple[Migration, 
             "it was written by a newer unstuck. Upgrade unstuck, or use another database")
     for migration in migrations[found:]:
         with conn.transaction():
+            conn.execute("SET LOCAL lock_timeout = 0")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             if current_version(conn) < migration.version:
                 for statement in migration.statements:

@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from scheduler.model import Task, TaskStatus, TaskType
+from scheduler.ports import StoreWriteError
 from scheduler.stores import open_store
 from scheduler.stores.migrations import Migration
 from scheduler.stores.migrations import postgres as pg_migrations
@@ -93,8 +94,6 @@ def test_a_database_the_store_cannot_set_up_in_is_a_store_open_error_naming_it(p
 def test_a_lost_connection_fails_one_call_and_the_store_reconnects(pg_server, url):
     """A server restart or a killed backend must not wedge the live scheduler: the call that
     meets the dead connection fails (a write as StoreWriteError), the next one reconnects."""
-    from scheduler.ports import StoreWriteError
-
     def kill_backend(store: PostgresStore) -> None:
         with psycopg.connect(pg_server.url, autocommit=True) as conn:
             conn.execute("SELECT pg_terminate_backend(%s)", (store._conn.info.backend_pid,))
@@ -139,3 +138,27 @@ def _outcome(call, *args, **kwargs):
         return call(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - the test compares what came out
         return exc
+
+
+def test_a_write_blocked_past_the_lock_timeout_is_a_store_write_error_and_changes_nothing(url):
+    """As SQLite's busy timeout: a row held by another transaction (a hung client, a DBA)
+    is waited for up to `lock_timeout_s`, then the write fails as StoreWriteError. It used
+    to wait for ever, holding the store's lock, so every other call of the service hung."""
+    import threading
+    import time
+
+    with PostgresStore(url, lock_timeout_s=0.5) as store, psycopg.connect(url) as other:
+        store.insert_task(task(1))
+        other.execute("UPDATE tasks SET fence = 9 WHERE id = 1")  # row locked, not committed
+        result: list = []
+        racer = threading.Thread(target=lambda: result.append(_outcome(store.cas_task, 1, 0, fence=1)))
+        started = time.monotonic()
+        racer.start()
+        racer.join(10)
+        assert not racer.is_alive(), "the blocked write never gave up"
+        assert 0.4 < time.monotonic() - started < 5
+        assert len(result) == 1 and isinstance(result[0], StoreWriteError)
+        assert "postgres write failed (cas task)" in str(result[0]) and "lock timeout" in str(result[0])
+        other.rollback()
+        assert store.get_task(1) == task(1)
+        assert store.cas_task(1, 0, fence=1).fence == 1  # waited for within the timeout
