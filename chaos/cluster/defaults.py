@@ -312,4 +312,8 @@ def apply(kind: str, obj: dict) -> dict:
         obj.setdefault("status", {})
     elif kind == "Lease":
         obj.setdefault("spec", {})
+    elif kind == "PersistentVolumeClaim":
+        # Stored only: no provisioner binds it and pods' volumes are not mounted.
+        obj.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")
+        obj.setdefault("status", {"phase": "Pending"})
     return obj

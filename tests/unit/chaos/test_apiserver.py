@@ -147,6 +147,15 @@ def test_every_kind_deserializes_with_the_official_client(cluster, api, core, ap
     core.create_namespaced_secret("default", {"metadata": {"name": "sec"},
                                               "stringData": {"k": "v"}})
     core.create_namespaced_config_map("default", {"metadata": {"name": "cm"}})
+    core.create_namespaced_service_account("default", {"metadata": {"name": "sa"}})
+    core.create_namespaced_persistent_volume_claim("default", {"metadata": {"name": "pvc"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    rbac = client.RbacAuthorizationV1Api(api)
+    rbac.create_namespaced_role("default", {"metadata": {"name": "r"}, "rules": [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]})
+    rbac.create_namespaced_role_binding("default", {"metadata": {"name": "rb"}, "subjects": [
+        {"kind": "ServiceAccount", "name": "sa", "namespace": "default"}], "roleRef": {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"}})
     kinds = {r.kind for r in resources.RESOURCES}
     checked = set()
     for res in resources.RESOURCES:
