@@ -1,0 +1,52 @@
+"""docs/report.md, "Reporting a live run": its command block, run as written on a service's
+history (which has no run.end row), gives a report and a gate verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+FIXTURE = ROOT / "tests" / "fixtures" / "histories" / "incident-601-reference.jsonl"
+
+
+def _block() -> str:
+    text = (ROOT / "docs" / "report.md").read_text()
+    section = text.split("## Reporting a live run", 1)[1]
+    return re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_documented_live_run_commands_report_and_gate_a_service_history(tmp_path):
+    rows = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
+    assert rows[-1]["kind"] == "run.end"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "history.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows[:-1]))  # as `unstuck serve` leaves it
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parents[1])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    lines = _block().splitlines()
+    report, gate = lines[-2], lines[-1]
+    assert report.startswith(".venv/bin/unstuck report") and gate.startswith(".venv/bin/unstuck gate")
+    prep = subprocess.run(["bash", "-ec", "\n".join(lines[:-2])], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert prep.returncode == 0, prep.stderr
+
+    def run(line: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", "-c", line.split("#")[0]], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    done = run(report)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "live" / "index.html").is_file()
+    done = run(gate)
+    assert done.returncode == 2 and "live/scenarios/live.yaml" in done.stderr, done.stderr
+    (tmp_path / "live" / "scenarios").mkdir()
+    (tmp_path / "live" / "scenarios" / "live.yaml").write_text(
+        (ROOT / "scenarios" / "incident-601.yaml").read_text())
+    done = run(gate)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS  live  reference: pass" in done.stdout
