@@ -301,6 +301,33 @@ def _secret_cells(secret: dict, now: float) -> list:
             len(secret.get("data") or {}), age(secret, now)]
 
 
+def _event_cells(ev: dict, now: float) -> list:
+    """printEvent, wide (the server always prints wide; kubectl hides priority-1 columns)."""
+    first = since(ev.get("firstTimestamp"), now) if ev.get("firstTimestamp") else \
+        since(ev.get("eventTime"), now)
+    last = since(ev.get("lastTimestamp"), now) if ev.get("lastTimestamp") else first
+    count = ev.get("count") or 1
+    series = ev.get("series")
+    if series:
+        last, count = since(series.get("lastObservedTime"), now), series.get("count", 0)
+    involved = ev.get("involvedObject") or {}
+    kind = str(involved.get("kind", "")).lower()
+    target = f"{kind}/{involved['name']}" if involved.get("name") else kind
+    source = ev.get("source") or {}
+    component = source.get("component") or ev.get("reportingComponent", "")
+    instance = source.get("host") or ev.get("reportingInstance", "")
+    return [last, ev.get("type", ""), ev.get("reason", ""), target,
+            involved.get("fieldPath", ""), f"{component}, {instance}" if instance else component,
+            str(ev.get("message", "")).strip(), first, count, meta.name_of(ev)]
+
+
+EVENTS = Printer((Column("Last Seen"), Column("Type"), Column("Reason"), Column("Object"),
+                  Column("Subobject", priority=1), Column("Source", priority=1),
+                  Column("Message"), Column("First Seen", priority=1),
+                  Column("Count", priority=1), Column("Name", priority=1, format="name")),
+                 _event_cells)
+
+
 def _generic_cells(obj: dict, now: float) -> list:
     return [meta.name_of(obj), age(obj, now)]
 
@@ -314,6 +341,7 @@ BY_KIND: dict[str, Printer] = {
     "ReplicaSet": REPLICASETS,
     "HorizontalPodAutoscaler": HPAS,
     "PodDisruptionBudget": PDBS,
+    "Event": EVENTS,
     "Namespace": Printer((NAME, Column("Status"), AGE), _namespace_cells),
     "ConfigMap": Printer((NAME, Column("Data", "integer"), AGE), _configmap_cells),
     "Secret": Printer((NAME, Column("Type"), Column("Data", "integer"), AGE), _secret_cells),

@@ -162,3 +162,32 @@ def test_kubectl_get_prints_server_columns(cluster, kubectl, core, apps):
     plain = json.loads(_get(f"{cluster.url}/api/v1/namespaces/default/pods/{pod_name}",
                             accept="application/json"))
     assert plain["kind"] == "Pod"
+
+
+def test_kubectl_get_events_prints_the_event_columns(cluster, kubectl, core, apps):
+    """Upstream's event printer: LAST SEEN TYPE REASON OBJECT MESSAGE, and with -o wide
+    SUBOBJECT SOURCE FIRST SEEN COUNT NAME (it printed NAME and AGE only)."""
+    apps.create_namespaced_deployment("default", deployment("evt", 1))
+    wait_for(running_pods(core, "app=evt", 1))
+    rows = columns(kubectl("get", "events"))
+    assert list(rows[0]) == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    scaled = [r for r in rows if r["OBJECT"] == "deployment/evt"]
+    assert scaled and scaled[0]["TYPE"] == "Normal" and scaled[0]["REASON"] == "ScalingReplicaSet"
+    assert scaled[0]["MESSAGE"].startswith("Scaled up replica set evt-")
+    assert any(r["REASON"] == "Started" and r["OBJECT"].startswith("pod/evt-") for r in rows)
+    wide = columns(kubectl("get", "events", "-o", "wide"))
+    assert list(wide[0]) == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE",
+                             "MESSAGE", "FIRST SEEN", "COUNT", "NAME"]
+    row = next(r for r in wide if r["OBJECT"] == "deployment/evt")
+    assert row["COUNT"] == "1" and row["NAME"].startswith("evt.")
+
+
+def test_event_cells_follow_the_upstream_printer():
+    event = {"metadata": {"name": "e1", "namespace": "default", "creationTimestamp": STAMP},
+             "involvedObject": {"kind": "Pod", "name": "p", "fieldPath": "spec.containers{c}"},
+             "reason": "Killing", "message": " Stopping container c \n", "type": "Normal",
+             "source": {"component": "kubelet", "host": "node-1"},
+             "firstTimestamp": STAMP, "lastTimestamp": None, "count": 0}
+    table = tables.of_object(resources.EVENTS, event, now=T0 + 90)
+    assert table["rows"][0]["cells"] == ["90s", "Normal", "Killing", "pod/p", "spec.containers{c}",
+                                         "kubelet, node-1", "Stopping container c", "90s", 1, "e1"]
