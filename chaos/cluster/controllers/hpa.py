@@ -74,6 +74,45 @@ def resource_of(hpa: dict) -> str | None:
     return (metric.get("resource") or {}).get("name")
 
 
+def metric_name(hpa: dict) -> str:
+    """How upstream's controller names the (first) metric in its messages
+    (`metricNameProposal`)."""
+    metric = (hpa["spec"].get("metrics") or [{"type": "Resource", "resource": {
+        "name": "cpu", "target": {"type": "Utilization"}}}])[0]
+    kind = metric.get("type", "Resource")
+    member = defaults.METRIC_SOURCE_FIELD.get(kind, "resource")
+    source = metric.get(member) or {}
+    if kind in ("Resource", "ContainerResource"):
+        what = "resource" if kind == "Resource" else "container resource"
+        if (source.get("target") or {}).get("type", "Utilization") == "Utilization":
+            return f"{source.get('name')} {what} utilization (percentage of request)"
+        return f"{source.get('name')} {what}"
+    name = (source.get("metric") or {}).get("name")
+    if kind == "Pods":
+        return f"pods metric {name}"
+    if kind == "Object":
+        return f"{(source.get('describedObject') or {}).get('kind')} metric {name}"
+    return f"external metric {name}"
+
+
+# Upstream's ScalingLimited (convertDesiredReplicasWithRules / ...WithBehaviorRate) and
+# AbleToScale stabilization messages, by reason.
+_LIMIT_MESSAGES = {
+    "TooManyReplicas": "the desired replica count is more than the maximum replica count",
+    "TooFewReplicas": "the desired replica count is less than the minimum replica count",
+    "ScaleUpLimit": "the desired replica count is increasing faster than the maximum scale rate",
+    "ScaleDownLimit": "the desired replica count is decreasing faster than the maximum scale "
+                      "rate",
+    "DesiredWithinRange": "the desired count is within the acceptable range",
+}
+_STABILIZED_MESSAGES = {
+    "ScaleDownStabilized": "recent recommendations were higher than current one, applying the "
+                           "highest recent recommendation",
+    "ScaleUpStabilized": "recent recommendations were lower than current one, applying the "
+                         "lowest recent recommendation",
+}
+
+
 class HPAController(Controller):
     name = "hpa"
     on_change = False
@@ -139,10 +178,19 @@ class HPAController(Controller):
                                 "the metric source has no sample yet", now)
         if decision.desired != current:
             self.registry.set_scale(res, ns, ref["name"], {"spec": {"replicas": decision.desired}})
+            if current > spec.max_replicas:
+                why = "Current number of replicas above Spec.MaxReplicas"
+            elif current < spec.min_replicas:
+                why = "Current number of replicas below Spec.MinReplicas"
+            elif decision.desired > current:
+                why = f"{metric_name(hpa)} above target"
+            else:
+                why = "All metrics below target"
             self.recorder.record(hpa, "SuccessfulRescale",
-                                 f"New size: {decision.desired}; reason: {decision.reason}",
+                                 f"New size: {decision.desired}; reason: {why}",
                                  component="horizontal-pod-autoscaler")
-        self._status(hpa, current, decision, decision.reason, "", now, values=values)
+        self._status(hpa, current, decision, decision.reason, "", now, values=values,
+                     in_range=spec.min_replicas <= current <= spec.max_replicas)
 
     def _metric_view(self, pod: dict, now: float) -> hpa_rules.PodMetricView:
         cond = podstatus.condition(pod, "Ready")
@@ -154,17 +202,22 @@ class HPAController(Controller):
             sample_time=now if podstatus.is_ready(pod) else None,
             sample_window_s=self.scale.scaled(defaults.METRIC_WINDOW_S))
 
-    def _status(self, hpa, current, decision, reason, message, now, values=None) -> None:
+    def _status(self, hpa, current, decision, reason, message, now, values=None,
+                in_range=True) -> None:
+        """Status and the conditions upstream's controller sets in the same situation (a
+        condition it would not touch keeps its previous value)."""
         old = hpa.get("status") or {}
         stamp = meta.timestamp(now)
         previous = {c["type"]: c for c in old.get("conditions") or []}
+        conditions = dict(previous)
 
-        def cond(type_, ok, why):
+        def cond(type_, ok, why, text):
             flag = "True" if ok else "False"
             prior = previous.get(type_)
-            return {"type": type_, "status": flag, "reason": why, "message": message or why,
-                    "lastTransitionTime": prior["lastTransitionTime"]
-                    if prior and prior["status"] == flag else stamp}
+            conditions[type_] = {
+                "type": type_, "status": flag, "reason": why, "message": text,
+                "lastTransitionTime": prior["lastTransitionTime"]
+                if prior and prior["status"] == flag else stamp}
 
         status = {"currentReplicas": current if current is not None else
                   old.get("currentReplicas", 0),
@@ -174,11 +227,31 @@ class HPAController(Controller):
             status["lastScaleTime"] = stamp
         elif old.get("lastScaleTime"):
             status["lastScaleTime"] = old["lastScaleTime"]
-        status["conditions"] = [
-            cond("AbleToScale", decision is not None or current is not None, "SucceededGetScale"),
-            cond("ScalingActive", bool(decision and decision.active), reason),
-            cond("ScalingLimited", bool(decision and decision.limited), reason),
-        ]
+        if current is None:
+            cond("AbleToScale", False, reason,
+                 f"the HPA controller was unable to get the target's current scale: {message}")
+        else:
+            cond("AbleToScale", True, "SucceededGetScale",
+                 "the HPA controller was able to get the target's current scale")
+            if decision is None or reason == "FailedGetMetrics":
+                cond("ScalingActive", False, "FailedGetResourceMetric",
+                     f"the HPA was unable to compute the replica count: {message}")
+            elif reason == "ScalingDisabled":
+                cond("ScalingActive", False, "ScalingDisabled",
+                     "scaling is disabled since the replica count of the target is zero")
+            elif in_range:  # outside [min, max] upstream rescales to the bound, metrics unread
+                cond("ScalingActive", True, "ValidMetricFound", "the HPA was able to "
+                     f"successfully calculate a replica count from {metric_name(hpa)}")
+                if reason in _STABILIZED_MESSAGES:
+                    cond("AbleToScale", True, reason, _STABILIZED_MESSAGES[reason])
+                else:
+                    cond("AbleToScale", True, "ReadyForNewScale",
+                         "recommended size matches current size")
+                why = reason if decision.limited else "DesiredWithinRange"
+                cond("ScalingLimited", decision.limited, why,
+                     _LIMIT_MESSAGES.get(why, why))
+        order = ("AbleToScale", "ScalingActive", "ScalingLimited")
+        status["conditions"] = [conditions[t] for t in order if t in conditions]
         if values and spec_of(hpa, self.scale).target_type == "Utilization":
             status["currentMetrics"] = [{"type": "Resource", "resource": {
                 "name": "cpu", "current": {

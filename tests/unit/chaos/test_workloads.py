@@ -241,3 +241,38 @@ def test_hpa_counts_a_running_pod_that_is_not_ready_as_missing_not_unready(clust
     first = wait_for(lambda: (n := apps.read_namespaced_deployment("half", "default").spec.replicas) != 4
                      and n, timeout=5, interval=0.01, what="the first rescale")
     assert first == 3
+
+
+def test_hpa_conditions_carry_upstreams_reasons_and_messages(cluster, api, core, apps):
+    """`kubectl describe hpa` shows the conditions as upstream's controller sets them: it
+    printed ScalingActive True with the reason TooManyReplicas, and each condition's message
+    was its reason. 2 pods at 90 % of a 50 % target want 4 = maxReplicas; then 4 want 8."""
+    apps.create_namespaced_deployment("default", deployment("cond", 2))
+    wait_for(running_pods(core, "app=cond", 2), what="2 running pods")
+    hpas = client.AutoscalingV2Api(api)
+    hpas.create_namespaced_horizontal_pod_autoscaler("default", {
+        "metadata": {"name": "cond"}, "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "cond"},
+            "minReplicas": 1, "maxReplicas": 4, "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]}})
+
+    def conditions():
+        got = hpas.read_namespaced_horizontal_pod_autoscaler("cond", "default").status.conditions
+        return {c.type: (c.status, c.reason, c.message) for c in got or []}
+
+    wait_for(lambda: "ScalingActive" in conditions(), timeout=5, what="a first sync")
+    first = conditions()
+    assert first["AbleToScale"] == ("True", "SucceededGetScale",
+                                    "the HPA controller was able to get the target's current scale")
+    assert first["ScalingActive"][:2] == ("False", "FailedGetResourceMetric")
+    assert first["ScalingActive"][2].startswith("the HPA was unable to compute the replica count: ")
+    cluster.board.set("default", "cond", 0.9)
+    wait_for(lambda: conditions().get("ScalingLimited", ("",))[0] == "True", timeout=5,
+             what="limited by maxReplicas")
+    now = conditions()
+    assert now["ScalingActive"] == (
+        "True", "ValidMetricFound", "the HPA was able to successfully calculate a replica count "
+        "from cpu resource utilization (percentage of request)")
+    assert now["ScalingLimited"] == ("True", "TooManyReplicas",
+                                     "the desired replica count is more than the maximum replica count")
+    assert now["AbleToScale"] == ("True", "ReadyForNewScale", "recommended size matches current size")
