@@ -54,7 +54,7 @@ def resource_list(group: str, version: str) -> dict | None:
     for r in rows:
         out.append({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
                     "kind": r.kind, "verbs": list(resources.ALL_VERBS),
-                    "shortNames": list(r.short_names)})
+                    "shortNames": list(r.short_names), "categories": list(r.categories)})
         for sub in r.subresources:
             sub_group, sub_version, verbs = _SUB[sub]
             entry = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,

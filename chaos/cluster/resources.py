@@ -20,6 +20,8 @@ class Resource:
     namespaced: bool
     short_names: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    """Discovery categories: `kubectl get all` lists the kinds upstream puts in "all"."""
 
     @property
     def api_version(self) -> str:
@@ -41,19 +43,22 @@ class Resource:
 
 RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "namespaces", "Namespace", False, ("ns",), ("status",)),
-    Resource("", "v1", "pods", "Pod", True, ("po",), ("status", "eviction", "log", "binding")),
+    Resource("", "v1", "pods", "Pod", True, ("po",), ("status", "eviction", "log", "binding"),
+             ("all",)),
     Resource("", "v1", "nodes", "Node", False, ("no",), ("status",)),
     Resource("", "v1", "events", "Event", True, ("ev",)),
-    Resource("", "v1", "services", "Service", True, ("svc",), ("status",)),
+    Resource("", "v1", "services", "Service", True, ("svc",), ("status",), ("all",)),
     Resource("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
     Resource("", "v1", "secrets", "Secret", True),
     Resource("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
     Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",),
              ("status",)),
-    Resource("apps", "v1", "deployments", "Deployment", True, ("deploy",), ("status", "scale")),
-    Resource("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), ("status", "scale")),
+    Resource("apps", "v1", "deployments", "Deployment", True, ("deploy",), ("status", "scale"),
+             ("all",)),
+    Resource("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), ("status", "scale"),
+             ("all",)),
     Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True,
-             ("hpa",), ("status",)),
+             ("hpa",), ("status",), ("all",)),
     Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",),
              ("status",)),
     Resource("coordination.k8s.io", "v1", "leases", "Lease", True),

@@ -191,3 +191,18 @@ def test_event_cells_follow_the_upstream_printer():
     table = tables.of_object(resources.EVENTS, event, now=T0 + 90)
     assert table["rows"][0]["cells"] == ["90s", "Normal", "Killing", "pod/p", "spec.containers{c}",
                                          "kubelet, node-1", "Stopping container c", "90s", 1, "e1"]
+
+
+def test_kubectl_get_all_lists_the_kinds_of_the_all_category(cluster, kubectl, core, apps):
+    """`kubectl get all` expands the `all` category from discovery (upstream: pods, services,
+    deployments, replicasets, HPAs among the kinds served here); it answered 'the server
+    doesn't have a resource type "all"'."""
+    apps.create_namespaced_deployment("default", deployment("every", 1))
+    wait_for(running_pods(core, "app=every", 1))
+    core.create_namespaced_service("default", {"metadata": {"name": "every"}, "spec": {
+        "selector": {"app": "every"}, "ports": [{"port": 80}]}})
+    out = kubectl("get", "all")
+    for prefix in ("pod/every-", "service/every", "deployment.apps/every",
+                   "replicaset.apps/every-"):
+        assert prefix in out, out
+    assert "configmap" not in out and "secret" not in out
