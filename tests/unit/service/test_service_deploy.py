@@ -48,3 +48,14 @@ def test_container_args_are_real_options_of_serve_and_agent():
             seen.add(command)
             cli.commands[command].make_context(command, list(args))  # raises on an unknown option
     assert seen == {"serve", "agent"}
+
+
+def test_the_local_cluster_agents_run_this_checkouts_agent_with_real_options():
+    """deploy/local/agents.yaml (docs/service.md, "A live run on the local cluster")."""
+    (d,) = [d for d in yaml.safe_load_all((DEPLOY / "local" / "agents.yaml").read_text()) if d]
+    (c,) = d["spec"]["template"]["spec"]["containers"]
+    assert c["command"] == ["@UNSTUCK@"]
+    command, *args = c["args"]
+    assert command == "agent"
+    typer.main.get_command(app).commands["agent"].make_context(command, list(args))
+    assert d["spec"]["template"]["metadata"]["labels"]["app"] == "unstuck-agent"
