@@ -1283,10 +1283,24 @@ _Loader.add_implicit_resolver(
     list("-+.0123456789"))
 
 
+def _no_base_60(cls: type[yaml.SafeLoader]) -> None:
+    """YAML 1.2's plain scalars of the form `22:00`: text, not YAML 1.1's base-60 numbers.
+    PyYAML read an unquoted time of day `22:00` as the int 1320 (and `1:30.5` as 5430.5), so
+    `from: 22:00` was refused with "= 1320 (int)", while `09:00` (no base-60 number: it
+    starts with 0) passed as text. A str resolver ahead of the int and float ones keeps
+    such a scalar the text the user wrote; no other plain scalar matches it."""
+    sexagesimal = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
+    for first in "-+0123456789":
+        cls.yaml_implicit_resolvers[first].insert(0, ("tag:yaml.org,2002:str", sexagesimal))
+
+
+_no_base_60(_Loader)
+
+
 def read_yaml(text: str) -> Any:
     """The data of a scenario file's text, read as `load` reads it (unique keys, no alias
-    bomb, YAML 1.2 floats); raises `yaml.YAMLError`. (`unstuck shrink` re-reads a file with
-    `yaml.safe_load` and may: a YAML 1.1 dumper writes its string '1e-9' back unquoted.)"""
+    bomb, YAML 1.2 floats, no base-60 numbers); raises `yaml.YAMLError`. `unstuck shrink`
+    re-reads a file with it: `yaml.safe_load` read an unquoted `10:00` as 600."""
     return _read(text)[0]
 
 

@@ -32,7 +32,7 @@ from sim import runner
 from sim.config import FaultSpec, WorldConfig
 from unstuck import checker
 from unstuck.checker.verdicts import Violation, stuck_first
-from unstuck.scenario import NAME_MAX
+from unstuck.scenario import NAME_MAX, read_yaml
 
 
 @dataclass(frozen=True)
@@ -242,7 +242,7 @@ def scenario_yaml(source: str, text: str, shrunk: Shrunk, path: Path | str) -> b
     """The scenario `text` (of the file `source`, as read when the shrink began) with only
     the shrunk faults, each at its time, to be written at `path`: a file that
     `replay_command(path, shrunk)` replays."""
-    data = yaml.safe_load(text)
+    data = read_yaml(text)
     raw = data.get("faults") or []
     out = []
     for i in shrunk.keep:

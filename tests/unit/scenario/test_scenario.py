@@ -647,6 +647,29 @@ def test_a_scenario_may_write_seconds_in_scientific_notation(tmp_path):
                                 "1,000,000 a run allows; make it at least 0.0006"]
 
 
+@pytest.mark.parametrize("hhmm, seconds", [("22:00", 79200.0), ("10:00", 36000.0),
+                                             ("09:30", 34200.0), ("7:05", 25500.0)])
+def test_an_unquoted_time_of_day_is_a_time_of_day_whatever_its_hour(tmp_path, hhmm, seconds):
+    # YAML 1.1 (PyYAML) reads `22:00` as the base-60 int 1320, but `09:30` (a leading 0) as
+    # text: unquoted, `clock_origin: 22:00` was refused as "= 1320 (int)" and `09:30` ran.
+    # YAML 1.2 has no base-60 numbers; the loader reads both as the text written.
+    f = tmp_path / "tod.yaml"
+    f.write_text(f"duration_s: 600\nclock_origin: {hhmm}\nworkload: [{{count: 1, at: [5]}}]\n"
+                 f"pools: [{{id: p, freeze: [{{from: {hhmm}, to: 23:59}}]}}]\n")
+    s = load(f)
+    assert s.clock_origin == seconds and s.pools[0].freeze[0].from_ == seconds
+    assert s.pools[0].freeze[0].to == 23 * 3600 + 59 * 60
+
+
+def test_a_base_60_number_where_seconds_go_is_refused_as_text(tmp_path):
+    f = tmp_path / "b60.yaml"
+    f.write_text("duration_s: 1:30\nworkload: [{count: 1, at: [5]}]\n")
+    with pytest.raises(ScenarioInvalid) as e:
+        load(f)
+    assert e.value.problems == [f"{f}: duration_s = '1:30' (str): expected seconds as a "
+                                "number; for example 300"]
+
+
 @pytest.mark.parametrize("quoted, fix", [
     ("'1e-9'", "write 1e-9 without quotes"), ("'1e+12'", "write 1e+12 without quotes"),
     ("' 300 '", "write 300 without quotes"), ("'nan'", "for example 300"),

@@ -244,3 +244,16 @@ def test_the_shrunk_scenario_of_a_long_named_one_is_still_a_valid_scenario(tmp_p
     assert r.exit_code == 0, r.output
     name = scenario.load(out).name
     assert name.endswith("-shrunk-seed-proposal-seed0") and len(name) == scenario.NAME_MAX
+
+
+def test_the_shrunk_scenario_keeps_an_unquoted_time_of_day(tmp_path):
+    # `unstuck shrink` re-read the file with yaml.safe_load (YAML 1.1), where an unquoted
+    # `clock_origin: 10:00` is the base-60 int 600, and wrote 600: a file that no longer
+    # loads, beside a replay command for it.
+    src = tmp_path / "tod.yaml"
+    src.write_text("clock_origin: 10:00\n" + Path("scenarios/incident-601.yaml").read_text())
+    out = tmp_path / "shrunk.yaml"
+    r = run(app, ["shrink", str(src), "-s", "seed-proposal", "--seed", "0", "--out", str(out),
+                  "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert scenario.load(out).clock_origin == scenario.load(src).clock_origin == 36000
