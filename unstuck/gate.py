@@ -15,6 +15,8 @@ found by a broken chaos setup still needs the setup fixed before anyone can trus
 from __future__ import annotations
 
 import math
+import os
+import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ import pandas as pd
 from scheduler.variants import NAMES
 from unstuck import scenario as scenarios
 from unstuck.checker.metrics import CENSORED, quantile
-from unstuck.checker.verdicts import INVARIANTS
+from unstuck.checker.verdicts import INVARIANTS, STUCK_INVARIANTS
 from unstuck.results import Results
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
@@ -161,9 +163,29 @@ def _latency_check(scen: str, sched: str, name: str, m: pd.DataFrame, done: str,
     return Check(scen, sched, name, PASS if ok else FAIL, detail)
 
 
+def reproduce_command(scenario_path: str, scheduler: str, seed: int, history: str) -> str:
+    """The command that replays one seed alone, with the same history digest."""
+    return (f"unstuck sim {shlex.quote(scenario_path)} --scheduler {scheduler} --seeds 1 "
+            f"--seed-start {seed} --history {shlex.quote(history)}")
+
+
+def replay_command(res: Results, scenario: str, scheduler: str, seed: int,
+                   relative_to: str | Path | None = None) -> str:
+    """`reproduce_command` for a seed of `res`, citing its saved scenario copy as a path from
+    `relative_to` (`Results.scenario_path`): the report's failures table and the gate's
+    failure messages (both from the report folder) give the same command."""
+    return reproduce_command(res.scenario_path(scenario, relative_to), scheduler, seed,
+                             f"{scenario}-{scheduler}-{seed}.jsonl")
+
+
 def evaluate(res: Results, found: dict[str, scenarios.Scenario | None], *,
-             schedulers: list[str] | None = None, **overrides: Any) -> GateResult:
-    """Judge every scenario x scheduler of `res`; `overrides` replace the scenario thresholds."""
+             schedulers: list[str] | None = None, relative_to: str | Path | None = None,
+             **overrides: Any) -> GateResult:
+    """Judge every scenario x scheduler of `res`; `overrides` replace the scenario thresholds.
+    A failure's message ends with the command that replays its first seed, citing the
+    scenario as a path from `relative_to` (the report folder; default: the folder as named
+    to `load`)."""
+    where = os.fspath(relative_to) if relative_to is not None else None
     runs = res.runs
     if runs.empty:
         raise GateInputError(f"{res.root}: runs.parquet is empty and no history was found; "
@@ -174,7 +196,7 @@ def evaluate(res: Results, found: dict[str, scenarios.Scenario | None], *,
             continue
         s = found.get(scen)
         th = Thresholds.of(s).override(**overrides)
-        pairs.append(_judge_pair(res, str(scen), str(sched), seeds, s, th))
+        pairs.append(_judge_pair(res, str(scen), str(sched), seeds, s, th, where))
     rank = {n: i for i, n in enumerate(NAMES)}
     pairs.sort(key=lambda p: (p.scenario, rank.get(p.scheduler, len(rank)), p.scheduler))
     if not pairs:
@@ -184,28 +206,43 @@ def evaluate(res: Results, found: dict[str, scenarios.Scenario | None], *,
 
 
 def _judge_pair(res: Results, scen: str, sched: str, seeds: pd.DataFrame,
-                s: scenarios.Scenario | None, th: Thresholds) -> PairVerdict:
+                s: scenarios.Scenario | None, th: Thresholds, relative_to: str | None
+                ) -> PairVerdict:
     checks: list[Check] = []
     v = res.violations
-    v = v[(v["scenario"] == scen) & (v["scheduler"] == sched)]
+    v = v[(v["scenario"] == scen) & (v["scheduler"] == sched)].sort_values(["seed", "t"],
+                                                                           kind="stable")
+
+    def first_of(mine: pd.DataFrame, named: bool) -> str:
+        """The first of `mine` (lowest seed, earliest), and the command that replays its seed."""
+        if mine.empty:
+            return ""
+        first = mine.iloc[0]
+        inv = f"{first['invariant']}: " if named else ""
+        return (f"; first: seed {first['seed']} {_who(first)} at t={first['t']:g}: {inv}"
+                f"{first['message']}; replay from the report folder: "
+                + replay_command(res, scen, sched, int(first["seed"]), relative_to))
+
     violated = []
     for inv in INVARIANTS:
         col = f"violations_{inv}"
         n = int(seeds[col].sum()) if col in seeds else 0
-        mine = v[v["invariant"] == inv].sort_values(["seed", "t"])
+        mine = v[v["invariant"] == inv]
         if n:
             violated.append(inv)
-            first = mine.iloc[0] if len(mine) else None
-            where = (f"; first: seed {first['seed']} {_who(first)} at t={first['t']:g}: "
-                     f"{first['message']}") if first is not None else ""
             msg = (f"{n} violations in {mine['seed'].nunique()} of {len(seeds)} seeds "
-                   f"(allowed {th.max_violations}){where}")
+                   f"(allowed {th.max_violations})" + first_of(mine, named=False))
         else:
             msg = f"held in all {len(seeds)} seeds"
         checks.append(Check(scen, sched, inv, FAIL if n > th.max_violations else PASS, msg))
     stuck = int(seeds["stuck_tasks"].sum()) if "stuck_tasks" in seeds else 0
-    checks.append(Check(scen, sched, "stuck_tasks", FAIL if stuck > th.max_stuck else PASS,
-                        f"{stuck} stuck tasks (allowed {th.max_stuck})"))
+    msg = f"{stuck} stuck tasks (allowed {th.max_stuck})"
+    if stuck:  # a task is stuck when a STUCK_INVARIANTS violation names it (checker.verdicts)
+        mine = v[v["invariant"].isin(STUCK_INVARIANTS) & v["task"].notna()]
+        stuck_seeds = int((seeds["stuck_tasks"] > 0).sum())
+        msg = (f"{stuck} stuck tasks in {stuck_seeds} of {len(seeds)} seeds (allowed "
+               f"{th.max_stuck})" + first_of(mine, named=True))
+    checks.append(Check(scen, sched, "stuck_tasks", FAIL if stuck > th.max_stuck else PASS, msg))
     m = res.metrics
     m = m[(m["scenario"] == scen) & (m["scheduler"] == sched)]
     owed = m[~m["outcome"].isin(CENSORED)]

@@ -235,15 +235,16 @@ def gate_cmd(
         res = results.load(directory)
         found = gates.find_scenarios(res, list(dict.fromkeys(res.runs["scenario"])),
                                      scenarios_dir or [Path("scenarios")], strict=True)
-        result = gates.evaluate(res, found, schedulers=only, max_stuck=max_stuck,
-                                recovery_p99_s=recovery_p99, max_violations=max_violations,
+        # Beside results/ only when the user named the report folder (see `report_cmd`).
+        folder = res.root.parent if Path(directory).resolve() != res.root.resolve() else res.root
+        result = gates.evaluate(res, found, schedulers=only, relative_to=folder,
+                                max_stuck=max_stuck, recovery_p99_s=recovery_p99,
+                                max_violations=max_violations,
                                 confirm_to_apply_p99_s=confirm_to_apply_p99)
     except (results.ResultsInvalid, gates.GateInputError) as e:
         _fail(str(e))
     except Exception as e:  # noqa: BLE001 - the gate's contract: a harness error is exit 2, named
         _fail(f"harness error while judging {directory}: {e.__class__.__name__}: {e}")
-    # Beside results/ only when the user named the report folder (see `report_cmd`).
-    folder = res.root.parent if Path(directory).resolve() != res.root.resolve() else res.root
     overridden = any(v is not None for v in (max_stuck, recovery_p99, max_violations,
                                               confirm_to_apply_p99))
     default = folder / junit_name(only, list(res.runs["scheduler"]), overridden)

@@ -57,7 +57,7 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
     # The page states a verdict `unstuck gate` would refuse to give (exit 2): say so.
     notes = [f"{p} (this report judged it with the default thresholds, its declared faults not "
              "checked; `unstuck gate` exits 2 until it finds the file)" for p in unread]
-    gate = gates.evaluate(res, found)
+    gate = gates.evaluate(res, found, relative_to=out)  # its replay commands: as `fails`
     matrix = tables.verdict_matrix(gate, res.runs)
     wide = tables.matrix_wide(matrix)
     fails = tables.failures(res, relative_to=out)  # the commands run from the report folder

@@ -18,7 +18,7 @@ import pandas as pd
 
 from unstuck.checker.metrics import CENSORED, percentiles
 from unstuck.checker.verdicts import INVARIANTS, stuck_first
-from unstuck.gate import GateResult
+from unstuck.gate import GateResult, replay_command
 from unstuck.plots import _order, stuck_bins
 from unstuck.results import Results
 
@@ -119,11 +119,6 @@ def stuck_histogram(metrics: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["scheduler", "bin", "from_s", "to_s", "tasks"])
 
 
-def reproduce_command(scenario_path: str, scheduler: str, seed: int, history: str) -> str:
-    return (f"unstuck sim {shlex.quote(scenario_path)} --scheduler {scheduler} --seeds 1 "
-            f"--seed-start {seed} --history {shlex.quote(history)}")
-
-
 def shrink_command(scenario_path: str, scenario: str, scheduler: str, seed: int) -> str:
     return (f"unstuck shrink {shlex.quote(scenario_path)} --scheduler {scheduler} --seed {seed} "
             f"--out {shlex.quote(f'{scenario}-shrunk-{scheduler}-seed{seed}.yaml')}")
@@ -162,8 +157,8 @@ def failures(res: Results, relative_to: str | Path | None = None) -> pd.DataFram
         rows.append({"scenario": r.scenario, "scheduler": r.scheduler, "seed": int(r.seed),
                      "stuck_tasks": int(getattr(r, "stuck_tasks", 0)), "invariants": ", ".join(invs),
                      "first_violation": first_text,
-                     "command": reproduce_command(path[r.scenario], r.scheduler, int(r.seed),
-                                                  f"{r.scenario}-{r.scheduler}-{int(r.seed)}.jsonl"),
+                     "command": replay_command(res, r.scenario, r.scheduler, int(r.seed),
+                                               relative_to),
                      "shrink": shrink_command(path[r.scenario], r.scenario, r.scheduler,
                                               int(r.seed))})
     return pd.DataFrame(rows, columns=FAILURE_COLUMNS)

@@ -60,6 +60,39 @@ def test_exit_1_when_seed_deviates_and_junit_counts_each_failed_check(incident, 
     assert msg.startswith("2 violations in 2 of 2 seeds (allowed 0); first: seed 0 task 1")
 
 
+def test_each_failure_names_its_first_task_and_time_and_the_command_that_replays_it(incident):
+    # Found by review: a stuck_tasks failure said only "2 stuck tasks (allowed 0)" (no seed,
+    # task or time, where docs/gate.md says a failure carries the seeds and the first
+    # violation), and no failure carried the command that replays its seed, which CI users
+    # had to find in the report.
+    from unstuck import results
+    from unstuck.report import tables
+
+    cases = {(c.get("classname"), c.get("name")): c.find("failure")
+             for c in junit(incident / "junit.xml").findall(".//testcase")}
+    fails = tables.failures(results.load(incident), relative_to=incident)
+    replay = fails[(fails["scheduler"] == "seed") & (fails["seed"] == 0)]["command"].iloc[0]
+    assert replay.startswith("unstuck sim results/scenarios/incident-601.yaml --scheduler seed ")
+    v = results.load(incident).violations
+    first = v[(v["scheduler"] == "seed") & (v["seed"] == 0)
+              & (v["invariant"] == "apply_pending_bound")].iloc[0]
+    msg = cases[("incident-601.seed", "apply_pending_bound")].get("message")
+    assert msg.startswith(f"2 violations in 2 of 2 seeds (allowed 0); first: seed 0 task 1 at "
+                          f"t={first['t']:g}: ")
+    assert msg.endswith(f"; replay from the report folder: {replay}")
+    stuck = cases[("incident-601.seed", "stuck_tasks")]
+    assert stuck.get("message") == stuck.text
+    assert stuck.get("message").startswith("2 stuck tasks in 2 of 2 seeds (allowed 0); first: "
+                                           f"seed 0 task 1 at t={first['t']:g}: "
+                                           "apply_pending_bound: ")
+    assert stuck.get("message").endswith(f"; replay from the report folder: {replay}")
+    # The gate rewrites the report's junit.xml byte for byte: the command is relative to the
+    # report folder, wherever the gate runs from.
+    before = (incident / "junit.xml").read_bytes()
+    assert run(app, ["gate", str(incident)]).exit_code == 1
+    assert (incident / "junit.xml").read_bytes() == before
+
+
 def test_default_junit_goes_next_to_the_report(incident):
     r = run(app, ["gate", str(incident)])
     assert r.exit_code == 1
