@@ -618,7 +618,7 @@ def _semantic(s: Scenario, bad: frozenset[Any] = frozenset()) -> list[tuple[str,
         elif not w.at and ok("duration_s") and s.duration_s == 0:
             out.append((f"workload[{i}].every_s", w.every_s, "with duration_s 0 no task "
                         "arrives at a rate; give at: [0], or make duration_s > 0"))
-        if ok("pools") and w.pool is not None and w.pool not in ids:
+        if ok("pools") and ids and w.pool is not None and w.pool not in ids:
             out.append((f"workload[{i}].pool", w.pool, f"no such pool; choose one of {', '.join(dict.fromkeys(ids))}"))
         if w.names is not None and "prefix" in w.model_fields_set:
             out.append((f"workload[{i}].prefix", w.prefix, "names the workspaces of a count "
@@ -633,7 +633,7 @@ def _semantic(s: Scenario, bad: frozenset[Any] = frozenset()) -> list[tuple[str,
     for i, f in enumerate(s.faults if ok("faults") else ()):
         out += _ignored_options(i, f)
         pool = getattr(f, "pool", None)
-        if ok("pools") and pool is not None and pool not in ids:
+        if ok("pools") and ids and pool is not None and pool not in ids:  # none: told above
             out.append((f"faults[{i}].pool", pool, f"no such pool; choose one of {', '.join(dict.fromkeys(ids))}"))
         if f.type == "hpa-scale-down" and ok("pools"):
             target = sc.hpa_fault_pool(pool, deployments)

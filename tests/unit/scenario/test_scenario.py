@@ -965,3 +965,13 @@ def test_an_hpa_target_written_in_percent_is_refused_with_the_fraction_to_write(
         "1,000 %)"]
     parse({**OK, "pools": [{**_HPA_POOL, "hpa": {"target": 1.5}}]}, "x.yaml")
     parse({**OK, "pools": [{**_HPA_POOL, "hpa": {"target": 10}}]}, "x.yaml")
+
+
+def test_with_no_pool_a_pool_reference_is_not_told_to_choose_among_none():
+    # Found by review: `pools: []` also gave "workload[0].pool = 'a' (str): no such pool;
+    # choose one of " (an empty list, a fix that names nothing) beside the pools problem.
+    lines = problems({**OK, "pools": [], "workload": [{"count": 1, "at": [5], "pool": "a"}],
+                      "faults": [{"type": "pod-kill", "at": 5, "pool": "a"}]})
+    assert lines == ["scenarios/x.yaml: pools = [] (list): needs at least one pool (workspaces "
+                     "and faults default to the first); list one, or leave pools out for the "
+                     "default bare pool-1"]
