@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -23,6 +24,9 @@ from unstuck import plots  # noqa: E402
 from unstuck.report import junit, pages, tables, timeline  # noqa: E402
 from unstuck.report.pages import Figure, Section  # noqa: E402
 from unstuck.results import Results  # noqa: E402
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TIMELINE_TASKS = 12
 
@@ -42,6 +46,21 @@ def _png(fig: MplFigure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=fig.dpi)
     return buf.getvalue()
+
+
+def _cited_files(res: Results, fails: pd.DataFrame) -> str:
+    """What the reproduce commands cite: the scenario copies saved with the results (a suite's
+    or `sim --out`'s folder), or, for a live run's folder without them, the paths the
+    manifest recorded or `scenarios/<name>.yaml`, which are only as good as those files."""
+    names = set(fails["scenario"]) if len(fails) else set()
+    if all((res.root / "scenarios" / f"{n}.yaml").is_file() for n in names):
+        return ("Run them from this report's folder (the one holding index.html): they cite the "
+                "copies of the scenario files saved with the results, so they replay what ran, "
+                "wherever the folder is moved and whatever became of the original files.")
+    return ("These results hold no copy of some scenario files (a live run's folder), so those "
+            "commands cite the path the manifest recorded, else scenarios/<name>.yaml: run them "
+            "from the folder that path is relative to, and they replay what ran only if the file "
+            "is unchanged (save copies in the results' scenarios/ folder to pin them).")
 
 
 def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) -> Report:
@@ -124,9 +143,7 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
         "Failures and how to reproduce them", f"{len(fails)} failing seeds. Each command re-runs "
         "one seed alone and writes its history as JSONL (same digest as in the suite); each "
         "shrink command cuts its faults to a 1-minimal set that still breaks it (docs/shrink.md). "
-        "Run them from this report's folder (the one holding index.html): they cite the copies "
-        "of the scenario files saved with the results, so they replay what ran, wherever the "
-        "folder is moved and whatever became of the original files.",
+        + _cited_files(res, fails),
         tables=[("every failing seed", fails)], collapsed=True,
         code=_first_commands(fails)))
 

@@ -421,3 +421,25 @@ def test_a_history_row_with_null_data_is_judged_and_tabled(tmp_path):
     res = unstuck.load(tmp_path / "live")
     (task,) = res.tasks.to_dict("records")
     assert task["task"] == 601 and pd.isna(task["type"]) and task["status"] == "apply_pending"
+
+
+def test_a_live_report_does_not_claim_its_commands_cite_saved_copies(tmp_path):
+    """Found by the docs review: the failures section said its commands "cite the copies of
+    the scenario files saved with the results, so they replay what ran, wherever the folder
+    is moved", also for a live run's folder that holds no copies, whose commands cite
+    `scenarios/<name>.yaml` (docs/report.md). The page says what the commands cite."""
+    rows = history.read_jsonl(Path("tests/fixtures/histories/incident-601-seed.jsonl"))
+    path = tmp_path / "live" / "histories" / "incident-601" / "seed" / "seed-0.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(history.canonical_line(r) + "\n" for r in rows))
+    r = run(app, ["report", str(tmp_path / "live"), "--scenarios", "scenarios"])
+    assert r.exit_code == 0, r.output
+    md = (tmp_path / "live" / "summary.md").read_text()
+    assert "unstuck sim scenarios/incident-601.yaml" in md
+    assert "cite the copies" not in md
+    assert "hold no copy of some scenario files" in md
+
+
+def test_a_suite_report_says_its_commands_cite_the_saved_copies(report):
+    md = (report / "summary.md").read_text()
+    assert "they cite the copies of the scenario files saved with the results" in md
