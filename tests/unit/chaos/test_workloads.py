@@ -168,15 +168,23 @@ def test_eviction_is_refused_with_429_when_a_pdb_would_be_violated(cluster, api,
     assert evicted
 
 
+def cpu_hpa(name: str, *, max_replicas: int, target: int, behavior: dict | None = None) -> dict:
+    """An HPA (minReplicas 1) of the Deployment `name` on CPU utilization `target` %."""
+    spec = {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": 1, "maxReplicas": max_replicas,
+            "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": target}}}]}
+    if behavior is not None:
+        spec["behavior"] = behavior
+    return {"metadata": {"name": name}, "spec": spec}
+
+
 def test_hpa_scales_up_from_an_experiment_set_metric(cluster, api, core, apps):
     """2 replicas at 160 % of an 80 % target want 4: ceil(2 * 1.6 / 0.8)."""
     apps.create_namespaced_deployment("default", deployment("auto", 2))
     wait_for(running_pods(core, "app=auto", 2), what="2 running pods")
-    client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler("default", {
-        "metadata": {"name": "auto"}, "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "auto"},
-            "minReplicas": 1, "maxReplicas": 10, "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}})
+    client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler(
+        "default", cpu_hpa("auto", max_replicas=10, target=80))
     cluster.board.set("default", "auto", 1.6)
     wait_for(lambda: apps.read_namespaced_deployment("auto", "default").spec.replicas == 4,
              timeout=5, what="scale to 4")
@@ -194,11 +202,7 @@ def test_hpa_brings_a_target_above_max_to_its_bound_without_any_metric(cluster, 
     apps.create_namespaced_deployment("default", deployment("over", 4))
     wait_for(running_pods(core, "app=over", 4), what="4 running pods")
     hpas = client.AutoscalingV2Api(api)
-    hpas.create_namespaced_horizontal_pod_autoscaler("default", {
-        "metadata": {"name": "over"}, "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "over"},
-            "minReplicas": 1, "maxReplicas": 2, "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}})
+    hpas.create_namespaced_horizontal_pod_autoscaler("default", cpu_hpa("over", max_replicas=2, target=80))
     wait_for(lambda: apps.read_namespaced_deployment("over", "default").spec.replicas == 2,
              timeout=5, what="scale to maxReplicas 2")
 
@@ -230,13 +234,9 @@ def test_hpa_counts_a_running_pod_that_is_not_ready_as_missing_not_unready(clust
     wait_for(lambda: sum(bool(p.status.container_statuses and p.status.container_statuses[0].ready)
                          for p in core.list_namespaced_pod("default", label_selector="app=half").items) == 2,
              what="2 ready pods")
-    client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler("default", {
-        "metadata": {"name": "half"}, "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "half"},
-            "minReplicas": 1, "maxReplicas": 10,
-            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
-            "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}})
+    client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler("default", cpu_hpa(
+        "half", max_replicas=10, target=80,
+        behavior={"scaleDown": {"stabilizationWindowSeconds": 0}}))
     cluster.board.set("default", "half", 0.2)
     first = wait_for(lambda: (n := apps.read_namespaced_deployment("half", "default").spec.replicas) != 4
                      and n, timeout=5, interval=0.01, what="the first rescale")
@@ -250,11 +250,7 @@ def test_hpa_conditions_carry_upstreams_reasons_and_messages(cluster, api, core,
     apps.create_namespaced_deployment("default", deployment("cond", 2))
     wait_for(running_pods(core, "app=cond", 2), what="2 running pods")
     hpas = client.AutoscalingV2Api(api)
-    hpas.create_namespaced_horizontal_pod_autoscaler("default", {
-        "metadata": {"name": "cond"}, "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "cond"},
-            "minReplicas": 1, "maxReplicas": 4, "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]}})
+    hpas.create_namespaced_horizontal_pod_autoscaler("default", cpu_hpa("cond", max_replicas=4, target=50))
 
     def conditions():
         got = hpas.read_namespaced_horizontal_pod_autoscaler("cond", "default").status.conditions
