@@ -169,17 +169,16 @@ def test_an_apply_frozen_past_its_lease_cannot_commit_when_it_wakes(variant, hea
 
 
 def test_a_second_apply_is_refused_while_the_holders_lease_runs():
-    # Task 1's apply (40..150) loses its C&C connection at 45. From 105 the reference presumes
-    # its agent lost and replaces the pod, whose agent is killed at 135 with the apply still
-    # running; the state shows the run holding its lock under a live lease, so the reference
-    # waits, until the run timeout (100 s here) gives it up at 145 (outcome unknown). Task 2,
+    # Task 1's apply (40..150) is on a pod deleted at 105 (30 s grace), whose agent is killed
+    # at 135 with the apply still running; the state shows the run holding its lock under a
+    # live lease, so the reference waits, until the run timeout (100 s here) gives it up at
+    # 145 (outcome unknown). Task 2,
     # created at 146, is planned on the new pod and confirmed; its apply at 152 finds the
     # state lock under task 1's lease, which runs to 165: refused before it begins.
     cfg = config(agents=replace(AGENTS, plan=fixed(5.0), apply=fixed(110.0)),
                  users=UserConfig(confirm=fixed(1.0)),
                  workload=(WorkspaceGroup(names=("ws-1",), at=(5.0, 146.0)),),
-                 faults=(FaultSpec("agent-disconnect", at=45.0, target="apply-runner",
-                                   reconnect_after=300.0),))
+                 faults=(FaultSpec("pod-kill", at=105.0, target="apply-runner", mode="graceful"),))
     settings = Settings(reference=ReferencePolicy(run_timeout_s=100.0))
     rows = World(cfg, "reference", 0, settings=settings).run()
     applies = [(r["kind"], r["task"], r["t"]) for r in rows
