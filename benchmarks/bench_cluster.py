@@ -76,6 +76,12 @@ def main() -> None:
                                     {"metadata": {"name": f"cm-{i}"}, "data": {"i": str(i)}})
         reader.join()
         rate = n / (time.perf_counter() - t0)
+        # The stream ends when the server closes it (timeout_seconds: no retry) or on an
+        # error in the reader thread: then fewer than n arrived, and n / time would be a
+        # rate for events that were never delivered.
+        if len(received) < n or set(received) != {"ADDED"}:
+            raise SystemExit(f"the watch delivered {len(received)} of {n} events "
+                             f"({sorted(set(received))}): no rate")
         print(json.dumps({"metric": "watch events/s to one client", "events_per_s": round(rate),
                           "target": 1000}))
 
