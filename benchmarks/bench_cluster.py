@@ -10,7 +10,6 @@ Run: .venv/bin/python benchmarks/bench_cluster.py  (prints one JSON line per fig
 from __future__ import annotations
 
 import json
-import resource
 import threading
 import time
 
@@ -35,12 +34,17 @@ def _running(cluster: LocalCluster, app: str) -> int:
                and all(cs.get("ready") for cs in p["status"].get("containerStatuses") or [{}]))
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def rss_mb() -> float | None:
+    """This process's resident memory now (VmRSS); None without Linux's /proc. Not
+    ru_maxrss: that is the peak, not the current size, and in bytes on macOS."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def main() -> None:
@@ -89,7 +93,9 @@ def main() -> None:
         while _running(cluster, "bench") < 200:
             time.sleep(0.01)
         time.sleep(1.0)
-        print(json.dumps({"metric": "control-plane RSS with 200 pods", "mb": round(rss_mb(), 1),
+        mb = rss_mb()
+        print(json.dumps({"metric": "control-plane RSS with 200 pods",
+                          "mb": round(mb, 1) if mb is not None else None,
                           "target_mb": 200}))
         api.close()
 
