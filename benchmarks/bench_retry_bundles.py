@@ -5,8 +5,10 @@ workspace. By default the goroutines of a workspace that wake at the same instan
 timer, and an exit they would all take alike is taken once for all of them
 (`SeedQuirks.bundle_retry_goroutines`, docs/sim.md). This prints, for every shipped scenario
 and seed variant over the same seeds, what each model finds (seeds with a violation, by
-invariant), its wall time, and the speed ratio: the bundling must buy speed without
-hiding a bug.
+invariant), its time, and the speed ratio: the bundling must buy speed without
+hiding a bug. The times are each seed's own wall time (run + judge, in its worker) summed
+over the seeds, not the elapsed time of the run: with W workers the run takes about 1/W of
+the two models' sums together.
 
 Usage: .venv/bin/python benchmarks/bench_retry_bundles.py [--seeds 20] [--day-seeds 3]
 """
@@ -62,7 +64,7 @@ def main() -> None:
             found[key].update(violated)
             wall[key] += secs
     same = True
-    print(f"{'scenario':38} {'scheduler':14} {'model':8} {'wall s':>7}  seeds with a violation, by invariant")
+    print(f"{'scenario':38} {'scheduler':14} {'model':8} {'seed s':>7}  seeds with a violation, by invariant")
     for name, variant in sorted({(k[0], k[1]) for k in wall}):
         lit, bun = found[(name, variant, False)], found[(name, variant, True)]
         for label, bundle, counts in (("literal", False, lit), ("bundled", True, bun)):
@@ -73,7 +75,7 @@ def main() -> None:
         same &= agree
         print(f"{'':38} {'':14} {'':8} {'':7}  speed-up x{ratio:.1f}; same invariants: {agree}")
     total = [sum(v for k, v in wall.items() if k[2] is b) for b in (False, True)]
-    print(f"\nall: literal {total[0]:.1f} s, bundled {total[1]:.1f} s (x{total[0] / total[1]:.1f}); "
+    print(f"\nall (seed wall times summed): literal {total[0]:.1f} s, bundled {total[1]:.1f} s (x{total[0] / total[1]:.1f}); "
           f"every pair finds the same invariants: {same}")
 
 
