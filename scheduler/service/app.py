@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from scheduler import events as ev
 from scheduler.history import HistoryEvent, Kind, Source
@@ -196,9 +197,15 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
     async def no_route(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         """A wrong method or an unknown route: the same `{ok, message}` shape, with the fix."""
         where = f"{request.method} {request.url.path}"
-        headers = dict(exc.headers or {})
-        if exc.status_code == 405 and "allow" in {k.lower() for k in headers}:
-            allow = next(v for k, v in headers.items() if k.lower() == "allow")
+        headers = {k: v for k, v in (exc.headers or {}).items()
+                   if not (exc.status_code == 405 and k.lower() == "allow")}
+        if exc.status_code == 405:
+            # Starlette's Allow names only the first route of the path; /tasks and
+            # /workspaces/{id} have two, and the answer must name every method the path takes.
+            allow = ", ".join(sorted({m for route in app.router.routes
+                                      if route.matches(request.scope)[0] is not Match.NONE
+                                      for m in getattr(route, "methods", None) or ()}))
+            headers["Allow"] = allow
             message = f"{where}: method not allowed; use {allow}"
         elif exc.status_code == 404:
             message = f"{where}: no such route; the routes are listed at /docs and /openapi.json"

@@ -241,6 +241,20 @@ def test_a_wrong_method_or_route_names_the_fix(service):
     assert service.snapshot() == before
 
 
+def test_a_wrong_method_on_a_path_with_several_routes_names_all_its_methods(service):
+    # /tasks is GET (list) and POST (create); /workspaces/{id} is GET and PUT. A 405 must name
+    # every method the path takes (RFC 9110's Allow), not only the first route's.
+    before = service.snapshot()
+    for method, path, allow in (("DELETE", "/tasks", "GET, POST"),
+                                ("POST", "/workspaces/ws-1", "GET, PUT"),
+                                ("PUT", "/tasks/1/confirm", "POST")):
+        r = service.http.request(method, path)
+        assert r.status_code == 405, r.text
+        assert r.headers["allow"] == allow
+        assert r.json() == {"ok": False, "message": f"{method} {path}: method not allowed; use {allow}"}
+    assert service.snapshot() == before
+
+
 def test_a_body_that_is_not_a_json_object_says_what_to_send(service):
     before = service.snapshot()
     for content, ctype in ((b'{"workspace_id": "ws-1"}', "text/plain"), (b"[1, 2]", "application/json")):
