@@ -75,6 +75,7 @@ class Engine:
                            timer=self.timer, history=self.history,
                            rng=random.Random(config.seed), settings=config.settings, state=state)
         self.scheduler = Scheduler(policy_class(config.scheduler)(self.ctx), self.ctx)
+        self.metrics.observer.replay(self.history.rows)  # a restart continues the run's timings
         self.history.observers.append(self.metrics.observe_row)
         self.open_execs: dict[tuple[str, int], dict[str, Any]] = {}  # (agent, task) -> invoke row
         self.exec_seen: set[tuple] = set()  # execution rows already recorded (retried reports)

@@ -35,8 +35,8 @@ class RowObserver:
     """Follows history rows to time confirm-to-apply and recoveries."""
 
     def __init__(self, confirm_to_apply: Histogram, recovery: Histogram) -> None:
-        self.c2a = confirm_to_apply
-        self.recovery = recovery
+        self.c2a: Histogram | _Unobserved = confirm_to_apply
+        self.recovery: Histogram | _Unobserved = recovery
         self.status: dict[int, str] = {}
         self.confirmed_at: dict[int, float | None] = {}  # first confirm of the epoch, until applied
         self.ties: dict[int, set[str]] = {}  # pods and agents the task is tied to
@@ -77,6 +77,18 @@ class RowObserver:
                                          "task.transition"):
                 self.ties.setdefault(task, set()).add(row[key])
 
+    def replay(self, rows: list[dict[str, Any]]) -> None:
+        """Follow the rows a restarted service finds in its history without observing: a
+        confirm or a fault before the restart is timed by the row after it, while what the
+        previous process observed is not observed twice (its histograms died with it)."""
+        c2a, recovery = self.c2a, self.recovery
+        self.c2a = self.recovery = _Unobserved()
+        try:
+            for row in rows:
+                self(row)
+        finally:
+            self.c2a, self.recovery = c2a, recovery
+
     def _fault(self, row: dict[str, Any], t: float) -> None:
         data = row.get("data") or {}
         targets = {v for v in (row.get("pod"), row.get("agent"), data.get("target")) if v}
@@ -91,6 +103,11 @@ class RowObserver:
                 self.awaiting_human.setdefault(task, []).append(t)
             else:
                 self.waiting.setdefault(task, []).append(t)
+
+
+class _Unobserved:
+    def observe(self, value: float) -> None:
+        pass
 
 
 class ServiceMetrics:

@@ -8,15 +8,19 @@ import json
 import signal
 import time
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler import events as ev
 from scheduler.agent.backend import Backend, LockLost, StateLocked, Token
-from scheduler.history import HistoryEvent, Kind, read_jsonl
+from scheduler.history import HistoryEvent, Kind, Source, read_jsonl
 from scheduler.model import TaskType
 from scheduler.ports import AgentSendError, ApplyOutcome, RunTask, StateReadError
+from scheduler.service.app import create_app
 from scheduler.service.clock import OFFSET_MIN_S, RunClock
-from scheduler.service.config import scaled_settings
+from scheduler.service.config import ServiceConfig, scaled_settings
+from scheduler.service.engine import Engine
 from scheduler.service.historylog import HistoryLog
 from scheduler.service.identity import Identities, IdentityConfigError, load_users
 from scheduler.service.mailboxes import Mailboxes
@@ -363,3 +367,51 @@ def test_a_refusal_that_is_not_json_is_shown_as_it_came():
     assert _message(httpx.Response(404, text="<html>404 Not Found</html>\n")) == "<html>404 Not Found</html>"
     assert _message(httpx.Response(403, json=["no"])) == '["no"]'
     assert _message(httpx.Response(401, text="")) == "(empty body)"
+
+
+# Metrics across a restart.
+
+def scrape(engine: Engine) -> dict[str, float]:
+    """The unlabelled samples of the app's real /metrics route."""
+    async def get() -> str:
+        transport = httpx.ASGITransport(create_app(engine, Identities()))
+        async with httpx.AsyncClient(transport=transport, base_url="http://unstuck") as http:
+            return (await http.get("/metrics")).text
+
+    text = asyncio.run(get())
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
+
+
+def test_the_latency_histograms_span_a_scheduler_restart(tmp_path):
+    # A confirm before a `kill -9` and the apply start after it, or a fault before it (the
+    # harness's scheduler-restart) and the task's progress after it: the restarted service must
+    # time them as the checker will, from the rows the history already holds, and must not count
+    # the observations the first process made again.
+    config = ServiceConfig(data_dir=tmp_path / "run")
+    first = Engine(config)
+    t0 = first.clock.now()
+    for row in (HistoryEvent(t0, Kind.TASK_CREATED, task=1, to_status="pending"),
+                HistoryEvent(t0, Kind.TASK_TRANSITION, task=1, from_status="pending", to_status="running",
+                             agent="a-1", pod="pod-1", data={"stage": "planning"}),
+                HistoryEvent(t0, Kind.TASK_TRANSITION, task=1, from_status="running",
+                             to_status="apply_pending", pod="pod-1", data={"stage": "apply_pending"}),
+                HistoryEvent(t0, Kind.TASK_CONFIRMED, task=1, data={"user": "alice"}),
+                HistoryEvent(t0, Kind.TASK_CREATED, task=3, to_status="apply_pending"),
+                HistoryEvent(t0, Kind.TASK_CONFIRMED, task=3, data={"user": "alice"}),
+                HistoryEvent(t0, Kind.EXEC_INVOKE, Source.AGENT, task=3, agent="a-1", pod="pod-1",
+                             data={"action": "apply", "fence": 1}),  # timed by the first process
+                HistoryEvent(t0, Kind.TASK_CREATED, task=2, to_status="pending"),
+                HistoryEvent(t0, Kind.FAULT, Source.FAULT, data={"type": "scheduler-restart"})):
+        first.history.append(row)
+    asyncio.run(first.stop())
+
+    again = Engine(config)
+    t1 = again.clock.now()
+    again.history.append(HistoryEvent(t1, Kind.EXEC_INVOKE, Source.AGENT, task=1, agent="a-1", pod="pod-1",
+                                      data={"action": "apply", "fence": 2}))
+    again.history.append(HistoryEvent(t1, Kind.TASK_TRANSITION, task=2, from_status="pending",
+                                      to_status="running", data={"stage": "planning"}))
+    metrics = scrape(again)
+    assert metrics["unstuck_confirm_to_apply_seconds_count"] == 1
+    assert metrics["unstuck_recovery_seconds_count"] == 1
+    asyncio.run(again.stop())
