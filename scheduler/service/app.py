@@ -177,19 +177,21 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        send_json = "send a JSON object with Content-Type: application/json"
         problems = []
         for e in exc.errors():
             if e.get("type") == "json_invalid":
                 error = (e.get("ctx") or {}).get("error", "invalid JSON")
                 at = e.get("loc", ("body", "?"))[-1]
-                problems.append(f"body: not valid JSON ({error} at character {at}); "
-                                "send a JSON object with Content-Type: application/json")
+                problems.append(f"body: not valid JSON ({error} at character {at}); {send_json}")
                 continue
             where = ".".join(str(p) for p in e.get("loc", ()))
+            if tuple(e.get("loc", ())) == ("body",) and e.get("type") == "missing":
+                problems.append(f"body: missing; {send_json}")
+                continue
             got = e.get("input")
             shown = "" if e.get("type") == "missing" else f" (got {str(got)[:80]!r})"
-            fix = ("; send a JSON object with Content-Type: application/json"
-                   if tuple(e.get("loc", ())) == ("body",) and e.get("type") != "missing" else "")
+            fix = f"; {send_json}" if tuple(e.get("loc", ())) == ("body",) else ""
             problems.append(f"{where}: {e.get('msg', 'invalid')}{shown}{fix}")
         return _err(400, "; ".join(problems) or "invalid request", problems=problems)
 

@@ -264,6 +264,20 @@ def test_a_body_that_is_not_a_json_object_says_what_to_send(service):
     assert service.snapshot() == before
 
 
+def test_a_request_without_a_body_says_what_to_send(service, planned):
+    # `curl -XPOST .../confirm` with no -d: every field of a confirm is optional, so "body: Field
+    # required" alone does not tell the user that the fix is a JSON object (even `{}`).
+    before = service.snapshot()
+    for path in ("/tasks", f"/tasks/{planned}/confirm", "/faults"):
+        for headers in (service.auth(), {**service.auth(), "Content-Type": "application/json"}):
+            r = service.http.post(path, headers=headers)
+            assert r.status_code == 400, r.text
+            assert r.json()["message"] == ("body: missing; send a JSON object with Content-Type: "
+                                           "application/json"), r.text
+    assert service.snapshot() == before
+    assert service.engine.store.get_task(planned).status.value == "apply_pending"
+
+
 def test_a_json_value_of_the_wrong_type_is_not_coerced(service):
     # A client that sends "5" or true where the API takes an integer (or 1 where it takes a
     # boolean) has a bug; coercing it would record a fault on task 5 or an agent that runs an
