@@ -15,6 +15,7 @@ docs/service.md lists the routes with curl examples; docs/agent-protocol.md the 
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Header, Query, Request
@@ -33,6 +34,8 @@ from scheduler.service.engine import Engine, exec_key
 from scheduler.service.identity import Identities
 from scheduler.service.static_cluster import StaticCluster
 from scheduler.variants import NAMES, agent_of
+
+log = logging.getLogger("unstuck.service")
 
 Auth = Annotated[str | None, Header(alias="Authorization", description="Bearer <token>")]
 Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
@@ -216,6 +219,16 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
         return JSONResponse({"ok": False, "message": message}, status_code=exc.status_code,
                             headers=headers or None)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """Anything else (a database gone mid-request, say) is still `{ok, message}`, naming
+        the request and the error, not the server's plain-text page; the traceback goes to
+        the log, where the message points."""
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _err(500, f"{request.method} {request.url.path}: internal error "
+                         f"({type(exc).__name__}: {str(exc)[:200]}); the service log has the "
+                         "traceback")
+
     def outcome(out: ev.Outcome, **extra: Any) -> JSONResponse:
         body: dict[str, Any] = {"ok": out.ok, "message": out.message, "task_id": out.task_id, **extra}
         if out.task_id is not None:
@@ -228,10 +241,14 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
         engine.world(Kind.USER, Source.USER, reason=action, data={"action": action, "user": user}, **fields)
 
     # ------------------------------------------------------------ health and metrics
+    # GET and HEAD: a `curl -I` or a load balancer's HEAD probe gets the status without a body
+    # (HEAD is left out of the OpenAPI document, where it would repeat GET's operation id).
+    @app.head("/healthz", include_in_schema=False)
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict:
         return {"ok": True}
 
+    @app.head("/readyz", include_in_schema=False)
     @app.get("/readyz", tags=["ops"])
     async def readyz():
         if not engine.booted:

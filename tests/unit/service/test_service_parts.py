@@ -415,3 +415,28 @@ def test_the_latency_histograms_span_a_scheduler_restart(tmp_path):
     assert metrics["unstuck_confirm_to_apply_seconds_count"] == 1
     assert metrics["unstuck_recovery_seconds_count"] == 1
     asyncio.run(again.stop())
+
+
+def test_an_unexpected_error_is_a_json_500_naming_the_request_and_probes_take_head(tmp_path):
+    # Found by review: an exception no route handles (the database closed under the service)
+    # was Starlette's plain-text "Internal Server Error", the one answer not in the API's
+    # {ok, message} shape; and HEAD /healthz, a load balancer's probe, was 405.
+    engine = Engine(ServiceConfig(data_dir=tmp_path / "run"))
+
+    async def ask() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(create_app(engine, Identities()), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://unstuck") as http:
+            head = await http.head("/healthz")
+            ready = await http.head("/readyz")
+            engine.store.close()  # the database is gone: the next read fails unexpectedly
+            return head, ready, await http.get("/tasks")
+
+    head, ready, broken = asyncio.run(ask())
+    assert head.status_code == 200 and head.content == b""
+    assert ready.status_code == 503  # not booted: the engine was never started
+    assert broken.status_code == 500
+    body = broken.json()
+    assert body["ok"] is False
+    assert body["message"].startswith("GET /tasks: internal error (ProgrammingError: ")
+    assert body["message"].endswith("the service log has the traceback")
+    engine.history.close()
