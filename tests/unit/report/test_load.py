@@ -128,27 +128,40 @@ def test_every_file_of_a_table_has_the_tables_schema(tmp_path):
     assert violations.num_rows > 0 and violations.schema.field("task").type == "int64"
 
 
-def test_a_task_applied_without_agent_rows_has_the_apply_time_its_latency_was_measured_to():
-    # Found by review: in a history without exec.* rows (a scheduler-only history) the
-    # checker times an apply by its `dispatch` (docs/metrics.md), but the tasks table looked
-    # only for exec.invoke: `apply_t` NaN beside a `confirm_to_apply_s` of 30 s.
+def planned_task(planned_at: float):
+    """A story of task 7, created at 0, running at 1, its plan with changes at `planned_at`."""
     from tests.unit.checker.story import Story
-    from unstuck import checker
-    from unstuck.results import task_records
 
     s = Story()
     s.created(0.0, 7)
     s.to(1.0, 7, "pending", "running")
-    s.to(60.0, 7, "running", "apply_pending", reason="plan has changes")
+    s.to(planned_at, 7, "running", "apply_pending", reason="plan has changes")
+    return s
+
+
+def tabled(s):
+    """The story ended at 300 and judged: its metrics and task 7's row of the tasks table."""
+    from unstuck import checker
+    from unstuck.results import task_records
+
+    s.end(300.0)
+    rows = s.rows()
+    verdict, metrics = checker.judge(rows)
+    (rec,) = task_records(rows, verdict, metrics)
+    return metrics, rec
+
+
+def test_a_task_applied_without_agent_rows_has_the_apply_time_its_latency_was_measured_to():
+    # Found by review: in a history without exec.* rows (a scheduler-only history) the
+    # checker times an apply by its `dispatch` (docs/metrics.md), but the tasks table looked
+    # only for exec.invoke: `apply_t` NaN beside a `confirm_to_apply_s` of 30 s.
+    s = planned_task(60.0)
     s.confirm(100.0, 7)
     s.to(130.0, 7, "apply_pending", "running", pod="pod-a", agent="agent-a")
     s.add(130.0, "dispatch", task=7, workspace="ws-1", pod="pod-a", agent="agent-a",
           data={"action": "apply", "fence": 2})
     s.to(200.0, 7, "running", "applied", reason="apply done")
-    s.end(300.0)
-    rows = s.rows()
-    verdict, metrics = checker.judge(rows)
-    (rec,) = task_records(rows, verdict, metrics)
+    _, rec = tabled(s)
     assert (rec["confirmed_t"], rec["apply_t"], rec["confirm_to_apply_s"]) == (100.0, 130.0, 30.0)
 
 
@@ -157,14 +170,7 @@ def test_a_tasks_confirm_to_apply_is_that_of_its_first_confirmation():
     # confirm-to-apply of the task's last plan epoch, so a confirmation the scheduler dropped
     # by resetting the task to pending (F4) read as a 10 s apply once a second plan was
     # confirmed and applied.
-    from tests.unit.checker.story import Story
-    from unstuck import checker
-    from unstuck.results import task_records
-
-    s = Story()
-    s.created(0.0, 7)
-    s.to(1.0, 7, "pending", "running")
-    s.to(10.0, 7, "running", "apply_pending", reason="plan has changes")
+    s = planned_task(10.0)
     s.confirm(20.0, 7)
     s.to(40.0, 7, "apply_pending", "pending", reason="reservation lost: reset")
     s.to(50.0, 7, "pending", "running")
@@ -174,10 +180,7 @@ def test_a_tasks_confirm_to_apply_is_that_of_its_first_confirmation():
     s.add(80.0, "exec.invoke", task=7, workspace="ws-1", agent="agent-a", data={"action": "apply"})
     s.add(90.0, "exec.ok", task=7, workspace="ws-1", agent="agent-a", data={"action": "apply"})
     s.to(90.0, 7, "running", "applied", reason="apply done")
-    s.end(300.0)
-    rows = s.rows()
-    verdict, metrics = checker.judge(rows)
+    metrics, rec = tabled(s)
     assert [c.latency_s for c in metrics.confirm_to_apply][1:] == [10.0]
-    (rec,) = task_records(rows, verdict, metrics)
     assert (rec["confirmed_t"], rec["apply_t"]) == (20.0, 80.0)
     assert math.isnan(rec["confirm_to_apply_s"])  # the first confirmation was never applied
