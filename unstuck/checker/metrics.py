@@ -265,10 +265,16 @@ def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
                 clock = None
                 ahead = [tl.tasks[o] for o in pa_of.get(ln.workspace, ())
                          if o < ln.task and tl.tasks[o].status not in TERMINAL]
-                if not any(o.status == "apply_pending" and not o.confirmed() for o in ahead):
+                if nxt is not None and nxt is ln.user_cancel():
+                    outcome = CANCELLED  # its user ended the wait, as below
+                elif not any(o.status == "apply_pending" and not o.confirmed() for o in ahead):
                     outcome = UNRECOVERED
         elif turn is not False and nxt is not None and nxt.get("to_status") == "cancelled":
-            clock = None  # cancelled while it waited its turn: nothing was owed
+            # Cancelled while it waited its turn: nothing was owed. Its user's cancel is the
+            # censored `cancelled`, as for any wait a user ends; another end is `human`.
+            clock = None
+            if nxt is ln.user_cancel():
+                outcome = CANCELLED
         if outcome is None:
             outcome = (HUMAN if clock is None
                        else CANCELLED if _ended_by(ln.user_cancel(), clock, nxt, inclusive=True)

@@ -208,7 +208,8 @@ def _queued_behind(s: Story) -> None:
 @pytest.mark.parametrize(("after", "outcome"), [
     ("never confirmed", "human"),  # its turn never came because a human never acted
     ("confirmed, never applied", "unrecovered"),  # the task ahead is stuck: so is this one
-    ("cancelled while queued", "human"),  # a human ended it: nothing was owed
+    ("cancelled while queued", "human"),  # it ended before its turn: nothing was owed
+    ("cancelled by its user while queued", "cancelled"),  # the user's cancel is censored
 ])
 def test_a_queued_task_whose_turn_never_came(after: str, outcome: str) -> None:
     s = Story()
@@ -217,10 +218,27 @@ def test_a_queued_task_whose_turn_never_came(after: str, outcome: str) -> None:
         s.confirm(60, 1)
     if after.startswith("cancelled"):
         s.to(70, 2, "pending", "cancelled", reason="user cancelled")
+        if "by its user" in after:
+            s.add(70, "task.cancel", task=2, workspace="ws-1", data={"user": "u"})
     s.end(5000)
     hit = next(h for h in metrics.recovery_latencies(s.rows()) if h.task == 2)
     _assert_record(hit, queued=True, awaiting_human=False, clock_t=NAN, latency_s=NAN,
                    outcome=outcome)
+
+
+@pytest.mark.parametrize(("by_user", "outcome"), [(False, "human"), (True, "cancelled")])
+def test_a_queued_task_cancelled_before_the_task_ahead_ended(by_user: bool, outcome: str) -> None:
+    s = Story()
+    _queued_behind(s)
+    s.to(70, 2, "pending", "cancelled", reason="user cancelled")
+    if by_user:
+        s.add(70, "task.cancel", task=2, workspace="ws-1", data={"user": "u"})
+    s.confirm(3000, 1)
+    s.to(3000, 1, "apply_pending", "running", reason="dispatch apply")
+    s.to(3100, 1, "running", "applied", reason="apply finished")
+    s.end(5000)
+    hit = next(h for h in metrics.recovery_latencies(s.rows()) if h.task == 2)
+    _assert_record(hit, queued=True, clock_t=NAN, latency_s=NAN, outcome=outcome)
 
 
 def test_a_queued_task_is_clocked_from_the_end_of_the_task_ahead() -> None:
