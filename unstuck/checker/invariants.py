@@ -236,7 +236,7 @@ def no_lost_task(history: History, *, bound_s: float | None = None) -> list[Viol
             "no_lost_task", ln.task, ln.workspace, t,
             f"task {ln.task}: running with no execution open and nothing sent to it since "
             f"{last['kind']} at t={last['t']:g} (bound {bound:g} s)",
-            witness.explain(tl, ln, tl.seq_at(t), [last]),
+            witness.explain(tl, ln, tl.seq_at(t), [last], stalled=True),
         ))
     out.sort(key=lambda v: v.t)
     return out
@@ -301,7 +301,7 @@ def apply_pending_bound(history: History, *, bound_s: float | None = None) -> li
                 "apply_pending_bound", ln.task, ln.workspace, t,
                 f"task {ln.task}: confirmed, in apply_pending since t={clock['t']:g}, "
                 f"{left} (bound {bound:g} s)",
-                witness.explain(tl, ln, tl.seq_at(t), [clock]),
+                witness.explain(tl, ln, tl.seq_at(t), [clock], stalled=True),
             ))
             break
     out.sort(key=lambda v: v.t)
@@ -355,7 +355,8 @@ def drained(history: History, *, drain_s: float | None = None) -> list[Violation
             "drained", ln.task, ln.workspace, end_t,
             f"task {ln.task}: {why}{ln.status} at run end t={end_t:g}, after a "
             f"{drain:g} s drain{behind}",
-            tuple(sorted(set(witness.explain(tl, ln, tl.run.end_seq)) | {r["seq"] for r in rows})),
+            tuple(sorted(set(witness.explain(tl, ln, tl.run.end_seq, stalled=True))
+                         | {r["seq"] for r in rows})),
         ))
     return out
 

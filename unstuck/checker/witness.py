@@ -26,11 +26,16 @@ def epoch_at(ln: TaskLine, seq: int) -> int:
     return bisect_right(ln.epoch_starts, seq, key=lambda r: r["seq"])
 
 
-def explain(tl: Timelines, ln: TaskLine, upto: int, extra: Iterable[Row | None] = ()) -> tuple[int, ...]:
+def explain(tl: Timelines, ln: TaskLine, upto: int, extra: Iterable[Row | None] = (), *,
+            stalled: bool = False) -> tuple[int, ...]:
     """The witness of a violation about task `ln` that happened at row `upto` (a seq).
 
     `extra` are the rows the invariant itself names (the offending apply, a lock
-    acquisition); they are always kept.
+    acquisition); they are always kept. `stalled`: the violation is that the task stopped
+    moving (a bound, the drain, a lost run), so a fault the task moved on from before `upto`
+    explains nothing about it and is left out: only the faults since its last progress are
+    cited. Elsewhere (a double apply, a lock its failed owner kept) an older fault may be
+    the reason, and every fault is cited.
     """
     chosen: list[Row | None] = list(extra)
     if ln.created is not None and ln.created["seq"] <= upto:
@@ -39,8 +44,10 @@ def explain(tl: Timelines, ln: TaskLine, upto: int, extra: Iterable[Row | None] 
     plan_end = ln.epoch_start(epoch)
     chosen.append(plan_end)
     chosen.append(ln.first_confirm(epoch, before_seq=upto + 1))
+    moved = last_at_or_before(ln.progress, upto) if stalled else None
+    since_move = moved["seq"] if moved is not None else -1
     for fl in ln.faults:
-        if fl.fault["seq"] <= upto:
+        if since_move < fl.fault["seq"] <= upto:
             chosen.append(fl.fault)
             chosen.append(fl.link)
             chosen.append(fl.cause)

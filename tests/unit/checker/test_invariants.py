@@ -715,3 +715,30 @@ def test_column_types_are_the_ones_typed_checks() -> None:
             if other is not typ:
                 assert not timelines._typed({**good, key: sample[other]}), (key, other)
         assert not timelines._typed({**good, key: 1.5}), key
+
+
+def test_a_stuck_task_s_witness_leaves_out_the_faults_it_moved_on_from() -> None:
+    # A fault the task recovered from (it was dispatched again after it) explains nothing
+    # about why it is stuck now; only the faults since its last progress do. A double apply
+    # is different: there an older fault can be the reason, so it keeps every fault.
+    s = Story()
+    _planned(s)
+    s.add(11, "slot.reserved", task=1, workspace="ws-1", pod="p1", slot=0)
+    s.confirm(20, 1)
+    s.to(21, 1, "apply_pending", "running", reason="dispatch apply", pod="p1", agent="a1")
+    s.add(21, "dispatch", task=1, workspace="ws-1", pod="p1", agent="a1",
+          data={"action": "apply"})
+    s.add(30, "fault", pod="p1", data={"type": "pod-kill"})
+    s.to(40, 1, "running", "apply_pending", reason="agent lost: rolled back")
+    s.to(50, 1, "apply_pending", "running", reason="dispatch apply", pod="p2", agent="a2")
+    s.add(50, "dispatch", task=1, workspace="ws-1", pod="p2", agent="a2",
+          data={"action": "apply"})
+    s.add(60, "fault", pod="p2", data={"type": "pod-kill"})
+    s.to(70, 1, "running", "apply_pending", reason="agent lost: rolled back")
+    s.end(2000)
+    rows = s.rows()
+    kill = {r["t"]: r["seq"] for r in rows if r["kind"] == "fault"}
+    (bound,) = invariants.apply_pending_bound(rows)
+    (drain,) = invariants.drained(rows)
+    for v in (bound, drain):
+        assert kill[60] in v.witness and kill[30] not in v.witness, v
