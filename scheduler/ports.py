@@ -47,6 +47,11 @@ class StoreWriteError(PortError):
     """A write did not reach the store (injected fault, lost connection, constraint)."""
 
 
+class StoreReadError(PortError):
+    """A read could not reach the store (lost connection that would not come back, a
+    damaged database file); the message names the database and what to do."""
+
+
 class ClusterError(PortError):
     """The cluster refused or failed a request."""
 

@@ -29,6 +29,7 @@ from starlette.routing import Match
 from scheduler import events as ev
 from scheduler.history import HistoryEvent, Kind, Source
 from scheduler.model import Task, TaskStatus, TaskType, Workspace
+from scheduler.ports import StoreReadError
 from scheduler.service import views
 from scheduler.service.engine import Engine, exec_key
 from scheduler.service.identity import Identities
@@ -218,6 +219,14 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
             message = f"{where}: {exc.detail}"
         return JSONResponse({"ok": False, "message": message}, status_code=exc.status_code,
                             headers=headers or None)
+
+    @app.exception_handler(StoreReadError)
+    async def store_unavailable(request: Request, exc: StoreReadError) -> JSONResponse:
+        """The database failed a read (lost for good, a damaged file): the service cannot
+        answer until someone acts, so 503 with the store's whole message, which names the
+        database and what to do (as /readyz says)."""
+        log.error("%s %s failed: %s", request.method, request.url.path, exc)
+        return _err(503, f"{request.method} {request.url.path}: store unavailable: {exc}")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

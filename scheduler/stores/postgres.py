@@ -32,13 +32,12 @@ migration once; recorded in `schema_version`. A newer schema is refused.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 
-from scheduler.ports import StoreWriteError
 from scheduler.stores import redacted
 from scheduler.stores.migrations import Migration
 from scheduler.stores.migrations import postgres as pg_migrations
@@ -65,9 +64,10 @@ class PostgresStore(SqlStore):
 
     _placeholder = "%s"
     _text_order = ' COLLATE "C"'  # byte order of UTF-8: code points, not the database's locale
-    # Lost connection, serialization failure, deadlock: the write did not happen.
-    _write_errors = (psycopg.OperationalError, psycopg.errors.SerializationFailure,
-                     psycopg.errors.DeadlockDetected)
+    _dialect = "postgres"
+    # Lost connection, lock timeout, serialization failure, deadlock: the call did not happen.
+    _failures = (psycopg.OperationalError, psycopg.errors.SerializationFailure,
+                 psycopg.errors.DeadlockDetected)
 
     def __init__(self, url: str, *, migrations: tuple[Migration, ...] = pg_migrations.MIGRATIONS,
                  connect_timeout_s: float = 5.0, lock_timeout_s: float = 5.0) -> None:
@@ -130,15 +130,15 @@ class PostgresStore(SqlStore):
             self._conn = self._connect()
         return self._conn
 
-    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         try:
-            return super()._read(sql, params)
+            return super()._fetch(sql, params)
         except psycopg.OperationalError:
             if self._closed or not self._conn.closed:
                 raise
         # The connection died under the read. A read changes nothing, so it is run once
-        # more, on a new connection.
-        return super()._read(sql, params)
+        # more, on a new connection; if that cannot connect, the read fails (StoreReadError).
+        return super()._fetch(sql, params)
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection]:
@@ -149,10 +149,18 @@ class PostgresStore(SqlStore):
         with conn.transaction():
             yield conn
 
-    def _write_error(self, what: str, exc: Exception) -> StoreWriteError:
-        return StoreWriteError(
-            f"postgres write failed ({what}) on {redacted(self.url)}: {str(exc).strip()}"
-        )
+    @property
+    def _where(self) -> str:
+        return redacted(self.url)
+
+    def _failure(self, exc: Exception) -> str | None:
+        if not isinstance(exc, self._failures):
+            return None
+        reason = " ".join(str(exc).split())
+        if self._conn.closed and not self._closed:
+            reason += ("; the connection is lost: check that the server runs and that the URL's "
+                       "host, port, database and credentials still hold (the next call reconnects)")
+        return reason
 
 
 # Opening: migrations and the schema check.

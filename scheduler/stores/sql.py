@@ -15,10 +15,12 @@ checks, and these hooks:
   or it sorts by the database's collation);
 - `_transaction()`: how one write transaction is opened, committed and rolled back
   (SQLite's `BEGIN IMMEDIATE`, psycopg's `conn.transaction()`);
-- `_write_errors` and `_write_error(what, exc)`: which driver errors mean "this write did
-  not happen" (lock timeout, lost connection, disk full), and the `StoreWriteError` that
-  names the database and the operation. Other errors (bugs, constraint violations)
-  propagate unchanged, after the rollback.
+- `_dialect`, `_where` and `_failure(exc)`: the database's kind and name in errors (a file
+  path, or a URL with its password redacted), and which driver errors mean "the database
+  failed this call" (lock timeout, lost connection, disk full, a damaged file), with what
+  to do. A failed write raises `StoreWriteError` (after the rollback), a failed read
+  `StoreReadError`, both worded once, here. Other errors (bugs, constraint violations)
+  propagate unchanged.
 
 The statements are portable SQL that both databases run unchanged: the upsert is
 `INSERT ... ON CONFLICT (key) DO UPDATE SET col = excluded.col`, a duplicate `insert_task`
@@ -50,7 +52,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar, Self
 
 from scheduler.model import AgentRow, PlanArtifact, Pool, Task, TaskStatus, Workspace
-from scheduler.ports import StoreWriteError
+from scheduler.ports import StoreReadError, StoreWriteError
 from scheduler.stores.cas import cas_changes
 from scheduler.stores.failures import FailureInjection, WriteFailures
 from scheduler.stores.rows import AGENTS, PLANS, POOLS, TABLES, TASKS, WORKSPACES, Table
@@ -64,9 +66,12 @@ class SchemaTooNewError(StoreOpenError):
     """The database was migrated by a newer unstuck than this one."""
 
 
+CURRENT_VERSION = "SELECT COALESCE(MAX(version), 0) FROM schema_version"
+
+
 def current_version(conn: Any) -> int:
     """The schema version a database is at: the newest migration recorded in it."""
-    return conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+    return conn.execute(CURRENT_VERSION).fetchone()[0]
 
 
 class TableSql:
@@ -102,7 +107,7 @@ class SqlStore(FailureInjection, abc.ABC):
     _placeholder: ClassVar[str]
     # Appended to an ORDER BY of a text key to sort by code point, as Python does.
     _text_order: ClassVar[str]
-    _write_errors: ClassVar[tuple[type[Exception], ...]]
+    _dialect: ClassVar[str]  # "sqlite", "postgres": how errors begin
     _sql: ClassVar[dict[str, TableSql]]
     _insert_task: ClassVar[str]
     _raise_next_task_id: ClassVar[str]
@@ -139,9 +144,20 @@ class SqlStore(FailureInjection, abc.ABC):
         """Open one write transaction and yield the connection; commit on a clean exit and
         roll back on any exception, which propagates."""
 
+    @property
     @abc.abstractmethod
-    def _write_error(self, what: str, exc: Exception) -> StoreWriteError:
-        """The error a failed write raises: the database, the operation and the reason."""
+    def _where(self) -> str:
+        """The database, as errors name it: its file, or its URL without the password."""
+
+    @abc.abstractmethod
+    def _failure(self, exc: Exception) -> str | None:
+        """Why the database failed a call, with what to do when the driver's words do not
+        say it; None when `exc` is no database failure (a bug, a constraint violation),
+        which then propagates unchanged."""
+
+    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Run one read statement, under the lock; a dialect may retry it."""
+        return self._connected().execute(sql, params).fetchall()
 
     # Lifetime.
 
@@ -157,8 +173,7 @@ class SqlStore(FailureInjection, abc.ABC):
 
     @property
     def schema_version(self) -> int:
-        with self._lock:
-            return current_version(self._connected())
+        return self._read(CURRENT_VERSION)[0][0]
 
     # Transactions.
 
@@ -175,12 +190,23 @@ class SqlStore(FailureInjection, abc.ABC):
             try:
                 with self._transaction() as conn:
                     yield conn
-            except self._write_errors as exc:
-                raise self._write_error(what, exc) from exc
+            except Exception as exc:
+                reason = self._failure(exc)
+                if reason is None:
+                    raise
+                raise StoreWriteError(
+                    f"{self._dialect} write failed ({what}) on {self._where}: {reason}"
+                ) from exc
 
     def _read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._connected().execute(sql, tuple(params)).fetchall()
+            try:
+                return self._fetch(sql, tuple(params))
+            except Exception as exc:
+                reason = self._failure(exc)
+                if reason is None:
+                    raise
+                raise StoreReadError(f"{self._dialect} read failed on {self._where}: {reason}") from exc
 
     # Tasks.
 

@@ -48,7 +48,6 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-from scheduler.ports import StoreWriteError
 from scheduler.stores.migrations import Migration
 from scheduler.stores.migrations import sqlite as sqlite_migrations
 from scheduler.stores.rows import TABLES
@@ -63,8 +62,7 @@ class SqliteStore(SqlStore):
 
     _placeholder = "?"
     _text_order = ""  # BINARY, SQLite's default, compares UTF-8 bytes: code-point order
-    # Locked past the timeout, disk full, read-only file: the write did not happen.
-    _write_errors = (sqlite3.OperationalError,)
+    _dialect = "sqlite"
 
     def __init__(
         self,
@@ -119,8 +117,26 @@ class SqliteStore(SqlStore):
     def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         return _immediate(self._conn)
 
-    def _write_error(self, what: str, exc: Exception) -> StoreWriteError:
-        return StoreWriteError(f"sqlite write failed ({what}) on {self.path}: {exc}")
+    @property
+    def _where(self) -> str:
+        return self.path
+
+    def _failure(self, exc: Exception) -> str | None:
+        if _damaged(exc):
+            return (f"{exc}; the file is damaged: stop the service, keep a copy of the file and "
+                    "restore it from a backup (`sqlite3 FILE .recover` salvages what rows it can)")
+        # Locked past the timeout, disk full, read-only file: the call did not happen.
+        if isinstance(exc, sqlite3.OperationalError):
+            return str(exc)
+        return None
+
+
+def _damaged(exc: BaseException) -> bool:
+    """A damaged file: "database disk image is malformed" (SQLITE_CORRUPT and its extended
+    codes) or "file is not a database" (SQLITE_NOTADB), which sqlite3 raises as a plain
+    `DatabaseError`, the base class of constraint and programming errors too."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return isinstance(exc, sqlite3.DatabaseError) and name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
 
 
 @contextmanager

@@ -440,3 +440,36 @@ def test_an_unexpected_error_is_a_json_500_naming_the_request_and_probes_take_he
     assert body["message"].startswith("GET /tasks: internal error (ProgrammingError: ")
     assert body["message"].endswith("the service log has the traceback")
     engine.history.close()
+
+
+def test_a_damaged_store_file_is_a_json_503_naming_the_file_and_what_to_do(tmp_path):
+    """A store read that fails because the database failed (here a damaged SQLite file) is
+    the service being unavailable, 503, with the store's whole message (the file, the
+    fix), not a 500 'internal error' cut at 200 characters."""
+    from scheduler.model import Task
+    from scheduler.stores.sqlite import SqliteStore
+
+    path = tmp_path / "run" / "store.db"
+    path.parent.mkdir()
+    with SqliteStore(path) as s:
+        for i in range(1, 50):  # long rows: the tasks table fills the file's last pages
+            s.insert_task(Task(id=i, workspace_id="ws-1", task_type=TaskType.PLAN, description="x" * 2000))
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.seek(size - 8 * 4096)
+        f.write(b"garbage!" * 4096)
+    engine = Engine(ServiceConfig(data_dir=tmp_path / "run"))
+
+    async def ask() -> httpx.Response:
+        transport = httpx.ASGITransport(create_app(engine, Identities()), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://unstuck") as http:
+            return await http.get("/tasks")
+
+    broken = asyncio.run(ask())
+    assert broken.status_code == 503
+    message = broken.json()["message"]
+    assert message.startswith(f"GET /tasks: store unavailable: sqlite read failed on {path}: "
+                              "database disk image is malformed; the file is damaged")
+    assert message.endswith("salvages what rows it can)")
+    engine.store.close()
+    engine.history.close()

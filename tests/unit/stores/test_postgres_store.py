@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import psycopg
 import pytest
 
 from scheduler.model import Task, TaskStatus, TaskType
-from scheduler.ports import StoreWriteError
+from scheduler.ports import StoreReadError, StoreWriteError
 from scheduler.stores import open_store
 from scheduler.stores.migrations import Migration
 from scheduler.stores.migrations import postgres as pg_migrations
@@ -109,6 +110,24 @@ def test_a_lost_connection_fails_one_call_and_the_store_reconnects(pg_server, ur
         kill_backend(store)
         assert store.get_task(1) == won  # a read is retried once, on a new connection
         assert [t.id for t in store.list_tasks()] == [1]
+
+
+def test_a_read_whose_reconnect_fails_is_a_store_read_error_naming_the_url(pg_server):
+    """The database dropped under the store: the read meets a dead connection, its one retry
+    cannot connect, and the read fails as the store's own error, naming the URL (password
+    redacted) and what to check, not as a raw psycopg.OperationalError."""
+    name = "t_gone_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(pg_server.url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        url = pg_server.url.rsplit("/", 1)[0].replace("postgres@", "postgres:s3cret@") + f"/{name}"
+        with PostgresStore(url) as store:
+            store.insert_task(task(1))
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")  # ends the store's backend too
+            with pytest.raises(StoreReadError, match=re.escape(
+                    f"postgres read failed on {redacted(url)}: ") + rf".*{name}.*does not exist.*"
+                    "check that the server runs"):
+                store.get_task(1)
+            assert "s3cret" not in redacted(url)
 
 
 def test_a_racing_cas_loses_with_none_whatever_the_servers_default_isolation(url):

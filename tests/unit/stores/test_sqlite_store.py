@@ -11,7 +11,7 @@ from contextlib import closing
 import pytest
 
 from scheduler.model import Task, TaskStatus, TaskType, Workspace
-from scheduler.ports import StoreWriteError
+from scheduler.ports import StoreReadError, StoreWriteError
 from scheduler.stores.migrations import Migration, check_sequence
 from scheduler.stores.migrations import sqlite as sqlite_migrations
 from scheduler.stores.sqlite import SchemaTooNewError, SqliteStore, StoreOpenError
@@ -249,3 +249,23 @@ def test_a_workspace_put_from_another_thread_is_seen(tmp_path):
         th.start()
         th.join()
         assert s.get_workspace("ws-t") == Workspace("ws-t")
+
+
+def test_a_file_damaged_after_it_was_opened_fails_calls_with_store_errors_naming_it(tmp_path):
+    """Pages damaged on disk (a bad sector, a copy over a live file) are found only when a
+    call reads them. That call fails as the store's own error, naming the file and what to
+    do, not as a raw `sqlite3.DatabaseError: database disk image is malformed`."""
+    path = tmp_path / "state.db"
+    with SqliteStore(path) as s:
+        for i in range(1, 50):  # long rows: the tasks table fills the file's last pages
+            s.insert_task(dataclasses.replace(task(i), description="x" * 2000))
+    size = path.stat().st_size
+    with path.open("r+b") as f:  # schema pages intact, so the file still opens
+        f.seek(size - 8 * 4096)
+        f.write(b"garbage!" * 4096)
+    with SqliteStore(path) as s:
+        damaged = re.escape(f"on {path}: database disk image is malformed; the file is damaged")
+        with pytest.raises(StoreReadError, match=f"sqlite read failed {damaged}.*backup"):
+            s.list_tasks()
+        with pytest.raises(StoreWriteError, match=rf"sqlite write failed \(insert task\) {damaged}"):
+            s.insert_task(task(99))
