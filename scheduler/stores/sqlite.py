@@ -42,6 +42,7 @@ unstuck is refused (`SchemaTooNewError`) rather than written with the wrong sche
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -77,6 +78,11 @@ class SqliteStore(SqlStore):
         """
         super().__init__()
         self.path = os.fspath(path)
+        # The files this open creates are removed again if the open fails; one that was
+        # there before is never touched.
+        created = [] if self.path == ":memory:" or os.path.lexists(self.path) else [
+            f for f in (self.path + s for s in ("", "-wal", "-shm", "-journal"))
+            if not os.path.lexists(f)]
         try:
             self._conn = sqlite3.connect(
                 self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
@@ -94,14 +100,22 @@ class SqliteStore(SqlStore):
             _migrate(self._conn, self.path, migrations)
             _check_columns(self._conn, self.path)
         except sqlite3.DatabaseError as exc:
-            self._conn.close()
+            self._abandon(created)
             raise StoreOpenError(
                 f"{self.path}: cannot open as an unstuck SQLite store: {exc}; "
                 "check the path points at a store file (or a new file) that is writable"
             ) from exc
         except BaseException:
-            self._conn.close()
+            self._abandon(created)
             raise
+
+    def _abandon(self, created: list[str]) -> None:
+        """Close the connection of a failed open and remove the files it created (the store
+        file, its -wal, -shm, -journal), so a failed open leaves nothing new on disk."""
+        self._conn.close()
+        for f in created:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(f)
 
     def _configure(self) -> None:
         mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]

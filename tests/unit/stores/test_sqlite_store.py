@@ -174,6 +174,22 @@ def test_a_failing_migration_leaves_the_file_at_the_previous_version(tmp_path):
     assert "extra" not in tables  # the first statement was rolled back with the second
 
 
+def test_an_open_that_fails_leaves_no_new_file_behind_and_an_old_one_untouched(tmp_path):
+    """`--store sqlite:///typo.db` that fails to set up must not leave a half-made store (and
+    its -wal, -shm) to be found, and opened, next time; a file that was there is kept as is."""
+    broken = Migration(2, "half done", ("CREATE TABLE extra (x)", "THIS IS NOT SQL"))
+    with pytest.raises(StoreOpenError, match="syntax error"):
+        SqliteStore(tmp_path / "new.db", migrations=(V1, broken))
+    assert list(tmp_path.iterdir()) == []
+
+    old = tmp_path / "old.db"
+    SqliteStore(old, migrations=(V1,)).close()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(StoreOpenError, match="syntax error"):
+        SqliteStore(old, migrations=(V1, broken))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_a_newer_database_is_refused_with_what_to_do(tmp_path):
     path = tmp_path / "state.db"
     SqliteStore(path, migrations=(V1, V2)).close()
