@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import sqlite3
 import threading
@@ -10,7 +11,7 @@ from contextlib import closing
 
 import pytest
 
-from scheduler.model import Task, TaskStatus, TaskType, Workspace
+from scheduler.model import FreezeWindow, Task, TaskStatus, TaskType, Workspace
 from scheduler.ports import StoreReadError, StoreWriteError
 from scheduler.stores.migrations import Migration, check_sequence
 from scheduler.stores.migrations import sqlite as sqlite_migrations
@@ -141,6 +142,20 @@ def test_rows_hold_the_real_systems_strings(tmp_path):
 
 def versions(path) -> list[int]:
     return [r[0] for r in query(path, "SELECT version FROM schema_version ORDER BY version")]
+
+
+def test_a_negative_zero_time_reads_back_as_zero_without_its_sign(tmp_path):
+    """Documented (docs/stores.md, Records): SQLite writes a whole-number REAL as an integer,
+    so -0.0 comes back 0.0, equal but unsigned, where MemoryStore and PostgreSQL keep the
+    sign. No stored time can be -0.0 (each is a clock reading); freeze windows are JSON and
+    keep it. If this starts failing, SQLite keeps the sign now: drop the doc's exception."""
+    with SqliteStore(tmp_path / "state.db") as s:
+        s.insert_task(dataclasses.replace(task(1), created_at=-0.0, started_at=-0.0))
+        s.put_pool(dataclasses.replace(full_pool(), freeze_windows=(FreezeWindow(-0.0, 60.0),)))
+        read = s.get_task(1)
+        assert [math.copysign(1.0, t) for t in (read.created_at, read.started_at)] == [1.0, 1.0]
+        assert read == dataclasses.replace(task(1), created_at=-0.0, started_at=-0.0)
+        assert math.copysign(1.0, s.get_pool("pool-1").freeze_windows[0].start_s) == -1.0
 
 
 def test_migrations_are_applied_once_and_reopening_is_a_no_op(tmp_path):
