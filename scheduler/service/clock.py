@@ -42,6 +42,31 @@ def _boot_id() -> str:
         return "unknown"
 
 
+def read_state(path: Path, *, fix: str) -> dict:
+    """A clock file's state: `offset`, `run_start` and the last saved reading (`now_at`, on
+    the run's axis, and the wall time `wall_at` it was taken at). A file that is not one is a
+    ValueError naming it, ending with `fix`."""
+    try:
+        state = json.loads(path.read_text())
+        for key in ("offset", "run_start", "now_at", "wall_at"):
+            float(state[key])
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        why = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ValueError(
+            f"{path}: not a clock file ({why}); it is written by `unstuck serve` in its "
+            f"--data-dir: {fix}"
+        ) from None
+    return state
+
+
+def last_t(path: Path, *, fix: str) -> float:
+    """History time of the clock file's last saved reading: the service saves one when it
+    starts, every 50 watch ticks and when it stops, so for a stopped service it is the
+    instant the run's clock stopped (`unstuck close-run` ends the run there)."""
+    state = read_state(path, fix=fix)
+    return float(state["now_at"]) - float(state["run_start"])
+
+
 class RunClock:
     """`now()` for the core, `t(now)` for history rows. One per service process."""
 
@@ -66,13 +91,7 @@ class RunClock:
     def _load(self) -> dict | None:
         if self.path is None or not self.path.exists():
             return None
-        try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ValueError(
-                f"{self.path}: not a clock file ({exc}); it is written by `unstuck serve` in "
-                "its --data-dir: delete it to start a new run (history times restart at 0)"
-            ) from None
+        return read_state(self.path, fix="delete it to start a new run (history times restart at 0)")
 
     def save(self) -> None:
         """Record the offset and a (now, wall) reading; called at start and now and then."""

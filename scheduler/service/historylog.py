@@ -71,6 +71,20 @@ def _recover(path: Path) -> list[dict[str, Any]]:
     """Read the whole rows of an existing file and cut a torn tail."""
     if not path.exists():
         return []
+    rows, good, size = whole_rows(path, fix="move it away to start a new run")
+    if good != size:
+        with open(path, "r+b") as f:
+            f.truncate(good)
+            f.flush()
+            os.fsync(f.fileno())
+    return rows
+
+
+def whole_rows(path: Path, *, fix: str) -> tuple[list[dict[str, Any]], int, int]:
+    """The whole rows of a history file, the bytes they take and the file's size (more when
+    its last line is torn: the process died mid-write). Reads only: the service cuts the torn
+    tail when it continues the run, `unstuck close-run` leaves it. A row out of `seq` order
+    is a ValueError naming it, ending with `fix`."""
     data = path.read_bytes()
     rows: list[dict[str, Any]] = []
     good = 0
@@ -81,17 +95,12 @@ def _recover(path: Path) -> list[dict[str, Any]]:
             row = json.loads(line)
         except ValueError:
             break
-        if row.get("seq") != len(rows):
+        if not isinstance(row, dict) or row.get("seq") != len(rows):
+            seq = row.get("seq") if isinstance(row, dict) else row
             raise ValueError(
-                f"{path}: row {len(rows) + 1} has seq {row.get('seq')!r}, expected {len(rows)}: "
-                "the history file was edited or belongs to another run; move it away to start "
-                "a new run"
+                f"{path}: row {len(rows) + 1} has seq {seq!r}, expected {len(rows)}: "
+                f"the history file was edited or belongs to another run; {fix}"
             )
         rows.append(row)
         good += len(line)
-    if good != len(data):
-        with open(path, "r+b") as f:
-            f.truncate(good)
-            f.flush()
-            os.fsync(f.fileno())
-    return rows
+    return rows, good, len(data)
