@@ -1,0 +1,211 @@
+"""`unstuck close-run DATA_DIR --scenario FILE --scheduler S --out DIR`: a live run's history
+closed with its `run.end` row and laid out as a results folder that `unstuck report` and
+`unstuck gate` take as they are (docs/report.md, "Reporting a live run").
+
+`unstuck serve` never writes `run.end` (docs/service.md): the harness that ends a run does.
+This command is that harness step. It reads `DATA_DIR/history.jsonl` (and `clock.json`) and
+writes nothing there; it writes OUT whole or not at all (built in a temporary folder beside
+OUT, then renamed into place).
+
+The `run.end` row is the simulation's (sim/world.py), from source `harness`: `data.bound_s`
+and `data.drain_s` are the scenario's `bounds.apply_pending_s` and `drain_s`, plus `scenario`
+and `scheduler`. Its `t` is the later of the history's last row and the clock file's last
+saved reading (`scheduler.service.clock.last_t`): the service saves one when it stops, so
+the run ends when its scheduler stopped, not when this command happens to run (a task left
+in apply_pending would otherwise be stuck or not by how long CI waited before closing the
+run). Without a clock file (a data folder copied without it), the last row's `t`.
+
+Exit codes: 0 written; 2 bad input (one line each: the file, what is wrong, the fix) or a
+write that failed (OUT left as it was).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+HISTORY = "history.jsonl"
+CLOCK = "clock.json"
+SEED = 0  # a live run is one seed of its scenario
+
+
+class CloseInvalid(ValueError):
+    """Input `close-run` refuses: the message names the file, the problem and the fix."""
+
+
+def _fail(message: str) -> NoReturn:
+    from unstuck.cli import fail_input
+
+    fail_input(message)
+    raise AssertionError("fail_input raises")
+
+
+def read_live_history(data_dir: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The rows of `data_dir`'s history as the service would continue them (a torn last line
+    left out, `historylog.whole_rows`), and a note when one was. Reads only."""
+    from scheduler.service.historylog import whole_rows
+
+    path = data_dir / HISTORY
+    if not data_dir.is_dir():
+        raise CloseInvalid(f"{data_dir}: no such folder; give the --data-dir of `unstuck serve`")
+    if not path.is_file():
+        raise CloseInvalid(f"{path}: no such file; give the --data-dir `unstuck serve` wrote its "
+                           "history into")
+    fix = "close the history `unstuck serve` wrote, unedited"
+    try:
+        rows, good, size = whole_rows(path, fix=fix)
+    except ValueError as e:
+        raise CloseInvalid(str(e)) from None
+    except OSError as e:
+        raise CloseInvalid(f"{path}: cannot read it ({e.strerror or e})") from None
+    note = None
+    if good != size:
+        with path.open("rb") as f:
+            f.seek(good)
+            tail = f.read()
+        if b"\n" in tail:  # not a torn last line: a line in the middle is no JSON row
+            raise CloseInvalid(f"{path}: line {len(rows) + 1} is not a JSON history row; {fix}")
+        note = (f"{path}: its last line is torn ({len(tail)} bytes, the service stopped "
+                "mid-write) and is left out, as the service does when it continues the run")
+    if not rows:
+        raise CloseInvalid(f"{path}: holds no rows; start `unstuck serve` with this --data-dir "
+                           "and run the experiment before closing it")
+    closed = next((r for r in rows if r.get("kind") == "run.end"), None)
+    if closed is not None:
+        raise CloseInvalid(f"{path}: row {closed.get('seq')} is already a run.end: the run is "
+                           "closed; lay it out as docs/report.md says, or close the service's "
+                           "own history.jsonl")
+    return rows, note
+
+
+def end_t(data_dir: Path, rows: list[dict[str, Any]]) -> float:
+    """The `t` of `run.end`: the clock file's last saved reading, never before the last row."""
+    from scheduler.service.clock import last_t
+
+    last = float(rows[-1]["t"])
+    clock = data_dir / CLOCK
+    if not clock.exists():
+        return last
+    try:
+        saved = last_t(clock, fix=f"move it away to close the run at its last row (t={last:g})")
+    except ValueError as e:
+        raise CloseInvalid(str(e)) from None
+    return max(last, round(saved, 6))
+
+
+def closed_rows(rows: list[dict[str, Any]], t: float, scenario: Any, scheduler: str) -> list[dict[str, Any]]:
+    """`rows` and their `run.end` row, checked by the checker (`HistoryInvalid` names the rows)."""
+    from scheduler.history import HistoryEvent, Kind, Source
+    from unstuck import checker
+
+    end = HistoryEvent(t, Kind.RUN_END, Source.HARNESS, data={
+        "bound_s": scenario.bounds.apply_pending_s, "drain_s": scenario.drain_s,
+        "scenario": scenario.name, "scheduler": scheduler}).to_row(len(rows))
+    out = [*rows, end]
+    checker.check(out)
+    return out
+
+
+def write_folder(out: Path, rows: list[dict[str, Any]], scenario_name: str, scenario_file: Path,
+                 scheduler: str) -> Path:
+    """OUT as a results folder (results.write_manifest, results.mark): the history as one
+    seed's canonical JSONL, the scenario's copy where the gate reads it. Built beside OUT and
+    renamed into place, so on any error OUT is as it was. Returns the history's path."""
+    from scheduler import files
+    from scheduler.history import canonical_bytes
+    from unstuck import results
+
+    made = _make_parents(out.parent)
+    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        results.mark(tmp, "results")
+        history = tmp / "histories" / scenario_name / scheduler / f"seed-{SEED}.jsonl"
+        history.parent.mkdir(parents=True)
+        files.write_bytes(history, canonical_bytes(rows))
+        results.write_manifest(tmp, {scenario_name: str(scenario_file)}, [scheduler],
+                               {scenario_name: 1}, SEED)
+        if out.is_dir():
+            out.rmdir()  # empty (checked before): the rename below takes its place
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for d in reversed(made):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
+    return out / "histories" / scenario_name / scheduler / f"seed-{SEED}.jsonl"
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create `folder` and its missing parents; the ones created, outermost first."""
+    missing = [d for d in [folder, *folder.parents] if not d.exists()]
+    made = []
+    for d in reversed(missing):
+        d.mkdir()
+        made.append(d)
+    return made
+
+
+def close_run(
+    data_dir: Annotated[Path, typer.Argument(metavar="DATA_DIR", help="The --data-dir of `unstuck serve` (read, never written).", show_default=False)],
+    scenario_file: Annotated[Path, typer.Option("--scenario", help="The scenario the run is judged as: its bounds give run.end's bound_s and drain_s, its gates and faults the gate's checks.", show_default=False)],
+    out: Annotated[Path, typer.Option(help="A new or empty folder for the results (histories/, scenarios/).", show_default=False)],
+    scheduler: Annotated[str | None, typer.Option("--scheduler", "-s", help="The --scheduler `unstuck serve` ran (the history does not record it).", show_default=False)] = None,
+) -> None:
+    """Close a live run's history with its run.end row, as a results folder for `unstuck report` and `unstuck gate`."""
+    from unstuck import checker, results
+    from unstuck import scenario as scenarios
+    from unstuck.cli import output_problem, scheduler_problem
+
+    problems: list[str] = []
+    scenario = None
+    try:
+        scenario = scenarios.load(scenario_file)
+    except scenarios.ScenarioInvalid as e:
+        problems += e.problems
+    if scheduler is None:
+        problems.append("--scheduler: missing; the live history does not record which scheduler "
+                        "ran: pass the --scheduler given to `unstuck serve`, e.g. -s reference")
+    elif problem := scheduler_problem("--scheduler", [scheduler]):
+        problems.append(problem)
+    if problem := output_problem("--out", out, folder=True, example="live"):
+        problems.append(problem)
+    elif not results.is_empty(out):
+        problems.append(f"--out {out}: not empty; close-run writes a new results folder: choose a "
+                        f"new or empty folder (e.g. {out / 'live'}), or delete {out} first")
+    elif out.resolve().is_relative_to(data_dir.resolve()):
+        problems.append(f"--out {out}: is inside DATA_DIR {data_dir}, which close-run never "
+                        "writes; choose a folder outside it")
+    if problems:
+        _fail("\n".join(problems))
+    assert scenario is not None and scheduler is not None
+    try:
+        rows, note = read_live_history(data_dir)
+        t = end_t(data_dir, rows)
+        rows = closed_rows(rows, t, scenario, scheduler)
+    except CloseInvalid as e:
+        _fail(str(e))
+    except checker.HistoryInvalid as e:
+        _fail(f"{data_dir / HISTORY}: cannot be judged: {e}")
+    if note:
+        typer.echo(f"note: {note}", err=True)
+    try:
+        history = write_folder(out, rows, scenario.name, scenario_file, scheduler)
+    except OSError as e:
+        _fail(f"could not write {e.filename or out} ({e.strerror or e}); {out} is as it was: fix "
+              "the cause (free space, permissions) and rerun")
+    typer.echo(f"closed: {len(rows) - 1} rows and run.end at t={t:g} (bound_s "
+               f"{scenario.bounds.apply_pending_s:g}, drain_s {scenario.drain_s:g}) in {history}")
+    typer.echo(f"next: unstuck report {out}; unstuck gate {out} -s {scheduler}")
+
+
+def register(app: typer.Typer) -> None:
+    from unstuck.sim_cli import sigterm_interrupts
+
+    app.command("close-run")(sigterm_interrupts()(close_run))
