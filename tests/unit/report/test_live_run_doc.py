@@ -1,5 +1,6 @@
 """docs/report.md, "Reporting a live run": its command block, run as written on a service's
-history (which has no run.end row), gives a report and a gate verdict."""
+data folder (whose history has no run.end row), gives a report and a gate verdict, and
+leaves the data folder as it was."""
 
 from __future__ import annotations
 
@@ -26,27 +27,30 @@ def test_the_documented_live_run_commands_report_and_gate_a_service_history(tmp_
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "history.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in rows[:-1]))  # as `unstuck serve` leaves it
+    (tmp_path / "live.yaml").write_text((ROOT / "scenarios" / "incident-601.yaml").read_text())
+    before = (tmp_path / "run" / "history.jsonl").read_bytes()
     (tmp_path / ".venv").symlink_to(Path(sys.executable).parents[1])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     lines = _block().splitlines()
-    report, gate = lines[-2], lines[-1]
+    close, report, gate = lines
+    assert close.startswith(".venv/bin/unstuck close-run run ")
     assert report.startswith(".venv/bin/unstuck report") and gate.startswith(".venv/bin/unstuck gate")
-    prep = subprocess.run(["bash", "-ec", "\n".join(lines[:-2])], cwd=tmp_path, env=env,
-                          capture_output=True, text=True)
-    assert prep.returncode == 0, prep.stderr
 
     def run(line: str) -> subprocess.CompletedProcess:
         return subprocess.run(["bash", "-c", line.split("#")[0]], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=120)
 
+    done = run(close)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["history.jsonl"]
+    assert (tmp_path / "run" / "history.jsonl").read_bytes() == before
+    closed = [json.loads(line) for line in
+              (tmp_path / "live" / "histories" / "live" / "reference" / "seed-0.jsonl").read_text().splitlines()]
+    assert closed[:-1] == rows[:-1]
+    assert closed[-1]["kind"] == "run.end" and closed[-1]["t"] == rows[-2]["t"]  # no clock file
     done = run(report)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "live" / "index.html").is_file()
-    done = run(gate)
-    assert done.returncode == 2 and "live/scenarios/live.yaml" in done.stderr, done.stderr
-    (tmp_path / "live" / "scenarios").mkdir()
-    (tmp_path / "live" / "scenarios" / "live.yaml").write_text(
-        (ROOT / "scenarios" / "incident-601.yaml").read_text())
     done = run(gate)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASS  live  reference: pass" in done.stdout
