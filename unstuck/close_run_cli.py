@@ -154,8 +154,8 @@ def _make_parents(folder: Path) -> list[Path]:
 
 def close_run(
     data_dir: Annotated[Path, typer.Argument(metavar="DATA_DIR", help="The --data-dir of `unstuck serve` (read, never written).", show_default=False)],
-    scenario_file: Annotated[Path, typer.Option("--scenario", help="The scenario the run is judged as: its bounds give run.end's bound_s and drain_s, its gates and faults the gate's checks.", show_default=False)],
-    out: Annotated[Path, typer.Option(help="A new or empty folder for the results (histories/, scenarios/).", show_default=False)],
+    scenario_file: Annotated[Path | None, typer.Option("--scenario", help="The scenario the run is judged as: its bounds give run.end's bound_s and drain_s, its gates and faults the gate's checks.", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(help="A new or empty folder for the results (histories/, scenarios/).", show_default=False)] = None,
     scheduler: Annotated[str | None, typer.Option("--scheduler", "-s", help="The --scheduler `unstuck serve` ran (the history does not record it).", show_default=False)] = None,
 ) -> None:
     """Close a live run's history with its run.end row, as a results folder for `unstuck report` and `unstuck gate`."""
@@ -165,16 +165,22 @@ def close_run(
 
     problems: list[str] = []
     scenario = None
-    try:
-        scenario = scenarios.load(scenario_file)
-    except scenarios.ScenarioInvalid as e:
-        problems += e.problems
+    if scenario_file is None:
+        problems.append("--scenario: missing; give the scenario file the run is judged as (its "
+                        "bounds, gates and faults), e.g. --scenario live.yaml")
+    else:
+        try:
+            scenario = scenarios.load(scenario_file)
+        except scenarios.ScenarioInvalid as e:
+            problems += e.problems
     if scheduler is None:
         problems.append("--scheduler: missing; the live history does not record which scheduler "
                         "ran: pass the --scheduler given to `unstuck serve`, e.g. -s reference")
     elif problem := scheduler_problem("--scheduler", [scheduler]):
         problems.append(problem)
-    if problem := output_problem("--out", out, folder=True, example="live"):
+    if out is None:
+        problems.append("--out: missing; give a new folder for the results, e.g. --out live")
+    elif problem := output_problem("--out", out, folder=True, example="live"):
         problems.append(problem)
     elif not results.is_empty(out):
         problems.append(f"--out {out}: not empty; close-run writes a new results folder: choose a "
@@ -184,7 +190,7 @@ def close_run(
                         "writes; choose a folder outside it")
     if problems:
         _fail("\n".join(problems))
-    assert scenario is not None and scheduler is not None
+    assert scenario is not None and scenario_file is not None and scheduler is not None and out is not None
     try:
         rows, note = read_live_history(data_dir)
         t = end_t(data_dir, rows)

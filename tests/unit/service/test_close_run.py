@@ -195,6 +195,10 @@ def test_bad_input_exits_2_naming_the_file_and_the_fix(data, tmp_path):
     refused(data, close(data), r"^error: --scheduler: missing; the live history does not record "
                                r"which scheduler ran: pass the --scheduler given to `unstuck serve`")
     refused(data, close(data, "-s", "fifo"), r"^error: --scheduler 'fifo' is not a scheduler")
+    refused(data, run("close-run", data, "-s", "seed", "--out", data.parent / "out"),
+            r"^error: --scenario: missing; give the scenario file the run is judged as")
+    refused(data, run("close-run", data, "-s", "seed", "--scenario", data.parent / "incident-601.yaml"),
+            r"^error: --out: missing; give a new folder for the results, e.g. --out live$")
     refused(data, close(data, "-s", "reference", out=data / "out"),
             r"^error: --out .*/run/out: is inside DATA_DIR .*, which close-run never writes")
     (data / "clock.json").write_text("{")
