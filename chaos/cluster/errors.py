@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from chaos.cluster import resources
 
@@ -86,32 +87,61 @@ def _go_value(value) -> str:
         else str(value)
 
 
-def _field_error(kind: str, name: str, field: str, reason: str, detail: str) -> ApiError:
-    """422 Invalid for one field, worded as upstream's field.Error in a NewInvalid Status:
-    `Kind.group "name" is invalid: field: detail`, the cause carrying the detail alone."""
+@dataclass(frozen=True)
+class FieldError:
+    """One upstream field.Error: its type (the Status cause's reason), path and body."""
+
+    type: str
+    field: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.detail}"
+
+
+def field_invalid(field: str, value, rule: str) -> FieldError:
+    """field.Invalid, or field.Required for the rule "Required value"."""
+    if rule == "Required value":
+        return FieldError("FieldValueRequired", field, rule)
+    return FieldError("FieldValueInvalid", field, f"Invalid value: {_go_value(value)}: {rule}")
+
+
+def field_forbidden(field: str, rule: str) -> FieldError:
+    return FieldError("FieldValueForbidden", field, f"Forbidden: {rule}")
+
+
+def field_not_supported(field: str, value, supported: list[str]) -> FieldError:
+    quoted = ", ".join(json.dumps(s) for s in supported)
+    return FieldError("FieldValueNotSupported", field,
+                      f"Unsupported value: {_go_value(value)}: supported values: {quoted}")
+
+
+def invalid_object(kind: str, name: str, errs: list[FieldError]) -> ApiError:
+    """Upstream's NewInvalid over a non-empty ErrorList: 422 Invalid,
+    `Kind.group "name" is invalid: <aggregate>`, one cause per error (its body alone). The
+    aggregate is ErrorList.ToAggregate's: the distinct messages in order, bracketed and
+    comma-separated when there are several, bare when there is one."""
     group = _group_of(kind)
     qualified = f"{kind}.{group}" if group else kind
+    messages = list(dict.fromkeys(str(e) for e in errs))
+    aggregate = messages[0] if len(messages) == 1 else "[" + ", ".join(messages) + "]"
     return ApiError(
-        422, f'{qualified} "{name}" is invalid: {field}: {detail}',
+        422, f'{qualified} "{name}" is invalid: {aggregate}',
         details={"name": name, "group": group, "kind": kind,
-                 "causes": [{"reason": reason, "message": detail, "field": field}]})
+                 "causes": [{"reason": e.type, "message": e.detail, "field": e.field}
+                            for e in errs]})
 
 
 def invalid(kind: str, name: str, field: str, value, rule: str) -> ApiError:
-    if rule == "Required value":
-        return _field_error(kind, name, field, "FieldValueRequired", rule)
-    return _field_error(kind, name, field, "FieldValueInvalid",
-                        f"Invalid value: {_go_value(value)}: {rule}")
+    return invalid_object(kind, name, [field_invalid(field, value, rule)])
 
 
 def forbidden(kind: str, name: str, field: str, rule: str) -> ApiError:
-    return _field_error(kind, name, field, "FieldValueForbidden", f"Forbidden: {rule}")
+    return invalid_object(kind, name, [field_forbidden(field, rule)])
 
 
 def not_supported(kind: str, name: str, field: str, value, supported: list[str]) -> ApiError:
-    quoted = ", ".join(json.dumps(s) for s in supported)
-    return _field_error(kind, name, field, "FieldValueNotSupported",
-                        f"Unsupported value: {_go_value(value)}: supported values: {quoted}")
+    return invalid_object(kind, name, [field_not_supported(field, value, supported)])
 
 
 def too_large_resource_version(wanted: int, current: int) -> ApiError:

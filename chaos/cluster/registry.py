@@ -143,12 +143,8 @@ class Registry:
             md["namespace"] = namespace
         else:
             md.pop("namespace", None)
-        if not md.get("name"):
-            if not md.get("generateName"):
-                raise invalid(res.kind, "", "metadata.name", None,
-                              "name or generateName is required")
+        if not md.get("name") and md.get("generateName"):
             md["name"] = md["generateName"] + meta.random_suffix()
-        defaults.validate_name(res.kind, md["name"])
         for field in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds"):
             md.pop(field, None)
@@ -156,7 +152,7 @@ class Registry:
                         "PodDisruptionBudget", "Pod"):
             body.pop("status", None)
         md["generation"] = 1
-        defaults.apply(res.kind, body)
+        defaults.apply(res.kind, body, creating=True)
         with self.store.lock:
             self._ensure_namespace(res, namespace or "")
             return self.store.create(res, body)
@@ -191,9 +187,8 @@ class Registry:
         elif res.has_status:
             new["status"] = old.get("status", {})
         if subresource != "status":
-            defaults.apply(res.kind, new)
-            if res is resources.PODS:
-                defaults.validate_pod_update(old.get("spec") or {}, new.get("spec") or {}, name)
+            defaults.apply(res.kind, new, old_pod_spec=(old.get("spec") or {})
+                           if res is resources.PODS else None)
             gen = old["metadata"].get("generation", 1)
             changed = any(new.get(k) != old.get(k) for k in ("spec", "data", "template"))
             new["metadata"]["generation"] = gen + 1 if changed else gen
