@@ -3,7 +3,9 @@
 It owns the node's liveness as the cluster sees it: it renews the node's Lease, reports the
 pods' phase, containerStatuses and Ready condition, restarts exited containers per
 restartPolicy (with the crash-loop back-off), runs readiness probes, and terminates deleted
-pods with SIGTERM then SIGKILL at the grace deadline before removing them.
+pods with SIGTERM then SIGKILL at the grace deadline before removing them. It records what
+it does as upstream's kubelet does (Pulled, Created, Started, Failed, BackOff, Unhealthy,
+Killing), on the pod's container (`spec.containers{name}`).
 
 Node faults act here: `freeze()` SIGSTOPs every process and stops the kubelet (no lease
 renewals, no status), `kill()` SIGKILLs them instead, and `heal()` resumes (SIGCONT) so the
@@ -221,7 +223,7 @@ class Kubelet:
         new["status"]["conditions"] = fresh
         self.store.replace(resources.NODES, new)
         self.recorder.record(node, "NodeReady", f"Node {self.node} status is now: NodeReady",
-                             component="kubelet")
+                             component="kubelet", host=self.node)
 
     # --- pods ------------------------------------------------------------------------------
     def _sync_pod(self, pod: dict, now: float) -> None:
@@ -291,7 +293,19 @@ class Kubelet:
                 return value
         return None
 
+    def _event(self, pod: dict, c: ContainerRun, reason: str, message: str,
+                type_: str = "Normal") -> None:
+        """An event on one container of `pod`, as upstream's kubelet records it: on the pod,
+        field path `spec.containers{name}`, from `kubelet` on this node."""
+        self.recorder.record(pod, reason, message, type_=type_, component="kubelet",
+                             host=self.node, field_path=f"spec.containers{{{c.spec['name']}}}")
+
     def _start(self, pod: dict, run: PodRun, c: ContainerRun, now: float) -> None:
+        # There is no image to pull: the command runs from this machine, which upstream's
+        # image manager reports as an image already present (whatever the pull policy).
+        self._event(pod, c, "Pulled",
+                    f'Container image "{c.spec.get("image", "")}" already present on machine')
+        self._event(pod, c, "Created", f"Created container: {c.spec['name']}")
         argv = list(c.spec.get("command") or []) + list(c.spec.get("args") or [])
         if not c.spec.get("command"):
             argv = list(processes.PLACEHOLDER) if not argv else argv
@@ -307,20 +321,24 @@ class Kubelet:
             c.proc = None
             c.last_exit = {"exitCode": 128, "reason": "StartError", "message": str(err),
                            "startedAt": meta.timestamp(now), "finishedAt": meta.timestamp(now)}
+            self._event(pod, c, "Failed", f"Error: {err}", "Warning")
             self._after_exit(pod, c, 128, now)
             return
         probe = c.spec.get("readinessProbe")
         c.probe = probes.ProbeState(ready=probe is None)
         if probe:
             self.prober.start(c.probe, probe, now)
-        self.recorder.record(pod, "Started", f"Started container {c.spec['name']}",
-                             component="kubelet")
+        self._event(pod, c, "Started", f"Started container {c.spec['name']}")
 
     def _after_exit(self, pod: dict, c: ContainerRun, code: int, now: float) -> None:
         policy = pod["spec"].get("restartPolicy", "Always")
         if policy == "Always" or (policy == "OnFailure" and code != 0):
             backoff = min(BACKOFF_START_S * 2 ** c.restarts, BACKOFF_MAX_S)
             c.restart_at = now + self.scale.scaled(backoff)
+            md = pod["metadata"]  # format.Pod: name_namespace(uid)
+            self._event(pod, c, "BackOff", f"Back-off restarting failed container "
+                        f"{c.spec['name']} in pod {md['name']}_{md['namespace']}({md['uid']})",
+                        "Warning")
         else:
             c.done = True
 
@@ -342,6 +360,10 @@ class Kubelet:
             if probe and c.proc is not None and c.proc.poll() is None:
                 self.prober.step(c.probe, probe, c.spec, {**os.environ, **c.env}
                                  if "exec" in probe else c.env, now)
+                for output in c.probe.failures_to_report:
+                    self._event(pod, c, "Unhealthy", f"Readiness probe failed: {output}",
+                                "Warning")
+                c.probe.failures_to_report.clear()
 
     def _terminate(self, pod: dict, run: PodRun, now: float) -> None:
         grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or 0)
@@ -353,10 +375,10 @@ class Kubelet:
             if first:
                 for c in run.containers.values():
                     c.restart_at, c.done = None, True
+                    if c.proc is not None and c.proc.poll() is None:
+                        self._event(pod, c, "Killing", f"Stopping container {c.spec['name']}")
                     if c.proc is not None:
                         c.proc.signal(signal.SIGTERM)
-                self.recorder.record(pod, "Killing", "Stopping container(s) with grace "
-                                     f"{grace:g}s", component="kubelet")
         if now >= (run.kill_at or now):
             for c in run.containers.values():
                 if c.proc is not None and c.proc.poll() is None:
