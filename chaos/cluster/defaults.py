@@ -18,6 +18,7 @@ from chaos.cluster.errors import (
     field_forbidden,
     field_invalid,
     field_not_supported,
+    field_required,
     invalid_object,
 )
 
@@ -36,7 +37,7 @@ UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 def _name_errors(name: str, errs: list[FieldError]) -> None:
     """ValidateObjectMeta's name rules, on create (an update keeps the stored name)."""
     if not name:
-        errs.append(field_invalid("metadata.name", None, "name or generateName is required"))
+        errs.append(field_required("metadata.name", "name or generateName is required"))
     elif len(name) > 253 or not _NAME_RE.match(name):
         errs.append(field_invalid(
             "metadata.name", name, "a lowercase RFC 1123 subdomain must consist of lower case "
@@ -63,8 +64,8 @@ def pod_spec(spec: dict, errs: list[FieldError], field: str = "spec") -> dict:
             p.setdefault("protocol", "TCP")
     policy = spec.setdefault("restartPolicy", "Always")
     if policy not in ("Always", "OnFailure", "Never"):
-        errs.append(field_invalid(f"{field}.restartPolicy", policy,
-                                  'supported values: "Always", "OnFailure", "Never"'))
+        errs.append(field_not_supported(f"{field}.restartPolicy", policy,
+                                        ["Always", "OnFailure", "Never"]))
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("schedulerName", "default-scheduler")

@@ -102,8 +102,14 @@ class FieldError:
 def field_invalid(field: str, value, rule: str) -> FieldError:
     """field.Invalid, or field.Required for the rule "Required value"."""
     if rule == "Required value":
-        return FieldError("FieldValueRequired", field, rule)
+        return field_required(field)
     return FieldError("FieldValueInvalid", field, f"Invalid value: {_go_value(value)}: {rule}")
+
+
+def field_required(field: str, detail: str = "") -> FieldError:
+    """field.Required: `Required value`, then `: detail` when there is one."""
+    return FieldError("FieldValueRequired", field,
+                      f"Required value: {detail}" if detail else "Required value")
 
 
 def field_forbidden(field: str, rule: str) -> FieldError:

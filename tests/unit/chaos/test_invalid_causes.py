@@ -30,7 +30,7 @@ def test_a_pod_with_several_errors_gets_them_all_in_one_422(core):
     assert body["message"] == (
         f'Pod "Bad_Pod" is invalid: [{name}, spec.containers[0].image: Required value, '
         "spec.containers[1].name: Required value, "
-        'spec.restartPolicy: Invalid value: "Sometimes": supported values: "Always", '
+        'spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", '
         '"OnFailure", "Never", '
         'spec.tolerations[0].effect: Unsupported value: "NoEat": supported values: '
         '"NoSchedule", "PreferNoSchedule", "NoExecute"]')
@@ -38,7 +38,7 @@ def test_a_pod_with_several_errors_gets_them_all_in_one_422(core):
         ("FieldValueInvalid", "metadata.name"),
         ("FieldValueRequired", "spec.containers[0].image"),
         ("FieldValueRequired", "spec.containers[1].name"),
-        ("FieldValueInvalid", "spec.restartPolicy"),
+        ("FieldValueNotSupported", "spec.restartPolicy"),
         ("FieldValueNotSupported", "spec.tolerations[0].effect")]
     assert body["details"]["causes"][1]["message"] == "Required value"
     assert core.list_namespaced_pod("default").items == []
@@ -86,3 +86,15 @@ def test_one_error_keeps_the_unbracketed_message(core):
     assert body["details"]["causes"] == [{"reason": "FieldValueRequired",
                                           "message": "Required value",
                                           "field": "spec.containers[0].image"}]
+
+
+def test_a_missing_name_is_required_and_comes_with_the_spec_errors(core):
+    """ValidateObjectMeta: field.Required(metadata.name, "name or generateName is required"),
+    in the same list as the spec's errors."""
+    body = _refused(lambda: core.create_namespaced_pod("default", {
+        "metadata": {}, "spec": {"containers": []}}))
+    assert body["message"] == ('Pod "" is invalid: [metadata.name: Required value: name or '
+                               "generateName is required, spec.containers: Required value]")
+    assert body["details"]["causes"][0] == {
+        "reason": "FieldValueRequired", "field": "metadata.name",
+        "message": "Required value: name or generateName is required"}
