@@ -17,6 +17,10 @@ from typing import Annotated
 import typer
 
 NAME = re.compile(r"^[A-Za-z0-9._:-]+$")
+LOCK_WAIT_S = 15.0
+"""--lock-wait: longer than the old process's stop (uvicorn's 5 s graceful shutdown, then the
+clock saved) and than deploy/scheduler.yaml's 10 s termination grace, after which Kubernetes
+SIGKILLs it (docs/service.md, "One service per data folder")."""
 
 
 def _names(option: str, value: str) -> tuple[str, ...]:
@@ -75,6 +79,7 @@ def serve(
     agent_stale: Annotated[float, typer.Option(help="Seconds without a poll before an agent is disconnected.")] = 5.0,
     poll_timeout: Annotated[float, typer.Option(help="Longest a long-poll is held open (s).")] = 20.0,
     stuck_after: Annotated[float, typer.Option(help="Bound of the unstuck_stuck_tasks gauge (s after confirm).")] = 600.0,
+    lock_wait: Annotated[float, typer.Option(help="How long to wait for a service still running on --data-dir (the old process of a restart, still stopping) before giving up (s); 0: do not wait.")] = LOCK_WAIT_S,
     backend_dir: Annotated[Path | None, typer.Option(help="The agents' Terraform backend (their --backend-dir), read to settle an apply whose agent went silent. Without it such an apply fails as 'outcome unknown'.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the core's RNG.")] = 0,
     namespace: Annotated[str, typer.Option(help="kubernetes: namespace of the agent pods.")] = "unstuck",
@@ -101,6 +106,7 @@ def serve(
         fail_input(f"--log-level {log_level!r}: choose debug, info, warning or error")
     for opt, v in (("--agent-stale", agent_stale), ("--poll-timeout", poll_timeout), ("--stuck-after", stuck_after)):
         _seconds(opt, v)
+    _seconds("--lock-wait", lock_wait, zero=True)
     if problem := output_problem("--data-dir", data_dir, folder=True):
         fail_input(problem)
     if backend_dir is not None and backend_dir.exists() and not backend_dir.is_dir():
@@ -136,7 +142,7 @@ def serve(
         poll_timeout_s=poll_timeout, agent_stale_s=agent_stale, stuck_after_s=stuck_after,
         backend_dir=backend_dir, namespace=namespace, agent_selector=agent_selector, deployment=deployment,
         scaling=scaling, kubeconfig=kubeconfig)
-    from scheduler.service import run
+    from scheduler.service import folderlock, run
 
     try:
         sock = run.listen(host, port)
@@ -144,14 +150,30 @@ def serve(
         fail_input(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); "
                    "choose a free --port (another service may hold this one) or an address of "
                    "this machine for --host")
+    # The port first (binding writes nothing), then the folder's lock (the first write there),
+    # then the service, which writes the rest: a refusal at either step leaves the folder as
+    # it was. While it waits for the lock, connections queue on the bound port unanswered.
     try:
-        app = run.build(config)
-    except ValueError as exc:
+        held = folderlock.take(data_dir, port=port, wait_s=lock_wait)
+    except folderlock.FolderHeld as exc:
         sock.close()
-        fail_input(str(exc))
-    run.configure_logging(log_level)
-    if not run.run_app(app, sock, log_level):
-        raise typer.Exit(3)  # uvicorn's own startup failure (logged), as `uvicorn.run` exits
+        fail_input(f"--data-dir {data_dir}: {exc.holder} still runs on it (waited {lock_wait:g} s, "
+                   "--lock-wait); stop it first, or give this service another --data-dir")
+    except OSError as exc:
+        sock.close()
+        fail_input(f"--data-dir {data_dir}: cannot lock {data_dir / folderlock.LOCK} "
+                   f"({exc.strerror or exc}); give a folder this user can write, on a local disk")
+    try:
+        try:
+            app = run.build(config)
+        except ValueError as exc:
+            sock.close()
+            fail_input(str(exc))
+        run.configure_logging(log_level)
+        if not run.run_app(app, sock, log_level):
+            raise typer.Exit(3)  # uvicorn's own startup failure (logged), as `uvicorn.run` exits
+    finally:
+        os.close(held)  # after the service has stopped and saved its clock
 
 
 def agent(
