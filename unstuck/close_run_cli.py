@@ -3,9 +3,11 @@ closed with its `run.end` row and laid out as a results folder that `unstuck rep
 `unstuck gate` take as they are (docs/report.md, "Reporting a live run").
 
 `unstuck serve` never writes `run.end` (docs/service.md): the harness that ends a run does.
-This command is that harness step. It reads `DATA_DIR/history.jsonl` (and `clock.json`) and
-writes nothing there; it writes OUT whole or not at all (built in a temporary folder beside
-OUT, then renamed into place).
+This command is that harness step. It refuses a folder whose service still runs (it holds
+`DATA_DIR/serve.lock`, scheduler/service/folderlock.py): the run is not over, and its clock
+file is not yet saved at its stop. It reads `DATA_DIR/history.jsonl` (and `clock.json`) and
+writes nothing there, not even a lock file; it writes OUT whole or not at all (built in a
+temporary folder beside OUT, then renamed into place).
 
 The `run.end` row is the simulation's (sim/world.py), from source `harness`: `data.bound_s`
 and `data.drain_s` are the scenario's `bounds.apply_pending_s` and `drain_s`, plus `scenario`
@@ -47,12 +49,24 @@ def _fail(message: str) -> NoReturn:
 
 def read_live_history(data_dir: Path) -> tuple[list[dict[str, Any]], str | None]:
     """The rows of `data_dir`'s history as the service would continue them (a torn last line
-    left out, `historylog.whole_rows`), and a note when one was. Reads only."""
+    left out, `historylog.whole_rows`), and a note when one was. Refused while the folder's
+    service still runs (`folderlock.holder`): its run is not over. Reads only."""
+    from scheduler.service import folderlock
     from scheduler.service.historylog import whole_rows
 
     path = data_dir / HISTORY
     if not data_dir.is_dir():
         raise CloseInvalid(f"{data_dir}: no such folder; give the --data-dir of `unstuck serve`")
+    try:
+        holder = folderlock.holder(data_dir)
+    except OSError as e:
+        raise CloseInvalid(f"{data_dir / folderlock.LOCK}: cannot read it ({e.strerror or e}), so "
+                           "cannot tell whether its service still runs; run close-run as the "
+                           "user that ran `unstuck serve`") from None
+    if holder is not None:
+        stop = f" (kill {holder.pid})" if holder.pid is not None else ""
+        raise CloseInvalid(f"{holder} still runs on {data_dir}: stop it first{stop}, then close "
+                           "the run")
     if not path.is_file():
         raise CloseInvalid(f"{path}: no such file; give the --data-dir `unstuck serve` wrote its "
                            "history into")

@@ -4,13 +4,15 @@ Two services on one --data-dir both appended rows numbered from the same `seq` a
 clock.json: the history then read `seq` 0, 0, 1, 2, 3, 1, 2, 3, and the next start and
 `unstuck close-run` both refused it ("row 2 has seq 0, expected 1"), the run lost. A service
 now holds its folder's lock (DATA_DIR/serve.lock) for its whole life; a second one waits
-`--lock-wait` for it to stop, then exits 2 naming the holder.
+`--lock-wait` for it to stop, then exits 2 naming the holder. `close-run` refuses a folder
+whose service still runs, and creates nothing in a folder that has no lock file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,10 +22,24 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from tests.unit.service.live import free_port, wait_for
+from unstuck.cli import app
 
 ENV = {**os.environ, "UNSTUCK_USER_TOKENS": "t=alice", "UNSTUCK_POOL_TOKEN": "p"}
+SCENARIO = """\
+name: live
+description: a live run
+seeds: 1
+duration_s: 5
+drain_s: 1
+bounds: {apply_pending_s: 0.5}
+workload:
+  - {names: [ws-1], at: [1]}
+"""
+
+
 class Services:
     """`unstuck serve` processes on one data folder, each on its own port; all killed at the end."""
 
@@ -143,3 +159,36 @@ def test_a_killed_service_leaves_no_lock_behind(services):
     services.started("--lock-wait", "0")  # the kernel dropped the lock with the process
     assert time.monotonic() - started < 20
     assert [r["kind"] for r in rows(services.data)].count("scheduler.restart") == 2
+
+
+def close(data: Path, out: Path):
+    (data.parent / "live.yaml").write_text(SCENARIO)
+    return CliRunner().invoke(app, ["close-run", str(data), "--scenario", str(data.parent / "live.yaml"),
+                                    "-s", "reference", "--out", str(out)])
+
+
+def test_close_run_refuses_a_folder_whose_service_still_runs(services, tmp_path):
+    service, port = services.started()
+    create(port)
+    refused = close(services.data, tmp_path / "out")
+    assert refused.exit_code == 2, refused.output
+    assert refused.output.strip().splitlines() == [
+        f"error: the service (pid {service.pid}, port {port}) still runs on {services.data}: stop "
+        f"it first (kill {service.pid}), then close the run"]
+    assert not (tmp_path / "out").exists()
+    service.send_signal(signal.SIGTERM)
+    service.wait(20)
+    closed = close(services.data, tmp_path / "out")
+    assert closed.exit_code == 0, closed.output
+    assert re.search(r"^closed: \d+ rows and run.end", closed.output, re.M)
+
+
+def test_close_run_creates_nothing_in_a_folder_without_a_lock_file(tmp_path):
+    data = tmp_path / "run"
+    data.mkdir()
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "histories" / "incident-601-reference.jsonl"
+    (data / "history.jsonl").write_text("".join(x + "\n" for x in fixture.read_text().splitlines()[:-1]))
+    before = sorted(p.name for p in data.iterdir())
+    closed = close(data, tmp_path / "out")
+    assert closed.exit_code == 0, closed.output
+    assert sorted(p.name for p in data.iterdir()) == before == ["history.jsonl"]
