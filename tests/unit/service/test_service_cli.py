@@ -24,6 +24,7 @@ ENV = {"UNSTUCK_USER_TOKENS": "t=alice", "UNSTUCK_POOL_TOKEN": "p"}
     (["serve", "--poll-timeout", "inf"], ENV, r"^error: --poll-timeout inf: expected a finite number of seconds > 0$"),
     (["serve", "--agent-stale", "nan"], ENV, r"^error: --agent-stale nan: expected a finite number of seconds > 0$"),
     (["serve", "--stuck-after", "-inf"], ENV, r"^error: --stuck-after -inf: expected a finite number of seconds > 0$"),
+    (["serve", "--lock-wait", "-1"], ENV, r"^error: --lock-wait -1.0: expected a finite number of seconds >= 0$"),
     (["serve", "--pods", "a b"], ENV, r"^error: --pods 'a b': expected comma-separated names .* \(bad: a b\)"),
     (["serve", "--store", "redis://h"], ENV, r"^error: --store: store URL 'redis://h': unknown scheme 'redis'"),
     (["serve"], {"UNSTUCK_POOL_TOKEN": "p", "UNSTUCK_USER_TOKENS": ""},
