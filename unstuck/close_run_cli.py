@@ -98,10 +98,13 @@ def read_live_history(data_dir: Path) -> tuple[list[dict[str, Any]], str | None]
 
 
 def end_t(data_dir: Path, rows: list[dict[str, Any]]) -> float:
-    """The `t` of `run.end`: the clock file's last saved reading, never before the last row."""
+    """The `t` of `run.end`: the clock file's last saved reading, never before the last row.
+    A last row without a number for `t` counts as 0: the checker then names it (`closed_rows`)."""
     from scheduler.service.clock import last_t
 
-    last = float(rows[-1]["t"])
+    last = rows[-1].get("t")
+    if isinstance(last, bool) or not isinstance(last, int | float):
+        last = 0.0
     clock = data_dir / CLOCK
     if not clock.exists():
         return last

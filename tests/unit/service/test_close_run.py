@@ -267,3 +267,14 @@ def test_a_write_that_fails_leaves_no_out_and_no_temporary_folder(data, monkeypa
     line = one_line(r)
     assert "could not write manifest.json (No space left on device)" in line, line
     assert not (data.parent / "deep").exists()
+
+
+@pytest.mark.parametrize("last", ['{"seq": 30}', '{"seq": 30, "t": "soon"}', '{"seq": 30, "t": null}'])
+def test_a_last_row_without_a_time_is_the_checkers_error_not_a_traceback(data, last):
+    # Valid JSON with the right seq, so the service's reader takes it: close-run read its t
+    # for run.end before the checker had looked at the row.
+    rows = (data / "history.jsonl").read_text().splitlines()
+    (data / "history.jsonl").write_text("".join(r + "\n" for r in rows[:-1]) + last + "\n")
+    refused(data, close(data, "-s", "reference"),
+            r"^error: .*/run/history.jsonl: cannot be judged: history row 30: ")
+
