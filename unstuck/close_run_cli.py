@@ -169,6 +169,19 @@ def _make_parents(folder: Path) -> list[Path]:
     return made
 
 
+def _overlap_problem(out: Path, data_dir: Path) -> str | None:
+    """Why OUT must not be where it is: DATA_DIR itself, inside it, or a folder holding it
+    (checked before OUT is probed or its emptiness named: its fix must not be to delete the run)."""
+    o, d = out.resolve(), data_dir.resolve()
+    relation = ("is" if o == d else "is inside" if o.is_relative_to(d)
+                else "holds" if d.is_relative_to(o) else None)
+    if relation is None:
+        return None
+    example = d.parent / ("live" if d.name != "live" else "live-closed")
+    return (f"--out {out}: {relation} DATA_DIR {data_dir}, which close-run never writes; choose "
+            f"a new folder outside it, e.g. {example}")
+
+
 def close_run(
     data_dir: Annotated[Path, typer.Argument(metavar="DATA_DIR", help="The --data-dir of `unstuck serve` (read, never written).", show_default=False)],
     scenario_file: Annotated[Path | None, typer.Option("--scenario", help="The scenario the run is judged as: its bounds give run.end's bound_s and drain_s, its gates and faults the gate's checks.", show_default=False)] = None,
@@ -197,14 +210,13 @@ def close_run(
         problems.append(problem)
     if out is None:
         problems.append("--out: missing; give a new folder for the results, e.g. --out live")
+    elif problem := _overlap_problem(out, data_dir):
+        problems.append(problem)
     elif problem := output_problem("--out", out, folder=True, example="live"):
         problems.append(problem)
     elif not results.is_empty(out):
         problems.append(f"--out {out}: not empty; close-run writes a new results folder: choose a "
                         f"new or empty folder (e.g. {out / 'live'}), or delete {out} first")
-    elif out.resolve().is_relative_to(data_dir.resolve()):
-        problems.append(f"--out {out}: is inside DATA_DIR {data_dir}, which close-run never "
-                        "writes; choose a folder outside it")
     if problems:
         _fail("\n".join(problems))
     assert scenario is not None and scenario_file is not None and scheduler is not None and out is not None

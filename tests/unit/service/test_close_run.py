@@ -278,3 +278,13 @@ def test_a_last_row_without_a_time_is_the_checkers_error_not_a_traceback(data, l
     refused(data, close(data, "-s", "reference"),
             r"^error: .*/run/history.jsonl: cannot be judged: history row 30: ")
 
+
+def test_out_that_is_or_holds_data_dir_is_refused_without_telling_to_delete_it(data):
+    before = snapshot(data)
+    for out, what in ((data, "is DATA_DIR"), (data.parent, "holds DATA_DIR")):
+        line = one_line(close(data, "-s", "reference", out=out))
+        assert re.search(rf"^error: --out .*: {what} .*, which close-run never writes; choose a "
+                         r"new folder outside it, e.g. ", line), line
+        assert "delete" not in line, line
+    assert snapshot(data) == before
+
