@@ -131,14 +131,17 @@ def closed_rows(rows: list[dict[str, Any]], t: float, scenario: Any, scheduler: 
 def write_folder(out: Path, rows: list[dict[str, Any]], scenario_name: str, scenario_file: Path,
                  scheduler: str) -> Path:
     """OUT as a results folder (results.write_manifest, results.mark): the history as one
-    seed's canonical JSONL, the scenario's copy where the gate reads it. Built beside OUT and
-    renamed into place, so on any error OUT is as it was. Returns the history's path."""
+    seed's canonical JSONL, the scenario's copy where the gate reads it. Built beside OUT (a
+    symlink's folder: beside the one it names) and renamed into place, over OUT when it is an
+    empty folder (one rename: OUT is never missing), so on any error OUT is as it was.
+    Returns the history's path."""
     from scheduler import files
     from scheduler.history import canonical_bytes
     from unstuck import results
 
-    made = _make_parents(out.parent)
-    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
+    target = Path(os.path.realpath(out)) if out.is_symlink() else out
+    made = _make_parents(target.parent)
+    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         results.mark(tmp, "results")
@@ -147,9 +150,7 @@ def write_folder(out: Path, rows: list[dict[str, Any]], scenario_name: str, scen
         files.write_bytes(history, canonical_bytes(rows))
         results.write_manifest(tmp, {scenario_name: str(scenario_file)}, [scheduler],
                                {scenario_name: 1}, SEED)
-        if out.is_dir():
-            out.rmdir()  # empty (checked before): the rename below takes its place
-        os.rename(tmp, out)
+        os.rename(tmp, target)  # replaces an empty folder (checked before) atomically
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         for d in reversed(made):

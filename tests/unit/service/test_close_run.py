@@ -288,3 +288,12 @@ def test_out_that_is_or_holds_data_dir_is_refused_without_telling_to_delete_it(d
         assert "delete" not in line, line
     assert snapshot(data) == before
 
+
+def test_an_out_symlink_to_an_empty_folder_is_written_through(data):
+    (data.parent / "target").mkdir()
+    (data.parent / "link").symlink_to("target")
+    r = close(data, "-s", "reference", out=data.parent / "link")
+    assert r.exit_code == 0, r.output
+    assert (data.parent / "link").is_symlink()
+    assert (data.parent / "target" / "histories" / "incident-601" / "reference" / "seed-0.jsonl").is_file()
+    assert [p.name for p in data.parent.iterdir() if p.name.startswith(".")] == []
