@@ -83,8 +83,9 @@ def _recover(path: Path) -> list[dict[str, Any]]:
 def whole_rows(path: Path, *, fix: str) -> tuple[list[dict[str, Any]], int, int]:
     """The whole rows of a history file, the bytes they take and the file's size (more when
     its last line is torn: the process died mid-write). Reads only: the service cuts the torn
-    tail when it continues the run, `unstuck close-run` leaves it. A row out of `seq` order
-    is a ValueError naming it, ending with `fix`."""
+    tail when it continues the run, `unstuck close-run` leaves it. A row out of `seq` order,
+    or a line that is not JSON with lines after it (damaged, not torn: cutting it would cut
+    every row after it), is a ValueError naming it, ending with `fix`."""
     data = path.read_bytes()
     rows: list[dict[str, Any]] = []
     good = 0
@@ -94,6 +95,12 @@ def whole_rows(path: Path, *, fix: str) -> tuple[list[dict[str, Any]], int, int]
         try:
             row = json.loads(line)
         except ValueError:
+            if b"\n" in data[good + len(line):]:
+                raise ValueError(
+                    f"{path}: line {len(rows) + 1} is not a JSON history row, and lines follow "
+                    f"it (only a torn last line is left out): the history file was damaged or "
+                    f"edited; {fix}"
+                ) from None
             break
         if not isinstance(row, dict) or row.get("seq") != len(rows):
             seq = row.get("seq") if isinstance(row, dict) else row

@@ -243,6 +243,19 @@ def test_a_history_file_with_a_gap_is_refused(tmp_path):
         HistoryLog(path, float)
 
 
+
+def test_a_history_line_that_is_not_json_before_whole_rows_is_refused_not_cut(tmp_path):
+    """Only a torn last line is cut: a damaged line with whole rows after it (a flipped byte,
+    an edit) was cut with every row after it, and the run continued without them."""
+    path = tmp_path / "history.jsonl"
+    path.write_text('{"seq":0,"t":0.0}\n{"seq":1,"t":0.5\n{"seq":2,"t":1.0}\n{"seq":3,"t":1.5}\n')
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=r"^.*/history.jsonl: line 2 is not a JSON history row, "
+                                         r"and lines follow it .*; move it away to start a new run$"):
+        HistoryLog(path, float)
+    assert path.read_bytes() == before
+
+
 # The timer and the mailboxes.
 
 def test_wake_ups_of_one_instant_fire_in_the_order_asked():
