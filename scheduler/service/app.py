@@ -230,7 +230,7 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        """Anything else (a database gone mid-request, say) is still `{ok, message}`, naming
+        """Anything else (a bug, a store used after it was closed) is still `{ok, message}`, naming
         the request and the error, not the server's plain-text page; the traceback goes to
         the log, where the message points."""
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
