@@ -32,11 +32,13 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from itertools import accumulate
 from math import isfinite
 from typing import Any, TypeVar
 
 from scheduler.gc_pause import paused
+from scheduler.history import Kind
 from unstuck.checker import verdicts
 
 Row = dict[str, Any]
@@ -266,6 +268,9 @@ _TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object"}
 
 
 _STR, _INT, _DICT = (frozenset((typ, type(None))) for typ in (str, int, dict))
+# The kinds of docs/history.md. Any other is refused: a misspelt kind ("exec.invok") would
+# be a row the checker silently skips, and an apply it hides could never be judged.
+KINDS = frozenset(k.value for k in Kind)
 
 
 def _typed(r: Row) -> bool:
@@ -288,7 +293,8 @@ def _ordered(rows: list[Row]) -> list[Row]:
     for i, r in enumerate(rows):
         if type(r) is dict and "seq" in r and "t" in r and "kind" in r:
             seq, t = r["seq"], r["t"]
-            if type(seq) is int and type(t) is float and isfinite(t) and _typed(r):
+            if (type(seq) is int and type(t) is float and isfinite(t) and _typed(r)
+                    and r["kind"] in KINDS):
                 if last is not None and not last < seq:
                     in_order = False
                 elif in_order and prev is not None and t < prev["t"]:
@@ -361,6 +367,13 @@ def _check_row(i: int, r: Row) -> None:
                 f"history row {i} (seq {seq}): {key} = {v!r} ({type(v).__name__}): expected "
                 f"{_TYPE_NAMES[typ]}{null}; fix the row's {key} (docs/history.md)"
             )
+    if r["kind"] not in KINDS:
+        near = get_close_matches(r["kind"], KINDS, n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise verdicts.HistoryInvalid(
+            f"history row {i} (seq {seq}): kind = {r['kind']!r} is not a history kind; "
+            f"{hint}the kinds are listed in docs/history.md"
+        )
 
 
 def _scalar(row: Row, data: dict[str, Any], key: str, pair: bool = False,

@@ -742,3 +742,21 @@ def test_a_stuck_task_s_witness_leaves_out_the_faults_it_moved_on_from() -> None
     (drain,) = invariants.drained(rows)
     for v in (bound, drain):
         assert kill[60] in v.witness and kill[30] not in v.witness, v
+
+
+@pytest.mark.parametrize(("kind", "hint"), [
+    ("exec.invok", "did you mean 'exec.invoke'?"), ("nope", "")])
+def test_a_row_of_no_history_kind_is_refused_naming_it(kind: str, hint: str) -> None:
+    # Found by review: an unknown kind was skipped in silence, so a misspelt exec.invoke hid
+    # an apply from every safety invariant while the verdict read ok.
+    s = Story()
+    _planned(s)
+    s.add(20, "exec.invoke", task=1, workspace="ws-1", agent="a1", data={"action": "apply"})
+    s.end(100)
+    rows = s.rows()
+    invoke = [r for r in rows if r["kind"] == "exec.invoke"][-1]  # the apply
+    invoke["kind"] = kind
+    with pytest.raises(checker.HistoryInvalid) as err:
+        checker.check(rows)
+    assert f"kind = {kind!r} is not a history kind; {hint}" in str(err.value)
+    assert "docs/history.md" in str(err.value)
