@@ -183,6 +183,19 @@ def _sim_in_its_own_group(*args: str) -> Iterator[subprocess.Popen]:
             proc.communicate()
 
 
+def _mixed_chaos_day(tmp_path: Path, hours: int) -> str:
+    """scenarios/mixed-chaos-day.yaml cut to `hours` of simulated time, under its own name (so
+    its tables land where the full day's would). The signal tests below need a run whose seeds
+    take a while, not a whole day: a day now takes over five seconds a seed to run and judge,
+    and a test waited for one seed before its signal and for the seeds in hand after it."""
+    text = Path("scenarios/mixed-chaos-day.yaml").read_text()
+    assert "\nduration_s: 86400\n" in text
+    path = tmp_path / "scenario" / "mixed-chaos-day.yaml"
+    path.parent.mkdir()
+    path.write_text(text.replace("\nduration_s: 86400\n", f"\nduration_s: {hours * 3600}\n"))
+    return str(path)
+
+
 def _wait_for_a_table(proc: subprocess.Popen, tables: Path) -> None:
     while not (tables.is_dir() and any(tables.glob("*.parquet"))):
         assert proc.poll() is None, proc.communicate()
@@ -237,9 +250,9 @@ def test_a_second_ctrl_c_while_stopping_does_not_hang(tmp_path, gap_s):
     twice: the second SIGINT used to abandon the pool's shutdown, and the interpreter's exit
     then waited for ever on workers that never got their stop sentinel (found by review)."""
     out = tmp_path / "run"
-    # A day takes about a second: the second signal comes while the pool winds down (the
-    # rest of the two seeds in hand, since no queued seed starts after the first).
-    with _sim_in_its_own_group("scenarios/mixed-chaos-day.yaml", "--seeds", "100",
+    # Half a day takes two seconds or more: the second signal comes while the pool winds down
+    # (the rest of the two seeds in hand, since no queued seed starts after the first).
+    with _sim_in_its_own_group(_mixed_chaos_day(tmp_path, 12), "--seeds", "100",
                                "--workers", "2", "--out", str(out)) as proc:
         _wait_for_a_table(proc, out / "tasks" / "mixed-chaos-day" / "reference")
         os.kill(proc.pid, signal.SIGINT)
@@ -445,7 +458,7 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_leaves_no_worker_running(tmp_path, 
     # for ever. Only the parent gets the signal here, as `kill PID` sends it.
     out = tmp_path / "run"
     tables = out / "tasks" / "mixed-chaos-day" / "seed"
-    with _sim_in_its_own_group("scenarios/mixed-chaos-day.yaml", "-s", "seed", "--seeds", "20",
+    with _sim_in_its_own_group(_mixed_chaos_day(tmp_path, 6), "-s", "seed", "--seeds", "20",
                                "--workers", workers, "--out", str(out)) as proc:
         _wait_for_a_table(proc, tables)
         children = _children(proc.pid)
@@ -467,7 +480,7 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_leaves_no_worker_running(tmp_path, 
 def test_a_killed_run_takes_its_workers_with_it(tmp_path):
     """SIGKILL cannot be handled: the workers must notice their parent is gone."""
     out = tmp_path / "run"
-    with _sim_in_its_own_group("scenarios/mixed-chaos-day.yaml", "--seeds", "20",
+    with _sim_in_its_own_group(_mixed_chaos_day(tmp_path, 6), "--seeds", "20",
                                "--workers", "2", "--out", str(out)) as proc:
         _wait_for_a_table(proc, out / "tasks" / "mixed-chaos-day" / "reference")
         children = _children(proc.pid)
@@ -487,7 +500,9 @@ def test_ctrl_c_starts_no_seed_and_counts_the_seeds_on_disk(tmp_path):
     # and they all ran after the Ctrl-C; the message was printed before they finished.
     out = tmp_path / "run"
     tables = out / "tasks" / "mixed-chaos-day" / "seed-head"
-    with _sim_in_its_own_group("scenarios/mixed-chaos-day.yaml", "-s", "seed-head", "--seeds",
+    # Half a day: a seed (two seconds or more) still outlasts the moment between the first
+    # table and the Ctrl-C many times over, so no seed finishes in it.
+    with _sim_in_its_own_group(_mixed_chaos_day(tmp_path, 12), "-s", "seed-head", "--seeds",
                                "20", "--workers", "2", "--out", str(out), "--json") as proc:
         _wait_for_a_table(proc, tables)
         os.killpg(proc.pid, signal.SIGINT)
