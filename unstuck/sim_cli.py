@@ -40,7 +40,7 @@ from scheduler.gc_pause import paused
 from scheduler.variants import NAMES
 from sim import runner
 from sim.config import WorldConfig
-from unstuck import checker, results
+from unstuck import checker
 from unstuck import scenario as scenarios
 from unstuck.checker import INVARIANTS
 from unstuck.checker.metrics import CENSORED, percentiles
@@ -102,6 +102,8 @@ def _run_job(job: Job) -> SeedResult:
         d["rows"] = checker.witness_rows(out.rows, v)
         examples.append(d)
     if job.out:
+        from unstuck import results
+
         results.write_seed(Path(job.out), job.cfg.name, job.scheduler, job.seed, out.rows,
                            verdict, metrics)
     return SeedResult(
@@ -521,6 +523,8 @@ def run_scenarios(
                                     j.keep_rows for j in jobs),
                                 perturb_ties=perturb_ties))
     order = sorted(jobs, key=lambda j: -(j.cfg.duration_s + j.cfg.drain_s))
+    if out is not None:
+        from unstuck import results  # pandas and pyarrow: only a run that writes pays for them
     try:
         if out is not None:
             results.clear(out)
@@ -549,6 +553,8 @@ def run_scenarios(
 
 def _write_finish(out: Path, done: list[SeedResult], loaded: list[tuple[scenarios.Scenario, Path]],
                   names: list[str], seeds: dict[str, int], seed_start: int) -> None:
+    from unstuck import results
+
     results.write_runs(out, [_run_row(r) for r in sorted(done, key=lambda r: (r.scenario, r.scheduler, r.seed))])
     results.write_manifest(out, {s.name: str(p) for s, p in loaded}, names,
                            {s.name: seeds[s.name] for s, _ in loaded}, seed_start)
@@ -562,6 +568,7 @@ def finish_results(out: Path, done: list[SeedResult], loaded: list[tuple[scenari
     try:
         _write_finish(out, done, loaded, names, seeds, seed_start)
     except OSError as e:
+        from unstuck import results
         from unstuck.cli import fail_input
 
         fail_input(results.unfinished(out, e) + "; the verdict above is complete")
@@ -592,6 +599,8 @@ def sim(
         problems.append(f"--history {history}: that is one of the scenario files being run; "
                         "write the history elsewhere, e.g. --history run.jsonl")
     if out:  # a run into `out` first clears it: it may hold only what unstuck wrote
+        from unstuck import results
+
         problems += results.output_problems("--out", out, [p for _, p in loaded])
     if problems:
         fail_input("\n".join(problems))
