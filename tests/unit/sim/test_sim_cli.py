@@ -1,5 +1,6 @@
 """`unstuck sim`: exit codes, the stuck task and its witness, JSON, Parquet and JSONL outputs."""
 
+import contextlib
 import json
 import os
 import re
@@ -169,8 +170,10 @@ def test_a_seed_start_near_2_64_is_checked_against_each_scenarios_own_seed_count
 @contextmanager
 def _sim_in_its_own_group(*args: str) -> Iterator[subprocess.Popen]:
     """`unstuck sim ARGS` in a process group of its own, as a terminal's Ctrl-C would reach
-    it; killed (and its pipes closed) if a test leaves it running, so a hang fails one test
-    and not the next with a ResourceWarning."""
+    it; the whole group killed (and the pipes closed) when the test ends, so a hang fails one
+    test and not the next with a ResourceWarning, and a worker the run left behind (what
+    `test_a_killed_run_takes_its_workers_with_it` guards against) dies with the test instead
+    of holding the pipes open."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "unstuck.cli", "sim", *args],
         start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -178,9 +181,9 @@ def _sim_in_its_own_group(*args: str) -> Iterator[subprocess.Popen]:
     try:
         yield proc
     finally:
-        if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):  # the group is gone: nothing left
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+        proc.communicate()
 
 
 def _mixed_chaos_day(tmp_path: Path, hours: int) -> str:
@@ -485,13 +488,13 @@ def test_a_killed_run_takes_its_workers_with_it(tmp_path):
         _wait_for_a_table(proc, out / "tasks" / "mixed-chaos-day" / "reference")
         children = _children(proc.pid)
         assert len(children) == 2
-        proc.kill()
-        proc.communicate(timeout=60)
-    deadline = time.monotonic() + 10
-    with _reaped(children):
-        while [p for p in children if _alive(p)]:
-            assert time.monotonic() < deadline, "workers outlived their parent"
-            time.sleep(0.05)
+        with _reaped(children):
+            proc.kill()
+            proc.wait(timeout=60)  # not communicate(): a surviving worker holds the pipes
+            deadline = time.monotonic() + 10
+            while [p for p in children if _alive(p)]:
+                assert time.monotonic() < deadline, "workers outlived their parent"
+                time.sleep(0.05)
 
 
 def test_ctrl_c_starts_no_seed_and_counts_the_seeds_on_disk(tmp_path):
