@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 from scheduler.gc_pause import paused
 from scheduler.history import Kind
+from scheduler.model import TaskStatus
 from unstuck.checker import verdicts
 
 Row = dict[str, Any]
@@ -271,6 +272,9 @@ _STR, _INT, _DICT = (frozenset((typ, type(None))) for typ in (str, int, dict))
 # The kinds of docs/history.md. Any other is refused: a misspelt kind ("exec.invok") would
 # be a row the checker silently skips, and an apply it hides could never be judged.
 KINDS = frozenset(k.value for k in Kind)
+# The task statuses, and null. A misspelt one ("apply_pendng") would hide a confirmed wait
+# from the bound, or an apply's start, as surely as a misspelt kind.
+STATUSES = frozenset([*(s.value for s in TaskStatus), None])
 
 
 def _typed(r: Row) -> bool:
@@ -294,7 +298,8 @@ def _ordered(rows: list[Row]) -> list[Row]:
         if type(r) is dict and "seq" in r and "t" in r and "kind" in r:
             seq, t = r["seq"], r["t"]
             if (type(seq) is int and type(t) is float and isfinite(t) and _typed(r)
-                    and r["kind"] in KINDS):
+                    and r["kind"] in KINDS and r.get("to_status") in STATUSES
+                    and r.get("from_status") in STATUSES):
                 if last is not None and not last < seq:
                     in_order = False
                 elif in_order and prev is not None and t < prev["t"]:
@@ -374,6 +379,15 @@ def _check_row(i: int, r: Row) -> None:
             f"history row {i} (seq {seq}): kind = {r['kind']!r} is not a history kind; "
             f"{hint}the kinds are listed in docs/history.md"
         )
+    for key in ("from_status", "to_status"):
+        if r.get(key) not in STATUSES:
+            near = get_close_matches(r[key], STATUSES - {None}, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise verdicts.HistoryInvalid(
+                f"history row {i} (seq {seq}): {key} = {r[key]!r} is not a task status; "
+                f"{hint}the statuses are {', '.join(sorted(STATUSES - {None}))}, or null "
+                f"(docs/history.md)"
+            )
 
 
 def _scalar(row: Row, data: dict[str, Any], key: str, pair: bool = False,

@@ -760,3 +760,19 @@ def test_a_row_of_no_history_kind_is_refused_naming_it(kind: str, hint: str) -> 
         checker.check(rows)
     assert f"kind = {kind!r} is not a history kind; {hint}" in str(err.value)
     assert "docs/history.md" in str(err.value)
+
+
+@pytest.mark.parametrize(("key", "value", "hint"), [
+    ("to_status", "apply_pendng", "did you mean 'apply_pending'?"),
+    ("from_status", "Running", "did you mean 'running'?")])
+def test_a_transition_of_no_task_status_is_refused_naming_it(key: str, value: str,
+                                                             hint: str) -> None:
+    # A misspelt apply_pending would hide the confirmed wait from apply_pending_bound.
+    s = Story()
+    _planned(s)
+    rows = s.rows()
+    last = [r for r in rows if r["kind"] == "task.transition"][-1]
+    last[key] = value
+    with pytest.raises(checker.HistoryInvalid) as err:
+        checker.check(rows)
+    assert f"{key} = {value!r} is not a task status; {hint}" in str(err.value)
