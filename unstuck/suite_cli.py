@@ -94,7 +94,7 @@ def suite(
     if problem:
         problems.append(problem)
     else:
-        problems += report.output_problems("--out", out)
+        problems += report.output_problems("--out", out, res_dir)
         problems += results.output_problems("--out", res_dir, [p for _, p in loaded])
     if problems:
         _fail("\n".join(problems))
@@ -184,7 +184,7 @@ def report_cmd(
     target = out or default
     problem = output_problem("--out", target, folder=True)
     if problem is None:
-        problem = next(iter(report.output_problems("--out", target, default=default)), None)
+        problem = next(iter(report.output_problems("--out", target, res.root, default=default)), None)
     if problem:
         _fail(problem)
     rerun = f"unstuck report {directory}" + (f" --out {out}" if out else "")

@@ -306,3 +306,37 @@ def test_clearing_a_report_removes_its_emptied_folders_and_keeps_anyone_elses_fi
     report.clear(out)
     assert not (out / "figures").exists()
     assert sorted(p.name for p in (out / "tables").iterdir()) == ["notes.txt"]  # not ours
+
+
+def test_a_suite_into_a_sim_results_folder_is_refused(tmp_path):
+    # Found by a docs walkthrough: `suite --out DIR` on a `sim --out DIR` folder put the new
+    # results in DIR/results/ and the report in DIR, while `unstuck gate DIR` and `unstuck
+    # report DIR` kept reading DIR's own tables: the suite said "`unstuck gate DIR` exits 3"
+    # and the gate passed the old run (exit 0), rewriting the report's junit.xml.
+    out = tmp_path / "run"
+    assert sim(out).exit_code == 0
+    before = snapshot(out)
+    r = suite(out, "scenarios/pod-kill-reserved-slot.yaml")
+    assert r.exit_code == 2, r.output
+    assert f"--out {out}: holds the results of another run ({out})" in r.output
+    assert "Traceback" not in r.output
+    assert snapshot(out) == before
+
+
+def test_a_report_into_a_folder_holding_other_results_is_refused(tmp_path):
+    """`report A --out B` where B holds results of its own: B's page would describe A's
+    results while `unstuck gate B` judged B's."""
+    a, b, rep = tmp_path / "a", tmp_path / "b", tmp_path / "rep"
+    assert sim(a).exit_code == 0
+    assert sim(b, "scenarios/pod-kill-reserved-slot.yaml").exit_code == 0
+    assert suite(rep, "scenarios/pod-kill-reserved-slot.yaml").exit_code == 0
+    for target, held in ((b, b), (rep, rep / "results")):
+        before = snapshot(target)
+        r = run(app, ["report", str(a), "--out", str(target)])
+        assert r.exit_code == 2, r.output
+        assert f"--out {target}: holds the results of another run ({held})" in r.output
+        assert snapshot(target) == before
+    # the folder's own results may still be reported into it, and a new folder is fine
+    assert run(app, ["report", str(rep)]).exit_code == 0
+    assert run(app, ["report", str(b)]).exit_code == 0
+    assert run(app, ["report", str(a), "--out", str(tmp_path / "new")]).exit_code == 0

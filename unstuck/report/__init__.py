@@ -25,13 +25,27 @@ __all__ = ["render"]
 VERDICTS = ("index.html", "summary.md", "junit.xml")
 
 
-def output_problems(option: str, out: Path, *, default: Path | None = None) -> list[str]:
-    """Why a report must not be written into `out`: rendering replaces its index.html,
-    summary.md, junit.xml, figures/*.png and tables/*.csv, so `out` must be new, empty, a
-    folder unstuck wrote, or `default` (the folder holding the results, which the user named)."""
-    from unstuck.results import MARKER, is_empty, wrote
+def output_problems(option: str, out: Path, results: Path, *,
+                    default: Path | None = None) -> list[str]:
+    """Why a report of the results folder `results` must not be written into `out`:
+    rendering replaces its index.html, summary.md, junit.xml, figures/*.png and tables/*.csv,
+    so `out` must be new, empty, a folder unstuck wrote, or `default` (the folder holding the
+    results, which the user named); and a folder that holds results of its own must hold
+    `results` (`unstuck gate` and `unstuck report` on `out` read those, not the page's)."""
+    from unstuck.results import MARKER, ResultsInvalid, is_empty, resolve, wrote
 
-    if is_empty(out) or wrote(out) or (default is not None and out.resolve() == default.resolve()):
+    if is_empty(out):
+        return []
+    try:
+        held = resolve(out)
+    except ResultsInvalid:
+        held = None
+    if held is not None and held.resolve() != results.resolve():
+        return [f"{option} {out}: holds the results of another run ({held}), which `unstuck "
+                f"gate {out}` and `unstuck report {out}` read, not the ones this report "
+                f"describes ({results}). Choose a new or empty folder (e.g. {out / 'report'}), "
+                f"or delete {out} first if you no longer need that run"]
+    if wrote(out) or (default is not None and out.resolve() == default.resolve()):
         return []
     return [f"{option} {out}: not empty and not a folder unstuck wrote (it has no {MARKER} marker "
             "or results/manifest.json); a report there would replace its "
