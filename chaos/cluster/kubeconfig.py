@@ -42,10 +42,12 @@ def _load(path: Path) -> dict:
         raise ValueError(f"{path}: not a kubeconfig (invalid YAML{at}: "
                          f"{getattr(exc, 'problem', None) or exc}); {fix}") from None
     if not isinstance(doc, dict):
-        raise ValueError(f"{path}: not a kubeconfig (expected a mapping at the top level); "
-                         "pass another --kubeconfig PATH")
+        raise ValueError(f"{path}: not a kubeconfig (expected a mapping at the top level); {fix}")
     for key in ("clusters", "users", "contexts"):
         doc[key] = doc.get(key) or []
+        if not isinstance(doc[key], list) or not all(isinstance(i, dict) for i in doc[key]):
+            raise ValueError(f"{path}: not a kubeconfig ({key} must be a list of named "
+                             f"entries); {fix}")
     return doc
 
 

@@ -85,6 +85,25 @@ def test_cli_bad_kubeconfig_files_exit_2_naming_the_file(tmp_path):
         f"unstuck cluster: {tmp_path}: cannot read the kubeconfig (Is a directory); pass another --kubeconfig PATH"]
 
 
+def test_cli_a_yaml_mapping_that_is_no_kubeconfig_exits_2_naming_the_file(tmp_path):
+    # Found by a docs walkthrough: `up --kubeconfig scenario.yaml` (a mapping whose `users`
+    # is a mapping, not a list of entries) was the control plane's traceback, and `down` one
+    # of its own; the file must be refused whole, before a cluster starts, and kept as it was.
+    cases = {"scenario.yaml": (b"name: x\nusers: {confirm_s: 5}\n", "users"),
+             "clusters.yaml": (b"clusters: [a, b]\n", "clusters"),
+             "contexts.yaml": (b"contexts: 5\n", "contexts")}
+    for name, (content, key) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        for command in (["up", "--local"], ["status"], ["down"]):
+            result = CliRunner().invoke(app, [*command, "--kubeconfig", str(path)])
+            assert result.exit_code == 2, result.output
+            assert result.output.strip().splitlines() == [
+                f"unstuck cluster: {path}: not a kubeconfig ({key} must be a list of named "
+                "entries); pass another --kubeconfig PATH"], result.output
+            assert path.read_bytes() == content
+
+
 def test_cli_up_refuses_a_bad_port_or_time_scale_before_starting(tmp_path):
     path = tmp_path / "kc"
     for args, message in ((["--port", "70000"], "--port 70000: expected 0-65535 (0 picks a free port)"),
