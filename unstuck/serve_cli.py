@@ -109,6 +109,13 @@ def serve(
     _seconds("--lock-wait", lock_wait, zero=True)
     if problem := output_problem("--data-dir", data_dir, folder=True):
         fail_input(problem)
+    from unstuck.results import MARKER, wrote
+
+    if data_dir.is_dir() and wrote(data_dir):
+        fail_input(f"--data-dir {data_dir}: holds what `unstuck sim --out`, `unstuck suite` or "
+                   f"`unstuck report` wrote (its {MARKER} marker), not a service's run; the "
+                   "service would write its store, clock and history beside it. Choose another "
+                   f"folder, e.g. {data_dir / 'run'}")
     if backend_dir is not None and backend_dir.exists() and not backend_dir.is_dir():
         fail_input(f"--backend-dir {backend_dir}: not a directory; give the directory the agents "
                    "were started with (their --backend-dir)")

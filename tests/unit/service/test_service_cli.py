@@ -235,3 +235,32 @@ def test_an_agent_whose_scheduler_does_not_answer_says_so_and_keeps_trying(tmp_p
             agent.kill()
             agent.wait(10)
         agent.stderr.close()
+
+
+def test_a_data_dir_that_holds_results_or_a_report_exits_2_before_writing(tmp_path):
+    # Found by a docs walkthrough: `serve --data-dir reports/latest` ran, writing its store,
+    # clock and history into the suite's report folder.
+    import shutil
+    import socket
+
+    sim = tmp_path / "sim"
+    rep = tmp_path / "rep"
+    for args in (["sim", "--out", str(sim)], ["suite", "--out", str(rep)]):
+        result = CliRunner().invoke(app, [*args, "scenarios/incident-601.yaml", "--seeds", "1",
+                                          "-s", "reference", "--workers", "1"])
+        assert result.exit_code == 0, result.output
+    assert CliRunner().invoke(app, ["report", str(sim)]).exit_code == 0
+    shutil.rmtree(sim / "figures")  # a results folder, with its report or not
+    held = socket.create_server(("127.0.0.1", 0))  # should it get that far, it cannot listen
+    port = str(held.getsockname()[1])
+    with held:
+        for folder in (sim, rep):
+            before = sorted(p.name for p in folder.iterdir())
+            result = CliRunner().invoke(app, ["serve", "--port", port, "--data-dir", str(folder)], env=ENV)
+            assert result.exit_code == 2, result.output
+            assert result.output.strip().splitlines() == [
+                f"error: --data-dir {folder}: holds what `unstuck sim --out`, `unstuck suite` or "
+                "`unstuck report` wrote (its .unstuck marker), not a service's run; the service "
+                "would write its store, clock and history beside it. Choose another folder, e.g. "
+                f"{folder / 'run'}"], result.output
+            assert sorted(p.name for p in folder.iterdir()) == before
