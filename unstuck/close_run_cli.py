@@ -125,21 +125,21 @@ def closed_rows(rows: list[dict[str, Any]], t: float, scenario: Any, scheduler: 
 
 def write_folder(out: Path, rows: list[dict[str, Any]], scenario_name: str, scenario_file: Path,
                  scheduler: str) -> Path:
-    """OUT as a results folder (results.write_manifest, results.mark): the history as one
+    """OUT as a results folder (results.write_manifest, folders.mark): the history as one
     seed's canonical JSONL, the scenario's copy where the gate reads it. Built beside OUT (a
     symlink's folder: beside the one it names) and renamed into place, over OUT when it is an
     empty folder (one rename: OUT is never missing), so on any error OUT is as it was.
     Returns the history's path."""
     from scheduler import files
     from scheduler.history import canonical_bytes
-    from unstuck import results
+    from unstuck import folders, results
 
     target = Path(os.path.realpath(out)) if out.is_symlink() else out
     made = _make_parents(target.parent)
     tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
     try:
         shutil.rmtree(tmp, ignore_errors=True)
-        results.mark(tmp, "results")
+        folders.mark(tmp, "results")
         history = tmp / "histories" / scenario_name / scheduler / f"seed-{SEED}.jsonl"
         history.parent.mkdir(parents=True)
         files.write_bytes(history, canonical_bytes(rows))
@@ -185,7 +185,7 @@ def close_run(
     scheduler: Annotated[str | None, typer.Option("--scheduler", "-s", help="The --scheduler `unstuck serve` ran (the history does not record it).", show_default=False)] = None,
 ) -> None:
     """Close a live run's history with its run.end row, as a results folder for `unstuck report` and `unstuck gate`."""
-    from unstuck import checker, results
+    from unstuck import checker, folders
     from unstuck import scenario as scenarios
     from unstuck.cli import output_problem, scheduler_problem
 
@@ -210,7 +210,7 @@ def close_run(
         problems.append(problem)
     elif problem := output_problem("--out", out, folder=True, example="live"):
         problems.append(problem)
-    elif not results.is_empty(out):
+    elif not folders.is_empty(out):
         problems.append(f"--out {out}: not empty; close-run writes a new results folder: choose a "
                         f"new or empty folder (e.g. {out / 'live'}), or delete {out} first")
     if problems:

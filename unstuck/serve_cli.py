@@ -109,7 +109,7 @@ def serve(
     _seconds("--lock-wait", lock_wait, zero=True)
     if problem := output_problem("--data-dir", data_dir, folder=True):
         fail_input(problem)
-    from unstuck.results import MARKER, wrote
+    from unstuck.folders import MARKER, wrote
 
     if data_dir.is_dir() and wrote(data_dir):
         fail_input(f"--data-dir {data_dir}: holds what `unstuck sim --out`, `unstuck suite` or "

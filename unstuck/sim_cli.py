@@ -40,7 +40,7 @@ from scheduler.gc_pause import paused
 from scheduler.variants import NAMES
 from sim import runner
 from sim.config import WorldConfig
-from unstuck import checker
+from unstuck import checker, folders
 from unstuck import scenario as scenarios
 from unstuck.checker import INVARIANTS
 from unstuck.checker.metrics import CENSORED, percentiles
@@ -506,7 +506,7 @@ def run_scenarios(
     With `out`, first clears what an earlier run wrote there, then writes the per-seed
     tables, runs.parquet and the manifest; a write that fails (a full disk) is exit 2 with a
     message, the folder left unfinished (no runs.parquet) rather than half-written. The caller
-    checks `out` first (`results.output_problems`). With `digest_all`, every seed's history
+    checks `out` first (`folders.output_problems`). With `digest_all`, every seed's history
     digest is kept, not only each batch's first. With `finish=False` the caller writes
     runs.parquet and the manifest itself (`finish_results`), after printing the verdict, so
     that a write failing then does not lose it.
@@ -523,11 +523,9 @@ def run_scenarios(
                                     j.keep_rows for j in jobs),
                                 perturb_ties=perturb_ties))
     order = sorted(jobs, key=lambda j: -(j.cfg.duration_s + j.cfg.drain_s))
-    if out is not None:
-        from unstuck import results  # pandas and pyarrow: only a run that writes pays for them
     try:
         if out is not None:
-            results.clear(out)
+            folders.clear(out)
         t0 = time.perf_counter()
         done = run_batches(order, workers, progress=progress)
         elapsed = time.perf_counter() - t0
@@ -538,7 +536,7 @@ def run_scenarios(
             raise
         from unstuck.cli import fail_input
 
-        fail_input(results.unfinished(out, e))
+        fail_input(folders.unfinished(out, e))
     batches: dict[tuple[str, str], Batch] = {}
     for s, _ in loaded:
         for sched in names:
@@ -568,10 +566,9 @@ def finish_results(out: Path, done: list[SeedResult], loaded: list[tuple[scenari
     try:
         _write_finish(out, done, loaded, names, seeds, seed_start)
     except OSError as e:
-        from unstuck import results
         from unstuck.cli import fail_input
 
-        fail_input(results.unfinished(out, e) + "; the verdict above is complete")
+        fail_input(folders.unfinished(out, e) + "; the verdict above is complete")
 
 
 def sim(
@@ -599,9 +596,7 @@ def sim(
         problems.append(f"--history {history}: that is one of the scenario files being run; "
                         "write the history elsewhere, e.g. --history run.jsonl")
     if out:  # a run into `out` first clears it: it may hold only what unstuck wrote
-        from unstuck import results
-
-        problems += results.output_problems("--out", out, [p for _, p in loaded])
+        problems += folders.output_problems("--out", out, [p for _, p in loaded])
     if problems:
         fail_input("\n".join(problems))
 
@@ -610,7 +605,7 @@ def sim(
     stale = [] if not out else [out] + (
         [out.parent] if out.resolve() == (out.parent / "results").resolve() else [])
     for folder in stale:
-        if "report" in results.wrote(folder):
+        if "report" in folders.wrote(folder):
             from unstuck import report
 
             if report.clear(folder):

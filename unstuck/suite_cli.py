@@ -81,7 +81,7 @@ def suite(
     check_determinism: Annotated[bool, typer.Option(help="Run every seed again in fresh interpreters with another str hash seed; exit 2 if any history differs.")] = False,
 ) -> None:
     """Run every scenario under every scheduler, write results and the report; exit 0 when written."""
-    from unstuck import report, results
+    from unstuck import folders, report, results
     from unstuck.cli import output_problem
     from unstuck.sim_cli import run_inputs
 
@@ -95,7 +95,7 @@ def suite(
         problems.append(problem)
     else:
         problems += report.output_problems("--out", out, res_dir)
-        problems += results.output_problems("--out", res_dir, [p for _, p in loaded])
+        problems += folders.output_problems("--out", res_dir, [p for _, p in loaded])
     if problems:
         _fail("\n".join(problems))
 

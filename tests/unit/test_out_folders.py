@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from unstuck import cli, results
+from unstuck import cli, folders, results
 from unstuck.cli import app
 
 run = CliRunner().invoke
@@ -82,19 +82,19 @@ def test_rerunning_into_the_same_folder_works_and_leaves_other_files(tmp_path):
         (out / "notes.txt").write_text("mine")
         (rep / "notes.txt").write_text("mine")
     assert (out / "notes.txt").read_text() == (rep / "notes.txt").read_text() == "mine"
-    assert results.wrote(out) == {"results"} and results.wrote(rep) == {"report"}
+    assert folders.wrote(out) == {"results"} and folders.wrote(rep) == {"report"}
 
 
 def test_a_folder_written_before_the_marker_is_still_unstuck_s(tmp_path):
     """Folders written by earlier versions have unstuck's manifest.json but no marker."""
     out = tmp_path / "run"
     assert sim(out).exit_code == 0
-    (out / results.MARKER).unlink()
+    (out / folders.MARKER).unlink()
     assert sim(out).exit_code == 0
     rep = tmp_path / "rep"
     assert suite(rep).exit_code == 0
-    (rep / results.MARKER).unlink()
-    (rep / "results" / results.MARKER).unlink()
+    (rep / folders.MARKER).unlink()
+    (rep / "results" / folders.MARKER).unlink()
     assert suite(rep).exit_code == 0
 
 
@@ -240,7 +240,7 @@ def test_any_other_failed_write_is_exit_2_naming_the_file(tmp_path, monkeypatch,
 def test_the_marker_says_what_unstuck_wrote(tmp_path):
     out = tmp_path / "run"
     assert sim(out).exit_code == 0
-    assert json.loads((out / results.MARKER).read_text())["wrote"] == ["results"]
+    assert json.loads((out / folders.MARKER).read_text())["wrote"] == ["results"]
 
 
 def test_a_results_folder_inside_the_users_project_gets_its_report_inside(project):
@@ -296,7 +296,7 @@ def test_clearing_a_report_removes_its_emptied_folders_and_keeps_anyone_elses_fi
     """A suite stopped before its report, or a run into OUT/results, clears OUT's old report:
     it left empty figures/ and tables/ behind, as if a report had been written."""
     from unstuck import report
-    from unstuck.results import mark
+    from unstuck.folders import mark
 
     out = tmp_path / "suite"
     mark(out, "report")

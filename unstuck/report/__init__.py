@@ -32,7 +32,8 @@ def output_problems(option: str, out: Path, results: Path, *,
     so `out` must be new, empty, a folder unstuck wrote, or `default` (the folder holding the
     results, which the user named); and a folder that holds results of its own must hold
     `results` (`unstuck gate` and `unstuck report` on `out` read those, not the page's)."""
-    from unstuck.results import MARKER, ResultsInvalid, is_empty, resolve, wrote
+    from unstuck.folders import MARKER, is_empty, wrote
+    from unstuck.results import ResultsInvalid, resolve
 
     if is_empty(out):
         return []
@@ -61,7 +62,7 @@ def clear(out: Path) -> bool:
     Figures, tables and the JUnit files of narrower gates (`junit-*.xml`, docs/gate.md) go
     only from a folder unstuck wrote (their names are common, anyone's may be there); the
     folder is then marked as unstuck's. True if there was a verdict."""
-    from unstuck.results import mark, wrote
+    from unstuck.folders import mark, wrote
 
     had = any((out / name).is_file() for name in VERDICTS)
     for name in VERDICTS:
