@@ -202,6 +202,15 @@ def evaluate(res: Results, found: dict[str, scenarios.Scenario | None], *,
     if not pairs:
         raise GateInputError(f"--schedulers {','.join(schedulers or [])}: none of them is in "
                              f"{res.root} (it holds {', '.join(sorted(set(runs['scheduler'])))})")
+    # A named scheduler with no seed of a scenario would be judged on nothing, and its
+    # absence would pass: every scheduler asked for must have run every scenario.
+    for scen, ran in runs.groupby("scenario", sort=True)["scheduler"]:
+        absent = [n for n in schedulers or [] if n not in set(ran)]
+        if absent:
+            held = sorted(set(ran), key=lambda n: (rank.get(n, len(rank)), n))
+            raise GateInputError(
+                f"--schedulers: {', '.join(absent)} has no seeds in {res.root} "
+                f"({scen} holds {', '.join(held)}); run it first, or gate only what ran")
     return GateResult(tuple(pairs))
 
 

@@ -382,3 +382,31 @@ def test_a_users_cancel_before_the_apply_does_not_fail_the_confirm_to_apply_gate
     r = run(app, ["gate", str(folder("owed", False)), *gate])
     assert r.exit_code == 1, r.output
     assert "FAIL  live  reference: confirm_to_apply_p99" in r.output
+
+
+def test_a_named_scheduler_without_seeds_is_bad_input_not_a_pass(incident, tmp_path):
+    """Found by review: `--schedulers reference,seed-head` on results that hold no seed of
+    seed-head judged reference alone and passed (exit 0, and wrote the report's junit.xml),
+    so a CI job gating a scheduler that never ran saw green."""
+    r = run(app, ["gate", str(incident), "--schedulers", "reference,seed-head",
+                  "--junit", str(tmp_path / "j.xml")])
+    assert r.exit_code == 2, r.output
+    assert ("--schedulers: seed-head has no seeds in " in r.output
+            and "incident-601 holds seed, reference" in r.output)
+    assert "Traceback" not in r.output and not (tmp_path / "j.xml").exists()
+
+
+def test_a_named_scheduler_missing_from_one_scenario_is_bad_input(incident, tmp_path):
+    """The same per scenario: a folder holding `other` under reference only, gated for seed
+    and reference, judged other/reference and said nothing of other/seed."""
+    two = tmp_path / "two"
+    shutil.copytree(incident, two)
+    res = two / "results"
+    shutil.copytree(res / "histories" / "incident-601" / "reference", res / "histories" / "other" / "reference")
+    shutil.copyfile(res / "scenarios" / "incident-601.yaml", res / "scenarios" / "other.yaml")
+    r = run(app, ["gate", str(two), "--schedulers", "seed,reference"])
+    assert r.exit_code == 2, r.output
+    assert "--schedulers: seed has no seeds in " in r.output and "other holds reference" in r.output
+    r = run(app, ["gate", str(two), "--schedulers", "reference"])  # what ran: judged, passes
+    assert r.exit_code == 0, r.output
+    assert "PASS  other  reference: pass" in r.output
