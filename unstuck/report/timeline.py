@@ -36,7 +36,7 @@ class Mark:
     task: int | None  # None: a fault that hit no shown task (drawn across the chart)
     kind: str  # fault | witness | violation
     t: float
-    seq: int
+    seq: int | None  # the history row; None for a violation, which is no row
     label: str
 
 
@@ -176,7 +176,7 @@ def _violation_marks(rows: list[dict[str, Any]], violations: list[dict[str, Any]
         if tid is None or int(tid) not in shown:
             continue
         tid = int(tid)
-        out.append(Mark(tid, "violation", float(v["t"]), -1, str(v["invariant"])))
+        out.append(Mark(tid, "violation", float(v["t"]), None, str(v["invariant"])))
         for seq in v.get("witness") or []:
             row = by_seq.get(int(seq))
             if row is not None:

@@ -379,6 +379,21 @@ def test_timeline_tables_write_task_and_seq_ids_as_integers(report):
     assert "&lt;NA&gt;" not in page and "<td>-</td>" in page  # a missing id shows as one
 
 
+def test_a_timeline_marks_seq_is_a_history_row_or_missing_never_invented(report):
+    # Found by review: a violation mark (no history row) carried seq -1 in the timeline
+    # CSVs, an id no row has, which a join on seq or a filter `seq >= 0` took for data.
+    res = unstuck.load(report)
+    for path in (report / "tables").glob("timeline-*.csv"):
+        t = pd.read_csv(path)
+        marks = t[t["what"] == "mark"]
+        violation = marks["kind"] == "violation"
+        assert violation.any() and marks["seq"][violation].isna().all(), path.name
+        scen, sched, seed = re.fullmatch(r"timeline-(.+)-(seed|seed-proposal|seed-head|reference)"
+                                         r"-seed-(\d+)\.csv", path.name).groups()
+        seqs = {r["seq"] for r in res.history(scen, sched, int(seed))}
+        assert set(marks["seq"][~violation].astype(int)) <= seqs, path.name
+
+
 @pytest.mark.parametrize(("index", "key", "value"), [
     (2, "type", ["plan_and_apply"]), (11, "type", {"type": "pod-kill"}), (11, "node", 1)])
 def test_a_history_whose_type_or_node_is_not_a_string_is_bad_input_naming_the_row(
