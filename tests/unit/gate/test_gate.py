@@ -410,3 +410,23 @@ def test_a_named_scheduler_missing_from_one_scenario_is_bad_input(incident, tmp_
     r = run(app, ["gate", str(two), "--schedulers", "reference"])  # what ran: judged, passes
     assert r.exit_code == 0, r.output
     assert "PASS  other  reference: pass" in r.output
+
+
+def test_a_failed_p99_states_the_number_the_reports_table_gives_not_the_bound(incident, tmp_path):
+    """Found by review: the p99 was printed to 0.1 s, so a p99 of 33.447 s over a bound of
+    33.4 s failed with `p99 33.4 s (bound 33.4 s)`, and the report's table said 33.447."""
+    import math
+
+    import unstuck
+    from unstuck.report import tables
+
+    c2a = tables.confirm_to_apply(unstuck.load(incident).metrics)
+    p99 = float(c2a[(c2a["scheduler"] == "reference") & (c2a["scenario"] == "incident-601")]["p99"].iloc[0])
+    bound = math.floor(p99 * 10) / 10
+    assert math.isfinite(p99) and p99 > bound and f"{p99:g}" != f"{bound:g}"
+    xml = tmp_path / "j.xml"
+    r = run(app, ["gate", str(incident), "-s", "reference", "--confirm-to-apply-p99", str(bound),
+                  "--junit", str(xml)])
+    assert r.exit_code == 1, r.output
+    case = next(c for c in junit(xml).iter("testcase") if c.get("name") == "confirm_to_apply_p99")
+    assert case.find("failure").get("message").startswith(f"p99 {p99:g} s (bound {bound:g} s)")
