@@ -33,7 +33,10 @@ Behaviour (shared/specs/seed-system.md §2.2, §8):
   agent claims each run before it starts it, as the live one does (`agent_claims_runs`): a
   run that is no longer its task's current dispatch (running, same fence, this agent) is
   refused and never runs, and nothing is recorded (live, the claim gets a 409). The seed's
-  agent runs whatever it is sent, however stale.
+  agent runs whatever it is sent, however stale. A plan claimed before the pause that ends
+  after its task was planned again records `exec.ok` here; the live agent keeps saved plans,
+  fenced, and records `exec.fail` "plan fenced: stale token" (docs/agent-protocol.md): either
+  way its report is refused as stale.
 """
 
 from __future__ import annotations

@@ -47,6 +47,11 @@ class LockLost(Exception):
     """This apply no longer holds the state lock (lease expired or taken over): no commit."""
 
 
+class PlanFenced(Exception):
+    """A newer plan of the task (a higher fence) is saved: this plan run is stale, and must not
+    replace the plan the scheduler now shows the user (and the apply will check)."""
+
+
 @dataclass(frozen=True)
 class Token:
     task: int
@@ -93,10 +98,25 @@ class Backend:
 
     # ---------------------------------------------------------------- plans
     def save_plan(self, task: int, fence: int, workspace: str, agent: str, has_changes: bool) -> str:
+        """Save the task's plan for run `fence`; `PlanFenced` if a plan of a higher fence is
+        saved: a stale run (its agent frozen while the scheduler planned again elsewhere) must
+        not replace the plan the user is shown, or the confirmed apply fails on its digest.
+        An equal fence writes (the seed's scheduler never moves a fence)."""
         body = json.dumps({"task": task, "fence": fence, "workspace": workspace, "agent": agent,
                            "has_changes": has_changes, "at": time.time()}, sort_keys=True)
         digest = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
-        _write_json(self.root / "plans" / f"{task}.json", {"digest": digest, "plan": body})
+        path = self.root / "plans" / f"{task}.json"
+        with open(self.root / "plans" / f"{task}.lk", "a+") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                saved = _read_json(path)
+                newer = json.loads(saved["plan"])["fence"] if saved else None
+                if newer is not None and newer > fence:
+                    raise PlanFenced(f"plan fenced: stale token (task {task}, fence {fence}); "
+                                     "a newer plan of the task is saved")
+                _write_json(path, {"digest": digest, "plan": body})
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
         return digest
 
     def plan_digest(self, task: int) -> str | None:

@@ -6,7 +6,8 @@ agent claims nothing and runs whatever it is sent, `claims_runs`), then works
 for the configured duration, then queues its report, with the `exec.ok` / `exec.fail` row it
 carries, in the outbox, followed by the C&C-style completion notice.
 
-- plan: writes the saved plan to the backend and reports its digest;
+- plan: writes the saved plan to the backend and reports its digest; a stale plan (a newer
+  fence of the task has saved its plan) writes nothing and fails (`backend.PlanFenced`);
 - apply: checks that the saved plan has the digest it was sent, takes the workspace's state
   lock for (task, fence) *before* it claims (a lock held under a live lease refuses it
   before it begins: `exec.fail`, no invoke), renews the lease while it works, and commits
@@ -26,7 +27,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from scheduler.agent.backend import LockLost, StateLocked, Token
+from scheduler.agent.backend import LockLost, PlanFenced, StateLocked, Token
 from scheduler.model import TaskType
 
 if TYPE_CHECKING:
@@ -179,7 +180,12 @@ class Run:
             self._report("task_failed", self._row("fail", self.abort_reason), ok=False,
                          error=f"plan aborted: {self.abort_reason}")
             return
-        digest = a.backend.save_plan(m.task_id, m.fence, m.workspace_id, a.cfg.agent_id, a.cfg.has_changes)
+        try:
+            digest = a.backend.save_plan(m.task_id, m.fence, m.workspace_id, a.cfg.agent_id,
+                                         a.cfg.has_changes)
+        except PlanFenced as exc:
+            self._report("task_failed", self._row("fail", str(exc)), ok=False, error=str(exc))
+            return
         self._report("plan_finished", self._row("ok", digest=digest, has_changes=a.cfg.has_changes),
                      has_changes=a.cfg.has_changes, digest=digest)
 

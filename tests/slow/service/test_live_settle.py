@@ -140,3 +140,37 @@ def test_an_apply_frozen_before_its_claim_never_commits_once_settled(tmp_path):
         assert verdict.ok, [(v.invariant, v.message) for v in verdict.violations]
     finally:
         run.stop()
+
+
+def test_a_plan_frozen_past_its_silence_cannot_replace_the_plan_the_user_confirms(tmp_path):
+    # pod-1 claims task 1's plan and is frozen; the reference presumes the plan lost and plans
+    # again on pod-2 (a newer fence), whose plan the user confirms. pod-1 wakes and finishes
+    # its stale plan: fenced like the state lock, it must not replace the saved plan (it did,
+    # and the confirmed apply then failed with "plan digest mismatch").
+    run = LiveRun(tmp_path, "reference", pods=("pod-1", "pod-2"), workspaces=("ws-1",))
+    try:
+        run.start_scheduler()
+        run.start_agent("pod-1", plan_s=3.0)
+        wait_for(lambda: run.connected() == 1, 20, what="pod-1 to connect")
+        t1 = run.create("ws-1")
+        wait_for(lambda: run.exec_rows(t1, action="plan"), 20, what="pod-1 to claim the plan")
+        run.signal("pod-1", signal.SIGSTOP)
+        run.start_agent("pod-2")
+        wait_for(lambda: run.status(t1) == "apply_pending", 30, what="the plan again, on pod-2")
+        confirmed = run.task(t1)["plan_digest"]
+        run.signal("pod-1", signal.SIGCONT)
+        stale = wait_for(lambda: [r for r in run.history() if r["task"] == t1 and r["pod"] == "pod-1"
+                                  and r["kind"] in ("exec.ok", "exec.fail")], 20,
+                         what="pod-1's stale plan to end")
+        assert [(r["kind"], r["reason"]) for r in stale] == [
+            ("exec.fail", f"plan fenced: stale token (task {t1}, fence {stale[0]['data']['fence']}); "
+                          "a newer plan of the task is saved")]
+        assert Backend(run.backend).plan_digest(t1) == confirmed
+        assert run.confirm(t1, confirmed).status_code == 200
+        wait_for(lambda: run.status(t1) in ("applied", "failed"), 30, what="the apply")
+        assert run.status(t1) == "applied", run.task(t1)["error_message"]
+        assert [a["digest"] for a in Backend(run.backend).state("ws-1")["applies"]] == [confirmed]
+        verdict = checker.check(run.rows_with_end(8.0, 4.0))
+        assert verdict.ok, [(v.invariant, v.message) for v in verdict.violations]
+    finally:
+        run.stop()
