@@ -34,6 +34,12 @@ class NotRegistered(Exception):
     """The scheduler does not know this agent (it restarted, or disconnected us)."""
 
 
+class BadAnswer(Exception):
+    """A poll answered 200 with something that is not the protocol's `{messages: [...]}` (a
+    proxy's page, another service on the port): the agent says so and polls again, keeping
+    its runs."""
+
+
 @dataclass
 class Item:
     path: str
@@ -61,7 +67,14 @@ class Client:
         if r.status_code == 404:
             raise NotRegistered(r.text)
         r.raise_for_status()
-        return r.json()["messages"]
+        try:
+            messages = r.json()["messages"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadAnswer(f"not {{messages: [...]}} ({type(exc).__name__}): "
+                            f"{r.text.strip()[:120]!r}") from None
+        if not isinstance(messages, list):
+            raise BadAnswer(f"messages is not a list: {r.text.strip()[:120]!r}")
+        return messages
 
     def close(self) -> None:
         self.http.close()

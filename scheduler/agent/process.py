@@ -35,7 +35,7 @@ import httpx
 
 from scheduler import heartbeat, reports
 from scheduler.agent.backend import Backend
-from scheduler.agent.client import Client, NotRegistered, Outbox
+from scheduler.agent.client import BadAnswer, Client, NotRegistered, Outbox
 from scheduler.agent.runs import Run, RunMessage
 from scheduler.variants import agent_of
 
@@ -187,21 +187,32 @@ class Agent:
     def past_grace(self) -> bool:
         return time.monotonic() >= self.terminate_at
 
-    def _dispatch(self, message: dict) -> None:
-        seq = int(message.get("seq", 0))
+    def _dispatch(self, message: Any) -> None:
+        """Act on one message of a poll answer. One the agent cannot read (not an object, a
+        field missing or of the wrong type) is ignored with a warning: it must not take down
+        the runs the agent holds (the scheduler's claim check still guards what runs)."""
+        try:
+            seq = int(message.get("seq", 0))
+            kind = message.get("type")
+            cancel = int(message["task_id"]) if kind == "cancel" else None
+            msg = RunMessage.parse(message) if kind == "run_task" else None
+        except (AttributeError, KeyError, ValueError, TypeError) as exc:
+            log.warning("malformed message ignored (%s: %s): %.200r", type(exc).__name__, exc, message)
+            if isinstance(message, dict) and isinstance(message.get("seq"), int):
+                self.after = max(self.after, message["seq"])  # acknowledged: not sent again
+            return
         if seq and seq <= self.after:
             return  # redelivered: this registration's mailbox gave it before
         self.after = max(self.after, seq)
-        if message.get("type") == "cancel":
+        if cancel is not None:
             with self.lock:
-                run = self.runs.get(int(message["task_id"]))
+                run = self.runs.get(cancel)
             if run is not None:
                 run.abort("cancelled by the scheduler")
             return
-        if message.get("type") != "run_task":
-            log.warning("unknown message %r ignored", message.get("type"))
+        if msg is None:
+            log.warning("unknown message %r ignored", kind)
             return
-        msg = RunMessage.parse(message)
         key = (msg.task_id, msg.fence, msg.action)
         with self.lock:
             if self.cfg.claims_runs:
@@ -242,6 +253,11 @@ class Agent:
                 break
             except NotRegistered:
                 self.registered.clear()
+                continue
+            except BadAnswer as exc:
+                log.warning("poll answer from %s is not the agent protocol's, ignored: %s",
+                            self.cfg.url, exc)
+                time.sleep(1.0)
                 continue
             except httpx.HTTPError as exc:
                 if self.terminating.is_set():

@@ -264,3 +264,81 @@ def test_a_data_dir_that_holds_results_or_a_report_exits_2_before_writing(tmp_pa
                 "would write its store, clock and history beside it. Choose another folder, e.g. "
                 f"{folder / 'run'}"], result.output
             assert sorted(p.name for p in folder.iterdir()) == before
+
+
+@pytest.mark.parametrize(("answer", "warned"), [
+    ("<html>proxy</html>", "poll answer from"),
+    ('{"messages": {"seq": 1}}', "poll answer from"),
+    ('{"result": []}', "poll answer from"),
+    ('{"messages": [{"seq": 1, "type": "run_task", "task_id": 7}]}', "malformed message ignored (KeyError"),
+    ('{"messages": [{"seq": 1, "type": "run_task", "task_id": "x", "action": "plan", "workspace_id": "w"}]}',
+     "malformed message ignored (ValueError"),
+    ('{"messages": ["run_task", {"seq": 1, "type": "cancel"}]}', "malformed message ignored (AttributeError"),
+])
+def test_a_poll_answer_the_agent_cannot_read_is_ignored_and_the_agent_runs_on(tmp_path, answer, warned):
+    # Found by review: a poll answer that was not the protocol's (a proxy's page) or one
+    # malformed message crashed the agent with a traceback (exit 1), losing every run it held.
+    # It warns in one line, ignores it, and runs the next well-formed message.
+    import json
+    import os
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    good = {"seq": 2, "type": "run_task", "task_id": 8, "workspace_id": "ws-1", "action": "plan",
+            "fence": 1, "plan_digest": None, "pod": "pod-1", "slot": 0, "task_type": "plan"}
+    posted: list[tuple[str, dict]] = []
+    polls: list[str] = []
+
+    class Scheduler(BaseHTTPRequestHandler):
+        def log_message(self, *args): pass
+
+        def answer(self, body: str, ctype: str = "application/json") -> None:
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):
+            posted.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.answer('{"ok": true, "poll_timeout_s": 1}')
+
+        def do_GET(self):
+            polls.append(self.path)
+            if len(polls) == 1:
+                self.answer(answer, "application/json" if answer.startswith("{") else "text/html")
+            elif len(polls) == 2:
+                self.answer(json.dumps({"messages": [good]}))
+            else:
+                time.sleep(0.3)
+                self.answer('{"messages": []}')
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Scheduler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "unstuck.cli", "agent", "--server", f"http://127.0.0.1:{server.server_port}",
+         "--pod", "pod-1", "--backend-dir", str(tmp_path / "backend"), "--plan-seconds", "0.1",
+         "--poll-timeout", "1"],
+        env={**os.environ, "UNSTUCK_POOL_TOKEN": "p"}, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any(p == "/agent/report" for p, _ in posted) or agent.poll() is not None, 20,
+                 what="the agent to run the well-formed plan, or to exit")
+        assert agent.poll() is None, f"the agent died: {agent.stderr.read()}"
+        reports = [b for p, b in posted if p == "/agent/report"]
+        assert [(b["task_id"], b["report"]) for b in reports] == [(8, "plan_finished")]
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(10)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait(10)
+        server.shutdown()
+        server.server_close()
+        err = agent.stderr.read()
+        agent.stderr.close()
+    assert "Traceback" not in err, err
+    assert sum(warned in line for line in err.splitlines()) == 1, err
