@@ -1333,6 +1333,13 @@ def _expanded_size(node: yaml.Node, memo: dict[int, float], open_: set[int]) -> 
 
 
 def load(path: str | Path) -> Scenario:
+    return load_with_text(path)[0]
+
+
+def load_with_text(path: str | Path) -> tuple[Scenario, str]:
+    """`load`, and the text it read: a caller that needs the text too (`unstuck shrink`
+    writes its --out file from it) must not read the file again, which may be a pipe
+    (`<(cat x.yaml)`, /dev/stdin) that is empty the second time."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -1358,4 +1365,4 @@ def load(path: str | Path) -> Scenario:
         tab = "; indent with spaces: YAML does not allow tabs there" if "\\t" in problem else ""
         raise ScenarioInvalid([f"{file}: not valid YAML{where}: {_cut(problem, 200)}{tab}"]
                               ) from None
-    return parse(data, file, key_texts)
+    return parse(data, file, key_texts), text

@@ -55,8 +55,8 @@ def shrink(
     problems: list[str] = []
     loaded = None
     try:
-        loaded = scenarios.load(scenario_file)
-        text = scenario_file.read_text(encoding="utf-8")  # the --out file is built from this
+        # Read once: the --out file is built from this text, and SCENARIO may be a pipe.
+        loaded, text = scenarios.load_with_text(scenario_file)
     except scenarios.ScenarioInvalid as e:
         problems += e.problems
     if problem := scheduler_problem("--scheduler", [scheduler]):

@@ -259,3 +259,25 @@ def test_the_shrunk_scenario_keeps_an_unquoted_time_of_day(tmp_path):
                   "--workers", "1"])
     assert r.exit_code == 0, r.output
     assert scenario.load(out).clock_origin == scenario.load(src).clock_origin == 36000
+
+
+def test_a_scenario_read_from_a_pipe_is_read_once_and_shrunk(tmp_path):
+    """`unstuck shrink <(cat x.yaml) --out y.yaml`, as `unstuck sim` takes it. The CLI read the
+    file twice (to load it, then for the --out file's text): the second read of the pipe was
+    empty, and after the whole shrink it died on a traceback, writing nothing."""
+    import os
+
+    text = Path("scenarios/incident-601.yaml").read_text()
+    r_fd, w_fd = os.pipe()
+    os.write(w_fd, text.encode())
+    os.close(w_fd)
+    out = tmp_path / "shrunk.yaml"
+    try:
+        r = run(app, ["shrink", f"/dev/fd/{r_fd}", "-s", "seed-proposal", "--seed", "0",
+                      "--out", str(out), "--workers", "1"])
+    finally:
+        os.close(r_fd)
+    assert r.exit_code == 0, r.output
+    shrunk = scenario.load(out)
+    assert shrunk.faults == [] and shrunk.duration_s == scenario.load(
+        "scenarios/incident-601.yaml").duration_s
