@@ -3,7 +3,7 @@ that still breaks the same invariant for the same task (unstuck/shrink.py), prin
 minimal run's witness, and written as a scenario that `unstuck sim` replays.
 
 Exit codes: 0 shrunk; 2 bad input, or a seed with nothing to shrink (it breaks no invariant,
-or not the one asked for); 130 interrupted by Ctrl-C, 143 by SIGTERM (the trials stop at
+or not the one asked for), or an --out that could not be written (after the result); 130 interrupted by Ctrl-C, 143 by SIGTERM (the trials stop at
 once, the message says so, and nothing is written).
 """
 
@@ -108,13 +108,20 @@ def shrink(
         typer.echo("unstuck shrink: interrupted; the trials stopped and nothing was written",
                    err=True)  # SIGTERM too: `Terminated` is a KeyboardInterrupt
         raise
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shrinking.write_scenario(out, str(scenario_file), text, result)
+    # The result first: a write that fails (a full disk) then costs the file alone, not
+    # the trials' answer (a day's shrink takes minutes).
     if as_json:
         print(json.dumps(_summary(result, out), sort_keys=True))
     else:
         _print(result, out)
+    if out is not None:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shrinking.write_scenario(out, str(scenario_file), text, result)
+        except OSError as e:
+            fail_input(f"--out {out}: could not write the shrunk scenario "
+                       f"({e.strerror or e.__class__.__name__}); the result above is complete; "
+                       "free space or choose another file, and shrink again with --out FILE")
 
 
 @contextmanager

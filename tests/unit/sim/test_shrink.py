@@ -281,3 +281,18 @@ def test_a_scenario_read_from_a_pipe_is_read_once_and_shrunk(tmp_path):
     shrunk = scenario.load(out)
     assert shrunk.faults == [] and shrunk.duration_s == scenario.load(
         "scenarios/incident-601.yaml").duration_s
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a write there fails)")
+def test_an_out_file_that_cannot_be_written_costs_the_file_alone():
+    """A write of --out that fails after the trials (a full disk: /dev/full passes every check
+    before them) was an OSError: the shrink's result, minutes of trials for a day, was never
+    printed, and the message did not name --out. The result is printed first; the failed
+    write is one line naming --out, exit 2."""
+    r = run(app, ["shrink", "scenarios/incident-601.yaml", "-s", "seed-proposal", "--seed", "0",
+                  "--out", "/dev/full", "--workers", "1"])
+    assert r.exit_code == 2, r.output
+    assert "drained for task 1" in r.stdout and "needs 0 of its 1 fault attempts" in r.stdout
+    assert ("error: --out /dev/full: could not write the shrunk scenario (No space left on "
+            "device); the result above is complete") in r.stderr
+    assert r.exception is None or isinstance(r.exception, SystemExit)
