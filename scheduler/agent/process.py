@@ -5,10 +5,13 @@ Threads: the main thread registers and long-polls; a heartbeat thread posts ever
 When the scheduler answers 404 to a poll or a heartbeat (it restarted, or it disconnected
 this agent after a silence), the agent registers again with the same id and pod.
 
-SIGTERM (a pod deletion), `on_sigterm="drain"` (ours): stop taking work, let running runs
-finish within `grace_s`, abort what is left (an abort before the commit is an explicit
-failure: nothing was written), deliver the reports, exit 0. A second SIGTERM or SIGINT exits
-at once. `on_sigterm="exit"` is the seed's agent (`WaitForShutdown`, seed-system.md §8):
+SIGTERM (a pod deletion), `on_sigterm="drain"` (ours): the agent drains, as the simulated
+one does (sim/agents.py `sigterm`): it stays connected, polling and heartbeating (its
+heartbeats list what it still holds), and runs what it is still sent, until it holds no
+runs and no undelivered reports; then it exits 0. Near the end of `grace_s` it stops taking
+runs and aborts what is left (an abort before the commit is an explicit failure: nothing was
+written), delivers the reports, and exits 0 at `grace_s` at the latest. A second SIGTERM or
+SIGINT exits at once. `on_sigterm="exit"` is the seed's agent (`WaitForShutdown`, seed-system.md §8):
 cancel every run, report nothing, close the connection and exit 0 at once; the scheduler
 learns of it only from the pod's end or the silence (F8), as the seed's did from the
 closed socket.
@@ -43,6 +46,9 @@ log = logging.getLogger("unstuck.agent")
 
 UNREACHABLE_WARN_EVERY_S = 30.0
 """How often a registering agent repeats that its scheduler does not answer."""
+
+DRAIN_POLL_S = 1.0
+"""The longest poll of a draining agent: its poller ends within it once the agent exits."""
 
 
 @dataclass(frozen=True)
@@ -108,20 +114,24 @@ class Agent:
         self.seen: set[tuple[int, int, str]] = set()  # (task, fence, action) already started (ours)
         self.lock = threading.Lock()
         self.registered = threading.Event()
-        self.terminating = threading.Event()
+        self.terminating = threading.Event()  # SIGTERM: draining (ours) or leaving (the seed's)
+        self.refusing = threading.Event()  # the grace is nearly over: no new run starts
+        self.closing = threading.Event()  # no more polls and heartbeats: the agent exits
         self.terminate_at = 0.0
         self.after = 0
         self.waiting = False
 
     # ---------------------------------------------------------------- registration
-    def register(self) -> None:
-        """Register until the scheduler accepts; a refusal (401, 403, 404, 409) raises
-        `RegistrationRefused` (the process exits 2)."""
+    def register(self, until: threading.Event | None = None) -> None:
+        """Register until the scheduler accepts or `until` is set (by default: a SIGTERM);
+        a refusal (401, 403, 404, 409) raises `RegistrationRefused` (the process exits 2)."""
+        until = until or self.terminating
         backoff = 0.05
         warned_at: float | None = None  # monotonic time of the last "unreachable" warning
-        while not self.terminating.is_set():
+        while not until.is_set():
             try:
-                self.waiting = True  # on the scheduler: a SIGTERM interrupts it (`terminate`)
+                # On the scheduler: a SIGTERM interrupts it (`terminate`), in the main thread.
+                self.waiting = threading.current_thread() is threading.main_thread()
                 try:
                     body = {"agent_id": self.cfg.agent_id, "pool_id": self.cfg.pool_id,
                             "pod": self.cfg.pod, "pid": os.getpid()}
@@ -160,7 +170,7 @@ class Agent:
         return sorted(running | self.outbox.tasks())
 
     def _heartbeats(self) -> None:
-        while not self.terminating.wait(self.cfg.heartbeat_s):
+        while not self.closing.wait(self.cfg.heartbeat_s):  # a draining agent beats on
             if not self.registered.is_set():
                 continue
             with self.lock:
@@ -215,6 +225,11 @@ class Agent:
             return
         key = (msg.task_id, msg.fence, msg.action)
         with self.lock:
+            if self.refusing.is_set():
+                # The grace is nearly over: a run started now would only be aborted. It is
+                # lost with the agent, as a run still going at the end of the grace is.
+                log.warning("task %s not run: the agent is exiting", msg.task_id)
+                return
             if self.cfg.claims_runs:
                 # Ours: a dispatch is (task, fence, action); a second send of one is dropped.
                 # The seed's agent runs whatever it is sent: its scheduler never moves a
@@ -231,44 +246,63 @@ class Agent:
         """Poll and run until SIGTERM; 0, or 2 when a registration again is refused (after
         the runs it has finish and report, as on a SIGTERM)."""
         threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True).start()
-        while not self.terminating.is_set():
+        try:
+            self._talk(self.terminating, self.cfg.poll_timeout_s)
+        except _Interrupted:
+            pass
+        except RegistrationRefused as refused:
+            _refused(refused)
+            self._stop_taking_work()
+            self._shutdown(talking=False)
+            return 2
+        return self._shutdown()
+
+    def _talk(self, until: threading.Event, poll_timeout_s: float) -> None:
+        """Register (again when the scheduler forgot us), poll and dispatch until `until` is
+        set: SIGTERM for the main loop, the exit for a draining agent's poller. Raises
+        `RegistrationRefused`; `_Interrupted` (the main thread's, from the SIGTERM handler)."""
+        while not until.is_set():
             if not self.registered.is_set():
-                try:
-                    self.register()
-                except _Interrupted:
-                    break
-                except RegistrationRefused as refused:
-                    _refused(refused)
-                    self._stop_taking_work()
-                    self._shutdown()
-                    return 2
+                self.register(until)
                 continue
             try:
-                self.waiting = True
+                self.waiting = threading.current_thread() is threading.main_thread()
                 try:
-                    messages = self.client.poll(self.cfg.agent_id, self.after, self.cfg.poll_timeout_s)
+                    messages = self.client.poll(self.cfg.agent_id, self.after, poll_timeout_s)
                 finally:
                     self.waiting = False
-            except _Interrupted:
-                break
             except NotRegistered:
                 self.registered.clear()
                 continue
             except BadAnswer as exc:
                 log.warning("poll answer from %s is not the agent protocol's, ignored: %s",
                             self.cfg.url, exc)
-                time.sleep(1.0)
+                until.wait(1.0)
                 continue
+            except RuntimeError:  # httpx: the client is closed, the agent is exiting
+                if until.is_set():
+                    break
+                raise
             except httpx.HTTPError as exc:
-                if self.terminating.is_set():
+                if until.is_set():
                     break
                 log.info("poll failed (%s); registering again", exc)
                 self.registered.clear()
-                time.sleep(0.1)
+                until.wait(0.1)
                 continue
             for m in messages:
                 self._dispatch(m)
-        return self._shutdown()
+
+    def _drain_poller(self) -> None:
+        """A draining agent's connection, on a thread of its own (the main thread keeps the
+        grace's deadline): polls, registrations again, and the runs it is still sent."""
+        try:
+            self._talk(self.closing, min(self.cfg.poll_timeout_s, DRAIN_POLL_S))
+        except RegistrationRefused as refused:
+            _refused(refused)  # it can no longer talk; what it holds still ends and reports
+        except Exception:  # noqa: BLE001 - the exit goes on without the connection
+            if not self.closing.is_set():
+                log.exception("the draining agent's poller failed")
 
     def terminate(self, signum: int, _frame) -> None:
         if self.terminating.is_set():
@@ -278,14 +312,27 @@ class Agent:
             raise _Interrupted  # out of a blocked long-poll or registration, to the shutdown
 
     def _stop_taking_work(self) -> None:
-        """Start the shutdown: what runs has `grace_s` to finish (none for the seed's agent)."""
+        """Start the shutdown: what runs has `grace_s` to finish (none for the seed's agent,
+        which stops talking at once)."""
         grace = 0.0 if self.cfg.on_sigterm == "exit" else self.cfg.grace_s
         self.terminate_at = time.monotonic() + grace
+        if self.cfg.on_sigterm == "exit":
+            self.refusing.set()
+            self.closing.set()
         self.terminating.set()
 
-    def _shutdown(self) -> int:
-        """Finish what runs within the grace period, abort the rest, deliver the reports; or,
-        as the seed's agent, abort everything and leave without a word."""
+    def holds_nothing(self) -> bool:
+        """No run and no undelivered report: a draining agent may exit (the simulated
+        agent's `_maybe_exit`)."""
+        with self.lock:
+            if self.runs:
+                return False
+        return self.outbox.empty()
+
+    def _shutdown(self, talking: bool = True) -> int:
+        """Drain: stay connected (`talking`) while runs finish and reports go out, within the
+        grace period; abort what is left near its end, deliver the reports. Or, as the seed's
+        agent, abort everything and leave without a word."""
         if self.cfg.on_sigterm == "exit":
             self.outbox.discard()  # first: an aborted run's failure report must not go out
             with self.lock:
@@ -296,11 +343,11 @@ class Agent:
             return 0
         deadline = self.terminate_at
         margin = min(2.0, self.cfg.grace_s / 5)
-        while time.monotonic() < deadline - margin:
-            with self.lock:
-                if not self.runs:
-                    break
+        if talking and not self.holds_nothing():
+            threading.Thread(target=self._drain_poller, name="drain-poller", daemon=True).start()
+        while time.monotonic() < deadline - margin and not self.holds_nothing():
             time.sleep(0.02)
+        self.refusing.set()
         with self.lock:
             left = list(self.runs.values())
         for run in left:
@@ -308,6 +355,7 @@ class Agent:
         for run in left:
             run.thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self.outbox.drain(deadline)
+        self.closing.set()  # polls and heartbeats end: the agent leaves
         self.outbox.stop()
         self.outbox.thread.join(timeout=1.0)  # its last tries, before the client closes
         self.client.close()
