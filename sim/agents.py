@@ -24,8 +24,12 @@ Behaviour (shared/specs/seed-system.md §2.2, §8):
   the lock: a frozen apply fails at once when it wakes, as the live agent's renewal raises
   `LockLost`. The seed's agent holds no lease: a newer apply always takes the lock;
 * SIGTERM (graceful pod delete) does what the scheduler's own agent does (the variant's
-  `agent_on_sigterm`): our agent ("drain") finishes its current phases and exits, and
-  whatever is still running at SIGKILL is lost; the seed's agent ("exit") cancels its runs,
+  `agent_on_sigterm`): our agent ("drain") stays connected and heartbeating, runs what it
+  is still sent, and exits once it holds no run and no unreported report, as the live agent
+  does; whatever is still running at SIGKILL is lost (`exec.info`). The live agent also
+  keeps a deadline of its own, `--grace`, meant to end before the pod's SIGKILL: near it,
+  it starts nothing new and aborts its runs before their commit (`exec.fail`, reported), so
+  they are not left unknown; the simulated pods' grace is their only deadline; the seed's agent ("exit") cancels its runs,
   closes its C&C connection and exits at once, reporting nothing. A killed agent's runs are
   `exec.info` (outcome unknown). A paused agent gets SIGTERM only when its node heals;
 * a paused agent (its node lost) freezes: no heartbeats, no progress; runs sent to it wait in
