@@ -6,11 +6,13 @@ ephemeral 127.0.0.1 port, and never sleep for a fixed time: they wait for a cond
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
 import pytest
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from chaos.cluster import kubeconfig
 from chaos.cluster.cluster import LocalCluster
@@ -22,6 +24,15 @@ KUBECTL = shutil.which("kubectl")
 
 def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02, what: str = "condition"):
     return waiting.wait_for(predicate, timeout, interval, what)
+
+
+def refused_invalid(call) -> dict:
+    """The Status body of a write the API server refuses as 422 Invalid."""
+    with pytest.raises(ApiException) as err:
+        call()
+    body = json.loads(err.value.body)
+    assert (err.value.status, body["reason"]) == (422, "Invalid"), body
+    return body
 
 
 @pytest.fixture

@@ -3,23 +3,13 @@
 
 from __future__ import annotations
 
-import json
-
-import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
-
-def _refused(call) -> dict:
-    with pytest.raises(ApiException) as err:
-        call()
-    body = json.loads(err.value.body)
-    assert (err.value.status, body["reason"]) == (422, "Invalid"), body
-    return body
+from .conftest import refused_invalid
 
 
 def test_a_pod_with_several_errors_gets_them_all_in_one_422(core):
-    body = _refused(lambda: core.create_namespaced_pod("default", {
+    body = refused_invalid(lambda: core.create_namespaced_pod("default", {
         "metadata": {"name": "Bad_Pod"}, "spec": {
             "containers": [{"name": "a"}, {"image": "local/sleep"}],
             "restartPolicy": "Sometimes",
@@ -46,7 +36,7 @@ def test_a_pod_with_several_errors_gets_them_all_in_one_422(core):
 
 def test_an_hpa_with_several_errors_gets_them_all_in_one_422(api):
     hpas = client.AutoscalingV2Api(api)
-    body = _refused(lambda: hpas.create_namespaced_horizontal_pod_autoscaler("default", {
+    body = refused_invalid(lambda: hpas.create_namespaced_horizontal_pod_autoscaler("default", {
         "metadata": {"name": "h"}, "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
             "minReplicas": 0, "maxReplicas": 3,
@@ -67,7 +57,7 @@ def test_an_hpa_with_several_errors_gets_them_all_in_one_422(api):
 def test_a_pod_update_reports_its_spec_errors_with_the_forbidden_change(core):
     core.create_namespaced_pod("default", {"metadata": {"name": "upd"}, "spec": {
         "containers": [{"name": "main", "image": "local/sleep", "command": ["sleep", "600"]}]}})
-    body = _refused(lambda: core.patch_namespaced_pod("upd", "default", {"spec": {
+    body = refused_invalid(lambda: core.patch_namespaced_pod("upd", "default", {"spec": {
         "restartPolicy": "Never", "tolerations": [{"key": "k", "operator": "Bogus"}]}}))
     # Upstream's ValidatePodUpdate: the new spec's own errors first, then the update rule.
     assert [(c["reason"], c["field"]) for c in body["details"]["causes"]] == [
@@ -80,7 +70,7 @@ def test_a_pod_update_reports_its_spec_errors_with_the_forbidden_change(core):
 
 
 def test_one_error_keeps_the_unbracketed_message(core):
-    body = _refused(lambda: core.create_namespaced_pod("default", {
+    body = refused_invalid(lambda: core.create_namespaced_pod("default", {
         "metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}}))
     assert body["message"] == 'Pod "p" is invalid: spec.containers[0].image: Required value'
     assert body["details"]["causes"] == [{"reason": "FieldValueRequired",
@@ -91,7 +81,7 @@ def test_one_error_keeps_the_unbracketed_message(core):
 def test_a_missing_name_is_required_and_comes_with_the_spec_errors(core):
     """ValidateObjectMeta: field.Required(metadata.name, "name or generateName is required"),
     in the same list as the spec's errors."""
-    body = _refused(lambda: core.create_namespaced_pod("default", {
+    body = refused_invalid(lambda: core.create_namespaced_pod("default", {
         "metadata": {}, "spec": {"containers": []}}))
     assert body["message"] == ('Pod "" is invalid: [metadata.name: Required value: name or '
                                "generateName is required, spec.containers: Required value]")

@@ -3,10 +3,10 @@ tolerations, on PUT and on every PATCH flavour alike, as upstream's ValidatePodU
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from kubernetes.client.rest import ApiException
+
+from .conftest import refused_invalid
 
 FORBIDDEN = "Forbidden: pod updates may not change fields other than"
 
@@ -30,12 +30,6 @@ def _put(core, mutate, name="upd"):
     raise AssertionError("the pod kept changing under the PUT")
 
 
-def _refused(call) -> dict:
-    with pytest.raises(ApiException) as err:
-        call()
-    body = json.loads(err.value.body)
-    assert (err.value.status, body["reason"]) == (422, "Invalid"), body
-    return body
 
 
 def test_images_labels_deadline_and_tolerations_may_change(core):
@@ -53,16 +47,16 @@ def test_images_labels_deadline_and_tolerations_may_change(core):
 
 def test_other_spec_changes_are_422_forbidden_on_put_and_patch(core):
     _pod(core)
-    body = _refused(lambda: core.patch_namespaced_pod(
+    body = refused_invalid(lambda: core.patch_namespaced_pod(
         "upd", "default", {"spec": {"restartPolicy": "Never"}}))
     assert f'Pod "upd" is invalid: spec: {FORBIDDEN}' in body["message"]
     assert body["details"]["causes"][0]["reason"] == "FieldValueForbidden"
     assert body["details"]["causes"][0]["field"] == "spec"
-    _refused(lambda: core.patch_namespaced_pod(
+    refused_invalid(lambda: core.patch_namespaced_pod(
         "upd", "default", [{"op": "replace", "path": "/spec/terminationGracePeriodSeconds",
                             "value": 5}]))
-    _refused(lambda: _put(core, lambda p: setattr(p.spec.containers[0], "command", ["true"])))
-    _refused(lambda: _put(core, lambda p: p.spec.containers.append(
+    refused_invalid(lambda: _put(core, lambda p: setattr(p.spec.containers[0], "command", ["true"])))
+    refused_invalid(lambda: _put(core, lambda p: p.spec.containers.append(
         {"name": "side", "image": "x"})))
     assert core.read_namespaced_pod("upd", "default").spec.restart_policy == "Always"
 
@@ -70,12 +64,12 @@ def test_other_spec_changes_are_422_forbidden_on_put_and_patch(core):
 def test_deadline_only_lowers_and_tolerations_only_grow(core):
     _pod(core, activeDeadlineSeconds=100,
          tolerations=[{"key": "k", "operator": "Exists", "effect": "NoSchedule"}])
-    body = _refused(lambda: core.patch_namespaced_pod(
+    body = refused_invalid(lambda: core.patch_namespaced_pod(
         "upd", "default", {"spec": {"activeDeadlineSeconds": 200}}))
     assert body["details"]["causes"][0]["field"] == "spec.activeDeadlineSeconds"
-    _refused(lambda: core.patch_namespaced_pod(
+    refused_invalid(lambda: core.patch_namespaced_pod(
         "upd", "default", {"spec": {"activeDeadlineSeconds": None}}))
-    body = _refused(lambda: _put(core, lambda p: setattr(
+    body = refused_invalid(lambda: _put(core, lambda p: setattr(
         p.spec, "tolerations", [t for t in p.spec.tolerations if t.key != "k"])))
     assert body["details"]["causes"][0]["field"] == "spec.tolerations"
 
@@ -96,7 +90,7 @@ def test_an_existing_tolerations_seconds_may_change_but_nothing_else_of_it(core)
         assert [t.toleration_seconds for t in pod.spec.tolerations if t.key == "k"] == [value]
     pod = _put(core, seconds(5, unreachable))  # a defaulted one too
     assert [t.toleration_seconds for t in pod.spec.tolerations if t.key == unreachable] == [5]
-    body = _refused(lambda: _put(core, lambda p: setattr(
+    body = refused_invalid(lambda: _put(core, lambda p: setattr(
         next(t for t in p.spec.tolerations if t.key == "k"), "value", "w")))
     assert body["message"] == ('Pod "upd" is invalid: spec.tolerations: Forbidden: existing '
                                "toleration can not be modified except its tolerationSeconds")
@@ -123,12 +117,12 @@ def test_tolerations_are_validated_on_create_and_update_as_upstream(core, apps):
                      'is empty, which means "match all values and all keys"'),
     ]
     for toleration, field, message in cases:
-        body = _refused(lambda t=toleration: _pod(core, "bad", tolerations=[t]))
+        body = refused_invalid(lambda t=toleration: _pod(core, "bad", tolerations=[t]))
         assert body["details"]["causes"][0]["field"] == f"spec.tolerations[0].{field}"
         assert body["message"].startswith(prefix) and body["message"].endswith(message)
     with pytest.raises(ApiException):
         core.read_namespaced_pod("bad", "default")
-    body = _refused(lambda: apps.create_namespaced_deployment("default", {
+    body = refused_invalid(lambda: apps.create_namespaced_deployment("default", {
         "metadata": {"name": "bad"}, "spec": {
             "selector": {"matchLabels": {"app": "bad"}},
             "template": {"metadata": {"labels": {"app": "bad"}}, "spec": {
@@ -137,7 +131,7 @@ def test_tolerations_are_validated_on_create_and_update_as_upstream(core, apps):
     assert body["details"]["causes"][0]["field"] == "spec.template.spec.tolerations[0].effect"
     _pod(core, tolerations=[{"operator": "Exists"}, {"key": "k", "effect": "NoExecute",
                                                      "tolerationSeconds": 5}])
-    body = _refused(lambda: core.patch_namespaced_pod("upd", "default", {"spec": {
+    body = refused_invalid(lambda: core.patch_namespaced_pod("upd", "default", {"spec": {
         "tolerations": [{"operator": "Exists"}, {"key": "k", "effect": "NoExecute",
                                                  "tolerationSeconds": 5},
                         {"key": "new", "operator": "Exists", "tolerationSeconds": 1}]}}))

@@ -27,6 +27,20 @@ HEARTBEAT_S = 0.2
 PODS = ("pod-1", "pod-2", "pod-3")
 
 
+# A scenario to judge a short live run as (`unstuck close-run --scenario`): one workspace,
+# a 0.5 s apply_pending bound.
+LIVE_SCENARIO = """\
+name: live
+description: a live run on one pod
+seeds: 1
+duration_s: 5
+drain_s: 1
+bounds: {apply_pending_s: 0.5}
+workload:
+  - {names: [ws-1], at: [1]}
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.unit.service.live import InProcessService, wait_for
+from tests.unit.service.live import LIVE_SCENARIO, InProcessService, wait_for
 from unstuck.cli import app
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -23,16 +23,7 @@ FIXTURE = ROOT / "tests" / "fixtures" / "histories" / "incident-601-reference.js
 # A live run judged as scenario "live": apply_pending for more than 0.5 s after a confirm is
 # stuck. The run with a fault injects one pod-kill (its fault row posted through POST /faults),
 # which its scenario declares (the gate answers 3 when a declared fault left no row).
-SCENARIO = """\
-name: live
-description: a live run on one pod
-seeds: 1
-duration_s: 5
-drain_s: 1
-bounds: {apply_pending_s: 0.5}
-workload:
-  - {names: [ws-1], at: [1]}
-"""
+SCENARIO = LIVE_SCENARIO
 POD_KILL = "faults:\n  - {type: pod-kill, at: 1, target: reserved-holder}\n"
 
 

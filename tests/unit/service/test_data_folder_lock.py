@@ -24,20 +24,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.unit.service.live import free_port, wait_for
+from tests.unit.service.live import LIVE_SCENARIO, free_port, wait_for
 from unstuck.cli import app
 
 ENV = {**os.environ, "UNSTUCK_USER_TOKENS": "t=alice", "UNSTUCK_POOL_TOKEN": "p"}
-SCENARIO = """\
-name: live
-description: a live run
-seeds: 1
-duration_s: 5
-drain_s: 1
-bounds: {apply_pending_s: 0.5}
-workload:
-  - {names: [ws-1], at: [1]}
-"""
+SCENARIO = LIVE_SCENARIO
 
 
 class Services:

@@ -4,6 +4,7 @@ makes an agent finish or abort cleanly within its grace period."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 
 import pytest
@@ -13,6 +14,16 @@ from tests.unit.service.live import InProcessService, wait_for
 from unstuck.cli import app
 
 ENV = {"UNSTUCK_USER_TOKENS": "t=alice", "UNSTUCK_POOL_TOKEN": "p"}
+
+
+def _stop(agent: subprocess.Popen) -> None:
+    """SIGTERM an agent a test started, then SIGKILL it if it has not exited in 10 s."""
+    agent.send_signal(signal.SIGTERM)
+    try:
+        agent.wait(10)
+    except subprocess.TimeoutExpired:
+        agent.kill()
+        agent.wait(10)
 
 
 @pytest.mark.parametrize(("args", "env", "message"), [
@@ -174,7 +185,6 @@ def test_sigterm_while_registering_with_a_silent_scheduler_exits_at_once(tmp_pat
     # Found by review: the agent waited out its HTTP timeout (10 s) before it noticed.
     import os
     import socket
-    import subprocess
     import sys
 
     silent = socket.socket()
@@ -208,7 +218,6 @@ def test_an_agent_whose_scheduler_does_not_answer_says_so_and_keeps_trying(tmp_p
     # logs WARNING and up), so an agent started against a wrong URL looked merely idle.
     import os
     import socket
-    import subprocess
     import sys
 
     closed = socket.socket()
@@ -228,12 +237,7 @@ def test_an_agent_whose_scheduler_does_not_answer_says_so_and_keeps_trying(tmp_p
         assert "still trying to register" in line
         assert agent.poll() is None  # it keeps trying
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(10)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait(10)
+        _stop(agent)
         agent.stderr.close()
 
 
@@ -281,7 +285,6 @@ def test_a_poll_answer_the_agent_cannot_read_is_ignored_and_the_agent_runs_on(tm
     # It warns in one line, ignores it, and runs the next well-formed message.
     import json
     import os
-    import subprocess
     import sys
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -330,12 +333,7 @@ def test_a_poll_answer_the_agent_cannot_read_is_ignored_and_the_agent_runs_on(tm
         reports = [b for p, b in posted if p == "/agent/report"]
         assert [(b["task_id"], b["report"]) for b in reports] == [(8, "plan_finished")]
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(10)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait(10)
+        _stop(agent)
         server.shutdown()
         server.server_close()
         err = agent.stderr.read()
