@@ -187,22 +187,15 @@ def _fence_off(running: list[Row], invoke: Row, fenced: set[tuple[Any, Any]]) ->
 
 
 def _close(running: list[Row], done: Row, fenced: set[tuple[Any, Any]]) -> None:
-    """Close the oldest open apply of the same token (task, fence) and agent, else of the same
-    token. A fence is compared only when both rows carry one. The end of an apply whose token
-    was fenced off closes nothing: that apply's window already ended, and it must not close
-    another apply of its task that still runs."""
+    """Close the open apply that `done` ends (`timelines.close_oldest`: the oldest of its
+    token, the same agent preferred). The end of an apply whose token was fenced off closes
+    nothing: that apply's window already ended, and it must not close another apply of its
+    task that still runs."""
     task, fence = _token(done)
     if fence is not None and (task, fence) in fenced and all(
             _token(inv) != (task, fence) for inv in running):
         return
-    for same_agent in (True, False):
-        for i, inv in enumerate(running):
-            other = _token(inv)[1]
-            if inv.get("task") == task and (fence is None or other is None or other == fence) and (
-                not same_agent or inv.get("agent") == done.get("agent")
-            ):
-                del running[i]
-                return
+    timelines.close_oldest(running, done)
 
 
 def no_lost_task(history: History, *, bound_s: float | None = None) -> list[Violation]:

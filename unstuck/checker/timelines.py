@@ -114,7 +114,7 @@ class TaskLine:
     progress: list[Row] = field(default_factory=list)
     faults: list[FaultLink] = field(default_factory=list)
     exec_done: list[Row] = field(default_factory=list)
-    open_execs: int = 0
+    open_execs: list[Row] = field(default_factory=list)  # exec.invoke rows not yet ended
     segments: list[Segment] = field(default_factory=list)
     # Pass state.
     status: str | None = None
@@ -239,6 +239,24 @@ def apply_starts(invokes: list[T], dispatches: list[T], has_exec: bool) -> list[
     agent rows), its `dispatch` rows with action apply. The one statement of the rule: the
     invariants, the confirm-to-apply metric and the results' tasks table all read it."""
     return invokes if has_exec else dispatches
+
+
+def close_oldest(open_invokes: list[Row], done: Row) -> Row | None:
+    """Remove from `open_invokes` and return the `exec.invoke` that the execution end `done`
+    ends: the oldest open one of its token (task, and `data.fence` when both rows carry one),
+    of the same agent if there is one, else of any agent; None when it ends none (a late
+    report of a run that already ended, or of a run refused before it began). The one rule
+    for which run an `exec.ok` / `exec.fail` / `exec.info` ends (docs/checker.md): open
+    executions (`no_lost_task`) and apply windows (`per_workspace_serialization`) read it."""
+    task, fence = done.get("task"), (done.get("data") or {}).get("fence")
+    agent = done.get("agent")
+    for same_agent in (True, False):
+        for i, inv in enumerate(open_invokes):
+            other = (inv.get("data") or {}).get("fence")
+            if inv.get("task") == task and (fence is None or other is None or other == fence) and (
+                    not same_agent or inv.get("agent") == agent):
+                return open_invokes.pop(i)
+    return None
 
 
 def us(seconds: float) -> float:
@@ -580,7 +598,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             _scalar(row, data, "supersedes", pair=True)
             ln.unproven = None
             ln.has_exec = True
-            ln.open_execs += 1
+            ln.open_execs.append(row)
             ln.placement = (row.get("agent"), row.get("pod"))
             link(ln, row)
             if action == "apply":
@@ -592,8 +610,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             _scalar(row, data, "fence")
             ln.has_exec = True
             ln.exec_done.append(row)
-            if ln.open_execs:
-                ln.open_execs -= 1
+            close_oldest(ln.open_execs, row)
             if ln.placement is not None and ln.placement[0] == row.get("agent"):
                 ln.placement = None
             if action == "apply":

@@ -140,6 +140,49 @@ def test_a_running_task_is_lost_once_the_bound_passes_without_a_dispatch(end, lo
     assert [(v.task, v.t) for v in found] == ([(1, 121.0)] if lost else [])
 
 
+@pytest.mark.parametrize("late_end", ["exec.fail", "exec.ok"])
+def test_a_late_report_of_an_older_run_does_not_end_the_newer_run_of_the_task(late_end) -> None:
+    # An open execution ends at an exec.* end of the same task and agent (docs/checker.md).
+    # a1 goes silent mid-apply (the service records exec.info for it); the apply is re-sent
+    # to a2, which is still applying at run end. a1 then wakes up and reports its own run
+    # (fence 2), late: that ends nothing of a2's run (fence 3), so task 1 is not lost.
+    s = Story()
+    _planned(s)
+    s.confirm(20, 1, digest="d1")
+    s.to(30, 1, "apply_pending", "running", reason="apply dispatched", agent="a1")
+    s.add(30, "dispatch", task=1, workspace="ws-1", agent="a1", data={"action": "apply", "fence": 2})
+    s.add(31, "exec.invoke", task=1, workspace="ws-1", agent="a1",
+          data={"action": "apply", "fence": 2, "digest": "d1"})
+    s.add(90, "exec.info", task=1, workspace="ws-1", agent="a1", reason="agent silent",
+          data={"action": "apply", "fence": 2})
+    s.add(100, "dispatch", task=1, workspace="ws-1", agent="a2", data={"action": "apply", "fence": 3})
+    s.add(101, "exec.invoke", task=1, workspace="ws-1", agent="a2",
+          data={"action": "apply", "fence": 3, "digest": "d1", "supersedes": [1, 2]})
+    s.add(110, late_end, task=1, workspace="ws-1", agent="a1", reason="state lock fenced",
+          data={"action": "apply", "fence": 2})
+    s.end(500)
+    assert invariants.no_lost_task(s.rows()) == []
+
+
+@pytest.mark.parametrize(("own_end", "lost"), [(False, []), (True, [(1, 720.0)])])
+def test_an_execution_end_of_another_agent_of_the_task_leaves_its_own_open_run_open(
+        own_end, lost) -> None:
+    # a2's end of a run it was refused before it began (no invoke of its own) ends nothing
+    # of a1's run; once a1's own run ends, the task running with nothing sent is lost.
+    s = Story()
+    s.created(0, 1, typ="plan")
+    s.to(1, 1, "pending", "running", agent="a1")
+    s.add(1, "dispatch", task=1, workspace="ws-1", agent="a1", data={"action": "plan", "fence": 1})
+    s.add(2, "exec.invoke", task=1, workspace="ws-1", agent="a1", data={"action": "plan", "fence": 1})
+    s.add(10, "exec.fail", task=1, workspace="ws-1", agent="a2", reason="refused",
+          data={"action": "plan", "fence": 2})
+    if own_end:
+        s.add(420, "exec.ok", task=1, workspace="ws-1", agent="a1",
+              data={"action": "plan", "fence": 1})
+    s.end(800, drain_s=1000)
+    assert [(v.task, v.t) for v in invariants.no_lost_task(s.rows())] == lost
+
+
 def test_user_actions_and_rejections_naming_unknown_tasks_are_not_lost_tasks() -> None:
     s = Story()
     s.add(1, "user", task=99, workspace="ws-1", data={"action": "confirm"})
