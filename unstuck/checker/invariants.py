@@ -150,7 +150,8 @@ def _overlapping_applies(tl: Timelines) -> list[Violation]:
     out = []
     for ws in sorted(tl.ws_apply_execs):
         running: list[Row] = []
-        fenced: set[tuple[Any, Any]] = set()  # tokens whose window a newer apply ended
+        fenced: dict[tuple[Any, Any], Row] = {}  # token -> the newer apply that ended its window
+        invoked: dict[tuple[Any, Any], Row] = {}  # token -> its latest exec.invoke
         for row in tl.ws_apply_execs[ws]:
             if row["kind"] == "exec.invoke":
                 _fence_off(running, row, fenced)
@@ -165,8 +166,19 @@ def _overlapping_applies(tl: Timelines) -> list[Violation]:
                         (other["seq"], row["seq"]),
                     ))
                 running.append(row)
-            else:
-                _close(running, row, fenced)
+                invoked[_token(row)] = row
+            elif _close(running, row, fenced) and row["kind"] == "exec.ok":
+                # A fenced-off apply committed after all: its window did not end where the
+                # newer apply took the state lock, so the two ran, and committed, at once.
+                newer, older = fenced[_token(row)], invoked.get(_token(row))
+                out.append(Violation(
+                    "per_workspace_serialization", row.get("task"), ws, float(row["t"]),
+                    f"workspace {ws}: apply of task {row.get('task')} on {row.get('agent')} "
+                    f"committed at t={row['t']:g} after the apply of task {newer.get('task')} on "
+                    f"{newer.get('agent')} took its state lock at t={newer['t']:g}: both applies "
+                    f"ran and committed",
+                    tuple(sorted({r["seq"] for r in (older, newer, row) if r is not None})),
+                ))
     return out
 
 
@@ -175,27 +187,28 @@ def _token(row: Row) -> tuple[Any, Any]:
     return row.get("task"), (row.get("data") or {}).get("fence")
 
 
-def _fence_off(running: list[Row], invoke: Row, fenced: set[tuple[Any, Any]]) -> None:
+def _fence_off(running: list[Row], invoke: Row, fenced: dict[tuple[Any, Any], Row]) -> None:
     """An apply that took the workspace's fenced state lock from an older token ends that
     older apply's claim: from this row on it can no longer commit (docs/checker.md)."""
     sup = (invoke.get("data") or {}).get("supersedes")
     if not sup:
         return
     token = (sup[0], sup[1])
-    fenced.add(token)
+    fenced[token] = invoke
     running[:] = [r for r in running if _token(r) != token]
 
 
-def _close(running: list[Row], done: Row, fenced: set[tuple[Any, Any]]) -> None:
+def _close(running: list[Row], done: Row, fenced: dict[tuple[Any, Any], Row]) -> bool:
     """Close the open apply that `done` ends (`timelines.close_oldest`: the oldest of its
     token, the same agent preferred). The end of an apply whose token was fenced off closes
     nothing: that apply's window already ended, and it must not close another apply of its
-    task that still runs."""
+    task that still runs. True for such an end of a fenced-off apply."""
     task, fence = _token(done)
     if fence is not None and (task, fence) in fenced and all(
             _token(inv) != (task, fence) for inv in running):
-        return
+        return True
     timelines.close_oldest(running, done)
+    return False
 
 
 def no_lost_task(history: History, *, bound_s: float | None = None) -> list[Violation]:

@@ -694,6 +694,28 @@ def test_the_late_end_of_a_fenced_off_apply_does_not_close_the_apply_that_fenced
     assert [(v.t, v.witness) for v in found] == [(400.0, (second, third))]
 
 
+@pytest.mark.parametrize(("late", "flagged"), [("exec.fail", False), ("exec.ok", True)])
+def test_a_fenced_off_apply_that_commits_after_all_overlapped_the_apply_that_fenced_it(
+        late, flagged) -> None:
+    # Task 2's apply takes the state lock from task 1's token (1, 1) (the lock's lease ran
+    # out while a1 was frozen; task 1 was failed, then late-corrected). The older apply's
+    # window ends there only because it can no longer commit: its late exec.ok says it did,
+    # so both applies ran and committed at once (docs/checker.md, "Fenced state locks").
+    s = Story()
+    first = s.add(100, "exec.invoke", task=1, workspace="ws-1", agent="a1",
+                  data={"action": "apply", "fence": 1})
+    s.add(150, "exec.info", task=1, workspace="ws-1", agent="a1", reason="agent silent",
+          data={"action": "apply", "fence": 1})
+    second = s.add(200, "exec.invoke", task=2, workspace="ws-1", agent="a2",
+                   data={"action": "apply", "fence": 1, "supersedes": [1, 1]})
+    end = s.add(300, late, task=1, workspace="ws-1", agent="a1", data={"action": "apply", "fence": 1})
+    s.add(400, "exec.ok", task=2, workspace="ws-1", agent="a2", data={"action": "apply", "fence": 1})
+    s.end(1000)
+    found = invariants.per_workspace_serialization(s.rows())
+    assert [(v.task, v.t, v.witness) for v in found] == (
+        [(1, 300.0, (first, second, end))] if flagged else [])
+
+
 # Times as a history records them (1 us): 4543.616756 - 3943.616756 is 600.0000000000005 in
 # floating point, and 3943.616756 + 600 is 4543.616755999999.
 CLOCK, EXACT, LATE = 3943.616756, 4543.616756, 4543.616757
