@@ -520,12 +520,17 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             continue
         if kind == "lock.acquired" or kind == "lock.released":
             ws = row.get("workspace")
-            prev = held.pop(ws, None)
-            if prev is not None:
+            prev = held.get(ws)
+            # A lock its holder writes again (the seed locks before it saves a plan's end,
+            # so each retry of a report whose save failed locks again) is the same lock.
+            again = kind == "lock.acquired" and prev is not None and task is not None \
+                and prev.owner == task
+            if prev is not None and not again:
+                del held[ws]
                 prev.end_t = row["t"]
                 if kind == "lock.released":
                     prev.released = row
-            if kind == "lock.acquired":
+            if kind == "lock.acquired" and not again:
                 span = LockSpan(ws, row, None, task, None)
                 held[ws] = span
                 last_span[ws] = span

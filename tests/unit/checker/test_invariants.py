@@ -373,6 +373,37 @@ def test_an_owner_reset_to_pending_behind_its_own_lock_wedges_it() -> None:
     assert [v.task for v in invariants.drained(s.rows())] == [1]
 
 
+def test_a_lock_its_failed_owner_writes_again_is_one_lock_held_since_the_first() -> None:
+    # The seed locks the workspace before it saves a plan's end (on_plan_finished), so each
+    # retry of a late plan report whose save fails writes lock.acquired again for the same
+    # owner, with no release between: one lock, held by a failed task since t=100 (F8 plus
+    # db-write-failure). Re-counted from each re-write, it never wedged.
+    s = Story()
+    s.created(0, 1)
+    s.to(1, 1, "pending", "running", agent="a1", pod="p1")
+    s.to(50, 1, "running", "failed", reason="agent disconnected")
+    acq = s.add(100, "lock.acquired", task=1, workspace="ws-1", reason="Locked for apply (task #1)")
+    for t in (100, 300, 500):
+        if t > 100:
+            s.add(t, "lock.acquired", task=1, workspace="ws-1", reason="Locked for apply (task #1)")
+        s.add(t, "store.write_failed", task=1, workspace="ws-1", reason="db write failed",
+              data={"op": "save task"})
+    s.end(700)
+    (v,) = invariants.no_wedged_workspace(s.rows())
+    assert (v.task, v.t) == (1, 400.0) and acq in v.witness
+
+
+def test_a_lock_taken_over_by_another_owner_is_a_new_lock() -> None:
+    s = Story()
+    s.add(100, "lock.acquired", task=1, workspace="ws-1")
+    s.add(300, "lock.acquired", task=2, workspace="ws-1")
+    s.add(500, "lock.acquired", task=1, workspace="ws-1")
+    s.end(700)
+    # Owners never created: each lock is wedged from its own acquisition, and none lasted
+    # more than the bound.
+    assert invariants.no_wedged_workspace(s.rows()) == []
+
+
 def _refusal(s: Story, t: float, ws: str = "ws-1") -> int:
     return s.add(t, "task.rejected", workspace=ws, reason="workspace is locked",
                  data={"status": 423})
