@@ -338,8 +338,7 @@ def drained(history: History, *, drain_s: float | None = None) -> list[Violation
             continue
         late = [r for r in ln.stimuli if r["kind"] != "task.created"
                 and us(end_t - r["t"]) <= drain and ln.status_before(r["seq"]) in timelines.ACTIVE]
-        if late:
-            released.setdefault(ln.workspace, []).append((ln.task, late[0]))
+        released.setdefault(ln.workspace, []).extend((ln.task, r) for r in late)
     blocked_by = _blockers(tl, lines)
     for ln in lines:
         if ln.terminal or (ln.status == "apply_pending" and not ln.confirmed()):

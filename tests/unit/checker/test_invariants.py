@@ -318,6 +318,25 @@ def test_a_task_that_was_running_when_the_earlier_one_was_confirmed_is_not_held(
     assert [v.task for v in invariants.drained(s.rows())] == [2]
 
 
+def test_a_task_pending_at_a_later_confirm_of_the_earlier_one_is_held_by_that_one() -> None:
+    # As above, but the apply's send fails and the user confirms task 1 again at t=970
+    # (accepted: it is back in apply_pending), when task 2 is pending: held by that confirm,
+    # though not by the first one.
+    s = Story()
+    _planned(s)
+    s.created(5, 2, "ws-1", typ="plan")
+    s.to(20, 2, "pending", "running", "ws-1", "dispatched", agent="a2", pod="p2")
+    s.confirm(950, 1)
+    s.to(950, 1, "apply_pending", "running", reason="apply dispatch")
+    s.add(950, "dispatch.failed", task=1, workspace="ws-1", reason="send failed",
+          data={"action": "apply"})
+    s.to(951, 1, "running", "apply_pending", reason="rolled back")
+    s.to(960, 2, "running", "pending", "ws-1", "requeued")
+    s.confirm(970, 1)
+    s.end(1000, drain_s=100)
+    assert invariants.drained(s.rows()) == []
+
+
 def test_a_task_started_after_an_earlier_one_was_confirmed_inside_the_drain_is_exempt() -> None:
     # Also found by the fuzz: the earlier task was confirmed inside the drain and applied; the
     # one queued behind it (created long before) only then started its plan, still running
