@@ -46,7 +46,8 @@ def _lines(tl: Timelines) -> list[timelines.TaskLine]:
 
 def no_apply_without_confirmation(history: History) -> list[Violation]:
     """Every apply (exec.invoke or dispatch, action apply) follows an authorized confirmation
-    of the same plan epoch, with the same digest when both carry one. One violation per epoch."""
+    of the same plan epoch, with the same digest when both carry one, and no cancel of the
+    user's stored between that confirmation and the apply. One violation per epoch."""
     tl = _tl(history)
     out = []
     for ln in _lines(tl):
@@ -59,10 +60,20 @@ def no_apply_without_confirmation(history: History) -> list[Violation]:
             authorized = [c for c in ours if _user(c) is not None]
             d = _digest(row)
             matching = [c for c in authorized if d is None or _digest(c) in (None, d)]
-            if matching:
+            # The user's stored cancel withdraws every confirmation before it: an apply that
+            # starts after it is one nobody wanted (the seed's agent runs a dispatch that
+            # was in flight when the cancel was stored).
+            cancel = witness.last_at_or_before(ln.cancels, row["seq"])
+            live = [c for c in matching if cancel is None or c["seq"] > cancel["seq"]]
+            if live:
                 continue
             seen.add(epoch)
-            if authorized:
+            named = [row, before[-1][0] if before else None]
+            if matching:
+                assert cancel is not None
+                why = f"the user cancelled the task at t={cancel['t']:g}, after the confirmation"
+                named.append(cancel)
+            elif authorized:
                 why = (f"applies digest {d!r} but the confirmation was for "
                        f"{_digest(authorized[0])!r}")
             elif ours:
@@ -75,7 +86,7 @@ def no_apply_without_confirmation(history: History) -> list[Violation]:
                 "no_apply_without_confirmation", ln.task, ln.workspace, float(row["t"]),
                 f"task {ln.task}: {row['kind']} apply at t={row['t']:g} without a matching "
                 f"confirmation: {why}",
-                witness.explain(tl, ln, row["seq"], [row, before[-1][0] if before else None]),
+                witness.explain(tl, ln, row["seq"], named),
             ))
     return out
 

@@ -111,6 +111,7 @@ class TaskLine:
     retries: list[Row] = field(default_factory=list)
     write_failed: list[Row] = field(default_factory=list)
     stimuli: list[Row] = field(default_factory=list)  # created, confirmed, cancel requested
+    cancels: list[Row] = field(default_factory=list)  # task.cancel: the user's cancel, stored
     progress: list[Row] = field(default_factory=list)
     faults: list[FaultLink] = field(default_factory=list)
     exec_done: list[Row] = field(default_factory=list)
@@ -584,6 +585,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             ln.stimuli.append(row)
         elif kind == "task.cancel":
             ln.stimuli.append(row)
+            ln.cancels.append(row)
         elif kind == "dispatch":
             ln.dispatches.append(row)
             ln.unproven = None

@@ -891,3 +891,32 @@ def test_a_transition_of_no_task_status_is_refused_naming_it(key: str, value: st
     with pytest.raises(checker.HistoryInvalid) as err:
         checker.check(rows)
     assert f"{key} = {value!r} is not a task status; {hint}" in str(err.value)
+
+
+@pytest.mark.parametrize("invoke_after_cancel", [True, False])
+def test_an_apply_that_starts_after_the_users_cancel_has_no_confirmation(
+        invoke_after_cancel: bool) -> None:
+    # Found by review: a confirm, the user's cancel stored, then the apply ran anyway (the
+    # seed's agent runs a dispatch that was in flight) passed every invariant: nothing said
+    # a cancel withdraws the confirmation. An apply that started before the cancel is the
+    # cancel's business (no_unrecorded_apply), not this invariant's.
+    s = Story()
+    _planned(s)
+    confirm = s.confirm(20, 1)
+    s.to(21, 1, "apply_pending", "running", reason="dispatch apply", agent="a1")
+    s.add(21, "dispatch", task=1, workspace="ws-1", agent="a1", data={"action": "apply"})
+    if not invoke_after_cancel:
+        s.add(22, "exec.invoke", task=1, workspace="ws-1", agent="a1", data={"action": "apply"})
+    s.to(25, 1, "running", "cancelled", reason="cancelled by user")
+    cancel = s.add(25, "task.cancel", task=1, workspace="ws-1", data={"user": "u"})
+    if invoke_after_cancel:
+        invoke = s.add(30, "exec.invoke", task=1, workspace="ws-1", agent="a1",
+                       data={"action": "apply"})
+    s.end(100)
+    found = invariants.no_apply_without_confirmation(s.rows())
+    if not invoke_after_cancel:
+        assert found == []
+        return
+    (v,) = found
+    assert v.message.endswith("the user cancelled the task at t=25, after the confirmation")
+    assert {confirm, cancel, invoke} <= set(v.witness)
