@@ -3,7 +3,9 @@ same invariant for the same task, and written as a scenario that replays it."""
 
 import dataclasses
 import json
+import os
 import shlex
+import stat
 from pathlib import Path
 
 import pytest
@@ -283,8 +285,7 @@ def test_a_scenario_read_from_a_pipe_is_read_once_and_shrunk(tmp_path):
         "scenarios/incident-601.yaml").duration_s
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a write there fails)")
-def test_an_out_file_that_cannot_be_written_costs_the_file_alone():
+def test_an_out_file_that_cannot_be_written_costs_the_file_alone(devices_written_in_place):
     """A write of --out that fails after the trials (a full disk: /dev/full passes every check
     before them) was an OSError: the shrink's result, minutes of trials for a day, was never
     printed, and the message did not name --out. The result is printed first; the failed
@@ -296,3 +297,4 @@ def test_an_out_file_that_cannot_be_written_costs_the_file_alone():
     assert ("error: --out /dev/full: could not write the shrunk scenario (No space left on "
             "device); the result above is complete") in r.stderr
     assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)  # written in place, never replaced
