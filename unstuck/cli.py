@@ -9,14 +9,13 @@ codes", lists them per command.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -35,7 +34,7 @@ app = typer.Typer(
 )
 
 
-def fail_input(message: str) -> None:
+def fail_input(message: str) -> NoReturn:
     """Bad input: one unwrapped line on stderr (file, field, value, rule, fix), exit 2."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
@@ -102,21 +101,18 @@ def _try_writing(folder: Path) -> str | None:
     """Create `folder` (and its missing parents) and a file in it, then remove what was
     created; the error, if any. Only trying tells: permission bits say nothing about
     /proc, a read-only mount or a user (root) whom `os.access` always lets write."""
+    from unstuck.folders import make_missing, unmake
+
     made: list[Path] = []
     try:
-        missing = [folder, *folder.parents]
-        for d in reversed(missing[:next(i for i, d in enumerate(missing) if d.exists())]):
-            d.mkdir()
-            made.append(d)
+        make_missing(folder, made)
         probe = folder / f".unstuck-probe-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
         return e.strerror or str(e)
     finally:
-        for d in reversed(made):
-            with contextlib.suppress(OSError):
-                d.rmdir()
+        unmake(made)
     return None
 
 

@@ -23,11 +23,10 @@ write that failed (OUT left as it was).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
@@ -38,13 +37,6 @@ SEED = 0  # a live run is one seed of its scenario
 
 class CloseInvalid(ValueError):
     """Input `close-run` refuses: the message names the file, the problem and the fix."""
-
-
-def _fail(message: str) -> NoReturn:
-    from unstuck.cli import fail_input
-
-    fail_input(message)
-    raise AssertionError("fail_input raises")
 
 
 def read_live_history(data_dir: Path) -> tuple[list[dict[str, Any]], str | None]:
@@ -135,9 +127,10 @@ def write_folder(out: Path, rows: list[dict[str, Any]], scenario_name: str, scen
     from unstuck import folders, results
 
     target = Path(os.path.realpath(out)) if out.is_symlink() else out
-    made = _make_parents(target.parent)
+    made: list[Path] = []
     tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
     try:
+        folders.make_missing(target.parent, made)
         shutil.rmtree(tmp, ignore_errors=True)
         folders.mark(tmp, "results")
         history = tmp / "histories" / scenario_name / scheduler / f"seed-{SEED}.jsonl"
@@ -148,21 +141,9 @@ def write_folder(out: Path, rows: list[dict[str, Any]], scenario_name: str, scen
         os.rename(tmp, target)  # replaces an empty folder (checked before) atomically
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        for d in reversed(made):
-            with contextlib.suppress(OSError):
-                d.rmdir()
+        folders.unmake(made)
         raise
     return out / "histories" / scenario_name / scheduler / f"seed-{SEED}.jsonl"
-
-
-def _make_parents(folder: Path) -> list[Path]:
-    """Create `folder` and its missing parents; the ones created, outermost first."""
-    missing = [d for d in [folder, *folder.parents] if not d.exists()]
-    made = []
-    for d in reversed(missing):
-        d.mkdir()
-        made.append(d)
-    return made
 
 
 def _overlap_problem(out: Path, data_dir: Path) -> str | None:
@@ -187,7 +168,7 @@ def close_run(
     """Close a live run's history with its run.end row, as a results folder for `unstuck report` and `unstuck gate`."""
     from unstuck import checker, folders
     from unstuck import scenario as scenarios
-    from unstuck.cli import output_problem, scheduler_problem
+    from unstuck.cli import fail_input, output_problem, scheduler_problem
 
     problems: list[str] = []
     scenario = None
@@ -214,22 +195,22 @@ def close_run(
         problems.append(f"--out {out}: not empty; close-run writes a new results folder: choose a "
                         f"new or empty folder (e.g. {out / 'live'}), or delete {out} first")
     if problems:
-        _fail("\n".join(problems))
+        fail_input("\n".join(problems))
     assert scenario is not None and scenario_file is not None and scheduler is not None and out is not None
     try:
         rows, note = read_live_history(data_dir)
         t = end_t(data_dir, rows)
         rows = closed_rows(rows, t, scenario, scheduler)
     except CloseInvalid as e:
-        _fail(str(e))
+        fail_input(str(e))
     except checker.HistoryInvalid as e:
-        _fail(f"{data_dir / HISTORY}: cannot be judged: {e}")
+        fail_input(f"{data_dir / HISTORY}: cannot be judged: {e}")
     if note:
         typer.echo(f"note: {note}", err=True)
     try:
         history = write_folder(out, rows, scenario.name, scenario_file, scheduler)
     except OSError as e:
-        _fail(f"could not write {e.filename or out} ({e.strerror or e}); {out} is as it was: fix "
+        fail_input(f"could not write {e.filename or out} ({e.strerror or e}); {out} is as it was: fix "
               "the cause (free space, permissions) and rerun")
     typer.echo(f"closed: {len(rows) - 1} rows and run.end at t={t:g} (bound_s "
                f"{scenario.bounds.apply_pending_s:g}, drain_s {scenario.drain_s:g}) in {history}")

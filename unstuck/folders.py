@@ -10,6 +10,7 @@ starts, without pandas (`unstuck serve` and `unstuck sim` without `--out` never 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Iterable
@@ -129,3 +130,19 @@ def unfinished(out: Path, error: OSError) -> str:
             "written before that and no runs.parquet, so `unstuck report` and `unstuck gate` "
             "refuse it as unfinished: fix the cause (free space, permissions) and rerun the "
             "command")
+
+
+def make_missing(folder: Path, made: list[Path]) -> None:
+    """Create `folder` and its missing parents, outermost first, appending each to `made` as
+    it is created (so a failure midway still lists what was made, for `unmake`)."""
+    for d in reversed([d for d in [folder, *folder.parents] if not d.exists()]):
+        d.mkdir()
+        made.append(d)
+
+
+def unmake(made: list[Path]) -> None:
+    """Remove the folders `make_missing` created, innermost first, each only if still empty."""
+    for d in reversed(made):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+

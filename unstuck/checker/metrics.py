@@ -249,6 +249,7 @@ def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
     for hit in tl.hits:
         ln = tl.tasks[hit.task]
         f = hit.fault
+        cancel = ln.user_cancel()
         nxt = _first_after(ln.progress, f["seq"])
         clock: Row | None = f
         outcome = None
@@ -265,7 +266,7 @@ def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
                 clock = None
                 ahead = [tl.tasks[o] for o in pa_of.get(ln.workspace, ())
                          if o < ln.task and tl.tasks[o].status not in TERMINAL]
-                if nxt is not None and nxt is ln.user_cancel():
+                if nxt is not None and nxt is cancel:
                     outcome = CANCELLED  # its user ended the wait, as below
                 elif not any(o.status == "apply_pending" and not o.confirmed() for o in ahead):
                     outcome = UNRECOVERED
@@ -273,11 +274,11 @@ def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
             # Cancelled while it waited its turn: nothing was owed. Its user's cancel is the
             # censored `cancelled`, as for any wait a user ends; another end is `human`.
             clock = None
-            if nxt is ln.user_cancel():
+            if nxt is cancel:
                 outcome = CANCELLED
         if outcome is None:
             outcome = (HUMAN if clock is None
-                       else CANCELLED if _ended_by(ln.user_cancel(), clock, nxt, inclusive=True)
+                       else CANCELLED if _ended_by(cancel, clock, nxt, inclusive=True)
                        else UNRECOVERED if nxt is None else RECOVERED)
         out.append(RecoveryHit(
             fault_seq=(hit.cause or f)["seq"],

@@ -163,7 +163,7 @@ class TaskLine:
             return None
         end = self.status_rows[-1][0]
         before = self.status_rows[-2][0]["seq"] if len(self.status_rows) > 1 else -1
-        if any(r["kind"] == "task.cancel" and r["seq"] > before for r in self.stimuli):
+        if any(r["seq"] > before for r in self.cancels):
             return end
         return None
 
@@ -392,21 +392,23 @@ def _check_row(i: int, r: Row) -> None:
                 f"{_TYPE_NAMES[typ]}{null}; fix the row's {key} (docs/history.md)"
             )
     if r["kind"] not in KINDS:
-        near = get_close_matches(r["kind"], KINDS, n=1)
-        hint = f"did you mean {near[0]!r}? " if near else ""
         raise verdicts.HistoryInvalid(
             f"history row {i} (seq {seq}): kind = {r['kind']!r} is not a history kind; "
-            f"{hint}the kinds are listed in docs/history.md"
+            f"{_did_you_mean(r['kind'], KINDS)}the kinds are listed in docs/history.md"
         )
     for key in ("from_status", "to_status"):
         if r.get(key) not in STATUSES:
-            near = get_close_matches(r[key], STATUSES - {None}, n=1)
-            hint = f"did you mean {near[0]!r}? " if near else ""
+            names = STATUSES - {None}
             raise verdicts.HistoryInvalid(
                 f"history row {i} (seq {seq}): {key} = {r[key]!r} is not a task status; "
-                f"{hint}the statuses are {', '.join(sorted(STATUSES - {None}))}, or null "
-                f"(docs/history.md)"
+                f"{_did_you_mean(r[key], names)}the statuses are {', '.join(sorted(names))}, "
+                f"or null (docs/history.md)"
             )
+
+
+def _did_you_mean(value: str, names: Iterable[str]) -> str:
+    near = get_close_matches(value, names, n=1)
+    return f"did you mean {near[0]!r}? " if near else ""
 
 
 def _scalar(row: Row, data: dict[str, Any], key: str, pair: bool = False,
