@@ -116,6 +116,10 @@ def test_a_server_side_dry_run_answers_what_it_would_write_and_writes_nothing(
         "containers": [{"name": "main", "image": "local/sleep", "command": ["sleep", "600"]}]}})
     node = wait_for(lambda: core.read_namespaced_pod("stay", "default").spec.node_name)
     kept_rv = core.read_namespaced_config_map("keep", "default").metadata.resource_version
+    # The deployment controller's own first status write of "idle" comes after the create:
+    # the check below is of the dry runs' writes, so it starts once that write is done.
+    wait_for(lambda: (lambda d: d.status.observed_generation == d.metadata.generation)(
+        apps.read_namespaced_deployment("idle", "default")), what="idle observed")
     since = cluster.store.rv
 
     assert "(server dry run)" in kubectl("delete", "configmap", "keep", "--dry-run=server")
