@@ -137,7 +137,7 @@ def write_folder(out: Path, rows: list[dict[str, Any]], scenario_name: str, scen
         history.parent.mkdir(parents=True)
         files.write_bytes(history, canonical_bytes(rows))
         results.write_manifest(tmp, {scenario_name: str(scenario_file)}, [scheduler],
-                               {scenario_name: 1}, SEED)
+                               {scenario_name: 1}, SEED, world="live")
         os.rename(tmp, target)  # replaces an empty folder (checked before) atomically
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

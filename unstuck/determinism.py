@@ -23,6 +23,7 @@ from typing import Any
 from scheduler import history as histories
 from sim import runner
 from sim.config import WorldConfig
+from unstuck import reproduce
 from unstuck.sim_cli import Job, SeedResult, run_batches
 
 SHOWN = 3  # divergences explained row by row; the rest are listed
@@ -126,7 +127,8 @@ def passed(checked: int, value: str) -> str:
             f"history again in a fresh interpreter (PYTHONHASHSEED={value})")
 
 
-def report(divergences: list[Divergence], checked: int, value: str) -> str:
+def report(divergences: list[Divergence], checked: int, value: str, *,
+           perturb_ties: bool = False) -> str:
     """The message for a failed check: what differed, where, and what to look for."""
     lines = [f"not deterministic: {len(divergences)} of {checked} runs (scenario, scheduler, seed) "
              f"wrote a different history when run again in a fresh interpreter "
@@ -148,7 +150,8 @@ def report(divergences: list[Divergence], checked: int, value: str) -> str:
     lines.append("Simulation and scheduler code must take time from `now` and randomness from its "
                  "seeded RNG, and must not let the order of a set, or of a dict keyed by strings, "
                  "decide anything (str hashes change between interpreters). Re-run one seed with "
-                 "--seed-start N --seeds 1 --check-determinism.")
+                 + reproduce.sim("SCENARIO", "SCHEDULER", "N", perturb_ties=perturb_ties,
+                                 check_determinism=True) + ".")
     return "\n".join(lines)
 
 

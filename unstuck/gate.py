@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -168,21 +167,6 @@ def _latency_check(scen: str, sched: str, name: str, m: pd.DataFrame, done: str,
     return Check(scen, sched, name, PASS if ok else FAIL, detail)
 
 
-def reproduce_command(scenario_path: str, scheduler: str, seed: int, history: str) -> str:
-    """The command that replays one seed alone, with the same history digest."""
-    return (f"unstuck sim {shlex.quote(scenario_path)} --scheduler {scheduler} --seeds 1 "
-            f"--seed-start {seed} --history {shlex.quote(history)}")
-
-
-def replay_command(res: Results, scenario: str, scheduler: str, seed: int,
-                   relative_to: str | Path | None = None) -> str:
-    """`reproduce_command` for a seed of `res`, citing its saved scenario copy as a path from
-    `relative_to` (`Results.scenario_path`): the report's failures table and the gate's
-    failure messages (both from the report folder) give the same command."""
-    return reproduce_command(res.scenario_path(scenario, relative_to), scheduler, seed,
-                             f"{scenario}-{scheduler}-{seed}.jsonl")
-
-
 def evaluate(res: Results, found: dict[str, scenarios.Scenario | None], *,
              schedulers: list[str] | None = None, relative_to: str | Path | None = None,
              **overrides: Any) -> GateResult:
@@ -233,9 +217,17 @@ def _judge_pair(res: Results, scen: str, sched: str, seeds: pd.DataFrame,
             return ""
         first = mine.iloc[0]
         inv = f"{first['invariant']}: " if named else ""
+        seed = int(first["seed"])
+        command = res.replay_command(scen, sched, seed, relative_to)
+        if command is not None:
+            then = f"replay from the report folder: {command}"
+        else:  # a live run: nothing replays it, its history is the evidence
+            history = res.history_files().get((scen, sched, seed))
+            then = ("a live run; its history: "
+                    + (os.path.relpath(history, relative_to) if history and relative_to is not None
+                       else str(history)))
         return (f"; first: seed {first['seed']} {_who(first)} at t={first['t']:g}: {inv}"
-                f"{first['message']}; replay from the report folder: "
-                + replay_command(res, scen, sched, int(first["seed"]), relative_to))
+                f"{first['message']}; {then}")
 
     violated = []
     for inv in INVARIANTS:

@@ -43,6 +43,7 @@ import pyarrow as pa
 
 from scheduler import files
 from scheduler.history import COLUMNS
+from unstuck import reproduce
 from unstuck.checker.metrics import CANCELLED
 from unstuck.checker.timelines import EXEC_DONE, apply_starts
 
@@ -238,15 +239,19 @@ def write_runs(out: Path, runs: list[dict[str, Any]]) -> None:
 
 
 def write_manifest(out: Path, scenario_files: dict[str, str], schedulers: list[str],
-                   seeds: dict[str, int], seed_start: int) -> None:
+                   seeds: dict[str, int], seed_start: int, *, perturb_ties: bool = False,
+                   world: str = "sim") -> None:
     """Record what ran, and copy each scenario file, so the gate and the report's reproduce
-    commands work on the folder alone (after the scenario files moved or changed)."""
+    commands work on the folder alone (after the scenario files moved or changed). Every
+    option that changes a history is recorded (`perturb_ties`), or a replay would not give
+    the history judged; `world` "live" marks a live run, which no command replays."""
     (out / "scenarios").mkdir(parents=True, exist_ok=True)
     for name, path in scenario_files.items():
         with files.replacing(out / "scenarios" / f"{name}.yaml") as tmp:
             shutil.copyfile(path, tmp)
     manifest = {"scenarios": {n: {"path": p, "seeds": seeds[n]} for n, p in scenario_files.items()},
-                "schedulers": schedulers, "seed_start": seed_start}
+                "schedulers": schedulers, "seed_start": seed_start,
+                "perturb_ties": perturb_ties, "world": world}
     files.write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
@@ -315,6 +320,32 @@ class Results(dict):
             return str(copy) if relative_to is None else os.path.relpath(copy, relative_to)
         entry = self.manifest.get("scenarios", {}).get(name)
         return entry["path"] if entry else f"scenarios/{name}.yaml"
+
+    @property
+    def live(self) -> bool:
+        """A live run's folder (`unstuck close-run`): its seed is no simulation to replay."""
+        return self.manifest.get("world") == "live"
+
+    def replay_command(self, scenario: str, scheduler: str, seed: int,
+                       relative_to: str | Path | None = None) -> str | None:
+        """The command that runs this seed again alone and writes its history, with the same
+        digest: it cites the saved scenario copy as a path from `relative_to` (see
+        `scenario_path`) and carries the run's `--perturb-ties`. None for a live run."""
+        if self.live:
+            return None
+        return reproduce.sim(self.scenario_path(scenario, relative_to), scheduler, seed,
+                             perturb_ties=bool(self.manifest.get("perturb_ties", False)),
+                             history=f"{scenario}-{scheduler}-{seed}.jsonl")
+
+    def shrink_command(self, scenario: str, scheduler: str, seed: int,
+                       relative_to: str | Path | None = None) -> str | None:
+        """The `unstuck shrink` of this seed (docs/shrink.md), writing the shrunk scenario
+        beside the command's folder. None for a live run."""
+        if self.live:
+            return None
+        return reproduce.shrink(self.scenario_path(scenario, relative_to), scheduler, seed,
+                                perturb_ties=bool(self.manifest.get("perturb_ties", False)),
+                                out=f"{scenario}-shrunk-{scheduler}-seed{seed}.yaml")
 
 
 def _history_files(root: Path) -> dict[tuple[str, str, int], Path]:

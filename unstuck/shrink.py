@@ -16,7 +16,6 @@ with the same seed.
 
 from __future__ import annotations
 
-import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -30,7 +29,7 @@ from sim import faults as sim_faults
 from sim import rng as rngs
 from sim import runner
 from sim.config import FaultSpec, WorldConfig
-from unstuck import checker
+from unstuck import checker, reproduce
 from unstuck.checker.verdicts import Violation, stuck_first
 from unstuck.scenario import NAME_MAX, read_yaml
 
@@ -224,18 +223,16 @@ def shrink(cfg: WorldConfig, scheduler: str, seed: int, *, invariant: str | None
     minimal = run_with(cfg, [every[i].fault for i in keep], scheduler, seed, perturb_ties)
     found = target.find(checker.check(minimal).violations, minimal)
     if found is None:  # would mean a run that does not replay: the determinism check's job
+        check = reproduce.sim(f"{cfg.name}.yaml", scheduler, seed, perturb_ties=perturb_ties,
+                              check_determinism=True)
         raise ShrinkFailed(f"the shrunk faults of seed {seed} no longer break {target} when run "
-                           "again: the runs do not replay; check with unstuck sim "
-                           f"{cfg.name}.yaml -s {scheduler} --seed-start {seed} --seeds 1 "
-                           "--check-determinism")
+                           f"again: the runs do not replay; check with {check}")
     return Shrunk(cfg.name, scheduler, seed, target, every, keep, runs + 2,
                   time.perf_counter() - t0, found, minimal, perturb_ties)
 
 
 def replay_command(path: Path | str, shrunk: Shrunk) -> str:
-    ties = " --perturb-ties" if shrunk.perturb_ties else ""
-    return (f"unstuck sim {shlex.quote(str(path))} -s {shrunk.scheduler} "
-            f"--seed-start {shrunk.seed} --seeds 1{ties}")
+    return reproduce.sim(path, shrunk.scheduler, shrunk.seed, perturb_ties=shrunk.perturb_ties)
 
 
 def scenario_yaml(source: str, text: str, shrunk: Shrunk, path: Path | str) -> bytes:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shlex
 import signal
 import sys
 import threading
@@ -40,7 +39,7 @@ from scheduler.gc_pause import paused
 from scheduler.variants import NAMES
 from sim import runner
 from sim.config import WorldConfig
-from unstuck import checker, folders
+from unstuck import checker, folders, reproduce
 from unstuck import scenario as scenarios
 from unstuck.checker import INVARIANTS
 from unstuck.checker.metrics import CENSORED, percentiles
@@ -530,7 +529,7 @@ def run_scenarios(
         done = run_batches(order, workers, progress=progress)
         elapsed = time.perf_counter() - t0
         if out is not None and finish:
-            _write_finish(out, done, loaded, names, seeds, seed_start)
+            _write_finish(out, done, loaded, names, seeds, seed_start, perturb_ties)
     except OSError as e:
         if out is None:
             raise
@@ -550,21 +549,24 @@ def run_scenarios(
 
 
 def _write_finish(out: Path, done: list[SeedResult], loaded: list[tuple[scenarios.Scenario, Path]],
-                  names: list[str], seeds: dict[str, int], seed_start: int) -> None:
+                  names: list[str], seeds: dict[str, int], seed_start: int,
+                  perturb_ties: bool) -> None:
     from unstuck import results
 
     results.write_runs(out, [_run_row(r) for r in sorted(done, key=lambda r: (r.scenario, r.scheduler, r.seed))])
     results.write_manifest(out, {s.name: str(p) for s, p in loaded}, names,
-                           {s.name: seeds[s.name] for s, _ in loaded}, seed_start)
+                           {s.name: seeds[s.name] for s, _ in loaded}, seed_start,
+                           perturb_ties=perturb_ties)
 
 
 def finish_results(out: Path, done: list[SeedResult], loaded: list[tuple[scenarios.Scenario, Path]],
-                   names: list[str], seeds: dict[str, int], seed_start: int) -> None:
+                   names: list[str], seeds: dict[str, int], seed_start: int,
+                   perturb_ties: bool) -> None:
     """runs.parquet and the manifest, the marks of a finished run, written after the verdict
     was printed (`run_scenarios(finish=False)`): a write failing here is exit 2, the folder
     left unfinished, and the verdict above it stands."""
     try:
-        _write_finish(out, done, loaded, names, seeds, seed_start)
+        _write_finish(out, done, loaded, names, seeds, seed_start, perturb_ties)
     except OSError as e:
         from unstuck.cli import fail_input
 
@@ -639,8 +641,7 @@ def sim(
         for s in summaries:
             print(json.dumps(s, sort_keys=True))
     else:
-        _print(summaries, batches, elapsed, {sc.name: path for sc, path in loaded},
-               " --perturb-ties" if perturb_ties else "")
+        _print(summaries, batches, elapsed, {sc.name: path for sc, path in loaded}, perturb_ties)
         if diverged == []:
             print("\n" + determinism.passed(len(done), value))
         for s in summaries:
@@ -652,12 +653,12 @@ def sim(
                            "the fault's target and within_s, or run more seeds (`unstuck gate` "
                            "fails such a run with exit 3)", err=True)
     if out is not None:  # after the verdict is out: a failed write must not lose it
-        finish_results(out, done, loaded, names, counts, seed_start)
+        finish_results(out, done, loaded, names, counts, seed_start, perturb_ties)
     if history is not None:  # after the verdict is out: a failed write must not lose it
         _write_history(history, next(r for r in done if r.history is not None),
                        {sc.name: path for sc, path in loaded}, perturb_ties, len(done))
     if diverged:
-        typer.echo("error: " + determinism.report(diverged, len(done), value), err=True)
+        typer.echo("error: " + determinism.report(diverged, len(done), value, perturb_ties=perturb_ties), err=True)
         raise typer.Exit(2)
     raise typer.Exit(1 if any(s["seeds_failed"] for s in summaries) else 0)
 
@@ -674,9 +675,8 @@ def _write_history(path: Path, kept: SeedResult, paths: dict[str, Path],
         path.parent.mkdir(parents=True, exist_ok=True)
         files.write_bytes(path, histories.canonical_bytes(kept.history or []))
     except OSError as e:
-        again = shlex.join(["unstuck", "sim", str(paths[kept.scenario]), "-s", kept.scheduler,
-                            "--seeds", "1", "--seed-start", str(kept.seed), "--history", "FILE",
-                            *(["--perturb-ties"] if perturb_ties else [])])
+        again = reproduce.sim(paths[kept.scenario], kept.scheduler, kept.seed,
+                              perturb_ties=perturb_ties, history="FILE")
         fail_input(f"--history {path}: could not write the history of {kept.scenario} under "
                    f"{kept.scheduler}, seed {kept.seed} ({e.strerror or e}); the results above "
                    f"are complete; free space or choose another file, and rerun that seed "
@@ -684,8 +684,9 @@ def _write_history(path: Path, kept: SeedResult, paths: dict[str, Path],
     if runs > 1:
         typer.echo(f"note: --history {path}: the history of {kept.scenario} under "
                    f"{kept.scheduler}, seed {kept.seed}, the first of {runs} seed runs; for "
-                   f"another, rerun it alone with -s SCHEDULER --seeds 1 --seed-start N "
-                   f"--history FILE{' --perturb-ties' if perturb_ties else ''}", err=True)
+                   "another, rerun it alone: "
+                   + reproduce.sim("SCENARIO", "SCHEDULER", "N", perturb_ties=perturb_ties,
+                                   history="FILE"), err=True)
 
 
 def _run_row(r: SeedResult) -> dict[str, Any]:
@@ -697,7 +698,7 @@ def _run_row(r: SeedResult) -> dict[str, Any]:
 
 
 def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch], elapsed: float,
-           paths: dict[str, Path], ties: str) -> None:
+           paths: dict[str, Path], ties: bool) -> None:
     """The table, then each failing pair's examples. Nothing is cut to fit a width: off a
     terminal the table takes the width it needs (a log or a pipe reads whole names), on a
     narrow terminal a cell folds onto its next line rather than ending in "…", and the
@@ -723,10 +724,11 @@ def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch
         failing = [r for r in sorted(b.results, key=lambda r: r.seed) if not r.ok]
         if not failing:
             continue
+        again = reproduce.sim(paths[scen], sched, "N", perturb_ties=ties, history="FILE")
+        shrink = reproduce.shrink(paths[scen], sched, "N", perturb_ties=ties)
         con.print(f"\n[bold]{scen}[/] under [bold]{sched}[/]: {len(failing)} of {len(b.results)} "
-                  "seeds violated an invariant. Examples (re-run one with --seed-start N --seeds 1 "
-                  f"--history FILE{ties}; find the faults it needed with `unstuck shrink "
-                  f"{escape(shlex.quote(str(paths[scen])))} -s {sched} --seed N{ties}`):")
+                  f"seeds violated an invariant. Examples (re-run one with `{escape(again)}`; "
+                  f"find the faults it needed with `{escape(shrink)}`):")
         shown = 0
         for r in failing:
             for ex in r.examples:

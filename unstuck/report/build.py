@@ -52,6 +52,10 @@ def _cited_files(res: Results, fails: pd.DataFrame) -> str:
     """What the reproduce commands cite: the scenario copies saved with the results (a suite's
     or `sim --out`'s folder), or, for a live run's folder without them, the paths the
     manifest recorded or `scenarios/<name>.yaml`, which are only as good as those files."""
+    if res.live:
+        return ("These are a live run's: no command replays one (a live run is not a seed of the "
+                "simulation); its history is in the results' histories/ folder, and a simulated "
+                "seed of the same scenario is `unstuck sim SCENARIO -s SCHEDULER`.")
     names = set(fails["scenario"]) if len(fails) else set()
     if all((res.root / "scenarios" / f"{n}.yaml").is_file() for n in names):
         return ("Run them from this report's folder (the one holding index.html): they cite the "
@@ -130,7 +134,7 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
         row = fails[(fails["scenario"] == p.scenario) & (fails["scheduler"] == p.scheduler)
                     & (fails["seed"] == seed)].iloc[0]
         # The failures row's first violation (stuck tasks first), which its shrink targets.
-        caption = f"reproduce: {row['command']}" + (
+        caption = (f"reproduce: {row['command']}" if row["command"] else "a live run") + (
             f" | first violation: {row['first_violation']}" if row["first_violation"] else "")
         figs[name] = Figure(name, f"{p.scenario} under {p.scheduler}, seed {seed}",
                             _png(plots.timeline(tl)), caption)
@@ -140,9 +144,10 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
                                         timeline_tables[name]))
     sections.append(timeline_section)
     sections.append(Section(
-        "Failures and how to reproduce them", f"{len(fails)} failing seeds. Each command re-runs "
-        "one seed alone and writes its history as JSONL (same digest as in the suite); each "
-        "shrink command cuts its faults to a 1-minimal set that still breaks it (docs/shrink.md). "
+        "Failures and how to reproduce them", f"{len(fails)} failing seeds. "
+        + ("" if res.live else "Each command re-runs one seed alone and writes its history as "
+           "JSONL (same digest as in the suite, with the run's --perturb-ties); each shrink "
+           "command cuts its faults to a 1-minimal set that still breaks it (docs/shrink.md). ")
         + _cited_files(res, fails),
         tables=[("every failing seed", fails)], collapsed=True,
         code=_first_commands(fails)))
@@ -177,4 +182,4 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
 
 def _first_commands(fails) -> list[str]:  # noqa: ANN001 - a DataFrame
     first = fails.groupby(["scenario", "scheduler"], sort=False).head(1)
-    return [c for pair in zip(first["command"], first["shrink"], strict=True) for c in pair]
+    return [c for pair in zip(first["command"], first["shrink"], strict=True) for c in pair if c]

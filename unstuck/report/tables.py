@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pandas as pd
 
 from unstuck.checker.metrics import CENSORED, percentiles
 from unstuck.checker.verdicts import INVARIANTS, stuck_first
-from unstuck.gate import GateResult, replay_command
+from unstuck.gate import GateResult
 from unstuck.plots import _order, stuck_bins
 from unstuck.results import Results
 
@@ -119,11 +118,6 @@ def stuck_histogram(metrics: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["scheduler", "bin", "from_s", "to_s", "tasks"])
 
 
-def shrink_command(scenario_path: str, scenario: str, scheduler: str, seed: int) -> str:
-    return (f"unstuck shrink {shlex.quote(scenario_path)} --scheduler {scheduler} --seed {seed} "
-            f"--out {shlex.quote(f'{scenario}-shrunk-{scheduler}-seed{seed}.yaml')}")
-
-
 FAILURE_COLUMNS = ["scenario", "scheduler", "seed", "stuck_tasks", "invariants", "first_violation",
                    "command", "shrink"]
 
@@ -144,7 +138,6 @@ def failures(res: Results, relative_to: str | Path | None = None) -> pd.DataFram
     # One pass over the violations, not a filter of all of them per failing seed.
     by_seed = {k: g for k, g in v.groupby(["scenario", "scheduler", "seed"], sort=False)}
     none = v.iloc[0:0]
-    path = {name: res.scenario_path(name, relative_to) for name in set(bad["scenario"])}
     rows = []
     for r in bad.itertuples():
         mine = stuck_first(by_seed.get((r.scenario, r.scheduler, r.seed), none).to_dict("records"))
@@ -157,10 +150,11 @@ def failures(res: Results, relative_to: str | Path | None = None) -> pd.DataFram
         rows.append({"scenario": r.scenario, "scheduler": r.scheduler, "seed": int(r.seed),
                      "stuck_tasks": int(getattr(r, "stuck_tasks", 0)), "invariants": ", ".join(invs),
                      "first_violation": first_text,
-                     "command": replay_command(res, r.scenario, r.scheduler, int(r.seed),
-                                               relative_to),
-                     "shrink": shrink_command(path[r.scenario], r.scenario, r.scheduler,
-                                              int(r.seed))})
+                     # A live run's seed has neither command: "" (a CSV's empty cell).
+                     "command": res.replay_command(r.scenario, r.scheduler, int(r.seed),
+                                                   relative_to) or "",
+                     "shrink": res.shrink_command(r.scenario, r.scheduler, int(r.seed),
+                                                  relative_to) or ""})
     return pd.DataFrame(rows, columns=FAILURE_COLUMNS)
 
 

@@ -72,7 +72,7 @@ def test_each_failure_names_its_first_task_and_time_and_the_command_that_replays
              for c in junit(incident / "junit.xml").findall(".//testcase")}
     fails = tables.failures(results.load(incident), relative_to=incident)
     replay = fails[(fails["scheduler"] == "seed") & (fails["seed"] == 0)]["command"].iloc[0]
-    assert replay.startswith("unstuck sim results/scenarios/incident-601.yaml --scheduler seed ")
+    assert replay.startswith("unstuck sim results/scenarios/incident-601.yaml -s seed ")
     v = results.load(incident).violations
     first = v[(v["scheduler"] == "seed") & (v["seed"] == 0)
               & (v["invariant"] == "apply_pending_bound")].iloc[0]
@@ -430,3 +430,34 @@ def test_a_failed_p99_states_the_number_the_reports_table_gives_not_the_bound(in
     assert r.exit_code == 1, r.output
     case = next(c for c in junit(xml).iter("testcase") if c.get("name") == "confirm_to_apply_p99")
     assert case.find("failure").get("message").startswith(f"p99 {p99:g} s (bound {bound:g} s)")
+
+
+def test_a_perturbed_runs_commands_carry_perturb_ties_and_replay_the_digest_judged(tmp_path):
+    """Found in session 17: the gate's and the report's commands left out `--perturb-ties`,
+    so the seed a failure cited replayed another history than the one judged."""
+    import shlex
+
+    import pandas as pd
+
+    from scheduler import history
+    from unstuck import results
+
+    out = tmp_path / "perturbed"
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "-s", "seed", "--seeds", "1",
+                  "--perturb-ties", "--out", str(out), "--workers", "1"])
+    assert r.exit_code == 1, r.output
+    assert run(app, ["gate", str(out)]).exit_code == 1
+    case = next(c for c in junit(out / "junit.xml").iter("testcase")
+                if c.get("name") == "apply_pending_bound")
+    command = case.find("failure").get("message").split("; replay from the report folder: ")[1]
+    args = shlex.split(command)
+    assert "--perturb-ties" in args
+    assert "--perturb-ties" in shlex.split(results.load(out).shrink_command("incident-601", "seed", 0))
+    judged = pd.read_parquet(out / "runs.parquet")["digest"].iloc[0]
+    digests = []
+    for ties in (True, False):  # the run without it differs, or this test would prove nothing
+        argv = [a for a in args if ties or a != "--perturb-ties"]
+        argv[argv.index("--history") + 1] = str(tmp_path / f"ties-{ties}.jsonl")
+        assert run(app, [*argv[1:], "--workers", "1"]).exit_code == 1
+        digests.append(history.digest(history.read_jsonl(tmp_path / f"ties-{ties}.jsonl")))
+    assert digests[0] == judged != digests[1]

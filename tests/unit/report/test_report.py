@@ -53,8 +53,8 @@ def test_index_html_is_self_contained_with_every_figure_embedded(report):
     assert "<script" not in page
     images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', page)
     assert len(images) == len(list((report / "figures").glob("*.png")))
-    assert ("unstuck sim results/scenarios/incident-601.yaml --scheduler seed --seeds 1 "
-            "--seed-start 0") in page
+    assert ("unstuck sim results/scenarios/incident-601.yaml -s seed --seeds 1 "
+            "--seed-start 0 --history incident-601-seed-0.jsonl") in page
 
 
 def test_summary_md_links_figures_and_lists_reproduce_commands(report):

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -109,7 +110,14 @@ def test_a_closed_live_run_is_reported_and_gated_as_it_is(tmp_path, scheduler, k
     gated = run("gate", out, "-s", scheduler)
     assert gated.exit_code == code, gated.output
     assert re.search(line, gated.output, re.M), gated.output
-    assert (out / f"junit-{scheduler}.xml").is_file() or (out / "junit.xml").is_file()
+    junit = out / "junit.xml"  # the gate's -s rewrites the report's
+    assert junit.is_file()
+    if code:  # no simulated seed replays a live run: a failure points at its history instead
+        messages = [f.get("message") for f in ET.parse(junit).iter("failure")]
+        assert messages and all("a live run; its history: " in m and "unstuck sim" not in m
+                                for m in messages), messages
+        fails = (out / "tables" / "failures.csv").read_text().splitlines()
+        assert fails[0].endswith(",command,shrink") and fails[1].endswith(",,"), fails
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def test_an_order_that_differs_between_interpreters_is_caught_at_its_first_row(m
     assert r.output.count("first difference at row") == 2
     assert "first run:  {" in r.output and "second run: {" in r.output
     assert "even between two runs with the same hash seed" not in r.output  # stable within one
-    assert "--seed-start N --seeds 1 --check-determinism" in r.output
+    assert "unstuck sim SCENARIO -s SCHEDULER --seeds 1 --seed-start N --check-determinism." in r.output
     lines = [json.loads(x) for x in r.output.splitlines() if x.startswith("{")]
     assert {x["scheduler"]: x["nondeterministic_seeds"] for x in lines} == {
         "seed": [0, 1], "reference": []}

@@ -127,7 +127,7 @@ def test_cli_prints_the_faults_and_witness_and_the_written_scenario_replays(tmp_
     assert data["name"] == "pod-kill-reserved-slot-shrunk-seed-seed7" and data["seeds"] == 1
     assert [(f["type"], f["at"], f["within_s"], f["target"]) for f in data["faults"]] == [
         (f.type, f.at, f.within_s, f.target) for f in s.faults]
-    replay = f"unstuck sim {shlex.quote(str(out))} -s seed --seed-start 7 --seeds 1"
+    replay = f"unstuck sim {shlex.quote(str(out))} -s seed --seeds 1 --seed-start 7"
     assert "# Replay: " + replay in out.read_text()
     assert f"shrunk scenario: {out}; replay: {replay}\n" in r.output
     again = run(app, ["sim", str(out), "-s", "seed", "--seed-start", "7", "--seeds", "1",
