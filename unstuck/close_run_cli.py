@@ -1,4 +1,4 @@
-"""`unstuck close-run DATA_DIR --scenario FILE --scheduler S --out DIR`: a live run's history
+"""`unstuck close-run DATA_DIR --scenario FILE [--scheduler S] --out DIR`: a live run's history
 closed with its `run.end` row and laid out as a results folder that `unstuck report` and
 `unstuck gate` take as they are (docs/report.md, "Reporting a live run").
 
@@ -16,6 +16,12 @@ saved reading (`scheduler.service.clock.last_t`): the service saves one when it 
 the run ends when its scheduler stopped, not when this command happens to run (a task left
 in apply_pending would otherwise be stuck or not by how long CI waited before closing the
 run). Without a clock file (a data folder copied without it), the last row's `t`.
+
+The scheduler that labels the run (its folders, `run.end`'s `scheduler`, the gate's name for
+it) is the one the clock file records (`unstuck serve` records it at the run's first start,
+scheduler/service/clock.py): the history's rows do not name it, and a label passed by hand
+could judge a seed run as the reference. `--scheduler` may repeat it, never contradict it; it
+is needed only for a folder that records none (no clock file, or one from before the field).
 
 Exit codes: 0 written; 2 bad input (one line each: the file, what is wrong, the fix) or a
 write that failed (OUT left as it was).
@@ -84,22 +90,42 @@ def read_live_history(data_dir: Path) -> tuple[list[dict[str, Any]], str | None]
     return rows, note
 
 
-def end_t(data_dir: Path, rows: list[dict[str, Any]]) -> float:
-    """The `t` of `run.end`: the clock file's last saved reading, never before the last row.
-    A last row without a number for `t` counts as 0: the checker then names it (`closed_rows`)."""
-    from scheduler.service.clock import last_t
+def read_clock(data_dir: Path, rows: list[dict[str, Any]]) -> tuple[float, str | None]:
+    """The `t` of `run.end`, the clock file's last saved reading never before the last row,
+    and the scheduler the file records (None: no clock file, or one from before the service
+    recorded it). A last row without a number for `t` counts as 0: the checker then names it
+    (`closed_rows`)."""
+    from scheduler.service.clock import last_t, read_state
 
     last = rows[-1].get("t")
     if isinstance(last, bool) or not isinstance(last, int | float):
         last = 0.0
     clock = data_dir / CLOCK
     if not clock.exists():
-        return last
+        return last, None
     try:
-        saved = last_t(clock, fix=f"move it away to close the run at its last row (t={last:g})")
+        state = read_state(clock, fix=f"move it away to close the run at its last row (t={last:g})")
     except ValueError as e:
         raise CloseInvalid(str(e)) from None
-    return max(last, round(saved, 6))
+    return max(last, round(last_t(state), 6)), state.get("scheduler")
+
+
+def served_by(data_dir: Path, given: str | None, recorded: str | None) -> str:
+    """The scheduler the run is labelled with: the one `unstuck serve` recorded in its clock
+    file, which --scheduler may repeat but not contradict (the gate would judge the history
+    under the other's name); --scheduler when the folder records none."""
+    from scheduler.service.clock import other_scheduler
+
+    clock = data_dir / CLOCK
+    if given is not None and (why := other_scheduler(
+            clock, recorded, given, fix=f"pass --scheduler {recorded}, or leave it out")):
+        raise CloseInvalid(why)
+    if scheduler := given or recorded:
+        return scheduler
+    held = ("records no scheduler (written before `unstuck serve` recorded it)"
+            if clock.exists() else "no such file, so nothing records the scheduler that ran")
+    raise CloseInvalid(f"--scheduler: missing; {clock}: {held}: pass the --scheduler given to "
+                       "`unstuck serve`, e.g. -s reference")
 
 
 def closed_rows(rows: list[dict[str, Any]], t: float, scenario: Any, scheduler: str) -> list[dict[str, Any]]:
@@ -163,7 +189,7 @@ def close_run(
     data_dir: Annotated[Path, typer.Argument(metavar="DATA_DIR", help="The --data-dir of `unstuck serve` (read, never written).", show_default=False)],
     scenario_file: Annotated[Path | None, typer.Option("--scenario", help="The scenario the run is judged as: its bounds give run.end's bound_s and drain_s, its gates and faults the gate's checks.", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(help="A new or empty folder for the results (histories/, scenarios/).", show_default=False)] = None,
-    scheduler: Annotated[str | None, typer.Option("--scheduler", "-s", help="The --scheduler `unstuck serve` ran (the history does not record it).", show_default=False)] = None,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", "-s", help="The --scheduler `unstuck serve` ran. Default: the one DATA_DIR/clock.json records; needed only for a folder that records none (no clock file, or one written before serve recorded it).", show_default=False)] = None,
 ) -> None:
     """Close a live run's history with its run.end row, as a results folder for `unstuck report` and `unstuck gate`."""
     from unstuck import checker, folders
@@ -180,10 +206,7 @@ def close_run(
             scenario = scenarios.load(scenario_file)
         except scenarios.ScenarioInvalid as e:
             problems += e.problems
-    if scheduler is None:
-        problems.append("--scheduler: missing; the live history does not record which scheduler "
-                        "ran: pass the --scheduler given to `unstuck serve`, e.g. -s reference")
-    elif problem := scheduler_problem("--scheduler", [scheduler]):
+    if scheduler is not None and (problem := scheduler_problem("--scheduler", [scheduler])):
         problems.append(problem)
     if out is None:
         problems.append("--out: missing; give a new folder for the results, e.g. --out live")
@@ -196,10 +219,11 @@ def close_run(
                         f"new or empty folder (e.g. {out / 'live'}), or delete {out} first")
     if problems:
         fail_input("\n".join(problems))
-    assert scenario is not None and scenario_file is not None and scheduler is not None and out is not None
+    assert scenario is not None and scenario_file is not None and out is not None
     try:
         rows, note = read_live_history(data_dir)
-        t = end_t(data_dir, rows)
+        t, recorded = read_clock(data_dir, rows)
+        scheduler = served_by(data_dir, scheduler, recorded)
         rows = closed_rows(rows, t, scenario, scheduler)
     except CloseInvalid as e:
         fail_input(str(e))

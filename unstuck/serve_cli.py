@@ -67,7 +67,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     store: Annotated[str | None, typer.Option(help="sqlite:///PATH | postgresql://... | memory:// (default: sqlite in --data-dir)")] = None,
-    scheduler: Annotated[str, typer.Option(help="reference | seed | seed-proposal | seed-head")] = "reference",
+    scheduler: Annotated[str, typer.Option(help="reference | seed | seed-proposal | seed-head. Recorded in --data-dir at the run's first start: a restart must give the same.")] = "reference",
     cluster: Annotated[str, typer.Option(help="static | kubernetes")] = "static",
     data_dir: Annotated[Path, typer.Option(help="History, clock and default store of this run.")] = Path("unstuck-run"),
     pool: Annotated[str, typer.Option(help="The agent pool's id.")] = "pool-1",

@@ -19,6 +19,15 @@ bridge the gap), and never below the history's last row (`not_before`).
 
 History times: `t = now - run_start`, seconds since the first start of the run, so a
 history that spans restarts keeps one time axis (docs/service.md).
+
+Why it records the scheduler
+----------------------------
+A history is judged as the run of one scheduler variant, but its rows do not name it (they
+are the simulation's, whose digests must not change). The first start of a run records its
+`--scheduler` here, once: a later start with another variant is refused (`other_scheduler`),
+and `unstuck close-run` labels the run with it. A clock file written before the field
+existed records none and stays so (a restart cannot know which variant served the rows
+before it): such a run is closed with `--scheduler`.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import time
 from pathlib import Path
 
 from scheduler import files
+from scheduler.variants import NAMES
 
 OFFSET_MIN_S = 1.0e4  # trio's SystemClock range: far from any Unix time, exact to the ns
 OFFSET_SPAN_S = 1.9e5
@@ -43,13 +53,16 @@ def _boot_id() -> str:
 
 
 def read_state(path: Path, *, fix: str) -> dict:
-    """A clock file's state: `offset`, `run_start` and the last saved reading (`now_at`, on
-    the run's axis, and the wall time `wall_at` it was taken at). A file that is not one is a
-    ValueError naming it, ending with `fix`."""
+    """A clock file's state: `offset`, `run_start`, the last saved reading (`now_at`, on
+    the run's axis, and the wall time `wall_at` it was taken at) and, when recorded, the
+    `scheduler` the run is served by. A file that is not one is a ValueError naming it,
+    ending with `fix`."""
     try:
         state = json.loads(path.read_text())
         for key in ("offset", "run_start", "now_at", "wall_at"):
             float(state[key])
+        if state.get("scheduler", NAMES[0]) not in NAMES:
+            raise ValueError(f"scheduler {state['scheduler']!r} is not one of {', '.join(NAMES)}")
     except (OSError, ValueError, TypeError, KeyError) as exc:
         why = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ValueError(
@@ -59,20 +72,35 @@ def read_state(path: Path, *, fix: str) -> dict:
     return state
 
 
-def last_t(path: Path, *, fix: str) -> float:
-    """History time of the clock file's last saved reading: the service saves one when it
-    starts, every 50 watch ticks and when it stops, so for a stopped service it is the
-    instant the run's clock stopped (`unstuck close-run` ends the run there)."""
-    state = read_state(path, fix=fix)
+def last_t(state: dict) -> float:
+    """History time of a clock file's (`read_state`) last saved reading: the service saves
+    one when it starts, every 50 watch ticks and when it stops, so for a stopped service it
+    is the instant the run's clock stopped (`unstuck close-run` ends the run there)."""
     return float(state["now_at"]) - float(state["run_start"])
+
+
+def other_scheduler(path: Path, recorded: str | None, scheduler: str, *, fix: str) -> str | None:
+    """Why `scheduler` must not serve or label the run whose clock file records `recorded`,
+    or None. One history judges one scheduler: its rows under two would be judged as one's."""
+    if recorded is None or recorded == scheduler:
+        return None
+    return (f"{path}: records that this run is served by --scheduler {recorded} (since its "
+            f"first start), not --scheduler {scheduler}: one history judges one scheduler; {fix}")
 
 
 class RunClock:
     """`now()` for the core, `t(now)` for history rows. One per service process."""
 
-    def __init__(self, path: Path | None, *, rng: random.Random | None = None) -> None:
+    def __init__(self, path: Path | None, *, scheduler: str | None = None,
+                 rng: random.Random | None = None) -> None:
         self.path = path
         state = self._load()
+        recorded = None if state is None else state.get("scheduler")
+        if path is not None and scheduler is not None and (why := other_scheduler(
+                path, recorded, scheduler, fix=f"give a new --data-dir, or --scheduler {recorded}")):
+            raise ValueError(why)  # before save(): the refused start writes nothing here
+        # Recorded at the run's first start only: see "Why it records the scheduler".
+        self.scheduler = scheduler if state is None else recorded
         if state is None:
             r = rng or random.Random(int.from_bytes(os.urandom(8), "big"))
             self.offset = OFFSET_MIN_S + r.random() * OFFSET_SPAN_S
@@ -99,6 +127,8 @@ class RunClock:
             return
         state = {"offset": self.offset, "run_start": self.run_start, "boot_id": _boot_id(),
                  "now_at": self.now(), "wall_at": time.time()}
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler
         files.write_text(self.path, json.dumps(state), fsync=True)
 
     def now(self) -> float:

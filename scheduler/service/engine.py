@@ -52,7 +52,7 @@ class Engine:
         data = config.data_dir
         if data is not None:
             data.mkdir(parents=True, exist_ok=True)
-        self.clock = RunClock(data / "clock.json" if data else None)
+        self.clock = RunClock(data / "clock.json" if data else None, scheduler=config.scheduler)
         url = config.store_url or (f"sqlite:///{data / 'store.db'}" if data else "memory://")
         self.store = open_store(url)
         self.history = HistoryLog(data / "history.jsonl" if data else None, self.clock.t)

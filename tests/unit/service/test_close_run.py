@@ -92,7 +92,8 @@ def test_a_closed_live_run_is_reported_and_gated_as_it_is(tmp_path, scheduler, k
     (tmp_path / "live.yaml").write_text(scenario)
     out = tmp_path / "out"
 
-    closed = run("close-run", data, "--scenario", tmp_path / "live.yaml", "-s", scheduler, "--out", out)
+    assert clock["scheduler"] == scheduler  # recorded by serve: close-run needs no -s
+    closed = run("close-run", data, "--scenario", tmp_path / "live.yaml", "--out", out)
     assert closed.exit_code == 0, closed.output
     assert snapshot(data) == before  # DATA_DIR is read, never written
     history = out / "histories" / "live" / scheduler / "seed-0.jsonl"
@@ -149,13 +150,15 @@ def test_without_a_clock_file_the_run_ends_at_its_last_row(data):
     assert end["data"]["bound_s"] == 600.0 and end["data"]["drain_s"] == 3600.0
 
 
-@pytest.mark.parametrize(("saved_after", "expected_after"), [(100.0, 100.0), (-50.0, 0.0)])
-def test_the_run_ends_at_the_clock_files_last_reading_never_before_its_last_row(data, saved_after, expected_after):
+@pytest.mark.parametrize(("saved_after", "expected_after", "recorded"),
+                         [(100.0, 100.0, {"scheduler": "reference"}), (-50.0, 0.0, {})])
+def test_the_run_ends_at_the_clock_files_last_reading_never_before_its_last_row(data, saved_after, expected_after, recorded):
+    # -s repeats what the clock file records, or names what an old one (no "scheduler") does not.
     last = last_row(data / "history.jsonl")
     run_start = 12345.0
     (data / "clock.json").write_text(json.dumps({
         "offset": 10000.0, "run_start": run_start, "boot_id": "another-boot",
-        "now_at": run_start + last["t"] + saved_after, "wall_at": 1.7e9}))
+        "now_at": run_start + last["t"] + saved_after, "wall_at": 1.7e9, **recorded}))
     r = close(data, "-s", "reference")
     assert r.exit_code == 0, r.output
     end = last_row(data.parent / "out" / "histories" / "incident-601" / "reference" / "seed-0.jsonl")
@@ -191,8 +194,18 @@ def test_bad_input_exits_2_naming_the_file_and_the_fix(data, tmp_path):
     r = close(data, "-s", "reference", scenario=tmp_path / "bad.yaml")
     assert r.exit_code == 2 and "bad.yaml" in r.output and "duration_s" in r.output, r.output
     assert not (tmp_path / "out").exists()
-    refused(data, close(data), r"^error: --scheduler: missing; the live history does not record "
-                               r"which scheduler ran: pass the --scheduler given to `unstuck serve`")
+    refused(data, close(data), r"^error: --scheduler: missing; .*/clock.json: no such file, so nothing "
+                               r"records the scheduler that ran: pass the --scheduler given to `unstuck serve`")
+    clock = {"offset": 1e4, "run_start": 2e4, "now_at": 2e4 + 530, "wall_at": 1.7e9, "boot_id": "b"}
+    (data / "clock.json").write_text(json.dumps(clock))  # from before serve recorded it
+    refused(data, close(data), r"^error: --scheduler: missing; .*/clock.json: records no scheduler "
+                               r"\(written before `unstuck serve` recorded it\): pass the --scheduler")
+    (data / "clock.json").write_text(json.dumps({**clock, "scheduler": "seed"}))
+    refused(data, close(data, "-s", "reference"),
+            r"^error: .*/run/clock.json: records that this run is served by --scheduler seed \(since "
+            r"its first start\), not --scheduler reference: one history judges one scheduler; pass "
+            r"--scheduler seed, or leave it out$")
+    (data / "clock.json").unlink()
     refused(data, close(data, "-s", "fifo"), r"^error: --scheduler 'fifo' is not a scheduler")
     refused(data, run("close-run", data, "-s", "seed", "--out", data.parent / "out"),
             r"^error: --scenario: missing; give the scenario file the run is judged as")

@@ -10,7 +10,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from tests.unit.service.live import InProcessService, wait_for
+from tests.unit.service.live import InProcessService, free_port, wait_for
 from unstuck.cli import app
 
 ENV = {"UNSTUCK_USER_TOKENS": "t=alice", "UNSTUCK_POOL_TOKEN": "p"}
@@ -121,6 +121,34 @@ def test_a_port_in_use_or_a_foreign_address_exits_2_before_writing_the_data_dir(
             assert not data.exists()  # no store, clock or history of a service that never ran
     finally:
         held.close()
+
+
+def test_a_data_dir_whose_run_another_scheduler_serves_exits_2_and_keeps_its_clock(tmp_path, monkeypatch):
+    # Its rows would be judged as one scheduler's (close-run labels the run with the one the
+    # clock file records). A free port: the refusal comes after it is bound, before serving.
+    import json
+    import socket
+
+    from scheduler.service import run
+
+    monkeypatch.setattr(run, "run_app", lambda *a, **kw: pytest.fail("it served the run"))
+    data = tmp_path / "run"
+    data.mkdir()
+    clock = data / "clock.json"
+    clock.write_text(json.dumps({"offset": 1e4, "run_start": 2e4, "now_at": 2e4 + 5, "wall_at": 1.7e9,
+                                 "boot_id": "b", "scheduler": "seed"}))
+    before = clock.read_bytes()
+    port = free_port()
+    result = CliRunner().invoke(app, ["serve", "--port", str(port), "--data-dir", str(data),
+                                      "--scheduler", "reference", "--lock-wait", "0"], env=ENV)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: {clock}: records that this run is served by --scheduler seed (since its first "
+        "start), not --scheduler reference: one history judges one scheduler; give a new "
+        "--data-dir, or --scheduler seed"]
+    assert clock.read_bytes() == before
+    assert sorted(p.name for p in data.iterdir()) == ["clock.json", "serve.lock"]  # no store, no history
+    socket.create_server(("127.0.0.1", port)).close()  # its port was let go
 
 
 @pytest.fixture

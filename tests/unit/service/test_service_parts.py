@@ -169,13 +169,38 @@ def test_a_saved_plan_has_a_stable_digest(tmp_path):
 # The run clock.
 
 def test_the_clock_is_offset_and_survives_a_restart(tmp_path):
-    first = RunClock(tmp_path / "clock.json")
+    path = tmp_path / "clock.json"
+    first = RunClock(path, scheduler="seed")
     assert first.now() > OFFSET_MIN_S and not first.restarted
     assert abs(first.now() - time.time()) > 1e8  # never mistakable for wall time
+    assert json.loads(path.read_text())["scheduler"] == "seed"  # what close-run labels the run with
     t = first.t()
-    again = RunClock(tmp_path / "clock.json")
+    again = RunClock(path, scheduler="seed")
     assert again.restarted and again.offset == first.offset and again.run_start == first.run_start
-    assert again.t() >= t
+    assert again.t() >= t and json.loads(path.read_text())["scheduler"] == "seed"
+
+
+def test_a_restart_under_another_scheduler_is_refused_and_an_old_clock_file_still_read(tmp_path):
+    # One history judges one scheduler: rows of seed and reference in one run would be judged
+    # under one name.
+    path = tmp_path / "clock.json"
+    RunClock(path, scheduler="seed")
+    before = path.read_bytes()
+    with pytest.raises(ValueError) as refused:
+        RunClock(path, scheduler="reference")
+    assert str(refused.value) == (
+        f"{path}: records that this run is served by --scheduler seed (since its first start), "
+        "not --scheduler reference: one history judges one scheduler; give a new --data-dir, or "
+        "--scheduler seed")
+    assert path.read_bytes() == before
+    state = json.loads(before)
+    del state["scheduler"]  # a clock file from before the field: read, and left unrecorded
+    path.write_text(json.dumps(state))
+    assert RunClock(path, scheduler="reference").offset == state["offset"]
+    assert "scheduler" not in json.loads(path.read_text())
+    path.write_text(json.dumps({**state, "scheduler": "fifo"}))
+    with pytest.raises(ValueError, match=r"not a clock file \(scheduler 'fifo' is not one of seed, "):
+        RunClock(path, scheduler="reference")
 
 
 def test_a_clock_file_from_before_a_reboot_continues_from_its_last_reading(tmp_path):
