@@ -27,8 +27,12 @@ def test_the_documented_live_run_commands_report_and_gate_a_service_history(tmp_
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "history.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in rows[:-1]))  # as `unstuck serve` leaves it
+    # Its clock file, saved as the service stopped at the last row, records the scheduler.
+    (tmp_path / "run" / "clock.json").write_text(json.dumps({
+        "offset": 1e4, "run_start": 2e4, "now_at": 2e4 + rows[-2]["t"], "wall_at": 1.7e9,
+        "boot_id": "b", "scheduler": "reference"}))
     (tmp_path / "live.yaml").write_text((ROOT / "scenarios" / "incident-601.yaml").read_text())
-    before = (tmp_path / "run" / "history.jsonl").read_bytes()
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
     (tmp_path / ".venv").symlink_to(Path(sys.executable).parents[1])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     lines = _block().splitlines()
@@ -42,12 +46,12 @@ def test_the_documented_live_run_commands_report_and_gate_a_service_history(tmp_
 
     done = run(close)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["history.jsonl"]
-    assert (tmp_path / "run" / "history.jsonl").read_bytes() == before
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
     closed = [json.loads(line) for line in
               (tmp_path / "live" / "histories" / "live" / "reference" / "seed-0.jsonl").read_text().splitlines()]
     assert closed[:-1] == rows[:-1]
-    assert closed[-1]["kind"] == "run.end" and closed[-1]["t"] == rows[-2]["t"]  # no clock file
+    assert closed[-1]["kind"] == "run.end" and closed[-1]["t"] == rows[-2]["t"]
+    assert closed[-1]["data"]["scheduler"] == "reference"  # the one the clock file records
     done = run(report)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "live" / "index.html").is_file()
