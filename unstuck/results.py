@@ -46,6 +46,7 @@ from scheduler.history import COLUMNS
 from unstuck import reproduce
 from unstuck.checker.metrics import CANCELLED
 from unstuck.checker.timelines import EXEC_DONE, apply_starts
+from unstuck.checker.verdicts import INVARIANTS
 
 DERIVED = ("tasks", "faults", "fault_events", "violations", "metrics")
 KEYS = ("scenario", "scheduler", "seed")
@@ -72,9 +73,19 @@ SCHEMAS: dict[str, pa.Schema] = {name: pa.schema([("scenario", _S), ("scheduler"
     "metrics": [("metric", _S), ("task", _I), ("workspace", _S), ("fault_type", _S), ("value_s", _F),
                 ("outcome", _S)],
 }.items()}
+# `runs` (one row per seed, in runs.parquet) has its columns and types too: a seed judged by
+# `load` from its history alone (a live run's) has no kernel `events`, `wall_s`,
+# `faults_missed` or `digest`, which are null, not absent, so a live and a simulated folder
+# concatenate without a count turning float.
+RUNS_SCHEMA = pa.schema([("scenario", _S), ("scheduler", _S), ("seed", _I), ("ok", _B),
+                         *[(f"violations_{i}", _I) for i in INVARIANTS], ("stuck_tasks", _I),
+                         ("events", _I), ("rows", _I), ("wall_s", _F), ("faults_fired", _I),
+                         ("faults_missed", _I), ("digest", _S)])
 # Ids that may be null (a hit never recovered, a fault that names no task): pandas' nullable
-# Int64, as the histories' `task` and `slot`, never float with NaN.
-NULLABLE_IDS = {"faults": ("effect_seq", "progress_seq"), "fault_events": ("task",), "violations": ("task",)}
+# Int64, as the histories' `task` and `slot`, never float with NaN; so are the counts a live
+# run does not have.
+NULLABLE_IDS = {"faults": ("effect_seq", "progress_seq"), "fault_events": ("task",), "violations": ("task",),
+                "runs": ("events", "faults_missed")}
 
 
 def _keys(scenario: str, scheduler: str, seed: int) -> dict[str, Any]:
@@ -412,10 +423,14 @@ def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFram
     return pd.concat(frames, ignore_index=True)
 
 
+def _schema(name: str) -> pa.Schema:
+    return RUNS_SCHEMA if name == "runs" else SCHEMAS[name]
+
+
 def _conform(name: str, table: pa.Table) -> pa.Table:
-    """`table` cast to the table's schema (SCHEMAS): a column it lacks is null; a column the
+    """`table` cast to the table's schema (SCHEMAS, RUNS_SCHEMA): a column it lacks is null; a column the
     schema does not name is kept, after those it names."""
-    schema = SCHEMAS[name]
+    schema = _schema(name)
     cols = [table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
             for f in schema]
     extra = [c for c in table.column_names if c not in schema.names]
@@ -423,10 +438,10 @@ def _conform(name: str, table: pa.Table) -> pa.Table:
 
 
 def _frame(name: str, tables: list[pa.Table], folder: Path) -> pd.DataFrame:
-    """One table from its seeds' Arrow tables, with the dtypes of SCHEMAS (cast once, after
+    """One table from its seeds' Arrow tables, with the dtypes of its schema (cast once, after
     the concatenation: casting each of a suite's thousands of files costs a second)."""
     if not tables:
-        return _frame(name, [SCHEMAS[name].empty_table()], folder)
+        return _frame(name, [_schema(name).empty_table()], folder)
     try:
         table = _conform(name, pa.concat_tables(tables, promote_options="permissive"))
     except pa.ArrowException as e:
@@ -490,7 +505,7 @@ def load(directory: str | Path) -> Results:
             f"{root}: holds the tables of {len(seen['tasks'])} seeds but no runs.parquet, which a "
             "run writes when every seed is done: the run did not finish (interrupted?). Rerun "
             "the `unstuck suite` or `unstuck sim --out` command that wrote it")
-    runs = _read_runs(runs_path) if runs_path.exists() else pd.DataFrame(columns=list(KEYS))
+    runs = [pa.Table.from_pandas(_read_runs(runs_path), preserve_index=False)] if runs_path.exists() else []
     history_index = _history_files(root)
     # A seed lacking any derived table (a live run's, or one whose file was deleted) has it
     # derived from its history; the tables it has are kept.
@@ -503,11 +518,12 @@ def load(directory: str | Path) -> Results:
                 if key not in seen[n] and derived[n].num_rows:
                     tables[n].append(derived[n])
             extra_runs.append(run)
-        have = set(zip(runs["scenario"], runs["scheduler"], runs["seed"], strict=True)) if len(runs) else set()
-        new = pd.DataFrame([r for r in extra_runs if (r["scenario"], r["scheduler"], r["seed"]) not in have])
-        runs = _concat([runs, new], KEYS)
+        have = {tuple(k.values()) for t in runs for k in t.select(list(KEYS)).to_pylist()}
+        new = [r for r in extra_runs if (r["scenario"], r["scheduler"], r["seed"]) not in have]
+        if new:
+            runs.append(pa.Table.from_pylist(new))
     loaded = {n: _frame(n, tables[n], root / n) for n in DERIVED}
-    loaded["runs"] = runs.sort_values(list(KEYS), ignore_index=True) if len(runs) else runs
+    loaded["runs"] = _frame("runs", runs, runs_path).sort_values(list(KEYS), ignore_index=True)
     manifest_path = root / "manifest.json"
     manifest = _read_manifest(manifest_path) if manifest_path.exists() else {}
     return Results(root, loaded, manifest, history_index)

@@ -184,3 +184,18 @@ def test_a_tasks_confirm_to_apply_is_that_of_its_first_confirmation():
     assert [c.latency_s for c in metrics.confirm_to_apply][1:] == [10.0]
     assert (rec["confirmed_t"], rec["apply_t"]) == (20.0, 80.0)
     assert math.isnan(rec["confirm_to_apply_s"])  # the first confirmation was never applied
+
+
+def test_a_live_runs_runs_table_has_every_column_with_a_sim_runs_dtypes(folders, tmp_path):
+    # Found by review: a folder judged from its histories (a live run's) lacked `wall_s`,
+    # `faults_missed` and `digest`, and concatenating its runs with a simulated folder's
+    # turned the counts `events` and `faults_missed` into floats.
+    live = tmp_path / "live"
+    shutil.copytree(folders["seed"] / "histories", live / "histories")
+    stored, derived = unstuck.load(folders["seed"]), unstuck.load(live)
+    assert derived.runs.dtypes.to_dict() == stored.runs.dtypes.to_dict()
+    assert derived.runs[["events", "wall_s", "faults_missed", "digest"]].isna().all().all()
+    assert stored.runs["events"].gt(0).all() and stored.runs["wall_s"].gt(0).all()
+    both = pd.concat([stored.runs, derived.runs], ignore_index=True)
+    assert both["events"].dtype == both["faults_missed"].dtype == "Int64"
+    assert both["wall_s"].mean() == pytest.approx(stored.runs["wall_s"].mean())
