@@ -81,11 +81,16 @@ RUNS_SCHEMA = pa.schema([("scenario", _S), ("scheduler", _S), ("seed", _I), ("ok
                          *[(f"violations_{i}", _I) for i in INVARIANTS], ("stuck_tasks", _I),
                          ("events", _I), ("rows", _I), ("wall_s", _F), ("faults_fired", _I),
                          ("faults_missed", _I), ("digest", _S)])
+# The histories (`events`) too, so an empty one (a folder whose histories/ were deleted, its
+# tables kept) has its columns, and a column no row filled is not object.
+_HISTORY_TYPES = {"seq": _I, "t": _F, "task": _I, "slot": _I}
+HISTORY_SCHEMA = pa.schema([("scenario", _S), ("scheduler", _S), ("seed", _I),
+                            *[(c, _HISTORY_TYPES.get(c, _S)) for c in COLUMNS]])
 # Ids that may be null (a hit never recovered, a fault that names no task): pandas' nullable
 # Int64, as the histories' `task` and `slot`, never float with NaN; so are the counts a live
 # run does not have.
 NULLABLE_IDS = {"faults": ("effect_seq", "progress_seq"), "fault_events": ("task",), "violations": ("task",),
-                "runs": ("events", "faults_missed")}
+                "runs": ("events", "faults_missed"), "events": ("task", "slot")}
 
 
 def _keys(scenario: str, scheduler: str, seed: int) -> dict[str, Any]:
@@ -306,7 +311,8 @@ class Results(dict):
 
     def __missing__(self, key: str) -> pd.DataFrame:
         if key in ("histories", "events"):
-            df = _concat([_read_history_frame(p) for p in self.history_files().values()], ())
+            tables = [_read_history_table(p) for p in self.history_files().values()]
+            df = _frame("events", [t for t in tables if t.num_rows], self.root / "histories")
             self["histories"] = self["events"] = df
             return df
         raise KeyError(key)
@@ -404,27 +410,23 @@ def _history_rows(path: Path, kinds: Iterable[str] | None,
     return rows
 
 
-def _read_history_frame(path: Path) -> pd.DataFrame:
+def _read_history_table(path: Path) -> pa.Table:
     if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
         try:
-            return pd.read_parquet(path)
+            return pq.ParquetFile(path).read()
         except _UNREADABLE as e:
             raise ResultsInvalid(f"{path}: not a readable Parquet table ({e.__class__.__name__}: "
                                  f"{e}); {_REWRITE}") from None
     scenario, scheduler = path.parent.parent.name, path.parent.name
     seed = int(_SEED_FILE.search(path.name).group(1))  # type: ignore[union-attr]
-    return history_frame(_read_history_rows(path), scenario, scheduler, seed)
-
-
-def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
-    frames = [f for f in frames if not f.empty]
-    if not frames:
-        return pd.DataFrame(columns=list(columns))
-    return pd.concat(frames, ignore_index=True)
+    return pa.Table.from_pandas(history_frame(_read_history_rows(path), scenario, scheduler, seed),
+                                preserve_index=False)
 
 
 def _schema(name: str) -> pa.Schema:
-    return RUNS_SCHEMA if name == "runs" else SCHEMAS[name]
+    return {"runs": RUNS_SCHEMA, "events": HISTORY_SCHEMA}.get(name) or SCHEMAS[name]
 
 
 def _conform(name: str, table: pa.Table) -> pa.Table:

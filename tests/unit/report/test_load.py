@@ -199,3 +199,14 @@ def test_a_live_runs_runs_table_has_every_column_with_a_sim_runs_dtypes(folders,
     both = pd.concat([stored.runs, derived.runs], ignore_index=True)
     assert both["events"].dtype == both["faults_missed"].dtype == "Int64"
     assert both["wall_s"].mean() == pytest.approx(stored.runs["wall_s"].mean())
+
+
+def test_a_folder_without_histories_has_an_empty_events_table_with_its_columns(folders, tmp_path):
+    # Found by review: with histories/ deleted (the tables kept), `res.events` had no column
+    # at all, so `res.events[res.events["kind"] == "fault"]` raised KeyError.
+    folder = tmp_path / "tables-only"
+    shutil.copytree(folders["seed"], folder, ignore=shutil.ignore_patterns("histories"))
+    full, res = unstuck.load(folders["seed"]), unstuck.load(folder)
+    assert len(res.runs) == 3 and res.events.empty
+    assert res.events.dtypes.to_dict() == full.events.dtypes.to_dict()
+    assert res.events[res.events["kind"] == "fault"].empty
