@@ -114,3 +114,28 @@ def _violation_counts(nb: nbformat.NotebookNode) -> dict[str, list[int]]:
     assert all(f"<th>{i}</th>" in html for i in INVARIANTS)
     return {m.group(1): [int(x) for x in re.findall(r"<td>(\d+)</td>", m.group(2))]
             for m in re.finditer(r"<th>([\w-]+)</th>\s*((?:<td>\d+</td>\s*)+)", html)}
+
+
+def test_analysis_notebook_on_a_live_runs_folder_cites_its_history_and_shrinks_nothing(kernel, tmp_path):
+    # Found by review: on a live run's folder (`unstuck close-run`) the notebook printed an
+    # empty "reproduce:" and shrank seed 0 of a simulation of the scenario, another run
+    # (its task 1, where the live run's stuck task is 601).
+    import json
+
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "histories" / "incident-601-seed.jsonl"
+    data = tmp_path / "run"
+    data.mkdir()
+    (data / "history.jsonl").write_text("".join(x + "\n" for x in fixture.read_text().splitlines()[:-1]))
+    # The service stopped at t=5000: task 601, confirmed at 440, stuck past its 600 s bound.
+    (data / "clock.json").write_text(json.dumps({"offset": 0.0, "run_start": 1000.0, "boot_id": "b",
+                                                 "now_at": 6000.0, "wall_at": 1.7e9}))
+    out = tmp_path / "live"
+    r = CliRunner().invoke(app, ["close-run", str(data), "--scenario", "scenarios/incident-601.yaml",
+                                 "-s", "seed", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    nb = execute("analysis.ipynb", {"UNSTUCK_RESULTS": str(out)})
+    streams = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "apply_pending_bound: task 601 at t=1040" in streams
+    assert f"a live run; its history: {out}/histories/incident-601/seed/seed-0.jsonl" in streams
+    assert "reproduce:" not in streams and "fault attempts" not in streams
+    assert len(outputs(nb, "image/png")) == 3  # the two CDFs and the live run's timeline
