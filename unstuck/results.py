@@ -321,9 +321,17 @@ class Results(dict):
                 seqs: Iterable[int] | None = None) -> list[dict[str, Any]]:
         """One seed's history as rows (the checker's input), `data` decoded; `kinds` and
         `seqs` keep only rows of those kinds or seq numbers (much faster on a long run)."""
-        path = self.history_files().get((scenario, scheduler, int(seed)))
+        index = self.history_files()
+        path = index.get((scenario, scheduler, int(seed)))
         if path is None:
-            raise ResultsInvalid(f"{self.root}: no history for {scenario} / {scheduler} / seed {seed}")
+            asked = f"{self.root}: no history for {scenario} / {scheduler} / seed {seed}"
+            if not index:
+                raise ResultsInvalid(f"{asked}; the folder holds no history (histories/ deleted?): "
+                                     f"{_REWRITE}")
+            scens, scheds, seeds = (sorted({k[i] for k in index}) for i in range(3))
+            span = f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else f"{seeds[0]}"
+            raise ResultsInvalid(f"{asked}; it holds scenarios {', '.join(scens)}, schedulers "
+                                 f"{', '.join(scheds)}, seeds {span}: ask for one of those")
         return _read_history_rows(path, kinds, seqs)
 
     def scenario_path(self, name: str, relative_to: str | Path | None = None) -> str:

@@ -210,3 +210,15 @@ def test_a_folder_without_histories_has_an_empty_events_table_with_its_columns(f
     assert len(res.runs) == 3 and res.events.empty
     assert res.events.dtypes.to_dict() == full.events.dtypes.to_dict()
     assert res.events[res.events["kind"] == "fault"].empty
+
+
+def test_asking_for_a_history_the_folder_lacks_says_what_it_holds(folders, tmp_path):
+    res = unstuck.load(folders["seed"])
+    with pytest.raises(unstuck.results.ResultsInvalid) as e:
+        res.history("incident-601", "reference", 0)  # this folder ran the seed scheduler only
+    assert str(e.value) == (f"{res.root}: no history for incident-601 / reference / seed 0; it holds "
+                            "scenarios incident-601, schedulers seed, seeds 0-2: ask for one of those")
+    folder = tmp_path / "tables-only"
+    shutil.copytree(folders["seed"], folder, ignore=shutil.ignore_patterns("histories"))
+    with pytest.raises(unstuck.results.ResultsInvalid, match="holds no history .* rerun"):
+        unstuck.load(folder).history("incident-601", "seed", 0)
