@@ -545,13 +545,13 @@ def _read_runs(path: Path) -> pd.DataFrame:
     except _UNREADABLE as e:
         raise ResultsInvalid(f"{path}: not a readable Parquet table ({e.__class__.__name__}: "
                              f"{e}); {_REWRITE}") from None
-    missing = [k for k in KEYS if k not in runs.columns]
+    # The gate sums the counts: a missing column, or a NaN, would add up to 0 and pass a
+    # damaged folder (or one written before an invariant existed).
+    counts = [f"violations_{i}" for i in INVARIANTS] + ["stuck_tasks"]
+    missing = [k for k in (*KEYS, "ok", *counts) if k not in runs.columns]
     if missing:
         raise ResultsInvalid(f"{path}: has no {', '.join(missing)} column; {_REWRITE}")
-    # The gate sums these: a NaN would add up to 0 and pass a damaged folder.
-    for col in [c for c in runs.columns if c.startswith("violations_")] + ["stuck_tasks"]:
-        if col not in runs.columns:
-            continue
+    for col in counts:
         values = runs[col]
         if not pd.api.types.is_numeric_dtype(values) or values.isna().any() or (values < 0).any():
             raise ResultsInvalid(f"{path}: column {col} holds something other than counts >= 0 "

@@ -461,3 +461,20 @@ def test_a_perturbed_runs_commands_carry_perturb_ties_and_replay_the_digest_judg
         assert run(app, [*argv[1:], "--workers", "1"]).exit_code == 1
         digests.append(history.digest(history.read_jsonl(tmp_path / f"ties-{ties}.jsonl")))
     assert digests[0] == judged != digests[1]
+
+
+def test_a_runs_table_without_a_count_column_is_bad_input_not_a_pass(incident, tmp_path):
+    """Found by review: a runs.parquet without a `violations_<invariant>` column (damaged, or
+    written before that invariant existed) was gated as if it held 0 of them: a scheduler
+    that broke only that invariant passed (seed-head on double-confirm, without its
+    violations_at_most_one_apply_per_confirmation column)."""
+    import pandas as pd
+
+    broken = tmp_path / "broken"
+    shutil.copytree(incident, broken)
+    path = broken / "results" / "runs.parquet"
+    pd.read_parquet(path).drop(columns=["violations_apply_pending_bound", "stuck_tasks"]).to_parquet(path)
+    r = run(app, ["gate", str(broken)])
+    assert r.exit_code == 2, r.output
+    assert ("runs.parquet: has no violations_apply_pending_bound, stuck_tasks column; rerun the "
+            "`unstuck suite` or `unstuck sim --out` command that wrote it") in r.output
