@@ -8,6 +8,8 @@ ready pods, the per-pod values `sim.kube.hpa.reconcile` expects (utilization rat
 
 from __future__ import annotations
 
+import http.client
+import math
 import threading
 import urllib.request
 from typing import Protocol
@@ -15,8 +17,14 @@ from typing import Protocol
 SCRAPE_ANNOTATION = "unstuck.io/metrics-url"  # "http://127.0.0.1:PORT/metrics#gauge_name"
 
 
+class MetricUnavailable(Exception):
+    """A source that could not be read (an endpoint down, a bad exposition). The HPA
+    controller reports it on the HPA, as upstream's FailedGet...Metric, and reconciles on."""
+
+
 class MetricSource(Protocol):
-    def sample(self, hpa: dict, ready_pods: int) -> list[float] | None: ...
+    def sample(self, hpa: dict, ready_pods: int) -> list[float] | None:
+        """The per-pod values, None with no sample yet; MetricUnavailable when unreadable."""
 
 
 class MetricBoard:
@@ -45,20 +53,27 @@ class MetricBoard:
 
 
 def scrape_gauge(url: str, name: str, timeout_s: float = 2.0) -> float | None:
-    """Sum of a gauge's samples in a Prometheus text exposition at a local URL."""
+    """Sum of a gauge's samples in a Prometheus text exposition at a local URL, None when
+    the gauge is absent; MetricUnavailable when the endpoint cannot be read or the sum is not
+    a finite number."""
     if not url.startswith(("http://127.0.0.1", "http://localhost")):
-        raise ValueError(f"{SCRAPE_ANNOTATION}: {url!r}: only local metrics endpoints are "
-                         "scraped; use http://127.0.0.1:PORT/metrics#name")
-    with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - local only
-        text = resp.read().decode()
-    total, found = 0.0, False
-    for line in text.splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        metric, _, rest = line.partition(" ")
-        if metric.split("{", 1)[0] == name:
-            total += float(rest.split()[0])
-            found = True
+        raise MetricUnavailable(f"{SCRAPE_ANNOTATION}: {url!r}: only local metrics endpoints "
+                                "are scraped; use http://127.0.0.1:PORT/metrics#name")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - local only
+            text = resp.read().decode()
+        total, found = 0.0, False
+        for line in text.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            metric, _, rest = line.partition(" ")
+            if metric.split("{", 1)[0] == name:
+                total += float(rest.split()[0])
+                found = True
+    except (OSError, http.client.HTTPException, ValueError, IndexError) as err:
+        raise MetricUnavailable(f"cannot read {name} from {url}: {err}") from None
+    if found and not math.isfinite(total):
+        raise MetricUnavailable(f"{name} from {url} is {total}, not a finite number")
     return total if found else None
 
 

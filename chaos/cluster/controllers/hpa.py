@@ -14,7 +14,7 @@ from chaos.cluster import defaults, meta, podstatus, resources
 from chaos.cluster.controllers.base import Controller
 from chaos.cluster.errors import ApiError
 from chaos.cluster.events import Recorder
-from chaos.cluster.metrics import MetricSource
+from chaos.cluster.metrics import MetricSource, MetricUnavailable
 from chaos.cluster.registry import Registry
 from chaos.cluster.selectors import parse_label_selector
 from sim.kube import hpa as hpa_rules
@@ -158,7 +158,10 @@ class HPAController(Controller):
             self.scale.scaled(hpa_rules.ReadinessSettings().cpu_initialization_period_s),
             self.scale.scaled(hpa_rules.ReadinessSettings().initial_readiness_delay_s)))
         ready = sum(1 for p in pods if podstatus.is_ready(p))
-        values = self.source.sample(hpa, ready)
+        try:
+            values, missing = self.source.sample(hpa, ready), "the metric source has no sample yet"
+        except MetricUnavailable as err:  # upstream reconciles on: bounds apply, count kept
+            values, missing = None, str(err)
         if values is not None and groups.sampled_unready:
             # The values are per pod but anonymous: drop as many as the rules excluded.
             values = values[:max(0, len(values) - groups.sampled_unready)]
@@ -174,8 +177,7 @@ class HPAController(Controller):
                                        unready_pods=unready)
         self.states[uid] = decision.state
         if values is None and decision.reason == "FailedGetMetrics":
-            return self._status(hpa, current, None, "FailedGetResourceMetric",
-                                "the metric source has no sample yet", now)
+            return self._status(hpa, current, None, "FailedGetResourceMetric", missing, now)
         if decision.desired != current:
             self.registry.set_scale(res, ns, ref["name"], {"spec": {"replicas": decision.desired}})
             if current > spec.max_replicas:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 
 import pytest
@@ -272,3 +273,33 @@ def test_hpa_conditions_carry_upstreams_reasons_and_messages(cluster, api, core,
     assert now["ScalingLimited"] == ("True", "TooManyReplicas",
                                      "the desired replica count is more than the maximum replica count")
     assert now["AbleToScale"] == ("True", "ReadyForNewScale", "recommended size matches current size")
+
+
+def test_an_hpa_whose_metrics_endpoint_is_down_still_reconciles_and_says_why(cluster, api, apps):
+    """Found by review: a scrape that failed (the scheduler whose /metrics the HPA reads
+    killed by the experiment) raised out of the controller's pass, so no HPA of the cluster
+    reconciled any more: a maxReplicas patch (the HPA scale-down fault) never took effect,
+    for this HPA and for one that reads no endpoint. Upstream leaves such an HPA's count
+    alone in range (ScalingActive False, naming the error) and still applies its bounds."""
+    with socket.socket() as s:  # a local port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    hpas = client.AutoscalingV2Api(api)
+    for name in ("a-scraped", "b-board"):
+        apps.create_namespaced_deployment("default", deployment(name, 2))
+        hpa = cpu_hpa(name, max_replicas=1, target=80)
+        if name == "a-scraped":
+            hpa["metadata"]["annotations"] = {
+                "unstuck.io/metrics-url": f"http://127.0.0.1:{port}/metrics#busy"}
+        hpas.create_namespaced_horizontal_pod_autoscaler("default", hpa)
+    for name in ("a-scraped", "b-board"):
+        wait_for(lambda n=name: apps.read_namespaced_deployment(n, "default").spec.replicas == 1,
+                 timeout=5, what=f"{name} scaled down to maxReplicas 1")
+
+    def active():
+        got = hpas.read_namespaced_horizontal_pod_autoscaler("a-scraped", "default").status
+        return next(((c.status, c.message) for c in got.conditions or []
+                     if c.type == "ScalingActive"), None)
+
+    status, message = wait_for(active, timeout=5, what="the failed scrape reported")
+    assert status == "False" and f"127.0.0.1:{port}" in message, message
