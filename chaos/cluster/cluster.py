@@ -143,12 +143,12 @@ class LocalCluster:
                 self.board.clear(parts[1], parts[2])
                 return 200, {}
             if method == "PUT":
-                value = (body or {}).get("value", (body or {}).get("values"))
-                ok = isinstance(value, (int, float)) or (
-                    isinstance(value, list) and all(isinstance(v, (int, float)) for v in value))
-                if not ok:
-                    raise bad_request('metrics body must be {"value": 0.9} (a utilization '
-                                      'ratio or average value) or {"values": [..per pod..]}')
-                self.board.set(parts[1], parts[2], value)
+                if not isinstance(body, dict):
+                    raise bad_request(f"{MetricBoard.USAGE}, not {body!r}")
+                value = body.get("value", body.get("values"))
+                try:
+                    self.board.set(parts[1], parts[2], value)
+                except ValueError as err:
+                    raise bad_request(str(err)) from None
                 return 200, {"namespace": parts[1], "hpa": parts[2], "value": value}
         raise ApiError(404, f"no admin endpoint {method} /unstuck/v1/{'/'.join(parts)}")

@@ -34,7 +34,16 @@ class MetricBoard:
         self._lock = threading.Lock()
         self._values: dict[tuple[str, str], list[float] | float] = {}
 
+    USAGE = ('metrics body must be {"value": 0.9} (a utilization ratio or average value) '
+             'or {"values": [..per pod..]}, finite numbers')
+
     def set(self, namespace: str, hpa: str, value: float | list[float]) -> None:
+        """Store a value; anything but a finite number (or a list of them) is a ValueError,
+        as the controller could not reconcile on it."""
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                   for v in values):
+            raise ValueError(f"{self.USAGE}, not {value!r}")
         with self._lock:
             self._values[(namespace, hpa)] = value
 

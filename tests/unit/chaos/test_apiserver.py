@@ -333,3 +333,17 @@ def test_delete_collection_of_an_owner_and_its_dependent_deletes_both(core):
     # dc-a's cascade removes dc-b before the collection delete reaches it: no 404 for that
     core.delete_collection_namespaced_config_map("default")
     assert core.list_namespaced_config_map("default").items == []
+
+
+def test_an_hpa_metric_an_experiment_sets_must_be_finite_numbers(cluster):
+    """Found by review: `{"value": NaN}` (or Infinity, which Python's JSON reader takes) was
+    stored and made every later HPA pass raise, so no HPA of the cluster reconciled again; a
+    body that is not an object was a 500 InternalError; `true` was stored as 1."""
+    path = "/unstuck/v1/metrics/default/web"
+    for body in ({"value": float("nan")}, {"value": float("inf")}, {"values": [0.5, float("nan")]},
+                 {"value": True}, [0.9]):
+        code, status = raw(cluster, "PUT", path, body)
+        assert (code, status["reason"]) == (400, "BadRequest"), (body, status)
+        assert '{"value": 0.9}' in status["message"]
+    assert cluster.board.sample({"metadata": {"namespace": "default", "name": "web"}}, 2) is None
+    assert raw(cluster, "PUT", path, {"values": [0.5, 1]})[0] == 200
