@@ -74,6 +74,12 @@ def resource_of(hpa: dict) -> str | None:
     return (metric.get("resource") or {}).get("name")
 
 
+def failed_metric_reason(hpa: dict) -> str:
+    """Upstream's reason when the (first) metric cannot be read: FailedGetResourceMetric,
+    FailedGetPodsMetric, FailedGetObjectMetric, ... by the metric's type (CPU by default)."""
+    return f"FailedGet{((hpa['spec'].get('metrics') or [{}])[0]).get('type', 'Resource')}Metric"
+
+
 def metric_name(hpa: dict) -> str:
     """How upstream's controller names the (first) metric in its messages
     (`metricNameProposal`)."""
@@ -177,7 +183,7 @@ class HPAController(Controller):
                                        unready_pods=unready)
         self.states[uid] = decision.state
         if values is None and decision.reason == "FailedGetMetrics":
-            return self._status(hpa, current, None, "FailedGetResourceMetric", missing, now)
+            return self._status(hpa, current, None, failed_metric_reason(hpa), missing, now)
         if decision.desired != current:
             self.registry.set_scale(res, ns, ref["name"], {"spec": {"replicas": decision.desired}})
             if current > spec.max_replicas:
@@ -236,7 +242,7 @@ class HPAController(Controller):
             cond("AbleToScale", True, "SucceededGetScale",
                  "the HPA controller was able to get the target's current scale")
             if decision is None or reason == "FailedGetMetrics":
-                cond("ScalingActive", False, "FailedGetResourceMetric",
+                cond("ScalingActive", False, failed_metric_reason(hpa),
                      f"the HPA was unable to compute the replica count: {message}")
             elif reason == "ScalingDisabled":
                 cond("ScalingActive", False, "ScalingDisabled",

@@ -288,9 +288,11 @@ def test_an_hpa_whose_metrics_endpoint_is_down_still_reconciles_and_says_why(clu
     for name in ("a-scraped", "b-board"):
         apps.create_namespaced_deployment("default", deployment(name, 2))
         hpa = cpu_hpa(name, max_replicas=1, target=80)
-        if name == "a-scraped":
+        if name == "a-scraped":  # a scraped gauge is a Pods metric, not CPU
             hpa["metadata"]["annotations"] = {
                 "unstuck.io/metrics-url": f"http://127.0.0.1:{port}/metrics#busy"}
+            hpa["spec"]["metrics"] = [{"type": "Pods", "pods": {"metric": {"name": "busy"},
+                                       "target": {"type": "AverageValue", "averageValue": "1"}}}]
         hpas.create_namespaced_horizontal_pod_autoscaler("default", hpa)
     for name in ("a-scraped", "b-board"):
         wait_for(lambda n=name: apps.read_namespaced_deployment(n, "default").spec.replicas == 1,
@@ -298,8 +300,9 @@ def test_an_hpa_whose_metrics_endpoint_is_down_still_reconciles_and_says_why(clu
 
     def active():
         got = hpas.read_namespaced_horizontal_pod_autoscaler("a-scraped", "default").status
-        return next(((c.status, c.message) for c in got.conditions or []
+        return next(((c.status, c.reason, c.message) for c in got.conditions or []
                      if c.type == "ScalingActive"), None)
 
-    status, message = wait_for(active, timeout=5, what="the failed scrape reported")
+    status, reason, message = wait_for(active, timeout=5, what="the failed scrape reported")
     assert status == "False" and f"127.0.0.1:{port}" in message, message
+    assert reason == "FailedGetPodsMetric"  # upstream's reason names the metric's type
