@@ -488,11 +488,14 @@ class ReferencePolicy:
         if (not view.connected
                 or now - mem.unheard.get(e.agent_id, now) > self.cfg.report_grace_s
                 or not mem.running.isdisjoint(set(view.current_tasks).difference(current))
+                or (view.current_tasks and not current)
                 or now - view.last_seen > min(self.cfg.report_grace_s, self.cfg.agent_timeout_s)):
             # News for the reconcile (`check_running`'s tests, over the runs the last quiet
             # pass saw): an agent that had gone quiet is back, a run is still missing from its
-            # heartbeat past the report grace, or a run has gone from it. A run that only
-            # appears, or one that leaves after it ended in the store, cannot make the pass act.
+            # heartbeat past the report grace, or a run has gone from it, or its last run has
+            # (its pod may now be scaled down, `agent_working`). A run that only appears, or
+            # one that leaves after it ended in the store while others stay, cannot make the
+            # pass act.
             mem.dirty = True
         view.connected, view.last_seen = True, self.ctx.now
         mem.aging.add(e.agent_id)
@@ -1049,9 +1052,20 @@ class ReferencePolicy:
         elif desired < len(capacity):
             for v in capacity:
                 if (health[v.name] == "healthy" and v.name not in busy_pods
+                        and not self.agent_working(v.name)
                         and self.ctx.now - v.idle_since >= self.cfg.idle_pod_cooldown_s):
                     self.delete_pod(v.name, f"scale down to {desired}", scale_down=True)
                     break
+
+    def agent_working(self, pod: str) -> bool:
+        """The pod's connected agent still lists a run in its last heartbeat, though the
+        store may hold nothing for the pod: a run whose task ended without its report (an
+        apply cancelled while its agent was out of reach, which committed after all and whose
+        report a database outage holds back). The agent lists it until the report is
+        delivered; deleting the pod on scale-down would lose the report, and with it the
+        `late_commit` that records the change as made."""
+        return any(self.mem.agents[a].connected and self.mem.agents[a].current_tasks
+                   for a in self.mem.pod_agents.get(pod, ()))
 
     def delete_pod(self, name: str, cause: str, *, scale_down: bool = False) -> None:
         try:
