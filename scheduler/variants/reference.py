@@ -107,6 +107,9 @@ class RefMemory:
     # (one gone from a heartbeat is news). Only read while the store is as the pass saw it.
     unheard: dict[str, float] = field(default_factory=dict)
     running: frozenset[int] = frozenset()
+    # Applies cancelled while they ran, whose outcome the state has not settled yet (the
+    # cancel may not have reached the agent, or came after the commit): see `settle_cancelled`.
+    cancelled_applies: set[int] = field(default_factory=set)
 
 
 class ReferencePolicy:
@@ -214,6 +217,10 @@ class ReferencePolicy:
             if task.k8s_pod_name and task.k8s_pod_name in self.mem.pods:
                 self.ctx.record(Kind.SLOT_RESERVED, pod=task.k8s_pod_name, slot=task.slot_id,
                                 task=task.id, reason="reservation rebuilt from the store")
+        if self.ctx.state is not None:
+            self.mem.cancelled_applies = {
+                t.id for t in self.ctx.store.list_tasks(statuses=[TaskStatus.CANCELLED])
+                if t.stage == Stage.APPLYING and t.agent_id}
         self.ctx.spawn(0.0, "reconcile", True)
 
     def relist_pods(self, pool_id: str) -> None:
@@ -315,6 +322,8 @@ class ReferencePolicy:
             return ev.Outcome(False, 503, task_id=task.id, message="cancel not stored; retry")
         self.ctx.record(Kind.TASK_CANCELLED, task=task.id, workspace=task.workspace_id,
                         data={"user": e.user})
+        if task.status is TaskStatus.RUNNING and task.stage == Stage.APPLYING and self.ctx.state is not None:
+            self.mem.cancelled_applies.add(task.id)
         self.release_slot_of(task, "task cancelled")
         self.unlock_if_owner(new, "task cancelled")
         self.kick()
@@ -646,7 +655,34 @@ class ReferencePolicy:
         mem.calm_until = self.agents_calm_until(now)
         mem.unheard, mem.running = unheard, frozenset(running)
 
+    def settle_cancelled(self) -> None:
+        """An apply cancelled while it ran may commit all the same: the cancel could not reach
+        its agent (cut off from us, or reconnecting after a restart), or came after the
+        commit. Its report then makes the task `applied` (`late_commit`), but the report may
+        never come (a database outage holds it back, then the pod goes). As `settle_apply`
+        does for a silent run, ask the state: committed, the task is `applied`; in doubt (the
+        run holds the lock under a live lease) or unreadable, ask again next pass; not
+        committed, it is settled as cancelled."""
+        for task_id in sorted(self.mem.cancelled_applies):
+            task = self.ctx.store.get_task(task_id)
+            if task is None or task.status is not TaskStatus.CANCELLED or task.stage != Stage.APPLYING:
+                self.mem.cancelled_applies.discard(task_id)
+                continue
+            try:
+                outcome = self.ctx.state.apply_outcome(task.workspace_id, task.id, task.fence - 1)
+            except StateReadError:
+                outcome = ApplyOutcome.IN_DOUBT
+            if outcome is ApplyOutcome.IN_DOUBT:
+                self.mem.dirty = True  # the backend may change with no event: look again
+            elif outcome is ApplyOutcome.NOT_COMMITTED:
+                self.mem.cancelled_applies.discard(task_id)
+            elif self.cas(task, "apply committed in the state (after the cancel)",
+                          status=TaskStatus.APPLIED, stage=Stage.APPLIED, error_message="") is not None:
+                self.mem.cancelled_applies.discard(task_id)
+
     def reconcile(self) -> None:
+        if self.mem.cancelled_applies:
+            self.settle_cancelled()
         tasks = self.active()[0]
         for task in tasks:
             if task.status is TaskStatus.RUNNING:
