@@ -668,11 +668,8 @@ class ReferencePolicy:
             if task is None or task.status is not TaskStatus.CANCELLED or task.stage != Stage.APPLYING:
                 self.mem.cancelled_applies.discard(task_id)
                 continue
-            try:
-                outcome = self.ctx.state.apply_outcome(task.workspace_id, task.id, task.fence - 1)
-            except StateReadError:
-                outcome = ApplyOutcome.IN_DOUBT
-            if outcome is ApplyOutcome.IN_DOUBT:
+            outcome, unread = self.state_of(task, fence=task.fence - 1)  # the cancel bumped it
+            if outcome is ApplyOutcome.IN_DOUBT or unread:
                 self.mem.dirty = True  # the backend may change with no event: look again
             elif outcome is ApplyOutcome.NOT_COMMITTED:
                 self.mem.cancelled_applies.discard(task_id)
@@ -732,14 +729,15 @@ class ReferencePolicy:
         self.release_slot_of(task, why)
         self.requeue_or_fail(task, "plan lost: " + why, TaskStatus.PENDING, Stage.PENDING)
 
-    def state_of(self, task: Task) -> tuple[ApplyOutcome | None, str]:
-        """What the state backend says of the apply of `task`'s current run: (None, why not)
-        when there is no backend to ask (the live service without --backend-dir) or it
-        cannot be read."""
+    def state_of(self, task: Task, fence: int | None = None) -> tuple[ApplyOutcome | None, str]:
+        """What the state backend says of the apply of `task`'s current run (or of the run
+        fenced `fence`): (None, why not) when there is no backend to ask (the live service
+        without --backend-dir) or it cannot be read."""
         if self.ctx.state is None:
             return None, ""
         try:
-            return self.ctx.state.apply_outcome(task.workspace_id, task.id, task.fence), ""
+            return self.ctx.state.apply_outcome(task.workspace_id, task.id,
+                                                task.fence if fence is None else fence), ""
         except StateReadError as err:
             return None, f" (state unreadable: {err})"
 
