@@ -59,6 +59,7 @@ from scheduler.ports import (
 )
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+UNKNOWN_OUTCOME = "apply outcome unknown"  # the error of an apply failed without the state's word
 PLAN_SLOTS = 3  # an agent runs up to 3 plans and 1 plan_and_apply (seed-system.md §2.2)
 
 
@@ -107,9 +108,10 @@ class RefMemory:
     # (one gone from a heartbeat is news). Only read while the store is as the pass saw it.
     unheard: dict[str, float] = field(default_factory=dict)
     running: frozenset[int] = frozenset()
-    # Applies cancelled while they ran, whose outcome the state has not settled yet (the
-    # cancel may not have reached the agent, or came after the commit): see `settle_cancelled`.
-    cancelled_applies: set[int] = field(default_factory=set)
+    # Applies given up on while they ran, whose outcome the state has not settled yet:
+    # cancelled (the cancel may not have reached the agent, or came after the commit), or
+    # failed "apply outcome unknown" (past the run timeout): see `settle_given_up`.
+    given_up_applies: set[int] = field(default_factory=set)
 
 
 class ReferencePolicy:
@@ -218,9 +220,9 @@ class ReferencePolicy:
                 self.ctx.record(Kind.SLOT_RESERVED, pod=task.k8s_pod_name, slot=task.slot_id,
                                 task=task.id, reason="reservation rebuilt from the store")
         if self.ctx.state is not None:
-            self.mem.cancelled_applies = {
-                t.id for t in self.ctx.store.list_tasks(statuses=[TaskStatus.CANCELLED])
-                if t.stage == Stage.APPLYING and t.agent_id}
+            self.mem.given_up_applies = {
+                t.id for t in self.ctx.store.list_tasks(statuses=[TaskStatus.CANCELLED, TaskStatus.FAILED])
+                if t.stage == Stage.APPLYING and t.agent_id and self.given_up(t)}
         self.ctx.spawn(0.0, "reconcile", True)
 
     def relist_pods(self, pool_id: str) -> None:
@@ -323,7 +325,7 @@ class ReferencePolicy:
         self.ctx.record(Kind.TASK_CANCELLED, task=task.id, workspace=task.workspace_id,
                         data={"user": e.user})
         if task.status is TaskStatus.RUNNING and task.stage == Stage.APPLYING and self.ctx.state is not None:
-            self.mem.cancelled_applies.add(task.id)
+            self.mem.given_up_applies.add(task.id)
         self.release_slot_of(task, "task cancelled")
         self.unlock_if_owner(new, "task cancelled")
         self.kick()
@@ -655,31 +657,40 @@ class ReferencePolicy:
         mem.calm_until = self.agents_calm_until(now)
         mem.unheard, mem.running = unheard, frozenset(running)
 
-    def settle_cancelled(self) -> None:
-        """An apply cancelled while it ran may commit all the same: the cancel could not reach
-        its agent (cut off from us, or reconnecting after a restart), or came after the
-        commit. Its report then makes the task `applied` (`late_commit`), but the report may
-        never come (a database outage holds it back, then the pod goes). As `settle_apply`
-        does for a silent run, ask the state: committed, the task is `applied`; in doubt (the
-        run holds the lock under a live lease) or unreadable, ask again next pass; not
-        committed, it is settled as cancelled."""
-        for task_id in sorted(self.mem.cancelled_applies):
+    @staticmethod
+    def given_up(task: Task) -> bool:
+        """An apply the scheduler stopped waiting for without the state's word on it."""
+        return task.status is TaskStatus.CANCELLED or (
+            task.status is TaskStatus.FAILED and task.error_message.startswith(UNKNOWN_OUTCOME))
+
+    def settle_given_up(self) -> None:
+        """An apply the scheduler gave up on while it ran may commit all the same: a cancel
+        could not reach its agent (cut off from us, or reconnecting after a restart), or came
+        after the commit; a run past the run timeout failed "apply outcome unknown" while the
+        state was in doubt, and its agent worked on. Its report then makes the task `applied`
+        (`late_commit`), but the report may never come (a database outage holds it back, then
+        the pod goes). As `settle_apply` does for a silent run, ask the state: committed, the
+        task is `applied`; in doubt (the run holds the lock under a live lease) or unreadable,
+        ask again next pass; not committed, the cancel or the failure stands."""
+        for task_id in sorted(self.mem.given_up_applies):
             task = self.ctx.store.get_task(task_id)
-            if task is None or task.status is not TaskStatus.CANCELLED or task.stage != Stage.APPLYING:
-                self.mem.cancelled_applies.discard(task_id)
+            if task is None or task.stage != Stage.APPLYING or not self.given_up(task):
+                self.mem.given_up_applies.discard(task_id)
                 continue
             outcome, unread = self.state_of(task, fence=task.fence - 1)  # the cancel bumped it
             if outcome is ApplyOutcome.IN_DOUBT or unread:
                 self.mem.dirty = True  # the backend may change with no event: look again
             elif outcome is ApplyOutcome.NOT_COMMITTED:
-                self.mem.cancelled_applies.discard(task_id)
-            elif self.cas(task, "apply committed in the state (after the cancel)",
+                self.mem.given_up_applies.discard(task_id)
+            elif self.cas(task, "apply committed in the state (after the cancel)"
+                          if task.status is TaskStatus.CANCELLED else
+                          "apply committed in the state (after the run timeout)",
                           status=TaskStatus.APPLIED, stage=Stage.APPLIED, error_message="") is not None:
-                self.mem.cancelled_applies.discard(task_id)
+                self.mem.given_up_applies.discard(task_id)
 
     def reconcile(self) -> None:
-        if self.mem.cancelled_applies:
-            self.settle_cancelled()
+        if self.mem.given_up_applies:
+            self.settle_given_up()
         tasks = self.active()[0]
         for task in tasks:
             if task.status is TaskStatus.RUNNING:
@@ -766,13 +777,15 @@ class ReferencePolicy:
             message = (f"the apply did not commit ({why}): the state holds none of its changes; "
                        "re-plan and confirm")
         else:
-            label = "apply outcome unknown"
-            message = f"apply outcome unknown ({why}); check the state and re-plan"
+            label = UNKNOWN_OUTCOME
+            message = f"{UNKNOWN_OUTCOME} ({why}); check the state and re-plan"
         new = self.cas(task, f"{label}: {why}{unread}", status=TaskStatus.FAILED,
                        error_message=message, completed_at=self.ctx.now, fence=task.fence + 1,
                        k8s_pod_name="", slot_id=None)
         if new is not None:
             self.unlock_if_owner(new, label)
+            if outcome is not ApplyOutcome.NOT_COMMITTED and self.ctx.state is not None:
+                self.mem.given_up_applies.add(task.id)  # it may commit yet: settle_given_up
 
     def requeue_or_fail(self, task: Task, reason: str, status: TaskStatus, stage: str) -> None:
         attempts = task.attempts + 1
