@@ -677,7 +677,7 @@ class ReferencePolicy:
             if task is None or task.stage != Stage.APPLYING or not self.given_up(task):
                 self.mem.given_up_applies.discard(task_id)
                 continue
-            outcome, unread = self.state_of(task, fence=task.fence - 1)  # the cancel bumped it
+            outcome, unread = self.state_of(task, fence=task.fence - 1)  # giving up bumped it
             if outcome is ApplyOutcome.IN_DOUBT or unread:
                 self.mem.dirty = True  # the backend may change with no event: look again
             elif outcome is ApplyOutcome.NOT_COMMITTED:
