@@ -663,7 +663,7 @@ class ReferencePolicy:
         return task.status is TaskStatus.CANCELLED or (
             task.status is TaskStatus.FAILED and task.error_message.startswith(UNKNOWN_OUTCOME))
 
-    def settle_given_up(self) -> None:
+    def settle_given_up(self) -> set[str]:
         """An apply the scheduler gave up on while it ran may commit all the same: a cancel
         could not reach its agent (cut off from us, or reconnecting after a restart), or came
         after the commit; a run past the run timeout failed "apply outcome unknown" while the
@@ -671,7 +671,9 @@ class ReferencePolicy:
         (`late_commit`), but the report may never come (a database outage holds it back, then
         the pod goes). As `settle_apply` does for a silent run, ask the state: committed, the
         task is `applied`; in doubt (the run holds the lock under a live lease) or unreadable,
-        ask again next pass; not committed, the cancel or the failure stands."""
+        ask again next pass; not committed, the cancel or the failure stands. Returns the
+        workspaces of the applies still unsettled: the state may yet change under them."""
+        unsettled: set[str] = set()
         for task_id in sorted(self.mem.given_up_applies):
             task = self.ctx.store.get_task(task_id)
             if task is None or task.stage != Stage.APPLYING or not self.given_up(task):
@@ -680,6 +682,7 @@ class ReferencePolicy:
             outcome, unread = self.state_of(task, fence=task.fence - 1)  # giving up bumped it
             if outcome is ApplyOutcome.IN_DOUBT or unread:
                 self.mem.dirty = True  # the backend may change with no event: look again
+                unsettled.add(task.workspace_id)
             elif outcome is ApplyOutcome.NOT_COMMITTED:
                 self.mem.given_up_applies.discard(task_id)
             elif self.cas(task, "apply committed in the state (after the cancel)"
@@ -687,14 +690,18 @@ class ReferencePolicy:
                           "apply committed in the state (after the run timeout)",
                           status=TaskStatus.APPLIED, stage=Stage.APPLIED, error_message="") is not None:
                 self.mem.given_up_applies.discard(task_id)
+            else:
+                unsettled.add(task.workspace_id)  # committed, not yet recorded
+        return unsettled
 
     def reconcile(self) -> None:
-        if self.mem.given_up_applies:
-            self.settle_given_up()
+        unsettled = self.settle_given_up() if self.mem.given_up_applies else set()
         tasks = self.active()[0]
         for task in tasks:
             if task.status is TaskStatus.RUNNING:
                 self.check_running(task)
+                if task.id in self.mem.given_up_applies:  # given up just now, in doubt
+                    unsettled.add(task.workspace_id)
             elif task.status is TaskStatus.APPLY_PENDING and not task.confirmed:
                 if self.ctx.now - (task.completed_at or task.updated_at) > self.cfg.plan_ttl_s:
                     new = self.cas(task, "plan expired unconfirmed", status=TaskStatus.CANCELLED,
@@ -709,6 +716,12 @@ class ReferencePolicy:
         tasks, workspaces = self.active()
         ready = self.ctx.cached("ready", lambda: self.runnable(tasks, workspaces),
                                 tables=("tasks", "workspaces"))
+        if unsettled:
+            # A given-up apply may still commit: a plan_and_apply planned now could be
+            # confirmed and applied over a state that changed after its plan. Its plan waits
+            # until the state has settled the run (plain plans change nothing and go on).
+            ready = [(t, a) for t, a in ready if not (
+                a == "plan" and t.task_type is TaskType.PLAN_AND_APPLY and t.workspace_id in unsettled)]
         for pool in pools:
             self.dispatch_pool(pool, tasks, workspaces, ready)
         tasks, workspaces = self.active()
