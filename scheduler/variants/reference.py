@@ -672,7 +672,8 @@ class ReferencePolicy:
         the pod goes). As `settle_apply` does for a silent run, ask the state: committed, the
         task is `applied`; in doubt (the run holds the lock under a live lease) or unreadable,
         ask again next pass; not committed, the cancel or the failure stands. Returns the
-        workspaces of the applies still unsettled: the state may yet change under them."""
+        workspaces of the applies still in doubt (or committed and not yet recorded): the
+        state may yet change under them."""
         unsettled: set[str] = set()
         for task_id in sorted(self.mem.given_up_applies):
             task = self.ctx.store.get_task(task_id)
@@ -682,7 +683,11 @@ class ReferencePolicy:
             outcome, unread = self.state_of(task, fence=task.fence - 1)  # giving up bumped it
             if outcome is ApplyOutcome.IN_DOUBT or unread:
                 self.mem.dirty = True  # the backend may change with no event: look again
-                unsettled.add(task.workspace_id)
+                if not unread:
+                    # Its run holds the state lock under a live lease: it may yet commit.
+                    # A backend that cannot be read holds nothing back, or a backend broken
+                    # for good would hold the workspace's plan_and_apply tasks for ever.
+                    unsettled.add(task.workspace_id)
             elif outcome is ApplyOutcome.NOT_COMMITTED:
                 self.mem.given_up_applies.discard(task_id)
             elif self.cas(task, "apply committed in the state (after the cancel)"
