@@ -112,6 +112,9 @@ class RefMemory:
     # cancelled (the cancel may not have reached the agent, or came after the commit), or
     # failed "apply outcome unknown" (past the run timeout): see `settle_given_up`.
     given_up_applies: set[int] = field(default_factory=set)
+    # Idle pods the last scale-down passed over because their agent still listed a run
+    # (`agent_working`): only a heartbeat that drops such an agent's last run is news.
+    kept_for_runs: set[str] = field(default_factory=set)
 
 
 class ReferencePolicy:
@@ -499,12 +502,12 @@ class ReferencePolicy:
         if (not view.connected
                 or now - mem.unheard.get(e.agent_id, now) > self.cfg.report_grace_s
                 or not mem.running.isdisjoint(set(view.current_tasks).difference(current))
-                or (view.current_tasks and not current)
+                or (view.current_tasks and not current and view.pod in mem.kept_for_runs)
                 or now - view.last_seen > min(self.cfg.report_grace_s, self.cfg.agent_timeout_s)):
             # News for the reconcile (`check_running`'s tests, over the runs the last quiet
             # pass saw): an agent that had gone quiet is back, a run is still missing from its
             # heartbeat past the report grace, or a run has gone from it, or its last run has
-            # (its pod may now be scaled down, `agent_working`). A run that only appears, or
+            # from a pod a scale-down passed over (`agent_working`). A run that only appears, or
             # one that leaves after it ended in the store while others stay, cannot make the
             # pass act.
             mem.dirty = True
@@ -1063,6 +1066,7 @@ class ReferencePolicy:
         need = self.demand(pool.id, tasks, workspaces)
         desired = min(max(need, pool.min_replicas), pool.max_replicas)
         views = [v for _, v in sorted(mem.pods.items()) if v.pool_id == pool.id]
+        mem.kept_for_runs.difference_update(v.name for v in views)  # this pass decides anew
         health = {v.name: self.pod_health(v) for v in views}
         busy_pods = self.busy_pods(tasks)
         for v in views:
@@ -1117,8 +1121,10 @@ class ReferencePolicy:
         elif desired < len(capacity):
             for v in capacity:
                 if (health[v.name] == "healthy" and v.name not in busy_pods
-                        and not self.agent_working(v.name)
                         and self.ctx.now - v.idle_since >= self.cfg.idle_pod_cooldown_s):
+                    if self.agent_working(v.name):
+                        mem.kept_for_runs.add(v.name)
+                        continue
                     self.delete_pod(v.name, f"scale down to {desired}", scale_down=True)
                     break
 
