@@ -920,3 +920,20 @@ def test_an_apply_that_starts_after_the_users_cancel_has_no_confirmation(
     (v,) = found
     assert v.message.endswith("the user cancelled the task at t=25, after the confirmation")
     assert {confirm, cancel, invoke} <= set(v.witness)
+
+
+def test_an_apply_refused_by_a_live_lease_never_began_and_overlaps_nothing() -> None:
+    # The agent's state lock refuses task 2's apply while task 1's apply (cancelled, its agent
+    # cut off) still holds it under a live lease: an exec.fail with no invoke. It never began,
+    # so the checker sees no second apply beside the first (with an invoke it would count one:
+    # per_workspace_serialization). Reached in the simulation until session 17; the reference
+    # now holds task 2's plan back instead (tests/unit/sim/test_world.py).
+    s = Story()
+    s.add(40, "exec.invoke", task=1, workspace="ws-1", agent="a1",
+          data={"action": "apply", "fence": 2})
+    s.add(66, "exec.fail", task=2, workspace="ws-1", agent="a2",
+          reason="state of ws-1 is locked by task 1 (fence 2) under a live lease",
+          data={"action": "apply", "fence": 2})
+    s.add(240, "exec.ok", task=1, workspace="ws-1", agent="a1", data={"action": "apply", "fence": 2})
+    s.end(900)
+    assert invariants.per_workspace_serialization(s.rows()) == []
