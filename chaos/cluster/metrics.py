@@ -14,6 +14,8 @@ import threading
 import urllib.request
 from typing import Protocol
 
+from prometheus_client.parser import text_string_to_metric_families
+
 SCRAPE_ANNOTATION = "unstuck.io/metrics-url"  # "http://127.0.0.1:PORT/metrics#gauge_name"
 
 
@@ -71,14 +73,11 @@ def scrape_gauge(url: str, name: str, timeout_s: float = 2.0) -> float | None:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - local only
             text = resp.read().decode()
-        total, found = 0.0, False
-        for line in text.splitlines():
-            if line.startswith("#") or not line.strip():
-                continue
-            metric, _, rest = line.partition(" ")
-            if metric.split("{", 1)[0] == name:
-                total += float(rest.split()[0])
-                found = True
+        # prometheus-client's own parser: label values with spaces or braces, escapes,
+        # timestamps and NaN/Inf spellings as the exposition format has them.
+        values = [sample.value for family in text_string_to_metric_families(text)
+                  for sample in family.samples if sample.name == name]
+        total, found = float(sum(values)), bool(values)
     except (OSError, http.client.HTTPException, ValueError, IndexError) as err:
         raise MetricUnavailable(f"cannot read {name} from {url}: {err}") from None
     if found and not math.isfinite(total):
