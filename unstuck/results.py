@@ -347,6 +347,11 @@ class Results(dict):
         return entry["path"] if entry else f"scenarios/{name}.yaml"
 
     @property
+    def perturb_ties(self) -> bool:
+        """The run shuffled same-time events (`--perturb-ties`): its replays must too."""
+        return bool(self.manifest.get("perturb_ties", False))
+
+    @property
     def live(self) -> bool:
         """A live run's folder (`unstuck close-run`): its seed is no simulation to replay."""
         return self.manifest.get("world") == "live"
@@ -359,7 +364,7 @@ class Results(dict):
         if self.live:
             return None
         return reproduce.sim(self.scenario_path(scenario, relative_to), scheduler, seed,
-                             perturb_ties=bool(self.manifest.get("perturb_ties", False)),
+                             perturb_ties=self.perturb_ties,
                              history=f"{scenario}-{scheduler}-{seed}.jsonl")
 
     def shrink_command(self, scenario: str, scheduler: str, seed: int,
@@ -369,7 +374,7 @@ class Results(dict):
         if self.live:
             return None
         return reproduce.shrink(self.scenario_path(scenario, relative_to), scheduler, seed,
-                                perturb_ties=bool(self.manifest.get("perturb_ties", False)),
+                                perturb_ties=self.perturb_ties,
                                 out=f"{scenario}-shrunk-{scheduler}-seed{seed}.yaml")
 
 

@@ -1066,7 +1066,8 @@ class ReferencePolicy:
         need = self.demand(pool.id, tasks, workspaces)
         desired = min(max(need, pool.min_replicas), pool.max_replicas)
         views = [v for _, v in sorted(mem.pods.items()) if v.pool_id == pool.id]
-        mem.kept_for_runs.difference_update(v.name for v in views)  # this pass decides anew
+        if mem.kept_for_runs:  # this pass decides anew (empty but for lost reports)
+            mem.kept_for_runs.difference_update(v.name for v in views)
         health = {v.name: self.pod_health(v) for v in views}
         busy_pods = self.busy_pods(tasks)
         for v in views:

@@ -304,14 +304,21 @@ def test_a_cancel_of_a_task_that_held_nothing_exempts_no_one(cancel_t, flagged) 
     assert [v.task for v in invariants.drained(s.rows())] == flagged
 
 
-def test_a_task_that_was_running_when_the_earlier_one_was_confirmed_is_not_held() -> None:
-    # Found by review: a plan running since t=20, back to pending after the late confirm of
-    # an earlier task and never run again, was not queued behind it.
+def _plan_running_at_a_late_confirm() -> Story:
+    """Task 1 planned (apply_pending); task 2, a plan of the same workspace, running since
+    t=20 on another agent when task 1 is confirmed late (t=950)."""
     s = Story()
     _planned(s)
     s.created(5, 2, "ws-1", typ="plan")
     s.to(20, 2, "pending", "running", "ws-1", "dispatched", agent="a2", pod="p2")
     s.confirm(950, 1)
+    return s
+
+
+def test_a_task_that_was_running_when_the_earlier_one_was_confirmed_is_not_held() -> None:
+    # Found by review: a plan running since t=20, back to pending after the late confirm of
+    # an earlier task and never run again, was not queued behind it.
+    s = _plan_running_at_a_late_confirm()
     _apply(s, 950, outcome=None)
     s.to(960, 2, "running", "pending", "ws-1", "requeued")
     s.end(1000, drain_s=100)
@@ -322,11 +329,7 @@ def test_a_task_pending_at_a_later_confirm_of_the_earlier_one_is_held_by_that_on
     # As above, but the apply's send fails and the user confirms task 1 again at t=970
     # (accepted: it is back in apply_pending), when task 2 is pending: held by that confirm,
     # though not by the first one.
-    s = Story()
-    _planned(s)
-    s.created(5, 2, "ws-1", typ="plan")
-    s.to(20, 2, "pending", "running", "ws-1", "dispatched", agent="a2", pod="p2")
-    s.confirm(950, 1)
+    s = _plan_running_at_a_late_confirm()
     s.to(950, 1, "apply_pending", "running", reason="apply dispatch")
     s.add(950, "dispatch.failed", task=1, workspace="ws-1", reason="send failed",
           data={"action": "apply"})
