@@ -281,6 +281,20 @@ def cancelling_users() -> WorldConfig:
                   workload=(WorkspaceGroup(names=("ws-1",), at=(5.0, 400.0)),))
 
 
+def given_up_apply_holds_nothing(mp: pytest.MonkeyPatch, bent: set) -> None:
+    """13 (session 17, round 3): an apply given up past the run timeout while its agent works
+    on does not hold the workspace's next plan_and_apply, which plans at once; the old apply
+    commits after that plan, and the stale plan is confirmed and applied."""
+    settle_given_up = ReferencePolicy.settle_given_up
+
+    def mutant(self):
+        held = settle_given_up(self)
+        bent.update(held)
+        return set()
+
+    mp.setattr(ReferencePolicy, "settle_given_up", mutant)
+
+
 @dataclass(frozen=True)
 class Case:
     mutant: Patch
@@ -303,6 +317,7 @@ POD_KILL = "scenarios/pod-kill-reserved-slot.yaml"
 DOUBLE_CONFIRM = "scenarios/double-confirm.yaml"
 RESTART = "scenarios/scheduler-restart.yaml"
 DB_WRITES = "scenarios/db-write-failures.yaml"
+STALE_PLAN = "scenarios/adversarial/timed-out-apply-stale-plan.yaml"
 STUCK = ("apply_pending_bound", "no_wedged_workspace", "drained")
 
 CASES = [
@@ -326,6 +341,7 @@ CASES = [
     Case(failed_unlock_write_ignored, DB_WRITES, (1, 2, 15), ("no_wedged_workspace",),
          says="refused as locked"),
     Case(lost_apply_keeps_lock, NODE_LOSS, (0, 1, 2), ("no_wedged_workspace",)),
+    Case(given_up_apply_holds_nothing, STALE_PLAN, (0, 2, 4), ("no_stale_plan_apply",)),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The eight invariants, one pure function each: history in, violations out.
+"""The nine invariants, one pure function each: history in, violations out.
 
 Each function takes the history (a list of row dicts, or the `Timelines` already built from
 it, which is how `check` avoids grouping the rows seven times) and returns its violations in
@@ -7,7 +7,7 @@ the same violations. docs/checker.md states each rule; the definitions of status
 confirmed, authorized and owed are in `timelines`.
 
 Safety: `no_apply_without_confirmation`, `at_most_one_apply_per_confirmation`,
-`per_workspace_serialization`, `no_lost_task`, `no_unrecorded_apply`.
+`per_workspace_serialization`, `no_lost_task`, `no_unrecorded_apply`, `no_stale_plan_apply`.
 Liveness: `apply_pending_bound`, `drained`, `no_wedged_workspace`.
 """
 
@@ -289,6 +289,61 @@ def no_unrecorded_apply(history: History) -> list[Violation]:
     return out
 
 
+def no_stale_plan_apply(history: History) -> list[Violation]:
+    """A committed apply applies a plan of the workspace's current state: no other task's
+    apply committed in the same workspace between the end of the plan an apply carries and the
+    start of that apply. A plan is a diff against the state it read; once another apply has
+    changed that state, the user's confirmation was for changes that no longer describe what
+    the apply will do (Terraform refuses such a saved plan as stale; neither our simulated nor
+    our live agent checks it, so the scheduler must not send one). The plan an apply carries
+    is the task's latest plan `exec.ok` before the apply's `exec.invoke` with the invoke's
+    digest (any digest when the invoke carries none). An apply that overlaps the other one is
+    `per_workspace_serialization`'s, and the same task's second apply is
+    `at_most_one_apply_per_confirmation`'s, so neither counts here."""
+    tl = _tl(history)
+    commits: dict[str | None, list[tuple[Row, int]]] = {}
+    for ln in _lines(tl):
+        for r in ln.exec_done:
+            if r["kind"] == "exec.ok" and (r.get("data") or {}).get("action") == "apply":
+                commits.setdefault(ln.workspace, []).append((r, ln.task))
+    out = []
+    for ws, done in commits.items():
+        done.sort(key=lambda p: p[0]["seq"])
+        for ok, task in done:
+            ln = tl.tasks[task]
+            invoke = _invoke_of(ln, ok)
+            plan = _plan_of(ln, invoke) if invoke is not None else None
+            if plan is None:
+                continue
+            other = next(((c, u) for c, u in done if u != task
+                          and plan["seq"] < c["seq"] < invoke["seq"]), None)
+            if other is None:
+                continue
+            c, u = other
+            out.append(Violation(
+                "no_stale_plan_apply", task, ws, float(ok["t"]),
+                f"task {task}: its apply committed at t={ok['t']:g} a plan made at "
+                f"t={plan['t']:g}, but task {u}'s apply had changed workspace {ws} at "
+                f"t={c['t']:g}, in between: the user confirmed a plan of a state that was gone",
+                witness.explain(tl, ln, ok["seq"], [plan, _invoke_of(tl.tasks[u], c), c,
+                                                    invoke, ok]),
+            ))
+    out.sort(key=lambda v: (v.t, v.witness))
+    return out
+
+
+def _plan_of(ln: timelines.TaskLine, invoke: Row) -> Row | None:
+    """The plan an apply carries: the task's latest plan `exec.ok` before the apply's
+    `exec.invoke`, with its digest when the invoke names one."""
+    d = _digest(invoke)
+    for r in reversed(ln.exec_done):
+        if (r["seq"] < invoke["seq"] and r["kind"] == "exec.ok"
+                and (r.get("data") or {}).get("action") == "plan"
+                and (d is None or _digest(r) == d)):
+            return r
+    return None
+
+
 def _invoke_of(ln: timelines.TaskLine, done: Row) -> Row | None:
     """The `exec.invoke` an execution end closes: the latest one before it of the same
     token (fence) and agent."""
@@ -500,6 +555,7 @@ ALL = (
     per_workspace_serialization,
     no_lost_task,
     no_unrecorded_apply,
+    no_stale_plan_apply,
     apply_pending_bound,
     drained,
     no_wedged_workspace,

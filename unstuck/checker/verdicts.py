@@ -20,6 +20,7 @@ SAFETY = (
     "per_workspace_serialization",
     "no_lost_task",
     "no_unrecorded_apply",
+    "no_stale_plan_apply",
 )
 LIVENESS = (
     "apply_pending_bound",

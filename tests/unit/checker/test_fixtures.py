@@ -87,6 +87,7 @@ def test_incident_601_witness_tells_the_story() -> None:
     assert verdict.counts() == {
         "no_apply_without_confirmation": 0, "at_most_one_apply_per_confirmation": 0,
         "per_workspace_serialization": 0, "no_lost_task": 0, "no_unrecorded_apply": 0,
+        "no_stale_plan_apply": 0,
         "apply_pending_bound": 1, "drained": 1, "no_wedged_workspace": 1,
     }
 

@@ -517,6 +517,92 @@ def test_only_a_committed_apply_needs_the_applied_status(outcome, final, flagged
     assert bool(invariants.no_unrecorded_apply(s.rows())) is flagged
 
 
+def _stale_story(second_plan_at: float, commit_outcome: str = "ok",
+                 second_digest: str | None = "d2") -> tuple[Story, dict[str, int]]:
+    """Round 3's path: task 1's apply is given up while it runs (t=25); task 2 of the same
+    workspace plans from `second_plan_at`; task 1's apply ends (`commit_outcome`) at t=50 and
+    a commit is recorded late; task 2 is confirmed and applies over t=200..205."""
+    s = Story()
+    _planned(s, task=1)
+    s.confirm(15, 1)
+    seqs = {"invoke1": _apply(s, 20, task=1, outcome=None)}
+    s.to(25, 1, "running", "failed", reason="apply outcome unknown")
+    seqs["plan2"] = _planned(s, task=2, t=second_plan_at, digest=second_digest)
+    seqs["ok1"] = s.add(50, f"exec.{commit_outcome}", task=1, workspace="ws-1", agent="a1",
+                        data={"action": "apply", "fence": 2})
+    if commit_outcome == "ok":
+        s.to(50, 1, "failed", "applied", reason="late_commit")
+    s.confirm(190, 2, digest=second_digest)
+    seqs["invoke2"] = _apply(s, 200, task=2, digest=second_digest)
+    s.end(1000)
+    return s, seqs
+
+
+def test_an_apply_of_a_plan_made_before_another_commit_is_stale() -> None:
+    # A given-up apply commits after the workspace's next plan_and_apply planned; that
+    # stale plan is then confirmed and applied.
+    s, seqs = _stale_story(second_plan_at=30)
+    (v,) = invariants.no_stale_plan_apply(s.rows())
+    assert (v.invariant, v.task, v.workspace, v.t) == ("no_stale_plan_apply", 2, "ws-1", 205.0)
+    assert {seqs["invoke1"], seqs["ok1"], seqs["invoke2"]} <= set(v.witness)
+    assert v.message == ("task 2: its apply committed at t=205 a plan made at t=40, but task "
+                         "1's apply had changed workspace ws-1 at t=50, in between: the user "
+                         "confirmed a plan of a state that was gone")
+    assert [x.invariant for x in checker.check(s.rows()).violations] == ["no_stale_plan_apply"]
+
+
+@pytest.mark.parametrize("second_plan_at,commit_outcome,flagged", [
+    (30, "ok", True),  # planned before the other commit: stale
+    (60, "ok", False),  # planned after it: the plan saw the change
+    (30, "fail", False),  # the other apply failed: the state did not change
+    (30, "info", False),  # outcome unknown: no commit is known
+])
+def test_only_a_commit_between_plan_and_apply_makes_it_stale(
+        second_plan_at, commit_outcome, flagged) -> None:
+    s, _ = _stale_story(second_plan_at, commit_outcome)
+    assert bool(invariants.no_stale_plan_apply(s.rows())) is flagged
+
+
+def test_the_plan_an_apply_carries_is_found_by_its_digest() -> None:
+    # Task 2 planned twice: d2 before task 1's late commit, then d3 after it. An apply that
+    # carries d3 is fresh; one that carries the old d2 is stale.
+    for applied, flagged in (("d3", False), ("d2", True)):
+        s = Story()
+        _planned(s, task=1)
+        s.confirm(15, 1)
+        _apply(s, 20, task=1, outcome=None)
+        s.to(25, 1, "running", "failed", reason="apply outcome unknown")
+        _planned(s, task=2, t=30, digest="d2")
+        s.add(50, "exec.ok", task=1, workspace="ws-1", agent="a1",
+              data={"action": "apply", "fence": 2})
+        s.to(50, 1, "failed", "applied", reason="late_commit")
+        s.to(60, 2, "apply_pending", "running", reason="re-plan", agent="a1", pod="p1")
+        s.add(61, "exec.invoke", task=2, workspace="ws-1", agent="a1", pod="p1",
+              data={"action": "plan", "fence": 3})
+        s.add(70, "exec.ok", task=2, workspace="ws-1", agent="a1", pod="p1",
+              data={"action": "plan", "fence": 3, "has_changes": True, "digest": "d3"})
+        s.to(70, 2, "running", "apply_pending", reason="plan has changes")
+        s.confirm(190, 2, digest=applied)
+        _apply(s, 200, task=2, digest=applied)
+        s.end(1000)
+        assert bool(invariants.no_stale_plan_apply(s.rows())) is flagged, applied
+
+
+def test_a_stale_check_is_per_workspace_and_ignores_the_same_tasks_applies() -> None:
+    s, _ = _stale_story(second_plan_at=30)
+    other = [r if r.get("task") != 1 else {**r, "workspace": "ws-2"} for r in s.rows()]
+    assert invariants.no_stale_plan_apply(other) == []
+    # Task 1 applying twice from one plan is at_most_one_apply_per_confirmation's.
+    s = Story()
+    _planned(s)
+    s.confirm(20, 1)
+    _apply(s, 30)
+    s.to(40, 1, "applied", "apply_pending", reason="requeued")
+    _apply(s, 50)
+    s.end(1000)
+    assert invariants.no_stale_plan_apply(s.rows()) == []
+
+
 # --- input errors ---------------------------------------------------------------------------
 
 

@@ -11,12 +11,14 @@ from unstuck import checker, scenario
 
 HERE = Path(__file__).resolve().parents[3] / "scenarios" / "adversarial"
 
-# (file, perturb_ties, seeds on which the reference of c6eac80 violated no_unrecorded_apply)
+# (file, perturb_ties, seeds on which the reference of c6eac80 violated no_unrecorded_apply,
+# or, for timed-out-apply-stale-plan, the reference of 096f5ab no_stale_plan_apply)
 BROKE = [
     ("cancel-unreachable-apply", False, (1, 2)),
     ("cancel-unreachable-apply-hpa", False, (3, 4)),
     ("db-storm", True, (18,)),
     ("timed-out-apply-commit", False, (0, 1)),
+    ("timed-out-apply-stale-plan", False, (0, 2)),
 ]
 
 
