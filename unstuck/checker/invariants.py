@@ -13,6 +13,7 @@ Liveness: `apply_pending_bound`, `drained`, `no_wedged_workspace`.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -309,14 +310,15 @@ def no_stale_plan_apply(history: History) -> list[Violation]:
     out = []
     for ws, done in commits.items():
         done.sort(key=lambda p: p[0]["seq"])
+        seqs = [c["seq"] for c, _ in done]
         for ok, task in done:
             ln = tl.tasks[task]
             invoke = _invoke_of(ln, ok)
             plan = _plan_of(ln, invoke) if invoke is not None else None
             if plan is None:
                 continue
-            other = next(((c, u) for c, u in done if u != task
-                          and plan["seq"] < c["seq"] < invoke["seq"]), None)
+            between = done[bisect_right(seqs, plan["seq"]):bisect_left(seqs, invoke["seq"])]
+            other = next(((c, u) for c, u in between if u != task), None)
             if other is None:
                 continue
             c, u = other
