@@ -857,7 +857,7 @@ class ReferencePolicy:
         on_pod = [t for t in held.get(pod, []) if t.id != task.id]
         used = {t.slot_id for t in on_pod}
         if task.task_type is TaskType.PLAN_AND_APPLY:
-            if any(t.task_type is TaskType.PLAN_AND_APPLY for t in on_pod):
+            if any(t.task_type is TaskType.PLAN_AND_APPLY for t in on_pod) or pod in self.given_up_pods():
                 return None
         else:
             plans = [t for t in on_pod if t.task_type is not TaskType.PLAN_AND_APPLY
@@ -951,9 +951,11 @@ class ReferencePolicy:
         take one held longer than `reservation_hold_s` (the stored plan can apply on any pod
         once confirmed). Without this, plans nobody confirms hold every pod's plan_and_apply
         slot until their TTL (F11 starvation)."""
+        given_up = self.given_up_pods()
         for pod in usable:
             occupants = held.get(pod, [])
-            if any(t.status is TaskStatus.RUNNING and t.task_type is TaskType.PLAN_AND_APPLY for t in occupants):
+            if pod in given_up or any(t.status is TaskStatus.RUNNING
+                                      and t.task_type is TaskType.PLAN_AND_APPLY for t in occupants):
                 continue
             for victim in occupants:
                 if (victim.id != task.id and victim.status is TaskStatus.APPLY_PENDING
@@ -1027,7 +1029,8 @@ class ReferencePolicy:
     def demand(self, pool_id: str, tasks: list[Task] | None = None,
                workspaces: dict[str, Workspace] | None = None) -> int:
         """Pods this pool needs now: one per plan_and_apply that runs or may start (a confirmed
-        apply_pending without a slot included), and one per 3 plans."""
+        apply_pending without a slot included, and a given-up apply its agent still runs:
+        `given_up_pods`), and one per 3 plans."""
         if tasks is None or workspaces is None:
             tasks, workspaces = self.active()
         mine, wanted = self.pool_work(pool_id, tasks, workspaces)
@@ -1041,6 +1044,10 @@ class ReferencePolicy:
                 pa += 1
             else:
                 plans += 1
+        # A connected agent still running a given-up apply has no plan_and_apply slot to
+        # give, though its pod counts as capacity (a cut-off one counts as neither).
+        pa += sum(1 for pod in self.given_up_pods() if pod in self.mem.pods
+                  and self.mem.pods[pod].pool_id == pool_id and self.agent_for_pod(pod) is not None)
         return max(pa, math.ceil(plans / PLAN_SLOTS))
 
     def pool_work(self, pool_id: str, tasks: list[Task], workspaces: dict[str, Workspace]
@@ -1128,6 +1135,18 @@ class ReferencePolicy:
                         continue
                     self.delete_pod(v.name, f"scale down to {desired}", scale_down=True)
                     break
+
+    def given_up_pods(self) -> set[str]:
+        """Pods whose agent may still run an apply the scheduler gave up on: the run is in
+        `given_up_applies` (the state has not settled it: its lease is live, or the backend
+        cannot be read) and the agent's last heartbeat lists it. The task has ended in the
+        store, yet the agent's plan_and_apply capacity is taken (seed-system.md §2.2:
+        `!apply_running`) and deleting the pod would interrupt the apply mid-way."""
+        mem = self.mem
+        if not mem.given_up_applies:
+            return set()
+        return {v.pod for v in mem.agents.values()
+                if not mem.given_up_applies.isdisjoint(v.current_tasks)}
 
     def agent_working(self, pod: str) -> bool:
         """The pod's connected agent still lists a run in its last heartbeat, though the

@@ -30,12 +30,13 @@ def test_the_next_plan_waits_for_the_given_up_apply_to_settle():
 def test_a_state_that_cannot_be_read_holds_no_plan_back():
     """The hold lasts while the state says the old run may yet commit (a live lease). A
     backend that cannot be read says nothing: holding the workspace's plans until it answers
-    would keep them pending for ever if it never does, so the next plan goes ahead."""
+    would keep them pending for ever if it never does, so the next plan goes ahead (on the
+    second pod: the first one's agent still runs the given-up apply, `given_up_pods`)."""
     from scheduler.ports import StateReadError
     from sim.world import World
 
     cfg = config(
-        pools=(PoolConfig("pool-1", min_replicas=1, max_replicas=2),),
+        pools=(PoolConfig("pool-1", min_replicas=2, max_replicas=2),),
         agents=AgentConfig(connect=fixed(30.0), plan=fixed(60.0), apply=fixed(3700.0), has_changes=1.0),
         workload=(WorkspaceGroup(names=("ws-1",), at=(5.0, 3750.0)),),
         duration_s=3800.0, drain_s=4200.0, bound_s=3800.0)

@@ -1,0 +1,40 @@
+"""A given-up apply (cancelled while it ran, or failed "apply outcome unknown" at the run
+timeout) may still run on its agent: the task has ended in the store, but the agent's
+heartbeat lists the run until it ends. While the state has not settled it, its pod holds a
+plan_and_apply as a running task's pod does: no second plan_and_apply goes to that agent
+(seed-system.md §2.2: `plan_and_apply needs !apply_running`), the pod is not replaced as
+unhealthy (killing the apply mid-way), and on a Deployment it keeps its deletion cost."""
+
+from sim.config import AgentConfig, PoolConfig, WorkspaceGroup, fixed
+
+from .worlds import booted, config
+
+# Task 1's apply runs from ~114 for 3,700 s: given up at the run timeout (~3715), it commits
+# at ~3814 while its agent still lists it.
+TIMED_OUT = AgentConfig(connect=fixed(30.0), plan=fixed(60.0), apply=fixed(3700.0), has_changes=1.0)
+
+
+def apply_window(rows: list[dict], task: int) -> tuple[str, float, float]:
+    """(pod, start, end) of the task's apply run, as the agent saw it."""
+    start = next(r for r in rows if r["kind"] == "exec.invoke" and r["task"] == task
+                 and r["data"]["action"] == "apply")
+    end = next(r for r in rows if r["kind"] in ("exec.ok", "exec.fail", "exec.info")
+               and r["task"] == task and r["t"] >= start["t"] and r["data"].get("action") == "apply")
+    return start["pod"], start["t"], end["t"]
+
+
+def test_no_second_plan_and_apply_goes_to_an_agent_running_a_given_up_apply():
+    cfg = config(
+        pools=(PoolConfig("pool-1", min_replicas=1, max_replicas=2),),
+        agents=TIMED_OUT,
+        workload=(WorkspaceGroup(names=("ws-1",), at=(5.0,)),
+                  WorkspaceGroup(names=("ws-2",), at=(3750.0,))),  # ws-2 plans while it runs
+        duration_s=3800.0, drain_s=600.0, bound_s=3800.0)
+    rows = booted(cfg).run()
+    pod, start, end = apply_window(rows, 1)
+    assert any(r["kind"] == "task.transition" and r["task"] == 1
+               and r["reason"].startswith("apply outcome unknown") and r["t"] < end for r in rows)
+    overlapping = [(r["t"], r["task"]) for r in rows if r["kind"] == "exec.invoke"
+                   and r["pod"] == pod and r["task"] != 1 and start < r["t"] < end]
+    assert not overlapping, f"plan_and_apply runs sent to {pod} while it ran task 1's apply"
+    assert any(r["kind"] == "exec.invoke" and r["workspace"] == "ws-2" for r in rows)
