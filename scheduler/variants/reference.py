@@ -1095,9 +1095,11 @@ class ReferencePolicy:
         # to settle. An agent that is only cut off from us works on, and its apply may be
         # in doubt for minutes: deleting its pod would kill the apply the reconcile waits
         # for. Until the run is settled the pod stays; it is not counted as capacity, so a
-        # replacement is created all the same.
+        # replacement is created all the same. The same holds for an apply given up on while
+        # its agent works on (cancelled, or past the run timeout), until `settle_given_up`
+        # settles it (committed, or not committed with its lease gone).
         running = {t.k8s_pod_name for t in tasks
-                   if t.k8s_pod_name and t.status is TaskStatus.RUNNING}
+                   if t.k8s_pod_name and t.status is TaskStatus.RUNNING} | self.given_up_pods()
         for v in views:
             if health[v.name] == "unhealthy" and v.name not in running:
                 self.delete_pod(v.name, "agent unhealthy: replace the pod")

@@ -5,7 +5,8 @@ plan_and_apply as a running task's pod does: no second plan_and_apply goes to th
 (seed-system.md §2.2: `plan_and_apply needs !apply_running`), the pod is not replaced as
 unhealthy (killing the apply mid-way), and on a Deployment it keeps its deletion cost."""
 
-from sim.config import AgentConfig, PoolConfig, WorkspaceGroup, fixed
+from sim.config import AgentConfig, FaultSpec, PoolConfig, UserConfig, WorkspaceGroup, fixed
+from unstuck import checker
 
 from .worlds import booted, config
 
@@ -38,3 +39,22 @@ def test_no_second_plan_and_apply_goes_to_an_agent_running_a_given_up_apply():
                    and r["pod"] == pod and r["task"] != 1 and start < r["t"] < end]
     assert not overlapping, f"plan_and_apply runs sent to {pod} while it ran task 1's apply"
     assert any(r["kind"] == "exec.invoke" and r["workspace"] == "ws-2" for r in rows)
+
+
+def test_the_pod_of_a_cut_off_cancelled_apply_is_not_replaced_while_it_may_commit():
+    cfg = config(
+        agents=AgentConfig(connect=fixed(30.0), plan=fixed(60.0), apply=fixed(600.0), has_changes=1.0),
+        users=UserConfig(confirm=fixed(20.0), cancel=1.0),  # the user cancels at ~114
+        faults=(FaultSpec("double-confirm", at=100.0, retry_s=1.0, gap_s=0.1),  # confirms first
+                FaultSpec("agent-disconnect", at=105.0, target="apply-runner", reconnect_after=1000.0)),
+        duration_s=600.0, drain_s=1200.0)
+    rows = booted(cfg).run()
+    pod, start, end = apply_window(rows, 1)
+    kinds = {r["kind"] for r in rows if r["task"] == 1 and r["t"] == end}
+    assert "exec.ok" in kinds, f"task 1's apply did not commit: {kinds}"  # not killed with its pod
+    deleted = [r["t"] for r in rows if r["kind"] == "pod.delete" and r["pod"] == pod]
+    assert deleted and deleted[0] >= end, deleted
+    final = [r["to_status"] for r in rows if r["kind"] == "task.transition" and r["task"] == 1]
+    assert final[-1] == "applied", final
+    verdict = checker.check(rows)
+    assert verdict.ok, {k: n for k, n in verdict.counts().items() if n}

@@ -238,9 +238,11 @@ def test_the_next_apply_waits_out_a_cancelled_applys_live_lease():
     # (50). Until session 17, task 2 (created at 60) was planned at once and its apply, on
     # the second pod at 66, was refused by task 1's live lease (the checker's side of that
     # refusal, an exec.fail with no invoke, is tested in tests/unit/checker). Now task 2's
-    # plan waits while the cancelled apply may yet commit; task 1's pod, its agent silent,
-    # is replaced (the agent is killed at 135: the apply commits nothing), its lease runs
-    # out, and task 2 plans and applies.
+    # plan waits while the cancelled apply may yet commit. Until session 18, task 1's pod,
+    # its agent silent, was replaced (the agent killed at 135 mid-apply: live, a Terraform
+    # apply interrupted half-way); now the pod stays while the state says the apply may
+    # commit (given_up_pods): it commits at 240, is recorded applied, the pod goes, and
+    # task 2 plans and applies.
     cfg = config(pools=(PoolConfig("pool-1", min_replicas=2, max_replicas=4),),
                  agents=replace(AGENTS, plan=fixed(5.0), apply=fixed(200.0)),
                  users=UserConfig(confirm=fixed(1.0)), duration_s=900.0, drain_s=900.0,
@@ -252,7 +254,8 @@ def test_the_next_apply_waits_out_a_cancelled_applys_live_lease():
     rows = w.run()
     applies = [(r["kind"], r["task"], r["t"]) for r in rows
                if r["kind"].startswith("exec.") and r["data"].get("action") == "apply"]
-    assert applies == [("exec.invoke", 1, 40.0), ("exec.info", 1, 135.0),
-                       ("exec.invoke", 2, 176.0), ("exec.ok", 2, 376.0)]
-    assert w.state.commits == {(2, 2)}
+    assert applies == [("exec.invoke", 1, 40.0), ("exec.ok", 1, 240.0),
+                       ("exec.invoke", 2, 246.0), ("exec.ok", 2, 446.0)]
+    assert w.state.commits == {(1, 2), (2, 2)}
+    assert not any(r["kind"] == "pod.delete" and r["t"] < 240.0 for r in rows)
     assert checker.check(rows).ok
