@@ -466,9 +466,11 @@ class ReferencePolicy:
 
     def on_rebuild_pods(self, e: ev.RebuildPods) -> None:
         """A config change rolls the pool: idle pods go now, busy ones when they are idle
-        (the reconcile's scale-down deletes only idle, unprotected pods)."""
+        (the reconcile's scale-down deletes only idle, unprotected pods). A pod whose agent
+        still lists a run is passed over as the scale-down passes over it (`agent_working`):
+        its report may be the only record of a change."""
         for view in [v for v in self.mem.pods.values() if v.pool_id == e.pool_id]:
-            if not self.pod_busy(view.name):
+            if not self.pod_busy(view.name) and not self.agent_working(view.name):
                 self.delete_pod(view.name, "rebuild (config update)")
         self.kick()
 

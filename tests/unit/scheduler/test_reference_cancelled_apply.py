@@ -23,3 +23,25 @@ def test_pod_of_a_cancelled_apply_is_kept_until_its_report_lands():
     assert cancels and cancels[0].ok, "the cancel no longer lands between commit and report"
     assert s.task(1).status is TaskStatus.APPLIED, s.task(1).status
     assert not checker.invariants.no_unrecorded_apply(rows)
+
+
+def test_a_config_rebuild_keeps_the_pod_of_a_cancelled_apply_until_its_report_lands():
+    """The same story, with a config rebuild instead of a scale-down: the rebuild deletes
+    idle pods at once, and must pass over one whose agent still lists a run (the scale-down's
+    `agent_working` rule), or the report is lost with the pod."""
+    s = Script("reference", pool=Pool("pool-1", min_replicas=1, max_replicas=2),
+               plan_s=10.0, apply_s=60.0)
+    s.create(1.0)
+    s.confirm(61.0, 1)  # the apply runs from 61 and commits at 121
+    s.fail_writes(120.5, 1)
+    s.at(121.05, ev.CancelTask(1, "alice"))
+    s.fail_writes(121.07, 150)
+    pod = []
+    s.at(130.0, lambda: pod.append(s.pod_of_task(1)))
+    s.at(130.0, ev.RebuildPods("pool-1"))  # an operator changes the pool's config
+    s.run(900.0)
+    rows = s.finish()
+    assert pod[0] and not any(r["kind"] == "pod.delete" and r["pod"] == pod[0] and r["t"] < 400
+                              for r in rows), "the rebuild deleted the pod holding the report"
+    assert s.task(1).status is TaskStatus.APPLIED, s.task(1).status
+    assert not checker.invariants.no_unrecorded_apply(rows)
