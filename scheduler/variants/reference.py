@@ -1017,11 +1017,12 @@ class ReferencePolicy:
         return pod in self.busy_pods(tasks)
 
     def busy_pods(self, tasks: list[Task] | None = None) -> set[str]:
-        """Pods holding a running task or a reservation."""
+        """Pods holding a running task or a reservation, or whose agent still runs a given-up
+        apply (`given_up_pods`): busy pods carry a deletion cost and are never scaled down."""
         if tasks is None:
             tasks = self.active()[0]
         return {t.k8s_pod_name for t in tasks if t.k8s_pod_name
-                and t.status in (TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)}
+                and t.status in (TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)} | self.given_up_pods()
 
     @staticmethod
     def pool_of(task: Task, workspaces: dict[str, Workspace]) -> str | None:

@@ -10,6 +10,7 @@ from unstuck import checker
 
 from .worlds import booted, config
 
+COST = "controller.kubernetes.io/pod-deletion-cost"
 # Task 1's apply runs from ~114 for 3,700 s: given up at the run timeout (~3715), it commits
 # at ~3814 while its agent still lists it.
 TIMED_OUT = AgentConfig(connect=fixed(30.0), plan=fixed(60.0), apply=fixed(3700.0), has_changes=1.0)
@@ -39,6 +40,18 @@ def test_no_second_plan_and_apply_goes_to_an_agent_running_a_given_up_apply():
                    and r["pod"] == pod and r["task"] != 1 and start < r["t"] < end]
     assert not overlapping, f"plan_and_apply runs sent to {pod} while it ran task 1's apply"
     assert any(r["kind"] == "exec.invoke" and r["workspace"] == "ws-2" for r in rows)
+
+
+def test_the_pod_of_a_given_up_apply_keeps_its_deletion_cost():
+    cfg = config(
+        pools=(PoolConfig("pool-1", manager="deployment", min_replicas=1, max_replicas=2),),
+        agents=TIMED_OUT, workload=(WorkspaceGroup(names=("ws-1",), at=(5.0,)),),
+        duration_s=3800.0, drain_s=600.0, bound_s=3800.0)
+    rows = booted(cfg).run()
+    pod, start, end = apply_window(rows, 1)
+    zeroed = [r["t"] for r in rows if r["kind"] == "pod.annotate" and r["pod"] == pod
+              and r["data"]["annotations"][COST] == "0" and start < r["t"] < end]
+    assert not zeroed, f"{pod} lost its deletion cost while it ran task 1's given-up apply"
 
 
 def test_the_pod_of_a_cut_off_cancelled_apply_is_not_replaced_while_it_may_commit():
