@@ -588,6 +588,28 @@ def test_the_plan_an_apply_carries_is_found_by_its_digest() -> None:
         assert bool(invariants.no_stale_plan_apply(s.rows())) is flagged, applied
 
 
+def test_a_commit_the_scheduler_recorded_before_its_late_exec_ok_is_dated_by_that_record() -> None:
+    # Live, an exec.ok is recorded when its report reaches the service: task 1's agent is cut
+    # off after its commit, the scheduler reads the commit from the state (t=30: applied), task
+    # 2 plans over the changed state (t=40..50), and the report lands only at t=60. The commit
+    # is known from t=30, before task 2's plan: not stale. Without that record, it would be.
+    for state_read, flagged in ((True, False), (False, True)):
+        s = Story()
+        _planned(s, task=1)
+        s.confirm(15, 1)
+        _apply(s, 20, task=1, outcome=None)
+        if state_read:
+            s.to(30, 1, "running", "applied", reason="apply committed in the state (agent lost)")
+        _planned(s, task=2, t=40, digest="d2")
+        s.add(60, "exec.ok", task=1, workspace="ws-1", agent="a1", data={"action": "apply", "fence": 2})
+        if not state_read:
+            s.to(60, 1, "running", "applied", reason="apply finished")
+        s.confirm(190, 2, digest="d2")
+        _apply(s, 200, task=2, digest="d2")
+        s.end(1000)
+        assert bool(invariants.no_stale_plan_apply(s.rows())) is flagged, state_read
+
+
 def test_a_stale_check_is_per_workspace_and_ignores_the_same_tasks_applies() -> None:
     s, _ = _stale_story(second_plan_at=30)
     other = [r if r.get("task") != 1 else {**r, "workspace": "ws-2"} for r in s.rows()]
