@@ -292,8 +292,9 @@ def no_unrecorded_apply(history: History) -> list[Violation]:
 
 def no_stale_plan_apply(history: History) -> list[Violation]:
     """A committed apply applies a plan of the workspace's current state: no other task's
-    apply committed in the same workspace between the end of the plan an apply carries and the
-    start of that apply. A plan is a diff against the state it read; once another apply has
+    apply committed in the same workspace between the start of the plan an apply carries (its
+    `exec.invoke`; its `exec.ok` when the history has no invoke for it) and the start of that
+    apply. A plan is a diff against the state it read; once another apply has
     changed that state, the user's confirmation was for changes that no longer describe what
     the apply will do (Terraform refuses such a saved plan as stale; neither our simulated nor
     our live agent checks it, so the scheduler must not send one). The plan an apply carries
@@ -318,7 +319,10 @@ def no_stale_plan_apply(history: History) -> list[Violation]:
             plan = _plan_of(ln, invoke) if invoke is not None else None
             if plan is None:
                 continue
-            between = done[bisect_right(seqs, plan["seq"]):bisect_left(seqs, invoke["seq"])]
+            # The plan read the state when it started: a commit seen after that is one it
+            # may have missed. Without its invoke row, from the plan's end.
+            read = ln.plan_starts.get(plan["seq"], plan)
+            between = done[bisect_right(seqs, read["seq"]):bisect_left(seqs, invoke["seq"])]
             other = next(((c, k, u) for c, k, u in between if u != task), None)
             if other is None:
                 continue

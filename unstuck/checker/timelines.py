@@ -115,6 +115,7 @@ class TaskLine:
     progress: list[Row] = field(default_factory=list)
     faults: list[FaultLink] = field(default_factory=list)
     exec_done: list[Row] = field(default_factory=list)
+    plan_starts: dict[int, Row] = field(default_factory=dict)  # plan exec.ok seq -> its exec.invoke
     open_execs: list[Row] = field(default_factory=list)  # exec.invoke rows not yet ended
     segments: list[Segment] = field(default_factory=list)
     # Pass state.
@@ -619,7 +620,9 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             _scalar(row, data, "fence")
             ln.has_exec = True
             ln.exec_done.append(row)
-            close_oldest(ln.open_execs, row)
+            opened = close_oldest(ln.open_execs, row)
+            if opened is not None and action == "plan" and kind == "exec.ok":
+                ln.plan_starts[row["seq"]] = opened
             if ln.placement is not None and ln.placement[0] == row.get("agent"):
                 ln.placement = None
             if action == "apply":

@@ -554,6 +554,8 @@ def test_an_apply_of_a_plan_made_before_another_commit_is_stale() -> None:
 @pytest.mark.parametrize("second_plan_at,commit_outcome,flagged", [
     (30, "ok", True),  # planned before the other commit: stale
     (60, "ok", False),  # planned after it: the plan saw the change
+    (45, "ok", True),  # the commit landed while the plan ran (47..55): it read the old state
+    (49, "ok", False),  # the plan started (51) after the commit: it read the new state
     (30, "fail", False),  # the other apply failed: the state did not change
     (30, "info", False),  # outcome unknown: no commit is known
 ])
