@@ -1047,10 +1047,12 @@ class ReferencePolicy:
                 pa += 1
             else:
                 plans += 1
-        # A connected agent still running a given-up apply has no plan_and_apply slot to
-        # give, though its pod counts as capacity (a cut-off one counts as neither).
+        # A given-up apply its agent still runs takes a pod, as a running task does: a
+        # connected agent has no plan_and_apply slot to give; a cut-off one's pod is kept
+        # (not replaced while it may commit) and is a replica an HPA or a Deployment counts,
+        # so without this demand it would hold the pool's only replica and starve the rest.
         pa += sum(1 for pod in self.given_up_pods() if pod in self.mem.pods
-                  and self.mem.pods[pod].pool_id == pool_id and self.agent_for_pod(pod) is not None)
+                  and self.mem.pods[pod].pool_id == pool_id)
         return max(pa, math.ceil(plans / PLAN_SLOTS))
 
     def pool_work(self, pool_id: str, tasks: list[Task], workspaces: dict[str, Workspace]

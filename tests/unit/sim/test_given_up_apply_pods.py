@@ -5,10 +5,11 @@ plan_and_apply as a running task's pod does: no second plan_and_apply goes to th
 (seed-system.md §2.2: `plan_and_apply needs !apply_running`), the pod is not replaced as
 unhealthy (killing the apply mid-way), and on a Deployment it keeps its deletion cost."""
 
+from sim import runner
 from sim.config import AgentConfig, FaultSpec, PoolConfig, UserConfig, WorkspaceGroup, fixed
 from unstuck import checker
 
-from .worlds import booted, config
+from .worlds import config
 
 COST = "controller.kubernetes.io/pod-deletion-cost"
 # Task 1's apply runs from ~114 for 3,700 s: given up at the run timeout (~3715), it commits
@@ -32,7 +33,7 @@ def test_no_second_plan_and_apply_goes_to_an_agent_running_a_given_up_apply():
         workload=(WorkspaceGroup(names=("ws-1",), at=(5.0,)),
                   WorkspaceGroup(names=("ws-2",), at=(3750.0,))),  # ws-2 plans while it runs
         duration_s=3800.0, drain_s=600.0, bound_s=3800.0)
-    rows = booted(cfg).run()
+    rows = runner.run(cfg, "reference", 0).rows
     pod, start, end = apply_window(rows, 1)
     assert any(r["kind"] == "task.transition" and r["task"] == 1
                and r["reason"].startswith("apply outcome unknown") and r["t"] < end for r in rows)
@@ -47,7 +48,7 @@ def test_the_pod_of_a_given_up_apply_keeps_its_deletion_cost():
         pools=(PoolConfig("pool-1", manager="deployment", min_replicas=1, max_replicas=2),),
         agents=TIMED_OUT, workload=(WorkspaceGroup(names=("ws-1",), at=(5.0,)),),
         duration_s=3800.0, drain_s=600.0, bound_s=3800.0)
-    rows = booted(cfg).run()
+    rows = runner.run(cfg, "reference", 0).rows
     pod, start, end = apply_window(rows, 1)
     zeroed = [r["t"] for r in rows if r["kind"] == "pod.annotate" and r["pod"] == pod
               and r["data"]["annotations"][COST] == "0" and start < r["t"] < end]
@@ -61,7 +62,7 @@ def test_the_pod_of_a_cut_off_cancelled_apply_is_not_replaced_while_it_may_commi
         faults=(FaultSpec("double-confirm", at=100.0, retry_s=1.0, gap_s=0.1),  # confirms first
                 FaultSpec("agent-disconnect", at=105.0, target="apply-runner", reconnect_after=1000.0)),
         duration_s=600.0, drain_s=1200.0)
-    rows = booted(cfg).run()
+    rows = runner.run(cfg, "reference", 0).rows
     pod, start, end = apply_window(rows, 1)
     kinds = {r["kind"] for r in rows if r["task"] == 1 and r["t"] == end}
     assert "exec.ok" in kinds, f"task 1's apply did not commit: {kinds}"  # not killed with its pod
@@ -69,5 +70,26 @@ def test_the_pod_of_a_cut_off_cancelled_apply_is_not_replaced_while_it_may_commi
     assert deleted and deleted[0] >= end, deleted
     final = [r["to_status"] for r in rows if r["kind"] == "task.transition" and r["task"] == 1]
     assert final[-1] == "applied", final
+    verdict = checker.check(rows)
+    assert verdict.ok, {k: n for k, n in verdict.counts().items() if n}
+
+
+def test_a_kept_cut_off_pod_of_a_given_up_apply_does_not_hold_a_deployments_only_replica():
+    # Task 1's agent is cut off during its apply and the user cancels: its pod is kept while
+    # the apply may commit (to ~714). It is the Deployment's only replica; ws-2's task
+    # (created at 150) needs a second one, or it waits for that apply to end.
+    cfg = config(
+        pools=(PoolConfig("pool-1", manager="deployment", min_replicas=1, max_replicas=3),),
+        agents=AgentConfig(connect=fixed(30.0), plan=fixed(60.0), apply=fixed(600.0), has_changes=1.0),
+        users=UserConfig(confirm=fixed(20.0), cancel=1.0),  # task 1's user cancels at ~114
+        workload=(WorkspaceGroup(names=("ws-1",), at=(5.0,)),
+                  WorkspaceGroup(names=("ws-2",), at=(150.0,))),
+        faults=(FaultSpec("double-confirm", at=100.0, retry_s=1.0, gap_s=0.1),  # confirms first
+                FaultSpec("agent-disconnect", at=105.0, target="apply-runner", reconnect_after=1000.0)),
+        duration_s=600.0, drain_s=1200.0)
+    rows = runner.run(cfg, "reference", 0).rows
+    pod, _, end = apply_window(rows, 1)
+    plan = next(r for r in rows if r["kind"] == "exec.invoke" and r["workspace"] == "ws-2")
+    assert plan["pod"] != pod and plan["t"] < 250.0, (plan["pod"], plan["t"], end)
     verdict = checker.check(rows)
     assert verdict.ok, {k: n for k, n in verdict.counts().items() if n}
