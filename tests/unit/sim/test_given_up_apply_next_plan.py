@@ -3,10 +3,11 @@ the workspace is unlocked. The workspace's next plan_and_apply must not plan unt
 has settled the old run: planned before its commit, it would be confirmed and applied over a
 state that changed after the plan (session 17, round 3: 16 of 20 seeds)."""
 
+from sim import runner
 from sim.config import AgentConfig, PoolConfig, WorkspaceGroup, fixed
 from unstuck import checker
 
-from .worlds import booted, config
+from .worlds import config
 
 
 def test_the_next_plan_waits_for_the_given_up_apply_to_settle():
@@ -17,7 +18,7 @@ def test_the_next_plan_waits_for_the_given_up_apply_to_settle():
         # task 2 is created in between, and its plan would end before that commit.
         workload=(WorkspaceGroup(names=("ws-1",), at=(5.0, 3750.0)),),
         duration_s=3800.0, drain_s=4200.0, bound_s=3800.0)
-    rows = booted(cfg).run()
+    rows = runner.run(cfg, "reference", 0).rows
     reasons = [r["reason"] for r in rows if r["kind"] == "task.transition" and r["task"] == 1]
     assert any(x.startswith("apply outcome unknown") for x in reasons), reasons
     ok = {(r["task"], r["data"]["action"]): r["t"] for r in rows if r["kind"] == "exec.ok"}

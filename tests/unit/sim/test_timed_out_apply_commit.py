@@ -3,10 +3,11 @@ works on; it commits, a database outage holds its report back, and the pod is ki
 reference asks the state about an apply it gave up on until it is settled, and records the
 commit (`applied`); before, the task stayed `failed` with its change made."""
 
+from sim import runner
 from sim.config import AgentConfig, FaultSpec, PoolConfig, fixed
 from unstuck import checker
 
-from .worlds import booted, config
+from .worlds import config
 
 
 def test_an_apply_past_the_run_timeout_that_commits_unreported_is_recorded_from_the_state():
@@ -18,7 +19,7 @@ def test_an_apply_past_the_run_timeout_that_commits_unreported_is_recorded_from_
             FaultSpec("pod-kill", at=3900.0, target="random", mode="forced"),
         ),
         duration_s=4000.0, drain_s=600.0, bound_s=3800.0)
-    rows = booted(cfg).run()
+    rows = runner.run(cfg, "reference", 0).rows
     reasons = [r["reason"] for r in rows if r["kind"] == "task.transition" and r["task"] == 1]
     assert any(x.startswith("apply outcome unknown") for x in reasons), reasons
     assert any(r["kind"] == "exec.ok" and r["data"].get("action") == "apply" for r in rows)
