@@ -74,6 +74,7 @@ class World:
                 self.store.put_workspace(Workspace(ws, pool_id=group.pool))
         self.plan_pod: dict[int, str] = {}
         self.epoch = 0
+        self.booted = False
         policy = policy_class(variant)
         self.agent_on_sigterm: str = policy.agent_on_sigterm  # the agent this variant ships
         self.agent_reports: str = policy.agent_reports
@@ -128,6 +129,11 @@ class World:
 
     # ------------------------------------------------------------------ run
     def _boot(self) -> None:
+        if self.booted:
+            # A second boot would start a second scheduler, cluster and set of users.
+            raise RuntimeError("the world was booted twice: call World.run(), or schedule "
+                               "_boot and run the kernel yourself, not both")
+        self.booted = True
         self.send(ev.Restart())
         self.cluster.start()
         self.users.start()

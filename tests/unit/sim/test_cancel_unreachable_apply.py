@@ -3,10 +3,11 @@ apply runs on and commits, and a database outage holds its report back while the
 deleted as unhealthy. The reference asks the state backend about the cancelled apply until it
 is settled, and records the commit (`applied`); before, the task stayed `cancelled`."""
 
+from sim import runner
 from sim.config import FaultSpec, UserConfig, fixed
 from unstuck import checker
 
-from .worlds import booted, config
+from .worlds import config
 
 
 def test_a_cancelled_apply_that_commits_unreported_is_recorded_from_the_state():
@@ -18,8 +19,7 @@ def test_a_cancelled_apply_that_commits_unreported_is_recorded_from_the_state():
             FaultSpec("db-write-failure", at=158.0, rate=1.0, duration_s=120.0),
         ),
         duration_s=600.0, drain_s=1200.0)
-    world = booted(cfg)
-    rows = world.run()
+    rows = runner.run(cfg, "reference", 0).rows
     assert any(r["kind"] == "exec.ok" and r["data"].get("action") == "apply" for r in rows)
     assert any(r["kind"] == "user" and r["data"].get("action") == "cancel" for r in rows)
     verdict = checker.check(rows)

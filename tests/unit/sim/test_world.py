@@ -15,7 +15,7 @@ from sim.world import World
 from unstuck import checker
 from unstuck.scenario import load
 
-from .worlds import AGENTS, EXACT, config, fixed, incident, replace
+from .worlds import AGENTS, EXACT, booted, config, fixed, incident, replace
 
 
 def test_incident_601_in_miniature_seed_is_stuck_and_reference_applies():
@@ -259,3 +259,10 @@ def test_the_next_apply_waits_out_a_cancelled_applys_live_lease():
     assert w.state.commits == {(1, 2), (2, 2)}
     assert not any(r["kind"] == "pod.delete" and r["t"] < 240.0 for r in rows)
     assert checker.check(rows).ok
+
+
+def test_a_world_refuses_a_second_boot() -> None:
+    # booted() schedules a boot and World.run() schedules another: two schedulers, every
+    # task created twice, and tests that pass on a world nobody runs.
+    with pytest.raises(RuntimeError, match="booted twice"):
+        booted(config()).run()
