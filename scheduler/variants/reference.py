@@ -1146,14 +1146,28 @@ class ReferencePolicy:
     def given_up_pods(self) -> set[str]:
         """Pods whose agent may still run an apply the scheduler gave up on: the run is in
         `given_up_applies` (the state has not settled it: its lease is live, or the backend
-        cannot be read) and the agent's last heartbeat lists it. The task has ended in the
-        store, yet the agent's plan_and_apply capacity is taken (seed-system.md §2.2:
-        `!apply_running`) and deleting the pod would interrupt the apply mid-way."""
+        cannot be read) and the agent's last heartbeat lists it, or the agent the run was
+        sent to has sent no heartbeat since the give-up (it was cut off before one listed the
+        run, or it reconnected, or we restarted: nothing says the run has ended). The task
+        has ended in the store, yet the agent's plan_and_apply capacity is taken
+        (seed-system.md §2.2: `!apply_running`) and deleting the pod would interrupt the
+        apply mid-way."""
         mem = self.mem
         if not mem.given_up_applies:
             return set()
+        ids = tuple(sorted(mem.given_up_applies))
+
+        def read() -> dict[str, float]:  # agent -> its latest give-up
+            out: dict[str, float] = {}
+            for task in filter(None, map(self.ctx.store.get_task, ids)):
+                if task.agent_id:
+                    out[task.agent_id] = max(out.get(task.agent_id, 0.0), task.completed_at or 0.0)
+            return out
+
+        given = self.ctx.cached(("given_up_agents", ids), read, tables=("tasks",))
         return {v.pod for v in mem.agents.values()
-                if not mem.given_up_applies.isdisjoint(v.current_tasks)}
+                if not mem.given_up_applies.isdisjoint(v.current_tasks) or (
+                    v.agent_id in given and (v.heartbeat_at is None or v.heartbeat_at <= given[v.agent_id]))}
 
     def agent_working(self, pod: str) -> bool:
         """The pod's connected agent still lists a run in its last heartbeat, though the

@@ -56,22 +56,26 @@ def test_the_pod_of_a_given_up_apply_keeps_its_deletion_cost():
 
 
 def test_the_pod_of_a_cut_off_cancelled_apply_is_not_replaced_while_it_may_commit():
-    cfg = config(
-        agents=AgentConfig(connect=fixed(30.0), plan=fixed(60.0), apply=fixed(600.0), has_changes=1.0),
-        users=UserConfig(confirm=fixed(20.0), cancel=1.0),  # the user cancels at ~114
-        faults=(FaultSpec("double-confirm", at=100.0, retry_s=1.0, gap_s=0.1),  # confirms first
-                FaultSpec("agent-disconnect", at=105.0, target="apply-runner", reconnect_after=1000.0)),
-        duration_s=600.0, drain_s=1200.0)
-    rows = runner.run(cfg, "reference", 0).rows
-    pod, start, end = apply_window(rows, 1)
-    kinds = {r["kind"] for r in rows if r["task"] == 1 and r["t"] == end}
-    assert "exec.ok" in kinds, f"task 1's apply did not commit: {kinds}"  # not killed with its pod
-    deleted = [r["t"] for r in rows if r["kind"] == "pod.delete" and r["pod"] == pod]
-    assert deleted and deleted[0] >= end, deleted
-    final = [r["to_status"] for r in rows if r["kind"] == "task.transition" and r["task"] == 1]
-    assert final[-1] == "applied", final
-    verdict = checker.check(rows)
-    assert verdict.ok, {k: n for k, n in verdict.counts().items() if n}
+    # The apply is sent at 100; its agent is cut off at 105 (its heartbeat of 104 lists the
+    # run) or at 101 (its last heartbeat, of 94, does not: the pod was replaced at 155 and
+    # the apply killed until the agent that was sent the run counted till its next heartbeat).
+    for cut_at in (105.0, 101.0):
+        cfg = config(
+            agents=AgentConfig(connect=fixed(30.0), plan=fixed(60.0), apply=fixed(600.0), has_changes=1.0),
+            users=UserConfig(confirm=fixed(20.0), cancel=1.0),  # the user cancels at ~114
+            faults=(FaultSpec("double-confirm", at=100.0, retry_s=1.0, gap_s=0.1),  # confirms first
+                    FaultSpec("agent-disconnect", at=cut_at, target="apply-runner", reconnect_after=1000.0)),
+            duration_s=600.0, drain_s=1200.0)
+        rows = runner.run(cfg, "reference", 0).rows
+        pod, start, end = apply_window(rows, 1)
+        kinds = {r["kind"] for r in rows if r["task"] == 1 and r["t"] == end}
+        assert "exec.ok" in kinds, (cut_at, f"task 1's apply did not commit: {kinds}")  # not killed with its pod
+        deleted = [r["t"] for r in rows if r["kind"] == "pod.delete" and r["pod"] == pod]
+        assert deleted and deleted[0] >= end, (cut_at, deleted)
+        final = [r["to_status"] for r in rows if r["kind"] == "task.transition" and r["task"] == 1]
+        assert final[-1] == "applied", (cut_at, final)
+        verdict = checker.check(rows)
+        assert verdict.ok, {k: n for k, n in verdict.counts().items() if n}
 
 
 def test_a_kept_cut_off_pod_of_a_given_up_apply_does_not_hold_a_deployments_only_replica():
@@ -93,3 +97,24 @@ def test_a_kept_cut_off_pod_of_a_given_up_apply_does_not_hold_a_deployments_only
     assert plan["pod"] != pod and plan["t"] < 250.0, (plan["pod"], plan["t"], end)
     verdict = checker.check(rows)
     assert verdict.ok, {k: n for k, n in verdict.counts().items() if n}
+
+
+def test_a_reconnect_or_restart_does_not_free_the_agent_of_a_given_up_apply():
+    # Task 1's apply is given up at ~3715 and runs to ~3814 on the only pod. Its agent
+    # reconnects (or the scheduler restarts) at ~3740: until its next heartbeat, 10 s later,
+    # the scheduler has not heard what it runs. ws-2's plan_and_apply, waiting since 3730,
+    # must not go to that agent then (it used to, at once: the new view listed no run).
+    # The next plan_and_apply runs there once the apply has ended.
+    for fault in (FaultSpec("agent-disconnect", at=3740.0, target="random", reconnect_after=3.0),
+                  FaultSpec("scheduler-restart", at=3740.0)):
+        cfg = config(
+            pools=(PoolConfig("pool-1", min_replicas=1, max_replicas=1),), agents=TIMED_OUT,
+            workload=(WorkspaceGroup(names=("ws-1",), at=(5.0,)),
+                      WorkspaceGroup(names=("ws-2",), at=(3730.0,))),
+            faults=(fault,), duration_s=3800.0, drain_s=600.0, bound_s=3800.0)
+        rows = runner.run(cfg, "reference", 0).rows
+        pod, start, end = apply_window(rows, 1)
+        overlapping = [(r["t"], r["task"]) for r in rows if r["kind"] == "exec.invoke"
+                       and r["pod"] == pod and r["task"] != 1 and start < r["t"] < end]
+        assert not overlapping, f"{fault.type}: runs sent to {pod} while it ran task 1's apply"
+        assert any(r["kind"] == "exec.invoke" and r["task"] != 1 and r["t"] >= end for r in rows)
