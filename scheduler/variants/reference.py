@@ -115,6 +115,11 @@ class RefMemory:
     # Idle pods the last scale-down passed over because their agent still listed a run
     # (`agent_working`): only a heartbeat that drops such an agent's last run is news.
     kept_for_runs: set[str] = field(default_factory=set)
+    # Deployment pool -> the replicas we last set, and the pods it had then: a pod kept for
+    # its run is a replica that is no capacity, so `desired` and the capacity differ on every
+    # pass while it stays; setting the same count again would be a PATCH (and a history row)
+    # per pass. Any change of the pods (someone else's scale included) sets it again.
+    replicas_set: dict[str, tuple[int, frozenset[str]]] = field(default_factory=dict)
 
 
 class ReferencePolicy:
@@ -1112,10 +1117,12 @@ class ReferencePolicy:
         if pool.manager == "hpa":
             return  # the HPA owns the count; it reads export_metrics()
         if pool.manager == "deployment":
-            if desired != len(capacity) and (need > len(capacity) or not any(
-                    v.name in busy_pods for v in capacity[desired:])):
+            pods = frozenset(v.name for v in views if v.alive)
+            if desired != len(capacity) and mem.replicas_set.get(pool.id) != (desired, pods) and (
+                    need > len(capacity) or not any(v.name in busy_pods for v in capacity[desired:])):
                 try:
                     self.ctx.cluster.scale(pool.id, desired)
+                    mem.replicas_set[pool.id] = (desired, pods)
                     self.ctx.record(Kind.SCALE, reason=f"demand {need}",
                                     data={"pool": pool.id, "replicas": desired})
                 except ClusterError:

@@ -78,10 +78,10 @@ def test_the_pod_of_a_cut_off_cancelled_apply_is_not_replaced_while_it_may_commi
         assert verdict.ok, {k: n for k, n in verdict.counts().items() if n}
 
 
-def test_a_kept_cut_off_pod_of_a_given_up_apply_does_not_hold_a_deployments_only_replica():
-    # Task 1's agent is cut off during its apply and the user cancels: its pod is kept while
-    # the apply may commit (to ~714). It is the Deployment's only replica; ws-2's task
-    # (created at 150) needs a second one, or it waits for that apply to end.
+def _kept_pod_on_a_deployment() -> list[dict]:
+    """Task 1's agent is cut off during its apply and the user cancels: its pod is kept while
+    the apply may commit (to ~714). It is the Deployment's only replica when ws-2's task is
+    created at 150."""
     cfg = config(
         pools=(PoolConfig("pool-1", manager="deployment", min_replicas=1, max_replicas=3),),
         agents=AgentConfig(connect=fixed(30.0), plan=fixed(60.0), apply=fixed(600.0), has_changes=1.0),
@@ -91,12 +91,28 @@ def test_a_kept_cut_off_pod_of_a_given_up_apply_does_not_hold_a_deployments_only
         faults=(FaultSpec("double-confirm", at=100.0, retry_s=1.0, gap_s=0.1),  # confirms first
                 FaultSpec("agent-disconnect", at=105.0, target="apply-runner", reconnect_after=1000.0)),
         duration_s=600.0, drain_s=1200.0)
-    rows = runner.run(cfg, "reference", 0).rows
+    return runner.run(cfg, "reference", 0).rows
+
+
+def test_a_kept_cut_off_pod_of_a_given_up_apply_does_not_hold_a_deployments_only_replica():
+    # ws-2's task needs a second replica, or it waits for task 1's apply to end.
+    rows = _kept_pod_on_a_deployment()
     pod, _, end = apply_window(rows, 1)
     plan = next(r for r in rows if r["kind"] == "exec.invoke" and r["workspace"] == "ws-2")
     assert plan["pod"] != pod and plan["t"] < 250.0, (plan["pod"], plan["t"], end)
     verdict = checker.check(rows)
     assert verdict.ok, {k: n for k, n in verdict.counts().items() if n}
+
+
+def test_a_kept_pod_does_not_rescale_the_deployment_on_every_pass():
+    # The kept pod is a replica but no capacity, so demand and capacity differ on every pass
+    # while it stays (to ~714): the count is set when it or the pods change (a PATCH live),
+    # not again on each pass. Before, 24 rows set 2 between 150 and 700.
+    rows = _kept_pod_on_a_deployment()
+    scales = [(r["t"], r["data"]["replicas"]) for r in rows if r["kind"] == "scale"]
+    added = next(r["t"] for r in rows if r["kind"] == "pod.added" and 150.0 <= r["t"])
+    assert [n for _, n in scales] == [1, 2, 2, 1], scales
+    assert scales[1][0] == 150.0 and added < scales[2][0] < added + 30.0, (scales, added)
 
 
 def test_a_reconnect_or_restart_does_not_free_the_agent_of_a_given_up_apply():
