@@ -55,9 +55,13 @@ def test_a_frozen_node_goes_unknown_then_its_pods_are_evicted_and_replaced(fast)
     # grace 50 s -> 0.5 s after the last renewal (renewals every 0.1 s), seen by a 0.05 s monitor
     # 0.35 s at the earliest; the upper bound allows for a loaded 2-core CI machine.
     assert 0.35 <= unknown_after <= 1.5, unknown_after
-    taints = {(t.key, t.effect) for t in core.read_node("node-1").spec.taints}
-    assert ("node.kubernetes.io/unreachable", "NoExecute") in taints
-    assert ("node.kubernetes.io/unreachable", "NoSchedule") in taints
+    # The controller marks the node Unknown and taints it in two writes, as upstream does:
+    # a read between them sees no taints yet.
+    unreachable = {("node.kubernetes.io/unreachable", "NoExecute"),
+                   ("node.kubernetes.io/unreachable", "NoSchedule")}
+    wait_for(lambda: unreachable <= {(t.key, t.effect)
+                                     for t in core.read_node("node-1").spec.taints or ()},
+             timeout=0.5, interval=0.01, what="node-1's unreachable taints")
     assert not core.read_namespaced_pod(lost[0].metadata.name, "default").status.conditions[
         [c.type for c in core.read_namespaced_pod(lost[0].metadata.name,
                                                   "default").status.conditions].index("Ready")
