@@ -303,19 +303,20 @@ def no_stale_plan_apply(history: History) -> list[Violation]:
     `per_workspace_serialization`'s, and the same task's second apply is
     `at_most_one_apply_per_confirmation`'s, so neither counts here."""
     tl = _tl(history)
-    # Per workspace: (the commit's exec.ok, the row that first shows it, its task).
-    commits: dict[str | None, list[tuple[Row, Row, int]]] = {}
+    # Per workspace: (the commit's exec.ok, its invoke, the row that first shows it, its task).
+    commits: dict[str | None, list[tuple[Row, Row | None, Row, int]]] = {}
     for ln in _lines(tl):
         for r in ln.exec_done:
             if r["kind"] == "exec.ok" and (r.get("data") or {}).get("action") == "apply":
-                commits.setdefault(ln.workspace, []).append((r, _commit_known(ln, r), ln.task))
+                invoke = _invoke_of(ln, r)
+                commits.setdefault(ln.workspace, []).append(
+                    (r, invoke, _commit_known(ln, r, invoke), ln.task))
     out = []
     for ws, done in commits.items():
-        done.sort(key=lambda p: p[1]["seq"])
-        seqs = [k["seq"] for _, k, _ in done]
-        for ok, _, task in done:
+        done.sort(key=lambda p: p[2]["seq"])
+        seqs = [k["seq"] for _, _, k, _ in done]
+        for ok, invoke, _, task in done:
             ln = tl.tasks[task]
-            invoke = _invoke_of(ln, ok)
             plan = _plan_of(ln, invoke) if invoke is not None else None
             if plan is None:
                 continue
@@ -323,29 +324,27 @@ def no_stale_plan_apply(history: History) -> list[Violation]:
             # may have missed. Without its invoke row, from the plan's end.
             read = ln.plan_starts.get(plan["seq"], plan)
             between = done[bisect_right(seqs, read["seq"]):bisect_left(seqs, invoke["seq"])]
-            other = next(((c, k, u) for c, k, u in between if u != task), None)
+            other = next((o for o in between if o[3] != task), None)
             if other is None:
                 continue
-            c, k, u = other
+            c, c_invoke, k, u = other
             out.append(Violation(
                 "no_stale_plan_apply", task, ws, float(ok["t"]),
                 f"task {task}: its apply committed at t={ok['t']:g} a plan made at "
                 f"t={plan['t']:g}, but task {u}'s apply had changed workspace {ws} at "
                 f"t={k['t']:g}, in between: the user confirmed a plan of a state that was gone",
-                witness.explain(tl, ln, ok["seq"], [plan, _invoke_of(tl.tasks[u], c), k, c,
-                                                    invoke, ok]),
+                witness.explain(tl, ln, ok["seq"], [plan, c_invoke, k, c, invoke, ok]),
             ))
     out.sort(key=lambda v: (v.t, v.witness))
     return out
 
 
-def _commit_known(ln: timelines.TaskLine, ok: Row) -> Row:
+def _commit_known(ln: timelines.TaskLine, ok: Row, invoke: Row | None) -> Row:
     """The first row that shows the commit `ok` made: `ok` itself, or the task's earlier
     transition to `applied` after the apply's invoke. A live `exec.ok` is recorded when its
     report reaches the service, which may be long after the commit (its agent cut off), while
     the scheduler read the commit from the state and marked the task `applied` before: from
-    that row on, a plan reads the changed state."""
-    invoke = _invoke_of(ln, ok)
+    that row on, a plan reads the changed state. `invoke`: the apply's (`_invoke_of`)."""
     if invoke is None:
         return ok
     applied = next((r for r, _ in ln.status_rows if r.get("to_status") == "applied"
