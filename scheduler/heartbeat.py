@@ -19,6 +19,11 @@ from collections.abc import Iterable
 
 from scheduler.model import TaskType
 
+PLAN_LIMIT = 3
+"""The plans an agent may run at once: the server's `PlanLimit` for a new connection
+(seed-system.md §2.2). The seed reads it from the heartbeat; the reference places by it;
+the checker's `agent_capacity` judges by it."""
+
 
 def load(task_types: Iterable[TaskType | None]) -> tuple[int, bool]:
     """(plan_running, apply_running) for an agent running tasks of these types."""

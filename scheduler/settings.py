@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from scheduler.heartbeat import PLAN_LIMIT
+
 
 @dataclass(frozen=True)
 class Loops:
@@ -39,7 +41,7 @@ class Retries:
 
 @dataclass(frozen=True)
 class Agents:
-    plan_limit: int = 3
+    plan_limit: int = PLAN_LIMIT
     """Initial server-side PlanLimit for a connected agent."""
     heartbeat_timeout_s: float = 120.0
     """The health monitor cancels a connection with no heartbeat for this long."""

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from scheduler import events as ev
 from scheduler import reports
 from scheduler.core import Context
+from scheduler.heartbeat import PLAN_LIMIT
 from scheduler.history import Kind
 from scheduler.model import (
     ACTIVE_STATUSES,
@@ -60,7 +61,7 @@ from scheduler.ports import (
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 UNKNOWN_OUTCOME = "apply outcome unknown"  # the error of an apply failed without the state's word
-PLAN_SLOTS = 3  # an agent runs up to 3 plans and 1 plan_and_apply (seed-system.md §2.2)
+PLAN_SLOTS = PLAN_LIMIT  # an agent runs up to 3 plans and 1 plan_and_apply (seed-system.md §2.2)
 
 
 @dataclass

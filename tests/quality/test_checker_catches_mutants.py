@@ -295,6 +295,39 @@ def given_up_apply_holds_nothing(mp: pytest.MonkeyPatch, bent: set) -> None:
     mp.setattr(ReferencePolicy, "settle_given_up", mutant)
 
 
+def plan_and_apply_beside_another(mp: pytest.MonkeyPatch, bent: set) -> None:
+    """14, §2.2 (`!apply_running`): a plan_and_apply goes to any pod with a free slot, even one
+    whose agent already runs or holds another plan_and_apply."""
+    free_slot = ReferencePolicy.free_slot
+
+    def mutant(self, pod, task, held):
+        slot = free_slot(self, pod, task, held)
+        if slot is None and task.task_type is TaskType.PLAN_AND_APPLY:
+            used = {t.slot_id for t in held.get(pod, []) if t.id != task.id}
+            slot = next((s for s in range(4) if s not in used), None)
+            if slot is not None:
+                bent.add(task.id)
+        return slot
+
+    mp.setattr(ReferencePolicy, "free_slot", mutant)
+
+
+def given_up_apply_frees_its_agent(mp: pytest.MonkeyPatch, bent: set) -> None:
+    """15 (session 18, rounds 1 and 5): an agent still running an apply the scheduler gave
+    up on (past the run timeout) counts as free, so another workspace's plan_and_apply goes to
+    it beside that apply."""
+    given_up_pods, free_slot = ReferencePolicy.given_up_pods, ReferencePolicy.free_slot
+
+    def mutant(self, pod, task, held):
+        slot = free_slot(self, pod, task, held)
+        if slot is not None and task.task_type is TaskType.PLAN_AND_APPLY and pod in given_up_pods(self):
+            bent.add(task.id)
+        return slot
+
+    mp.setattr(ReferencePolicy, "given_up_pods", lambda self: set())
+    mp.setattr(ReferencePolicy, "free_slot", mutant)
+
+
 @dataclass(frozen=True)
 class Case:
     mutant: Patch
@@ -342,6 +375,11 @@ CASES = [
          says="refused as locked"),
     Case(lost_apply_keeps_lock, NODE_LOSS, (0, 1, 2), ("no_wedged_workspace",)),
     Case(given_up_apply_holds_nothing, STALE_PLAN, (0, 2, 4), ("no_stale_plan_apply",)),
+    # Caught by agent_capacity alone: every other invariant holds in these seeds.
+    Case(plan_and_apply_beside_another, "scenarios/pod-kill-reserved-slot.yaml", (0, 1),
+         ("agent_capacity",)),
+    Case(given_up_apply_frees_its_agent, "scenarios/adversarial/given-up-apply-reconnect.yaml",
+         (0, 1), ("agent_capacity",)),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The nine invariants, one pure function each: history in, violations out.
+"""The ten invariants, one pure function each: history in, violations out.
 
 Each function takes the history (a list of row dicts, or the `Timelines` already built from
 it, which is how `check` avoids grouping the rows seven times) and returns its violations in
@@ -7,7 +7,8 @@ the same violations. docs/checker.md states each rule; the definitions of status
 confirmed, authorized and owed are in `timelines`.
 
 Safety: `no_apply_without_confirmation`, `at_most_one_apply_per_confirmation`,
-`per_workspace_serialization`, `no_lost_task`, `no_unrecorded_apply`, `no_stale_plan_apply`.
+`per_workspace_serialization`, `no_lost_task`, `no_unrecorded_apply`, `no_stale_plan_apply`,
+`agent_capacity`.
 Liveness: `apply_pending_bound`, `drained`, `no_wedged_workspace`.
 """
 
@@ -17,6 +18,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from scheduler.heartbeat import PLAN_LIMIT
 from unstuck.checker import timelines, witness
 from unstuck.checker.timelines import Row, Timelines, us
 from unstuck.checker.verdicts import Violation
@@ -339,6 +341,61 @@ def no_stale_plan_apply(history: History) -> list[Violation]:
     return out
 
 
+def agent_capacity(history: History) -> list[Violation]:
+    """No agent is sent more than it may run (seed-system.md §2.2, `IsAgentAvailable`): a
+    plan_and_apply starts a phase only on an agent that runs no other plan_and_apply, and a
+    plan or drift check only on one that runs fewer than `PLAN_LIMIT` plans. The agent itself
+    enforces nothing and runs whatever it is sent, so an over-booked agent runs two applies
+    side by side, and the seed's, whose `apply_running` flag the first end clears, then calls
+    itself idle while one still runs (F7). A run lasts from its `exec.invoke` to the end that
+    `close_oldest` matches to it; one with no recorded end holds its agent to the end of the
+    history, which matters only if that agent starts something else. Only other tasks' runs
+    count: one task's second apply is `at_most_one_apply_per_confirmation`'s. A task of
+    unknown type (no `task.created`) is not judged."""
+    tl = _tl(history)
+    kind_of = {n: ln.type for n, ln in tl.tasks.items()}
+    open_all: list[Row] = []
+    running: dict[Any, list[Row]] = {}
+    out = []
+    for row in tl.execs:
+        if row["kind"] != "exec.invoke":
+            ended = timelines.close_oldest(open_all, row)
+            if ended is not None:
+                running[ended.get("agent")].remove(ended)
+            continue
+        agent, task, kind = row.get("agent"), row["task"], kind_of.get(row["task"])
+        mine = running.setdefault(agent, [])
+        others = [r for r in mine if r["task"] != task]
+        if kind == "plan_and_apply":
+            busy = [r for r in others if kind_of.get(r["task"]) == "plan_and_apply"][:1]
+            rule = "one plan_and_apply at a time"
+        elif kind in ("plan", "drift_check"):
+            busy = [r for r in others if kind_of.get(r["task"]) == "plan"]
+            busy = busy if len(busy) >= PLAN_LIMIT else []
+            rule = f"at most {PLAN_LIMIT} plans at a time"
+        else:
+            busy = []
+        if busy:
+            ln = tl.tasks[task]
+            held = ", ".join(
+                f"task {r['task']}'s {kind_of.get(r['task'])} ({_action(r)}, since t={r['t']:g})"
+                for r in busy)
+            out.append(Violation(
+                "agent_capacity", task, ln.workspace, float(row["t"]),
+                f"agent {agent} started task {task}'s {kind} ({_action(row)}) at "
+                f"t={row['t']:g} while it still ran {held}: an agent runs {rule} "
+                f"(seed-system.md §2.2) and refuses nothing itself",
+                witness.explain(tl, ln, row["seq"], [*busy, row]),
+            ))
+        mine.append(row)
+        open_all.append(row)
+    return out
+
+
+def _action(row: Row) -> Any:
+    return (row.get("data") or {}).get("action")
+
+
 def _commit_known(ln: timelines.TaskLine, ok: Row, invoke: Row | None) -> Row:
     """The first row that shows the commit `ok` made: `ok` itself, or the task's earlier
     transition to `applied` after the apply's invoke. A live `exec.ok` is recorded when its
@@ -576,6 +633,7 @@ ALL = (
     no_lost_task,
     no_unrecorded_apply,
     no_stale_plan_apply,
+    agent_capacity,
     apply_pending_bound,
     drained,
     no_wedged_workspace,

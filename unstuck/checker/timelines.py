@@ -216,6 +216,7 @@ class Timelines:
     locks: list[LockSpan]
     ws_status: dict[str, list[tuple[Row, int, str]]]  # plan_and_apply status rows per workspace
     ws_apply_execs: dict[str, list[Row]]  # exec.* rows with action apply, per workspace
+    execs: list[Row]  # every exec.* row of a task, in history order
     ws_retries: dict[str, list[Row]]  # workspace-scoped retry.scheduled (task null)
     # Creates refused with 423 "locked" while no lock span of the workspace was open, with
     # the workspace's last lock span before each (None: the history never locked it).
@@ -464,6 +465,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
     node_pods: dict[str, set[str]] = {}
     ws_status: dict[str, list[tuple[Row, int, str]]] = {}
     ws_apply_execs: dict[str, list[Row]] = {}
+    execs: list[Row] = []
     ws_retries: dict[str, list[Row]] = {}
     locks: list[LockSpan] = []
     held: dict[str, LockSpan] = {}
@@ -609,6 +611,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             ln.unproven = None
             ln.has_exec = True
             ln.open_execs.append(row)
+            execs.append(row)
             ln.placement = (row.get("agent"), row.get("pod"))
             link(ln, row)
             if action == "apply":
@@ -620,6 +623,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             _scalar(row, data, "fence")
             ln.has_exec = True
             ln.exec_done.append(row)
+            execs.append(row)
             opened = close_oldest(ln.open_execs, row)
             if opened is not None and action == "plan" and kind == "exec.ok":
                 ln.plan_starts[row["seq"]] = opened
@@ -676,7 +680,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
         ln.segments = _segments(ln)
     seqs = [r["seq"] for r in rows]
     tmax = list(accumulate((float(r["t"]) for r in rows), max))
-    return Timelines(rows, tasks, run, locks, ws_status, ws_apply_execs, ws_retries,
+    return Timelines(rows, tasks, run, locks, ws_status, ws_apply_execs, execs, ws_retries,
                      refused_unlocked, ws_write_failed, hits, pod_node, seqs, tmax)
 
 

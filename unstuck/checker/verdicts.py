@@ -21,6 +21,7 @@ SAFETY = (
     "no_lost_task",
     "no_unrecorded_apply",
     "no_stale_plan_apply",
+    "agent_capacity",
 )
 LIVENESS = (
     "apply_pending_bound",

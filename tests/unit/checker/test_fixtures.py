@@ -44,8 +44,12 @@ EXPECTED = {
     "two-tasks-overlapping.jsonl": [
         ("per_workspace_serialization", 21, 120.0, (3, 8, 12)),
         ("per_workspace_serialization", 21, 302.5, (22, 25)),
+        # Both applies run on agent-a: one agent, two plan_and_apply at once.
+        ("agent_capacity", 21, 302.5, (10, 17, 19, 22, 23, 25)),
     ],
     "lost-task.jsonl": [
+        # Task 31's plan starts on agent-a while task 30's plan_and_apply runs there.
+        ("agent_capacity", 31, 20.5, (5, 6, 8, 10)),
         ("no_lost_task", 32, 200.0, (26,)),
         ("no_lost_task", 30, 400.0, (1, 13, 17, 18, 19, 20, 21)),
         ("drained", 30, 700.0, (1, 13, 17, 18, 19, 20, 21)),
@@ -87,7 +91,7 @@ def test_incident_601_witness_tells_the_story() -> None:
     assert verdict.counts() == {
         "no_apply_without_confirmation": 0, "at_most_one_apply_per_confirmation": 0,
         "per_workspace_serialization": 0, "no_lost_task": 0, "no_unrecorded_apply": 0,
-        "no_stale_plan_apply": 0,
+        "no_stale_plan_apply": 0, "agent_capacity": 0,
         "apply_pending_bound": 1, "drained": 1, "no_wedged_workspace": 1,
     }
 

@@ -19,13 +19,14 @@ from .story import Story, fixture
 
 
 def _planned(s: Story, task: int = 1, ws: str = "ws-1", t: float = 0.0,
-             digest: str | None = "d1") -> int:
+             digest: str | None = "d1", agent: str = "a1") -> int:
     """Create a plan_and_apply task and run its plan to apply_pending; returns the plan end."""
+    pod = "p" + agent[1:]
     s.created(t, task, ws)
-    s.to(t + 1, task, "pending", "running", ws, "dispatched", agent="a1", pod="p1")
-    s.add(t + 2, "exec.invoke", task=task, workspace=ws, agent="a1", pod="p1",
+    s.to(t + 1, task, "pending", "running", ws, "dispatched", agent=agent, pod=pod)
+    s.add(t + 2, "exec.invoke", task=task, workspace=ws, agent=agent, pod=pod,
           data={"action": "plan", "fence": 1})
-    s.add(t + 10, "exec.ok", task=task, workspace=ws, agent="a1", pod="p1",
+    s.add(t + 10, "exec.ok", task=task, workspace=ws, agent=agent, pod=pod,
           data={"action": "plan", "fence": 1, "has_changes": True, "digest": digest})
     return s.to(t + 10, task, "running", "apply_pending", ws, "plan has changes")
 
@@ -527,13 +528,14 @@ def _stale_story(second_plan_at: float, commit_outcome: str = "ok",
     s.confirm(15, 1)
     seqs = {"invoke1": _apply(s, 20, task=1, outcome=None)}
     s.to(25, 1, "running", "failed", reason="apply outcome unknown")
-    seqs["plan2"] = _planned(s, task=2, t=second_plan_at, digest=second_digest)
+    # On another agent: a1 still runs task 1's apply (`agent_capacity`).
+    seqs["plan2"] = _planned(s, task=2, t=second_plan_at, digest=second_digest, agent="a2")
     seqs["ok1"] = s.add(50, f"exec.{commit_outcome}", task=1, workspace="ws-1", agent="a1",
                         data={"action": "apply", "fence": 2})
     if commit_outcome == "ok":
         s.to(50, 1, "failed", "applied", reason="late_commit")
     s.confirm(190, 2, digest=second_digest)
-    seqs["invoke2"] = _apply(s, 200, task=2, digest=second_digest)
+    seqs["invoke2"] = _apply(s, 200, task=2, digest=second_digest, agent="a2")
     s.end(1000)
     return s, seqs
 
@@ -625,6 +627,86 @@ def test_a_stale_check_is_per_workspace_and_ignores_the_same_tasks_applies() -> 
     _apply(s, 50)
     s.end(1000)
     assert invariants.no_stale_plan_apply(s.rows()) == []
+
+
+def _run(s: Story, task: int, start: float, end: float | None, agent: str = "a1",
+         action: str = "plan") -> None:
+    """One run of `task` on `agent` from `start` to `end` (None: never ended)."""
+    s.add(start, "exec.invoke", task=task, workspace=f"ws-{task}", agent=agent,
+          data={"action": action, "fence": 1})
+    if end is not None:
+        s.add(end, "exec.ok", task=task, workspace=f"ws-{task}", agent=agent,
+              data={"action": action, "fence": 1})
+
+
+def _invokes(rows: list[dict], v: checker.Violation) -> list[tuple[float, int]]:
+    """(t, task) of the exec.invoke rows in `v`'s witness."""
+    return [(r["t"], r["task"]) for r in checker.witness_rows(rows, v) if r["kind"] == "exec.invoke"]
+
+
+@pytest.mark.parametrize("second_agent, second_at, flagged", [
+    ("a1", 30, True),  # while task 1's apply runs on a1
+    ("a2", 30, False),  # another agent
+    ("a1", 40, False),  # task 1's apply ended at 40 (its end is recorded first)
+    ("a1", 12, True),  # between task 1's phases a1 is free, but not during its plan
+])
+def test_an_agent_runs_one_plan_and_apply_at_a_time(second_agent, second_at, flagged) -> None:
+    s = Story()
+    for task in (1, 2):
+        s.created(0, task, f"ws-{task}")
+    _run(s, 1, 5, 15)
+    _run(s, 1, 20, 40, action="apply")
+    _run(s, 2, second_at, second_at + 2, agent=second_agent)
+    s.end(1000)
+    rows = s.rows()
+    got = invariants.agent_capacity(rows)
+    assert bool(got) is flagged
+    if flagged:
+        (v,) = got
+        phase, since = ("plan", 5) if second_at < 15 else ("apply", 20)
+        assert (v.invariant, v.task, v.workspace, v.t) == ("agent_capacity", 2, "ws-2", second_at)
+        assert _invokes(rows, v) == [(since, 1), (second_at, 2)]
+        assert v.message == (
+            f"agent a1 started task 2's plan_and_apply (plan) at t={second_at} while it still "
+            f"ran task 1's plan_and_apply ({phase}, since t={since}): "
+            "an agent runs one plan_and_apply at a time (seed-system.md §2.2) and refuses "
+            "nothing itself")
+
+
+def test_an_agent_runs_at_most_three_plans_and_drift_checks_count_toward_none() -> None:
+    s = Story()
+    for task, typ in ((1, "plan"), (2, "plan"), (3, "plan"), (4, "drift_check"),
+                      (5, "plan_and_apply"), (6, "drift_check"), (7, "plan")):
+        s.created(0, task, f"ws-{task}", typ=typ)
+    for task in (1, 2, 4):  # two plans and a drift check: room for one more plan
+        _run(s, task, 10, 100)
+    _run(s, 5, 11, 100)  # a plan_and_apply runs beside plans: not a plan
+    _run(s, 3, 12, 100)  # the third plan: allowed
+    _run(s, 6, 13, 100)  # a drift check needs plan_running < 3: refused
+    _run(s, 7, 14, 100)  # so is a fourth plan
+    _run(s, 7, 150, 160)  # all ended: free again
+    s.end(1000)
+    rows = s.rows()
+    got = invariants.agent_capacity(rows)
+    assert [(v.task, v.t) for v in got] == [(6, 13.0), (7, 14.0)]
+    assert _invokes(rows, got[1]) == [(10, 1), (10, 2), (12, 3), (14, 7)]
+    assert "while it still ran task 1's plan (plan, since t=10), task 2's plan (plan, since " \
+           "t=10), task 3's plan (plan, since t=12): an agent runs at most 3 plans at a " \
+           "time" in got[1].message
+
+
+def test_a_run_without_an_end_holds_its_agent_and_only_other_tasks_count() -> None:
+    s = Story()
+    for task in (1, 2):
+        s.created(0, task, f"ws-{task}")
+    _run(s, 1, 5, None, action="apply")  # never reported: still running, for all we know
+    _run(s, 1, 50, 60, action="apply")  # the same task again: at_most_one_apply's business
+    _run(s, 2, 500, 530)
+    s.end(1000)
+    assert [(v.task, v.t) for v in invariants.agent_capacity(s.rows())] == [(2, 500.0)]
+    # An end recorded by someone else (the live service's "outcome unknown") frees it too.
+    s.add(400, "exec.info", task=1, workspace="ws-1", agent="a1", data={"action": "apply"})
+    assert invariants.agent_capacity(s.rows()) == []
 
 
 # --- input errors ---------------------------------------------------------------------------
