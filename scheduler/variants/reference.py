@@ -322,15 +322,17 @@ class ReferencePolicy:
             if not done.ok:
                 return done
             return ev.Outcome(False, 409, task_id=task.id, message="the apply has already committed")
+        new = self.cas(task, "cancelled by user", status=TaskStatus.CANCELLED,
+                       completed_at=self.ctx.now, fence=task.fence + 1)
+        if new is None:
+            # Nothing changed, as a 503 says: the run goes on (the agent is told only once
+            # the cancel is stored, or a cancel answered "retry" would abort it all the same).
+            return ev.Outcome(False, 503, task_id=task.id, message="cancel not stored; retry")
         if task.status is TaskStatus.RUNNING and task.agent_id:
             try:
                 self.ctx.agents.send_cancel(task.agent_id, task.id)
             except AgentSendError:
-                pass  # the fence bump below makes any later report stale
-        new = self.cas(task, "cancelled by user", status=TaskStatus.CANCELLED,
-                       completed_at=self.ctx.now, fence=task.fence + 1)
-        if new is None:
-            return ev.Outcome(False, 503, task_id=task.id, message="cancel not stored; retry")
+                pass  # the fence bump above makes any later report stale
         self.ctx.record(Kind.TASK_CANCELLED, task=task.id, workspace=task.workspace_id,
                         data={"user": e.user})
         if task.status is TaskStatus.RUNNING and task.stage == Stage.APPLYING and self.ctx.state is not None:

@@ -45,3 +45,19 @@ def test_a_config_rebuild_keeps_the_pod_of_a_cancelled_apply_until_its_report_la
                               for r in rows), "the rebuild deleted the pod holding the report"
     assert s.task(1).status is TaskStatus.APPLIED, s.task(1).status
     assert not checker.invariants.no_unrecorded_apply(rows)
+
+
+def test_a_cancel_answered_503_leaves_the_run_going():
+    """A cancel whose write fails is answered 503 "not stored; retry": nothing changed. The
+    reference told the agent before it stored the cancel, so the apply was aborted all the
+    same, and the task failed a moment later ("agent is alive but not running the task")."""
+    s = Script("reference", pool=Pool("pool-1", min_replicas=0, max_replicas=2),
+               plan_s=10.0, apply_s=60.0)
+    s.create(1.0)
+    s.confirm(61.0, 1)  # the apply runs from 61 and commits at 121
+    s.fail_writes(89.9, 1)
+    s.at(90.0, ev.CancelTask(1, "alice"))  # its write fails
+    s.run(900.0)
+    cancels = [o for _, e, o in s.outcomes if isinstance(e, ev.CancelTask)]
+    assert [o.status for o in cancels] == [503]
+    assert s.task(1).status is TaskStatus.APPLIED, (s.task(1).status, s.task(1).error_message)
