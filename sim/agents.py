@@ -6,7 +6,11 @@ Behaviour (shared/specs/seed-system.md §2.2, §8):
 * a heartbeat every 10 s with plan_running (plan tasks), apply_running (a plan_and_apply in
   either phase) and current_tasks; a heartbeat the server does not know (404) means the
   server dropped us: reconnect;
-* no capacity enforcement on the agent side: it runs whatever it is sent;
+* no capacity enforcement on the agent side: it runs whatever it is sent. A second
+  `run_task` of a task it is already running: our agent (`agent_claims_runs`) drops the older
+  run (`exec.info` "superseded"); the seed's starts a goroutine per message and only
+  overwrites the task's cancel func, so both run to their end (F7/G5's two concurrent
+  applies) and a cancel reaches the newer one only;
 * a phase runs for a drawn duration; at its end the agent reports over HTTP (PlanFinished /
   ApplyFinished / TaskFailed), then sends the C&C completion notice ~50 ms later if connected
   (seed-head's G1 race needs both). A report answered with a 5xx is retried as the variant's
@@ -78,6 +82,9 @@ class AgentSim:
     dead: bool = False
     draining: bool = False
     runs: dict[int, Run] = field(default_factory=dict)
+    # The seed's agent only: older runs of a task whose newer run_task took its place in
+    # `runs`; they run on, but no cancel reaches them (the Go map kept the newer cancel func).
+    displaced: list[Run] = field(default_factory=list)
     queued: list[RunTask] = field(default_factory=list)
     # Reports not yet delivered, by task (our agent only): what the heartbeat still lists.
     unreported: dict[int, int] = field(default_factory=dict)
@@ -121,7 +128,8 @@ class AgentSim:
         w = self.fleet.w
         runs = self.runs
         if runs or self.unreported:
-            plan_running, apply_running = heartbeat.load(r.task_type for r in runs.values())
+            plan_running, apply_running = heartbeat.load(
+                r.task_type for r in [*runs.values(), *self.displaced])
             beat = ev.AgentHeartbeat(self.agent_id, plan_running=plan_running,
                                      apply_running=apply_running,
                                      current_tasks=tuple(sorted(runs.keys() | self.unreported.keys())))
@@ -175,7 +183,9 @@ class AgentSim:
         else:
             duration = cfg.plan.sample(self.fleet.rng)
         old = self.runs.get(run.task_id)
-        if old is not None:
+        if old is not None and not self.fleet.claims_runs:
+            self.displaced.append(old)  # the seed's agent: both goroutines run on
+        elif old is not None:
             old.gen += 1
             self._record(Kind.EXEC_INFO, old.run, "superseded by a new run of the same task")
             self._release_lock(old.run)  # a no-op when this run's apply took the lock over
@@ -191,9 +201,14 @@ class AgentSim:
                             data={"action": run.action, "fence": run.fence, **data})
 
     def _finish(self, x: Run, gen: int) -> None:
-        if gen != x.gen or self.dead or self.paused or self.runs.get(x.run.task_id) is not x:
+        if gen != x.gen or self.dead or self.paused:
             return
-        del self.runs[x.run.task_id]
+        if self.runs.get(x.run.task_id) is x:
+            del self.runs[x.run.task_id]
+        elif x in self.displaced:
+            self.displaced.remove(x)
+        else:
+            return
         w, rng, cfg = self.fleet.w, self.fleet.rng, self.fleet.cfg
         run = x.run
         report: Any
@@ -272,7 +287,8 @@ class AgentSim:
         self.fleet.w.cluster.agent_exited(self.pod)
 
     def _maybe_exit(self) -> None:
-        if (self.draining and not self.runs and not self.unreported and not self.dead
+        if (self.draining and not self.runs and not self.displaced and not self.unreported
+                and not self.dead
                 and not self.paused):
             self.fleet.w.cluster.agent_exited(self.pod)
 
@@ -285,10 +301,11 @@ class AgentSim:
         self.fleet.alive.pop(self.agent_id, None)
         self.hb_gen += 1
         self.conn_gen += 1
-        for _, x in sorted(self.runs.items()):
+        for x in [*self.displaced, *(x for _, x in sorted(self.runs.items()))]:
             x.gen += 1
             self._record(Kind.EXEC_INFO, x.run, reason)
         self.runs.clear()
+        self.displaced.clear()
         self.queued.clear()
         if self.connected:
             self.connected = False
@@ -302,7 +319,7 @@ class AgentSim:
         self.stalled_at = now
         self.hb_gen += 1
         self.conn_gen += 1
-        for x in self.runs.values():
+        for x in [*self.runs.values(), *self.displaced]:
             x.remaining = max(0.0, x.ends_at - now)
             x.gen += 1
 
@@ -338,6 +355,10 @@ class AgentSim:
                 self._lose_lock(x)
                 del self.runs[task_id]
                 continue
+            x.ends_at = now + x.remaining
+            x.gen += 1
+            w.kernel.at(x.ends_at, self._finish, x, x.gen)
+        for x in self.displaced:  # the seed's agent holds no lease to lose
             x.ends_at = now + x.remaining
             x.gen += 1
             w.kernel.at(x.ends_at, self._finish, x, x.gen)
