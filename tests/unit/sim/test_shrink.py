@@ -86,7 +86,7 @@ def test_the_same_task_is_the_one_created_at_the_same_instant_not_the_same_id():
     """Without node-loss-mid-apply's faults, seed 4 creates its tasks differently (a create
     on a locked workspace is refused), so task id 4 is another workspace's task there."""
     cfg = scenario.load("scenarios/node-loss-mid-apply.yaml").world()
-    r = shrink.shrink(cfg, "seed", 4)
+    r = shrink.shrink(cfg, "seed", 4, invariant="no_wedged_workspace")
     assert r.target == shrink.Target("no_wedged_workspace", "ws-2", (381.274248, "plan_and_apply", 0), 4)
     assert r.violation.workspace == "ws-2" and len(r.keep) == 2
     bare = shrink.run_with(cfg, [], "seed", 4)  # no fault: the same task is task 5 there
@@ -159,9 +159,10 @@ def test_out_must_not_be_the_scenario_being_shrunk(tmp_path):
 
 
 def test_cli_json_names_the_target_the_faults_and_what_they_hit():
-    s = shrink.shrink(scenario.load("scenarios/pod-kill-reserved-slot.yaml").world(), "seed-head", 0)
+    s = shrink.shrink(scenario.load("scenarios/pod-kill-reserved-slot.yaml").world(), "seed-head", 0,
+                      invariant="no_wedged_workspace")
     r = run(app, ["shrink", "scenarios/pod-kill-reserved-slot.yaml", "-s", "seed-head", "--seed",
-                  "0", "--json", "--workers", "1"])
+                  "0", "--invariant", "no_wedged_workspace", "--json", "--workers", "1"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
     assert (d["invariant"], d["task"], d["attempts"]) == (s.target.invariant, s.target.task, len(s.attempts))
