@@ -768,8 +768,8 @@ class ReferencePolicy:
         if task.stage == Stage.APPLYING:
             self.settle_apply(task, why, wait=not timed_out)
             return
-        self.release_slot_of(task, why)
-        self.requeue_or_fail(task, "plan lost: " + why, TaskStatus.PENDING, Stage.PENDING)
+        if self.requeue_or_fail(task, "plan lost: " + why, TaskStatus.PENDING, Stage.PENDING):
+            self.release_slot_of(task, why)
 
     def state_of(self, task: Task, fence: int | None = None) -> tuple[ApplyOutcome | None, str]:
         """What the state backend says of the apply of `task`'s current run (or of the run
@@ -802,7 +802,6 @@ class ReferencePolicy:
             self.finish(task, f"apply committed in the state ({why})", status=TaskStatus.APPLIED,
                         stage=Stage.APPLIED, fence=task.fence + 1, k8s_pod_name="", slot_id=None)
             return
-        self.release_slot_of(task, why)
         if outcome is ApplyOutcome.NOT_COMMITTED:
             label = "apply did not commit"
             message = (f"the apply did not commit ({why}): the state holds none of its changes; "
@@ -814,11 +813,14 @@ class ReferencePolicy:
                        error_message=message, completed_at=self.ctx.now, fence=task.fence + 1,
                        k8s_pod_name="", slot_id=None)
         if new is not None:
+            self.release_slot_of(task, why)
             self.unlock_if_owner(new, label)
             if outcome is not ApplyOutcome.NOT_COMMITTED and self.ctx.state is not None:
                 self.mem.given_up_applies.add(task.id)  # it may commit yet: settle_given_up
 
-    def requeue_or_fail(self, task: Task, reason: str, status: TaskStatus, stage: str) -> None:
+    def requeue_or_fail(self, task: Task, reason: str, status: TaskStatus, stage: str) -> Task | None:
+        """Put `task` back to `status` for another attempt, or fail it once the retry budget
+        is spent; the stored task, or None when the write failed (the next pass tries again)."""
         attempts = task.attempts + 1
         if attempts > self.cfg.retry_budget:
             new = self.cas(task, f"retry budget exhausted ({reason})", status=TaskStatus.FAILED,
@@ -827,12 +829,12 @@ class ReferencePolicy:
                            k8s_pod_name="", slot_id=None, attempts=attempts)
             if new is not None:
                 self.unlock_if_owner(new, "retry budget exhausted")
-            return
+            return new
         keep_pod = status is TaskStatus.APPLY_PENDING
-        self.cas(task, reason, status=status, stage=stage, agent_id=None, started_at=None,
-                 fence=task.fence + 1, attempts=attempts,
-                 k8s_pod_name=task.k8s_pod_name if keep_pod else "",
-                 slot_id=task.slot_id if keep_pod else None)
+        return self.cas(task, reason, status=status, stage=stage, agent_id=None, started_at=None,
+                        fence=task.fence + 1, attempts=attempts,
+                        k8s_pod_name=task.k8s_pod_name if keep_pod else "",
+                        slot_id=task.slot_id if keep_pod else None)
 
     def release_orphan_locks(self, workspaces: dict[str, Workspace]) -> None:
         """A lock is held for a plan that ended with changes, until its apply ends. An owner
