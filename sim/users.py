@@ -9,6 +9,12 @@
   apart. The user decides once per plan (a new plan after a re-plan is a new decision) and
   does not click Confirm on a task that is already confirmed: re-clicking a stuck task is
   the incident's manual workaround, and it would hide the bug.
+* Opt-in (`cancel_anytime`): a created task is cancelled by its user, with that probability, a
+  drawn delay after its creation, whatever stage it is in by then (nothing if it has ended).
+* Opt-in (`confirm_retries`): a confirm answered 5xx ("not stored; retry") is clicked again
+  after a drawn delay, at most that many times, while the task still waits unconfirmed on the
+  same plan (the UI shows the error, the user clicks Confirm again).
+Both draw from streams of their own, so that with them off every other draw is unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ class Users:
         self.rng = world.rng("users")
         self.arrivals = world.rng("arrivals")
         self.decided: set[tuple[int, str | None]] = set()
+        # Streams of their own: turning these on shifts no other draw.
+        self.cancel_rng = world.rng("users.cancel_anytime")
+        self.retry_rng = world.rng("users.confirm_retry")
 
     def start(self) -> None:
         end = self.w.cfg.duration_s
@@ -49,7 +58,11 @@ class Users:
         ttype = types[0] if len(types) == 1 else self.arrivals.choices(types, weights)[0]
         self.w.record(Kind.USER, Source.USER, workspace=ws, reason="create task",
                       data={"action": "create", "type": ttype.value, "user": self.cfg.name})
-        self.w.send(ev.TaskCreated(ws, ttype, self.cfg.name))
+        out = self.w.send(ev.TaskCreated(ws, ttype, self.cfg.name))
+        if out.ok and out.task_id is not None and self.cfg.cancel_anytime > 0:
+            if self.cancel_rng.random() < self.cfg.cancel_anytime:
+                delay = self.cfg.cancel_anytime_delay.sample(self.cancel_rng)
+                self.w.kernel.after(delay, self.cancel, out.task_id, "anytime")
         if every:
             nxt = self.w.kernel.now + self.arrivals.expovariate(1.0 / every)
             if nxt <= self.w.cfg.duration_s:
@@ -86,12 +99,27 @@ class Users:
             return
         self.click(task_id, task.plan_digest)
 
-    def click(self, task_id: int, digest: str | None) -> None:
+    def click(self, task_id: int, digest: str | None, retry: int = 0) -> None:
         task = self.w.store.get_task(task_id)
         ws = task.workspace_id if task is not None else None
-        self.w.record(Kind.USER, Source.USER, task=task_id, workspace=ws, reason="confirm apply",
-                      data={"action": "confirm", "user": self.cfg.name, "digest": digest})
-        self.w.send(ev.ConfirmApply(task_id, self.cfg.name, digest))
+        data: dict[str, object] = {"action": "confirm", "user": self.cfg.name, "digest": digest}
+        if retry:
+            data["retry"] = retry
+        self.w.record(Kind.USER, Source.USER, task=task_id, workspace=ws,
+                      reason="confirm apply again" if retry else "confirm apply", data=data)
+        out = self.w.send(ev.ConfirmApply(task_id, self.cfg.name, digest))
+        if out.status >= 500 and retry < self.cfg.confirm_retries:
+            delay = self.cfg.confirm_retry.sample(self.retry_rng)
+            self.w.kernel.after(delay, self.retry_confirm, task_id, digest, retry + 1)
+
+    def retry_confirm(self, task_id: int, digest: str | None, retry: int) -> None:
+        """Click Confirm again after a 5xx, on the plan the user confirmed: not once the task
+        is confirmed, has moved on, or shows a new plan (a new plan is a new decision)."""
+        task = self.w.store.get_task(task_id)
+        if (task is None or task.status is not TaskStatus.APPLY_PENDING or task.confirmed
+                or task.plan_digest != digest):
+            return
+        self.click(task_id, digest, retry)
 
     def double_click(self, task_id: int, gap_s: float) -> bool:
         task = self.w.store.get_task(task_id)
@@ -102,10 +130,15 @@ class Users:
         self.w.kernel.after(gap_s, self.click, task_id, task.plan_digest)
         return True
 
-    def cancel(self, task_id: int) -> None:
+    def cancel(self, task_id: int, when: str | None = None) -> None:
+        """Cancel the task unless it has ended; `when="anytime"` marks the opt-in cancel at
+        any stage (its row also names the status the user saw)."""
         task = self.w.store.get_task(task_id)
         if task is None or task.terminal:
             return
+        data: dict[str, object] = {"action": "cancel", "user": self.cfg.name}
+        if when is not None:
+            data.update(when=when, status=task.status.value)
         self.w.record(Kind.USER, Source.USER, task=task_id, workspace=task.workspace_id,
-                      reason="cancel task", data={"action": "cancel", "user": self.cfg.name})
+                      reason="cancel task", data=data)
         self.w.send(ev.CancelTask(task_id, self.cfg.name))

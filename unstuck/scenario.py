@@ -325,12 +325,19 @@ class Agents(_Model):
     apply_fail: Probability = 0.0
 
 
+CONFIRM_RETRIES_MAX = 100  # per click: a user who clicks more has given up
+
+
 class Users(_Model):
     confirm_s: Dist = Dist(kind="lognormal", median=120, p99=1800, floor=5)
     never_confirm: Probability = 0.0
     double_click: Probability = 0.0
     double_click_gap_s: Seconds = 0.1
     cancel: Probability = 0.0
+    cancel_anytime: Probability = 0.0
+    cancel_anytime_s: Dist = Dist(kind="uniform", min=0, max=600)
+    confirm_retries: Annotated[Count, Field(le=CONFIRM_RETRIES_MAX)] = 0
+    confirm_retry_s: Dist = Dist(kind="fixed", value=5)
 
     @model_validator(mode="after")
     def _sum(self) -> Users:
@@ -538,7 +545,11 @@ class Scenario(_Model):
                                 never_confirm=self.users.never_confirm,
                                 double_click=self.users.double_click,
                                 double_click_gap_s=self.users.double_click_gap_s,
-                                cancel=self.users.cancel),
+                                cancel=self.users.cancel,
+                                cancel_anytime=self.users.cancel_anytime,
+                                cancel_anytime_delay=self.users.cancel_anytime_s.world(),
+                                confirm_retries=self.users.confirm_retries,
+                                confirm_retry=self.users.confirm_retry_s.world()),
             workload=tuple(
                 sc.WorkspaceGroup(count=w.count or 0, pool=w.pool or first_pool, prefix=w.prefix,
                                   names=tuple(w.names or ()), at=tuple(w.at), every_s=w.every_s,
