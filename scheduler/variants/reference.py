@@ -113,6 +113,12 @@ class RefMemory:
     # cancelled (the cancel may not have reached the agent, or came after the commit), or
     # failed "apply outcome unknown" (past the run timeout): see `settle_given_up`.
     given_up_applies: set[int] = field(default_factory=set)
+    # Runs cancelled while their agent was out of reach (the cancel could not be sent), which
+    # the agent may run on: task -> (agent, pod, type, cancelled at). The run takes its
+    # capacity on the agent until a heartbeat after the cancel no longer lists it (an agent
+    # that reconnects is otherwise free for a new plan_and_apply before any heartbeat).
+    # Given-up applies are `given_up_applies`'.
+    unsent_cancels: dict[int, tuple[str, str, TaskType, float]] = field(default_factory=dict)
     # Idle pods the last scale-down passed over because their agent still listed a run
     # (`agent_working`): only a heartbeat that drops such an agent's last run is news.
     kept_for_runs: set[str] = field(default_factory=set)
@@ -332,7 +338,9 @@ class ReferencePolicy:
             try:
                 self.ctx.agents.send_cancel(task.agent_id, task.id)
             except AgentSendError:
-                pass  # the fence bump above makes any later report stale
+                # The fence bump above makes any later report stale, but the run goes on.
+                self.mem.unsent_cancels[task.id] = (task.agent_id, task.k8s_pod_name,
+                                                    task.task_type, self.ctx.now)
         self.ctx.record(Kind.TASK_CANCELLED, task=task.id, workspace=task.workspace_id,
                         data={"user": e.user})
         if task.status is TaskStatus.RUNNING and task.stage == Stage.APPLYING and self.ctx.state is not None:
@@ -464,6 +472,8 @@ class ReferencePolicy:
         view = self.mem.pods.pop(name, None)
         if view is None:
             return
+        for t in [t for t, (_, pod, _, _) in self.mem.unsent_cancels.items() if pod == name]:
+            del self.mem.unsent_cancels[t]
         for task in self.ctx.store.list_tasks(statuses=[TaskStatus.APPLY_PENDING]):
             if task.k8s_pod_name == name:
                 new = self.cas(task, "reservation dropped: " + reason, k8s_pod_name="", slot_id=None)
@@ -524,6 +534,12 @@ class ReferencePolicy:
         view.connected, view.last_seen = True, self.ctx.now
         mem.aging.add(e.agent_id)
         view.current_tasks, view.heartbeat_at = current, self.ctx.now
+        if mem.unsent_cancels:
+            ended = [t for t, (agent, _, _, at) in mem.unsent_cancels.items()
+                     if agent == e.agent_id and at < now and t not in current]
+            for t in ended:
+                del mem.unsent_cancels[t]
+            mem.dirty = mem.dirty or bool(ended)  # its capacity is free again
         return ev.OK
 
     def on_agent_disconnected(self, e: ev.AgentDisconnected) -> None:
@@ -868,18 +884,24 @@ class ReferencePolicy:
     def free_slot(self, pod: str, task: Task, held: dict[str, list[Task]]) -> int | None:
         on_pod = [t for t in held.get(pod, []) if t.id != task.id]
         used = {t.slot_id for t in on_pod}
+        stray = self.unsent_cancel_types(pod)
         if task.task_type is TaskType.PLAN_AND_APPLY:
-            if any(t.task_type is TaskType.PLAN_AND_APPLY for t in on_pod) or pod in self.given_up_pods():
+            if (any(t.task_type is TaskType.PLAN_AND_APPLY for t in on_pod) or pod in self.given_up_pods()
+                    or TaskType.PLAN_AND_APPLY in stray):
                 return None
         else:
             plans = [t for t in on_pod if t.task_type is not TaskType.PLAN_AND_APPLY
                      and t.status is TaskStatus.RUNNING]
-            if len(plans) >= PLAN_SLOTS:
+            if len(plans) + sum(1 for k in stray if k is not TaskType.PLAN_AND_APPLY) >= PLAN_SLOTS:
                 return None
         for slot in range(4):
             if slot not in used:
                 return slot
         return None
+
+    def unsent_cancel_types(self, pod: str) -> list[TaskType]:
+        """The types of the cancelled runs the pod's agent may still run (`unsent_cancels`)."""
+        return [kind for _, p, kind, _ in self.mem.unsent_cancels.values() if p == pod]
 
     def runnable(self, tasks: list[Task], workspaces: dict[str, Workspace]) -> list[tuple[Task, str]]:
         """Per workspace, what may start now: its confirmed apply, or its next pending task."""
@@ -966,8 +988,9 @@ class ReferencePolicy:
         given_up = self.given_up_pods()
         for pod in usable:
             occupants = held.get(pod, [])
-            if pod in given_up or any(t.status is TaskStatus.RUNNING
-                                      and t.task_type is TaskType.PLAN_AND_APPLY for t in occupants):
+            if pod in given_up or TaskType.PLAN_AND_APPLY in self.unsent_cancel_types(pod) or any(
+                    t.status is TaskStatus.RUNNING and t.task_type is TaskType.PLAN_AND_APPLY
+                    for t in occupants):
                 continue
             for victim in occupants:
                 if (victim.id != task.id and victim.status is TaskStatus.APPLY_PENDING

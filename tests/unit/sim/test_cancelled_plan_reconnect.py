@@ -1,0 +1,27 @@
+"""A plan cancelled while its agent is cut off runs on in the agent (the cancel could not be
+sent). When the agent reconnects, the reference must not send it another plan_and_apply
+before a heartbeat shows the cancelled run has ended (seed-system.md §2.2: one
+plan_and_apply per agent). Found with `users.cancel_anytime` (adversarial, session 19)."""
+
+from sim import runner
+from sim.config import FaultSpec, PoolConfig, UserConfig, WorkspaceGroup, fixed
+from unstuck import checker
+
+from .worlds import config
+
+
+def test_a_reconnected_agent_still_running_a_cancelled_plan_gets_no_second_plan_and_apply():
+    # One pod. Task 1 plans 34-94; the agent is cut off 45-75; task 1 is cancelled at 60
+    # (unsent); task 2 (created at 50) waits. It used to be dispatched at the reconnect, 75.
+    cfg = config(pools=(PoolConfig("pool-1", min_replicas=1, max_replicas=1),),
+                 users=UserConfig(confirm=fixed(20.0), cancel_anytime=1.0,
+                                  cancel_anytime_delay=fixed(55.0)),
+                 workload=(WorkspaceGroup(names=("ws-1",), at=(5.0,)),
+                           WorkspaceGroup(names=("ws-2",), at=(50.0,))),
+                 faults=(FaultSpec("agent-disconnect", at=45.0, reconnect_after=30.0),))
+    rows = runner.run(cfg, "reference", 0).rows
+    verdict = checker.check(rows)
+    assert verdict.ok, {k: n for k, n in verdict.counts().items() if n}
+    plan_1_end = next(r["t"] for r in rows if r["kind"] == "exec.ok" and r["task"] == 1)
+    start_2 = next(r["t"] for r in rows if r["kind"] == "exec.invoke" and r["task"] == 2)
+    assert start_2 >= plan_1_end, (start_2, plan_1_end)
