@@ -117,7 +117,8 @@ class RefMemory:
     # the agent may run on: task -> (agent, pod, type, cancelled at). The run takes its
     # capacity on the agent until a heartbeat after the cancel no longer lists it (an agent
     # that reconnects is otherwise free for a new plan_and_apply before any heartbeat).
-    # Given-up applies are `given_up_applies`'.
+    # A restart rebuilds it from the store (`on_restart`). Given-up applies are
+    # `given_up_applies`'.
     unsent_cancels: dict[int, tuple[str, str, TaskType, float]] = field(default_factory=dict)
     # Idle pods the last scale-down passed over because their agent still listed a run
     # (`agent_working`): only a heartbeat that drops such an agent's last run is news.
@@ -234,10 +235,17 @@ class ReferencePolicy:
             if task.k8s_pod_name and task.k8s_pod_name in self.mem.pods:
                 self.ctx.record(Kind.SLOT_RESERVED, pod=task.k8s_pod_name, slot=task.slot_id,
                                 task=task.id, reason="reservation rebuilt from the store")
+        ended = self.ctx.store.list_tasks(statuses=[TaskStatus.CANCELLED, TaskStatus.FAILED])
         if self.ctx.state is not None:
             self.mem.given_up_applies = {
-                t.id for t in self.ctx.store.list_tasks(statuses=[TaskStatus.CANCELLED, TaskStatus.FAILED])
-                if t.stage == Stage.APPLYING and t.agent_id and self.given_up(t)}
+                t.id for t in ended if t.stage == Stage.APPLYING and t.agent_id and self.given_up(t)}
+        # Whether a cancel reached its agent was in memory: hold every run cancelled while it
+        # ran (its stage is still planning or applying) on a pod still listed, as if its
+        # cancel had not been sent, until its agent's first heartbeat drops it.
+        self.mem.unsent_cancels = {
+            t.id: (t.agent_id, t.k8s_pod_name, t.task_type, t.completed_at or 0.0) for t in ended
+            if t.status is TaskStatus.CANCELLED and t.agent_id and t.k8s_pod_name in self.mem.pods
+            and t.stage in (Stage.PLANNING, Stage.APPLYING)}
         self.ctx.spawn(0.0, "reconcile", True)
 
     def relist_pods(self, pool_id: str) -> None:
