@@ -117,8 +117,9 @@ class RefMemory:
     # the agent may run on: task -> (agent, pod, type, cancelled at). The run takes its
     # capacity on the agent until a heartbeat after the cancel no longer lists it (an agent
     # that reconnects is otherwise free for a new plan_and_apply before any heartbeat).
-    # A restart rebuilds it from the store (`on_restart`). Given-up applies are
-    # `given_up_applies`'.
+    # A restart rebuilds it from the store (`on_restart`). A plan requeued because its agent
+    # was lost (out of reach, not known dead) is held the same way (`check_running`), in
+    # memory only. Given-up applies are `given_up_applies`'.
     unsent_cancels: dict[int, tuple[str, str, TaskType, float]] = field(default_factory=dict)
     # Idle pods the last scale-down passed over because their agent still listed a run
     # (`agent_working`): only a heartbeat that drops such an agent's last run is news.
@@ -777,7 +778,7 @@ class ReferencePolicy:
             back = (TaskStatus.APPLY_PENDING, Stage.APPLY_PENDING) if apply else (TaskStatus.PENDING, Stage.PENDING)
             self.requeue_or_fail(task, "run was never delivered", *back)
             return
-        why = self.agent_lost(task.agent_id)
+        why = lost = self.agent_lost(task.agent_id)
         view = self.mem.agents.get(task.agent_id or "")
         if why is None and view is not None and view.heartbeat_at is not None:
             dispatched = task.started_at or 0.0
@@ -794,6 +795,11 @@ class ReferencePolicy:
             return
         if self.requeue_or_fail(task, "plan lost: " + why, TaskStatus.PENDING, Stage.PENDING):
             self.release_slot_of(task, why)
+            if lost is not None and task.agent_id:
+                # The agent is only out of reach (a frozen node heals, a cut-off agent
+                # reconnects): it may run on, as after a cancel it never got.
+                self.mem.unsent_cancels[task.id] = (task.agent_id, task.k8s_pod_name,
+                                                    task.task_type, self.ctx.now)
 
     def state_of(self, task: Task, fence: int | None = None) -> tuple[ApplyOutcome | None, str]:
         """What the state backend says of the apply of `task`'s current run (or of the run
@@ -892,7 +898,7 @@ class ReferencePolicy:
     def free_slot(self, pod: str, task: Task, held: dict[str, list[Task]]) -> int | None:
         on_pod = [t for t in held.get(pod, []) if t.id != task.id]
         used = {t.slot_id for t in on_pod}
-        stray = self.unsent_cancel_types(pod)
+        stray = self.unsent_cancel_types(pod, task.id)
         if task.task_type is TaskType.PLAN_AND_APPLY:
             if (any(t.task_type is TaskType.PLAN_AND_APPLY for t in on_pod) or pod in self.given_up_pods()
                     or TaskType.PLAN_AND_APPLY in stray):
@@ -907,9 +913,11 @@ class ReferencePolicy:
                 return slot
         return None
 
-    def unsent_cancel_types(self, pod: str) -> list[TaskType]:
-        """The types of the cancelled runs the pod's agent may still run (`unsent_cancels`)."""
-        return [kind for _, p, kind, _ in self.mem.unsent_cancels.values() if p == pod]
+    def unsent_cancel_types(self, pod: str, task_id: int | None = None) -> list[TaskType]:
+        """The types of the runs let go of that the pod's agent may still run
+        (`unsent_cancels`), but `task_id`'s: a new run of a task supersedes its old one."""
+        return [kind for t, (_, p, kind, _) in self.mem.unsent_cancels.items()
+                if p == pod and t != task_id]
 
     def runnable(self, tasks: list[Task], workspaces: dict[str, Workspace]) -> list[tuple[Task, str]]:
         """Per workspace, what may start now: its confirmed apply, or its next pending task."""
@@ -996,7 +1004,7 @@ class ReferencePolicy:
         given_up = self.given_up_pods()
         for pod in usable:
             occupants = held.get(pod, [])
-            if pod in given_up or TaskType.PLAN_AND_APPLY in self.unsent_cancel_types(pod) or any(
+            if pod in given_up or TaskType.PLAN_AND_APPLY in self.unsent_cancel_types(pod, task.id) or any(
                     t.status is TaskStatus.RUNNING and t.task_type is TaskType.PLAN_AND_APPLY
                     for t in occupants):
                 continue

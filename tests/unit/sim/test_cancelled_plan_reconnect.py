@@ -4,7 +4,7 @@ before a heartbeat shows the cancelled run has ended (seed-system.md §2.2: one
 plan_and_apply per agent). Found with `users.cancel_anytime` (adversarial, session 19)."""
 
 from sim import runner
-from sim.config import FaultSpec, PoolConfig, UserConfig, WorkspaceGroup, fixed
+from sim.config import AgentConfig, FaultSpec, PoolConfig, UserConfig, WorkspaceGroup, fixed
 from unstuck import checker
 
 from .worlds import config
@@ -43,3 +43,20 @@ def test_the_cancelled_plan_still_holds_the_agent_after_a_scheduler_restart():
     plan_1_end = next(r["t"] for r in rows if r["kind"] == "exec.ok" and r["task"] == 1)
     start_2 = next(r["t"] for r in rows if r["kind"] == "exec.invoke" and r["task"] == 2)
     assert start_2 >= plan_1_end, (start_2, plan_1_end)
+
+
+def test_a_plan_requeued_while_its_agent_was_away_holds_the_agent_when_it_reconnects():
+    # No cancel: the scheduler restarts at 50 while the agent is cut off (45-145) in the
+    # middle of task 1's plan (34-334); at 115 it requeues the plan ("agent never
+    # reconnected"). The agent reconnects at 145 still planning; ws-a's plan_and_apply
+    # (task 2) used to be sent to it then. A new run of task 1 itself supersedes the old one.
+    cfg = config(pools=(PoolConfig("pool-1", min_replicas=1, max_replicas=1),),
+                 agents=AgentConfig(connect=fixed(30.0), plan=fixed(300.0), apply=fixed(60.0),
+                                    has_changes=1.0),
+                 workload=(WorkspaceGroup(names=("ws-b",), at=(5.0,)),
+                           WorkspaceGroup(names=("ws-a",), at=(50.0,))),
+                 faults=(FaultSpec("agent-disconnect", at=45.0, reconnect_after=100.0),
+                         FaultSpec("scheduler-restart", at=50.0)))
+    rows = runner.run(cfg, "reference", 0).rows
+    assert not checker.invariants.agent_capacity(rows)
+    assert any(r["kind"] == "exec.invoke" and r["task"] == 1 and r["t"] == 145.0 for r in rows)
