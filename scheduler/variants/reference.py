@@ -113,14 +113,15 @@ class RefMemory:
     # cancelled (the cancel may not have reached the agent, or came after the commit), or
     # failed "apply outcome unknown" (past the run timeout): see `settle_given_up`.
     given_up_applies: set[int] = field(default_factory=set)
-    # Runs cancelled while their agent was out of reach (the cancel could not be sent), which
-    # the agent may run on: task -> (agent, pod, type, cancelled at). The run takes its
-    # capacity on the agent until a heartbeat after the cancel no longer lists it (an agent
-    # that reconnects is otherwise free for a new plan_and_apply before any heartbeat).
-    # A restart rebuilds it from the store (`on_restart`). A plan requeued because its agent
-    # was lost (out of reach, not known dead) is held the same way (`check_running`), in
-    # memory only. Given-up applies are `given_up_applies`'.
-    unsent_cancels: dict[int, tuple[str, str, TaskType, float]] = field(default_factory=dict)
+    # Runs the scheduler let go of that their agent may still be running: task -> (agent,
+    # pod, type, let go at). A run cancelled while its agent was out of reach (the cancel
+    # could not be sent), and a plan requeued because its agent was lost (out of reach, not
+    # known dead: `check_running`). Each keeps its capacity on the agent until a heartbeat
+    # after the let-go no longer lists it: an agent that reconnects is otherwise free for a
+    # new plan_and_apply before any heartbeat (seed-system.md §2.2). A restart rebuilds the
+    # cancelled ones from the store (`on_restart`); the requeued ones are in memory only.
+    # Given-up applies, which may still commit, are `given_up_applies`'.
+    let_go_runs: dict[int, tuple[str, str, TaskType, float]] = field(default_factory=dict)
     # Idle pods the last scale-down passed over because their agent still listed a run
     # (`agent_working`): only a heartbeat that drops such an agent's last run is news.
     kept_for_runs: set[str] = field(default_factory=set)
@@ -243,7 +244,7 @@ class ReferencePolicy:
         # Whether a cancel reached its agent was in memory: hold every run cancelled while it
         # ran (its stage is still planning or applying) on a pod still listed, as if its
         # cancel had not been sent, until its agent's first heartbeat drops it.
-        self.mem.unsent_cancels = {
+        self.mem.let_go_runs = {
             t.id: (t.agent_id, t.k8s_pod_name, t.task_type, t.completed_at or 0.0) for t in ended
             if t.status is TaskStatus.CANCELLED and t.agent_id and t.k8s_pod_name in self.mem.pods
             and t.stage in (Stage.PLANNING, Stage.APPLYING)}
@@ -348,7 +349,7 @@ class ReferencePolicy:
                 self.ctx.agents.send_cancel(task.agent_id, task.id)
             except AgentSendError:
                 # The fence bump above makes any later report stale, but the run goes on.
-                self.mem.unsent_cancels[task.id] = (task.agent_id, task.k8s_pod_name,
+                self.mem.let_go_runs[task.id] = (task.agent_id, task.k8s_pod_name,
                                                     task.task_type, self.ctx.now)
         self.ctx.record(Kind.TASK_CANCELLED, task=task.id, workspace=task.workspace_id,
                         data={"user": e.user})
@@ -481,8 +482,8 @@ class ReferencePolicy:
         view = self.mem.pods.pop(name, None)
         if view is None:
             return
-        for t in [t for t, (_, pod, _, _) in self.mem.unsent_cancels.items() if pod == name]:
-            del self.mem.unsent_cancels[t]
+        for t in [t for t, (_, pod, _, _) in self.mem.let_go_runs.items() if pod == name]:
+            del self.mem.let_go_runs[t]
         for task in self.ctx.store.list_tasks(statuses=[TaskStatus.APPLY_PENDING]):
             if task.k8s_pod_name == name:
                 new = self.cas(task, "reservation dropped: " + reason, k8s_pod_name="", slot_id=None)
@@ -543,11 +544,11 @@ class ReferencePolicy:
         view.connected, view.last_seen = True, self.ctx.now
         mem.aging.add(e.agent_id)
         view.current_tasks, view.heartbeat_at = current, self.ctx.now
-        if mem.unsent_cancels:
-            ended = [t for t, (agent, _, _, at) in mem.unsent_cancels.items()
+        if mem.let_go_runs:
+            ended = [t for t, (agent, _, _, at) in mem.let_go_runs.items()
                      if agent == e.agent_id and at < now and t not in current]
             for t in ended:
-                del mem.unsent_cancels[t]
+                del mem.let_go_runs[t]
             mem.dirty = mem.dirty or bool(ended)  # its capacity is free again
         return ev.OK
 
@@ -798,7 +799,7 @@ class ReferencePolicy:
             if lost is not None and task.agent_id:
                 # The agent is only out of reach (a frozen node heals, a cut-off agent
                 # reconnects): it may run on, as after a cancel it never got.
-                self.mem.unsent_cancels[task.id] = (task.agent_id, task.k8s_pod_name,
+                self.mem.let_go_runs[task.id] = (task.agent_id, task.k8s_pod_name,
                                                     task.task_type, self.ctx.now)
 
     def state_of(self, task: Task, fence: int | None = None) -> tuple[ApplyOutcome | None, str]:
@@ -898,7 +899,7 @@ class ReferencePolicy:
     def free_slot(self, pod: str, task: Task, held: dict[str, list[Task]]) -> int | None:
         on_pod = [t for t in held.get(pod, []) if t.id != task.id]
         used = {t.slot_id for t in on_pod}
-        stray = self.unsent_cancel_types(pod, task.id)
+        stray = self.let_go_types(pod, task.id)
         if task.task_type is TaskType.PLAN_AND_APPLY:
             if (any(t.task_type is TaskType.PLAN_AND_APPLY for t in on_pod) or pod in self.given_up_pods()
                     or TaskType.PLAN_AND_APPLY in stray):
@@ -913,10 +914,10 @@ class ReferencePolicy:
                 return slot
         return None
 
-    def unsent_cancel_types(self, pod: str, task_id: int | None = None) -> list[TaskType]:
+    def let_go_types(self, pod: str, task_id: int | None = None) -> list[TaskType]:
         """The types of the runs let go of that the pod's agent may still run
-        (`unsent_cancels`), but `task_id`'s: a new run of a task supersedes its old one."""
-        return [kind for t, (_, p, kind, _) in self.mem.unsent_cancels.items()
+        (`let_go_runs`), but `task_id`'s: a new run of a task supersedes its old one."""
+        return [kind for t, (_, p, kind, _) in self.mem.let_go_runs.items()
                 if p == pod and t != task_id]
 
     def runnable(self, tasks: list[Task], workspaces: dict[str, Workspace]) -> list[tuple[Task, str]]:
@@ -1004,7 +1005,7 @@ class ReferencePolicy:
         given_up = self.given_up_pods()
         for pod in usable:
             occupants = held.get(pod, [])
-            if pod in given_up or TaskType.PLAN_AND_APPLY in self.unsent_cancel_types(pod, task.id) or any(
+            if pod in given_up or TaskType.PLAN_AND_APPLY in self.let_go_types(pod, task.id) or any(
                     t.status is TaskStatus.RUNNING and t.task_type is TaskType.PLAN_AND_APPLY
                     for t in occupants):
                 continue
