@@ -349,8 +349,7 @@ class ReferencePolicy:
                 self.ctx.agents.send_cancel(task.agent_id, task.id)
             except AgentSendError:
                 # The fence bump above makes any later report stale, but the run goes on.
-                self.mem.let_go_runs[task.id] = (task.agent_id, task.k8s_pod_name,
-                                                    task.task_type, self.ctx.now)
+                self.let_go(task)
         self.ctx.record(Kind.TASK_CANCELLED, task=task.id, workspace=task.workspace_id,
                         data={"user": e.user})
         if task.status is TaskStatus.RUNNING and task.stage == Stage.APPLYING and self.ctx.state is not None:
@@ -799,8 +798,7 @@ class ReferencePolicy:
             if lost is not None and task.agent_id:
                 # The agent is only out of reach (a frozen node heals, a cut-off agent
                 # reconnects): it may run on, as after a cancel it never got.
-                self.mem.let_go_runs[task.id] = (task.agent_id, task.k8s_pod_name,
-                                                    task.task_type, self.ctx.now)
+                self.let_go(task)
 
     def state_of(self, task: Task, fence: int | None = None) -> tuple[ApplyOutcome | None, str]:
         """What the state backend says of the apply of `task`'s current run (or of the run
@@ -913,6 +911,11 @@ class ReferencePolicy:
             if slot not in used:
                 return slot
         return None
+
+    def let_go(self, task: Task) -> None:
+        """`task`'s run, let go of now, may run on in its agent (`let_go_runs`)."""
+        self.mem.let_go_runs[task.id] = (task.agent_id or "", task.k8s_pod_name, task.task_type,
+                                         self.ctx.now)
 
     def let_go_types(self, pod: str, task_id: int | None = None) -> list[TaskType]:
         """The types of the runs let go of that the pod's agent may still run

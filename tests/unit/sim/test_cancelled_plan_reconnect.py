@@ -10,39 +10,35 @@ from unstuck import checker
 from .worlds import config
 
 
-def test_a_reconnected_agent_still_running_a_cancelled_plan_gets_no_second_plan_and_apply():
-    # One pod. Task 1 plans 34-94; the agent is cut off 45-75; task 1 is cancelled at 60
-    # (unsent); task 2 (created at 50) waits. It used to be dispatched at the reconnect, 75.
+def _cancelled_while_cut_off(*faults: FaultSpec) -> list[dict]:
+    """One pod. Task 1 plans 34-94; the agent is cut off 45-75; task 1 is cancelled at 60
+    (unsent); task 2 (created at 50) waits. Returns the history, checked for agent capacity
+    and for task 2 starting only once task 1's plan has ended."""
     cfg = config(pools=(PoolConfig("pool-1", min_replicas=1, max_replicas=1),),
                  users=UserConfig(confirm=fixed(20.0), cancel_anytime=1.0,
                                   cancel_anytime_delay=fixed(55.0)),
                  workload=(WorkspaceGroup(names=("ws-1",), at=(5.0,)),
                            WorkspaceGroup(names=("ws-2",), at=(50.0,))),
-                 faults=(FaultSpec("agent-disconnect", at=45.0, reconnect_after=30.0),))
-    rows = runner.run(cfg, "reference", 0).rows
-    verdict = checker.check(rows)
-    assert verdict.ok, {k: n for k, n in verdict.counts().items() if n}
-    plan_1_end = next(r["t"] for r in rows if r["kind"] == "exec.ok" and r["task"] == 1)
-    start_2 = next(r["t"] for r in rows if r["kind"] == "exec.invoke" and r["task"] == 2)
-    assert start_2 >= plan_1_end, (start_2, plan_1_end)
-
-
-def test_the_cancelled_plan_still_holds_the_agent_after_a_scheduler_restart():
-    # The same story with a scheduler restart at 65, between the unsent cancel (60) and the
-    # reconnect (75): the restart forgets what memory held, so the hold must come from the
-    # store (task 1 cancelled while it ran on the agent). Task 2 used to start at 75.
-    cfg = config(pools=(PoolConfig("pool-1", min_replicas=1, max_replicas=1),),
-                 users=UserConfig(confirm=fixed(20.0), cancel_anytime=1.0,
-                                  cancel_anytime_delay=fixed(55.0)),
-                 workload=(WorkspaceGroup(names=("ws-1",), at=(5.0,)),
-                           WorkspaceGroup(names=("ws-2",), at=(50.0,))),
-                 faults=(FaultSpec("agent-disconnect", at=45.0, reconnect_after=30.0),
-                         FaultSpec("scheduler-restart", at=65.0)))
+                 faults=(FaultSpec("agent-disconnect", at=45.0, reconnect_after=30.0), *faults))
     rows = runner.run(cfg, "reference", 0).rows
     assert not checker.invariants.agent_capacity(rows)
     plan_1_end = next(r["t"] for r in rows if r["kind"] == "exec.ok" and r["task"] == 1)
     start_2 = next(r["t"] for r in rows if r["kind"] == "exec.invoke" and r["task"] == 2)
     assert start_2 >= plan_1_end, (start_2, plan_1_end)
+    return rows
+
+
+def test_a_reconnected_agent_still_running_a_cancelled_plan_gets_no_second_plan_and_apply():
+    # Task 2 used to be dispatched at the reconnect, 75.
+    verdict = checker.check(_cancelled_while_cut_off())
+    assert verdict.ok, {k: n for k, n in verdict.counts().items() if n}
+
+
+def test_the_cancelled_plan_still_holds_the_agent_after_a_scheduler_restart():
+    # A scheduler restart at 65, between the unsent cancel (60) and the reconnect (75): the
+    # restart forgets what memory held, so the hold must come from the store (task 1
+    # cancelled while it ran on the agent). Task 2 used to start at 75.
+    _cancelled_while_cut_off(FaultSpec("scheduler-restart", at=65.0))
 
 
 def test_a_plan_requeued_while_its_agent_was_away_holds_the_agent_when_it_reconnects():
