@@ -137,9 +137,10 @@ class UserConfig:
     """Probability that a created task is cancelled by its user, at any stage, a
     `cancel_anytime_delay` draw after its creation (0: never; draws nothing)."""
     cancel_anytime_delay: Dist = field(default_factory=lambda: Dist("uniform", 0.0, 600.0))
-    confirm_retries: int = 0
-    """Clicks again after a confirm answered 5xx, at most (0: the user walks away)."""
-    confirm_retry: Dist = field(default_factory=lambda: fixed(5.0))
+    click_retries: int = 0
+    """Clicks again after a Confirm or a Cancel answered 5xx, at most (0: the user walks
+    away)."""
+    click_retry: Dist = field(default_factory=lambda: fixed(5.0))
 
 
 @dataclass(frozen=True)

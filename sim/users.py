@@ -11,15 +11,17 @@
   the incident's manual workaround, and it would hide the bug.
 * Opt-in (`cancel_anytime`): a created task is cancelled by its user, with that probability, a
   drawn delay after its creation, whatever stage it is in by then (nothing if it has ended).
-* Opt-in (`confirm_retries`): a confirm answered 5xx ("not stored; retry") is clicked again
-  after a drawn delay, at most that many times, while the task still waits unconfirmed on the
-  same plan (the UI shows the error, the user clicks Confirm again).
+* Opt-in (`click_retries`): a Confirm or a Cancel answered 5xx ("not stored; retry") is
+  clicked again after a drawn delay, at most that many times (the UI shows the error, the
+  user clicks again): a Confirm while the task still waits unconfirmed on the same plan, a
+  Cancel while the task has not ended.
 Both draw from streams of their own, so that with them off every other draw is unchanged.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from scheduler import events as ev
 from scheduler.history import Kind, Source
@@ -38,7 +40,7 @@ class Users:
         self.decided: set[tuple[int, str | None]] = set()
         # Streams of their own: turning these on shifts no other draw.
         self.cancel_rng = world.rng("users.cancel_anytime")
-        self.retry_rng = world.rng("users.confirm_retry")
+        self.retry_rng = world.rng("users.click_retry")
 
     def start(self) -> None:
         end = self.w.cfg.duration_s
@@ -108,9 +110,13 @@ class Users:
         self.w.record(Kind.USER, Source.USER, task=task_id, workspace=ws,
                       reason="confirm apply again" if retry else "confirm apply", data=data)
         out = self.w.send(ev.ConfirmApply(task_id, self.cfg.name, digest))
-        if out.status >= 500 and retry < self.cfg.confirm_retries:
-            delay = self.cfg.confirm_retry.sample(self.retry_rng)
-            self.w.kernel.after(delay, self.retry_confirm, task_id, digest, retry + 1)
+        self._again(out, retry, self.retry_confirm, task_id, digest)
+
+    def _again(self, out: ev.Outcome, retry: int, click: Callable[..., None], *args: Any) -> None:
+        """A click answered 5xx ("not stored; retry") is made again, `click_retries` times at
+        most: `click(*args, retry + 1)` after a `click_retry` draw."""
+        if out.status >= 500 and retry < self.cfg.click_retries:
+            self.w.kernel.after(self.cfg.click_retry.sample(self.retry_rng), click, *args, retry + 1)
 
     def retry_confirm(self, task_id: int, digest: str | None, retry: int) -> None:
         """Click Confirm again after a 5xx, on the plan the user confirmed: not once the task
@@ -130,15 +136,19 @@ class Users:
         self.w.kernel.after(gap_s, self.click, task_id, task.plan_digest)
         return True
 
-    def cancel(self, task_id: int, when: str | None = None) -> None:
+    def cancel(self, task_id: int, when: str | None = None, retry: int = 0) -> None:
         """Cancel the task unless it has ended; `when="anytime"` marks the opt-in cancel at
-        any stage (its row also names the status the user saw)."""
+        any stage (its row also names the status the user saw); `retry`: the n-th click
+        again after a 5xx."""
         task = self.w.store.get_task(task_id)
         if task is None or task.terminal:
             return
         data: dict[str, object] = {"action": "cancel", "user": self.cfg.name}
         if when is not None:
             data.update(when=when, status=task.status.value)
+        if retry:
+            data["retry"] = retry
         self.w.record(Kind.USER, Source.USER, task=task_id, workspace=task.workspace_id,
-                      reason="cancel task", data=data)
-        self.w.send(ev.CancelTask(task_id, self.cfg.name))
+                      reason="cancel task again" if retry else "cancel task", data=data)
+        out = self.w.send(ev.CancelTask(task_id, self.cfg.name))
+        self._again(out, retry, self.cancel, task_id, when)

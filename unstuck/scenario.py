@@ -325,7 +325,7 @@ class Agents(_Model):
     apply_fail: Probability = 0.0
 
 
-CONFIRM_RETRIES_MAX = 100  # per click: a user who clicks more has given up
+CLICK_RETRIES_MAX = 100  # per click: a user who clicks more has given up
 
 
 class Users(_Model):
@@ -336,8 +336,8 @@ class Users(_Model):
     cancel: Probability = 0.0
     cancel_anytime: Probability = 0.0
     cancel_anytime_s: Dist = Dist(kind="uniform", min=0, max=600)
-    confirm_retries: Annotated[Count, Field(le=CONFIRM_RETRIES_MAX)] = 0
-    confirm_retry_s: Dist = Dist(kind="fixed", value=5)
+    click_retries: Annotated[Count, Field(le=CLICK_RETRIES_MAX)] = 0
+    click_retry_s: Dist = Dist(kind="fixed", value=5)
 
     @model_validator(mode="after")
     def _sum(self) -> Users:
@@ -548,8 +548,8 @@ class Scenario(_Model):
                                 cancel=self.users.cancel,
                                 cancel_anytime=self.users.cancel_anytime,
                                 cancel_anytime_delay=self.users.cancel_anytime_s.world(),
-                                confirm_retries=self.users.confirm_retries,
-                                confirm_retry=self.users.confirm_retry_s.world()),
+                                click_retries=self.users.click_retries,
+                                click_retry=self.users.click_retry_s.world()),
             workload=tuple(
                 sc.WorkspaceGroup(count=w.count or 0, pool=w.pool or first_pool, prefix=w.prefix,
                                   names=tuple(w.names or ()), at=tuple(w.at), every_s=w.every_s,
