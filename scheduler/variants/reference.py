@@ -897,15 +897,15 @@ class ReferencePolicy:
     def free_slot(self, pod: str, task: Task, held: dict[str, list[Task]]) -> int | None:
         on_pod = [t for t in held.get(pod, []) if t.id != task.id]
         used = {t.slot_id for t in on_pod}
-        stray = self.let_go_types(pod, task.id)
         if task.task_type is TaskType.PLAN_AND_APPLY:
-            if (any(t.task_type is TaskType.PLAN_AND_APPLY for t in on_pod) or pod in self.given_up_pods()
-                    or TaskType.PLAN_AND_APPLY in stray):
+            if (any(t.task_type is TaskType.PLAN_AND_APPLY for t in on_pod)
+                    or self.runs_let_go_apply(pod, task.id)):
                 return None
         else:
             plans = [t for t in on_pod if t.task_type is not TaskType.PLAN_AND_APPLY
                      and t.status is TaskStatus.RUNNING]
-            if len(plans) + sum(1 for k in stray if k is not TaskType.PLAN_AND_APPLY) >= PLAN_SLOTS:
+            stray = [k for k in self.let_go_types(pod, task.id) if k is not TaskType.PLAN_AND_APPLY]
+            if len(plans) + len(stray) >= PLAN_SLOTS:
                 return None
         for slot in range(4):
             if slot not in used:
@@ -916,6 +916,13 @@ class ReferencePolicy:
         """`task`'s run, let go of now, may run on in its agent (`let_go_runs`)."""
         self.mem.let_go_runs[task.id] = (task.agent_id or "", task.k8s_pod_name, task.task_type,
                                          self.ctx.now)
+
+    def runs_let_go_apply(self, pod: str, task_id: int) -> bool:
+        """The pod's agent may still run a plan_and_apply the scheduler let go of (a given-up
+        apply, or a run in `let_go_runs` other than `task_id`'s): it has no plan_and_apply
+        capacity to give (seed-system.md §2.2)."""
+        return (pod in self.given_up_pods()
+                or TaskType.PLAN_AND_APPLY in self.let_go_types(pod, task_id))
 
     def let_go_types(self, pod: str, task_id: int | None = None) -> list[TaskType]:
         """The types of the runs let go of that the pod's agent may still run
@@ -1005,10 +1012,9 @@ class ReferencePolicy:
         take one held longer than `reservation_hold_s` (the stored plan can apply on any pod
         once confirmed). Without this, plans nobody confirms hold every pod's plan_and_apply
         slot until their TTL (F11 starvation)."""
-        given_up = self.given_up_pods()
         for pod in usable:
             occupants = held.get(pod, [])
-            if pod in given_up or TaskType.PLAN_AND_APPLY in self.let_go_types(pod, task.id) or any(
+            if self.runs_let_go_apply(pod, task.id) or any(
                     t.status is TaskStatus.RUNNING and t.task_type is TaskType.PLAN_AND_APPLY
                     for t in occupants):
                 continue

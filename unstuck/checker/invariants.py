@@ -276,7 +276,7 @@ def no_unrecorded_apply(history: History) -> list[Violation]:
         if not ln.terminal or ln.status == "applied":
             continue
         ok = next((r for r in ln.exec_done if r["kind"] == "exec.ok"
-                   and (r.get("data") or {}).get("action") == "apply"), None)
+                   and _action(r) == "apply"), None)
         if ok is None:
             continue
         end = ln.segments[-1].start
@@ -309,7 +309,7 @@ def no_stale_plan_apply(history: History) -> list[Violation]:
     commits: dict[str | None, list[tuple[Row, Row | None, Row, int]]] = {}
     for ln in _lines(tl):
         for r in ln.exec_done:
-            if r["kind"] == "exec.ok" and (r.get("data") or {}).get("action") == "apply":
+            if r["kind"] == "exec.ok" and _action(r) == "apply":
                 invoke = _invoke_of(ln, r)
                 commits.setdefault(ln.workspace, []).append(
                     (r, invoke, _commit_known(ln, r, invoke), ln.task))
@@ -354,18 +354,14 @@ def agent_capacity(history: History) -> list[Violation]:
     unknown type (no `task.created`) is not judged."""
     tl = _tl(history)
     kind_of = {n: ln.type for n, ln in tl.tasks.items()}
-    open_all: list[Row] = []
-    running: dict[Any, list[Row]] = {}
+    running: list[Row] = []  # open invokes, every agent's
     out = []
     for row in tl.execs:
         if row["kind"] != "exec.invoke":
-            ended = timelines.close_oldest(open_all, row)
-            if ended is not None:
-                running[ended.get("agent")].remove(ended)
+            timelines.close_oldest(running, row)
             continue
         agent, task, kind = row.get("agent"), row["task"], kind_of.get(row["task"])
-        mine = running.setdefault(agent, [])
-        others = [r for r in mine if r["task"] != task]
+        others = [r for r in running if r.get("agent") == agent and r["task"] != task]
         if kind == "plan_and_apply":
             busy = [r for r in others if kind_of.get(r["task"]) == "plan_and_apply"][:1]
             rule = "one plan_and_apply at a time"
@@ -387,8 +383,7 @@ def agent_capacity(history: History) -> list[Violation]:
                 f"(seed-system.md §2.2) and refuses nothing itself",
                 witness.explain(tl, ln, row["seq"], [*busy, row]),
             ))
-        mine.append(row)
-        open_all.append(row)
+        running.append(row)
     return out
 
 
@@ -415,7 +410,7 @@ def _plan_of(ln: timelines.TaskLine, invoke: Row) -> Row | None:
     d = _digest(invoke)
     for r in reversed(ln.exec_done):
         if (r["seq"] < invoke["seq"] and r["kind"] == "exec.ok"
-                and (r.get("data") or {}).get("action") == "plan"
+                and _action(r) == "plan"
                 and (d is None or _digest(r) == d)):
             return r
     return None
