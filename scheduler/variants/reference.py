@@ -164,10 +164,11 @@ class ReferencePolicy:
     def active(self) -> tuple[list[Task], dict[str, Workspace]]:
         """The non-terminal tasks and the workspaces, as stored now (shared between writes:
         read-only, see `Context.cached`)."""
-        store = self.ctx.store
-        return self.ctx.cached("active", lambda: (
-            store.list_tasks(statuses=ACTIVE_STATUSES), {w.id: w for w in store.list_workspaces()}),
-            tables=("tasks", "workspaces"))
+        store, cached = self.ctx.store, self.ctx.cached
+        # Two reads: a task write (most writes) leaves the workspaces' copies standing.
+        return (cached("active", lambda: store.list_tasks(statuses=ACTIVE_STATUSES), tables=("tasks",)),
+                cached("workspaces", lambda: {w.id: w for w in store.list_workspaces()},
+                       tables=("workspaces",)))
 
     # ------------------------------------------------------------------ writes
     def cas(self, task: Task, reason: str, **changes) -> Task | None:
@@ -757,8 +758,7 @@ class ReferencePolicy:
         self.release_orphan_locks(self.active()[1])
         pools = self.ctx.store.list_pools()
         tasks, workspaces = self.active()
-        ready = self.ctx.cached("ready", lambda: self.runnable(tasks, workspaces),
-                                tables=("tasks", "workspaces"))
+        ready = self.ready()
         if unsettled:
             # A given-up apply may still commit: a plan_and_apply planned now could be
             # confirmed and applied over a state that changed after its plan. Its plan waits
@@ -965,8 +965,7 @@ class ReferencePolicy:
 
     def dispatch_pool(self, pool: Pool, tasks: list[Task], workspaces: dict[str, Workspace],
                       ready: list[tuple[Task, str]]) -> None:
-        mine = [t for t in tasks if self.pool_of(t, workspaces) == pool.id]
-        held = self.occupancy(mine)
+        held = self.occupancy(self.pool_work(pool.id, tasks, workspaces)[0])
         usable = self.usable_pods(pool.id)
         for task, action in ready:
             if self.pool_of(task, workspaces) != pool.id:
@@ -1119,14 +1118,25 @@ class ReferencePolicy:
         """The pool's active tasks and the ids of those that may start now. A pure function
         of the rows: over the rows as stored now, one computation serves until a task or
         workspace is written (read-only, see `Context.cached`)."""
-        def compute() -> tuple[list[Task], set[int]]:
+        def compute(ready: list[tuple[Task, str]] | None) -> tuple[list[Task], set[int]]:
             mine = [t for t in tasks if self.pool_of(t, workspaces) == pool_id]
-            return mine, {t.id for t, _ in self.runnable(mine, workspaces)}
+            if ready is None:
+                return mine, {t.id for t, _ in self.runnable(mine, workspaces)}
+            # What runnable() says of a workspace depends on its own tasks alone, and a
+            # workspace is in one pool: the pool's share of the shared scan is the same set.
+            return mine, {t.id for t, _ in ready if self.pool_of(t, workspaces) == pool_id}
 
         current = self.active()
         if tasks is current[0] and workspaces is current[1]:
-            return self.ctx.cached(("pool_work", pool_id), compute, tables=("tasks", "workspaces"))
-        return compute()
+            return self.ctx.cached(("pool_work", pool_id), lambda: compute(self.ready()),
+                                   tables=("tasks", "workspaces"))
+        return compute(None)
+
+    def ready(self) -> list[tuple[Task, str]]:
+        """runnable() over the active tasks as stored now (read-only, see `Context.cached`)."""
+        tasks, workspaces = self.active()
+        return self.ctx.cached("ready", lambda: self.runnable(tasks, workspaces),
+                               tables=("tasks", "workspaces"))
 
     def export_metrics(self, pool_id: str) -> dict[str, float]:
         """The demand an HPA scales an "hpa" pool on (the scheduler never fights it)."""
