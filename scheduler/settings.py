@@ -18,7 +18,7 @@ class Loops:
     monitor_period_s: float = 10.0
     """Pending-tasks monitor (checkAndRetryPendingTasks)."""
     health_period_s: float = 30.0
-    """C&C health check tick."""
+    """C&C health check tick, per connection (each ticks from its own connect)."""
     agent_cleanup_period_s: float = 300.0
     """AgentCleanupService period."""
 

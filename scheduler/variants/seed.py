@@ -232,7 +232,6 @@ class SeedPolicy:
         self.ctx.spawn(0.0, "agent_cleanup")
         self.ctx.spawn(loops.reconcile_period_s, "autoscaler_cycle")
         self.ctx.spawn(loops.monitor_period_s, "monitor")
-        self.ctx.spawn(loops.health_period_s, "health")
 
     def forget_slots(self) -> None:
         """The slot memory dies with the process (F5). Say so for each slot it held: nothing
@@ -776,11 +775,13 @@ class SeedPolicy:
             self.ctx.store.put_agent(row)  # registration, then the C&C connect
         except StoreWriteError as err:
             return ev.Outcome(False, 500, message=str(err))
-        self.mem.cc[e.agent_id] = AgentConn(
+        conn = AgentConn(
             e.agent_id, e.pool_id, e.pod, plan_limit=self.ctx.settings.agents.plan_limit,
             last_heartbeat=self.ctx.now,
         )
+        self.mem.cc[e.agent_id] = conn
         self.ctx.record(Kind.AGENT_CONNECTED, agent=e.agent_id, pod=e.pod, data={"pool": e.pool_id})
+        self.ctx.spawn(self.ctx.settings.loops.health_period_s, "health", conn)
         return ev.Outcome(True, 200)
 
     def on_agent_heartbeat(self, e: ev.AgentHeartbeat) -> ev.Outcome:
@@ -828,12 +829,15 @@ class SeedPolicy:
             task.completed_at = self.ctx.now
             self.save(task, TaskStatus.RUNNING, task.error_message)
 
-    def timer_health(self) -> None:
-        limit = self.ctx.settings.agents.heartbeat_timeout_s
-        for agent_id, conn in sorted(self.mem.cc.items()):
-            if self.ctx.now - conn.last_heartbeat > limit:
-                self.disconnect(agent_id, "no heartbeat for 120 s")
-        self.ctx.spawn(self.ctx.settings.loops.health_period_s, "health")
+    def timer_health(self, conn: AgentConn) -> None:
+        """monitorHealth: each connection's own 30 s ticker, started when it connects and
+        stopped with it (a closed or replaced connection's wake-up does nothing)."""
+        if self.mem.cc.get(conn.agent_id) is not conn:
+            return
+        if self.ctx.now - conn.last_heartbeat > self.ctx.settings.agents.heartbeat_timeout_s:
+            self.disconnect(conn.agent_id, "no heartbeat for 120 s")
+            return
+        self.ctx.spawn(self.ctx.settings.loops.health_period_s, "health", conn)
 
     def timer_agent_cleanup(self) -> None:
         a = self.ctx.settings.agents
