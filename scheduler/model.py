@@ -93,6 +93,11 @@ class ExecutionMode(str, Enum):
 
 SLOTS_PER_POD = 4
 
+# How a run trigger's task description starts ("Triggered by workspace <ws> (task #<id>)",
+# RunTriggerService.createTriggeredTask); the seed's startup recovery cancels such pending
+# tasks (seed-system.md §5).
+RUN_TRIGGER_PREFIX = "Triggered by workspace"
+
 
 @dataclass
 class Task:

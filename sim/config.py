@@ -141,6 +141,9 @@ class UserConfig:
     """Clicks again after a Confirm or a Cancel answered 5xx, at most (0: the user walks
     away)."""
     click_retry: Dist = field(default_factory=lambda: fixed(5.0))
+    run_triggers: float = 0.0
+    """Probability that a created plan_and_apply task is a run trigger's (its description
+    starts "Triggered by workspace"; 0: never, draws nothing)."""
 
 
 @dataclass(frozen=True)

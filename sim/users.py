@@ -15,7 +15,11 @@
   clicked again after a drawn delay, at most that many times (the UI shows the error, the
   user clicks again): a Confirm while the task still waits unconfirmed on the same plan, a
   Cancel while the task has not ended.
-Both draw from streams of their own, so that with them off every other draw is unchanged.
+* Opt-in (`run_triggers`): a created plan_and_apply task is, with that probability, a run
+  trigger's: its description starts "Triggered by workspace", as RunTriggerService writes it
+  (the source workspace's apply is not modelled; the task is created like any other). The
+  seed's startup recovery cancels such tasks while they are pending (seed-system.md §5).
+These draw from streams of their own, so that with them off every other draw is unchanged.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler import events as ev
 from scheduler.history import Kind, Source
-from scheduler.model import TaskStatus, TaskType
+from scheduler.model import RUN_TRIGGER_PREFIX, TaskStatus, TaskType
 
 if TYPE_CHECKING:
     from sim.world import World
@@ -41,6 +45,7 @@ class Users:
         # Streams of their own: turning these on shifts no other draw.
         self.cancel_rng = world.rng("users.cancel_anytime")
         self.retry_rng = world.rng("users.click_retry")
+        self.trigger_rng = world.rng("users.run_triggers")
 
     def start(self) -> None:
         end = self.w.cfg.duration_s
@@ -58,9 +63,14 @@ class Users:
 
     def create(self, ws: str, types: list[TaskType], weights: list[float], every: float | None) -> None:
         ttype = types[0] if len(types) == 1 else self.arrivals.choices(types, weights)[0]
-        self.w.record(Kind.USER, Source.USER, workspace=ws, reason="create task",
-                      data={"action": "create", "type": ttype.value, "user": self.cfg.name})
-        out = self.w.send(ev.TaskCreated(ws, ttype, self.cfg.name))
+        data: dict[str, object] = {"action": "create", "type": ttype.value, "user": self.cfg.name}
+        description = ""
+        if (self.cfg.run_triggers > 0 and ttype is TaskType.PLAN_AND_APPLY
+                and self.trigger_rng.random() < self.cfg.run_triggers):
+            description = f"{RUN_TRIGGER_PREFIX} (simulated run trigger)"
+            data["run_trigger"] = True
+        self.w.record(Kind.USER, Source.USER, workspace=ws, reason="create task", data=data)
+        out = self.w.send(ev.TaskCreated(ws, ttype, self.cfg.name, description))
         if out.ok and out.task_id is not None and self.cfg.cancel_anytime > 0:
             if self.cancel_rng.random() < self.cfg.cancel_anytime:
                 delay = self.cfg.cancel_anytime_delay.sample(self.cancel_rng)

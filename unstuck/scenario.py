@@ -338,6 +338,7 @@ class Users(_Model):
     cancel_anytime_s: Dist = Dist(kind="uniform", min=0, max=600)
     click_retries: Annotated[Count, Field(le=CLICK_RETRIES_MAX)] = 0
     click_retry_s: Dist = Dist(kind="fixed", value=5)
+    run_triggers: Probability = 0.0
 
     @model_validator(mode="after")
     def _sum(self) -> Users:
@@ -549,7 +550,8 @@ class Scenario(_Model):
                                 cancel_anytime=self.users.cancel_anytime,
                                 cancel_anytime_delay=self.users.cancel_anytime_s.world(),
                                 click_retries=self.users.click_retries,
-                                click_retry=self.users.click_retry_s.world()),
+                                click_retry=self.users.click_retry_s.world(),
+                                run_triggers=self.users.run_triggers),
             workload=tuple(
                 sc.WorkspaceGroup(count=w.count or 0, pool=w.pool or first_pool, prefix=w.prefix,
                                   names=tuple(w.names or ()), at=tuple(w.at), every_s=w.every_s,

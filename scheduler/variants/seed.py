@@ -23,6 +23,7 @@ from scheduler.core import Context
 from scheduler.history import Kind
 from scheduler.model import (
     ACTIVE_STATUSES,
+    RUN_TRIGGER_PREFIX,
     AgentRow,
     ExecutionMode,
     ManagedPod,
@@ -255,7 +256,19 @@ class SeedPolicy:
                 task.error_message = "Task interrupted by server restart"
                 task.completed_at = self.ctx.now
                 self.save(task, before, "Task interrupted by server restart")
-        self.go_try_next_each(self.workspaces_with(TaskStatus.PENDING))
+        # Run triggers' pending tasks are not safe to resume: cancelled (only status and
+        # error_message are written; no unlock, no completed_at), each write's error ignored.
+        for task in store.list_tasks(statuses=[TaskStatus.PENDING]):
+            if task.description.startswith(RUN_TRIGGER_PREFIX):
+                task.status = TaskStatus.CANCELLED
+                task.error_message = ("Cancelled on server restart - Run Trigger tasks are "
+                                      "not recovered for safety")
+                self.save(task, TaskStatus.PENDING, task.error_message)
+        # The workspaces with a pending task that is not a run trigger's (one whose cancel
+        # failed above is skipped here; the monitor takes it up 10 s later).
+        self.go_try_next_each(sorted({
+            t.workspace_id for t in self.active_tasks().values()
+            if t.status is TaskStatus.PENDING and not t.description.startswith(RUN_TRIGGER_PREFIX)}))
         # apply_pending tasks are only counted and logged, never resumed (task-500).
 
     # ------------------------------------------------------------------ user API

@@ -57,6 +57,8 @@ OK = {"duration_s": 600, "workload": [{"count": 1, "at": [5]}]}
      r"^scenarios/x\.yaml: pools\[0\]\.freeze\[0\]\.from = '25:00' \(str\): expected a time of day \"HH:MM\""),
     ({"users": {"double_click": 1.5}},
      r"^scenarios/x\.yaml: users\.double_click = 1\.5 \(float\): expected a probability between 0 and 1$"),
+    ({"users": {"run_triggers": 2}},
+     r"^scenarios/x\.yaml: users\.run_triggers = 2 \(int\): expected a probability between 0 and 1$"),
     ({"users": {"click_retries": 101}},
      r"^scenarios/x\.yaml: users\.click_retries = 101 \(int\): must be <= 100$"),
     ({"agents": {"plan_s": {"kind": "uniform", "min": 5}}},
@@ -80,12 +82,13 @@ def test_bad_fields_are_named_with_value_rule_and_fix(patch, pattern):
 
 def test_the_opt_in_user_behaviours_reach_the_world():
     opt_in = {"cancel_anytime": 0.5, "cancel_anytime_s": {"kind": "exponential", "mean": 30},
-              "click_retries": 2, "click_retry_s": 7}
+              "click_retries": 2, "click_retry_s": 7, "run_triggers": 0.25}
     users = parse({**OK, "users": opt_in}, "x.yaml").world().users
     assert (users.cancel_anytime, users.cancel_anytime_delay.kind, users.cancel_anytime_delay.a,
-            users.click_retries, users.click_retry.a) == (0.5, "exponential", 30.0, 2, 7.0)
+            users.click_retries, users.click_retry.a, users.run_triggers) == (
+                0.5, "exponential", 30.0, 2, 7.0, 0.25)
     off = parse(OK, "x.yaml").world().users
-    assert (off.cancel_anytime, off.click_retries) == (0.0, 0)
+    assert (off.cancel_anytime, off.click_retries, off.run_triggers) == (0.0, 0, 0.0)
 
 
 def test_every_problem_is_reported_not_just_the_first():
