@@ -826,7 +826,9 @@ class SeedPolicy:
         self.cleanup_agent_tasks(agent_id)
         row = self.ctx.store.get_agent(agent_id)
         if row is not None:
-            row.status = "offline"
+            # The Go code also stamps last_ping_at, which the unhealthy-pod check and the
+            # agent cleanup read: the row counts as online for 2 more minutes.
+            row.status, row.last_ping_at = "offline", self.ctx.now
             try:
                 self.ctx.store.put_agent(row)
             except StoreWriteError:
