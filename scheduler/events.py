@@ -103,6 +103,9 @@ class AgentConnected:
     pool_id: str
     pod: str
     token_ok: bool = True
+    # The runs the agent holds as it (re)connects, as its heartbeats list them: the
+    # scheduler may have let go of some of them (a restart forgets what it knew).
+    current_tasks: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

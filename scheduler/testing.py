@@ -279,7 +279,8 @@ class Script:
     def _connect(self, a: WorldAgent) -> None:
         if a.dead or a.paused or a.connected or a.pod not in self.pods:
             return
-        out = self.send(ev.AgentConnected(a.agent_id, a.pool_id, a.pod))
+        out = self.send(ev.AgentConnected(a.agent_id, a.pool_id, a.pod,
+                                          current_tasks=self._current_tasks(a)))
         a.connected = out.ok
         if out.ok:
             a.backoff = 0.0
@@ -306,9 +307,13 @@ class Script:
                 plan_running, apply_running = heartbeat.load(self._task_type(r.task_id) for r in runs)
                 self.send(ev.AgentHeartbeat(
                     a.agent_id, plan_running=plan_running, apply_running=apply_running,
-                    current_tasks=tuple(sorted({r.task_id for r in runs} | a.unreported.keys())),
+                    current_tasks=self._current_tasks(a),
                 ))
         self._push(self.now + 10.0, self._heartbeat_loop)
+
+    @staticmethod
+    def _current_tasks(a: WorldAgent) -> tuple[int, ...]:
+        return tuple(sorted({x.run.task_id for x in a.runs.values()} | a.unreported.keys()))
 
     def _task_type(self, task_id: int) -> TaskType | None:
         t = self.store.get_task(task_id)

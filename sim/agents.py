@@ -99,7 +99,8 @@ class AgentSim:
         if gen != self.conn_gen or self.dead or self.paused or self.connected:
             return
         w = self.fleet.w
-        out = w.send(ev.AgentConnected(self.agent_id, self.pod.pool, self.pod.name))
+        out = w.send(ev.AgentConnected(self.agent_id, self.pod.pool, self.pod.name,
+                                       current_tasks=self.current_tasks()))
         if out.ok:
             self.connected, self.backoff = True, 0.0
             self.hb_gen += 1
@@ -122,6 +123,11 @@ class AgentSim:
         if not self.dead and not self.paused:
             self.reconnect_later(reconnect_after)
 
+    def current_tasks(self) -> tuple[int, ...]:
+        """What the connect and the heartbeats list: the runs, and the reports not yet
+        delivered."""
+        return tuple(sorted(self.runs.keys() | self.unreported.keys()))
+
     def heartbeat(self, gen: int) -> None:
         if gen != self.hb_gen or self.dead or self.paused or not self.connected:
             return
@@ -132,7 +138,7 @@ class AgentSim:
                 r.task_type for r in [*runs.values(), *self.displaced])
             beat = ev.AgentHeartbeat(self.agent_id, plan_running=plan_running,
                                      apply_running=apply_running,
-                                     current_tasks=tuple(sorted(runs.keys() | self.unreported.keys())))
+                                     current_tasks=self.current_tasks())
         else:  # an idle agent, most beats of a day: the same event, made without counting
             beat = ev.AgentHeartbeat(self.agent_id)
         out = w.send(beat)

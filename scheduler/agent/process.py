@@ -134,7 +134,8 @@ class Agent:
                 self.waiting = threading.current_thread() is threading.main_thread()
                 try:
                     body = {"agent_id": self.cfg.agent_id, "pool_id": self.cfg.pool_id,
-                            "pod": self.cfg.pod, "pid": os.getpid()}
+                            "pod": self.cfg.pod, "pid": os.getpid(),
+                            "current_tasks": self.current_tasks()}
                     if self.cfg.scheduler is not None:
                         body["scheduler"] = self.cfg.scheduler
                     r = self.client.post("/agent/register", body)

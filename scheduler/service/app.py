@@ -105,11 +105,16 @@ def _wrong_agent(agent_scheduler: str | None, scheduler: str) -> str | None:
             f"--scheduler {scheduler}")
 
 
+TaskIds = Annotated[list[Annotated[int, Field(ge=1, le=2**62)]], Field(max_length=1000)]
+
+
 class Register(Body):
     agent_id: Id
     pool_id: Id
     pod: Id
     pid: int | None = Field(None, ge=1, le=2**31)
+    current_tasks: TaskIds = Field(default_factory=list, description=(
+        "the runs the agent holds as it registers (again), as its heartbeats list them"))
     scheduler: str | None = Field(None, max_length=40, description=(
         "whose agent this is (`unstuck agent --scheduler`); refused (409) when it is not the "
         "agent this scheduler ships with"))
@@ -120,7 +125,7 @@ class Heartbeat(Body):
     plan_running: int = Field(0, ge=0, le=1000)
     plan_limit: int = Field(3, ge=0, le=1000)
     apply_running: bool = False
-    current_tasks: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(default_factory=list, max_length=1000)
+    current_tasks: TaskIds = Field(default_factory=list)
 
 
 class ExecRow(Body):
@@ -434,7 +439,8 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
                     engine.process_died(body.pod)
                 engine.handle(event)
         engine.mailboxes.register(body.agent_id, body.pool_id, body.pod, body.pid)
-        out = engine.handle(ev.AgentConnected(body.agent_id, body.pool_id, body.pod))
+        out = engine.handle(ev.AgentConnected(body.agent_id, body.pool_id, body.pod,
+                                              current_tasks=tuple(body.current_tasks)))
         if not out.ok:
             engine.mailboxes.disconnect(body.agent_id)
         return JSONResponse({"ok": out.ok, "message": out.message,

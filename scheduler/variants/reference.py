@@ -113,15 +113,16 @@ class RefMemory:
     # cancelled (the cancel may not have reached the agent, or came after the commit), or
     # failed "apply outcome unknown" (past the run timeout): see `settle_given_up`.
     given_up_applies: set[int] = field(default_factory=set)
-    # Runs the scheduler let go of that their agent may still be running: task -> (agent,
-    # pod, type, let go at). A run cancelled while its agent was out of reach (the cancel
-    # could not be sent), and a plan requeued because its agent was lost (out of reach, not
-    # known dead: `check_running`). Each keeps its capacity on the agent until a heartbeat
-    # after the let-go no longer lists it: an agent that reconnects is otherwise free for a
-    # new plan_and_apply before any heartbeat (seed-system.md §2.2). A restart rebuilds the
-    # cancelled ones from the store (`on_restart`); the requeued ones are in memory only.
-    # Given-up applies, which may still commit, are `given_up_applies`'.
-    let_go_runs: dict[int, tuple[str, str, TaskType, float]] = field(default_factory=dict)
+    # Runs the scheduler let go of that their agent may still be running: (task, agent) ->
+    # (pod, type, let go at). A run cancelled while its agent was out of reach (the cancel
+    # could not be sent), a plan requeued because its agent was lost (out of reach, not known
+    # dead: `check_running`), and any run an agent lists (its connect, its heartbeats) that
+    # the store does not hold as running on it (`agent_lists`): the agent's word rebuilds
+    # what a restart forgot. Each keeps its capacity on the agent until a later heartbeat no
+    # longer lists it: an agent that reconnects is otherwise free for a new plan_and_apply
+    # before any heartbeat (seed-system.md §2.2). Given-up applies, which may still commit,
+    # are `given_up_applies'`.
+    let_go_runs: dict[tuple[int, str], tuple[str, TaskType, float]] = field(default_factory=dict)
     # Idle pods the last scale-down passed over because their agent still listed a run
     # (`agent_working`): only a heartbeat that drops such an agent's last run is news.
     kept_for_runs: set[str] = field(default_factory=set)
@@ -242,13 +243,6 @@ class ReferencePolicy:
         if self.ctx.state is not None:
             self.mem.given_up_applies = {
                 t.id for t in ended if t.stage == Stage.APPLYING and t.agent_id and self.given_up(t)}
-        # Whether a cancel reached its agent was in memory: hold every run cancelled while it
-        # ran (its stage is still planning or applying) on a pod still listed, as if its
-        # cancel had not been sent, until its agent's first heartbeat drops it.
-        self.mem.let_go_runs = {
-            t.id: (t.agent_id, t.k8s_pod_name, t.task_type, t.completed_at or 0.0) for t in ended
-            if t.status is TaskStatus.CANCELLED and t.agent_id and t.k8s_pod_name in self.mem.pods
-            and t.stage in (Stage.PLANNING, Stage.APPLYING)}
         self.ctx.spawn(0.0, "reconcile", True)
 
     def relist_pods(self, pool_id: str) -> None:
@@ -482,8 +476,8 @@ class ReferencePolicy:
         view = self.mem.pods.pop(name, None)
         if view is None:
             return
-        for t in [t for t, (_, pod, _, _) in self.mem.let_go_runs.items() if pod == name]:
-            del self.mem.let_go_runs[t]
+        for key in [key for key, (pod, _, _) in self.mem.let_go_runs.items() if pod == name]:
+            del self.mem.let_go_runs[key]
         for task in self.ctx.store.list_tasks(statuses=[TaskStatus.APPLY_PENDING]):
             if task.k8s_pod_name == name:
                 new = self.cas(task, "reservation dropped: " + reason, k8s_pod_name="", slot_id=None)
@@ -520,6 +514,7 @@ class ReferencePolicy:
         self.mem.pod_agents.setdefault(e.pod, set()).add(e.agent_id)
         if e.pod not in self.mem.pods:
             self.mem.pods[e.pod] = PodView(e.pod, e.pool_id, True, self.ctx.now, self.ctx.now)
+        self.agent_lists(self.mem.agents[e.agent_id], e.current_tasks)
         self.ctx.record(Kind.AGENT_CONNECTED, agent=e.agent_id, pod=e.pod, data={"pool": e.pool_id})
         self.kick()
         return ev.Outcome(True, 200)
@@ -544,13 +539,31 @@ class ReferencePolicy:
         view.connected, view.last_seen = True, self.ctx.now
         mem.aging.add(e.agent_id)
         view.current_tasks, view.heartbeat_at = current, self.ctx.now
-        if mem.let_go_runs:
-            ended = [t for t, (agent, _, _, at) in mem.let_go_runs.items()
-                     if agent == e.agent_id and at < now and t not in current]
-            for t in ended:
-                del mem.let_go_runs[t]
-            mem.dirty = mem.dirty or bool(ended)  # its capacity is free again
+        self.agent_lists(view, current)
         return ev.OK
+
+    def agent_lists(self, view: AgentView, current: tuple[int, ...]) -> None:
+        """The agent says it runs `current` (its connect or a heartbeat): the truth about its
+        capacity. A run let go of before now that it no longer lists has ended: its capacity
+        is free again. A run it lists that the store does not hold as running on it (another
+        status, or running on another agent: cancelled, requeued, given up) may run on, so it
+        is held (`let_go_runs`) until a later heartbeat drops it. This rebuilds every hold
+        after any number of restarts, with nothing more in the store. Task ids suffice: our
+        agent runs one run per task (a new run supersedes the old one), and only other
+        tasks' runs count against a dispatch."""
+        mem, now, agent = self.mem, self.ctx.now, view.agent_id
+        if mem.let_go_runs:
+            ended = [key for key, (_, _, at) in mem.let_go_runs.items()
+                     if key[1] == agent and at < now and key[0] not in current]
+            for key in ended:
+                del mem.let_go_runs[key]
+            mem.dirty = mem.dirty or bool(ended)  # its capacity is free again
+        for task_id in current:
+            if (task_id, agent) in mem.let_go_runs:
+                continue
+            task = self.active_by_id().get(task_id) or self.ctx.store.get_task(task_id)
+            if task is not None and not (task.status is TaskStatus.RUNNING and task.agent_id == agent):
+                mem.let_go_runs[(task_id, agent)] = (view.pod, task.task_type, now)
 
     def on_agent_disconnected(self, e: ev.AgentDisconnected) -> None:
         view = self.mem.agents.get(e.agent_id)
@@ -865,11 +878,15 @@ class ReferencePolicy:
                         k8s_pod_name=task.k8s_pod_name if keep_pod else "",
                         slot_id=task.slot_id if keep_pod else None)
 
+    def active_by_id(self) -> dict[int, Task]:
+        """`active()`'s tasks by id (read-only, see `Context.cached`)."""
+        return self.ctx.cached("active_by_id", lambda: {t.id: t for t in self.active()[0]},
+                               tables=("tasks", "workspaces"))
+
     def release_orphan_locks(self, workspaces: dict[str, Workspace]) -> None:
         """A lock is held for a plan that ended with changes, until its apply ends. An owner
         that has ended, or is back in `pending` (its plan report was lost), holds nothing."""
-        active = self.ctx.cached("active_by_id", lambda: {t.id: t for t in self.active()[0]},
-                                 tables=("tasks", "workspaces"))
+        active = self.active_by_id()
         for ws in workspaces.values():
             if not ws.is_locked:
                 continue
@@ -914,8 +931,8 @@ class ReferencePolicy:
 
     def let_go(self, task: Task) -> None:
         """`task`'s run, let go of now, may run on in its agent (`let_go_runs`)."""
-        self.mem.let_go_runs[task.id] = (task.agent_id or "", task.k8s_pod_name, task.task_type,
-                                         self.ctx.now)
+        self.mem.let_go_runs[(task.id, task.agent_id or "")] = (task.k8s_pod_name, task.task_type,
+                                                               self.ctx.now)
 
     def runs_let_go_apply(self, pod: str, task_id: int) -> bool:
         """The pod's agent may still run a plan_and_apply the scheduler let go of (a given-up
@@ -927,7 +944,7 @@ class ReferencePolicy:
     def let_go_types(self, pod: str, task_id: int | None = None) -> list[TaskType]:
         """The types of the runs let go of that the pod's agent may still run
         (`let_go_runs`), but `task_id`'s: a new run of a task supersedes its old one."""
-        return [kind for t, (_, p, kind, _) in self.mem.let_go_runs.items()
+        return [kind for (t, _), (p, kind, _) in self.mem.let_go_runs.items()
                 if p == pod and t != task_id]
 
     def runnable(self, tasks: list[Task], workspaces: dict[str, Workspace]) -> list[tuple[Task, str]]:

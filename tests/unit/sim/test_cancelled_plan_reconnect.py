@@ -36,8 +36,8 @@ def test_a_reconnected_agent_still_running_a_cancelled_plan_gets_no_second_plan_
 
 def test_the_cancelled_plan_still_holds_the_agent_after_a_scheduler_restart():
     # A scheduler restart at 65, between the unsent cancel (60) and the reconnect (75): the
-    # restart forgets what memory held, so the hold must come from the store (task 1
-    # cancelled while it ran on the agent). Task 2 used to start at 75.
+    # restart forgets what memory held, so the hold must come from the agent, whose connect
+    # lists the cancelled run. Task 2 used to start at 75.
     _cancelled_while_cut_off(FaultSpec("scheduler-restart", at=65.0))
 
 
@@ -56,3 +56,23 @@ def test_a_plan_requeued_while_its_agent_was_away_holds_the_agent_when_it_reconn
     rows = runner.run(cfg, "reference", 0).rows
     assert not checker.invariants.agent_capacity(rows)
     assert any(r["kind"] == "exec.invoke" and r["task"] == 1 and r["t"] == 145.0 for r in rows)
+
+
+def test_a_requeued_plan_still_holds_its_agent_after_a_second_restart():
+    # As above, with a second restart at 130, after the requeue (115) and before the
+    # reconnect (145): the requeue cleared the task's agent, so nothing in the store says
+    # the agent may still run the plan. The agent says so itself when it reconnects (its
+    # connect and its heartbeats list its runs); ws-a's plan_and_apply (task 2) used to be
+    # sent to it at 145, while it still planned task 1.
+    cfg = config(pools=(PoolConfig("pool-1", min_replicas=1, max_replicas=1),),
+                 agents=AgentConfig(connect=fixed(30.0), plan=fixed(300.0), apply=fixed(60.0),
+                                    has_changes=1.0),
+                 workload=(WorkspaceGroup(names=("ws-b",), at=(5.0,)),
+                           WorkspaceGroup(names=("ws-a",), at=(50.0,))),
+                 faults=(FaultSpec("agent-disconnect", at=45.0, reconnect_after=100.0),
+                         FaultSpec("scheduler-restart", at=50.0),
+                         FaultSpec("scheduler-restart", at=130.0)))
+    rows = runner.run(cfg, "reference", 0).rows
+    assert any(r["kind"] == "task.transition" and r["task"] == 1 and r["t"] < 130.0
+               and r["reason"].startswith("plan lost") for r in rows)
+    assert not checker.invariants.agent_capacity(rows)
