@@ -367,7 +367,14 @@ class ReferencePolicy:
                               message=f"stale fencing token {fence}; current is {task.fence}")
         return task
 
+    def run_ended(self, task_id: int, agent_id: str) -> None:
+        """A report comes once its run has ended: that agent no longer runs the task, so a
+        hold of its run (`let_go_runs`) ends now, not at the agent's next heartbeat."""
+        if self.mem.let_go_runs.pop((task_id, agent_id), None) is not None:
+            self.mem.dirty = True
+
     def on_plan_finished(self, e: ev.PlanFinished) -> ev.Outcome:
+        self.run_ended(e.task_id, e.agent_id)
         task = self.current(e.task_id, e.agent_id, e.fence)
         if isinstance(task, ev.Outcome):
             return task
@@ -400,6 +407,7 @@ class ReferencePolicy:
         return ev.Outcome(True, 200, task_id=task.id)
 
     def on_apply_finished(self, e: ev.ApplyFinished) -> ev.Outcome:
+        self.run_ended(e.task_id, e.agent_id)
         late = self.late_commit(e) if e.ok else None
         if late is not None:
             return late
@@ -431,6 +439,7 @@ class ReferencePolicy:
         return ev.Outcome(True, 200, task_id=task.id)
 
     def on_task_failed(self, e: ev.TaskFailed) -> ev.Outcome:
+        self.run_ended(e.task_id, e.agent_id)
         task = self.current(e.task_id, e.agent_id, e.fence)
         if isinstance(task, ev.Outcome):
             return task
