@@ -231,15 +231,22 @@ class Agent:
                 # lost with the agent, as a run still going at the end of the grace is.
                 log.warning("task %s not run: the agent is exiting", msg.task_id)
                 return
+            old = None
             if self.cfg.claims_runs:
-                # Ours: a dispatch is (task, fence, action); a second send of one is dropped.
+                # Ours: a dispatch is (task, fence, action); a second send of one is dropped,
+                # and a new one of a task it runs supersedes the older run, which stops (the
+                # simulated agent's "superseded"): it runs one run per task, as its heartbeat
+                # lists one, and the scheduler counts its capacity by task.
                 # The seed's agent runs whatever it is sent: its scheduler never moves a
                 # fence, so a task sent again (F7's double dispatch) is a run of its own.
                 if key in self.seen:
                     return
                 self.seen.add(key)
+                old = self.runs.get(msg.task_id)
             run = Run(self, msg)
             self.runs[msg.task_id] = run
+        if old is not None:
+            old.abort("superseded by a new run of the same task")
         run.start()
 
     # ---------------------------------------------------------------- main loop

@@ -511,3 +511,22 @@ def test_a_damaged_store_file_is_a_json_503_naming_the_file_and_what_to_do(tmp_p
     assert message.endswith("salvages what rows it can)")
     engine.store.close()
     engine.history.close()
+
+
+def test_our_agent_stops_the_older_run_of_a_task_it_is_sent_again(tmp_path):
+    # A plan requeued while its agent was cut off is sent to it again: the older run must
+    # stop, as the simulated agent's does, or the agent runs two runs of the task while its
+    # heartbeat lists one, and the scheduler counts one.
+    from scheduler.agent.process import Agent, AgentConfig
+
+    cfg = AgentConfig(url="http://127.0.0.1:9", token="t", pod="pod-1", agent_id="agent-pod-1",
+                      backend_dir=tmp_path, grace_s=0.2, plan_s=30.0)
+    agent = Agent(cfg)
+    plan = {"type": "run_task", "task_id": 1, "workspace_id": "ws-1", "action": "plan"}
+    agent._dispatch({**plan, "seq": 1, "fence": 1})
+    first = agent.runs[1]
+    agent._dispatch({**plan, "seq": 2, "fence": 2})
+    assert agent.runs[1] is not first and first.aborted.is_set()
+    assert not agent.runs[1].aborted.is_set()
+    agent.terminate(signal.SIGTERM, None)
+    assert agent._shutdown() == 0
