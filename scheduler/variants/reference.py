@@ -26,7 +26,8 @@ Why it cannot leave a task stuck
   unlocked. A lock whose owner task has ended is released by the next reconcile.
 
 State lives in the store; `memory` is only a cache of what the cluster and the agents said,
-rebuilt after a restart from the store and from a list of the pods.
+rebuilt after a restart from the store, from a list of the pods, and from the runs each agent
+lists when it connects again.
 """
 
 from __future__ import annotations
