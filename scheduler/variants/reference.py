@@ -544,7 +544,7 @@ class ReferencePolicy:
             # heartbeat past the report grace, or a run has gone from it, or its last run has
             # from a pod a scale-down passed over (`agent_working`). A run that only appears, or
             # one that leaves after it ended in the store while others stay, cannot make the
-            # pass act.
+            # pass act (but for a new hold, which is demand: `agent_lists` marks it).
             mem.dirty = True
         view.connected, view.last_seen = True, self.ctx.now
         mem.aging.add(e.agent_id)
@@ -574,6 +574,7 @@ class ReferencePolicy:
             task = self.active_by_id().get(task_id) or self.ctx.store.get_task(task_id)
             if task is not None and not (task.status is TaskStatus.RUNNING and task.agent_id == agent):
                 mem.let_go_runs[(task_id, agent)] = (view.pod, task.task_type, now)
+                mem.dirty = True  # a hold is demand for a pod (`demand`)
 
     def on_agent_disconnected(self, e: ev.AgentDisconnected) -> None:
         view = self.mem.agents.get(e.agent_id)
@@ -1117,8 +1118,9 @@ class ReferencePolicy:
     def demand(self, pool_id: str, tasks: list[Task] | None = None,
                workspaces: dict[str, Workspace] | None = None) -> int:
         """Pods this pool needs now: one per plan_and_apply that runs or may start (a confirmed
-        apply_pending without a slot included, and a given-up apply its agent still runs:
-        `given_up_pods`), and one per 3 plans."""
+        apply_pending without a slot included, a given-up apply its agent still runs:
+        `given_up_pods`, and any other plan_and_apply run let go of: `let_go_runs`), and one
+        per 3 plans (stray plans included)."""
         if tasks is None or workspaces is None:
             tasks, workspaces = self.active()
         mine, wanted = self.pool_work(pool_id, tasks, workspaces)
@@ -1136,8 +1138,20 @@ class ReferencePolicy:
         # connected agent has no plan_and_apply slot to give; a cut-off one's pod is kept
         # (not replaced while it may commit) and is a replica an HPA or a Deployment counts,
         # so without this demand it would hold the pool's only replica and starve the rest.
-        pa += sum(1 for pod in self.given_up_pods() if pod in self.mem.pods
-                  and self.mem.pods[pod].pool_id == pool_id)
+        # So does any other run let go of that its agent may still run (`let_go_runs`), but
+        # one of a task now running on that pod again (the new run supersedes it), counted
+        # once above: without it a pod held by a stray plan_and_apply is capacity by count
+        # and a confirmed apply waits for the stray to end. Only on a pod counted as
+        # capacity: a pod that is going, or replaced as unhealthy, is no capacity already.
+        mem = self.mem
+        on_pod = {(t.id, t.k8s_pod_name) for t in mine if t.status is TaskStatus.RUNNING}
+        strays = [(pod, kind) for (t, _), (pod, kind, _) in mem.let_go_runs.items()
+                  if (t, pod) not in on_pod and pod in mem.pods and mem.pods[pod].pool_id == pool_id
+                  and self.pod_health(mem.pods[pod]) in ("healthy", "starting")]
+        pa += len({pod for pod in self.given_up_pods() if pod in mem.pods
+                   and mem.pods[pod].pool_id == pool_id}
+                  | {pod for pod, kind in strays if kind is TaskType.PLAN_AND_APPLY})
+        plans += sum(1 for _, kind in strays if kind is not TaskType.PLAN_AND_APPLY)
         return max(pa, math.ceil(plans / PLAN_SLOTS))
 
     def pool_work(self, pool_id: str, tasks: list[Task], workspaces: dict[str, Workspace]

@@ -1,4 +1,4 @@
-"""scenarios/adversarial/: scenarios that once broke the reference (sessions 17-18), each run on
+"""scenarios/adversarial/: scenarios that once broke the reference (sessions 17-20), each run on
 seeds that broke it then. They are not part of the suite (`unstuck suite` reads
 scenarios/*.yaml only); this keeps them valid, and the reference holding on them."""
 
@@ -15,13 +15,15 @@ HERE = Path(__file__).resolve().parents[3] / "scenarios" / "adversarial"
 # for timed-out-apply-stale-plan, the reference of 096f5ab no_stale_plan_apply; for the second
 # cancel-unreachable-apply-hpa row, the reference of 8ff77e3 apply_pending_bound: a kept
 # cut-off pod of a given-up apply held the pool's only replica; for given-up-apply-reconnect,
-# the reference of 1e903c1 agent_capacity)
+# the reference of 1e903c1 agent_capacity; for stray-plan-blocks-apply, the reference of 17a5cd4
+# apply_pending_bound: a stray plan's pod counted as capacity, so no pod was created)
 BROKE = [
     ("cancel-unreachable-apply", False, (1, 2)),
     ("cancel-unreachable-apply-hpa", False, (3, 4)),
     ("cancel-unreachable-apply-hpa", True, (74,)),
     ("db-storm", True, (18,)),
     ("given-up-apply-reconnect", False, (0, 1)),
+    ("stray-plan-blocks-apply", False, (0, 6)),
     ("timed-out-apply-commit", False, (0, 1)),
     ("timed-out-apply-stale-plan", False, (0, 2)),
 ]
