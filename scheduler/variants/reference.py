@@ -1144,10 +1144,12 @@ class ReferencePolicy:
         # and a confirmed apply waits for the stray to end. Only on a pod counted as
         # capacity: a pod that is going, or replaced as unhealthy, is no capacity already.
         mem = self.mem
-        on_pod = {(t.id, t.k8s_pod_name) for t in mine if t.status is TaskStatus.RUNNING}
-        strays = [(pod, kind) for (t, _), (pod, kind, _) in mem.let_go_runs.items()
-                  if (t, pod) not in on_pod and pod in mem.pods and mem.pods[pod].pool_id == pool_id
-                  and self.pod_health(mem.pods[pod]) in ("healthy", "starting")]
+        strays: list[tuple[str, TaskType]] = []
+        if mem.let_go_runs:  # most passes: nothing let go of
+            on_pod = {(t.id, t.k8s_pod_name) for t in mine if t.status is TaskStatus.RUNNING}
+            strays = [(pod, kind) for (t, _), (pod, kind, _) in mem.let_go_runs.items()
+                      if (t, pod) not in on_pod and pod in mem.pods and mem.pods[pod].pool_id == pool_id
+                      and self.pod_health(mem.pods[pod]) in ("healthy", "starting")]
         pa += len({pod for pod in self.given_up_pods() if pod in mem.pods
                    and mem.pods[pod].pool_id == pool_id}
                   | {pod for pod, kind in strays if kind is TaskType.PLAN_AND_APPLY})
