@@ -41,20 +41,28 @@ def test_the_cancelled_plan_still_holds_the_agent_after_a_scheduler_restart():
     _cancelled_while_cut_off(FaultSpec("scheduler-restart", at=65.0))
 
 
-def test_a_plan_requeued_while_its_agent_was_away_holds_the_agent_when_it_reconnects():
-    # No cancel: the scheduler restarts at 50 while the agent is cut off (45-145) in the
-    # middle of task 1's plan (34-334); at 115 it requeues the plan ("agent never
-    # reconnected"). The agent reconnects at 145 still planning; ws-a's plan_and_apply
-    # (task 2) used to be sent to it then. A new run of task 1 itself supersedes the old one.
+def _requeued_while_away(*restarts: float) -> list[dict]:
+    """One pod. Task 1 plans 34-334; its agent is cut off 45-145; ws-a's plan_and_apply
+    (task 2) comes at 50; the scheduler restarts at `restarts`. Returns the history, checked
+    for agent capacity."""
     cfg = config(pools=(PoolConfig("pool-1", min_replicas=1, max_replicas=1),),
                  agents=AgentConfig(connect=fixed(30.0), plan=fixed(300.0), apply=fixed(60.0),
                                     has_changes=1.0),
                  workload=(WorkspaceGroup(names=("ws-b",), at=(5.0,)),
                            WorkspaceGroup(names=("ws-a",), at=(50.0,))),
                  faults=(FaultSpec("agent-disconnect", at=45.0, reconnect_after=100.0),
-                         FaultSpec("scheduler-restart", at=50.0)))
+                         *(FaultSpec("scheduler-restart", at=t) for t in restarts)))
     rows = runner.run(cfg, "reference", 0).rows
     assert not checker.invariants.agent_capacity(rows)
+    return rows
+
+
+def test_a_plan_requeued_while_its_agent_was_away_holds_the_agent_when_it_reconnects():
+    # No cancel: the scheduler restarts at 50 while the agent is cut off, in the middle of
+    # task 1's plan; at 115 it requeues the plan ("agent never reconnected"). The agent
+    # reconnects at 145 still planning; task 2 used to be sent to it then. A new run of
+    # task 1 itself supersedes the old one.
+    rows = _requeued_while_away(50.0)
     assert any(r["kind"] == "exec.invoke" and r["task"] == 1 and r["t"] == 145.0 for r in rows)
 
 
@@ -62,17 +70,8 @@ def test_a_requeued_plan_still_holds_its_agent_after_a_second_restart():
     # As above, with a second restart at 130, after the requeue (115) and before the
     # reconnect (145): the requeue cleared the task's agent, so nothing in the store says
     # the agent may still run the plan. The agent says so itself when it reconnects (its
-    # connect and its heartbeats list its runs); ws-a's plan_and_apply (task 2) used to be
-    # sent to it at 145, while it still planned task 1.
-    cfg = config(pools=(PoolConfig("pool-1", min_replicas=1, max_replicas=1),),
-                 agents=AgentConfig(connect=fixed(30.0), plan=fixed(300.0), apply=fixed(60.0),
-                                    has_changes=1.0),
-                 workload=(WorkspaceGroup(names=("ws-b",), at=(5.0,)),
-                           WorkspaceGroup(names=("ws-a",), at=(50.0,))),
-                 faults=(FaultSpec("agent-disconnect", at=45.0, reconnect_after=100.0),
-                         FaultSpec("scheduler-restart", at=50.0),
-                         FaultSpec("scheduler-restart", at=130.0)))
-    rows = runner.run(cfg, "reference", 0).rows
+    # connect and its heartbeats list its runs); task 2 used to be sent to it at 145, while
+    # it still planned task 1.
+    rows = _requeued_while_away(50.0, 130.0)
     assert any(r["kind"] == "task.transition" and r["task"] == 1 and r["t"] < 130.0
                and r["reason"].startswith("plan lost") for r in rows)
-    assert not checker.invariants.agent_capacity(rows)
