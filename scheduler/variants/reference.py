@@ -240,10 +240,10 @@ class ReferencePolicy:
             if task.k8s_pod_name and task.k8s_pod_name in self.mem.pods:
                 self.ctx.record(Kind.SLOT_RESERVED, pod=task.k8s_pod_name, slot=task.slot_id,
                                 task=task.id, reason="reservation rebuilt from the store")
-        ended = self.ctx.store.list_tasks(statuses=[TaskStatus.CANCELLED, TaskStatus.FAILED])
         if self.ctx.state is not None:
             self.mem.given_up_applies = {
-                t.id for t in ended if t.stage == Stage.APPLYING and t.agent_id and self.given_up(t)}
+                t.id for t in self.ctx.store.list_tasks(statuses=[TaskStatus.CANCELLED, TaskStatus.FAILED])
+                if t.stage == Stage.APPLYING and t.agent_id and self.given_up(t)}
         self.ctx.spawn(0.0, "reconcile", True)
 
     def relist_pods(self, pool_id: str) -> None:
@@ -892,7 +892,7 @@ class ReferencePolicy:
     def active_by_id(self) -> dict[int, Task]:
         """`active()`'s tasks by id (read-only, see `Context.cached`)."""
         return self.ctx.cached("active_by_id", lambda: {t.id: t for t in self.active()[0]},
-                               tables=("tasks", "workspaces"))
+                               tables=("tasks",))
 
     def release_orphan_locks(self, workspaces: dict[str, Workspace]) -> None:
         """A lock is held for a plan that ended with changes, until its apply ends. An owner

@@ -258,17 +258,18 @@ class SeedPolicy:
                 self.save(task, before, "Task interrupted by server restart")
         # Run triggers' pending tasks are not safe to resume: cancelled (only status and
         # error_message are written; no unlock, no completed_at), each write's error ignored.
+        resume: set[str] = set()
         for task in store.list_tasks(statuses=[TaskStatus.PENDING]):
-            if task.description.startswith(RUN_TRIGGER_PREFIX):
-                task.status = TaskStatus.CANCELLED
-                task.error_message = ("Cancelled on server restart - Run Trigger tasks are "
-                                      "not recovered for safety")
-                self.save(task, TaskStatus.PENDING, task.error_message)
+            if not task.description.startswith(RUN_TRIGGER_PREFIX):
+                resume.add(task.workspace_id)
+                continue
+            task.status = TaskStatus.CANCELLED
+            task.error_message = ("Cancelled on server restart - Run Trigger tasks are "
+                                  "not recovered for safety")
+            self.save(task, TaskStatus.PENDING, task.error_message)
         # The workspaces with a pending task that is not a run trigger's (one whose cancel
         # failed above is skipped here; the monitor takes it up 10 s later).
-        self.go_try_next_each(sorted({
-            t.workspace_id for t in self.active_tasks().values()
-            if t.status is TaskStatus.PENDING and not t.description.startswith(RUN_TRIGGER_PREFIX)}))
+        self.go_try_next_each(sorted(resume))
         # apply_pending tasks are only counted and logged, never resumed (task-500).
 
     # ------------------------------------------------------------------ user API
