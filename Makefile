@@ -17,10 +17,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/unstuck suite --out reports/latest
 
+# The tests run on every core (at most 4): the suite is CPU-bound, and no test shares a
+# file, port or server with another.
 test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --maxprocesses 4
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sim.py
