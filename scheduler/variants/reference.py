@@ -1104,11 +1104,19 @@ class ReferencePolicy:
 
     def busy_pods(self, tasks: list[Task] | None = None) -> set[str]:
         """Pods holding a running task or a reservation, or whose agent still runs a given-up
-        apply (`given_up_pods`): busy pods carry a deletion cost and are never scaled down."""
+        apply (`given_up_pods`) or any other plan_and_apply run let go of (`let_go_runs`):
+        busy pods carry a deletion cost and are never scaled down. Without a state backend a
+        cancelled apply is held only as a stray, and at cost 0 a ReplicaSet scale-down could
+        pick its pod and kill the apply mid-way. Its plan is held as well: a heartbeat lists
+        task ids, not which phase runs."""
         if tasks is None:
             tasks = self.active()[0]
-        return {t.k8s_pod_name for t in tasks if t.k8s_pod_name
+        busy = {t.k8s_pod_name for t in tasks if t.k8s_pod_name
                 and t.status in (TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)} | self.given_up_pods()
+        if self.mem.let_go_runs:
+            busy.update(pod for pod, kind, _ in self.mem.let_go_runs.values()
+                        if kind is TaskType.PLAN_AND_APPLY)
+        return busy
 
     @staticmethod
     def pool_of(task: Task, workspaces: dict[str, Workspace]) -> str | None:

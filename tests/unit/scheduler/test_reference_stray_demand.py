@@ -2,7 +2,8 @@
 cancelled while its agent was cut off) holds that agent's plan_and_apply capacity, so it
 must also count as demand for a pod, as a given-up apply does. Otherwise a pool whose only
 pod holds a stray has "enough" capacity by count, creates no pod, and a confirmed apply
-waits until the stray ends (adversarial, session 20: a confirmed apply waited 1,320 s)."""
+waits until the stray ends (adversarial, session 20: a confirmed apply waited 1,320 s).
+A stray plan_and_apply also keeps its pod busy (its deletion cost), as a given-up apply does."""
 
 from scheduler import events as ev
 from scheduler.model import Pool, TaskStatus
@@ -27,3 +28,26 @@ def test_a_stray_plan_and_apply_run_counts_as_demand_for_a_pod():
                   and r["data"]["action"] == "apply"), None)
     # A new pod starts at once in this world and its agent connects 30 s later.
     assert start is not None and start < 3060.0 + 60.0, start
+
+
+def test_the_pod_of_a_stray_apply_keeps_its_deletion_cost_without_a_state_backend():
+    # Without a state backend (this world has none, like the live service without
+    # --backend-dir) a cancelled apply is held only as a stray. Its pod must stay busy: at
+    # deletion cost 0 a ReplicaSet scale-down could pick it and kill the apply mid-way.
+    cost = "controller.kubernetes.io/pod-deletion-cost"
+    s = Script("reference", pool=Pool("pool-1", manager="hpa", min_replicas=1, max_replicas=4),
+               workspaces=("ws-1",), apply_s=600.0)
+    s.at(0.0, lambda: s._add_pod("pool-1", "pod-a"))  # the HPA's replica
+    s.create(5.0, "ws-1")  # plans on pod-a, about 35-95
+    s.confirm(100.0, 1)  # applies on pod-a, about 100-700
+    s.disconnect_agent(200.0, "agent-pool-1-1", reconnect_after=20.0)
+    s.at(205.0, ev.CancelTask(1, "alice"))  # not sent: the apply runs on
+    s.run(650.0)
+    rows = s.finish()
+    assert s.task(1).status is TaskStatus.CANCELLED
+    annotations = [(r["t"], r["data"]["annotations"][cost]) for r in rows
+                   if r["kind"] == "pod.annotate" and r["pod"] == "pod-a"]
+    zeroed = [t for t, v in annotations if v == "0" and t >= 100.0]
+    assert annotations[-1][1] != "0" and not zeroed, annotations  # 1000 from the plan on
+    assert any(r["kind"] == "exec.invoke" and r["task"] == 1 and r["data"]["action"] == "apply"
+               and r["t"] < 205.0 for r in rows)
