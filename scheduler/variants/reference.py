@@ -180,6 +180,7 @@ class ReferencePolicy:
         except StoreWriteError as err:
             self.ctx.record(Kind.STORE_WRITE_FAILED, task=task.id, workspace=task.workspace_id,
                             reason=str(err), data={"op": reason})
+            self.mem.dirty = True  # not written: try again next pass
             return None
         if new is None:
             self.mem.dirty = True  # lost a race: look again next time
@@ -210,6 +211,7 @@ class ReferencePolicy:
         except StoreWriteError as err:
             self.ctx.record(Kind.STORE_WRITE_FAILED, workspace=workspace_id, reason=str(err),
                             data={"op": "lock" if owner else "unlock"})
+            self.mem.dirty = True  # not written: try again next pass
             return False
         if owner is not None:
             self.ctx.record(Kind.LOCK_ACQUIRED, workspace=workspace_id, task=owner.id,
@@ -630,22 +632,24 @@ class ReferencePolicy:
             self.mem.kick_at = None
         if not self.reconcile_needed():
             return
-        mem, store = self.mem, self.ctx.store
-        revision, recorded = getattr(store, "revision", None), self.ctx.recorded
+        mem = self.mem
         mem.dirty = False
         self.reconcile()
-        if mem.dirty or self.ctx.recorded != recorded or getattr(store, "revision", None) != revision:
-            mem.dirty = True  # it acted: the next pass may act on what this one did
-        else:
-            mem.quiet_at, mem.quiet_revision = self.ctx.now, revision
+        if not mem.dirty:
+            # The pass left nothing to retry: a second one now would change nothing (it
+            # acted on every task and pod it may act on), so the next needs what a quiet
+            # pass's would: a new event or write, or a threshold crossed.
+            mem.quiet_at, mem.quiet_revision = self.ctx.now, getattr(self.ctx.store, "revision", None)
             self.remember_quiet_pass()
 
     def reconcile_needed(self) -> bool:
-        """Would a reconcile now change anything? False only when the last pass changed
-        nothing, no event or store write has come since, and no time threshold it tests has
-        been crossed: the pass is a pure function of (store, memory, now), so it would change
-        nothing again. Tested by running every scenario with and without skipping and
-        comparing the histories byte for byte (tests/unit/sim/test_quiet_reconcile.py)."""
+        """Would a reconcile now change anything? False only when the last pass left nothing
+        to retry (`dirty`: a write failed, a race was lost, a pod was scaled down, one per
+        pass), no event or store write has come since, and no time threshold it tests has
+        been crossed: the pass is a pure function of (store, memory, now) that acts on every
+        task and pod it may act on, so a second one would change nothing. Tested by running
+        every scenario with and without skipping and comparing the histories byte for byte
+        (tests/unit/sim/test_quiet_reconcile.py)."""
         mem = self.mem
         if not self.cfg.skip_quiet_reconciles or mem.dirty or mem.quiet_revision is None:
             return True
@@ -1263,6 +1267,7 @@ class ReferencePolicy:
                         mem.kept_for_runs.add(v.name)
                         continue
                     self.delete_pod(v.name, f"scale down to {desired}", scale_down=True)
+                    mem.dirty = True  # one pod per pass: the next pass may take another
                     break
 
     def given_up_pods(self) -> set[str]:
