@@ -570,6 +570,8 @@ class ReferencePolicy:
             for key in ended:
                 del mem.let_go_runs[key]
             mem.dirty = mem.dirty or bool(ended)  # its capacity is free again
+        if view.pod not in mem.pods:
+            return  # a last word from a pod that is gone: it runs nothing any more
         for task_id in current:
             if (task_id, agent) in mem.let_go_runs:
                 continue
@@ -945,9 +947,12 @@ class ReferencePolicy:
         return None
 
     def let_go(self, task: Task) -> None:
-        """`task`'s run, let go of now, may run on in its agent (`let_go_runs`)."""
-        self.mem.let_go_runs[(task.id, task.agent_id or "")] = (task.k8s_pod_name, task.task_type,
-                                                               self.ctx.now)
+        """`task`'s run, let go of now, may run on in its agent (`let_go_runs`), unless its
+        pod is already gone (`pod_gone` ends the holds of a pod, and would never come again
+        for this one)."""
+        if task.k8s_pod_name in self.mem.pods:
+            self.mem.let_go_runs[(task.id, task.agent_id or "")] = (
+                task.k8s_pod_name, task.task_type, self.ctx.now)
 
     def runs_let_go_apply(self, pod: str, task_id: int) -> bool:
         """The pod's agent may still run a plan_and_apply the scheduler let go of (a given-up

@@ -51,3 +51,21 @@ def test_the_pod_of_a_stray_apply_keeps_its_deletion_cost_without_a_state_backen
     assert annotations[-1][1] != "0" and not zeroed, annotations  # 1000 from the plan on
     assert any(r["kind"] == "exec.invoke" and r["task"] == 1 and r["data"]["action"] == "apply"
                and r["t"] < 205.0 for r in rows)
+
+
+def test_a_run_let_go_of_on_a_pod_already_gone_is_not_held():
+    # The pod goes with its agent while the plan runs; the plan is requeued once the agent
+    # is presumed lost (60 s without a heartbeat), after the pod's removal. A run on a pod
+    # that is gone runs nowhere: held, it stayed in memory until the next restart (a whole
+    # simulated day: mixed-chaos-day seed 0 held one from 9,542 s to a restart at ~50,000 s),
+    # and every demand read walked it.
+    s = Script("reference", pool=Pool("pool-1", min_replicas=1, max_replicas=4),
+               workspaces=("ws-1",), plan_s=600.0)
+    s.create(5.0, "ws-1")  # plans from about 35
+    s.kill_pod(100.0, lambda w: w.pod_of_task(1))
+    s.run(400.0)
+    rows = s.finish()
+    lost = [r for r in rows if r["kind"] == "task.transition" and r["task"] == 1
+            and r["reason"].startswith("plan lost")]
+    assert lost, "the plan was not requeued as lost"
+    assert s.scheduler.policy.mem.let_go_runs == {}
