@@ -1002,7 +1002,10 @@ class ReferencePolicy:
 
     def dispatch_pool(self, pool: Pool, tasks: list[Task], workspaces: dict[str, Workspace],
                       ready: list[tuple[Task, str]]) -> None:
-        held = self.occupancy(self.pool_work(pool.id, tasks, workspaces)[0])
+        mine, wanted = self.pool_work(pool.id, tasks, workspaces)
+        if not wanted:
+            return  # nothing of this pool may start (`ready` holds no more than `wanted`)
+        held = self.occupancy(mine)
         usable = self.usable_pods(pool.id)
         for task, action in ready:
             if self.pool_of(task, workspaces) != pool.id:
