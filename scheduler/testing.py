@@ -161,6 +161,11 @@ class Script:
             self.send(ev.ConfirmApply(task_id, user, d))
         self.at(t, go)
 
+    def add_pod(self, t: float, name: str, pool_id: str | None = None) -> None:
+        """A pod the scheduler did not create, as an HPA or a Deployment starts one (this
+        world has no controllers: a pool managed by either gets its pods this way)."""
+        self.at(t, lambda: self._add_pod(pool_id or self.pool.id, name))
+
     # ------------------------------------------------------------------ faults
     def kill_pod(self, t: float, pod: str | Callable[[Script], str | None]) -> None:
         """SIGKILL-like: the pod vanishes from the API and its agent dies with it."""

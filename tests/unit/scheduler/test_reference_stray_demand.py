@@ -37,7 +37,7 @@ def test_the_pod_of_a_stray_apply_keeps_its_deletion_cost_without_a_state_backen
     cost = "controller.kubernetes.io/pod-deletion-cost"
     s = Script("reference", pool=Pool("pool-1", manager="hpa", min_replicas=1, max_replicas=4),
                workspaces=("ws-1",), apply_s=600.0)
-    s.at(0.0, lambda: s._add_pod("pool-1", "pod-a"))  # the HPA's replica
+    s.add_pod(0.0, "pod-a")  # the HPA's replica
     s.create(5.0, "ws-1")  # plans on pod-a, about 35-95
     s.confirm(100.0, 1)  # applies on pod-a, about 100-700
     s.disconnect_agent(200.0, "agent-pool-1-1", reconnect_after=20.0)
