@@ -570,14 +570,12 @@ class ReferencePolicy:
             for key in ended:
                 del mem.let_go_runs[key]
             mem.dirty = mem.dirty or bool(ended)  # its capacity is free again
-        if view.pod not in mem.pods:
-            return  # a last word from a pod that is gone: it runs nothing any more
         for task_id in current:
             if (task_id, agent) in mem.let_go_runs:
                 continue
             task = self.active_by_id().get(task_id) or self.ctx.store.get_task(task_id)
-            if task is not None and not (task.status is TaskStatus.RUNNING and task.agent_id == agent):
-                mem.let_go_runs[(task_id, agent)] = (view.pod, task.task_type, now)
+            if (task is not None and not (task.status is TaskStatus.RUNNING and task.agent_id == agent)
+                    and self.hold(task_id, agent, view.pod, task.task_type)):
                 mem.dirty = True  # a hold is demand for a pod (`demand`)
 
     def on_agent_disconnected(self, e: ev.AgentDisconnected) -> None:
@@ -947,12 +945,18 @@ class ReferencePolicy:
         return None
 
     def let_go(self, task: Task) -> None:
-        """`task`'s run, let go of now, may run on in its agent (`let_go_runs`), unless its
-        pod is already gone (`pod_gone` ends the holds of a pod, and would never come again
-        for this one)."""
-        if task.k8s_pod_name in self.mem.pods:
-            self.mem.let_go_runs[(task.id, task.agent_id or "")] = (
-                task.k8s_pod_name, task.task_type, self.ctx.now)
+        """`task`'s run, let go of now, may run on in its agent (`let_go_runs`)."""
+        self.hold(task.id, task.agent_id or "", task.k8s_pod_name, task.task_type)
+
+    def hold(self, task_id: int, agent_id: str, pod: str, kind: TaskType) -> bool:
+        """Hold a run its agent may still run (`let_go_runs`), unless its pod is already
+        gone: a run there runs nowhere, and `pod_gone`, which ends a pod's holds, would never
+        come again for it (a plan requeued as lost after its pod's removal was held until the
+        next restart). Whether it is held now."""
+        if pod not in self.mem.pods:
+            return False
+        self.mem.let_go_runs[(task_id, agent_id)] = (pod, kind, self.ctx.now)
+        return True
 
     def runs_let_go_apply(self, pod: str, task_id: int) -> bool:
         """The pod's agent may still run a plan_and_apply the scheduler let go of (a given-up
