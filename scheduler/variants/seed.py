@@ -76,6 +76,9 @@ class SeedMemory:
     # Per pool, the version the last cleanupExpiredReservations pass left and the oldest
     # reservation it left in place (see `cleanup_expired_reservations`).
     reservations_due: dict[str, tuple[int, float]] = field(default_factory=dict)
+    # Per pool, what the last autoscaler cycle read when it did nothing at all (see
+    # `quiet_cycle`).
+    quiet_cycles: dict[str, tuple] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -1040,7 +1043,14 @@ class SeedPolicy:
         due[pool_id] = (slots.version_of(pool_id), oldest)
 
     def timer_autoscaler_cycle(self) -> None:
+        quiet = self.mem.quiet_cycles
         for pool in self.k8s_pools():
+            inputs = self.cycle_inputs(pool)
+            if inputs is not None and quiet.get(pool.id) == inputs and self.stays_quiet(pool):
+                for pod in self.mem.slots.of_pool(pool.id):  # all the pod sync would write
+                    pod.last_heartbeat = self.ctx.now
+                continue
+            recorded = self.ctx.recorded
             fixed = self.reconcile_pods(pool.id)
             restarted = self.check_and_restart_unhealthy_pods(pool)
             # AutoScalePods reconciles again; skipped when the first pass left a fixed point
@@ -1048,7 +1058,37 @@ class SeedPolicy:
             # pod deleted by the health check can have moved it.
             self.auto_scale_pods(pool, reconciled=fixed is not None and (
                 not restarted or fixed == self.reconcile_inputs(pool.id)))
+            if (inputs is not None and fixed is not None and self.ctx.recorded == recorded
+                    and self.cycle_inputs(pool) == inputs and self.pool_demand(pool.id).any_busy
+                    and not self.in_freeze(pool)):
+                quiet[pool.id] = inputs
+            else:
+                quiet.pop(pool.id, None)
         self.ctx.spawn(self.ctx.settings.loops.reconcile_period_s, "autoscaler_cycle")
+
+    def cycle_inputs(self, pool: Pool) -> tuple | None:
+        """What a whole autoscaler cycle over `pool` reads besides the clock: its pods and
+        slots, its listing, the task and workspace rows and the pool rows.
+
+        A cycle that recorded nothing, moved none of these and left the pod sync at a fixed
+        point (`reconcile_pods`), while the pool had a running or apply_pending task and was
+        outside its freeze window, did nothing: each step took its own skip, and the health
+        check returned before it read the agents. The next cycle over the same inputs does
+        the same nothing, unless the clock alone changes a step: a freeze window opens, or a
+        reservation comes due (`stays_quiet`). So it is skipped whole: on a day, most cycles
+        of a pool with work in hand."""
+        v = self.versions(pool.id, cluster=True)
+        if v is None or not self.ctx.versioned_tables:
+            return None
+        return (*v, self.ctx.store.revision_of("tasks", "workspaces", "pools"))
+
+    def stays_quiet(self, pool: Pool) -> bool:
+        """Whether the clock alone leaves a quiet cycle's steps where they were: outside the
+        freeze window, with no reservation due (`cleanup_expired_reservations`'s own skip)."""
+        seen = self.mem.reservations_due.get(pool.id)
+        return (seen is not None and seen[0] == self.mem.slots.version_of(pool.id)
+                and self.ctx.now - seen[1] <= self.ctx.settings.slots.reservation_expiry_s
+                and not self.in_freeze(pool))
 
     def timer_ensure_pods_all(self) -> None:
         for pool in self.k8s_pools():

@@ -6,7 +6,9 @@ byte for byte. The skips:
   (`SeedPolicy.reconcile_inputs`);
 - syncPodsFromK8s over an unchanged listing and pod map (`pod_sync_inputs`);
 - syncTaskStatusToSlots that changed nothing, over unchanged slots and rows (`slot_sync_inputs`);
-- AutoScalePods' count after a decision to keep the pool as it is (`scale_inputs`).
+- AutoScalePods' count after a decision to keep the pool as it is (`scale_inputs`);
+- a whole autoscaler cycle over a pool with work in hand, after one that did nothing, over
+  the same inputs (`cycle_inputs`), until a freeze window opens or a reservation comes due.
 
 One thing is a choice about the history, not a skip: a skipped scale-down is recorded when
 it starts, not again every 5 s cycle it repeats (tested below).
@@ -79,6 +81,7 @@ def run_quiet(cfg, variant: str, seed: int, *, skip: bool) -> tuple[str, dict[st
         policy.pod_sync_inputs = lambda pool_id: None  # type: ignore[method-assign]
         policy.slot_sync_inputs = lambda pool_id: None  # type: ignore[method-assign]
         policy.scale_inputs = lambda pool: None  # type: ignore[method-assign]
+        policy.cycle_inputs = lambda pool: None  # type: ignore[method-assign]
     original = PodSlots.stats
     PodSlots.stats = counted_stats  # type: ignore[method-assign]
     try:
@@ -158,6 +161,9 @@ class ListedCluster:
         del self.pods[name]
         self.revision += 1
 
+    def delete_pod(self, name: str, *, scale_down: bool = False) -> None:
+        self.remove(name)
+
 
 def awaiting_confirmation(pool: Pool) -> tuple[SeedPolicy, ListedCluster, Context, History]:
     """Two idle pods and a plan awaiting confirmation: E3 wants one pod fewer and the
@@ -233,3 +239,68 @@ def test_a_reservation_expires_on_time_although_the_passes_before_skipped_their_
     assert slots.slot(SlotRef("pod-a", 0)).status is SlotStatus.IDLE
     [released] = [r for r in log.rows() if r["kind"] == "slot.released"]
     assert released["reason"] == "reservation expired (24 h)" and released["t"] == limit + 1.0
+
+
+def cycles_run(policy: SeedPolicy) -> list[float]:
+    """The times at which a cycle's pod sync ran (a cycle skipped whole runs none)."""
+    ran: list[float] = []
+    reconcile_pods = policy.reconcile_pods
+
+    def counted(pool_id):
+        ran.append(policy.ctx.now)
+        return reconcile_pods(pool_id)
+
+    policy.reconcile_pods = counted  # type: ignore[method-assign]
+    return ran
+
+
+def test_a_quiet_cycle_is_skipped_whole_until_a_reservation_comes_due():
+    """A plan awaits confirmation in a reserved slot: nothing moves, so every cycle after the
+    first two is skipped whole, yet the reservation still expires at the first cycle past
+    its expiry, as it would with every cycle run."""
+    policy, cluster, ctx, log = awaiting_confirmation(Pool("pool-1", min_replicas=1, max_replicas=4))
+    policy.reconcile_pods("pool-1")
+    assert policy.mem.slots.reserve(SlotRef("pod-a", 0), 1, 0.0)
+    ran = cycles_run(policy)
+    limit = ctx.settings.slots.reservation_expiry_s
+    times = [5.0 * i for i in range(1, 6)] + [limit, limit + 5.0, limit + 10.0]
+    for now in times:
+        ctx.now = now
+        policy.timer_autoscaler_cycle()
+    assert ran[:1] == [5.0] and 25.0 not in ran and limit not in ran
+    assert limit + 5.0 in ran  # due: the cycle runs, and its cleanup releases the slot
+    [released] = [r for r in log.rows() if r["kind"] == "slot.released"]
+    assert released["t"] == limit + 5.0 and released["reason"] == "reservation expired (24 h)"
+
+
+def test_a_freeze_window_ends_the_skipping_of_quiet_cycles():
+    """Inside its freeze window the seed deletes idle pods, so the first cycle in it runs
+    although nothing it reads has moved."""
+    start = (Settings().seed.clock_origin_s + 100.0) % 86400.0
+    pool = Pool("pool-1", min_replicas=1, max_replicas=4,
+                freeze_windows=(FreezeWindow(start, start + 50.0),))
+    policy, cluster, ctx, log = awaiting_confirmation(pool)
+    ran = cycles_run(policy)
+    for now in (0.0, 5.0, 10.0, 15.0, 100.0):
+        ctx.now = now
+        policy.timer_autoscaler_cycle()
+    assert 15.0 not in ran and 100.0 in ran
+    deleted = [(r["t"], r["pod"]) for r in log.rows() if r["kind"] == "pod.delete"]
+    assert deleted == [(100.0, "pod-a"), (100.0, "pod-b")]
+
+
+def test_a_pool_without_work_in_hand_is_never_skipped_whole():
+    """Its health check counts the agents online, and an agent goes offline by the clock
+    alone: every cycle runs."""
+    store, cluster = MemoryStore(), ListedCluster("pod-a")
+    store.put_pool(Pool("pool-1", min_replicas=1, max_replicas=2))
+    ctx = Context(store=store, cluster=cluster, agents=None, timer=Wakeups(), history=History(),
+                  rng=random.Random(0), settings=Settings())
+    policy = SeedPolicy(ctx)
+    policy.on_restart(ev.Restart())
+    ran = cycles_run(policy)
+    for now in (0.0, 5.0, 10.0, 15.0):
+        ctx.now = now
+        policy.timer_autoscaler_cycle()
+    assert ran == [0.0, 5.0, 10.0, 15.0]
+    assert policy.mem.quiet_cycles == {}
