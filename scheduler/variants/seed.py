@@ -366,10 +366,22 @@ class SeedPolicy:
         mutates and saves it whole). The choice reads only the task and workspace rows, so
         it is made once per revision of those: the retries of a stuck day ask again and
         again in between, without writing either."""
-        task = self.ctx.cached(("next_task", workspace_id),
-                               lambda: self._next_executable(workspace_id),
-                               tables=("tasks", "workspaces"))
+        task = self.next_task_of(self.next_tasks(), workspace_id)
         return task.copy() if task is not None else None
+
+    def next_tasks(self) -> dict[str, Task | None]:
+        """GetNextExecutableTask's choice per workspace over the rows as stored now: one memo
+        per revision of the task and workspace rows, filled in by `next_task_of` as
+        workspaces are asked about (the one read here that its caller adds to)."""
+        return self.ctx.cached("next_tasks", dict, tables=("tasks", "workspaces"))
+
+    def next_task_of(self, memo: dict[str, Task | None], workspace_id: str) -> Task | None:
+        """The workspace's choice in `memo` (read-only, see `Context.cached`)."""
+        try:
+            return memo[workspace_id]
+        except KeyError:
+            task = memo[workspace_id] = self._next_executable(workspace_id)
+            return task
 
     def _next_executable(self, workspace_id: str) -> Task | None:
         """GetNextExecutableTask over the stored rows (read-only: see `Context.cached`)."""
@@ -405,8 +417,14 @@ class SeedPolicy:
             self.ctx.spawn(0.0, "try_next_each", tuple(workspaces))
 
     def timer_try_next_each(self, workspaces: tuple[str, ...]) -> None:
+        """A workspace with nothing to run returns at once and writes nothing, so the rows
+        stay as they were and one memo of choices serves until a call does run a task: the
+        monitor of a day with many waiting workspaces asks about 26 of them every tick."""
+        memo = self.next_tasks()
         for ws in workspaces:
-            self.try_execute_next_task(ws)
+            if self.next_task_of(memo, ws) is not None:
+                self.try_execute_next_task(ws)
+                memo = self.next_tasks()
 
     def timer_retry(self, workspace_id: str, at: float) -> None:
         """The scheduleRetry goroutines of this workspace that wake at this instant.
