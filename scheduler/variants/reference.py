@@ -166,6 +166,10 @@ class ReferencePolicy:
     def active(self) -> tuple[list[Task], dict[str, Workspace]]:
         """The non-terminal tasks and the workspaces, as stored now (shared between writes:
         read-only, see `Context.cached`)."""
+        # A pass asks for the pair a dozen times between two writes: one look-up serves it.
+        return self.ctx.cached("active_pair", self._active_pair, tables=("tasks", "workspaces"))
+
+    def _active_pair(self) -> tuple[list[Task], dict[str, Workspace]]:
         store, cached = self.ctx.store, self.ctx.cached
         # Two reads: a task write (most writes) leaves the workspaces' copies standing.
         return (cached("active", lambda: store.list_tasks(statuses=ACTIVE_STATUSES), tables=("tasks",)),
