@@ -93,6 +93,7 @@ class AgentSim:
     hb_gen: int = 0
     conn_gen: int = 0
     backoff: float = 0.0
+    idle_beat: ev.AgentHeartbeat | None = None  # events are immutable: one serves every idle beat
 
     # ------------------------------------------------------------------ connection
     def connect(self, gen: int) -> None:
@@ -139,8 +140,10 @@ class AgentSim:
             beat = ev.AgentHeartbeat(self.agent_id, plan_running=plan_running,
                                      apply_running=apply_running,
                                      current_tasks=self.current_tasks())
-        else:  # an idle agent, most beats of a day: the same event, made without counting
-            beat = ev.AgentHeartbeat(self.agent_id)
+        else:  # an idle agent, most beats of a day: the same event, made once
+            beat = self.idle_beat
+            if beat is None:
+                beat = self.idle_beat = ev.AgentHeartbeat(self.agent_id)
         out = w.send(beat)
         if not out.ok and out.status == 404:
             self.drop()
