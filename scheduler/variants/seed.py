@@ -77,7 +77,7 @@ class SeedMemory:
     # reservation it left in place (see `cleanup_expired_reservations`).
     reservations_due: dict[str, tuple[int, float]] = field(default_factory=dict)
     # Per pool, what the last autoscaler cycle read when it did nothing at all (see
-    # `quiet_cycle`).
+    # `cycle_inputs`).
     quiet_cycles: dict[str, tuple] = field(default_factory=dict)
 
 
@@ -371,12 +371,13 @@ class SeedPolicy:
 
     def next_tasks(self) -> dict[str, Task | None]:
         """GetNextExecutableTask's choice per workspace over the rows as stored now: one memo
-        per revision of the task and workspace rows, filled in by `next_task_of` as
-        workspaces are asked about (the one read here that its caller adds to)."""
+        per revision of the task and workspace rows, empty at first and filled in by
+        `next_task_of` as workspaces are asked about. A write starts a new one."""
         return self.ctx.cached("next_tasks", dict, tables=("tasks", "workspaces"))
 
     def next_task_of(self, memo: dict[str, Task | None], workspace_id: str) -> Task | None:
-        """The workspace's choice in `memo` (read-only, see `Context.cached`)."""
+        """The workspace's choice, made once per memo. The task is shared: copy it before
+        changing it (`get_next_executable_task` does)."""
         try:
             return memo[workspace_id]
         except KeyError:
