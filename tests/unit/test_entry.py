@@ -25,3 +25,38 @@ def test_ctrl_c_while_the_cli_is_still_importing_exits_130_without_a_traceback()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+
+
+# A Ctrl-C that lands inside one of importlib's own callbacks (a module lock's weakref
+# callback) while the CLI imports: Python prints "Exception ignored" for a KeyboardInterrupt
+# raised there and drops it. Here the callback runs for sure: a finder fires it when
+# `unstuck.cli` is about to be imported, and it sends the SIGINT itself.
+SWALLOWED = """
+import os, signal, sys, weakref
+
+class Obj:
+    pass
+
+def cb(ref):
+    os.kill(os.getpid(), signal.SIGINT)  # its handler runs here, inside the callback
+
+class Finder:
+    def find_spec(self, name, path=None, target=None):
+        if name == "unstuck.cli":
+            o = Obj()
+            r = weakref.ref(o, cb)
+            del o
+        return None
+
+sys.meta_path.insert(0, Finder())
+from unstuck.entry import main
+main()
+"""
+
+
+def test_ctrl_c_inside_an_import_callback_is_not_lost():
+    """Found by CI: the command ran on and exited 0 after "Exception ignored in ... cb"."""
+    proc = subprocess.run([sys.executable, "-c", SWALLOWED, "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "" and proc.stdout == ""
