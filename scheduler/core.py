@@ -75,7 +75,9 @@ class Context:
         pass, an autoscaler cycle, the HPA's demand reads) share one result instead of
         copying every record again. With `tables`, only writes to those tables count (a scan
         of tasks survives the heartbeats' agent writes). The caller must not mutate what it
-        gets. A store without a `revision` (the SQL stores, where other replicas write) is
+        gets, with one exception: a memo (`read` returns an empty dict) that the caller fills
+        with values derived from those same tables only, so that whatever it holds stays true
+        until they are written and the next read starts a new one. A store without a `revision` (the SQL stores, where other replicas write) is
         read every time."""
         store = self.store
         if tables and self.versioned_tables:

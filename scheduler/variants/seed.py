@@ -962,9 +962,7 @@ class SeedPolicy:
         ctx, slots = self.ctx, self.mem.slots
         inputs = self.pod_sync_inputs(pool_id)
         if inputs is not None and self.mem.synced.get(pool_id) == inputs:
-            # The same listing over the same pod map: the pass would only touch the pods.
-            for pod in slots.of_pool(pool_id):
-                pod.last_heartbeat = ctx.now
+            self.stamp_pods(pool_id)  # the same listing over the same pod map: nothing else
             return True
         try:
             listed = ctx.cluster.list_pods(pool_id)
@@ -995,6 +993,13 @@ class SeedPolicy:
         if fixed and inputs is not None:
             self.mem.synced[pool_id] = self.pod_sync_inputs(pool_id)
         return fixed
+
+    def stamp_pods(self, pool_id: str) -> None:
+        """What a pod sync over an unchanged listing writes: every pod's LastHeartbeat is now
+        (so the 2-minute offline check never fires: seed-system.md §3.4)."""
+        now = self.ctx.now
+        for pod in self.mem.slots.of_pool(pool_id):
+            pod.last_heartbeat = now
 
     def pod_sync_inputs(self, pool_id: str) -> tuple | None:
         """What syncPodsFromK8s reads besides `now`: the cluster's listing and the pod map."""
@@ -1046,11 +1051,10 @@ class SeedPolicy:
         """Release the reservations older than the expiry. The pass remembers the oldest one
         it left in place with the pool's version: until the slots move, nothing can expire
         before that one does, and the pass is skipped."""
+        if not self.reservation_may_expire(pool_id):
+            return
         now, limit = self.ctx.now, self.ctx.settings.slots.reservation_expiry_s
         slots, due = self.mem.slots, self.mem.reservations_due
-        seen = due.get(pool_id)
-        if seen is not None and seen[0] == slots.version_of(pool_id) and now - seen[1] <= limit:
-            return
         reserved, oldest = SlotStatus.RESERVED, math.inf
         for pod in slots.of_pool(pool_id):
             for s in pod.slots:
@@ -1061,13 +1065,19 @@ class SeedPolicy:
                         oldest = s.updated_at
         due[pool_id] = (slots.version_of(pool_id), oldest)
 
+    def reservation_may_expire(self, pool_id: str) -> bool:
+        """Whether a reservation of the pool may have expired since the last scan: the slots
+        have moved, or the oldest one the scan left in place has come of age."""
+        seen = self.mem.reservations_due.get(pool_id)
+        return (seen is None or seen[0] != self.mem.slots.version_of(pool_id)
+                or self.ctx.now - seen[1] > self.ctx.settings.slots.reservation_expiry_s)
+
     def timer_autoscaler_cycle(self) -> None:
         quiet = self.mem.quiet_cycles
         for pool in self.k8s_pools():
             inputs = self.cycle_inputs(pool)
             if inputs is not None and quiet.get(pool.id) == inputs and self.stays_quiet(pool):
-                for pod in self.mem.slots.of_pool(pool.id):  # all the pod sync would write
-                    pod.last_heartbeat = self.ctx.now
+                self.stamp_pods(pool.id)  # all the cycle would have written
                 continue
             recorded = self.ctx.recorded
             fixed = self.reconcile_pods(pool.id)
@@ -1096,18 +1106,13 @@ class SeedPolicy:
         the same nothing, unless the clock alone changes a step: a freeze window opens, or a
         reservation comes due (`stays_quiet`). So it is skipped whole: on a day, most cycles
         of a pool with work in hand."""
-        v = self.versions(pool.id, cluster=True)
-        if v is None or not self.ctx.versioned_tables:
-            return None
-        return (*v, self.ctx.store.revision_of("tasks", "workspaces", "pools"))
+        v = self.versions(pool.id, cluster=True, rows=True)
+        return None if v is None else (*v, self.ctx.store.revision_of("pools"))
 
     def stays_quiet(self, pool: Pool) -> bool:
         """Whether the clock alone leaves a quiet cycle's steps where they were: outside the
         freeze window, with no reservation due (`cleanup_expired_reservations`'s own skip)."""
-        seen = self.mem.reservations_due.get(pool.id)
-        return (seen is not None and seen[0] == self.mem.slots.version_of(pool.id)
-                and self.ctx.now - seen[1] <= self.ctx.settings.slots.reservation_expiry_s
-                and not self.in_freeze(pool))
+        return not self.reservation_may_expire(pool.id) and not self.in_freeze(pool)
 
     def timer_ensure_pods_all(self) -> None:
         for pool in self.k8s_pools():
