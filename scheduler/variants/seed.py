@@ -77,8 +77,11 @@ class SeedMemory:
     # reservation it left in place (see `cleanup_expired_reservations`).
     reservations_due: dict[str, tuple[int, float]] = field(default_factory=dict)
     # Per pool, what the last autoscaler cycle read when it did nothing at all (see
-    # `cycle_inputs`).
-    quiet_cycles: dict[str, tuple] = field(default_factory=dict)
+    # `cycle_inputs`), with the instant until which its health check stays as it was.
+    quiet_cycles: dict[str, tuple[tuple, float]] = field(default_factory=dict)
+    # Per pool, the instant until which the unhealthy-pod check's last count of online
+    # agents cannot fall below its Running pods (see `health_calm_until`).
+    health_calm: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -816,6 +819,10 @@ class SeedPolicy:
             last_heartbeat=self.ctx.now,
         )
         self.mem.cc[e.agent_id] = conn
+        # The row may have moved here from another pool, whose count of online agents it
+        # no longer adds to: no pool's idle cycle is skipped on its last count.
+        for pool_id in [p for p, (_, calm) in self.mem.quiet_cycles.items() if calm != math.inf]:
+            del self.mem.quiet_cycles[pool_id]
         self.ctx.record(Kind.AGENT_CONNECTED, agent=e.agent_id, pod=e.pod, data={"pool": e.pool_id})
         self.ctx.spawn(self.ctx.settings.loops.health_period_s, "health", conn)
         return ev.Outcome(True, 200)
@@ -1076,7 +1083,8 @@ class SeedPolicy:
         quiet = self.mem.quiet_cycles
         for pool in self.k8s_pools():
             inputs = self.cycle_inputs(pool)
-            if inputs is not None and quiet.get(pool.id) == inputs and self.stays_quiet(pool):
+            last = quiet.get(pool.id)
+            if inputs is not None and last is not None and last[0] == inputs and self.stays_quiet(pool, last[1]):
                 self.stamp_pods(pool.id)  # all the cycle would have written
                 continue
             recorded = self.ctx.recorded
@@ -1087,10 +1095,11 @@ class SeedPolicy:
             # pod deleted by the health check can have moved it.
             self.auto_scale_pods(pool, reconciled=fixed is not None and (
                 not restarted or fixed == self.reconcile_inputs(pool.id)))
+            calm = math.inf if self.pool_demand(pool.id).any_busy else self.mem.health_calm.get(pool.id)
             if (inputs is not None and fixed is not None and self.ctx.recorded == recorded
-                    and self.cycle_inputs(pool) == inputs and self.pool_demand(pool.id).any_busy
+                    and calm is not None and self.cycle_inputs(pool) == inputs
                     and not self.in_freeze(pool)):
-                quiet[pool.id] = inputs
+                quiet[pool.id] = (inputs, calm)
             else:
                 quiet.pop(pool.id, None)
         self.ctx.spawn(self.ctx.settings.loops.reconcile_period_s, "autoscaler_cycle")
@@ -1100,18 +1109,23 @@ class SeedPolicy:
         slots, its listing, the task and workspace rows and the pool rows.
 
         A cycle that recorded nothing, moved none of these and left the pod sync at a fixed
-        point (`reconcile_pods`), while the pool had a running or apply_pending task and was
-        outside its freeze window, did nothing: each step took its own skip, and the health
-        check returned before it read the agents. The next cycle over the same inputs does
-        the same nothing, unless the clock alone changes a step: a freeze window opens, or a
-        reservation comes due (`stays_quiet`). So it is skipped whole: on a day, most cycles
-        of a pool with work in hand."""
+        point (`reconcile_pods`), outside the pool's freeze window, did nothing: each step
+        took its own skip, and the health check either returned before it read the agents
+        (the pool had a running or apply_pending task) or found as many agents online as
+        Running pods. The next cycle over the same inputs does the same nothing, unless the
+        clock alone changes a step: a freeze window opens, a reservation comes due, or an
+        agent may have gone offline (`stays_quiet`). So it is skipped whole: on a day, most
+        cycles of a pool."""
         v = self.versions(pool.id, cluster=True, rows=True)
         return None if v is None else (*v, self.ctx.store.revision_of("pools"))
 
-    def stays_quiet(self, pool: Pool) -> bool:
+    def stays_quiet(self, pool: Pool, calm_until: float) -> bool:
         """Whether the clock alone leaves a quiet cycle's steps where they were: outside the
-        freeze window, with no reservation due (`cleanup_expired_reservations`'s own skip)."""
+        freeze window, with no reservation due (`cleanup_expired_reservations`'s own skip)
+        and, for a pool without work in hand, before `calm_until` and with no restart
+        record to clear (the check that finds the pool healthy clears every pool's)."""
+        if calm_until != math.inf and (self.ctx.now >= calm_until or self.mem.unhealthy_restarts):
+            return False
         return not self.reservation_may_expire(pool.id) and not self.in_freeze(pool)
 
     def timer_ensure_pods_all(self) -> None:
@@ -1269,18 +1283,21 @@ class SeedPolicy:
         and dropped from the pod map; the restart records are cleared when the pool looks
         healthy and for pods no longer listed."""
         ctx, s = self.ctx, self.ctx.settings.slots
+        self.mem.health_calm.pop(pool.id, None)  # set again only where it counts and is calm
         try:
             listed = ctx.cluster.list_pods(pool.id)
         except ClusterError:
             return False
         if self.pool_demand(pool.id).any_busy:  # a running or apply_pending task
             return False
-        online = sum(1 for a in ctx.store.list_agents(pool.id)
-                     if ctx.now - a.last_ping_at < ctx.settings.agents.offline_after_s)
+        pings = [a.last_ping_at for a in ctx.store.list_agents(pool.id)
+                 if ctx.now - a.last_ping_at < ctx.settings.agents.offline_after_s]
+        online = len(pings)
         running = [p for p in listed if p.phase == "Running"]
         restarts = self.mem.unhealthy_restarts
         if online >= len(running):
             restarts.clear()
+            self.mem.health_calm[pool.id] = self.health_calm_until(pings, len(running))
             return False
         shortfall = len(running) - online
         candidates = [p for p in running if ctx.now - p.created_at >= s.unhealthy_grace_s][:shortfall]
@@ -1299,6 +1316,19 @@ class SeedPolicy:
         for name in [n for n in restarts if n not in names]:
             del restarts[name]
         return deleted
+
+    def health_calm_until(self, pings: list[float], running: int) -> float:
+        """Until when at least `running` of the agents last pinged at `pings` stay online
+        (and listed: the cleanup deletes a row only after `delete_after_s` without a ping),
+        whatever else happens. Every write to an agent row stamps `last_ping_at` with now,
+        which only keeps it online longer, except a connect, which may move the row to
+        another pool: `on_agent_connected` forgets every pool's calm. A microsecond short,
+        so float rounding cannot make the check's own `now - last_ping_at` disagree."""
+        if running == 0:
+            return math.inf
+        a = self.ctx.settings.agents
+        ends = sorted(p + min(a.offline_after_s, a.delete_after_s) for p in pings)
+        return ends[len(ends) - running] - 1e-6  # the count falls short at this end
 
     def on_rebuild_pods(self, e: ev.RebuildPods) -> None:
         """RebuildIdlePods with a fresh pod manager: every slot looks idle, so every pod goes."""

@@ -7,13 +7,15 @@ byte for byte. The skips:
 - syncPodsFromK8s over an unchanged listing and pod map (`pod_sync_inputs`);
 - syncTaskStatusToSlots that changed nothing, over unchanged slots and rows (`slot_sync_inputs`);
 - AutoScalePods' count after a decision to keep the pool as it is (`scale_inputs`);
-- a whole autoscaler cycle over a pool with work in hand, after one that did nothing, over
-  the same inputs (`cycle_inputs`), until a freeze window opens or a reservation comes due.
+- a whole autoscaler cycle over a pool, after one that did nothing, over the same inputs
+  (`cycle_inputs`), until a freeze window opens, a reservation comes due or, in a pool
+  without work in hand, an agent may have gone offline.
 
 One thing is a choice about the history, not a skip: a skipped scale-down is recorded when
 it starts, not again every 5 s cycle it repeats (tested below).
 """
 
+import math
 import random
 from pathlib import Path
 
@@ -164,6 +166,10 @@ class ListedCluster:
     def delete_pod(self, name: str, *, scale_down: bool = False) -> None:
         self.remove(name)
 
+    def create_pod(self, pool_id: str, name: str) -> None:
+        self.pods[name] = PodInfo(name, pool_id, phase="Pending")  # it stays so
+        self.revision += 1
+
 
 def awaiting_confirmation(pool: Pool) -> tuple[SeedPolicy, ListedCluster, Context, History]:
     """Two idle pods and a plan awaiting confirmation: E3 wants one pod fewer and the
@@ -289,18 +295,78 @@ def test_a_freeze_window_ends_the_skipping_of_quiet_cycles():
     assert deleted == [(100.0, "pod-a"), (100.0, "pod-b")]
 
 
-def test_a_pool_without_work_in_hand_is_never_skipped_whole():
-    """Its health check counts the agents online, and an agent goes offline by the clock
-    alone: every cycle runs."""
-    store, cluster = MemoryStore(), ListedCluster("pod-a")
-    store.put_pool(Pool("pool-1", min_replicas=1, max_replicas=2))
-    ctx = Context(store=store, cluster=cluster, agents=None, timer=Wakeups(), history=History(),
+def idle_pool(*pods: PodInfo) -> tuple[SeedPolicy, ListedCluster, Context, History]:
+    """A pool with no task, whose pods are listed as given."""
+    store, cluster, log = MemoryStore(), ListedCluster(), History()
+    for pod in pods:
+        cluster.pods[pod.name] = pod
+    for pool_id in sorted({p.pool_id for p in pods}):
+        store.put_pool(Pool(pool_id, min_replicas=1, max_replicas=2))
+    ctx = Context(store=store, cluster=cluster, agents=None, timer=Wakeups(), history=log,
                   rng=random.Random(0), settings=Settings())
     policy = SeedPolicy(ctx)
     policy.on_restart(ev.Restart())
+    return policy, cluster, ctx, log
+
+
+def deletions(log: History) -> list[tuple[float, str]]:
+    return [(r["t"], r["pod"]) for r in log.rows() if r["kind"] == "pod.delete"]
+
+
+def test_a_pool_without_work_is_skipped_until_an_agent_may_have_gone_offline():
+    """Its health check counts the agents online, and an agent goes offline by the clock
+    alone: the cycles are skipped only until then, and the pod whose agent fell silent is
+    replaced at the first cycle after, as it is with every cycle run."""
+    policy, cluster, ctx, log = idle_pool(PodInfo("pod-a", "pool-1", created_at=-1000.0))
+    assert policy.on_agent_connected(ev.AgentConnected("agent-a", "pool-1", "pod-a")).ok  # t=0, then silent
     ran = cycles_run(policy)
-    for now in (0.0, 5.0, 10.0, 15.0):
+    offline_after = ctx.settings.agents.offline_after_s
+    times = [5.0 * i for i in range(int(offline_after / 5.0) + 2)]
+    for now in times:
         ctx.now = now
         policy.timer_autoscaler_cycle()
-    assert ran == [0.0, 5.0, 10.0, 15.0]
-    assert policy.mem.quiet_cycles == {}
+    assert ran[:2] == [0.0, 5.0]  # the first cycle meets the pod, the second is quiet
+    assert offline_after - 5.0 not in ran and offline_after in ran
+    assert deletions(log) == [(offline_after, "pod-a")]
+
+
+def test_an_agent_that_connects_again_ends_the_skipping_of_idle_cycles():
+    """A connect may move an agent's row to another pool, whose online count then falls
+    at once, not by the clock: the next cycle runs and replaces the pod."""
+    policy, cluster, ctx, log = idle_pool(PodInfo("pod-a", "pool-1", created_at=-1000.0))
+    policy.ctx.store.put_pool(Pool("pool-2", min_replicas=0, max_replicas=2))
+    assert policy.on_agent_connected(ev.AgentConnected("agent-a", "pool-1", "pod-a")).ok
+    for now in (0.0, 5.0, 10.0):
+        ctx.now = now
+        policy.timer_autoscaler_cycle()
+    assert policy.mem.quiet_cycles["pool-1"][1] < math.inf  # quiet until the agent may age
+    ctx.now = 12.0
+    assert policy.on_agent_connected(ev.AgentConnected("agent-a", "pool-2", "pod-a")).ok
+    ctx.now = 15.0
+    policy.timer_autoscaler_cycle()
+    assert deletions(log) == [(15.0, "pod-a")]
+
+
+class StickyCluster(ListedCluster):
+    """Deletes are accepted and the pods stay listed, as while their grace period runs."""
+
+    def delete_pod(self, name: str, *, scale_down: bool = False) -> None:
+        pass
+
+
+def test_an_idle_cycle_is_not_skipped_while_its_check_would_clear_another_pools_restarts():
+    """The seed keeps one map of restart records for every pool, and a check that finds its
+    own pool healthy clears it whole (seed-system.md §4). pool-1 is healthy and idle; pool-2's
+    pod has no agent, so its check deletes it, and each cycle pool-1's check wipes the record
+    that would hold the next delete back for the backoff: a skipped pool-1 cycle must not
+    spare it."""
+    policy, cluster, ctx, log = idle_pool(PodInfo("pod-a", "pool-1", created_at=-1000.0),
+                                          PodInfo("pod-b", "pool-2", created_at=-1000.0))
+    sticky = StickyCluster()
+    sticky.pods = cluster.pods
+    policy.ctx.cluster = sticky
+    assert policy.on_agent_connected(ev.AgentConnected("agent-a", "pool-1", "pod-a")).ok
+    for now in (0.0, 5.0, 10.0, 15.0, 20.0):
+        ctx.now = now
+        policy.timer_autoscaler_cycle()
+    assert deletions(log) == [(t, "pod-b") for t in (0.0, 5.0, 10.0, 15.0, 20.0)]
