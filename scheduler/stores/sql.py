@@ -33,7 +33,7 @@ Failure injection
 -----------------
 `_write` consults the `WriteFailures` plan before any SQL, so an injected failure leaves
 the database unchanged. The checked writes are MemoryStore's: `insert_task`, `save_task`,
-`cas_task`, `save_workspace`, `put_agent`, `put_plan`; setup puts and `delete_agent` pass
+`cas_task`, `save_workspace`, `put_agent`, `ping_agent` (of a row that exists), `put_plan`; setup puts and `delete_agent` pass
 `inject=False`, so one seeded plan fails the same writes in every store.
 
 Concurrency
@@ -298,6 +298,20 @@ class SqlStore(FailureInjection, abc.ABC):
 
     def get_agent(self, agent_id: str) -> AgentRow | None:
         return self._get(AGENTS, agent_id)
+
+    def ping_agent(self, agent_id: str, status: str, at: float) -> bool:
+        """One UPDATE of the two columns a heartbeat writes; another replica's write to the
+        row's other columns in between stays. The failure plan is consulted only for a row
+        that exists, as MemoryStore does."""
+        p = self._placeholder
+        with self._write("put agent", inject=False) as conn:
+            if conn.execute(f"SELECT 1 FROM agents WHERE id = {p}", (agent_id,)).fetchone() is None:
+                return False
+            self.failures.check("put agent")
+            conn.execute(f"UPDATE agents SET status = {p}, last_ping_at = {p} WHERE id = {p}",
+                         (AGENTS.encode_field("status", status),
+                          AGENTS.encode_field("last_ping_at", at), agent_id))
+        return True
 
     def list_agents(self, pool_id: str | None = None) -> list[AgentRow]:
         if pool_id is None:

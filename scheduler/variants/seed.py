@@ -835,13 +835,10 @@ class SeedPolicy:
             e.plan_running, e.plan_limit, e.apply_running,
         )
         conn.last_heartbeat = self.ctx.now
-        row = self.ctx.store.get_agent(e.agent_id)
-        if row is not None:
-            row.status, row.last_ping_at = "online", self.ctx.now
-            try:
-                self.ctx.store.put_agent(row)
-            except StoreWriteError:
-                pass
+        try:
+            self.ctx.store.ping_agent(e.agent_id, "online", self.ctx.now)
+        except StoreWriteError:
+            pass
         return ev.OK
 
     def on_agent_disconnected(self, e: ev.AgentDisconnected) -> None:
@@ -854,15 +851,12 @@ class SeedPolicy:
         self.ctx.record(Kind.AGENT_DISCONNECTED, agent=agent_id, pod=conn.pod, reason=why,
                         data={"pool": conn.pool_id})
         self.cleanup_agent_tasks(agent_id)
-        row = self.ctx.store.get_agent(agent_id)
-        if row is not None:
-            # The Go code also stamps last_ping_at, which the unhealthy-pod check and the
-            # agent cleanup read: the row counts as online for 2 more minutes.
-            row.status, row.last_ping_at = "offline", self.ctx.now
-            try:
-                self.ctx.store.put_agent(row)
-            except StoreWriteError:
-                pass
+        # The Go code also stamps last_ping_at, which the unhealthy-pod check and the
+        # agent cleanup read: the row counts as online for 2 more minutes.
+        try:
+            self.ctx.store.ping_agent(agent_id, "offline", self.ctx.now)
+        except StoreWriteError:
+            pass
 
     def cleanup_agent_tasks(self, agent_id: str) -> None:
         """Running tasks of the agent become failed. F8: no unlock, no slot release."""

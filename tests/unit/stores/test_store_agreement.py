@@ -181,6 +181,11 @@ class StoresAgree(RuleBasedStateMachine):
     def put_agent(self, agent):
         self.both(lambda s: s.put_agent(agent))
 
+    @rule(agent_id=st.sampled_from(["a-1", "a-2", "a-3"]), status=st.sampled_from(["online", "offline"]),
+          at=times)
+    def ping_agent(self, agent_id, status, at):
+        self.both(lambda s: s.ping_agent(agent_id, status, at))
+
     @rule(agent_id=st.sampled_from(["a-1", "a-2", "a-3"]))
     def delete_agent(self, agent_id):
         self.both(lambda s: s.delete_agent(agent_id))

@@ -188,6 +188,7 @@ CHECKED_WRITES = {
     "cas_task": lambda s: s.cas_task(1, 0, stage="x"),
     "save_workspace": lambda s: s.save_workspace(full_workspace("ws-9")),
     "put_agent": lambda s: s.put_agent(agent("a-9")),
+    "ping_agent": lambda s: s.ping_agent("a-1", "offline", 5.0),
     "put_plan": lambda s: s.put_plan(plan(1)),
 }
 
@@ -301,6 +302,18 @@ def test_agents_round_trip_filter_by_pool_and_delete(store):
     store.delete_agent("a-never")  # deleting a missing agent is not an error
     assert [a.id for a in store.list_agents()] == ["a-1", "a-3"]
     assert store.get_agent("a-2") is None
+
+
+def test_a_ping_writes_status_and_last_ping_only_and_needs_the_row(store):
+    store.put_agent(AgentRow("a-1", "pool-1", "pod-a", status="offline", last_ping_at=1.0))
+    assert store.ping_agent("a-1", "online", 12.5) is True
+    assert store.get_agent("a-1") == AgentRow("a-1", "pool-1", "pod-a", "online", 12.5)
+    store.fail_next_writes(1)
+    assert store.ping_agent("a-gone", "online", 13.0) is False  # no row: no write, no failure drawn
+    assert [a.id for a in store.list_agents()] == ["a-1"]
+    with pytest.raises(StoreWriteError):
+        store.ping_agent("a-1", "offline", 14.0)  # the planned failure is still due
+    assert store.get_agent("a-1").last_ping_at == 12.5
 
 
 def test_plans_round_trip_and_are_replaced_per_task(store):
