@@ -77,8 +77,9 @@ class SeedMemory:
     # reservation it left in place (see `cleanup_expired_reservations`).
     reservations_due: dict[str, tuple[int, float]] = field(default_factory=dict)
     # Per pool, what the last autoscaler cycle read when it did nothing at all (see
-    # `cycle_inputs`), with the instant until which its health check stays as it was.
-    quiet_cycles: dict[str, tuple[tuple, float]] = field(default_factory=dict)
+    # `cycle_inputs`), the instant until which its health check stays as it was, and
+    # whether that check counted the agents (the pool had no work in hand).
+    quiet_cycles: dict[str, tuple[tuple, float, bool]] = field(default_factory=dict)
     # Per pool, the instant until which the unhealthy-pod check's last count of online
     # agents cannot fall below its Running pods (see `health_calm_until`).
     health_calm: dict[str, float] = field(default_factory=dict)
@@ -821,7 +822,7 @@ class SeedPolicy:
         self.mem.cc[e.agent_id] = conn
         # The row may have moved here from another pool, whose count of online agents it
         # no longer adds to: no pool's idle cycle is skipped on its last count.
-        for pool_id in [p for p, (_, calm) in self.mem.quiet_cycles.items() if calm != math.inf]:
+        for pool_id in [p for p, (_, _, counted) in self.mem.quiet_cycles.items() if counted]:
             del self.mem.quiet_cycles[pool_id]
         self.ctx.record(Kind.AGENT_CONNECTED, agent=e.agent_id, pod=e.pod, data={"pool": e.pool_id})
         self.ctx.spawn(self.ctx.settings.loops.health_period_s, "health", conn)
@@ -1078,7 +1079,7 @@ class SeedPolicy:
         for pool in self.k8s_pools():
             inputs = self.cycle_inputs(pool)
             last = quiet.get(pool.id)
-            if inputs is not None and last is not None and last[0] == inputs and self.stays_quiet(pool, last[1]):
+            if inputs is not None and last is not None and last[0] == inputs and self.stays_quiet(pool, *last[1:]):
                 self.stamp_pods(pool.id)  # all the cycle would have written
                 continue
             recorded = self.ctx.recorded
@@ -1089,11 +1090,12 @@ class SeedPolicy:
             # pod deleted by the health check can have moved it.
             self.auto_scale_pods(pool, reconciled=fixed is not None and (
                 not restarted or fixed == self.reconcile_inputs(pool.id)))
-            calm = math.inf if self.pool_demand(pool.id).any_busy else self.mem.health_calm.get(pool.id)
+            busy = self.pool_demand(pool.id).any_busy
+            calm = math.inf if busy else self.mem.health_calm.get(pool.id)
             if (inputs is not None and fixed is not None and self.ctx.recorded == recorded
                     and calm is not None and self.cycle_inputs(pool) == inputs
                     and not self.in_freeze(pool)):
-                quiet[pool.id] = (inputs, calm)
+                quiet[pool.id] = (inputs, calm, not busy)
             else:
                 quiet.pop(pool.id, None)
         self.ctx.spawn(self.ctx.settings.loops.reconcile_period_s, "autoscaler_cycle")
@@ -1113,12 +1115,13 @@ class SeedPolicy:
         v = self.versions(pool.id, cluster=True, rows=True)
         return None if v is None else (*v, self.ctx.store.revision_of("pools"))
 
-    def stays_quiet(self, pool: Pool, calm_until: float) -> bool:
+    def stays_quiet(self, pool: Pool, calm_until: float, counted_agents: bool) -> bool:
         """Whether the clock alone leaves a quiet cycle's steps where they were: outside the
         freeze window, with no reservation due (`cleanup_expired_reservations`'s own skip)
-        and, for a pool without work in hand, before `calm_until` and with no restart
-        record to clear (the check that finds the pool healthy clears every pool's)."""
-        if calm_until != math.inf and (self.ctx.now >= calm_until or self.mem.unhealthy_restarts):
+        and before `calm_until`; and, where the health check counted the agents, with no
+        restart record to clear (the check that finds its pool healthy clears every pool's,
+        even a pool with no Running pod, whose calm never ends)."""
+        if self.ctx.now >= calm_until or (counted_agents and self.mem.unhealthy_restarts):
             return False
         return not self.reservation_may_expire(pool.id) and not self.in_freeze(pool)
 

@@ -15,7 +15,6 @@ One thing is a choice about the history, not a skip: a skipped scale-down is rec
 it starts, not again every 5 s cycle it repeats (tested below).
 """
 
-import math
 import random
 from pathlib import Path
 
@@ -339,7 +338,7 @@ def test_an_agent_that_connects_again_ends_the_skipping_of_idle_cycles():
     for now in (0.0, 5.0, 10.0):
         ctx.now = now
         policy.timer_autoscaler_cycle()
-    assert policy.mem.quiet_cycles["pool-1"][1] < math.inf  # quiet until the agent may age
+    assert policy.mem.quiet_cycles["pool-1"][1:] == (pytest.approx(120.0), True)  # until the agent may age
     ctx.now = 12.0
     assert policy.on_agent_connected(ev.AgentConnected("agent-a", "pool-2", "pod-a")).ok
     ctx.now = 15.0
@@ -354,18 +353,24 @@ class StickyCluster(ListedCluster):
         pass
 
 
-def test_an_idle_cycle_is_not_skipped_while_its_check_would_clear_another_pools_restarts():
+@pytest.mark.parametrize("pool_1", ["a healthy pod", "no pod"])
+def test_an_idle_cycle_is_not_skipped_while_its_check_would_clear_another_pools_restarts(pool_1):
     """The seed keeps one map of restart records for every pool, and a check that finds its
-    own pool healthy clears it whole (seed-system.md §4). pool-1 is healthy and idle; pool-2's
-    pod has no agent, so its check deletes it, and each cycle pool-1's check wipes the record
-    that would hold the next delete back for the backoff: a skipped pool-1 cycle must not
-    spare it."""
-    policy, cluster, ctx, log = idle_pool(PodInfo("pod-a", "pool-1", created_at=-1000.0),
-                                          PodInfo("pod-b", "pool-2", created_at=-1000.0))
+    own pool healthy clears it whole (seed-system.md §4). pool-1 is idle and healthy (its
+    pod's agent is online, or it has no pod to be unhealthy); pool-2's pod has no agent, so
+    its check deletes it, and each cycle pool-1's check wipes the record that would hold the
+    next delete back for the backoff: a skipped pool-1 cycle must not spare it."""
+    pods = [PodInfo("pod-b", "pool-2", created_at=-1000.0)]
+    if pool_1 == "a healthy pod":
+        pods.append(PodInfo("pod-a", "pool-1", created_at=-1000.0))
+    policy, cluster, ctx, log = idle_pool(*pods)
     sticky = StickyCluster()
     sticky.pods = cluster.pods
     policy.ctx.cluster = sticky
-    assert policy.on_agent_connected(ev.AgentConnected("agent-a", "pool-1", "pod-a")).ok
+    if pool_1 == "a healthy pod":
+        assert policy.on_agent_connected(ev.AgentConnected("agent-a", "pool-1", "pod-a")).ok
+    else:
+        policy.ctx.store.put_pool(Pool("pool-1", min_replicas=0, max_replicas=2))
     for now in (0.0, 5.0, 10.0, 15.0, 20.0):
         ctx.now = now
         policy.timer_autoscaler_cycle()
