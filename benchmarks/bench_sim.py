@@ -12,18 +12,23 @@
 3. Peak memory (RSS) of one mixed-chaos-day seed per scheduler, each in a fresh process.
 4. Seeds per minute for the whole suite (every shipped scenario, its suite seed count, each
    scheduler) on all cores, through `run_scenarios`, exactly as `unstuck suite` runs it.
+5. With `--calls`: the Python calls one mixed-chaos-day run makes per scheduler (cProfile,
+   seed 0), the figure that does not depend on the machine: on a noisy VM, compare two
+   versions of the code by it.
 
 Usage: .venv/bin/python benchmarks/bench_sim.py [--schedulers reference,seed] [--suite-seeds N]
-[--day-seeds N] [--repeat K] (`--suite-seeds` overrides every scenario's seed count;
+[--day-seeds N] [--repeat K] [--calls] (`--suite-seeds` overrides every scenario's seed count;
 `--skip-suite` skips part 4; `--repeat` keeps the fastest of K runs of each day run one at a
-time, which is what to compare two versions of the code by on a noisy machine).
+time, which is what to compare two versions of the code by on a noisy machine, with `--calls`).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import math
 import os
+import pstats
 import statistics
 import subprocess
 import sys
@@ -88,6 +93,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1,
                     help="run each of those seeds this many times and keep the fastest: on a "
                          "shared VM one timing can be 50 %% slow, the minimum is the code's")
+    ap.add_argument("--calls", action="store_true",
+                    help="also count the Python calls of one mixed-chaos-day run per scheduler "
+                         "(cProfile; the machine-independent figure)")
     ap.add_argument("--pool-seeds", type=int, default=2 * (os.cpu_count() or 1),
                     help="mixed-chaos-day seeds per scheduler run at once on all cores (0: skip)")
     args = ap.parse_args()
@@ -156,11 +164,23 @@ def main() -> None:
         print(f"   {s:14s} {rss_kb / 1024:7.0f} MB peak RSS: size `--workers` by it" if rss_kb
               else f"   {s:14s} n/a (needs Linux's /proc/self/status)")
 
-    if args.skip_suite:
-        return
+    if not args.skip_suite:
+        suite(scheds, args.suite_seeds)
+    if args.calls:
+        print("5. Python calls in one mixed-chaos-day run, seed 0 (cProfile; does not depend on the machine)")
+        for s in scheds:
+            profile = cProfile.Profile()
+            profile.enable()
+            out = runner.run(cfg, s, 0)
+            profile.disable()
+            calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
+            print(f"   {s:14s} {calls / 1e6:6.2f}M calls  {calls / out.events:5.1f} per event")
+
+
+def suite(scheds: list[str], suite_seeds: int | None) -> None:
     print(f"4. the suite on {os.cpu_count()} cores (the job order and pool of `unstuck suite`)")
     loaded = [(scenario.load(p), p) for p in sorted((ROOT / "scenarios").glob("*.yaml"))]
-    seeds = {sc.name: args.suite_seeds or sc.suite_seeds or sc.seeds for sc, _ in loaded}
+    seeds = {sc.name: suite_seeds or sc.suite_seeds or sc.seeds for sc, _ in loaded}
     t0 = time.perf_counter()
     _, done, _ = run_scenarios(loaded, scheds, seeds, 0, None, os.cpu_count() or 1, progress=False)
     wall = time.perf_counter() - t0
