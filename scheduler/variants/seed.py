@@ -80,9 +80,6 @@ class SeedMemory:
     # `cycle_inputs`), the instant until which its health check stays as it was, and
     # whether that check counted the agents (the pool had no work in hand).
     quiet_cycles: dict[str, tuple[tuple, float, bool]] = field(default_factory=dict)
-    # Per pool, the instant until which the unhealthy-pod check's last count of online
-    # agents cannot fall below its Running pods (see `health_calm_until`).
-    health_calm: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -1084,18 +1081,17 @@ class SeedPolicy:
                 continue
             recorded = self.ctx.recorded
             fixed = self.reconcile_pods(pool.id)
-            restarted = self.check_and_restart_unhealthy_pods(pool)
+            restarted, calm = self.check_and_restart_unhealthy_pods(pool)
             # AutoScalePods reconciles again; skipped when the first pass left a fixed point
             # and nothing it reads has moved since (the same histories, only faster). Only a
             # pod deleted by the health check can have moved it.
             self.auto_scale_pods(pool, reconciled=fixed is not None and (
                 not restarted or fixed == self.reconcile_inputs(pool.id)))
-            busy = self.pool_demand(pool.id).any_busy
-            calm = math.inf if busy else self.mem.health_calm.get(pool.id)
             if (inputs is not None and fixed is not None and self.ctx.recorded == recorded
                     and calm is not None and self.cycle_inputs(pool) == inputs
                     and not self.in_freeze(pool)):
-                quiet[pool.id] = (inputs, calm, not busy)
+                # The rows are as the check read them: busy then if busy now.
+                quiet[pool.id] = (inputs, calm, not self.pool_demand(pool.id).any_busy)
             else:
                 quiet.pop(pool.id, None)
         self.ctx.spawn(self.ctx.settings.loops.reconcile_period_s, "autoscaler_cycle")
@@ -1269,8 +1265,11 @@ class SeedPolicy:
         self.ctx.record(Kind.POD_DELETE, pod=name, data={"cause": cause})
         return True
 
-    def check_and_restart_unhealthy_pods(self, pool: Pool) -> bool:
-        """Returns whether it deleted a pod (nothing else here writes).
+    def check_and_restart_unhealthy_pods(self, pool: Pool) -> tuple[bool, float | None]:
+        """Returns whether it deleted a pod (nothing else here writes), and until when the
+        check would do the same again over the same rows and listing: for ever when it
+        returned before reading the agents (work in hand), `health_calm_until` when it found
+        the pool healthy, None when the listing failed or it went on to the restarts.
 
         As the Go code has it: the pods are the Kubernetes listing's, their age its creation
         time; the candidates (Running, older than the grace) are cut to the shortfall
@@ -1280,13 +1279,12 @@ class SeedPolicy:
         and dropped from the pod map; the restart records are cleared when the pool looks
         healthy and for pods no longer listed."""
         ctx, s = self.ctx, self.ctx.settings.slots
-        self.mem.health_calm.pop(pool.id, None)  # set again only where it counts and is calm
         try:
             listed = ctx.cluster.list_pods(pool.id)
         except ClusterError:
-            return False
+            return False, None
         if self.pool_demand(pool.id).any_busy:  # a running or apply_pending task
-            return False
+            return False, math.inf
         pings = [a.last_ping_at for a in ctx.store.list_agents(pool.id)
                  if ctx.now - a.last_ping_at < ctx.settings.agents.offline_after_s]
         online = len(pings)
@@ -1294,8 +1292,7 @@ class SeedPolicy:
         restarts = self.mem.unhealthy_restarts
         if online >= len(running):
             restarts.clear()
-            self.mem.health_calm[pool.id] = self.health_calm_until(pings, len(running))
-            return False
+            return False, self.health_calm_until(pings, len(running))
         shortfall = len(running) - online
         candidates = [p for p in running if ctx.now - p.created_at >= s.unhealthy_grace_s][:shortfall]
         deleted = False
@@ -1312,7 +1309,7 @@ class SeedPolicy:
         names = {p.name for p in listed}
         for name in [n for n in restarts if n not in names]:
             del restarts[name]
-        return deleted
+        return deleted, None
 
     def health_calm_until(self, pings: list[float], running: int) -> float:
         """Until when at least `running` of the agents last pinged at `pings` stay online
