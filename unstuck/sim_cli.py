@@ -754,8 +754,9 @@ def row_text(row: dict[str, Any]) -> str:
     for k in ("task", "workspace", "pod", "agent"):
         if row.get(k) is not None:
             parts.append(f"{k}={row[k]}")
-    if row.get("from_status") or row.get("to_status"):
-        parts.append(f"{row.get('from_status')}->{row.get('to_status')}")
+    frm, to = row.get("from_status"), row.get("to_status")
+    if frm or to:  # a created task comes from no status: "(new)->pending", not "None->pending"
+        parts.append(f"{frm or '(new)'}->{to or '(none)'}")
     if row.get("reason"):
         parts.append(repr(row["reason"]))
     return " ".join(parts)

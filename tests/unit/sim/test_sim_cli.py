@@ -31,6 +31,9 @@ def test_seed_is_stuck_in_incident_601_and_the_output_names_the_task_and_its_wit
     assert "incident-601 under seed" in r.output
     assert "task 1 apply_pending_bound" in r.output
     assert "witness:" in r.output and "task.confirmed task=1" in r.output
+    # The task's creation reads as one: it came from no status.
+    assert "task.created task=1 workspace=ws-mb7m9ii5ey (new)->pending" in r.output
+    assert "None" not in r.output
     assert "stuck tasks: seed 0 task 1" in r.output
     assert "`unstuck shrink scenarios/incident-601.yaml -s seed --seed N`" in r.output
 
