@@ -31,6 +31,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -45,6 +46,9 @@ FILE = "fuzz.yaml"
 HARD = int(os.environ.get("UNSTUCK_FUZZ_EXAMPLES", "0"))
 EXAMPLES = HARD or 20
 SAVE = os.environ.get("UNSTUCK_FUZZ_SAVE")
+# A hunt runs for as long as its examples take: the suite's 300 s per test would stop it
+# half-way (and Hypothesis would call the example it stopped in flaky).
+HUNT = pytest.mark.timeout(0) if HARD else (lambda test: test)
 
 # ---------------------------------------------------------------------- strategies
 TARGETS = ("random", "reserved-holder", "apply-runner")
@@ -327,6 +331,7 @@ def save(data: dict[str, Any], scheduler: str, seed: int, invariants: list[str])
     (out / name).write_text(f"# {scheduler}, seed {seed}: {', '.join(invariants)}\n{text}")
 
 
+@HUNT
 @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not HARD,
           print_blob=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                   HealthCheck.filter_too_much])

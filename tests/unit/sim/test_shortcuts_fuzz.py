@@ -1,0 +1,104 @@
+"""Every shortcut of the model and the schedulers is exact, on scenarios nobody wrote.
+
+The shortcuts: reads shared between two writes (`Context.cached`), the reference's skipped
+quiet reconciles, the seed variants' skipped passes and autoscaler cycles, and the simulated
+cluster's cached pod listing. Each is checked alone on the shipped scenarios
+(test_cached_reads.py, test_quiet_reconcile.py, test_seed_quiet_passes.py); here Hypothesis
+draws valid scenarios from the scenario fuzz's strategy (pools of every kind, every fault,
+users who cancel and click again), and each scheduler's history with every shortcut taken
+must be the history with none, byte for byte. A shortcut that reads something its key does
+not name, or that skips a step the clock alone would change, shows up as two digests. (Planted
+by hand, a reference that left the agent start-up grace out of its quiet pass's clock marks
+passed test_quiet_reconcile.py and failed here.)
+
+CI runs a fixed handful; to hunt, `UNSTUCK_FUZZ_EXAMPLES=500 pytest
+tests/unit/sim/test_shortcuts_fuzz.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from scheduler.history import digest
+from scheduler.settings import ReferencePolicy, SeedQuirks, Settings
+from scheduler.variants import NAMES
+from scheduler.variants.reference import ReferencePolicy as Reference
+from scheduler.variants.seed import SeedPolicy
+from sim.world import World
+from unstuck.scenario import ScenarioInvalid, load, parse
+
+from .test_scenario_fuzz import FILE, HARD, HUNT, valid_ish
+
+EXAMPLES = HARD or 8
+MAX_EVENTS = 20_000  # a run's budget, with its shortcuts: the one without may take 10x longer
+
+# The seed variants' skips each key on one of these; None means "no version: run the pass".
+SEED_SKIP_KEYS = ("reconcile_inputs", "pod_sync_inputs", "slot_sync_inputs", "scale_inputs",
+                  "cycle_inputs")
+
+
+class _Forgetful(dict):
+    """A cache that keeps nothing: every lookup misses."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
+def history_digest(cfg: Any, scheduler: str, seed: int, *, shortcuts: bool) -> tuple[str, int, int]:
+    """The history's digest, how much work the run did (reconcile passes for the reference,
+    cluster listings read for the seed variants: what their skips save) and its events."""
+    settings_ = Settings(seed=SeedQuirks(clock_origin_s=cfg.clock_origin_s),
+                         reference=ReferencePolicy(skip_quiet_reconciles=shortcuts))
+    world = World(cfg, scheduler, seed, settings=settings_)
+    ctx, policy, cluster = world.scheduler.ctx, world.scheduler.policy, world.cluster
+    if not shortcuts:
+        ctx.cached = lambda key, read, *, tables=(): read()  # type: ignore[method-assign]
+        if isinstance(policy, SeedPolicy):
+            for name in SEED_SKIP_KEYS:
+                setattr(policy, name, lambda *args: None)
+        cluster._listing = _Forgetful()
+    work = 0
+    counted = policy.reconcile if isinstance(policy, Reference) else cluster.list_pods
+    name = "reconcile" if isinstance(policy, Reference) else "list_pods"
+
+    def count(*args: Any, **kwargs: Any) -> Any:
+        nonlocal work
+        work += 1
+        return counted(*args, **kwargs)
+
+    setattr(policy if isinstance(policy, Reference) else cluster, name, count)
+    return digest(world.run()), work, world.kernel.events
+
+
+@pytest.mark.parametrize("scheduler", NAMES)
+def test_with_the_shortcuts_off_the_skipped_work_is_done(scheduler):
+    """The switch works, so the comparison below compares two executions, not one twice."""
+    cfg = load("scenarios/pod-kill-reserved-slot.yaml").world()
+    (taken, less, _), (none, more, _) = (history_digest(cfg, scheduler, 0, shortcuts=s) for s in (True, False))
+    assert taken == none
+    assert less < more
+
+
+@HUNT
+@settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not HARD,
+          print_blob=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                  HealthCheck.filter_too_much])
+@given(data=valid_ish(), seed=st.integers(0, 2**16))
+def test_every_shortcut_leaves_every_history_as_it_was(data, seed):
+    # At most 15 simulated minutes and a 10-minute drain: without its shortcuts a seed
+    # variant fighting a Deployment's ReplicaSet runs 50 s for one simulated hour.
+    data = {**data, "duration_s": min(data["duration_s"], 900), "drain_s": min(data.get("drain_s", 600), 600)}
+    try:
+        cfg = parse(data, FILE).world()
+    except ScenarioInvalid:
+        assume(False)
+        return
+    for scheduler in NAMES:
+        taken, _, events = history_digest(cfg, scheduler, seed, shortcuts=True)
+        assume(events <= MAX_EVENTS)
+        none, _, _ = history_digest(cfg, scheduler, seed, shortcuts=False)
+        assert taken == none, f"{scheduler}, seed {seed}: a shortcut changed the history"
