@@ -102,6 +102,28 @@ def test_a_run_that_never_reports_times_out_on_time():
     assert 3800.0 <= t_skip <= 3805.0  # dispatched at 200, run_timeout_s 3600, 5 s passes
 
 
+def test_a_pod_whose_agent_never_connects_is_replaced_on_time():
+    """No event arrives when an agent fails to connect at all: only the clock says that the
+    pod's start-up grace ran out. Skipping must not delay its replacement to a later mark
+    (found by tests/unit/sim/test_shortcuts_fuzz.py: no shipped scenario has such a pod)."""
+
+    def replaced_at(skip: bool) -> tuple[float, str]:
+        s = Script("reference", settings=Settings(reference=ReferencePolicy(skip_quiet_reconciles=skip)),
+                   agent_connect_s=None)
+        s.create(10.0, task_type=TaskType.PLAN)
+        s.run(600.0)
+        rows = s.finish()
+        replaced = [r["t"] for r in rows if r["kind"] == "pod.delete"
+                    and r["data"].get("cause") == "agent unhealthy: replace the pod"]
+        assert replaced, f"skip={skip}: the silent pod was never replaced"
+        return replaced[0], history.digest(rows)
+
+    (t_skip, d_skip), (t_all, d_all) = replaced_at(True), replaced_at(False)
+    assert t_skip == t_all and d_skip == d_all
+    grace = Settings().reference.agent_startup_grace_s
+    assert grace <= t_skip <= grace + 5.0  # the pod the boot created at 0, at the first pass after
+
+
 class Twins(RuleBasedStateMachine):
     """Two scripted worlds, one skipping quiet reconciles and one not, driven by the same
     random steps. After every step their histories must be the same, event for event."""
