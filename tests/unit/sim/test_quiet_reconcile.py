@@ -124,6 +124,30 @@ def test_a_pod_whose_agent_never_connects_is_replaced_on_time():
     assert grace <= t_skip <= grace + 5.0  # the pod the boot created at 0, at the first pass after
 
 
+def test_a_confirmed_apply_without_capacity_fails_at_its_deadline():
+    """The confirmed apply's pod is killed and its replacement never gets an agent: nothing
+    happens after the confirm but the clock, and the apply must fail at its deadline."""
+
+    def failed_at(skip: bool) -> tuple[float, str]:
+        s = Script("reference", pool=Pool("pool-1", min_replicas=1, max_replicas=1), plan_s=30.0,
+                   settings=Settings(reference=ReferencePolicy(skip_quiet_reconciles=skip,
+                                                               apply_wait_deadline_s=300.0)))
+        s.create(10.0)
+        s.at(120.0, lambda: setattr(s, "agent_connect_s", None))  # no agent from now on
+        s.kill_pod(121.0, lambda w: w.pod_of_task(1))
+        s.confirm(130.0, 1)
+        s.run(1000.0)
+        rows = s.finish()
+        failed = [r["t"] for r in rows if r["kind"] == "task.transition"
+                  and r["reason"] == "no capacity for the apply before the deadline"]
+        assert failed, f"skip={skip}: the apply never failed"
+        return failed[0], history.digest(rows)
+
+    (t_skip, d_skip), (t_all, d_all) = failed_at(True), failed_at(False)
+    assert t_skip == t_all and d_skip == d_all
+    assert t_skip == 435.0  # confirmed at 130, a 300 s deadline, the first pass after it
+
+
 class Twins(RuleBasedStateMachine):
     """Two scripted worlds, one skipping quiet reconciles and one not, driven by the same
     random steps. After every step their histories must be the same, event for event."""
