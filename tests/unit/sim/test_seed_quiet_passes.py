@@ -375,3 +375,47 @@ def test_an_idle_cycle_is_not_skipped_while_its_check_would_clear_another_pools_
         ctx.now = now
         policy.timer_autoscaler_cycle()
     assert deletions(log) == [(t, "pod-b") for t in (0.0, 5.0, 10.0, 15.0, 20.0)]
+
+
+def test_new_pool_bounds_end_the_skipping_of_quiet_cycles():
+    """A patch of the pool's bounds (a pool-scale-down fault's, or an operator's) is a write
+    to the pool row, which every quiet cycle and AutoScalePods' own decision key on: the
+    next cycle scales to the new bounds, as it would with every cycle run."""
+    policy, cluster, ctx, log = idle_pool(PodInfo("pod-a", "pool-1", created_at=-1000.0),
+                                          PodInfo("pod-b", "pool-1", created_at=-1000.0))
+    store = policy.ctx.store
+    store.put_pool(Pool("pool-1", min_replicas=2, max_replicas=2))
+    for pod in ("pod-a", "pod-b"):
+        assert policy.on_agent_connected(ev.AgentConnected(f"agent-{pod}", "pool-1", pod)).ok
+    ran = cycles_run(policy)
+    for now in (0.0, 5.0, 10.0):
+        ctx.now = now
+        policy.timer_autoscaler_cycle()
+    assert 10.0 not in ran and deletions(log) == []  # two pods at min 2: quiet
+    store.put_pool(Pool("pool-1", min_replicas=1, max_replicas=2))
+    ctx.now = 15.0
+    policy.timer_autoscaler_cycle()
+    assert 15.0 in ran and len(deletions(log)) == 1  # E3: one idle pod above the new min goes
+
+
+def test_a_workspace_that_moves_pool_ends_the_skipping_of_its_old_pools_cycles():
+    """A workspace row that changes pool (and no task row with it) takes its pending task's
+    demand away from its old pool, whose quiet cycles must see it: the idle pod that the
+    task kept goes at the next cycle (E3 idle)."""
+    policy, cluster, ctx, log = idle_pool(PodInfo("pod-a", "pool-1", created_at=-1000.0))
+    store = policy.ctx.store
+    store.put_pool(Pool("pool-1", min_replicas=0, max_replicas=2))
+    store.put_pool(Pool("pool-2", min_replicas=0, max_replicas=2))
+    store.put_workspace(Workspace("ws-1", pool_id="pool-1", execution_mode=ExecutionMode.K8S))
+    store.insert_task(Task(id=1, workspace_id="ws-1", task_type=TaskType.PLAN_AND_APPLY,
+                           status=TaskStatus.PENDING))
+    assert policy.on_agent_connected(ev.AgentConnected("agent-a", "pool-1", "pod-a")).ok
+    ran = cycles_run(policy)
+    for now in (0.0, 5.0, 10.0):
+        ctx.now = now
+        policy.timer_autoscaler_cycle()
+    assert 10.0 not in ran and deletions(log) == []  # kept for the pending task: quiet
+    store.put_workspace(Workspace("ws-1", pool_id="pool-2", execution_mode=ExecutionMode.K8S))
+    ctx.now = 15.0
+    policy.timer_autoscaler_cycle()
+    assert deletions(log) == [(15.0, "pod-a")]
