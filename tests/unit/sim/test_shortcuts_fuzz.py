@@ -62,16 +62,15 @@ def history_digest(cfg: Any, scheduler: str, seed: int, *, shortcuts: bool) -> t
             for name in SEED_SKIP_KEYS:
                 setattr(policy, name, lambda *args: None)
         cluster._listing = _Forgetful()
-    work = 0
-    counted = policy.reconcile if isinstance(policy, Reference) else cluster.list_pods
-    name = "reconcile" if isinstance(policy, Reference) else "list_pods"
+    owner, name = (policy, "reconcile") if isinstance(policy, Reference) else (cluster, "list_pods")
+    counted, work = getattr(owner, name), 0
 
     def count(*args: Any, **kwargs: Any) -> Any:
         nonlocal work
         work += 1
         return counted(*args, **kwargs)
 
-    setattr(policy if isinstance(policy, Reference) else cluster, name, count)
+    setattr(owner, name, count)
     return digest(world.run()), work, world.kernel.events
 
 
