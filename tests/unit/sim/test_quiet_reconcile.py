@@ -3,8 +3,10 @@ shipped scenario gives the same history, byte for byte, while far fewer passes r
 scripted worlds driven by the same random faults stay identical event for event."""
 
 import itertools
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings as hsettings
@@ -61,91 +63,89 @@ def test_on_a_chaotic_day_most_periodic_passes_are_skipped():
     assert few < many / 2, (few, many)
 
 
+def first_either_way(script: Callable[[bool], Script], until: float, happened: Callable[[dict], bool],
+                     what: str) -> float:
+    """Run the script (built for `skip_quiet_reconciles` on, then off) until `until`: the
+    histories must be the same, byte for byte. Returns when the first row `happened` accepts
+    was written, the same either way."""
+    times, digests = [], []
+    for skip in (True, False):
+        s = script(skip)
+        s.run(until)
+        rows = s.finish()
+        hits = [r["t"] for r in rows if happened(r)]
+        assert hits, f"skip={skip}: {what} never happened"
+        times.append(hits[0])
+        digests.append(history.digest(rows))
+    assert times[0] == times[1] and digests[0] == digests[1]
+    return times[0]
+
+
+def skipping(skip: bool, **reference: Any) -> Settings:
+    return Settings(reference=ReferencePolicy(skip_quiet_reconciles=skip, **reference))
+
+
+def transition(reason: str) -> Callable[[dict], bool]:
+    return lambda r: r["kind"] == "task.transition" and r["reason"].startswith(reason)
+
+
 def test_a_run_missing_from_quiet_heartbeats_is_still_noticed():
     """No event arrives when an agent silently drops a run: only its heartbeats, which stop
     listing the task, tell. Skipping must not hide that the report grace ran out."""
-    def requeued_at(skip: bool) -> tuple[float, str]:
-        s = Script("reference", settings=Settings(reference=ReferencePolicy(skip_quiet_reconciles=skip)),
-                   plan_s=600.0)
+    def script(skip: bool) -> Script:
+        s = Script("reference", settings=skipping(skip), plan_s=600.0)
         s.create(200.0, task_type=TaskType.PLAN)  # after the pod's own start-up deadlines
         # Lost within the report grace: the next heartbeats are news, later ones are not.
         s.at(205.0, lambda: [a.runs.clear() for a in s.agents.values()])
-        s.run(600.0)
-        rows = s.finish()
-        lost = [r["t"] for r in rows if r["kind"] == "task.transition"
-                and r["reason"].startswith("plan lost")]
-        assert lost, f"skip={skip}: the lost run was never noticed"
-        return lost[0], history.digest(rows)
+        return s
 
-    (t_skip, d_skip), (t_all, d_all) = requeued_at(True), requeued_at(False)
-    assert t_skip == t_all and d_skip == d_all
-    assert t_skip == 230.0  # the first heartbeat more than 25 s after the dispatch at 200
+    t = first_either_way(script, 600.0, transition("plan lost"), "noticing the lost run")
+    assert t == 230.0  # the first heartbeat more than 25 s after the dispatch at 200
 
 
 def test_a_run_that_never_reports_times_out_on_time():
     """An agent that keeps listing a task in its heartbeats but never reports sends no news
     at all; only the run timeout ends it, and skipping must not delay it."""
-
-    def timed_out_at(skip: bool) -> tuple[float, str]:
-        s = Script("reference", settings=Settings(reference=ReferencePolicy(skip_quiet_reconciles=skip)),
-                   plan_s=10_000.0)
+    def script(skip: bool) -> Script:
+        s = Script("reference", settings=skipping(skip), plan_s=10_000.0)
         s.create(200.0, task_type=TaskType.PLAN)
-        s.run(4000.0)
-        rows = s.finish()
-        lost = [r["t"] for r in rows if r["kind"] == "task.transition"
-                and r["reason"] == "plan lost: run timed out"]
-        assert lost, f"skip={skip}: the silent run never timed out"
-        return lost[0], history.digest(rows)
+        return s
 
-    (t_skip, d_skip), (t_all, d_all) = timed_out_at(True), timed_out_at(False)
-    assert t_skip == t_all and d_skip == d_all
-    assert 3800.0 <= t_skip <= 3805.0  # dispatched at 200, run_timeout_s 3600, 5 s passes
+    t = first_either_way(script, 4000.0, transition("plan lost: run timed out"), "the timeout")
+    assert 3800.0 <= t <= 3805.0  # dispatched at 200, run_timeout_s 3600, 5 s passes
 
 
 def test_a_pod_whose_agent_never_connects_is_replaced_on_time():
     """No event arrives when an agent fails to connect at all: only the clock says that the
     pod's start-up grace ran out. Skipping must not delay its replacement to a later mark
     (found by tests/unit/sim/test_shortcuts_fuzz.py: no shipped scenario has such a pod)."""
-
-    def replaced_at(skip: bool) -> tuple[float, str]:
-        s = Script("reference", settings=Settings(reference=ReferencePolicy(skip_quiet_reconciles=skip)),
-                   agent_connect_s=None)
+    def script(skip: bool) -> Script:
+        s = Script("reference", settings=skipping(skip), agent_connect_s=None)
         s.create(10.0, task_type=TaskType.PLAN)
-        s.run(600.0)
-        rows = s.finish()
-        replaced = [r["t"] for r in rows if r["kind"] == "pod.delete"
-                    and r["data"].get("cause") == "agent unhealthy: replace the pod"]
-        assert replaced, f"skip={skip}: the silent pod was never replaced"
-        return replaced[0], history.digest(rows)
+        return s
 
-    (t_skip, d_skip), (t_all, d_all) = replaced_at(True), replaced_at(False)
-    assert t_skip == t_all and d_skip == d_all
+    t = first_either_way(script, 600.0, lambda r: r["kind"] == "pod.delete"
+                         and r["data"].get("cause") == "agent unhealthy: replace the pod",
+                         "replacing the silent pod")
     grace = Settings().reference.agent_startup_grace_s
-    assert grace <= t_skip <= grace + 5.0  # the pod the boot created at 0, at the first pass after
+    assert grace <= t <= grace + 5.0  # the pod the boot created at 0, at the first pass after
 
 
 def test_a_confirmed_apply_without_capacity_fails_at_its_deadline():
     """The confirmed apply's pod is killed and its replacement never gets an agent: nothing
     happens after the confirm but the clock, and the apply must fail at its deadline."""
-
-    def failed_at(skip: bool) -> tuple[float, str]:
+    def script(skip: bool) -> Script:
         s = Script("reference", pool=Pool("pool-1", min_replicas=1, max_replicas=1), plan_s=30.0,
-                   settings=Settings(reference=ReferencePolicy(skip_quiet_reconciles=skip,
-                                                               apply_wait_deadline_s=300.0)))
+                   settings=skipping(skip, apply_wait_deadline_s=300.0))
         s.create(10.0)
         s.at(120.0, lambda: setattr(s, "agent_connect_s", None))  # no agent from now on
         s.kill_pod(121.0, lambda w: w.pod_of_task(1))
         s.confirm(130.0, 1)
-        s.run(1000.0)
-        rows = s.finish()
-        failed = [r["t"] for r in rows if r["kind"] == "task.transition"
-                  and r["reason"] == "no capacity for the apply before the deadline"]
-        assert failed, f"skip={skip}: the apply never failed"
-        return failed[0], history.digest(rows)
+        return s
 
-    (t_skip, d_skip), (t_all, d_all) = failed_at(True), failed_at(False)
-    assert t_skip == t_all and d_skip == d_all
-    assert t_skip == 435.0  # confirmed at 130, a 300 s deadline, the first pass after it
+    t = first_either_way(script, 1000.0, transition("no capacity for the apply before the deadline"),
+                         "failing the apply")
+    assert t == 435.0  # confirmed at 130, a 300 s deadline, the first pass after it
 
 
 class Twins(RuleBasedStateMachine):
