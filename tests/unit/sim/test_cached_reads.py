@@ -13,11 +13,9 @@ from scheduler.core import Context
 from sim import runner
 from unstuck.scenario import load
 
+from .shortcuts import read_afresh
+
 SCENARIOS = sorted(p for p in Path("scenarios").glob("*.yaml") if p.stem != "mixed-chaos-day")
-
-
-def read_afresh(self, key, read, *, tables=()):
-    return read()
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])

@@ -157,7 +157,7 @@ class Twins(RuleBasedStateMachine):
         self.worlds = [Script("reference", workspaces=TWIN_WORKSPACES, agent_connect_s=20.0,
                               pool=Pool("pool-1", min_replicas=1, max_replicas=3),
                               plan_s=40.0, apply_s=40.0,
-                              settings=Settings(reference=ReferencePolicy(skip_quiet_reconciles=skip)))
+                              settings=skipping(skip))
                        for skip in (True, False)]
         self.t = 0.0
         self.wait(1.0)

@@ -42,6 +42,8 @@ from scheduler.variants.seed import SeedPolicy
 from sim.world import World
 from unstuck.scenario import load
 
+from .shortcuts import without_seed_skips
+
 SCENARIOS = sorted(p for p in Path("scenarios").glob("*.yaml") if p.stem != "mixed-chaos-day")
 
 
@@ -78,11 +80,7 @@ def run_quiet(cfg, variant: str, seed: int, *, skip: bool) -> tuple[str, dict[st
     policy.active_tasks = counted_tasks  # type: ignore[method-assign]
     policy.auto_scale_pods = counted_scale  # type: ignore[method-assign]
     if not skip:
-        policy.reconcile_inputs = lambda pool_id: None  # type: ignore[method-assign]
-        policy.pod_sync_inputs = lambda pool_id: None  # type: ignore[method-assign]
-        policy.slot_sync_inputs = lambda pool_id: None  # type: ignore[method-assign]
-        policy.scale_inputs = lambda pool: None  # type: ignore[method-assign]
-        policy.cycle_inputs = lambda pool: None  # type: ignore[method-assign]
+        without_seed_skips(policy)
     original = PodSlots.stats
     PodSlots.stats = counted_stats  # type: ignore[method-assign]
     try:

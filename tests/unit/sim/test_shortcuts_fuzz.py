@@ -18,6 +18,7 @@ tests/unit/sim/test_shortcuts_fuzz.py`.
 
 from __future__ import annotations
 
+from types import MethodType
 from typing import Any
 
 import pytest
@@ -32,14 +33,11 @@ from scheduler.variants.seed import SeedPolicy
 from sim.world import World
 from unstuck.scenario import ScenarioInvalid, load, parse
 
+from .shortcuts import read_afresh, without_seed_skips
 from .test_scenario_fuzz import FILE, HARD, HUNT, valid_ish
 
 EXAMPLES = HARD or 8
 MAX_EVENTS = 20_000  # a run's budget, with its shortcuts: the one without may take 10x longer
-
-# The seed variants' skips each key on one of these; None means "no version: run the pass".
-SEED_SKIP_KEYS = ("reconcile_inputs", "pod_sync_inputs", "slot_sync_inputs", "scale_inputs",
-                  "cycle_inputs")
 
 
 class _Forgetful(dict):
@@ -57,10 +55,9 @@ def history_digest(cfg: Any, scheduler: str, seed: int, *, shortcuts: bool) -> t
     world = World(cfg, scheduler, seed, settings=settings_)
     ctx, policy, cluster = world.scheduler.ctx, world.scheduler.policy, world.cluster
     if not shortcuts:
-        ctx.cached = lambda key, read, *, tables=(): read()  # type: ignore[method-assign]
+        ctx.cached = MethodType(read_afresh, ctx)  # type: ignore[method-assign]
         if isinstance(policy, SeedPolicy):
-            for name in SEED_SKIP_KEYS:
-                setattr(policy, name, lambda *args: None)
+            without_seed_skips(policy)
         cluster._listing = _Forgetful()
     owner, name = (policy, "reconcile") if isinstance(policy, Reference) else (cluster, "list_pods")
     counted, work = getattr(owner, name), 0
