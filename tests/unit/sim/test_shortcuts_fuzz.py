@@ -7,9 +7,11 @@ cluster's cached pod listing. Each is checked alone on the shipped scenarios
 draws valid scenarios from the scenario fuzz's strategy (pools of every kind, every fault,
 users who cancel and click again), and each scheduler's history with every shortcut taken
 must be the history with none, byte for byte. A shortcut that reads something its key does
-not name, or that skips a step the clock alone would change, shows up as two digests. It is a
-net, not a proof: planted by hand, a reference that left the agent start-up grace out of its
-quiet pass's clock marks passed the shipped scenarios and failed one example here (a story in
+not name, or that skips a step the clock alone would change, shows up as two digests. The
+scheduler's clocks are drawn too, as shipped or short, so that a 15-minute run also reaches
+the day-long ones (a reservation's 24 h expiry, a plan's TTL). It is a net, not a proof:
+planted by hand, a reference that left the agent start-up grace out of its quiet pass's clock
+marks passed the shipped scenarios and failed one example here (a story in
 test_quiet_reconcile.py now pins it); the examples drawn since miss it.
 
 CI runs a fixed handful; to hunt, `UNSTUCK_FUZZ_EXAMPLES=500 pytest
@@ -18,15 +20,17 @@ tests/unit/sim/test_shortcuts_fuzz.py`.
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from types import MethodType
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from scheduler.history import digest
-from scheduler.settings import ReferencePolicy, SeedQuirks, Settings
+from scheduler.settings import Agents, Loops, ReferencePolicy, Settings, Slots
 from scheduler.variants import NAMES
 from scheduler.variants.reference import ReferencePolicy as Reference
 from scheduler.variants.seed import SeedPolicy
@@ -34,7 +38,7 @@ from sim.world import World
 from unstuck.scenario import ScenarioInvalid, load, parse
 
 from .shortcuts import read_afresh, without_seed_skips
-from .test_scenario_fuzz import FILE, HARD, HUNT, valid_ish
+from .test_scenario_fuzz import FILE, HARD, HUNT, secs, valid_ish
 
 EXAMPLES = HARD or 8
 MAX_EVENTS = 20_000  # a run's budget, with its shortcuts: the one without may take 10x longer
@@ -47,11 +51,56 @@ class _Forgetful(dict):
         pass
 
 
-def history_digest(cfg: Any, scheduler: str, seed: int, *, shortcuts: bool) -> tuple[str, int, int]:
+def clock(default: float, lo: float, hi: float) -> st.SearchStrategy[float]:
+    """A scheduler clock: as shipped, or short enough to come due in a short run."""
+    return st.just(default) | secs(lo, hi)
+
+
+@st.composite
+def clocks(draw: Any) -> Settings:
+    """The scheduler's clocks, each as shipped or short. The shortcuts skip work until a
+    clock comes due (a reservation's 24 h expiry, a plan's TTL, a restart backoff, an agent's
+    offline mark), and a 15-minute run reaches the day-long ones only when they are short.
+    The clocks are drawn independently, in any order (an agent offline after 20 s, rows
+    deleted after 30 s), which the shortcuts must get right as well as the days we ship."""
+    backoff = st.lists(secs(0, 300), min_size=1, max_size=6).map(lambda b: tuple(sorted(b)))
+    return Settings(
+        loops=Loops(reconcile_period_s=draw(clock(5.0, 1, 20)), monitor_period_s=draw(clock(10.0, 1, 30)),
+                    health_period_s=draw(clock(30.0, 5, 60)),
+                    agent_cleanup_period_s=draw(clock(300.0, 10, 300))),
+        agents=Agents(heartbeat_timeout_s=draw(clock(120.0, 20, 300)),
+                      offline_after_s=draw(clock(120.0, 20, 300)), delete_after_s=draw(clock(300.0, 30, 600))),
+        slots=Slots(pod_offline_after_s=draw(clock(120.0, 20, 300)),
+                    reservation_expiry_s=draw(clock(24 * 3600.0, 30, 900)),
+                    unhealthy_grace_s=draw(clock(120.0, 0, 300)),
+                    unhealthy_backoff_s=draw(st.just(Slots().unhealthy_backoff_s) | backoff),
+                    unhealthy_max_restarts=draw(st.just(5) | st.integers(0, 6))),
+        reference=ReferencePolicy(
+            reconcile_period_s=draw(clock(5.0, 1, 20)), plan_ttl_s=draw(clock(24 * 3600.0, 30, 900)),
+            run_timeout_s=draw(clock(3600.0, 30, 900)), reservation_hold_s=draw(clock(900.0, 0, 600)),
+            apply_wait_deadline_s=draw(clock(1800.0, 30, 900)),
+            idle_pod_cooldown_s=draw(clock(60.0, 0, 300)), agent_startup_grace_s=draw(clock(180.0, 10, 300)),
+            agent_timeout_s=draw(clock(60.0, 10, 300)), report_grace_s=draw(clock(25.0, 1, 120))),
+    )
+
+
+def changed_clocks(clocks: Settings) -> dict[str, Any]:
+    """The clocks drawn short, by dotted name: what a story reproducing a failure sets."""
+    out = {}
+    for group in fields(Settings):
+        drawn, shipped = getattr(clocks, group.name), getattr(Settings(), group.name)
+        out.update({f"{group.name}.{f.name}": getattr(drawn, f.name) for f in fields(drawn)
+                    if getattr(drawn, f.name) != getattr(shipped, f.name)})
+    return out
+
+
+def history_digest(cfg: Any, scheduler: str, seed: int, *, shortcuts: bool,
+                   clocks: Settings | None = None) -> tuple[str, int, int]:
     """The history's digest, how much work the run did (reconcile passes for the reference,
     cluster listings read for the seed variants: what their skips save) and its events."""
-    settings_ = Settings(seed=SeedQuirks(clock_origin_s=cfg.clock_origin_s),
-                         reference=ReferencePolicy(skip_quiet_reconciles=shortcuts))
+    base = clocks or Settings()
+    settings_ = replace(base, seed=replace(base.seed, clock_origin_s=cfg.clock_origin_s),
+                        reference=replace(base.reference, skip_quiet_reconciles=shortcuts))
     world = World(cfg, scheduler, seed, settings=settings_)
     ctx, policy, cluster = world.scheduler.ctx, world.scheduler.policy, world.cluster
     if not shortcuts:
@@ -84,8 +133,8 @@ def test_with_the_shortcuts_off_the_skipped_work_is_done(scheduler):
 @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not HARD,
           print_blob=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                   HealthCheck.filter_too_much])
-@given(data=valid_ish(), seed=st.integers(0, 2**16), lead_min=st.integers(0, 14))
-def test_every_shortcut_leaves_every_history_as_it_was(data, seed, lead_min):
+@given(data=valid_ish(), seed=st.integers(0, 2**16), lead_min=st.integers(0, 14), clocks=clocks())
+def test_every_shortcut_leaves_every_history_as_it_was(data, seed, lead_min, clocks):
     # At most 15 simulated minutes and a 10-minute drain: without its shortcuts a seed
     # variant fighting a Deployment's ReplicaSet runs 50 s for one simulated hour.
     data = {**data, "duration_s": min(data["duration_s"], 900), "drain_s": min(data.get("drain_s", 600), 600)}
@@ -102,7 +151,30 @@ def test_every_shortcut_leaves_every_history_as_it_was(data, seed, lead_min):
         assume(False)
         return
     for scheduler in NAMES:
-        taken, _, events = history_digest(cfg, scheduler, seed, shortcuts=True)
+        taken, _, events = history_digest(cfg, scheduler, seed, shortcuts=True, clocks=clocks)
         assume(events <= MAX_EVENTS)
-        none, _, _ = history_digest(cfg, scheduler, seed, shortcuts=False)
-        assert taken == none, f"{scheduler}, seed {seed}: a shortcut changed the history"
+        none, _, _ = history_digest(cfg, scheduler, seed, shortcuts=False, clocks=clocks)
+        assert taken == none, (
+            f"{scheduler}, seed {seed}: a shortcut changed the history. Clocks not as shipped: "
+            f"{changed_clocks(clocks) or 'none'}. The scenario:\n{yaml.safe_dump(data, sort_keys=False)}")
+
+
+
+@pytest.mark.parametrize("scheduler", NAMES)
+def test_a_short_clock_comes_due_within_the_run(scheduler):
+    """The drawn clocks are the ones the run keeps, and a short one comes due in a short run:
+    one task, whose plan outlives a 30 s run timeout (the reference), or whose pod's agent
+    connects after a 10 s health grace (the seed variants, which restart the pod)."""
+    cfg = parse({"name": "fuzz", "seeds": 1, "duration_s": 600,
+                 "workload": [{"names": ["alpha0"], "at": [0]}]}, FILE).world()
+    short = Settings(slots=Slots(unhealthy_grace_s=10), reference=ReferencePolicy(run_timeout_s=30))
+    assert changed_clocks(short) == {"slots.unhealthy_grace_s": 10, "reference.run_timeout_s": 30}
+    due = ("plan lost: run timed out" if scheduler == "reference"
+           else "unhealthy pod: no online agent")
+
+    def came_due(settings_: Settings) -> bool:
+        rows = World(cfg, scheduler, 0, settings=settings_).run()
+        return any(due in (r["reason"], r["data"].get("cause")) for r in rows)
+
+    assert not came_due(Settings())
+    assert came_due(short)
