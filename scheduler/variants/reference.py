@@ -827,9 +827,12 @@ class ReferencePolicy:
             return
         if self.requeue_or_fail(task, "plan lost: " + why, TaskStatus.PENDING, Stage.PENDING):
             self.release_slot_of(task, why)
-            if lost is not None and task.agent_id:
+            if task.agent_id and (lost is not None or (view is not None and task.id in view.current_tasks)):
                 # The agent is only out of reach (a frozen node heals, a cut-off agent
-                # reconnects): it may run on, as after a cancel it never got.
+                # reconnects), or its last heartbeat still listed the run past the run
+                # timeout: it may run on, as after a cancel it never got. Held now, not at
+                # its next heartbeat, so that this very pass sends no other plan_and_apply
+                # to it (seed-system.md §2.2).
                 self.let_go(task)
 
     def state_of(self, task: Task, fence: int | None = None) -> tuple[ApplyOutcome | None, str]:

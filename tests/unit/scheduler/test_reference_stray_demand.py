@@ -7,6 +7,7 @@ A stray plan_and_apply also keeps its pod busy (its deletion cost), as a given-u
 
 from scheduler import events as ev
 from scheduler.model import Pool, TaskStatus
+from scheduler.settings import ReferencePolicy, Settings
 from scheduler.testing import Script
 from unstuck import checker
 
@@ -69,3 +70,25 @@ def test_a_run_let_go_of_on_a_pod_already_gone_is_not_held():
             and r["reason"].startswith("plan lost")]
     assert lost, "the plan was not requeued as lost"
     assert s.scheduler.policy.mem.let_go_runs == {}
+
+
+def test_a_plan_past_its_run_timeout_holds_its_agent_while_the_agent_still_runs_it():
+    # Found by a Hypothesis run with the clocks drawn short (tests/unit/sim/
+    # test_shortcuts_fuzz.py's `clocks`), and as reachable with the shipped ones by a plan
+    # that runs past the hour. The run timeout requeued the plan; its agent, in reach and
+    # listing it in every heartbeat, ran on. The same pass sent the other workspace's
+    # plan_and_apply to that agent, which then ran two at once (agent_capacity): the run was
+    # held only from the agent's next heartbeat.
+    s = Script("reference", settings=Settings(reference=ReferencePolicy(run_timeout_s=600.0)),
+               pool=Pool("pool-1", min_replicas=1, max_replicas=1),
+               workspaces=("ws-1", "ws-2"), plan_s=900.0)
+    s.create(5.0, "ws-1")  # plans from about 35 to about 935 on the only pod
+    s.create(10.0, "ws-2")  # waits: the pod's plan_and_apply capacity is taken
+    s.run(700.0)
+    rows = s.finish()
+    requeued = [r["t"] for r in rows if r["kind"] == "task.transition" and r["task"] == 1
+                and r["reason"] == "plan lost: run timed out"]
+    assert requeued and requeued[0] < 700.0, requeued
+    assert not checker.invariants.agent_capacity(rows)
+    assert not [r for r in rows if r["kind"] == "exec.invoke" and r["task"] == 2]
+    assert [key[0] for key in s.scheduler.policy.mem.let_go_runs] == [1]
