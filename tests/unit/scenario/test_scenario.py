@@ -431,6 +431,21 @@ def test_a_drain_or_bound_shorter_than_the_work_gets_a_warning_naming_the_field(
         " shorter than one plan's p99.99 (agents."]
 
 
+def test_a_plan_longer_than_the_reference_run_timeout_gets_a_warning():
+    # A plan that always takes longer is presumed lost and run again for ever (found with a
+    # plan of 4,000 s: `drained`, and before the fix an agent_capacity of the reference too).
+    # An apply as long is not: the state settles it, or its late report makes it applied
+    # (scenarios/adversarial/given-up-apply-reconnect.yaml).
+    long = {**OK, "drain_s": 9000, "bounds": {"apply_pending_s": 3700},
+            "agents": {"plan_s": 4000, "apply_s": {"kind": "uniform", "min": 60, "max": 3700}}}
+    assert advice(parse(long, "x.yaml"), "x.yaml") == [
+        "warning: x.yaml: agents.plan_s: has a p99 of 4000 s, over the reference's run timeout "
+        "(3600 s): a plan that runs longer is presumed lost and run again from its start (one "
+        "that always does never ends), so `drained` may fail under the reference; keep the p99 "
+        "under 3600 s"]
+    assert advice(parse({**long, "agents": {**long["agents"], "plan_s": 3500}}, "x.yaml"), "x.yaml") == []
+
+
 def test_node_losses_that_never_heal_and_may_take_every_node_get_a_warning():
     lose = {"type": "node-loss", "rate_per_h": 6}
     assert advice(parse({**OK, "duration_s": 3600, "workload": [{"count": 1, "at": [5]}],
