@@ -827,12 +827,14 @@ class ReferencePolicy:
             return
         if self.requeue_or_fail(task, "plan lost: " + why, TaskStatus.PENDING, Stage.PENDING):
             self.release_slot_of(task, why)
-            if task.agent_id and (lost is not None or (view is not None and task.id in view.current_tasks)):
-                # The agent is only out of reach (a frozen node heals, a cut-off agent
-                # reconnects), or its last heartbeat still listed the run past the run
-                # timeout: it may run on, as after a cancel it never got. Held now, not at
-                # its next heartbeat, so that this very pass sends no other plan_and_apply
-                # to it (seed-system.md §2.2).
+            if task.agent_id and (lost is not None or view is None or view.heartbeat_at is None
+                                  or task.id in view.current_tasks):
+                # The agent may run on, as after a cancel it never got: it is only out of
+                # reach (a frozen node heals, a cut-off agent reconnects), it has sent no
+                # heartbeat since it (re)connected or we restarted, or its last heartbeat
+                # still listed the run past the run timeout. Held now, not from its next
+                # heartbeat, so that this very pass sends it no other plan_and_apply
+                # (seed-system.md §2.2); a heartbeat without the run ends the hold.
                 self.let_go(task)
 
     def state_of(self, task: Task, fence: int | None = None) -> tuple[ApplyOutcome | None, str]:

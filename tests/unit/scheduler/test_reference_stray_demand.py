@@ -74,8 +74,8 @@ def test_a_run_let_go_of_on_a_pod_already_gone_is_not_held():
 
 def test_a_plan_past_its_run_timeout_holds_its_agent_while_the_agent_still_runs_it():
     # Found by a Hypothesis run with the clocks drawn short (tests/unit/sim/
-    # test_shortcuts_fuzz.py's `clocks`), and as reachable with the shipped ones by a plan
-    # that runs past the hour. The run timeout requeued the plan; its agent, in reach and
+    # test_reference_clocks_fuzz.py), and as reachable with the shipped ones by a plan that
+    # runs past the hour. The run timeout requeued the plan; its agent, in reach and
     # listing it in every heartbeat, ran on. The same pass sent the other workspace's
     # plan_and_apply to that agent, which then ran two at once (agent_capacity): the run was
     # held only from the agent's next heartbeat.
@@ -92,3 +92,21 @@ def test_a_plan_past_its_run_timeout_holds_its_agent_while_the_agent_still_runs_
     assert not checker.invariants.agent_capacity(rows)
     assert not [r for r in rows if r["kind"] == "exec.invoke" and r["task"] == 2]
     assert [key[0] for key in s.scheduler.policy.mem.let_go_runs] == [1]
+
+
+def test_a_plan_past_its_run_timeout_holds_an_agent_that_has_not_said_what_it_runs():
+    # The same, found by the clocks fuzz with ties perturbed: the agent had reconnected
+    # (after our restart there; a network blip here) and sent no heartbeat since, so it had
+    # not said what it runs, and the pass that requeued its plan sent it another.
+    s = Script("reference", settings=Settings(reference=ReferencePolicy(run_timeout_s=603.0)),
+               pool=Pool("pool-1", min_replicas=1, max_replicas=1),
+               workspaces=("ws-1", "ws-2"), plan_s=900.0)
+    s.create(5.0, "ws-1")  # plans from 30, when the agent connects, to 930
+    s.create(10.0, "ws-2")
+    s.disconnect_agent(625.0, "agent-pool-1-1", reconnect_after=8.0)  # back at 633
+    s.run(639.0)  # the plan times out at the pass of 635; the next heartbeat is at 640
+    rows = s.finish()
+    assert [r["t"] for r in rows if r["kind"] == "task.transition" and r["task"] == 1
+            and r["reason"] == "plan lost: run timed out"] == [635.0]
+    assert not checker.invariants.agent_capacity(rows)
+    assert not [r for r in rows if r["kind"] == "exec.invoke" and r["task"] == 2]

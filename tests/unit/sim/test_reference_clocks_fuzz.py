@@ -13,9 +13,11 @@ db-write-failure at rate 1 that outlasts it) leaves what comes after unrecorded 
 scheduler and any clocks, so those violations are not counted (`UNRECORDABLE`): a 49 s run
 timeout gave up an apply just before such an outage, and its commit came during it.
 
-It found one bug: a plan requeued at its run timeout while its agent still listed it was
-held only from the agent's next heartbeat, so the same pass could send that agent another
-plan_and_apply (agent_capacity; a story in test_reference_stray_demand.py pins it).
+It found one bug, in two hunts: a plan requeued at its run timeout was held only from its
+agent's next heartbeat, so the same pass could send that agent another plan_and_apply
+(agent_capacity), first while the agent's last heartbeat still listed the plan, then (ties
+perturbed) while the agent, reconnected after our restart, had sent no heartbeat yet. Two
+stories in test_reference_stray_demand.py pin it.
 
 CI runs a fixed handful; to hunt, `UNSTUCK_FUZZ_EXAMPLES=2000 pytest
 tests/unit/sim/test_reference_clocks_fuzz.py`.
