@@ -1034,6 +1034,9 @@ class ReferencePolicy:
                 if new is not None:
                     self.release_slot_of(task, "apply deadline")
                     self.unlock_if_owner(new, "apply deadline passed")
+                    # Its workspace's next task may start now, but this pass chose what may
+                    # start before: the next one must run, not be skipped as quiet.
+                    self.mem.dirty = True
                 continue
             choice = None
             prefer = [task.k8s_pod_name] if task.k8s_pod_name in usable else []

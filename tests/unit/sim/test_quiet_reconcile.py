@@ -148,6 +148,26 @@ def test_a_confirmed_apply_without_capacity_fails_at_its_deadline():
     assert t == 435.0  # confirmed at 130, a 300 s deadline, the first pass after it
 
 
+def test_a_workspace_freed_by_an_apply_deadline_runs_its_next_task_at_the_next_pass():
+    """The deadline fails the apply in the pass's dispatch, after the pass chose what may
+    start: the workspace's next task, behind the lock until then, is the next pass's to try,
+    and that pass must not be skipped as quiet (found by tests/unit/sim/test_shortcuts_fuzz.py
+    with a 30 s deadline and a 1 s report grace)."""
+    def script(skip: bool) -> Script:
+        s = Script("reference", pool=Pool("pool-1", min_replicas=1, max_replicas=1), plan_s=30.0,
+                   settings=skipping(skip, apply_wait_deadline_s=300.0))
+        s.create(10.0)
+        s.create(20.0)  # the same workspace's: waits for task 1's apply, behind the lock
+        s.at(120.0, lambda: setattr(s, "agent_connect_s", None))  # no agent from now on
+        s.kill_pod(121.0, lambda w: w.pod_of_task(1))
+        s.confirm(130.0, 1)
+        return s
+
+    t = first_either_way(script, 1000.0, lambda r: r["kind"] == "dispatch.failed" and r["task"] == 2
+                         and r["t"] > 435.0, "trying the next task")
+    assert t == 440.0  # the deadline failed task 1 at the pass of 435
+
+
 class Twins(RuleBasedStateMachine):
     """Two scripted worlds, one skipping quiet reconciles and one not, driven by the same
     random steps. After every step their histories must be the same, event for event."""
