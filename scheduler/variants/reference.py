@@ -591,10 +591,13 @@ class ReferencePolicy:
         self.kick()
 
     def agent_for_pod(self, pod: str) -> AgentView | None:
-        """The pod's agent, if it is connected and has been heard from recently."""
+        """The pod's agent, if it is connected and has been heard from recently: within the
+        report grace, and never longer than the agent timeout, after which `agent_lost`
+        presumes it lost (a grace set longer sent runs to an agent the next pass gave up on)."""
+        recently = min(self.cfg.report_grace_s, self.cfg.agent_timeout_s)
         for agent_id in sorted(self.mem.pod_agents.get(pod, ())):
             view = self.mem.agents[agent_id]
-            if view.connected and self.ctx.now - view.last_seen <= self.cfg.report_grace_s:
+            if view.connected and self.ctx.now - view.last_seen <= recently:
                 return view
         return None
 
