@@ -544,7 +544,7 @@ class ReferencePolicy:
                 or now - mem.unheard.get(e.agent_id, now) > self.cfg.report_grace_s
                 or not mem.running.isdisjoint(set(view.current_tasks).difference(current))
                 or (view.current_tasks and not current and view.pod in mem.kept_for_runs)
-                or now - view.last_seen > min(self.cfg.report_grace_s, self.cfg.agent_timeout_s)):
+                or now - view.last_seen > self.recent_s):
             # News for the reconcile (`check_running`'s tests, over the runs the last quiet
             # pass saw): an agent that had gone quiet is back, a run is still missing from its
             # heartbeat past the report grace, or a run has gone from it, or its last run has
@@ -590,11 +590,16 @@ class ReferencePolicy:
                             reason="connection closed", data={"pool": view.pool_id})
         self.kick()
 
+    @property
+    def recent_s(self) -> float:
+        """How long an agent's last heartbeat counts as recent: the report grace, and never
+        longer than the agent timeout, after which `agent_lost` presumes it lost (a grace set
+        longer made a pod usable, and runs went to an agent the next pass gave up on)."""
+        return min(self.cfg.report_grace_s, self.cfg.agent_timeout_s)
+
     def agent_for_pod(self, pod: str) -> AgentView | None:
-        """The pod's agent, if it is connected and has been heard from recently: within the
-        report grace, and never longer than the agent timeout, after which `agent_lost`
-        presumes it lost (a grace set longer sent runs to an agent the next pass gave up on)."""
-        recently = min(self.cfg.report_grace_s, self.cfg.agent_timeout_s)
+        """The pod's agent, if it is connected and has been heard from recently."""
+        recently = self.recent_s
         for agent_id in sorted(self.mem.pod_agents.get(pod, ())):
             view = self.mem.agents[agent_id]
             if view.connected and self.ctx.now - view.last_seen <= recently:
