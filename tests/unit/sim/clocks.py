@@ -3,7 +3,7 @@ due in a short run (test_shortcuts_fuzz.py, test_reference_clocks_fuzz.py)."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 from hypothesis import strategies as st
@@ -54,3 +54,10 @@ def changed_clocks(clocks: Settings) -> dict[str, Any]:
         out.update({f"{group.name}.{f.name}": getattr(drawn, f.name) for f in fields(drawn)
                     if getattr(drawn, f.name) != getattr(shipped, f.name)})
     return out
+
+
+def for_run(clocks: Settings, cfg: Any, **reference: Any) -> Settings:
+    """`clocks` as a run of `cfg` takes them: with the scenario's time of day (its freeze
+    windows), and any reference setting given (`skip_quiet_reconciles`)."""
+    return replace(clocks, seed=replace(clocks.seed, clock_origin_s=cfg.clock_origin_s),
+                   reference=replace(clocks.reference, **reference))

@@ -19,6 +19,8 @@ agent's next heartbeat, so the same pass could send that agent another plan_and_
 perturbed) while the agent, reconnected after our restart, had sent no heartbeat yet. Two
 stories in test_reference_stray_demand.py pin it.
 
+That the drawn clocks reach the run is checked with the shortcuts fuzz's
+(`test_a_short_clock_comes_due_within_the_run`: both take them through `clocks.for_run`).
 CI runs a fixed handful; to hunt, `UNSTUCK_FUZZ_EXAMPLES=2000 pytest
 tests/unit/sim/test_reference_clocks_fuzz.py`.
 """
@@ -26,7 +28,6 @@ tests/unit/sim/test_reference_clocks_fuzz.py`.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 import yaml
@@ -38,7 +39,7 @@ from sim.world import World
 from unstuck import checker
 from unstuck.scenario import ScenarioInvalid, parse
 
-from .clocks import changed_clocks, clocks
+from .clocks import changed_clocks, clocks, for_run
 from .test_scenario_fuzz import FILE, HARD, HUNT, valid_ish
 
 EXAMPLES = HARD or 40  # with the fix above reverted, these 40 catch the bug (the first 20 did not)
@@ -53,28 +54,13 @@ def unsafe(cfg: Any, seed: int, clocks_: Settings, *, perturb: bool) -> set[str]
     """The safety invariants the reference breaks on `cfg`'s `seed` under `clocks_`, but for
     what no scheduler could record: an `UNRECORDABLE` one after the store stopped taking
     writes for the rest of the run (a db-write-failure at rate 1 that outlasts it)."""
-    run = replace(clocks_, seed=replace(clocks_.seed, clock_origin_s=cfg.clock_origin_s))
-    rows = World(cfg, "reference", seed, settings=run, perturb_ties=perturb).run()
+    rows = World(cfg, "reference", seed, settings=for_run(clocks_, cfg), perturb_ties=perturb).run()
     verdict, _ = checker.judge(rows)
     shut = min((r["t"] for r in rows if r["kind"] == "fault" and r["data"].get("type") == "db-write-failure"
                 and r["data"]["rate"] >= 1.0 and r["t"] + r["data"]["duration_s"] >= cfg.end_s),
                default=math.inf)
     return {v.invariant for v in verdict.violations if v.invariant in checker.SAFETY
             and not (v.invariant in UNRECORDABLE and v.t >= shut)}
-
-
-def test_the_drawn_clocks_are_the_ones_the_reference_runs_with():
-    """A short run timeout (30 s) under a plan of about a minute requeues the plan, which the
-    shipped hour does not: the comparison below compares two clocks, not one twice."""
-    cfg = parse({"name": "fuzz", "seeds": 1, "duration_s": 600,
-                 "workload": [{"names": ["alpha0"], "at": [0]}]}, FILE).world()
-    short = Settings(reference=replace(Settings().reference, run_timeout_s=30.0))
-
-    def requeued(clocks_: Settings) -> bool:
-        rows = World(cfg, "reference", 0, settings=clocks_).run()
-        return any(r["reason"] == "plan lost: run timed out" for r in rows)
-
-    assert requeued(short) and not requeued(Settings())
 
 
 @HUNT

@@ -21,7 +21,6 @@ tests/unit/sim/test_shortcuts_fuzz.py`.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from types import MethodType
 from typing import Any
 
@@ -38,7 +37,7 @@ from scheduler.variants.seed import SeedPolicy
 from sim.world import World
 from unstuck.scenario import ScenarioInvalid, load, parse
 
-from .clocks import changed_clocks, clocks
+from .clocks import changed_clocks, clocks, for_run
 from .shortcuts import read_afresh, without_seed_skips
 from .test_scenario_fuzz import FILE, HARD, HUNT, valid_ish
 
@@ -57,9 +56,7 @@ def history_digest(cfg: Any, scheduler: str, seed: int, *, shortcuts: bool,
                    clocks: Settings | None = None, perturb: bool = False) -> tuple[str, int, int]:
     """The history's digest, how much work the run did (reconcile passes for the reference,
     cluster listings read for the seed variants: what their skips save) and its events."""
-    base = clocks or Settings()
-    settings_ = replace(base, seed=replace(base.seed, clock_origin_s=cfg.clock_origin_s),
-                        reference=replace(base.reference, skip_quiet_reconciles=shortcuts))
+    settings_ = for_run(clocks or Settings(), cfg, skip_quiet_reconciles=shortcuts)
     world = World(cfg, scheduler, seed, settings=settings_, perturb_ties=perturb)
     ctx, policy, cluster = world.scheduler.ctx, world.scheduler.policy, world.cluster
     if not shortcuts:
@@ -123,9 +120,10 @@ def test_every_shortcut_leaves_every_history_as_it_was(data, seed, lead_min, clo
 
 @pytest.mark.parametrize("scheduler", NAMES)
 def test_a_short_clock_comes_due_within_the_run(scheduler):
-    """The drawn clocks are the ones the run keeps, and a short one comes due in a short run:
-    one task, whose plan outlives a 30 s run timeout (the reference), or whose pod's agent
-    connects after a 10 s health grace (the seed variants, which restart the pod)."""
+    """The drawn clocks are the ones the run keeps (`for_run`, as both fuzzes take them), and
+    a short one comes due in a short run: one task, whose plan outlives a 30 s run timeout
+    (the reference), or whose pod's agent connects after a 10 s health grace (the seed
+    variants, which restart the pod)."""
     cfg = parse({"name": "fuzz", "seeds": 1, "duration_s": 600,
                  "workload": [{"names": ["alpha0"], "at": [0]}]}, FILE).world()
     short = Settings(slots=Slots(unhealthy_grace_s=10), reference=ReferencePolicy(run_timeout_s=30))
@@ -134,7 +132,7 @@ def test_a_short_clock_comes_due_within_the_run(scheduler):
            else "unhealthy pod: no online agent")
 
     def came_due(settings_: Settings) -> bool:
-        rows = World(cfg, scheduler, 0, settings=settings_).run()
+        rows = World(cfg, scheduler, 0, settings=for_run(settings_, cfg)).run()
         return any(due in (r["reason"], r["data"].get("cause")) for r in rows)
 
     assert not came_due(Settings())
