@@ -153,7 +153,8 @@ def _mount() -> None:
 
     for module, name in (("unstuck.sim_cli", None), ("unstuck.cluster_cli", "cluster"),
                          ("unstuck.serve_cli", None), ("unstuck.suite_cli", None),
-                         ("unstuck.shrink_cli", None), ("unstuck.close_run_cli", None)):
+                         ("unstuck.shrink_cli", None), ("unstuck.close_run_cli", None),
+                         ("unstuck.scenario_cli", "scenario")):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

@@ -1,0 +1,228 @@
+"""`unstuck scenario check|schema`: scenario files checked without a run, and the JSON Schema
+editors use, which must accept every file the loader accepts and refuse what it refuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+from unstuck.cli import app
+from unstuck.scenario import ScenarioInvalid, advice, load, parse, read_yaml
+from unstuck.scenario_cli import SCHEMA_FILE
+
+runner = CliRunner()
+SHIPPED = sorted([*Path("scenarios").glob("*.yaml"), *Path("scenarios/adversarial").glob("*.yaml")])
+OK = "duration_s: 600\nworkload: [{count: 1, at: [5]}]\n"
+# tests/unit/scenario/test_scenario.py: a drain and a bound shorter than the work.
+WARNED = OK + "drain_s: 60\nbounds: {apply_pending_s: 100}\n"
+
+
+def scenario(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def check(*args: str | Path):
+    return runner.invoke(app, ["scenario", "check", *map(str, args)])
+
+
+# ---------------------------------------------------------------------- check
+def test_every_shipped_scenario_checks_ok_with_a_summary_line_each():
+    r = check(*SHIPPED)
+    assert r.exit_code == 0, r.output
+    assert r.stderr == ""
+    lines = r.stdout.splitlines()
+    assert len(lines) == len(SHIPPED)
+    for line, path in zip(lines, SHIPPED, strict=True):
+        assert line.startswith(f"ok: {path} (name: {path.stem}, ")
+    assert ("ok: scenarios/mixed-chaos-day.yaml (name: mixed-chaos-day, 24 h, 50 workspaces, "
+            "10 faults, 2 seeds)") in r.stdout.splitlines()
+
+
+def test_every_problem_of_every_file_is_reported_in_one_run(tmp_path):
+    wrong_type = scenario(tmp_path, "wrong-type.yaml", OK.replace("600", '"abc"'))
+    unknown = scenario(tmp_path, "unknown.yaml", OK + "colour: blue\nseeds: 0\n")
+    good = scenario(tmp_path, "good.yaml", OK)
+    r = check(wrong_type, unknown, good)
+    assert r.exit_code == 2
+    errors = r.stderr.splitlines()
+    assert errors == [f"error: {line}" for f in (wrong_type, unknown) for line in _problems(f)]
+    assert len(errors) == 3  # one problem in the first file, two in the second
+    assert errors[0].startswith(f"error: {wrong_type}: duration_s = 'abc' (str): expected seconds")
+    assert any(e.startswith(f"error: {unknown}: colour = 'blue' (str): unknown field") for e in errors)
+    assert any(e.startswith(f"error: {unknown}: seeds = 0 (int): must be >= 1") for e in errors)
+    # The valid file after them is still checked.
+    assert r.stdout == f"ok: {good} (name: good, 10 min, 1 workspace, 0 faults, 20 seeds)\n"
+
+
+def test_a_missing_file_is_named_and_the_others_still_checked(tmp_path):
+    good = scenario(tmp_path, "good.yaml", OK)
+    r = check(tmp_path / "nope.yaml", good)
+    assert r.exit_code == 2
+    assert r.stderr.startswith(f"error: {tmp_path / 'nope.yaml'}: no such file")
+    assert r.stdout.startswith(f"ok: {good} ")
+
+
+def test_advice_is_printed_as_warnings_and_does_not_fail(tmp_path):
+    f = scenario(tmp_path, "warned.yaml", WARNED)
+    r = check(f)
+    assert r.exit_code == 0
+    warnings = advice(load(f), str(f))
+    assert len(warnings) == 2
+    assert r.stderr.splitlines() == warnings
+    assert r.stderr.startswith(f"warning: {f}: drain_s = 60.0 (float): is shorter than")
+    assert r.stdout.startswith(f"ok: {f} (name: warned, ")
+
+
+def test_json_prints_one_sorted_object_per_file_and_nothing_else(tmp_path):
+    warned = scenario(tmp_path, "warned.yaml", WARNED)
+    bad = scenario(tmp_path, "bad.yaml", OK + "faults: [{type: pod-explode, at: 5}]\n")
+    r = check("--json", warned, bad)
+    assert r.exit_code == 2
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2
+    objects = [json.loads(line) for line in lines]
+    for line, obj in zip(lines, objects, strict=True):
+        assert list(obj) == ["file", "name", "ok", "problems", "warnings"]
+        assert line == json.dumps(obj, sort_keys=True)
+    assert objects[0] == {"file": str(warned), "ok": True, "name": "warned", "problems": [],
+                          "warnings": [w.removeprefix("warning: ")
+                                       for w in advice(load(warned), str(warned))]}
+    assert objects[1] == {"file": str(bad), "ok": False, "name": None,
+                          "problems": _problems(bad), "warnings": []}
+    assert "faults[0].type = 'pod-explode'" in objects[1]["problems"][0]
+    assert json.loads(check("--json", warned).stdout)["ok"] is True
+    assert check("--json", warned).exit_code == 0
+
+
+def test_two_files_of_one_name_are_a_warning_only(tmp_path):
+    a = scenario(tmp_path, "a/same.yaml", OK)
+    b = scenario(tmp_path, "b/same.yaml", OK)
+    r = check(a, b, a)  # the same file twice is no clash
+    assert r.exit_code == 0
+    assert r.stderr == (f"warning: two scenario files are named 'same' ({a}, {b}); rename one "
+                        "(its name: field) before running them together\n")
+    assert len(r.stdout.splitlines()) == 3
+
+
+def test_no_file_is_a_usage_error():
+    r = check()
+    assert r.exit_code == 2
+    assert "Missing argument" in r.output
+
+
+# ---------------------------------------------------------------------- schema
+def schema_output() -> str:
+    r = runner.invoke(app, ["scenario", "schema"])
+    assert r.exit_code == 0, r.output
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    return json.loads(schema_output())
+
+
+def test_the_checked_in_schema_is_what_the_command_prints():
+    assert SCHEMA_FILE.read_text() == schema_output(), (
+        f"{SCHEMA_FILE} is stale (the scenario model changed); regenerate it with "
+        f".venv/bin/unstuck scenario schema --out {SCHEMA_FILE}")
+
+
+def test_the_schema_is_a_draft_2020_12_schema_that_points_to_the_docs(schema):
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["title"] and "docs/scenarios.md" in schema["description"]
+    text = schema_output()
+    assert text.endswith("}\n") and text == json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def errors(schema: dict, data) -> list[str]:
+    return [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(data)]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=str)
+def test_every_shipped_scenario_passes_the_schema(schema, path):
+    assert errors(schema, read_yaml(path.read_text())) == []
+
+
+BASE = read_yaml(OK)
+
+
+@pytest.mark.parametrize("data", [
+    {**BASE, "colour": "blue"},  # an unknown top-level key
+    {**BASE, "duration_s": "abc"},  # a wrong type
+    {**BASE, "faults": [{"type": "pod-explode", "at": 5}]},  # an unknown fault type
+    {**BASE, "faults": [{"at": 5}]},  # a fault without a type
+    {**BASE, "cluster": {"nodes": 0}},  # a bound pydantic knows (`ge`, renamed)
+    {**BASE, "clock_origin": "25:00"},  # not a time of day
+    {**BASE, "clock_origin": 3600},  # a time of day is text, not seconds
+    {**BASE, "agents": {"plan_s": {"kind": "gamma", "value": 5}}},  # no such distribution
+    {**BASE, "agents": {"plan_s": "30s"}},  # a duration is a number or a mapping
+    {**BASE, "workload": [{"count": 1, "at": [5], "types": {"destroy": 1}}]},  # no such task type
+], ids=["unknown-key", "wrong-type", "unknown-fault-type", "fault-without-type", "nodes-0",
+        "hour-25", "time-of-day-as-seconds", "unknown-distribution", "duration-as-text",
+        "unknown-task-type"])
+def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
+    assert errors(schema, data)
+    with pytest.raises(ScenarioInvalid):
+        parse(data, "x.yaml")
+
+
+@pytest.mark.parametrize("data", [
+    BASE,  # no name: it comes from the file's name
+    {**BASE, "x-base": {"every_s": 600}},  # a top-level x- key, for anchors
+    {**BASE, "agents": {"plan_s": 30, "connect_s": {"kind": "uniform", "min": 1, "max": 2}}},
+    {**BASE, "clock_origin": "06:00",
+     "pools": [{"id": "p", "freeze": [{"from": "22:00", "to": " 2:30 "}]}]},
+], ids=["no-name", "x-key", "bare-number-duration", "time-of-day"])
+def test_the_schema_accepts_what_the_loader_accepts(schema, data):
+    parse(data, "x.yaml")
+    assert errors(schema, data) == []
+
+
+def test_every_default_the_schema_offers_loads(schema):
+    # An editor inserts a default as written: the loader must take it (a distribution's
+    # unset parameters are left out, not null).
+    defaults = {k: p["default"] for k, p in schema["properties"].items() if "default" in p}
+    assert {"agents", "users", "cluster", "pools", "clock_origin"} <= set(defaults)
+    doc = {**BASE, **defaults}
+    assert errors(schema, doc) == []
+    assert parse(doc, "x.yaml") == parse(BASE, "x.yaml")
+
+
+def test_out_writes_the_printed_schema(tmp_path):
+    out = tmp_path / "new" / "scenario.schema.json"
+    r = runner.invoke(app, ["scenario", "schema", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout == ""
+    assert out.read_text() == schema_output()
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "a-folder"])
+def test_out_to_an_unwritable_path_exits_2_with_one_line(tmp_path, where):
+    blocker = scenario(tmp_path, "a-file", "")
+    out = blocker / "scenario.schema.json" if where == "under-a-file" else tmp_path
+    # The real console script: no traceback reaches the user from any layer.
+    unstuck = Path(sys.executable).parent / "unstuck"
+    r = subprocess.run([str(unstuck), "scenario", "schema", "--out", str(out)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert r.stderr.startswith(f"error: --out {out}: ") and r.stderr.count("\n") == 1
+    assert "Traceback" not in r.stderr
+    assert blocker.read_text() == ""
+
+
+def _problems(path: Path) -> list[str]:
+    with pytest.raises(ScenarioInvalid) as e:
+        load(path)
+    return e.value.problems
