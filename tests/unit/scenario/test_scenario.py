@@ -236,10 +236,10 @@ def test_a_merge_of_a_mapping_that_itself_merges_is_not_a_duplicate():
     # constructing saw the nested source's merged keys as duplicates.
     import yaml
 
-    from unstuck.scenario import _Loader
+    from unstuck.scenario.yamlfile import Loader
 
     text = "x: {base: &A {kind: fixed, value: 10}, late: &B {<<: *A, value: 30}}\ny: {<<: *B}\n"
-    assert yaml.load(text, Loader=_Loader) == yaml.safe_load(text)
+    assert yaml.load(text, Loader=Loader) == yaml.safe_load(text)
 
 def test_an_alias_bomb_is_refused_in_one_short_line(tmp_path):
     f = tmp_path / "bomb.yaml"
@@ -743,7 +743,8 @@ def test_a_bad_required_field_does_not_hide_the_other_sections_problems(bad):
 
 
 def test_every_required_field_has_a_stub_for_the_cross_field_round():
-    from unstuck.scenario import _STUBS, Scenario
+    from unstuck.scenario import Scenario
+    from unstuck.scenario.loading import _STUBS
 
     assert {k for k, f in Scenario.model_fields.items() if f.is_required()} <= set(_STUBS)
 

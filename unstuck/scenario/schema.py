@@ -1,0 +1,426 @@
+"""The validated model of a scenario file (docs/scenarios.md documents every field), and its
+translation to the world the simulation runs (`Scenario.world()`: `sim.config.WorldConfig`).
+Each section validates its own fields here; rules across sections live in `rules`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, model_validator
+
+from sim import config as sc
+from sim.kube.hpa import HPASpec
+from sim.kube.nodes import NodeTimings
+from sim.kube.pods import StartupDelay
+from unstuck.scenario.fields import (
+    AtLeastOne,
+    Count,
+    Ident,
+    Name,
+    NonNegative,
+    Number,
+    PositiveSeconds,
+    Probability,
+    Seconds,
+    SeedCount,
+    StrictModel,
+    TimeOfDay,
+)
+
+FAULT_TYPES = ("pod-kill", "node-loss", "agent-disconnect", "scheduler-restart",
+               "db-write-failure", "double-confirm", "pool-scale-down", "hpa-scale-down")
+
+
+_DIST_PARAMS = ("value", "min", "max", "median", "p99", "mean")
+
+
+class Dist(StrictModel):
+    """A duration distribution; a bare number means `fixed`."""
+
+    kind: Literal["fixed", "uniform", "lognormal", "exponential"]
+    value: Seconds | None = None
+    min: Seconds | None = None
+    max: Seconds | None = None
+    median: Seconds | None = None
+    p99: Seconds | None = None
+    mean: Seconds | None = None
+    floor: Seconds = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_number(cls, v: Any) -> Any:
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return {"kind": "fixed", "value": v}
+        return v
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> Dist:
+        need = {"fixed": ("value",), "uniform": ("min", "max"), "lognormal": ("median", "p99"),
+                "exponential": ("mean",)}[self.kind]
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} distribution needs {' and '.join(need)}; "
+                             f"add {', '.join(missing)}")
+        # Another kind's parameter is never read (`{kind: fixed, value: 5, min: 3}` drew 5).
+        other = [f for f in _DIST_PARAMS if f in self.model_fields_set and f not in need]
+        if other:
+            listed = " and ".join(other)
+            raise ValueError(
+                f"{listed} {'is not a parameter' if len(other) == 1 else 'are not parameters'} "
+                f"of a {self.kind} distribution, which takes {' and '.join(need)} (and floor); "
+                f"remove {listed}" + (" (a lower bound of any kind is floor)"
+                                      if "min" in other else ""))
+        if self.kind == "uniform" and self.max < self.min:  # type: ignore[operator]
+            raise ValueError(f"max ({self.max:g}) must be >= min ({self.min:g})")
+        if self.kind == "lognormal" and (self.p99 < self.median or self.median <= 0):  # type: ignore[operator]
+            raise ValueError("lognormal needs 0 < median <= p99")
+        if self.kind == "exponential" and self.mean == 0:
+            # It draws 0 every time: not the random durations the kind promises.
+            raise ValueError("an exponential needs mean > 0 (with mean 0 every draw is 0); give "
+                             "mean > 0, or write 0 for a fixed 0 s")
+        return self
+
+    def world(self) -> sc.Dist:
+        k = self.kind
+        if k == "fixed":
+            return sc.Dist("fixed", self.value or 0.0, minimum=self.floor)
+        if k == "uniform":
+            return sc.Dist("uniform", self.min or 0.0, self.max or 0.0, self.floor)
+        if k == "lognormal":
+            return sc.Dist("lognormal", self.median or 0.0, self.p99 or 0.0, self.floor)
+        return sc.Dist("exponential", self.mean or 0.0, minimum=self.floor)
+
+
+class PodStartup(StrictModel):
+    kind: Literal["lognormal", "fixed", "uniform"] = "lognormal"
+    median_s: Seconds = 4.0
+    p99_s: Seconds = 10.0
+    min_s: Seconds = 1.0
+
+    @model_validator(mode="after")
+    def _order(self) -> PodStartup:
+        # The rules of sim.kube.pods.StartupDelay, which world() builds (it raised there).
+        if self.median_s < self.min_s:
+            raise ValueError(f"median_s ({self.median_s:g}) must be >= min_s ({self.min_s:g}); "
+                             "raise median_s or lower min_s")
+        if self.kind == "lognormal" and self.median_s <= 0:
+            raise ValueError("a lognormal needs median_s > 0")
+        if self.kind == "lognormal" and self.p99_s < self.median_s:
+            raise ValueError(f"p99_s ({self.p99_s:g}) must be >= median_s ({self.median_s:g}); "
+                             "raise p99_s")
+        return self
+
+    def world(self) -> StartupDelay:
+        # p99_s is unused by fixed and uniform, and StartupDelay still wants it >= median_s.
+        p99 = self.p99_s if self.kind == "lognormal" else max(self.p99_s, self.median_s)
+        return StartupDelay(self.kind, self.median_s, p99, self.min_s)
+
+
+class NodeSettings(StrictModel):
+    grace_s: PositiveSeconds = 50.0
+    toleration_s: Seconds = 300.0
+    lease_renew_s: PositiveSeconds = 10.0
+    monitor_period_s: PositiveSeconds = 5.0
+
+    @model_validator(mode="after")
+    def _grace_outlasts_a_renewal(self) -> NodeSettings:
+        # kube-controller-manager: the grace "must be N times more than" the kubelet's update
+        # period. The world only ages a lost node's lease, so it kept such nodes Ready.
+        if self.grace_s <= self.lease_renew_s:
+            raise ValueError(f"grace_s ({self.grace_s:g}) must be > lease_renew_s "
+                             f"({self.lease_renew_s:g}): a healthy kubelet's newest lease renewal "
+                             "is up to lease_renew_s old, so a shorter grace would mark every node "
+                             "Unknown between renewals; raise grace_s or lower lease_renew_s")
+        return self
+
+
+class Cluster(StrictModel):
+    nodes: AtLeastOne = 3  # none: no pod could ever run
+    grace_s: Seconds = 30.0
+    watch_latency_s: Seconds = 0.05
+    pod_startup: PodStartup = PodStartup()
+    node: NodeSettings = NodeSettings()
+
+
+class Freeze(StrictModel):
+    from_: TimeOfDay = Field(alias="from")
+    to: TimeOfDay
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Freeze:
+        # FreezeWindow.contains: [from, to), so from == to holds no time of day.
+        if self.from_ == self.to:
+            raise ValueError("from and to are the same time, so the window is empty and never "
+                             "freezes the pool; make to another time (a window may cross "
+                             'midnight: from "22:00" to "02:00")')
+        return self
+
+
+class HPA(StrictModel):
+    target: Number = 0.8
+    load: NonNegative = Field(0.8, description="total load in pods at 100 %; target x n holds n pods")
+    scale_down_window_s: Seconds = 300.0
+    sync_period_s: PositiveSeconds = 15.0
+    tolerance: NonNegative = 0.1
+
+
+class PoolModel(StrictModel):
+    id: Ident
+    manager: Literal["bare", "deployment"] = "bare"
+    min_replicas: Count = 1
+    max_replicas: Count = 4
+    initial_replicas: Count | None = None
+    freeze: list[Freeze] = []
+    hpa: HPA | None = None
+
+
+class Agents(StrictModel):
+    connect_s: Dist = Dist(kind="uniform", min=20, max=90)
+    plan_s: Dist = Dist(kind="lognormal", median=60, p99=240, floor=5)
+    apply_s: Dist = Dist(kind="lognormal", median=90, p99=400, floor=5)
+    has_changes: Probability = 0.9
+    plan_fail: Probability = 0.0
+    apply_fail: Probability = 0.0
+
+
+CLICK_RETRIES_MAX = 100  # per click: a user who clicks more has given up
+
+
+class Users(StrictModel):
+    confirm_s: Dist = Dist(kind="lognormal", median=120, p99=1800, floor=5)
+    never_confirm: Probability = 0.0
+    double_click: Probability = 0.0
+    double_click_gap_s: Seconds = 0.1
+    cancel: Probability = 0.0
+    cancel_anytime: Probability = 0.0
+    cancel_anytime_s: Dist = Dist(kind="uniform", min=0, max=600)
+    click_retries: Annotated[Count, Field(le=CLICK_RETRIES_MAX)] = 0
+    click_retry_s: Dist = Dist(kind="fixed", value=5)
+    run_triggers: Probability = 0.0
+
+    @model_validator(mode="after")
+    def _sum(self) -> Users:
+        total = self.never_confirm + self.double_click + self.cancel
+        if total > 1:
+            raise ValueError(f"never_confirm + double_click + cancel = {total:g}; they are "
+                             "shares of one choice and must add up to at most 1")
+        return self
+
+
+WORKSPACES_MAX = 100_000  # per group: each is held in memory, and validation lists their names
+
+
+class Workspaces(StrictModel):
+    count: Annotated[Count, Field(le=WORKSPACES_MAX)] | None = None
+    names: list[Ident] | None = None
+    pool: str | None = None
+    prefix: Ident = "ws"  # names are <prefix>-1..N: checked whole below
+    at: list[Seconds] = []
+    every_s: Seconds | None = None
+    types: dict[Literal["plan_and_apply", "plan", "drift_check"], NonNegative] = {"plan_and_apply": 1.0}
+
+    @property
+    def size(self) -> int:
+        """How many workspaces the group holds."""
+        return len(self.names) if self.names is not None else self.count or 0
+
+    @model_validator(mode="after")
+    def _who(self) -> Workspaces:
+        if (self.count is None) == (self.names is None):
+            raise ValueError("give either count (workspaces named <prefix>-1..N) or names, not both")
+        if self.count and len(last := f"{self.prefix}-{self.count}") > 200:
+            raise ValueError(f"the last workspace's name, {last[:40]}..., would be {len(last)} "
+                             "characters; names are at most 200: shorten prefix")
+        if not self.at and self.every_s is None:
+            raise ValueError("no task ever arrives: give at (times) and/or every_s (mean gap)")
+        if self.every_s == 0:
+            raise ValueError("every_s must be > 0")
+        if not any(w > 0 for w in self.types.values()):
+            raise ValueError("types: at least one weight must be > 0")
+        return self
+
+
+Target = Literal["random", "reserved-holder", "apply-runner"]
+
+
+class _Fault(StrictModel):
+    at: Seconds | None = None
+    rate_per_h: Number | None = None
+    start_s: Seconds = 0.0
+    end_s: Seconds | None = None
+    within_s: Seconds = 600.0
+    retry_s: Seconds = 5.0
+
+    @model_validator(mode="after")
+    def _when(self) -> _Fault:
+        if (self.at is None) == (self.rate_per_h is None):
+            raise ValueError("give exactly one of at (seconds) or rate_per_h (random, per hour)")
+        if self.rate_per_h is not None and self.rate_per_h <= 0:
+            raise ValueError("rate_per_h must be > 0")
+        if self.retry_s <= 0:
+            raise ValueError("retry_s must be > 0")
+        return self
+
+
+class PodKill(_Fault):
+    type: Literal["pod-kill"]
+    target: Target = "random"
+    mode: Literal["graceful", "forced"] = "forced"
+    pool: str | None = None
+
+
+class NodeLoss(_Fault):
+    type: Literal["node-loss"]
+    target: Target = "random"
+    heal_after: Seconds | None = None
+    pool: str | None = None
+
+
+class AgentDisconnect(_Fault):
+    type: Literal["agent-disconnect"]
+    target: Target = "random"
+    reconnect_after: Seconds | None = None
+    pool: str | None = None
+
+
+class SchedulerRestart(_Fault):
+    type: Literal["scheduler-restart"]
+
+
+class DbWriteFailure(_Fault):
+    type: Literal["db-write-failure"]
+    rate: Probability = 1.0
+    duration_s: Seconds = 60.0
+
+
+class DoubleConfirm(_Fault):
+    type: Literal["double-confirm"]
+    gap_s: Seconds = 0.1
+
+
+class PoolScaleDown(_Fault):
+    type: Literal["pool-scale-down"]
+    pool: str | None = None
+    freeze_s: Seconds = 600.0
+    min_replicas: Count | None = None
+    max_replicas: Count | None = None
+    duration_s: Seconds | None = None
+
+
+class HpaScaleDown(_Fault):
+    type: Literal["hpa-scale-down"]
+    pool: str | None = None
+    mode: Literal["metric", "patch"] = "metric"
+    load: NonNegative | None = None
+    min_replicas: Count | None = None
+    max_replicas: Count | None = None
+    duration_s: Seconds | None = None
+
+    @model_validator(mode="after")
+    def _what(self) -> HpaScaleDown:
+        if self.mode == "patch" and self.min_replicas is None and self.max_replicas is None:
+            raise ValueError("mode patch needs min_replicas and/or max_replicas")
+        return self
+
+
+Fault = Annotated[
+    Union[PodKill, NodeLoss, AgentDisconnect, SchedulerRestart, DbWriteFailure,  # noqa: UP007
+          DoubleConfirm, PoolScaleDown, HpaScaleDown],
+    Field(discriminator="type"),
+]
+
+
+class Bounds(StrictModel):
+    apply_pending_s: Seconds = 600.0
+
+
+class Gates(StrictModel):
+    """Thresholds of `unstuck gate` (docs/gate.md), per scenario x scheduler over all seeds."""
+
+    max_violations: Count = 0
+    max_stuck: Count = 0
+    recovery_p99_s: Seconds | None = None
+    confirm_to_apply_p99_s: Seconds | None = None
+
+
+class Scenario(StrictModel):
+    name: Name
+    description: str = ""
+    seeds: SeedCount = 20
+    suite_seeds: SeedCount | None = None  # `unstuck suite`'s default seed count (None: `seeds`)
+    duration_s: Seconds
+    drain_s: Seconds = 1800.0
+    clock_origin: TimeOfDay = 0.0
+    bounds: Bounds = Bounds()
+    gates: Gates = Gates()
+    cluster: Cluster = Cluster()
+    pools: list[PoolModel] = [PoolModel(id="pool-1")]
+    agents: Agents = Agents()
+    users: Users = Users()
+    workload: list[Workspaces]
+    faults: list[Fault] = []
+
+    def fault_types(self) -> list[str]:
+        """The fault types the scenario declares, sorted: each is something a run of it
+        should prove (the gate's `faults_took_effect`, sim's `faults_never_fired`)."""
+        return sorted({f.type for f in self.faults})
+
+    def world(self) -> sc.WorldConfig:
+        c = self.cluster
+        pools = []
+        for p in self.pools:
+            hpa = None
+            if p.hpa is not None:
+                spec = HPASpec(min_replicas=p.min_replicas, max_replicas=p.max_replicas,
+                               target=p.hpa.target, tolerance=p.hpa.tolerance,
+                               scale_down_window_s=p.hpa.scale_down_window_s,
+                               sync_period_s=p.hpa.sync_period_s)
+                hpa = sc.HPAConfig(spec, p.hpa.load)
+            pools.append(sc.PoolConfig(
+                p.id, p.manager, p.min_replicas, p.max_replicas,
+                tuple((f.from_, f.to) for f in p.freeze), hpa, p.initial_replicas))
+        first_pool = self.pools[0].id
+        return sc.WorldConfig(
+            name=self.name,
+            duration_s=self.duration_s,
+            drain_s=self.drain_s,
+            bound_s=self.bounds.apply_pending_s,
+            cluster=sc.ClusterConfig(
+                nodes=c.nodes,
+                node_timings=NodeTimings(lease_renew_s=c.node.lease_renew_s,
+                                         monitor_period_s=c.node.monitor_period_s,
+                                         grace_s=c.node.grace_s,
+                                         toleration_s=c.node.toleration_s),
+                pod_startup=c.pod_startup.world(),
+                grace_s=c.grace_s, watch_latency_s=c.watch_latency_s),
+            pools=tuple(pools),
+            agents=sc.AgentConfig(connect=self.agents.connect_s.world(),
+                                  plan=self.agents.plan_s.world(),
+                                  apply=self.agents.apply_s.world(),
+                                  has_changes=self.agents.has_changes,
+                                  plan_fail=self.agents.plan_fail,
+                                  apply_fail=self.agents.apply_fail),
+            users=sc.UserConfig(confirm=self.users.confirm_s.world(),
+                                never_confirm=self.users.never_confirm,
+                                double_click=self.users.double_click,
+                                double_click_gap_s=self.users.double_click_gap_s,
+                                cancel=self.users.cancel,
+                                cancel_anytime=self.users.cancel_anytime,
+                                cancel_anytime_delay=self.users.cancel_anytime_s.world(),
+                                click_retries=self.users.click_retries,
+                                click_retry=self.users.click_retry_s.world(),
+                                run_triggers=self.users.run_triggers),
+            workload=tuple(
+                sc.WorkspaceGroup(count=w.count or 0, pool=w.pool or first_pool, prefix=w.prefix,
+                                  names=tuple(w.names or ()), at=tuple(w.at), every_s=w.every_s,
+                                  types=tuple((k, float(v)) for k, v in w.types.items()))
+                for w in self.workload),
+            faults=tuple(_fault_spec(f) for f in self.faults),
+            clock_origin_s=self.clock_origin,
+        )
+
+
+def _fault_spec(f: Any) -> sc.FaultSpec:
+    known = {name for name in sc.FaultSpec.__dataclass_fields__}
+    kw = {k: v for k, v in f.model_dump().items() if k in known and v is not None}
+    return sc.FaultSpec(**kw)
