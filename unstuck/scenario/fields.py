@@ -9,7 +9,14 @@ import re
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 from unstuck.scenario.yamlfile import read_yaml
@@ -106,8 +113,11 @@ def _ident(v: str) -> str:
     return v
 
 
+_HH_MM = r"([01]?[0-9]|2[0-3]):([0-5][0-9])"  # ASCII digits, as JSON Schema reads the pattern
+
+
 def _time_of_day(v: Any) -> Any:
-    if isinstance(v, str) and (m := re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", v.strip())):
+    if isinstance(v, str) and (m := re.fullmatch(_HH_MM, v.strip())):
         return float(int(m.group(1)) * 3600 + int(m.group(2)) * 60)
     raise PydanticCustomError("time_of_day", "expected a time of day \"HH:MM\" (24 h); for example \"22:30\"", {})
 
@@ -119,7 +129,11 @@ Number = Annotated[float, BeforeValidator(_number)]
 NonNegative = Annotated[float, BeforeValidator(_number), Field(ge=0)]
 Probability = Annotated[float, BeforeValidator(_probability)]
 Count = Annotated[int, BeforeValidator(_count)]
-TimeOfDay = Annotated[float, BeforeValidator(_time_of_day)]
+# An editor checks the text the file holds (`unstuck scenario schema`), not the seconds the
+# model makes of it: as a number, the schema refused every "HH:MM".
+TimeOfDay = Annotated[float, BeforeValidator(_time_of_day), WithJsonSchema({
+    "type": "string", "pattern": rf"^\s*{_HH_MM}\s*$",
+    "description": 'a time of day "HH:MM" (24 h), e.g. "22:30"'})]
 Name = Annotated[str, BeforeValidator(_name)]
 # At least 1: the bound is Field's alone, so -1 and 0 get the same message (`_count` said ">= 0"
 # to -1, and then ">= 1" to the 0 a user wrote next).

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, GetJsonSchemaHandler, model_validator
+from pydantic.json_schema import JsonSchemaValue
 
 from sim import config as sc
 from sim.kube.hpa import HPASpec
@@ -52,6 +53,14 @@ class Dist(StrictModel):
         if isinstance(v, int | float) and not isinstance(v, bool):
             return {"kind": "fixed", "value": v}
         return v
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """For editors: a bare number too (`_bare_number`), which the schema of the mapping
+        alone refused (`plan_s: 30`)."""
+        mapping = dict(handler.resolve_ref_schema(handler(core)))
+        return {"description": mapping.pop("description"),
+                "anyOf": [{"type": "number", "description": "a fixed time in seconds"}, mapping]}
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> Dist:
@@ -343,14 +352,24 @@ class Gates(StrictModel):
     confirm_to_apply_p99_s: Seconds | None = None
 
 
+def _as_a_file(schema: dict[str, Any]) -> None:
+    """The JSON Schema of the file rather than of the model (`unstuck scenario schema`): the
+    loader takes `name` from the file's name when it is left out, and drops the top-level
+    `x-` keys, the file's own place for anchors (`loading.parse`)."""
+    schema["required"] = [f for f in schema["required"] if f != "name"]
+    schema["patternProperties"] = {"^x-": {}}
+
+
 class Scenario(StrictModel):
+    model_config = ConfigDict(json_schema_extra=_as_a_file)
+
     name: Name
     description: str = ""
     seeds: SeedCount = 20
     suite_seeds: SeedCount | None = None  # `unstuck suite`'s default seed count (None: `seeds`)
     duration_s: Seconds
     drain_s: Seconds = 1800.0
-    clock_origin: TimeOfDay = 0.0
+    clock_origin: TimeOfDay = Field(0.0, json_schema_extra={"default": "00:00"})  # as written
     bounds: Bounds = Bounds()
     gates: Gates = Gates()
     cluster: Cluster = Cluster()

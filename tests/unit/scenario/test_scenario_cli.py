@@ -164,12 +164,13 @@ BASE = read_yaml(OK)
     {**BASE, "faults": [{"at": 5}]},  # a fault without a type
     {**BASE, "cluster": {"nodes": 0}},  # a bound pydantic knows (`ge`, renamed)
     {**BASE, "clock_origin": "25:00"},  # not a time of day
+    {**BASE, "clock_origin": "1\u0662:0\u0663"},  # other digits than 0-9 (Arabic-Indic 2 and 3)
     {**BASE, "clock_origin": 3600},  # a time of day is text, not seconds
     {**BASE, "agents": {"plan_s": {"kind": "gamma", "value": 5}}},  # no such distribution
     {**BASE, "agents": {"plan_s": "30s"}},  # a duration is a number or a mapping
     {**BASE, "workload": [{"count": 1, "at": [5], "types": {"destroy": 1}}]},  # no such task type
 ], ids=["unknown-key", "wrong-type", "unknown-fault-type", "fault-without-type", "nodes-0",
-        "hour-25", "time-of-day-as-seconds", "unknown-distribution", "duration-as-text",
+        "hour-25", "hour-in-other-digits", "time-of-day-as-seconds", "unknown-distribution", "duration-as-text",
         "unknown-task-type"])
 def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
     assert errors(schema, data)

@@ -1,0 +1,79 @@
+"""The JSON Schema of a scenario file, for editors (the YAML language server completes and
+checks a file as it is typed) and for `unstuck scenario schema`.
+
+The model says where the file differs from it (`TimeOfDay`, `Dist`, `Scenario`'s own
+`json_schema_extra`); here are only the corrections pydantic needs whatever the model. The
+schema checks a file's shape: fields, types, enums and the bounds pydantic knows. The value
+rules kept in the validators (seconds >= 0, names, probabilities in [0, 1]) and the rules
+across fields are `unstuck scenario check`'s, whose messages also say what to write; JSON
+cannot tell `3.0` from `3` either, so `nodes: 3.0` passes here and not there.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from unstuck.scenario.schema import Scenario
+
+_BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
+
+
+def json_schema() -> dict[str, Any]:
+    out = Scenario.model_json_schema()  # a new dict each call: edited in place below
+    _json_bounds(out)
+    _drop_null_defaults(out)
+    out.update({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "unstuck scenario",
+        "description": "A scenario file of unstuck (scenarios/*.yaml); docs/scenarios.md "
+                       "documents every field. This schema checks fields and types; `unstuck "
+                       "scenario check FILE` checks the rest, as `unstuck sim` does.",
+    })
+    return out
+
+
+def schema_text() -> str:
+    """The schema as `unstuck scenario schema` prints it and scenarios/scenario.schema.json
+    holds it: sorted and indented, so that a change to the model is a readable diff."""
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def _json_bounds(node: Any) -> None:
+    """Rename the bounds pydantic leaves under their Python names (`ge`) where a validator
+    runs before the type check (`nodes: AtLeastOne`): JSON Schema ignores unknown keywords,
+    so `nodes: 0` passed the schema. A field's own name is never touched: only a schema
+    with a numeric type is."""
+    if isinstance(node, dict):
+        if node.get("type") in ("number", "integer"):
+            for key, keyword in _BOUNDS.items():
+                if key in node:
+                    node[keyword] = node.pop(key)
+        for value in node.values():
+            _json_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _json_bounds(value)
+
+
+def _drop_null_defaults(node: Any) -> None:
+    """Leave the unset (None) fields out of each mapping's default: an editor inserts a
+    default as written, and the loader refuses a distribution parameter its kind does not
+    take even when null (`connect_s: {kind: uniform, min: 20, max: 90, mean: null}`)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("default"), dict | list):
+            node["default"] = _without_nulls(node["default"])
+        for key, value in node.items():
+            if key != "default":
+                _drop_null_defaults(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_null_defaults(value)
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
