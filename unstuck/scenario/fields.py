@@ -21,7 +21,6 @@ from pydantic_core import PydanticCustomError
 
 from unstuck.scenario.yamlfile import read_yaml
 
-# ---------------------------------------------------------------------- field types
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 

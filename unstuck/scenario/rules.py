@@ -14,7 +14,6 @@ from unstuck.scenario.messages import UNSHOWN
 from unstuck.scenario.schema import HpaScaleDown, PoolModel, PoolScaleDown, Scenario, Workspaces
 
 
-# ---------------------------------------------------------------------- semantic checks
 def cross_field_problems(s: Scenario, bad: frozenset[Any] = frozenset()) -> list[tuple[str, Any, str]]:
     """Cross-field rules: (field path, value, rule and fix). A rule that reads a top-level
     section in `bad` (one that failed validation, left at its default in `s`) is skipped, so

@@ -32,7 +32,6 @@ from unstuck.scenario.schema import (
 )
 
 
-# ---------------------------------------------------------------------- loading
 def field_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
