@@ -19,6 +19,7 @@ import typer
 from scheduler import files
 from unstuck import scenario as scenarios
 from unstuck.scenario.editor_schema import schema_text
+from unstuck.text import counted
 
 app = typer.Typer(help="Check scenario files, and print their JSON Schema, without running them.",
                   no_args_is_help=True)
@@ -69,8 +70,8 @@ def _summary(s: scenarios.Scenario) -> str:
     """What the file will run, so a reader sees it was read as meant (a fault list that a
     stray indent emptied reads `0 faults`)."""
     workspaces = sum(w.size for w in s.workload)
-    return (f"name: {s.name}, {_span(s.duration_s)}, {_plural(workspaces, 'workspace')}, "
-            f"{_plural(len(s.faults), 'fault')}, {_plural(s.seeds, 'seed')}")
+    return (f"name: {s.name}, {_span(s.duration_s)}, {counted(workspaces, 'workspace')}, "
+            f"{counted(len(s.faults), 'fault')}, {counted(s.seeds, 'seed')}")
 
 
 def _span(seconds: float) -> str:
@@ -78,10 +79,6 @@ def _span(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g} {unit}"
     return f"{seconds:g} s"
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 @app.command()

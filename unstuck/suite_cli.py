@@ -24,6 +24,7 @@ import typer
 
 from scheduler import files
 from scheduler.variants import NAMES
+from unstuck.text import counted
 
 if TYPE_CHECKING:
     from unstuck.report.build import Report
@@ -103,8 +104,8 @@ def suite(
 
     t0 = time.perf_counter()
     jobs = sum(counts.values()) * len(scheds)
-    typer.echo(f"unstuck suite: {_n(len(loaded), 'scenario')} x {_n(len(scheds), 'scheduler')}, "
-               f"{_n(jobs, 'seed')} on {_n(workers or os.cpu_count() or 1, 'worker')}", err=True)
+    typer.echo(f"unstuck suite: {counted(len(loaded), 'scenario')} x {counted(len(scheds), 'scheduler')}, "
+               f"{counted(jobs, 'seed')} on {counted(workers or os.cpu_count() or 1, 'worker')}", err=True)
     n, progress = workers or os.cpu_count() or 1, sys.stderr.isatty()
     had_report = report.clear(out)  # before any seed: a suite stopped half-way leaves no verdict
     try:
@@ -120,7 +121,7 @@ def suite(
     t2 = time.perf_counter()
     for line in rep.gate.lines():
         typer.echo(line)
-    typer.echo(f"\nsimulated and judged {_n(len(done), 'seed')} in {sim_s:.1f} s; report in {t2 - t1:.1f} s; "
+    typer.echo(f"\nsimulated and judged {counted(len(done), 'seed')} in {sim_s:.1f} s; report in {t2 - t1:.1f} s; "
                f"total {t2 - t0:.1f} s")
     typer.echo(f"report: {rep.index}  (also summary.md, junit.xml, figures/, tables/, results/)")
     typer.echo(f"gate verdict: {rep.gate.verdict} (`unstuck gate {out}` exits {rep.gate.exit_code})")
@@ -133,10 +134,6 @@ def suite(
             typer.echo("error: " + determinism.report(diverged, len(done), value), err=True)
             raise typer.Exit(2)
         typer.echo(determinism.passed(len(done), value))
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _render(res: Results, out: Path, scenario_dirs: list[Path], results_state: str,

@@ -21,8 +21,7 @@ _BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "ex
 
 def json_schema() -> dict[str, Any]:
     out = Scenario.model_json_schema()  # a new dict each call: edited in place below
-    _json_bounds(out)
-    _drop_null_defaults(out)
+    _for_editors(out)
     out.update({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "unstuck scenario",
@@ -39,36 +38,28 @@ def schema_text() -> str:
     return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
 
 
-def _json_bounds(node: Any) -> None:
-    """Rename the bounds pydantic leaves under their Python names (`ge`) where a validator
-    runs before the type check (`nodes: AtLeastOne`): JSON Schema ignores unknown keywords,
-    so `nodes: 0` passed the schema. A field's own name is never touched: only a schema
-    with a numeric type is."""
+def _for_editors(node: Any) -> None:
+    """The corrections pydantic needs, made in one walk over the schema:
+    - rename the bounds pydantic leaves under their Python names (`ge`) where a validator
+      runs before the type check (`nodes: AtLeastOne`): JSON Schema ignores unknown
+      keywords, so `nodes: 0` passed the schema. A field's own name is never touched: only a
+      schema with a numeric type is;
+    - leave the unset (None) fields out of each mapping's default: an editor inserts a
+      default as written, and the loader refuses a distribution parameter its kind does not
+      take even when null (`connect_s: {kind: uniform, min: 20, max: 90, mean: null}`)."""
     if isinstance(node, dict):
         if node.get("type") in ("number", "integer"):
             for key, keyword in _BOUNDS.items():
                 if key in node:
                     node[keyword] = node.pop(key)
-        for value in node.values():
-            _json_bounds(value)
-    elif isinstance(node, list):
-        for value in node:
-            _json_bounds(value)
-
-
-def _drop_null_defaults(node: Any) -> None:
-    """Leave the unset (None) fields out of each mapping's default: an editor inserts a
-    default as written, and the loader refuses a distribution parameter its kind does not
-    take even when null (`connect_s: {kind: uniform, min: 20, max: 90, mean: null}`)."""
-    if isinstance(node, dict):
         if isinstance(node.get("default"), dict | list):
             node["default"] = _without_nulls(node["default"])
         for key, value in node.items():
-            if key != "default":
-                _drop_null_defaults(value)
+            if key != "default":  # a default is a value, not a schema
+                _for_editors(value)
     elif isinstance(node, list):
         for value in node:
-            _drop_null_defaults(value)
+            _for_editors(value)
 
 
 def _without_nulls(value: Any) -> Any:
