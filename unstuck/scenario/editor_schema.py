@@ -2,11 +2,13 @@
 checks a file as it is typed) and for `unstuck scenario schema`.
 
 The model says where the file differs from it (`TimeOfDay`, `Dist`, `Scenario`'s own
-`json_schema_extra`); here are only the corrections pydantic needs whatever the model. The
-schema checks a file's shape: fields, types, enums and the bounds pydantic knows. The value
-rules kept in the validators (seconds >= 0, names, probabilities in [0, 1]) and the rules
-across fields are `unstuck scenario check`'s, whose messages also say what to write; JSON
-cannot tell `3.0` from `3` either, so `nodes: 3.0` passes here and not there.
+`json_schema_extra`, and each field type's `_shows`: seconds >= 0, probabilities in [0, 1],
+the patterns of names); here are only the corrections pydantic needs whatever the model. The
+schema checks a file's fields, types, enums, bounds and name patterns, as an editor can while
+the file is typed. The rules across fields (a distribution's parameters by its kind, min
+below max, a fault's pool that exists) are `unstuck scenario check`'s, whose messages also say
+what to write; JSON cannot tell `3.0` from `3` either, so `nodes: 3.0` passes here and not
+there.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import yaml
@@ -15,9 +16,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     WithJsonSchema,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
 from unstuck.scenario.yamlfile import read_yaml
 
@@ -121,19 +124,42 @@ def _time_of_day(v: Any) -> Any:
     raise PydanticCustomError("time_of_day", "expected a time of day \"HH:MM\" (24 h); for example \"22:30\"", {})
 
 
-Seconds = Annotated[float, BeforeValidator(_seconds)]
-Ident = Annotated[str, AfterValidator(_ident)]  # after the str check: `names: [1e5]` keeps its hint
-PositiveSeconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
+@dataclass(frozen=True)
+class _Shows:
+    """What a validator below checks, told to editors (`unstuck scenario schema`). Pydantic
+    sees only the type a `BeforeValidator` hands on, so the schema let `has_changes: 1.5`
+    and `min_replicas: -1` through, which the loader refuses. Added to the schema pydantic
+    makes, not in its place, so that a bound stacked on a type (`Field(le=...)`) stays."""
+
+    keywords: tuple[tuple[str, Any], ...]
+
+    def __get_pydantic_json_schema__(self, core: core_schema.CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core)
+        schema.update(self.keywords)
+        return schema
+
+
+def _shows(**keywords: Any) -> _Shows:
+    return _Shows(tuple(keywords.items()))
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds), _shows(minimum=0, description="seconds, >= 0")]
+Ident = Annotated[str, AfterValidator(_ident),  # after the str check: `names: [1e5]` keeps its hint
+                  _shows(pattern=f"^{_IDENT.pattern}$", description=_IDENT_RULE.removeprefix("expected "))]
+PositiveSeconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0), _shows(description="seconds, > 0")]
 Number = Annotated[float, BeforeValidator(_number)]
 NonNegative = Annotated[float, BeforeValidator(_number), Field(ge=0)]
-Probability = Annotated[float, BeforeValidator(_probability)]
-Count = Annotated[int, BeforeValidator(_count)]
+Probability = Annotated[float, BeforeValidator(_probability),
+                        _shows(minimum=0, maximum=1, description="a probability, 0 to 1")]
+Count = Annotated[int, BeforeValidator(_count), _shows(minimum=0, description="a whole number >= 0")]
 # An editor checks the text the file holds (`unstuck scenario schema`), not the seconds the
 # model makes of it: as a number, the schema refused every "HH:MM".
 TimeOfDay = Annotated[float, BeforeValidator(_time_of_day), WithJsonSchema({
     "type": "string", "pattern": rf"^\s*{_HH_MM}\s*$",
     "description": 'a time of day "HH:MM" (24 h), e.g. "22:30"'})]
-Name = Annotated[str, BeforeValidator(_name)]
+Name = Annotated[str, BeforeValidator(_name),
+                 _shows(pattern=f"^{NAME_PATTERN.pattern}$", description=_NAME_RULE.removeprefix("expected "))]
 # At least 1: the bound is Field's alone, so -1 and 0 get the same message (`_count` said ">= 0"
 # to -1, and then ">= 1" to the 0 a user wrote next).
 AtLeastOne = Annotated[int, BeforeValidator(_whole), Field(ge=1)]

@@ -176,9 +176,17 @@ BASE = read_yaml(OK)
     {**BASE, "agents": {"plan_s": {"kind": "gamma", "value": 5}}},  # no such distribution
     {**BASE, "agents": {"plan_s": "30s"}},  # a duration is a number or a mapping
     {**BASE, "workload": [{"count": 1, "at": [5], "types": {"destroy": 1}}]},  # no such task type
+    # The value rules of the field types (`_shows`), which pydantic's schema left out:
+    {**BASE, "drain_s": -5},  # seconds >= 0
+    {**BASE, "agents": {"has_changes": 1.5}},  # a probability
+    {**BASE, "pools": [{"id": "p", "min_replicas": -1}]},  # a count
+    {**BASE, "users": {"click_retries": 101}},  # a count's own bound stacked on it (le=100)
+    {**BASE, "name": ".hidden"},  # a name
+    {**BASE, "workload": [{"count": 1, "at": [5], "prefix": "ws a"}]},  # a workspace id
 ], ids=["unknown-key", "wrong-type", "unknown-fault-type", "fault-without-type", "nodes-0",
         "hour-25", "hour-in-other-digits", "time-of-day-as-seconds", "unknown-distribution", "duration-as-text",
-        "unknown-task-type"])
+        "unknown-task-type", "negative-seconds", "probability-over-1", "negative-count",
+        "count-over-its-bound", "name-pattern", "ident-pattern"])
 def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
     assert errors(schema, data)
     with pytest.raises(ScenarioInvalid):
