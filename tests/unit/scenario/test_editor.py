@@ -1,0 +1,88 @@
+"""What an editor shows for a scenario file: the real YAML language server (the one VS Code's
+YAML extension and Neovim's yamlls run) reads each file's `# yaml-language-server: $schema=`
+line and the checked-in schema, as it does while a user types."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from unstuck.scenario import FAULT_TYPES, ScenarioInvalid, load
+
+from . import yamlls
+from .test_scenario_cli import SHIPPED
+
+
+@pytest.fixture(scope="module")
+def server():
+    program = yamlls.find()
+    if program is None:
+        pytest.skip(yamlls.SKIP_REASON)
+    ls = yamlls.LanguageServer(program, Path.cwd())
+    yield ls
+    ls.close()
+
+
+def test_every_shipped_scenario_shows_no_problem(server):
+    # Each file's own modeline: `../scenario.schema.json` from scenarios/adversarial/.
+    shown = {str(path): server.diagnostics(path) for path in SHIPPED}
+    assert shown == {str(path): [] for path in SHIPPED}
+
+
+# Each mistake on a line of its own, and each one the loader refuses too.
+PLANTED = """\
+# yaml-language-server: $schema=scenario.schema.json
+duration_s: 600
+seeds: 0
+colour: blue
+clock_origin: "25:00"
+pools:
+  - {id: pool-1, min_replicas: -1}
+agents:
+  has_changes: 1.5
+  plan_s: {kind: unifrom, min: 30, max: 90}
+workload:
+  - {count: 1, at: [5], prefix: ws a}
+faults:
+  - {type: pod-kil, at: 30}
+"""
+MISTAKES = [3, 4, 5, 7, 9, 10, 12, 14]  # the lines, counted from 1
+
+
+def planted(tmp_path: Path) -> Path:
+    shutil.copy("scenarios/scenario.schema.json", tmp_path)
+    path = tmp_path / "planted.yaml"
+    path.write_text(PLANTED)
+    return path
+
+
+def test_each_mistake_the_loader_refuses_is_shown_on_its_line(server, tmp_path):
+    path = planted(tmp_path)
+    with pytest.raises(ScenarioInvalid) as refused:
+        load(path)
+    assert len(refused.value.problems) == len(MISTAKES), refused.value.problems
+    shown = server.diagnostics(path)
+    assert sorted({line for line, _ in shown}) == MISTAKES, shown
+    messages = dict(shown)
+    assert "minimum of 1" in messages[3]
+    assert "colour" in messages[4]
+    assert "minimum of 0" in messages[7] and "maximum of 1" in messages[9]
+    assert "pod-kill" in messages[14]
+
+
+def test_without_the_schema_line_nothing_is_checked(server, tmp_path):
+    # The line is what ties a file to the schema: the server knows no other (schemaStore off).
+    path = planted(tmp_path)
+    text = path.read_text().split("\n", 1)[1]
+    assert server.diagnostics(tmp_path / "plain.yaml", text) == []
+
+
+def test_the_server_completes_fault_types_and_fields(server, tmp_path):
+    shutil.copy("scenarios/scenario.schema.json", tmp_path)
+    head = "# yaml-language-server: $schema=scenario.schema.json\nduration_s: 600\n"
+    types = server.completions(tmp_path / "a.yaml", head + "faults:\n  - type: ")
+    assert set(FAULT_TYPES) <= set(types), types
+    fields = server.completions(tmp_path / "b.yaml", head + "agents:\n  ")
+    assert {"connect_s", "plan_s", "apply_s", "has_changes"} <= set(fields), fields
