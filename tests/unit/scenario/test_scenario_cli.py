@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -258,3 +259,17 @@ def _problems(path: Path) -> list[str]:
     with pytest.raises(ScenarioInvalid) as e:
         load(path)
     return e.value.problems
+
+
+def test_the_pre_commit_hook_checks_every_scenario_and_nothing_else():
+    # pre-commit passes the tracked files its `files` and `types` select to `entry`.
+    hook, = read_yaml(Path(".pre-commit-hooks.yaml").read_text())
+    assert (hook["id"], hook["language"], hook["types"]) == ("unstuck-scenario-check", "python", ["yaml"])
+    tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True, check=True).stdout.split()
+    selected = [f for f in tracked if re.search(hook["files"], f) and f.endswith((".yaml", ".yml"))]
+    assert sorted(selected) == sorted(map(str, SHIPPED))  # not the schema, deploy/ or .ci/
+    program, *args = hook["entry"].split()
+    r = subprocess.run([str(Path(sys.executable).parent / program), *args, *selected],
+                       capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert len(r.stdout.splitlines()) == len(SHIPPED)
