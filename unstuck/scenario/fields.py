@@ -166,5 +166,11 @@ AtLeastOne = Annotated[int, BeforeValidator(_whole), Field(ge=1)]
 SeedCount = Annotated[AtLeastOne, Field(le=1_000_000)]
 
 
+def _key_as_written(name: str, field: Any) -> str:
+    """A field's title in the schema: the key as the file writes it. An editor heads its
+    hover text with the title, and pydantic's own ("Duration S") names no key."""
+    return field.alias or name
+
+
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, field_title_generator=_key_as_written)

@@ -86,3 +86,14 @@ def test_the_server_completes_fault_types_and_fields(server, tmp_path):
     assert set(FAULT_TYPES) <= set(types), types
     fields = server.completions(tmp_path / "b.yaml", head + "agents:\n  ")
     assert {"connect_s", "plan_s", "apply_s", "has_changes"} <= set(fields), fields
+
+
+@pytest.mark.parametrize(("key", "says"), [
+    ("has_changes", "a probability, 0 to 1"),
+    ("duration_s", "seconds, >= 0"),
+    ("min_replicas", "a whole number >= 0"),
+])
+def test_hovering_a_key_names_it_and_its_kind_of_value(server, key, says):
+    shown = server.hover(Path("scenarios/incident-601.yaml"), key).replace("\\_", "_")  # markdown
+    assert shown.startswith(f"#### {key}\n"), shown  # the key, not pydantic's "Has Changes"
+    assert says in shown, shown

@@ -74,6 +74,16 @@ class LanguageServer:
         items = answer or []
         return [i["label"] for i in (items["items"] if isinstance(items, dict) else items)]
 
+    def hover(self, path: Path, key: str) -> str:
+        """The text an editor shows over the first `key:` of `path`."""
+        text = path.read_text()
+        uri = self._open(path, text)
+        line, row = next((n, row) for n, row in enumerate(text.split("\n")) if f"{key}:" in row)
+        answer = self.request("textDocument/hover", {
+            "textDocument": {"uri": uri},
+            "position": {"line": line, "character": row.index(f"{key}:") + 1}})
+        return (answer or {}).get("contents", {}).get("value", "")
+
     def _open(self, path: Path, text: str | None) -> str:
         uri = path.resolve().as_uri()
         self.version += 1
