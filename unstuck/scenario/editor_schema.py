@@ -1,14 +1,13 @@
 """The JSON Schema of a scenario file, for editors (the YAML language server completes and
 checks a file as it is typed) and for `unstuck scenario schema`.
 
-The model says where the file differs from it (`TimeOfDay`, `Dist`, `Scenario`'s own
-`json_schema_extra`, and each field type's `_shows`: seconds >= 0, probabilities in [0, 1],
-the patterns of names); here are only the corrections pydantic needs whatever the model. The
-schema checks a file's fields, types, enums, bounds and name patterns, as an editor can while
-the file is typed. The rules across fields (a distribution's parameters by its kind, min
-below max, a fault's pool that exists) are `unstuck scenario check`'s, whose messages also say
-what to write; JSON cannot tell `3.0` from `3` either, so `nodes: 3.0` passes here and not
-there.
+The model says where the file differs from it (`TimeOfDay`; `Dist`, a number or one kind's
+parameters; `Scenario`'s own `json_schema_extra`; each field type's `_shows`: seconds >= 0,
+probabilities in [0, 1], the patterns of names); here are only the corrections pydantic needs
+whatever the model. The schema checks a file's fields, types, enums, bounds and name
+patterns, as an editor can while the file is typed. The other rules across fields (min below
+max, a fault's pool that exists) are `unstuck scenario check`'s, whose messages also say what
+to write; JSON cannot tell `3.0` from `3` either, so `nodes: 3.0` passes here and not there.
 """
 
 from __future__ import annotations

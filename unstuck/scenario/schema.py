@@ -32,7 +32,10 @@ FAULT_TYPES = ("pod-kill", "node-loss", "agent-disconnect", "scheduler-restart",
                "db-write-failure", "double-confirm", "pool-scale-down", "hpa-scale-down")
 
 
-_DIST_PARAMS = ("value", "min", "max", "median", "p99", "mean")
+# The parameters each kind of distribution takes (and `floor`, which any kind takes).
+_PARAMS_OF_KIND = {"fixed": ("value",), "uniform": ("min", "max"), "lognormal": ("median", "p99"),
+                   "exponential": ("mean",)}
+_DIST_PARAMS = tuple(p for params in _PARAMS_OF_KIND.values() for p in params)
 
 
 class Dist(StrictModel):
@@ -56,16 +59,24 @@ class Dist(StrictModel):
 
     @classmethod
     def __get_pydantic_json_schema__(cls, core: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        """For editors: a bare number too (`_bare_number`), which the schema of the mapping
-        alone refused (`plan_s: 30`)."""
+        """For editors: a bare number (`_bare_number`), which the schema of the mapping alone
+        refused (`plan_s: 30`), or a mapping of one kind with that kind's parameters, each
+        required (`_fields_of_kind`): an editor then completes `min` and `max` after `kind:
+        uniform`, and marks a `mean` there."""
         mapping = dict(handler.resolve_ref_schema(handler(core)))
-        return {"description": mapping.pop("description"),
-                "anyOf": [{"type": "number", "description": "a fixed time in seconds"}, mapping]}
+        description, fields = mapping.pop("description"), mapping["properties"]
+        seconds = {k: v for k, v in fields["floor"].items() if k not in ("default", "title")}
+        kinds = [{**mapping, "title": f"{kind} distribution", "required": ["kind", *params],
+                  "properties": {"kind": {**fields["kind"], "enum": [kind]},
+                                 **{p: {**seconds, "title": p} for p in params},
+                                 "floor": fields["floor"]}}
+                 for kind, params in _PARAMS_OF_KIND.items()]
+        return {"description": description, "anyOf": [
+            {"type": "number", "minimum": 0, "description": "a fixed time in seconds"}, *kinds]}
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> Dist:
-        need = {"fixed": ("value",), "uniform": ("min", "max"), "lognormal": ("median", "p99"),
-                "exponential": ("mean",)}[self.kind]
+        need = _PARAMS_OF_KIND[self.kind]
         missing = [f for f in need if getattr(self, f) is None]
         if missing:
             raise ValueError(f"a {self.kind} distribution needs {' and '.join(need)}; "

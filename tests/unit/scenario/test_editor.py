@@ -43,12 +43,14 @@ pools:
 agents:
   has_changes: 1.5
   plan_s: {kind: unifrom, min: 30, max: 90}
+  apply_s: {kind: uniform, min: 30}
+  connect_s: {kind: fixed, value: 5, min: 3}
 workload:
   - {count: 1, at: [5], prefix: ws a}
 faults:
   - {type: pod-kil, at: 30}
 """
-MISTAKES = [3, 4, 5, 7, 9, 10, 12, 14]  # the lines, counted from 1
+MISTAKES = [3, 4, 5, 7, 9, 10, 11, 12, 14, 16]  # the lines, counted from 1
 
 
 def planted(tmp_path: Path) -> Path:
@@ -69,7 +71,9 @@ def test_each_mistake_the_loader_refuses_is_shown_on_its_line(server, tmp_path):
     assert "minimum of 1" in messages[3]
     assert "colour" in messages[4]
     assert "minimum of 0" in messages[7] and "maximum of 1" in messages[9]
-    assert "pod-kill" in messages[14]
+    assert 'Missing property "max"' in messages[11]  # each kind's own parameters
+    assert "min is not allowed" in messages[12]
+    assert "pod-kill" in messages[16]
 
 
 def test_without_the_schema_line_nothing_is_checked(server, tmp_path):
@@ -86,6 +90,9 @@ def test_the_server_completes_fault_types_and_fields(server, tmp_path):
     assert set(FAULT_TYPES) <= set(types), types
     fields = server.completions(tmp_path / "b.yaml", head + "agents:\n  ")
     assert {"connect_s", "plan_s", "apply_s", "has_changes"} <= set(fields), fields
+    # A distribution's parameters, once its kind is written: that kind's alone.
+    params = server.completions(tmp_path / "c.yaml", head + "agents:\n  plan_s:\n    kind: uniform\n    ")
+    assert {"min", "max", "floor"} <= set(params) and not {"mean", "median", "value"} & set(params), params
 
 
 @pytest.mark.parametrize(("key", "says"), [

@@ -184,10 +184,15 @@ BASE = read_yaml(OK)
     {**BASE, "users": {"click_retries": 101}},  # a count's own bound stacked on it (le=100)
     {**BASE, "name": ".hidden"},  # a name
     {**BASE, "workload": [{"count": 1, "at": [5], "prefix": "ws a"}]},  # a workspace id
+    # Each kind of distribution takes its own parameters (`Dist`):
+    {**BASE, "agents": {"plan_s": {"kind": "uniform", "min": 1}}},  # one missing
+    {**BASE, "agents": {"plan_s": {"kind": "fixed", "value": 5, "min": 3}}},  # another kind's
+    {**BASE, "agents": {"plan_s": -5}},  # a bare number is seconds too
 ], ids=["unknown-key", "wrong-type", "unknown-fault-type", "fault-without-type", "nodes-0",
         "hour-25", "hour-in-other-digits", "time-of-day-as-seconds", "unknown-distribution", "duration-as-text",
         "unknown-task-type", "negative-seconds", "probability-over-1", "negative-count",
-        "count-over-its-bound", "name-pattern", "ident-pattern"])
+        "count-over-its-bound", "name-pattern", "ident-pattern", "uniform-without-max",
+        "fixed-with-min", "negative-bare-duration"])
 def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
     assert errors(schema, data)
     with pytest.raises(ScenarioInvalid):
