@@ -53,9 +53,14 @@ faults:
 MISTAKES = [3, 4, 5, 7, 9, 10, 11, 12, 14, 16]  # the lines, counted from 1
 
 
+def beside_the_schema(folder: Path) -> Path:
+    """`folder`, with the checked-in schema where a file's `$schema=scenario.schema.json` finds it."""
+    shutil.copy("scenarios/scenario.schema.json", folder)
+    return folder
+
+
 def planted(tmp_path: Path) -> Path:
-    shutil.copy("scenarios/scenario.schema.json", tmp_path)
-    path = tmp_path / "planted.yaml"
+    path = beside_the_schema(tmp_path) / "planted.yaml"
     path.write_text(PLANTED)
     return path
 
@@ -84,7 +89,7 @@ def test_without_the_schema_line_nothing_is_checked(server, tmp_path):
 
 
 def test_the_server_completes_fault_types_and_fields(server, tmp_path):
-    shutil.copy("scenarios/scenario.schema.json", tmp_path)
+    beside_the_schema(tmp_path)
     head = "# yaml-language-server: $schema=scenario.schema.json\nduration_s: 600\n"
     types = server.completions(tmp_path / "a.yaml", head + "faults:\n  - type: ")
     assert set(FAULT_TYPES) <= set(types), types

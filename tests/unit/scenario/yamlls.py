@@ -34,8 +34,8 @@ def find() -> str | None:
 
 
 class LanguageServer:
-    """One server process; `diagnostics` and `completions` open a document and wait for the
-    server's answer, answering the server's own requests (its settings) meanwhile."""
+    """One server process; `diagnostics`, `completions` and `hover` open a document and wait
+    for the server's answer, answering the server's own requests (its settings) meanwhile."""
 
     def __init__(self, program: str, root: Path) -> None:
         self.proc = subprocess.Popen([program, "--stdio"], stdin=subprocess.PIPE,
