@@ -15,7 +15,8 @@ settings no scheduler can pass.
 One module per concept: `yamlfile` reads the text, `fields` and `schema` validate each field
 and section, `rules` the rules across them, `wording` words pydantic's errors, `messages`
 makes every finding one line, `loading` puts them together, `advice` warns, and
-`editor_schema` gives editors the file's JSON Schema.
+`editor_schema` gives editors the file's JSON Schema (`mapping_rules`: the rules across one
+mapping's fields, in it).
 """
 
 from unstuck.scenario.advice import advice

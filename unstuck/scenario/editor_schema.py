@@ -3,11 +3,12 @@ checks a file as it is typed) and for `unstuck scenario schema`.
 
 The model says where the file differs from it (`TimeOfDay`; `Dist`, a number or one kind's
 parameters; `Scenario`'s own `json_schema_extra`; each field type's `_shows`: seconds >= 0,
-probabilities in [0, 1], the patterns of names); here are only the corrections pydantic needs
-whatever the model. The schema checks a file's fields, types, enums, bounds and name
-patterns, as an editor can while the file is typed. The other rules across fields (min below
-max, a fault's pool that exists) are `unstuck scenario check`'s, whose messages also say what
-to write; JSON cannot tell `3.0` from `3` either, so `nodes: 3.0` passes here and not there.
+probabilities in [0, 1], the patterns of names; each section's rules across its own fields,
+`mapping_rules`); here are only the corrections pydantic needs whatever the model. The schema
+checks a file's fields, types, enums, bounds, name patterns and the fields that go together,
+as an editor can while the file is typed. The rules that compare two fields (min below max)
+or look into another section (a fault's pool that exists) are `unstuck scenario check`'s;
+JSON cannot tell `3.0` from `3` either, so `nodes: 3.0` passes here and not there.
 """
 
 from __future__ import annotations

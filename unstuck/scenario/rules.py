@@ -11,7 +11,23 @@ from typing import Any
 
 from sim import config as sc
 from unstuck.scenario.messages import UNSHOWN
-from unstuck.scenario.schema import HpaScaleDown, PoolModel, PoolScaleDown, Scenario, Workspaces
+from unstuck.scenario.schema import (
+    BOUND_IS_FOR_PATCH,
+    EMPTY_GROUP,
+    HPA_NEEDS_DEPLOYMENT,
+    INITIAL_NEEDS_DEPLOYMENT,
+    LOAD_IS_FOR_METRIC,
+    LOAD_MAX,
+    METRIC_NEEDS_LOAD,
+    NO_WRITE_FAILS,
+    PREFIX_WITH_NAMES,
+    TARGET_MAX,
+    HpaScaleDown,
+    PoolModel,
+    PoolScaleDown,
+    Scenario,
+    Workspaces,
+)
 
 
 def cross_field_problems(s: Scenario, bad: frozenset[Any] = frozenset()) -> list[tuple[str, Any, str]]:
@@ -36,14 +52,9 @@ def cross_field_problems(s: Scenario, bad: frozenset[Any] = frozenset()) -> list
             out.append((f"pools[{i}].max_replicas", p.max_replicas,
                         f"must be >= 1 and >= min_replicas ({p.min_replicas})"))
         if p.manager == "bare" and p.initial_replicas is not None:
-            out.append((f"pools[{i}].initial_replicas", p.initial_replicas, "is a Deployment's "
-                        "replicas at t = 0, and this pool's manager is bare (the scheduler "
-                        "creates its pods, min_replicas at the start); remove initial_replicas, "
-                        "or set manager: deployment"))
+            out.append((f"pools[{i}].initial_replicas", p.initial_replicas, INITIAL_NEEDS_DEPLOYMENT))
         if p.hpa is not None and p.manager != "deployment":
-            out.append((f"pools[{i}].hpa", UNSHOWN, "only a manager: deployment pool has an "
-                        f"HPA, and this one's manager is {p.manager}; set manager: deployment or "
-                        "remove hpa"))
+            out.append((f"pools[{i}].hpa", UNSHOWN, HPA_NEEDS_DEPLOYMENT))
         if p.hpa is not None and p.manager == "deployment" and p.min_replicas < 1:
             out.append((f"pools[{i}].min_replicas", p.min_replicas, "is the HPA's minReplicas, "
                         f"which must be >= 1: {_SCALE_TO_ZERO}; set min_replicas: 1, or remove "
@@ -70,17 +81,14 @@ def cross_field_problems(s: Scenario, bad: frozenset[Any] = frozenset()) -> list
     for i, w in enumerate(s.workload if ok("workload") else ()):
         if w.size == 0:
             field = "count" if w.names is None else "names"
-            out.append((f"workload[{i}].{field}", getattr(w, field), "a group of no workspace "
-                        "creates no task, and proves nothing; make count at least 1 (or list "
-                        "names), or remove the group"))
+            out.append((f"workload[{i}].{field}", getattr(w, field), EMPTY_GROUP))
         elif not w.at and ok("duration_s") and s.duration_s == 0:
             out.append((f"workload[{i}].every_s", w.every_s, "with duration_s 0 no task "
                         "arrives at a rate; give at: [0], or make duration_s > 0"))
         if ok("pools") and ids and w.pool is not None and w.pool not in ids:
             out.append((f"workload[{i}].pool", w.pool, f"no such pool; choose one of {', '.join(dict.fromkeys(ids))}"))
         if w.names is not None and "prefix" in w.model_fields_set:
-            out.append((f"workload[{i}].prefix", w.prefix, "names the workspaces of a count "
-                        "(<prefix>-1..N), and this group lists names; remove prefix"))
+            out.append((f"workload[{i}].prefix", w.prefix, PREFIX_WITH_NAMES))
         out += _repeated_workspaces(i, w, seen)
         late = next((j for j, t in enumerate(w.at) if t > s.duration_s), None) if ok(
             "duration_s") else None
@@ -99,8 +107,7 @@ def cross_field_problems(s: Scenario, bad: frozenset[Any] = frozenset()) -> list
                 out.append((f"faults[{i}].type", f.type, "needs a pool with manager: deployment "
                             "and an hpa section; add one or use pool-scale-down"))
             if f.mode == "metric" and f.load is None:
-                out.append((f"faults[{i}].load", UNSHOWN, "is missing: mode metric (the "
-                            "default) drops the HPA's load to it; add it, for example load: 0.2"))
+                out.append((f"faults[{i}].load", UNSHOWN, METRIC_NEEDS_LOAD))
             if f.mode == "patch" and target in deployments:
                 out += _patch_problems(i, f, next(p for p in s.pools if p.id == target),
                                        "the API server rejects such an HPA")
@@ -123,15 +130,12 @@ def _ignored_options(i: int, f: Any) -> list[tuple[str, Any, str]]:
     did nothing, or not what the option says): refused, naming the option to drop."""
     out: list[tuple[str, Any, str]] = []
     if f.type == "hpa-scale-down" and f.mode == "patch" and f.load is not None:
-        out.append((f"faults[{i}].load", f.load, "is for mode metric (the HPA's load drops to "
-                    "it); a patch ignores it: remove it, or set mode: metric"))
+        out.append((f"faults[{i}].load", f.load, LOAD_IS_FOR_METRIC))
     if f.type == "hpa-scale-down" and f.mode == "metric":
-        out += [(f"faults[{i}].{k}", getattr(f, k), "is for mode patch (the HPA's bounds are "
-                 "patched); mode metric (the default) ignores it: remove it, or set mode: patch")
+        out += [(f"faults[{i}].{k}", getattr(f, k), BOUND_IS_FOR_PATCH)
                 for k in ("min_replicas", "max_replicas") if getattr(f, k) is not None]
     if f.type == "db-write-failure" and f.rate == 0:
-        out.append((f"faults[{i}].rate", f.rate, "fails no store write, so the fault does "
-                    "nothing; make it > 0 (1 fails every write)"))
+        out.append((f"faults[{i}].rate", f.rate, NO_WRITE_FAILS))
     if (f.type == "pool-scale-down" and f.freeze_s == 0 and (f.duration_s or 0) > 0
             and f.min_replicas is None and f.max_replicas is None):
         out.append((f"faults[{i}].freeze_s", f.freeze_s, "a freeze window of 0 s freezes "
@@ -204,8 +208,6 @@ def fault_window_s(s: Scenario, f: Any) -> float:
 
 
 REPEATS_MAX = 1_000_000  # of one periodic setting in one run; shipped scenarios stay below 2,000
-LOAD_MAX = 1_000_000
-TARGET_MAX = 10.0  # 1,000 % of the request; above it, a target written in percent (80)
 
 
 def _too_often(s: Scenario, ok: Callable[..., bool]) -> list[tuple[str, Any, str]]:

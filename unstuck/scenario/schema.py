@@ -1,10 +1,12 @@
 """The validated model of a scenario file (docs/scenarios.md documents every field), and its
 translation to the world the simulation runs (`Scenario.world()`: `sim.config.WorldConfig`).
-Each section validates its own fields here; rules across sections live in `rules`."""
+Each section validates its own fields here; rules across sections live in `rules`. What an
+editor can check of a section's fields together is told to it here too (`mapping_rules`), in
+the words the validator or `rules` reports it with, which both take from here."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import ConfigDict, Field, GetJsonSchemaHandler, model_validator
 from pydantic.json_schema import JsonSchemaValue
@@ -26,6 +28,16 @@ from unstuck.scenario.fields import (
     SeedCount,
     StrictModel,
     TimeOfDay,
+)
+from unstuck.scenario.mapping_rules import (
+    absent,
+    also,
+    any_of,
+    bounded,
+    equals,
+    exactly_one,
+    given,
+    when,
 )
 
 FAULT_TYPES = ("pod-kill", "node-loss", "agent-disconnect", "scheduler-restart",
@@ -176,7 +188,15 @@ class Freeze(StrictModel):
         return self
 
 
+LOAD_MAX = 1_000_000
+TARGET_MAX = 10.0  # 1,000 % of the request; above it, a target written in percent (80)
+
+
 class HPA(StrictModel):
+    # The bounds `rules` checks with a message that says what to write (`target: 80`).
+    model_config = ConfigDict(json_schema_extra=also(bounded("target", minimum=0.01, maximum=TARGET_MAX),
+                                                     bounded("load", maximum=LOAD_MAX)))
+
     target: Number = 0.8
     load: NonNegative = Field(0.8, description="total load in pods at 100 %; target x n holds n pods")
     scale_down_window_s: Seconds = 300.0
@@ -184,7 +204,25 @@ class HPA(StrictModel):
     tolerance: NonNegative = 0.1
 
 
+HPA_NEEDS_DEPLOYMENT = ("only a manager: deployment pool has an HPA, and this one's manager is "
+                        "bare; set manager: deployment or remove hpa")
+INITIAL_NEEDS_DEPLOYMENT = ("is a Deployment's replicas at t = 0, and this pool's manager is bare "
+                            "(the scheduler creates its pods, min_replicas at the start); remove "
+                            "initial_replicas, or set manager: deployment")
+
+
 class PoolModel(StrictModel):
+    # The rules of one pool that `rules` checks, for editors; `max_replicas >= min_replicas`
+    # compares two fields, which JSON Schema cannot.
+    model_config = ConfigDict(json_schema_extra=also(
+        bounded("max_replicas", minimum=1),
+        when(equals("manager", "deployment"), otherwise=[
+            absent("hpa", message=HPA_NEEDS_DEPLOYMENT),
+            absent("initial_replicas", message="initial_replicas " + INITIAL_NEEDS_DEPLOYMENT)]),
+        when(given("hpa"), then=[bounded("min_replicas", minimum=1),  # an HPA's minReplicas
+                                 bounded("initial_replicas", minimum=1)]),  # not ScalingDisabled
+    ))
+
     id: Ident
     manager: Literal["bare", "deployment"] = "bare"
     min_replicas: Count = 1
@@ -228,16 +266,34 @@ class Users(StrictModel):
 
 
 WORKSPACES_MAX = 100_000  # per group: each is held in memory, and validation lists their names
+TaskType = Literal["plan_and_apply", "plan", "drift_check"]
+COUNT_OR_NAMES = "give either count (workspaces named <prefix>-1..N) or names, not both"
+NO_ARRIVAL = "no task ever arrives: give at (times) and/or every_s (mean gap)"
+NO_WEIGHT = "types: at least one weight must be > 0"
+PREFIX_WITH_NAMES = ("names the workspaces of a count (<prefix>-1..N), and this group lists "
+                     "names; remove prefix")
+EMPTY_GROUP = ("a group of no workspace creates no task, and proves nothing; make count at "
+               "least 1 (or list names), or remove the group")
 
 
 class Workspaces(StrictModel):
+    model_config = ConfigDict(json_schema_extra=also(
+        exactly_one("count", "names", message=COUNT_OR_NAMES),
+        any_of(given("at", minItems=1), given("every_s"), message=NO_ARRIVAL),
+        bounded("every_s", exclusiveMinimum=0),
+        {"properties": {"types": any_of(*(given(t, exclusiveMinimum=0) for t in get_args(TaskType)),
+                                        message=NO_WEIGHT)}},
+        when(given("names"), then=absent("prefix", message="prefix " + PREFIX_WITH_NAMES)),
+        bounded("count", minimum=1), {"properties": {"names": {"minItems": 1}}},  # EMPTY_GROUP
+    ))
+
     count: Annotated[Count, Field(le=WORKSPACES_MAX)] | None = None
     names: list[Ident] | None = None
     pool: str | None = None
     prefix: Ident = "ws"  # names are <prefix>-1..N: checked whole below
     at: list[Seconds] = []
     every_s: Seconds | None = None
-    types: dict[Literal["plan_and_apply", "plan", "drift_check"], NonNegative] = {"plan_and_apply": 1.0}
+    types: dict[TaskType, NonNegative] = {"plan_and_apply": 1.0}
 
     @property
     def size(self) -> int:
@@ -247,23 +303,28 @@ class Workspaces(StrictModel):
     @model_validator(mode="after")
     def _who(self) -> Workspaces:
         if (self.count is None) == (self.names is None):
-            raise ValueError("give either count (workspaces named <prefix>-1..N) or names, not both")
+            raise ValueError(COUNT_OR_NAMES)
         if self.count and len(last := f"{self.prefix}-{self.count}") > 200:
             raise ValueError(f"the last workspace's name, {last[:40]}..., would be {len(last)} "
                              "characters; names are at most 200: shorten prefix")
         if not self.at and self.every_s is None:
-            raise ValueError("no task ever arrives: give at (times) and/or every_s (mean gap)")
+            raise ValueError(NO_ARRIVAL)
         if self.every_s == 0:
             raise ValueError("every_s must be > 0")
         if not any(w > 0 for w in self.types.values()):
-            raise ValueError("types: at least one weight must be > 0")
+            raise ValueError(NO_WEIGHT)
         return self
 
 
 Target = Literal["random", "reserved-holder", "apply-runner"]
+AT_OR_RATE = "give exactly one of at (seconds) or rate_per_h (random, per hour)"
+_FAULT_RULES = [exactly_one("at", "rate_per_h", message=AT_OR_RATE),
+                bounded("rate_per_h", exclusiveMinimum=0), bounded("retry_s", exclusiveMinimum=0)]
 
 
 class _Fault(StrictModel):
+    model_config = ConfigDict(json_schema_extra=also(_FAULT_RULES))
+
     at: Seconds | None = None
     rate_per_h: Number | None = None
     start_s: Seconds = 0.0
@@ -274,7 +335,7 @@ class _Fault(StrictModel):
     @model_validator(mode="after")
     def _when(self) -> _Fault:
         if (self.at is None) == (self.rate_per_h is None):
-            raise ValueError("give exactly one of at (seconds) or rate_per_h (random, per hour)")
+            raise ValueError(AT_OR_RATE)
         if self.rate_per_h is not None and self.rate_per_h <= 0:
             raise ValueError("rate_per_h must be > 0")
         if self.retry_s <= 0:
@@ -307,7 +368,12 @@ class SchedulerRestart(_Fault):
     type: Literal["scheduler-restart"]
 
 
+NO_WRITE_FAILS = "fails no store write, so the fault does nothing; make it > 0 (1 fails every write)"
+
+
 class DbWriteFailure(_Fault):
+    model_config = ConfigDict(json_schema_extra=also(_FAULT_RULES, bounded("rate", exclusiveMinimum=0)))
+
     type: Literal["db-write-failure"]
     rate: Probability = 1.0
     duration_s: Seconds = 60.0
@@ -327,7 +393,23 @@ class PoolScaleDown(_Fault):
     duration_s: Seconds | None = None
 
 
+PATCH_NEEDS_BOUNDS = "mode patch needs min_replicas and/or max_replicas"
+LOAD_IS_FOR_METRIC = ("is for mode metric (the HPA's load drops to it); a patch ignores it: "
+                      "remove it, or set mode: metric")
+BOUND_IS_FOR_PATCH = ("is for mode patch (the HPA's bounds are patched); mode metric (the "
+                      "default) ignores it: remove it, or set mode: patch")
+METRIC_NEEDS_LOAD = ("is missing: mode metric (the default) drops the HPA's load to it; add it, "
+                     "for example load: 0.2")
+
+
 class HpaScaleDown(_Fault):
+    model_config = ConfigDict(json_schema_extra=also(_FAULT_RULES, when(
+        equals("mode", "patch"),
+        then=[any_of(given("min_replicas"), given("max_replicas"), message=PATCH_NEEDS_BOUNDS),
+              absent("load", message="load " + LOAD_IS_FOR_METRIC)],
+        otherwise=[*(absent(k, message=f"{k} {BOUND_IS_FOR_PATCH}") for k in ("min_replicas", "max_replicas")),
+                   any_of(given("load"), message="load " + METRIC_NEEDS_LOAD)])))
+
     type: Literal["hpa-scale-down"]
     pool: str | None = None
     mode: Literal["metric", "patch"] = "metric"
@@ -339,7 +421,7 @@ class HpaScaleDown(_Fault):
     @model_validator(mode="after")
     def _what(self) -> HpaScaleDown:
         if self.mode == "patch" and self.min_replicas is None and self.max_replicas is None:
-            raise ValueError("mode patch needs min_replicas and/or max_replicas")
+            raise ValueError(PATCH_NEEDS_BOUNDS)
         return self
 
 
@@ -369,6 +451,8 @@ def _as_a_file(schema: dict[str, Any]) -> None:
     `x-` keys, the file's own place for anchors (`loading.parse`)."""
     schema["required"] = [f for f in schema["required"] if f != "name"]
     schema["patternProperties"] = {"^x-": {}}
+    # `rules`: a scenario needs a pool and a workspace group.
+    also({"properties": {"pools": {"minItems": 1}, "workload": {"minItems": 1}}})(schema)
 
 
 class Scenario(StrictModel):

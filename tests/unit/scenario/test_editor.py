@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from unstuck.scenario import FAULT_TYPES, ScenarioInvalid, load
+from unstuck.scenario import FAULT_TYPES, ScenarioInvalid, load, parse, read_yaml, schema
 
 from . import yamlls
 from .test_scenario_cli import SHIPPED
@@ -79,6 +79,57 @@ def test_each_mistake_the_loader_refuses_is_shown_on_its_line(server, tmp_path):
     assert 'Missing property "max"' in messages[11]  # each kind's own parameters
     assert "min is not allowed" in messages[12]
     assert "pod-kill" in messages[16]
+
+
+# Mistakes only in company (count with names, an hpa on a bare pool): the loader's own words
+# on each line (`mapping_rules`), where `unstuck scenario check` finds them over two rounds.
+ACROSS = """\
+# yaml-language-server: $schema=scenario.schema.json
+duration_s: 600
+pools:
+  - {id: pool-1, hpa: {target: 0.5}}
+  - {id: pool-2, manager: deployment, hpa: {target: 0.5}}
+  - {id: pool-3, initial_replicas: 2}
+workload:
+  - {count: 2, names: [a, b], at: [5]}
+  - {count: 1}
+  - {names: [c], prefix: ws, at: [5]}
+faults:
+  - {type: pod-kill}
+  - {type: node-loss, at: 5, rate_per_h: 2}
+  - {type: hpa-scale-down, pool: pool-2, at: 5}
+  - {type: hpa-scale-down, pool: pool-2, at: 5, mode: patch}
+  - {type: hpa-scale-down, pool: pool-2, at: 5, load: 0.1, max_replicas: 2}
+"""
+SAYS = {  # line: (what the editor puts before the loader's words, the words)
+    4: ("", schema.HPA_NEEDS_DEPLOYMENT),
+    6: ("initial_replicas ", schema.INITIAL_NEEDS_DEPLOYMENT),
+    8: ("", schema.COUNT_OR_NAMES),
+    9: ("", schema.NO_ARRIVAL),
+    10: ("prefix ", schema.PREFIX_WITH_NAMES),
+    12: ("", schema.AT_OR_RATE),
+    13: ("", schema.AT_OR_RATE),
+    14: ("load ", schema.METRIC_NEEDS_LOAD),
+    15: ("", schema.PATCH_NEEDS_BOUNDS),
+    16: ("max_replicas ", schema.BOUND_IS_FOR_PATCH),
+}
+
+
+def test_mistakes_across_fields_are_shown_in_the_loaders_words(server, tmp_path):
+    path = beside_the_schema(tmp_path) / "across.yaml"
+    path.write_text(ACROSS)
+    assert dict(server.diagnostics(path)) == {line: key + words for line, (key, words) in SAYS.items()}
+    # The loader refuses each line alone, in the same words.
+    lines = ACROSS.splitlines()
+    valid = {"duration_s": 600, "pools": [read_yaml(lines[4].lstrip(" -"))],
+             "workload": [{"count": 1, "at": [5]}]}
+    for line, (_, words) in SAYS.items():
+        section = next(s.rstrip(":") for s in reversed(lines[:line]) if not s.startswith(" "))
+        entry = read_yaml(lines[line - 1].lstrip(" -"))
+        data = {**valid, section: [*valid.get(section, [])[:1], entry] if section == "pools" else [entry]}
+        with pytest.raises(ScenarioInvalid) as refused:
+            parse(data, "across.yaml")
+        assert any(words in problem for problem in refused.value.problems), (line, refused.value.problems)
 
 
 def test_without_the_schema_line_nothing_is_checked(server, tmp_path):

@@ -188,11 +188,46 @@ BASE = read_yaml(OK)
     {**BASE, "agents": {"plan_s": {"kind": "uniform", "min": 1}}},  # one missing
     {**BASE, "agents": {"plan_s": {"kind": "fixed", "value": 5, "min": 3}}},  # another kind's
     {**BASE, "agents": {"plan_s": -5}},  # a bare number is seconds too
+    # The rules across one mapping's fields (`mapping_rules`):
+    {**BASE, "workload": [{"count": 1, "names": ["a"], "at": [5]}]},
+    {**BASE, "workload": [{"at": [5]}]},
+    {**BASE, "workload": [{"count": 1, "at": []}]},
+    {**BASE, "workload": [{"count": 1, "every_s": 0}]},
+    {**BASE, "workload": [{"count": 1, "at": [5], "types": {"plan": 0}}]},
+    {**BASE, "workload": [{"names": ["a"], "prefix": "b", "at": [5]}]},
+    {**BASE, "workload": [{"count": 0, "at": [5]}]},
+    {**BASE, "workload": [{"names": [], "at": [5]}]},
+    {**BASE, "workload": []},
+    {**BASE, "pools": []},
+    {**BASE, "faults": [{"type": "pod-kill"}]},
+    {**BASE, "faults": [{"type": "pod-kill", "at": 5, "rate_per_h": 1}]},
+    {**BASE, "faults": [{"type": "pod-kill", "rate_per_h": 0}]},
+    {**BASE, "faults": [{"type": "node-loss", "at": 5, "retry_s": 0}]},
+    {**BASE, "faults": [{"type": "db-write-failure", "at": 5, "rate": 0}]},
+    {**BASE, "faults": [{"type": "hpa-scale-down", "at": 5}]},
+    {**BASE, "faults": [{"type": "hpa-scale-down", "at": 5, "load": 0.1, "min_replicas": 1}]},
+    {**BASE, "faults": [{"type": "hpa-scale-down", "at": 5, "mode": "patch"}]},
+    {**BASE, "faults": [{"type": "hpa-scale-down", "at": 5, "mode": "patch", "max_replicas": 1,
+                         "load": 0.1}]},
+    {**BASE, "pools": [{"id": "p", "hpa": {}}]},
+    {**BASE, "pools": [{"id": "p", "manager": "bare", "initial_replicas": 2}]},
+    {**BASE, "pools": [{"id": "p", "manager": "deployment", "hpa": {}, "min_replicas": 0}]},
+    {**BASE, "pools": [{"id": "p", "manager": "deployment", "hpa": {}, "initial_replicas": 0}]},
+    {**BASE, "pools": [{"id": "p", "max_replicas": 0, "min_replicas": 0}]},
+    {**BASE, "pools": [{"id": "p", "manager": "deployment", "hpa": {"target": 80}}]},
+    {**BASE, "pools": [{"id": "p", "manager": "deployment", "hpa": {"target": 0.001}}]},
+    {**BASE, "pools": [{"id": "p", "manager": "deployment", "hpa": {"load": 2e6}}]},
 ], ids=["unknown-key", "wrong-type", "unknown-fault-type", "fault-without-type", "nodes-0",
         "hour-25", "hour-in-other-digits", "time-of-day-as-seconds", "unknown-distribution", "duration-as-text",
         "unknown-task-type", "negative-seconds", "probability-over-1", "negative-count",
         "count-over-its-bound", "name-pattern", "ident-pattern", "uniform-without-max",
-        "fixed-with-min", "negative-bare-duration"])
+        "fixed-with-min", "negative-bare-duration", "count-and-names", "neither-count-nor-names",
+        "no-arrival", "every-0-s", "no-task-type-weight", "prefix-with-names", "count-0",
+        "no-names", "no-workspace-group", "no-pool", "fault-without-time", "fault-with-two-times",
+        "rate-0-per-h", "retry-0-s", "db-rate-0", "metric-without-load", "metric-with-bound",
+        "patch-without-bound", "patch-with-load", "hpa-on-a-bare-pool", "initial-replicas-bare",
+        "hpa-min-replicas-0", "hpa-initial-replicas-0", "max-replicas-0", "hpa-target-in-percent",
+        "hpa-target-under-1-percent", "hpa-load-over-its-bound"])
 def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
     assert errors(schema, data)
     with pytest.raises(ScenarioInvalid):
@@ -205,7 +240,24 @@ def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
     {**BASE, "agents": {"plan_s": 30, "connect_s": {"kind": "uniform", "min": 1, "max": 2}}},
     {**BASE, "clock_origin": "06:00",
      "pools": [{"id": "p", "freeze": [{"from": "22:00", "to": " 2:30 "}]}]},
-], ids=["no-name", "x-key", "bare-number-duration", "time-of-day"])
+    # What the rules across fields allow: a null is no value, a default need not be written.
+    {**BASE, "workload": [{"count": None, "names": ["a"], "at": [5], "every_s": None}]},
+    {**BASE, "workload": [{"count": 1, "names": None, "at": [], "every_s": 60,
+                           "types": {"plan": 0, "drift_check": 1}}]},
+    {**BASE, "faults": [{"type": "pod-kill", "at": None, "rate_per_h": 0.5}]},
+    {**BASE, "pools": [{"id": "p", "manager": "bare", "hpa": None, "initial_replicas": None,
+                        "min_replicas": 0}],
+     "faults": [{"type": "pool-scale-down", "at": 5}]},
+    {**BASE, "pools": [{"id": "p", "manager": "deployment", "initial_replicas": 0,
+                        "min_replicas": 0}]},
+    {**BASE, "pools": [{"id": "p", "manager": "deployment", "hpa": {"target": 0.5}}],
+     "faults": [{"type": "hpa-scale-down", "at": 5, "mode": "metric", "load": 0.1,
+                 "min_replicas": None},
+                {"type": "hpa-scale-down", "at": 9, "mode": "patch", "min_replicas": 1,
+                 "load": None}]},
+], ids=["no-name", "x-key", "bare-number-duration", "time-of-day", "names-count-null",
+        "count-every-s", "rate-per-h", "bare-pool-nulls", "deployment-at-0-without-hpa",
+        "hpa-faults-of-both-modes"])
 def test_the_schema_accepts_what_the_loader_accepts(schema, data):
     parse(data, "x.yaml")
     assert errors(schema, data) == []
