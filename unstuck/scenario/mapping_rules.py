@@ -26,23 +26,31 @@ Rules = Schema | list["Rules"]  # a rule, or rules: `also` and `when` take eithe
 def given(field: str, **value: Any) -> Schema:
     """The mapping has `field`, not null (and, with `value`, such as `minItems=1` or
     `exclusiveMinimum=0`, one that keeps those keywords)."""
-    return {"required": [field], "properties": {field: {"not": {"type": "null"}, **value}}}
+    return {"required": [field], "properties": {field: _quiet({"not": {"type": "null"}, **value})}}
 
 
 def equals(field: str, value: Any) -> Schema:
     """The mapping has `field` written as `value` (a default does not count)."""
-    return {"required": [field], "properties": {field: {"const": value}}}
+    return {"required": [field], "properties": {field: _quiet({"const": value})}}
 
 
 def absent(*fields: str, message: str) -> Schema:
     """None of `fields` is given: an editor shows `message` on the one that is."""
-    return {"properties": {f: {"type": "null", "errorMessage": message} for f in fields}}
+    return {"properties": {f: _quiet({"type": "null", "errorMessage": message}) for f in fields}}
 
 
-def bounded(field: str, **bounds: float) -> Schema:
-    """`field`, where it is a number, within `bounds` (JSON Schema's `minimum`,
-    `exclusiveMinimum`, ...): for a bound a validator checks after the type."""
-    return {"properties": {field: bounds}}
+def holds(field: str, **keywords: Any) -> Schema:
+    """`field`, where it is given, within JSON Schema's `keywords` (`minimum=1`,
+    `exclusiveMinimum=0`, `minItems=1`): for a bound a validator checks after the type."""
+    return {"properties": {field: _quiet(keywords)}}
+
+
+def _quiet(schema: Schema) -> Schema:
+    """A rule's view of a field, which an editor must not offer as the field itself: the YAML
+    language server completes every `properties` entry of every subschema that matches, so
+    `at` was offered as `at: ${1|at,null|}` (inserting `at: at`), and each rule's `required`
+    as a snippet named after the section (`doNotSuggest`, its extension, skips both)."""
+    return {**schema, "doNotSuggest": True}
 
 
 def any_of(*conditions: Schema, message: str) -> Schema:

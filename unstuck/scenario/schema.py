@@ -33,10 +33,10 @@ from unstuck.scenario.mapping_rules import (
     absent,
     also,
     any_of,
-    bounded,
-    equals,
+        equals,
     exactly_one,
     given,
+    holds,
     when,
 )
 
@@ -194,8 +194,8 @@ TARGET_MAX = 10.0  # 1,000 % of the request; above it, a target written in perce
 
 class HPA(StrictModel):
     # The bounds `rules` checks with a message that says what to write (`target: 80`).
-    model_config = ConfigDict(json_schema_extra=also(bounded("target", minimum=0.01, maximum=TARGET_MAX),
-                                                     bounded("load", maximum=LOAD_MAX)))
+    model_config = ConfigDict(json_schema_extra=also(holds("target", minimum=0.01, maximum=TARGET_MAX),
+                                                     holds("load", maximum=LOAD_MAX)))
 
     target: Number = 0.8
     load: NonNegative = Field(0.8, description="total load in pods at 100 %; target x n holds n pods")
@@ -215,12 +215,12 @@ class PoolModel(StrictModel):
     # The rules of one pool that `rules` checks, for editors; `max_replicas >= min_replicas`
     # compares two fields, which JSON Schema cannot.
     model_config = ConfigDict(json_schema_extra=also(
-        bounded("max_replicas", minimum=1),
+        holds("max_replicas", minimum=1),
         when(equals("manager", "deployment"), otherwise=[
             absent("hpa", message=HPA_NEEDS_DEPLOYMENT),
             absent("initial_replicas", message="initial_replicas " + INITIAL_NEEDS_DEPLOYMENT)]),
-        when(given("hpa"), then=[bounded("min_replicas", minimum=1),  # an HPA's minReplicas
-                                 bounded("initial_replicas", minimum=1)]),  # not ScalingDisabled
+        when(given("hpa"), then=[holds("min_replicas", minimum=1),  # an HPA's minReplicas
+                                 holds("initial_replicas", minimum=1)]),  # not ScalingDisabled
     ))
 
     id: Ident
@@ -280,11 +280,11 @@ class Workspaces(StrictModel):
     model_config = ConfigDict(json_schema_extra=also(
         exactly_one("count", "names", message=COUNT_OR_NAMES),
         any_of(given("at", minItems=1), given("every_s"), message=NO_ARRIVAL),
-        bounded("every_s", exclusiveMinimum=0),
-        {"properties": {"types": any_of(*(given(t, exclusiveMinimum=0) for t in get_args(TaskType)),
-                                        message=NO_WEIGHT)}},
+        holds("every_s", exclusiveMinimum=0),
+        holds("types", **any_of(*(given(t, exclusiveMinimum=0) for t in get_args(TaskType)),
+                                message=NO_WEIGHT)),
         when(given("names"), then=absent("prefix", message="prefix " + PREFIX_WITH_NAMES)),
-        bounded("count", minimum=1), {"properties": {"names": {"minItems": 1}}},  # EMPTY_GROUP
+        holds("count", minimum=1), holds("names", minItems=1),  # EMPTY_GROUP
     ))
 
     count: Annotated[Count, Field(le=WORKSPACES_MAX)] | None = None
@@ -319,7 +319,7 @@ class Workspaces(StrictModel):
 Target = Literal["random", "reserved-holder", "apply-runner"]
 AT_OR_RATE = "give exactly one of at (seconds) or rate_per_h (random, per hour)"
 _FAULT_RULES = [exactly_one("at", "rate_per_h", message=AT_OR_RATE),
-                bounded("rate_per_h", exclusiveMinimum=0), bounded("retry_s", exclusiveMinimum=0)]
+                holds("rate_per_h", exclusiveMinimum=0), holds("retry_s", exclusiveMinimum=0)]
 
 
 class _Fault(StrictModel):
@@ -372,7 +372,7 @@ NO_WRITE_FAILS = "fails no store write, so the fault does nothing; make it > 0 (
 
 
 class DbWriteFailure(_Fault):
-    model_config = ConfigDict(json_schema_extra=also(_FAULT_RULES, bounded("rate", exclusiveMinimum=0)))
+    model_config = ConfigDict(json_schema_extra=also(_FAULT_RULES, holds("rate", exclusiveMinimum=0)))
 
     type: Literal["db-write-failure"]
     rate: Probability = 1.0
@@ -452,7 +452,7 @@ def _as_a_file(schema: dict[str, Any]) -> None:
     schema["required"] = [f for f in schema["required"] if f != "name"]
     schema["patternProperties"] = {"^x-": {}}
     # `rules`: a scenario needs a pool and a workspace group.
-    also({"properties": {"pools": {"minItems": 1}, "workload": {"minItems": 1}}})(schema)
+    also(holds("pools", minItems=1), holds("workload", minItems=1))(schema)
 
 
 class Scenario(StrictModel):

@@ -151,6 +151,24 @@ def test_the_server_completes_fault_types_and_fields(server, tmp_path):
     assert {"min", "max", "floor"} <= set(params) and not {"mean", "median", "value"} & set(params), params
 
 
+@pytest.mark.parametrize(("typed", "model"), [
+    ("faults:\n  - type: hpa-scale-down\n    mode: patch\n    ", schema.HpaScaleDown),
+    ("faults:\n  - type: pod-kill\n    ", schema.PodKill),
+    ("workload:\n  - count: 3\n    ", schema.Workspaces),
+    ("pools:\n  - id: p\n    ", schema.PoolModel),
+], ids=["hpa-scale-down", "pod-kill", "workspaces", "pool"])
+def test_the_rules_across_fields_offer_nothing_but_the_fields(server, tmp_path, typed, model):
+    # The rules' own views of a field (`mapping_rules`) must not be completed as fields: the
+    # server offered `at: ${1|at,null|}`, which inserts `at: at`, and a snippet per rule.
+    beside_the_schema(tmp_path)
+    head = "# yaml-language-server: $schema=scenario.schema.json\nduration_s: 600\n"
+    offered = server.insertions(tmp_path / "a.yaml", head + typed)
+    written = {line.split(":")[0].strip(" -") for line in typed.splitlines()}
+    fields = {f.alias or name for name, f in model.model_fields.items()} - written
+    assert sorted(label for label, _ in offered) == sorted(fields), offered
+    assert not [text for label, text in offered if f"|{label}," in text], offered
+
+
 @pytest.mark.parametrize(("key", "says"), [
     ("has_changes", "a probability, 0 to 1"),
     ("duration_s", "seconds, >= 0"),

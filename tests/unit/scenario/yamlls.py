@@ -66,13 +66,18 @@ class LanguageServer:
 
     def completions(self, path: Path, text: str) -> list[str]:
         """The labels the server offers at the end of `text`, as if typed in `path`."""
+        return [label for label, _ in self.insertions(path, text)]
+
+    def insertions(self, path: Path, text: str) -> list[tuple[str, str]]:
+        """(label, the snippet it inserts) of each completion at the end of `text`."""
         uri = self._open(path, text)
         lines = text.split("\n")
         answer = self.request("textDocument/completion", {
             "textDocument": {"uri": uri},
             "position": {"line": len(lines) - 1, "character": len(lines[-1])}})
         items = answer or []
-        return [i["label"] for i in (items["items"] if isinstance(items, dict) else items)]
+        return [(i["label"], i.get("insertText") or i.get("textEdit", {}).get("newText", ""))
+                for i in (items["items"] if isinstance(items, dict) else items)]
 
     def hover(self, path: Path, key: str) -> str:
         """The text an editor shows over the first `key:` of `path`."""
