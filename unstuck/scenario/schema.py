@@ -48,6 +48,7 @@ FAULT_TYPES = ("pod-kill", "node-loss", "agent-disconnect", "scheduler-restart",
 _PARAMS_OF_KIND = {"fixed": ("value",), "uniform": ("min", "max"), "lognormal": ("median", "p99"),
                    "exponential": ("mean",)}
 _DIST_PARAMS = tuple(p for params in _PARAMS_OF_KIND.values() for p in params)
+_ABOVE_ZERO = ("median", "mean")  # a lognormal's median and an exponential's mean: `_fields_of_kind`
 
 
 class Dist(StrictModel):
@@ -80,7 +81,9 @@ class Dist(StrictModel):
         seconds = {k: v for k, v in fields["floor"].items() if k not in ("default", "title")}
         kinds = [{**mapping, "title": f"{kind} distribution", "required": ["kind", *params],
                   "properties": {"kind": {**fields["kind"], "enum": [kind]},
-                                 **{p: {**seconds, "title": p} for p in params},
+                                 **{p: {**seconds, "title": p,
+                                        **({"exclusiveMinimum": 0} if p in _ABOVE_ZERO else {})}
+                                    for p in params},
                                  "floor": fields["floor"]}}
                  for kind, params in _PARAMS_OF_KIND.items()]
         return {"description": description, "anyOf": [
@@ -124,6 +127,10 @@ class Dist(StrictModel):
 
 
 class PodStartup(StrictModel):
+    model_config = ConfigDict(json_schema_extra=also(when(  # a lognormal, written or the default
+        {"anyOf": [{"not": {"required": ["kind"]}}, equals("kind", "lognormal")]},
+        then=holds("median_s", exclusiveMinimum=0))))
+
     kind: Literal["lognormal", "fixed", "uniform"] = "lognormal"
     median_s: Seconds = 4.0
     p99_s: Seconds = 10.0
@@ -385,6 +392,8 @@ class DoubleConfirm(_Fault):
 
 
 class PoolScaleDown(_Fault):
+    model_config = ConfigDict(json_schema_extra=also(_FAULT_RULES, holds("max_replicas", minimum=1)))
+
     type: Literal["pool-scale-down"]
     pool: str | None = None
     freeze_s: Seconds = 600.0
@@ -403,7 +412,8 @@ METRIC_NEEDS_LOAD = ("is missing: mode metric (the default) drops the HPA's load
 
 
 class HpaScaleDown(_Fault):
-    model_config = ConfigDict(json_schema_extra=also(_FAULT_RULES, when(
+    model_config = ConfigDict(json_schema_extra=also(_FAULT_RULES, holds(
+        "min_replicas", minimum=1), holds("max_replicas", minimum=1), when(  # an HPA's bounds
         equals("mode", "patch"),
         then=[any_of(given("min_replicas"), given("max_replicas"), message=PATCH_NEEDS_BOUNDS),
               absent("load", message="load " + LOAD_IS_FOR_METRIC)],

@@ -217,6 +217,12 @@ BASE = read_yaml(OK)
     {**BASE, "pools": [{"id": "p", "manager": "deployment", "hpa": {"target": 80}}]},
     {**BASE, "pools": [{"id": "p", "manager": "deployment", "hpa": {"target": 0.001}}]},
     {**BASE, "pools": [{"id": "p", "manager": "deployment", "hpa": {"load": 2e6}}]},
+    {**BASE, "agents": {"plan_s": {"kind": "exponential", "mean": 0}}},
+    {**BASE, "agents": {"plan_s": {"kind": "lognormal", "median": 0, "p99": 5}}},
+    {**BASE, "cluster": {"pod_startup": {"median_s": 0, "min_s": 0}}},
+    {**BASE, "faults": [{"type": "pool-scale-down", "at": 5, "max_replicas": 0}]},
+    {**BASE, "pools": [{"id": "p", "manager": "deployment", "hpa": {}}],
+     "faults": [{"type": "hpa-scale-down", "at": 5, "mode": "patch", "min_replicas": 0}]},
 ], ids=["unknown-key", "wrong-type", "unknown-fault-type", "fault-without-type", "nodes-0",
         "hour-25", "hour-in-other-digits", "time-of-day-as-seconds", "unknown-distribution", "duration-as-text",
         "unknown-task-type", "negative-seconds", "probability-over-1", "negative-count",
@@ -227,7 +233,8 @@ BASE = read_yaml(OK)
         "rate-0-per-h", "retry-0-s", "db-rate-0", "metric-without-load", "metric-with-bound",
         "patch-without-bound", "patch-with-load", "hpa-on-a-bare-pool", "initial-replicas-bare",
         "hpa-min-replicas-0", "hpa-initial-replicas-0", "max-replicas-0", "hpa-target-in-percent",
-        "hpa-target-under-1-percent", "hpa-load-over-its-bound"])
+        "hpa-target-under-1-percent", "hpa-load-over-its-bound", "exponential-mean-0",
+        "lognormal-median-0", "pod-startup-median-0", "pool-patch-max-0", "hpa-patch-min-0"])
 def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
     assert errors(schema, data)
     with pytest.raises(ScenarioInvalid):
@@ -255,9 +262,12 @@ def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
                  "min_replicas": None},
                 {"type": "hpa-scale-down", "at": 9, "mode": "patch", "min_replicas": 1,
                  "load": None}]},
+    {**BASE, "cluster": {"pod_startup": {"kind": "fixed", "median_s": 0, "min_s": 0}},
+     "agents": {"plan_s": {"kind": "uniform", "min": 0, "max": 0}}},
+    {**BASE, "faults": [{"type": "pool-scale-down", "at": 5, "min_replicas": 0}]},
 ], ids=["no-name", "x-key", "bare-number-duration", "time-of-day", "names-count-null",
         "count-every-s", "rate-per-h", "bare-pool-nulls", "deployment-at-0-without-hpa",
-        "hpa-faults-of-both-modes"])
+        "hpa-faults-of-both-modes", "zero-fixed-startup-and-uniform", "pool-patch-min-0"])
 def test_the_schema_accepts_what_the_loader_accepts(schema, data):
     parse(data, "x.yaml")
     assert errors(schema, data) == []
