@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ from rich.table import Table
 from scheduler import files
 from scheduler import history as histories
 from scheduler.gc_pause import paused
+from scheduler.model import TaskStatus
 from scheduler.variants import NAMES
 from sim import runner
 from sim.config import WorldConfig
@@ -47,6 +49,7 @@ from unstuck.checker.verdicts import stuck_first
 
 WITNESSES_PER_SEED = 1
 EXAMPLES_PER_RUN = 3
+APPLY_PENDING = TaskStatus.APPLY_PENDING.value  # a fault hit on a task waiting there: `_hits`
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ class SeedResult:
     faults_fired: int
     faults_missed: int
     fault_types: tuple[str, ...] = ()  # the types of the faults that took effect
+    # Fault hits by the status of the task hit (docs/metrics.md, "Hit"), censored ones too:
+    # how often the seed reached what the scenario is about (a reservation lost in apply_pending).
+    hits: dict[str, int] = field(default_factory=dict)
     digest: str | None = None
     history: list[dict[str, Any]] | None = None
 
@@ -114,6 +120,7 @@ def _run_job(job: Job) -> SeedResult:
         wall_s=time.perf_counter() - t0, faults_fired=out.faults_fired,
         faults_missed=out.faults_missed,
         fault_types=out.fault_types,
+        hits=dict(Counter(str(h.status_at_fault) for h in metrics.recovery)),
         digest=histories.digest(out.rows) if job.want_digest else None,
         history=out.rows if job.keep_rows else None,
     )
@@ -150,6 +157,8 @@ class Batch:
             "events_per_s": round(events / busy) if busy else 0,
             "faults_fired": sum(r.faults_fired for r in rs),
             "faults_missed": sum(r.faults_missed for r in rs),
+            "fault_hits": dict(sorted(sum((Counter(r.hits) for r in rs), Counter()).items())),
+            "seeds_hit_in_apply_pending": sum(1 for r in rs if r.hits.get(APPLY_PENDING)),
             "digest": rs[0].digest if rs else None,
         }
 
@@ -697,6 +706,16 @@ def _run_row(r: SeedResult) -> dict[str, Any]:
             "digest": r.digest}
 
 
+def _hits(s: dict[str, Any]) -> str:
+    """`120 / 14 in 9 seeds`: every fault hit, and those on a task waiting in apply_pending
+    (the incident's condition) with the seeds they came in: a clean run proves something
+    about that wait only if its seeds reached it."""
+    seeds = s["seeds_hit_in_apply_pending"]
+    waiting = s["fault_hits"].get(APPLY_PENDING, 0)
+    return (f"{sum(s['fault_hits'].values())} / {waiting}"
+            + (f" in {seeds} seed{'s' * (seeds != 1)}" if waiting else ""))
+
+
 def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch], elapsed: float,
            paths: dict[str, Path], ties: bool) -> None:
     """The table, then each failing pair's examples. Nothing is cut to fit a width: off a
@@ -706,14 +725,15 @@ def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch
     stays one line to copy."""
     table = Table(title=f"unstuck sim ({elapsed:.1f} s wall)")
     for col in ("scenario", "scheduler", "seeds", "failed seeds by invariant", "stuck tasks",
-                "recovery p50/p95/p99/max s", "unrecovered", "events", "wall s"):
+                "fault hits: all / in apply_pending", "recovery p50/p95/p99/max s", "unrecovered",
+                "events", "wall s"):
         table.add_column(col, overflow="fold")
     for s in summaries:
         by = "\n".join(f"{k} {v}" for k, v in s["seeds_with_violations"].items() if v) or "none"
         r, _ = batches[(s["scenario"], s["scheduler"])].latencies()
         table.add_row(s["scenario"], s["scheduler"], str(s["seeds"]),
                       f"[red]{by}[/]" if s["seeds_failed"] else "[green]none[/]",
-                      str(s["stuck_tasks"]),
+                      str(s["stuck_tasks"]), _hits(s),
                       "/".join(_fmt(r[k]) for k in ("p50", "p95", "p99", "max")),
                       f"[red]{s['unrecovered']}[/]" if s["unrecovered"] else "0",
                       str(s["events"]), f"{s['wall_s']:.2f}")

@@ -101,6 +101,31 @@ def test_table_and_json_count_unrecovered_hits_as_the_report_and_the_gate_do(tmp
             x["recovery_latency_s"]["max"]) == (rec["p50"], rec["p99"], rec["max"])
 
 
+def test_fault_hits_say_how_often_the_seeds_reached_a_task_waiting_in_apply_pending(tmp_path):
+    # incident-601 kills the pod that holds the waiting task's reservation, once per seed.
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "scenarios/hpa-scale-down-during-apply-pending.yaml",
+                  "-s", "seed,reference", "--seeds", "6", "--json", "--out", str(tmp_path / "out"),
+                  "--workers", "2"])
+    got = {(x["scenario"], x["scheduler"]): x for x in map(json.loads, r.stdout.splitlines())}
+    for sched in ("seed", "reference"):
+        x = got[("incident-601", sched)]
+        assert (x["fault_hits"], x["seeds_hit_in_apply_pending"]) == ({"apply_pending": 6}, 6)
+    # The HPA's scale-down takes the seed's waiting pods; the reference exports its demand to
+    # the HPA, which keeps them: its clean run says nothing about recovering from such a loss.
+    seed, ref = got[("hpa-scale-down-during-apply-pending", "seed")], got[
+        ("hpa-scale-down-during-apply-pending", "reference")]
+    assert seed["seeds_hit_in_apply_pending"] > 0 and ref["fault_hits"] == {}
+    assert ref["faults_fired"] == 6  # the fault took effect: it hit no task
+    # The same counts as the table of hits analysts load (`faults`: `status_at_fault`).
+    hits = results.load(tmp_path / "out").faults
+    for (scen, sched), x in got.items():
+        mine = hits[(hits["scenario"] == scen) & (hits["scheduler"] == sched)]
+        assert x["fault_hits"] == mine["status_at_fault"].value_counts().to_dict()
+    table = run(app, ["sim", "scenarios/incident-601.yaml", "-s", "seed", "--seeds", "6",
+                      "--workers", "2"]).output
+    assert "fault hits: all / in apply_pending" in table and "6 / 6 in 6 seeds" in table
+
+
 def test_out_writes_parquet_tables_that_load_back(tmp_path):
     r = run(app, ["sim", "scenarios/incident-601.yaml", "-s", "seed", "--seeds", "2",
                   "--out", str(tmp_path / "out"), "--workers", "1"])
