@@ -92,6 +92,28 @@ def confirm_to_apply(metrics: pd.DataFrame) -> pd.DataFrame:
                                        "p50", "p90", "p99", "max"])
 
 
+HIT_STATUSES = ("pending", "running", "apply_pending")  # a hit task is not terminal
+
+
+def fault_hits(faults: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario and scheduler: every fault hit (docs/metrics.md, "Hit"; the ones waiting
+    on a human too, which the recovery table leaves out) by the status of the task hit, and
+    the seeds with a hit on a task waiting in apply_pending: what the seeds reached, as
+    `unstuck sim`'s table shows it. A pair whose seeds no fault hit has its row of zeros."""
+    rows = []
+    for scen in dict.fromkeys(runs["scenario"]):
+        for sched in _order(runs["scheduler"][runs["scenario"] == scen]):
+            mine = faults[(faults["scenario"] == scen) & (faults["scheduler"] == sched)]
+            by = mine["status_at_fault"].value_counts()
+            waiting = mine[mine["status_at_fault"] == "apply_pending"]
+            rows.append({"scenario": scen, "scheduler": sched,
+                         "seeds": int(((runs["scenario"] == scen) & (runs["scheduler"] == sched)).sum()),
+                         "hits": len(mine), **{st: int(by.get(st, 0)) for st in HIT_STATUSES},
+                         "seeds_hit_in_apply_pending": waiting["seed"].nunique()})
+    return pd.DataFrame(rows, columns=["scenario", "scheduler", "seeds", "hits", *HIT_STATUSES,
+                                       "seeds_hit_in_apply_pending"])
+
+
 NEVER_WAITED = "0 (never waited)"
 
 

@@ -3,6 +3,7 @@ golden tables, re-rendering from saved results (and from histories alone, like a
 the reproduce commands, the timeline data and `unstuck.load`."""
 
 import html
+import json
 import re
 import shlex
 import shutil
@@ -83,13 +84,26 @@ def test_junit_has_one_case_per_scenario_scheduler_check_and_the_right_failures(
     assert len(failures) == invariant_failures + stuck_failures
 
 
-@pytest.mark.parametrize("table", ["verdict-matrix", "recovery"])
+@pytest.mark.parametrize("table", ["verdict-matrix", "recovery", "fault-hits"])
 def test_golden_tables(report, table):
     """Seeded runs are deterministic, so these tables are too; regenerate the golden files
-    with `cp <report>/tables/{verdict-matrix,recovery}.csv tests/unit/report/golden/` when the
-    world or a scheduler changes on purpose."""
+    with `cp <report>/tables/{verdict-matrix,recovery,fault-hits}.csv tests/unit/report/golden/`
+    when the world or a scheduler changes on purpose."""
     got = (report / "tables" / f"{table}.csv").read_text()
     assert got == (GOLDEN / f"{table}.csv").read_text()
+
+
+def test_fault_hits_are_what_unstuck_sim_counts(report):
+    r = run(app, ["sim", "scenarios/incident-601.yaml", "scenarios/double-confirm.yaml", "-s", "all",
+                  "--seeds", "3", "--json", "--workers", "2"])
+    sim = {(x["scenario"], x["scheduler"]): x for x in map(json.loads, r.stdout.splitlines())}
+    table = pd.read_csv(report / "tables" / "fault-hits.csv")
+    assert len(table) == len(sim) == 8
+    for row in table.itertuples():
+        x = sim[(row.scenario, row.scheduler)]
+        by_status = {st: getattr(row, st) for st in tables.HIT_STATUSES if getattr(row, st)}
+        assert (row.hits, by_status, row.seeds_hit_in_apply_pending) == (
+            sum(x["fault_hits"].values()), x["fault_hits"], x["seeds_hit_in_apply_pending"])
 
 
 def seed_0_of_incident_601(table: pd.DataFrame) -> pd.DataFrame:
