@@ -25,7 +25,7 @@ def judged(path, scheduler, seeds, **cfg_changes):
 
 
 @pytest.mark.parametrize("name", ["incident-601", "hpa-scale-down-during-apply-pending",
-                                  "pod-kill-reserved-slot"])
+                                  "hpa-max-patch-during-apply-pending", "pod-kill-reserved-slot"])
 def test_seed_gets_stuck_in_apply_pending_within_20_seeds(name):
     verdicts = judged(f"scenarios/{name}.yaml", "seed", range(20))
     assert any(v.of("apply_pending_bound") for v in verdicts)
@@ -36,7 +36,8 @@ def test_seed_head_applies_twice_on_a_double_confirm():
     assert any(v.of("at_most_one_apply_per_confirmation") for v in verdicts)
 
 
-CLEAN = ["incident-601", "hpa-scale-down-during-apply-pending", "pod-kill-reserved-slot",
+CLEAN = ["incident-601", "hpa-scale-down-during-apply-pending", "hpa-max-patch-during-apply-pending",
+         "pod-kill-reserved-slot",
          "node-loss-mid-apply", "scheduler-restart", "db-write-failures", "double-confirm"]
 
 

@@ -104,8 +104,8 @@ def test_table_and_json_count_unrecovered_hits_as_the_report_and_the_gate_do(tmp
 def test_fault_hits_say_how_often_the_seeds_reached_a_task_waiting_in_apply_pending(tmp_path):
     # incident-601 kills the pod that holds the waiting task's reservation, once per seed.
     r = run(app, ["sim", "scenarios/incident-601.yaml", "scenarios/hpa-scale-down-during-apply-pending.yaml",
-                  "-s", "seed,reference", "--seeds", "6", "--json", "--out", str(tmp_path / "out"),
-                  "--workers", "2"])
+                  "scenarios/hpa-max-patch-during-apply-pending.yaml", "-s", "seed,reference",
+                  "--seeds", "6", "--json", "--out", str(tmp_path / "out"), "--workers", "2"])
     got = {(x["scenario"], x["scheduler"]): x for x in map(json.loads, r.stdout.splitlines())}
     for sched in ("seed", "reference"):
         x = got[("incident-601", sched)]
@@ -116,6 +116,10 @@ def test_fault_hits_say_how_often_the_seeds_reached_a_task_waiting_in_apply_pend
         ("hpa-scale-down-during-apply-pending", "reference")]
     assert seed["seeds_hit_in_apply_pending"] > 0 and ref["fault_hits"] == {}
     assert ref["faults_fired"] == 6  # the fault took effect: it hit no task
+    # A max patch is obeyed whatever the metrics say: there the reference's seeds lose pods
+    # that hold a waiting task's reservation, and it recovers them (exit 1 is the seed's).
+    patched = got[("hpa-max-patch-during-apply-pending", "reference")]
+    assert patched["seeds_hit_in_apply_pending"] >= 5 and patched["seeds_failed"] == 0
     # The same counts as the table of hits analysts load (`faults`: `status_at_fault`).
     hits = results.load(tmp_path / "out").faults
     for (scen, sched), x in got.items():
