@@ -71,6 +71,8 @@ def test_analysis_notebook_runs_on_a_small_suite(kernel, results):
                      r"fault attempts \(\d+ runs\)", streams)
     counts = _violation_counts(nb)  # every scheduler that ran, 0 where nothing broke
     assert set(counts) == {"seed", "seed-proposal", "seed-head", "reference"}
+    html = "".join(o["data"].get("text/html", "") for o in outputs(nb, "text/html"))
+    assert "seeds_hit_in_apply_pending" in html  # what the seeds reached
     assert counts["reference"] == [0] * len(INVARIANTS) and sum(counts["seed"]) > 0
 
 
