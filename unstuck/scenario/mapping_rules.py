@@ -65,6 +65,8 @@ def exactly_one(a: str, b: str, *, message: str) -> list[Schema]:
 
 
 def when(condition: Schema, *, then: Rules | None = None, otherwise: Rules | None = None) -> Schema:
+    """`then`'s rules where `condition` holds, `otherwise`'s where it does not: a field's rule
+    that depends on another field's value (`mode: patch`, `manager: deployment`)."""
     rule: Schema = {"if": condition}
     if then is not None:
         rule["then"] = {"allOf": _flat(then)}
