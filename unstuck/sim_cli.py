@@ -46,6 +46,7 @@ from unstuck import scenario as scenarios
 from unstuck.checker import INVARIANTS
 from unstuck.checker.metrics import CENSORED, percentiles
 from unstuck.checker.verdicts import stuck_first
+from unstuck.text import counted
 
 WITNESSES_PER_SEED = 1
 EXAMPLES_PER_RUN = 3
@@ -713,7 +714,7 @@ def _hits(s: dict[str, Any]) -> str:
     seeds = s["seeds_hit_in_apply_pending"]
     waiting = s["fault_hits"].get(APPLY_PENDING, 0)
     return (f"{sum(s['fault_hits'].values())} / {waiting}"
-            + (f" in {seeds} seed{'s' * (seeds != 1)}" if waiting else ""))
+            + (f" in {counted(seeds, 'seed')}" if waiting else ""))
 
 
 def _print(summaries: list[dict[str, Any]], batches: dict[tuple[str, str], Batch], elapsed: float,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scheduler.model import ACTIVE_STATUSES, TaskStatus
 from unstuck.checker.metrics import CENSORED, percentiles
 from unstuck.checker.verdicts import INVARIANTS, stuck_first
 from unstuck.gate import GateResult
@@ -92,7 +93,7 @@ def confirm_to_apply(metrics: pd.DataFrame) -> pd.DataFrame:
                                        "p50", "p90", "p99", "max"])
 
 
-HIT_STATUSES = ("pending", "running", "apply_pending")  # a hit task is not terminal
+HIT_STATUSES = tuple(s.value for s in ACTIVE_STATUSES)  # a hit task is not terminal
 
 
 def fault_hits(faults: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -105,7 +106,7 @@ def fault_hits(faults: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         for sched in _order(runs["scheduler"][runs["scenario"] == scen]):
             mine = faults[(faults["scenario"] == scen) & (faults["scheduler"] == sched)]
             by = mine["status_at_fault"].value_counts()
-            waiting = mine[mine["status_at_fault"] == "apply_pending"]
+            waiting = mine[mine["status_at_fault"] == TaskStatus.APPLY_PENDING.value]
             rows.append({"scenario": scen, "scheduler": sched,
                          "seeds": int(((runs["scenario"] == scen) & (runs["scheduler"] == sched)).sum()),
                          "hits": len(mine), **{st: int(by.get(st, 0)) for st in HIT_STATUSES},

@@ -6,7 +6,7 @@ the words the validator or `rules` reports it with, which both take from here.""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
 from pydantic import ConfigDict, Field, GetJsonSchemaHandler, model_validator
 from pydantic.json_schema import JsonSchemaValue
@@ -329,8 +329,16 @@ _FAULT_RULES = [exactly_one("at", "rate_per_h", message=AT_OR_RATE),
                 holds("rate_per_h", exclusiveMinimum=0), holds("retry_s", exclusiveMinimum=0)]
 
 
+def _fault_rules(schema: dict[str, Any], cls: type[_Fault]) -> None:
+    """Every fault type's schema: the timing rules all faults share, then its own
+    (`editor_rules`), so that a type with rules of its own cannot drop the shared ones by
+    setting a `json_schema_extra` of its own, which replaces its parent's."""
+    also(_FAULT_RULES, *cls.editor_rules)(schema)
+
+
 class _Fault(StrictModel):
-    model_config = ConfigDict(json_schema_extra=also(_FAULT_RULES))
+    model_config = ConfigDict(json_schema_extra=_fault_rules)
+    editor_rules: ClassVar[tuple[Any, ...]] = ()  # a type's own (`mapping_rules`)
 
     at: Seconds | None = None
     rate_per_h: Number | None = None
@@ -379,7 +387,7 @@ NO_WRITE_FAILS = "fails no store write, so the fault does nothing; make it > 0 (
 
 
 class DbWriteFailure(_Fault):
-    model_config = ConfigDict(json_schema_extra=also(_FAULT_RULES, holds("rate", exclusiveMinimum=0)))
+    editor_rules = (holds("rate", exclusiveMinimum=0),)
 
     type: Literal["db-write-failure"]
     rate: Probability = 1.0
@@ -392,7 +400,7 @@ class DoubleConfirm(_Fault):
 
 
 class PoolScaleDown(_Fault):
-    model_config = ConfigDict(json_schema_extra=also(_FAULT_RULES, holds("max_replicas", minimum=1)))
+    editor_rules = (holds("max_replicas", minimum=1),)
 
     type: Literal["pool-scale-down"]
     pool: str | None = None
@@ -412,13 +420,14 @@ METRIC_NEEDS_LOAD = ("is missing: mode metric (the default) drops the HPA's load
 
 
 class HpaScaleDown(_Fault):
-    model_config = ConfigDict(json_schema_extra=also(_FAULT_RULES, holds(
-        "min_replicas", minimum=1), holds("max_replicas", minimum=1), when(  # an HPA's bounds
-        equals("mode", "patch"),
-        then=[any_of(given("min_replicas"), given("max_replicas"), message=PATCH_NEEDS_BOUNDS),
-              absent("load", message="load " + LOAD_IS_FOR_METRIC)],
-        otherwise=[*(absent(k, message=f"{k} {BOUND_IS_FOR_PATCH}") for k in ("min_replicas", "max_replicas")),
-                   any_of(given("load"), message="load " + METRIC_NEEDS_LOAD)])))
+    editor_rules = (
+        holds("min_replicas", minimum=1), holds("max_replicas", minimum=1),  # an HPA's bounds
+        when(equals("mode", "patch"),
+             then=[any_of(given("min_replicas"), given("max_replicas"), message=PATCH_NEEDS_BOUNDS),
+                   absent("load", message="load " + LOAD_IS_FOR_METRIC)],
+             otherwise=[*(absent(k, message=f"{k} {BOUND_IS_FOR_PATCH}")
+                          for k in ("min_replicas", "max_replicas")),
+                        any_of(given("load"), message="load " + METRIC_NEEDS_LOAD)]))
 
     type: Literal["hpa-scale-down"]
     pool: str | None = None
