@@ -3,8 +3,8 @@
 Exit codes: 0 pass, 1 the system deviated (a task stuck, an invariant broken), 2 bad input
 or a harness error (with a message naming the file, field and fix), 130 Ctrl-C, 143 SIGTERM
 (the commands that run seeds or write results: `sim_cli.sigterm_interrupts`); `unstuck gate`
-alone also returns 3, a fault never took effect (the run proves nothing). README.md, "Exit
-codes", lists them per command.
+alone also returns 3, the run proves nothing (a fault never took effect, or a scenario's
+`gates.sometimes` goal was never reached). README.md, "Exit codes", lists them per command.
 """
 
 from __future__ import annotations

@@ -3,13 +3,16 @@
 A gate is a list of checks per scenario x scheduler, each one JUnit test case: one per
 invariant (violations summed over the seeds, at most `max_violations`), the stuck tasks (at
 most `max_stuck`), the recovery and confirm-to-apply p99 when the scenario sets a bound, and
-`faults_took_effect`: every fault type the scenario declares left at least one `fault` row.
-That last check is an *error*, not a failure: a chaos run whose faults never fired proves
-nothing, whatever its invariants say. docs/gate.md defines every rule.
+`faults_took_effect`: every fault type the scenario declares left at least one `fault` row,
+and one per `gates.sometimes` goal: its faults hit a task in the status it names in enough
+seeds. Those are *errors*, not failures: a chaos run whose faults never fired, or never
+reached what the scenario is about, proves nothing, whatever its invariants say.
+docs/gate.md defines every rule.
 
-Exit codes (`GateResult.exit_code`): 0 pass, 1 deviated, 3 a fault never took effect;
-input problems raise `GateInputError` (the CLI's exit 2). 3 wins over 1 because a deviation
-found by a broken chaos setup still needs the setup fixed before anyone can trust the gate.
+Exit codes (`GateResult.exit_code`): 0 pass, 1 deviated, 3 the run proved nothing (a fault
+never took effect, a goal was never reached); input problems raise `GateInputError` (the
+CLI's exit 2). 3 wins over 1 because a deviation found by a broken chaos setup still needs
+the setup fixed before anyone can trust the gate.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ from unstuck.checker.metrics import CENSORED, quantile
 from unstuck.checker.verdicts import INVARIANTS, STUCK_INVARIANTS
 from unstuck.results import Results
 
-PASS, FAIL, ERROR = "pass", "fail", "error"
+PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
+# Faults with no target of their own, which hit through deletions others make: a live run's
+# observers see a pod deleted, not why, so there they hit nobody (docs/metrics.md, "Effects").
+UNATTRIBUTED_LIVE = frozenset({"hpa-scale-down", "pool-scale-down"})
 
 
 class GateInputError(ValueError):
@@ -55,13 +61,19 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Check:
-    """One test case: `name` is an invariant, `stuck_tasks`, a p99 bound or `faults_took_effect`."""
+    """One test case: `name` is an invariant, `stuck_tasks`, a p99 bound, `faults_took_effect`
+    or a `sometimes_hit_...` goal."""
 
     scenario: str
     scheduler: str
     name: str
-    status: str  # pass | fail | error
+    status: str  # pass | fail | error | skip (a goal a live run cannot observe)
     message: str
+
+    @property
+    def why_error(self) -> str:
+        """What an error says the run did not prove (the JUnit error's type)."""
+        return "goal-never-reached" if self.name.startswith("sometimes_") else "fault-never-took-effect"
 
 
 @dataclass(frozen=True)
@@ -90,7 +102,12 @@ class GateResult:
 
     @property
     def verdict(self) -> str:
-        return {0: "pass", 1: "deviated", 3: "a fault never took effect"}[self.exit_code]
+        if self.exit_code != 3:
+            return {0: "pass", 1: "deviated"}[self.exit_code]
+        why = {c.why_error for c in self.checks() if c.status == ERROR}
+        return "; ".join(text for key, text in (("fault-never-took-effect", "a fault never took effect"),
+                                               ("goal-never-reached", "a goal was never reached"))
+                         if key in why)
 
     def checks(self) -> list[Check]:
         return [c for p in self.pairs for c in p.checks]
@@ -110,7 +127,7 @@ class GateResult:
 def _pair_text(p: PairVerdict) -> str:
     if p.status == PASS:
         return "pass"
-    bad = [c for c in p.checks if c.status != PASS]
+    bad = [c for c in p.checks if c.status in (FAIL, ERROR)]
     return ", ".join(f"{c.name} ({c.message.split(';')[0]})" if c.status == ERROR else c.name
                      for c in bad[:4]) + (f" +{len(bad) - 4} more" if len(bad) > 4 else "")
 
@@ -272,7 +289,31 @@ def _judge_pair(res: Results, scen: str, sched: str, seeds: pd.DataFrame,
         else:
             checks.append(Check(scen, sched, "faults_took_effect", PASS,
                                 f"every declared fault type took effect ({', '.join(declared) or 'none declared'})"))
+        checks += [_goal_check(res, scen, sched, len(seeds), s, g)
+                   for g in s.gates.sometimes if g.holds_for(sched)]
     return PairVerdict(scen, sched, len(seeds), stuck, tuple(violated), tuple(checks))
+
+
+def _goal_check(res: Results, scen: str, sched: str, seeds: int, s: scenarios.Scenario,
+                goal: scenarios.Sometimes) -> Check:
+    """A `gates.sometimes` goal: its hits (censored ones too: a hit on a task waiting for its
+    human reached the state as surely) in at least `min_seeds` seeds."""
+    f = res.faults
+    f = f[(f["scenario"] == scen) & (f["scheduler"] == sched)]
+    hits = f[pd.Series([goal.matches(t, st) for t, st in zip(f["fault_type"], f["status_at_fault"])],
+                       index=f.index, dtype=bool)]
+    reached = int(hits["seed"].nunique())
+    told = f"{goal.what()} in {reached} of {seeds} seeds ({len(hits)} hits), at least {goal.min_seeds} asked"
+    if reached >= goal.min_seeds:
+        return Check(scen, sched, goal.name, PASS, told)
+    by = [goal.by] if goal.by is not None else s.fault_types()
+    if res.live and set(by) <= UNATTRIBUTED_LIVE:
+        return Check(scen, sched, goal.name, SKIP,
+                     f"not judged on a live run: {', '.join(by)} hits nobody there (its observers "
+                     "see a pod deleted, not why); gate the scenario's simulated runs for it")
+    return Check(scen, sched, goal.name, ERROR,
+                 f"{told}; the run proves nothing about a task hit there: check the faults' "
+                 "timing and target, or run more seeds")
 
 
 def _who(row: pd.Series) -> str:

@@ -253,10 +253,18 @@ def scenario_yaml(source: str, text: str, shrunk: Shrunk, path: Path | str) -> b
     name = shrunk.scenario[:NAME_MAX - len(suffix)] + suffix  # still a valid scenario name
     data = {"name": name, **{k: v for k, v in data.items() if k not in ("name", "suite_seeds")},
             "seeds": 1, "faults": out}
+    # The file replays one violation: its gate verdict is that violation's (exit 1), not the
+    # original run's coverage goals, which a fault removed could no longer reach (exit 3).
+    gates = data.get("gates")
+    goals = gates.pop("sometimes", None) if isinstance(gates, dict) else None
+    if goals is not None and not gates:
+        del data["gates"]
     head = (f"# {len(out)} of the {len(shrunk.attempts)} fault attempts of {source} seed "
             f"{shrunk.seed}, shrunk by `unstuck shrink`: under {shrunk.scheduler} they still "
             f"break {shrunk.target}.\n"
-            f"# Replay: {replay_command(path, shrunk)}\n")
+            + ("# Its gates.sometimes goals are left out: the file replays one violation.\n"
+               if goals else "")
+            + f"# Replay: {replay_command(path, shrunk)}\n")
     return (head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)).encode()
 
 

@@ -84,6 +84,8 @@ class SeedResult:
     # Fault hits by the status of the task hit (docs/metrics.md, "Hit"), censored ones too:
     # how often the seed reached what the scenario is about (a reservation lost in apply_pending).
     hits: dict[str, int] = field(default_factory=dict)
+    # Each (fault type, status of the task hit) the seed reached: its `gates.sometimes` goals.
+    reached: frozenset[tuple[str | None, str | None]] = frozenset()
     digest: str | None = None
     history: list[dict[str, Any]] | None = None
 
@@ -122,6 +124,7 @@ def _run_job(job: Job) -> SeedResult:
         faults_missed=out.faults_missed,
         fault_types=out.fault_types,
         hits=dict(Counter(str(h.status_at_fault) for h in metrics.recovery)),
+        reached=frozenset((h.fault_type, h.status_at_fault) for h in metrics.recovery),
         digest=histories.digest(out.rows) if job.want_digest else None,
         history=out.rows if job.keep_rows else None,
     )
@@ -640,9 +643,12 @@ def sim(
 
     summaries = [b.summary() for b in batches.values()]
     declared = {sc.name: sc.fault_types() for sc, _ in loaded}
+    goals = {sc.name: sc.gates.sometimes for sc, _ in loaded}
     for s in summaries:  # what `unstuck gate` fails with exit 3: the run proves nothing there
         fired = {t for r in batches[(s["scenario"], s["scheduler"])].results for t in r.fault_types}
         s["faults_never_fired"] = [t for t in declared[s["scenario"]] if t not in fired]
+        s["goals_not_reached"] = _goals_not_reached(
+            goals[s["scenario"]], s["scheduler"], batches[(s["scenario"], s["scheduler"])].results)
     if diverged is not None:
         for s in summaries:
             s["nondeterministic_seeds"] = sorted(
@@ -662,6 +668,15 @@ def sim(
                            f"{'them' if len(s['faults_never_fired']) > 1 else 'it'}; check "
                            "the fault's target and within_s, or run more seeds (`unstuck gate` "
                            "fails such a run with exit 3)", err=True)
+            for g in goals[s["scenario"]]:
+                if g.name not in s["goals_not_reached"]:
+                    continue
+                typer.echo(f"warning: {s['scenario']} under {s['scheduler']}: goal {g.name}: "
+                           f"{g.what()} in {s['goals_not_reached'][g.name]['seeds_reached']} of "
+                           f"{s['seeds']} seeds, fewer than the {g.min_seeds} its gates.sometimes "
+                           "asks, so this run says nothing about a task hit there; "
+                           "check the faults' timing and target, or run more seeds (`unstuck gate` "
+                           "fails such a run with exit 3)", err=True)
     if out is not None:  # after the verdict is out: a failed write must not lose it
         finish_results(out, done, loaded, names, counts, seed_start, perturb_ties)
     if history is not None:  # after the verdict is out: a failed write must not lose it
@@ -671,6 +686,18 @@ def sim(
         typer.echo("error: " + determinism.report(diverged, len(done), value, perturb_ties=perturb_ties), err=True)
         raise typer.Exit(2)
     raise typer.Exit(1 if any(s["seeds_failed"] for s in summaries) else 0)
+
+
+def _goals_not_reached(goals: list[Any], scheduler: str, results: list[SeedResult]
+                       ) -> dict[str, dict[str, int]]:
+    """Each `gates.sometimes` goal of the scheduler that fewer seeds reached than it asks,
+    as `unstuck gate` judges it: its name -> the seeds that reached it and `min_seeds`."""
+    out = {}
+    for g in goals:
+        reached = sum(1 for r in results if any(g.matches(t, st) for t, st in r.reached))
+        if g.holds_for(scheduler) and reached < g.min_seeds:
+            out[g.name] = {"seeds_reached": reached, "min_seeds": g.min_seeds}
+    return out
 
 
 def _write_history(path: Path, kept: SeedResult, paths: dict[str, Path],

@@ -7,8 +7,9 @@
   `--check-determinism` a seed that wrote another history when run again).
 * `report` re-renders a report from a saved results folder (simulated or live).
 * `gate` judges a results folder against the scenarios' gates sections (or the flags), writes
-  JUnit XML and exits 0 pass, 1 deviated, 2 bad input or harness error, 3 a fault never took
-  effect. docs/report.md and docs/gate.md describe them.
+  JUnit XML and exits 0 pass, 1 deviated, 2 bad input or harness error, 3 the run proved
+  nothing (a fault never took effect, a goal was never reached). docs/report.md and
+  docs/gate.md describe them.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ def gate_cmd(
     scenarios_dir: Annotated[list[Path] | None, typer.Option("--scenarios", help="Folder of scenario files, when the results hold no copies.")] = None,
     junit_path: Annotated[Path | None, typer.Option("--junit", help="JUnit XML file (default: in RESULTS_DIR's report folder: junit.xml, the report's own, when this gate judges what the report did; junit-<schedulers>.xml or junit-[<schedulers>-]overrides.xml for a narrower selection or other thresholds).")] = None,
 ) -> None:
-    """Judge saved results: exit 0 pass, 1 deviated, 2 bad input or harness error, 3 a fault never took effect."""
+    """Judge saved results: exit 0 pass, 1 deviated, 2 bad input or harness error, 3 the run proved nothing (a fault never took effect, a goal was never reached)."""
     from unstuck import gate as gates
     from unstuck import results
     from unstuck.cli import output_problem, scheduler_problem

@@ -2,7 +2,8 @@
 
 CI systems (GitLab, Jenkins, GitHub test reporters) show JUnit natively, so each invariant of
 each scenario under each scheduler becomes a named, clickable test: a `failure` when the
-system deviated, an `error` when the run proved nothing (a fault never took effect).
+system deviated, an `error` when the run proved nothing (a fault never took effect, a
+`sometimes` goal was never reached), `skipped` for a goal a live run cannot observe.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from unstuck.gate import ERROR, FAIL, GateResult
+from unstuck.gate import ERROR, FAIL, SKIP, GateResult
 
 # Characters XML 1.0 cannot hold, escaped or not (its `Char` production): ElementTree writes
 # them as they are, and every parser then rejects the whole file.
@@ -27,17 +28,18 @@ def _text(s: str) -> str:
 def to_xml(gate: GateResult) -> str:
     checks = gate.checks()
     # `skipped` and `time` on every suite too: Surefire's schema requires `skipped`, and a
-    # reporter may read a missing `time` as NaN (dorny/test-reporter does). Both are 0: no
-    # check is skipped, and the checks judge saved results, in no time worth reporting.
+    # reporter may read a missing `time` as NaN (dorny/test-reporter does). `time` is 0: the
+    # checks judge saved results, in no time worth reporting.
     root = ET.Element("testsuites", name="unstuck gate", tests=str(len(checks)),
                       failures=str(sum(c.status == FAIL for c in checks)),
-                      errors=str(sum(c.status == ERROR for c in checks)), skipped="0", time="0")
+                      errors=str(sum(c.status == ERROR for c in checks)),
+                      skipped=str(sum(c.status == SKIP for c in checks)), time="0")
     for scen in dict.fromkeys(c.scenario for c in checks):
         mine = [c for c in checks if c.scenario == scen]
         suite = ET.SubElement(root, "testsuite", name=_text(scen), tests=str(len(mine)),
                               failures=str(sum(c.status == FAIL for c in mine)),
-                              errors=str(sum(c.status == ERROR for c in mine)), skipped="0",
-                              time="0")
+                              errors=str(sum(c.status == ERROR for c in mine)),
+                              skipped=str(sum(c.status == SKIP for c in mine)), time="0")
         for c in mine:
             case = ET.SubElement(suite, "testcase", classname=_text(f"{c.scenario}.{c.scheduler}"),
                                  name=_text(c.name), time="0")
@@ -45,7 +47,9 @@ def to_xml(gate: GateResult) -> str:
             if c.status == FAIL:
                 ET.SubElement(case, "failure", message=message, type="deviated").text = message
             elif c.status == ERROR:
-                ET.SubElement(case, "error", message=message, type="fault-never-took-effect").text = message
+                ET.SubElement(case, "error", message=message, type=c.why_error).text = message
+            elif c.status == SKIP:
+                ET.SubElement(case, "skipped", message=message)
             else:
                 ET.SubElement(case, "system-out").text = message
     ET.indent(root)

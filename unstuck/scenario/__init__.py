@@ -23,8 +23,8 @@ from unstuck.scenario.advice import advice
 from unstuck.scenario.fields import NAME_MAX
 from unstuck.scenario.loading import load, load_with_text, parse
 from unstuck.scenario.messages import ScenarioInvalid
-from unstuck.scenario.schema import FAULT_TYPES, Scenario
+from unstuck.scenario.schema import FAULT_TYPES, Scenario, Sometimes
 from unstuck.scenario.yamlfile import read_yaml
 
-__all__ = ["FAULT_TYPES", "NAME_MAX", "Scenario", "ScenarioInvalid", "advice", "load",
+__all__ = ["FAULT_TYPES", "NAME_MAX", "Scenario", "ScenarioInvalid", "Sometimes", "advice", "load",
            "load_with_text", "parse", "read_yaml"]

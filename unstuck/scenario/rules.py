@@ -122,7 +122,25 @@ def cross_field_problems(s: Scenario, bad: frozenset[Any] = frozenset()) -> list
             out.append((f"faults[{i}].at", f.at, f"is after duration_s ({s.duration_s:g}); "
                         "faults fire only while the workload runs"))
         out += _window_problems(i, f, s)
+    if ok("gates", "faults"):
+        out += _unreachable_goals(s)
     return out + _too_often(s, ok)
+
+
+def _unreachable_goals(s: Scenario) -> list[tuple[str, Any, str]]:
+    """A `gates.sometimes` goal no declared fault can reach: the gate would fail every run of
+    the scenario with exit 3, whatever the scheduler did."""
+    declared = s.fault_types()
+    out: list[tuple[str, Any, str]] = []
+    for i, g in enumerate(s.gates.sometimes):
+        if not declared:
+            out.append((f"gates.sometimes[{i}].hit", g.hit, "no fault is declared, so nothing can "
+                        "hit a task and the goal is never reached; add a fault, or remove the goal"))
+        elif g.by is not None and g.by not in declared:
+            out.append((f"gates.sometimes[{i}].by", g.by, f"no {g.by} fault is declared, so the "
+                        f"goal is never reached; add one under faults, or choose one of "
+                        f"{', '.join(declared)}"))
+    return out
 
 
 def _ignored_options(i: int, f: Any) -> list[tuple[str, Any, str]]:

@@ -11,6 +11,8 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 from pydantic import ConfigDict, Field, GetJsonSchemaHandler, model_validator
 from pydantic.json_schema import JsonSchemaValue
 
+from scheduler.model import TaskStatus
+from scheduler.variants import NAMES
 from sim import config as sc
 from sim.kube.hpa import HPASpec
 from sim.kube.nodes import NodeTimings
@@ -455,6 +457,50 @@ class Bounds(StrictModel):
     apply_pending_s: Seconds = 600.0
 
 
+# A fault can hit a task only while it is not terminal (docs/metrics.md, "Hit").
+HIT_STATUSES = tuple(s.value for s in TaskStatus if not s.terminal)
+NO_SCHEDULERS = "lists no scheduler, so the goal holds for none; name one, or leave it out for all"
+
+
+class Sometimes(StrictModel):
+    """A state the faults must reach in some seed, as Antithesis's `sometimes` asserts: a
+    run whose faults never hit a task waiting in `apply_pending` passes every invariant and
+    proves nothing about a lost reservation. `unstuck gate` fails a goal never reached with
+    exit 3, as it does a fault that never took effect. `schedulers` scopes it: a scheduler
+    may keep the state out of the faults' reach by design (seed-head holds no reservation
+    while a task waits, G1; the reference's demand metric keeps an HPA's waiting pods)."""
+
+    model_config = ConfigDict(json_schema_extra=also(holds("schedulers", minItems=1)))
+
+    hit: Literal[HIT_STATUSES]  # type: ignore[valid-type]
+    by: Literal[FAULT_TYPES] | None = None  # type: ignore[valid-type]
+    min_seeds: AtLeastOne = 1
+    schedulers: list[Literal[NAMES]] | None = None  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _some(self) -> Sometimes:
+        if self.schedulers == []:
+            raise ValueError("schedulers " + NO_SCHEDULERS)
+        return self
+
+    @property
+    def name(self) -> str:
+        """The gate's test case: `sometimes_hit_apply_pending_by_pod-kill`."""
+        return f"sometimes_hit_{self.hit}" + (f"_by_{self.by}" if self.by else "")
+
+    def what(self) -> str:
+        """'an hpa-scale-down hit a task in apply_pending', as messages say it."""
+        fault = self.by or "fault"
+        return f"{'an' if fault[0] in 'aeh' else 'a'} {fault} hit a task in {self.hit}"
+
+    def holds_for(self, scheduler: str) -> bool:
+        return self.schedulers is None or scheduler in self.schedulers
+
+    def matches(self, fault_type: str | None, status: str | None) -> bool:
+        """Whether a hit (its fault's type, the task's status then) is one the goal asks for."""
+        return status == self.hit and (self.by is None or fault_type == self.by)
+
+
 class Gates(StrictModel):
     """Thresholds of `unstuck gate` (docs/gate.md), per scenario x scheduler over all seeds."""
 
@@ -462,6 +508,16 @@ class Gates(StrictModel):
     max_stuck: Count = 0
     recovery_p99_s: Seconds | None = None
     confirm_to_apply_p99_s: Seconds | None = None
+    sometimes: list[Sometimes] = []
+
+    @model_validator(mode="after")
+    def _one_each(self) -> Gates:
+        names = [g.name for g in self.sometimes]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"sometimes: the goal {', '.join(twice)} is listed more than once; "
+                             "keep one per hit and by, with the schedulers and min_seeds it needs")
+        return self
 
 
 def _as_a_file(schema: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """`unstuck gate`: every exit code (0, 1, 2, 3) on real result folders written by `unstuck suite`
 on a few seeds, and the JUnit XML it writes (one test case per scenario x scheduler x check)."""
 
+import json
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -13,7 +14,8 @@ from unstuck.cli import app
 
 run = CliRunner().invoke
 HERE = Path(__file__).parent
-CHECKS_PER_PAIR = len(INVARIANTS) + 1 + 1  # invariants, stuck_tasks, faults_took_effect
+# invariants, stuck_tasks, faults_took_effect and incident-601's goal (gates.sometimes)
+CHECKS_PER_PAIR = len(INVARIANTS) + 1 + 1 + 1
 
 
 def suite(out: Path, *args: str) -> Path:
@@ -153,6 +155,81 @@ def test_exit_3_when_a_declared_fault_never_took_effect(tmp_path):
     assert root.get("errors") == "1" and root.get("failures") == "0"
 
 
+def test_a_reached_goal_passes_and_states_how_often_it_was_reached(incident, tmp_path):
+    xml = tmp_path / "ref.xml"
+    assert run(app, ["gate", str(incident), "-s", "reference", "--junit", str(xml)]).exit_code == 0
+    [case] = [c for c in junit(xml).iter("testcase")
+              if c.get("name") == "sometimes_hit_apply_pending_by_pod-kill"]
+    assert case.find("system-out").text.startswith(
+        "a pod-kill hit a task in apply_pending in 2 of 2 seeds (")
+
+
+def test_exit_3_when_a_goal_is_reached_by_fewer_seeds_than_it_asks(incident, tmp_path):
+    """incident-601's kill reaches the waiting task in both seeds: a goal of 3 seeds is not
+    met, and a goal the kill never reaches (a running task) is not met by any; each goal is
+    judged only for the schedulers it names."""
+    copy = tmp_path / "report"
+    shutil.copytree(incident, copy)
+    scen = copy / "results" / "scenarios" / "incident-601.yaml"
+    goal = "sometimes: [{hit: apply_pending, by: pod-kill}]"
+    assert goal in scen.read_text()
+    scen.write_text(scen.read_text().replace(goal, "sometimes: [{hit: apply_pending, by: pod-kill, "
+                                             "min_seeds: 3}, {hit: running, schedulers: [seed]}]"))
+    xml = tmp_path / "ref.xml"
+    r = run(app, ["gate", str(copy), "-s", "reference", "--junit", str(xml)])
+    assert r.exit_code == 3, r.output
+    assert "gate: a goal was never reached (exit 3)" in r.output
+    assert ("ERROR incident-601  reference: sometimes_hit_apply_pending_by_pod-kill (a pod-kill hit "
+            "a task in apply_pending in 2 of 2 seeds (") in r.output
+    root = junit(xml)
+    assert (root.get("tests"), root.get("errors"), root.get("failures")) == (str(CHECKS_PER_PAIR), "1", "0")
+    [error] = [c.find("error") for c in root.iter("testcase") if c.find("error") is not None]
+    assert error.get("type") == "goal-never-reached"
+    assert "at least 3 asked; the run proves nothing about a task hit there" in error.get("message")
+    # The seed: both goals are its; a failure and an error together still exit 3, named both.
+    r = run(app, ["gate", str(copy), "--junit", str(xml)])
+    assert r.exit_code == 3
+    errors = {(c.get("classname"), c.get("name")) for c in junit(xml).iter("testcase")
+              if c.find("error") is not None}
+    assert errors == {("incident-601.reference", "sometimes_hit_apply_pending_by_pod-kill"),
+                      ("incident-601.seed", "sometimes_hit_apply_pending_by_pod-kill"),
+                      ("incident-601.seed", "sometimes_hit_running")}
+    assert "a fault hit a task in running in 0 of 2 seeds (0 hits), at least 1 asked" in r.output
+
+
+def test_a_goal_a_live_run_cannot_observe_is_skipped_there_not_failed(tmp_path):
+    """The same seed, judged as a simulation and as a live run: the reference's seed 3 of
+    hpa-max-patch-during-apply-pending loses no waiting task's pod. Simulated, its goal is an
+    error; live, where an HPA's deletions are nobody's doing, it is a skipped case."""
+    name = "hpa-max-patch-during-apply-pending"
+    scenario = Path(f"scenarios/{name}.yaml")
+    hist = tmp_path / "h.jsonl"
+    r = run(app, ["sim", str(scenario), "-s", "reference", "--seeds", "1", "--seed-start", "3",
+                  "--out", str(tmp_path / "sim"), "--history", str(hist), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    sim_gate = run(app, ["gate", str(tmp_path / "sim")])
+    assert sim_gate.exit_code == 3 and "apply_pending in 0 of 1 seeds" in sim_gate.output
+    rows = [json.loads(line) for line in hist.read_text().splitlines()]
+    rows = [r for r in rows if r.get("kind") != "run.end" and "seq" in r]  # as the service leaves it
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "run" / "clock.json").write_text(json.dumps({
+        "offset": 1e4, "run_start": 2e4, "now_at": 2e4 + rows[-1]["t"], "wall_at": 1.7e9,
+        "boot_id": "b", "scheduler": "reference"}))
+    r = run(app, ["close-run", str(tmp_path / "run"), "--scenario", str(scenario),
+                  "--out", str(tmp_path / "live")])
+    assert r.exit_code == 0, r.output
+    xml = tmp_path / "live.xml"
+    r = run(app, ["gate", str(tmp_path / "live"), "--junit", str(xml)])
+    assert r.exit_code == 0, r.output
+    root = junit(xml)
+    assert (root.get("skipped"), root.get("errors"), root.get("failures")) == ("1", "0", "0")
+    [case] = [c for c in root.iter("testcase") if c.find("skipped") is not None]
+    assert case.get("name") == "sometimes_hit_apply_pending_by_hpa-scale-down"
+    assert case.find("skipped").get("message").startswith(
+        "not judged on a live run: hpa-scale-down hits nobody there")
+
+
 @pytest.mark.parametrize("args, message", [
     (["gate", "{missing}"], "no such directory"),
     (["gate", "{empty}"], "holds no results"),
@@ -180,7 +257,7 @@ def test_exit_2_when_the_scenario_copy_is_invalid_naming_file_and_field(incident
     broken = tmp_path / "report"
     shutil.copytree(incident, broken)
     scen = broken / "results" / "scenarios" / "incident-601.yaml"
-    scen.write_text(scen.read_text().replace("gates: {max_violations: 0}", "gates: {max_stuck: lots}"))
+    scen.write_text(scen.read_text().replace("max_violations: 0", "max_stuck: lots"))
     r = run(app, ["gate", str(broken)])
     assert r.exit_code == 2, r.output
     assert f"{scen}: gates.max_stuck = 'lots' (str): expected a whole number" in r.output

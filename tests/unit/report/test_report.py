@@ -69,8 +69,8 @@ def test_summary_md_links_figures_and_lists_reproduce_commands(report):
 def test_junit_has_one_case_per_scenario_scheduler_check_and_the_right_failures(report):
     root = ET.parse(report / "junit.xml").getroot()
     cases = root.findall(".//testcase")
-    # Per pair: each invariant, stuck_tasks and one latency bound (the fixture sets one).
-    assert len(cases) == 2 * 4 * (len(INVARIANTS) + 2)
+    # Per pair: each invariant, stuck_tasks, faults_took_effect and the scenario's one goal.
+    assert len(cases) == 2 * 4 * (len(INVARIANTS) + 3)
     assert {s.get("name") for s in root.findall("testsuite")} == {"incident-601", "double-confirm"}
     matrix = pd.read_csv(report / "tables" / "verdict-matrix.csv")
     failures = [c for c in cases if c.find("failure") is not None]

@@ -74,6 +74,29 @@ OK = {"duration_s": 600, "workload": [{"count": 1, "at": [5]}]}
      r"^scenarios/x\.yaml: cluster\.nodes = 0 \(int\): must be >= 1$"),
     ({"faults": [{"type": "hpa-scale-down", "at": 5, "load": 0.1}]},
      r"^scenarios/x\.yaml: faults\[0\]\.type = 'hpa-scale-down' \(str\): needs a pool with manager: deployment and an hpa section"),
+    # `gates.sometimes`: what a goal names, and a goal no declared fault can reach.
+    ({"gates": {"sometimes": [{"hit": "apply_pendng"}]}, "faults": [{"type": "pod-kill", "at": 5}]},
+     r"^scenarios/x\.yaml: gates\.sometimes\[0\]\.hit = 'apply_pendng' \(str\): expected one of "
+     r"'pending', 'waiting', 'running' or 'apply_pending'$"),
+    ({"gates": {"sometimes": [{"hit": "running", "schedulers": ["refrence"]}]}},
+     r"^scenarios/x\.yaml: gates\.sometimes\[0\]\.schedulers\[0\] = 'refrence' \(str\): expected "
+     r"one of 'seed', 'seed-proposal', 'seed-head' or 'reference'$"),
+    ({"gates": {"sometimes": [{"hit": "running", "schedulers": []}]}},
+     r"^scenarios/x\.yaml: gates\.sometimes\[0\]: schedulers lists no scheduler, so the goal "
+     r"holds for none; name one, or leave it out for all$"),
+    ({"gates": {"sometimes": [{"hit": "running", "min_seeds": 0}]}},
+     r"^scenarios/x\.yaml: gates\.sometimes\[0\]\.min_seeds = 0 \(int\): must be >= 1$"),
+    ({"gates": {"sometimes": [{"hit": "running", "by": "pod-kill"},
+                              {"hit": "running", "by": "pod-kill", "schedulers": ["seed"]}]}},
+     r"^scenarios/x\.yaml: gates: sometimes: the goal sometimes_hit_running_by_pod-kill is listed "
+     r"more than once; keep one per hit and by"),
+    ({"gates": {"sometimes": [{"hit": "running", "by": "node-loss"}]},
+      "faults": [{"type": "pod-kill", "at": 5}]},
+     r"^scenarios/x\.yaml: gates\.sometimes\[0\]\.by = 'node-loss' \(str\): no node-loss fault is "
+     r"declared, so the goal is never reached; add one under faults, or choose one of pod-kill$"),
+    ({"gates": {"sometimes": [{"hit": "running"}]}},
+     r"^scenarios/x\.yaml: gates\.sometimes\[0\]\.hit = 'running' \(str\): no fault is declared, "
+     r"so nothing can hit a task and the goal is never reached; add a fault, or remove the goal$"),
 ])
 def test_bad_fields_are_named_with_value_rule_and_fix(patch, pattern):
     found = problems({**OK, **patch})
@@ -1006,3 +1029,17 @@ def test_with_no_pool_a_pool_reference_is_not_told_to_choose_among_none():
     assert lines == ["scenarios/x.yaml: pools = [] (list): needs at least one pool (workspaces "
                      "and faults default to the first); list one, or leave pools out for the "
                      "default bare pool-1"]
+
+
+def test_a_goal_is_scoped_to_its_schedulers_and_asks_what_it_names():
+    s = parse({**OK, "faults": [{"type": "pod-kill", "at": 5}], "gates": {"sometimes": [
+        {"hit": "apply_pending", "by": "pod-kill", "schedulers": ["seed", "reference"]},
+        {"hit": "running", "min_seeds": 3}]}}, "scenarios/x.yaml")
+    by_kill, any_fault = s.gates.sometimes
+    assert (by_kill.name, any_fault.name) == ("sometimes_hit_apply_pending_by_pod-kill",
+                                              "sometimes_hit_running")
+    assert [by_kill.holds_for(n) for n in ("seed", "seed-head", "reference")] == [True, False, True]
+    assert any_fault.holds_for("seed-head") and any_fault.min_seeds == 3
+    assert by_kill.matches("pod-kill", "apply_pending")
+    assert not by_kill.matches("node-loss", "apply_pending") and not by_kill.matches("pod-kill", "running")
+    assert any_fault.matches("node-loss", "running") and not any_fault.matches("node-loss", None)

@@ -223,6 +223,13 @@ BASE = read_yaml(OK)
     {**BASE, "faults": [{"type": "pool-scale-down", "at": 5, "max_replicas": 0}]},
     {**BASE, "pools": [{"id": "p", "manager": "deployment", "hpa": {}}],
      "faults": [{"type": "hpa-scale-down", "at": 5, "mode": "patch", "min_replicas": 0}]},
+    # `gates.sometimes` goals: what each field takes (the faults they name are `check`'s).
+    {**BASE, "gates": {"sometimes": [{"hit": "applying"}]}},
+    {**BASE, "gates": {"sometimes": [{"hit": "running", "by": "pod-kil"}]}},
+    {**BASE, "gates": {"sometimes": [{"hit": "running", "schedulers": []}]}},
+    {**BASE, "gates": {"sometimes": [{"hit": "running", "schedulers": ["refrence"]}]}},
+    {**BASE, "gates": {"sometimes": [{"hit": "running", "min_seeds": 0}]}},
+    {**BASE, "gates": {"sometimes": [{"by": "pod-kill"}]}},
 ], ids=["unknown-key", "wrong-type", "unknown-fault-type", "fault-without-type", "nodes-0",
         "hour-25", "hour-in-other-digits", "time-of-day-as-seconds", "unknown-distribution", "duration-as-text",
         "unknown-task-type", "negative-seconds", "probability-over-1", "negative-count",
@@ -234,7 +241,9 @@ BASE = read_yaml(OK)
         "patch-without-bound", "patch-with-load", "hpa-on-a-bare-pool", "initial-replicas-bare",
         "hpa-min-replicas-0", "hpa-initial-replicas-0", "max-replicas-0", "hpa-target-in-percent",
         "hpa-target-under-1-percent", "hpa-load-over-its-bound", "exponential-mean-0",
-        "lognormal-median-0", "pod-startup-median-0", "pool-patch-max-0", "hpa-patch-min-0"])
+        "lognormal-median-0", "pod-startup-median-0", "pool-patch-max-0", "hpa-patch-min-0",
+        "goal-status", "goal-fault-type", "goal-for-no-scheduler", "goal-scheduler",
+        "goal-0-seeds", "goal-without-hit"])
 def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
     assert errors(schema, data)
     with pytest.raises(ScenarioInvalid):
@@ -265,9 +274,14 @@ def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
     {**BASE, "cluster": {"pod_startup": {"kind": "fixed", "median_s": 0, "min_s": 0}},
      "agents": {"plan_s": {"kind": "uniform", "min": 0, "max": 0}}},
     {**BASE, "faults": [{"type": "pool-scale-down", "at": 5, "min_replicas": 0}]},
+    {**BASE, "faults": [{"type": "pod-kill", "at": 5}],
+     "gates": {"sometimes": [{"hit": "apply_pending", "by": "pod-kill", "min_seeds": 2,
+                              "schedulers": ["seed", "reference"]},
+                             {"hit": "running", "by": None, "schedulers": None}]}},
 ], ids=["no-name", "x-key", "bare-number-duration", "time-of-day", "names-count-null",
         "count-every-s", "rate-per-h", "bare-pool-nulls", "deployment-at-0-without-hpa",
-        "hpa-faults-of-both-modes", "zero-fixed-startup-and-uniform", "pool-patch-min-0"])
+        "hpa-faults-of-both-modes", "zero-fixed-startup-and-uniform", "pool-patch-min-0",
+        "goals"])
 def test_the_schema_accepts_what_the_loader_accepts(schema, data):
     parse(data, "x.yaml")
     assert errors(schema, data) == []

@@ -41,6 +41,7 @@ from scheduler.variants import NAMES
 from sim.world import World
 from unstuck.checker import check
 from unstuck.scenario import FAULT_TYPES, Scenario, ScenarioInvalid, advice, parse
+from unstuck.scenario.schema import HIT_STATUSES
 
 FILE = "fuzz.yaml"
 HARD = int(os.environ.get("UNSTUCK_FUZZ_EXAMPLES", "0"))
@@ -253,6 +254,13 @@ def valid_ish(draw: Any) -> dict[str, Any]:
     d["workload"] = draw(workload(ids, duration))
     if draw(st.integers(0, 5)):
         d["faults"] = draw(st.lists(faults(ids, duration), max_size=6))
+    # Goals: a `by` the faults above do not declare is left to chance (refused, clearly).
+    maybe(d, draw, "gates", st.fixed_dictionaries({}, optional={
+        "max_violations": st.integers(0, 3), "max_stuck": st.integers(0, 3),
+        "sometimes": st.lists(st.fixed_dictionaries({"hit": st.sampled_from(HIT_STATUSES)}, optional={
+            "by": st.sampled_from(FAULT_TYPES), "min_seeds": st.integers(1, 3),
+            "schedulers": st.lists(st.sampled_from(NAMES), min_size=1, max_size=4, unique=True)}),
+            max_size=2)}))
     return d
 
 

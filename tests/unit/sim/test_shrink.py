@@ -4,6 +4,7 @@ same invariant for the same task, and written as a scenario that replays it."""
 import dataclasses
 import json
 import os
+import re
 import shlex
 import stat
 from pathlib import Path
@@ -127,6 +128,9 @@ def test_cli_prints_the_faults_and_witness_and_the_written_scenario_replays(tmp_
     assert data["name"] == "pod-kill-reserved-slot-shrunk-seed-seed7" and data["seeds"] == 1
     assert [(f["type"], f["at"], f["within_s"], f["target"]) for f in data["faults"]] == [
         (f.type, f.at, f.within_s, f.target) for f in s.faults]
+    # It replays one violation: the source's coverage goal is left out (exit 1, not 3).
+    assert data["gates"] == {"max_violations": 0}
+    assert "# Its gates.sometimes goals are left out: the file replays one violation." in out.read_text()
     replay = f"unstuck sim {shlex.quote(str(out))} -s seed --seeds 1 --seed-start 7"
     assert "# Replay: " + replay in out.read_text()
     assert f"shrunk scenario: {out}; replay: {replay}\n" in r.output
@@ -284,6 +288,21 @@ def test_a_scenario_read_from_a_pipe_is_read_once_and_shrunk(tmp_path):
     shrunk = scenario.load(out)
     assert shrunk.faults == [] and shrunk.duration_s == scenario.load(
         "scenarios/incident-601.yaml").duration_s
+    # No fault is left to reach the source's goal, which would make the file invalid.
+    assert shrunk.gates.sometimes == [] and shrunk.gates.max_violations == 0
+
+
+def test_a_scenario_without_gates_shrinks_to_one_without_gates(tmp_path):
+    text = Path("scenarios/incident-601.yaml").read_text()
+    gates = re.search(r"^gates:\n(  .*\n)+", text, re.M)
+    src = tmp_path / "plain.yaml"
+    src.write_text(text.replace(gates.group(), ""))
+    out = tmp_path / "shrunk.yaml"
+    r = run(app, ["shrink", str(src), "-s", "seed-proposal", "--seed", "0", "--out", str(out),
+                  "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "gates" not in yaml.safe_load(out.read_text()) and "gates.sometimes" not in out.read_text()
+    assert scenario.load(out).gates == scenario.load(src).gates
 
 
 def test_an_out_file_that_cannot_be_written_costs_the_file_alone(devices_written_in_place):

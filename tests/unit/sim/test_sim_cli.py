@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,6 +129,39 @@ def test_fault_hits_say_how_often_the_seeds_reached_a_task_waiting_in_apply_pend
     table = run(app, ["sim", "scenarios/incident-601.yaml", "-s", "seed", "--seeds", "6",
                       "--workers", "2"]).output
     assert "fault hits: all / in apply_pending" in table and "6 / 6 in 6 seeds" in table
+
+
+def test_a_goal_reached_by_too_few_seeds_is_named_as_the_gate_judges_it(tmp_path):
+    """`gates.sometimes`: sim warns and lists the goal (its exit code stays the invariants'),
+    with the same count of seeds the gate's error gives on the folder it wrote."""
+    name = "hpa-max-patch-during-apply-pending"
+    text = Path(f"scenarios/{name}.yaml").read_text()
+    goal = "{hit: apply_pending, by: hpa-scale-down, schedulers: [seed, seed-proposal, reference]}"
+    assert goal in text
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text.replace(goal, goal[:-1] + ", min_seeds: 4}"))
+    r = run(app, ["sim", str(path), "-s", "seed,seed-head,reference", "--seeds", "4", "--json",
+                  "--out", str(tmp_path / "out"), "--workers", "2"])
+    got = {x["scheduler"]: x for x in map(json.loads, r.stdout.splitlines())}
+    goal_name = "sometimes_hit_apply_pending_by_hpa-scale-down"
+    # Seeds 0-3: the seed loses a waiting task's pod in seeds 0 and 2, the reference in 0-2.
+    assert got["seed"]["goals_not_reached"] == {goal_name: {"seeds_reached": 2, "min_seeds": 4}}
+    assert got["reference"]["goals_not_reached"] == {goal_name: {"seeds_reached": 3, "min_seeds": 4}}
+    assert got["seed-head"]["goals_not_reached"] == {}  # not its goal: it holds no reservation
+    assert got["reference"]["seeds_failed"] == 0 and r.exit_code == 1  # the seed's violations
+    xml = tmp_path / "gate.xml"
+    gate = run(app, ["gate", str(tmp_path / "out"), "-s", "seed,reference", "--junit", str(xml)])
+    assert gate.exit_code == 3 and "gate: a goal was never reached (exit 3)" in gate.output
+    errors = {c.get("classname"): c.find("error").get("message")
+              for c in ET.parse(xml).getroot().iter("testcase") if c.find("error") is not None}
+    assert set(errors) == {f"{name}.seed", f"{name}.reference"}
+    for sched, n in (("seed", 2), ("reference", 3)):
+        assert errors[f"{name}.{sched}"].startswith(
+            f"an hpa-scale-down hit a task in apply_pending in {n} of 4 seeds (")
+    table = run(app, ["sim", str(path), "-s", "reference", "--seeds", "4", "--workers", "2"])
+    assert table.exit_code == 0
+    assert (f"warning: {name} under reference: goal {goal_name}: an hpa-scale-down hit a task in "
+            "apply_pending in 3 of 4 seeds, fewer than the 4 its gates.sometimes asks") in table.output
 
 
 def test_out_writes_parquet_tables_that_load_back(tmp_path):
