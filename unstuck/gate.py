@@ -294,16 +294,21 @@ def _judge_pair(res: Results, scen: str, sched: str, seeds: pd.DataFrame,
     return PairVerdict(scen, sched, len(seeds), stuck, tuple(violated), tuple(checks))
 
 
-def _goal_check(res: Results, scen: str, sched: str, seeds: int, s: scenarios.Scenario,
-                goal: scenarios.Sometimes) -> Check:
-    """A `gates.sometimes` goal: its hits (censored ones too: a hit on a task waiting for its
-    human reached the state as surely) in at least `min_seeds` seeds."""
+def goal_reached(res: Results, scen: str, sched: str, goal: scenarios.Sometimes) -> tuple[int, int]:
+    """The seeds that reached a `gates.sometimes` goal, and its hits (censored ones too: a hit
+    on a task waiting for its human reached the state as surely)."""
     f = res.faults
     f = f[(f["scenario"] == scen) & (f["scheduler"] == sched)]
     hits = f[pd.Series([goal.matches(t, st) for t, st in zip(f["fault_type"], f["status_at_fault"])],
                        index=f.index, dtype=bool)]
-    reached = int(hits["seed"].nunique())
-    told = f"{goal.what()} in {reached} of {seeds} seeds ({len(hits)} hits), at least {goal.min_seeds} asked"
+    return int(hits["seed"].nunique()), len(hits)
+
+
+def _goal_check(res: Results, scen: str, sched: str, seeds: int, s: scenarios.Scenario,
+                goal: scenarios.Sometimes) -> Check:
+    """A goal holds when at least `min_seeds` seeds reached it."""
+    reached, hits = goal_reached(res, scen, sched, goal)
+    told = f"{goal.what()} in {reached} of {seeds} seeds ({hits} hits), at least {goal.min_seeds} asked"
     if reached >= goal.min_seeds:
         return Check(scen, sched, goal.name, PASS, told)
     by = [goal.by] if goal.by is not None else s.fault_types()

@@ -86,6 +86,7 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
     fails = tables.failures(res, relative_to=out)  # the commands run from the report folder
     rec, c2a = tables.recovery(res.metrics), tables.confirm_to_apply(res.metrics)
     hits = tables.fault_hits(res.faults, res.runs)
+    goals = tables.goals(gate, res, found)
     hist = tables.stuck_histogram(res.metrics)
     bounds = sorted({s.bounds.apply_pending_s for s in found.values() if s is not None})
 
@@ -112,7 +113,9 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
                 "on a task waiting for its human starts the clock at the confirm.",
                 [figs["recovery-cdf"]], [("recovery latency, seconds (never = did not recover)", rec),
                                          ("fault hits by the status of the task hit (all hits, those on "
-                                          "a task waiting for its human too): what the seeds reached", hits)]),
+                                          "a task waiting for its human too): what the seeds reached", hits),
+                                         ("goals (the scenarios' gates.sometimes): the states the "
+                                          "faults had to reach, and the seeds that reached them", goals)]),
         Section("Confirm to apply", "", [figs["confirm-to-apply-cdf"]],
                 [("confirm-to-apply latency, seconds", c2a)]),
         Section("Stuck time", "Seconds each task spent in apply_pending after a confirm, summed "
@@ -163,7 +166,8 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
         path = out / "figures" / f"{f.name}.png"
         files.write_bytes(path, f.png)
         written.append(path)
-    for name, df in {"verdict-matrix": matrix, "recovery": rec, "fault-hits": hits, "confirm-to-apply": c2a,
+    for name, df in {"verdict-matrix": matrix, "recovery": rec, "fault-hits": hits, "goals": goals,
+                     "confirm-to-apply": c2a,
                      "stuck-histogram": hist, "failures": fails, **timeline_tables}.items():
         files.write_text(out / "tables" / f"{name}.csv", df.to_csv(index=False))
     files.write_text(out / "tables" / "verdict-matrix-wide.csv", wide.to_csv())

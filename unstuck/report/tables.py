@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from scheduler.model import ACTIVE_STATUSES, TaskStatus
+from scheduler.model import TaskStatus
 from unstuck.checker.metrics import CENSORED, percentiles
 from unstuck.checker.verdicts import INVARIANTS, stuck_first
-from unstuck.gate import GateResult
+from unstuck.gate import GateResult, goal_reached
 from unstuck.plots import _order, stuck_bins
 from unstuck.results import Results
+from unstuck.scenario.schema import HIT_STATUSES
 
 REPRODUCE_PER_PAIR = 3  # in summary.md; the CSV and the HTML list every failing seed
 
@@ -93,9 +95,6 @@ def confirm_to_apply(metrics: pd.DataFrame) -> pd.DataFrame:
                                        "p50", "p90", "p99", "max"])
 
 
-HIT_STATUSES = tuple(s.value for s in ACTIVE_STATUSES)  # a hit task is not terminal
-
-
 def fault_hits(faults: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Per scenario and scheduler: every fault hit (docs/metrics.md, "Hit"; the ones waiting
     on a human too, which the recovery table leaves out) by the status of the task hit, and
@@ -113,6 +112,25 @@ def fault_hits(faults: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                          "seeds_hit_in_apply_pending": waiting["seed"].nunique()})
     return pd.DataFrame(rows, columns=["scenario", "scheduler", "seeds", "hits", *HIT_STATUSES,
                                        "seeds_hit_in_apply_pending"])
+
+
+def goals(gate: GateResult, res: Results, found: dict[str, Any]) -> pd.DataFrame:
+    """Each `gates.sometimes` goal the gate judged, per scenario and scheduler: the seeds
+    that reached it against its `min_seeds`, its hits, and the gate's status (error: the run
+    proves nothing about that state; skip: a live run cannot see it)."""
+    rows = []
+    for c in gate.checks():
+        s = found.get(c.scenario)
+        goal = next((g for g in s.gates.sometimes if g.name == c.name), None) if s is not None else None
+        if goal is None:
+            continue
+        reached, hits = goal_reached(res, c.scenario, c.scheduler, goal)
+        seeds = int(((res.runs["scenario"] == c.scenario) & (res.runs["scheduler"] == c.scheduler)).sum())
+        rows.append({"scenario": c.scenario, "scheduler": c.scheduler, "goal": goal.what(),
+                     "status": c.status, "seeds": seeds, "seeds_reached": reached,
+                     "min_seeds": goal.min_seeds, "hits": hits})
+    return pd.DataFrame(rows, columns=["scenario", "scheduler", "goal", "status", "seeds",
+                                       "seeds_reached", "min_seeds", "hits"])
 
 
 NEVER_WAITED = "0 (never waited)"

@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 from pydantic import ConfigDict, Field, GetJsonSchemaHandler, model_validator
 from pydantic.json_schema import JsonSchemaValue
 
-from scheduler.model import TaskStatus
+from scheduler.model import ACTIVE_STATUSES
 from scheduler.variants import NAMES
 from sim import config as sc
 from sim.kube.hpa import HPASpec
@@ -457,8 +457,8 @@ class Bounds(StrictModel):
     apply_pending_s: Seconds = 600.0
 
 
-# A fault can hit a task only while it is not terminal (docs/metrics.md, "Hit").
-HIT_STATUSES = tuple(s.value for s in TaskStatus if not s.terminal)
+# The statuses a task is in while a fault can hit it (docs/metrics.md, "Hit"): not terminal.
+HIT_STATUSES = tuple(s.value for s in ACTIVE_STATUSES)
 NO_SCHEDULERS = "lists no scheduler, so the goal holds for none; name one, or leave it out for all"
 
 

@@ -73,6 +73,8 @@ def test_analysis_notebook_runs_on_a_small_suite(kernel, results):
     assert set(counts) == {"seed", "seed-proposal", "seed-head", "reference"}
     html = "".join(o["data"].get("text/html", "") for o in outputs(nb, "text/html"))
     assert "seeds_hit_in_apply_pending" in html  # what the seeds reached
+    # The goals, as the gate judges them: both scenarios' kills reach a waiting task.
+    assert "a pod-kill hit a task in apply_pending" in html and "seeds_reached" in html
     assert counts["reference"] == [0] * len(INVARIANTS) and sum(counts["seed"]) > 0
 
 

@@ -84,13 +84,36 @@ def test_junit_has_one_case_per_scenario_scheduler_check_and_the_right_failures(
     assert len(failures) == invariant_failures + stuck_failures
 
 
-@pytest.mark.parametrize("table", ["verdict-matrix", "recovery", "fault-hits"])
+@pytest.mark.parametrize("table", ["verdict-matrix", "recovery", "fault-hits", "goals"])
 def test_golden_tables(report, table):
     """Seeded runs are deterministic, so these tables are too; regenerate the golden files
-    with `cp <report>/tables/{verdict-matrix,recovery,fault-hits}.csv tests/unit/report/golden/`
+    with `cp <report>/tables/{verdict-matrix,recovery,fault-hits,goals}.csv tests/unit/report/golden/`
     when the world or a scheduler changes on purpose."""
     got = (report / "tables" / f"{table}.csv").read_text()
     assert got == (GOLDEN / f"{table}.csv").read_text()
+
+
+def test_a_goal_too_few_seeds_reached_is_an_error_in_the_goals_table_and_the_verdict(report, tmp_path):
+    """The report renders the gate's verdict: a goal of more seeds than ran is not met, and
+    its row says by how much, with the same count as `unstuck sim` gives."""
+    copy = tmp_path / "latest"
+    shutil.copytree(report, copy)
+    scen = copy / "results" / "scenarios" / "double-confirm.yaml"
+    goal = "sometimes: [{hit: apply_pending, by: double-confirm}]"
+    assert goal in scen.read_text()
+    scen.write_text(scen.read_text().replace(goal, goal[:-2] + ", min_seeds: 4}]"))
+    r = run(app, ["report", str(copy)])
+    assert r.exit_code == 0, r.output
+    assert "**gate: a goal was never reached (exit 3)**" in (copy / "summary.md").read_text()
+    table = pd.read_csv(copy / "tables" / "goals.csv")
+    mine = table[table["scenario"] == "double-confirm"]
+    assert list(mine["status"]) == ["error"] * 4 and set(mine["min_seeds"]) == {4}
+    assert set(table[table["scenario"] == "incident-601"]["status"]) == {"pass"}
+    r = run(app, ["sim", str(scen), "-s", "all", "--seeds", "3", "--json", "--workers", "2"])
+    for x in map(json.loads, r.stdout.splitlines()):
+        row = mine[mine["scheduler"] == x["scheduler"]].iloc[0]
+        assert x["goals_not_reached"] == {"sometimes_hit_apply_pending_by_double-confirm": {
+            "seeds_reached": row["seeds_reached"], "min_seeds": 4}}
 
 
 def test_fault_hits_are_what_unstuck_sim_counts(report):

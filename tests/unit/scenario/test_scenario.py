@@ -77,7 +77,7 @@ OK = {"duration_s": 600, "workload": [{"count": 1, "at": [5]}]}
     # `gates.sometimes`: what a goal names, and a goal no declared fault can reach.
     ({"gates": {"sometimes": [{"hit": "apply_pendng"}]}, "faults": [{"type": "pod-kill", "at": 5}]},
      r"^scenarios/x\.yaml: gates\.sometimes\[0\]\.hit = 'apply_pendng' \(str\): expected one of "
-     r"'pending', 'waiting', 'running' or 'apply_pending'$"),
+     r"'pending', 'running' or 'apply_pending'$"),
     ({"gates": {"sometimes": [{"hit": "running", "schedulers": ["refrence"]}]}},
      r"^scenarios/x\.yaml: gates\.sometimes\[0\]\.schedulers\[0\] = 'refrence' \(str\): expected "
      r"one of 'seed', 'seed-proposal', 'seed-head' or 'reference'$"),
