@@ -19,6 +19,7 @@ from typing import Any
 from unstuck.scenario.schema import Scenario
 
 _BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
+NULL_MEANS = "null: the same as leaving the field out"
 
 
 def json_schema() -> dict[str, Any]:
@@ -48,8 +49,15 @@ def _for_editors(node: Any) -> None:
       schema with a numeric type is;
     - leave the unset (None) fields out of each mapping's default: an editor inserts a
       default as written, and the loader refuses a distribution parameter its kind does not
-      take even when null (`connect_s: {kind: uniform, min: 20, max: 90, mean: null}`)."""
+      take even when null (`connect_s: {kind: uniform, min: 20, max: 90, mean: null}`);
+    - describe the `null` of an optional field (`X | None`): the YAML language server heads a
+      field's hover with every `anyOf` title, `initial_replicas || initial_replicas`, when
+      it counts as many matches as alternatives, and it counted a rule's untitled,
+      undescribed view of the field (`mapping_rules`) as the bare `{"type": "null"}`."""
     if isinstance(node, dict):
+        for option in node.get("anyOf", ()):
+            if option == {"type": "null"}:
+                option["description"] = NULL_MEANS
         if node.get("type") in ("number", "integer"):
             for key, keyword in _BOUNDS.items():
                 if key in node:

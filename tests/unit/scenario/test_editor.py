@@ -178,3 +178,17 @@ def test_hovering_a_key_names_it_and_its_kind_of_value(server, key, says):
     shown = server.hover(Path("scenarios/incident-601.yaml"), key).replace("\\_", "_")  # markdown
     assert shown.startswith(f"#### {key}\n"), shown  # the key, not pydantic's "Has Changes"
     assert says in shown, shown
+
+
+def test_a_field_under_a_rule_is_hovered_by_its_own_title_alone(server, tmp_path):
+    # Found by review: under `hpa`, a rule's view of initial_replicas (>= 1) made the server
+    # head its hover `initial_replicas || initial_replicas` (it counts matches of an anyOf).
+    beside_the_schema(tmp_path)
+    path = tmp_path / "a.yaml"
+    path.write_text("# yaml-language-server: $schema=scenario.schema.json\nduration_s: 600\n"
+                    "pools:\n  - id: p\n    manager: deployment\n    initial_replicas: 2\n"
+                    "    hpa: {target: 0.5}\nworkload:\n  - count: 3\n    every_s: 60\n")
+    for key, says in (("initial_replicas", "a whole number >= 0"), ("count", "a whole number >= 0"),
+                      ("every_s", "seconds, >= 0")):
+        shown = server.hover(path, key).replace("\\_", "_")
+        assert shown.startswith(f"#### {key}\n\n{says}"), shown
