@@ -68,10 +68,12 @@ def check(
 
 def _summary(s: scenarios.Scenario) -> str:
     """What the file will run, so a reader sees it was read as meant (a fault list that a
-    stray indent emptied reads `0 faults`)."""
+    stray indent emptied reads `0 faults`); its `gates.sometimes` goals where it has any."""
     workspaces = sum(w.size for w in s.workload)
+    goals = len(s.gates.sometimes)
     return (f"name: {s.name}, {_span(s.duration_s)}, {counted(workspaces, 'workspace')}, "
-            f"{counted(len(s.faults), 'fault')}, {counted(s.seeds, 'seed')}")
+            f"{counted(len(s.faults), 'fault')}, " + (f"{counted(goals, 'goal')}, " if goals else "")
+            + counted(s.seeds, "seed"))
 
 
 def _span(seconds: float) -> str:
