@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ from unstuck.checker.verdicts import INVARIANTS, stuck_first
 from unstuck.gate import GateResult, goal_reached
 from unstuck.plots import _order, stuck_bins
 from unstuck.results import Results
-from unstuck.scenario.schema import HIT_STATUSES
+from unstuck.scenario.schema import HIT_STATUSES, Scenario
 
 REPRODUCE_PER_PAIR = 3  # in summary.md; the CSV and the HTML list every failing seed
 
@@ -114,7 +113,7 @@ def fault_hits(faults: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                                        "seeds_hit_in_apply_pending"])
 
 
-def goals(gate: GateResult, res: Results, found: dict[str, Any]) -> pd.DataFrame:
+def goals(gate: GateResult, res: Results, found: dict[str, Scenario | None]) -> pd.DataFrame:
     """Each `gates.sometimes` goal the gate judged, per scenario and scheduler: the seeds
     that reached it against its `min_seeds`, its hits, and the gate's status (error: the run
     proves nothing about that state; skip: a live run cannot see it)."""
