@@ -512,11 +512,15 @@ class Gates(StrictModel):
 
     @model_validator(mode="after")
     def _one_each(self) -> Gates:
-        names = [g.name for g in self.sometimes]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"sometimes: the goal {', '.join(twice)} is listed more than once; "
-                             "keep one per hit and by, with the schedulers and min_seeds it needs")
+        """One goal per hit and by for each scheduler (it names the scheduler's JUnit case);
+        two of them may split the schedulers, to ask each for its own `min_seeds`."""
+        for i, g in enumerate(self.sometimes):
+            for h in self.sometimes[i + 1:]:
+                both = [n for n in NAMES if g.holds_for(n) and h.holds_for(n)]
+                if g.name == h.name and both:
+                    raise ValueError(
+                        f"sometimes: the goal {g.name} is listed twice for {', '.join(both)}; "
+                        "keep one per hit and by for each scheduler (split them by schedulers)")
         return self
 
 

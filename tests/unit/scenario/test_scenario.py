@@ -89,7 +89,7 @@ OK = {"duration_s": 600, "workload": [{"count": 1, "at": [5]}]}
     ({"gates": {"sometimes": [{"hit": "running", "by": "pod-kill"},
                               {"hit": "running", "by": "pod-kill", "schedulers": ["seed"]}]}},
      r"^scenarios/x\.yaml: gates: sometimes: the goal sometimes_hit_running_by_pod-kill is listed "
-     r"more than once; keep one per hit and by"),
+     r"twice for seed; keep one per hit and by for each scheduler \(split them by schedulers\)$"),
     ({"gates": {"sometimes": [{"hit": "running", "by": "node-loss"}]},
       "faults": [{"type": "pod-kill", "at": 5}]},
      r"^scenarios/x\.yaml: gates\.sometimes\[0\]\.by = 'node-loss' \(str\): no node-loss fault is "
@@ -1043,3 +1043,14 @@ def test_a_goal_is_scoped_to_its_schedulers_and_asks_what_it_names():
     assert by_kill.matches("pod-kill", "apply_pending")
     assert not by_kill.matches("node-loss", "apply_pending") and not by_kill.matches("pod-kill", "running")
     assert any_fault.matches("node-loss", "running") and not any_fault.matches("node-loss", None)
+
+
+
+def test_two_goals_of_one_hit_and_by_may_split_the_schedulers_between_them():
+    s = parse({**OK, "faults": [{"type": "pod-kill", "at": 5}], "gates": {"sometimes": [
+        {"hit": "apply_pending", "by": "pod-kill", "min_seeds": 10, "schedulers": ["reference"]},
+        {"hit": "apply_pending", "by": "pod-kill", "schedulers": ["seed", "seed-proposal"]}]}},
+        "scenarios/x.yaml")
+    assert [g.min_seeds for g in s.gates.sometimes if g.holds_for("reference")] == [10]
+    assert [g.min_seeds for g in s.gates.sometimes if g.holds_for("seed")] == [1]
+    assert not [g for g in s.gates.sometimes if g.holds_for("seed-head")]
