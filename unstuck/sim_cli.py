@@ -669,7 +669,7 @@ def sim(
                            "the fault's target and within_s, or run more seeds (`unstuck gate` "
                            "fails such a run with exit 3)", err=True)
             for g in goals[s["scenario"]]:
-                if g.name not in s["goals_not_reached"]:
+                if not g.holds_for(s["scheduler"]) or g.name not in s["goals_not_reached"]:
                     continue
                 typer.echo(f"warning: {s['scenario']} under {s['scheduler']}: goal {g.name}: "
                            f"{g.what()} in {s['goals_not_reached'][g.name]['seeds_reached']} of "
@@ -688,14 +688,16 @@ def sim(
     raise typer.Exit(1 if any(s["seeds_failed"] for s in summaries) else 0)
 
 
-def _goals_not_reached(goals: list[Any], scheduler: str, results: list[SeedResult]
-                       ) -> dict[str, dict[str, int]]:
+def _goals_not_reached(goals: list[scenarios.Sometimes], scheduler: str,
+                       results: list[SeedResult]) -> dict[str, dict[str, int]]:
     """Each `gates.sometimes` goal of the scheduler that fewer seeds reached than it asks,
     as `unstuck gate` judges it: its name -> the seeds that reached it and `min_seeds`."""
     out = {}
     for g in goals:
+        if not g.holds_for(scheduler):
+            continue
         reached = sum(1 for r in results if any(g.matches(t, st) for t, st in r.reached))
-        if g.holds_for(scheduler) and reached < g.min_seeds:
+        if reached < g.min_seeds:
             out[g.name] = {"seeds_reached": reached, "min_seeds": g.min_seeds}
     return out
 

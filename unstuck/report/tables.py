@@ -120,7 +120,8 @@ def goals(gate: GateResult, res: Results, found: dict[str, Scenario | None]) -> 
     rows = []
     for c in gate.checks():
         s = found.get(c.scenario)
-        goal = next((g for g in s.gates.sometimes if g.name == c.name), None) if s is not None else None
+        goal = next((g for g in s.gates.sometimes if g.name == c.name and g.holds_for(c.scheduler)),
+                    None) if s is not None else None
         if goal is None:
             continue
         reached, hits = goal_reached(res, c.scenario, c.scheduler, goal)

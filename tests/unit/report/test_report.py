@@ -114,6 +114,15 @@ def test_a_goal_too_few_seeds_reached_is_an_error_in_the_goals_table_and_the_ver
         row = mine[mine["scheduler"] == x["scheduler"]].iloc[0]
         assert x["goals_not_reached"] == {"sometimes_hit_apply_pending_by_double-confirm": {
             "seeds_reached": row["seeds_reached"], "min_seeds": 4}}
+    # Two goals of one hit and by, splitting the schedulers: each row is its scheduler's goal.
+    scen.write_text(scen.read_text().replace(
+        goal[:-2] + ", min_seeds: 4}]", goal[:-2] + ", min_seeds: 4, schedulers: [reference]}, "
+        "{hit: apply_pending, by: double-confirm, schedulers: [seed, seed-proposal, seed-head]}]"))
+    assert run(app, ["report", str(copy)]).exit_code == 0
+    table = pd.read_csv(copy / "tables" / "goals.csv")
+    mine = table[table["scenario"] == "double-confirm"].set_index("scheduler")
+    assert mine.loc["reference", ["status", "min_seeds"]].tolist() == ["error", 4]
+    assert (mine.drop("reference")["min_seeds"] == 1).all() and (mine.drop("reference")["status"] == "pass").all()
 
 
 def test_fault_hits_are_what_unstuck_sim_counts(report):

@@ -164,6 +164,21 @@ def test_a_goal_reached_by_too_few_seeds_is_named_as_the_gate_judges_it(tmp_path
             "apply_pending in 3 of 4 seeds, fewer than the 4 its gates.sometimes asks") in table.output
 
 
+def test_goals_split_by_scheduler_are_each_judged_for_their_own(tmp_path):
+    text = Path("scenarios/incident-601.yaml").read_text()
+    goal = "sometimes: [{hit: apply_pending, by: pod-kill}]"
+    path = tmp_path / "incident-601.yaml"
+    path.write_text(text.replace(goal, "sometimes: [{hit: apply_pending, by: pod-kill, min_seeds: 3, "
+                                      "schedulers: [reference]}, {hit: apply_pending, by: pod-kill, "
+                                      "schedulers: [seed]}]"))
+    r = run(app, ["sim", str(path), "-s", "seed,reference", "--seeds", "2", "--workers", "2"])
+    warned = [line for line in r.stderr.splitlines() if "goal sometimes_hit" in line]
+    # Both seeds reach it: the seed's goal (1 seed) holds, the reference's (3) cannot.
+    assert len(warned) == 1 and "incident-601 under reference" in warned[0], warned
+    assert "in 2 of 2 seeds, fewer than the 3 its gates.sometimes asks" in warned[0]
+
+
+
 def test_out_writes_parquet_tables_that_load_back(tmp_path):
     r = run(app, ["sim", "scenarios/incident-601.yaml", "-s", "seed", "--seeds", "2",
                   "--out", str(tmp_path / "out"), "--workers", "1"])
