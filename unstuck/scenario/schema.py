@@ -202,8 +202,10 @@ TARGET_MAX = 10.0  # 1,000 % of the request; above it, a target written in perce
 
 
 class HPA(StrictModel):
-    # The bounds `rules` checks with a message that says what to write (`target: 80`).
-    model_config = ConfigDict(json_schema_extra=also(holds("target", minimum=0.01, maximum=TARGET_MAX),
+    # The bounds `rules` checks with a message that says what to write (`target: 80`). Titled
+    # with its key, as every field is: an editor heads the optional `hpa:`'s hover with it.
+    model_config = ConfigDict(title="hpa",
+                              json_schema_extra=also(holds("target", minimum=0.01, maximum=TARGET_MAX),
                                                      holds("load", maximum=LOAD_MAX)))
 
     target: Number = 0.8

@@ -192,3 +192,5 @@ def test_a_field_under_a_rule_is_hovered_by_its_own_title_alone(server, tmp_path
                       ("every_s", "seconds, >= 0")):
         shown = server.hover(path, key).replace("\\_", "_")
         assert shown.startswith(f"#### {key}\n\n{says}"), shown
+    # An optional section (a model or null) is headed with its key too, not its model's name.
+    assert server.hover(path, "hpa").startswith("#### hpa\n"), server.hover(path, "hpa")
