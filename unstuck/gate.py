@@ -299,7 +299,8 @@ def goal_reached(res: Results, scen: str, sched: str, goal: scenarios.Sometimes)
     on a task waiting for its human reached the state as surely)."""
     f = res.faults
     f = f[(f["scenario"] == scen) & (f["scheduler"] == sched)]
-    matched = [goal.matches(t, st) for t, st in zip(f["fault_type"], f["status_at_fault"], strict=True)]
+    matched = [goal.matches(*hit) for hit in zip(f["fault_type"], f["status_at_fault"],
+                                                 f["run_at_fault"], strict=True)]
     hits = f[pd.Series(matched, index=f.index, dtype=bool)]
     return int(hits["seed"].nunique()), len(hits)
 

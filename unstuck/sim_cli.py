@@ -84,8 +84,9 @@ class SeedResult:
     # Fault hits by the status of the task hit (docs/metrics.md, "Hit"), censored ones too:
     # how often the seed reached what the scenario is about (a reservation lost in apply_pending).
     hits: dict[str, int] = field(default_factory=dict)
-    # Each (fault type, status of the task hit) the seed reached: its `gates.sometimes` goals.
-    reached: frozenset[tuple[str | None, str | None]] = frozenset()
+    # Each (fault type, status of the task hit, its run if running) the seed reached: what its
+    # `gates.sometimes` goals ask.
+    reached: frozenset[tuple[str | None, str | None, str | None]] = frozenset()
     digest: str | None = None
     history: list[dict[str, Any]] | None = None
 
@@ -124,7 +125,7 @@ def _run_job(job: Job) -> SeedResult:
         faults_missed=out.faults_missed,
         fault_types=out.fault_types,
         hits=dict(Counter(str(h.status_at_fault) for h in metrics.recovery)),
-        reached=frozenset((h.fault_type, h.status_at_fault) for h in metrics.recovery),
+        reached=frozenset((h.fault_type, h.status_at_fault, h.run_at_fault) for h in metrics.recovery),
         digest=histories.digest(out.rows) if job.want_digest else None,
         history=out.rows if job.keep_rows else None,
     )
@@ -696,7 +697,7 @@ def _goals_not_reached(goals: list[scenarios.Sometimes], scheduler: str,
     for g in goals:
         if not g.holds_for(scheduler):
             continue
-        reached = sum(1 for r in results if any(g.matches(t, st) for t, st in r.reached))
+        reached = sum(1 for r in results if any(g.matches(*hit) for hit in r.reached))
         if reached < g.min_seeds:
             out[g.name] = {"seeds_reached": reached, "min_seeds": g.min_seeds}
     return out

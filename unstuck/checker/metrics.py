@@ -44,6 +44,7 @@ class RecoveryHit:
     task: int
     workspace: str | None
     status_at_fault: str | None
+    run_at_fault: str | None  # a running task's stint then: "plan" or "apply"; else None
     awaiting_human: bool  # apply_pending and unconfirmed at the fault: clock starts at confirm
     queued: bool  # a pending plan_and_apply behind earlier ones: clock starts when they end
     clock_t: float  # the fault's t, the confirm's t or the turn's; NaN when never started
@@ -288,6 +289,7 @@ def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
             task=hit.task,
             workspace=ln.workspace,
             status_at_fault=hit.status,
+            run_at_fault=hit.run,
             awaiting_human=hit.awaiting_human,
             queued=turn is not False,
             clock_t=float(clock["t"]) if clock is not None else NAN,

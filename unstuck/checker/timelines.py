@@ -90,6 +90,7 @@ class Hit:
     status: str | None  # the task's status at the fault
     awaiting_human: bool  # apply_pending and not confirmed in its epoch
     cause: Row | None = None  # when `fault` is an effect row: the fault row it names
+    run: str | None = None  # a running task's stint at the fault: "plan" or "apply"
 
 
 @dataclass(slots=True)
@@ -792,7 +793,8 @@ def _fault(
         )
         if hit:
             awaiting = ln.status == "apply_pending" and not ln.confirmed()
-            hits.append(Hit(row, task, ln.status, awaiting, cause))
+            hits.append(Hit(row, task, ln.status, awaiting, cause,
+                            ln.run_kind if ln.status == "running" else None))
 
 
 def _segments(ln: TaskLine) -> list[Segment]:

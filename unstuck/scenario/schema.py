@@ -462,6 +462,8 @@ class Bounds(StrictModel):
 # The statuses a task is in while a fault can hit it (docs/metrics.md, "Hit"): not terminal.
 HIT_STATUSES = tuple(s.value for s in ACTIVE_STATUSES)
 NO_SCHEDULERS = "lists no scheduler, so the goal holds for none; name one, or leave it out for all"
+RUN_IS_FOR_RUNNING = ("run is what a running task was doing (plan or apply), so it needs hit: "
+                      "running; set hit: running, or remove run")
 
 
 class Sometimes(StrictModel):
@@ -472,9 +474,12 @@ class Sometimes(StrictModel):
     may keep the state out of the faults' reach by design (seed-head holds no reservation
     while a task waits, G1; the reference's demand metric keeps an HPA's waiting pods)."""
 
-    model_config = ConfigDict(json_schema_extra=also(holds("schedulers", minItems=1)))
+    model_config = ConfigDict(json_schema_extra=also(
+        holds("schedulers", minItems=1),
+        when(given("run"), then=any_of(equals("hit", "running"), message=RUN_IS_FOR_RUNNING))))
 
     hit: Literal[HIT_STATUSES]  # type: ignore[valid-type]
+    run: Literal["plan", "apply"] | None = None  # with hit: running, what the task was running
     by: Literal[FAULT_TYPES] | None = None  # type: ignore[valid-type]
     min_seeds: AtLeastOne = 1
     schedulers: list[Literal[NAMES]] | None = None  # type: ignore[valid-type]
@@ -483,24 +488,32 @@ class Sometimes(StrictModel):
     def _some(self) -> Sometimes:
         if self.schedulers == []:
             raise ValueError("schedulers " + NO_SCHEDULERS)
+        if self.run is not None and self.hit != "running":
+            raise ValueError(RUN_IS_FOR_RUNNING)
         return self
 
     @property
     def name(self) -> str:
-        """The gate's test case: `sometimes_hit_apply_pending_by_pod-kill`."""
-        return f"sometimes_hit_{self.hit}" + (f"_by_{self.by}" if self.by else "")
+        """The gate's test case: `sometimes_hit_apply_pending_by_pod-kill`,
+        `sometimes_hit_running_apply_by_node-loss`."""
+        return (f"sometimes_hit_{self.hit}" + (f"_{self.run}" if self.run else "")
+                + (f"_by_{self.by}" if self.by else ""))
 
     def what(self) -> str:
-        """'an hpa-scale-down hit a task in apply_pending', as messages say it."""
+        """'an hpa-scale-down hit a task in apply_pending', 'a node-loss hit a task running its
+        apply', as messages say it."""
         fault = self.by or "fault"
-        return f"{'an' if fault[0] in 'aeh' else 'a'} {fault} hit a task in {self.hit}"
+        where = f"running its {self.run}" if self.run else f"in {self.hit}"
+        return f"{'an' if fault[0] in 'aeh' else 'a'} {fault} hit a task {where}"
 
     def holds_for(self, scheduler: str) -> bool:
         return self.schedulers is None or scheduler in self.schedulers
 
-    def matches(self, fault_type: str | None, status: str | None) -> bool:
-        """Whether a hit (its fault's type, the task's status then) is one the goal asks for."""
-        return status == self.hit and (self.by is None or fault_type == self.by)
+    def matches(self, fault_type: str | None, status: str | None, run: str | None) -> bool:
+        """Whether a hit (its fault's type, the task's status then and, running, what it ran)
+        is one the goal asks for."""
+        return (status == self.hit and (self.by is None or fault_type == self.by)
+                and (self.run is None or run == self.run))
 
 
 class Gates(StrictModel):

@@ -95,6 +95,25 @@ def test_a_node_loss_hits_the_tasks_on_that_nodes_pods_only() -> None:
     assert [(h.task, h.latency_s, h.outcome) for h in hits] == [(1, 30.0, "recovered")]
 
 
+def test_a_hit_on_a_running_task_says_whether_it_ran_its_plan_or_its_apply() -> None:
+    # The gate's goals ask for it (`run: apply`): node-loss-mid-apply is about a lost apply.
+    s = Story()
+    s.add(0, "pod.added", pod="p1", data={"node": "n1"})
+    _planned_with_changes(s)  # task 1: plan_and_apply, in apply_pending at 10
+    s.add(10, "slot.reserved", task=1, pod="p1", slot=0)
+    s.confirm(20, 1)
+    s.to(21, 1, "apply_pending", "running", reason="dispatch apply", pod="p1")
+    _holding(s, 2, "p1")  # task 2: a plan, running on the same pod
+    s.created(0, 3, "ws-3")  # task 3: pending, hit by the restart below only
+    s.add(50, "fault", reason="node lost", data={"type": "node-loss", "node": "n1"})
+    s.add(60, "fault", data={"type": "scheduler-restart"})
+    s.end(500)
+    hits = metrics.recovery_latencies(s.rows())
+    got = {(h.fault_type, h.task): (h.status_at_fault, h.run_at_fault) for h in hits}
+    assert got[("node-loss", 1)] == ("running", "apply") and got[("node-loss", 2)] == ("running", "plan")
+    assert got[("scheduler-restart", 3)] == ("pending", None)
+
+
 def test_a_slot_released_before_the_fault_is_not_a_hit() -> None:
     s = Story()
     _holding(s, 1, "p1")

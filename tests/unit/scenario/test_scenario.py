@@ -94,6 +94,9 @@ OK = {"duration_s": 600, "workload": [{"count": 1, "at": [5]}]}
       "faults": [{"type": "pod-kill", "at": 5}]},
      r"^scenarios/x\.yaml: gates\.sometimes\[0\]\.by = 'node-loss' \(str\): no node-loss fault is "
      r"declared, so the goal is never reached; add one under faults, or choose one of pod-kill$"),
+    ({"gates": {"sometimes": [{"hit": "apply_pending", "run": "apply"}]}, "faults": [{"type": "pod-kill", "at": 5}]},
+     r"^scenarios/x\.yaml: gates\.sometimes\[0\]: run is what a running task was doing \(plan or "
+     r"apply\), so it needs hit: running; set hit: running, or remove run$"),
     ({"gates": {"sometimes": [{"hit": "running"}]}},
      r"^scenarios/x\.yaml: gates\.sometimes\[0\]\.hit = 'running' \(str\): no fault is declared, "
      r"so nothing can hit a task and the goal is never reached; add a fault, or remove the goal$"),
@@ -1040,9 +1043,20 @@ def test_a_goal_is_scoped_to_its_schedulers_and_asks_what_it_names():
                                               "sometimes_hit_running")
     assert [by_kill.holds_for(n) for n in ("seed", "seed-head", "reference")] == [True, False, True]
     assert any_fault.holds_for("seed-head") and any_fault.min_seeds == 3
-    assert by_kill.matches("pod-kill", "apply_pending")
-    assert not by_kill.matches("node-loss", "apply_pending") and not by_kill.matches("pod-kill", "running")
-    assert any_fault.matches("node-loss", "running") and not any_fault.matches("node-loss", None)
+    assert by_kill.matches("pod-kill", "apply_pending", None)
+    assert not by_kill.matches("node-loss", "apply_pending", None)
+    assert not by_kill.matches("pod-kill", "running", "plan")
+    assert any_fault.matches("node-loss", "running", "plan") and not any_fault.matches("node-loss", None, None)
+
+
+def test_a_goal_on_a_running_task_may_ask_what_it_ran():
+    s = parse({**OK, "faults": [{"type": "node-loss", "at": 5}], "gates": {"sometimes": [
+        {"hit": "running", "run": "apply", "by": "node-loss"}]}}, "scenarios/x.yaml")
+    [goal] = s.gates.sometimes
+    assert goal.name == "sometimes_hit_running_apply_by_node-loss"
+    assert goal.what() == "a node-loss hit a task running its apply"
+    assert goal.matches("node-loss", "running", "apply")
+    assert not goal.matches("node-loss", "running", "plan")
 
 
 

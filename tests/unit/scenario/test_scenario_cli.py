@@ -230,6 +230,8 @@ BASE = read_yaml(OK)
     {**BASE, "gates": {"sometimes": [{"hit": "running", "schedulers": ["refrence"]}]}},
     {**BASE, "gates": {"sometimes": [{"hit": "running", "min_seeds": 0}]}},
     {**BASE, "gates": {"sometimes": [{"by": "pod-kill"}]}},
+    {**BASE, "gates": {"sometimes": [{"hit": "pending", "run": "plan"}]}},
+    {**BASE, "gates": {"sometimes": [{"hit": "running", "run": "destroy"}]}},
 ], ids=["unknown-key", "wrong-type", "unknown-fault-type", "fault-without-type", "nodes-0",
         "hour-25", "hour-in-other-digits", "time-of-day-as-seconds", "unknown-distribution", "duration-as-text",
         "unknown-task-type", "negative-seconds", "probability-over-1", "negative-count",
@@ -243,7 +245,7 @@ BASE = read_yaml(OK)
         "hpa-target-under-1-percent", "hpa-load-over-its-bound", "exponential-mean-0",
         "lognormal-median-0", "pod-startup-median-0", "pool-patch-max-0", "hpa-patch-min-0",
         "goal-status", "goal-fault-type", "goal-for-no-scheduler", "goal-scheduler",
-        "goal-0-seeds", "goal-without-hit"])
+        "goal-0-seeds", "goal-without-hit", "goal-run-not-running", "goal-run-unknown"])
 def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
     assert errors(schema, data)
     with pytest.raises(ScenarioInvalid):
@@ -277,7 +279,8 @@ def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
     {**BASE, "faults": [{"type": "pod-kill", "at": 5}],
      "gates": {"sometimes": [{"hit": "apply_pending", "by": "pod-kill", "min_seeds": 2,
                               "schedulers": ["seed", "reference"]},
-                             {"hit": "running", "by": None, "schedulers": None}]}},
+                             {"hit": "running", "by": None, "schedulers": None},
+                             {"hit": "running", "run": "apply", "by": "pod-kill"}]}},
 ], ids=["no-name", "x-key", "bare-number-duration", "time-of-day", "names-count-null",
         "count-every-s", "rate-per-h", "bare-pool-nulls", "deployment-at-0-without-hpa",
         "hpa-faults-of-both-modes", "zero-fixed-startup-and-uniform", "pool-patch-min-0",
