@@ -189,15 +189,20 @@ def stuck_histogram(metrics: pd.DataFrame, bound_s: float | None = None) -> Figu
     fig = Figure(figsize=(6.4, 3.6), dpi=100)
     ax = fig.add_subplot()
     edges = stuck_bins(m["value_s"])
+    tallest = 1.0
     for sched in _order(m["scheduler"]):
         v = m["value_s"][m["scheduler"] == sched].astype(float)
         zero = int((v == 0).sum())
-        ax.hist(v[v > 0].clip(lower=edges[0]), bins=edges, histtype="step", linewidth=1.6,
-                color=_colour(sched),
-                label=f"{sched} (n={len(v)}" + (f"; {zero} at 0 s, not drawn)" if zero else ")"))
+        counts, _, _ = ax.hist(v[v > 0].clip(lower=edges[0]), bins=edges, histtype="step",
+                               linewidth=1.6, color=_colour(sched),
+                               label=f"{sched} (n={len(v)}" + (f"; {zero} at 0 s, not drawn)" if zero else ")"))
+        tallest = max(tallest, float(np.max(counts)))
+    # Limits of its own, set before the log scales: with every task at 0 s nothing is drawn,
+    # and a log axis that scales itself to no data warns ("no positive values").
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylim(0.7, tallest * 1.5)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_ylim(bottom=0.7)
     if bound_s:
         ax.axvline(bound_s, color="black", linestyle="--", linewidth=1)
         ax.text(bound_s, ax.get_ylim()[1], f" bound {bound_s:g} s", fontsize=7, va="top")

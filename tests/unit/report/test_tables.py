@@ -1,7 +1,9 @@
 """The report's tables and figures on small hand-made inputs: edge cases a seeded suite
 does not reliably produce."""
 
+import io
 import math
+import warnings
 
 import pandas as pd
 
@@ -40,3 +42,17 @@ def test_stuck_histogram_figure_counts_zero_seconds_in_the_legend_not_a_bin():
     drawn = ax.patches[0].get_path().vertices[:, 1]  # the step outline: one bar of height 1
     assert math.isclose(max(drawn), 1.0)
     assert "after the confirm" in ax.get_title()
+
+
+def test_stuck_histogram_of_tasks_all_out_at_the_confirm_draws_without_a_warning():
+    # Found by a one-seed suite of node-loss-mid-apply under the reference: every confirmed
+    # task left apply_pending at once, nothing was drawn, and the log axes, scaling
+    # themselves to no data, warned "Data has no positive values" (an error under pytest).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plots.stuck_histogram(_stuck({"reference": [0.0, 0.0]}), 600)
+        fig.savefig(io.BytesIO(), format="png")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_ylim()[0] == 0.7
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "reference (n=2; 2 at 0 s, not drawn)"]
