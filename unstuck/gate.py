@@ -299,6 +299,12 @@ def goal_reached(res: Results, scen: str, sched: str, goal: scenarios.Sometimes)
     on a task waiting for its human reached the state as surely)."""
     f = res.faults
     f = f[(f["scenario"] == scen) & (f["scheduler"] == sched)]
+    if goal.run is not None and ((f["status_at_fault"] == "running") & f["run_at_fault"].isna()).any():
+        # Every running hit says what it ran since 6db4071: these tables are older.
+        raise GateInputError(
+            f"{res.root}: its faults tables of {scen} under {sched} do not say what a running "
+            f"task ran (run_at_fault), which the goal {goal.name} asks; rerun the `unstuck suite` "
+            "or `unstuck sim --out` command that wrote them")
     matched = [goal.matches(*hit) for hit in zip(f["fault_type"], f["status_at_fault"],
                                                  f["run_at_fault"], strict=True)]
     hits = f[pd.Series(matched, index=f.index, dtype=bool)]

@@ -230,6 +230,23 @@ def test_a_goal_a_live_run_cannot_observe_is_skipped_there_not_failed(tmp_path):
         "not judged on a live run: hpa-scale-down hits nobody there")
 
 
+def test_a_goal_on_what_a_task_ran_refuses_faults_tables_that_do_not_say_it(tmp_path):
+    """A folder written before `run_at_fault` reads it as null: its running hits would miss a
+    `run: apply` goal, and the gate would call a run that lost an apply one that proves
+    nothing (exit 3). It is bad input (exit 2), named, with the fix."""
+    import pyarrow.parquet as pq
+
+    out = suite(tmp_path / "r", "scenarios/node-loss-mid-apply.yaml", "-s", "reference", "--seeds", "1")
+    assert run(app, ["gate", str(out)]).exit_code == 0
+    for path in (out / "results" / "faults").rglob("*.parquet"):
+        pq.write_table(pq.read_table(path).drop_columns(["run_at_fault"]), path)
+    r = run(app, ["gate", str(out)])
+    assert r.exit_code == 2, r.output
+    assert ("its faults tables of node-loss-mid-apply under reference do not say what a running "
+            "task ran (run_at_fault), which the goal sometimes_hit_running_apply_by_node-loss "
+            "asks; rerun") in r.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["gate", "{missing}"], "no such directory"),
     (["gate", "{empty}"], "holds no results"),
