@@ -155,6 +155,20 @@ def test_exit_3_when_a_declared_fault_never_took_effect(tmp_path):
     assert root.get("errors") == "1" and root.get("failures") == "0"
 
 
+def test_a_fault_that_never_took_effect_and_the_goal_it_left_unreached_are_both_named(tmp_path):
+    scen = tmp_path / "no-effect.yaml"
+    scen.write_text((HERE / "no-effect.yaml").read_text()
+                    + "gates: {sometimes: [{hit: running, by: pod-kill}]}\n")
+    out = suite(tmp_path / "r", str(scen), "-s", "reference")
+    r = run(app, ["gate", str(out)])
+    assert r.exit_code == 3, r.output
+    assert "gate: a fault never took effect; a goal was never reached (exit 3)" in r.output
+    types = {c.get("name"): c.find("error").get("type") for c in junit(out / "junit.xml").iter("testcase")
+             if c.find("error") is not None}
+    assert types == {"faults_took_effect": "fault-never-took-effect",
+                     "sometimes_hit_running_by_pod-kill": "goal-never-reached"}
+
+
 def test_a_reached_goal_passes_and_states_how_often_it_was_reached(incident, tmp_path):
     xml = tmp_path / "ref.xml"
     assert run(app, ["gate", str(incident), "-s", "reference", "--junit", str(xml)]).exit_code == 0
