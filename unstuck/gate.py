@@ -73,7 +73,21 @@ class Check:
     @property
     def why_error(self) -> str:
         """What an error says the run did not prove (the JUnit error's type)."""
-        return "goal-never-reached" if self.name.startswith("sometimes_") else "fault-never-took-effect"
+        return "fault-never-took-effect"
+
+
+@dataclass(frozen=True)
+class GoalCheck(Check):
+    """A `gates.sometimes` goal's case, with what the gate counted: the report's goals table
+    reads it here rather than counting again."""
+
+    goal: scenarios.Sometimes
+    seeds_reached: int
+    hits: int
+
+    @property
+    def why_error(self) -> str:
+        return "goal-never-reached"
 
 
 @dataclass(frozen=True)
@@ -294,7 +308,7 @@ def _judge_pair(res: Results, scen: str, sched: str, seeds: pd.DataFrame,
     return PairVerdict(scen, sched, len(seeds), stuck, tuple(violated), tuple(checks))
 
 
-def goal_reached(res: Results, scen: str, sched: str, goal: scenarios.Sometimes) -> tuple[int, int]:
+def _goal_reached(res: Results, scen: str, sched: str, goal: scenarios.Sometimes) -> tuple[int, int]:
     """The seeds that reached a `gates.sometimes` goal, and its hits (censored ones too: a hit
     on a task waiting for its human reached the state as surely)."""
     f = res.faults
@@ -312,20 +326,21 @@ def goal_reached(res: Results, scen: str, sched: str, goal: scenarios.Sometimes)
 
 
 def _goal_check(res: Results, scen: str, sched: str, seeds: int, s: scenarios.Scenario,
-                goal: scenarios.Sometimes) -> Check:
+                goal: scenarios.Sometimes) -> GoalCheck:
     """A goal holds when at least `min_seeds` seeds reached it."""
-    reached, hits = goal_reached(res, scen, sched, goal)
+    reached, hits = _goal_reached(res, scen, sched, goal)
     told = f"{goal.what()} in {reached} of {seeds} seeds ({hits} hits), at least {goal.min_seeds} asked"
-    if reached >= goal.min_seeds:
-        return Check(scen, sched, goal.name, PASS, told)
     by = [goal.by] if goal.by is not None else s.fault_types()
-    if res.live and set(by) <= UNATTRIBUTED_LIVE:
-        return Check(scen, sched, goal.name, SKIP,
-                     f"not judged on a live run: {', '.join(by)} hits nobody there (its observers "
-                     "see a pod deleted, not why); gate the scenario's simulated runs for it")
-    return Check(scen, sched, goal.name, ERROR,
-                 f"{told}; the run proves nothing about a task hit there: check the faults' "
-                 "timing and target, or run more seeds")
+    if reached >= goal.min_seeds:
+        status, message = PASS, told
+    elif res.live and set(by) <= UNATTRIBUTED_LIVE:
+        status, message = SKIP, (f"not judged on a live run: {', '.join(by)} hits nobody there "
+                                 "(its observers see a pod deleted, not why); gate the scenario's "
+                                 "simulated runs for it")
+    else:
+        status, message = ERROR, (f"{told}; the run proves nothing about a task hit there: check "
+                                   "the faults' timing and target, or run more seeds")
+    return GoalCheck(scen, sched, goal.name, status, message, goal, reached, hits)
 
 
 def _who(row: pd.Series) -> str:

@@ -81,12 +81,10 @@ class SeedResult:
     faults_fired: int
     faults_missed: int
     fault_types: tuple[str, ...] = ()  # the types of the faults that took effect
-    # Fault hits by the status of the task hit (docs/metrics.md, "Hit"), censored ones too:
-    # how often the seed reached what the scenario is about (a reservation lost in apply_pending).
-    hits: dict[str, int] = field(default_factory=dict)
-    # Each (fault type, status of the task hit, its run if running) the seed reached: what its
-    # `gates.sometimes` goals ask.
-    reached: frozenset[tuple[str | None, str | None, str | None]] = frozenset()
+    # Fault hits (docs/metrics.md, "Hit"), censored ones too, by (fault type, status of the
+    # task hit, its run if running): what the seed reached, counted by status in the table and
+    # matched by the scenario's `gates.sometimes` goals.
+    hits: dict[tuple[str | None, str | None, str | None], int] = field(default_factory=dict)
     digest: str | None = None
     history: list[dict[str, Any]] | None = None
 
@@ -124,8 +122,7 @@ def _run_job(job: Job) -> SeedResult:
         wall_s=time.perf_counter() - t0, faults_fired=out.faults_fired,
         faults_missed=out.faults_missed,
         fault_types=out.fault_types,
-        hits=dict(Counter(str(h.status_at_fault) for h in metrics.recovery)),
-        reached=frozenset((h.fault_type, h.status_at_fault, h.run_at_fault) for h in metrics.recovery),
+        hits=dict(Counter((h.fault_type, h.status_at_fault, h.run_at_fault) for h in metrics.recovery)),
         digest=histories.digest(out.rows) if job.want_digest else None,
         history=out.rows if job.keep_rows else None,
     )
@@ -162,8 +159,9 @@ class Batch:
             "events_per_s": round(events / busy) if busy else 0,
             "faults_fired": sum(r.faults_fired for r in rs),
             "faults_missed": sum(r.faults_missed for r in rs),
-            "fault_hits": dict(sorted(sum((Counter(r.hits) for r in rs), Counter()).items())),
-            "seeds_hit_in_apply_pending": sum(1 for r in rs if r.hits.get(APPLY_PENDING)),
+            "fault_hits": dict(sorted(_hits_by_status(rs).items())),
+            "seeds_hit_in_apply_pending": sum(1 for r in rs if any(status == APPLY_PENDING
+                                                                   for _, status, _ in r.hits)),
             "digest": rs[0].digest if rs else None,
         }
 
@@ -645,11 +643,14 @@ def sim(
     summaries = [b.summary() for b in batches.values()]
     declared = {sc.name: sc.fault_types() for sc, _ in loaded}
     goals = {sc.name: sc.gates.sometimes for sc, _ in loaded}
+    unmet = {}
     for s in summaries:  # what `unstuck gate` fails with exit 3: the run proves nothing there
-        fired = {t for r in batches[(s["scenario"], s["scheduler"])].results for t in r.fault_types}
+        key = (s["scenario"], s["scheduler"])
+        fired = {t for r in batches[key].results for t in r.fault_types}
         s["faults_never_fired"] = [t for t in declared[s["scenario"]] if t not in fired]
-        s["goals_not_reached"] = _goals_not_reached(
-            goals[s["scenario"]], s["scheduler"], batches[(s["scenario"], s["scheduler"])].results)
+        unmet[key] = _goals_not_reached(goals[s["scenario"]], s["scheduler"], batches[key].results)
+        s["goals_not_reached"] = {g.name: {"seeds_reached": n, "min_seeds": g.min_seeds}
+                                  for g, n in unmet[key]}
     if diverged is not None:
         for s in summaries:
             s["nondeterministic_seeds"] = sorted(
@@ -669,12 +670,9 @@ def sim(
                            f"{'them' if len(s['faults_never_fired']) > 1 else 'it'}; check "
                            "the fault's target and within_s, or run more seeds (`unstuck gate` "
                            "fails such a run with exit 3)", err=True)
-            for g in goals[s["scenario"]]:
-                if not g.holds_for(s["scheduler"]) or g.name not in s["goals_not_reached"]:
-                    continue
+            for g, reached in unmet[(s["scenario"], s["scheduler"])]:
                 typer.echo(f"warning: {s['scenario']} under {s['scheduler']}: goal {g.name}: "
-                           f"{g.what()} in {s['goals_not_reached'][g.name]['seeds_reached']} of "
-                           f"{s['seeds']} seeds, fewer than the {g.min_seeds} its gates.sometimes "
+                           f"{g.what()} in {reached} of {s['seeds']} seeds, fewer than the {g.min_seeds} its gates.sometimes "
                            "asks, so this run says nothing about a task hit there; "
                            "check the faults' timing and target, or run more seeds (`unstuck gate` "
                            "fails such a run with exit 3)", err=True)
@@ -689,17 +687,26 @@ def sim(
     raise typer.Exit(1 if any(s["seeds_failed"] for s in summaries) else 0)
 
 
+def _hits_by_status(results: list[SeedResult]) -> Counter[str]:
+    """Every hit of the seeds by the status of the task hit (`fault_hits`)."""
+    out: Counter[str] = Counter()
+    for r in results:
+        for (_, status, _), n in r.hits.items():
+            out[str(status)] += n
+    return out
+
+
 def _goals_not_reached(goals: list[scenarios.Sometimes], scheduler: str,
-                       results: list[SeedResult]) -> dict[str, dict[str, int]]:
+                       results: list[SeedResult]) -> list[tuple[scenarios.Sometimes, int]]:
     """Each `gates.sometimes` goal of the scheduler that fewer seeds reached than it asks,
-    as `unstuck gate` judges it: its name -> the seeds that reached it and `min_seeds`."""
-    out = {}
+    as `unstuck gate` judges it, with the seeds that reached it."""
+    out = []
     for g in goals:
         if not g.holds_for(scheduler):
             continue
-        reached = sum(1 for r in results if any(g.matches(*hit) for hit in r.reached))
+        reached = sum(1 for r in results if any(g.matches(*hit) for hit in r.hits))
         if reached < g.min_seeds:
-            out[g.name] = {"seeds_reached": reached, "min_seeds": g.min_seeds}
+            out.append((g, reached))
     return out
 
 

@@ -86,7 +86,7 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
     fails = tables.failures(res, relative_to=out)  # the commands run from the report folder
     rec, c2a = tables.recovery(res.metrics), tables.confirm_to_apply(res.metrics)
     hits = tables.fault_hits(res.faults, res.runs)
-    goals = tables.goals(gate, res, found)
+    goals = tables.goals(gate)
     hist = tables.stuck_histogram(res.metrics)
     bounds = sorted({s.bounds.apply_pending_s for s in found.values() if s is not None})
 

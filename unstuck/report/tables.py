@@ -18,10 +18,10 @@ import pandas as pd
 from scheduler.model import TaskStatus
 from unstuck.checker.metrics import CENSORED, percentiles
 from unstuck.checker.verdicts import INVARIANTS, stuck_first
-from unstuck.gate import GateResult, goal_reached
+from unstuck.gate import GateResult, GoalCheck
 from unstuck.plots import _order, stuck_bins
 from unstuck.results import Results
-from unstuck.scenario.schema import HIT_STATUSES, Scenario
+from unstuck.scenario.schema import HIT_STATUSES
 
 REPRODUCE_PER_PAIR = 3  # in summary.md; the CSV and the HTML list every failing seed
 
@@ -113,22 +113,17 @@ def fault_hits(faults: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                                        "seeds_hit_in_apply_pending"])
 
 
-def goals(gate: GateResult, res: Results, found: dict[str, Scenario | None]) -> pd.DataFrame:
-    """Each `gates.sometimes` goal the gate judged, per scenario and scheduler: the seeds
-    that reached it against its `min_seeds`, its hits, and the gate's status (error: the run
-    proves nothing about that state; skip: a live run cannot see it)."""
+def goals(gate: GateResult) -> pd.DataFrame:
+    """Each `gates.sometimes` goal the gate judged, per scenario and scheduler, as it counted
+    it: the seeds that reached it against its `min_seeds`, its hits, and its status (error:
+    the run proves nothing about that state; skip: a live run cannot see it)."""
     rows = []
-    for c in gate.checks():
-        s = found.get(c.scenario)
-        goal = next((g for g in s.gates.sometimes if g.name == c.name and g.holds_for(c.scheduler)),
-                    None) if s is not None else None
-        if goal is None:
-            continue
-        reached, hits = goal_reached(res, c.scenario, c.scheduler, goal)
-        seeds = int(((res.runs["scenario"] == c.scenario) & (res.runs["scheduler"] == c.scheduler)).sum())
-        rows.append({"scenario": c.scenario, "scheduler": c.scheduler, "goal": goal.what(),
-                     "status": c.status, "seeds": seeds, "seeds_reached": reached,
-                     "min_seeds": goal.min_seeds, "hits": hits})
+    for p in gate.pairs:
+        for c in p.checks:
+            if isinstance(c, GoalCheck):
+                rows.append({"scenario": c.scenario, "scheduler": c.scheduler, "goal": c.goal.what(),
+                             "status": c.status, "seeds": p.seeds, "seeds_reached": c.seeds_reached,
+                             "min_seeds": c.goal.min_seeds, "hits": c.hits})
     return pd.DataFrame(rows, columns=["scenario", "scheduler", "goal", "status", "seeds",
                                        "seeds_reached", "min_seeds", "hits"])
 
