@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
 from rich.console import Console
@@ -51,6 +51,15 @@ from unstuck.text import counted
 WITNESSES_PER_SEED = 1
 EXAMPLES_PER_RUN = 3
 APPLY_PENDING = TaskStatus.APPLY_PENDING.value  # a fault hit on a task waiting there: `_hits`
+
+
+class HitKey(NamedTuple):
+    """What a fault hit, as `gates.sometimes` goals match it (`Sometimes.matches`)."""
+
+    fault_type: str | None
+    status: str | None  # the task's status at the fault
+    run: str | None  # running: "plan" or "apply"
+    awaiting_human: bool  # apply_pending with no confirm yet
 
 
 @dataclass(frozen=True)
@@ -81,10 +90,9 @@ class SeedResult:
     faults_fired: int
     faults_missed: int
     fault_types: tuple[str, ...] = ()  # the types of the faults that took effect
-    # Fault hits (docs/metrics.md, "Hit"), censored ones too, by (fault type, status of the
-    # task hit, its run if running): what the seed reached, counted by status in the table and
-    # matched by the scenario's `gates.sometimes` goals.
-    hits: dict[tuple[str | None, str | None, str | None], int] = field(default_factory=dict)
+    # Fault hits (docs/metrics.md, "Hit"), censored ones too, by what they hit: what the seed
+    # reached, counted by status in the table and matched by the scenario's goals.
+    hits: dict[HitKey, int] = field(default_factory=dict)
     digest: str | None = None
     history: list[dict[str, Any]] | None = None
 
@@ -122,7 +130,8 @@ def _run_job(job: Job) -> SeedResult:
         wall_s=time.perf_counter() - t0, faults_fired=out.faults_fired,
         faults_missed=out.faults_missed,
         fault_types=out.fault_types,
-        hits=dict(Counter((h.fault_type, h.status_at_fault, h.run_at_fault) for h in metrics.recovery)),
+        hits=dict(Counter(HitKey(h.fault_type, h.status_at_fault, h.run_at_fault, h.awaiting_human)
+                          for h in metrics.recovery)),
         digest=histories.digest(out.rows) if job.want_digest else None,
         history=out.rows if job.keep_rows else None,
     )
@@ -160,8 +169,8 @@ class Batch:
             "faults_fired": sum(r.faults_fired for r in rs),
             "faults_missed": sum(r.faults_missed for r in rs),
             "fault_hits": dict(sorted(_hits_by_status(rs).items())),
-            "seeds_hit_in_apply_pending": sum(1 for r in rs if any(status == APPLY_PENDING
-                                                                   for _, status, _ in r.hits)),
+            "seeds_hit_in_apply_pending": sum(1 for r in rs if any(
+                hit.status == APPLY_PENDING for hit in r.hits)),
             "digest": rs[0].digest if rs else None,
         }
 
@@ -691,8 +700,8 @@ def _hits_by_status(results: list[SeedResult]) -> Counter[str]:
     """Every hit of the seeds by the status of the task hit (`fault_hits`)."""
     out: Counter[str] = Counter()
     for r in results:
-        for (_, status, _), n in r.hits.items():
-            out[str(status)] += n
+        for hit, n in r.hits.items():
+            out[str(hit.status)] += n
     return out
 
 

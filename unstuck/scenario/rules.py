@@ -122,7 +122,7 @@ def cross_field_problems(s: Scenario, bad: frozenset[Any] = frozenset()) -> list
             out.append((f"faults[{i}].at", f.at, f"is after duration_s ({s.duration_s:g}); "
                         "faults fire only while the workload runs"))
         out += _window_problems(i, f, s)
-    if ok("gates", "faults"):
+    if ok("gates", "faults", "users"):
         out += _unreachable_goals(s)
     return out + _too_often(s, ok)
 
@@ -140,6 +140,16 @@ def _unreachable_goals(s: Scenario) -> list[tuple[str, Any, str]]:
             out.append((f"gates.sometimes[{i}].by", g.by, f"no {g.by} fault is declared, so the "
                         f"goal is never reached; add one under faults, or choose one of "
                         f"{', '.join(declared)}"))
+        elif g.confirmed and g.by == "double-confirm":
+            out.append((f"gates.sometimes[{i}].confirmed", g.confirmed, "a double-confirm hits "
+                        "a task still waiting for its confirm (its clicks are the confirm), so "
+                        "the goal is never reached; set confirmed: false, or remove it"))
+        elif (g.confirmed and s.users.never_confirm + s.users.cancel >= 1
+              and "double-confirm" not in declared):
+            out.append((f"gates.sometimes[{i}].confirmed", g.confirmed, "no user ever confirms "
+                        "(users.never_confirm + users.cancel = 1) and no double-confirm fault "
+                        "is declared, so no task waits confirmed and the goal is never reached; "
+                        "lower those shares, or set confirmed: false"))
     return out
 
 

@@ -464,6 +464,9 @@ HIT_STATUSES = tuple(s.value for s in ACTIVE_STATUSES)
 NO_SCHEDULERS = "lists no scheduler, so the goal holds for none; name one, or leave it out for all"
 RUN_IS_FOR_RUNNING = ("run is what a running task was doing (plan or apply), so it needs hit: "
                       "running; set hit: running, or remove run")
+CONFIRMED_IS_FOR_APPLY_PENDING = ("confirmed is whether a task waiting in apply_pending had its "
+                                  "confirm yet, so it needs hit: apply_pending; set hit: "
+                                  "apply_pending, or remove confirmed")
 
 
 class Sometimes(StrictModel):
@@ -476,10 +479,16 @@ class Sometimes(StrictModel):
 
     model_config = ConfigDict(json_schema_extra=also(
         holds("schedulers", minItems=1),
-        when(given("run"), then=any_of(equals("hit", "running"), message=RUN_IS_FOR_RUNNING))))
+        when(given("run"), then=any_of(equals("hit", "running"), message=RUN_IS_FOR_RUNNING)),
+        when(given("confirmed"), then=any_of(equals("hit", "apply_pending"),
+                                             message=CONFIRMED_IS_FOR_APPLY_PENDING))))
 
     hit: Literal[HIT_STATUSES]  # type: ignore[valid-type]
     run: Literal["plan", "apply"] | None = None  # with hit: running, what the task was running
+    # With hit: apply_pending, whether its confirm had come: false is incident 601's own
+    # order (the pod goes while the plan waits for its human), true a lost pod between the
+    # confirm and the apply's start.
+    confirmed: bool | None = None
     by: Literal[FAULT_TYPES] | None = None  # type: ignore[valid-type]
     min_seeds: AtLeastOne = 1
     schedulers: list[Literal[NAMES]] | None = None  # type: ignore[valid-type]
@@ -490,30 +499,40 @@ class Sometimes(StrictModel):
             raise ValueError("schedulers " + NO_SCHEDULERS)
         if self.run is not None and self.hit != "running":
             raise ValueError(RUN_IS_FOR_RUNNING)
+        if self.confirmed is not None and self.hit != "apply_pending":
+            raise ValueError(CONFIRMED_IS_FOR_APPLY_PENDING)
         return self
 
     @property
     def name(self) -> str:
         """The gate's test case: `sometimes_hit_apply_pending_by_pod-kill`,
-        `sometimes_hit_running_apply_by_node-loss`."""
-        return (f"sometimes_hit_{self.hit}" + (f"_{self.run}" if self.run else "")
+        `sometimes_hit_running_apply_by_node-loss`,
+        `sometimes_hit_apply_pending_unconfirmed_by_pod-kill`."""
+        confirmed = {None: "", True: "_confirmed", False: "_unconfirmed"}[self.confirmed]
+        return (f"sometimes_hit_{self.hit}" + (f"_{self.run}" if self.run else "") + confirmed
                 + (f"_by_{self.by}" if self.by else ""))
 
     def what(self) -> str:
         """'an hpa-scale-down hit a task in apply_pending', 'a node-loss hit a task running its
-        apply', as messages say it."""
+        apply', 'a pod-kill hit a task in apply_pending before its confirm', as messages say
+        it."""
         fault = self.by or "fault"
         where = f"running its {self.run}" if self.run else f"in {self.hit}"
+        if self.confirmed is not None:
+            where += " after its confirm" if self.confirmed else " before its confirm"
         return f"{'an' if fault[0] in 'aeh' else 'a'} {fault} hit a task {where}"
 
     def holds_for(self, scheduler: str) -> bool:
         return self.schedulers is None or scheduler in self.schedulers
 
-    def matches(self, fault_type: str | None, status: str | None, run: str | None) -> bool:
-        """Whether a hit (its fault's type, the task's status then and, running, what it ran)
-        is one the goal asks for."""
+    def matches(self, fault_type: str | None, status: str | None, run: str | None,
+                awaiting_human: bool) -> bool:
+        """Whether a hit (its fault's type, the task's status then, what a running task ran,
+        and whether a task in apply_pending still awaited its confirm) is one the goal asks
+        for."""
         return (status == self.hit and (self.by is None or fault_type == self.by)
-                and (self.run is None or run == self.run))
+                and (self.run is None or run == self.run)
+                and (self.confirmed is None or self.confirmed == (not awaiting_human)))
 
 
 class Gates(StrictModel):

@@ -173,9 +173,9 @@ def test_a_reached_goal_passes_and_states_how_often_it_was_reached(incident, tmp
     xml = tmp_path / "ref.xml"
     assert run(app, ["gate", str(incident), "-s", "reference", "--junit", str(xml)]).exit_code == 0
     [case] = [c for c in junit(xml).iter("testcase")
-              if c.get("name") == "sometimes_hit_apply_pending_by_pod-kill"]
+              if c.get("name") == "sometimes_hit_apply_pending_unconfirmed_by_pod-kill"]
     assert case.find("system-out").text.startswith(
-        "a pod-kill hit a task in apply_pending in 2 of 2 seeds (")
+        "a pod-kill hit a task in apply_pending before its confirm in 2 of 2 seeds (")
 
 
 def test_exit_3_when_a_goal_is_reached_by_fewer_seeds_than_it_asks(incident, tmp_path):
@@ -185,7 +185,7 @@ def test_exit_3_when_a_goal_is_reached_by_fewer_seeds_than_it_asks(incident, tmp
     copy = tmp_path / "report"
     shutil.copytree(incident, copy)
     scen = copy / "results" / "scenarios" / "incident-601.yaml"
-    goal = "sometimes: [{hit: apply_pending, by: pod-kill}]"
+    goal = "sometimes: [{hit: apply_pending, confirmed: false, by: pod-kill}]"
     assert goal in scen.read_text()
     scen.write_text(scen.read_text().replace(goal, "sometimes: [{hit: apply_pending, by: pod-kill, "
                                              "min_seeds: 3}, {hit: running, schedulers: [seed]}]"))
@@ -211,6 +211,21 @@ def test_exit_3_when_a_goal_is_reached_by_fewer_seeds_than_it_asks(incident, tmp
     assert "a fault hit a task in running in 0 of 2 seeds (0 hits), at least 1 asked" in r.output
 
 
+def test_a_goal_tells_a_hit_before_the_confirm_from_one_after_it(incident, tmp_path):
+    """incident-601's kill comes while the plan waits for its human, in every seed: a goal on
+    a task already confirmed is reached by none, read from the faults tables' own column."""
+    copy = tmp_path / "report"
+    shutil.copytree(incident, copy)
+    scen = copy / "results" / "scenarios" / "incident-601.yaml"
+    text = scen.read_text().replace("confirmed: false", "confirmed: true")
+    assert text != scen.read_text()
+    scen.write_text(text)
+    r = run(app, ["gate", str(copy), "-s", "reference"])
+    assert r.exit_code == 3, r.output
+    assert ("ERROR incident-601  reference: sometimes_hit_apply_pending_confirmed_by_pod-kill (a "
+            "pod-kill hit a task in apply_pending after its confirm in 0 of 2 seeds (0 hits)") in r.output
+
+
 def test_a_goal_a_live_run_cannot_observe_is_skipped_there_not_failed(tmp_path):
     """The same seed, judged as a simulation and as a live run: the reference's seed 3 of
     hpa-max-patch-during-apply-pending loses no waiting task's pod. Simulated, its goal is an
@@ -222,7 +237,7 @@ def test_a_goal_a_live_run_cannot_observe_is_skipped_there_not_failed(tmp_path):
                   "--out", str(tmp_path / "sim"), "--history", str(hist), "--workers", "1"])
     assert r.exit_code == 0, r.output
     sim_gate = run(app, ["gate", str(tmp_path / "sim")])
-    assert sim_gate.exit_code == 3 and "apply_pending in 0 of 1 seeds" in sim_gate.output
+    assert sim_gate.exit_code == 3 and "apply_pending before its confirm in 0 of 1 seeds" in sim_gate.output
     rows = [json.loads(line) for line in hist.read_text().splitlines()]
     rows = [r for r in rows if r.get("kind") != "run.end" and "seq" in r]  # as the service leaves it
     (tmp_path / "run").mkdir()
@@ -239,7 +254,7 @@ def test_a_goal_a_live_run_cannot_observe_is_skipped_there_not_failed(tmp_path):
     root = junit(xml)
     assert (root.get("skipped"), root.get("errors"), root.get("failures")) == ("1", "0", "0")
     [case] = [c for c in root.iter("testcase") if c.find("skipped") is not None]
-    assert case.get("name") == "sometimes_hit_apply_pending_by_hpa-scale-down"
+    assert case.get("name") == "sometimes_hit_apply_pending_unconfirmed_by_hpa-scale-down"
     assert case.find("skipped").get("message").startswith(
         "not judged on a live run: hpa-scale-down hits nobody there")
 

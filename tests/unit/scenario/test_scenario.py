@@ -97,6 +97,21 @@ OK = {"duration_s": 600, "workload": [{"count": 1, "at": [5]}]}
     ({"gates": {"sometimes": [{"hit": "apply_pending", "run": "apply"}]}, "faults": [{"type": "pod-kill", "at": 5}]},
      r"^scenarios/x\.yaml: gates\.sometimes\[0\]: run is what a running task was doing \(plan or "
      r"apply\), so it needs hit: running; set hit: running, or remove run$"),
+    ({"gates": {"sometimes": [{"hit": "running", "confirmed": False}]}, "faults": [{"type": "pod-kill", "at": 5}]},
+     r"^scenarios/x\.yaml: gates\.sometimes\[0\]: confirmed is whether a task waiting in "
+     r"apply_pending had its confirm yet, so it needs hit: apply_pending; set hit: apply_pending, "
+     r"or remove confirmed$"),
+    ({"gates": {"sometimes": [{"hit": "apply_pending", "confirmed": True, "by": "double-confirm"}]},
+      "faults": [{"type": "double-confirm", "at": 5}]},
+     r"^scenarios/x\.yaml: gates\.sometimes\[0\]\.confirmed = True \(bool\): a double-confirm "
+     r"hits a task still waiting for its confirm \(its clicks are the confirm\), so the goal is "
+     r"never reached; set confirmed: false, or remove it$"),
+    ({"gates": {"sometimes": [{"hit": "apply_pending", "confirmed": True}]},
+      "users": {"never_confirm": 0.25, "cancel": 0.75}, "faults": [{"type": "pod-kill", "at": 5}]},
+     r"^scenarios/x\.yaml: gates\.sometimes\[0\]\.confirmed = True \(bool\): no user ever "
+     r"confirms \(users\.never_confirm \+ users\.cancel = 1\) and no double-confirm fault is "
+     r"declared, so no task waits confirmed and the goal is never reached; lower those shares, or "
+     r"set confirmed: false$"),
     ({"gates": {"sometimes": [{"hit": "running"}]}},
      r"^scenarios/x\.yaml: gates\.sometimes\[0\]\.hit = 'running' \(str\): no fault is declared, "
      r"so nothing can hit a task and the goal is never reached; add a fault, or remove the goal$"),
@@ -1043,10 +1058,12 @@ def test_a_goal_is_scoped_to_its_schedulers_and_asks_what_it_names():
                                               "sometimes_hit_running")
     assert [by_kill.holds_for(n) for n in ("seed", "seed-head", "reference")] == [True, False, True]
     assert any_fault.holds_for("seed-head") and any_fault.min_seeds == 3
-    assert by_kill.matches("pod-kill", "apply_pending", None)
-    assert not by_kill.matches("node-loss", "apply_pending", None)
-    assert not by_kill.matches("pod-kill", "running", "plan")
-    assert any_fault.matches("node-loss", "running", "plan") and not any_fault.matches("node-loss", None, None)
+    assert by_kill.matches("pod-kill", "apply_pending", None, True)
+    assert by_kill.matches("pod-kill", "apply_pending", None, False)
+    assert not by_kill.matches("node-loss", "apply_pending", None, True)
+    assert not by_kill.matches("pod-kill", "running", "plan", False)
+    assert any_fault.matches("node-loss", "running", "plan", False)
+    assert not any_fault.matches("node-loss", None, None, False)
 
 
 def test_a_goal_on_a_running_task_may_ask_what_it_ran():
@@ -1055,8 +1072,27 @@ def test_a_goal_on_a_running_task_may_ask_what_it_ran():
     [goal] = s.gates.sometimes
     assert goal.name == "sometimes_hit_running_apply_by_node-loss"
     assert goal.what() == "a node-loss hit a task running its apply"
-    assert goal.matches("node-loss", "running", "apply")
-    assert not goal.matches("node-loss", "running", "plan")
+    assert goal.matches("node-loss", "running", "apply", False)
+    assert not goal.matches("node-loss", "running", "plan", False)
+
+
+def test_a_goal_on_a_waiting_task_may_ask_whether_its_confirm_had_come():
+    """Incident 601's order is the pod lost while the plan waits for its human; a pod lost
+    between the confirm and the apply's start is another path, and either may be asked."""
+    s = parse({**OK, "faults": [{"type": "pod-kill", "at": 5}], "gates": {"sometimes": [
+        {"hit": "apply_pending", "confirmed": False, "by": "pod-kill"},
+        {"hit": "apply_pending", "confirmed": True, "by": "pod-kill"},
+        {"hit": "apply_pending", "by": "pod-kill"}]}}, "scenarios/x.yaml")
+    before, after, either = s.gates.sometimes
+    assert [g.name for g in s.gates.sometimes] == [
+        "sometimes_hit_apply_pending_unconfirmed_by_pod-kill",
+        "sometimes_hit_apply_pending_confirmed_by_pod-kill",
+        "sometimes_hit_apply_pending_by_pod-kill"]
+    assert before.what() == "a pod-kill hit a task in apply_pending before its confirm"
+    assert after.what() == "a pod-kill hit a task in apply_pending after its confirm"
+    waiting, confirmed = ("pod-kill", "apply_pending", None, True), ("pod-kill", "apply_pending", None, False)
+    assert [g.matches(*waiting) for g in (before, after, either)] == [True, False, True]
+    assert [g.matches(*confirmed) for g in (before, after, either)] == [False, True, True]
 
 
 

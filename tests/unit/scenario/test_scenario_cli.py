@@ -232,6 +232,8 @@ BASE = read_yaml(OK)
     {**BASE, "gates": {"sometimes": [{"by": "pod-kill"}]}},
     {**BASE, "gates": {"sometimes": [{"hit": "pending", "run": "plan"}]}},
     {**BASE, "gates": {"sometimes": [{"hit": "running", "run": "destroy"}]}},
+    {**BASE, "gates": {"sometimes": [{"hit": "pending", "confirmed": False}]}},
+    {**BASE, "gates": {"sometimes": [{"hit": "apply_pending", "confirmed": "no"}]}},
 ], ids=["unknown-key", "wrong-type", "unknown-fault-type", "fault-without-type", "nodes-0",
         "hour-25", "hour-in-other-digits", "time-of-day-as-seconds", "unknown-distribution", "duration-as-text",
         "unknown-task-type", "negative-seconds", "probability-over-1", "negative-count",
@@ -245,7 +247,8 @@ BASE = read_yaml(OK)
         "hpa-target-under-1-percent", "hpa-load-over-its-bound", "exponential-mean-0",
         "lognormal-median-0", "pod-startup-median-0", "pool-patch-max-0", "hpa-patch-min-0",
         "goal-status", "goal-fault-type", "goal-for-no-scheduler", "goal-scheduler",
-        "goal-0-seeds", "goal-without-hit", "goal-run-not-running", "goal-run-unknown"])
+        "goal-0-seeds", "goal-without-hit", "goal-run-not-running", "goal-run-unknown",
+        "goal-confirmed-not-waiting", "goal-confirmed-not-a-bool"])
 def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
     assert errors(schema, data)
     with pytest.raises(ScenarioInvalid):
@@ -280,7 +283,9 @@ def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
      "gates": {"sometimes": [{"hit": "apply_pending", "by": "pod-kill", "min_seeds": 2,
                               "schedulers": ["seed", "reference"]},
                              {"hit": "running", "by": None, "schedulers": None},
-                             {"hit": "running", "run": "apply", "by": "pod-kill"}]}},
+                             {"hit": "running", "run": "apply", "by": "pod-kill"},
+                             {"hit": "apply_pending", "confirmed": False, "by": "pod-kill"},
+                             {"hit": "apply_pending", "confirmed": None}]}},
 ], ids=["no-name", "x-key", "bare-number-duration", "time-of-day", "names-count-null",
         "count-every-s", "rate-per-h", "bare-pool-nulls", "deployment-at-0-without-hpa",
         "hpa-faults-of-both-modes", "zero-fixed-startup-and-uniform", "pool-patch-min-0",

@@ -259,7 +259,7 @@ def valid_ish(draw: Any) -> dict[str, Any]:
         "max_violations": st.integers(0, 3), "max_stuck": st.integers(0, 3),
         "sometimes": st.lists(st.fixed_dictionaries({"hit": st.sampled_from(HIT_STATUSES)}, optional={
             "by": st.sampled_from(FAULT_TYPES), "min_seeds": st.integers(1, 3),
-            "run": st.sampled_from(["plan", "apply"]),
+            "run": st.sampled_from(["plan", "apply"]), "confirmed": st.booleans(),
             "schedulers": st.lists(st.sampled_from(NAMES), min_size=1, max_size=4, unique=True)}),
             max_size=2)}))
     return d

@@ -136,14 +136,14 @@ def test_a_goal_reached_by_too_few_seeds_is_named_as_the_gate_judges_it(tmp_path
     with the same count of seeds the gate's error gives on the folder it wrote."""
     name = "hpa-max-patch-during-apply-pending"
     text = Path(f"scenarios/{name}.yaml").read_text()
-    goal = "{hit: apply_pending, by: hpa-scale-down, schedulers: [seed, seed-proposal, reference]}"
+    goal = "{hit: apply_pending, confirmed: false, by: hpa-scale-down, schedulers: [seed, seed-proposal, reference]}"
     assert goal in text
     path = tmp_path / f"{name}.yaml"
     path.write_text(text.replace(goal, goal[:-1] + ", min_seeds: 4}"))
     r = run(app, ["sim", str(path), "-s", "seed,seed-head,reference", "--seeds", "4", "--json",
                   "--out", str(tmp_path / "out"), "--workers", "2"])
     got = {x["scheduler"]: x for x in map(json.loads, r.stdout.splitlines())}
-    goal_name = "sometimes_hit_apply_pending_by_hpa-scale-down"
+    goal_name = "sometimes_hit_apply_pending_unconfirmed_by_hpa-scale-down"
     # Seeds 0-3: the seed loses a waiting task's pod in seeds 0 and 2, the reference in 0-2.
     assert got["seed"]["goals_not_reached"] == {goal_name: {"seeds_reached": 2, "min_seeds": 4}}
     assert got["reference"]["goals_not_reached"] == {goal_name: {"seeds_reached": 3, "min_seeds": 4}}
@@ -157,16 +157,17 @@ def test_a_goal_reached_by_too_few_seeds_is_named_as_the_gate_judges_it(tmp_path
     assert set(errors) == {f"{name}.seed", f"{name}.reference"}
     for sched, n in (("seed", 2), ("reference", 3)):
         assert errors[f"{name}.{sched}"].startswith(
-            f"an hpa-scale-down hit a task in apply_pending in {n} of 4 seeds (")
+            f"an hpa-scale-down hit a task in apply_pending before its confirm in {n} of 4 seeds (")
     table = run(app, ["sim", str(path), "-s", "reference", "--seeds", "4", "--workers", "2"])
     assert table.exit_code == 0
     assert (f"warning: {name} under reference: goal {goal_name}: an hpa-scale-down hit a task in "
-            "apply_pending in 3 of 4 seeds, fewer than the 4 its gates.sometimes asks") in table.output
+            "apply_pending before its confirm in 3 of 4 seeds, fewer than the 4 its gates.sometimes asks") in table.output
 
 
 def test_goals_split_by_scheduler_are_each_judged_for_their_own(tmp_path):
     text = Path("scenarios/incident-601.yaml").read_text()
-    goal = "sometimes: [{hit: apply_pending, by: pod-kill}]"
+    goal = "sometimes: [{hit: apply_pending, confirmed: false, by: pod-kill}]"
+    assert goal in text
     path = tmp_path / "incident-601.yaml"
     path.write_text(text.replace(goal, "sometimes: [{hit: apply_pending, by: pod-kill, min_seeds: 3, "
                                       "schedulers: [reference]}, {hit: apply_pending, by: pod-kill, "
