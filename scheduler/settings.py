@@ -101,7 +101,9 @@ class ReferencePolicy:
     """An agent with no heartbeat for this long is presumed lost: its plans are re-queued, its
     applies settled from the state backend (committed, still in doubt, or not)."""
     run_timeout_s: float = 3600.0
-    """A dispatched phase with no report for this long is presumed lost (agent task timeout)."""
+    """A dispatched phase with no report for this long has run too long: a plan its agent
+    still lists fails (run again, it would time out again), any other is presumed lost (a
+    plan re-queued, an apply settled from the state)."""
     reservation_deletion_cost: int = 1000
     """pod-deletion-cost written on pods that hold a reservation or a running task."""
     reservation_hold_s: float = 900.0

@@ -335,7 +335,11 @@ class Script:
                 self.fail_writes_after_send = 0
             raise AgentSendError("write: broken pipe")
         if run.action == "cancel":
-            a.runs.pop(run.task_id, None)
+            x = a.runs.pop(run.task_id, None)
+            if x is not None:  # as sim/agents.py records it: the run ends here
+                self.world(Kind.EXEC_INFO, Source.AGENT, task=run.task_id, agent=agent_id, pod=a.pod,
+                           workspace=x.run.workspace_id, reason="cancelled by the server mid-run",
+                           data={"action": x.run.action, "fence": x.run.fence})
             return
         extra = {}
         if run.action == "apply":

@@ -826,6 +826,10 @@ class ReferencePolicy:
                     and task.id not in view.current_tasks):
                 why = "agent is alive but not running the task"
         timed_out = self.ctx.now - (task.started_at or 0.0) > self.cfg.run_timeout_s
+        if (timed_out and why is None and task.stage != Stage.APPLYING
+                and view is not None and task.id in view.current_tasks):
+            self.stop_overlong_plan(task)
+            return
         if timed_out:
             why = f"{why}, and the run timed out" if why else "run timed out"
         if why is None:
@@ -844,6 +848,32 @@ class ReferencePolicy:
                 # heartbeat, so that this very pass sends it no other plan_and_apply
                 # (seed-system.md §2.2); a heartbeat without the run ends the hold.
                 self.let_go(task)
+
+    def stop_overlong_plan(self, task: Task) -> None:
+        """A plan past the run timeout that its agent, in reach, still lists is not lost: it
+        is too long. Run again from its start it would time out again, each attempt the
+        same hour, until the retry budget failed it hours later (the reference did so until
+        session 30). It fails now, as a Terraform Cloud run past its timeout errors, and its
+        agent is told to stop. The run is held (`let_go_runs`) until a heartbeat no longer
+        lists it: a live agent may take that long to act on the cancel, and this pass must
+        not send it another plan_and_apply (seed-system.md §2.2)."""
+        t = self.cfg.run_timeout_s
+        limit = f"{t / 60:g} min" if t % 60 == 0 else f"{t:g} s"
+        new = self.cas(task, f"plan timed out: still running past the run timeout ({limit})",
+                       status=TaskStatus.FAILED, completed_at=self.ctx.now, fence=task.fence + 1,
+                       k8s_pod_name="", slot_id=None,
+                       error_message=(f"the plan ran past the run timeout ({limit}) and was "
+                                      "stopped; a plan this long will not finish in one run: "
+                                      "raise the run timeout, or split the workspace"))
+        if new is None:
+            return
+        self.let_go(task)
+        try:
+            self.ctx.agents.send_cancel(task.agent_id or "", task.id)
+        except AgentSendError:
+            pass  # held all the same: the next heartbeat that lists no run ends the hold
+        self.release_slot_of(task, "plan timed out")
+        self.unlock_if_owner(new, "plan timed out")
 
     def state_of(self, task: Task, fence: int | None = None) -> tuple[ApplyOutcome | None, str]:
         """What the state backend says of the apply of `task`'s current run (or of the run

@@ -30,14 +30,15 @@ def advice(s: Scenario, file: str) -> list[str]:
                          "as the workload ends may still run when the drain ends, and `drained` "
                          f"fail under every scheduler; make drain_s at least {phase:.0f} plus a "
                          "pod start and connect"))
-    # A plan past the reference's run timeout is presumed lost and run again from its start
-    # (an apply is settled from the state, or made `applied` by its late report).
+    # A plan its agent still runs at the reference's run timeout fails there (run again it
+    # would time out again); an apply is settled from the state, or made `applied` by its
+    # late report.
     timeout, plan99 = ReferencePolicy().run_timeout_s, s.agents.plan_s.world().quantile(0.99)
     if plan99 > timeout:
         out.append(line(file, "agents.plan_s", UNSHOWN, f"has a p99 of {plan99:.0f} s, over the "
-                         f"reference's run timeout ({timeout:.0f} s): a plan that runs longer is "
-                         "presumed lost and run again from its start (one that always does never "
-                         "ends), so `drained` may fail under the reference; keep the p99 under "
+                         f"reference's run timeout ({timeout:.0f} s): the reference stops a plan "
+                         "still running then and fails its task (run again, it would time out "
+                         "again), so such tasks end failed under it; keep the p99 under "
                          f"{timeout:.0f} s"))
     # A bound is only at risk when a confirmed task must wait for another's apply to end.
     apply99 = s.agents.apply_s.world().quantile(0.99)

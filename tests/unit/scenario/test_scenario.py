@@ -473,17 +473,17 @@ def test_a_drain_or_bound_shorter_than_the_work_gets_a_warning_naming_the_field(
 
 
 def test_a_plan_longer_than_the_reference_run_timeout_gets_a_warning():
-    # A plan that always takes longer is presumed lost and run again for ever (found with a
-    # plan of 4,000 s: `drained`, and before the fix an agent_capacity of the reference too).
-    # An apply as long is not: the state settles it, or its late report makes it applied
-    # (scenarios/adversarial/given-up-apply-reconnect.yaml).
+    # A plan that always takes longer fails at the run timeout (until session 30 it was run
+    # again, up to the retry budget: `drained` failed with a plan of 4,000 s, and before an
+    # earlier fix agent_capacity too). An apply as long is not: the state settles it, or its
+    # late report makes it applied (scenarios/adversarial/given-up-apply-reconnect.yaml).
     long = {**OK, "drain_s": 9000, "bounds": {"apply_pending_s": 3700},
             "agents": {"plan_s": 4000, "apply_s": {"kind": "uniform", "min": 60, "max": 3700}}}
     assert advice(parse(long, "x.yaml"), "x.yaml") == [
         "warning: x.yaml: agents.plan_s: has a p99 of 4000 s, over the reference's run timeout "
-        "(3600 s): a plan that runs longer is presumed lost and run again from its start (one "
-        "that always does never ends), so `drained` may fail under the reference; keep the p99 "
-        "under 3600 s"]
+        "(3600 s): the reference stops a plan still running then and fails its task (run "
+        "again, it would time out again), so such tasks end failed under it; keep the p99 under "
+        "3600 s"]
     assert advice(parse({**long, "agents": {**long["agents"], "plan_s": 3500}}, "x.yaml"), "x.yaml") == []
 
 

@@ -72,26 +72,34 @@ def test_a_run_let_go_of_on_a_pod_already_gone_is_not_held():
     assert s.scheduler.policy.mem.let_go_runs == {}
 
 
-def test_a_plan_past_its_run_timeout_holds_its_agent_while_the_agent_still_runs_it():
-    # Found by a Hypothesis run with the clocks drawn short (tests/unit/sim/
-    # test_reference_clocks_fuzz.py), and as reachable with the shipped ones by a plan that
-    # runs past the hour. The run timeout requeued the plan; its agent, in reach and
-    # listing it in every heartbeat, ran on. The same pass sent the other workspace's
-    # plan_and_apply to that agent, which then ran two at once (agent_capacity): the run was
-    # held only from the agent's next heartbeat.
+def test_a_plan_its_agent_still_runs_past_the_run_timeout_fails_and_is_stopped():
+    """A plan that runs past the run timeout while its agent, in reach, lists it in every
+    heartbeat is too long, not lost: it fails with what to do, and its agent is told to stop.
+    Until session 30 it was re-run from its start, timed out again each time, and failed
+    only when the retry budget ran out (6 hours for a plan of 70 minutes).
+
+    Found first by a Hypothesis run with the clocks drawn short (tests/unit/sim/
+    test_reference_clocks_fuzz.py): the same pass sent the other workspace's plan_and_apply
+    to that agent, which then ran two at once (agent_capacity). The stopped run is held
+    until a heartbeat lists it no more, so that pass still sends nothing there."""
     s = Script("reference", settings=Settings(reference=ReferencePolicy(run_timeout_s=600.0)),
                pool=Pool("pool-1", min_replicas=1, max_replicas=1),
                workspaces=("ws-1", "ws-2"), plan_s=900.0)
-    s.create(5.0, "ws-1")  # plans from about 35 to about 935 on the only pod
+    s.create(5.0, "ws-1")  # plans from 30, when the agent connects, to 930 on the only pod
     s.create(10.0, "ws-2")  # waits: the pod's plan_and_apply capacity is taken
-    s.run(700.0)
+    s.run(1000.0)
     rows = s.finish()
-    requeued = [r["t"] for r in rows if r["kind"] == "task.transition" and r["task"] == 1
-                and r["reason"] == "plan lost: run timed out"]
-    assert requeued and requeued[0] < 700.0, requeued
+    task = s.task(1)
+    assert (task.status, task.completed_at, task.attempts) == (TaskStatus.FAILED, 635.0, 0)
+    assert task.error_message == ("the plan ran past the run timeout (10 min) and was stopped; a "
+                                  "plan this long will not finish in one run: raise the run "
+                                  "timeout, or split the workspace")
+    assert not [r for r in rows if r["kind"] == "exec.invoke" and r["task"] == 1 and r["t"] > 30.0]
+    assert all(1 not in a.runs for a in s.agents.values())  # the agent stopped it
     assert not checker.invariants.agent_capacity(rows)
-    assert not [r for r in rows if r["kind"] == "exec.invoke" and r["task"] == 2]
-    assert [key[0] for key in s.scheduler.policy.mem.let_go_runs] == [1]
+    # Task 2 runs on that agent once a heartbeat (at 640) no longer lists task 1: not at 635.
+    assert [r["t"] for r in rows if r["kind"] == "exec.invoke" and r["task"] == 2] == [640.0]
+    assert not s.scheduler.policy.mem.let_go_runs
 
 
 def test_a_plan_past_its_run_timeout_holds_an_agent_that_has_not_said_what_it_runs():

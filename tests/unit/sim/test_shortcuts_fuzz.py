@@ -128,7 +128,7 @@ def test_a_short_clock_comes_due_within_the_run(scheduler):
                  "workload": [{"names": ["alpha0"], "at": [0]}]}, FILE).world()
     short = Settings(slots=Slots(unhealthy_grace_s=10), reference=ReferencePolicy(run_timeout_s=30))
     assert changed_clocks(short) == {"slots.unhealthy_grace_s": 10, "reference.run_timeout_s": 30}
-    due = ("plan lost: run timed out" if scheduler == "reference"
+    due = ("plan timed out: still running past the run timeout (30 s)" if scheduler == "reference"
            else "unhealthy pod: no online agent")
 
     def came_due(settings_: Settings) -> bool:
