@@ -319,8 +319,8 @@ def _goal_reached(res: Results, scen: str, sched: str, goal: scenarios.Sometimes
             f"{res.root}: its faults tables of {scen} under {sched} do not say what a running "
             f"task ran (run_at_fault), which the goal {goal.name} asks; rerun the `unstuck suite` "
             "or `unstuck sim --out` command that wrote them")
-    matched = [goal.matches(*hit) for hit in zip(f["fault_type"], f["status_at_fault"],
-                                                 f["run_at_fault"], f["awaiting_human"], strict=True)]
+    columns = ("fault_type", "status_at_fault", "run_at_fault", "awaiting_human")  # a HitKey
+    matched = [goal.matches(*hit) for hit in zip(*(f[c] for c in columns), strict=True)]
     hits = f[pd.Series(matched, index=f.index, dtype=bool)]
     return int(hits["seed"].nunique()), len(hits)
 

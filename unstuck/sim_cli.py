@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -44,22 +44,13 @@ from sim.config import WorldConfig
 from unstuck import checker, folders, reproduce
 from unstuck import scenario as scenarios
 from unstuck.checker import INVARIANTS
-from unstuck.checker.metrics import CENSORED, percentiles
+from unstuck.checker.metrics import CENSORED, HitKey, percentiles
 from unstuck.checker.verdicts import stuck_first
 from unstuck.text import counted
 
 WITNESSES_PER_SEED = 1
 EXAMPLES_PER_RUN = 3
 APPLY_PENDING = TaskStatus.APPLY_PENDING.value  # a fault hit on a task waiting there: `_hits`
-
-
-class HitKey(NamedTuple):
-    """What a fault hit, as `gates.sometimes` goals match it (`Sometimes.matches`)."""
-
-    fault_type: str | None
-    status: str | None  # the task's status at the fault
-    run: str | None  # running: "plan" or "apply"
-    awaiting_human: bool  # apply_pending with no confirm yet
 
 
 @dataclass(frozen=True)
@@ -130,8 +121,7 @@ def _run_job(job: Job) -> SeedResult:
         wall_s=time.perf_counter() - t0, faults_fired=out.faults_fired,
         faults_missed=out.faults_missed,
         fault_types=out.fault_types,
-        hits=dict(Counter(HitKey(h.fault_type, h.status_at_fault, h.run_at_fault, h.awaiting_human)
-                          for h in metrics.recovery)),
+        hits=dict(Counter(h.key for h in metrics.recovery)),
         digest=histories.digest(out.rows) if job.want_digest else None,
         history=out.rows if job.keep_rows else None,
     )

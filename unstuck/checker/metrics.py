@@ -14,7 +14,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from scheduler.gc_pause import paused
 from unstuck.checker import timelines
@@ -29,6 +29,16 @@ CANCELLED = "cancelled"  # a wait its user ended with a cancel (TaskLine.user_ca
 # Outcomes of the metrics table (results.metric_records) that are in no percentile and no
 # gate threshold: the scheduler owed nothing (recovery's `human`) or the user ended the wait.
 CENSORED = frozenset({HUMAN, CANCELLED})
+
+
+class HitKey(NamedTuple):
+    """What a fault hit, as `gates.sometimes` goals match it (`Sometimes.matches(*key)`): one
+    shape for `unstuck sim`'s per-seed counts and the gate's rows of the faults table."""
+
+    fault_type: str | None
+    status: str | None  # the task's status at the fault
+    run: str | None  # running: "plan" or "apply"
+    awaiting_human: bool  # apply_pending with no confirm yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,11 @@ class RecoveryHit:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def key(self) -> HitKey:
+        """What the fault hit, as a `gates.sometimes` goal matches it."""
+        return HitKey(self.fault_type, self.status_at_fault, self.run_at_fault, self.awaiting_human)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,8 +44,7 @@ def test_the_reference_holds_on_the_seeds_that_broke_it(name, perturb_ties, seed
         assert verdict.ok, (seed, {k: n for k, n in verdict.counts().items() if n})
         # The seed still reaches the state the scenario is about (its `gates.sometimes`), so
         # its pass is not a model change that moved the faults away from it.
-        hits = {(h.fault_type, h.status_at_fault, h.run_at_fault, h.awaiting_human)
-                for h in metrics.recovery}
+        hits = {h.key for h in metrics.recovery}
         missed = [g.name for g in s.gates.sometimes if not any(g.matches(*hit) for hit in hits)]
         assert not missed, (seed, missed, sorted(hits, key=str))
 
