@@ -229,6 +229,22 @@ class ReferencePolicy:
         if ws is not None and ws.is_locked and ws.lock_task_id == task.id:
             self.set_lock(task.workspace_id, None, reason)
 
+    def end_run(self, task: Task, reason: str, *, slot: str | None, unlock: str,
+                **changes) -> Task | None:
+        """End `task` by the scheduler's own decision, not its agent's report (a plan expired
+        unconfirmed, an apply with no capacity before its deadline, a run timed out or given
+        up): its run is fenced off, so a late report from it is stale, and detached from its
+        pod; the slot it held is released (`slot`, the reason; None when the caller releases
+        it) and the workspace lock it owns is let go. The stored task, or None when the
+        write failed (nothing else changes, and the next pass decides again)."""
+        new = self.cas(task, reason, completed_at=self.ctx.now, fence=task.fence + 1,
+                       k8s_pod_name="", slot_id=None, **changes)
+        if new is not None:
+            if slot is not None:
+                self.release_slot_of(task, slot)
+            self.unlock_if_owner(new, unlock)
+        return new
+
     def kick(self) -> None:
         """Ask for a reconcile right after this event (deduplicated per instant)."""
         self.mem.dirty = True
@@ -788,13 +804,10 @@ class ReferencePolicy:
                     unsettled.add(task.workspace_id)
             elif task.status is TaskStatus.APPLY_PENDING and not task.confirmed:
                 if self.ctx.now - (task.completed_at or task.updated_at) > self.cfg.plan_ttl_s:
-                    new = self.cas(task, "plan expired unconfirmed", status=TaskStatus.CANCELLED,
-                                   stage=Stage.DISCARDED, completed_at=self.ctx.now,
-                                   error_message="plan discarded: not confirmed within the TTL",
-                                   k8s_pod_name="", slot_id=None, fence=task.fence + 1)
-                    if new is not None:
-                        self.release_slot_of(task, "plan expired")
-                        self.unlock_if_owner(new, "plan expired unconfirmed")
+                    self.end_run(task, "plan expired unconfirmed", slot="plan expired",
+                                 unlock="plan expired unconfirmed", status=TaskStatus.CANCELLED,
+                                 stage=Stage.DISCARDED,
+                                 error_message="plan discarded: not confirmed within the TTL")
         self.release_orphan_locks(self.active()[1])
         pools = self.ctx.store.list_pools()
         tasks, workspaces = self.active()
@@ -859,12 +872,11 @@ class ReferencePolicy:
         not send it another plan_and_apply (seed-system.md §2.2)."""
         t = self.cfg.run_timeout_s
         limit = f"{t / 60:g} min" if t % 60 == 0 else f"{t:g} s"
-        new = self.cas(task, f"plan timed out: still running past the run timeout ({limit})",
-                       status=TaskStatus.FAILED, completed_at=self.ctx.now, fence=task.fence + 1,
-                       k8s_pod_name="", slot_id=None,
-                       error_message=(f"the plan ran past the run timeout ({limit}) and was "
-                                      "stopped; a plan this long will not finish in one run: "
-                                      "raise the run timeout, or split the workspace"))
+        new = self.end_run(task, f"plan timed out: still running past the run timeout ({limit})",
+                           slot="plan timed out", unlock="plan timed out", status=TaskStatus.FAILED,
+                           error_message=(f"the plan ran past the run timeout ({limit}) and was "
+                                          "stopped; a plan this long will not finish in one run: "
+                                          "raise the run timeout, or split the workspace"))
         if new is None:
             return
         self.let_go(task)
@@ -872,8 +884,6 @@ class ReferencePolicy:
             self.ctx.agents.send_cancel(task.agent_id or "", task.id)
         except AgentSendError:
             pass  # held all the same: the next heartbeat that lists no run ends the hold
-        self.release_slot_of(task, "plan timed out")
-        self.unlock_if_owner(new, "plan timed out")
 
     def state_of(self, task: Task, fence: int | None = None) -> tuple[ApplyOutcome | None, str]:
         """What the state backend says of the apply of `task`'s current run (or of the run
@@ -913,27 +923,20 @@ class ReferencePolicy:
         else:
             label = UNKNOWN_OUTCOME
             message = f"{UNKNOWN_OUTCOME} ({why}); check the state and re-plan"
-        new = self.cas(task, f"{label}: {why}{unread}", status=TaskStatus.FAILED,
-                       error_message=message, completed_at=self.ctx.now, fence=task.fence + 1,
-                       k8s_pod_name="", slot_id=None)
-        if new is not None:
-            self.release_slot_of(task, why)
-            self.unlock_if_owner(new, label)
-            if outcome is not ApplyOutcome.NOT_COMMITTED and self.ctx.state is not None:
-                self.mem.given_up_applies.add(task.id)  # it may commit yet: settle_given_up
+        new = self.end_run(task, f"{label}: {why}{unread}", slot=why, unlock=label,
+                           status=TaskStatus.FAILED, error_message=message)
+        if new is not None and outcome is not ApplyOutcome.NOT_COMMITTED and self.ctx.state is not None:
+            self.mem.given_up_applies.add(task.id)  # it may commit yet: settle_given_up
 
     def requeue_or_fail(self, task: Task, reason: str, status: TaskStatus, stage: str) -> Task | None:
         """Put `task` back to `status` for another attempt, or fail it once the retry budget
         is spent; the stored task, or None when the write failed (the next pass tries again)."""
         attempts = task.attempts + 1
         if attempts > self.cfg.retry_budget:
-            new = self.cas(task, f"retry budget exhausted ({reason})", status=TaskStatus.FAILED,
-                           error_message=f"gave up after {task.attempts} attempts: {reason}",
-                           completed_at=self.ctx.now, fence=task.fence + 1,
-                           k8s_pod_name="", slot_id=None, attempts=attempts)
-            if new is not None:
-                self.unlock_if_owner(new, "retry budget exhausted")
-            return new
+            return self.end_run(task, f"retry budget exhausted ({reason})", slot=None,
+                                unlock="retry budget exhausted", status=TaskStatus.FAILED,
+                                error_message=f"gave up after {task.attempts} attempts: {reason}",
+                                attempts=attempts)
         keep_pod = status is TaskStatus.APPLY_PENDING
         return self.cas(task, reason, status=status, stage=stage, agent_id=None, started_at=None,
                         fence=task.fence + 1, attempts=attempts,
@@ -1064,14 +1067,12 @@ class ReferencePolicy:
             if not self.due(task):
                 continue
             if action == "apply" and self.ctx.now - (task.apply_confirmed_at or 0.0) > self.cfg.apply_wait_deadline_s:
-                new = self.cas(task, "no capacity for the apply before the deadline",
-                               status=TaskStatus.FAILED, completed_at=self.ctx.now,
-                               error_message="no agent could take the apply within "
-                               f"{self.cfg.apply_wait_deadline_s:g} s of the confirm",
-                               fence=task.fence + 1, k8s_pod_name="", slot_id=None)
+                new = self.end_run(task, "no capacity for the apply before the deadline",
+                                   slot="apply deadline", unlock="apply deadline passed",
+                                   status=TaskStatus.FAILED,
+                                   error_message="no agent could take the apply within "
+                                   f"{self.cfg.apply_wait_deadline_s:g} s of the confirm")
                 if new is not None:
-                    self.release_slot_of(task, "apply deadline")
-                    self.unlock_if_owner(new, "apply deadline passed")
                     # Its workspace's next task may start now, but this pass chose what may
                     # start before: the next one must run, not be skipped as quiet.
                     self.mem.dirty = True
