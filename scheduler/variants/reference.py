@@ -541,7 +541,11 @@ class ReferencePolicy:
         old = self.mem.agents.get(e.agent_id)
         if old is not None:
             self.mem.pod_agents.get(old.pod, set()).discard(e.agent_id)
-        self.mem.agents[e.agent_id] = AgentView(e.agent_id, e.pool_id, e.pod, True, self.ctx.now)
+        # What it runs as it (re)connects is as true as a heartbeat's list (a run it lists
+        # is not timed out as lost, its pod is not scaled down under it), though not yet
+        # what it does not run: that waits for a heartbeat (`heartbeat_at`, `check_running`).
+        self.mem.agents[e.agent_id] = AgentView(e.agent_id, e.pool_id, e.pod, True, self.ctx.now,
+                                                tuple(e.current_tasks))
         self.mem.aging.add(e.agent_id)
         self.mem.pod_agents.setdefault(e.pod, set()).add(e.agent_id)
         if e.pod not in self.mem.pods:
@@ -839,10 +843,16 @@ class ReferencePolicy:
                     and task.id not in view.current_tasks):
                 why = "agent is alive but not running the task"
         timed_out = self.ctx.now - (task.started_at or 0.0) > self.cfg.run_timeout_s
-        if (timed_out and why is None and task.stage != Stage.APPLYING
-                and view is not None and task.id in view.current_tasks):
-            self.stop_overlong_plan(task)
-            return
+        if timed_out and why is None and task.stage != Stage.APPLYING:
+            if view is None:
+                # Its agent has not reconnected since we restarted, but may yet (`agent_lost`
+                # says when it is presumed lost, a pass that comes due): whether it still
+                # runs the plan decides between a plan too long and a plan lost. Re-run at
+                # once, an hour's plan was run again from its start while it ran on.
+                return
+            if task.id in view.current_tasks:
+                self.stop_overlong_plan(task)
+                return
         if timed_out:
             why = f"{why}, and the run timed out" if why else "run timed out"
         if why is None:

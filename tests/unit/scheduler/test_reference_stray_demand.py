@@ -102,19 +102,63 @@ def test_a_plan_its_agent_still_runs_past_the_run_timeout_fails_and_is_stopped()
     assert not s.scheduler.policy.mem.let_go_runs
 
 
-def test_a_plan_past_its_run_timeout_holds_an_agent_that_has_not_said_what_it_runs():
-    # The same, found by the clocks fuzz with ties perturbed: the agent had reconnected
-    # (after our restart there; a network blip here) and sent no heartbeat since, so it had
-    # not said what it runs, and the pass that requeued its plan sent it another.
+def test_a_plan_past_its_run_timeout_is_stopped_when_its_agent_lists_it_as_it_reconnects():
+    # First found by the clocks fuzz with ties perturbed: the agent had reconnected (after
+    # our restart there; a network blip here) and sent no heartbeat since, and the pass that
+    # requeued its plan sent it another. Until session 31 its connect's list went unread:
+    # the plan was re-run as lost, from its start, while it ran on. The connect lists it, so
+    # it is a plan too long, as with a heartbeat: failed and stopped, and held until a
+    # heartbeat lists it no more.
     s = Script("reference", settings=Settings(reference=ReferencePolicy(run_timeout_s=603.0)),
                pool=Pool("pool-1", min_replicas=1, max_replicas=1),
                workspaces=("ws-1", "ws-2"), plan_s=900.0)
     s.create(5.0, "ws-1")  # plans from 30, when the agent connects, to 930
     s.create(10.0, "ws-2")
     s.disconnect_agent(625.0, "agent-pool-1-1", reconnect_after=8.0)  # back at 633
-    s.run(639.0)  # the plan times out at the pass of 635; the next heartbeat is at 640
+    s.run(700.0)  # the plan times out at the pass of 635; the next heartbeat is at 643
     rows = s.finish()
-    assert [r["t"] for r in rows if r["kind"] == "task.transition" and r["task"] == 1
-            and r["reason"] == "plan lost: run timed out"] == [635.0]
+    ends = [(r["t"], r["reason"]) for r in rows if r["kind"] == "task.transition" and r["task"] == 1
+            and r["t"] > 600.0]
+    assert ends == [(635.0, "plan timed out: still running past the run timeout (603 s)")], ends
+    assert s.task(1).status is TaskStatus.FAILED
+    assert not [r for r in rows if r["kind"] == "exec.invoke" and r["task"] == 1 and r["t"] > 30.0]
+    assert all(1 not in a.runs for a in s.agents.values())  # the agent stopped it
     assert not checker.invariants.agent_capacity(rows)
-    assert not [r for r in rows if r["kind"] == "exec.invoke" and r["task"] == 2]
+    starts = [r["t"] for r in rows if r["kind"] == "exec.invoke" and r["task"] == 2]
+    assert len(starts) == 1 and starts[0] > 635.0, starts  # at a heartbeat without task 1
+
+
+def test_a_plan_past_its_run_timeout_waits_for_its_agent_to_reconnect_after_a_restart():
+    # We restart while a long plan runs; it times out before its agent has reconnected.
+    # Requeued at once as lost, it was re-run from its start while the agent ran it on.
+    # It waits for the agent instead: its connect lists the plan, so it is stopped as too long.
+    s = Script("reference", settings=Settings(reference=ReferencePolicy(run_timeout_s=600.0)),
+               pool=Pool("pool-1", min_replicas=1, max_replicas=1),
+               workspaces=("ws-1",), plan_s=900.0)
+    s.create(5.0, "ws-1")  # plans from 30 to 930
+    s.pause_agent(615.0, "agent-pool-1-1", resume_after=35.0)  # its node is back at 650
+    s.restart_scheduler(622.0)  # the plan times out at 630, its agent unheard of since
+    s.run(700.0)
+    rows = s.finish()
+    ends = [(r["t"], r["reason"]) for r in rows if r["kind"] == "task.transition" and r["task"] == 1
+            and r["t"] > 600.0]
+    assert ends == [(650.0, "plan timed out: still running past the run timeout (10 min)")], ends
+    assert not [r for r in rows if r["kind"] == "exec.invoke" and r["task"] == 1 and r["t"] > 30.0]
+    assert all(1 not in a.runs for a in s.agents.values())
+
+
+def test_a_plan_past_its_run_timeout_whose_agent_never_reconnects_is_requeued_as_lost():
+    # The other side of the wait: the agent is gone for good (its pod with it), so the plan
+    # is lost, and re-run once the agent is presumed lost (agent_timeout_s after the restart).
+    s = Script("reference", settings=Settings(reference=ReferencePolicy(run_timeout_s=600.0)),
+               pool=Pool("pool-1", min_replicas=1, max_replicas=2),
+               workspaces=("ws-1",), plan_s=900.0)
+    s.create(5.0, "ws-1")  # plans from 30 to 930
+    s.pause_agent(615.0, "agent-pool-1-1")  # its node never comes back
+    s.restart_scheduler(622.0)
+    s.run(800.0)
+    rows = s.finish()
+    lost = [(r["t"], r["reason"]) for r in rows if r["kind"] == "task.transition" and r["task"] == 1
+            and r["t"] > 600.0 and r["reason"].startswith("plan lost")]
+    assert lost and lost[0][0] >= 622.0 + 60.0, lost
+    assert "run timed out" in lost[0][1], lost
