@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from unstuck.scenario.schema import Scenario
+from unstuck.scenario.mapping_rules import copies
+from unstuck.scenario.schema import FAULT_RULES, FAULT_TYPES, Scenario
 
 _BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
 NULL_MEANS = "null: the same as leaving the field out"
@@ -24,6 +25,7 @@ NULL_MEANS = "null: the same as leaving the field out"
 
 def json_schema() -> dict[str, Any]:
     out = Scenario.model_json_schema()  # a new dict each call: edited in place below
+    _share_fault_timing(out)
     _for_editors(out)
     out.update({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -39,6 +41,30 @@ def schema_text() -> str:
     """The schema as `unstuck scenario schema` prints it and scenarios/scenario.schema.json
     holds it: sorted and indented, so that a change to the model is a readable diff."""
     return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+FAULT_TIMING = "FaultTiming"
+
+
+def _share_fault_timing(out: dict[str, Any]) -> None:
+    """Hold the timing rules every fault type shares (`at` or `rate_per_h`, ...) once, in
+    `$defs`, each type referring to them: the model gives each type its own copy (pydantic
+    refuses a `$ref` it did not make), and eight copies made the file long and a change to
+    them eight hunks of its diff."""
+    shared = copies(FAULT_RULES)
+    types = 0
+    for definition in out["$defs"].values():
+        rules = definition.get("allOf", [])
+        if rules[:len(shared)] == shared:
+            definition["allOf"] = [{"$ref": f"#/$defs/{FAULT_TIMING}"}, *rules[len(shared):]]
+            types += 1
+    if types != len(FAULT_TYPES):  # the model changed how it gives them: say so, not half-do it
+        raise AssertionError(f"the fault timing rules were found in {types} schemas, not in the "
+                             f"{len(FAULT_TYPES)} fault types': see schema._fault_rules")
+    out["$defs"][FAULT_TIMING] = {
+        "description": "When a fault fires, for every fault type: at a time (`at`), or at "
+                       "random at a rate (`rate_per_h`), with the fields that go with them.",
+        "allOf": shared}
 
 
 def _for_editors(node: Any) -> None:

@@ -69,24 +69,29 @@ def when(condition: Schema, *, then: Rules | None = None, otherwise: Rules | Non
     that depends on another field's value (`mode: patch`, `manager: deployment`)."""
     rule: Schema = {"if": condition}
     if then is not None:
-        rule["then"] = {"allOf": _flat(then)}
+        rule["then"] = {"allOf": flat(then)}
     if otherwise is not None:
-        rule["else"] = {"allOf": _flat(otherwise)}
+        rule["else"] = {"allOf": flat(otherwise)}
     return rule
 
 
 def also(*rules: Rules) -> Callable[[Schema], None]:
     """A model's `json_schema_extra`: its schema, and each of `rules` too (`allOf`)."""
-    flat = _flat(list(rules))
+    each = flat(list(rules))
 
     def extra(schema: Schema) -> None:
-        # A copy each time: the schema is edited in place afterwards (`editor_schema`).
-        schema.setdefault("allOf", []).extend(copy.deepcopy(flat))
+        schema.setdefault("allOf", []).extend(copies(each))
 
     return extra
 
 
-def _flat(rules: Rules) -> list[Schema]:
+def copies(rules: Rules) -> list[Schema]:
+    """`rules` as a list of schemas, a copy each time: the schema is edited in place
+    afterwards (`editor_schema`)."""
+    return copy.deepcopy(flat(rules))
+
+
+def flat(rules: Rules) -> list[Schema]:
     if isinstance(rules, dict):
         return [rules]
-    return [r for rule in rules for r in _flat(rule)]
+    return [r for rule in rules for r in flat(rule)]

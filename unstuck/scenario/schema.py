@@ -35,7 +35,7 @@ from unstuck.scenario.mapping_rules import (
     absent,
     also,
     any_of,
-        equals,
+    equals,
     exactly_one,
     given,
     holds,
@@ -329,15 +329,16 @@ class Workspaces(StrictModel):
 
 Target = Literal["random", "reserved-holder", "apply-runner"]
 AT_OR_RATE = "give exactly one of at (seconds) or rate_per_h (random, per hour)"
-_FAULT_RULES = [exactly_one("at", "rate_per_h", message=AT_OR_RATE),
+FAULT_RULES = [exactly_one("at", "rate_per_h", message=AT_OR_RATE),
                 holds("rate_per_h", exclusiveMinimum=0), holds("retry_s", exclusiveMinimum=0)]
 
 
 def _fault_rules(schema: dict[str, Any], cls: type[_Fault]) -> None:
     """Every fault type's schema: the timing rules all faults share, then its own
     (`editor_rules`), so that a type with rules of its own cannot drop the shared ones by
-    setting a `json_schema_extra` of its own, which replaces its parent's."""
-    also(_FAULT_RULES, *cls.editor_rules)(schema)
+    setting a `json_schema_extra` of its own, which replaces its parent's. (The file's
+    schema then holds the shared ones once, by reference: `editor_schema`.)"""
+    also(FAULT_RULES, *cls.editor_rules)(schema)
 
 
 class _Fault(StrictModel):

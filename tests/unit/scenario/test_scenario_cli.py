@@ -153,6 +153,22 @@ def test_the_schema_is_a_draft_2020_12_schema_that_points_to_the_docs(schema):
     assert text.endswith("}\n") and text == json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
+def test_the_timing_rules_every_fault_shares_are_written_once_and_hold_for_each_type(schema):
+    from unstuck.scenario.schema import AT_OR_RATE, FAULT_TYPES
+
+    assert schema_output().count(AT_OR_RATE) == 3  # the rule's two alternatives and its "not both"
+    kinds = {d["properties"]["type"].get("const"): name for name, d in schema["$defs"].items()
+             if "type" in d.get("properties", {})}
+    shipped = {f["type"]: f for path in SHIPPED for f in read_yaml(path.read_text()).get("faults", [])}
+    assert set(shipped) == set(FAULT_TYPES)
+    for kind, fault in shipped.items():  # each type still holds them, through its $ref
+        one = {"$ref": f"#/$defs/{kinds[kind]}", "$defs": schema["$defs"]}
+        at = {k: v for k, v in fault.items() if k != "rate_per_h"} | {"at": 5}
+        assert errors(one, at) == [], kind
+        assert errors(one, at | {"rate_per_h": 2}), kind
+        assert errors(one, {k: v for k, v in at.items() if k != "at"}), kind
+
+
 def errors(schema: dict, data) -> list[str]:
     return [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(data)]
 
