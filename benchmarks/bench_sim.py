@@ -15,9 +15,14 @@
 5. With `--calls`: the Python calls one mixed-chaos-day run makes per scheduler (cProfile,
    seed 0), the figure that does not depend on the machine: on a noisy VM, compare two
    versions of the code by it.
+6. With `--by-kind`: where one mixed-chaos-day run's events and time go, per scheduler, by
+   kind of event (an agent's heartbeat, a reconcile pass, an HPA sync, ...), each event timed
+   on its own, its mean cost as a multiple of a bare SimPy event's, and the share of the
+   day's events that already run at the 40 % target's rate: the figure that says how far the
+   event-rate target is, and why.
 
 Usage: .venv/bin/python benchmarks/bench_sim.py [--schedulers reference,seed] [--suite-seeds N]
-[--day-seeds N] [--repeat K] [--calls] (`--suite-seeds` overrides every scenario's seed count;
+[--day-seeds N] [--repeat K] [--calls] [--by-kind] (`--suite-seeds` overrides every scenario's seed count;
 `--skip-suite` skips part 4; `--repeat` keeps the fastest of K runs of each day run one at a
 time, which is what to compare two versions of the code by on a noisy machine, with `--calls`).
 """
@@ -33,14 +38,18 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import simpy
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import sim.kernel  # noqa: E402
 from sim import runner  # noqa: E402
+from sim.config import WorldConfig  # noqa: E402
 from sim.kernel import Kernel  # noqa: E402
 from unstuck import scenario  # noqa: E402
 from unstuck.sim_cli import Job, run_job, run_scenarios  # noqa: E402
@@ -80,6 +89,57 @@ def model_rate(path: Path, sched: str, seed: int) -> tuple[int, float]:
     return out.events, out.events / (time.perf_counter() - t0)
 
 
+def kind_of(fn: Callable[..., Any], args: tuple) -> str:
+    """The kind of a world event, by what it runs: a wake-up by its timer's name, a delivered
+    watch or connection event by its type, anything else by its callback."""
+    name = getattr(fn, "__qualname__", type(fn).__name__)
+    if name == "World._wake":
+        return f"wake: {args[0].name}"
+    if name == "World.send":
+        return f"deliver: {type(args[0]).__name__}"
+    return name
+
+
+def by_kind(cfg: WorldConfig, sched: str, seed: int) -> tuple[runner.RunOutput, dict[str, list[float]]]:
+    """Run one seed with each event timed on its own: kind -> [events, seconds]. The kernel
+    runs every world event through `sim.kernel._fire`, so a timing one stands in for it for
+    this run alone."""
+    kinds: dict[str, list[float]] = {}
+    clock, plain = time.perf_counter, sim.kernel._fire
+
+    def timed(event: Any) -> None:
+        kernel, fn, args = event._value
+        kernel.events += 1
+        t0 = clock()
+        fn(*args)
+        spent = clock() - t0
+        entry = kinds.setdefault(kind_of(fn, args), [0, 0.0])
+        entry[0] += 1
+        entry[1] += spent
+
+    sim.kernel._fire = timed  # type: ignore[assignment]
+    try:
+        out = runner.run(cfg, sched, seed)
+    finally:
+        sim.kernel._fire = plain
+    return out, kinds
+
+
+def print_by_kind(sched: str, out: runner.RunOutput, kinds: dict[str, list[float]], bare_s: float,
+                  top: int = 8) -> None:
+    events = sum(int(n) for n, _ in kinds.values())
+    spent = sum(t for _, t in kinds.values())
+    at_target = sum(int(n) for n, t in kinds.values() if t / n <= bare_s / 0.40)
+    print(f"   {sched}: {events} events, {spent:.2f} s in them; by kind, the {top} costliest:")
+    for kind, (n, t) in sorted(kinds.items(), key=lambda kv: -kv[1][1])[:top]:
+        print(f"     {kind:28s} {int(n):7d} events ({n / events:5.1%})  {t / n * 1e6:7.1f} us each "
+              f"({t / n / bare_s:5.0f}x bare)  {t / spent:5.1%} of the time")
+    common, (n, t) = max(kinds.items(), key=lambda kv: kv[1][0])
+    print(f"     the commonest, {common} ({n / events:.0%} of the events), costs {t / n / bare_s:.0f}x a "
+          f"bare event; {at_target / events:.1%} of the events run at the target's rate "
+          f"(<= {bare_s / 0.40 * 1e6:.2f} us)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--schedulers", default="seed,seed-proposal,seed-head,reference")
@@ -96,6 +156,8 @@ def main() -> None:
     ap.add_argument("--calls", action="store_true",
                     help="also count the Python calls of one mixed-chaos-day run per scheduler "
                          "(cProfile; the machine-independent figure)")
+    ap.add_argument("--by-kind", action="store_true",
+                    help="also time each event of one mixed-chaos-day run per scheduler, by kind")
     ap.add_argument("--pool-seeds", type=int, default=2 * (os.cpu_count() or 1),
                     help="mixed-chaos-day seeds per scheduler run at once on all cores (0: skip)")
     args = ap.parse_args()
@@ -175,6 +237,11 @@ def main() -> None:
             profile.disable()
             calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
             print(f"   {s:14s} {calls / 1e6:6.2f}M calls  {calls / out.events:5.1f} per event")
+    if args.by_kind:
+        print("6. where one mixed-chaos-day run's events and time go, seed 0, each event timed on its own")
+        for s in scheds:
+            out, kinds = by_kind(cfg, s, 0)
+            print_by_kind(s, out, kinds, 1.0 / bare_simpy(out.events))
 
 
 def suite(scheds: list[str], suite_seeds: int | None) -> None:
