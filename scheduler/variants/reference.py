@@ -846,9 +846,10 @@ class ReferencePolicy:
         if timed_out and why is None and task.stage != Stage.APPLYING:
             if view is None:
                 # Its agent has not reconnected since we restarted, but may yet (`agent_lost`
-                # says when it is presumed lost, a pass that comes due): whether it still
-                # runs the plan decides between a plan too long and a plan lost. Re-run at
-                # once, an hour's plan was run again from its start while it ran on.
+                # says when it is presumed lost, at a pass that comes due): whether it still
+                # runs the plan decides between a plan too long and a plan lost. Requeued at
+                # once (until session 31), an hour's plan ran again from its start beside
+                # the first run.
                 return
             if task.id in view.current_tasks:
                 self.stop_overlong_plan(task)
