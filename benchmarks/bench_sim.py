@@ -133,7 +133,7 @@ def print_by_kind(sched: str, out: runner.RunOutput, kinds: dict[str, list[float
     print(f"   {sched}: {events} events, {spent:.2f} s in them; by kind, the {top} costliest:")
     for kind, (n, t) in sorted(kinds.items(), key=lambda kv: -kv[1][1])[:top]:
         print(f"     {kind:28s} {int(n):7d} events ({n / events:5.1%})  {t / n * 1e6:7.1f} us each "
-              f"({t / n / bare_s:5.0f}x bare)  {t / spent:5.1%} of the time")
+              f"({t / n / bare_s:3.0f}x bare)  {t / spent:5.1%} of the time")
     common, (n, t) = max(kinds.items(), key=lambda kv: kv[1][0])
     print(f"     the commonest, {common} ({n / events:.0%} of the events), costs {t / n / bare_s:.0f}x a "
           f"bare event; {at_target / events:.1%} of the events run at the target's rate "
