@@ -12,9 +12,12 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from scheduler.settings import Settings
 
 NAME = re.compile(r"^[A-Za-z0-9._:-]+$")
 LOCK_WAIT_S = 15.0
@@ -43,6 +46,15 @@ def _seconds(option: str, value: float | None, *, zero: bool = False) -> None:
 
     if value is not None and not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
         fail_input(f"{option} {value}: expected a finite number of seconds {'>=' if zero else '>'} 0")
+
+
+def _settings(run_timeout: float | None) -> Settings:
+    """The scheduler's settings as the options give them (durations before --time-scale)."""
+    from scheduler.settings import ReferencePolicy, Settings
+
+    if run_timeout is None:
+        return Settings()
+    return Settings(reference=ReferencePolicy(run_timeout_s=run_timeout))
 
 
 def _url_problem(url: str) -> str | None:
@@ -79,6 +91,7 @@ def serve(
     agent_stale: Annotated[float, typer.Option(help="Seconds without a poll before an agent is disconnected.")] = 5.0,
     poll_timeout: Annotated[float, typer.Option(help="Longest a long-poll is held open (s).")] = 20.0,
     stuck_after: Annotated[float, typer.Option(help="Bound of the unstuck_stuck_tasks gauge (s after confirm).")] = 600.0,
+    run_timeout: Annotated[float | None, typer.Option(help="reference: how long a plan or apply may run (s, before --time-scale; default 3600). A plan its agent still runs past it fails and is stopped; an apply past it is settled from the state.")] = None,
     lock_wait: Annotated[float, typer.Option(help="How long to wait for a service still running on --data-dir (the old process of a restart, still stopping) before giving up (s); 0: do not wait.")] = LOCK_WAIT_S,
     backend_dir: Annotated[Path | None, typer.Option(help="The agents' Terraform backend (their --backend-dir), read to settle an apply whose agent went silent. Without it such an apply fails as 'outcome unknown'.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the core's RNG.")] = 0,
@@ -107,6 +120,10 @@ def serve(
     for opt, v in (("--agent-stale", agent_stale), ("--poll-timeout", poll_timeout), ("--stuck-after", stuck_after)):
         _seconds(opt, v)
     _seconds("--lock-wait", lock_wait, zero=True)
+    _seconds("--run-timeout", run_timeout)
+    if run_timeout is not None and scheduler != "reference":
+        fail_input(f"--run-timeout: the {scheduler} scheduler has no run timeout (the real system "
+                   "it reproduces has none); leave it out, or run --scheduler reference")
     if problem := output_problem("--data-dir", data_dir, folder=True):
         fail_input(problem)
     from unstuck.folders import MARKER, wrote
@@ -121,7 +138,6 @@ def serve(
                    "were started with (their --backend-dir)")
     from scheduler.service.config import ServiceConfig, scaled_settings
     from scheduler.service.identity import IdentityConfigError, load_pool_token, load_users
-    from scheduler.settings import Settings
     from scheduler.stores import open_store, redacted
 
     try:
@@ -145,7 +161,7 @@ def serve(
     config = ServiceConfig(
         data_dir=data_dir, store_url=store, scheduler=scheduler, cluster=cluster, pool_id=pool,
         pods=_names("--pods", pods), workspaces=_names("--workspaces", workspaces), users=users,
-        pool_token=pool_token, settings=scaled_settings(Settings(), time_scale), seed=seed,
+        pool_token=pool_token, settings=scaled_settings(_settings(run_timeout), time_scale), seed=seed,
         poll_timeout_s=poll_timeout, agent_stale_s=agent_stale, stuck_after_s=stuck_after,
         backend_dir=backend_dir, namespace=namespace, agent_selector=agent_selector, deployment=deployment,
         scaling=scaling, kubeconfig=kubeconfig)
