@@ -125,8 +125,7 @@ def by_kind(cfg: WorldConfig, sched: str, seed: int) -> tuple[runner.RunOutput, 
     return out, kinds
 
 
-def print_by_kind(sched: str, out: runner.RunOutput, kinds: dict[str, list[float]], bare_s: float,
-                  top: int = 8) -> None:
+def print_by_kind(sched: str, kinds: dict[str, list[float]], bare_s: float, top: int = 8) -> None:
     events = sum(int(n) for n, _ in kinds.values())
     spent = sum(t for _, t in kinds.values())
     at_target = sum(int(n) for n, t in kinds.values() if t / n <= bare_s / 0.40)
@@ -241,7 +240,7 @@ def main() -> None:
         print("6. where one mixed-chaos-day run's events and time go, seed 0, each event timed on its own")
         for s in scheds:
             out, kinds = by_kind(cfg, s, 0)
-            print_by_kind(s, out, kinds, 1.0 / bare_simpy(out.events))
+            print_by_kind(s, kinds, 1.0 / bare_simpy(out.events))
 
 
 def suite(scheds: list[str], suite_seeds: int | None) -> None:

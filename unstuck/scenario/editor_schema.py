@@ -59,8 +59,8 @@ def _share_fault_timing(out: dict[str, Any]) -> None:
             definition["allOf"] = [{"$ref": f"#/$defs/{FAULT_TIMING}"}, *rules[len(shared):]]
             types += 1
     if types != len(FAULT_TYPES):  # the model changed how it gives them: say so, not half-do it
-        raise AssertionError(f"the fault timing rules were found in {types} schemas, not in the "
-                             f"{len(FAULT_TYPES)} fault types': see schema._fault_rules")
+        raise AssertionError(f"the fault timing rules were found in {types} schemas, not in each "
+                             f"of the {len(FAULT_TYPES)} fault types: see schema._fault_rules")
     out["$defs"][FAULT_TIMING] = {
         "description": "When a fault fires, for every fault type: at a time (`at`), or at "
                        "random at a rate (`rate_per_h`), with the fields that go with them.",

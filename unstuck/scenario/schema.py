@@ -330,7 +330,7 @@ class Workspaces(StrictModel):
 Target = Literal["random", "reserved-holder", "apply-runner"]
 AT_OR_RATE = "give exactly one of at (seconds) or rate_per_h (random, per hour)"
 FAULT_RULES = [exactly_one("at", "rate_per_h", message=AT_OR_RATE),
-                holds("rate_per_h", exclusiveMinimum=0), holds("retry_s", exclusiveMinimum=0)]
+               holds("rate_per_h", exclusiveMinimum=0), holds("retry_s", exclusiveMinimum=0)]
 
 
 def _fault_rules(schema: dict[str, Any], cls: type[_Fault]) -> None:
