@@ -20,14 +20,6 @@ from unstuck import checker
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def run(tmp_path):
-    # --agent-stale 1 s (LiveRun's): an agent that does not poll for 1 s is silent.
-    live = LiveRun(tmp_path, "reference", pods=("pod-1",), workspaces=("ws-1", "ws-2"))
-    yield live
-    live.stop()
-
-
 def applying(run: LiveRun, apply_s: float, grace_s: float) -> int:
     run.start_scheduler()
     run.start_agent("pod-1", plan_s=0.3, apply_s=apply_s, grace_s=grace_s)

@@ -7,21 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.service.live import LiveRun, wait_for
+from tests.unit.service.live import wait_for
 from unstuck import checker
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def run(tmp_path):
-    # Time scale 0.05: a run timeout of 40 s is 2 s here; the plan takes 6 s.
-    live = LiveRun(tmp_path, "reference", pods=("pod-1",), workspaces=("ws-1", "ws-2"))
-    yield live
-    live.stop()
-
-
 def test_a_plan_past_the_run_timeout_fails_and_its_agent_stops_it(run):
+    # Time scale 0.05: a run timeout of 40 s is 2 s here; the plan takes 6 s.
     run.start_scheduler(run_timeout="40")
     run.start_agent("pod-1", plan_s=6.0)
     wait_for(lambda: run.connected() == 1, 20, what="the agent to connect")
