@@ -70,10 +70,10 @@ def _cited_files(res: Results, fails: pd.DataFrame) -> str:
 def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) -> Report:
     """Write index.html, summary.md, figures/, tables/ and junit.xml into `out`, after
     removing the report there (`report.clear`): stopped half-way, it leaves no verdict that
-    is not this one."""
+    is not this one. Everything is read and drawn first, so results that cannot be read (a
+    history gone or truncated: `ResultsInvalid`) leave the earlier report as it was."""
     from unstuck.report import clear
 
-    clear(out)
     unread: list[str] = []
     found = gates.find_scenarios(res, list(dict.fromkeys(res.runs["scenario"])),
                                  scenario_dirs or [], strict=False, problems=unread)
@@ -159,6 +159,7 @@ def render(res: Results, out: Path, *, scenario_dirs: list[Path] | None = None) 
         code=_first_commands(fails)))
 
     out.mkdir(parents=True, exist_ok=True)
+    clear(out)
     (out / "figures").mkdir(exist_ok=True)
     (out / "tables").mkdir(exist_ok=True)
     written = []

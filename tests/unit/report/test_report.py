@@ -194,6 +194,27 @@ def test_a_re_render_drops_an_earlier_reports_figures_and_tables(report, tmp_pat
     assert (copy / "notes.txt").read_text() == "mine"  # not ours: left alone
 
 
+@pytest.mark.parametrize("where", ["into its folder", "--out"])
+def test_results_that_cannot_be_read_leave_the_earlier_report_as_it_was(report, tmp_path, where):
+    """Found by review (session 32): the old report was removed before the histories were
+    read, so a truncated one cost the user the report they had, for a refusal."""
+    copy = tmp_path / "copy"
+    shutil.copytree(report, copy)
+    broken = next((copy / "results" / "histories").rglob("*.parquet"))
+    broken.write_bytes(broken.read_bytes()[:100])
+    out = copy if where == "into its folder" else tmp_path / "rep"
+    if out != copy:
+        shutil.copytree(report, out, ignore=shutil.ignore_patterns("results"))
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    r = run(app, ["report", str(copy)] + (["--out", str(out)] if out != copy else []))
+    assert r.exit_code == 2, r.output
+    assert "error:" in r.output and broken.name in r.output and "Traceback" not in r.output
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    fresh = tmp_path / "fresh"
+    assert run(app, ["report", str(copy), "--out", str(fresh)]).exit_code == 2
+    assert not fresh.exists()  # not even its marker
+
+
 def test_report_from_histories_alone_like_a_live_run(report, tmp_path):
     """A live run's folder holds histories only: every other table is derived by the checker."""
     live = tmp_path / "live"
