@@ -89,8 +89,10 @@ def advice(s: Scenario, file: str) -> list[str]:
                              f"{pod_mean:.0f} s each on average: plan, held confirm, apply), over 3/4 "
                              f"of what {p.max_replicas} pods give in the run ({run:g} s each): "
                              "tasks may still be queued at its end and `drained` fail under "
-                             "every scheduler; raise max_replicas to at least "
-                             f"{math.ceil(secs / (BUSY_MAX * run))}, or lighten the workload"))
+                             "every scheduler; raise max_replicas"
+                             + (f" to at least {math.ceil(need)}" if math.isfinite(
+                                 need := secs / (BUSY_MAX * run)) else "")
+                             + ", or lighten the workload"))
     # A heal or reconnect due after the run's end never happens in it, so the fault acts as
     # one without it. A warning, not a refusal: `unstuck shrink` writes a drawn attempt as
     # `at` with its fault's heal_after, and its replay must run.

@@ -281,6 +281,7 @@ TaskType = Literal["plan_and_apply", "plan", "drift_check"]
 COUNT_OR_NAMES = "give either count (workspaces named <prefix>-1..N) or names, not both"
 NO_ARRIVAL = "no task ever arrives: give at (times) and/or every_s (mean gap)"
 NO_WEIGHT = "types: at least one weight must be > 0"
+WEIGHT_MAX = 1e9
 PREFIX_WITH_NAMES = ("names the workspaces of a count (<prefix>-1..N), and this group lists "
                      "names; remove prefix")
 EMPTY_GROUP = ("a group of no workspace creates no task, and proves nothing; make count at "
@@ -304,7 +305,9 @@ class Workspaces(StrictModel):
     prefix: Ident = "ws"  # names are <prefix>-1..N: checked whole below
     at: list[Seconds] = []
     every_s: Seconds | None = None
-    types: dict[TaskType, NonNegative] = {"plan_and_apply": 1.0}
+    # Relative shares: capped so that their sum stays a number (1e308 each overflowed it, and
+    # the run crashed drawing a type, after `scenario check` had passed the file).
+    types: dict[TaskType, Annotated[NonNegative, Field(le=WEIGHT_MAX)]] = {"plan_and_apply": 1.0}
 
     @property
     def size(self) -> int:

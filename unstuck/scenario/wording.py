@@ -108,7 +108,12 @@ def rule_text(err: dict[str, Any]) -> str:
     if kind == "greater_than_equal":
         return f"must be >= {ctx.get('ge')}"
     if kind == "less_than_equal":
-        return f"must be <= {ctx.get('le')}"
+        le = ctx.get("le")
+        le = int(le) if isinstance(le, float) and le.is_integer() else le
+        if tuple(err["loc"])[-2:-1] == ("types",):
+            return (f"must be <= {le}: weights are relative shares, so scale them down together "
+                    "(plan_and_apply: 3, plan: 1 gives three plan_and_apply tasks for each plan)")
+        return f"must be <= {le}"
     if msg.startswith("Input should be "):
         return "expected " + msg.removeprefix("Input should be ")
     return msg

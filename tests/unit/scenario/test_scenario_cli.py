@@ -90,6 +90,31 @@ def test_advice_is_printed_as_warnings_and_does_not_fail(tmp_path):
     assert r.stdout.startswith(f"ok: {f} (name: warned, ")
 
 
+def test_weights_whose_sum_overflows_are_refused_before_a_run_not_crashed_on(tmp_path):
+    """Found by review (session 32): each weight was finite, their sum was not, and
+    `scenario check` passed a file that `unstuck sim` then crashed on (exit 1)."""
+    path = scenario(tmp_path, "w.yaml", OK.replace(
+        "at: [5]}", "at: [5], types: {plan: 1e308, plan_and_apply: 1e308}}"))
+    for argv in (["scenario", "check", str(path)], ["sim", str(path), "--seeds", "1"]):
+        r = runner.invoke(app, argv)
+        assert r.exit_code == 2, r.output
+        assert (f"error: {path}: workload[0].types.plan = 1e+308 (float): must be <= 1000000000: "
+                "weights are relative shares, so scale them down together") in r.output
+        assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("dist", ["{kind: lognormal, median: 1, p99: 1e50}",
+                                  "{kind: exponential, mean: 1.7e308}",
+                                  "{kind: uniform, min: 0, max: 1.7e308}"])
+def test_durations_too_long_to_sum_are_warned_of_without_a_crash(tmp_path, dist):
+    """Found by review (session 32): the pool advice rounded an infinite need up to an int."""
+    path = scenario(tmp_path, "d.yaml", OK.replace("count: 1", "count: 3")
+                    + f"agents: {{apply_s: {dist}}}\n")
+    r = runner.invoke(app, ["scenario", "check", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "pools[0].max_replicas = 4 (int)" in r.output and "raise max_replicas" in r.output
+
+
 def test_json_prints_one_sorted_object_per_file_and_nothing_else(tmp_path):
     warned = scenario(tmp_path, "warned.yaml", WARNED)
     bad = scenario(tmp_path, "bad.yaml", OK + "faults: [{type: pod-explode, at: 5}]\n")
@@ -250,6 +275,7 @@ BASE = read_yaml(OK)
     {**BASE, "gates": {"sometimes": [{"hit": "running", "run": "destroy"}]}},
     {**BASE, "gates": {"sometimes": [{"hit": "pending", "confirmed": False}]}},
     {**BASE, "gates": {"sometimes": [{"hit": "apply_pending", "confirmed": "no"}]}},
+    {**BASE, "workload": [{"count": 1, "at": [5], "types": {"plan": 1e308, "plan_and_apply": 1e308}}]},
 ], ids=["unknown-key", "wrong-type", "unknown-fault-type", "fault-without-type", "nodes-0",
         "hour-25", "hour-in-other-digits", "time-of-day-as-seconds", "unknown-distribution", "duration-as-text",
         "unknown-task-type", "negative-seconds", "probability-over-1", "negative-count",
@@ -264,7 +290,8 @@ BASE = read_yaml(OK)
         "lognormal-median-0", "pod-startup-median-0", "pool-patch-max-0", "hpa-patch-min-0",
         "goal-status", "goal-fault-type", "goal-for-no-scheduler", "goal-scheduler",
         "goal-0-seeds", "goal-without-hit", "goal-run-not-running", "goal-run-unknown",
-        "goal-confirmed-not-waiting", "goal-confirmed-not-a-bool"])
+        "goal-confirmed-not-waiting", "goal-confirmed-not-a-bool",
+        "weights-whose-sum-overflows"])
 def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
     assert errors(schema, data)
     with pytest.raises(ScenarioInvalid):
