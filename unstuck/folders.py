@@ -96,6 +96,15 @@ def output_problems(option: str, out: Path, inputs: Iterable[Path]) -> list[str]
     return problems
 
 
+def results_part(path: Path, folder: Path) -> Path | None:
+    """The part of the results folder `folder` (the folder itself included) that writing
+    `path` would replace, or None. An output file named there (`--history`, `--junit`) would
+    overwrite the tables it was asked to go beside, with an exit code that said all was well."""
+    if path.resolve() == folder.resolve():
+        return folder
+    return next((folder / n for n in (*CLEARED, MARKER) if _inside(path, folder / n)), None)
+
+
 def _inside(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
 

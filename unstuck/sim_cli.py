@@ -608,6 +608,11 @@ def sim(
     if history and not history_problem and any(history.resolve() == p.resolve() for _, p in loaded):
         problems.append(f"--history {history}: that is one of the scenario files being run; "
                         "write the history elsewhere, e.g. --history run.jsonl")
+    if history and out and not history_problem and (part := folders.results_part(history, out)):
+        what = "is the --out folder" if part == out else (
+            f"would replace {part}, part of the results this run writes to --out {out}")
+        problems.append(f"--history {history}: {what}; write the history beside them, e.g. "
+                        f"--history {out / 'run.jsonl'}")
     if out:  # a run into `out` first clears it: it may hold only what unstuck wrote
         problems += folders.output_problems("--out", out, [p for _, p in loaded])
     if problems:

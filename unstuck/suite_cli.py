@@ -75,7 +75,7 @@ def _suite_seeds(s: Scenario) -> int:
 
 def suite(
     paths: Annotated[list[Path] | None, typer.Argument(metavar="[SCENARIO_DIR|FILES...]", help="Scenario files or folders (default: scenarios/).", show_default=False)] = None,
-    schedulers: Annotated[str, typer.Option("--schedulers", "-s", help="Comma-separated: seed, seed-proposal, seed-head, reference, or all.")] = "all",
+    schedulers: Annotated[list[str], typer.Option("--schedulers", "-s", help="seed, seed-proposal, seed-head, reference, or all; repeat or comma-separate for several.")] = ["all"],  # noqa: B006
     seeds: Annotated[int | None, typer.Option(help="Seeds per scenario (default: each scenario's suite_seeds, else its seeds).")] = None,
     seed_start: Annotated[int, typer.Option(help="First seed.")] = 0,
     out: Annotated[Path, typer.Option(help="Report folder; results go to OUT/results (replaced).")] = DEFAULT_OUT,
@@ -88,7 +88,7 @@ def suite(
     from unstuck.sim_cli import run_inputs
 
     found, problems = scenario_files(paths or [Path("scenarios")])
-    loaded, scheds, counts, more = run_inputs(found, [schedulers], "--schedulers", seeds,
+    loaded, scheds, counts, more = run_inputs(found, schedulers, "--schedulers", seeds,
                                               seed_start, workers, _suite_seeds)
     problems += more
     res_dir = out / "results"  # cleared of an earlier run's seeds by run_scenarios
@@ -201,7 +201,7 @@ def gate_cmd(
     recovery_p99: Annotated[float | None, typer.Option(help="Bound on the recovery latency p99, seconds (default: gates.recovery_p99_s).")] = None,
     max_violations: Annotated[int | None, typer.Option(help="Violations of each invariant allowed (default: gates.max_violations).")] = None,
     confirm_to_apply_p99: Annotated[float | None, typer.Option(help="Bound on the confirm-to-apply p99, seconds (default: gates.confirm_to_apply_p99_s).")] = None,
-    schedulers: Annotated[str | None, typer.Option("--schedulers", "-s", help="Gate only these schedulers (comma-separated).")] = None,
+    schedulers: Annotated[list[str] | None, typer.Option("--schedulers", "-s", help="Gate only these schedulers (repeat or comma-separate).")] = None,
     scenarios_dir: Annotated[list[Path] | None, typer.Option("--scenarios", help="Folder of scenario files, when the results hold no copies.")] = None,
     junit_path: Annotated[Path | None, typer.Option("--junit", help="JUnit XML file (default: in RESULTS_DIR's report folder: junit.xml, the report's own, when this gate judges what the report did; junit-<schedulers>.xml or junit-[<schedulers>-]overrides.xml for a narrower selection or other thresholds).")] = None,
 ) -> None:
@@ -220,7 +220,7 @@ def gate_cmd(
                             "the flag out for the scenario's own")
         elif v is not None and v < 0:
             problems.append(f"--{flag} {v}: must be >= 0")
-    only = expand_schedulers([schedulers]) if schedulers else None
+    only = expand_schedulers(schedulers) if schedulers else None
     if problem := scheduler_problem("--schedulers", only or [], many=True):
         problems.append(problem)
     if junit_path is not None and (problem := output_problem("--junit", junit_path, folder=False,
@@ -247,6 +247,11 @@ def gate_cmd(
                                               confirm_to_apply_p99))
     default = folder / junit_name(only, list(res.runs["scheduler"]), overridden)
     target = junit_path or default
+    from unstuck import folders
+
+    if part := folders.results_part(target, res.root):
+        _fail(f"--junit {target}: would replace {part}, part of the results this gate judges; "
+              f"write the JUnit XML beside them, e.g. --junit {folder / 'junit.xml'}")
     if target.resolve() == (folder / "junit.xml").resolve() and default.name != "junit.xml":
         what = " and ".join(p for p in ("only " + ", ".join(only or []) if only else "",
                                         "other thresholds" if overridden else "") if p)

@@ -95,6 +95,20 @@ def test_each_failure_names_its_first_task_and_time_and_the_command_that_replays
     assert (incident / "junit.xml").read_bytes() == before
 
 
+@pytest.mark.parametrize("part", ["results/runs.parquet", "results/manifest.json",
+                                  "results/scenarios/incident-601.yaml"])
+def test_junit_may_not_overwrite_the_results_it_judges(incident, part):
+    """Found by review (session 32): `--junit results/runs.parquet` wrote XML over the table
+    and exited 1, as if it had judged; the next gate found no results."""
+    target = incident / part
+    before = target.read_bytes()
+    r = run(app, ["gate", str(incident), "--junit", str(target)])
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"error: --junit {target}: would replace ")
+    assert f"e.g. --junit {incident / 'junit.xml'}" in r.output
+    assert target.read_bytes() == before
+
+
 def test_default_junit_goes_next_to_the_report(incident):
     r = run(app, ["gate", str(incident)])
     assert r.exit_code == 1
@@ -601,3 +615,14 @@ def test_a_runs_table_without_a_count_column_is_bad_input_not_a_pass(incident, t
     assert r.exit_code == 2, r.output
     assert ("runs.parquet: has no violations_apply_pending_bound, stuck_tasks column; rerun the "
             "`unstuck suite` or `unstuck sim --out` command that wrote it") in r.output
+
+
+def test_suite_and_gate_take_schedulers_repeated_as_sim_does(tmp_path):
+    """Found by review (session 32): `-s seed -s reference` silently kept the last one."""
+    out = suite(tmp_path / "r", "scenarios/double-confirm.yaml", "-s", "seed", "-s", "reference",
+                "--seeds", "1")
+    manifest = json.loads((out / "results" / "manifest.json").read_text())
+    assert manifest["schedulers"] == ["seed", "reference"]
+    r = run(app, ["gate", str(out), "-s", "seed", "-s", "reference"])
+    assert r.exit_code == 1, r.output
+    assert "FAIL  double-confirm  seed: " in r.output and "| reference: pass" in r.output

@@ -390,6 +390,28 @@ def test_history_may_not_overwrite_a_scenario_being_run(tmp_path):
     assert mine.read_bytes() == before
 
 
+@pytest.mark.parametrize("name", ["runs.parquet", "histories/x.jsonl", ".unstuck", "."])
+def test_history_may_not_overwrite_the_results_of_the_same_run(tmp_path, name):
+    """Found by review (session 32): `--out O --history O/runs.parquet` exited 0 with the
+    history where the runs table belonged; `--history O` failed only after every seed ran."""
+    out = tmp_path / "O"
+    history = out if name == "." else out / name
+    r = run(app, ["sim", "scenarios/double-confirm.yaml", "--seeds", "1", "--out", str(out),
+                  "--history", str(history)])
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"error: --history {history}: ")
+    assert f"e.g. --history {out / 'run.jsonl'}" in r.output
+    assert not out.exists()
+
+
+def test_history_beside_the_results_of_the_same_run_is_written(tmp_path):
+    out = tmp_path / "O"
+    r = run(app, ["sim", "scenarios/double-confirm.yaml", "--seeds", "1", "--out", str(out),
+                  "--history", str(out / "run.jsonl")])
+    assert r.exit_code == 0, r.output
+    assert (out / "runs.parquet").is_file() and (out / "run.jsonl").read_text().count("\n") > 10
+
+
 def _double(x: int) -> int:
     return x * 2
 
