@@ -127,7 +127,9 @@ def load_with_text(path: str | Path) -> tuple[Scenario, str]:
         raise ScenarioInvalid([f"{file}: is a directory, not a scenario file; give the files in "
                                f"it, e.g. {Path(file) / '*.yaml'}"]) from None
     except UnicodeDecodeError as e:
-        raise ScenarioInvalid([f"{file}: cannot read it as a text file ({e.__class__.__name__})"]) from None
+        line = e.object[:e.start].count(b"\n") + 1
+        raise ScenarioInvalid([f"{file}: line {line}: byte {e.object[e.start]:#04x} is not UTF-8 "
+                               "text; save the file as UTF-8"]) from None
     except OSError as e:
         why = e.strerror or e.__class__.__name__
         raise ScenarioInvalid([f"{file}: cannot read it ({why})"]) from None
@@ -135,6 +137,11 @@ def load_with_text(path: str | Path) -> tuple[Scenario, str]:
         data, key_texts = read_with_key_texts(text)
     except TooLarge as e:
         raise ScenarioInvalid([f"{file}: {e}"]) from None
+    except yaml.reader.ReaderError as e:  # a character YAML forbids: its offset, not a mark
+        line = text[:e.position].count("\n") + 1
+        raise ScenarioInvalid([f"{file}: line {line}: the character U+{e.character:04X} is not "
+                               "allowed in YAML; remove it (a control character, often pasted "
+                               "in by accident)"]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

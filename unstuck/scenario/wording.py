@@ -4,6 +4,7 @@ where a key is unknown, and the value as the file wrote it."""
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import re
 import types
@@ -91,6 +92,8 @@ def rule_text(err: dict[str, Any]) -> str:
         return _shape_rule(tuple(err["loc"]), err.get("input"))
     if kind == "list_type":
         return _list_rule(tuple(err["loc"]), err.get("input"))
+    if kind == "string_type" and isinstance(err.get("input"), datetime.date):
+        return "YAML read a date where text goes; quote it, e.g. '2020-01-01'"
     if kind == "string_type" and isinstance(err.get("input"), int | float | bool):
         # `names: [1e5, 7]`: YAML read a number (or yes/no) where a name goes.
         return ("YAML read a number or a boolean where text goes; quote it as you wrote it, "
@@ -113,6 +116,12 @@ def rule_text(err: dict[str, Any]) -> str:
         if tuple(err["loc"])[-2:-1] == ("types",):
             return (f"must be <= {le}: weights are relative shares, so scale them down together "
                     "(plan_and_apply: 3, plan: 1 gives three plan_and_apply tasks for each plan)")
+        field = str(tuple(err["loc"])[-1])
+        if field == "nodes":
+            return f"must be <= {le:,}, the most nodes Kubernetes supports in one cluster"
+        if field.endswith("_replicas"):
+            return (f"must be <= {le:,}: a pool of agent pods is sized for a cluster of at most "
+                    f"{le:,} nodes (Kubernetes' limit)")
         return f"must be <= {le}"
     if msg.startswith("Input should be "):
         return "expected " + msg.removeprefix("Input should be ")

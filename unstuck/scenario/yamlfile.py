@@ -52,6 +52,10 @@ class Loader(yaml.SafeLoader):
     def get_single_node(self) -> Any:
         node = super().get_single_node()
         if node is not None and _expanded_size(node, {}, set()) > MAX_VALUES:
+            if _written_size(node) > MAX_VALUES:  # no alias needed: the file is that long
+                raise TooLarge(f"too large: more than {MAX_VALUES:,} values (shipped scenarios "
+                               "hold under 300); give arrivals as every_s instead of a long at "
+                               "list, or split the file")
             raise TooLarge(f"too large once its aliases (*name) are expanded: more than "
                             f"{MAX_VALUES:,} values; write the values out instead of nesting "
                             "aliases")
@@ -94,8 +98,28 @@ def read_with_key_texts(text: str) -> tuple[Any, dict[tuple[type, Any], str]]:
     loader = Loader(text)
     try:
         return loader.get_single_data(), loader.key_texts
+    except RecursionError:
+        # PyYAML composes nested collections recursively: a few hundred levels overflow it.
+        raise TooLarge("nested too deeply for a scenario file (lists or mappings hundreds of "
+                       "levels inside each other; shipped ones use under 10): flatten it") from None
     finally:
         loader.dispose()
+
+
+def _written_size(node: yaml.Node) -> int:
+    """Nodes under `node` as written: each alias's node counted once."""
+    seen: set[int] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            stack += [x for pair in n.value for x in pair]
+        elif isinstance(n, yaml.SequenceNode):
+            stack += n.value
+    return len(seen)
 
 
 def _expanded_size(node: yaml.Node, memo: dict[int, float], open_: set[int]) -> float:

@@ -276,6 +276,9 @@ BASE = read_yaml(OK)
     {**BASE, "gates": {"sometimes": [{"hit": "pending", "confirmed": False}]}},
     {**BASE, "gates": {"sometimes": [{"hit": "apply_pending", "confirmed": "no"}]}},
     {**BASE, "workload": [{"count": 1, "at": [5], "types": {"plan": 1e308, "plan_and_apply": 1e308}}]},
+    {**BASE, "cluster": {"nodes": 10_000_000}},  # ran 46 s in 6 GB before its first task
+    {**BASE, "pools": [{"id": "p", "min_replicas": 100_000, "max_replicas": 100_000}]},
+    {**BASE, "faults": [{"type": "pool-scale-down", "at": 5, "max_replicas": 5001}]},
 ], ids=["unknown-key", "wrong-type", "unknown-fault-type", "fault-without-type", "nodes-0",
         "hour-25", "hour-in-other-digits", "time-of-day-as-seconds", "unknown-distribution", "duration-as-text",
         "unknown-task-type", "negative-seconds", "probability-over-1", "negative-count",
@@ -291,7 +294,8 @@ BASE = read_yaml(OK)
         "goal-status", "goal-fault-type", "goal-for-no-scheduler", "goal-scheduler",
         "goal-0-seeds", "goal-without-hit", "goal-run-not-running", "goal-run-unknown",
         "goal-confirmed-not-waiting", "goal-confirmed-not-a-bool",
-        "weights-whose-sum-overflows"])
+        "weights-whose-sum-overflows", "nodes-over-kubernetes-limit", "replicas-over-the-limit",
+        "patched-replicas-over-the-limit"])
 def test_the_schema_and_the_loader_refuse_the_same_bad_documents(schema, data):
     assert errors(schema, data)
     with pytest.raises(ScenarioInvalid):
