@@ -37,6 +37,17 @@ def problems(data) -> list[str]:
     return e.value.problems
 
 
+def file_problems(path: Path, text: str | bytes) -> list[str]:
+    """What `load` says of a file holding `text`: read from disk, as YAML text or bytes."""
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    with pytest.raises(ScenarioInvalid) as e:
+        load(path)
+    return e.value.problems
+
+
 OK = {"duration_s": 600, "workload": [{"count": 1, "at": [5]}]}
 
 
@@ -294,10 +305,8 @@ def test_an_alias_bomb_is_refused_in_one_short_line(tmp_path):
     assert e.value.problems == [f"{f}: too large once its aliases (*name) are expanded: more than "
                                 "100,000 values; write the values out instead of nesting aliases"]
     long = tmp_path / "long.yaml"  # no alias at all: the message said to stop nesting them
-    long.write_text("duration_s: 600\nworkload: [{count: 1, at: [" + ", ".join(["5"] * 100_001) + "]}]\n")
-    with pytest.raises(ScenarioInvalid) as e:
-        load(long)
-    assert e.value.problems == [f"{long}: too large: more than 100,000 values (shipped scenarios "
+    at = ", ".join(["5"] * 100_001)
+    assert file_problems(long, f"duration_s: 600\nworkload: [{{count: 1, at: [{at}]}}]\n") == [f"{long}: too large: more than 100,000 values (shipped scenarios "
                                 "hold under 300); give arrivals as every_s instead of a long at "
                                 "list, or split the file"]
     rec = tmp_path / "rec.yaml"
@@ -311,22 +320,15 @@ def test_a_file_nested_too_deeply_not_utf_8_or_with_a_control_character_is_refus
     and bytes that are not UTF-8 or characters YAML forbids were reported with no line and no
     fix."""
     deep = tmp_path / "deep.yaml"
-    deep.write_text("duration_s: 600\nworkload: [{count: 1, at: [5]}]\nx: " + "[" * 5000 + "]" * 5000 + "\n")
-    with pytest.raises(ScenarioInvalid) as e:
-        load(deep)
-    assert e.value.problems == [f"{deep}: nested too deeply for a scenario file (lists or mappings "
+    nested = "[" * 5000 + "]" * 5000
+    assert file_problems(deep, f"duration_s: 600\nworkload: [{{count: 1, at: [5]}}]\nx: {nested}\n") == [
+        f"{deep}: nested too deeply for a scenario file (lists or mappings "
                                 "hundreds of levels inside each other; shipped ones use under 10): "
                                 "flatten it"]
     latin = tmp_path / "latin.yaml"
-    latin.write_bytes(b"duration_s: 600\nname: caf\xe9\nworkload: [{count: 1, at: [5]}]\n")
-    with pytest.raises(ScenarioInvalid) as e:
-        load(latin)
-    assert e.value.problems == [f"{latin}: line 2: byte 0xe9 is not UTF-8 text; save the file as UTF-8"]
+    assert file_problems(latin, b"duration_s: 600\nname: caf\xe9\nworkload: [{count: 1, at: [5]}]\n") == [f"{latin}: line 2: byte 0xe9 is not UTF-8 text; save the file as UTF-8"]
     nul = tmp_path / "nul.yaml"
-    nul.write_text("duration_s: 600\nname: a\x00b\nworkload: [{count: 1, at: [5]}]\n")
-    with pytest.raises(ScenarioInvalid) as e:
-        load(nul)
-    assert e.value.problems == [f"{nul}: line 2: the character U+0000 is not allowed in YAML; "
+    assert file_problems(nul, "duration_s: 600\nname: a\x00b\nworkload: [{count: 1, at: [5]}]\n") == [f"{nul}: line 2: the character U+0000 is not allowed in YAML; "
                                 "remove it (a control character, often pasted in by accident)"]
 
 
@@ -334,11 +336,8 @@ def test_a_cluster_or_pool_larger_than_kubernetes_allows_is_refused_with_the_lim
     """Found by review (session 32): no bound, and `nodes: 10000000` ran one seed for 46 s in
     6 GB before its first task (a pool of 100,000 pods, over a minute)."""
     f = tmp_path / "big.yaml"
-    f.write_text("duration_s: 100\nworkload: [{count: 1, at: [0]}]\ncluster: {nodes: 5001}\n"
-                 "pools: [{id: p, max_replicas: 100000}]\n")
-    with pytest.raises(ScenarioInvalid) as e:
-        load(f)
-    assert e.value.problems == [
+    assert file_problems(f, "duration_s: 100\nworkload: [{count: 1, at: [0]}]\ncluster: {nodes: 5001}\n"
+                         "pools: [{id: p, max_replicas: 100000}]\n") == [
         f"{f}: cluster.nodes = 5001 (int): must be <= 5,000, the most nodes Kubernetes supports "
         "in one cluster",
         f"{f}: pools[0].max_replicas = 100000 (int): must be <= 5,000: a pool of agent pods is "
@@ -349,10 +348,7 @@ def test_a_cluster_or_pool_larger_than_kubernetes_allows_is_refused_with_the_lim
 
 def test_a_date_where_text_goes_is_told_to_be_quoted(tmp_path):
     f = tmp_path / "date.yaml"
-    f.write_text("duration_s: 600\ndescription: 2020-01-01\nworkload: [{count: 1, at: [5]}]\n")
-    with pytest.raises(ScenarioInvalid) as e:
-        load(f)
-    assert e.value.problems == [f"{f}: description = datetime.date(2020, 1, 1) (date): YAML read a "
+    assert file_problems(f, "duration_s: 600\ndescription: 2020-01-01\nworkload: [{count: 1, at: [5]}]\n") == [f"{f}: description = datetime.date(2020, 1, 1) (date): YAML read a "
                                 "date where text goes; quote it, e.g. '2020-01-01'"]
 
 
