@@ -25,6 +25,7 @@ import typer
 
 from scheduler import files
 from scheduler.variants import NAMES
+from unstuck import folders
 from unstuck.text import counted
 
 if TYPE_CHECKING:
@@ -247,8 +248,6 @@ def gate_cmd(
                                               confirm_to_apply_p99))
     default = folder / junit_name(only, list(res.runs["scheduler"]), overridden)
     target = junit_path or default
-    from unstuck import folders
-
     if part := folders.results_part(target, res.root):
         _fail(f"--junit {target}: would replace {part}, part of the results this gate judges; "
               f"write the JUnit XML beside them, e.g. --junit {folder / 'junit.xml'}")

@@ -288,6 +288,16 @@ COUNT_OR_NAMES = "give either count (workspaces named <prefix>-1..N) or names, n
 NO_ARRIVAL = "no task ever arrives: give at (times) and/or every_s (mean gap)"
 NO_WEIGHT = "types: at least one weight must be > 0"
 WEIGHT_MAX = 1e9
+# What a file that breaks an upper bound is told (`wording.rule_text`), keyed by the field (a
+# weight's by its mapping, `types`), so that the reason sits beside the bound it explains.
+_REPLICAS_WHY = ("must be <= {le:,}: a pool of agent pods is sized for a cluster of at most {le:,} "
+                 "nodes (Kubernetes' limit)")
+BOUND_WHY = {
+    "nodes": "must be <= {le:,}, the most nodes Kubernetes supports in one cluster",
+    "min_replicas": _REPLICAS_WHY, "max_replicas": _REPLICAS_WHY, "initial_replicas": _REPLICAS_WHY,
+    "types": ("must be <= {le}: weights are relative shares, so scale them down together "
+              "(plan_and_apply: 3, plan: 1 gives three plan_and_apply tasks for each plan)"),
+}
 PREFIX_WITH_NAMES = ("names the workspaces of a count (<prefix>-1..N), and this group lists "
                      "names; remove prefix")
 EMPTY_GROUP = ("a group of no workspace creates no task, and proves nothing; make count at "

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from unstuck.scenario.fields import FLOAT_MAX, NAME_PATTERN
 from unstuck.scenario.messages import cut
 from unstuck.scenario.schema import (
+    BOUND_WHY,
     FAULT_TYPES,
     AgentDisconnect,
     DbWriteFailure,
@@ -113,16 +114,9 @@ def rule_text(err: dict[str, Any]) -> str:
     if kind == "less_than_equal":
         le = ctx.get("le")
         le = int(le) if isinstance(le, float) and le.is_integer() else le
-        if tuple(err["loc"])[-2:-1] == ("types",):
-            return (f"must be <= {le}: weights are relative shares, so scale them down together "
-                    "(plan_and_apply: 3, plan: 1 gives three plan_and_apply tasks for each plan)")
-        field = str(tuple(err["loc"])[-1])
-        if field == "nodes":
-            return f"must be <= {le:,}, the most nodes Kubernetes supports in one cluster"
-        if field.endswith("_replicas"):
-            return (f"must be <= {le:,}: a pool of agent pods is sized for a cluster of at most "
-                    f"{le:,} nodes (Kubernetes' limit)")
-        return f"must be <= {le}"
+        rule = next((BOUND_WHY[k] for k in map(str, err["loc"][::-1][:2]) if k in BOUND_WHY),
+                    "must be <= {le}")
+        return rule.format(le=le)
     if msg.startswith("Input should be "):
         return "expected " + msg.removeprefix("Input should be ")
     return msg
