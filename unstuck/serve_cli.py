@@ -215,6 +215,7 @@ def agent(
     poll_timeout: Annotated[float, typer.Option(help="Long-poll timeout asked for (s).")] = 20.0,
     scheduler: Annotated[str, typer.Option(help="Run the agent this scheduler ships with: reference (ours: drains on SIGTERM, delivers every report, leased state lock, claims each run); seed, seed-proposal or seed-head (the seed's: exits at once on SIGTERM, drops a report after 4 tries, lock without a lease, runs whatever it is sent).")] = "reference",
     on_sigterm: Annotated[str | None, typer.Option(help="Override what --scheduler's agent does on SIGTERM: drain (finish runs within --grace, report, exit) or exit (cancel runs, report nothing, exit at once).")] = None,
+    connect_delay: Annotated[float, typer.Option(help="Seconds from start to registering: a real agent's init before it connects (a scenario's agents.connect_s), during which its pod runs but cannot take work.")] = 0.0,
 ) -> None:
     """Run one agent: register with the scheduler, heartbeat, execute simulated Terraform runs."""
     from unstuck.cli import fail_input, output_problem, scheduler_problem
@@ -223,7 +224,7 @@ def agent(
     if not NAME.match(pod):
         fail_input(f"--pod {pod!r}: expected letters, digits, '.', '_', ':' or '-'")
     for opt, v in (("--plan-seconds", plan_seconds), ("--apply-seconds", apply_seconds),
-                   ("--grace", grace)):
+                   ("--grace", grace), ("--connect-delay", connect_delay)):
         _seconds(opt, v, zero=True)
     for opt, v in (("--heartbeat", heartbeat), ("--lease", lease), ("--poll-timeout", poll_timeout)):
         _seconds(opt, v)
@@ -259,7 +260,7 @@ def agent(
         scheduler, url=server, token=token, pod=pod, agent_id=agent_id or f"agent-{pod}",
         pool_id=pool, backend_dir=backend_dir, plan_s=plan_seconds, apply_s=apply_seconds,
         heartbeat_s=heartbeat, has_changes=not no_changes, grace_s=grace,
-        poll_timeout_s=poll_timeout, **chosen)
+        poll_timeout_s=poll_timeout, connect_delay_s=connect_delay, **chosen)
     raise typer.Exit(process.main(cfg))
 
 

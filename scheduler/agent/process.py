@@ -71,6 +71,11 @@ class AgentConfig:
     reports: str = reports.UNTIL_DELIVERED  # or RETRY_THEN_DROP: the seed's (client.py)
     claims_runs: bool = True  # False: the seed's agent runs whatever it is sent (runs.py)
     scheduler: str | None = None  # whose agent this is, told at registration (`of`)
+    # From start to the first registration: the real agent's init (tens of seconds, the
+    # scenarios' agents.connect_s). Without it a replacement pod is usable the instant it
+    # starts, and the window incident 601 fell into (a new pod whose agent has not yet
+    # connected, seed-system.md F1 4b) never opens in a live run.
+    connect_delay_s: float = 0.0
 
     @classmethod
     def of(cls, scheduler: str, **kw: Any) -> AgentConfig:
@@ -375,6 +380,9 @@ def main(cfg: AgentConfig) -> int:
     agent = Agent(cfg)
     signal.signal(signal.SIGTERM, agent.terminate)
     signal.signal(signal.SIGINT, agent.terminate)
+    if agent.terminating.wait(cfg.connect_delay_s):  # a SIGTERM while it starts: it leaves
+        agent.client.close()
+        return 0
     try:
         agent.register()
     except _Interrupted:

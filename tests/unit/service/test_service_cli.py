@@ -67,6 +67,7 @@ def _stop(agent: subprocess.Popen) -> None:
     (["agent", "--pod", "x", "--heartbeat", "inf"], ENV, r"^error: --heartbeat inf: expected a finite number of seconds > 0$"),
     (["agent", "--pod", "x", "--grace", "inf"], ENV, r"^error: --grace inf: expected a finite number of seconds >= 0$"),
     (["agent", "--pod", "x", "--plan-seconds", "-1"], ENV, r"^error: --plan-seconds -1.0: expected a finite number of seconds >= 0$"),
+    (["agent", "--pod", "x", "--connect-delay", "nan"], ENV, r"^error: --connect-delay nan: expected a finite number of seconds >= 0$"),
     (["agent", "--pod", "x"], {"UNSTUCK_POOL_TOKEN": ""}, r"^error: no pool token: set UNSTUCK_POOL_TOKEN"),
     (["agent", "--pod", "x", "--on-sigterm", "wait"], ENV,
      r"^error: --on-sigterm 'wait': choose drain \(ours\) or exit \(the seed's agent\)$"),
@@ -242,6 +243,67 @@ def test_sigterm_while_registering_with_a_silent_scheduler_exits_at_once(tmp_pat
         if conn is not None:
             conn.close()
         silent.close()
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """The process has its SIGTERM handler in place (bit 15 of SigCgt in /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        caught = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    return bool(caught >> (signal.SIGTERM - 1) & 1)
+
+
+def _agent_with_delay(tmp_path, port: int, delay: float) -> subprocess.Popen:
+    import os
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "unstuck.cli", "agent", "--server", f"http://127.0.0.1:{port}",
+         "--pod", "pod-1", "--backend-dir", str(tmp_path / "backend"), "--connect-delay", str(delay)],
+        env={**os.environ, "UNSTUCK_POOL_TOKEN": "p"}, cwd=tmp_path)
+
+
+def test_an_agent_with_a_connect_delay_registers_only_after_it(tmp_path):
+    import socket
+
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(8)
+    agent = _agent_with_delay(tmp_path, listening.getsockname()[1], 2.0)
+    conn = None
+    try:
+        wait_for(lambda: _catches_sigterm(agent.pid), 20, what="the agent's SIGTERM handler")
+        started = time.monotonic()  # the delay began before this: it runs from the handlers on
+        listening.settimeout(30)
+        conn, _ = listening.accept()
+        assert time.monotonic() - started >= 1.5, "it registered before its --connect-delay"
+    finally:
+        _stop(agent)
+        if conn is not None:
+            conn.close()
+        listening.close()
+
+
+def test_sigterm_during_the_connect_delay_exits_at_once_without_registering(tmp_path):
+    import socket
+
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(8)
+    agent = _agent_with_delay(tmp_path, listening.getsockname()[1], 60.0)
+    try:
+        wait_for(lambda: _catches_sigterm(agent.pid), 20, what="the agent's SIGTERM handler")
+        sent = time.monotonic()
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(8) == 0
+        assert time.monotonic() - sent < 3
+        listening.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            listening.accept()  # nothing was ever sent
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait(10)
+        listening.close()
 
 
 def test_an_agent_whose_scheduler_does_not_answer_says_so_and_keeps_trying(tmp_path):
