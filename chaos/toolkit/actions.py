@@ -1,0 +1,170 @@
+"""Chaos Toolkit actions for a live unstuck run (see the package docstring).
+
+User steps (create, wait, confirm) act as a person would through the service's API. Fault
+steps first post the fault row, then act, so the history says when the fault was injected.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+from chaosk8s import create_k8s_api_client
+from chaoslib.exceptions import ActivityFailed
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from chaos.toolkit.service import TERMINAL, Service
+
+__all__ = ["create_task", "wait_for_task", "confirm_apply", "target_reserved_pod",
+           "wait_until_agent_gone", "lose_node_of_reserved_pod", "heal_nodes", "patch_hpa"]
+
+TARGET_LABEL = "unstuck.io/chaos-target"
+
+
+def _namespace(configuration: dict | None) -> str:
+    return str((configuration or {}).get("unstuck_namespace") or "unstuck")
+
+
+def create_task(workspace: str, task_type: str = "plan_and_apply",
+                configuration: dict | None = None, secrets: dict | None = None) -> int:
+    """A user starts a task in `workspace`; returns its id."""
+    with Service(configuration, secrets) as svc:
+        return svc.create(workspace, task_type)["id"]
+
+
+def wait_for_task(workspace: str, status: str | list[str] = "apply_pending", timeout: float = 60,
+                  configuration: dict | None = None) -> dict[str, Any]:
+    """Wait until the newest task of `workspace` reaches `status` (one or a list; "terminal"
+    means any end state); fails, naming where it is, after `timeout` seconds."""
+    wanted = {status} if isinstance(status, str) else set(status)
+    if "terminal" in wanted:
+        wanted = (wanted - {"terminal"}) | TERMINAL
+    with Service(configuration) as svc:
+        return svc.wait(workspace, wanted, timeout)
+
+
+def confirm_apply(workspace: str, configuration: dict | None = None,
+                  secrets: dict | None = None) -> dict[str, Any]:
+    """The human's "Confirm Apply" on the plan of the newest task of `workspace`."""
+    with Service(configuration, secrets) as svc:
+        task = svc.newest_task(workspace)
+        if task["status"] != "apply_pending" or not task.get("plan_digest"):
+            raise ActivityFailed(f"task {task['id']} of {workspace!r} is {task['status']}, not "
+                                 "apply_pending with a plan: nothing to confirm; wait for it "
+                                 "first (wait_for_task)")
+        return svc.confirm(task)
+
+
+def target_reserved_pod(workspace: str, fault: str = "pod-kill", label: str = "reserved",
+                        configuration: dict | None = None, secrets: dict | None = None) -> str:
+    """Label the pod that holds the slot of the newest task of `workspace`
+    `unstuck.io/chaos-target=<label>`, for a stock chaostoolkit-kubernetes action
+    (`terminate_pods(label_selector=...)`, say) to hit next, and record `fault` against it.
+    Returns the pod."""
+    with Service(configuration, secrets) as svc:
+        task, pod = svc.reserved_pod(workspace)
+        core = client.CoreV1Api(create_k8s_api_client(secrets))
+        try:  # the label first: it harms nothing, and a row must not name a fault never made
+            core.patch_namespaced_pod(pod, _namespace(configuration),
+                                      {"metadata": {"labels": {TARGET_LABEL: label}}})
+        except ApiException as exc:
+            raise ActivityFailed(f"labelling pod {pod} in namespace {_namespace(configuration)}: "
+                                 f"{exc.status} {exc.reason}; is unstuck_namespace the agents' "
+                                 "namespace?") from None
+        svc.record_fault(fault, pod=pod, task=task["id"],
+                         reason=f"the pod holding task {task['id']}'s slot ({task['status']})")
+    return pod
+
+
+def wait_until_agent_gone(timeout: float = 60, configuration: dict | None = None) -> str:
+    """Wait until the scheduler no longer counts an agent on the pod of the newest fault row
+    as connected: the fault has reached the scheduler, and what it does next is its answer
+    to it. Incident 601's confirm came in that window, before a replacement pod's agent had
+    connected. Returns the pod; fails, naming it, after `timeout` seconds."""
+    with Service(configuration) as svc:
+        pod = svc.last_fault().get("pod")
+        if not pod:
+            raise ActivityFailed("the newest fault row names no pod; wait_until_agent_gone "
+                                 "follows target_reserved_pod or lose_node_of_reserved_pod")
+        deadline = time.monotonic() + timeout
+        while pod in svc.connected_pods():
+            if time.monotonic() >= deadline:
+                raise ActivityFailed(f"the scheduler still counts the agent of pod {pod} as "
+                                     f"connected {timeout:g} s after the fault")
+            time.sleep(0.1)
+        return pod
+
+
+def _admin(secrets: dict | None, method: str, path: str) -> Any:
+    """The local cluster's admin API (`unstuck cluster up --local`, docs/local-cluster.md), at
+    the server the kubeconfig names."""
+    host = create_k8s_api_client(secrets).configuration.host.rstrip("/")
+    try:
+        r = httpx.request(method, f"{host}/unstuck/v1/{path}", timeout=10)
+    except httpx.HTTPError as exc:
+        raise ActivityFailed(f"{method} {host}/unstuck/v1/{path}: no answer ({exc})") from None
+    if r.status_code == 404 and "admin API" not in r.text:
+        raise ActivityFailed(
+            f"{host} is not unstuck's local cluster (no /unstuck/v1 admin API): losing a node "
+            "this way needs `unstuck cluster up --local`; on kind, pause the node's container "
+            "(docker pause NODE) instead")
+    if r.status_code >= 400:
+        raise ActivityFailed(f"{method} {host}/unstuck/v1/{path}: {r.status_code} {r.text}")
+    return r.json()
+
+
+def lose_node_of_reserved_pod(workspace: str, configuration: dict | None = None,
+                              secrets: dict | None = None) -> str:
+    """Lose the node that runs the pod holding the slot of the newest task of `workspace`:
+    its processes stop at once and its kubelet stops renewing its lease, as when a machine
+    drops off the network (the node goes Unknown, then its pods are evicted). Returns the
+    node; `heal_nodes` brings it back."""
+    ns = _namespace(configuration)
+    with Service(configuration, secrets) as svc:
+        task, pod = svc.reserved_pod(workspace)
+        try:
+            node = client.CoreV1Api(create_k8s_api_client(secrets)).read_namespaced_pod(
+                pod, ns).spec.node_name
+        except ApiException as exc:
+            raise ActivityFailed(f"reading pod {pod} in namespace {ns}: {exc.status} "
+                                 f"{exc.reason}") from None
+        if not node:
+            raise ActivityFailed(f"pod {pod} is not bound to a node yet; nothing to lose")
+        svc.record_fault("node-loss", node=node, pod=pod, task=task["id"],
+                         reason=f"the node of the pod holding task {task['id']}'s slot")
+    _admin(secrets, "POST", f"nodes/{node}/freeze")
+    return node
+
+
+def heal_nodes(secrets: dict | None = None) -> list[str]:
+    """Bring back every node that is not running (a rollback): their processes resume and
+    their leases are renewed."""
+    nodes = _admin(secrets, "GET", "info")["nodes"]
+    lost = sorted(n for n, state in nodes.items() if state != "running")
+    for node in lost:
+        _admin(secrets, "POST", f"nodes/{node}/heal")
+    return lost
+
+
+def patch_hpa(name: str, min_replicas: int, max_replicas: int, record: bool = True,
+              configuration: dict | None = None, secrets: dict | None = None) -> dict[str, int]:
+    """Patch the HPA's bounds (the `hpa-scale-down` fault as an operator's min/max patch,
+    which the HPA enforces at its next sync). With `record` a fault row is posted first;
+    a rollback that restores the bounds passes `record: false`. Returns the old bounds."""
+    ns = _namespace(configuration)
+    api = client.AutoscalingV2Api(create_k8s_api_client(secrets))
+    try:
+        old = api.read_namespaced_horizontal_pod_autoscaler(name, ns).spec
+        if record:
+            with Service(configuration, secrets) as svc:
+                svc.record_fault("hpa-scale-down", reason=json.dumps(
+                    {"hpa": name, "minReplicas": min_replicas, "maxReplicas": max_replicas}))
+        api.patch_namespaced_horizontal_pod_autoscaler(
+            name, ns, {"spec": {"minReplicas": min_replicas, "maxReplicas": max_replicas}})
+    except ApiException as exc:
+        raise ActivityFailed(f"HPA {ns}/{name}: {exc.status} {exc.reason}; is it applied "
+                             "(deploy/hpa.yaml)?") from None
+    return {"minReplicas": old.min_replicas, "maxReplicas": old.max_replicas}

@@ -1,0 +1,49 @@
+"""Chaos Toolkit probes for a live unstuck run: the steady state an experiment holds to.
+
+The steady state is incident 601's negation: no confirmed task stays waiting for an apply.
+The full judgment (every safety and liveness invariant, recovery latency) comes after the
+experiment, from `unstuck close-run` and `unstuck gate` on the service's history
+(docs/chaos.md); these probes give `chaos run` its own verdict while the run is live.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from chaos.toolkit.service import TERMINAL, Service
+
+__all__ = ["stuck_tasks", "task_status"]
+
+logger = logging.getLogger("chaostoolkit")
+
+
+def _unfinished_confirms(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [t for t in tasks if t.get("apply_confirmed_at") is not None
+            and t["status"] not in TERMINAL]
+
+
+def stuck_tasks(within: float = 30, configuration: dict | None = None) -> int:
+    """How many confirmed tasks have not ended after waiting up to `within` seconds from now
+    for them (tolerance 0); each one left is logged with its status. A scheduler that
+    recovers answers 0; one that lost the reservation of a confirmed task (incident 601)
+    does not. Give `within` the bound the run is judged by (the scenario's
+    `bounds.apply_pending_s`): the probe starts after the confirm, so it never calls a task
+    stuck before the checker would."""
+    deadline = time.monotonic() + within
+    with Service(configuration) as svc:
+        while True:
+            waiting = _unfinished_confirms(svc.tasks())
+            if not waiting or time.monotonic() >= deadline:
+                for t in waiting:
+                    logger.warning(f"task {t['id']} of {t['workspace_id']!r} was confirmed and "
+                                   f"is still {t['status']} after waiting {within:g} s for it")
+                return len(waiting)
+            time.sleep(0.2)
+
+
+def task_status(workspace: str, configuration: dict | None = None) -> str:
+    """The status of the newest task of `workspace`."""
+    with Service(configuration) as svc:
+        return svc.newest_task(workspace)["status"]

@@ -1,0 +1,127 @@
+"""The unstuck service, as an experiment talks to it: tasks by workspace, confirms, fault rows.
+
+Each failure is a `chaoslib.exceptions.ActivityFailed` whose message names the request and
+what to check, so `chaos run` prints one line a person can act on, not a traceback.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from chaoslib.exceptions import ActivityFailed
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+TERMINAL = frozenset({"applied", "failed", "cancelled", "success", "planned_and_finished"})
+
+
+class Service:
+    def __init__(self, configuration: dict | None, secrets: dict | None = None,
+                 timeout_s: float = 10.0) -> None:
+        configuration = configuration or {}
+        self.url = str(configuration.get("unstuck_url") or DEFAULT_URL).rstrip("/")
+        self.token = (secrets or {}).get("token")
+        self.http = httpx.Client(base_url=self.url, timeout=timeout_s)
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
+    def _call(self, method: str, path: str, *, write: bool = False, **kw: Any) -> Any:
+        headers = {}
+        if write:
+            if not self.token:
+                raise ActivityFailed(
+                    f"{method} {self.url}{path}: no user token; give the experiment's secret "
+                    "unstuck.token (e.g. {type: env, key: UNSTUCK_USER_TOKEN}) a token the "
+                    "service knows (--users-file or UNSTUCK_USER_TOKENS)")
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            r = self.http.request(method, path, headers=headers, **kw)
+        except httpx.HTTPError as exc:
+            raise ActivityFailed(f"{method} {self.url}{path}: the service did not answer ({exc}); "
+                                 "is `unstuck serve` running there? set unstuck_url") from None
+        if r.status_code >= 400:
+            try:
+                why = r.json().get("message") or r.text
+            except ValueError:
+                why = r.text
+            raise ActivityFailed(f"{method} {self.url}{path}: {r.status_code} {why}")
+        return r.json()
+
+    # ----------------------------------------------------------------------- reads
+    def newest_task(self, workspace: str) -> dict[str, Any]:
+        tasks = self._call("GET", "/tasks", params={"workspace_id": workspace})["tasks"]
+        if not tasks:
+            raise ActivityFailed(f"workspace {workspace!r} has no task yet; create one first "
+                                 "(chaos.toolkit.actions.create_task)")
+        return max(tasks, key=lambda t: t["id"])
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/tasks")["tasks"]
+
+    def history(self) -> list[dict[str, Any]]:
+        rows, since = [], 0
+        while True:
+            page = self._call("GET", "/history", params={"since": since})
+            rows += page["rows"]
+            if page["next"] >= page["total"] or not page["rows"]:
+                return rows
+            since = page["next"]
+
+    def reserved_pod(self, workspace: str) -> tuple[dict[str, Any], str]:
+        """The newest task of `workspace` and the pod that holds its slot.
+
+        From the history, not from the task record: the seed variants keep their reservations
+        in memory (`k8s_pod_name` stays empty), but every variant records `slot.reserved` or
+        `slot.assigned` with the pod."""
+        task = self.newest_task(workspace)
+        pods = [r["pod"] for r in self.history()
+                if r.get("task") == task["id"] and r.get("pod")
+                and r["kind"] in ("slot.assigned", "slot.reserved")]
+        if not pods:
+            raise ActivityFailed(f"task {task['id']} of {workspace!r} ({task['status']}) holds no "
+                                 "slot on any pod yet; wait for it first "
+                                 "(chaos.toolkit.actions.wait_for_task)")
+        return task, pods[-1]
+
+    def connected_pods(self) -> set[str]:
+        """The pods whose agents the scheduler counts as connected now."""
+        return {a["pod"] for pool in self._call("GET", "/pools")["pools"] for a in pool["agents"]}
+
+    def last_fault(self) -> dict[str, Any]:
+        faults = [r for r in self.history() if r["kind"] == "fault"]
+        if not faults:
+            raise ActivityFailed("no fault has been recorded yet; inject one first "
+                                 "(target_reserved_pod, lose_node_of_reserved_pod)")
+        return faults[-1]
+
+    # ----------------------------------------------------------------------- writes
+    def create(self, workspace: str, task_type: str) -> dict[str, Any]:
+        return self._call("POST", "/tasks", write=True,
+                          json={"workspace_id": workspace, "task_type": task_type})["task"]
+
+    def confirm(self, task: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", f"/tasks/{task['id']}/confirm", write=True,
+                          json={"plan_digest": task["plan_digest"]})["task"]
+
+    def record_fault(self, type: str, **fields: Any) -> int:
+        body = {"type": type, **{k: v for k, v in fields.items() if v is not None}}
+        return self._call("POST", "/faults", write=True, json=body)["seq"]
+
+    # ----------------------------------------------------------------------- waiting
+    def wait(self, workspace: str, statuses: set[str], timeout_s: float,
+             poll_s: float = 0.2) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            task = self.newest_task(workspace)
+            if task["status"] in statuses:
+                return task
+            if time.monotonic() >= deadline:
+                raise ActivityFailed(
+                    f"task {task['id']} of {workspace!r} is {task['status']}, not "
+                    f"{' or '.join(sorted(statuses))}, after {timeout_s:g} s")
+            time.sleep(poll_s)

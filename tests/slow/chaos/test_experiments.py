@@ -1,0 +1,87 @@
+"""The shipped Chaos Toolkit experiments (chaos/experiments/), run with `chaos run` against a
+live scheduler on unstuck's local cluster, then judged by `unstuck close-run` and
+`unstuck gate` (docs/chaos.md). About 20 s each; the seed's takes the bound (30 s) more."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos.cluster.cluster import LocalCluster
+
+from .world import World
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def world(tmp_path):
+    made: list[World] = []
+
+    def make(scheduler: str, *, hpa: bool = False) -> World:
+        cluster = LocalCluster(nodes=2, time_scale=10, workdir=str(tmp_path / "cluster")).start()
+        w = World(tmp_path, scheduler, cluster, hpa=hpa)
+        made.append(w)
+        return w.up()
+
+    yield make
+    for w in made:
+        w.stop_serve()
+        w.cluster.stop()
+
+
+def test_the_reference_applies_a_task_whose_reserved_pod_was_killed(world):
+    out = world("reference").run("pod-kill-reserved-slot")
+    assert (out.chaos_rc, out.journal["status"], out.journal["deviated"]) == (0, "completed", False), out.logs
+    assert out.journal["steady_states"]["after"]["steady_state_met"] is True
+    killed = out.activity("mark-the-pod-holding-the-reservation")["output"]
+    assert out.activity("kill-it")["output"] == [killed]  # the stock chaosk8s action hit it
+    (fault,) = out.rows("fault")
+    assert (fault["data"]["type"], fault["pod"], fault["task"]) == ("pod-kill", killed, 1)
+    (reserved,) = out.rows("slot.reserved", 1)
+    assert reserved["pod"] == killed
+    (apply,) = [r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]
+    assert apply["pod"] != killed and apply["t"] > fault["t"]
+    assert out.rows("task.transition", 1)[-1]["to_status"] == "applied"
+    assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+    assert "PASS  pod-kill-reserved-slot-live  reference: pass" in out.gate_out
+
+
+def test_the_seed_leaves_it_in_apply_pending_as_in_incident_601(world):
+    out = world("seed").run("pod-kill-reserved-slot")
+    assert (out.chaos_rc, out.journal["deviated"]) == (1, True), out.logs
+    probe = [p for p in out.journal["steady_states"]["after"]["probes"]
+             if p["activity"]["name"] == "no-confirmed-task-is-stuck"]
+    assert probe[0]["output"] == 1 and probe[0]["tolerance_met"] is False
+    assert "task 1 of 'ws-1' was confirmed and is still apply_pending" in out.logs
+    assert out.rows("task.confirmed", 1) and not [
+        r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]
+    assert (out.close_rc, out.gate_rc) == (0, 1), out.gate_out
+    assert "apply_pending_bound" in out.gate_out and "stuck_tasks" in out.gate_out
+
+
+def test_the_reference_ends_a_task_whose_node_was_lost_and_the_node_heals(world):
+    w = world("reference")
+    out = w.run("node-loss-apply-pending")
+    assert (out.chaos_rc, out.journal["status"], out.journal["deviated"]) == (0, "completed", False), out.logs
+    node = out.activity("lose-the-node-of-the-pod-holding-the-reservation")["output"]
+    (fault,) = out.rows("fault")
+    assert (fault["data"]["type"], fault["data"]["node"]) == ("node-loss", node)
+    assert [r["output"] for r in out.journal["rollbacks"]] == [[node]]
+    assert w.cluster.info()["nodes"][node] == "running"
+    end = out.rows("task.transition", 1)[-1]
+    assert end["to_status"] in ("applied", "failed") and end["t"] - fault["t"] < 60
+    assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+
+
+def test_the_reference_keeps_the_reserved_pod_through_an_hpa_scale_down(world):
+    out = world("reference", hpa=True).run("hpa-scale-down-apply-pending")
+    assert (out.chaos_rc, out.journal["status"], out.journal["deviated"]) == (0, "completed", False), out.logs
+    assert out.activity("agent-pods-left")["output"] == 1  # the HPA took 2 pods down to 1
+    (fault,) = out.rows("fault")
+    assert fault["data"]["type"] == "hpa-scale-down"
+    (reserved,) = out.rows("slot.reserved", 1)
+    (apply,) = [r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]
+    assert apply["pod"] == reserved["pod"]  # pod-deletion-cost kept it; the idle one went
+    assert out.rows("task.transition", 1)[-1]["to_status"] == "applied"
+    assert [r["activity"]["name"] for r in out.journal["rollbacks"]] == ["restore-the-hpa"]
+    assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out

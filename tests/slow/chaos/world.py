@@ -1,0 +1,150 @@
+"""A live world for the Chaos Toolkit experiments, built as docs/chaos.md tells a user to:
+unstuck's local cluster (2 nodes, --time-scale 10), the agents of deploy/local/agents.yaml
+as its pods, `unstuck serve --cluster kubernetes --time-scale 0.1`, then `chaos run` on a
+shipped experiment, `unstuck close-run` and `unstuck gate`. Every piece is the real one,
+in its own process where users run it in one; only the cluster runs in the test's process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+from kubernetes import client, utils
+
+from chaos.cluster import kubeconfig
+from chaos.cluster.cluster import LocalCluster
+from tests import waiting
+
+ROOT = Path(__file__).resolve().parents[3]
+EXPERIMENTS = ROOT / "chaos" / "experiments"
+USER_TOKEN, POOL_TOKEN = "change-me-alice", "change-me-pool"  # deploy/secret.example.yaml's
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Outcome:
+    chaos_rc: int
+    journal: dict
+    close_rc: int
+    gate_rc: int
+    gate_out: str
+    history: list[dict]
+    logs: str = ""
+
+    def activity(self, name: str) -> dict:
+        (run,) = [r for r in self.journal["run"] if r["activity"]["name"] == name]
+        return run
+
+    def rows(self, kind: str, task: int | None = None) -> list[dict]:
+        return [r for r in self.history if r["kind"] == kind and (task is None or r["task"] == task)]
+
+
+@dataclass
+class World:
+    root: Path
+    scheduler: str
+    cluster: LocalCluster
+    hpa: bool = False
+    port: int = field(default_factory=free_port)
+    serve: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "UNSTUCK_URL": self.url,
+                "UNSTUCK_USER_TOKEN": USER_TOKEN, "UNSTUCK_USER_TOKENS": f"{USER_TOKEN}=alice",
+                "UNSTUCK_POOL_TOKEN": POOL_TOKEN}
+
+    def up(self) -> World:
+        kubeconfig.write(self.kubeconfig, self.cluster.url, time_scale=self.cluster.scale.factor)
+        cfg = client.Configuration()
+        cfg.host = self.cluster.url
+        api = client.ApiClient(cfg)
+        unstuck = Path(sys.executable).with_name("unstuck")
+        assert unstuck.exists(), f"{unstuck}: the console script the agent pods run"
+        agents = (ROOT / "deploy" / "local" / "agents.yaml").read_text()
+        agents = (agents.replace("@UNSTUCK@", str(unstuck))
+                  .replace("@BACKEND@", str(self.root / "backend"))
+                  .replace("--server=http://127.0.0.1:8080", f"--server={self.url}")
+                  .replace("--heartbeat=1,", f"--heartbeat=1, --scheduler={self.scheduler},"))
+        files = [ROOT / "deploy" / "namespace.yaml", ROOT / "deploy" / "secret.example.yaml"]
+        docs = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
+        docs += [d for d in yaml.safe_load_all(agents) if d]
+        if self.hpa:
+            docs += [d for d in yaml.safe_load_all((ROOT / "deploy" / "hpa.yaml").read_text()) if d]
+        for doc in docs:
+            utils.create_from_dict(api, doc)
+        args = ["serve", "--port", str(self.port), "--data-dir", str(self.root / "run"),
+                "--backend-dir", str(self.root / "backend"), "--cluster", "kubernetes",
+                "--kubeconfig", str(self.kubeconfig), "--namespace", "unstuck",
+                "--deployment", "unstuck-agent", "--scheduler", self.scheduler,
+                "--time-scale", "0.1", "--agent-stale", "1", "--poll-timeout", "2"] + (["--scaling", "hpa"] if self.hpa else [])
+        self.serve = subprocess.Popen([sys.executable, "-m", "unstuck.cli", *args], env=self.env(),
+                                      cwd=self.root, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True)
+        waiting.wait_for(self._ready, 30, 0.2, "unstuck serve to be ready")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.serve is not None and self.serve.poll() is None, self.stop_serve()
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop_serve(self) -> str:
+        """Stop the service (SIGTERM, as `kill %1`); its output."""
+        if self.serve is None:
+            return ""
+        if self.serve.poll() is None:
+            self.serve.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.serve.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.serve.kill()
+            out, _ = self.serve.communicate(timeout=10)
+        self.serve = None
+        return out or ""
+
+    def run(self, experiment: str) -> Outcome:
+        """`chaos run` the shipped experiment, stop the service, close the run as the
+        experiment's scenario and gate it: each through its command line, as a user would."""
+        def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+            return subprocess.run(list(args), env=self.env(), cwd=self.root, capture_output=True,
+                                  text=True, timeout=timeout)
+
+        chaos = Path(sys.executable).with_name("chaos")
+        ran = cli(str(chaos), "--no-version-check", "--log-file", str(self.root / "chaostoolkit.log"),
+                  "run", "--journal-path", str(self.root / "journal.json"),
+                  str(EXPERIMENTS / f"{experiment}.yaml"))
+        logs = self.stop_serve()
+        unstuck = [sys.executable, "-m", "unstuck.cli"]
+        closed = cli(*unstuck, "close-run", str(self.root / "run"), "--scenario",
+                     str(EXPERIMENTS / f"{experiment}.scenario.yaml"), "--out", str(self.root / "judged"))
+        gated = cli(*unstuck, "gate", str(self.root / "judged"), "-s", self.scheduler)
+        (history,) = (self.root / "judged" / "histories").glob("*/*/seed-0.jsonl")
+        return Outcome(ran.returncode, json.loads((self.root / "journal.json").read_text()),
+                       closed.returncode, gated.returncode, gated.stdout + gated.stderr,
+                       [json.loads(line) for line in history.read_text().splitlines()],
+                       logs=ran.stdout + ran.stderr + (self.root / "chaostoolkit.log").read_text()
+                       + logs)

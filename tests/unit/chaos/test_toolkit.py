@@ -1,0 +1,110 @@
+"""unstuck's Chaos Toolkit extension (chaos/toolkit) and the shipped experiments
+(chaos/experiments): each experiment is valid for `chaos validate` and agrees with the
+scenario that judges its run; each step that cannot act says why in one line. The
+experiments themselves run live in tests/slow/chaos."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from chaoslib.exceptions import ActivityFailed
+
+from chaos.toolkit import actions, probes
+from tests.unit.service.live import USER_TOKEN, InProcessService, free_port
+from unstuck.scenario import load as load_scenario
+
+ROOT = Path(__file__).resolve().parents[3]
+EXPERIMENTS = sorted(p for p in (ROOT / "chaos" / "experiments").glob("*.yaml")
+                     if not p.name.endswith(".scenario.yaml"))
+# The fault row each fault step records (chaos/toolkit/actions.py).
+RECORDS = {"target_reserved_pod": None, "lose_node_of_reserved_pod": "node-loss",
+           "patch_hpa": "hpa-scale-down"}
+
+
+def test_three_experiments_ship():
+    assert [p.stem for p in EXPERIMENTS] == ["hpa-scale-down-apply-pending", "node-loss-apply-pending",
+                                             "pod-kill-reserved-slot"]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda p: p.stem)
+def test_each_experiment_passes_chaos_validate(experiment):
+    done = subprocess.run([str(Path(sys.executable).with_name("chaos")), "--no-version-check",
+                           "validate", str(experiment)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "UNSTUCK_USER_TOKEN": "t", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "experiment syntax and semantic look valid" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda p: p.stem)
+def test_each_experiment_agrees_with_the_scenario_that_judges_it(experiment):
+    doc = yaml.safe_load(experiment.read_text())
+    scenario = load_scenario(experiment.with_name(f"{experiment.stem}.scenario.yaml"))
+    # Its probe waits as long as the checker's bound: neither calls a task stuck the other passes.
+    assert doc["configuration"]["bound_s"]["default"] == scenario.bounds.apply_pending_s
+    recorded = []
+    for step in doc["method"]:
+        provider = step["provider"]
+        if provider.get("func") in RECORDS:
+            recorded.append(RECORDS[provider["func"]] or provider["arguments"]["fault"])
+    # The gate wants a row of each declared fault type; each fault step records its own.
+    assert sorted(recorded) == sorted(f.type for f in scenario.faults)
+    assert experiment.read_text().count("${bound_s}") == 1  # the stuck probe uses it
+
+
+def test_a_service_that_does_not_answer_is_named_with_the_fix():
+    config = {"unstuck_url": f"http://127.0.0.1:{free_port()}"}
+    with pytest.raises(ActivityFailed, match=r"^GET http://127\.0\.0\.1:\d+/tasks: the service did "
+                                             r"not answer .*is `unstuck serve` running there\? set unstuck_url$"):
+        probes.task_status("ws-1", configuration=config)
+
+
+@pytest.fixture
+def service(tmp_path):
+    svc = InProcessService(tmp_path)  # its workspaces include ws-1
+    yield svc
+    svc.stop()
+
+
+def test_user_steps_without_a_token_say_which_secret_to_set(service):
+    with pytest.raises(ActivityFailed, match=r"POST .*/tasks: no user token; give the experiment's "
+                                             r"secret unstuck\.token"):
+        actions.create_task("ws-1", configuration={"unstuck_url": service.url})
+    assert service.engine.store.list_tasks() == []
+
+
+def test_steps_on_a_workspace_without_the_task_they_need_say_what_to_do_first(service):
+    config, secrets = {"unstuck_url": service.url}, {"token": USER_TOKEN}
+    with pytest.raises(ActivityFailed, match=r"^workspace 'ws-1' has no task yet; create one first"):
+        actions.confirm_apply("ws-1", configuration=config, secrets=secrets)
+    task = actions.create_task("ws-1", configuration=config, secrets=secrets)
+    assert probes.task_status("ws-1", configuration=config) == "pending"  # no agent: it waits
+    with pytest.raises(ActivityFailed, match=rf"^task {task} of 'ws-1' is pending, not apply_pending "
+                                             r"with a plan: nothing to confirm"):
+        actions.confirm_apply("ws-1", configuration=config, secrets=secrets)
+    with pytest.raises(ActivityFailed, match=rf"^task {task} of 'ws-1' \(pending\) holds no slot"):
+        actions.target_reserved_pod("ws-1", configuration=config, secrets=secrets)
+    with pytest.raises(ActivityFailed, match=rf"^task {task} of 'ws-1' is pending, not apply_pending, "
+                                             r"after 0\.3 s$"):
+        actions.wait_for_task("ws-1", "apply_pending", timeout=0.3, configuration=config)
+    with pytest.raises(ActivityFailed, match=r"^no fault has been recorded yet"):
+        actions.wait_until_agent_gone(timeout=0.3, configuration=config)
+    # No fault step got as far as recording a fault it did not inject.
+    assert not [r for r in service.engine.history.rows if r["kind"] == "fault"]
+
+
+def test_a_refused_request_is_one_line_with_the_services_reason(service):
+    config, secrets = {"unstuck_url": service.url}, {"token": "not-a-token"}
+    with pytest.raises(ActivityFailed, match=r"^POST .*/tasks: 401 "):
+        actions.create_task("ws-1", configuration=config, secrets=secrets)
+
+
+def test_the_stuck_probe_counts_confirmed_tasks_that_have_not_ended(service):
+    config = {"unstuck_url": service.url}
+    assert probes.stuck_tasks(within=0.2, configuration=config) == 0
+    actions.create_task("ws-1", configuration=config, secrets={"token": USER_TOKEN})
+    assert probes.stuck_tasks(within=0.2, configuration=config) == 0  # not confirmed: a human's turn
