@@ -105,7 +105,8 @@ def _admin(secrets: dict | None, method: str, path: str) -> Any:
     try:
         r = httpx.request(method, f"{host}/unstuck/v1/{path}", timeout=10)
     except httpx.HTTPError as exc:
-        raise ActivityFailed(f"{method} {host}/unstuck/v1/{path}: no answer ({exc})") from None
+        raise ActivityFailed(f"{method} {host}/unstuck/v1/{path}: no answer ({exc}); is KUBECONFIG "
+                             "the local cluster's (`unstuck cluster up --local` writes it)?") from None
     if r.status_code == 404 and "admin API" not in r.text:
         raise ActivityFailed(
             f"{host} is not unstuck's local cluster (no /unstuck/v1 admin API): losing a node "

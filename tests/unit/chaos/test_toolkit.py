@@ -6,6 +6,7 @@ experiments themselves run live in tests/slow/chaos."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,31 @@ def test_the_stuck_probe_counts_confirmed_tasks_that_have_not_ended(service):
     assert probes.stuck_tasks(within=0.2, configuration=config) == 0
     actions.create_task("ws-1", configuration=config, secrets={"token": USER_TOKEN})
     assert probes.stuck_tasks(within=0.2, configuration=config) == 0  # not confirmed: a human's turn
+
+
+
+def _heal_nodes_with_kubeconfig_at(tmp_path, server: str) -> str:
+    """heal_nodes() in a fresh process whose KUBECONFIG names `server` (the kubernetes client
+    reads $KUBECONFIG once, at import); its one-line failure."""
+    from chaos.cluster import kubeconfig
+
+    kubeconfig.write(tmp_path / "kubeconfig", server, time_scale=1.0)
+    code = ("from chaoslib.exceptions import ActivityFailed\n"
+            "from chaos.toolkit import actions\n"
+            "try:\n    actions.heal_nodes()\nexcept ActivityFailed as exc:\n    print(exc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "KUBECONFIG": str(tmp_path / "kubeconfig")})
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    return done.stdout.strip()
+
+
+def test_node_steps_against_no_cluster_say_which_kubeconfig_to_use(tmp_path):
+    said = _heal_nodes_with_kubeconfig_at(tmp_path, f"http://127.0.0.1:{free_port()}")
+    assert re.fullmatch(r"GET http://127\.0\.0\.1:\d+/unstuck/v1/info: no answer \(.*\); is KUBECONFIG "
+                        r"the local cluster's \(`unstuck cluster up --local` writes it\)\?", said), said
+
+
+def test_node_steps_against_another_server_say_how_to_lose_a_node_on_kind(tmp_path, service):
+    said = _heal_nodes_with_kubeconfig_at(tmp_path, service.url)  # HTTP, but no admin API
+    assert said.startswith(f"{service.url} is not unstuck's local cluster (no /unstuck/v1 admin API)")
+    assert said.endswith("on kind, pause the node's container (docker pause NODE) instead"), said
