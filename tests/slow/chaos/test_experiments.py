@@ -42,6 +42,7 @@ def test_the_reference_applies_a_task_whose_reserved_pod_was_killed(world):
     (apply,) = [r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]
     assert apply["pod"] != killed and apply["t"] > fault["t"]
     assert out.rows("task.transition", 1)[-1]["to_status"] == "applied"
+    assert out.tasks[1]["status"] == "applied" and out.locks == []
     assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
     assert "PASS  pod-kill-reserved-slot-live  reference: pass" in out.gate_out
 
@@ -55,6 +56,12 @@ def test_the_seed_leaves_it_in_apply_pending_as_in_incident_601(world):
     assert "task 1 of 'ws-1' was confirmed and is still apply_pending" in out.logs
     assert out.rows("task.confirmed", 1) and not [
         r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]
+    # The task as the incident report shows task 601: confirmed, still apply_pending in
+    # status and stage, no pod, and its workspace locked by it.
+    task = out.tasks[1]
+    assert (task["status"], task["stage"], task["k8s_pod_name"], task["apply_confirmed_by"]) == (
+        "apply_pending", "apply_pending", "", "alice")
+    assert [(lock["workspace"], lock["task"]) for lock in out.locks] == [("ws-1", 1)]
     assert (out.close_rc, out.gate_rc) == (0, 1), out.gate_out
     assert "apply_pending_bound" in out.gate_out and "stuck_tasks" in out.gate_out
 

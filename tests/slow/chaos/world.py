@@ -43,6 +43,8 @@ class Outcome:
     gate_rc: int
     gate_out: str
     history: list[dict]
+    tasks: dict[int, dict]  # as the service showed them when the experiment ended
+    locks: list[dict]
     logs: str = ""
 
     def activity(self, name: str) -> dict:
@@ -137,6 +139,8 @@ class World:
         ran = cli(str(chaos), "--no-version-check", "--log-file", str(self.root / "chaostoolkit.log"),
                   "run", "--journal-path", str(self.root / "journal.json"),
                   str(EXPERIMENTS / f"{experiment}.yaml"))
+        tasks = {t["id"]: t for t in httpx.get(f"{self.url}/tasks", timeout=10).json()["tasks"]}
+        locks = httpx.get(f"{self.url}/locks", timeout=10).json()["locks"]
         logs = self.stop_serve()
         unstuck = [sys.executable, "-m", "unstuck.cli"]
         closed = cli(*unstuck, "close-run", str(self.root / "run"), "--scenario",
@@ -145,6 +149,6 @@ class World:
         (history,) = (self.root / "judged" / "histories").glob("*/*/seed-0.jsonl")
         return Outcome(ran.returncode, json.loads((self.root / "journal.json").read_text()),
                        closed.returncode, gated.returncode, gated.stdout + gated.stderr,
-                       [json.loads(line) for line in history.read_text().splitlines()],
+                       [json.loads(line) for line in history.read_text().splitlines()], tasks, locks,
                        logs=ran.stdout + ran.stderr + (self.root / "chaostoolkit.log").read_text()
                        + logs)
