@@ -137,3 +137,14 @@ def test_node_steps_against_another_server_say_how_to_lose_a_node_on_kind(tmp_pa
     said = _heal_nodes_with_kubeconfig_at(tmp_path, service.url)  # HTTP, but no admin API
     assert said.startswith(f"{service.url} is not unstuck's local cluster (no /unstuck/v1 admin API)")
     assert said.endswith("on kind, pause the node's container (docker pause NODE) instead"), said
+
+
+def test_docs_chaos_md_lists_every_step_with_its_arguments():
+    import inspect
+
+    doc = (ROOT / "docs" / "chaos.md").read_text()
+    for module in (actions, probes):
+        for name in module.__all__:
+            params = [p for p in inspect.signature(getattr(module, name)).parameters
+                      if p not in ("configuration", "secrets")]  # Chaos Toolkit passes these
+            assert f"`{name}({', '.join(params)})`" in doc, name
