@@ -55,10 +55,13 @@ def scheduler_problem(option: str, names: list[str], *, many: bool = False) -> s
     return None
 
 
-def output_problem(option: str, path: Path, *, folder: bool, example: str = "out") -> str | None:
+def output_problem(option: str, path: Path, *, folder: bool, example: str = "out",
+                   keep: bool = False) -> str | None:
     """Why `path` cannot take the output of `option` (a folder, or a file when not
     `folder`), or None. Checked before any work starts, so that a long run is not lost at
-    its end to a path it could never write."""
+    its end to a path it could never write. With `keep`, a folder the check creates stays:
+    the command uses it from here on, and processes that share it (agents on one backend)
+    must not remove it while another one writes its probe there."""
     if not folder:
         fd = files.fd_number(path)
         if fd is not None:  # this process's own descriptor (stdout): written through it
@@ -91,16 +94,17 @@ def output_problem(option: str, path: Path, *, folder: bool, example: str = "out
         place = place.parent
     if not place.is_dir():
         return f"{option} {path}: {place} is a file, not a folder; choose another path"
-    if problem := _try_writing(target):
+    if problem := _try_writing(target, keep=keep):
         return (f"{option} {path}: cannot create or write in {target} ({problem}); choose a "
                 "folder you can write to")
     return None
 
 
-def _try_writing(folder: Path) -> str | None:
-    """Create `folder` (and its missing parents) and a file in it, then remove what was
-    created; the error, if any. Only trying tells: permission bits say nothing about
-    /proc, a read-only mount or a user (root) whom `os.access` always lets write."""
+def _try_writing(folder: Path, *, keep: bool = False) -> str | None:
+    """Create `folder` (and its missing parents) and a file in it, then remove the file and,
+    unless `keep`, the folders created; the error, if any. Only trying tells: permission
+    bits say nothing about /proc, a read-only mount or a user (root) whom `os.access` always
+    lets write."""
     from unstuck.folders import make_missing, unmake
 
     made: list[Path] = []
@@ -110,9 +114,11 @@ def _try_writing(folder: Path) -> str | None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
+        keep = False
         return e.strerror or str(e)
     finally:
-        unmake(made)
+        if not keep:
+            unmake(made)
     return None
 
 

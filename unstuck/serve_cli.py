@@ -239,8 +239,6 @@ def agent(
         fail_input(f"--on-sigterm {on_sigterm!r}: choose drain (ours) or exit (the seed's agent)")
     if problem := _url_problem(server):
         fail_input(f"--server {server!r}: {problem}; expected a URL such as http://127.0.0.1:8080")
-    if problem := output_problem("--backend-dir", backend_dir, folder=True):
-        fail_input(problem)
     from scheduler.service.identity import IdentityConfigError, load_pool_token
 
     try:
@@ -249,6 +247,11 @@ def agent(
         fail_input(str(exc))
     if token is None:
         fail_input("no pool token: set UNSTUCK_POOL_TOKEN or pass --token-file FILE")
+    # Last, and kept: the agent makes this folder next anyway. Removed after the check, it
+    # vanished under the other agents starting on it at the same moment, and they exited 2
+    # ("No such file or directory"; seen in CI with three agents started at once).
+    if problem := output_problem("--backend-dir", backend_dir, folder=True, keep=True):
+        fail_input(problem)
     from scheduler.agent import process
 
     chosen: dict[str, object] = {}

@@ -91,6 +91,50 @@ def test_the_write_check_leaves_nothing_behind(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_kept_folder_stays_once_checked_and_a_refused_one_leaves_nothing(tmp_path):
+    from unstuck.cli import output_problem
+
+    assert output_problem("--backend-dir", tmp_path / "a" / "backend", folder=True, keep=True) is None
+    assert [p.relative_to(tmp_path).as_posix() for p in sorted(tmp_path.rglob("*"))] == ["a", "a/backend"]
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert "is a file, not a folder" in output_problem("--backend-dir", blocked / "x" / "backend",
+                                                       folder=True, keep=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "file"]
+
+
+def test_agents_started_at_once_on_a_new_backend_folder_all_run(tmp_path):
+    """Found in CI: three agents started together on a backend folder none had made yet;
+    one's write check removed the folder it had made while another wrote its probe there,
+    and that agent exited 2 ("No such file or directory")."""
+    import os
+    import select
+    import socket
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens: each agent warns that it cannot register, and runs on
+    backend = tmp_path / "shared" / "backend"
+    agents = [subprocess.Popen(
+        [sys.executable, "-m", "unstuck.cli", "agent", "--server", f"http://127.0.0.1:{port}",
+         "--pod", f"pod-{i}", "--backend-dir", str(backend)],
+        env={**os.environ, "UNSTUCK_POOL_TOKEN": "p"}, cwd=tmp_path, stderr=subprocess.PIPE,
+        text=True) for i in range(6)]
+    try:
+        for agent in agents:
+            ready, _, _ = select.select([agent.stderr], [], [], 60.0)
+            line = agent.stderr.readline() if ready else ""
+            assert "unreachable" in line and "still trying to register" in line, line
+        assert all(agent.poll() is None for agent in agents)
+        assert backend.is_dir()
+    finally:
+        for agent in agents:
+            agent.kill()
+            agent.wait(10)
+            agent.stderr.close()
+
+
 def test_history_to_dev_stdout_redirected_to_a_file_keeps_the_verdict(tmp_path):
     """`--json --history /dev/stdout > out.jsonl`: the verdict line, then the history rows,
     in the one file (the file used to be replaced by a new one holding the rows alone)."""
