@@ -114,11 +114,10 @@ def _try_writing(folder: Path, *, keep: bool = False) -> str | None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        keep = False
+        unmake(made)
         return e.strerror or str(e)
-    finally:
-        if not keep:
-            unmake(made)
+    if not keep:
+        unmake(made)
     return None
 
 

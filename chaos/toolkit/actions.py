@@ -7,7 +7,6 @@ steps first post the fault row, then act, so the history says when the fault was
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from chaos.toolkit.service import TERMINAL, Service
+from chaos.toolkit.service import TERMINAL, Service, until
 
 __all__ = ["create_task", "wait_for_task", "confirm_apply", "target_reserved_pod",
            "wait_until_agent_gone", "lose_node_of_reserved_pod", "heal_nodes", "patch_hpa"]
@@ -89,12 +88,9 @@ def wait_until_agent_gone(timeout: float = 60, configuration: dict | None = None
         if not pod:
             raise ActivityFailed("the newest fault row names no pod; wait_until_agent_gone "
                                  "follows target_reserved_pod or lose_node_of_reserved_pod")
-        deadline = time.monotonic() + timeout
-        while pod in svc.connected_pods():
-            if time.monotonic() >= deadline:
-                raise ActivityFailed(f"the scheduler still counts the agent of pod {pod} as "
-                                     f"connected {timeout:g} s after the fault")
-            time.sleep(0.1)
+        if not until(lambda: pod not in svc.connected_pods(), timeout, poll_s=0.1):
+            raise ActivityFailed(f"the scheduler still counts the agent of pod {pod} as "
+                                 f"connected {timeout:g} s after the fault")
         return pod
 
 

@@ -9,10 +9,9 @@ experiment, from `unstuck close-run` and `unstuck gate` on the service's history
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
-from chaos.toolkit.service import TERMINAL, Service
+from chaos.toolkit.service import TERMINAL, Service, until
 
 __all__ = ["stuck_tasks", "task_status"]
 
@@ -31,16 +30,18 @@ def stuck_tasks(within: float = 30, configuration: dict | None = None) -> int:
     does not. Give `within` the bound the run is judged by (the scenario's
     `bounds.apply_pending_s`): the probe starts after the confirm, so it never calls a task
     stuck before the checker would."""
-    deadline = time.monotonic() + within
+    waiting: list[dict[str, Any]] = []
+
+    def none_left() -> bool:
+        waiting[:] = _unfinished_confirms(svc.tasks())
+        return not waiting
+
     with Service(configuration) as svc:
-        while True:
-            waiting = _unfinished_confirms(svc.tasks())
-            if not waiting or time.monotonic() >= deadline:
-                for t in waiting:
-                    logger.warning(f"task {t['id']} of {t['workspace_id']!r} was confirmed and "
-                                   f"is still {t['status']} after waiting {within:g} s for it")
-                return len(waiting)
-            time.sleep(0.2)
+        until(none_left, within)
+    for t in waiting:
+        logger.warning(f"task {t['id']} of {t['workspace_id']!r} was confirmed and is still "
+                       f"{t['status']} after waiting {within:g} s for it")
+    return len(waiting)
 
 
 def task_status(workspace: str, configuration: dict | None = None) -> str:

@@ -7,13 +7,27 @@ what to check, so `chaos run` prints one line a person can act on, not a traceba
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 from chaoslib.exceptions import ActivityFailed
 
+from scheduler.model import TaskStatus
+
 DEFAULT_URL = "http://127.0.0.1:8080"
-TERMINAL = frozenset({"applied", "failed", "cancelled", "success", "planned_and_finished"})
+TERMINAL = frozenset(s.value for s in TaskStatus if s.terminal)
+
+
+def until(check: Callable[[], bool], timeout_s: float, poll_s: float = 0.2) -> bool:
+    """Call `check` until it answers True or `timeout_s` has passed; whether it did. The
+    steps keep what `check` last saw, to say where things stood when they gave up."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+    return True
 
 
 class Service:
@@ -113,15 +127,16 @@ class Service:
         return self._call("POST", "/faults", write=True, json=body)["seq"]
 
     # ----------------------------------------------------------------------- waiting
-    def wait(self, workspace: str, statuses: set[str], timeout_s: float,
-             poll_s: float = 0.2) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            task = self.newest_task(workspace)
-            if task["status"] in statuses:
-                return task
-            if time.monotonic() >= deadline:
-                raise ActivityFailed(
-                    f"task {task['id']} of {workspace!r} is {task['status']}, not "
-                    f"{' or '.join(sorted(statuses))}, after {timeout_s:g} s")
-            time.sleep(poll_s)
+    def wait(self, workspace: str, statuses: set[str], timeout_s: float) -> dict[str, Any]:
+        seen: list[dict[str, Any]] = []
+
+        def reached() -> bool:
+            seen.append(self.newest_task(workspace))
+            return seen[-1]["status"] in statuses
+
+        done = until(reached, timeout_s)
+        task = seen[-1]
+        if not done:
+            raise ActivityFailed(f"task {task['id']} of {workspace!r} is {task['status']}, not "
+                                 f"{' or '.join(sorted(statuses))}, after {timeout_s:g} s")
+        return task
