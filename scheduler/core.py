@@ -107,6 +107,20 @@ class Context:
                     data={"type": task.task_type.value, "user": e.user})
         return task
 
+    # Shared by every variant: the claim rule (`Task.runs_on`).
+    def claim(self, e: ev.RunClaimed) -> Task | ev.Outcome:
+        """The task `e` claims a run of, or the refusal to send the agent: 404 for a task
+        that does not exist, 409 for a run that is no longer its dispatch (the agent must
+        not start it). Records nothing: the agent's `exec.invoke` row is the claim's record."""
+        task = self.store.get_task(e.task_id)
+        if task is None:
+            return ev.Outcome(False, 404, message=f"task {e.task_id} not found")
+        if not task.runs_on(e.agent_id, e.fence):
+            return ev.Outcome(False, 409, task_id=task.id, message=(
+                f"stale dispatch: task {task.id} is {task.status.value} with fence {task.fence} "
+                f"on agent {task.agent_id}; do not run it"))
+        return task
+
     # History.
     def record(
         self, kind: Kind, *, task: int | None = None, workspace: str | None = None,
@@ -143,6 +157,7 @@ HANDLERS: dict[type, str] = {
     ev.TaskCreated: "on_task_created",
     ev.ConfirmApply: "on_confirm_apply",
     ev.CancelTask: "on_cancel",
+    ev.RunClaimed: "on_run_claimed",
     ev.PlanFinished: "on_plan_finished",
     ev.ApplyFinished: "on_apply_finished",
     ev.TaskFailed: "on_task_failed",

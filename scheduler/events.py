@@ -40,6 +40,18 @@ class CancelTask:
 
 
 @dataclass(frozen=True)
+class RunClaimed:
+    """Our agent's claim to start a run (its `exec.invoke`), sent before the run does
+    anything (an apply: once it holds the state lock). Refused (409) when the run is no
+    longer the task's current dispatch. The reference also notes it: an apply whose agent
+    went silent before claiming it never began, so it can be sent again (docs/design.md)."""
+
+    task_id: int
+    agent_id: str
+    fence: int
+
+
+@dataclass(frozen=True)
 class PlanFinished:
     """The agent's HTTP status report at the end of a plan (UpdateTaskStatus)."""
 
@@ -167,6 +179,7 @@ Event = (
     TaskCreated
     | ConfirmApply
     | CancelTask
+    | RunClaimed
     | PlanFinished
     | ApplyFinished
     | TaskFailed

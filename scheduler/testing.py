@@ -2,8 +2,9 @@
 
 Like kopf's `testing.py`: public, small, no SimPy. A `Script` owns a time-ordered queue
 (ties broken by insertion order), a bare-pod cluster, agents that connect some time after
-their pod starts, heartbeat every 10 s, run plans and applies for fixed durations and report
-the way the seed's agents do (HTTP status report, then the C&C notice). Tests schedule user
+their pod starts, heartbeat every 10 s, claim each run first when the variant's agent does
+(`agent_claims_runs`), run plans and applies for fixed durations and report the way the
+seed's agents do (HTTP status report, then the C&C notice). Tests schedule user
 actions and faults at exact times and assert exact outcomes; nothing sleeps.
 
 The SimPy world in `sim/` is the full model (Kubernetes timings, distributions, random
@@ -54,6 +55,7 @@ class WorldAgent:
     dead: bool = False
     runs: dict[int, Execution] = field(default_factory=dict)
     unreported: dict[int, int] = field(default_factory=dict)  # our agent: task -> reports due
+    queued: list[RunTask] = field(default_factory=list)  # sent while frozen: unread in its socket
     backoff: float = 0.0  # the reconnect backoff after a refused connect (§8: 2 s doubling to 60 s)
 
 
@@ -104,6 +106,7 @@ class Script:
         policy = policy_class(variant)
         self.agent_reports: str = policy.agent_reports
         self.reports_until_delivered = self.agent_reports == reports.UNTIL_DELIVERED
+        self.claims_runs: bool = policy.agent_claims_runs  # ours claims each run first
         self.scheduler = Scheduler(policy(ctx), ctx)
         self._agent_ids = itertools.count(1)
         self.at(0.0, ev.Restart())
@@ -193,7 +196,8 @@ class Script:
         self.at(t, go)
 
     def pause_agent(self, t: float, agent: str | Callable[[Script], str | None], resume_after: float | None = None) -> None:
-        """Node loss seen from the agent: frozen (no heartbeats, no progress), maybe woken later."""
+        """Node loss seen from the agent: frozen (no heartbeats, no progress; runs sent to it
+        wait unread in its socket), maybe woken later."""
         def go() -> None:
             aid = agent(self) if callable(agent) else agent
             a = self.agents.get(aid or "")
@@ -303,6 +307,9 @@ class Script:
             x.ends_at = self.now + x.remaining
             gen = x.generation
             self._push(x.ends_at, lambda a=a, x=x, gen=gen: self._finish(a, x, gen))
+        queued, a.queued = a.queued, []
+        for run in queued:
+            self._start(a, run)
         self._connect(a)
 
     def _heartbeat_loop(self) -> None:
@@ -334,6 +341,14 @@ class Script:
                 self.store.fail_next_writes(self.fail_writes_after_send)
                 self.fail_writes_after_send = 0
             raise AgentSendError("write: broken pipe")
+        if a.paused:  # frozen: the message waits in its socket, read when it wakes
+            a.queued.append(run)
+        else:
+            self._start(a, run)
+
+    def _start(self, a: WorldAgent, run: RunTask) -> None:
+        """The agent reads `run` from its socket and acts on it."""
+        agent_id = a.agent_id
         if run.action == "cancel":
             x = a.runs.pop(run.task_id, None)
             if x is not None:  # as sim/agents.py records it: the run ends here
@@ -341,6 +356,8 @@ class Script:
                            workspace=x.run.workspace_id, reason="cancelled by the server mid-run",
                            data={"action": x.run.action, "fence": x.run.fence})
             return
+        if self.claims_runs and not self.send(ev.RunClaimed(run.task_id, agent_id, run.fence)).ok:
+            return  # its claim is refused (409 stale dispatch): it does not run
         extra = {}
         if run.action == "apply":
             prev = self.state_lock.get(run.workspace_id)

@@ -170,7 +170,7 @@ class AgentSim:
         now = w.kernel.now
         cfg = self.fleet.cfg
         task = w.store.get_task(run.task_id)  # the agent loads the task over HTTP
-        if self.fleet.claims_runs and (task is None or not task.runs_on(self.agent_id, run.fence)):
+        if self.fleet.claims_runs and not w.send(ev.RunClaimed(run.task_id, self.agent_id, run.fence)).ok:
             self._maybe_exit()  # its claim is refused (409 stale dispatch): it does not run
             return
         ttype = task.task_type if task is not None else None

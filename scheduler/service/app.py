@@ -514,9 +514,9 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
             return refused
         assert task is not None
         if body.kind == "invoke" and body.claim:
-            if not task.runs_on(body.agent_id, body.fence):
-                return _err(409, f"stale dispatch: task {task.id} is {task.status.value} with fence "
-                            f"{task.fence} on agent {task.agent_id}; do not run it")
+            claimed = engine.handle(ev.RunClaimed(task.id, body.agent_id, body.fence))
+            if not claimed.ok:
+                return _err(claimed.status, claimed.message)
         exec_row(body)
         return {"ok": True}
 

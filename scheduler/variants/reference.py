@@ -378,6 +378,11 @@ class ReferencePolicy:
         return ev.Outcome(True, 200, task_id=task.id)
 
     # ------------------------------------------------------------------ agent reports
+    def on_run_claimed(self, e: ev.RunClaimed) -> ev.Outcome:
+        """The agent starts the run now."""
+        task = self.ctx.claim(e)
+        return task if isinstance(task, ev.Outcome) else ev.Outcome(True, 200, task_id=task.id)
+
     def current(self, task_id: int, agent_id: str, fence: int) -> Task | ev.Outcome:
         task = self.ctx.store.get_task(task_id)
         if task is None:

@@ -315,6 +315,12 @@ class SeedPolicy:
         self.ctx.spawn(0.0, "execute_confirmed_apply", task.id, 0)
         return ev.Outcome(True, 200, task_id=task.id, message="Apply queued")
 
+    def on_run_claimed(self, e: ev.RunClaimed) -> ev.Outcome:
+        """The seed's agent claims nothing (it runs whatever it is sent); our agent, pointed
+        at a seed service, is held to the same claim rule as under the reference."""
+        task = self.ctx.claim(e)
+        return task if isinstance(task, ev.Outcome) else ev.Outcome(True, 200, task_id=task.id)
+
     def on_cancel(self, e: ev.CancelTask) -> ev.Outcome:
         task = self.ctx.store.get_task(e.task_id)
         if task is None:
