@@ -95,6 +95,10 @@ class RefMemory:
     pod_agents: dict[str, set[str]] = field(default_factory=dict)  # pod -> agent ids
     kick_at: float | None = None
     undelivered: dict[int, int] = field(default_factory=dict)  # task -> fence never delivered
+    # Task -> the fence of the apply this process dispatched that its agent has not claimed
+    # yet (`on_run_claimed`). Gone with a restart: an apply dispatched before it then counts
+    # as claimed, the safe side (`settle_apply`).
+    unclaimed: dict[int, int] = field(default_factory=dict)
     last_failure: dict[int, str] = field(default_factory=dict)
     pod_seq: int = 0
     # Quiet-pass skipping (see `reconcile_needed`): what the last reconcile that changed
@@ -192,6 +196,7 @@ class ReferencePolicy:
             self.ctx.transition(task, new, reason)
             if new.fence != task.fence:
                 self.mem.undelivered.pop(task.id, None)
+                self.mem.unclaimed.pop(task.id, None)
         return new
 
     def set_lock(self, workspace_id: str, owner: Task | None, reason: str) -> bool:
@@ -379,9 +384,16 @@ class ReferencePolicy:
 
     # ------------------------------------------------------------------ agent reports
     def on_run_claimed(self, e: ev.RunClaimed) -> ev.Outcome:
-        """The agent starts the run now."""
+        """The agent starts the run now. Its apply may change the infrastructure from here
+        on, so if its agent goes silent and the state holds no commit, it is failed, not
+        sent again (`settle_apply`). Nothing to record and nothing to look at again: the
+        agent's `exec.invoke` row is the record, and the task is unchanged."""
         task = self.ctx.claim(e)
-        return task if isinstance(task, ev.Outcome) else ev.Outcome(True, 200, task_id=task.id)
+        if isinstance(task, ev.Outcome):
+            return task
+        if self.mem.unclaimed.get(task.id) == e.fence:
+            del self.mem.unclaimed[task.id]
+        return ev.Outcome(True, 200, task_id=task.id)
 
     def current(self, task_id: int, agent_id: str, fence: int) -> Task | ev.Outcome:
         task = self.ctx.store.get_task(task_id)
@@ -478,6 +490,7 @@ class ReferencePolicy:
         new = self.cas(task, reason, completed_at=self.ctx.now, **changes)
         if new is None:
             return ev.Outcome(False, 503, task_id=task.id, message="status not stored, retry")
+        self.mem.unclaimed.pop(task.id, None)  # an apply refused before its claim reports too
         self.release_slot_of(task, reason)
         self.unlock_if_owner(new, reason)
         self.kick()
@@ -922,8 +935,10 @@ class ReferencePolicy:
         `wait` is off (the run timeout has passed). A backend that cannot be read is waited
         for in the same way: it may hold the commit, and a read that fails for a moment (a
         remount, a network blip) must not turn an applied task into a failed one. Otherwise,
-        or with no backend to ask, the task fails, and a late report of a commit still makes
-        it `applied` (`late_commit`)."""
+        an apply its agent never claimed goes back to `apply_pending`, still confirmed: it
+        never began. One that began, with no commit or no backend to ask, fails (it may have
+        changed the infrastructure), and a late report of a commit still makes it `applied`
+        (`late_commit`)."""
         outcome, unread = self.state_of(task)
         if wait and (outcome is ApplyOutcome.IN_DOUBT or unread):
             self.mem.dirty = True  # the backend may change with no event: look again
@@ -931,6 +946,17 @@ class ReferencePolicy:
         if outcome is ApplyOutcome.COMMITTED:
             self.finish(task, f"apply committed in the state ({why})", status=TaskStatus.APPLIED,
                         stage=Stage.APPLIED, fence=task.fence + 1, k8s_pod_name="", slot_id=None)
+            return
+        if self.mem.unclaimed.get(task.id) == task.fence and (
+                outcome is ApplyOutcome.NOT_COMMITTED or (outcome is None and not unread)):
+            # Its agent never claimed the run (frozen or cut off with the run unread, or it
+            # dropped it): the apply never began, and once the fence is bumped it never will,
+            # as claims and this pass take turns on one loop. The state agrees (nothing
+            # committed, no live lease), or there is no backend to ask. The user's
+            # confirmation still stands, so the apply goes back to wait for a pod, as an
+            # apply whose send failed does (within its retry budget and its deadline).
+            self.requeue_or_fail(task, f"apply never started: {why}", TaskStatus.APPLY_PENDING,
+                                 Stage.APPLY_PENDING)
             return
         if outcome is ApplyOutcome.NOT_COMMITTED:
             label = "apply did not commit"
@@ -1161,6 +1187,8 @@ class ReferencePolicy:
         if new is None:
             return  # lost the race or the write failed: the next reconcile looks again
         self.mem.last_failure.pop(task.id, None)
+        if apply:
+            self.mem.unclaimed[task.id] = new.fence  # before the send: a claim may come within it
         held.setdefault(pod, []).append(new)
         if task.k8s_pod_name != pod:
             self.ctx.record(Kind.SLOT_ASSIGNED, pod=pod, slot=slot, task=task.id,

@@ -100,12 +100,14 @@ def _writer(fifo) -> int | None:
         return None
 
 
-def test_an_apply_frozen_before_its_claim_never_commits_once_settled(tmp_path):
+def test_an_apply_frozen_before_its_claim_is_sent_again_and_never_runs_twice(tmp_path):
     # The agent is held (a FIFO in place of the saved plan) just before it takes the state
-    # lock, then frozen. The reference finds no lock and no commit: "did not commit". The
-    # human re-plans and applies. When the frozen agent wakes, it takes the lock and claims
-    # the run, which is no longer the task's dispatch: refused, it gives the lock back.
-    # (When it claimed before taking the lock, it committed the old plan on top.)
+    # lock, then frozen: it never claimed the run. The reference finds no lock and no commit,
+    # and the run unclaimed: the apply never began, so it goes back to apply_pending, still
+    # confirmed (until session 34 it failed "did not commit: re-plan and confirm"), and runs
+    # on pod-2. When the frozen agent wakes, it takes the lock and claims the run, which is
+    # no longer the task's dispatch: refused, it gives the lock back. The plan is applied
+    # once. (When it claimed before taking the lock, it committed the old plan on top.)
     run = LiveRun(tmp_path, "reference", pods=("pod-1", "pod-2"), workspaces=("ws-1",))
     try:
         run.start_scheduler()
@@ -121,21 +123,23 @@ def test_an_apply_frozen_before_its_claim_never_commits_once_settled(tmp_path):
         writer = wait_for(lambda: _writer(plan), 20, what="pod-1 to read the plan (the FIFO)")
         run.signal("pod-1", signal.SIGSTOP)
         wait_for(lambda: run.status(t1) != "running", 30, what="the scheduler to settle task 1")
-        assert run.task(t1)["error_message"].startswith("the apply did not commit")
+        back = [r for r in run.history() if r["kind"] == "task.transition" and r["task"] == t1][-1]
+        assert (back["from_status"], back["to_status"]) == ("running", "apply_pending"), back
+        assert back["reason"].startswith("apply never started"), back
+        assert run.task(t1)["apply_confirmed_by"]  # the user's confirmation stands
+        plan.unlink()  # pod-1 keeps the FIFO it opened; pod-2 reads the saved plan
+        plan.write_text(saved)
         run.start_agent("pod-2", apply_s=0.5)
-        t2 = run.create("ws-1")
-        wait_for(lambda: run.status(t2) == "apply_pending", 30, what="plan 2")
-        assert run.confirm(t2).status_code == 200
-        wait_for(lambda: run.status(t2) == "applied", 30, what="apply 2")
+        wait_for(lambda: run.status(t1) == "applied", 30, what="task 1's apply, on pod-2")
         run.signal("pod-1", signal.SIGCONT)
         os.write(writer, saved.encode())
         os.close(writer)
         log = tmp_path / "pod-1.log"
         wait_for(lambda: "claim refused" in log.read_text(), 20, what="pod-1's claim to be refused")
         backend = Backend(run.backend)
-        assert [a["task"] for a in backend.state("ws-1")["applies"]] == [t2]
+        assert [a["task"] for a in backend.state("ws-1")["applies"]] == [t1]  # once
         assert not (run.backend / "locks" / "ws-1.json").exists()  # given back
-        assert (run.status(t1), run.exec_rows(t1, action="apply")) == ("failed", [])
+        assert [r["pod"] for r in run.exec_rows(t1, action="apply")] == ["pod-2"]
         verdict = checker.check(run.rows_with_end(8.0, 4.0))
         assert verdict.ok, [(v.invariant, v.message) for v in verdict.violations]
     finally:

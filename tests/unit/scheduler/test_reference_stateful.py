@@ -26,12 +26,17 @@ ACTIVE = (TaskStatus.RUNNING, TaskStatus.APPLY_PENDING)
 
 
 def applies_per_epoch_ok(events) -> str | None:
-    """At most one apply per plan, and each after a confirmation (with a user) of that plan."""
+    """At most one apply per plan, and each after a confirmation (with a user) of that plan.
+    A plan ends running -> apply_pending from the planning stage; an apply sent back unclaimed
+    goes the same way from the applying stage, and stays confirmed."""
     confirmed: dict[int, bool] = {}
     applied: dict[int, int] = {}
+    stage: dict[int, str] = {}
     for e in events:
-        if e.kind is Kind.TASK_TRANSITION and e.to_status == "apply_pending" and e.from_status == "running":
-            confirmed[e.task], applied[e.task] = False, 0
+        if e.kind is Kind.TASK_TRANSITION:
+            was, stage[e.task] = stage.get(e.task), e.data.get("stage")
+            if e.to_status == "apply_pending" and e.from_status == "running" and was == "planning":
+                confirmed[e.task], applied[e.task] = False, 0
         elif e.kind is Kind.TASK_CONFIRMED and e.data.get("user"):
             confirmed[e.task] = True
         elif e.kind is Kind.EXEC_INVOKE and e.data.get("action") == "apply":
