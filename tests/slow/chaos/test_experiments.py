@@ -1,6 +1,7 @@
 """The shipped Chaos Toolkit experiments (chaos/experiments/), run with `chaos run` against a
 live scheduler on unstuck's local cluster, then judged by `unstuck close-run` and
-`unstuck gate` (docs/chaos.md). About 20 s each; the seed's takes the bound (30 s) more."""
+`unstuck gate` (docs/chaos.md). About 20-40 s each; a run that deviates takes the bound
+(30 s) more."""
 
 from __future__ import annotations
 
@@ -64,6 +65,29 @@ def test_the_seed_leaves_it_in_apply_pending_as_in_incident_601(world):
     assert [(lock["workspace"], lock["task"]) for lock in out.locks] == [("ws-1", 1)]
     assert (out.close_rc, out.gate_rc) == (0, 1), out.gate_out
     assert "apply_pending_bound" in out.gate_out and "stuck_tasks" in out.gate_out
+
+
+def test_seed_proposal_leaves_it_stuck_in_pending(world):
+    # The report's own fix resets the orphaned task to pending, where the lock the task
+    # itself holds keeps it from ever being dispatched again (docs/chaos.md's matrix).
+    out = world("seed-proposal").run("pod-kill-reserved-slot")
+    assert (out.chaos_rc, out.journal["deviated"]) == (1, True), out.logs
+    task = out.tasks[1]
+    assert (task["status"], task["apply_confirmed_by"]) == ("pending", "alice"), task
+    assert [(lock["workspace"], lock["task"]) for lock in out.locks] == [("ws-1", 1)]
+    assert not [r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]
+    assert (out.close_rc, out.gate_rc) == (0, 1), out.gate_out
+    assert "no_wedged_workspace" in out.gate_out and "stuck_tasks" in out.gate_out
+
+
+def test_seed_head_applies_a_task_whose_reserved_pod_was_killed(world):
+    out = world("seed-head").run("pod-kill-reserved-slot")
+    assert (out.chaos_rc, out.journal["deviated"]) == (0, False), out.logs
+    killed = out.activity("mark-the-pod-holding-the-reservation")["output"]
+    (apply,) = [r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]
+    assert apply["pod"] != killed
+    assert out.tasks[1]["status"] == "applied" and out.locks == []
+    assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
 
 
 def test_the_reference_ends_a_task_whose_node_was_lost_and_the_node_heals(world):
