@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -73,6 +74,18 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+
+    def handle_error(self, request, client_address) -> None:
+        """What escapes a request's handler: socketserver prints it to stderr, traceback and
+        all. A client that hangs up, most often in the middle of a keep-alive wait (a
+        scheduler or a kubectl that exits, a killed process), is routine for an API server,
+        and printed it reads as a crash in the terminal of `unstuck cluster up`: it is
+        logged at debug. Anything else is a bug, logged with its traceback."""
+        err = sys.exc_info()[1]
+        if isinstance(err, (BrokenPipeError, ConnectionResetError)):
+            log.debug("client %s:%s hung up: %s", *client_address[:2], err)
+        else:
+            log.exception("request from %s:%s failed", *client_address[:2])
 
 
 class ApiServer:

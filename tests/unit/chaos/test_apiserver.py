@@ -3,7 +3,11 @@ discovery, watches, and schema-valid objects of every kind."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import logging
+import socket
+import struct
 import urllib.request
 
 import pytest
@@ -347,3 +351,20 @@ def test_an_hpa_metric_an_experiment_sets_must_be_finite_numbers(cluster):
         assert '{"value": 0.9}' in status["message"]
     assert cluster.board.sample({"metadata": {"namespace": "default", "name": "web"}}, 2) is None
     assert raw(cluster, "PUT", path, {"values": [0.5, 1]})[0] == 200
+
+
+def test_a_client_that_hangs_up_is_logged_not_printed(cluster, caplog, capfd):
+    # A keep-alive connection reset while the server waits for its next request (a client
+    # process that exits): socketserver printed "Exception occurred during processing of
+    # request" and a ConnectionResetError traceback to stderr.
+    caplog.set_level(logging.DEBUG, logger="chaos.cluster.apiserver")
+    conn = http.client.HTTPConnection("127.0.0.1", int(cluster.url.rsplit(":", 1)[1]), timeout=5)
+    conn.request("GET", "/version")
+    answer = conn.getresponse()
+    assert (answer.status, "gitVersion" in json.loads(answer.read())) == (200, True)
+    # Closed with SO_LINGER 0: a reset, where the server waits for the next keep-alive request.
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+    wait_for(lambda: any("hung up" in r.getMessage() for r in caplog.records), 5,
+             what="the server to see the reset")
+    assert "Exception occurred" not in capfd.readouterr().err
