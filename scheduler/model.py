@@ -135,9 +135,10 @@ class Task:
         return _shallow_copy(self)
 
     def runs_on(self, agent_id: str, fence: int) -> bool:
-        """Whether (agent, fence) is this task's current dispatch: the claim rule both worlds'
-        agents obey (`POST /agent/exec` invoke; sim/agents.py). A run of any other waited too
-        long (the task moved on: re-dispatched, cancelled, settled) and must not start."""
+        """Whether (agent, fence) is this task's current dispatch: the claim rule
+        (`Context.claim`, which the service's `POST /agent/exec` invoke and the simulated
+        agents ask through the core's `RunClaimed`). A run of any other waited too long (the
+        task moved on: re-dispatched, cancelled, settled) and must not start."""
         return self.status is TaskStatus.RUNNING and self.fence == fence and self.agent_id == agent_id
 
     @property

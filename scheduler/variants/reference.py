@@ -20,14 +20,17 @@ Why it cannot leave a task stuck
   A pod whose agent is gone is replaced, but not while a run on it is unsettled (an agent
   cut off from us works on); one that holds only a reservation may go (the plan is stored).
 * **Explicit ends.** A lost agent ends its plan (re-queued) or its apply (settled by the
-  Terraform state: applied if it committed, else failed; never guessed); an unconfirmed plan expires after a TTL (cancelled,
+  Terraform state: applied if it committed, else failed; never guessed; an apply its agent
+  never claimed never began, and is sent again); an unconfirmed plan expires after a TTL (cancelled,
   stage `discarded`); a confirm is bound to the digest the user saw; dispatch failures have a
   budget and waiting for capacity has a deadline, both ending in `failed` with the workspace
   unlocked. A lock whose owner task has ended is released by the next reconcile.
 
 State lives in the store; `memory` is only a cache of what the cluster and the agents said,
 rebuilt after a restart from the store, from a list of the pods, and from the runs each agent
-lists when it connects again.
+lists when it connects again. One thing in it is not rebuilt: which applies this process
+dispatched that are not claimed yet (`RefMemory.unclaimed`); after a restart every earlier
+dispatch counts as claimed, so the loss costs a retry, never a second apply.
 """
 
 from __future__ import annotations
