@@ -459,6 +459,17 @@ class ReferencePolicy:
             return task
         if e.ok:
             return self.finish(task, "apply finished", status=TaskStatus.APPLIED, stage=Stage.APPLIED)
+        if self.mem.unclaimed.get(task.id) == e.fence:
+            # Refused before its claim: our agent found the workspace's state lock held under
+            # another run's live lease (a stale run of this task between its lock and its
+            # refused claim, a cut-off agent renewing, a given-up apply still at work). The
+            # apply never began, so the confirmation stands: it waits for a pod again, and
+            # for the lock, within its retry budget (with its back-off) and its deadline.
+            if self.requeue_or_fail(task, f"apply refused before it began: {e.error}",
+                                    TaskStatus.APPLY_PENDING, Stage.APPLY_PENDING) is None:
+                return ev.Outcome(False, 503, task_id=task.id, message="status not stored, retry")
+            self.kick()
+            return ev.Outcome(True, 200, task_id=task.id)
         return self.finish(task, "apply failed", status=TaskStatus.FAILED,
                            error_message=e.error or "apply failed")
 

@@ -15,7 +15,7 @@ import signal
 
 import pytest
 
-from scheduler.agent.backend import Backend
+from scheduler.agent.backend import Backend, Token
 from tests.slow.service.chaos_script import human_confirm
 from tests.unit.service.live import LiveRun, wait_for
 from tests.unit.service.partition import Partition
@@ -92,6 +92,17 @@ def test_the_seed_agent_drops_a_report_it_cannot_deliver_but_the_history_keeps_t
         run.stop()
 
 
+def _planned(run: LiveRun, *, apply_s: float) -> int:
+    """The scheduler and pod-1's agent up, and a plan_and_apply task of ws-1 planned: it
+    waits for its confirm."""
+    run.start_scheduler()
+    run.start_agent("pod-1", apply_s=apply_s)
+    wait_for(lambda: run.connected() == 1, 20, what="pod-1 to connect")
+    task = run.create("ws-1")
+    wait_for(lambda: run.status(task) == "apply_pending", 20, what="the plan")
+    return task
+
+
 def _writer(fifo) -> int | None:
     """A write end of `fifo`, once a reader holds it open (before, the open fails: ENXIO)."""
     try:
@@ -110,11 +121,7 @@ def test_an_apply_frozen_before_its_claim_is_sent_again_and_never_runs_twice(tmp
     # once. (When it claimed before taking the lock, it committed the old plan on top.)
     run = LiveRun(tmp_path, "reference", pods=("pod-1", "pod-2"), workspaces=("ws-1",))
     try:
-        run.start_scheduler()
-        run.start_agent("pod-1", apply_s=0.5)
-        wait_for(lambda: run.connected() == 1, 20, what="pod-1 to connect")
-        t1 = run.create("ws-1")
-        wait_for(lambda: run.status(t1) == "apply_pending", 20, what="plan 1")
+        t1 = _planned(run, apply_s=0.5)
         plan = run.backend / "plans" / f"{t1}.json"
         saved = plan.read_text()
         plan.unlink()
@@ -174,6 +181,36 @@ def test_a_plan_frozen_past_its_silence_cannot_replace_the_plan_the_user_confirm
         wait_for(lambda: run.status(t1) in ("applied", "failed"), 30, what="the apply")
         assert run.status(t1) == "applied", run.task(t1)["error_message"]
         assert [a["digest"] for a in Backend(run.backend).state("ws-1")["applies"]] == [confirmed]
+        verdict = checker.check(run.rows_with_end(8.0, 4.0))
+        assert verdict.ok, [(v.invariant, v.message) for v in verdict.violations]
+    finally:
+        run.stop()
+
+
+def test_an_apply_refused_by_a_held_state_lock_waits_and_runs_once_the_lock_is_free(tmp_path):
+    # Another run (a stray token, as a cut-off agent renewing its lease would hold) holds
+    # ws-1's state lock under a live lease when the confirmed apply arrives: the agent is
+    # refused before its claim and reports the apply failed. It never began, so the
+    # reference sends it back to apply_pending (until session 34 the task failed, and the
+    # user had to plan again); once the lock is free it is applied, once.
+    run = LiveRun(tmp_path, "reference", pods=("pod-1",), workspaces=("ws-1",))
+    try:
+        t1 = _planned(run, apply_s=0.3)
+        holder = Backend(run.backend, lease_s=600.0)
+        stray = Token(99, 1, "stray-agent")
+        holder.acquire("ws-1", stray)
+        assert run.confirm(t1).status_code == 200
+        refused = wait_for(lambda: [r for r in run.history() if r["task"] == t1
+                                    and r["kind"] == "task.transition"
+                                    and r["reason"].startswith("apply refused before it began")],
+                           20, what="the refused apply to go back to apply_pending")
+        assert (refused[0]["from_status"], refused[0]["to_status"]) == ("running", "apply_pending")
+        assert "locked by task 99" in refused[0]["reason"], refused[0]["reason"]
+        assert run.task(t1)["apply_confirmed_by"] and run.status(t1) != "failed"
+        holder.release("ws-1", stray)
+        wait_for(lambda: run.status(t1) == "applied", 30, what="the apply once the lock is free")
+        assert [a["task"] for a in Backend(run.backend).state("ws-1")["applies"]] == [t1]
+        assert len(run.exec_rows(t1, action="apply")) == 1  # one claim: refused runs claim nothing
         verdict = checker.check(run.rows_with_end(8.0, 4.0))
         assert verdict.ok, [(v.invariant, v.message) for v in verdict.violations]
     finally:

@@ -86,3 +86,19 @@ def test_a_claimed_apply_whose_agent_freezes_is_not_sent_again():
     assert len(apply_invokes(rows, 1)) == 1
     assert s.task(1).status is TaskStatus.FAILED, transitions(rows, 1)
     assert s.task(1).error_message.startswith(UNKNOWN_OUTCOME), s.task(1).error_message
+
+
+def test_an_apply_refused_before_its_claim_waits_again_instead_of_failing():
+    # What our agent reports when the workspace's state lock is held under another run's
+    # live lease: the apply failed, with no claim before it. It never began.
+    s = frozen_before_the_claim()
+    refusal = "state of ws-mb7m9ii5ey is locked by task 9 (fence 1) under a live lease"
+    s.at(60.0, ev.ApplyFinished(1, "agent-pool-1-1", False, 2, refusal))
+    s.run(900.0)
+    rows = s.finish()
+    steps = transitions(rows, 1)
+    assert ("running", "apply_pending", f"apply refused before it began: {refusal}") in steps, steps
+    assert s.task(1).status is TaskStatus.APPLIED, (s.task(1).status, s.task(1).error_message)
+    assert len(apply_invokes(rows, 1)) == 1
+    verdict = checker.check(rows)
+    assert verdict.ok, [(v.invariant, v.message) for v in verdict.violations]
