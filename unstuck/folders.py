@@ -143,9 +143,16 @@ def unfinished(out: Path, error: OSError) -> str:
 
 def make_missing(folder: Path, made: list[Path]) -> None:
     """Create `folder` and its missing parents, outermost first, appending each to `made` as
-    it is created (so a failure midway still lists what was made, for `unmake`)."""
+    it is created (so a failure midway still lists what was made, for `unmake`). A folder
+    another process creates between the look and the mkdir (agents started at once on one
+    new --backend-dir) is taken as it is, and is not ours to remove."""
     for d in reversed([d for d in [folder, *folder.parents] if not d.exists()]):
-        d.mkdir()
+        try:
+            d.mkdir()
+        except FileExistsError:
+            if d.is_dir():
+                continue
+            raise
         made.append(d)
 
 

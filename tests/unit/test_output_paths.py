@@ -135,6 +135,32 @@ def test_agents_started_at_once_on_a_new_backend_folder_all_run(tmp_path):
             agent.stderr.close()
 
 
+def test_a_folder_another_process_makes_first_is_taken_not_refused(tmp_path, monkeypatch):
+    """The rest of the race above, found by a later CI run: two agents both found the folder
+    missing, one made it first, and the other's mkdir failed "File exists" (exit 2). Here
+    the mkdir of `shared` finds it made just before it, as by another agent."""
+    from unstuck.cli import output_problem
+
+    plain = Path.mkdir
+
+    def beaten(self, *a, **kw):
+        if self.name == "shared":
+            plain(self)  # the other process, first
+            raise FileExistsError(17, "File exists")
+        return plain(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "mkdir", beaten)
+    backend = tmp_path / "shared" / "backend"
+    assert output_problem("--backend-dir", backend, folder=True, keep=True) is None
+    assert backend.is_dir()
+    blocked = tmp_path / "other" / "shared"
+    (tmp_path / "other").mkdir()
+    blocked.write_text("")  # a file where the folder goes: still refused
+    monkeypatch.setattr(Path, "mkdir", plain)
+    assert "is a file, not a folder" in output_problem("--backend-dir", blocked / "backend",
+                                                       folder=True, keep=True)
+
+
 def test_history_to_dev_stdout_redirected_to_a_file_keeps_the_verdict(tmp_path):
     """`--json --history /dev/stdout > out.jsonl`: the verdict line, then the history rows,
     in the one file (the file used to be replaced by a new one holding the rows alone)."""
