@@ -108,10 +108,10 @@ class Context:
         return task
 
     # Shared by every variant: the claim rule (`Task.runs_on`).
-    def claim(self, e: ev.RunClaimed) -> Task | ev.Outcome:
-        """The task `e` claims a run of, or the refusal to send the agent: 404 for a task
-        that does not exist, 409 for a run that is no longer its dispatch (the agent must
-        not start it). Records nothing: the agent's `exec.invoke` row is the claim's record."""
+    def claim(self, e: ev.RunClaimed) -> ev.Outcome:
+        """The answer to send the agent: 200 start the run; 404 for a task that does not
+        exist, 409 for a run that is no longer its dispatch (the agent must not start it).
+        Records nothing: the agent's `exec.invoke` row is the claim's record."""
         task = self.store.get_task(e.task_id)
         if task is None:
             return ev.Outcome(False, 404, message=f"task {e.task_id} not found")
@@ -119,7 +119,7 @@ class Context:
             return ev.Outcome(False, 409, task_id=task.id, message=(
                 f"stale dispatch: task {task.id} is {task.status.value} with fence {task.fence} "
                 f"on agent {task.agent_id}; do not run it"))
-        return task
+        return ev.Outcome(True, 200, task_id=task.id)
 
     # History.
     def record(

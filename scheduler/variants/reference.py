@@ -99,7 +99,8 @@ class RefMemory:
     kick_at: float | None = None
     undelivered: dict[int, int] = field(default_factory=dict)  # task -> fence never delivered
     # Task -> the fence of the apply this process dispatched that its agent has not claimed
-    # yet (`on_run_claimed`). Gone with a restart: an apply dispatched before it then counts
+    # yet (`on_run_claimed`); kept only while the task runs with that fence (`cas`). Gone
+    # with a restart: an apply dispatched before it then counts
     # as claimed, the safe side (`settle_apply`).
     unclaimed: dict[int, int] = field(default_factory=dict)
     last_failure: dict[int, str] = field(default_factory=dict)
@@ -200,6 +201,8 @@ class ReferencePolicy:
             if new.fence != task.fence:
                 self.mem.undelivered.pop(task.id, None)
                 self.mem.unclaimed.pop(task.id, None)
+            elif new.status is not TaskStatus.RUNNING:
+                self.mem.unclaimed.pop(task.id, None)  # ended by a report, fence unchanged
         return new
 
     def set_lock(self, workspace_id: str, owner: Task | None, reason: str) -> bool:
@@ -391,12 +394,10 @@ class ReferencePolicy:
         on, so if its agent goes silent and the state holds no commit, it is failed, not
         sent again (`settle_apply`). Nothing to record and nothing to look at again: the
         agent's `exec.invoke` row is the record, and the task is unchanged."""
-        task = self.ctx.claim(e)
-        if isinstance(task, ev.Outcome):
-            return task
-        if self.mem.unclaimed.get(task.id) == e.fence:
-            del self.mem.unclaimed[task.id]
-        return ev.Outcome(True, 200, task_id=task.id)
+        out = self.ctx.claim(e)
+        if out.ok and self.mem.unclaimed.get(e.task_id) == e.fence:
+            del self.mem.unclaimed[e.task_id]
+        return out
 
     def current(self, task_id: int, agent_id: str, fence: int) -> Task | ev.Outcome:
         task = self.ctx.store.get_task(task_id)
@@ -504,7 +505,6 @@ class ReferencePolicy:
         new = self.cas(task, reason, completed_at=self.ctx.now, **changes)
         if new is None:
             return ev.Outcome(False, 503, task_id=task.id, message="status not stored, retry")
-        self.mem.unclaimed.pop(task.id, None)  # an apply refused before its claim reports too
         self.release_slot_of(task, reason)
         self.unlock_if_owner(new, reason)
         self.kick()

@@ -318,8 +318,7 @@ class SeedPolicy:
     def on_run_claimed(self, e: ev.RunClaimed) -> ev.Outcome:
         """The seed's agent claims nothing (it runs whatever it is sent); our agent, pointed
         at a seed service, is held to the same claim rule as under the reference."""
-        task = self.ctx.claim(e)
-        return task if isinstance(task, ev.Outcome) else ev.Outcome(True, 200, task_id=task.id)
+        return self.ctx.claim(e)
 
     def on_cancel(self, e: ev.CancelTask) -> ev.Outcome:
         task = self.ctx.store.get_task(e.task_id)
