@@ -10,8 +10,11 @@ reaches the history, and the checker finds the unrecorded apply.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -150,6 +153,81 @@ def test_an_apply_frozen_before_its_claim_is_sent_again_and_never_runs_twice(tmp
         verdict = checker.check(run.rows_with_end(8.0, 4.0))
         assert verdict.ok, [(v.invariant, v.message) for v in verdict.violations]
     finally:
+        run.stop()
+
+
+def _stop_outside_flock(run: LiveRun, pod: str, flock_file) -> None:
+    """SIGSTOP `pod` at a moment it holds no flock of `flock_file` (it takes one for each
+    write of the state lock, a renewal among them): stopped inside one, it would block every
+    other agent's acquire for as long as it stays stopped."""
+    for _ in range(100):
+        run.signal(pod, signal.SIGSTOP)
+        with open(flock_file, "a+") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass
+            else:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                return
+        run.signal(pod, signal.SIGCONT)
+        time.sleep(0.01)
+    raise AssertionError(f"{pod} held {flock_file} at each of 100 tries")
+
+
+def test_an_apply_frozen_between_its_lock_and_its_claim_runs_once_after_the_lease_lapses(tmp_path):
+    # pod-1 takes ws-1's state lock and sends its claim, which waits in a one-way partition
+    # (the link holds all pod-1 sends from the moment the apply reaches it), then pod-1 is
+    # frozen: it holds the lock and never claimed. While its lease runs the scheduler is in
+    # doubt and waits; once it lapses the state says "not committed", and the run was never
+    # claimed, so the task goes back to apply_pending and pod-2 applies it, taking over the
+    # lapsed lock. pod-1 wakes with pod-2 mid-apply: its claim arrives and is refused, and
+    # the lock it gives back is pod-2's, which the fenced release leaves alone (an unfenced
+    # one would cost pod-2 its lock, and the task its apply). The plan is applied once.
+    run = LiveRun(tmp_path, "reference", pods=("pod-1", "pod-2"), workspaces=("ws-1",))
+    link = None
+    try:
+        run.start_scheduler()
+        link = Partition(run.port)
+        run.start_agent("pod-1", apply_s=0.5, server=link.url)
+        wait_for(lambda: run.connected() == 1, 20, what="pod-1 to connect")
+        t1 = run.create("ws-1")
+        wait_for(lambda: run.status(t1) == "apply_pending", 20, what="the plan")
+        link.hold_when(b'"action":"apply"')
+        confirmed = run.history()[-1]["seq"]
+        assert run.confirm(t1).status_code == 200
+        lock = run.backend / "locks" / "ws-1.json"
+        first = wait_for(lambda: lock.exists() and json.loads(lock.read_text()), 20,
+                         what="pod-1 to take the state lock")
+        assert (first["task"], first["agent"]) == (t1, run.task(t1)["agent_id"]), first
+        _stop_outside_flock(run, "pod-1", run.backend / "locks" / "ws-1.lk")
+        back = wait_for(lambda: [r for r in run.history() if r["kind"] == "task.transition"
+                                 and r["task"] == t1 and r["from_status"] == "running"
+                                 and r["seq"] > confirmed], 30,
+                        what="the scheduler to settle task 1's apply")
+        assert (back[0]["to_status"], back[0]["reason"][:19]) == ("apply_pending", "apply never started"), back
+        assert time.time() >= first["expires"]  # not before pod-1's lease lapsed
+        assert not run.exec_rows(t1, action="apply")  # pod-1's claim still waits in the link
+        run.start_agent("pod-2", apply_s=4.0)
+        wait_for(lambda: run.exec_rows(t1, action="apply"), 30, what="pod-2 to claim the apply")
+        second = json.loads(lock.read_text())
+        assert second["fence"] > first["fence"] and second["agent"] != first["agent"], second
+        run.signal("pod-1", signal.SIGCONT)
+        link.release()
+        log = tmp_path / "pod-1.log"
+        wait_for(lambda: "claim refused" in log.read_text(), 20, what="pod-1's claim to be refused")
+        backend = Backend(run.backend)
+        assert backend.state("ws-1")["applies"] == []  # pod-2 was still at work when pod-1 woke
+        wait_for(lambda: run.status(t1) in ("applied", "failed"), 30, what="pod-2's apply")
+        assert run.status(t1) == "applied", run.task(t1)["error_message"]
+        assert [(a["task"], a["fence"], a["agent"]) for a in backend.state("ws-1")["applies"]] == [
+            (t1, second["fence"], second["agent"])]
+        assert [r["pod"] for r in run.exec_rows(t1, action="apply")] == ["pod-2"]
+        verdict = checker.check(run.rows_with_end(8.0, 4.0))
+        assert verdict.ok, [(v.invariant, v.message) for v in verdict.violations]
+    finally:
+        if link is not None:
+            link.cut()
         run.stop()
 
 

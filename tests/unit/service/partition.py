@@ -3,7 +3,9 @@ with both processes alive, which no signal can make (SIGSTOP freezes the process
 
 Agents are pointed at `Partition.url`; every connection is relayed to the scheduler's port
 until `cut()`, which closes the relayed connections and refuses new ones; `heal()` relays
-again.
+again. `hold_when(pattern)` makes a one-way partition at an exact point of the protocol: from
+the first answer that carries `pattern` (an agent's run message) on, the agent hears the
+scheduler but nothing it sends arrives, until `release()`, which delivers what waited.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ class Partition:
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
         self._cut = False
+        self._flowing = threading.Event()  # agent -> scheduler relays; cleared by a hold
+        self._flowing.set()
+        self._trigger: bytes | None = None
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -40,13 +45,19 @@ class Partition:
                     upstream.close()
                     continue
                 self._open += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, up in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pump, args=(a, b, up), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, up: bool) -> None:
         try:
             while data := src.recv(65536):
+                if up:
+                    self._flowing.wait()
+                elif self._trigger is not None and self._trigger in data:
+                    # Held before the agent has the answer, so nothing it sends in reply
+                    # can have passed.
+                    self._trigger = None
+                    self._flowing.clear()
                 dst.sendall(data)
         except OSError:
             pass
@@ -63,7 +74,17 @@ class Partition:
             self.listener = socket.create_server(("127.0.0.1", self.port))
         threading.Thread(target=self._accept, daemon=True).start()
 
+    def hold_when(self, pattern: bytes) -> None:
+        """Hold everything the agents send from the first scheduler answer that carries
+        `pattern` on (that answer itself is delivered)."""
+        self._trigger = pattern
+
+    def release(self) -> None:
+        """Relay what the agents sent during the hold, and all that follows."""
+        self._flowing.set()
+
     def cut(self) -> None:
+        self._flowing.set()  # a held relay wakes to find its sockets closed
         with self._lock:
             self._cut = True
             self.listener.close()
