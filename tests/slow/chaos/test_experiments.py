@@ -1,7 +1,7 @@
 """The shipped Chaos Toolkit experiments (chaos/experiments/), run with `chaos run` against a
 live scheduler on unstuck's local cluster, then judged by `unstuck close-run` and
-`unstuck gate` (docs/chaos.md). About 20-40 s each; a run that deviates takes the bound
-(30 s) more."""
+`unstuck gate` (docs/chaos.md). About 20-65 s each; a run that deviates takes the bound
+(30 s, 60 s for node loss) more."""
 
 from __future__ import annotations
 
@@ -120,3 +120,45 @@ def test_the_reference_keeps_the_reserved_pod_through_an_hpa_scale_down(world):
     assert out.rows("task.transition", 1)[-1]["to_status"] == "applied"
     assert [r["activity"]["name"] for r in out.journal["rollbacks"]] == ["restore-the-hpa"]
     assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+
+
+def test_the_seed_leaves_a_task_whose_node_was_lost_in_apply_pending(world):
+    # A node loss takes the reserving agent away as a pod kill does, more slowly (the pod
+    # is only replaced at its eviction): the seed's retry never picks up an apply_pending
+    # task, so the task stays as incident 601's did.
+    out = world("seed").run("node-loss-apply-pending")
+    assert (out.chaos_rc, out.journal["deviated"]) == (1, True), out.logs
+    assert "task 1 of 'ws-1' was confirmed and is still apply_pending" in out.logs
+    task = out.tasks[1]
+    assert (task["status"], task["apply_confirmed_by"]) == ("apply_pending", "alice"), task
+    assert not [r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]
+    assert [(lock["workspace"], lock["task"]) for lock in out.locks] == [("ws-1", 1)]
+    assert (out.close_rc, out.gate_rc) == (0, 1), out.gate_out
+    assert "apply_pending_bound" in out.gate_out and "stuck_tasks" in out.gate_out
+
+
+def test_seed_head_ends_a_task_whose_node_was_lost_once_the_pod_is_evicted(world):
+    # seed-head replaces the lost pod only at its eviction (Unknown after 5 s, then the 30 s
+    # toleration at the cluster's time scale), so the task ends well after the reference's
+    # 6 s agent timeout, but it ends: applied on the new pod, or failed if the first apply
+    # went to the frozen agent. Either way no confirmed task is left waiting.
+    out = world("seed-head").run("node-loss-apply-pending")
+    assert (out.chaos_rc, out.journal["deviated"]) == (0, False), out.logs
+    (fault,) = out.rows("fault")
+    end = out.rows("task.transition", 1)[-1]
+    assert end["to_status"] in ("applied", "failed"), out.rows("task.transition", 1)
+    assert end["t"] - fault["t"] >= 35, (fault, end)  # not before the eviction
+    assert out.locks == []
+    assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+
+
+def test_seed_proposal_leaves_it_stuck_in_pending_after_an_hpa_scale_down(world):
+    # Even the HPA's scale-down of an idle pod wedges seed-proposal: its reset of an
+    # orphaned reservation puts the confirmed task back in pending, behind the lock it holds.
+    out = world("seed-proposal", hpa=True).run("hpa-scale-down-apply-pending")
+    assert (out.chaos_rc, out.journal["deviated"]) == (1, True), out.logs
+    task = out.tasks[1]
+    assert (task["status"], task["apply_confirmed_by"]) == ("pending", "alice"), task
+    assert [(lock["workspace"], lock["task"]) for lock in out.locks] == [("ws-1", 1)]
+    assert (out.close_rc, out.gate_rc) == (0, 1), out.gate_out
+    assert "no_wedged_workspace" in out.gate_out and "stuck_tasks" in out.gate_out
