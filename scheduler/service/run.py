@@ -40,12 +40,27 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+KEEP_ALIVE_S = 75
+"""How long an idle connection is kept open: longer than the clients' own idle expiry
+(httpx's 5 s, which our agents and tests use), so that a client always drops an idle
+connection first. With uvicorn's default, also 5 s, a client could send its next request on
+a connection the service was closing at that very moment, and the request died with
+"connection reset by peer"."""
+
+
+def server(app, log_level: str = "warning", **config) -> uvicorn.Server:
+    """The uvicorn server of `app`, as `unstuck serve` runs it (`config`: more of
+    `uvicorn.Config`, such as a test's host and port)."""
+    return uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False,
+                                         timeout_graceful_shutdown=5,
+                                         timeout_keep_alive=KEEP_ALIVE_S, **config))
+
+
 def run_app(app, sock: socket.socket, log_level: str = "warning") -> bool:
     """Serve `app` on `sock` until stopped; False when uvicorn could not start it."""
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False,
-                                           timeout_graceful_shutdown=5))
-    server.run(sockets=[sock])
-    return server.started
+    srv = server(app, log_level)
+    srv.run(sockets=[sock])
+    return srv.started
 
 
 def serve(config: ServiceConfig, host: str = "127.0.0.1", port: int = 8080,

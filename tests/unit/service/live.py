@@ -208,10 +208,8 @@ class InProcessService:
                  time_scale: float = 0.05, store_url: str | None = None) -> None:
         import threading
 
-        import uvicorn
-
         from scheduler.service.config import ServiceConfig, scaled_settings
-        from scheduler.service.run import build
+        from scheduler.service.run import build, server
         from scheduler.settings import Settings
 
         self.root = root
@@ -224,8 +222,7 @@ class InProcessService:
                                agent_stale_s=1.0, poll_timeout_s=2.0)
         self.app = build(config)
         self.engine = self.app.state.engine
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="on"))
+        self.server = server(self.app, host="127.0.0.1", port=self.port, lifespan="on")
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         wait_for(lambda: self.server.started, 10, what="uvicorn to start")
