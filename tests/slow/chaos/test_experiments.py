@@ -137,28 +137,29 @@ def test_the_seed_leaves_a_task_whose_node_was_lost_in_apply_pending(world):
     assert "apply_pending_bound" in out.gate_out and "stuck_tasks" in out.gate_out
 
 
-def test_seed_head_ends_a_task_whose_node_was_lost_once_the_pod_is_evicted(world):
+def test_seed_head_ends_a_task_whose_node_was_lost_after_the_eviction(world):
     # seed-head replaces the lost pod only at its eviction (Unknown after 5 s, then the 30 s
-    # toleration at the cluster's time scale), so the task ends well after the reference's
-    # 6 s agent timeout, but it ends: applied on the new pod, or failed if the first apply
-    # went to the frozen agent. Either way no confirmed task is left waiting.
+    # toleration at the cluster's time scale), well after the reference's 6 s agent timeout,
+    # and the task ends: Chaos Toolkit's steady state holds. How it ends depends on timing.
+    # Applied on the new pod; or the apply goes out to the new agent while its slot is still
+    # the lost pod's (F10), so the seed's own pool manager,
+    # pointed at the Deployment, takes that pod for idle ("E3 idle") and deletes it
+    # mid-apply: the seed's agent cancels its run at SIGTERM, and the task fails at the
+    # silence (F8) with its workspace left locked (G8); the gate names it only if the run
+    # went on for its drain after that.
     out = world("seed-head").run("node-loss-apply-pending")
     assert (out.chaos_rc, out.journal["deviated"]) == (0, False), out.logs
     (fault,) = out.rows("fault")
-    end = out.rows("task.transition", 1)[-1]
-    assert end["to_status"] in ("applied", "failed"), out.rows("task.transition", 1)
-    assert end["t"] - fault["t"] >= 35, (fault, end)  # not before the eviction
-    assert out.locks == []
-    assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
-
-
-def test_seed_proposal_leaves_it_stuck_in_pending_after_an_hpa_scale_down(world):
-    # Even the HPA's scale-down of an idle pod wedges seed-proposal: its reset of an
-    # orphaned reservation puts the confirmed task back in pending, behind the lock it holds.
-    out = world("seed-proposal", hpa=True).run("hpa-scale-down-apply-pending")
-    assert (out.chaos_rc, out.journal["deviated"]) == (1, True), out.logs
-    task = out.tasks[1]
-    assert (task["status"], task["apply_confirmed_by"]) == ("pending", "alice"), task
+    ends = out.rows("task.transition", 1)
+    assert ends[-1]["t"] - fault["t"] >= 35, (fault, ends[-1])  # not before the eviction
+    (apply,) = [r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]
+    if ends[-1]["to_status"] == "applied":
+        assert out.locks == []
+        assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+        return
+    assert (ends[-1]["to_status"], ends[-1]["reason"]) == (
+        "failed", f"Agent {apply['agent']} disconnected unexpectedly"), ends
+    assert [r for r in out.rows("pod.delete") if r["pod"] == apply["pod"]
+            and r["data"]["cause"] == "E3 idle" and apply["t"] < r["t"] < ends[-1]["t"]], apply
     assert [(lock["workspace"], lock["task"]) for lock in out.locks] == [("ws-1", 1)]
-    assert (out.close_rc, out.gate_rc) == (0, 1), out.gate_out
-    assert "no_wedged_workspace" in out.gate_out and "stuck_tasks" in out.gate_out
+    assert out.close_rc == 0
