@@ -201,12 +201,13 @@ def test_an_apply_frozen_between_its_lock_and_its_claim_runs_once_after_the_leas
                          what="pod-1 to take the state lock")
         assert (first["task"], first["agent"]) == (t1, run.task(t1)["agent_id"]), first
         _stop_outside_flock(run, "pod-1", run.backend / "locks" / "ws-1.lk")
+        frozen = json.loads(lock.read_text())  # as pod-1 last renewed it
         back = wait_for(lambda: [r for r in run.history() if r["kind"] == "task.transition"
                                  and r["task"] == t1 and r["from_status"] == "running"
                                  and r["seq"] > confirmed], 30,
                         what="the scheduler to settle task 1's apply")
         assert (back[0]["to_status"], back[0]["reason"][:19]) == ("apply_pending", "apply never started"), back
-        assert time.time() >= first["expires"]  # not before pod-1's lease lapsed
+        assert time.time() >= frozen["expires"]  # not before pod-1's lease lapsed
         assert not run.exec_rows(t1, action="apply")  # pod-1's claim still waits in the link
         run.start_agent("pod-2", apply_s=4.0)
         wait_for(lambda: run.exec_rows(t1, action="apply"), 30, what="pod-2 to claim the apply")
