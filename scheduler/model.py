@@ -130,6 +130,10 @@ class Task:
     version: int = 0  # bumped by every compare-and-set write
     fence: int = 0  # epoch of the current dispatch; stale agent reports are refused
     attempts: int = 0  # dispatch attempts charged to the retry budget
+    # The fence of the last apply run its agent claimed (`RunClaimed`), written before the
+    # claim is answered: a running apply whose `claimed_fence` is not its `fence` never
+    # began. Kept in the row, not in memory, so a restart or another replica knows it.
+    claimed_fence: int | None = None
 
     def copy(self) -> Task:
         return _shallow_copy(self)
@@ -144,6 +148,12 @@ class Task:
     @property
     def confirmed(self) -> bool:
         return self.apply_confirmed_by is not None
+
+    @property
+    def claimed(self) -> bool:
+        """Whether the agent of the current apply run has claimed it (the reference's
+        record; see `claimed_fence`)."""
+        return self.claimed_fence == self.fence
 
     @property
     def terminal(self) -> bool:

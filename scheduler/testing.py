@@ -346,7 +346,7 @@ class Script:
         else:
             self._start(a, run)
 
-    def _start(self, a: WorldAgent, run: RunTask) -> None:
+    def _start(self, a: WorldAgent, run: RunTask, attempt: int = 0) -> None:
         """The agent reads `run` from its socket and acts on it."""
         agent_id = a.agent_id
         if run.action == "cancel":
@@ -356,8 +356,14 @@ class Script:
                            workspace=x.run.workspace_id, reason="cancelled by the server mid-run",
                            data={"action": x.run.action, "fence": x.run.fence})
             return
-        if self.claims_runs and not self.send(ev.RunClaimed(run.task_id, agent_id, run.fence)).ok:
-            return  # its claim is refused (409 stale dispatch): it does not run
+        if self.claims_runs:
+            out = self.send(ev.RunClaimed(run.task_id, agent_id, run.fence))
+            if not out.ok:
+                # Not stored (503): asked again, as sim/agents.py does; refused (409): not run.
+                delay = reports.retry_after(self.agent_reports, attempt) if out.status >= 500 else None
+                if delay is not None:
+                    self._push(self.now + delay, lambda: self._claim_again(a, run, attempt + 1))
+                return
         extra = {}
         if run.action == "apply":
             prev = self.state_lock.get(run.workspace_id)
@@ -372,6 +378,14 @@ class Script:
                    data={"action": run.action, "fence": run.fence, "digest": run.plan_digest,
                          **extra})
         self._push(x.ends_at, lambda: self._finish(a, x, 0))
+
+    def _claim_again(self, a: WorldAgent, run: RunTask, attempt: int) -> None:
+        if a.dead:
+            return
+        if a.paused:
+            a.queued.append(run)
+        else:
+            self._start(a, run, attempt)
 
     def _finish(self, a: WorldAgent, x: Execution, generation: int) -> None:
         if a.dead or a.paused or x.generation != generation or a.runs.get(x.run.task_id) is not x:

@@ -165,14 +165,22 @@ class AgentSim:
             return
         self._start(run)
 
-    def _start(self, run: RunTask) -> None:
+    def _start(self, run: RunTask, attempt: int = 0) -> None:
         w = self.fleet.w
         now = w.kernel.now
         cfg = self.fleet.cfg
         task = w.store.get_task(run.task_id)  # the agent loads the task over HTTP
-        if self.fleet.claims_runs and not w.send(ev.RunClaimed(run.task_id, self.agent_id, run.fence)).ok:
-            self._maybe_exit()  # its claim is refused (409 stale dispatch): it does not run
-            return
+        if self.fleet.claims_runs:
+            out = w.send(ev.RunClaimed(run.task_id, self.agent_id, run.fence))
+            if not out.ok:
+                # Not stored (a store outage: 503): ask again, as the live outbox does.
+                # Refused (409 stale dispatch): it does not run.
+                delay = reports.retry_after(w.agent_reports, attempt) if out.status >= 500 else None
+                if delay is not None:
+                    w.kernel.after(delay, self._claim_again, run, attempt + 1)
+                else:
+                    self._maybe_exit()
+                return
         ttype = task.task_type if task is not None else None
         extra: dict[str, Any] = {}
         if run.action == "apply":
@@ -203,6 +211,14 @@ class AgentSim:
         self._record(Kind.EXEC_INVOKE, run, "",
                      digest=run.plan_digest if run.action == "apply" else None, **extra)
         w.kernel.at(x.ends_at, self._finish, x, x.gen)
+
+    def _claim_again(self, run: RunTask, attempt: int) -> None:
+        if self.dead:
+            return
+        if self.paused:  # a frozen process asks nothing; it claims the run when it wakes
+            self.queued.append(run)
+            return
+        self._start(run, attempt)
 
     def _record(self, kind: Kind, run: RunTask, reason: str, **data: Any) -> None:
         self.fleet.w.record(kind, Source.AGENT, task=run.task_id, workspace=run.workspace_id,

@@ -28,9 +28,9 @@ Why it cannot leave a task stuck
 
 State lives in the store; `memory` is only a cache of what the cluster and the agents said,
 rebuilt after a restart from the store, from a list of the pods, and from the runs each agent
-lists when it connects again. One thing in it is not rebuilt: which applies this process
-dispatched that are not claimed yet (`RefMemory.unclaimed`); after a restart every earlier
-dispatch counts as claimed, so the loss costs a retry, never a second apply.
+lists when it connects again. Whether an apply's agent has claimed its run is in the task's
+row (`Task.claimed_fence`, written before the claim is answered), so a restart loses
+nothing of it.
 """
 
 from __future__ import annotations
@@ -98,11 +98,6 @@ class RefMemory:
     pod_agents: dict[str, set[str]] = field(default_factory=dict)  # pod -> agent ids
     kick_at: float | None = None
     undelivered: dict[int, int] = field(default_factory=dict)  # task -> fence never delivered
-    # Task -> the fence of the apply this process dispatched that its agent has not claimed
-    # yet (`on_run_claimed`); kept only while the task runs with that fence (`cas`). Gone
-    # with a restart: an apply dispatched before it then counts
-    # as claimed, the safe side (`settle_apply`).
-    unclaimed: dict[int, int] = field(default_factory=dict)
     last_failure: dict[int, str] = field(default_factory=dict)
     pod_seq: int = 0
     # Quiet-pass skipping (see `reconcile_needed`): what the last reconcile that changed
@@ -200,9 +195,6 @@ class ReferencePolicy:
             self.ctx.transition(task, new, reason)
             if new.fence != task.fence:
                 self.mem.undelivered.pop(task.id, None)
-                self.mem.unclaimed.pop(task.id, None)
-            elif new.status is not TaskStatus.RUNNING:
-                self.mem.unclaimed.pop(task.id, None)  # ended by a report, fence unchanged
         return new
 
     def set_lock(self, workspace_id: str, owner: Task | None, reason: str) -> bool:
@@ -392,11 +384,19 @@ class ReferencePolicy:
     def on_run_claimed(self, e: ev.RunClaimed) -> ev.Outcome:
         """The agent starts the run now. Its apply may change the infrastructure from here
         on, so if its agent goes silent and the state holds no commit, it is failed, not
-        sent again (`settle_apply`). Nothing to record and nothing to look at again: the
-        agent's `exec.invoke` row is the record, and the task is unchanged."""
+        sent again (`settle_apply`). So an apply's claim is written into the task's row
+        (`claimed_fence`) before it is answered: a restarted process, or another replica,
+        then knows it too. A claim that cannot be written is answered 503 and the agent
+        asks again; until then the apply counts as never begun, which it has not. A plan's
+        claim writes nothing: a lost plan is planned again either way."""
         out = self.ctx.claim(e)
-        if out.ok and self.mem.unclaimed.get(e.task_id) == e.fence:
-            del self.mem.unclaimed[e.task_id]
+        if not out.ok:
+            return out
+        task = self.ctx.store.get_task(e.task_id)
+        if task is None or task.stage != Stage.APPLYING or task.claimed:
+            return out
+        if self.cas(task, "claim", claimed_fence=e.fence) is None:
+            return ev.Outcome(False, 503, task_id=task.id, message="claim not stored, retry")
         return out
 
     def current(self, task_id: int, agent_id: str, fence: int) -> Task | ev.Outcome:
@@ -460,7 +460,7 @@ class ReferencePolicy:
             return task
         if e.ok:
             return self.finish(task, "apply finished", status=TaskStatus.APPLIED, stage=Stage.APPLIED)
-        if self.mem.unclaimed.get(task.id) == e.fence:
+        if not task.claimed:
             # Refused before its claim: our agent found the workspace's state lock held under
             # another run's live lease (a stale run of this task between its lock and its
             # refused claim, a cut-off agent renewing, a given-up apply still at work). The
@@ -961,7 +961,7 @@ class ReferencePolicy:
             self.finish(task, f"apply committed in the state ({why})", status=TaskStatus.APPLIED,
                         stage=Stage.APPLIED, fence=task.fence + 1, k8s_pod_name="", slot_id=None)
             return
-        if self.mem.unclaimed.get(task.id) == task.fence and (
+        if not task.claimed and (
                 outcome is ApplyOutcome.NOT_COMMITTED or (outcome is None and not unread)):
             # Its agent never claimed the run (frozen or cut off with the run unread, or it
             # dropped it): the apply never began, and once the fence is bumped it never will,
@@ -1201,8 +1201,6 @@ class ReferencePolicy:
         if new is None:
             return  # lost the race or the write failed: the next reconcile looks again
         self.mem.last_failure.pop(task.id, None)
-        if apply:
-            self.mem.unclaimed[task.id] = new.fence  # before the send: a claim may come within it
         held.setdefault(pod, []).append(new)
         if task.k8s_pod_name != pod:
             self.ctx.record(Kind.SLOT_ASSIGNED, pod=pod, slot=slot, task=task.id,

@@ -93,6 +93,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "INSERT INTO counters (name, value) VALUES ('next_task_id', 1)",
         ),
     ),
+    Migration(
+        version=2,
+        description="tasks.claimed_fence: the fence of the last apply run its agent claimed",
+        statements=(
+            "ALTER TABLE tasks ADD COLUMN claimed_fence BIGINT",
+            # Every run dispatched before counts as claimed: a running apply may have begun,
+            # and one read as never begun would be sent again.
+            "UPDATE tasks SET claimed_fence = fence",
+        ),
+    ),
 )
 
 check_sequence(MIGRATIONS)

@@ -2,10 +2,12 @@
 lost between the plan and the confirm, the run unread in its socket). The apply never began,
 so the reference sends it again, still confirmed, instead of failing it "did not commit:
 re-plan and confirm" (until session 34). The frozen agent's claim, when it wakes, is refused:
-the plan is applied once. A claim is only known to the process that dispatched the run, so
-after a restart the run counts as claimed, the safe side."""
+the plan is applied once. An apply's claim is written into the task's row before it is
+answered (`Task.claimed_fence`), so a restart knows which runs began."""
 
 from __future__ import annotations
+
+import pytest
 
 from scheduler import events as ev
 from scheduler.model import Pool, TaskStatus
@@ -63,23 +65,49 @@ def first_apply_pod(rows: list[dict]) -> str:
     return next(r["pod"] for r in rows if r["kind"] == "dispatch" and r["data"]["action"] == "apply")
 
 
-def test_an_apply_dispatched_before_a_restart_counts_as_claimed_and_fails():
-    # The restart forgets which dispatches were claimed: the run may have begun, so it is not
-    # sent again. No state backend in this world: its outcome is unknown.
+def test_an_apply_dispatched_before_a_restart_and_never_claimed_is_sent_again():
+    # The restarted process reads the claim from the task's row: none, so the apply never
+    # began. (Until session 35 the claim was kept in memory, and after a restart every
+    # earlier dispatch counted as claimed: the task failed "outcome unknown".)
     s = frozen_before_the_claim(restart_at=70.0)
     s.run(900.0)
     rows = s.finish()
-    task = s.task(1)
-    assert task.status is TaskStatus.FAILED, transitions(rows, 1)
-    assert task.error_message.startswith(UNKNOWN_OUTCOME), task.error_message
-    assert not any(x[2].startswith("apply never started") for x in transitions(rows, 1))
+    steps = transitions(rows, 1)
+    assert [x[:2] for x in steps if x[2].startswith("apply never started")] == [
+        ("running", "apply_pending")], steps
+    assert s.task(1).status is TaskStatus.APPLIED, (s.task(1).status, s.task(1).error_message)
+    assert len(apply_invokes(rows, 1)) == 1
+    verdict = checker.check(rows)
+    assert verdict.ok, [(v.invariant, v.message) for v in verdict.violations]
 
 
-def test_a_claimed_apply_whose_agent_freezes_is_not_sent_again():
+def test_a_claim_the_store_cannot_record_is_refused_503_and_asked_again():
+    # The claim must be in the row before the agent may start: an outage at the claim
+    # answers 503 (the run does not start), and the agent's next try is taken.
+    s = Script("reference", pool=Pool("pool-1", min_replicas=1, max_replicas=2),
+               plan_s=10.0, apply_s=30.0)
+    s.create(1.0)
+    s.pause_agent(45.0, lambda s: s.agent_of_task(1), resume_after=10.0)
+    s.confirm(50.0, 1)  # the run waits unread in the frozen agent's socket
+    s.at(55.0, lambda: s.store.fail_next_writes(1))  # the next write is the claim, at the wake
+    s.run(900.0)
+    rows = s.finish()
+    claims = [(e.task_id, o.status) for _, e, o in s.outcomes if isinstance(e, ev.RunClaimed)]
+    assert claims[-2:] == [(1, 503), (1, 200)], claims
+    failed = [r for r in rows if r["kind"] == "store.write_failed"]
+    assert [r["data"]["op"] for r in failed] == ["claim"], failed
+    assert s.task(1).status is TaskStatus.APPLIED and s.task(1).claimed
+    assert len(apply_invokes(rows, 1)) == 1
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["", "after-a-restart"])
+def test_a_claimed_apply_whose_agent_freezes_is_not_sent_again(restart):
     s = Script("reference", pool=Pool("pool-1", min_replicas=1, max_replicas=2),
                plan_s=10.0, apply_s=30.0)
     s.create(1.0)
     s.confirm(50.0, 1)  # claimed and started at once
+    if restart:
+        s.restart_scheduler(55.0)  # the claim is in the row: still claimed
     s.pause_agent(60.0, lambda s: s.agent_of_task(1))
     s.run(900.0)
     rows = s.finish()

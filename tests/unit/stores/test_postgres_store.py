@@ -32,7 +32,7 @@ def test_open_store_opens_postgres_urls_in_each_spelling(url):
     for spelling in (url, url.replace("postgresql://", "postgres://"),
                      url.replace("postgresql://", "postgresql+psycopg://")):
         with open_store(spelling) as store:
-            assert isinstance(store, PostgresStore) and store.schema_version == 1
+            assert isinstance(store, PostgresStore) and store.schema_version == pg_migrations.LATEST_VERSION
 
 
 def test_two_stores_share_rows_and_only_one_racing_cas_wins(url):
@@ -69,9 +69,11 @@ def test_a_foreign_schema_and_a_newer_schema_are_refused(pg_server, url):
     with pytest.raises(StoreOpenError, match=r"not an unstuck store: schema t_\w+ has tables orders"):
         PostgresStore(url)
     newer = pg_server.schema_url()
-    v2 = Migration(2, "tasks.note", ("ALTER TABLE tasks ADD COLUMN note TEXT NOT NULL DEFAULT ''",))
-    PostgresStore(newer, migrations=(*pg_migrations.MIGRATIONS, v2)).close()
-    with pytest.raises(SchemaTooNewError, match=r"schema version 2 is newer than this unstuck supports \(1\)"):
+    latest = pg_migrations.LATEST_VERSION
+    later = Migration(latest + 1, "tasks.note", ("ALTER TABLE tasks ADD COLUMN note TEXT NOT NULL DEFAULT ''",))
+    PostgresStore(newer, migrations=(*pg_migrations.MIGRATIONS, later)).close()
+    with pytest.raises(SchemaTooNewError,
+                       match=rf"schema version {latest + 1} is newer than this unstuck supports \({latest}\)"):
         PostgresStore(newer)
 
 

@@ -13,14 +13,19 @@ import pytest
 
 from scheduler.model import FreezeWindow, Task, TaskStatus, TaskType, Workspace
 from scheduler.ports import StoreReadError, StoreWriteError
+from scheduler.stores import sqlite as sqlite_store
 from scheduler.stores.migrations import Migration, check_sequence
 from scheduler.stores.migrations import sqlite as sqlite_migrations
+from scheduler.stores.rows import TASKS
 from scheduler.stores.sqlite import SchemaTooNewError, SqliteStore, StoreOpenError
 
 from .records import agent, full_pool, full_task, full_workspace, plan, snapshot
 
 V1 = sqlite_migrations.MIGRATIONS[0]
-V2 = Migration(2, "tasks.note", ("ALTER TABLE tasks ADD COLUMN note TEXT NOT NULL DEFAULT ''",))
+CURRENT = sqlite_migrations.MIGRATIONS
+LATEST = sqlite_migrations.LATEST_VERSION
+# A migration of a later unstuck, to upgrade to.
+NEXT = Migration(LATEST + 1, "tasks.note", ("ALTER TABLE tasks ADD COLUMN note TEXT NOT NULL DEFAULT ''",))
 
 
 def task(task_id: int) -> Task:
@@ -170,21 +175,39 @@ def test_migrations_are_applied_once_and_reopening_is_a_no_op(tmp_path):
 
 def test_an_older_file_is_upgraded_in_place_keeping_its_rows(tmp_path):
     path = tmp_path / "state.db"
-    with SqliteStore(path, migrations=(V1,)) as s:
+    with SqliteStore(path, migrations=CURRENT) as s:
         s.insert_task(full_task(1))
-    with SqliteStore(path, migrations=(V1, V2)) as s:
-        assert s.schema_version == 2
+    with SqliteStore(path, migrations=(*CURRENT, NEXT)) as s:
+        assert s.schema_version == LATEST + 1
         assert s.get_task(1) == full_task(1)
     assert query(path, "SELECT note FROM tasks") == [("",)]
 
 
+def test_a_version_1_file_counts_every_dispatched_run_as_claimed(tmp_path):
+    """Version 2 added `tasks.claimed_fence`. A run dispatched before it may have begun:
+    the upgrade records each task's fence as claimed, so none reads as never begun."""
+    path = tmp_path / "state.db"
+    conn = raw(path)
+    sqlite_store._migrate(conn, str(path), (V1,))
+    row = dataclasses.replace(full_task(1), status=TaskStatus.RUNNING, fence=3)
+    columns = [c for c in TASKS.columns if c != "claimed_fence"]
+    values = [TASKS.encode_field(c, getattr(row, c)) for c in columns]
+    with conn:
+        conn.execute(f"INSERT INTO tasks ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                     values)
+    conn.close()
+    with SqliteStore(path) as s:
+        read = s.get_task(1)
+    assert (read.fence, read.claimed_fence, read.claimed) == (3, 3, True)
+
+
 def test_a_failing_migration_leaves_the_file_at_the_previous_version(tmp_path):
     path = tmp_path / "state.db"
-    SqliteStore(path, migrations=(V1,)).close()
-    broken = Migration(2, "half done", ("CREATE TABLE extra (x)", "THIS IS NOT SQL"))
+    SqliteStore(path, migrations=CURRENT).close()
+    broken = Migration(LATEST + 1, "half done", ("CREATE TABLE extra (x)", "THIS IS NOT SQL"))
     with pytest.raises(StoreOpenError, match="syntax error"):
-        SqliteStore(path, migrations=(V1, broken))
-    assert versions(path) == [1]
+        SqliteStore(path, migrations=(*CURRENT, broken))
+    assert versions(path) == list(range(1, LATEST + 1))
     tables = {r[0] for r in query(path, "SELECT name FROM sqlite_master")}
     assert "extra" not in tables  # the first statement was rolled back with the second
 
@@ -192,31 +215,31 @@ def test_a_failing_migration_leaves_the_file_at_the_previous_version(tmp_path):
 def test_an_open_that_fails_leaves_no_new_file_behind_and_an_old_one_untouched(tmp_path):
     """`--store sqlite:///typo.db` that fails to set up must not leave a half-made store (and
     its -wal, -shm) to be found, and opened, next time; a file that was there is kept as is."""
-    broken = Migration(2, "half done", ("CREATE TABLE extra (x)", "THIS IS NOT SQL"))
+    broken = Migration(LATEST + 1, "half done", ("CREATE TABLE extra (x)", "THIS IS NOT SQL"))
     with pytest.raises(StoreOpenError, match="syntax error"):
-        SqliteStore(tmp_path / "new.db", migrations=(V1, broken))
+        SqliteStore(tmp_path / "new.db", migrations=(*CURRENT, broken))
     assert list(tmp_path.iterdir()) == []
 
     old = tmp_path / "old.db"
-    SqliteStore(old, migrations=(V1,)).close()
+    SqliteStore(old, migrations=CURRENT).close()
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(StoreOpenError, match="syntax error"):
-        SqliteStore(old, migrations=(V1, broken))
+        SqliteStore(old, migrations=(*CURRENT, broken))
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_a_newer_database_is_refused_with_what_to_do(tmp_path):
     path = tmp_path / "state.db"
-    SqliteStore(path, migrations=(V1, V2)).close()
+    SqliteStore(path, migrations=(*CURRENT, NEXT)).close()
     with pytest.raises(SchemaTooNewError) as info:
-        SqliteStore(path, migrations=(V1,))
+        SqliteStore(path, migrations=CURRENT)
     assert re.fullmatch(
-        r".*state\.db: schema version 2 is newer than this unstuck supports \(1\); "
+        rf".*state\.db: schema version {LATEST + 1} is newer than this unstuck supports \({LATEST}\); "
         r"it was written by a newer unstuck\. Upgrade unstuck to open it, "
         r"or point the store at another file .*",
         str(info.value),
     )
-    assert versions(path) == [1, 2]  # untouched
+    assert versions(path) == list(range(1, LATEST + 2))  # untouched
 
 
 def test_a_record_field_without_a_column_is_refused_naming_the_fix(tmp_path):
@@ -230,12 +253,12 @@ def test_a_record_field_without_a_column_is_refused_naming_the_fix(tmp_path):
         StoreOpenError,
         match=r"no column for Task\.attempts; add a migration to scheduler/stores/migrations/sqlite\.py",
     ):
-        SqliteStore(tmp_path / "state.db", migrations=(without_attempts,))
+        SqliteStore(tmp_path / "state.db", migrations=(without_attempts, *CURRENT[1:]))
 
 
 def test_a_migration_list_must_count_from_one(tmp_path):
     with pytest.raises(ValueError, match="has version 3, expected 2"):
-        check_sequence((V1, dataclasses.replace(V2, version=3)))
+        check_sequence((V1, dataclasses.replace(NEXT, version=3)))
 
 
 # Files that are not stores.
