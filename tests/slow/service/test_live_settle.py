@@ -114,7 +114,8 @@ def _writer(fifo) -> int | None:
         return None
 
 
-def test_an_apply_frozen_before_its_claim_is_sent_again_and_never_runs_twice(tmp_path):
+@pytest.mark.parametrize("restart", [False, True], ids=["", "across-a-scheduler-restart"])
+def test_an_apply_frozen_before_its_claim_is_sent_again_and_never_runs_twice(tmp_path, restart):
     # The agent is held (a FIFO in place of the saved plan) just before it takes the state
     # lock, then frozen: it never claimed the run. The reference finds no lock and no commit,
     # and the run unclaimed: the apply never began, so it goes back to apply_pending, still
@@ -122,6 +123,9 @@ def test_an_apply_frozen_before_its_claim_is_sent_again_and_never_runs_twice(tmp
     # on pod-2. When the frozen agent wakes, it takes the lock and claims the run, which is
     # no longer the task's dispatch: refused, it gives the lock back. The plan is applied
     # once. (When it claimed before taking the lock, it committed the old plan on top.)
+    # With a kill -9 and a restart of the scheduler between the dispatch and the settling,
+    # the same: the claim, or its absence, is in the task's row (until session 35 it was in
+    # the dead process's memory, and the restarted one failed the task "did not commit").
     run = LiveRun(tmp_path, "reference", pods=("pod-1", "pod-2"), workspaces=("ws-1",))
     try:
         t1 = _planned(run, apply_s=0.5)
@@ -132,6 +136,9 @@ def test_an_apply_frozen_before_its_claim_is_sent_again_and_never_runs_twice(tmp
         assert run.confirm(t1).status_code == 200
         writer = wait_for(lambda: _writer(plan), 20, what="pod-1 to read the plan (the FIFO)")
         run.signal("pod-1", signal.SIGSTOP)
+        if restart:
+            run.signal("scheduler", signal.SIGKILL)
+            run.start_scheduler()
         wait_for(lambda: run.status(t1) != "running", 30, what="the scheduler to settle task 1")
         back = [r for r in run.history() if r["kind"] == "task.transition" and r["task"] == t1][-1]
         assert (back["from_status"], back["to_status"]) == ("running", "apply_pending"), back
