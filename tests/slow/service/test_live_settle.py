@@ -36,13 +36,9 @@ def run(tmp_path):
 
 
 def test_a_partitioned_apply_that_commits_is_recorded_applied_from_the_state(run):
-    run.start_scheduler()
     link = Partition(run.port)
     try:
-        run.start_agent("pod-1", apply_s=5.0, server=link.url)
-        wait_for(lambda: run.connected() == 1, 20, what="the agent to connect")
-        task = run.create("ws-1")
-        wait_for(lambda: run.status(task) == "apply_pending", 20, what="the plan")
+        task = _planned(run, apply_s=5.0, server=link.url)
         assert run.confirm(task).status_code == 200
         wait_for(lambda: run.exec_rows(task, action="apply"), 20, what="the apply to start")
         link.cut()
@@ -67,14 +63,9 @@ def test_the_seed_agent_drops_a_report_it_cannot_deliver_but_the_history_keeps_t
     # The same partition under the seed: its scheduler fails the task when the agent goes
     # silent (F8), and its agent (`--scheduler seed`) drops the report after 4 tries, 7 s.
     run = LiveRun(tmp_path, "seed", pods=("pod-1",), workspaces=("ws-1",))
-    link = None
+    link = Partition(run.port)
     try:
-        run.start_scheduler()
-        link = Partition(run.port)
-        run.start_agent("pod-1", apply_s=1.0, server=link.url)
-        wait_for(lambda: run.connected() == 1, 20, what="the agent to connect")
-        task = run.create("ws-1")
-        wait_for(lambda: run.status(task) == "apply_pending", 20, what="the plan")
+        task = _planned(run, apply_s=1.0, server=link.url)
         assert human_confirm(run, task) == 200
         wait_for(lambda: run.exec_rows(task, action="apply"), 20, what="the apply to start")
         link.cut()
@@ -90,16 +81,15 @@ def test_the_seed_agent_drops_a_report_it_cannot_deliver_but_the_history_keeps_t
         verdict = checker.check(run.rows_with_end(8.0, 4.0))
         assert [(v.invariant, v.task) for v in verdict.violations] == [("no_unrecorded_apply", task)]
     finally:
-        if link is not None:
-            link.cut()
+        link.cut()
         run.stop()
 
 
-def _planned(run: LiveRun, *, apply_s: float) -> int:
-    """The scheduler and pod-1's agent up, and a plan_and_apply task of ws-1 planned: it
-    waits for its confirm."""
+def _planned(run: LiveRun, *, apply_s: float, server: str | None = None) -> int:
+    """The scheduler and pod-1's agent up (talking through `server`, a `Partition`'s URL,
+    when given), and a plan_and_apply task of ws-1 planned: it waits for its confirm."""
     run.start_scheduler()
-    run.start_agent("pod-1", apply_s=apply_s)
+    run.start_agent("pod-1", apply_s=apply_s, server=server)
     wait_for(lambda: run.connected() == 1, 20, what="pod-1 to connect")
     task = run.create("ws-1")
     wait_for(lambda: run.status(task) == "apply_pending", 20, what="the plan")
@@ -192,14 +182,9 @@ def test_an_apply_frozen_between_its_lock_and_its_claim_runs_once_after_the_leas
     # the lock it gives back is pod-2's, which the fenced release leaves alone (an unfenced
     # one would cost pod-2 its lock, and the task its apply). The plan is applied once.
     run = LiveRun(tmp_path, "reference", pods=("pod-1", "pod-2"), workspaces=("ws-1",))
-    link = None
+    link = Partition(run.port)
     try:
-        run.start_scheduler()
-        link = Partition(run.port)
-        run.start_agent("pod-1", apply_s=0.5, server=link.url)
-        wait_for(lambda: run.connected() == 1, 20, what="pod-1 to connect")
-        t1 = run.create("ws-1")
-        wait_for(lambda: run.status(t1) == "apply_pending", 20, what="the plan")
+        t1 = _planned(run, apply_s=0.5, server=link.url)
         link.hold_when(b'"action":"apply"')
         confirmed = run.history()[-1]["seq"]
         assert run.confirm(t1).status_code == 200
@@ -234,8 +219,7 @@ def test_an_apply_frozen_between_its_lock_and_its_claim_runs_once_after_the_leas
         verdict = checker.check(run.rows_with_end(8.0, 4.0))
         assert verdict.ok, [(v.invariant, v.message) for v in verdict.violations]
     finally:
-        if link is not None:
-            link.cut()
+        link.cut()
         run.stop()
 
 
