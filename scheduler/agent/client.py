@@ -12,6 +12,9 @@ is tried 4 times (`reports.retry_after`: 1, 2, 4 s apart) and then dropped, and 
 notice, a C&C message, is tried once. Execution rows are our instrumentation, not the seed's
 protocol, so a dropped report's row still goes out alone (`/agent/exec`), until delivered:
 the history keeps the commit the scheduler never heard of.
+
+`Client.heard` is when the scheduler last answered anything (a 5xx too): a run waiting for
+its claim's answer keeps its state lock only while the scheduler is heard (runs.py).
 """
 
 from __future__ import annotations
@@ -56,14 +59,18 @@ class Client:
         headers = {"Authorization": f"Bearer {token}"}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
         self.poll_http = httpx.Client(base_url=self.url, headers=headers, timeout=None)
+        self.heard = time.monotonic()  # the last answer of any status (a float: one store)
 
     def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        return self.http.post(path, json=body)
+        r = self.http.post(path, json=body)
+        self.heard = time.monotonic()
+        return r
 
     def poll(self, agent_id: str, after: int, timeout_s: float) -> list[dict[str, Any]]:
         r = self.poll_http.get("/agent/poll", params={"agent_id": agent_id, "after": after,
                                                        "timeout": timeout_s},
                                timeout=httpx.Timeout(10.0, read=timeout_s + 10.0))
+        self.heard = time.monotonic()
         if r.status_code == 404:
             raise NotRegistered(r.text)
         r.raise_for_status()

@@ -10,7 +10,8 @@ carries, in the outbox, followed by the C&C-style completion notice.
   fence of the task has saved its plan) writes nothing and fails (`backend.PlanFenced`);
 - apply: checks that the saved plan has the digest it was sent, takes the workspace's state
   lock for (task, fence) *before* it claims (a lock held under a live lease refuses it
-  before it begins: `exec.fail`, no invoke), renews the lease while it works, and commits
+  before it begins: `exec.fail`, no invoke), renews the lease while it works (while its
+  claim waits, only as long as the scheduler answers: `Run._while_heard`), and commits
   under the lock; a stale token cannot commit (`backend.LockLost`).
 
 `abort()` (SIGTERM past the grace period, or a cancel) stops the work before the commit: the
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("unstuck.agent")
 TASK_TYPES = {t.value for t in TaskType}
+# How many leases a run waiting for its claim's answer keeps its state lock with no answer
+# from the scheduler (2 min at the default 30 s lease; `Run._while_heard`).
+CLAIM_HOLD_LEASES = 4
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ class Run:
             a.outbox.put("/agent/exec", {**row, "claim": False}, task_id=m.task_id)
             return True
         item = a.outbox.put("/agent/exec", row, task_id=m.task_id)
-        renewal = self._renewal(renew)
+        renewal = self._renewal(self._while_heard(renew))
         while not item.done.wait(0.1):
             if self.aborted.is_set() or (a.terminating.is_set() and a.past_grace()):
                 # Stopped (SIGTERM, a cancel) before the answer: the claim may still land,
@@ -124,6 +128,35 @@ class Run:
                         m.task_id, m.fence, item.status)
             return False
         return True
+
+    def _while_heard(self, renew: Any) -> Any:
+        """`renew`, for a lock whose run waits for its claim's answer: it renews only while
+        the scheduler answers this agent (`Client.heard`, within `CLAIM_HOLD_LEASES` leases).
+        An agent cut off from the scheduler, but alive, would otherwise renew for ever a lock
+        the scheduler cannot ask about: it hears the agent silent and finds the lease live,
+        so it waits in doubt for the run timeout (60 min). Once the lease lapses the run
+        reads "not committed" and never claimed, and goes to another pod; its claim, if it
+        lands later, is refused. The run has not begun, so nothing is lost by letting it go.
+        The cost: a claim that did land, its answer lost for that long, finds its lease gone
+        and fails the apply ("state lock lost"; the user plans again) where it would have run."""
+        if renew is None or self.agent.cfg.lease_s is None:
+            return renew
+        hold = CLAIM_HOLD_LEASES * self.agent.cfg.lease_s
+        client, m = self.agent.client, self.msg
+        warned = [False]
+
+        def renew_while_heard() -> None:
+            unheard = time.monotonic() - client.heard
+            if unheard < hold:
+                warned[0] = False
+                renew()
+            elif not warned[0]:
+                warned[0] = True
+                log.warning("task %s fence %s: no answer from the scheduler for %.0f s while the "
+                            "claim waits; letting the state lock's lease lapse (the apply has "
+                            "not begun)", m.task_id, m.fence, unheard)
+
+        return renew_while_heard
 
     def _renewal(self, renew: Any) -> Any:
         """A callable to tick while waiting: it calls `renew()` each third of the lease (ours;

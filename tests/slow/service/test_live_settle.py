@@ -172,15 +172,18 @@ def _stop_outside_flock(run: LiveRun, pod: str, flock_file) -> None:
     raise AssertionError(f"{pod} held {flock_file} at each of 100 tries")
 
 
-def test_an_apply_frozen_between_its_lock_and_its_claim_runs_once_after_the_lease_lapses(tmp_path):
+@pytest.mark.parametrize("pod_1", ["frozen", "alive"])
+def test_an_apply_cut_off_between_its_lock_and_its_claim_runs_once_after_the_lease_lapses(tmp_path, pod_1):
     # pod-1 takes ws-1's state lock and sends its claim, which waits in a one-way partition
-    # (the link holds all pod-1 sends from the moment the apply reaches it), then pod-1 is
-    # frozen: it holds the lock and never claimed. While its lease runs the scheduler is in
-    # doubt and waits; once it lapses the state says "not committed", and the run was never
-    # claimed, so the task goes back to apply_pending and pod-2 applies it, taking over the
-    # lapsed lock. pod-1 wakes with pod-2 mid-apply: its claim arrives and is refused, and
-    # the lock it gives back is pod-2's, which the fenced release leaves alone (an unfenced
-    # one would cost pod-2 its lock, and the task its apply). The plan is applied once.
+    # (the link holds all pod-1 sends from the moment the apply reaches it). Frozen, pod-1
+    # holds the lock and renews nothing; alive, it renews while its claim waits only as long
+    # as the scheduler answers it (4 leases; before, it renewed for ever and the task waited
+    # in doubt for the run timeout). While the lease runs the scheduler is in doubt and
+    # waits; once it lapses the state says "not committed", and the run was never claimed,
+    # so the task goes back to apply_pending and pod-2 applies it, taking over the lapsed
+    # lock. pod-1's link comes back with pod-2 mid-apply: its claim arrives and is refused,
+    # and the lock it gives back is pod-2's, which the fenced release leaves alone (an
+    # unfenced one would cost pod-2 its lock, and the task its apply). Applied once.
     run = LiveRun(tmp_path, "reference", pods=("pod-1", "pod-2"), workspaces=("ws-1",))
     link = Partition(run.port)
     try:
@@ -192,22 +195,27 @@ def test_an_apply_frozen_between_its_lock_and_its_claim_runs_once_after_the_leas
         first = wait_for(lambda: lock.exists() and json.loads(lock.read_text()), 20,
                          what="pod-1 to take the state lock")
         assert (first["task"], first["agent"]) == (t1, run.task(t1)["agent_id"]), first
-        _stop_outside_flock(run, "pod-1", run.backend / "locks" / "ws-1.lk")
-        frozen = json.loads(lock.read_text())  # as pod-1 last renewed it
+        if pod_1 == "frozen":
+            _stop_outside_flock(run, "pod-1", run.backend / "locks" / "ws-1.lk")
         back = wait_for(lambda: [r for r in run.history() if r["kind"] == "task.transition"
                                  and r["task"] == t1 and r["from_status"] == "running"
                                  and r["seq"] > confirmed], 30,
                         what="the scheduler to settle task 1's apply")
         assert (back[0]["to_status"], back[0]["reason"][:19]) == ("apply_pending", "apply never started"), back
-        assert time.time() >= frozen["expires"]  # not before pod-1's lease lapsed
+        last = json.loads(lock.read_text())  # as pod-1 last renewed it: a lapsed lease stays so
+        assert (last["task"], last["fence"], last["agent"]) == (first["task"], first["fence"], first["agent"])
+        assert time.time() >= last["expires"]  # not before pod-1's lease lapsed
         assert not run.exec_rows(t1, action="apply")  # pod-1's claim still waits in the link
+        log = tmp_path / "pod-1.log"
+        if pod_1 == "alive":
+            assert "letting the state lock's lease lapse" in log.read_text()
         run.start_agent("pod-2", apply_s=4.0)
         wait_for(lambda: run.exec_rows(t1, action="apply"), 30, what="pod-2 to claim the apply")
         second = json.loads(lock.read_text())
         assert second["fence"] > first["fence"] and second["agent"] != first["agent"], second
-        run.signal("pod-1", signal.SIGCONT)
+        if pod_1 == "frozen":
+            run.signal("pod-1", signal.SIGCONT)
         link.release()
-        log = tmp_path / "pod-1.log"
         wait_for(lambda: "claim refused" in log.read_text(), 20, what="pod-1's claim to be refused")
         backend = Backend(run.backend)
         assert backend.state("ws-1")["applies"] == []  # pod-2 was still at work when pod-1 woke
