@@ -231,7 +231,7 @@ class InProcessService:
 
     def start_agent(self, pod: str = "pod-1", token: str = POOL_TOKEN, **kw: Any) -> subprocess.Popen:
         env = {**os.environ, "UNSTUCK_POOL_TOKEN": token}
-        args = ["agent", "--server", self.url, "--pod", pod, "--backend-dir", str(self.root / "backend"),
+        args = ["agent", "--server", kw.get("server", self.url), "--pod", pod, "--backend-dir", str(self.root / "backend"),
                 "--plan-seconds", str(kw.get("plan_s", 0.1)), "--apply-seconds", str(kw.get("apply_s", 0.1)),
                 "--heartbeat", str(HEARTBEAT_S), "--poll-timeout", "2", "--grace", str(kw.get("grace", 2.0)),
                 "--on-sigterm", kw.get("on_sigterm", "drain"), "--scheduler", kw.get("scheduler", self.scheduler)]
