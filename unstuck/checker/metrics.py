@@ -255,6 +255,12 @@ def _turn(tl: Timelines, pa_of: dict[str | None, list[int]], ln: TaskLine, f: Ro
     return turn
 
 
+def _entered(progress: Row) -> str | None:
+    """The status a progress row entered, or `began` for an `exec.invoke`: the run of a
+    stint already `running` began (a task hit between its dispatch and its claim)."""
+    return "began" if progress["kind"] == "exec.invoke" else progress.get("to_status")
+
+
 def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
     tl = _tl(history)
     pa_of: dict[str | None, list[int]] = {}  # plan_and_apply task ids per workspace, ascending
@@ -310,7 +316,7 @@ def recovery_latencies(history: Iterable[Row] | Timelines) -> list[RecoveryHit]:
             clock_t=float(clock["t"]) if clock is not None else NAN,
             progress_seq=nxt["seq"] if outcome == RECOVERED else None,
             progress_t=float(nxt["t"]) if outcome == RECOVERED else NAN,
-            progress_to=nxt.get("to_status") if outcome == RECOVERED else None,
+            progress_to=_entered(nxt) if outcome == RECOVERED else None,
             latency_s=_span(clock, nxt) if outcome == RECOVERED else NAN,
             outcome=outcome,
         ))

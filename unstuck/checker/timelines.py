@@ -20,8 +20,10 @@ Definitions shared by every invariant (docs/checker.md spells them out):
 - **owed**: a non-terminal task that is confirmed in its current epoch and sits in
   `apply_pending`, `pending` or `waiting`: the scheduler owes it an apply and nobody runs it.
 - **progress**: a transition *into* `running`, `applied`, `success`, `planned_and_finished`,
-  into `failed` / `cancelled` with a non-empty reason, or the end of a plan into
-  `apply_pending` (the start of a new plan epoch). A `running` stint rolled back to the status
+  into `failed` / `cancelled` with a non-empty reason, the end of a plan into
+  `apply_pending` (the start of a new plan epoch), or the first `exec.invoke` of a running
+  stint by the agent it was sent to (its run began: a claim whose write failed, taken at
+  the next try, or an agent that woke in time to claim it). A `running` stint rolled back to the status
   it came from before anything was dispatched or invoked (the seed's send failure, F3) moved
   nothing forward, so its entry does not count; nor does it restart a bound's clock: the stay
   before it, the stint and the stay after it are one wait (`confirmed_waits`, `idle_spans`).
@@ -127,6 +129,10 @@ class TaskLine:
     armed: bool = False  # a plan stint ended and has not yet opened its epoch
     came_from: str | None = None  # the status the current running stint was entered from
     unproven: Row | None = None  # the entry into running, while no dispatch or exec.invoke followed
+    # The current running stint has not begun (no exec.invoke yet), and the agent its latest
+    # dispatch went to (None before any dispatch): its first invoke from there is progress.
+    unbegun: bool = False
+    sent_to: str | None = None
     rolled_back: set[int] = field(default_factory=set)  # seqs of rows ending an unsent stint
     slots: set[tuple[str | None, Any]] = field(default_factory=set)
     placement: tuple[str | None, str | None] | None = None  # (agent, pod)
@@ -596,6 +602,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             ln.dispatches.append(row)
             ln.unproven = None
             ln.placement = (row.get("agent"), row.get("pod"))
+            ln.sent_to = row.get("agent")
             link(ln, row)
             if action == "apply":
                 ln.dispatch_applies.append((row, ln.epoch))
@@ -610,6 +617,9 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             _scalar(row, data, "fence")
             _scalar(row, data, "supersedes", pair=True)
             ln.unproven = None
+            if ln.unbegun and ln.status == "running" and ln.sent_to in (None, row.get("agent")):
+                ln.unbegun = False
+                ln.progress.append(row)  # the stint's run began
             ln.has_exec = True
             ln.open_execs.append(row)
             execs.append(row)
@@ -704,6 +714,7 @@ def _transition(
         ln.run_kind = "apply" if came_from == "apply_pending" else "plan"
         ln.armed = True
         ln.came_from, ln.unproven = came_from, row
+        ln.unbegun, ln.sent_to = True, None
     if to == "apply_pending" and prev != "apply_pending" and ln.run_kind == "plan" and ln.armed:
         ln.epoch += 1
         ln.epoch_starts.append(row)

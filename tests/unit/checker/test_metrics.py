@@ -436,6 +436,34 @@ def test_overlapping_db_windows_credit_the_one_whose_rate_is_in_force() -> None:
     assert [h.fault_seq for h in metrics.recovery_latencies(s.rows())] == [outage]
 
 
+@pytest.mark.parametrize("claimed_by", ["a1", "a2"])
+def test_a_claim_whose_write_failed_recovers_when_the_run_begins(claimed_by: str) -> None:
+    # The reference writes an apply's claim before it answers it: a claim that fails in a
+    # db-write-failure is retried, and the task, already running, moves on when its run
+    # begins (its exec.invoke), not when the apply ends minutes later. Only the agent the
+    # stint was sent to begins it: another agent's invoke is another run's.
+    s = Story()
+    _confirmed_then(s, 1, "ws-1", 0)
+    window = {"type": "db-write-failure", "rate": 0.5, "duration_s": 60.0}
+    s.add(100, "fault", data=window)
+    s.to(110, 1, "apply_pending", "running", "ws-1", "dispatch apply")
+    failed = s.add(110, "store.write_failed", task=1, reason="injected", data={"op": "claim"})
+    s.add(110, "dispatch", task=1, agent="a1", pod="p1", data={"action": "apply", "fence": 2})
+    began = s.add(110.3, "exec.invoke", task=1, agent=claimed_by, pod="p1",
+                  data={"action": "apply", "fence": 2})
+    s.add(160, "fault.end", data=window)
+    s.add(230, "exec.ok", task=1, agent=claimed_by, pod="p1", data={"action": "apply", "fence": 2})
+    ended = s.to(230, 1, "running", "applied", "ws-1", "apply finished")
+    s.end(900)
+    (hit,) = metrics.recovery_latencies(s.rows())
+    if claimed_by == "a1":
+        _assert_record(hit, effect_seq=failed, status_at_fault="running", clock_t=110.0,
+                       progress_seq=began, progress_to="began", latency_s=0.3, outcome="recovered")
+    else:
+        _assert_record(hit, effect_seq=failed, progress_seq=ended, progress_to="applied",
+                       latency_s=120.0, outcome="recovered")
+
+
 def _confirmed_then(s: Story, task: int, ws: str, t: float) -> None:
     s.created(t, task, ws)
     s.to(t + 1, task, "pending", "running", ws, "dispatched")
