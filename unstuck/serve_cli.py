@@ -211,7 +211,7 @@ def agent(
     heartbeat: Annotated[float, typer.Option(help="Heartbeat period (s).")] = 10.0,
     no_changes: Annotated[bool, typer.Option("--no-changes", help="Plans find no changes.")] = False,
     grace: Annotated[float, typer.Option(help="On SIGTERM, finish within this many seconds, then abort.")] = 25.0,
-    lease: Annotated[float | None, typer.Option(help="State lock lease (s), renewed while an apply works (ours; default 30).")] = None,
+    lease: Annotated[float | None, typer.Option(help="State lock lease (s), renewed while an apply works (ours; default 30). While its claim waits for an answer, only as long as the scheduler answers: after 4 leases of silence it lets the lease lapse.")] = None,
     poll_timeout: Annotated[float, typer.Option(help="Long-poll timeout asked for (s).")] = 20.0,
     scheduler: Annotated[str, typer.Option(help="Run the agent this scheduler ships with: reference (ours: drains on SIGTERM, delivers every report, leased state lock, claims each run); seed, seed-proposal or seed-head (the seed's: exits at once on SIGTERM, drops a report after 4 tries, lock without a lease, runs whatever it is sent).")] = "reference",
     on_sigterm: Annotated[str | None, typer.Option(help="Override what --scheduler's agent does on SIGTERM: drain (finish runs within --grace, report, exit) or exit (cancel runs, report nothing, exit at once).")] = None,
