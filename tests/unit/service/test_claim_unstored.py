@@ -17,7 +17,9 @@ from tests.unit.service.partition import Partition
 
 def test_a_claim_the_store_cannot_write_is_503_and_the_agent_claims_again(tmp_path):
     service = InProcessService(tmp_path, time_scale=1.0)  # no silence while writes block
-    service.engine.store._conn.execute("PRAGMA busy_timeout = 200")  # a blocked write fails fast
+    store = service.engine.store
+    with store._lock:  # the store's own guard of its connection, which the service shares
+        store._conn.execute("PRAGMA busy_timeout = 200")  # a blocked write fails fast
     link = Partition(service.port)
     holder: sqlite3.Connection | None = None
     try:
@@ -25,7 +27,6 @@ def test_a_claim_the_store_cannot_write_is_503_and_the_agent_claims_again(tmp_pa
         wait_for(lambda: service.engine.agents_connected() == 1, 15, what="the agent to connect")
         auth = service.auth()
         task_id = service.http.post("/tasks", json={"workspace_id": "ws-1"}, headers=auth).json()["task_id"]
-        store = service.engine.store
         wait_for(lambda: store.get_task(task_id).status.value == "apply_pending", 15, what="the plan")
         link.hold_when(b'"action":"apply"')
         r = service.http.post(f"/tasks/{task_id}/confirm",
