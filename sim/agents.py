@@ -79,6 +79,7 @@ class AgentSim:
     pod: Pod
     connected: bool = False
     paused: bool = False
+    cut_off: bool = False  # an agent-partition: alive, but its network to the scheduler is cut
     dead: bool = False
     draining: bool = False
     runs: dict[int, Run] = field(default_factory=dict)
@@ -98,6 +99,9 @@ class AgentSim:
     # ------------------------------------------------------------------ connection
     def connect(self, gen: int) -> None:
         if gen != self.conn_gen or self.dead or self.paused or self.connected:
+            return
+        if self.cut_off:  # the attempt gets no answer: try again after the back-off
+            self.reconnect_later()
             return
         w = self.fleet.w
         out = w.send(ev.AgentConnected(self.agent_id, self.pod.pool, self.pod.name,
@@ -152,6 +156,9 @@ class AgentSim:
 
     # ------------------------------------------------------------------ runs
     def deliver(self, run: RunTask) -> None:
+        if self.cut_off:  # on its way in the network: it arrives when the partition heals
+            self.queued.append(run)
+            return
         if run.action == "cancel":
             x = self.runs.pop(run.task_id, None)
             if x is not None:
@@ -215,7 +222,7 @@ class AgentSim:
     def _claim_again(self, run: RunTask, attempt: int) -> None:
         if self.dead:
             return
-        if self.paused:  # a frozen process asks nothing; it claims the run when it wakes
+        if self.paused or self.cut_off:  # it claims the run when it wakes, or is heard again
             self.queued.append(run)
             return
         self._start(run, attempt)
@@ -278,6 +285,12 @@ class AgentSim:
         if self.paused:  # a frozen process sends nothing; the retry goes out when it wakes
             self.held.append((report, attempt))
             return
+        if self.cut_off:  # no try gets through: ours goes out when heard again, the seed's
+            if self.fleet.reports_until_delivered:  # is dropped after its tries
+                self.held.append((report, attempt))
+            elif (delay := reports.retry_after(self.fleet.w.agent_reports, attempt)) is not None:
+                self.fleet.w.kernel.after(delay, self._report, report, attempt + 1)
+            return
         out = self.fleet.w.send(report)
         if out.ok or out.status < 500:
             self._reported(report.task_id)
@@ -295,7 +308,7 @@ class AgentSim:
             self._maybe_exit()
 
     def _notice(self, task_id: int, ok: bool) -> None:
-        if self.connected and not self.dead and not self.paused:
+        if self.connected and not self.dead and not self.paused and not self.cut_off:
             self.fleet.w.send(ev.CompletionNotice(task_id, self.agent_id, ok))
 
     # ------------------------------------------------------------------ lifecycle
@@ -387,9 +400,15 @@ class AgentSim:
             x.ends_at = now + x.remaining
             x.gen += 1
             w.kernel.at(x.ends_at, self._finish, x, x.gen)
+        if not self.cut_off:
+            self._heard_again()
+
+    def _heard_again(self) -> None:
+        """Woken, or its network back: what waited goes out (the runs sent to it, its claims
+        and reports), and it beats, or connects again."""
         queued, self.queued = self.queued, []
         for run in queued:
-            self._start(run)
+            self.deliver(run)
         held, self.held = self.held, []
         for report, attempt in held:
             self._report(report, attempt)
@@ -398,6 +417,25 @@ class AgentSim:
             self.heartbeat(self.hb_gen)  # a 404 here means the server dropped us: reconnect
         else:
             self.reconnect_later()
+
+    def cut(self) -> None:
+        """An agent-partition: the process runs on (its runs progress, commit and renew their
+        lease: the state backend is reachable), but nothing it sends reaches the scheduler and
+        nothing sent to it arrives until `heal`. Neither side hears a close: the server still
+        takes the C&C connection for open and learns of the cut only from the missing
+        heartbeats."""
+        if self.dead or self.cut_off:
+            return
+        self.cut_off = True
+        self.hb_gen += 1
+        self.conn_gen += 1
+
+    def heal(self) -> None:
+        if not self.cut_off:
+            return
+        self.cut_off = False
+        if not self.dead and not self.paused:  # a frozen one goes on when it wakes (`resume`)
+            self._heard_again()
 
 
 class AgentFleet:

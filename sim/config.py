@@ -165,7 +165,7 @@ class WorkspaceGroup:
         return tuple(f"{self.prefix}-{i}" for i in range(1, self.count + 1))
 
 
-TARGETED_FAULTS = ("pod-kill", "node-loss", "agent-disconnect")  # the faults that take a `target`
+TARGETED_FAULTS = ("pod-kill", "node-loss", "agent-disconnect", "agent-partition")  # the faults that take a `target`
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,14 @@ A fault at `at` looks for its target then, and again every `retry_s` for up to `
 with the `pod`, `agent`, `task` and `data.node` it hit where known, so the checker can
 attribute recovery to it.
 
-Targets (pod-kill, node-loss, agent-disconnect):
+agent-partition: the target pod's agent is cut off from the scheduler, both ways, until
+`heal_after` (never, without it). Unlike a node-loss its process runs on: its runs progress and
+commit (the state backend stays reachable), its reports wait (ours; the seed's are dropped after
+their tries), and Kubernetes sees nothing wrong. Unlike an agent-disconnect the server hears no
+close; it learns of the cut only from the missing heartbeats (`sim.agents.AgentSim.cut`). Its
+heal is a `fault.end` row.
+
+Targets (pod-kill, node-loss, agent-disconnect, agent-partition):
 * `random`: a pod that is not terminating (in `pool` if given), drawn with the fault RNG;
 * `reserved-holder`: a pod that holds the scheduler's reservation for a task waiting in
   apply_pending, as the scheduler recorded it (`slot.reserved` rows, less the `slot.released`
@@ -59,6 +66,7 @@ from sim.config import TARGETED_FAULTS, FaultSpec, WorldConfig, hpa_fault_pool
 from sim.kube import pods
 
 if TYPE_CHECKING:
+    from sim.agents import AgentSim
     from sim.cluster import Pod
     from sim.world import World
 
@@ -178,7 +186,13 @@ _DAY = 86400.0
 def _connected(pod: Pod) -> bool:
     """Its agent holds a C&C connection an agent-disconnect can drop."""
     a = pod.agent
-    return a is not None and a.connected and not a.dead and not a.paused
+    return a is not None and a.connected and not a.dead and not a.paused and not a.cut_off
+
+
+def _reachable(pod: Pod) -> bool:
+    """Its agent runs and is not already cut off: an agent-partition can cut it off."""
+    a = pod.agent
+    return a is not None and not a.dead and not a.paused and not a.cut_off
 
 
 class Faults:
@@ -323,21 +337,49 @@ class Faults:
         cluster.lose_node(node, spec.heal_after)
         return True
 
-    def fire_agent_disconnect(self, spec: FaultSpec) -> bool:
-        hit = self.target_pod(spec, _connected)
+    def _on_agent(self, spec: FaultSpec, usable: Callable[[Pod], bool]
+                  ) -> tuple[AgentSim, dict[str, Any]] | None:
+        """The agent of the fault's target pod (`usable` takes only pods with one), and where
+        the fault row says it hit: the pod, the agent, the task and the pod's node."""
+        hit = self.target_pod(spec, usable)
         if hit is None:
-            return False
+            return None
         pod, task = hit
         a = pod.agent
         assert a is not None
-        self.record(spec, "agent C&C connection dropped", pod=pod.name, agent=a.agent_id,
-                    task=task, node=pod.node or None, reconnect_after=spec.reconnect_after)
+        return a, {"pod": pod.name, "agent": a.agent_id, "task": task, "node": pod.node or None}
+
+    def fire_agent_disconnect(self, spec: FaultSpec) -> bool:
+        found = self._on_agent(spec, _connected)
+        if found is None:
+            return False
+        a, where = found
+        self.record(spec, "agent C&C connection dropped", **where, reconnect_after=spec.reconnect_after)
         # The server hears of the close after the watch latency; a reconnect sooner than that
         # would be heard first, and the late close would then drop the new connection.
         self.w.notify(ev.AgentDisconnected(a.agent_id))
         latency = self.w.cfg.cluster.watch_latency_s
         a.drop(None if spec.reconnect_after is None else max(spec.reconnect_after, latency))
         return True
+
+    def fire_agent_partition(self, spec: FaultSpec) -> bool:
+        found = self._on_agent(spec, _reachable)
+        if found is None:
+            return False
+        a, where = found
+        heals = f", heals after {spec.heal_after:g} s" if spec.heal_after is not None else ""
+        row = self.record(spec, "agent cut off from the scheduler" + heals, **where,
+                          heal_after=spec.heal_after)
+        a.cut()
+        if spec.heal_after is not None:
+            self.w.kernel.after(spec.heal_after, self._heal_partition, a, row)
+        return True
+
+    def _heal_partition(self, a: AgentSim, row: dict[str, Any]) -> None:
+        why = "partition over; its agent had exited" if a.dead else "agent reachable again"
+        self.w.record(Kind.FAULT_END, Source.FAULT, reason=why, pod=row["pod"],
+                      agent=row["agent"], task=row["task"], data=dict(row["data"]))
+        a.heal()
 
     def fire_scheduler_restart(self, spec: FaultSpec) -> bool:
         self.record(spec, "scheduler process restarted")

@@ -772,8 +772,8 @@ def _fault(
         pod = agent = None  # the write failed for its task, not for the pod's other tasks
     node = data.get("node") if cause is None else None
     restart = data.get("type") == RESTART_FAULT and cause is None
-    # Only a node-loss takes the node's other pods with it: a pod-kill or agent-disconnect
-    # records `data.node` just to say where its target was.
+    # Only a node-loss takes the node's other pods with it: a pod-kill, agent-disconnect or
+    # agent-partition records `data.node` just to say where its target was.
     pods = set(node_pods.get(node, ())) if node and data.get("type") == NODE_FAULT else set()
     if pod:
         pods.add(pod)

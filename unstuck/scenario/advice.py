@@ -98,8 +98,8 @@ def advice(s: Scenario, file: str) -> list[str]:
     # `at` with its fault's heal_after, and its replay must run.
     for i, f in enumerate(s.faults):
         first = f.at if f.at is not None else f.start_s
-        for k, what in (("heal_after", "the node never heals"),
-                        ("reconnect_after", "the agent never reconnects")):
+        heals = "the agent is never heard again" if f.type == "agent-partition" else "the node never heals"
+        for k, what in (("heal_after", heals), ("reconnect_after", "the agent never reconnects")):
             after = getattr(f, k, None)
             if after is not None and first + after >= run:
                 out.append(line(file, f"faults[{i}].{k}", after, f"ends after the run (the "

@@ -42,7 +42,7 @@ from unstuck.scenario.mapping_rules import (
     when,
 )
 
-FAULT_TYPES = ("pod-kill", "node-loss", "agent-disconnect", "scheduler-restart",
+FAULT_TYPES = ("pod-kill", "node-loss", "agent-disconnect", "agent-partition", "scheduler-restart",
                "db-write-failure", "double-confirm", "pool-scale-down", "hpa-scale-down")
 
 
@@ -403,6 +403,13 @@ class AgentDisconnect(_Fault):
     pool: str | None = None
 
 
+class AgentPartition(_Fault):
+    type: Literal["agent-partition"]
+    target: Target = "random"
+    heal_after: Seconds | None = None
+    pool: str | None = None
+
+
 class SchedulerRestart(_Fault):
     type: Literal["scheduler-restart"]
 
@@ -469,7 +476,7 @@ class HpaScaleDown(_Fault):
 
 
 Fault = Annotated[
-    Union[PodKill, NodeLoss, AgentDisconnect, SchedulerRestart, DbWriteFailure,  # noqa: UP007
+    Union[PodKill, NodeLoss, AgentDisconnect, AgentPartition, SchedulerRestart, DbWriteFailure,  # noqa: UP007
           DoubleConfirm, PoolScaleDown, HpaScaleDown],
     Field(discriminator="type"),
 ]

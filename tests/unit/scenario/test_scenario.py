@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from unstuck.scenario import ScenarioInvalid, advice, load, parse
+from unstuck.scenario import FAULT_TYPES, ScenarioInvalid, advice, load, parse
 
 SHIPPED = sorted(Path("scenarios").glob("*.yaml"))
 REQUIRED = {"incident-601", "hpa-scale-down-during-apply-pending", "pod-kill-reserved-slot",
@@ -25,9 +25,8 @@ def test_mixed_chaos_day_is_a_day_of_fifty_workspaces_with_every_fault():
     s = load("scenarios/mixed-chaos-day.yaml")
     w = s.world()
     assert w.duration_s == 86400 and sum(len(g.workspace_names()) for g in w.workload) == 50
-    assert {f.type for f in w.faults} == {
-        "pod-kill", "node-loss", "agent-disconnect", "scheduler-restart", "db-write-failure",
-        "double-confirm", "pool-scale-down", "hpa-scale-down"}
+    assert {f.type for f in w.faults} == set(FAULT_TYPES)
+    assert len(FAULT_TYPES) == 9  # agent-partition (session 36) is the ninth
     assert all(f.rate_per_h for f in w.faults)
 
 

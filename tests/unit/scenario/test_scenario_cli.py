@@ -52,7 +52,7 @@ def test_every_shipped_scenario_checks_ok_with_a_summary_line_each():
     for line, path in zip(lines, SHIPPED, strict=True):
         assert line.startswith(f"ok: {path} (name: {path.stem}, ")
     assert ("ok: scenarios/mixed-chaos-day.yaml (name: mixed-chaos-day, 24 h, 50 workspaces, "
-            "10 faults, 1 goal, 2 seeds)") in r.stdout.splitlines()
+            "11 faults, 1 goal, 2 seeds)") in r.stdout.splitlines()
 
 
 def test_every_problem_of_every_file_is_reported_in_one_run(tmp_path):

@@ -182,12 +182,12 @@ def faults(draw: Any, pool_ids: list[str], duration: float) -> dict[str, Any]:
     kind = draw(st.sampled_from(FAULT_TYPES))
     f: dict[str, Any] = {"type": kind, **timing(draw, duration)}
     pool = st.sampled_from(pool_ids)
-    if kind in ("pod-kill", "node-loss", "agent-disconnect"):
+    if kind in ("pod-kill", "node-loss", "agent-disconnect", "agent-partition"):
         maybe(f, draw, "target", st.sampled_from(TARGETS))
         maybe(f, draw, "pool", pool)
     if kind == "pod-kill":
         maybe(f, draw, "mode", st.sampled_from(["forced", "graceful"]))
-    elif kind == "node-loss":
+    elif kind in ("node-loss", "agent-partition"):
         maybe(f, draw, "heal_after", secs(0, 1200))
     elif kind == "agent-disconnect":
         maybe(f, draw, "reconnect_after", secs(0, 300))

@@ -29,6 +29,7 @@ run = CliRunner().invoke
     ("scenarios/scheduler-restart.yaml", "seed-head", 2),
     ("scenarios/node-loss-mid-apply.yaml", "reference", 2),
     ("scenarios/mixed-chaos-day.yaml", "reference", 0),  # every fault type fires, at rates
+    ("scenarios/agent-partition-mid-apply.yaml", "seed-head", 1),  # cuts that heal
 ])
 def test_every_attempt_as_a_fault_at_its_own_time_runs_the_same_history(path, scheduler, seed):
     cfg = scenario.load(path).world()
