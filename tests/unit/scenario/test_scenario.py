@@ -524,6 +524,21 @@ def test_a_drain_or_bound_shorter_than_the_work_gets_a_warning_naming_the_field(
         " shorter than one plan's p99.99 (agents."]
 
 
+def test_a_bound_shorter_than_a_new_pods_start_and_connect_gets_a_warning():
+    # The scenario fuzz (session 36) drew a 1 s bound with applies of no length: a confirmed
+    # task whose pod had been replaced found every pod busy and waited 2.1 s for a new one
+    # under the reference, as it would under any scheduler.
+    fast = {"apply_s": 0.001, "plan_s": 10, "connect_s": {"kind": "uniform", "min": 0, "max": 4}}
+    s = parse({**OK, "bounds": {"apply_pending_s": 1}, "agents": fast}, "x.yaml")
+    assert advice(s, "x.yaml") == [
+        "warning: x.yaml: bounds.apply_pending_s = 1.0 (float): is shorter than a new pod's start "
+        "and its agent's connect (p99 14 s, cluster.pod_startup and agents.connect_s): a confirmed "
+        "task whose pod went (a fault, a scale-down) waits for a new one, and may break "
+        "apply_pending_bound under every scheduler; make it at least 14"]
+    assert advice(parse({**OK, "bounds": {"apply_pending_s": 14}, "agents": fast}, "x.yaml"),
+                  "x.yaml") == []
+
+
 def test_a_plan_longer_than_the_reference_run_timeout_gets_a_warning():
     # A plan that always takes longer fails at the run timeout (until session 30 it was run
     # again, up to the retry budget: `drained` failed with a plan of 4,000 s, and before an
