@@ -131,6 +131,14 @@ class StartupDelay:
             f"must be >= median_s ({self.median_s})",
         )
 
+    def p99(self) -> float:
+        """The 99th percentile of `sample`'s draws: what a bound must leave room for."""
+        if self.kind == "fixed":
+            return self.median_s
+        if self.kind == "uniform":
+            return self.minimum_s + 0.99 * 2 * (self.median_s - self.minimum_s)
+        return self.p99_s  # >= median_s >= minimum_s, so the floor never moves it
+
     def sample(self, rng: random.Random) -> float:
         if self.kind == "fixed":
             return self.median_s

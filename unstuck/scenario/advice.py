@@ -4,15 +4,11 @@ that do not stop it."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from scheduler.settings import ReferencePolicy
 from unstuck.scenario.messages import UNSHOWN, line
 from unstuck.scenario.rules import count_text, fault_window_s
 from unstuck.scenario.schema import Scenario
-
-if TYPE_CHECKING:
-    from sim.kube.pods import StartupDelay
 
 BUSY_MAX = 0.75  # of a pool's pod time in a run: the shipped scenarios ask for at most 13 %
 
@@ -56,7 +52,7 @@ def advice(s: Scenario, file: str) -> list[str]:
     # waits for a new pod to start and its agent to connect: no scheduler can do that in less
     # (the scenario fuzz drew a 1 s bound, broken by a 2.1 s start).
     w = s.world()
-    start = _start_p99(w.cluster.pod_startup) + w.agents.connect.quantile(0.99)
+    start = w.cluster.pod_startup.p99() + w.agents.connect.quantile(0.99)
     if s.bounds.apply_pending_s < start:
         out.append(line(file, "bounds.apply_pending_s", s.bounds.apply_pending_s,
                          f"is shorter than a new pod's start and its agent's connect (p99 "
@@ -132,12 +128,3 @@ def advice(s: Scenario, file: str) -> list[str]:
                          "every node lost no pod runs again, and `drained` fails under every "
                          "scheduler; set heal_after, or add nodes", show_value=False))
     return ["warning: " + line for line in out]
-
-
-def _start_p99(d: StartupDelay) -> float:
-    """A pod's start-up delay at its 99th percentile, as `StartupDelay` draws it."""
-    if d.kind == "fixed":
-        return d.median_s
-    if d.kind == "uniform":  # on [minimum_s, 2 * median_s - minimum_s]
-        return d.minimum_s + 0.99 * 2 * (d.median_s - d.minimum_s)
-    return d.p99_s
