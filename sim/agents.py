@@ -24,7 +24,7 @@ Behaviour (shared/specs/seed-system.md §2.2, §8):
   with "state lock fenced" (`exec.fail`) when it tries to commit. Our agent also holds the
   lock under a lease (`agent_state_lease_s`, 30 s, as the live backend's `--lease`), renewed
   while it works: a second apply is refused while the holder's lease runs (`exec.fail`, no
-  invoke: it never began; the live agent takes the lock before it claims the run), and a holder frozen or dead for longer than the lease has lost
+  invoke: it never began), and a holder frozen or dead for longer than the lease has lost
   the lock: a frozen apply fails at once when it wakes, as the live agent's renewal raises
   `LockLost`. The seed's agent holds no lease: a newer apply always takes the lock;
 * SIGTERM (graceful pod delete) does what the scheduler's own agent does (the variant's
@@ -40,7 +40,11 @@ Behaviour (shared/specs/seed-system.md §2.2, §8):
   its socket. It resumes if the node heals, and then reports late (fencing matters). Our
   agent claims each run before it starts it, as the live one does (`agent_claims_runs`): a
   run that is no longer its task's current dispatch (running, same fence, this agent) is
-  refused and never runs, and nothing is recorded (live, the claim gets a 409). The seed's
+  refused and never runs, and nothing is recorded (live, the claim gets a 409). An apply
+  takes its state lock before it claims, as live, and holds it while a claim the store could
+  not write (503) is asked again; frozen or cut off meanwhile, it lets the lease lapse
+  (`StateSim.lapsed`, `scheduler/claims.py`) and a claim answered after that fails the run
+  before it begins (`Run.begun`, `Run.lost`). The seed's
   agent runs whatever it is sent, however stale. A plan claimed before the pause that ends
   after its task was planned again records `exec.ok` here; the live agent keeps saved plans,
   fenced, and records `exec.fail` "plan fenced: stale token" (docs/agent-protocol.md): either
@@ -70,6 +74,12 @@ class Run:
     ends_at: float
     remaining: float = 0.0
     gen: int = 0
+    # Ours claims a run before it begins it; until the claim is answered 200 the run is not
+    # begun (no invoke, nothing done) and its apply holds the state lock it took.
+    begun: bool = True
+    superseded: tuple[int, int] | None = None  # the token its apply took the lock from
+    lost: bool = False  # its lease lapsed while the claim waited: it cannot run
+    claim_due: int | None = None  # a claim retry that fell due while frozen or cut off
 
 
 @dataclass(slots=True, eq=False)
@@ -91,6 +101,7 @@ class AgentSim:
     unreported: dict[int, int] = field(default_factory=dict)
     held: list[tuple[Any, int]] = field(default_factory=list)  # retries due while paused
     stalled_at: float | None = None  # frozen or dead since: its lease is no longer renewed
+    cut_since: float | None = None  # cut off since: a waiting claim's lease lapses after a while
     hb_gen: int = 0
     conn_gen: int = 0
     backoff: float = 0.0
@@ -162,9 +173,7 @@ class AgentSim:
         if run.action == "cancel":
             x = self.runs.pop(run.task_id, None)
             if x is not None:
-                x.gen += 1
-                self._record(Kind.EXEC_INFO, x.run, "cancelled by the server mid-run")
-                self._release_lock(x.run)
+                self._stop(x, "cancelled by the server mid-run")
                 self._maybe_exit()
             return
         if self.paused:
@@ -172,24 +181,12 @@ class AgentSim:
             return
         self._start(run)
 
-    def _start(self, run: RunTask, attempt: int = 0) -> None:
+    def _start(self, run: RunTask) -> None:
         w = self.fleet.w
         now = w.kernel.now
-        cfg = self.fleet.cfg
         task = w.store.get_task(run.task_id)  # the agent loads the task over HTTP
-        if self.fleet.claims_runs:
-            out = w.send(ev.RunClaimed(run.task_id, self.agent_id, run.fence))
-            if not out.ok:
-                # Not stored (a store outage: 503): ask again, as the live outbox does.
-                # Refused (409 stale dispatch): it does not run.
-                delay = reports.retry_after(w.agent_reports, attempt) if out.status >= 500 else None
-                if delay is not None:
-                    w.kernel.after(delay, self._claim_again, run, attempt + 1)
-                else:
-                    self._maybe_exit()
-                return
         ttype = task.task_type if task is not None else None
-        extra: dict[str, Any] = {}
+        superseded = None
         if run.action == "apply":
             state = w.state
             prev = state.lock.get(run.workspace_id)
@@ -201,31 +198,89 @@ class AgentSim:
                 self._maybe_exit()
                 return
             superseded = state.take(run, self)
-            if superseded is not None:
-                extra["supersedes"] = list(superseded)  # the older holder can no longer commit
-            duration = cfg.apply.sample(self.fleet.rng)
-        else:
-            duration = cfg.plan.sample(self.fleet.rng)
         old = self.runs.get(run.task_id)
         if old is not None and not self.fleet.claims_runs:
             self.displaced.append(old)  # the seed's agent: both goroutines run on
         elif old is not None:
-            old.gen += 1
-            self._record(Kind.EXEC_INFO, old.run, "superseded by a new run of the same task")
-            self._release_lock(old.run)  # a no-op when this run's apply took the lock over
-        x = Run(run, ttype, now + duration)
+            self._stop(old, "superseded by a new run of the same task")
+        x = Run(run, ttype, now, superseded=superseded)
         self.runs[run.task_id] = x
+        if not self.fleet.claims_runs:
+            self._begin(x)  # the seed's agent claims nothing: it runs what it is sent
+            return
+        # Ours claims the run first, holding the state lock it took (an apply's), as the live
+        # agent does: the run is its own meanwhile (its heartbeat lists it), not begun.
+        x.begun = False
+        if run.action == "apply":
+            w.state.claiming.add((run.task_id, run.fence))
+        self._claim(x, 0)
+
+    def _claim(self, x: Run, attempt: int) -> None:
+        out = self.fleet.w.send(ev.RunClaimed(x.run.task_id, self.agent_id, x.run.fence))
+        if out.ok:
+            self._begin(x)
+            return
+        # Not stored (a store outage: 503): ask again, as the live outbox does, keeping the
+        # lock meanwhile. Refused (409: a stale dispatch): it does not run.
+        delay = reports.retry_after(self.fleet.w.agent_reports, attempt) if out.status >= 500 else None
+        if delay is not None:
+            self.fleet.w.kernel.after(delay, self._claim_again, x, x.gen, attempt + 1)
+            return
+        if self.runs.get(x.run.task_id) is x:
+            del self.runs[x.run.task_id]
+        self._release_lock(x.run)
+        self._maybe_exit()
+
+    def _claim_again(self, x: Run, gen: int, attempt: int) -> None:
+        if gen != x.gen or self.dead:
+            return
+        if self.paused or self.cut_off:  # it asks when it wakes, or is heard again
+            x.claim_due = attempt
+            return
+        self._claim(x, attempt)
+
+    def _begin(self, x: Run) -> None:
+        w = self.fleet.w
+        run = x.run
+        x.begun = True
+        extra: dict[str, Any] = {}
+        if run.action == "apply":
+            state = w.state
+            state.claiming.discard((run.task_id, run.fence))
+            if x.lost or not state.holds(run):
+                # Claimed, but its lease lapsed while the claim waited (the live renewal's
+                # LockLost): it stops before it does anything, and says so.
+                self._record(Kind.EXEC_INVOKE, run, "", digest=run.plan_digest)
+                del self.runs[run.task_id]
+                self._fail_lock(run, f"state lock of {run.workspace_id} lost: its lease lapsed "
+                                     f"while the claim waited")
+                self._maybe_exit()
+                return
+            if x.superseded is not None:
+                extra["supersedes"] = list(x.superseded)  # the older holder can no longer commit
+            duration = self.fleet.cfg.apply.sample(self.fleet.rng)
+        else:
+            duration = self.fleet.cfg.plan.sample(self.fleet.rng)
+        x.ends_at = w.kernel.now + duration
         self._record(Kind.EXEC_INVOKE, run, "",
                      digest=run.plan_digest if run.action == "apply" else None, **extra)
         w.kernel.at(x.ends_at, self._finish, x, x.gen)
 
-    def _claim_again(self, run: RunTask, attempt: int) -> None:
-        if self.dead:
+    def _stop(self, x: Run, why: str) -> None:
+        """Stop a run of ours (a cancel, a newer run of its task) and give its lock back. One
+        not yet begun says it ended before it began, as the live agent's does
+        (`Run._aborted`): nothing was done."""
+        x.gen += 1
+        run = x.run
+        self._release_lock(run)
+        if x.begun:
+            self._record(Kind.EXEC_INFO, run, why)
             return
-        if self.paused or self.cut_off:  # it claims the run when it wakes, or is heard again
-            self.queued.append(run)
-            return
-        self._start(run, attempt)
+        why = f"{run.action} aborted before it began: {why}"
+        self._record(Kind.EXEC_FAIL, run, why)
+        self._send_report(ev.ApplyFinished(run.task_id, self.agent_id, False, run.fence, why)
+                          if run.action == "apply" else
+                          ev.TaskFailed(run.task_id, self.agent_id, why, run.fence))
 
     def _record(self, kind: Kind, run: RunTask, reason: str, **data: Any) -> None:
         self.fleet.w.record(kind, Source.AGENT, task=run.task_id, workspace=run.workspace_id,
@@ -341,7 +396,8 @@ class AgentSim:
         self.conn_gen += 1
         for x in [*self.displaced, *(x for _, x in sorted(self.runs.items()))]:
             x.gen += 1
-            self._record(Kind.EXEC_INFO, x.run, reason)
+            if x.begun:  # one that never began has no outcome to be unknown
+                self._record(Kind.EXEC_INFO, x.run, reason)
         self.runs.clear()
         self.displaced.clear()
         self.queued.clear()
@@ -358,8 +414,9 @@ class AgentSim:
         self.hb_gen += 1
         self.conn_gen += 1
         for x in [*self.runs.values(), *self.displaced]:
-            x.remaining = max(0.0, x.ends_at - now)
-            x.gen += 1
+            if x.begun:  # a waiting claim's retry finds the agent frozen and waits for it
+                x.remaining = max(0.0, x.ends_at - now)
+                x.gen += 1
 
     def _release_lock(self, run: RunTask) -> None:
         """An apply our agent stops before its commit gives its state lock back, as the live
@@ -373,12 +430,25 @@ class AgentSim:
     def _lose_lock(self, x: Run) -> None:
         """A frozen apply whose lease ran out: its first renewal on waking fails, so it
         stops before its commit (the live agent's `LockLost`) and says so."""
-        run = x.run
         x.gen += 1
-        self.fleet.w.state.free(run)  # an expired lock is free for the next apply
-        why = f"state lock of {run.workspace_id} lost: its lease expired while the agent was frozen"
+        self.fleet.w.state.free(x.run)  # an expired lock is free for the next apply
+        self._fail_lock(x.run, f"state lock of {x.run.workspace_id} lost: its lease expired "
+                               f"while the agent was frozen")
+
+    def _fail_lock(self, run: RunTask, why: str) -> None:
         self._record(Kind.EXEC_FAIL, run, why)
         self._send_report(ev.ApplyFinished(run.task_id, self.agent_id, False, run.fence, why))
+
+    def _lapse_waiting_claims(self, now: float) -> None:
+        """Frozen or cut off, it renewed no lease of an apply waiting for its claim (past
+        `claims.lapses_after_s` unheard): a lapsed one is free for another apply, and the run,
+        if its claim is still answered 200, fails at once (`_begin`)."""
+        state = self.fleet.w.state
+        for x in self.runs.values():
+            if (not x.begun and not x.lost and x.run.action == "apply" and state.holds(x.run)
+                    and state.lapsed(self, now, claiming=True)):
+                x.lost = True
+                state.free(x.run)
 
     def resume(self) -> None:
         if self.dead or not self.paused:
@@ -387,8 +457,11 @@ class AgentSim:
         now = w.kernel.now
         self.paused = False
         lapsed = w.state.lapsed(self, now)
+        self._lapse_waiting_claims(now)
         self.stalled_at = None
         for task_id, x in sorted(self.runs.items()):
+            if not x.begun:
+                continue
             if lapsed and x.run.action == "apply":
                 self._lose_lock(x)
                 del self.runs[task_id]
@@ -404,8 +477,12 @@ class AgentSim:
             self._heard_again()
 
     def _heard_again(self) -> None:
-        """Woken, or its network back: what waited goes out (the runs sent to it, its claims
-        and reports), and it beats, or connects again."""
+        """Woken, or its network back: what waited goes out (its claims, the runs sent to it,
+        and its reports), and it beats, or connects again."""
+        for _, x in sorted(self.runs.items()):
+            if x.claim_due is not None:
+                attempt, x.claim_due = x.claim_due, None
+                self._claim(x, attempt)
         queued, self.queued = self.queued, []
         for run in queued:
             self.deliver(run)
@@ -427,13 +504,16 @@ class AgentSim:
         if self.dead or self.cut_off:
             return
         self.cut_off = True
+        self.cut_since = self.fleet.w.kernel.now
         self.hb_gen += 1
         self.conn_gen += 1
 
     def heal(self) -> None:
         if not self.cut_off:
             return
+        self._lapse_waiting_claims(self.fleet.w.kernel.now)
         self.cut_off = False
+        self.cut_since = None
         if not self.dead and not self.paused:  # a frozen one goes on when it wakes (`resume`)
             self._heard_again()
 

@@ -28,6 +28,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from scheduler import claims
 from scheduler.agent.backend import LockLost, PlanFenced, StateLocked, Token
 from scheduler.model import TaskType
 
@@ -36,9 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("unstuck.agent")
 TASK_TYPES = {t.value for t in TaskType}
-# How many leases a run waiting for its claim's answer keeps its state lock with no answer
-# from the scheduler (2 min at the default 30 s lease; `Run._while_heard`).
-CLAIM_HOLD_LEASES = 4
 
 
 @dataclass(frozen=True)
@@ -131,7 +129,7 @@ class Run:
 
     def _while_heard(self, renew: Any) -> Any:
         """`renew`, for a lock whose run waits for its claim's answer: it renews only while
-        the scheduler answers this agent (`Client.heard`, within `CLAIM_HOLD_LEASES` leases).
+        the scheduler answers this agent (`Client.heard`, within `claims.CLAIM_HOLD_LEASES` leases).
         An agent cut off from the scheduler, but alive, would otherwise renew for ever a lock
         the scheduler cannot ask about: it hears the agent silent and finds the lease live,
         so it waits in doubt for the run timeout (60 min). Once the lease lapses the run
@@ -141,7 +139,7 @@ class Run:
         and fails the apply ("state lock lost"; the user plans again) where it would have run."""
         if renew is None or self.agent.cfg.lease_s is None:
             return renew
-        hold = CLAIM_HOLD_LEASES * self.agent.cfg.lease_s
+        hold = claims.renews_for_s(self.agent.cfg.lease_s)
         client, m = self.agent.client, self.msg
         warned = [False]
 
