@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,8 @@ class Engine:
         url = config.store_url or (f"sqlite:///{data / 'store.db'}" if data else "memory://")
         self.store = open_store(url)
         self.history = HistoryLog(data / "history.jsonl" if data else None, self.clock.t)
-        if self.history.rows:
-            self.clock.not_before(self.history.rows[-1]["t"])
+        if self.history.last is not None:
+            self.clock.not_before(self.history.last["t"])
         self.mailboxes = Mailboxes(self.clock.now, poll_timeout_s=config.poll_timeout_s,
                                    stale_after_s=config.agent_stale_s)
         self.cluster = self._cluster()
@@ -75,12 +76,12 @@ class Engine:
                            timer=self.timer, history=self.history,
                            rng=random.Random(config.seed), settings=config.settings, state=state)
         self.scheduler = Scheduler(policy_class(config.scheduler)(self.ctx), self.ctx)
-        self.metrics.observer.replay(self.history.rows)  # a restart continues the run's timings
-        self.history.observers.append(self.metrics.observe_row)
         self.open_execs: dict[tuple[str, int], dict[str, Any]] = {}  # (agent, task) -> invoke row
         self.exec_seen: set[tuple] = set()  # execution rows already recorded (retried reports)
-        for row in self.history.rows:  # a restart continues the run: rebuild both from the log
-            self._track_execs(row)
+        # A restart continues the run: its timings, and both of the above, rebuilt from the log
+        # in one read of it.
+        self.metrics.observer.replay(self._tracked(self.history.replay()))
+        self.history.observers.append(self.metrics.observe_row)
         self.history.observers.append(self._track_execs)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.booted = False
@@ -181,6 +182,11 @@ class Engine:
         for agent, box in sorted(self.mailboxes.boxes.items()):
             if box.pod == pod and self.mailboxes.disconnect(agent):
                 self.handle(ev.AgentDisconnected(agent))
+
+    def _tracked(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            self._track_execs(row)
+            yield row
 
     def _track_execs(self, row: dict[str, Any]) -> None:
         kind = row["kind"]

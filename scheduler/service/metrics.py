@@ -18,7 +18,7 @@ reference; these are for dashboards and the HPA).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -77,7 +77,7 @@ class RowObserver:
                                          "task.transition"):
                 self.ties.setdefault(task, set()).add(row[key])
 
-    def replay(self, rows: list[dict[str, Any]]) -> None:
+    def replay(self, rows: Iterable[dict[str, Any]]) -> None:
         """Follow the rows a restarted service finds in its history without observing: a
         confirm or a fault before the restart is timed by the row after it, while what the
         previous process observed is not observed twice (its histograms died with it)."""

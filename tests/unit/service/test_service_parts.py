@@ -261,6 +261,34 @@ def test_history_rows_are_durable_with_run_times_and_a_torn_tail_is_cut(tmp_path
     assert [r["seq"] for r in read_jsonl(path)] == [0, 1, 2]
 
 
+def test_history_windows_read_back_from_the_file_equal_the_rows_appended(tmp_path):
+    """The file-backed log keeps only where each row starts: `GET /history`'s windows, read
+    back from the file, and a restart's replay give the rows as appended, as the in-memory log
+    (no file) does."""
+    path = tmp_path / "history.jsonl"
+    on_file, in_memory = HistoryLog(path, lambda now: now - 100.0), HistoryLog(None, lambda now: now - 100.0)
+    appended = []
+    for i in range(40):
+        event = HistoryEvent(100.0 + i / 4, Kind.USER, task=i % 7, reason="é" * (i % 3),
+                             data={"n": i, "text": "line\nbreak" if i == 5 else ""})
+        appended.append(on_file.append(event))
+        assert in_memory.append(event) == appended[-1]
+    windows = [(0, None), (0, 1), (3, 10), (39, 5), (35, None), (40, 3), (99, None), (0, 40)]
+    for log in (on_file, in_memory):
+        assert len(log) == 40 and log.last == appended[-1]
+        for offset, limit in windows:
+            assert log.since(offset, limit) == appended[offset:None if limit is None else offset + limit]
+        assert list(log.replay()) == appended
+    on_file.close()
+    again = HistoryLog(path, lambda now: now - 100.0)  # a restart: indexed from the file
+    assert len(again) == 40 and again.last == appended[-1] and list(again.replay()) == appended
+    appended.append(again.append(HistoryEvent(120.0, Kind.USER, task=1)))
+    assert appended[-1]["seq"] == 40
+    assert again.since(38) == appended[38:] and again.since(40, 1) == appended[40:]
+    again.close()
+    assert read_jsonl(path) == appended
+
+
 def test_a_history_file_with_a_gap_is_refused(tmp_path):
     path = tmp_path / "history.jsonl"
     path.write_text('{"seq":0}\n{"seq":5}\n')
