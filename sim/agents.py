@@ -213,7 +213,11 @@ class AgentSim:
         x.begun = False
         if run.action == "apply":
             w.state.claiming.add((run.task_id, run.fence))
-        self._claim(x, 0)
+        claim = self.fleet.claim_s
+        if claim is None:
+            self._claim(x, 0)
+        else:  # the claim in flight (`agents.claim_s`): it lands a draw later
+            w.kernel.after(claim.sample(self.fleet.claim_rng), self._claim_again, x, x.gen, 0)
 
     def _claim(self, x: Run, attempt: int) -> None:
         out = self.fleet.w.send(ev.RunClaimed(x.run.task_id, self.agent_id, x.run.fence))
@@ -528,6 +532,9 @@ class AgentFleet:
         self.exit_on_sigterm = world.agent_on_sigterm == "exit"
         self.reports_until_delivered = world.agent_reports == reports.UNTIL_DELIVERED
         self.claims_runs = world.agent_claims_runs
+        claim = self.cfg.claim
+        self.claim_s = None if claim.kind == "fixed" and claim.a <= 0.0 else claim
+        self.claim_rng = world.rng("claims")  # a stream of its own: 0 s leaves every history as it was
         self.by_id: dict[str, AgentSim] = {}
         # The agents not yet dead: a churning day starts thousands of agents, and fault
         # targeting walks the living ones.

@@ -119,6 +119,10 @@ class AgentConfig:
     has_changes: float = 0.9
     plan_fail: float = 0.0
     apply_fail: float = 0.0
+    claim: Dist = field(default_factory=lambda: fixed(0.0))
+    """Our agent's claim in flight: from a run's arrival (an apply's, with the state lock
+    taken) to the scheduler storing the claim. The window in which the run holds the lock
+    but has not begun; 0 claims at once and draws nothing. The seed's agent claims nothing."""
     heartbeat_s: float = 10.0
     notice_after_s: float = 0.05
     reconnect_base_s: float = 2.0

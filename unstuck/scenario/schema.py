@@ -256,6 +256,7 @@ class Agents(StrictModel):
     has_changes: Probability = 0.9
     plan_fail: Probability = 0.0
     apply_fail: Probability = 0.0
+    claim_s: Dist = Dist(kind="fixed", value=0)
 
 
 CLICK_RETRIES_MAX = 100  # per click: a user who clicks more has given up
@@ -653,7 +654,8 @@ class Scenario(StrictModel):
                                   apply=self.agents.apply_s.world(),
                                   has_changes=self.agents.has_changes,
                                   plan_fail=self.agents.plan_fail,
-                                  apply_fail=self.agents.apply_fail),
+                                  apply_fail=self.agents.apply_fail,
+                                  claim=self.agents.claim_s.world()),
             users=sc.UserConfig(confirm=self.users.confirm_s.world(),
                                 never_confirm=self.users.never_confirm,
                                 double_click=self.users.double_click,

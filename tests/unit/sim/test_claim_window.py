@@ -10,21 +10,26 @@ claim is refused. Until session 37 the simulated agent claimed first and locked 
 instant, so none of this could happen in a simulated day.
 
 The store failures are real ones (`fail_next_writes`), aimed at the claims alone so that the
-dispatch and the confirm before them are stored.
+dispatch and the confirm before them are stored. A claim in flight (`agents.claim_s`) opens the
+same window without a store outage.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+import yaml
 
 from scheduler import claims
 from scheduler import events as ev
 from scheduler.ports import ApplyOutcome
-from sim.config import FaultSpec
+from sim.config import FaultSpec, fixed
 from sim.world import World
 from unstuck import checker
+from unstuck.scenario import parse
 
-from .worlds import config
+from .worlds import AGENTS, config
 
 LEASE_S = 30.0  # the reference's `agent_state_lease_s`
 
@@ -126,3 +131,37 @@ def test_a_claim_answered_after_its_lease_lapsed_fails_the_apply_it_never_began(
     assert began["t"] == lost["t"] == 272.0 and began["agent"] == lost["agent"]
     assert lost["reason"] == "state lock of ws-1 lost: its lease lapsed while the claim waited"
     _ends(rows, "failed", applies=0)
+
+
+def test_a_claim_in_flight_opens_the_window_to_a_node_loss():
+    # `agents.claim_s: 5`: every claim lands 5 s after its run arrived. The plan begins 5 s
+    # late, so the confirm comes at 119 and the apply is sent then; its node is lost at 120,
+    # its lock taken, its claim still in flight. The frozen agent's lease lapses at 150; the
+    # scheduler, which hears the agent silent, finds the apply in doubt until then, and never
+    # begun after it, and sends it to the new pod. The woken agent's claim is refused.
+    lost = FaultSpec("node-loss", at=120.0, target="apply-runner", retry_s=1.0, heal_after=200.0)
+    w = World(config(agents=dataclasses.replace(AGENTS, claim=fixed(5.0)), faults=(lost,),
+                     duration_s=900.0, drain_s=1800.0), "reference", 0)
+    mid: dict[str, Any] = {}
+    _probe(w, 140.0, mid)
+    rows = w.run()
+    (first, second) = _rows("dispatch", rows, action="apply")
+    (fault,) = _rows("fault", rows)
+    assert (first["t"], fault["t"]) == (119.0, 120.0) and fault["pod"] == first["pod"]
+    assert mid["outcome"] is ApplyOutcome.IN_DOUBT and mid["holder"] == first["agent"]
+    (began,) = _rows("exec.invoke", rows, action="apply")
+    assert began["agent"] == second["agent"] != first["agent"]
+    assert began["t"] == second["t"] + 5.0  # its own claim, in flight too
+    _ends(rows, "applied", applies=1)
+
+
+def test_claim_s_is_a_scenario_field_and_defaults_to_claiming_at_once():
+    text = """
+duration_s: 600
+workload: [{count: 1, at: [5]}]
+agents: %s
+"""
+    assert parse(yaml.safe_load(text % "{}"), "c.yaml").world().agents.claim == fixed(0.0)
+    got = parse(yaml.safe_load(text % "{claim_s: {kind: uniform, min: 0.1, max: 2}}"), "c.yaml")
+    claim = got.world().agents.claim
+    assert (claim.kind, claim.a, claim.b) == ("uniform", 0.1, 2.0)

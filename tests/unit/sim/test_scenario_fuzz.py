@@ -247,7 +247,8 @@ def valid_ish(draw: Any) -> dict[str, Any]:
     ids = [p["id"] for p in ps] if ps else ["pool-1"]
     maybe(d, draw, "agents", st.fixed_dictionaries({}, optional={
         "connect_s": dists(120), "plan_s": dists(600), "apply_s": dists(900),
-        "has_changes": prob(), "plan_fail": prob(0.5), "apply_fail": prob(0.5)}))
+        "has_changes": prob(), "plan_fail": prob(0.5), "apply_fail": prob(0.5),
+        "claim_s": dists(30)}))
     maybe(d, draw, "users", st.fixed_dictionaries({}, optional={
         "confirm_s": dists(2400), "never_confirm": prob(0.34), "double_click": prob(0.33),
         "cancel": prob(0.33), "double_click_gap_s": secs(0, 2)}))
