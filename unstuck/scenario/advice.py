@@ -70,12 +70,15 @@ def advice(s: Scenario, file: str) -> list[str]:
     # long (arrivals bunch, and n tasks on m pods take ceil(n/m) rounds, not n/m), and tasks
     # may still be queued at the end. A plan waiting for its user's confirm keeps its pod's
     # plan_and_apply slot for at most the reference's reservation_hold_s (then a waiting plan
-    # may take it, F11), so that much of the confirm counts.
+    # may take it, F11), so that much of the confirm counts. The pods' time counts from the
+    # pool's first arrival: a burst late in the run has only the rest of it (the fuzz drew 6
+    # tasks at t=1,497 on one pod, queued past the drain of a 3,600 s run).
     hold = ReferencePolicy().reservation_hold_s
     pod_mean = plan_mean + a.has_changes * (min(u.confirm_s.world().mean(), hold)
                                             + a.apply_s.world().mean())
     run = s.duration_s + s.drain_s
     work: dict[str, tuple[float, float]] = {}
+    first: dict[str, float] = {}  # each pool's first arrival (every_s arrivals start at 0)
     for i, w in enumerate(s.workload):
         pa_share = w.types.get("plan_and_apply", 0.0) / sum(w.types.values())
         busy = pa_share * pa_mean + (1 - pa_share) * plan_mean
@@ -92,18 +95,24 @@ def advice(s: Scenario, file: str) -> list[str]:
         n = w.size * per_ws * pa_share
         tasks, secs = work.get(pool, (0.0, 0.0))
         work[pool] = (tasks + n, secs + n * pod_mean)
+        if n:
+            start = 0.0 if w.every_s else min(w.at, default=0.0)
+            first[pool] = min(first.get(pool, start), start)
     for i, p in enumerate(s.pools):
         tasks, secs = work.get(p.id, (0.0, 0.0))
-        if secs > BUSY_MAX * p.max_replicas * run:
+        window = run - first.get(p.id, 0.0)
+        if secs > BUSY_MAX * p.max_replicas * window:
+            since = (f"in the run ({run:g} s each)" if window == run else
+                     f"from its first arrival to the run's end ({window:.0f} s each)")
+            need = secs / (BUSY_MAX * window) if window > 0 else math.inf
             out.append(line(file, f"pools[{i}].max_replicas", p.max_replicas, f"the workload "
                              f"asks this pool for about {count_text(tasks)} plan_and_apply tasks, "
                              f"{count_text(secs)} s of pod time (a pod runs one at a time, "
                              f"{pod_mean:.0f} s each on average: plan, held confirm, apply), over 3/4 "
-                             f"of what {p.max_replicas} pods give in the run ({run:g} s each): "
+                             f"of what {p.max_replicas} pods give {since}: "
                              "tasks may still be queued at its end and `drained` fail under "
                              "every scheduler; raise max_replicas"
-                             + (f" to at least {math.ceil(need)}" if math.isfinite(
-                                 need := secs / (BUSY_MAX * run)) else "")
+                             + (f" to at least {math.ceil(need)}" if math.isfinite(need) else "")
                              + ", or lighten the workload"))
     # A heal or reconnect due after the run's end never happens in it, so the fault acts as
     # one without it. A warning, not a refusal: `unstuck shrink` writes a drawn attempt as

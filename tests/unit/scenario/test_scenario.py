@@ -601,6 +601,19 @@ def test_a_pool_asked_for_more_plan_and_apply_work_than_its_pods_can_do_gets_a_w
         "max_replicas to at least 3, or lighten the workload")
     roomy = {**crowded, "pools": [{"id": "p", "min_replicas": 0, "max_replicas": 3}]}
     assert advice(parse(roomy, "x.yaml"), "x.yaml") == []
+    # A later hunt's: 6 tasks at once at t=1,497 on one pod (2,303 s of work) are 64 % of the
+    # run's 3,600 pod-seconds, but more than the 2,103 s left after they arrive: a task was
+    # still queued after the drain. The same burst at t=0 is within the pool's means.
+    def burst(at: float) -> dict:
+        return {**OK, "duration_s": 1800, "drain_s": 1800,
+                "pools": [{"id": "p", "min_replicas": 0, "max_replicas": 1}],
+                "workload": [{"prefix": "g", "count": 6, "at": [at]}]}
+    (line,) = advice(parse(burst(1497.4), "x.yaml"), "x.yaml")
+    assert line.endswith("over 3/4 of what 1 pods give from its first arrival to the run's end "
+                         "(2103 s each): tasks may still be queued at its end and `drained` fail "
+                         "under every scheduler; raise max_replicas to at least 2, or lighten the "
+                         "workload"), line
+    assert advice(parse(burst(0.0), "x.yaml"), "x.yaml") == []
     # The next hunt's: 13 plans of 333 s at t=0 on 5 pods take 3 rounds (999 s of a 1,010 s
     # run), though the work is only 86 % of the pool's pod time.
     burst = {**OK, "drain_s": 410, "agents": {"plan_s": 333.3, "apply_s": 381, "has_changes": 0,
