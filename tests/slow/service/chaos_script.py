@@ -53,12 +53,25 @@ def human_confirm(run: LiveRun, task: int) -> int:
     confirm sent before the planning agent's next heartbeat finds it "still running a
     plan_and_apply" and loses the reservation (F2); that path has its own scenario. This
     script is about pods that die, so it waits until the scheduler has heard from that agent
-    since the plan ended. Schedulers without such memory (the reference) confirm at once.
+    twice since the plan ended: the first heartbeat to arrive may have been sent just before
+    the plan ended, still counting it (a CI run under load confirmed then, and the seed's
+    apply never started: "no available agent in pool"); the agent sends each heartbeat once
+    the last is answered, so the second was sent after the plan ended. Schedulers without such
+    memory (the reference) confirm at once.
     """
     pod = run.agent_of(task)
     ended = max(r["t"] for r in run.history() if r["task"] == task and r["to_status"] == "apply_pending")
-    wait_for(lambda: (m := run.believed().get(f"agent-{pod}")) is None or (m["last_heartbeat"] or 0) > ended,
-             10, what=f"a heartbeat from the agent that planned task {task}")
+    heard: set[float] = set()
+
+    def heard_twice() -> bool:
+        m = run.believed().get(f"agent-{pod}")
+        if m is None:
+            return True
+        if (m["last_heartbeat"] or 0) > ended:
+            heard.add(m["last_heartbeat"])
+        return len(heard) >= 2
+
+    wait_for(heard_twice, 10, what=f"two heartbeats from the agent that planned task {task}")
     return run.confirm(task).status_code
 
 
