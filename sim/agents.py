@@ -44,7 +44,7 @@ Behaviour (shared/specs/seed-system.md §2.2, §8):
   takes its state lock before it claims, as live, and holds it while a claim the store could
   not write (503) is asked again; frozen or cut off meanwhile, it lets the lease lapse
   (`StateSim.lapsed`, `scheduler/claims.py`) and a claim answered after that fails the run
-  before it begins (`Run.begun`, `Run.lost`). The seed's
+  before it begins (`Run.begun`). The seed's
   agent runs whatever it is sent, however stale. A plan claimed before the pause that ends
   after its task was planned again records `exec.ok` here; the live agent keeps saved plans,
   fenced, and records `exec.fail` "plan fenced: stale token" (docs/agent-protocol.md): either
@@ -78,7 +78,6 @@ class Run:
     # begun (no invoke, nothing done) and its apply holds the state lock it took.
     begun: bool = True
     superseded: tuple[int, int] | None = None  # the token its apply took the lock from
-    lost: bool = False  # its lease lapsed while the claim waited: it cannot run
     claim_due: int | None = None  # a claim retry that fell due while frozen or cut off
 
 
@@ -251,7 +250,7 @@ class AgentSim:
         if run.action == "apply":
             state = w.state
             state.claiming.discard((run.task_id, run.fence))
-            if x.lost or not state.holds(run):
+            if not state.holds(run):
                 # Claimed, but its lease lapsed while the claim waited (the live renewal's
                 # LockLost): it stops before it does anything, and says so.
                 self._record(Kind.EXEC_INVOKE, run, "", digest=run.plan_digest)
@@ -449,10 +448,9 @@ class AgentSim:
         if its claim is still answered 200, fails at once (`_begin`)."""
         state = self.fleet.w.state
         for x in self.runs.values():
-            if (not x.begun and not x.lost and x.run.action == "apply" and state.holds(x.run)
+            if (not x.begun and x.run.action == "apply" and state.holds(x.run)
                     and state.lapsed(self, now, claiming=True)):
-                x.lost = True
-                state.free(x.run)
+                state.free(x.run)  # it no longer holds the lock: `_begin` fails it
 
     def resume(self) -> None:
         if self.dead or not self.paused:
