@@ -78,6 +78,7 @@ class Engine:
         self.scheduler = Scheduler(policy_class(config.scheduler)(self.ctx), self.ctx)
         self.open_execs: dict[tuple[str, int], dict[str, Any]] = {}  # (agent, task) -> invoke row
         self.exec_seen: set[tuple] = set()  # execution rows already recorded (retried reports)
+        self.pod_places: dict[str, dict[str, Any]] = {}  # pod -> node and pool, as the watch saw it
         # A restart continues the run: its timings, and both of the above, rebuilt from the log
         # in one read of it.
         self.metrics.observer.replay(self._tracked(self.history.replay()))
@@ -124,7 +125,9 @@ class Engine:
         self._tasks.append(asyncio.create_task(self._watch()))
         starter = getattr(self.cluster, "start", None)
         if starter is not None:
-            starter(lambda e: self.loop.call_soon_threadsafe(self.submit, e))
+            loop = self.loop
+            starter(lambda e: loop.call_soon_threadsafe(self.from_watch, e),
+                    lambda *where: loop.call_soon_threadsafe(self.placed, *where))
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -215,6 +218,25 @@ class Engine:
             self.handle(event)
         except Exception:  # noqa: BLE001 - an event that crashes the core is logged, not fatal
             log.exception("event %r failed", event)
+
+    def placed(self, pod: str, pool: str, node: str) -> None:
+        """The Kubernetes watch saw `pod` bound to `node`: its `pod.added` row, which says
+        where it runs, as the simulation's does (a node-loss takes the node's pods with it)."""
+        self.pod_places[pod] = {"node": node, "pool": pool}
+        self.world(Kind.POD_ADDED, pod=pod, data=self.pod_places[pod])
+
+    def from_watch(self, event: ev.Event) -> None:
+        """A pod change the Kubernetes watch saw: its world row, then the event, as the
+        simulation records a change before the scheduler hears of it. The rows let the checker
+        follow a pod of a live run (docs/history.md). The watch does not know who deleted a
+        pod, so they carry no `cause`; a pod never bound to a node, which no agent ran on,
+        leaves none."""
+        where = self.pod_places.get(getattr(event, "pod", ""))
+        if where is not None and isinstance(event, ev.PodTerminating):
+            self.world(Kind.POD_TERMINATING, pod=event.pod, data=where)
+        elif where is not None and isinstance(event, ev.PodRemoved):
+            self.world(Kind.POD_REMOVED, pod=event.pod, data=self.pod_places.pop(event.pod))
+        self.submit(event)
 
     def world(self, kind: Kind, source: Source = Source.WORLD, **fields: Any) -> dict[str, Any]:
         row = self.history.append(HistoryEvent(self.clock.now(), kind, source, **fields))

@@ -73,6 +73,8 @@ class KubernetesCluster:
         self._now = now
         self.watch_timeout_s = watch_timeout_s
         self.known: dict[str, str] = {}  # pod -> "alive" | "terminating"
+        self.bound: set[str] = set()  # pods seen on a node (each `placed` once)
+        self._placed: Callable[[str, str, str], None] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._watch: watch.Watch | None = None
@@ -140,7 +142,12 @@ class KubernetesCluster:
             raise ClusterError(f"annotate pod {name}: {exc.status} {exc.reason}") from None
 
     # ---------------------------------------------------------------- the watch
-    def start(self, emit: Callable[[ev.Event], None]) -> None:
+    def start(self, emit: Callable[[ev.Event], None],
+              placed: Callable[[str, str, str], None] | None = None) -> None:
+        """Watch from a thread: `emit(event)` for each change the core hears of, and
+        `placed(pod, pool, node)` once a pod is first seen bound to a node (the service's
+        `pod.added` row, which says where the pod runs)."""
+        self._placed = placed
         self._thread = threading.Thread(target=self._run, args=(emit,), name="kube-watch", daemon=True)
         self._thread.start()
 
@@ -160,6 +167,10 @@ class KubernetesCluster:
 
     def _observe(self, pod, deleted: bool, emit: Callable[[ev.Event], None]) -> None:
         name = pod.metadata.name
+        if pod.spec.node_name and name not in self.bound and not deleted:
+            self.bound.add(name)
+            if self._placed is not None:
+                self._placed(name, self._pool_of(pod), pod.spec.node_name)
         before = self.known.get(name)
         state = "gone" if deleted else self._state(pod)
         if state == before:
@@ -174,6 +185,7 @@ class KubernetesCluster:
             emit(ev.PodTerminating(name))
         else:
             self.known.pop(name, None)
+            self.bound.discard(name)
             if before is not None:
                 emit(ev.PodRemoved(name))
 
@@ -185,6 +197,7 @@ class KubernetesCluster:
             self._observe(p, False, emit)
         for name in [n for n in self.known if n not in names]:
             self.known.pop(name)
+            self.bound.discard(name)
             emit(ev.PodRemoved(name))
         return pods.metadata.resource_version
 

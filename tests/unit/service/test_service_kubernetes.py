@@ -3,14 +3,18 @@ watch by label, pods listed per pool, deletion-cost annotations, Deployment scal
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
 from kubernetes import client
 
+from chaos.cluster import kubeconfig
 from chaos.cluster.cluster import LocalCluster
 from scheduler import events as ev
 from scheduler.ports import ClusterError
+from scheduler.service.config import ServiceConfig
+from scheduler.service.engine import Engine
 from scheduler.service.kube_cluster import DELETION_COST, KubernetesCluster
 from tests.unit.service.live import wait_for
 
@@ -28,13 +32,18 @@ def agent_deployment(replicas: int) -> dict:
 
 
 @pytest.fixture
-def kube(tmp_path):
+def local(tmp_path):
     with LocalCluster(nodes=2, time_scale=20.0, workdir=str(tmp_path / "cluster")) as cluster:
-        cfg = client.Configuration()
-        cfg.host = cluster.url
-        with client.ApiClient(cfg) as api:
-            client.AppsV1Api(api).create_namespaced_deployment(NS, agent_deployment(2))
-            yield api
+        yield cluster
+
+
+@pytest.fixture
+def kube(local):
+    cfg = client.Configuration()
+    cfg.host = local.url
+    with client.ApiClient(cfg) as api:
+        client.AppsV1Api(api).create_namespaced_deployment(NS, agent_deployment(2))
+        yield api
 
 
 class Events:
@@ -89,3 +98,35 @@ def test_hpa_mode_leaves_the_count_alone(kube):
     with pytest.raises(ClusterError, match="left to the HPA"):
         adapter.scale("pool-1", 5)
     assert client.AppsV1Api(kube).read_namespaced_deployment("agents", NS).spec.replicas == 2
+
+
+def test_the_service_records_the_pods_its_watch_sees(kube, local, tmp_path):
+    # A live history follows its pods as a simulated one does: which node each ran on, when it
+    # began to terminate and when it went. Here the reference, with no task to run, scales the
+    # Deployment down to its pool's minimum of 1, and the ReplicaSet deletes one of the two.
+    kubeconfig.write(tmp_path / "kubeconfig", local.url, time_scale=local.scale.factor)
+    engine = Engine(ServiceConfig(data_dir=tmp_path / "run", store_url="memory://",
+                                  cluster="kubernetes", kubeconfig=str(tmp_path / "kubeconfig"),
+                                  namespace=NS, deployment="agents"))
+
+    def rows(kind: str) -> list[dict]:
+        return [r for r in engine.history.rows if r["kind"] == kind]
+
+    async def run() -> None:
+        await engine.start()
+        try:
+            for _ in range(400):
+                if rows("pod.removed"):
+                    return
+                await asyncio.sleep(0.05)
+        finally:
+            await engine.stop()
+
+    asyncio.run(run())
+    added = {r["pod"]: r["data"] for r in rows("pod.added")}
+    assert len(added) == 2 and all(d["node"] in ("node-1", "node-2") and d["pool"] == "pool-1"
+                                   for d in added.values()), added
+    (removed,) = rows("pod.removed")
+    (terminating,) = [r for r in rows("pod.terminating") if r["pod"] == removed["pod"]]
+    assert terminating["seq"] < removed["seq"]
+    assert terminating["data"] == removed["data"] == added[removed["pod"]]
