@@ -16,11 +16,14 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from chaos.toolkit.service import TERMINAL, Service, until
+from sim.kube.replicasets import DELETION_COST_ANNOTATION
 
 __all__ = ["create_task", "wait_for_task", "confirm_apply", "target_reserved_pod",
-           "wait_until_agent_gone", "lose_node_of_reserved_pod", "heal_nodes", "patch_hpa"]
+           "rank_reserved_pod_first", "wait_until_agent_gone", "lose_node_of_reserved_pod",
+           "heal_nodes", "patch_hpa"]
 
 TARGET_LABEL = "unstuck.io/chaos-target"
+LOWEST_DELETION_COST = str(-(2**31))  # int32's least: no pod ranks before it
 
 
 def _namespace(configuration: dict | None) -> str:
@@ -65,29 +68,56 @@ def target_reserved_pod(workspace: str, fault: str = "pod-kill", label: str = "r
     Returns the pod."""
     with Service(configuration, secrets) as svc:
         task, pod = svc.reserved_pod(workspace)
-        core = client.CoreV1Api(create_k8s_api_client(secrets))
-        try:  # the label first: it harms nothing, and a row must not name a fault never made
-            core.patch_namespaced_pod(pod, _namespace(configuration),
-                                      {"metadata": {"labels": {TARGET_LABEL: label}}})
-        except ApiException as exc:
-            raise ActivityFailed(f"labelling pod {pod} in namespace {_namespace(configuration)}: "
-                                 f"{exc.status} {exc.reason}; is unstuck_namespace the agents' "
-                                 "namespace?") from None
+        # The label first: it harms nothing, and a row must not name a fault never made.
+        _patch_pod(pod, {"labels": {TARGET_LABEL: label}}, configuration, secrets)
         svc.record_fault(fault, pod=pod, task=task["id"],
                          reason=f"the pod holding task {task['id']}'s slot ({task['status']})")
     return pod
 
 
-def wait_until_agent_gone(timeout: float = 60, configuration: dict | None = None) -> str:
+def rank_reserved_pod_first(workspace: str, label: str = "reserved",
+                            configuration: dict | None = None, secrets: dict | None = None) -> str:
+    """Make the pod that holds the slot of the newest task of `workspace` the one a
+    ReplicaSet deletes first when it scales down: the lowest pod-deletion-cost there is
+    (ranking rule 4, docs/kube-rules.md), and the label `unstuck.io/chaos-target=<label>`.
+
+    Why: which of equal pods a scale-down takes is otherwise the ReplicaSet's ranking of
+    their ages, a matter of timing. With this step the HPA scale-down that follows takes the
+    reservation's pod, as it did in incident 601, under every scheduler. It overrides any cost
+    the scheduler wrote (the reference protects busy pods so): what if another hand did so?
+    It records no fault row; the scale-down that follows records its own. Returns the pod."""
+    with Service(configuration, secrets) as svc:
+        _, pod = svc.reserved_pod(workspace)
+    _patch_pod(pod, {"labels": {TARGET_LABEL: label},
+                     "annotations": {DELETION_COST_ANNOTATION: LOWEST_DELETION_COST}},
+               configuration, secrets)
+    return pod
+
+
+def _patch_pod(pod: str, metadata: dict, configuration: dict | None, secrets: dict | None) -> None:
+    ns = _namespace(configuration)
+    try:
+        client.CoreV1Api(create_k8s_api_client(secrets)).patch_namespaced_pod(
+            pod, ns, {"metadata": metadata})
+    except ApiException as exc:
+        raise ActivityFailed(f"patching pod {pod} in namespace {ns}: {exc.status} {exc.reason}; "
+                             "is unstuck_namespace the agents' namespace?") from None
+
+
+def wait_until_agent_gone(timeout: float = 60, workspace: str | None = None,
+                          configuration: dict | None = None) -> str:
     """Wait until the scheduler no longer counts an agent on the pod of the newest fault row
-    as connected: the fault has reached the scheduler, and what it does next is its answer
-    to it. Incident 601's confirm came in that window, before a replacement pod's agent had
-    connected. Returns the pod; fails, naming it, after `timeout` seconds."""
+    as connected (with `workspace`: on the pod that held the slot of that workspace's newest
+    task, for a fault that names no pod, such as an HPA scale-down): the fault has reached
+    the scheduler, and what it does next is its answer to it. Incident 601's confirm came in
+    that window, before a replacement pod's agent had connected. Returns the pod; fails,
+    naming it, after `timeout` seconds."""
     with Service(configuration) as svc:
-        pod = svc.last_fault().get("pod")
+        pod = svc.reserved_pod(workspace)[1] if workspace else svc.last_fault().get("pod")
         if not pod:
             raise ActivityFailed("the newest fault row names no pod; wait_until_agent_gone "
-                                 "follows target_reserved_pod or lose_node_of_reserved_pod")
+                                 "follows target_reserved_pod or lose_node_of_reserved_pod, or "
+                                 "give it the workspace whose reserved pod the fault took")
         if not until(lambda: pod not in svc.connected_pods(), timeout, poll_s=0.1):
             raise ActivityFailed(f"the scheduler still counts the agent of pod {pod} as "
                                  f"connected {timeout:g} s after the fault")

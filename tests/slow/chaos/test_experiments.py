@@ -129,6 +129,36 @@ def test_the_reference_keeps_the_reserved_pod_through_an_hpa_scale_down(world):
     assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
 
 
+def _the_hpa_took_the_reserved_pod(out) -> str:
+    """The step ranked the reservation's pod first, the HPA's scale-down deleted it (the
+    watch's rows say so), and the scheduler lost its agent before the confirm. The pod."""
+    ranked = out.activity("rank-the-pod-holding-the-reservation-first-for-deletion")["output"]
+    assert out.activity("agent-pods-left")["output"] == 1
+    assert out.activity("the-scheduler-sees-the-agent-gone")["output"] == ranked
+    (fault,) = out.rows("fault")
+    assert fault["data"]["type"] == "hpa-scale-down"
+    held = [r for r in out.history if r["kind"] in ("slot.assigned", "slot.reserved")
+            and r["task"] == 1 and r["t"] < fault["t"]]
+    assert held[-1]["pod"] == ranked, held
+    (added,) = [r for r in out.rows("pod.added") if r["pod"] == ranked]
+    (gone,) = [r for r in out.rows("pod.terminating") + out.rows("pod.removed")
+               if r["pod"] == ranked][:1]
+    assert gone["t"] > fault["t"] and gone["data"]["node"] == added["data"]["node"], (fault, gone)
+    (confirmed,) = out.rows("task.confirmed", 1)
+    assert confirmed["t"] > gone["t"]
+    return ranked
+
+
+def test_the_reference_applies_a_task_whose_reserved_pod_the_hpa_took(world):
+    out = world("reference", hpa=True).run("hpa-scale-down-reserved-pod")
+    assert (out.chaos_rc, out.journal["status"], out.journal["deviated"]) == (0, "completed", False), out.logs
+    taken = _the_hpa_took_the_reserved_pod(out)
+    (apply,) = [r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]
+    assert apply["pod"] != taken
+    assert out.tasks[1]["status"] == "applied" and out.locks == []
+    assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+
+
 def test_the_seed_leaves_a_task_whose_node_was_lost_in_apply_pending(world):
     # A node loss takes the reserving agent away as a pod kill does, more slowly (the pod
     # is only replaced at its eviction): the seed's retry never picks up an apply_pending

@@ -27,9 +27,9 @@ RECORDS = {"target_reserved_pod": None, "lose_node_of_reserved_pod": "node-loss"
            "patch_hpa": "hpa-scale-down"}
 
 
-def test_three_experiments_ship():
-    assert [p.stem for p in EXPERIMENTS] == ["hpa-scale-down-apply-pending", "node-loss-apply-pending",
-                                             "pod-kill-reserved-slot"]
+def test_four_experiments_ship():
+    assert [p.stem for p in EXPERIMENTS] == ["hpa-scale-down-apply-pending", "hpa-scale-down-reserved-pod",
+                                             "node-loss-apply-pending", "pod-kill-reserved-slot"]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda p: p.stem)
