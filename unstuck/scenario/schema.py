@@ -481,6 +481,11 @@ Fault = Annotated[
           DoubleConfirm, PoolScaleDown, HpaScaleDown],
     Field(discriminator="type"),
 ]
+# Each fault type's model, from the union itself: what reads a fault's fields by its type
+# (the wording of an unknown key) cannot miss a type added to the union.
+FAULT_MODELS: dict[str, type[_Fault]] = {
+    get_args(m.model_fields["type"].annotation)[0]: m
+    for m in get_args(get_args(Fault)[0])}
 
 
 class Bounds(StrictModel):

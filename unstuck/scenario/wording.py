@@ -17,19 +17,12 @@ from unstuck.scenario.fields import FLOAT_MAX, NAME_PATTERN
 from unstuck.scenario.messages import cut
 from unstuck.scenario.schema import (
     BOUND_WHY,
+    FAULT_MODELS,
     FAULT_TYPES,
-    AgentDisconnect,
-    DbWriteFailure,
     Dist,
-    DoubleConfirm,
     Freeze,
-    HpaScaleDown,
-    NodeLoss,
-    PodKill,
     PoolModel,
-    PoolScaleDown,
     Scenario,
-    SchedulerRestart,
     Workspaces,
 )
 
@@ -56,9 +49,7 @@ def _model_at(loc: tuple[Any, ...]) -> Any:
         if isinstance(part, int):
             continue
         if part in FAULT_TYPES:
-            cls = {m.model_fields["type"].annotation.__args__[0]: m for m in  # type: ignore[union-attr]
-                   (PodKill, NodeLoss, AgentDisconnect, SchedulerRestart, DbWriteFailure,
-                    DoubleConfirm, PoolScaleDown, HpaScaleDown)}[part]
+            cls = FAULT_MODELS[part]
             continue
         field = cls.model_fields.get(part) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
         if field is None:

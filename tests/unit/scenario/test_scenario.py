@@ -963,6 +963,20 @@ def test_field_errors_speak_the_files_language(patch, line):
     assert len(found) == 1 and found[0].startswith(f"scenarios/x.yaml: {line}"), found
 
 
+@pytest.mark.parametrize("fault", FAULT_TYPES)
+def test_an_unknown_key_in_any_fault_names_the_fields_its_type_allows(fault):
+    # Found by the scenario fuzz: an unknown key in an agent-partition fault raised a KeyError
+    # (a traceback, not exit 2), because the wording's own list of fault models lacked the type
+    # added last. The list is now read from the Fault union.
+    from unstuck.scenario.schema import FAULT_MODELS
+
+    allowed = ", ".join(f.alias or n for n, f in FAULT_MODELS[fault].model_fields.items())
+    found = problems({**OK, "faults": [{"type": fault, "at": 5, "colour": "blue"}]})
+    assert found == [f"scenarios/x.yaml: faults[0].colour = 'blue' (str): unknown field; "
+                     f"allowed here: {allowed}"], found
+    assert "at" in allowed and "colour" not in allowed
+
+
 def test_an_empty_file_says_it_is_empty(tmp_path):
     f = tmp_path / "empty.yaml"
     f.write_text("# nothing yet\n")
