@@ -5,8 +5,8 @@ chaostoolkit-kubernetes kills pods and drains nodes, but it cannot know which po
 reservation of a task waiting for its confirm, and incident 601 is about exactly that pod. So
 the extension finds it (from the service's history, the one record every scheduler variant
 writes) and marks it with a label; the stock `chaosk8s.pod.actions.terminate_pods` then kills
-what is marked. Where no stock action exists (a node lost on the local cluster, an HPA patch)
-the extension acts itself.
+what is marked. Where no stock action exists (a node lost on the local cluster or on kind, an
+HPA patch, the reserved pod ranked first for a scale-down) the extension acts itself.
 
 Experiments name tasks by workspace ("the newest task of ws-chaos-1"), not by id, because
 Chaos Toolkit does not pass one activity's result to the next: each step asks the service.

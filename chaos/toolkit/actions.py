@@ -10,11 +10,13 @@ import json
 from typing import Any
 
 import httpx
+import urllib3
 from chaosk8s import create_k8s_api_client
 from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from chaos.toolkit import kind_nodes
 from chaos.toolkit.service import TERMINAL, Service, until
 from sim.kube.replicasets import DELETION_COST_ANNOTATION
 
@@ -135,9 +137,9 @@ def _admin(secrets: dict | None, method: str, path: str) -> Any:
                              "the local cluster's (`unstuck cluster up --local` writes it)?") from None
     if r.status_code == 404 and "admin API" not in r.text:
         raise ActivityFailed(
-            f"{host} is not unstuck's local cluster (no /unstuck/v1 admin API): losing a node "
-            "this way needs `unstuck cluster up --local`; on kind, pause the node's container "
-            "(docker pause NODE) instead")
+            f"{host} is neither unstuck's local cluster (no /unstuck/v1 admin API) nor kind (no "
+            "node names a kind:// provider): lose the node by its provider's own means (stop "
+            "its machine) instead")
     if r.status_code >= 400:
         raise ActivityFailed(f"{method} {host}/unstuck/v1/{path}: {r.status_code} {r.text}")
     return r.json()
@@ -147,8 +149,9 @@ def lose_node_of_reserved_pod(workspace: str, configuration: dict | None = None,
                               secrets: dict | None = None) -> str:
     """Lose the node that runs the pod holding the slot of the newest task of `workspace`:
     its processes stop at once and its kubelet stops renewing its lease, as when a machine
-    drops off the network (the node goes Unknown, then its pods are evicted). Returns the
-    node; `heal_nodes` brings it back."""
+    drops off the network (the node goes Unknown, then its pods are evicted). On unstuck's
+    local cluster through its admin API; on kind by pausing the node's container
+    (`chaos.toolkit.kind_nodes`). Returns the node; `heal_nodes` brings it back."""
     ns = _namespace(configuration)
     with Service(configuration, secrets) as svc:
         task, pod = svc.reserved_pod(workspace)
@@ -160,15 +163,33 @@ def lose_node_of_reserved_pod(workspace: str, configuration: dict | None = None,
                                  f"{exc.reason}") from None
         if not node:
             raise ActivityFailed(f"pod {pod} is not bound to a node yet; nothing to lose")
+        kind = _kind_nodes(secrets).get(node)
         svc.record_fault("node-loss", node=node, pod=pod, task=task["id"],
                          reason=f"the node of the pod holding task {task['id']}'s slot")
-    _admin(secrets, "POST", f"nodes/{node}/freeze")
+    if kind is not None:
+        kind_nodes.pause(*kind)
+    else:
+        _admin(secrets, "POST", f"nodes/{node}/freeze")
     return node
+
+
+def _kind_nodes(secrets: dict | None) -> dict[str, tuple[str, str]]:
+    """The cluster's kind nodes (node -> runtime, container); none on another cluster, or
+    when the nodes cannot be listed (the local cluster's admin API then says why)."""
+    try:
+        nodes = client.CoreV1Api(create_k8s_api_client(secrets)).list_node().items
+    except (ApiException, urllib3.exceptions.HTTPError, OSError):
+        return {}
+    found = {n.metadata.name: kind_nodes.container_of(n.spec.provider_id) for n in nodes}
+    return {name: where for name, where in found.items() if where is not None}
 
 
 def heal_nodes(secrets: dict | None = None) -> list[str]:
     """Bring back every node that is not running (a rollback): their processes resume and
-    their leases are renewed."""
+    their leases are renewed. On kind, every node container that is paused is unpaused."""
+    kind = _kind_nodes(secrets)
+    if kind:
+        return kind_nodes.heal(kind)
     nodes = _admin(secrets, "GET", "info")["nodes"]
     lost = sorted(n for n, state in nodes.items() if state != "running")
     for node in lost:

@@ -112,31 +112,92 @@ def test_the_stuck_probe_counts_confirmed_tasks_that_have_not_ended(service):
 
 
 
-def _heal_nodes_with_kubeconfig_at(tmp_path, server: str) -> str:
-    """heal_nodes() in a fresh process whose KUBECONFIG names `server` (the kubernetes client
-    reads $KUBECONFIG once, at import); its one-line failure."""
+def _step_with_kubeconfig_at(tmp_path, server: str, call: str = "actions.heal_nodes()",
+                             env: dict[str, str] | None = None) -> str:
+    """`call` (a step of chaos.toolkit.actions) in a fresh process whose KUBECONFIG names
+    `server` (the kubernetes client reads $KUBECONFIG once, at import): what it returned, or
+    its one-line failure."""
     from chaos.cluster import kubeconfig
 
     kubeconfig.write(tmp_path / "kubeconfig", server, time_scale=1.0)
     code = ("from chaoslib.exceptions import ActivityFailed\n"
             "from chaos.toolkit import actions\n"
-            "try:\n    actions.heal_nodes()\nexcept ActivityFailed as exc:\n    print(exc)")
+            f"try:\n    print({call})\nexcept ActivityFailed as exc:\n    print(exc)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "KUBECONFIG": str(tmp_path / "kubeconfig")})
+                          env={**os.environ, **(env or {}), "KUBECONFIG": str(tmp_path / "kubeconfig")})
     assert done.returncode == 0 and not done.stderr, done.stderr
     return done.stdout.strip()
 
 
 def test_node_steps_against_no_cluster_say_which_kubeconfig_to_use(tmp_path):
-    said = _heal_nodes_with_kubeconfig_at(tmp_path, f"http://127.0.0.1:{free_port()}")
+    said = _step_with_kubeconfig_at(tmp_path, f"http://127.0.0.1:{free_port()}")
     assert re.fullmatch(r"GET http://127\.0\.0\.1:\d+/unstuck/v1/info: no answer \(.*\); is KUBECONFIG "
                         r"the local cluster's \(`unstuck cluster up --local` writes it\)\?", said), said
 
 
-def test_node_steps_against_another_server_say_how_to_lose_a_node_on_kind(tmp_path, service):
-    said = _heal_nodes_with_kubeconfig_at(tmp_path, service.url)  # HTTP, but no admin API
-    assert said.startswith(f"{service.url} is not unstuck's local cluster (no /unstuck/v1 admin API)")
-    assert said.endswith("on kind, pause the node's container (docker pause NODE) instead"), said
+def test_node_steps_against_another_server_say_how_to_lose_a_node_there(tmp_path, service):
+    said = _step_with_kubeconfig_at(tmp_path, service.url)  # HTTP, but no admin API, no nodes
+    assert said == (f"{service.url} is neither unstuck's local cluster (no /unstuck/v1 admin API) "
+                    "nor kind (no node names a kind:// provider): lose the node by its provider's "
+                    "own means (stop its machine) instead"), said
+
+
+FAKE_RUNTIME = """#!/bin/sh
+# docker as the node steps use it, a container's paused state kept as a file in $FAKE_RUNTIME_DIR.
+echo "$*" >> "$FAKE_RUNTIME_DIR/calls"
+case "$1" in
+  pause) touch "$FAKE_RUNTIME_DIR/paused-$2" ;;
+  unpause) rm "$FAKE_RUNTIME_DIR/paused-$2" ;;
+  inspect) if [ -e "$FAKE_RUNTIME_DIR/paused-$4" ]; then echo true; else echo false; fi ;;
+  *) echo "no such command: $1" >&2; exit 1 ;;
+esac
+"""
+
+
+def test_on_kind_a_node_is_lost_by_pausing_its_container_and_healed_by_unpausing_it(tmp_path, service):
+    # kind is not here (no container runtime can run), so its nodes are the local cluster's
+    # with kind's providerID, and `docker` a script that keeps each container's paused state.
+    # The steps themselves, the Kubernetes reads and the service's fault row are real.
+    from kubernetes import client
+
+    from chaos.cluster.cluster import LocalCluster
+    from scheduler.history import HistoryEvent, Kind
+    from tests.unit.service.live import wait_for
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_RUNTIME)
+    (bin_dir / "docker").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_RUNTIME_DIR": str(tmp_path)}
+    with LocalCluster(nodes=2, time_scale=20.0, workdir=str(tmp_path / "cluster")) as cluster:
+        cfg = client.Configuration()
+        cfg.host = cluster.url
+        with client.ApiClient(cfg) as api:
+            core = client.CoreV1Api(api)
+            for node in ("node-1", "node-2"):
+                core.patch_node(node, {"spec": {"providerID": f"kind://docker/unstuck/unstuck-{node}"}})
+            core.create_namespace({"metadata": {"name": "unstuck"}})
+            core.create_namespaced_pod("unstuck", {"metadata": {"name": "agent-1"}, "spec": {
+                "containers": [{"name": "agent", "image": "local/sleep", "command": ["sleep", "60"]}]}})
+            node = wait_for(lambda: core.read_namespaced_pod("agent-1", "unstuck").spec.node_name, 20,
+                            what="agent-1 bound to a node")
+        config = {"unstuck_url": service.url, "unstuck_namespace": "unstuck"}
+        task = actions.create_task("ws-1", configuration=config, secrets={"token": USER_TOKEN})
+        service.engine.history.append(HistoryEvent(service.engine.clock.now(), Kind.SLOT_RESERVED,
+                                                   task=task, pod="agent-1"))
+
+        lost = _step_with_kubeconfig_at(
+            tmp_path, cluster.url, f"actions.lose_node_of_reserved_pod('ws-1', configuration={config!r}, "
+            f"secrets={{'token': {USER_TOKEN!r}}})", env)
+        assert lost == node
+        assert (tmp_path / "calls").read_text() == f"pause unstuck-{node}\n"
+        (fault,) = [r for r in service.engine.history.rows if r["kind"] == "fault"]
+        assert (fault["data"]["type"], fault["data"]["node"], fault["pod"], fault["task"]) == (
+            "node-loss", node, "agent-1", task)
+
+        assert _step_with_kubeconfig_at(tmp_path, cluster.url, env=env) == f"['{node}']"
+        assert not list(tmp_path.glob("paused-*"))
+        assert _step_with_kubeconfig_at(tmp_path, cluster.url, env=env) == "[]"  # nothing paused
 
 
 def test_docs_chaos_md_lists_every_step_with_its_arguments():
