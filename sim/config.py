@@ -196,6 +196,7 @@ class FaultSpec:
     max_replicas: int | None = None
     gap_s: float = 0.3
     freeze_s: float = 600.0
+    rank_first: str | None = None  # hpa-scale-down: a target (as `target`) ranked first for deletion
 
 
 def hpa_fault_pool(pool: str | None, hpa_pools: Iterable[str]) -> str | None:

@@ -63,7 +63,7 @@ from scheduler import events as ev
 from scheduler.history import Kind, Source
 from scheduler.model import FreezeWindow, TaskStatus
 from sim.config import TARGETED_FAULTS, FaultSpec, WorldConfig, hpa_fault_pool
-from sim.kube import pods
+from sim.kube import pods, replicasets
 
 if TYPE_CHECKING:
     from sim.agents import AgentSim
@@ -461,20 +461,31 @@ class Faults:
         if dep is None or dep.spec is None:
             return False
         assert pool_id is not None
+        ranked: dict[str, Any] = {}
+        if spec.rank_first is not None:
+            # The pod goes first at the ReplicaSet's next scale-down, whatever cost the scheduler
+            # wrote on it (as `chaos.toolkit.actions.rank_reserved_pod_first` does live). The
+            # row names it in `data` only: the deletion that follows is the hit (`cause`).
+            hit = self.target_pod(dataclasses.replace(spec, target=spec.rank_first, pool=pool_id))
+            if hit is None:
+                return False
+            self.w.cluster.annotate_pod(hit[0].name, {replicasets.DELETION_COST_ANNOTATION:
+                                                      replicasets.LOWEST_DELETION_COST})
+            ranked = {"rank_first": spec.rank_first, "ranked": hit[0].name}
         if spec.mode == "patch":
             held = self.override("hpa-spec", pool_id, lambda: dep.spec,
                                  lambda v: setattr(dep, "spec", v), latest_fields,
                                  _patched_bounds(spec))
             new = dep.spec
             row = self.record(spec, "HPA min/max patched", pool=pool_id, mode="patch",
-                              min_replicas=new.min_replicas, max_replicas=new.max_replicas)
+                              min_replicas=new.min_replicas, max_replicas=new.max_replicas, **ranked)
             self.end_after(spec.duration_s, held, row, "HPA min/max patch")
         else:
             load = spec.load if spec.load is not None else 0.0
             held = self.override("hpa-load", pool_id, lambda: dep.load,
                                  lambda v: setattr(dep, "load", v), lowest_load, load)
             row = self.record(spec, f"HPA metric drops to load {load:g}", pool=pool_id,
-                              mode="metric", load=load)
+                              mode="metric", load=load, **ranked)
             self.end_after(spec.duration_s, held, row, "HPA metric drop")
         return True
 

@@ -18,14 +18,13 @@ from kubernetes.client.rest import ApiException
 
 from chaos.toolkit import kind_nodes
 from chaos.toolkit.service import TERMINAL, Service, until
-from sim.kube.replicasets import DELETION_COST_ANNOTATION
+from sim.kube.replicasets import DELETION_COST_ANNOTATION, LOWEST_DELETION_COST
 
 __all__ = ["create_task", "wait_for_task", "confirm_apply", "target_reserved_pod",
            "rank_reserved_pod_first", "wait_until_agent_gone", "lose_node_of_reserved_pod",
            "heal_nodes", "patch_hpa"]
 
 TARGET_LABEL = "unstuck.io/chaos-target"
-LOWEST_DELETION_COST = str(-(2**31))  # int32's least: no pod ranks before it
 
 
 def _namespace(configuration: dict | None) -> str:

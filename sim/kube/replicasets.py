@@ -31,6 +31,7 @@ DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
 BURST_REPLICAS = 500  # most creates or deletes in one ReplicaSet sync (§0.2)
 _PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}  # other phases rank like Pending
 _INT32 = (-(2**31), 2**31 - 1)
+LOWEST_DELETION_COST = str(_INT32[0])  # the annotation that ranks a pod before any other (rule 4)
 
 
 @dataclass(frozen=True)

@@ -468,6 +468,11 @@ class HpaScaleDown(_Fault):
     min_replicas: Replicas | None = None
     max_replicas: Replicas | None = None
     duration_s: Seconds | None = None
+    rank_first: Target | None = Field(None, description=(
+        "a pod of the pool given the lowest pod-deletion-cost as the fault fires, so that the "
+        "ReplicaSet's scale-down takes it first, whatever the scheduler wrote: reserved-holder "
+        "is incident 601's own trigger (the HPA took the reservation's pod); the fault waits "
+        "for such a pod as a targeted fault does"))
 
     @model_validator(mode="after")
     def _what(self) -> HpaScaleDown:

@@ -78,3 +78,54 @@ def test_a_repair_in_a_pool_scale_down_window_does_not_name_it():
     named = [r["data"].get("fault") for r in rows
              if r["kind"] == "pod.terminating" and r["t"] == 200.0]
     assert named == [None, fault["seq"]]
+
+
+WS = WorkspaceGroup(names=("ws-1",), at=(5.0,), pool="dep")
+
+
+def _took(rank_first: str | None, variant: str = "reference") -> tuple[list[dict], str, dict]:
+    """One task waits in apply_pending (its human confirms at 400 s) on a 3-pod Deployment
+    pool when the HPA's max is patched to 2 at 200 s: the rows, the pod that held the task's
+    reservation, and the fault row."""
+    from unstuck.checker import check
+
+    from .worlds import UserConfig, fixed
+
+    cfg = config(pools=(DEP,), users=UserConfig(confirm=fixed(300.0)), duration_s=900.0, drain_s=900.0,
+                 workload=(WS,), faults=(FaultSpec("hpa-scale-down", at=200.0, pool="dep", mode="patch",
+                                   max_replicas=2, rank_first=rank_first),))
+    w = World(cfg, variant, 0)
+    rows = w.run()
+    [held] = {r["pod"] for r in rows if r["kind"] == "slot.reserved" and r["task"] == 1}
+    [fault] = [r for r in rows if r["kind"] == "fault"]
+    assert check(rows, bound_s=cfg.bound_s).ok
+    return rows, held, fault
+
+
+def test_rank_first_makes_the_hpa_take_the_reserved_pod_and_the_reference_still_applies():
+    # The reference marks the waiting task's pod with a deletion cost, so the HPA's patch
+    # takes an idle pod; rank_first overrides that mark, as the live experiment's step does
+    # (hpa-scale-down-reserved-pod), and the ReplicaSet takes the reservation's pod instead.
+    kept_rows, kept, plain = _took(None)
+    gone = [r["pod"] for r in kept_rows if r["kind"] == "pod.terminating"]
+    assert gone and kept not in gone and "ranked" not in plain["data"]
+
+    rows, held, fault = _took("reserved-holder")
+    assert (fault["data"]["rank_first"], fault["data"]["ranked"]) == ("reserved-holder", held)
+    assert fault["pod"] is None and fault["task"] is None  # the deletion is the hit, not the row
+    [deleted] = [r for r in rows if r["kind"] == "pod.terminating"]
+    assert (deleted["pod"], deleted["data"]["fault"]) == (held, fault["seq"])
+    [apply] = [r for r in rows if r["kind"] == "exec.invoke" and r["data"]["action"] == "apply"]
+    assert apply["pod"] != held and apply["t"] > deleted["t"]
+    assert [r for r in rows if r["kind"] == "task.transition"][-1]["to_status"] == "applied"
+
+
+def test_rank_first_waits_for_a_target_as_a_targeted_fault_does():
+    # No task waits in apply_pending before 90 s (30 s connect, 60 s plan): a fault at 10 s
+    # retries every 5 s and fires once one does.
+    faults = (FaultSpec("hpa-scale-down", at=10.0, pool="dep", mode="patch", max_replicas=2,
+                        rank_first="reserved-holder"),)
+    rows = World(config(pools=(DEP,), faults=faults, workload=(WS,)), "reference", 0).run()
+    [fault] = [r for r in rows if r["kind"] == "fault"]
+    [planned] = [r for r in rows if r["kind"] == "task.transition" and r["to_status"] == "apply_pending"]
+    assert planned["t"] <= fault["t"] < planned["t"] + 5.0 + 1e-9

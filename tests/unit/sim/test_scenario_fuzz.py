@@ -213,6 +213,7 @@ def faults(draw: Any, pool_ids: list[str], duration: float) -> dict[str, Any]:
             if "min_replicas" not in f and "max_replicas" not in f:
                 f["max_replicas"] = draw(st.integers(1, 3))
         maybe(f, draw, "duration_s", secs(1, 1800))
+        maybe(f, draw, "rank_first", st.sampled_from(TARGETS))
     return f
 
 
