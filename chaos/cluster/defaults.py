@@ -354,6 +354,16 @@ def _default_and_validate(kind: str, obj: dict, errs: list[FieldError]) -> None:
         obj.setdefault("status", {})
     elif kind == "Lease":
         obj.setdefault("spec", {})
+    elif kind == "NetworkPolicy":
+        spec = obj.setdefault("spec", {})
+        if not isinstance(spec.get("podSelector"), dict):
+            errs.append(field_invalid("spec.podSelector", spec.get("podSelector"),
+                                      "Required value: a label selector ({} selects every pod)"))
+        # Upstream's defaulting: Ingress always, Egress when the policy has egress rules.
+        spec.setdefault("policyTypes", ["Ingress"] + (["Egress"] if spec.get("egress") else []))
+        for i, t in enumerate(spec["policyTypes"]):
+            if t not in ("Ingress", "Egress"):
+                errs.append(field_not_supported(f"spec.policyTypes[{i}]", t, ["Ingress", "Egress"]))
     elif kind == "PersistentVolumeClaim":
         # Stored only: no provisioner binds it and pods' volumes are not mounted.
         obj.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")

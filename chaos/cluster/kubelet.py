@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from chaos.cluster import meta, probes, processes, resources
+from chaos.cluster import meta, netpol, podnet, probes, processes, resources
 from chaos.cluster.errors import ApiError
 from chaos.cluster.events import Recorder
 from chaos.cluster.registry import Registry
@@ -60,6 +60,7 @@ class PodRun:
     containers: dict[str, ContainerRun]
     kill_at: float | None = None
     grace: float | None = None
+    net: podnet.PodNetwork | None = None  # the pod's egress (HTTP_PROXY), where policy applies
 
 
 def node_object(name: str, now: float) -> dict:
@@ -240,7 +241,7 @@ class Kubelet:
             self._terminate(pod, run, now)
             if all(c.proc is None or c.proc.poll() is not None
                    for c in run.containers.values()):
-                self.runs.pop(md["uid"], None)
+                self._kill_all(self.runs.pop(md["uid"]))  # all exited: this closes its network
                 self.registry.finalize_pod(md["namespace"], md["name"], md["uid"])
                 return
         else:
@@ -252,17 +253,32 @@ class Kubelet:
         run = PodRun(md["uid"], md["namespace"], md["name"],
                      os.path.join(self.workdir, f"{md['namespace']}_{md['name']}_{md['uid'][:8]}"),
                      now, {})
+        run.net = podnet.PodNetwork(self._egress(md["namespace"], md["name"])).start()
         for c in pod["spec"]["containers"]:
-            run.containers[c["name"]] = ContainerRun(c, self._env(pod, c))
+            run.containers[c["name"]] = ContainerRun(c, self._env(pod, c, run.net.url))
         self.runs[md["uid"]] = run
         for c in run.containers.values():
             self._start(pod, run, c, now)
         return run
 
-    def _env(self, pod: dict, container: dict) -> dict[str, str]:
+    def _egress(self, namespace: str, name: str):
+        """Whether the pod may reach host:port now, by the NetworkPolicies of its namespace as
+        they and its labels stand (a label a chaos step adds takes effect at once)."""
+        def allowed(host: str, port: int) -> bool:
+            pod = self.store.get(resources.PODS, namespace, name)
+            if pod is None:
+                return True
+            return netpol.egress_allowed(self.store.list(resources.NETWORK_POLICIES, namespace)[0],
+                                         pod, host, port)
+        return allowed
+
+    def _env(self, pod: dict, container: dict, proxy: str) -> dict[str, str]:
         md = pod["metadata"]
+        # The pod's network: its HTTP goes through its own relay (HTTP_PROXY, which the
+        # agents' client honors), where an egress NetworkPolicy cuts it (docs/local-cluster.md).
         env = {"POD_NAME": md["name"], "POD_NAMESPACE": md["namespace"],
-               "NODE_NAME": self.node, "POD_IP": "127.0.0.1", "POD_UID": md["uid"]}
+               "NODE_NAME": self.node, "POD_IP": "127.0.0.1", "POD_UID": md["uid"],
+               "HTTP_PROXY": proxy, "http_proxy": proxy}
         for e in container.get("env") or []:
             if "value" in e:
                 env[e["name"]] = str(e["value"])
@@ -385,13 +401,16 @@ class Kubelet:
                     c.proc.signal(signal.SIGKILL)
 
     def _kill_all(self, run: PodRun) -> None:
-        """SIGKILL (after SIGCONT, so a frozen group dies too) and reap every container."""
+        """SIGKILL (after SIGCONT, so a frozen group dies too) and reap every container; the
+        pod's network goes with it."""
         for c in run.containers.values():
             if c.proc is not None:
                 c.proc.signal(signal.SIGCONT)
                 c.proc.signal(signal.SIGKILL)
                 c.proc.popen.wait(timeout=5)
                 c.proc.poll()
+        if run.net is not None:
+            run.net.close()
 
     # --- status ----------------------------------------------------------------------------
     def _container_status(self, c: ContainerRun) -> dict:

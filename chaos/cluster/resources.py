@@ -62,6 +62,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",),
              ("status",)),
     Resource("coordination.k8s.io", "v1", "leases", "Lease", True),
+    Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
     Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
     Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
 )
@@ -98,3 +99,4 @@ REPLICASETS = by_kind("ReplicaSet")
 HPAS = by_kind("HorizontalPodAutoscaler")
 PDBS = by_kind("PodDisruptionBudget")
 LEASES = by_kind("Lease")
+NETWORK_POLICIES = by_kind("NetworkPolicy")

@@ -159,6 +159,25 @@ def test_the_reference_applies_a_task_whose_reserved_pod_the_hpa_took(world):
     assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
 
 
+def test_the_reference_applies_a_task_whose_reserved_agent_was_cut_off(world):
+    # The pod runs on and Kubernetes sees nothing wrong; only the scheduler hears silence.
+    out = world("reference").run("agent-partition-reserved-slot")
+    assert (out.chaos_rc, out.journal["status"], out.journal["deviated"]) == (0, "completed", False), out.logs
+    cut = out.activity("mark-the-pod-holding-the-reservation")["output"]
+    assert out.activity("the-scheduler-sees-the-agent-gone")["output"] == cut
+    (fault,) = out.rows("fault")
+    assert (fault["data"]["type"], fault["pod"], fault["task"]) == ("agent-partition", cut, 1)
+    (apply,) = [r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]
+    assert apply["pod"] != cut and apply["t"] > fault["t"]
+    assert out.tasks[1]["status"] == "applied" and out.locks == []
+    assert [r["activity"]["name"] for r in out.journal["rollbacks"]] == ["reconnect-it"]
+    assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+
+
+def test_the_seed_leaves_a_task_whose_reserved_agent_was_cut_off_in_apply_pending(world):
+    assert_stuck_in_apply_pending(world("seed").run("agent-partition-reserved-slot"))
+
+
 def test_the_seed_leaves_a_task_whose_node_was_lost_in_apply_pending(world):
     # A node loss takes the reserving agent away as a pod kill does, more slowly (the pod
     # is only replaced at its eviction): the seed's retry never picks up an apply_pending

@@ -154,6 +154,8 @@ def test_every_kind_deserializes_with_the_official_client(cluster, api, core, ap
     core.create_namespaced_service_account("default", {"metadata": {"name": "sa"}})
     core.create_namespaced_persistent_volume_claim("default", {"metadata": {"name": "pvc"}, "spec": {
         "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    client.NetworkingV1Api(api).create_namespaced_network_policy("default", {  # ingress: no cut
+        "metadata": {"name": "np"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}})
     rbac = client.RbacAuthorizationV1Api(api)
     rbac.create_namespaced_role("default", {"metadata": {"name": "r"}, "rules": [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]})

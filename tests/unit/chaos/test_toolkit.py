@@ -27,9 +27,10 @@ RECORDS = {"target_reserved_pod": None, "lose_node_of_reserved_pod": "node-loss"
            "patch_hpa": "hpa-scale-down"}
 
 
-def test_four_experiments_ship():
-    assert [p.stem for p in EXPERIMENTS] == ["hpa-scale-down-apply-pending", "hpa-scale-down-reserved-pod",
-                                             "node-loss-apply-pending", "pod-kill-reserved-slot"]
+def test_five_experiments_ship():
+    assert [p.stem for p in EXPERIMENTS] == ["agent-partition-reserved-slot", "hpa-scale-down-apply-pending",
+                                             "hpa-scale-down-reserved-pod", "node-loss-apply-pending",
+                                             "pod-kill-reserved-slot"]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda p: p.stem)
