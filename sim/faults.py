@@ -107,12 +107,18 @@ def as_scheduled(cfg: WorldConfig, rng: Callable[[str], random.Random]) -> tuple
     return tuple(at_its_time(*a) for a in attempts(cfg, rng))
 
 
+_TIMING = frozenset({"at", "rate_per_h", "start_s", "end_s", "within_s", "retry_s"})
+# Fields added since histories were first recorded: named in the key only when set, so that
+# a field a scenario leaves out moves no draw (the attempt's key seeds its streams).
+_ADDED = frozenset({"rank_first"})
+
+
 def _effect(spec: FaultSpec) -> str:
     """The fields of `spec` that say what it does, not when it is due (those differ between a
     rate-drawn fault and the same attempt written out by `at_its_time`)."""
-    timing = {"at", "rate_per_h", "start_s", "end_s", "within_s", "retry_s"}
     return ",".join(f"{f.name}={getattr(spec, f.name)!r}" for f in dataclasses.fields(spec)
-                    if f.name not in timing)
+                    if f.name not in _TIMING
+                    and not (f.name in _ADDED and getattr(spec, f.name) == f.default))
 
 
 class Layers:

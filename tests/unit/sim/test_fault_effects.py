@@ -129,3 +129,24 @@ def test_rank_first_waits_for_a_target_as_a_targeted_fault_does():
     [fault] = [r for r in rows if r["kind"] == "fault"]
     [planned] = [r for r in rows if r["kind"] == "task.transition" and r["to_status"] == "apply_pending"]
     assert planned["t"] <= fault["t"] < planned["t"] + 5.0 + 1e-9
+
+
+def test_a_fault_field_left_unset_moves_no_draw():
+    # Found by this session's history comparison: adding `rank_first` to FaultSpec changed
+    # every attempt's key (`<type>@<t>:<fields>#<n>`), which seeds the streams of its draws, so
+    # db-write-failures and mixed-chaos-day no longer replayed as before. A field added since
+    # is named in the key only when set; this list is the key's fields as histories recorded them.
+    import dataclasses
+
+    from sim.faults import _ADDED, _TIMING, _effect
+
+    keyed = [f.name for f in dataclasses.fields(FaultSpec) if f.name not in _TIMING | _ADDED]
+    assert keyed == ["type", "target", "mode", "pool", "heal_after", "duration_s", "rate",
+                     "reconnect_after", "load", "min_replicas", "max_replicas", "gap_s",
+                     "freeze_s"], ("a field added to FaultSpec goes in sim.faults._ADDED, or every "
+                                   "recorded run's draws move")
+    plain = FaultSpec("hpa-scale-down", at=5.0, mode="patch", max_replicas=1)
+    assert "rank_first" not in _effect(plain)
+    assert _effect(plain).startswith("type='hpa-scale-down',target='random',mode='patch'")
+    assert "rank_first='reserved-holder'" in _effect(
+        dataclasses.replace(plain, rank_first="reserved-holder"))
