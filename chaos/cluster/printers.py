@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chaos.cluster import meta
+from chaos.cluster.selectors import selector_string
 
 NONE = "<none>"
 UNKNOWN = "<unknown>"
@@ -328,6 +329,12 @@ EVENTS = Printer((Column("Last Seen"), Column("Type"), Column("Reason"), Column(
                  _event_cells)
 
 
+def _network_policy_cells(np: dict, now: float) -> list:
+    """printNetworkPolicy: the pod selector as FormatLabelSelector writes it."""
+    chosen = selector_string((np.get("spec") or {}).get("podSelector"))
+    return [meta.name_of(np), chosen or "<none>", age(np, now)]
+
+
 def _generic_cells(obj: dict, now: float) -> list:
     return [meta.name_of(obj), age(obj, now)]
 
@@ -345,6 +352,7 @@ BY_KIND: dict[str, Printer] = {
     "Namespace": Printer((NAME, Column("Status"), AGE), _namespace_cells),
     "ConfigMap": Printer((NAME, Column("Data", "integer"), AGE), _configmap_cells),
     "Secret": Printer((NAME, Column("Type"), Column("Data", "integer"), AGE), _secret_cells),
+    "NetworkPolicy": Printer((NAME, Column("Pod-Selector"), AGE), _network_policy_cells),
 }
 
 

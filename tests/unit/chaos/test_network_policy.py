@@ -136,3 +136,21 @@ def test_a_pod_cut_off_by_deny_all_egress_runs_on_and_reaches_the_host_again_whe
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_kubectl_applies_and_lists_network_policies(kubectl):
+    manifest = """apiVersion: v1
+kind: Namespace
+metadata: {name: unstuck}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: cut-agent, namespace: unstuck}
+spec:
+  podSelector: {matchLabels: {unstuck.io/chaos-target: partitioned}}
+  policyTypes: [Egress]
+"""
+    assert "networkpolicy.networking.k8s.io/cut-agent created" in kubectl("apply", "-f", "-", stdin=manifest)
+    listed = kubectl("get", "netpol", "-n", "unstuck").splitlines()
+    assert listed[0].split() == ["NAME", "POD-SELECTOR", "AGE"]
+    assert listed[1].split()[:2] == ["cut-agent", "unstuck.io/chaos-target=partitioned"]
