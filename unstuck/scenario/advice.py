@@ -11,6 +11,23 @@ from unstuck.scenario.rules import count_text, fault_window_s
 from unstuck.scenario.schema import Scenario
 
 BUSY_MAX = 0.75  # of a pool's pod time in a run: the shipped scenarios ask for at most 13 %
+ARRIVALS_Q = 0.999  # of a workspace's every_s arrivals: a seed asked for more is that rare
+
+
+def arrivals_at_most(mean: float, q: float = ARRIVALS_Q) -> int:
+    """The count of Poisson arrivals with this mean that a run exceeds with probability
+    1 - q (every_s arrivals are exponential gaps)."""
+    if mean <= 0:
+        return 0
+    if mean > 700:  # exp(-mean) underflows: the normal approximation is close by then
+        return math.ceil(mean + 3.1 * math.sqrt(mean))
+    k, pmf = 0, math.exp(-mean)
+    cdf = pmf
+    while cdf < q:
+        k += 1
+        pmf *= mean / k
+        cdf += pmf
+    return k
 
 
 def advice(s: Scenario, file: str) -> list[str]:
@@ -82,6 +99,17 @@ def advice(s: Scenario, file: str) -> list[str]:
     for i, w in enumerate(s.workload):
         pa_share = w.types.get("plan_and_apply", 0.0) / sum(w.types.values())
         busy = pa_share * pa_mean + (1 - pa_share) * plan_mean
+        per_ws = len(w.at) + (s.duration_s / w.every_s if w.every_s else 0.0)
+        # Its own time counts from its first arrival, as a pool's does (below), and every_s
+        # arrivals by the count a seed exceeds once in a thousand: the fuzz drew `at: [0, 0]`
+        # and every_s 400 of 400 s plans in a 2,400 s run (1,400 s of work on average; 7 tasks
+        # came in one seed, the last still planning at the end). Only where every arrival
+        # queues: a plan with changes locks its workspace until its apply ends, and the tasks
+        # asked for meanwhile are refused (423), not queued (timed-out-apply-stale-plan asks
+        # for 6 tasks of an hour each in 5 hours, and 2 are refused).
+        ws_time = run - (0.0 if w.every_s else min(w.at, default=0.0))
+        queues = not (a.has_changes and pa_share)
+        at_most = len(w.at) + (arrivals_at_most(s.duration_s / w.every_s) if w.every_s else 0)
         if w.every_s is not None and w.every_s < busy:
             out.append(line(file, f"workload[{i}].every_s", w.every_s, f"is shorter than the "
                              f"{busy:.0f} s a task keeps its workspace busy on average (plan, "
@@ -90,8 +118,15 @@ def advice(s: Scenario, file: str) -> list[str]:
                              "for the whole run and `drained` may fail under every scheduler; "
                              f"make every_s at least {busy:.0f}, or spread the load over more "
                              "workspaces"))
+        elif queues and at_most * busy > ws_time:
+            out.append(line(file, f"workload[{i}]", None, show_value=False, rule=(
+                f"a workspace may be asked for {at_most} tasks in a run (1 seed in 1,000 asks "
+                f"for more; {per_ws:.1f} on average), {at_most * busy:,.0f} s of one-at-a-time "
+                f"work at {busy:.0f} s a task, more than the {ws_time:,.0f} s from its first "
+                "arrival to the run's end: tasks may still be queued at the end and `drained` "
+                "fail under every scheduler; ask each workspace for fewer tasks (at, every_s), "
+                "or spread them over more workspaces")))
         pool = w.pool if w.pool is not None else (s.pools[0].id if s.pools else "")
-        per_ws = len(w.at) + (s.duration_s / w.every_s if w.every_s else 0.0)
         n = w.size * per_ws * pa_share
         tasks, secs = work.get(pool, (0.0, 0.0))
         work[pool] = (tasks + n, secs + n * pod_mean)

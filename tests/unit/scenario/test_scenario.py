@@ -625,6 +625,37 @@ def test_a_pool_asked_for_more_plan_and_apply_work_than_its_pods_can_do_gets_a_w
     assert "about 13 plan_and_apply tasks, 4,333 s of pod time" in line, line
 
 
+def test_a_workspace_that_may_be_asked_for_more_than_it_can_run_in_turn_gets_a_warning():
+    # This session's hunt: one workspace, `at: [0, 0]` and every_s 400 of 400 s plans without
+    # changes in a 2,400 s run. 3.5 tasks on average fit (58 %), but one seed drew 7, and the
+    # last was still planning at the end: a workspace runs one task at a time, so the advice
+    # takes the count of every_s arrivals that 1 seed in 1,000 exceeds.
+    def ws(every_s: float, has_changes: float = 0) -> dict:
+        return {**OK, "agents": {"plan_s": 400, "apply_s": 0, "has_changes": has_changes,
+                                 "connect_s": 0},
+                "workload": [{"prefix": "g", "count": 1, "at": [0, 0], "every_s": every_s}]}
+    (line,) = advice(parse(ws(400), "x.yaml"), "x.yaml")
+    assert line == (
+        "warning: x.yaml: workload[0]: a workspace may be asked for 8 tasks in a run (1 seed in "
+        "1,000 asks for more; 3.5 on average), 3,200 s of one-at-a-time work at 400 s a task, "
+        "more than the 2,400 s from its first arrival to the run's end: tasks may still be "
+        "queued at the end and `drained` fail under every scheduler; ask each workspace for "
+        "fewer tasks (at, every_s), or spread them over more workspaces"), line
+    assert advice(parse(ws(3000), "x.yaml"), "x.yaml") == []  # 2 + at most 3: 2,000 s
+    # A plan with changes locks its workspace to its apply's end: what is asked for meanwhile
+    # is refused, not queued, so no such count holds (timed-out-apply-stale-plan's 6 tasks).
+    assert not [w for w in advice(parse(ws(400, has_changes=1), "x.yaml"), "x.yaml")
+                if "one-at-a-time" in w]
+
+
+def test_the_count_of_arrivals_a_seed_exceeds_once_in_a_thousand():
+    from unstuck.scenario.advice import arrivals_at_most
+
+    assert [arrivals_at_most(m) for m in (0, 0.1, 1.5, 100)] == [0, 2, 6, 132]
+    # Past where exp(-mean) underflows, the normal approximation, continuous with the sum.
+    assert arrivals_at_most(701) - arrivals_at_most(699) in range(0, 6)
+
+
 def test_advice_survives_a_lognormal_whose_tail_overflows_a_float():
     # Found by review: median 1e-20, p99 1e20 passed validation, then OverflowError in
     # Dist.mean (exp of sigma^2/2), a traceback where d9d4ba1 had run it.
