@@ -20,6 +20,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chaos.cluster import meta, netpol, podnet, probes, processes, resources
@@ -261,7 +262,7 @@ class Kubelet:
             self._start(pod, run, c, now)
         return run
 
-    def _egress(self, namespace: str, name: str):
+    def _egress(self, namespace: str, name: str) -> Callable[[str, int], bool]:
         """Whether the pod may reach host:port now, by the NetworkPolicies of its namespace as
         they and its labels stand (a label a chaos step adds takes effect at once)."""
         def allowed(host: str, port: int) -> bool:
