@@ -104,6 +104,11 @@ def test_the_service_records_the_pods_its_watch_sees(kube, local, tmp_path):
     # A live history follows its pods as a simulated one does: which node each ran on, when it
     # began to terminate and when it went. Here the reference, with no task to run, scales the
     # Deployment down to its pool's minimum of 1, and the ReplicaSet deletes one of the two.
+    # Both pods bound first: the reference may scale down before a pod is placed, and a pod
+    # never bound to a node, which no agent ran on, leaves no row (seen once in CI under load).
+    core = client.CoreV1Api(kube)
+    wait_for(lambda: len([p for p in core.list_namespaced_pod(NS, label_selector="app=unstuck-agent").items
+                          if p.spec.node_name]) == 2, 20, what="both agent pods bound to a node")
     kubeconfig.write(tmp_path / "kubeconfig", local.url, time_scale=local.scale.factor)
     engine = Engine(ServiceConfig(data_dir=tmp_path / "run", store_url="memory://",
                                   cluster="kubernetes", kubeconfig=str(tmp_path / "kubeconfig"),
