@@ -107,7 +107,8 @@ def advice(s: Scenario, file: str) -> list[str]:
         # queues: a plan with changes locks its workspace until its apply ends, and the tasks
         # asked for meanwhile are refused (423), not queued (timed-out-apply-stale-plan asks
         # for 6 tasks of an hour each in 5 hours, and 2 are refused).
-        ws_time = run - (0.0 if w.every_s else min(w.at, default=0.0))
+        start = 0.0 if w.every_s else min(w.at, default=0.0)  # the group's first arrival
+        ws_time = run - start
         queues = not (a.has_changes and pa_share)
         at_most = len(w.at) + (arrivals_at_most(s.duration_s / w.every_s) if w.every_s else 0)
         if w.every_s is not None and w.every_s < busy:
@@ -131,7 +132,6 @@ def advice(s: Scenario, file: str) -> list[str]:
         tasks, secs = work.get(pool, (0.0, 0.0))
         work[pool] = (tasks + n, secs + n * pod_mean)
         if n:
-            start = 0.0 if w.every_s else min(w.at, default=0.0)
             first[pool] = min(first.get(pool, start), start)
     for i, p in enumerate(s.pools):
         tasks, secs = work.get(p.id, (0.0, 0.0))
