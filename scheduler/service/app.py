@@ -394,17 +394,38 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
         rows = engine.history.since(since, limit)
         return {"rows": rows, "next": since + len(rows), "total": len(engine.history)}
 
+    def fault_row(body: Fault) -> dict[str, Any]:
+        """The fields a fault row carries, and its `fault.end` repeats."""
+        data = {"type": body.type, "target": body.pod or body.agent or body.task}
+        if body.node:
+            data["node"] = body.node
+        return {"pod": body.pod, "agent": body.agent, "task": body.task, "data": data}
+
     @app.post("/faults", status_code=201, tags=["history"])
     async def fault(body: Fault, authorization: Auth = None):
         """A harness announces a fault it is about to inject (history kind `fault`)."""
         if identities.user_for(authorization) is None:
             return _err(401, "recording a fault needs an identity: send Authorization: Bearer <token>")
-        data = {"type": body.type, "target": body.pod or body.agent or body.task}
-        if body.node:
-            data["node"] = body.node
-        row = engine.world(Kind.FAULT, Source.FAULT, pod=body.pod, agent=body.agent, task=body.task,
-                           reason=body.reason or body.type, data=data)
+        row = engine.world(Kind.FAULT, Source.FAULT, reason=body.reason or body.type, **fault_row(body))
         return JSONResponse({"ok": True, "seq": row["seq"]}, status_code=201)
+
+    @app.post("/faults/end", status_code=201, tags=["history"])
+    async def fault_end(body: Fault, authorization: Auth = None):
+        """A harness ends a fault it announced (history kind `fault.end`), such as a rollback
+        that restores the HPA: the body names the fault as `POST /faults` did, and the oldest
+        one alike still in force ends. Until then a deletion the scheduler did not make is an
+        untargeted fault's effect (scheduler/service/effects.py)."""
+        if identities.user_for(authorization) is None:
+            return _err(401, "ending a fault needs an identity: send Authorization: Bearer <token>")
+        fields = fault_row(body)
+        ended = engine.effects.match(fields)
+        if ended is None:
+            return _err(409, f"no {body.type} fault with these fields is in force: post the body "
+                        "that POST /faults was given (type, pod, agent, task, node); GET /history "
+                        "lists the fault rows")
+        row = engine.world(Kind.FAULT_END, Source.FAULT, reason=body.reason or f"{body.type} over",
+                           **fields)
+        return JSONResponse({"ok": True, "seq": row["seq"], "ended": ended}, status_code=201)
 
     # ------------------------------------------------------------ agents
     def agent_auth(authorization: str | None) -> JSONResponse | None:

@@ -28,6 +28,7 @@ from scheduler.history import HistoryEvent, Kind, Source
 from scheduler.model import Pool, TaskStatus, Workspace
 from scheduler.service.clock import RunClock
 from scheduler.service.config import ServiceConfig
+from scheduler.service.effects import Effects
 from scheduler.service.historylog import HistoryLog
 from scheduler.service.mailboxes import Mailboxes
 from scheduler.service.metrics import ServiceMetrics
@@ -79,11 +80,13 @@ class Engine:
         self.open_execs: dict[tuple[str, int], dict[str, Any]] = {}  # (agent, task) -> invoke row
         self.exec_seen: set[tuple] = set()  # execution rows already recorded (retried reports)
         self.pod_places: dict[str, dict[str, Any]] = {}  # pod -> node and pool, as the watch saw it
-        # A restart continues the run: its timings, and both of the above, rebuilt from the log
-        # in one read of it.
+        self.effects = Effects()  # which announced fault a pod deletion is the effect of
+        # A restart continues the run: its timings, the executions and the faults in force,
+        # rebuilt from the log in one read of it.
         self.metrics.observer.replay(self._tracked(self.history.replay()))
         self.history.observers.append(self.metrics.observe_row)
         self.history.observers.append(self._track_execs)
+        self.history.observers.append(self.effects.observe)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.booted = False
         self._tasks: list[asyncio.Task] = []
@@ -189,6 +192,7 @@ class Engine:
     def _tracked(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for row in rows:
             self._track_execs(row)
+            self.effects.observe(row)
             yield row
 
     def _track_execs(self, row: dict[str, Any]) -> None:
@@ -229,13 +233,17 @@ class Engine:
         """A pod change the Kubernetes watch saw: its world row, then the event, as the
         simulation records a change before the scheduler hears of it. The rows let the checker
         follow a pod of a live run (docs/history.md). The watch does not know who deleted a
-        pod, so they carry no `cause`; a pod never bound to a node, which no agent ran on,
-        leaves none."""
-        where = self.pod_places.get(getattr(event, "pod", ""))
-        if where is not None and isinstance(event, ev.PodTerminating):
-            self.world(Kind.POD_TERMINATING, pod=event.pod, data=where)
-        elif where is not None and isinstance(event, ev.PodRemoved):
-            self.world(Kind.POD_REMOVED, pod=event.pod, data=self.pod_places.pop(event.pod))
+        pod: a deletion names a fault only when `Effects` can tell it was an announced
+        untargeted fault's (an HPA scale-down's ReplicaSet deletion). A pod never bound to a
+        node, which no agent ran on, leaves no row."""
+        pod = getattr(event, "pod", "")
+        where = self.pod_places.get(pod)
+        if where is not None and isinstance(event, (ev.PodTerminating, ev.PodRemoved)):
+            if isinstance(event, ev.PodRemoved):
+                del self.pod_places[pod]
+            cause = self.effects.cause(pod, where.get("node"))
+            kind = Kind.POD_TERMINATING if isinstance(event, ev.PodTerminating) else Kind.POD_REMOVED
+            self.world(kind, pod=pod, data=where if cause is None else {**where, "fault": cause})
         self.submit(event)
 
     def world(self, kind: Kind, source: Source = Source.WORLD, **fields: Any) -> dict[str, Any]:

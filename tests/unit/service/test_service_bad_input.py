@@ -105,6 +105,7 @@ def test_create_and_cancel_need_an_identity(service):
     assert service.http.post("/tasks/1/cancel").status_code == 401
     assert service.http.put("/workspaces/ws-x", json={}).status_code == 401
     assert service.http.post("/faults", json={"type": "pod-kill"}).status_code == 401
+    assert service.http.post("/faults/end", json={"type": "pod-kill"}).status_code == 401
     assert service.snapshot() == before
 
 
@@ -268,7 +269,7 @@ def test_a_request_without_a_body_says_what_to_send(service, planned):
     # `curl -XPOST .../confirm` with no -d: every field of a confirm is optional, so "body: Field
     # required" alone does not tell the user that the fix is a JSON object (even `{}`).
     before = service.snapshot()
-    for path in ("/tasks", f"/tasks/{planned}/confirm", "/faults"):
+    for path in ("/tasks", f"/tasks/{planned}/confirm", "/faults", "/faults/end"):
         for headers in (service.auth(), {**service.auth(), "Content-Type": "application/json"}):
             r = service.http.post(path, headers=headers)
             assert r.status_code == 400, r.text
