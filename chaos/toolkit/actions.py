@@ -197,10 +197,13 @@ def heal_nodes(secrets: dict | None = None) -> list[str]:
 
 
 def patch_hpa(name: str, min_replicas: int, max_replicas: int, record: bool = True,
-              configuration: dict | None = None, secrets: dict | None = None) -> dict[str, int]:
+              end_fault: bool = False, configuration: dict | None = None,
+              secrets: dict | None = None) -> dict[str, int]:
     """Patch the HPA's bounds (the `hpa-scale-down` fault as an operator's min/max patch,
     which the HPA enforces at its next sync). With `record` a fault row is posted first;
-    a rollback that restores the bounds passes `record: false`. Returns the old bounds."""
+    a rollback that restores the bounds passes `record: false` and `end_fault: true`, which
+    ends that fault once the bounds are back: until then the service takes a pod deletion it
+    did not make for the fault's effect (docs/metrics.md, "Effects"). Returns the old bounds."""
     ns = _namespace(configuration)
     api = client.AutoscalingV2Api(create_k8s_api_client(secrets))
     try:
@@ -214,4 +217,8 @@ def patch_hpa(name: str, min_replicas: int, max_replicas: int, record: bool = Tr
     except ApiException as exc:
         raise ActivityFailed(f"HPA {ns}/{name}: {exc.status} {exc.reason}; is it applied "
                              "(deploy/hpa.yaml)?") from None
+    if end_fault:
+        with Service(configuration, secrets) as svc:
+            svc.end_fault("hpa-scale-down", reason=json.dumps(
+                {"hpa": name, "minReplicas": min_replicas, "maxReplicas": max_replicas}))
     return {"minReplicas": old.min_replicas, "maxReplicas": old.max_replicas}

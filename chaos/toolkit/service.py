@@ -44,7 +44,8 @@ class Service:
     def __exit__(self, *exc: object) -> None:
         self.http.close()
 
-    def _call(self, method: str, path: str, *, write: bool = False, **kw: Any) -> Any:
+    def _call(self, method: str, path: str, *, write: bool = False, none_on: int | None = None,
+              **kw: Any) -> Any:
         headers = {}
         if write:
             if not self.token:
@@ -58,6 +59,8 @@ class Service:
         except httpx.HTTPError as exc:
             raise ActivityFailed(f"{method} {self.url}{path}: the service did not answer ({exc}); "
                                  "is `unstuck serve` running there? set unstuck_url") from None
+        if r.status_code == none_on:
+            return None
         if r.status_code >= 400:
             try:
                 why = r.json().get("message") or r.text
@@ -125,6 +128,14 @@ class Service:
     def record_fault(self, type: str, **fields: Any) -> int:
         body = {"type": type, **{k: v for k, v in fields.items() if v is not None}}
         return self._call("POST", "/faults", write=True, json=body)["seq"]
+
+    def end_fault(self, type: str, **fields: Any) -> int | None:
+        """End the oldest fault in force that `record_fault(type, **fields)` announced: the
+        seq of the fault ended, or None when none is (a rollback after a method that failed
+        before its fault step)."""
+        body = {"type": type, **{k: v for k, v in fields.items() if v is not None}}
+        out = self._call("POST", "/faults/end", write=True, none_on=409, json=body)
+        return None if out is None else out["ended"]
 
     # ----------------------------------------------------------------------- waiting
     def wait(self, workspace: str, statuses: set[str], timeout_s: float) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from chaos.cluster.cluster import LocalCluster
+from unstuck.checker import judge
 
 from .world import World
 
@@ -126,12 +127,19 @@ def test_the_reference_keeps_the_reserved_pod_through_an_hpa_scale_down(world):
     assert apply["pod"] == reserved["pod"]  # pod-deletion-cost kept it; the idle one went
     assert out.rows("task.transition", 1)[-1]["to_status"] == "applied"
     assert [r["activity"]["name"] for r in out.journal["rollbacks"]] == ["restore-the-hpa"]
+    # The idle pod's deletion is the fault's effect, which hit no task; the rollback ended it.
+    (gone,) = [r for r in out.rows("pod.terminating") if r["pod"] != reserved["pod"]]
+    assert gone["data"]["fault"] == fault["seq"]
+    assert judge(out.history)[1].recovery == ()
+    (end,) = out.rows("fault.end")
+    assert end["data"] == fault["data"] and end["t"] > gone["t"]
     assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
 
 
 def _the_hpa_took_the_reserved_pod(out) -> str:
     """The step ranked the reservation's pod first, the HPA's scale-down deleted it (the
-    watch's rows say so), and the scheduler lost its agent before the confirm. The pod."""
+    watch's rows say so, naming the fault), and the scheduler lost its agent before the
+    confirm. The deletion's row."""
     ranked = out.activity("rank-the-pod-holding-the-reservation-first-for-deletion")["output"]
     assert out.activity("agent-pods-left")["output"] == 1
     assert out.activity("the-scheduler-sees-the-agent-gone")["output"] == ranked
@@ -144,18 +152,24 @@ def _the_hpa_took_the_reserved_pod(out) -> str:
     (gone,) = [r for r in out.rows("pod.terminating") + out.rows("pod.removed")
                if r["pod"] == ranked][:1]
     assert gone["t"] > fault["t"] and gone["data"]["node"] == added["data"]["node"], (fault, gone)
+    assert gone["data"]["fault"] == fault["seq"]  # the service names the deletion the fault's
     (confirmed,) = out.rows("task.confirmed", 1)
     assert confirmed["t"] > gone["t"]
-    return ranked
+    return gone
 
 
 def test_the_reference_applies_a_task_whose_reserved_pod_the_hpa_took(world):
     out = world("reference", hpa=True).run("hpa-scale-down-reserved-pod")
     assert (out.chaos_rc, out.journal["status"], out.journal["deviated"]) == (0, "completed", False), out.logs
-    taken = _the_hpa_took_the_reserved_pod(out)
+    gone = _the_hpa_took_the_reserved_pod(out)
     (apply,) = [r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]
-    assert apply["pod"] != taken
+    assert apply["pod"] != gone["pod"]
     assert out.tasks[1]["status"] == "applied" and out.locks == []
+    # The deletion hit the waiting task, and its recovery is timed from the confirm, as in a
+    # simulated day; the gate's goal (a hit in apply_pending by hpa-scale-down) holds.
+    (hit,) = judge(out.history)[1].recovery
+    assert (hit.fault_type, hit.effect_seq, hit.task, hit.status_at_fault, hit.awaiting_human,
+            hit.outcome) == ("hpa-scale-down", gone["seq"], 1, "apply_pending", True, "recovered")
     assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
 
 

@@ -201,6 +201,49 @@ def test_on_kind_a_node_is_lost_by_pausing_its_container_and_healed_by_unpausing
         assert _step_with_kubeconfig_at(tmp_path, cluster.url, env=env) == "[]"  # nothing paused
 
 
+def test_the_hpa_patch_records_its_fault_and_the_rollback_ends_it(tmp_path, service):
+    # The HPA experiments' fault and rollback steps against the local cluster's real HPA:
+    # the patch posts the fault row, the restore ends it (so the service stops naming pod
+    # deletions as its effect), and a rollback with no fault in force (the method failed
+    # before its fault step) still restores the bounds and does not fail.
+    from kubernetes import client
+
+    from chaos.cluster.cluster import LocalCluster
+
+    hpa = {"metadata": {"name": "unstuck-agent"}, "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "unstuck-agent"},
+        "minReplicas": 2, "maxReplicas": 10}}
+    config, secrets = {"unstuck_url": service.url, "unstuck_namespace": "unstuck"}, {"token": USER_TOKEN}
+    with LocalCluster(nodes=1, time_scale=20.0, workdir=str(tmp_path / "cluster")) as cluster:
+        cfg = client.Configuration()
+        cfg.host = cluster.url
+        with client.ApiClient(cfg) as api:
+            client.CoreV1Api(api).create_namespace({"metadata": {"name": "unstuck"}})
+            autoscaling = client.AutoscalingV2Api(api)
+            autoscaling.create_namespaced_horizontal_pod_autoscaler("unstuck", hpa)
+
+            def step(**kw) -> str:
+                return _step_with_kubeconfig_at(
+                    tmp_path, cluster.url, f"actions.patch_hpa('unstuck-agent', configuration={config!r}, "
+                    f"secrets={secrets!r}, **{kw!r})")
+
+            def bounds() -> tuple[int, int]:
+                spec = autoscaling.read_namespaced_horizontal_pod_autoscaler("unstuck-agent", "unstuck").spec
+                return spec.min_replicas, spec.max_replicas
+
+            assert step(min_replicas=1, max_replicas=1) == "{'minReplicas': 2, 'maxReplicas': 10}"
+            assert bounds() == (1, 1)
+            (fault,) = [r for r in service.engine.history.rows if r["kind"] == "fault"]
+            assert fault["data"] == {"type": "hpa-scale-down", "target": None}
+            assert service.engine.effects.match(fault) == fault["seq"]  # in force
+            restore = {"min_replicas": 2, "max_replicas": 10, "record": False, "end_fault": True}
+            assert step(**restore) == "{'minReplicas': 1, 'maxReplicas': 1}"
+            assert bounds() == (2, 10)
+            assert step(**restore) == "{'minReplicas': 2, 'maxReplicas': 10}"  # nothing in force
+            (end,) = [r for r in service.engine.history.rows if r["kind"] == "fault.end"]
+            assert end["data"] == fault["data"] and service.engine.effects.match(fault) is None
+
+
 def test_docs_chaos_md_lists_every_step_with_its_arguments():
     import inspect
 
