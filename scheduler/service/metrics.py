@@ -5,8 +5,9 @@
   since their confirmation (the checker's apply_pending bound, live);
 - `unstuck_confirm_to_apply_seconds`: from a task's first confirmation to the first apply
   start (`exec.invoke` apply) after it, as docs/metrics.md defines it;
-- `unstuck_recovery_seconds`: from a `fault` row to the next forward progress of each task
-  it hit (docs/metrics.md, "Recovery latency"), measured as rows are appended;
+- `unstuck_recovery_seconds`: from a `fault` row (or a deletion that names one: an HPA
+  scale-down's, docs/metrics.md "Effects") to the next forward progress of each task it hit
+  (docs/metrics.md, "Recovery latency"), measured as rows are appended;
 - `unstuck_history_rows_total{kind}` and `unstuck_agents_connected`;
 - `unstuck_state_read_errors_total`: reads of the agents' state backend (`--backend-dir`)
   that failed; the reference waits on them (scheduler/service/state_reader.py).
@@ -47,6 +48,9 @@ class RowObserver:
         kind, task, t = row["kind"], row.get("task"), float(row["t"])
         if kind == "fault":
             self._fault(row, t)
+            return
+        if kind in ("pod.terminating", "pod.removed") and (row.get("data") or {}).get("fault") is not None:
+            self._fault({"pod": row.get("pod")}, t)  # an untargeted fault's effect hits here
             return
         if task is None:
             return

@@ -265,3 +265,21 @@ class InProcessService:
         self.http.close()
         self.server.should_exit = True
         self.thread.join(10)
+
+
+def scrape(engine: Any) -> dict[str, float]:
+    """The unlabelled samples of the app's real /metrics route."""
+    import asyncio
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from scheduler.service.app import create_app
+    from scheduler.service.identity import Identities
+
+    async def get() -> str:
+        transport = httpx.ASGITransport(create_app(engine, Identities()))
+        async with httpx.AsyncClient(transport=transport, base_url="http://unstuck") as http:
+            return (await http.get("/metrics")).text
+
+    text = asyncio.run(get())
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}

@@ -15,6 +15,7 @@ from scheduler.service.app import create_app
 from scheduler.service.config import ServiceConfig
 from scheduler.service.engine import Engine
 from scheduler.service.identity import Identities
+from tests.unit.service.live import scrape
 from unstuck.checker import judge
 
 AUTH = {"Authorization": "Bearer t-alice"}
@@ -136,3 +137,5 @@ def test_the_checker_measures_a_waiting_tasks_recovery_from_the_named_deletion(e
             hit.outcome) == (seq, "hpa-scale-down", 1, "apply_pending", True, "recovered")
     (deleted,) = [r for r in engine.history.rows if r["kind"] == "pod.terminating"]
     assert hit.effect_seq == deleted["seq"]
+    # The service's own histogram, which dashboards read live, counts the same hit.
+    assert scrape(engine)["unstuck_recovery_seconds_count"] == 1

@@ -10,7 +10,6 @@ import time
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler import events as ev
 from scheduler.agent.backend import Backend, LockLost, StateLocked, Token
@@ -26,7 +25,7 @@ from scheduler.service.identity import Identities, IdentityConfigError, load_use
 from scheduler.service.mailboxes import Mailboxes
 from scheduler.service.timer import LoopTimer
 from scheduler.settings import Settings
-from tests.unit.service.live import wait_for
+from tests.unit.service.live import scrape, wait_for
 
 A, B = Token(1, 2, "agent-a"), Token(7, 1, "agent-b")
 
@@ -436,17 +435,6 @@ def test_a_refusal_that_is_not_json_is_shown_as_it_came():
 
 
 # Metrics across a restart.
-
-def scrape(engine: Engine) -> dict[str, float]:
-    """The unlabelled samples of the app's real /metrics route."""
-    async def get() -> str:
-        transport = httpx.ASGITransport(create_app(engine, Identities()))
-        async with httpx.AsyncClient(transport=transport, base_url="http://unstuck") as http:
-            return (await http.get("/metrics")).text
-
-    text = asyncio.run(get())
-    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
-
 
 def test_the_latency_histograms_span_a_scheduler_restart(tmp_path):
     # A confirm before a `kill -9` and the apply start after it, or a fault before it (the
