@@ -7,6 +7,8 @@ steps first post the fault row, then act, so the history says when the fault was
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -20,7 +22,7 @@ from chaos.toolkit import kind_nodes
 from chaos.toolkit.service import TERMINAL, Service, until
 from sim.kube.replicasets import DELETION_COST_ANNOTATION, LOWEST_DELETION_COST
 
-__all__ = ["create_task", "wait_for_task", "confirm_apply", "target_reserved_pod",
+__all__ = ["create_task", "wait_for_task", "confirm_apply", "double_confirm", "target_reserved_pod",
            "rank_reserved_pod_first", "wait_until_agent_gone", "lose_node_of_reserved_pod",
            "heal_nodes", "patch_hpa"]
 
@@ -49,16 +51,44 @@ def wait_for_task(workspace: str, status: str | list[str] = "apply_pending", tim
         return svc.wait(workspace, wanted, timeout)
 
 
+def _waiting_task(svc: Service, workspace: str) -> dict[str, Any]:
+    task = svc.newest_task(workspace)
+    if task["status"] != "apply_pending" or not task.get("plan_digest"):
+        raise ActivityFailed(f"task {task['id']} of {workspace!r} is {task['status']}, not "
+                             "apply_pending with a plan: nothing to confirm; wait for it "
+                             "first (wait_for_task)")
+    return task
+
+
 def confirm_apply(workspace: str, configuration: dict | None = None,
                   secrets: dict | None = None) -> dict[str, Any]:
     """The human's "Confirm Apply" on the plan of the newest task of `workspace`."""
     with Service(configuration, secrets) as svc:
-        task = svc.newest_task(workspace)
-        if task["status"] != "apply_pending" or not task.get("plan_digest"):
-            raise ActivityFailed(f"task {task['id']} of {workspace!r} is {task['status']}, not "
-                                 "apply_pending with a plan: nothing to confirm; wait for it "
-                                 "first (wait_for_task)")
-        return svc.confirm(task)
+        return svc.confirm(_waiting_task(svc, workspace))
+
+
+def double_confirm(workspace: str, gap_s: float = 0.1, configuration: dict | None = None,
+                   secrets: dict | None = None) -> list[int]:
+    """The `double-confirm` fault: a user double-clicks "Confirm Apply" on the plan of the
+    newest task of `workspace`, the second click `gap_s` seconds after the first, whether or
+    not the first was answered (each click its own connection, as a browser's two requests).
+    Records the fault first. Returns the two answers' HTTP statuses, a refusal included: the
+    reference answers the second 409, the seed 200 or 400 ("task is running"); the history
+    says whether the apply ran twice (seed-system.md F7: two confirms can both dispatch it)."""
+    with Service(configuration, secrets) as svc:
+        task = _waiting_task(svc, workspace)
+        svc.record_fault("double-confirm", task=task["id"],
+                         reason=f"user double-clicks Confirm ({gap_s:g} s apart)")
+
+    def click() -> int:
+        with Service(configuration, secrets) as one:
+            return one.click_confirm(task)
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(click)
+        time.sleep(gap_s)
+        second = pool.submit(click)
+        return [first.result(), second.result()]
 
 
 def target_reserved_pod(workspace: str, fault: str = "pod-kill", label: str = "reserved",

@@ -13,7 +13,7 @@ from typing import Any
 
 from chaos.toolkit.service import TERMINAL, Service, until
 
-__all__ = ["stuck_tasks", "task_status"]
+__all__ = ["stuck_tasks", "task_status", "most_applies_started"]
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -48,3 +48,21 @@ def task_status(workspace: str, configuration: dict | None = None) -> str:
     """The status of the newest task of `workspace`."""
     with Service(configuration) as svc:
         return svc.newest_task(workspace)["status"]
+
+
+def most_applies_started(configuration: dict | None = None) -> int:
+    """The most applies any one task has started (its agents' `exec.invoke` rows of action
+    apply): 1 or 0 from a scheduler that applies each confirm once, 2 after a double
+    dispatch (seed-system.md F7). Give it tolerance [0, 1]. A live count of what the history
+    shows; `unstuck gate` judges the same rows by the checker's `at_most_one_apply`, which
+    also weighs fences and commits."""
+    with Service(configuration) as svc:
+        rows = svc.history()
+    started: dict[int, int] = {}
+    for r in rows:
+        if r["kind"] == "exec.invoke" and (r.get("data") or {}).get("action") == "apply":
+            started[r["task"]] = started.get(r["task"], 0) + 1
+    for task, n in sorted(started.items()):
+        if n > 1:
+            logger.warning(f"task {task} started its apply {n} times")
+    return max(started.values(), default=0)

@@ -30,6 +30,13 @@ def until(check: Callable[[], bool], timeout_s: float, poll_s: float = 0.2) -> b
     return True
 
 
+def _why(r: httpx.Response) -> str:
+    try:
+        return r.json().get("message") or r.text
+    except ValueError:
+        return r.text
+
+
 class Service:
     def __init__(self, configuration: dict | None, secrets: dict | None = None,
                  timeout_s: float = 10.0) -> None:
@@ -44,8 +51,7 @@ class Service:
     def __exit__(self, *exc: object) -> None:
         self.http.close()
 
-    def _call(self, method: str, path: str, *, write: bool = False, none_on: int | None = None,
-              **kw: Any) -> Any:
+    def _request(self, method: str, path: str, *, write: bool = False, **kw: Any) -> httpx.Response:
         headers = {}
         if write:
             if not self.token:
@@ -55,18 +61,18 @@ class Service:
                     "service knows (--users-file or UNSTUCK_USER_TOKENS)")
             headers["Authorization"] = f"Bearer {self.token}"
         try:
-            r = self.http.request(method, path, headers=headers, **kw)
+            return self.http.request(method, path, headers=headers, **kw)
         except httpx.HTTPError as exc:
             raise ActivityFailed(f"{method} {self.url}{path}: the service did not answer ({exc}); "
                                  "is `unstuck serve` running there? set unstuck_url") from None
+
+    def _call(self, method: str, path: str, *, write: bool = False, none_on: int | None = None,
+              **kw: Any) -> Any:
+        r = self._request(method, path, write=write, **kw)
         if r.status_code == none_on:
             return None
         if r.status_code >= 400:
-            try:
-                why = r.json().get("message") or r.text
-            except ValueError:
-                why = r.text
-            raise ActivityFailed(f"{method} {self.url}{path}: {r.status_code} {why}")
+            raise ActivityFailed(f"{method} {self.url}{path}: {r.status_code} {_why(r)}")
         return r.json()
 
     # ----------------------------------------------------------------------- reads
@@ -124,6 +130,17 @@ class Service:
     def confirm(self, task: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", f"/tasks/{task['id']}/confirm", write=True,
                           json={"plan_digest": task["plan_digest"]})["task"]
+
+    def click_confirm(self, task: dict[str, Any]) -> int:
+        """One click of Confirm Apply: the answer's status, a refusal included (409 already
+        confirmed, or 400 "task is running" from the seed), as a person's second click gets
+        one. Only an answer that says the step itself is wrong (401 or 403: the token; 404:
+        the URL or task) fails it."""
+        path = f"/tasks/{task['id']}/confirm"
+        r = self._request("POST", path, write=True, json={"plan_digest": task["plan_digest"]})
+        if r.status_code in (401, 403, 404):
+            raise ActivityFailed(f"POST {self.url}{path}: {r.status_code} {_why(r)}")
+        return r.status_code
 
     def record_fault(self, type: str, **fields: Any) -> int:
         body = {"type": type, **{k: v for k, v in fields.items() if v is not None}}

@@ -228,3 +228,29 @@ def test_seed_head_ends_a_task_whose_node_was_lost_after_the_eviction(world):
             and r["data"]["cause"] == "E3 idle" and sent["t"] <= r["t"] < ends[-1]["t"]], (sent, apply)
     assert [(lock["workspace"], lock["task"]) for lock in out.locks] == [("ws-1", 1)]
     assert out.close_rc == 0
+
+
+def test_the_reference_applies_a_double_clicked_confirm_once(world):
+    out = world("reference").run("double-confirm-apply-pending")
+    assert (out.chaos_rc, out.journal["status"], out.journal["deviated"]) == (0, "completed", False), out.logs
+    assert out.activity("the-user-double-clicks-confirm")["output"] == [200, 409]  # already confirmed
+    (fault,) = out.rows("fault")
+    assert (fault["data"]["type"], fault["task"]) == ("double-confirm", 1)
+    assert [r["data"]["action"] for r in out.rows("user", 1)] == ["confirm", "confirm"]  # both clicks
+    assert len([r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]) == 1
+    assert out.tasks[1]["status"] == "applied" and out.locks == []
+    assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+
+
+def test_the_seed_applies_a_double_clicked_confirm_twice(world):
+    # F7 live: each click's ConfirmApply spawns ExecuteConfirmedApply, and the second reads the
+    # task still apply_pending inside the first's 0.02 s dispatch latency. Chaos Toolkit's
+    # apply probe deviates, and the checker names the double apply.
+    out = world("seed").run("double-confirm-apply-pending")
+    assert (out.chaos_rc, out.journal["deviated"]) == (1, True), out.logs
+    assert out.activity("the-user-double-clicks-confirm")["output"] == [200, 200]
+    applies = [r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]
+    assert len(applies) == 2, applies
+    assert "task 1 started its apply 2 times" in out.logs
+    assert (out.close_rc, out.gate_rc) == (0, 1), out.gate_out
+    assert "at_most_one_apply_per_confirmation" in out.gate_out

@@ -24,11 +24,12 @@ EXPERIMENTS = sorted(p for p in (ROOT / "chaos" / "experiments").glob("*.yaml")
                      if not p.name.endswith(".scenario.yaml"))
 # The fault row each fault step records (chaos/toolkit/actions.py).
 RECORDS = {"target_reserved_pod": None, "lose_node_of_reserved_pod": "node-loss",
-           "patch_hpa": "hpa-scale-down"}
+           "patch_hpa": "hpa-scale-down", "double_confirm": "double-confirm"}
 
 
-def test_five_experiments_ship():
-    assert [p.stem for p in EXPERIMENTS] == ["agent-partition-reserved-slot", "hpa-scale-down-apply-pending",
+def test_six_experiments_ship():
+    assert [p.stem for p in EXPERIMENTS] == ["agent-partition-reserved-slot", "double-confirm-apply-pending",
+                                             "hpa-scale-down-apply-pending",
                                              "hpa-scale-down-reserved-pod", "node-loss-apply-pending",
                                              "pod-kill-reserved-slot"]
 
@@ -56,6 +57,9 @@ def test_each_experiment_agrees_with_the_scenario_that_judges_it(experiment):
     # The gate wants a row of each declared fault type; each fault step records its own.
     assert sorted(recorded) == sorted(f.type for f in scenario.faults)
     assert experiment.read_text().count("${bound_s}") == 1  # the stuck probe uses it
+    gaps = [f.gap_s for f in scenario.faults if f.type == "double-confirm"]
+    if gaps:  # its clicks are as far apart as the scenario's
+        assert [doc["configuration"]["gap_s"]["default"]] == gaps
 
 
 def test_a_service_that_does_not_answer_is_named_with_the_fix():
@@ -88,6 +92,9 @@ def test_steps_on_a_workspace_without_the_task_they_need_say_what_to_do_first(se
     with pytest.raises(ActivityFailed, match=rf"^task {task} of 'ws-1' is pending, not apply_pending "
                                              r"with a plan: nothing to confirm"):
         actions.confirm_apply("ws-1", configuration=config, secrets=secrets)
+    with pytest.raises(ActivityFailed, match=rf"^task {task} of 'ws-1' is pending, not apply_pending "):
+        actions.double_confirm("ws-1", configuration=config, secrets=secrets)
+    assert not [r for r in service.engine.history.rows if r["kind"] == "fault"]  # no click, no fault
     with pytest.raises(ActivityFailed, match=rf"^task {task} of 'ws-1' \(pending\) holds no slot"):
         actions.target_reserved_pod("ws-1", configuration=config, secrets=secrets)
     with pytest.raises(ActivityFailed, match=rf"^task {task} of 'ws-1' is pending, not apply_pending, "
@@ -103,6 +110,25 @@ def test_a_refused_request_is_one_line_with_the_services_reason(service):
     config, secrets = {"unstuck_url": service.url}, {"token": "not-a-token"}
     with pytest.raises(ActivityFailed, match=r"^POST .*/tasks: 401 "):
         actions.create_task("ws-1", configuration=config, secrets=secrets)
+
+
+def test_a_double_click_is_two_confirms_and_the_reference_applies_once(service):
+    # The double-confirm step against a real agent: the fault row first, then two clicks
+    # 0.1 s apart; the reference confirms the first and refuses the second (409), and the
+    # apply probe counts one start.
+    config, secrets = {"unstuck_url": service.url}, {"token": USER_TOKEN}
+    service.start_agent()
+    task = actions.create_task("ws-1", configuration=config, secrets=secrets)
+    actions.wait_for_task("ws-1", "apply_pending", timeout=20, configuration=config)
+    assert probes.most_applies_started(configuration=config) == 0
+    assert actions.double_confirm("ws-1", 0.1, configuration=config, secrets=secrets) == [200, 409]
+    (fault,) = [r for r in service.engine.history.rows if r["kind"] == "fault"]
+    (user, other) = [r for r in service.engine.history.rows if r["kind"] == "user"
+                     and r["data"]["action"] == "confirm"]
+    assert (fault["data"]["type"], fault["task"]) == ("double-confirm", task)
+    assert fault["seq"] < user["seq"] and 0.05 <= other["t"] - user["t"] < 1, (user, other)  # about 0.1 s
+    actions.wait_for_task("ws-1", "terminal", timeout=20, configuration=config)
+    assert probes.most_applies_started(configuration=config) == 1
 
 
 def test_the_stuck_probe_counts_confirmed_tasks_that_have_not_ended(service):
