@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 from scheduler import events as ev
 from scheduler.history import Kind, Source
 from scheduler.model import FreezeWindow, TaskStatus
+from scheduler.stores.failures import worst
 from sim.config import TARGETED_FAULTS, FaultSpec, WorldConfig, hpa_fault_pool
 from sim.kube import pods, replicasets
 
@@ -177,7 +178,7 @@ def pool_row(base: dict[str, Any], active: list[tuple[FreezeWindow, dict[str, in
 
 
 def worst_window(base: tuple[float, Any], active: list[tuple[float, Any]]) -> tuple[float, Any]:
-    return max(active, key=lambda v: v[0])  # the first started wins a tie
+    return worst(active)
 
 
 def _patched_bounds(spec: FaultSpec) -> dict[str, int]:

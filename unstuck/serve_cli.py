@@ -101,6 +101,7 @@ def serve(
     scaling: Annotated[str, typer.Option(help="kubernetes: scheduler (scale the Deployment) | hpa (leave it to an HPA).")] = "scheduler",
     kubeconfig: Annotated[str | None, typer.Option(help="kubernetes: kubeconfig path (default: in-cluster, then ~/.kube/config).")] = None,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
+    fault_injection: Annotated[bool, typer.Option("--fault-injection", help="Chaos runs only: fail this service's own store writes when a harness posts a db-write-failure fault with a rate (docs/service.md).")] = False,
 ) -> None:
     """Run the scheduler as a long-running HTTP service (API, /metrics, durable history)."""
     from unstuck.cli import fail_input, output_problem, scheduler_problem
@@ -164,7 +165,7 @@ def serve(
         pool_token=pool_token, settings=scaled_settings(_settings(run_timeout), time_scale), seed=seed,
         poll_timeout_s=poll_timeout, agent_stale_s=agent_stale, stuck_after_s=stuck_after,
         backend_dir=backend_dir, namespace=namespace, agent_selector=agent_selector, deployment=deployment,
-        scaling=scaling, kubeconfig=kubeconfig)
+        scaling=scaling, kubeconfig=kubeconfig, fault_injection=fault_injection)
     from scheduler.service import folderlock, run
 
     try:

@@ -34,6 +34,7 @@ from scheduler.service import views
 from scheduler.service.engine import Engine, exec_key
 from scheduler.service.identity import Identities
 from scheduler.service.static_cluster import StaticCluster
+from scheduler.service.write_faults import TYPE as WRITE_FAULT
 from scheduler.variants import NAMES, agent_of
 
 log = logging.getLogger("unstuck.service")
@@ -88,6 +89,10 @@ class Fault(Body):
     task: int | None = Field(None, ge=1, le=2**62)
     node: Id | None = None
     reason: str = Field("", max_length=500)
+    # A db-write-failure the service injects itself (--fault-injection): each store write
+    # fails with probability `rate`, for `duration_s` (else until POST /faults/end).
+    rate: float | None = Field(None, gt=0, le=1)
+    duration_s: float | None = Field(None, gt=0, le=86400)
 
 
 def _wrong_agent(agent_scheduler: str | None, scheduler: str) -> str | None:
@@ -396,17 +401,38 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
 
     def fault_row(body: Fault) -> dict[str, Any]:
         """The fields a fault row carries, and its `fault.end` repeats."""
-        data = {"type": body.type, "target": body.pod or body.agent or body.task}
+        data: dict[str, Any] = {"type": body.type, "target": body.pod or body.agent or body.task}
         if body.node:
             data["node"] = body.node
+        for key in ("rate", "duration_s"):
+            if getattr(body, key) is not None:
+                data[key] = getattr(body, key)
         return {"pod": body.pod, "agent": body.agent, "task": body.task, "data": data}
+
+    def injection_refused(body: Fault) -> JSONResponse | None:
+        if body.rate is None:
+            if body.duration_s is not None:
+                return _err(422, "body.duration_s: the window of an injected write failure; send "
+                            "body.rate with it (type db-write-failure), or leave both out")
+            return None
+        if body.type != WRITE_FAULT:
+            return _err(422, f"body.rate: only a {WRITE_FAULT} fault takes a rate (the share of "
+                        f"store writes to fail); this one is {body.type}")
+        if not engine.config.fault_injection:
+            return _err(403, f"a {WRITE_FAULT} with a rate asks this service to fail its own "
+                        "store writes, which it does only when started with --fault-injection "
+                        "(chaos runs only); without a rate the fault is only recorded")
+        return None
 
     @app.post("/faults", status_code=201, tags=["history"])
     async def fault(body: Fault, authorization: Auth = None):
-        """A harness announces a fault it is about to inject (history kind `fault`)."""
+        """A harness announces a fault it is about to inject (history kind `fault`). A
+        db-write-failure with a `rate` the service injects itself, with --fault-injection."""
         if identities.user_for(authorization) is None:
             return _err(401, "recording a fault needs an identity: send Authorization: Bearer <token>")
-        row = engine.world(Kind.FAULT, Source.FAULT, reason=body.reason or body.type, **fault_row(body))
+        if (refused := injection_refused(body)) is not None:
+            return refused
+        row = engine.fault(body.reason or body.type, **fault_row(body))
         return JSONResponse({"ok": True, "seq": row["seq"]}, status_code=201)
 
     @app.post("/faults/end", status_code=201, tags=["history"])
@@ -414,17 +440,16 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
         """A harness ends a fault it announced (history kind `fault.end`), such as a rollback
         that restores the HPA: the body names the fault as `POST /faults` did, and the oldest
         one alike still in force ends. Until then a deletion the scheduler did not make is an
-        untargeted fault's effect (scheduler/service/effects.py)."""
+        untargeted fault's effect (scheduler/service/effects.py), and an injected write
+        failure goes on."""
         if identities.user_for(authorization) is None:
             return _err(401, "ending a fault needs an identity: send Authorization: Bearer <token>")
-        fields = fault_row(body)
-        ended = engine.effects.match(fields)
-        if ended is None:
+        ended = engine.effects.match(fault_row(body))
+        row = None if ended is None else engine.end_fault(ended, body.reason or f"{body.type} over")
+        if row is None:
             return _err(409, f"no {body.type} fault with these fields is in force: post the body "
-                        "that POST /faults was given (type, pod, agent, task, node); GET /history "
-                        "lists the fault rows")
-        row = engine.world(Kind.FAULT_END, Source.FAULT, reason=body.reason or f"{body.type} over",
-                           **fields)
+                        "that POST /faults was given (type, pod, agent, task, node, rate, "
+                        "duration_s); GET /history lists the fault rows")
         return JSONResponse({"ok": True, "seq": row["seq"], "ended": ended}, status_code=201)
 
     # ------------------------------------------------------------ agents

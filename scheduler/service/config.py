@@ -39,6 +39,10 @@ class ServiceConfig:
     None: such an apply fails with its outcome unknown."""
     stuck_after_s: float = 600.0
     """The `unstuck_stuck_tasks` gauge's bound since the confirmation."""
+    fault_injection: bool = False
+    """Take `POST /faults` bodies with a `rate` as an order to fail this service's own store
+    writes (the db-write-failure fault, live: scheduler/service/write_faults.py). For chaos
+    runs only."""
     # Kubernetes cluster.
     namespace: str = "unstuck"
     agent_selector: str = "app=unstuck-agent"

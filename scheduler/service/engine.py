@@ -34,6 +34,7 @@ from scheduler.service.mailboxes import Mailboxes
 from scheduler.service.metrics import ServiceMetrics
 from scheduler.service.state_reader import StateReader
 from scheduler.service.static_cluster import StaticCluster, process_alive
+from scheduler.service.write_faults import WriteFaultWindows
 from scheduler.stores import open_store
 from scheduler.variants import policy_class
 
@@ -81,6 +82,7 @@ class Engine:
         self.exec_seen: set[tuple] = set()  # execution rows already recorded (retried reports)
         self.pod_places: dict[str, dict[str, Any]] = {}  # pod -> node and pool, as the watch saw it
         self.effects = Effects()  # which announced fault a pod deletion is the effect of
+        self.write_faults = WriteFaultWindows(self.store, config.seed)
         # A restart continues the run: its timings, the executions and the faults in force,
         # rebuilt from the log in one read of it.
         self.metrics.observer.replay(self._tracked(self.history.replay()))
@@ -123,6 +125,9 @@ class Engine:
         """Boot the core (a `Restart`, as every process start is) and start the watchers."""
         self.loop = asyncio.get_running_loop()
         self.timer.bind(self.loop)
+        for seq, row in list(self.effects.in_force.items()):
+            if (row.get("data") or {}).get("rate") is not None:  # died with the last process
+                self.end_fault(seq, "service restarted: its injected write failures ended with it")
         self.handle(ev.Restart())
         self.booted = True
         self._tasks.append(asyncio.create_task(self._watch()))
@@ -245,6 +250,37 @@ class Engine:
             kind = Kind.POD_TERMINATING if isinstance(event, ev.PodTerminating) else Kind.POD_REMOVED
             self.world(kind, pod=pod, data=where if cause is None else {**where, "fault": cause})
         self.submit(event)
+
+    # ---------------------------------------------------------------- faults
+    def fault(self, reason: str, **fields: Any) -> dict[str, Any]:
+        """Record a fault a harness announces. One whose `data` has a `rate` (a
+        db-write-failure; the app admits it only with --fault-injection) is also injected:
+        the store's writes fail from now until its end, `data.duration_s` later or at its
+        `end_fault`."""
+        row = self.world(Kind.FAULT, Source.FAULT, reason=reason, **fields)
+        data = row.get("data") or {}
+        if data.get("rate") is not None:
+            self.write_faults.start(row["seq"], data["rate"])
+            if data.get("duration_s") is not None and self.loop is not None:
+                self.loop.call_later(data["duration_s"], self.end_fault, row["seq"],
+                                     "failing store writes over")
+        return row
+
+    def end_fault(self, seq: int, reason: str) -> dict[str, Any] | None:
+        """Write the `fault.end` of fault `seq`, which repeats the fault's fields, and end its
+        injection. None when it has ended already (its window's time came after a harness
+        ended it)."""
+        row = self.effects.in_force.get(seq)
+        if row is None:
+            return None
+        # A `fault.end` row ends the oldest alike fault as the history is read back (`Effects`):
+        # end that one. Alike faults last alike, so it is `seq` whenever a window's time ends it.
+        seq = self.effects.match(row)
+        row = self.effects.in_force[seq]
+        end = self.world(Kind.FAULT_END, Source.FAULT, reason=reason, pod=row.get("pod"),
+                         agent=row.get("agent"), task=row.get("task"), data=dict(row.get("data") or {}))
+        self.write_faults.end(seq)
+        return end
 
     def world(self, kind: Kind, source: Source = Source.WORLD, **fields: Any) -> dict[str, Any]:
         row = self.history.append(HistoryEvent(self.clock.now(), kind, source, **fields))

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from scheduler.ports import StoreWriteError
+
+
+def worst(windows: list[tuple[float, Any]]) -> tuple[float, Any]:
+    """Of overlapping write-failure windows (rate, stream), the one in force: the highest
+    rate, the first started on a tie. The checker attributes a failed write to the same one
+    (docs/metrics.md), and the simulation and the live service both fail writes so."""
+    return max(windows, key=lambda w: w[0])
 
 
 class WriteFailures:

@@ -205,7 +205,8 @@ class InProcessService:
     127.0.0.1), so a test can also read its store directly to prove nothing changed."""
 
     def __init__(self, root: Path, scheduler: str = "reference", pods: tuple[str, ...] = ("pod-1",),
-                 time_scale: float = 0.05, store_url: str | None = None) -> None:
+                 time_scale: float = 0.05, store_url: str | None = None,
+                 fault_injection: bool = False) -> None:
         import threading
 
         from scheduler.service.config import ServiceConfig, scaled_settings
@@ -219,7 +220,7 @@ class InProcessService:
         config = ServiceConfig(data_dir=root / "run", store_url=store_url, scheduler=scheduler, pods=pods,
                                users={USER_TOKEN: "alice", OTHER_TOKEN: "bob"}, pool_token=POOL_TOKEN,
                                settings=scaled_settings(Settings(), time_scale),
-                               agent_stale_s=1.0, poll_timeout_s=2.0)
+                               agent_stale_s=1.0, poll_timeout_s=2.0, fault_injection=fault_injection)
         self.app = build(config)
         self.engine = self.app.state.engine
         self.server = server(self.app, host="127.0.0.1", port=self.port, lifespan="on")
@@ -283,3 +284,20 @@ def scrape(engine: Any) -> dict[str, float]:
 
     text = asyncio.run(get())
     return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
+
+
+def post_to(engine: Any, *calls: tuple[str, dict], token: str = "t-alice") -> list[httpx.Response]:
+    """POST each (path, body) in turn to the engine's app, in process (no server, no engine
+    start), as the user `token` names (alice)."""
+    import asyncio
+
+    from scheduler.service.app import create_app
+    from scheduler.service.identity import Identities
+
+    async def ask() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(create_app(engine, Identities(users={token: "alice"})))
+        async with httpx.AsyncClient(transport=transport, base_url="http://unstuck") as http:
+            return [await http.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+                    for path, body in calls]
+
+    return asyncio.run(ask())

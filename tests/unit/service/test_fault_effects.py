@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 
 from scheduler import events as ev
 from scheduler.history import HistoryEvent, Kind
-from scheduler.service.app import create_app
 from scheduler.service.config import ServiceConfig
 from scheduler.service.engine import Engine
-from scheduler.service.identity import Identities
-from tests.unit.service.live import scrape
+from tests.unit.service.live import post_to, scrape
 from unstuck.checker import judge
 
-AUTH = {"Authorization": "Bearer t-alice"}
 HPA = {"type": "hpa-scale-down", "reason": '{"hpa": "unstuck-agent", "minReplicas": 1}'}
 
 
@@ -33,15 +29,6 @@ def engine(tmp_path):
     e.history.close()
 
 
-def post(engine: Engine, *calls: tuple[str, dict]) -> list[httpx.Response]:
-    async def ask() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(create_app(engine, Identities(users={"t-alice": "alice"})))
-        async with httpx.AsyncClient(transport=transport, base_url="http://unstuck") as http:
-            return [await http.post(path, json=body, headers=AUTH) for path, body in calls]
-
-    return asyncio.run(ask())
-
-
 def deletions(engine: Engine) -> dict[str, list[int | None]]:
     """pod -> the `data.fault` of each of its deletion rows, in order."""
     out: dict[str, list[int | None]] = {}
@@ -53,12 +40,12 @@ def deletions(engine: Engine) -> dict[str, list[int | None]]:
 
 def test_a_deletion_nobody_made_while_an_hpa_scale_down_is_in_force_is_its_effect(engine):
     engine.from_watch(ev.PodTerminating("agent-a"))  # before any fault: nobody's
-    (announced,) = post(engine, ("/faults", HPA))
+    (announced,) = post_to(engine, ("/faults", HPA))
     assert announced.status_code == 201
     seq = announced.json()["seq"]
     engine.from_watch(ev.PodTerminating("agent-b"))
     engine.from_watch(ev.PodRemoved("agent-b"))  # one deletion, one hit: its removal names none
-    (ended,) = post(engine, ("/faults/end", HPA))
+    (ended,) = post_to(engine, ("/faults/end", HPA))
     assert ended.status_code == 201 and ended.json()["ended"] == seq
     engine.from_watch(ev.PodTerminating("agent-c"))  # after the rollback: nobody's again
     assert deletions(engine) == {"agent-a": [None], "agent-b": [seq, None], "agent-c": [None]}
@@ -66,13 +53,13 @@ def test_a_deletion_nobody_made_while_an_hpa_scale_down_is_in_force_is_its_effec
     (fault_row,) = [r for r in engine.history.rows if r["kind"] == "fault"]
     assert end_row["data"] == fault_row["data"] == {"type": "hpa-scale-down", "target": None}
     # Ending it again, or a fault never announced, is refused with what to send.
-    again, never = post(engine, ("/faults/end", HPA), ("/faults/end", {"type": "pod-kill", "pod": "x"}))
+    again, never = post_to(engine, ("/faults/end", HPA), ("/faults/end", {"type": "pod-kill", "pod": "x"}))
     assert again.status_code == never.status_code == 409
     assert again.json()["message"].startswith("no hpa-scale-down fault with these fields is in force")
 
 
 def test_the_schedulers_own_deletions_and_a_faults_own_pods_are_not_the_hpas(engine):
-    post(engine, ("/faults", HPA), ("/faults", {"type": "pod-kill", "pod": "agent-b"}),
+    post_to(engine, ("/faults", HPA), ("/faults", {"type": "pod-kill", "pod": "agent-b"}),
          ("/faults", {"type": "node-loss", "pod": "agent-c", "node": "node-2"}))
     engine.history.append(HistoryEvent(engine.clock.now(), Kind.POD_DELETE, pod="agent-a",
                                        data={"cause": "agent unhealthy: replace the pod"}))
@@ -84,9 +71,9 @@ def test_the_schedulers_own_deletions_and_a_faults_own_pods_are_not_the_hpas(eng
 
 
 def test_alike_faults_end_oldest_first_and_the_newest_in_force_is_named(engine):
-    first, second = (r.json()["seq"] for r in post(engine, ("/faults", HPA), ("/faults", HPA)))
+    first, second = (r.json()["seq"] for r in post_to(engine, ("/faults", HPA), ("/faults", HPA)))
     engine.from_watch(ev.PodTerminating("agent-a"))
-    (ended,) = post(engine, ("/faults/end", HPA))
+    (ended,) = post_to(engine, ("/faults/end", HPA))
     assert ended.json()["ended"] == first
     engine.from_watch(ev.PodTerminating("agent-b"))
     assert deletions(engine) == {"agent-a": [second], "agent-b": [second]}
@@ -97,7 +84,7 @@ def test_a_restarted_service_knows_which_faults_are_in_force(tmp_path):
     first = Engine(config)
     first.placed("agent-a", "pool-1", "node-1")
     first.placed("agent-b", "pool-1", "node-1")
-    (seq,) = (r.json()["seq"] for r in post(first, ("/faults", HPA)))
+    (seq,) = (r.json()["seq"] for r in post_to(first, ("/faults", HPA)))
     first.history.append(HistoryEvent(first.clock.now(), Kind.POD_DELETE, pod="agent-a",
                                       data={"cause": "scale down to 1"}))
     asyncio.run(first.stop())
@@ -107,7 +94,7 @@ def test_a_restarted_service_knows_which_faults_are_in_force(tmp_path):
     again.from_watch(ev.PodTerminating("agent-a"))
     again.from_watch(ev.PodTerminating("agent-b"))
     assert deletions(again) == {"agent-a": [None], "agent-b": [seq]}
-    assert post(again, ("/faults/end", HPA))[0].json()["ended"] == seq
+    assert post_to(again, ("/faults/end", HPA))[0].json()["ended"] == seq
     asyncio.run(again.stop())
 
 
@@ -125,7 +112,7 @@ def test_the_checker_measures_a_waiting_tasks_recovery_from_the_named_deletion(e
                 HistoryEvent(t(), Kind.TASK_TRANSITION, task=1, workspace="ws-1", from_status="running",
                              to_status="apply_pending", pod="agent-a", data={"stage": "apply_pending"})):
         engine.history.append(row)
-    (seq,) = (r.json()["seq"] for r in post(engine, ("/faults", HPA)))
+    (seq,) = (r.json()["seq"] for r in post_to(engine, ("/faults", HPA)))
     engine.from_watch(ev.PodTerminating("agent-a"))
     for row in (HistoryEvent(t(), Kind.TASK_CONFIRMED, task=1, workspace="ws-1", data={"user": "alice"}),
                 HistoryEvent(t(), Kind.TASK_TRANSITION, task=1, workspace="ws-1", from_status="apply_pending",
