@@ -24,7 +24,7 @@ from sim.kube.replicasets import DELETION_COST_ANNOTATION, LOWEST_DELETION_COST
 
 __all__ = ["create_task", "wait_for_task", "confirm_apply", "double_confirm", "target_reserved_pod",
            "rank_reserved_pod_first", "wait_until_agent_gone", "lose_node_of_reserved_pod",
-           "heal_nodes", "patch_hpa"]
+           "heal_nodes", "patch_hpa", "fail_store_writes"]
 
 TARGET_LABEL = "unstuck.io/chaos-target"
 
@@ -252,3 +252,14 @@ def patch_hpa(name: str, min_replicas: int, max_replicas: int, record: bool = Tr
             svc.end_fault("hpa-scale-down", reason=json.dumps(
                 {"hpa": name, "minReplicas": min_replicas, "maxReplicas": max_replicas}))
     return {"minReplicas": old.min_replicas, "maxReplicas": old.max_replicas}
+
+
+def fail_store_writes(rate: float = 1.0, duration_s: float = 5.0, configuration: dict | None = None,
+                      secrets: dict | None = None) -> int:
+    """The `db-write-failure` fault: for `duration_s` seconds each of the scheduler's store
+    writes fails with probability `rate`, as the simulation's window does. The service fails
+    its own writes (it must run with `--fault-injection`); the fault row and, at the window's
+    end, its `fault.end` are its own. Returns the fault row's seq."""
+    with Service(configuration, secrets) as svc:
+        return svc.record_fault("db-write-failure", rate=rate, duration_s=duration_s,
+                                reason=f"store writes fail with p={rate:g} for {duration_s:g} s")

@@ -100,7 +100,8 @@ class World:
                 "--backend-dir", str(self.root / "backend"), "--cluster", "kubernetes",
                 "--kubeconfig", str(self.kubeconfig), "--namespace", "unstuck",
                 "--deployment", "unstuck-agent", "--scheduler", self.scheduler,
-                "--time-scale", "0.1", "--agent-stale", "1", "--poll-timeout", "2"] + (["--scaling", "hpa"] if self.hpa else [])
+                "--time-scale", "0.1", "--agent-stale", "1", "--poll-timeout", "2",
+                "--fault-injection"] + (["--scaling", "hpa"] if self.hpa else [])
         self.serve = subprocess.Popen([sys.executable, "-m", "unstuck.cli", *args], env=self.env(),
                                       cwd=self.root, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True)

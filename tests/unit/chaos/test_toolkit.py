@@ -24,11 +24,13 @@ EXPERIMENTS = sorted(p for p in (ROOT / "chaos" / "experiments").glob("*.yaml")
                      if not p.name.endswith(".scenario.yaml"))
 # The fault row each fault step records (chaos/toolkit/actions.py).
 RECORDS = {"target_reserved_pod": None, "lose_node_of_reserved_pod": "node-loss",
-           "patch_hpa": "hpa-scale-down", "double_confirm": "double-confirm"}
+           "patch_hpa": "hpa-scale-down", "double_confirm": "double-confirm",
+           "fail_store_writes": "db-write-failure"}
 
 
-def test_six_experiments_ship():
-    assert [p.stem for p in EXPERIMENTS] == ["agent-partition-reserved-slot", "double-confirm-apply-pending",
+def test_seven_experiments_ship():
+    assert [p.stem for p in EXPERIMENTS] == ["agent-partition-reserved-slot", "db-write-failure-apply",
+                                             "double-confirm-apply-pending",
                                              "hpa-scale-down-apply-pending",
                                              "hpa-scale-down-reserved-pod", "node-loss-apply-pending",
                                              "pod-kill-reserved-slot"]
