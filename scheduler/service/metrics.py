@@ -5,9 +5,11 @@
   since their confirmation (the checker's apply_pending bound, live);
 - `unstuck_confirm_to_apply_seconds`: from a task's first confirmation to the first apply
   start (`exec.invoke` apply) after it, as docs/metrics.md defines it;
-- `unstuck_recovery_seconds`: from a `fault` row (or a deletion that names one: an HPA
-  scale-down's, docs/metrics.md "Effects") to the next forward progress of each task it hit
-  (docs/metrics.md, "Recovery latency"), measured as rows are appended;
+- `unstuck_recovery_seconds`: from a `fault` row (or its effect: a deletion that names an
+  HPA scale-down, a task's first failed write in a db-write-failure window; docs/metrics.md
+  "Effects") to the next forward progress of each task it hit (a transition forward, a
+  plan's end, or its run beginning; docs/metrics.md, "Recovery latency"), measured as rows
+  are appended;
 - `unstuck_history_rows_total{kind}` and `unstuck_agents_connected`;
 - `unstuck_state_read_errors_total`: reads of the agents' state backend (`--backend-dir`)
   that failed; the reference waits on them (scheduler/service/state_reader.py).
@@ -29,6 +31,7 @@ from scheduler.model import TaskStatus
 
 BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 PROGRESS = {"running", "applied", "success", "planned_and_finished"}
+DB_FAULT = "db-write-failure"
 TERMINAL = {s.value for s in TaskStatus if s.terminal}
 
 
@@ -43,11 +46,21 @@ class RowObserver:
         self.ties: dict[int, set[str]] = {}  # pods and agents the task is tied to
         self.waiting: dict[int, list[float]] = {}  # fault clocks per task
         self.awaiting_human: dict[int, list[float]] = {}  # faults hit while unconfirmed
+        self.db_windows: list[dict[str, Any]] = []  # db-write-failure rows in force
+        self.db_hit: set[tuple[int, int]] = set()  # (window seq, task): its first failed write
+        self.dispatched_to: dict[int, str | None] = {}  # task -> the agent of its latest dispatch
 
     def __call__(self, row: dict[str, Any]) -> None:
         kind, task, t = row["kind"], row.get("task"), float(row["t"])
         if kind == "fault":
+            if (row.get("data") or {}).get("type") == DB_FAULT:
+                self.db_windows.append(row)
             self._fault(row, t)
+            return
+        if kind == "fault.end" and (row.get("data") or {}).get("type") == DB_FAULT:
+            ended = next((w for w in self.db_windows if w.get("data") == row.get("data")), None)
+            if ended is not None:  # the oldest alike, as the checker reads the ends
+                self.db_windows.remove(ended)
             return
         if kind in ("pod.terminating", "pod.removed") and (row.get("data") or {}).get("fault") is not None:
             self._fault({"pod": row.get("pod")}, t)  # an untargeted fault's effect hits here
@@ -60,19 +73,32 @@ class RowObserver:
             self.confirmed_at.setdefault(task, t)
             for _ in self.awaiting_human.pop(task, []):
                 self.waiting.setdefault(task, []).append(t)
-        elif kind == "exec.invoke" and (row.get("data") or {}).get("action") == "apply":
-            start = self.confirmed_at.pop(task, None)
-            if start is not None:
-                self.c2a.observe(t - start)
+        elif kind == "store.write_failed":
+            self._write_failed(row, task, t)
+        elif kind == "dispatch":
+            self.dispatched_to[task] = row.get("agent")
+        elif kind == "exec.invoke":
+            if (row.get("data") or {}).get("action") == "apply":
+                start = self.confirmed_at.pop(task, None)
+                if start is not None:
+                    self.c2a.observe(t - start)
+            # A run that began is progress for a task hit after its dispatch (its claim refused
+            # by a failed write, say): the invoke of the agent its latest dispatch went to.
+            if self.status.get(task) == "running" and row.get("agent") == self.dispatched_to.get(task):
+                self._progress(task, t)
         elif kind == "task.transition":
             before, after = self.status.get(task), row.get("to_status")
             self.status[task] = after
-            if after == "apply_pending" and before == "running" and (row.get("data") or {}).get("stage") == "apply_pending":
+            plan_end = (after == "apply_pending" and before == "running"
+                        and (row.get("data") or {}).get("stage") == "apply_pending")
+            if plan_end:
                 self.confirmed_at.pop(task, None)  # a new plan: a new epoch needs a new confirm
-            forward = after in PROGRESS or (after in ("failed", "cancelled") and row.get("reason"))
-            if forward and task in self.waiting:
-                for clock in self.waiting.pop(task):
-                    self.recovery.observe(t - clock)
+            # Progress as docs/metrics.md defines it; a plan's end is one (what is left waits
+            # on a human).
+            forward = (after in PROGRESS or plan_end
+                       or (after in ("failed", "cancelled") and row.get("reason")))
+            if forward:
+                self._progress(task, t)
             if after in TERMINAL:
                 self.ties.pop(task, None)
                 self.awaiting_human.pop(task, None)
@@ -101,12 +127,39 @@ class RowObserver:
                 continue
             hit = (data.get("type") == "scheduler-restart" or row.get("task") == task
                    or bool(targets & self.ties.get(task, set())))
-            if not hit:
-                continue
-            if status == "apply_pending" and task not in self.confirmed_at:
-                self.awaiting_human.setdefault(task, []).append(t)
-            else:
-                self.waiting.setdefault(task, []).append(t)
+            if hit:
+                self._hit(task, status, t)
+
+    def _progress(self, task: int, t: float) -> None:
+        for clock in self.waiting.pop(task, []):
+            self.recovery.observe(t - clock)
+
+    def _write_failed(self, row: dict[str, Any], task: int, t: float) -> None:
+        """A task's write failed in a db-write-failure window: that window's hit on it, once
+        per window, in the window whose rate is in force (the highest, the first started on a
+        tie), as the checker counts it (docs/metrics.md, "Effects")."""
+        status = self.status.get(task)
+        if status is None or status in TERMINAL:
+            return
+        windows = [w for w in self.db_windows if _in_window(w, t)]
+        if not windows:
+            return
+        cause = max(windows, key=lambda w: (w.get("data") or {}).get("rate") or 1.0)
+        if (cause["seq"], task) not in self.db_hit:
+            self.db_hit.add((cause["seq"], task))
+            self._hit(task, status, t)
+
+    def _hit(self, task: int, status: str, t: float) -> None:
+        if status == "apply_pending" and task not in self.confirmed_at:
+            self.awaiting_human.setdefault(task, []).append(t)
+        else:
+            self.waiting.setdefault(task, []).append(t)
+
+
+def _in_window(fault: dict[str, Any], t: float) -> bool:
+    """Until its `fault.end`, or `data.duration_s` after it when the end never came."""
+    duration = (fault.get("data") or {}).get("duration_s")
+    return duration is None or t <= float(fault["t"]) + float(duration)
 
 
 class _Unobserved:

@@ -658,7 +658,7 @@ def _build(rows: list[Row], bound_s: float | None, drain_s: float | None) -> Tim
             ln.write_failed.append(row)
             # A write of this task that failed while a db-write-failure was in force is that
             # fault's effect on it: the window whose rate the world applies, the highest in
-            # force, the first started on a tie (sim.faults.worst_window).
+            # force, the first started on a tie (scheduler.stores.failures.worst).
             cause = max((w for w in db_windows if _in_window(w, row)), default=None,
                         key=lambda w: _rate((w.get("data") or {}).get("rate")))
             if (cause is not None and (cause["seq"], task) not in db_hit

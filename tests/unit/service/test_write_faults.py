@@ -9,10 +9,12 @@ import asyncio
 import pytest
 
 from scheduler import events as ev
+from scheduler.history import HistoryEvent, Kind
 from scheduler.model import TaskType
 from scheduler.service.config import ServiceConfig
 from scheduler.service.engine import Engine
-from tests.unit.service.live import InProcessService, post_to, wait_for
+from tests.unit.service.live import InProcessService, post_to, scrape, wait_for
+from unstuck.checker import judge
 
 HALF = {"type": "db-write-failure", "rate": 0.5}
 ALL = {"type": "db-write-failure", "rate": 1.0}
@@ -107,3 +109,37 @@ def test_a_window_with_a_duration_ends_by_itself(tmp_path):
         assert [t.id for t in svc.engine.store.list_tasks()] == [1]  # the refused one left nothing
     finally:
         svc.stop()
+
+
+def test_the_services_recovery_histogram_counts_a_window_once_per_task_as_the_checker_does(tmp_path):
+    # Task 1 is planning when its writes fail; its plan's end is its progress. Task 2 was
+    # dispatched for its apply and its claim failed; its run beginning (the invoke of the agent
+    # it was sent to) is its progress. The service's histogram, read live by dashboards,
+    # must agree with the checker's records afterwards: count and latencies.
+    engine = engine_with(tmp_path, injection=True)
+    t = engine.clock.now
+
+    def append(kind: Kind, task: int, **fields) -> None:
+        engine.history.append(HistoryEvent(t(), kind, task=task, workspace=f"ws-{task}", **fields))
+
+    for task in (1, 2):
+        append(Kind.TASK_CREATED, task, to_status="pending", data={"type": "plan_and_apply"})
+    append(Kind.TASK_TRANSITION, 1, from_status="pending", to_status="running", agent="a-1", pod="pod-1",
+           data={"stage": "planning"})
+    append(Kind.TASK_TRANSITION, 2, from_status="pending", to_status="running", agent="a-2", pod="pod-2",
+           data={"stage": "applying"})
+    append(Kind.DISPATCH, 2, agent="a-2", pod="pod-2", data={"action": "apply", "fence": 1})
+    post_to(engine, ("/faults", ALL))
+    for task in (1, 1, 2):  # two failed writes of task 1 in one window: one hit
+        append(Kind.STORE_WRITE_FAILED, task, reason="injected write failure (rate 1.0)")
+    post_to(engine, ("/faults/end", ALL))
+    append(Kind.STORE_WRITE_FAILED, 1, reason="a failure after the window: nobody's")
+    append(Kind.EXEC_INVOKE, 2, agent="a-2", pod="pod-2", data={"action": "apply", "fence": 1})
+    append(Kind.TASK_TRANSITION, 1, from_status="running", to_status="apply_pending",
+           data={"stage": "apply_pending"})
+    live = scrape(engine)
+    _, metrics = judge(engine.history.rows, bound_s=60, drain_s=60)
+    assert sorted((h.task, h.outcome) for h in metrics.recovery) == [(1, "recovered"), (2, "recovered")]
+    assert live["unstuck_recovery_seconds_count"] == 2
+    assert live["unstuck_recovery_seconds_sum"] == pytest.approx(sum(h.latency_s for h in metrics.recovery))
+    engine.history.close()
