@@ -10,8 +10,9 @@ fault names (a pod-kill's own pod, a lost node's pods), while an untargeted faul
 force, is that fault's effect: its `pod.terminating` row names it in `data.fault`, as the
 simulation's ReplicaSet deletions do (docs/metrics.md, "Effects").
 
-Everything here is rebuilt from the history rows alone, so a restarted service names the
-same causes as one that ran on.
+The faults in force are also what `Engine.end_fault` ends: a `fault.end` row ends the oldest
+alike one, here as when the checker reads the history back. Everything here is rebuilt from
+the history rows alone, so a restarted service names the same causes as one that ran on.
 """
 
 from __future__ import annotations
