@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -129,11 +130,25 @@ class World:
         self.serve = None
         return out or ""
 
-    def run(self, experiment: str) -> Outcome:
+    def run(self, experiment: str, bound_s: int | None = None) -> Outcome:
         """`chaos run` the shipped experiment, stop the service, close the run as the
-        experiment's scenario and gate it: each through its command line, as a user would."""
+        experiment's scenario and gate it: each through its command line, as a user would.
+
+        `bound_s` judges the run by another apply_pending bound, as a user would set it: the
+        experiment's UNSTUCK_BOUND_S and the scenario's `bounds.apply_pending_s` (a copy of
+        the file). For a scheduler that never recovers, a short bound shows the same stuck
+        task as the shipped one, without waiting the shipped bound out."""
+        scenario = EXPERIMENTS / f"{experiment}.scenario.yaml"
+        env = self.env()
+        if bound_s is not None:
+            env["UNSTUCK_BOUND_S"] = str(bound_s)
+            text, n = re.subn(r"apply_pending_s: \d+", f"apply_pending_s: {bound_s}", scenario.read_text())
+            assert n == 1, f"{scenario}: no single bounds.apply_pending_s to replace"
+            scenario = self.root / scenario.name
+            scenario.write_text(text.replace("$schema=../../scenarios/", f"$schema={ROOT}/scenarios/"))
+
         def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-            return subprocess.run(list(args), env=self.env(), cwd=self.root, capture_output=True,
+            return subprocess.run(list(args), env=env, cwd=self.root, capture_output=True,
                                   text=True, timeout=timeout)
 
         chaos = Path(sys.executable).with_name("chaos")
@@ -144,8 +159,8 @@ class World:
         locks = httpx.get(f"{self.url}/locks", timeout=10).json()["locks"]
         logs = self.stop_serve()
         unstuck = [sys.executable, "-m", "unstuck.cli"]
-        closed = cli(*unstuck, "close-run", str(self.root / "run"), "--scenario",
-                     str(EXPERIMENTS / f"{experiment}.scenario.yaml"), "--out", str(self.root / "judged"))
+        closed = cli(*unstuck, "close-run", str(self.root / "run"), "--scenario", str(scenario),
+                     "--out", str(self.root / "judged"))
         gated = cli(*unstuck, "gate", str(self.root / "judged"), "-s", self.scheduler)
         (history,) = (self.root / "judged" / "histories").glob("*/*/seed-0.jsonl")
         return Outcome(ran.returncode, json.loads((self.root / "journal.json").read_text()),
