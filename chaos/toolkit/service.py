@@ -37,6 +37,11 @@ def _why(r: httpx.Response) -> str:
         return r.text
 
 
+def _fault_body(type: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A fault's body for POST /faults and POST /faults/end: the fields given, none null."""
+    return {"type": type, **{k: v for k, v in fields.items() if v is not None}}
+
+
 class Service:
     def __init__(self, configuration: dict | None, secrets: dict | None = None,
                  timeout_s: float = 10.0) -> None:
@@ -143,15 +148,13 @@ class Service:
         return r.status_code
 
     def record_fault(self, type: str, **fields: Any) -> int:
-        body = {"type": type, **{k: v for k, v in fields.items() if v is not None}}
-        return self._call("POST", "/faults", write=True, json=body)["seq"]
+        return self._call("POST", "/faults", write=True, json=_fault_body(type, fields))["seq"]
 
     def end_fault(self, type: str, **fields: Any) -> int | None:
         """End the oldest fault in force that `record_fault(type, **fields)` announced: the
         seq of the fault ended, or None when none is (a rollback after a method that failed
         before its fault step)."""
-        body = {"type": type, **{k: v for k, v in fields.items() if v is not None}}
-        out = self._call("POST", "/faults/end", write=True, none_on=409, json=body)
+        out = self._call("POST", "/faults/end", write=True, none_on=409, json=_fault_body(type, fields))
         return None if out is None else out["ended"]
 
     # ----------------------------------------------------------------------- waiting

@@ -28,10 +28,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from scheduler.model import TaskStatus
+from scheduler.service.effects import fields
+from scheduler.service.write_faults import TYPE as DB_FAULT
+from scheduler.stores.failures import worst
 
 BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 PROGRESS = {"running", "applied", "success", "planned_and_finished"}
-DB_FAULT = "db-write-failure"
 TERMINAL = {s.value for s in TaskStatus if s.terminal}
 
 
@@ -58,7 +60,7 @@ class RowObserver:
             self._fault(row, t)
             return
         if kind == "fault.end" and (row.get("data") or {}).get("type") == DB_FAULT:
-            ended = next((w for w in self.db_windows if w.get("data") == row.get("data")), None)
+            ended = next((w for w in self.db_windows if fields(w) == fields(row)), None)
             if ended is not None:  # the oldest alike, as the checker reads the ends
                 self.db_windows.remove(ended)
             return
@@ -144,7 +146,7 @@ class RowObserver:
         windows = [w for w in self.db_windows if _in_window(w, t)]
         if not windows:
             return
-        cause = max(windows, key=lambda w: (w.get("data") or {}).get("rate") or 1.0)
+        _, cause = worst([((w.get("data") or {}).get("rate") or 1.0, w) for w in windows])
         if (cause["seq"], task) not in self.db_hit:
             self.db_hit.add((cause["seq"], task))
             self._hit(task, status, t)
