@@ -101,7 +101,7 @@ def serve(
     scaling: Annotated[str, typer.Option(help="kubernetes: scheduler (scale the Deployment) | hpa (leave it to an HPA).")] = "scheduler",
     kubeconfig: Annotated[str | None, typer.Option(help="kubernetes: kubeconfig path (default: in-cluster, then ~/.kube/config).")] = None,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
-    fault_injection: Annotated[bool, typer.Option("--fault-injection", help="Chaos runs only: fail this service's own store writes when a harness posts a db-write-failure fault with a rate (docs/service.md).")] = False,
+    fault_injection: Annotated[bool, typer.Option("--fault-injection", help="Chaos runs only: inject the faults a harness posts that only this service can make: fail its own store writes (a db-write-failure with a rate), drop an agent's C&C session (an agent-disconnect) (docs/service.md).")] = False,
 ) -> None:
     """Run the scheduler as a long-running HTTP service (API, /metrics, durable history)."""
     from unstuck.cli import fail_input, output_problem, scheduler_problem

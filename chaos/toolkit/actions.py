@@ -24,7 +24,8 @@ from sim.kube.replicasets import DELETION_COST_ANNOTATION, LOWEST_DELETION_COST
 
 __all__ = ["create_task", "wait_for_task", "confirm_apply", "double_confirm", "target_reserved_pod",
            "rank_reserved_pod_first", "wait_until_agent_gone", "lose_node_of_reserved_pod",
-           "heal_nodes", "patch_hpa", "fail_store_writes"]
+           "heal_nodes", "patch_hpa", "fail_store_writes", "record_scheduler_restart",
+           "wait_for_scheduler_restart", "wait_for_runs_to_end", "disconnect_running_agent"]
 
 TARGET_LABEL = "unstuck.io/chaos-target"
 
@@ -263,3 +264,103 @@ def fail_store_writes(rate: float = 1.0, duration_s: float = 5.0, configuration:
     with Service(configuration, secrets) as svc:
         return svc.record_fault("db-write-failure", rate=rate, duration_s=duration_s,
                                 reason=f"store writes fail with p={rate:g} for {duration_s:g} s")
+
+
+def disconnect_running_agent(workspace: str, configuration: dict | None = None,
+                             secrets: dict | None = None) -> str:
+    """The `agent-disconnect` fault: the C&C session of the agent running the latest run of
+    the newest task of `workspace` drops, as a WebSocket drops for a network blip or a load
+    balancer's idle timeout. The service hears the close at once; the agent's process, its
+    run and its HTTP calls go on, and it connects again. The service makes the drop itself
+    (its long-poll is the session; it must run with `--fault-injection`), as no cut made
+    elsewhere would be heard: the agent would just poll again. Returns the pod."""
+    with Service(configuration, secrets) as svc:
+        task, pod = svc.running_pod(workspace)
+        svc.record_fault("agent-disconnect", pod=pod, task=task["id"],
+                         reason=f"the C&C session of the agent running task {task['id']} "
+                                f"({task['status']}) dropped")
+    return pod
+
+
+def record_scheduler_restart(label_selector: str = "app=unstuck-scheduler",
+                             configuration: dict | None = None, secrets: dict | None = None) -> list[str]:
+    """Record the `scheduler-restart` fault, naming the scheduler's pods that the next step
+    kills (chaostoolkit-kubernetes' `terminate_pods` with the same `label_selector`): the
+    row must come from the process that is about to die, as no later one can say when it
+    died. Fails, writing nothing, when no pod matches: the scheduler then does not run as a
+    pod (deploy/scheduler.yaml, or deploy/local/scheduler.yaml on the local cluster), and
+    killing nothing would restart nothing. Returns the pods."""
+    ns = _namespace(configuration)
+    try:
+        pods = client.CoreV1Api(create_k8s_api_client(secrets)).list_namespaced_pod(
+            ns, label_selector=label_selector).items
+    except ApiException as exc:
+        raise ActivityFailed(f"listing pods {label_selector!r} in namespace {ns}: {exc.status} "
+                             f"{exc.reason}") from None
+    names = sorted(p.metadata.name for p in pods if p.metadata.deletion_timestamp is None)
+    if not names:
+        raise ActivityFailed(
+            f"no pod in namespace {ns} matches {label_selector!r}: the scheduler must run as a "
+            "pod for a restart to be injected (deploy/scheduler.yaml; on the local cluster "
+            "deploy/local/scheduler.yaml), and label_selector must select it")
+    with Service(configuration, secrets) as svc:
+        svc.record_fault("scheduler-restart", reason=f"scheduler pod {', '.join(names)} killed")
+    return names
+
+
+def wait_for_scheduler_restart(timeout: float = 60, configuration: dict | None = None) -> float:
+    """Wait until a new scheduler process serves: its boot row (`scheduler.restart`) comes
+    after the newest `scheduler-restart` fault row and it answers /readyz. Until then the
+    old process may still answer (its kill is on its way) or nothing does (the new one is
+    starting), so an unanswered request is waited through, not a failure. Returns the
+    seconds waited; fails after `timeout`, saying what it last saw."""
+    started, seen = time.monotonic(), ["no answer yet"]
+
+    def booted() -> bool:
+        with Service(configuration) as svc:
+            try:
+                rows = svc.history()
+                faults = [r["seq"] for r in rows if r["kind"] == "fault"
+                          and (r.get("data") or {}).get("type") == "scheduler-restart"]
+                if not faults:
+                    raise ActivityFailed("no scheduler-restart fault has been recorded; "
+                                         "record_scheduler_restart comes first")
+                if not any(r["kind"] == "scheduler.restart" and r["seq"] > faults[-1] for r in rows):
+                    seen[0] = "the old process still answers"
+                    return False
+                seen[0] = "it has booted, /readyz is not 200 yet"
+                return svc.ready()
+            except ActivityFailed as exc:
+                if "did not answer" not in str(exc):
+                    raise
+                seen[0] = "no answer"
+                return False
+
+    if not until(booted, timeout, poll_s=0.2):
+        raise ActivityFailed(f"no new scheduler process served {timeout:g} s after the restart "
+                             f"({seen[0]}); is the scheduler a Deployment's pod that comes back?")
+    return round(time.monotonic() - started, 3)
+
+
+def wait_for_runs_to_end(timeout: float = 30, configuration: dict | None = None) -> int:
+    """Wait until every run an agent started (`exec.invoke`) has reported how it ended
+    (`exec.ok` or `exec.fail` of the same run). Why: a task's status can end before its run
+    does (the seed fails a task its restart interrupted while the agent applies on), and the
+    steady state, which asks about tasks, would end the experiment there; the history would
+    then never show what the run did. Returns how many runs ended; fails after `timeout`,
+    naming the runs still open."""
+    left: list[str] = []
+    started: list[dict] = []
+
+    def none_open() -> bool:
+        with Service(configuration) as svc:
+            rows = svc.history()
+        ended = {(r.get("data") or {}).get("run") for r in rows if r["kind"] in ("exec.ok", "exec.fail")}
+        started[:] = [r for r in rows if r["kind"] == "exec.invoke"]
+        left[:] = [f"{r['data'].get('action')} run {r['data'].get('run')} of task {r['task']} on "
+                   f"{r.get('pod')}" for r in started if r["data"].get("run") not in ended]
+        return not left
+
+    if not until(none_open, timeout):
+        raise ActivityFailed(f"{len(left)} run(s) had not ended {timeout:g} s later: {'; '.join(left)}")
+    return len(started)

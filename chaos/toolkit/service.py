@@ -116,6 +116,25 @@ class Service:
                                  "(chaos.toolkit.actions.wait_for_task)")
         return task, pods[-1]
 
+    def running_pod(self, workspace: str) -> tuple[dict[str, Any], str]:
+        """The newest task of `workspace` and the pod whose agent started its latest run
+        (its newest `exec.invoke` row)."""
+        task = self.newest_task(workspace)
+        pods = [r["pod"] for r in self.history() if r.get("task") == task["id"] and r.get("pod")
+                and r["kind"] == "exec.invoke"]
+        if not pods:
+            raise ActivityFailed(f"task {task['id']} of {workspace!r} ({task['status']}) has no run "
+                                 "started on any agent yet; wait for it first "
+                                 "(chaos.toolkit.actions.wait_for_task, status running)")
+        return task, pods[-1]
+
+    def ready(self) -> bool:
+        """Whether the service answers /readyz with 200 now; no answer is not ready."""
+        try:
+            return self.http.get("/readyz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def connected_pods(self) -> set[str]:
         """The pods whose agents the scheduler counts as connected now."""
         return {a["pod"] for pool in self._call("GET", "/pools")["pools"] for a in pool["agents"]}

@@ -31,7 +31,7 @@ from scheduler.history import HistoryEvent, Kind, Source
 from scheduler.model import Task, TaskStatus, TaskType, Workspace
 from scheduler.ports import StoreReadError
 from scheduler.service import views
-from scheduler.service.engine import Engine, exec_key
+from scheduler.service.engine import AGENT_DISCONNECT, Engine, exec_key
 from scheduler.service.identity import Identities
 from scheduler.service.static_cluster import StaticCluster
 from scheduler.service.write_faults import TYPE as WRITE_FAULT
@@ -409,7 +409,24 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
                 data[key] = getattr(body, key)
         return {"pod": body.pod, "agent": body.agent, "task": body.task, "data": data}
 
+    def disconnect_refused(body: Fault) -> JSONResponse | None:
+        if not engine.config.fault_injection:
+            return _err(403, f"an {AGENT_DISCONNECT} asks this service to drop the agent's C&C "
+                        "session, which it does only when started with --fault-injection (chaos "
+                        "runs only): a disconnect made elsewhere never reaches it, as the agent "
+                        "polls again at once")
+        if body.pod is None and body.agent is None:
+            return _err(422, f"body.pod: an {AGENT_DISCONNECT} names the pod (or body.agent) "
+                        "whose agent to disconnect")
+        if not engine.connected_agents(body.pod, body.agent):
+            where = " and ".join(f"{k} {v}" for k, v in (("pod", body.pod), ("agent", body.agent)) if v)
+            return _err(409, f"no agent with {where} is connected, so none can be disconnected: "
+                        "GET /pools lists the connected agents and their pods")
+        return None
+
     def injection_refused(body: Fault) -> JSONResponse | None:
+        if body.rate is None and body.type == AGENT_DISCONNECT:
+            return disconnect_refused(body)
         if body.rate is None:
             if body.duration_s is not None:
                 return _err(422, "body.duration_s: the window of an injected write failure; send "
@@ -426,12 +443,15 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
 
     @app.post("/faults", status_code=201, tags=["history"])
     async def fault(body: Fault, authorization: Auth = None):
-        """A harness announces a fault it is about to inject (history kind `fault`). A
-        db-write-failure with a `rate` the service injects itself, with --fault-injection."""
+        """A harness announces a fault it is about to inject (history kind `fault`). Two the
+        service injects itself, with --fault-injection: a db-write-failure with a `rate`, and
+        an agent-disconnect (the named pod's or agent's C&C session is dropped)."""
         if identities.user_for(authorization) is None:
             return _err(401, "recording a fault needs an identity: send Authorization: Bearer <token>")
         if (refused := injection_refused(body)) is not None:
             return refused
+        if body.type == AGENT_DISCONNECT and body.agent is None:  # the row names whom it hit
+            body = body.model_copy(update={"agent": engine.connected_agents(body.pod, None)[0]})
         row = engine.fault(body.reason or body.type, **fault_row(body))
         return JSONResponse({"ok": True, "seq": row["seq"]}, status_code=201)
 

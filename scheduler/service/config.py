@@ -41,8 +41,8 @@ class ServiceConfig:
     """The `unstuck_stuck_tasks` gauge's bound since the confirmation."""
     fault_injection: bool = False
     """Take `POST /faults` bodies with a `rate` as an order to fail this service's own store
-    writes (the db-write-failure fault, live: scheduler/service/write_faults.py). For chaos
-    runs only."""
+    writes (the db-write-failure fault, live: scheduler/service/write_faults.py), and an
+    agent-disconnect as one to drop that agent's C&C session. For chaos runs only."""
     # Kubernetes cluster.
     namespace: str = "unstuck"
     agent_selector: str = "app=unstuck-agent"

@@ -38,6 +38,9 @@ from scheduler.service.write_faults import WriteFaultWindows
 from scheduler.stores import open_store
 from scheduler.variants import policy_class
 
+AGENT_DISCONNECT = "agent-disconnect"
+"""The fault type a --fault-injection service injects into its own C&C sessions."""
+
 log = logging.getLogger("unstuck.service")
 
 
@@ -253,18 +256,31 @@ class Engine:
 
     # ---------------------------------------------------------------- faults
     def fault(self, reason: str, **fields: Any) -> dict[str, Any]:
-        """Record a fault a harness announces. One whose `data` has a `rate` (a
-        db-write-failure; the app admits it only with --fault-injection) is also injected:
-        the store's writes fail from now until its end, `data.duration_s` later or at its
-        `end_fault`."""
+        """Record a fault a harness announces. Two the service also injects (the app admits
+        them only with --fault-injection): one whose `data` has a `rate` (a db-write-failure),
+        whose store writes fail from now until its end, `data.duration_s` later or at its
+        `end_fault`; and an agent-disconnect, whose agent's C&C session (its long-poll) ends
+        now: the core hears `AgentDisconnected`, and the agent's next poll is told to
+        register again."""
         row = self.world(Kind.FAULT, Source.FAULT, reason=reason, **fields)
         data = row.get("data") or {}
+        if data.get("type") == AGENT_DISCONNECT and self.config.fault_injection:
+            # As a dropped WebSocket is to the seed: the server hears the close at once and
+            # the agent, its process and its HTTP calls untouched, connects again.
+            for agent in self.connected_agents(row.get("pod"), row.get("agent")):
+                self.mailboxes.disconnect(agent)
+                self.handle(ev.AgentDisconnected(agent))
         if data.get("rate") is not None:
             self.write_faults.start(row["seq"], data["rate"])
             if data.get("duration_s") is not None and self.loop is not None:
                 self.loop.call_later(data["duration_s"], self.end_fault, row["seq"],
                                      "failing store writes over")
         return row
+
+    def connected_agents(self, pod: str | None, agent: str | None) -> list[str]:
+        """The agents with a C&C session now, on `pod` and named `agent` where given."""
+        return sorted(b.agent_id for b in self.mailboxes.boxes.values() if b.connected
+                      and pod in (None, b.pod) and agent in (None, b.agent_id))
 
     def end_fault(self, seq: int, reason: str) -> dict[str, Any] | None:
         """Write the `fault.end` of fault `seq`, which repeats the fault's fields, and end its

@@ -23,9 +23,9 @@ STUCK_BOUND_S = 10
 def world(tmp_path):
     made: list[World] = []
 
-    def make(scheduler: str, *, hpa: bool = False) -> World:
+    def make(scheduler: str, *, hpa: bool = False, scheduler_pod: bool = False) -> World:
         cluster = LocalCluster(nodes=2, time_scale=10, workdir=str(tmp_path / "cluster")).start()
-        w = World(tmp_path, scheduler, cluster, hpa=hpa)
+        w = World(tmp_path, scheduler, cluster, hpa=hpa, scheduler_pod=scheduler_pod)
         made.append(w)
         return w.up()
 
@@ -82,7 +82,12 @@ def test_the_seed_leaves_it_in_apply_pending_as_in_incident_601(world):
 def test_seed_proposal_leaves_it_stuck_in_pending(world):
     # The report's own fix resets the orphaned task to pending, where the lock the task
     # itself holds keeps it from ever being dispatched again (docs/chaos.md's matrix).
-    out = world("seed-proposal").run("pod-kill-reserved-slot")
+    assert_stuck_in_pending(world("seed-proposal").run("pod-kill-reserved-slot"))
+
+
+def assert_stuck_in_pending(out) -> None:
+    """seed-proposal's end: the steady state deviated; task 1 confirmed, reset to `pending`,
+    its workspace locked by it, no apply started; the gate names the lock and the task."""
     assert (out.chaos_rc, out.journal["deviated"]) == (1, True), out.logs
     task = out.tasks[1]
     assert (task["status"], task["apply_confirmed_by"]) == ("pending", "alice"), task
@@ -278,3 +283,105 @@ def test_the_reference_applies_once_through_a_store_write_outage(world):
     assert (hit.fault_type, hit.status_at_fault, hit.run_at_fault, hit.outcome) == (
         "db-write-failure", "running", "apply", "recovered"), hit
     assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+
+
+def restarted(out, experiment: str) -> tuple[dict, dict]:
+    """The run passed (chaos, close-run, gate) with one restart: the fault row written by the
+    pod that the stock `terminate_pods` then killed, and the new process's boot row after it.
+    Returns both rows."""
+    assert (out.chaos_rc, out.journal["deviated"]) == (0, False), out.logs
+    assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+    assert f"PASS  {experiment}-live" in out.gate_out
+    killed = out.activity("record-the-restart")["output"]
+    assert out.activity("kill-the-scheduler")["output"] == killed and len(killed) == 1
+    (fault,) = out.rows("fault")
+    assert fault["data"]["type"] == "scheduler-restart" and killed[0] in fault["reason"]
+    boots = out.rows("scheduler.restart")
+    assert len(boots) == 2 and boots[0]["seq"] < fault["seq"] < boots[1]["seq"]
+    assert out.activity("a-new-scheduler-serves")["status"] == "succeeded"
+    return fault, boots[1]
+
+
+def applied_once(out) -> dict:
+    (apply,) = [r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]
+    assert out.rows("task.transition", 1)[-1]["to_status"] == "applied"
+    assert out.tasks[1]["status"] == "applied" and out.locks == []
+    return apply
+
+
+@pytest.mark.parametrize("scheduler", ["reference", "seed"])
+def test_a_restart_while_the_task_waits_for_its_confirm(world, scheduler):
+    """The scheduler's pod is killed while task 1 waits in apply_pending. The reference
+    rebuilds the reservation from its store; the seed comes back without it (F5) but finds
+    every slot of the rediscovered pod idle, so the confirm is applied all the same."""
+    out = world(scheduler, scheduler_pod=True).run("scheduler-restart-apply-pending")
+    fault, boot = restarted(out, "scheduler-restart-apply-pending")
+    (confirmed,) = out.rows("task.confirmed", 1)
+    # The experiment's 2 s pause: the agent was back before the confirm.
+    assert [r for r in out.rows("agent.connected") if boot["seq"] < r["seq"] < confirmed["seq"]]
+    rebuilt = [r for r in out.rows("slot.reserved", 1) if r["seq"] > boot["seq"]]
+    if scheduler == "reference":
+        assert [r["reason"] for r in rebuilt] == ["reservation rebuilt from the store"]
+    else:
+        assert rebuilt == []
+    assert applied_once(out)["t"] > confirmed["t"]
+
+
+def test_seed_proposal_takes_a_restarts_lost_reservation_for_a_deleted_pod(world):
+    """The report's fix reads a reservation missing at the confirm as its pod deleted and
+    resets the task to pending, where the lock it holds keeps it for good, as after a pod
+    kill: here the pod is alive and only the scheduler restarted (F5, then the fix's reset)."""
+    out = world("seed-proposal", scheduler_pod=True).run("scheduler-restart-apply-pending")
+    assert_stuck_in_pending(out)
+    (reset,) = [r for r in out.rows("task.transition", 1) if r["to_status"] == "pending"
+                and r["from_status"] == "apply_pending"]
+    assert reset["reason"].startswith("Pod deleted, resetting to pending")
+    assert not out.rows("pod.terminating") and not out.rows("pod.removed")  # no pod went
+
+
+@pytest.mark.parametrize("scheduler", ["reference", "seed"])
+def test_a_restart_while_the_apply_runs(world, scheduler):
+    """The scheduler's pod is killed just after it dispatched the apply. The agent applies
+    on, once, and the new process takes its report: the reference keeps the task running
+    through the restart; the seed marks it failed at its start (F5: "Task interrupted by
+    server restart") and the agent's report then overwrites that with applied (T14)."""
+    out = world(scheduler, scheduler_pod=True).run("scheduler-restart-mid-apply")
+    fault, boot = restarted(out, "scheduler-restart-mid-apply")
+    (dispatch,) = [r for r in out.rows("dispatch", 1) if r["data"]["action"] == "apply"]
+    assert dispatch["seq"] < fault["seq"]
+    applied_once(out)
+    (ok,) = [r for r in out.rows("exec.ok", 1) if r["data"]["action"] == "apply"]
+    assert ok["t"] > boot["t"]
+    after = [r["to_status"] for r in out.rows("task.transition", 1) if r["seq"] > fault["seq"]]
+    assert after == (["applied"] if scheduler == "reference" else ["failed", "applied"])
+    assert out.activity("the-agent-reports-its-apply")["output"] == 2  # the plan's run and the apply's
+
+
+@pytest.mark.parametrize("scheduler", ["reference", "seed"])
+def test_an_agent_disconnect_while_the_apply_runs(world, scheduler):
+    """The C&C session of the agent applying task 1 drops (the service, with
+    --fault-injection, drops it). Both schedulers hear it at once; the agent connects again
+    and its one apply is reported. The reference keeps the task running; the seed fails it as
+    lost at the disconnect ("disconnected unexpectedly", F8), then the report overwrites that
+    with applied (T14)."""
+    out = world(scheduler).run("agent-disconnect-mid-apply")
+    assert (out.chaos_rc, out.journal["deviated"]) == (0, False), out.logs
+    assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+    (fault,) = out.rows("fault")
+    apply = applied_once(out)
+    assert (fault["data"]["type"], fault["pod"], fault["task"]) == ("agent-disconnect", apply["pod"], 1)
+    assert out.activity("drop-its-agents-connection")["output"] == apply["pod"]
+    (gone,) = out.rows("agent.disconnected")
+    assert gone["seq"] == fault["seq"] + 1 and gone["agent"] == fault["agent"]
+    (back,) = [r for r in out.rows("agent.connected") if r["seq"] > gone["seq"]]
+    (ok,) = [r for r in out.rows("exec.ok", 1) if r["data"]["action"] == "apply"]
+    assert ok["seq"] > back["seq"] and ok["data"]["run"] == apply["data"]["run"]
+    after = [r for r in out.rows("task.transition", 1) if r["seq"] > fault["seq"]]
+    if scheduler == "reference":
+        assert [r["to_status"] for r in after] == ["applied"]
+    else:
+        assert [r["to_status"] for r in after] == ["failed", "applied"]
+        assert after[0]["reason"].endswith("disconnected unexpectedly")
+    (hit,) = judge(out.history)[1].recovery
+    assert (hit.fault_type, hit.status_at_fault, hit.run_at_fault, hit.outcome) == (
+        "agent-disconnect", "running", "apply", "recovered"), hit

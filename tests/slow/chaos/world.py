@@ -23,6 +23,7 @@ from kubernetes import client, utils
 
 from chaos.cluster import kubeconfig
 from chaos.cluster.cluster import LocalCluster
+from scheduler.service import folderlock
 from tests import waiting
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -62,6 +63,10 @@ class World:
     scheduler: str
     cluster: LocalCluster
     hpa: bool = False
+    # The scheduler as a pod of the cluster (deploy/local/scheduler.yaml), which a
+    # scheduler-restart experiment kills and its Deployment brings back; else `unstuck
+    # serve` runs beside the cluster, as docs/chaos.md's recipe starts it.
+    scheduler_pod: bool = False
     port: int = field(default_factory=free_port)
     serve: subprocess.Popen | None = None
 
@@ -78,11 +83,14 @@ class World:
                 "UNSTUCK_USER_TOKEN": USER_TOKEN, "UNSTUCK_USER_TOKENS": f"{USER_TOKEN}=alice",
                 "UNSTUCK_POOL_TOKEN": POOL_TOKEN}
 
-    def up(self) -> World:
-        kubeconfig.write(self.kubeconfig, self.cluster.url, time_scale=self.cluster.scale.factor)
+    def _api(self) -> client.ApiClient:
         cfg = client.Configuration()
         cfg.host = self.cluster.url
-        api = client.ApiClient(cfg)
+        return client.ApiClient(cfg)
+
+    def up(self) -> World:
+        kubeconfig.write(self.kubeconfig, self.cluster.url, time_scale=self.cluster.scale.factor)
+        api = self._api()
         unstuck = Path(sys.executable).with_name("unstuck")
         assert unstuck.exists(), f"{unstuck}: the console script the agent pods run"
         agents = (ROOT / "deploy" / "local" / "agents.yaml").read_text()
@@ -97,27 +105,56 @@ class World:
             docs += [d for d in yaml.safe_load_all((ROOT / "deploy" / "hpa.yaml").read_text()) if d]
         for doc in docs:
             utils.create_from_dict(api, doc)
-        args = ["serve", "--port", str(self.port), "--data-dir", str(self.root / "run"),
-                "--backend-dir", str(self.root / "backend"), "--cluster", "kubernetes",
-                "--kubeconfig", str(self.kubeconfig), "--namespace", "unstuck",
-                "--deployment", "unstuck-agent", "--scheduler", self.scheduler,
-                "--time-scale", "0.1", "--agent-stale", "1", "--poll-timeout", "2",
-                "--fault-injection"] + (["--scaling", "hpa"] if self.hpa else [])
-        self.serve = subprocess.Popen([sys.executable, "-m", "unstuck.cli", *args], env=self.env(),
-                                      cwd=self.root, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True)
+        if self.scheduler_pod:
+            for doc in yaml.safe_load_all(self._scheduler_manifest(unstuck)):
+                utils.create_from_dict(api, doc)
+        else:
+            args = ["serve", "--port", str(self.port), "--data-dir", str(self.root / "run"),
+                    "--backend-dir", str(self.root / "backend"), "--cluster", "kubernetes",
+                    "--kubeconfig", str(self.kubeconfig), "--namespace", "unstuck",
+                    "--deployment", "unstuck-agent", "--scheduler", self.scheduler,
+                    "--time-scale", "0.1", "--agent-stale", "1", "--poll-timeout", "2",
+                    "--fault-injection"] + (["--scaling", "hpa"] if self.hpa else [])
+            self.serve = subprocess.Popen([sys.executable, "-m", "unstuck.cli", *args],
+                                          env=self.env(), cwd=self.root, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True)
         waiting.wait_for(self._ready, 30, 0.2, "unstuck serve to be ready")
         return self
 
+    def _scheduler_manifest(self, unstuck: Path) -> str:
+        """deploy/local/scheduler.yaml filled in as its comment says, on this world's port,
+        scheduler and scaling."""
+        text = ((ROOT / "deploy" / "local" / "scheduler.yaml").read_text()
+                .replace("@UNSTUCK@", str(unstuck)).replace("@DATA@", str(self.root / "run"))
+                .replace("@BACKEND@", str(self.root / "backend"))
+                .replace("@KUBECONFIG@", str(self.kubeconfig))
+                .replace("--port=8080", f"--port={self.port}")
+                .replace("containerPort: 8080", f"containerPort: {self.port}")
+                .replace("--scheduler=reference", f"--scheduler={self.scheduler}"))
+        return text.replace("--fault-injection]", "--fault-injection, --scaling=hpa]") if self.hpa else text
+
     def _ready(self) -> bool:
+        if self.scheduler_pod:
+            return self._answers("/readyz")
         assert self.serve is not None and self.serve.poll() is None, self.stop_serve()
+        return self._answers("/readyz")
+
+    def _answers(self, path: str) -> bool:
         try:
-            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            return httpx.get(f"{self.url}{path}", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
     def stop_serve(self) -> str:
-        """Stop the service (SIGTERM, as `kill %1`); its output."""
+        """Stop the service (SIGTERM, as `kill %1`; a scheduler pod by scaling its Deployment
+        to 0, which SIGTERMs it); its output."""
+        if self.scheduler_pod:
+            client.AppsV1Api(self._api()).patch_namespaced_deployment_scale(
+                "unstuck-scheduler", "unstuck", {"spec": {"replicas": 0}})
+            waiting.wait_for(lambda: folderlock.holder(self.root / "run") is None, 30, 0.2,
+                             "the scheduler pod to stop and let go of its data folder")
+            logs = sorted(Path(self.cluster.workdir).glob("**/scheduler/*.log"), key=lambda f: f.stat().st_mtime)
+            return "".join(f.read_text(errors="replace") for f in logs)
         if self.serve is None:
             return ""
         if self.serve.poll() is None:

@@ -16,7 +16,7 @@ import yaml
 from chaoslib.exceptions import ActivityFailed
 
 from chaos.toolkit import actions, probes
-from tests.unit.service.live import USER_TOKEN, InProcessService, free_port
+from tests.unit.service.live import USER_TOKEN, InProcessService, free_port, wait_for
 from unstuck.scenario import load as load_scenario
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -25,15 +25,17 @@ EXPERIMENTS = sorted(p for p in (ROOT / "chaos" / "experiments").glob("*.yaml")
 # The fault row each fault step records (chaos/toolkit/actions.py).
 RECORDS = {"target_reserved_pod": None, "lose_node_of_reserved_pod": "node-loss",
            "patch_hpa": "hpa-scale-down", "double_confirm": "double-confirm",
-           "fail_store_writes": "db-write-failure"}
+           "fail_store_writes": "db-write-failure", "record_scheduler_restart": "scheduler-restart",
+           "disconnect_running_agent": "agent-disconnect"}
 
 
-def test_seven_experiments_ship():
-    assert [p.stem for p in EXPERIMENTS] == ["agent-partition-reserved-slot", "db-write-failure-apply",
+def test_ten_experiments_ship():
+    assert [p.stem for p in EXPERIMENTS] == ["agent-disconnect-mid-apply", "agent-partition-reserved-slot", "db-write-failure-apply",
                                              "double-confirm-apply-pending",
                                              "hpa-scale-down-apply-pending",
                                              "hpa-scale-down-reserved-pod", "node-loss-apply-pending",
-                                             "pod-kill-reserved-slot"]
+                                             "pod-kill-reserved-slot", "scheduler-restart-apply-pending",
+                                             "scheduler-restart-mid-apply"]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda p: p.stem)
@@ -270,6 +272,89 @@ def test_the_hpa_patch_records_its_fault_and_the_rollback_ends_it(tmp_path, serv
             assert step(**restore) == "{'minReplicas': 2, 'maxReplicas': 10}"  # nothing in force
             (end,) = [r for r in service.engine.history.rows if r["kind"] == "fault.end"]
             assert end["data"] == fault["data"] and service.engine.effects.match(fault) is None
+
+
+def test_the_restart_step_records_the_scheduler_pod_it_will_kill_and_refuses_without_one(tmp_path, service):
+    # Against the local cluster: with no pod of the selector the step fails, saying the
+    # scheduler must run as a pod, and records nothing; with one it names that pod.
+    from kubernetes import client
+
+    from chaos.cluster.cluster import LocalCluster
+
+    config, secrets = {"unstuck_url": service.url, "unstuck_namespace": "unstuck"}, {"token": USER_TOKEN}
+    call = f"actions.record_scheduler_restart(configuration={config!r}, secrets={secrets!r})"
+    with LocalCluster(nodes=1, time_scale=20.0, workdir=str(tmp_path / "cluster")) as cluster:
+        assert _step_with_kubeconfig_at(tmp_path, cluster.url, call) == (
+            "no pod in namespace unstuck matches 'app=unstuck-scheduler': the scheduler must run "
+            "as a pod for a restart to be injected (deploy/scheduler.yaml; on the local cluster "
+            "deploy/local/scheduler.yaml), and label_selector must select it")
+        assert not [r for r in service.engine.history.rows if r["kind"] == "fault"]
+        cfg = client.Configuration()
+        cfg.host = cluster.url
+        with client.ApiClient(cfg) as api:
+            core = client.CoreV1Api(api)
+            core.create_namespace({"metadata": {"name": "unstuck"}})
+            core.create_namespaced_pod("unstuck", {
+                "metadata": {"name": "unstuck-scheduler-1", "labels": {"app": "unstuck-scheduler"}},
+                "spec": {"containers": [{"name": "scheduler", "image": "unstuck:latest"}]}})
+            core.create_namespaced_pod("unstuck", {
+                "metadata": {"name": "unstuck-agent-1", "labels": {"app": "unstuck-agent"}},
+                "spec": {"containers": [{"name": "agent", "image": "unstuck:latest"}]}})
+        assert _step_with_kubeconfig_at(tmp_path, cluster.url, call) == "['unstuck-scheduler-1']"
+    (fault,) = [r for r in service.engine.history.rows if r["kind"] == "fault"]
+    assert (fault["data"]["type"], fault["reason"]) == ("scheduler-restart",
+                                                        "scheduler pod unstuck-scheduler-1 killed")
+
+
+def test_the_restart_wait_ends_when_a_new_process_serves(tmp_path):
+    # A real `unstuck serve`, killed (-9) and started again on its folder, as a Deployment
+    # would: the wait sees the old process answer, then none, then the new one's boot row.
+    import signal
+    import threading
+    import time
+
+    from tests.unit.service.live import LiveRun
+
+    run = LiveRun(tmp_path)
+    config = {"unstuck_url": run.url}
+    try:
+        run.start_scheduler()
+        with pytest.raises(ActivityFailed, match="no scheduler-restart fault has been recorded; "
+                                                 "record_scheduler_restart comes first"):
+            actions.wait_for_scheduler_restart(timeout=1, configuration=config)
+        run.fault("scheduler-restart")
+        with pytest.raises(ActivityFailed, match=r"^no new scheduler process served 0\.5 s after the "
+                                                 r"restart \(the old process still answers\); is the "
+                                                 r"scheduler a Deployment's pod that comes back\?$"):
+            actions.wait_for_scheduler_restart(timeout=0.5, configuration=config)
+
+        def restart() -> None:
+            time.sleep(0.5)
+            run.signal("scheduler", signal.SIGKILL)
+            run.start_scheduler()
+
+        thread = threading.Thread(target=restart)
+        thread.start()
+        waited = actions.wait_for_scheduler_restart(timeout=30, configuration=config)
+        thread.join()
+        assert waited >= 0.5
+        fault = max(r["seq"] for r in run.history() if r["kind"] == "fault")
+        assert [r["seq"] > fault for r in run.history() if r["kind"] == "scheduler.restart"] == [False, True]
+    finally:
+        run.stop()
+
+
+def test_the_runs_wait_names_the_runs_still_open(service):
+    config = {"unstuck_url": service.url}
+    service.start_agent(plan_s=1.5)
+    actions.create_task("ws-1", configuration=config, secrets={"token": USER_TOKEN})
+    assert actions.wait_for_runs_to_end(timeout=1, configuration=config) == 0  # none started yet
+    wait_for(lambda: any(r["kind"] == "exec.invoke" for r in service.engine.history.rows), 20,
+             what="the plan to start")
+    with pytest.raises(ActivityFailed, match=r"^1 run\(s\) had not ended 0\.2 s later: plan run "
+                                             r"[0-9a-f]+ of task 1 on pod-1$"):
+        actions.wait_for_runs_to_end(timeout=0.2, configuration=config)
+    assert actions.wait_for_runs_to_end(timeout=20, configuration=config) == 1
 
 
 def test_docs_chaos_md_lists_every_step_with_its_arguments():

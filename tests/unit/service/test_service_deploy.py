@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -59,3 +60,26 @@ def test_the_local_cluster_agents_run_this_checkouts_agent_with_real_options():
     assert command == "agent"
     typer.main.get_command(app).commands["agent"].make_context(command, list(args))
     assert d["spec"]["template"]["metadata"]["labels"]["app"] == "unstuck-agent"
+
+
+def test_the_local_cluster_scheduler_pod_runs_serve_with_real_options_and_the_secrets_keys():
+    """deploy/local/scheduler.yaml: what the scheduler-restart experiments kill (docs/chaos.md,
+    "The scheduler as a pod")."""
+    (d,) = [d for d in yaml.safe_load_all((DEPLOY / "local" / "scheduler.yaml").read_text()) if d]
+    assert d["spec"]["strategy"] == {"type": "Recreate"}  # never two services on one folder
+    template = d["spec"]["template"]
+    assert template["metadata"]["labels"]["app"] == "unstuck-scheduler"  # the experiments' selector
+    (c,) = template["spec"]["containers"]
+    assert c["command"] == ["@UNSTUCK@"]
+    command, *args = c["args"]
+    assert command == "serve"
+    typer.main.get_command(app).commands["serve"].make_context(command, list(args))
+    assert {"--data-dir=@DATA@", "--kubeconfig=@KUBECONFIG@", "--backend-dir=@BACKEND@"} <= set(args)
+    (secret,) = [s for s in docs() if s["kind"] == "Secret"]
+    for env in c["env"]:
+        ref = env["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"], env
+    from scheduler.service.identity import parse_user_tokens
+
+    users = parse_user_tokens(secret["stringData"]["user-tokens"], "user-tokens")
+    assert users == json.loads(secret["stringData"]["users.json"])  # one set of users, two spellings
