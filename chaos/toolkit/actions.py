@@ -19,13 +19,13 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from chaos.toolkit import kind_nodes
-from chaos.toolkit.service import TERMINAL, Service, until
+from chaos.toolkit.service import TERMINAL, Service, Unanswered, until
 from sim.kube.replicasets import DELETION_COST_ANNOTATION, LOWEST_DELETION_COST
 
 __all__ = ["create_task", "wait_for_task", "confirm_apply", "double_confirm", "target_reserved_pod",
            "rank_reserved_pod_first", "wait_until_agent_gone", "lose_node_of_reserved_pod",
            "heal_nodes", "patch_hpa", "fail_store_writes", "record_scheduler_restart",
-           "wait_for_scheduler_restart", "wait_for_runs_to_end", "disconnect_running_agent"]
+           "wait_for_scheduler_restart", "wait_for_runs_to_end", "disconnect_agent"]
 
 TARGET_LABEL = "unstuck.io/chaos-target"
 
@@ -266,19 +266,26 @@ def fail_store_writes(rate: float = 1.0, duration_s: float = 5.0, configuration:
                                 reason=f"store writes fail with p={rate:g} for {duration_s:g} s")
 
 
-def disconnect_running_agent(workspace: str, configuration: dict | None = None,
-                             secrets: dict | None = None) -> str:
-    """The `agent-disconnect` fault: the C&C session of the agent running the latest run of
-    the newest task of `workspace` drops, as a WebSocket drops for a network blip or a load
-    balancer's idle timeout. The service hears the close at once; the agent's process, its
-    run and its HTTP calls go on, and it connects again. The service makes the drop itself
-    (its long-poll is the session; it must run with `--fault-injection`), as no cut made
-    elsewhere would be heard: the agent would just poll again. Returns the pod."""
+def disconnect_agent(workspace: str, of: str = "run", reconnect_after: float | None = None,
+                     configuration: dict | None = None, secrets: dict | None = None) -> str:
+    """The `agent-disconnect` fault: the C&C session of an agent of the newest task of
+    `workspace` drops, as a WebSocket drops for a network blip or a load balancer's idle
+    timeout. `of: run` takes the agent running the task's latest run; `of: slot`, the agent
+    of the pod holding its slot (a plan waiting for its confirm). The service hears the close
+    at once; the agent's process and runs go on, and it connects again, after
+    `reconnect_after` seconds if given (its registrations are refused until then). The
+    service makes the drop itself (its long-poll is the session; it must run with
+    `--fault-injection`), as no cut made elsewhere would be heard: the agent would just poll
+    again. Returns the pod."""
+    if of not in ("run", "slot"):
+        raise ActivityFailed(f"of: {of!r}; choose run (the agent running the task's latest "
+                             "run) or slot (the agent of the pod holding its slot)")
     with Service(configuration, secrets) as svc:
-        task, pod = svc.running_pod(workspace)
-        svc.record_fault("agent-disconnect", pod=pod, task=task["id"],
-                         reason=f"the C&C session of the agent running task {task['id']} "
-                                f"({task['status']}) dropped")
+        task, pod = svc.running_pod(workspace) if of == "run" else svc.reserved_pod(workspace)
+        held = f", down for {reconnect_after:g} s" if reconnect_after is not None else ""
+        svc.record_fault("agent-disconnect", pod=pod, task=task["id"], reconnect_after=reconnect_after,
+                         reason=f"the C&C session of the agent {'running' if of == 'run' else 'holding the slot of'} "
+                                f"task {task['id']} ({task['status']}) dropped{held}")
     return pod
 
 
@@ -330,9 +337,7 @@ def wait_for_scheduler_restart(timeout: float = 60, configuration: dict | None =
                     return False
                 seen[0] = "it has booted, /readyz is not 200 yet"
                 return svc.ready()
-            except ActivityFailed as exc:
-                if "did not answer" not in str(exc):
-                    raise
+            except Unanswered:
                 seen[0] = "no answer"
                 return False
 

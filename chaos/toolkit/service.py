@@ -42,6 +42,11 @@ def _fault_body(type: str, fields: dict[str, Any]) -> dict[str, Any]:
     return {"type": type, **{k: v for k, v in fields.items() if v is not None}}
 
 
+class Unanswered(ActivityFailed):
+    """The service did not answer at all (nothing listens, or the connection broke): a step
+    that waits through a restart retries on this one and fails on any other."""
+
+
 class Service:
     def __init__(self, configuration: dict | None, secrets: dict | None = None,
                  timeout_s: float = 10.0) -> None:
@@ -68,7 +73,7 @@ class Service:
         try:
             return self.http.request(method, path, headers=headers, **kw)
         except httpx.HTTPError as exc:
-            raise ActivityFailed(f"{method} {self.url}{path}: the service did not answer ({exc}); "
+            raise Unanswered(f"{method} {self.url}{path}: the service did not answer ({exc}); "
                                  "is `unstuck serve` running there? set unstuck_url") from None
 
     def _call(self, method: str, path: str, *, write: bool = False, none_on: int | None = None,

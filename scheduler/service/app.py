@@ -93,6 +93,9 @@ class Fault(Body):
     # fails with probability `rate`, for `duration_s` (else until POST /faults/end).
     rate: float | None = Field(None, gt=0, le=1)
     duration_s: float | None = Field(None, gt=0, le=86400)
+    # An agent-disconnect the service injects: the agent's connection stays down that long
+    # (its registrations are refused), as the simulation's `reconnect_after`.
+    reconnect_after: float | None = Field(None, gt=0, le=3600)
 
 
 def _wrong_agent(agent_scheduler: str | None, scheduler: str) -> str | None:
@@ -404,7 +407,7 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
         data: dict[str, Any] = {"type": body.type, "target": body.pod or body.agent or body.task}
         if body.node:
             data["node"] = body.node
-        for key in ("rate", "duration_s"):
+        for key in ("rate", "duration_s", "reconnect_after"):
             if getattr(body, key) is not None:
                 data[key] = getattr(body, key)
         return {"pod": body.pod, "agent": body.agent, "task": body.task, "data": data}
@@ -425,6 +428,9 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
         return None
 
     def injection_refused(body: Fault) -> JSONResponse | None:
+        if body.reconnect_after is not None and body.type != AGENT_DISCONNECT:
+            return _err(422, f"body.reconnect_after: only an {AGENT_DISCONNECT} takes it (how long "
+                        f"the agent's connection stays down); this one is {body.type}")
         if body.rate is None and body.type == AGENT_DISCONNECT:
             return disconnect_refused(body)
         if body.rate is None:
@@ -490,6 +496,9 @@ def create_app(engine: Engine, identities: Identities) -> FastAPI:
         if engine.store.get_pool(body.pool_id) is None:
             return _err(404, f"pool {body.pool_id!r} not found; pools: "
                         + ", ".join(p.id for p in engine.store.list_pools()))
+        if (down := engine.mailboxes.down_for(body.agent_id)) is not None:
+            return _err(503, f"agent {body.agent_id}: its connection is down for {down:.1f} s more "
+                        f"(an injected {AGENT_DISCONNECT} with reconnect_after); try again then")
         cluster = engine.cluster
         if isinstance(cluster, StaticCluster):
             if not cluster.knows(body.pod):

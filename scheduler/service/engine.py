@@ -261,14 +261,14 @@ class Engine:
         whose store writes fail from now until its end, `data.duration_s` later or at its
         `end_fault`; and an agent-disconnect, whose agent's C&C session (its long-poll) ends
         now: the core hears `AgentDisconnected`, and the agent's next poll is told to
-        register again."""
+        register again, which is refused for `data.reconnect_after` seconds if given."""
         row = self.world(Kind.FAULT, Source.FAULT, reason=reason, **fields)
         data = row.get("data") or {}
         if data.get("type") == AGENT_DISCONNECT and self.config.fault_injection:
             # As a dropped WebSocket is to the seed: the server hears the close at once and
             # the agent, its process and its HTTP calls untouched, connects again.
             for agent in self.connected_agents(row.get("pod"), row.get("agent")):
-                self.mailboxes.disconnect(agent)
+                self.mailboxes.disconnect(agent, data.get("reconnect_after"))
                 self.handle(ev.AgentDisconnected(agent))
         if data.get("rate") is not None:
             self.write_faults.start(row["seq"], data["rate"])

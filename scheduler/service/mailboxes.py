@@ -54,6 +54,8 @@ class Mailboxes:
         self.poll_timeout_s = poll_timeout_s
         self.stale_after_s = stale_after_s
         self.boxes: dict[str, Mailbox] = {}
+        self.held_off: dict[str, float] = {}
+        """Agents whose C&C connection an injected agent-disconnect keeps down, until when."""
         self.process_alive: Callable[[Mailbox], bool] = lambda box: True
         """Set by the static cluster: a send to an agent whose process is gone fails at once,
         as a write to a socket whose peer died does, instead of waiting for the next watch."""
@@ -75,13 +77,25 @@ class Mailboxes:
         box = self.boxes.get(agent_id)
         return box if box is not None and box.connected else None
 
-    def disconnect(self, agent_id: str) -> bool:
+    def disconnect(self, agent_id: str, hold_s: float | None = None) -> bool:
+        """End the agent's session; with `hold_s`, refuse its registration that long (its
+        connection stays down, as after a network drop its reconnects fail)."""
+        if hold_s is not None:
+            self.held_off[agent_id] = self._now() + hold_s
         box = self.boxes.get(agent_id)
         if box is None or not box.connected:
             return False
         box.connected = False
         box.waiter.set()
         return True
+
+    def down_for(self, agent_id: str) -> float | None:
+        """Seconds the agent's connection stays down (an injected hold-off), or None."""
+        until = self.held_off.get(agent_id)
+        if until is None or until <= self._now():
+            self.held_off.pop(agent_id, None)
+            return None
+        return until - self._now()
 
     # ---------------------------------------------------------------- Agents port
     def send_run_task(self, agent_id: str, run: RunTask) -> None:

@@ -67,6 +67,7 @@ class World:
     # scheduler-restart experiment kills and its Deployment brings back; else `unstuck
     # serve` runs beside the cluster, as docs/chaos.md's recipe starts it.
     scheduler_pod: bool = False
+    connect_delay_s: int = 8  # deploy/local/agents.yaml's
     port: int = field(default_factory=free_port)
     serve: subprocess.Popen | None = None
 
@@ -97,7 +98,8 @@ class World:
         agents = (agents.replace("@UNSTUCK@", str(unstuck))
                   .replace("@BACKEND@", str(self.root / "backend"))
                   .replace("--server=http://127.0.0.1:8080", f"--server={self.url}")
-                  .replace("--heartbeat=1,", f"--heartbeat=1, --scheduler={self.scheduler},"))
+                  .replace("--heartbeat=1,", f"--heartbeat=1, --scheduler={self.scheduler},")
+                  .replace("--connect-delay=8]", f"--connect-delay={self.connect_delay_s}]"))
         files = [ROOT / "deploy" / "namespace.yaml", ROOT / "deploy" / "secret.example.yaml"]
         docs = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
         docs += [d for d in yaml.safe_load_all(agents) if d]
