@@ -7,6 +7,7 @@ steps first post the fault row, then act, so the history says when the fault was
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -80,16 +81,26 @@ def double_confirm(workspace: str, gap_s: float = 0.1, configuration: dict | Non
         task = _waiting_task(svc, workspace)
         svc.record_fault("double-confirm", task=task["id"],
                          reason=f"user double-clicks Confirm ({gap_s:g} s apart)")
+    # Each click has its connection open before either is sent (a browser's kept-alive
+    # ones), and both threads start from one barrier: the gap between the two requests is
+    # then `gap_s`, not `gap_s` plus a connect or a thread start on a busy machine.
+    clicks = [Service(configuration, secrets), Service(configuration, secrets)]
+    start = threading.Barrier(2)
 
-    def click() -> int:
-        with Service(configuration, secrets) as one:
-            return one.click_confirm(task)
+    def click(i: int) -> int:
+        start.wait()
+        if i:
+            time.sleep(gap_s)
+        return clicks[i].click_confirm(task)
 
-    with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(click)
-        time.sleep(gap_s)
-        second = pool.submit(click)
-        return [first.result(), second.result()]
+    try:
+        for one in clicks:
+            one.ready()  # opens its connection
+        with ThreadPoolExecutor(2) as pool:
+            return [f.result() for f in [pool.submit(click, 0), pool.submit(click, 1)]]
+    finally:
+        for one in clicks:
+            one.http.close()
 
 
 def target_reserved_pod(workspace: str, fault: str = "pod-kill", label: str = "reserved",

@@ -68,6 +68,7 @@ class World:
     # serve` runs beside the cluster, as docs/chaos.md's recipe starts it.
     scheduler_pod: bool = False
     connect_delay_s: int = 8  # deploy/local/agents.yaml's
+    time_scale: float = 0.1  # the service's, as docs/chaos.md runs it
     port: int = field(default_factory=free_port)
     serve: subprocess.Popen | None = None
 
@@ -115,7 +116,7 @@ class World:
                     "--backend-dir", str(self.root / "backend"), "--cluster", "kubernetes",
                     "--kubeconfig", str(self.kubeconfig), "--namespace", "unstuck",
                     "--deployment", "unstuck-agent", "--scheduler", self.scheduler,
-                    "--time-scale", "0.1", "--agent-stale", "1", "--poll-timeout", "2",
+                    "--time-scale", str(self.time_scale), "--agent-stale", "1", "--poll-timeout", "2",
                     "--fault-injection"] + (["--scaling", "hpa"] if self.hpa else [])
             self.serve = subprocess.Popen([sys.executable, "-m", "unstuck.cli", *args],
                                           env=self.env(), cwd=self.root, stdout=subprocess.PIPE,
@@ -132,7 +133,8 @@ class World:
                 .replace("@KUBECONFIG@", str(self.kubeconfig))
                 .replace("--port=8080", f"--port={self.port}")
                 .replace("containerPort: 8080", f"containerPort: {self.port}")
-                .replace("--scheduler=reference", f"--scheduler={self.scheduler}"))
+                .replace("--scheduler=reference", f"--scheduler={self.scheduler}")
+                .replace("--time-scale=0.1", f"--time-scale={self.time_scale}"))
         return text.replace("--fault-injection]", "--fault-injection, --scaling=hpa]") if self.hpa else text
 
     def _ready(self) -> bool:
@@ -169,16 +171,17 @@ class World:
         self.serve = None
         return out or ""
 
-    def run(self, experiment: str, bound_s: int | None = None) -> Outcome:
+    def run(self, experiment: str, bound_s: int | None = None, **config: str) -> Outcome:
         """`chaos run` the shipped experiment, stop the service, close the run as the
         experiment's scenario and gate it: each through its command line, as a user would.
 
         `bound_s` judges the run by another apply_pending bound, as a user would set it: the
         experiment's UNSTUCK_BOUND_S and the scenario's `bounds.apply_pending_s` (a copy of
         the file). For a scheduler that never recovers, a short bound shows the same stuck
-        task as the shipped one, without waiting the shipped bound out."""
+        task as the shipped one, without waiting the shipped bound out. `config` sets the
+        experiment's other environment-read configuration (UNSTUCK_GAP_S=..., say)."""
         scenario = EXPERIMENTS / f"{experiment}.scenario.yaml"
-        env = self.env()
+        env = {**self.env(), **config}
         if bound_s is not None:
             env["UNSTUCK_BOUND_S"] = str(bound_s)
             text, n = re.subn(r"apply_pending_s: \d+", f"apply_pending_s: {bound_s}", scenario.read_text())
