@@ -429,5 +429,7 @@ def test_the_seed_releases_the_reservation_of_a_task_confirmed_while_its_agents_
     after = [r for r in out.history if r["seq"] > fault["seq"] and r["kind"] not in ("retry.scheduled",)]
     released = [r for r in out.rows("slot.released", 1) if r["seq"] > fault["seq"]]
     assert released and released[0]["pod"] == fault["pod"], after
-    assert released[0]["data"]["was"] == "reserved", after
+    # Its slot is the task's, held since the plan: `reserved` once the seed's reconcile has
+    # marked it so, still `running` (the plan's allocation) before (seen once in CI).
+    assert released[0]["data"]["was"] in ("reserved", "running"), after
     assert [r for r in out.rows("agent.connected") if r["seq"] > fault["seq"]], after  # back, and unused

@@ -96,6 +96,7 @@ class World:
         unstuck = Path(sys.executable).with_name("unstuck")
         assert unstuck.exists(), f"{unstuck}: the console script the agent pods run"
         agents = (ROOT / "deploy" / "local" / "agents.yaml").read_text()
+        assert "--connect-delay=8]" in agents, "deploy/local/agents.yaml's connect delay moved: update World"
         agents = (agents.replace("@UNSTUCK@", str(unstuck))
                   .replace("@BACKEND@", str(self.root / "backend"))
                   .replace("--server=http://127.0.0.1:8080", f"--server={self.url}")
@@ -127,7 +128,10 @@ class World:
     def _scheduler_manifest(self, unstuck: Path) -> str:
         """deploy/local/scheduler.yaml filled in as its comment says, on this world's port,
         scheduler and scaling."""
-        text = ((ROOT / "deploy" / "local" / "scheduler.yaml").read_text()
+        text = (ROOT / "deploy" / "local" / "scheduler.yaml").read_text()
+        for flag in ("--port=8080", "--scheduler=reference", "--time-scale=0.1", "--fault-injection]"):
+            assert flag in text, f"deploy/local/scheduler.yaml no longer says {flag}: update World"
+        text = (text
                 .replace("@UNSTUCK@", str(unstuck)).replace("@DATA@", str(self.root / "run"))
                 .replace("@BACKEND@", str(self.root / "backend"))
                 .replace("@KUBECONFIG@", str(self.kubeconfig))
@@ -138,9 +142,8 @@ class World:
         return text.replace("--fault-injection]", "--fault-injection, --scaling=hpa]") if self.hpa else text
 
     def _ready(self) -> bool:
-        if self.scheduler_pod:
-            return self._answers("/readyz")
-        assert self.serve is not None and self.serve.poll() is None, self.stop_serve()
+        if not self.scheduler_pod:  # a pod that exits is restarted; a process is not
+            assert self.serve is not None and self.serve.poll() is None, self.stop_serve()
         return self._answers("/readyz")
 
     def _answers(self, path: str) -> bool:

@@ -106,6 +106,13 @@ def test_steps_on_a_workspace_without_the_task_they_need_say_what_to_do_first(se
         actions.wait_for_task("ws-1", "apply_pending", timeout=0.3, configuration=config)
     with pytest.raises(ActivityFailed, match=r"^no fault has been recorded yet"):
         actions.wait_until_agent_gone(timeout=0.3, configuration=config)
+    with pytest.raises(ActivityFailed, match=rf"^task {task} of 'ws-1' \(pending\) has no run started"):
+        actions.disconnect_agent("ws-1", configuration=config, secrets=secrets)
+    with pytest.raises(ActivityFailed, match=rf"^task {task} of 'ws-1' \(pending\) holds no slot"):
+        actions.disconnect_agent("ws-1", of="slot", configuration=config, secrets=secrets)
+    with pytest.raises(ActivityFailed, match=r"^of: 'pod'; choose run \(the agent running the task's "
+                                             r"latest run\) or slot"):
+        actions.disconnect_agent("ws-1", of="pod", configuration=config, secrets=secrets)
     # No fault step got as far as recording a fault it did not inject.
     assert not [r for r in service.engine.history.rows if r["kind"] == "fault"]
 
