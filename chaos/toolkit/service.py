@@ -111,26 +111,26 @@ class Service:
         From the history, not from the task record: the seed variants keep their reservations
         in memory (`k8s_pod_name` stays empty), but every variant records `slot.reserved` or
         `slot.assigned` with the pod."""
-        task = self.newest_task(workspace)
-        pods = [r["pod"] for r in self.history()
-                if r.get("task") == task["id"] and r.get("pod")
-                and r["kind"] in ("slot.assigned", "slot.reserved")]
-        if not pods:
-            raise ActivityFailed(f"task {task['id']} of {workspace!r} ({task['status']}) holds no "
-                                 "slot on any pod yet; wait for it first "
-                                 "(chaos.toolkit.actions.wait_for_task)")
-        return task, pods[-1]
+        return self._latest_pod(workspace, ("slot.assigned", "slot.reserved"),
+                                "holds no slot on any pod yet; wait for it first "
+                                "(chaos.toolkit.actions.wait_for_task)")
 
     def running_pod(self, workspace: str) -> tuple[dict[str, Any], str]:
         """The newest task of `workspace` and the pod whose agent started its latest run
         (its newest `exec.invoke` row)."""
+        return self._latest_pod(workspace, ("exec.invoke",),
+                                "has no run started on any agent yet; wait for it first "
+                                "(chaos.toolkit.actions.wait_for_task, status running)")
+
+    def _latest_pod(self, workspace: str, kinds: tuple[str, ...], missing: str
+                    ) -> tuple[dict[str, Any], str]:
+        """The newest task of `workspace` and the pod of its newest history row of `kinds`;
+        fails with `missing` after the task's id and status when it has none."""
         task = self.newest_task(workspace)
-        pods = [r["pod"] for r in self.history() if r.get("task") == task["id"] and r.get("pod")
-                and r["kind"] == "exec.invoke"]
+        pods = [r["pod"] for r in self.history()
+                if r.get("task") == task["id"] and r.get("pod") and r["kind"] in kinds]
         if not pods:
-            raise ActivityFailed(f"task {task['id']} of {workspace!r} ({task['status']}) has no run "
-                                 "started on any agent yet; wait for it first "
-                                 "(chaos.toolkit.actions.wait_for_task, status running)")
+            raise ActivityFailed(f"task {task['id']} of {workspace!r} ({task['status']}) {missing}")
         return task, pods[-1]
 
     def ready(self) -> bool:

@@ -193,9 +193,18 @@ class Engine:
         """The pod's process is gone: its open executions end with an unknown outcome."""
         self.world(Kind.POD_REMOVED, pod=pod, data={"cause": "process exited", "pool": self.config.pool_id})
         self.executions_unknown(lambda agent, invoke: invoke.get("pod") == pod, "agent process killed")
-        for agent, box in sorted(self.mailboxes.boxes.items()):
-            if box.pod == pod and self.mailboxes.disconnect(agent):
-                self.handle(ev.AgentDisconnected(agent))
+        self.drop_agents(pod)
+
+    def drop_agents(self, pod: str | None, agent: str | None = None,
+                    hold_s: float | None = None) -> list[str]:
+        """End the C&C session of each connected agent on `pod` (named `agent` where given):
+        the core hears `AgentDisconnected`, and the agent's next poll is told to register
+        again, refused for `hold_s` seconds if given. Returns the agents."""
+        dropped = self.connected_agents(pod, agent)
+        for one in dropped:
+            self.mailboxes.disconnect(one, hold_s)
+            self.handle(ev.AgentDisconnected(one))
+        return dropped
 
     def _tracked(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for row in rows:
@@ -267,9 +276,7 @@ class Engine:
         if data.get("type") == AGENT_DISCONNECT and self.config.fault_injection:
             # As a dropped WebSocket is to the seed: the server hears the close at once and
             # the agent, its process and its HTTP calls untouched, connects again.
-            for agent in self.connected_agents(row.get("pod"), row.get("agent")):
-                self.mailboxes.disconnect(agent, data.get("reconnect_after"))
-                self.handle(ev.AgentDisconnected(agent))
+            self.drop_agents(row.get("pod"), row.get("agent"), data.get("reconnect_after"))
         if data.get("rate") is not None:
             self.write_faults.start(row["seq"], data["rate"])
             if data.get("duration_s") is not None and self.loop is not None:

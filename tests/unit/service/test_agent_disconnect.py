@@ -10,7 +10,7 @@ import pytest
 from scheduler import events as ev
 from scheduler.service.config import ServiceConfig
 from scheduler.service.engine import Engine
-from tests.unit.service.live import USER_TOKEN, InProcessService, post_to, wait_for
+from tests.unit.service.live import InProcessService, post_to, wait_for
 
 
 @pytest.mark.parametrize("injection, body, status, message", [
@@ -44,7 +44,7 @@ def test_a_dropped_agent_is_disconnected_at_once_and_connects_again(tmp_path):
         wait_for(lambda: service.engine.connected_agents("pod-1", None), 20, what="the agent to connect")
         (agent,) = service.engine.connected_agents("pod-1", None)
         r = httpx.post(f"{service.url}/faults", json={"type": "agent-disconnect", "pod": "pod-1"},
-                       headers={"Authorization": f"Bearer {USER_TOKEN}"})
+                       headers=service.auth())
         assert r.status_code == 201, r.text
         rows = service.engine.history.rows
         fault = next(row for row in rows if row["kind"] == "fault")
@@ -67,7 +67,7 @@ def test_a_connection_kept_down_refuses_the_agents_registrations_until_it_is_up(
         wait_for(lambda: service.engine.connected_agents("pod-1", None), 20, what="the agent to connect")
         r = httpx.post(f"{service.url}/faults", json={"type": "agent-disconnect", "pod": "pod-1",
                                                       "reconnect_after": 1.5},
-                       headers={"Authorization": f"Bearer {USER_TOKEN}"})
+                       headers=service.auth())
         assert r.status_code == 201, r.text
         (fault,) = [row for row in service.engine.history.rows if row["kind"] == "fault"]
         assert fault["data"]["reconnect_after"] == 1.5
