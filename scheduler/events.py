@@ -148,8 +148,27 @@ class TimerFired:
 
 
 @dataclass(frozen=True)
+class HeldSlot:
+    """A slot the history shows a task holding: what a slot.assigned or slot.reserved row
+    said, not yet undone by a slot.released row."""
+
+    pod: str
+    slot: int | None
+    task: int | None
+    was: str  # "running" (assigned) or "reserved"
+
+
+@dataclass(frozen=True)
 class Restart:
-    """The scheduler process (re)started: volatile memory and in-flight timers are gone."""
+    """The scheduler process (re)started: volatile memory and in-flight timers are gone.
+
+    `held_slots` is what the history shows the processes before this one holding, as a live
+    service reads it back from its log (scheduler/service/held_slots.py). A fresh process has
+    no memory to say which slots its predecessor's memory lost; a variant whose slots live
+    only in memory records them as lost from this instead (the simulation keeps the policy
+    object, and its memory, across a restart, so it passes nothing)."""
+
+    held_slots: tuple[HeldSlot, ...] = ()
 
 
 @dataclass(frozen=True)

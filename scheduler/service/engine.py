@@ -29,6 +29,7 @@ from scheduler.model import Pool, TaskStatus, Workspace
 from scheduler.service.clock import RunClock
 from scheduler.service.config import ServiceConfig
 from scheduler.service.effects import Effects
+from scheduler.service.held_slots import HeldSlots
 from scheduler.service.historylog import HistoryLog
 from scheduler.service.mailboxes import Mailboxes
 from scheduler.service.metrics import ServiceMetrics
@@ -85,6 +86,7 @@ class Engine:
         self.exec_seen: set[tuple] = set()  # execution rows already recorded (retried reports)
         self.pod_places: dict[str, dict[str, Any]] = {}  # pod -> node and pool, as the watch saw it
         self.effects = Effects()  # which announced fault a pod deletion is the effect of
+        self.held_slots = HeldSlots()  # what the log shows held, for the boot's Restart
         self.write_faults = WriteFaultWindows(self.store, config.seed)
         # A restart continues the run: its timings, the executions and the faults in force,
         # rebuilt from the log in one read of it.
@@ -131,7 +133,7 @@ class Engine:
         for seq, row in list(self.effects.in_force.items()):
             if (row.get("data") or {}).get("rate") is not None:  # died with the last process
                 self.end_fault(seq, "service restarted: its injected write failures ended with it")
-        self.handle(ev.Restart())
+        self.handle(ev.Restart(self.held_slots.held()))
         self.booted = True
         self._tasks.append(asyncio.create_task(self._watch()))
         starter = getattr(self.cluster, "start", None)
@@ -210,6 +212,7 @@ class Engine:
         for row in rows:
             self._track_execs(row)
             self.effects.observe(row)
+            self.held_slots.observe(row)
             yield row
 
     def _track_execs(self, row: dict[str, Any]) -> None:

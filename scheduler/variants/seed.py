@@ -39,6 +39,8 @@ from scheduler.model import (
 from scheduler.ports import AgentSendError, ClusterError, RunTask, StoreWriteError
 from scheduler.slots import PodSlots, SlotRef
 
+SLOT_MEMORY_LOST = "slot memory lost with the scheduler process"
+
 
 @dataclass
 class AgentConn:
@@ -228,7 +230,7 @@ class SeedPolicy:
 
     # ------------------------------------------------------------------ boot
     def on_restart(self, e: ev.Restart) -> None:
-        self.forget_slots()
+        self.forget_slots(e.held_slots)
         self.memory = SeedMemory(PodSlots(self.ctx.rng))
         self.ctx.record(Kind.SCHEDULER_RESTART, reason="scheduler process started")
         self.recover_pending_tasks()
@@ -238,15 +240,19 @@ class SeedPolicy:
         self.ctx.spawn(loops.reconcile_period_s, "autoscaler_cycle")
         self.ctx.spawn(loops.monitor_period_s, "monitor")
 
-    def forget_slots(self) -> None:
+    def forget_slots(self, logged: tuple[ev.HeldSlot, ...] = ()) -> None:
         """The slot memory dies with the process (F5). Say so for each slot it held: nothing
         else would, and a reader of the history (the checker's fault hits) would take the
         new process to hold them still, so a later kill of that pod would "hit" a task that
-        lost its slot long before."""
+        lost its slot long before. A fresh process (a live restart) has no memory to read:
+        the slots its predecessors held are the ones their history shows (`logged`)."""
         if self.memory is None:
+            for h in logged:
+                self.ctx.record(Kind.SLOT_RELEASED, pod=h.pod, slot=h.slot, task=h.task,
+                                reason=SLOT_MEMORY_LOST, data={"was": h.was})
             return
         for name, pod in sorted(self.memory.slots.pods.items()):
-            self.record_held_slots_lost(name, pod, "slot memory lost with the scheduler process")
+            self.record_held_slots_lost(name, pod, SLOT_MEMORY_LOST)
 
     def recover_pending_tasks(self) -> None:
         store = self.ctx.store
