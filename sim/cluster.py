@@ -130,7 +130,9 @@ class ClusterSim:
         self._taint_gen = 0
 
     # ------------------------------------------------------------------ boot
-    def start(self) -> None:
+    def start(self, *, at_once: bool = False) -> None:
+        """Create the pools' Deployments. Their ReplicaSets create the first pods after the
+        watch latency, or now with `at_once` (`ClusterConfig.deployments_first`)."""
         for pc in self.w.cfg.pools:
             if pc.manager != "deployment":
                 continue
@@ -139,7 +141,10 @@ class ClusterSim:
             dep = Deployment(pc, replicas, rs_hash, pc.hpa.spec if pc.hpa else None,
                              load=pc.hpa.load if pc.hpa else 0.0)
             self.deployments[pc.id] = dep
-            self.sync_replicaset(pc.id)
+            if at_once:
+                self._rs_sync(dep)
+            else:
+                self.sync_replicaset(pc.id)
             if dep.spec is not None:
                 self.w.kernel.after(dep.spec.sync_period_s, self._hpa_tick, pc.id)
 

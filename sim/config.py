@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 
 from sim.kube.hpa import HPASpec
 from sim.kube.nodes import NodeTimings
 from sim.kube.pods import StartupDelay
+from sim.kube.timescale import TimeScale
 
 DIST_KINDS = ("fixed", "uniform", "lognormal", "exponential")
 _Z99 = 2.3263478740408408
@@ -108,6 +109,11 @@ class ClusterConfig:
     """terminationGracePeriodSeconds of agent pods (the seed never sets it: API default)."""
     watch_latency_s: float = 0.05
     """Delay between an API change and the controllers (ReplicaSet) acting on it."""
+    deployments_first: bool = False
+    """The pools' Deployments, and their ReplicaSets' first pods, exist before the scheduler
+    first starts (a live cluster: the agents applied before `unstuck serve`). By default the
+    cluster starts with the scheduler, whose first look finds no pod: the seed then creates a
+    bare pod of its own beside the Deployment's, which a live run never shows."""
 
 
 @dataclass(frozen=True)
@@ -221,7 +227,32 @@ class WorldConfig:
     faults: tuple[FaultSpec, ...] = ()
     clock_origin_s: float = 0.0
     """Seconds of the day at t = 0 (freeze windows are times of day)."""
+    time_scale: float = 1.0
+    """How fast the clocks of Kubernetes, the scheduler and the agents' protocol run against
+    real time (`compressed`); the World scales the scheduler's settings by it."""
 
     @property
     def end_s(self) -> float:
         return self.duration_s + self.drain_s
+
+
+def compressed(cfg: WorldConfig, time_scale: float) -> WorldConfig:
+    """The world of a run whose clocks run `time_scale` times real time, as unstuck's local
+    recipe runs a live one (docs/chaos.md: the cluster at `--time-scale 10`, the service at
+    `--time-scale 0.1`), so that a simulation of it says what that run should see, second for
+    second (`unstuck conform`, docs/conformance.md).
+
+    Scaled: Kubernetes' timings (node leases and evictions, pod start-up and termination
+    grace, the watch's latency, each pool's HPA sync, windows and policies: what the local
+    cluster's flag scales), the agents' protocol (heartbeats, reconnects) and, in the World,
+    the scheduler's settings (what the service's flag scales). Not scaled: what describes the
+    run itself, in its own seconds (the workload, the agents' connect, plan and apply times,
+    the users, the faults, the bounds, `duration_s` and `drain_s`)."""
+    if time_scale == 1.0:
+        return cfg
+    scale = TimeScale(1.0 / time_scale)
+    pools = tuple(p if p.hpa is None else replace(p, hpa=scale.apply(p.hpa)) for p in cfg.pools)
+    agents = replace(cfg.agents, **{k: getattr(cfg.agents, k) * time_scale for k in (
+        "heartbeat_s", "notice_after_s", "reconnect_base_s", "reconnect_cap_s")})
+    return replace(cfg, cluster=scale.apply(cfg.cluster), pools=pools, agents=agents,
+                   time_scale=time_scale)

@@ -23,7 +23,7 @@ from scheduler import events as ev
 from scheduler.core import Context, Scheduler
 from scheduler.history import History, HistoryEvent, Kind, Source
 from scheduler.model import FreezeWindow, Pool, Workspace
-from scheduler.settings import SeedQuirks, Settings
+from scheduler.settings import SeedQuirks, Settings, scaled_settings
 from scheduler.stores.memory import MemoryStore
 from scheduler.variants import policy_class
 from sim import rng as rngs
@@ -88,6 +88,8 @@ class World:
         self.history.users = self.users
         if settings is None:
             settings = Settings(seed=SeedQuirks(clock_origin_s=cfg.clock_origin_s))
+            if cfg.time_scale != 1.0:  # a compressed run's (sim.config.compressed)
+                settings = scaled_settings(settings, cfg.time_scale)
         ctx = Context(store=self.store, cluster=self.cluster, agents=self.agents, timer=self,
                       history=self.history, rng=self.rng("scheduler"), settings=settings,
                       state=self.state)
@@ -134,8 +136,12 @@ class World:
             raise RuntimeError("the world was booted twice: call World.run(), or schedule "
                                "_boot and run the kernel yourself, not both")
         self.booted = True
-        self.send(ev.Restart())
-        self.cluster.start()
+        if self.cfg.cluster.deployments_first:
+            self.cluster.start(at_once=True)
+            self.send(ev.Restart())
+        else:
+            self.send(ev.Restart())
+            self.cluster.start()
         self.users.start()
         self.faults.start()
 

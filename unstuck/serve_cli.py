@@ -137,8 +137,9 @@ def serve(
     if backend_dir is not None and backend_dir.exists() and not backend_dir.is_dir():
         fail_input(f"--backend-dir {backend_dir}: not a directory; give the directory the agents "
                    "were started with (their --backend-dir)")
-    from scheduler.service.config import ServiceConfig, scaled_settings
+    from scheduler.service.config import ServiceConfig
     from scheduler.service.identity import IdentityConfigError, load_pool_token, load_users
+    from scheduler.settings import scaled_settings
     from scheduler.stores import open_store, redacted
 
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,31 +52,3 @@ class ServiceConfig:
     kubeconfig: str | None = None
 
 
-UNSCALED = frozenset({"epoch_unix_s", "clock_origin_s"})
-
-
-def scaled_settings(settings: Settings, factor: float) -> Settings:
-    """Every duration of `settings` (fields named `*_s`) multiplied by `factor`.
-
-    For tests and demos that must run in seconds: `--time-scale 0.05` turns the reference's
-    60 s agent timeout into 3 s and the seed's 10 s retry into 0.5 s, keeping every ratio, so
-    the same races happen in the same order. Calendar anchors (`epoch_unix_s`,
-    `clock_origin_s`) are not durations and stay as they are.
-    """
-    if not factor > 0:
-        raise ValueError(f"time scale must be > 0, got {factor!r}")
-
-    def scale(obj):
-        changes = {}
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if dataclasses.is_dataclass(value):
-                changes[f.name] = scale(value)
-            elif f.name.endswith("_s") and f.name not in UNSCALED:
-                if isinstance(value, tuple):
-                    changes[f.name] = tuple(v * factor for v in value)
-                elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                    changes[f.name] = value * factor
-        return dataclasses.replace(obj, **changes)
-
-    return scale(settings)

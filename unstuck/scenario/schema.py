@@ -187,6 +187,11 @@ class Cluster(StrictModel):
     watch_latency_s: Seconds = 0.05
     pod_startup: PodStartup = PodStartup()
     node: NodeSettings = NodeSettings()
+    # A live run's cluster: the agents' Deployment was applied before `unstuck serve` started,
+    # so the scheduler's first look finds its pods (sim.config.ClusterConfig).
+    deployments_first: bool = Field(False, description=(
+        "the pools' Deployments and their pods exist when the scheduler first starts, as in a "
+        "live cluster; by default they are created with it"))
 
 
 class Freeze(StrictModel):
@@ -616,6 +621,12 @@ class Scenario(StrictModel):
     duration_s: Seconds
     drain_s: Seconds = 1800.0
     clock_origin: TimeOfDay = Field(0.0, json_schema_extra={"default": "00:00"})  # as written
+    # A live run on unstuck's local recipe runs its clocks 10 times fast (0.1): the
+    # simulation of it scales Kubernetes', the scheduler's and the agents' protocol timings
+    # by this, not what the file writes of the run itself (sim.config.compressed).
+    time_scale: Annotated[Number, Field(gt=0, le=1, description=(
+        "the run's clocks against real time: 0.1 for a live run of docs/chaos.md's local "
+        "recipe; scales Kubernetes', the scheduler's and the agents' protocol timings"))] = 1.0
     bounds: Bounds = Bounds()
     gates: Gates = Gates()
     cluster: Cluster = Cluster()
@@ -645,7 +656,7 @@ class Scenario(StrictModel):
                 p.id, p.manager, p.min_replicas, p.max_replicas,
                 tuple((f.from_, f.to) for f in p.freeze), hpa, p.initial_replicas))
         first_pool = self.pools[0].id
-        return sc.WorldConfig(
+        return sc.compressed(sc.WorldConfig(
             name=self.name,
             duration_s=self.duration_s,
             drain_s=self.drain_s,
@@ -657,7 +668,8 @@ class Scenario(StrictModel):
                                          grace_s=c.node.grace_s,
                                          toleration_s=c.node.toleration_s),
                 pod_startup=c.pod_startup.world(),
-                grace_s=c.grace_s, watch_latency_s=c.watch_latency_s),
+                grace_s=c.grace_s, watch_latency_s=c.watch_latency_s,
+                deployments_first=c.deployments_first),
             pools=tuple(pools),
             agents=sc.AgentConfig(connect=self.agents.connect_s.world(),
                                   plan=self.agents.plan_s.world(),
@@ -683,7 +695,7 @@ class Scenario(StrictModel):
                 for w in self.workload),
             faults=tuple(_fault_spec(f) for f in self.faults),
             clock_origin_s=self.clock_origin,
-        )
+        ), self.time_scale)
 
 
 def _fault_spec(f: Any) -> sc.FaultSpec:

@@ -477,7 +477,7 @@ def test_p99_s_is_not_asked_of_a_pod_startup_that_does_not_use_it(kind):
      "workload[0].types = 'apply' (str): unknown key; expected one of 'plan_and_apply', 'plan' "
      "or 'drift_check'"),
     ({"a\nb": 1}, "'a\\nb' = 1 (int): unknown field; allowed here: name, description, seeds, "
-     "suite_seeds, duration_s, drain_s, clock_origin, bounds, gates, cluster, pools, agents, "
+     "suite_seeds, duration_s, drain_s, clock_origin, time_scale, bounds, gates, cluster, pools, agents, "
      "users, workload, faults"),
 ])
 def test_a_bad_key_is_named_on_one_line_by_the_mapping_that_holds_it(patch, line):
@@ -981,7 +981,7 @@ def test_a_key_yaml_read_as_a_boolean_is_named_as_the_file_spells_it(tmp_path):
     ({"agents": {"plan_s": "x"}}, "agents.plan_s = 'x' (str): expected seconds as a number (a "
      "fixed time) or a distribution such as {kind: uniform, min: 20, max: 90}"),
     ({"cluster": "x"}, "cluster = 'x' (str): expected a mapping (field: value) of: nodes, "
-     "grace_s, watch_latency_s, pod_startup, node"),
+     "grace_s, watch_latency_s, pod_startup, node, deployments_first"),
     ({"workload": [{"count": 1, "at": [5], "types": "plan"}]}, "workload[0].types = 'plan' "
      "(str): expected task types with weights, such as {plan_and_apply: 3, plan: 1}"),
     ({"workload": [{"names": "ws-a", "at": [5]}]},  # "expected a valid list", and no fix

@@ -209,9 +209,9 @@ class InProcessService:
                  fault_injection: bool = False) -> None:
         import threading
 
-        from scheduler.service.config import ServiceConfig, scaled_settings
+        from scheduler.service.config import ServiceConfig
         from scheduler.service.run import build, server
-        from scheduler.settings import Settings
+        from scheduler.settings import Settings, scaled_settings
 
         self.root = root
         self.scheduler = scheduler

@@ -18,13 +18,13 @@ from scheduler.model import TaskType
 from scheduler.ports import AgentSendError, ApplyOutcome, RunTask, StateReadError
 from scheduler.service.app import create_app
 from scheduler.service.clock import OFFSET_MIN_S, RunClock
-from scheduler.service.config import ServiceConfig, scaled_settings
+from scheduler.service.config import ServiceConfig
 from scheduler.service.engine import Engine
 from scheduler.service.historylog import HistoryLog
 from scheduler.service.identity import Identities, IdentityConfigError, load_users
 from scheduler.service.mailboxes import Mailboxes
 from scheduler.service.timer import LoopTimer
-from scheduler.settings import Settings
+from scheduler.settings import Settings, scaled_settings
 from tests.unit.service.live import scrape, wait_for
 
 A, B = Token(1, 2, "agent-a"), Token(7, 1, "agent-b")
