@@ -159,6 +159,7 @@ def _mount() -> None:
     for module, name in (("unstuck.sim_cli", None), ("unstuck.cluster_cli", "cluster"),
                          ("unstuck.serve_cli", None), ("unstuck.suite_cli", None),
                          ("unstuck.shrink_cli", None), ("unstuck.close_run_cli", None),
+                         ("unstuck.conform_cli", None),
                          ("unstuck.scenario_cli", "scenario")):
         try:
             mod = importlib.import_module(module)
