@@ -305,7 +305,10 @@ class AgentSim:
         ok = True
         if run.action == "apply":
             if not w.state.holds(run):
-                self._record(Kind.EXEC_FAIL, run, "state lock fenced: stale token")
+                # Reported, as the live agent reports its `LockLost` (scheduler/agent/runs.py):
+                # until `unstuck conform` showed the seed's double-clicked apply end `failed`
+                # live and `applied` here, this failure was only recorded.
+                self._fail_lock(run, "state lock fenced: stale token")
                 self._maybe_exit()
                 return
             w.state.free(run)  # committed (or failed): the lock is released
