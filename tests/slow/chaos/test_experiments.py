@@ -5,6 +5,8 @@ live scheduler on unstuck's local cluster, then judged by `unstuck close-run` an
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from chaos.cluster.cluster import LocalCluster
@@ -42,6 +44,13 @@ def world(tmp_path):
         w.cluster.stop()
 
 
+def assert_conforms(out) -> None:
+    """`unstuck conform` finds the run to be one the model predicts (docs/conformance.md):
+    the simulation of the experiment's scenario ends the same way in enough of its seeds,
+    with the run's latencies inside its band."""
+    assert out.conform_rc == 0, json.dumps(out.conform, indent=1)
+
+
 def test_the_reference_applies_a_task_whose_reserved_pod_was_killed(world):
     out = world("reference").run("pod-kill-reserved-slot")
     assert (out.chaos_rc, out.journal["status"], out.journal["deviated"]) == (0, "completed", False), out.logs
@@ -58,6 +67,7 @@ def test_the_reference_applies_a_task_whose_reserved_pod_was_killed(world):
     assert out.tasks[1]["status"] == "applied" and out.locks == []
     assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
     assert "PASS  pod-kill-reserved-slot-live  reference: pass" in out.gate_out
+    assert_conforms(out)
 
 
 def assert_stuck_in_apply_pending(out) -> None:
@@ -84,12 +94,15 @@ def test_the_seed_leaves_it_in_apply_pending_as_in_incident_601(world):
     # The task as the incident report shows task 601: also in stage apply_pending, no pod.
     task = out.tasks[1]
     assert (task["stage"], task["k8s_pod_name"]) == ("apply_pending", ""), task
+    assert_conforms(out)
 
 
 def test_seed_proposal_leaves_it_stuck_in_pending(world):
     # The report's own fix resets the orphaned task to pending, where the lock the task
     # itself holds keeps it from ever being dispatched again (docs/chaos.md's matrix).
-    assert_stuck_in_pending(world("seed-proposal").run("pod-kill-reserved-slot"))
+    out = world("seed-proposal").run("pod-kill-reserved-slot")
+    assert_stuck_in_pending(out)
+    assert_conforms(out)
 
 
 def assert_stuck_in_pending(out) -> None:
@@ -112,6 +125,7 @@ def test_seed_head_applies_a_task_whose_reserved_pod_was_killed(world):
     assert apply["pod"] != killed
     assert out.tasks[1]["status"] == "applied" and out.locks == []
     assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+    assert_conforms(out)
 
 
 def test_the_reference_ends_a_task_whose_node_was_lost_and_the_node_heals(world):
@@ -130,6 +144,7 @@ def test_the_reference_ends_a_task_whose_node_was_lost_and_the_node_heals(world)
     applies = [r for r in out.rows("exec.invoke", 1) if r["data"]["action"] == "apply"]
     assert len(applies) == 1 and applies[0]["t"] > fault["t"], applies
     assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+    assert_conforms(out)
 
 
 def test_the_reference_keeps_the_reserved_pod_through_an_hpa_scale_down(world):
@@ -150,6 +165,7 @@ def test_the_reference_keeps_the_reserved_pod_through_an_hpa_scale_down(world):
     (end,) = out.rows("fault.end")
     assert end["data"] == fault["data"] and end["t"] > gone["t"]
     assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+    assert_conforms(out)
 
 
 def _the_hpa_took_the_reserved_pod(out) -> str:
@@ -187,6 +203,7 @@ def test_the_reference_applies_a_task_whose_reserved_pod_the_hpa_took(world):
     assert (hit.fault_type, hit.effect_seq, hit.task, hit.status_at_fault, hit.awaiting_human,
             hit.outcome) == ("hpa-scale-down", gone["seq"], 1, "apply_pending", True, "recovered")
     assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+    assert_conforms(out)
 
 
 def test_the_reference_applies_a_task_whose_reserved_agent_was_cut_off(world):
@@ -202,17 +219,22 @@ def test_the_reference_applies_a_task_whose_reserved_agent_was_cut_off(world):
     assert out.tasks[1]["status"] == "applied" and out.locks == []
     assert [r["activity"]["name"] for r in out.journal["rollbacks"]] == ["reconnect-it"]
     assert (out.close_rc, out.gate_rc) == (0, 0), out.gate_out
+    assert_conforms(out)
 
 
 def test_the_seed_leaves_a_task_whose_reserved_agent_was_cut_off_in_apply_pending(world):
-    assert_stuck_in_apply_pending(world("seed").run("agent-partition-reserved-slot", bound_s=STUCK_BOUND_S))
+    out = world("seed").run("agent-partition-reserved-slot", bound_s=STUCK_BOUND_S)
+    assert_stuck_in_apply_pending(out)
+    assert_conforms(out)
 
 
 def test_the_seed_leaves_a_task_whose_node_was_lost_in_apply_pending(world):
     # A node loss takes the reserving agent away as a pod kill does, more slowly (the pod
     # is only replaced at its eviction): the seed's retry never picks up an apply_pending
     # task, so the task stays as incident 601's did.
-    assert_stuck_in_apply_pending(world("seed").run("node-loss-apply-pending", bound_s=STUCK_BOUND_S))
+    out = world("seed").run("node-loss-apply-pending", bound_s=STUCK_BOUND_S)
+    assert_stuck_in_apply_pending(out)
+    assert_conforms(out)
 
 
 def test_seed_head_ends_a_task_whose_node_was_lost_after_the_eviction(world):

@@ -48,6 +48,10 @@ class Outcome:
     tasks: dict[int, dict]  # as the service showed them when the experiment ended
     locks: list[dict]
     logs: str = ""
+    # `unstuck conform` of the run against its scenario (docs/conformance.md): its exit code
+    # and JSON, for a run of the shipped recipe, which the scenario describes; None otherwise.
+    conform_rc: int | None = None
+    conform: dict | None = None
 
     def activity(self, name: str) -> dict:
         (run,) = [r for r in self.journal["run"] if r["activity"]["name"] == name]
@@ -208,8 +212,14 @@ class World:
                      "--out", str(self.root / "judged"))
         gated = cli(*unstuck, "gate", str(self.root / "judged"), "-s", self.scheduler)
         (history,) = (self.root / "judged" / "histories").glob("*/*/seed-0.jsonl")
+        conform_rc = conform = None
+        if self.connect_delay_s == 8 and self.time_scale == 0.1:  # the recipe the scenario describes
+            conformed = cli(*unstuck, "conform", str(self.root / "judged"), "--seeds", "100", "--json")
+            conform_rc = conformed.returncode
+            lines = conformed.stdout.splitlines()
+            conform = json.loads(lines[0]) if lines else {"stderr": conformed.stderr}
         return Outcome(ran.returncode, json.loads((self.root / "journal.json").read_text()),
                        closed.returncode, gated.returncode, gated.stdout + gated.stderr,
                        [json.loads(line) for line in history.read_text().splitlines()], tasks, locks,
                        logs=ran.stdout + ran.stderr + (self.root / "chaostoolkit.log").read_text()
-                       + logs)
+                       + logs, conform_rc=conform_rc, conform=conform)
