@@ -175,16 +175,15 @@ def judged_until(model: Results, scenario: str, scheduler: str, end_t: float,
     run's end, and closed there with its `run.end` (the same bound and drain). A live run is
     watched only until its experiment ends; a task the model shows wedged 30 s later, after
     the live run stopped looking, is no difference between the two worlds."""
+    from scheduler.history import HistoryEvent, Kind, Source
     from unstuck import checker, results
 
     per: dict[str, list[pd.DataFrame]] = {}
     for seed in sorted(int(s) for s in _of(model, "runs", scenario, scheduler).seed):
         rows = [r for r in model.history(scenario, scheduler, seed)
-                if r["kind"] != "run.end" and float(r["t"]) <= end_t]
-        rows.append({"seq": (rows[-1]["seq"] + 1) if rows else 0, "t": end_t, "kind": "run.end",
-                     "source": "harness", "task": None, "workspace": None, "pod": None,
-                     "slot": None, "agent": None, "from_status": None, "to_status": None,
-                     "reason": "", "data": end_data})
+                if r["kind"] != Kind.RUN_END and float(r["t"]) <= end_t]
+        rows.append(HistoryEvent(end_t, Kind.RUN_END, Source.HARNESS, data=end_data).to_row(
+            rows[-1]["seq"] + 1 if rows else 0))
         verdict, metrics = checker.judge(rows)
         for name, table in results.seed_tables(rows, scenario, scheduler, seed, verdict, metrics).items():
             per.setdefault(name, []).append(table.to_pandas())
@@ -232,7 +231,7 @@ def compare(observed: Results, model: Results, *, min_share: float = MIN_SHARE,
                               judged_until(model, scenario, scheduler, end[0] + slack_s, end[1]))
             modelled = outcomes(spans[key], scenario, scheduler)
             counts = Counter(modelled.values())
-            if not shown:
+            if not shown:  # the table shown: the model over the first run's span
                 shown = counts
             values: dict[str, list[float]] = {}
             for per_metric in measurements(spans[key], scenario, scheduler).values():

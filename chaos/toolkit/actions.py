@@ -26,7 +26,7 @@ from sim.kube.replicasets import DELETION_COST_ANNOTATION, LOWEST_DELETION_COST
 __all__ = ["create_task", "wait_for_task", "confirm_apply", "double_confirm", "target_reserved_pod",
            "rank_reserved_pod_first", "wait_until_agent_gone", "lose_node_of_reserved_pod",
            "heal_nodes", "patch_hpa", "fail_store_writes", "record_scheduler_restart",
-           "wait_for_scheduler_restart", "wait_for_runs_to_end", "disconnect_agent"]
+           "wait_for_scheduler_restart", "wait_for_run", "wait_for_runs_to_end", "disconnect_agent"]
 
 TARGET_LABEL = "unstuck.io/chaos-target"
 
@@ -51,6 +51,33 @@ def wait_for_task(workspace: str, status: str | list[str] = "apply_pending", tim
         wanted = (wanted - {"terminal"}) | TERMINAL
     with Service(configuration) as svc:
         return svc.wait(workspace, wanted, timeout)
+
+
+def wait_for_run(workspace: str, action: str = "apply", timeout: float = 60,
+                 configuration: dict | None = None) -> str:
+    """Wait until an agent has started the `action` run (plan or apply) of the newest task
+    of `workspace`: its `exec.invoke` row. Why not `wait_for_task(status="running")`: the
+    task is `running` from its dispatch, before the agent has the run; a fault made in that
+    gap (a scheduler killed 0.08 s after the dispatch) meets a dispatch, not a run, and the
+    agent's start may die with the process it was sent to. Returns the run's pod; fails,
+    naming where the task is, after `timeout` seconds."""
+    if action not in ("plan", "apply"):
+        raise ActivityFailed(f"action: {action!r}; choose plan or apply")
+    seen: list[tuple[dict[str, Any], str | None]] = []
+
+    def started() -> bool:
+        with Service(configuration) as svc:
+            task = svc.newest_task(workspace)
+            pods = [r.get("pod") for r in svc.history() if r["kind"] == "exec.invoke"
+                    and r.get("task") == task["id"] and (r.get("data") or {}).get("action") == action]
+        seen.append((task, pods[-1] if pods else None))
+        return bool(pods)
+
+    if not until(started, timeout):
+        task = seen[-1][0]
+        raise ActivityFailed(f"task {task['id']} of {workspace!r} ({task['status']}) has no {action} "
+                             f"run started on any agent after {timeout:g} s")
+    return str(seen[-1][1])
 
 
 def _waiting_task(svc: Service, workspace: str) -> dict[str, Any]:

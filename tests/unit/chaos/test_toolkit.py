@@ -108,6 +108,11 @@ def test_steps_on_a_workspace_without_the_task_they_need_say_what_to_do_first(se
         actions.wait_until_agent_gone(timeout=0.3, configuration=config)
     with pytest.raises(ActivityFailed, match=rf"^task {task} of 'ws-1' \(pending\) has no run started"):
         actions.disconnect_agent("ws-1", configuration=config, secrets=secrets)
+    with pytest.raises(ActivityFailed, match=rf"^task {task} of 'ws-1' \(pending\) has no apply run "
+                                             r"started on any agent after 0\.3 s$"):
+        actions.wait_for_run("ws-1", "apply", timeout=0.3, configuration=config)
+    with pytest.raises(ActivityFailed, match=r"^action: 'destroy'; choose plan or apply$"):
+        actions.wait_for_run("ws-1", "destroy", timeout=0.3, configuration=config)
     with pytest.raises(ActivityFailed, match=rf"^task {task} of 'ws-1' \(pending\) holds no slot"):
         actions.disconnect_agent("ws-1", of="slot", configuration=config, secrets=secrets)
     with pytest.raises(ActivityFailed, match=r"^of: 'pod'; choose run \(the agent running the task's "
@@ -357,8 +362,9 @@ def test_the_runs_wait_names_the_runs_still_open(service):
     service.start_agent(plan_s=1.5)
     actions.create_task("ws-1", configuration=config, secrets={"token": USER_TOKEN})
     assert actions.wait_for_runs_to_end(timeout=1, configuration=config) == 0  # none started yet
-    wait_for(lambda: any(r["kind"] == "exec.invoke" for r in service.engine.history.rows), 20,
-             what="the plan to start")
+    # The task is running from its dispatch; the run from the agent's start.
+    assert actions.wait_for_run("ws-1", "plan", timeout=20, configuration=config) == "pod-1"
+    assert any(r["kind"] == "exec.invoke" for r in service.engine.history.rows)
     with pytest.raises(ActivityFailed, match=r"^1 run\(s\) had not ended 0\.2 s later: plan run "
                                              r"[0-9a-f]+ of task 1 on pod-1$"):
         actions.wait_for_runs_to_end(timeout=0.2, configuration=config)
