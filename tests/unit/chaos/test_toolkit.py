@@ -206,7 +206,6 @@ def test_on_kind_a_node_is_lost_by_pausing_its_container_and_healed_by_unpausing
 
     from chaos.cluster.cluster import LocalCluster
     from scheduler.history import HistoryEvent, Kind
-    from tests.unit.service.live import wait_for
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
