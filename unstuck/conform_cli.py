@@ -29,6 +29,7 @@ from rich.table import Table
 
 from unstuck import conformance, results
 from unstuck import scenario as scenarios
+from unstuck.sim_cli import SEED_LIMIT
 
 
 def conform(
@@ -54,6 +55,9 @@ def conform(
         problems.append(f"--seeds {seeds}: simulate at least 1 seed (200 by default)")
     if seed_start < 0:
         problems.append(f"--seed-start {seed_start}: seeds are integers >= 0")
+    elif seed_start + seeds > SEED_LIMIT:
+        problems.append(f"--seed-start {seed_start}: the seeds must stay below 2**64 ({SEED_LIMIT}); "
+                        "larger ones would repeat smaller ones (the RNG keeps 64 bits)")
     if not 0.0 <= min_share <= 1.0:
         problems.append(f"--min-share {min_share:g}: a share between 0 and 1, e.g. 0.05")
     if not 0.0 <= alpha < 1.0:

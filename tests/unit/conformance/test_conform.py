@@ -136,6 +136,11 @@ def test_bad_input_is_named_and_exits_2(tmp_path):
     assert r.exit_code == 2
     for said in ("--scenario and --sim: give one", "--seeds 0", "--min-share 2"):
         assert said in r.output, r.output
+    r = conform(str(run), "--seed-start", str(2**64 - 1), "--seeds", "2", "--alpha", "1", "--slack", "-1")
+    assert r.exit_code == 2
+    for said in ("--seed-start 18446744073709551615: the seeds must stay below 2**64", "--alpha 1:",
+                 "--slack -1:"):
+        assert said in r.output, r.output
     assert "Traceback" not in r.output
 
 
