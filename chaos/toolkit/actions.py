@@ -63,21 +63,18 @@ def wait_for_run(workspace: str, action: str = "apply", timeout: float = 60,
     naming where the task is, after `timeout` seconds."""
     if action not in ("plan", "apply"):
         raise ActivityFailed(f"action: {action!r}; choose plan or apply")
-    seen: list[tuple[dict[str, Any], str | None]] = []
+    seen: list[tuple[dict[str, Any], list[str]]] = []
 
     def started() -> bool:
         with Service(configuration) as svc:
-            task = svc.newest_task(workspace)
-            pods = [r.get("pod") for r in svc.history() if r["kind"] == "exec.invoke"
-                    and r.get("task") == task["id"] and (r.get("data") or {}).get("action") == action]
-        seen.append((task, pods[-1] if pods else None))
-        return bool(pods)
+            seen.append(svc.run_pods(workspace, action))
+        return bool(seen[-1][1])
 
     if not until(started, timeout):
         task = seen[-1][0]
         raise ActivityFailed(f"task {task['id']} of {workspace!r} ({task['status']}) has no {action} "
                              f"run started on any agent after {timeout:g} s")
-    return str(seen[-1][1])
+    return seen[-1][1][-1]
 
 
 def _waiting_task(svc: Service, workspace: str) -> dict[str, Any]:

@@ -122,13 +122,23 @@ class Service:
                                 "has no run started on any agent yet; wait for it first "
                                 "(chaos.toolkit.actions.wait_for_task, status running)")
 
+    def run_pods(self, workspace: str, action: str | None = None) -> tuple[dict[str, Any], list[str]]:
+        """The newest task of `workspace` and the pods its agents started runs on (its
+        `exec.invoke` rows, of `action` where given), oldest first; none yet is an empty list."""
+        return self._pods(workspace, ("exec.invoke",), action)
+
+    def _pods(self, workspace: str, kinds: tuple[str, ...], action: str | None = None
+              ) -> tuple[dict[str, Any], list[str]]:
+        task = self.newest_task(workspace)
+        return task, [r["pod"] for r in self.history()
+                      if r.get("task") == task["id"] and r.get("pod") and r["kind"] in kinds
+                      and action in (None, (r.get("data") or {}).get("action"))]
+
     def _latest_pod(self, workspace: str, kinds: tuple[str, ...], missing: str
                     ) -> tuple[dict[str, Any], str]:
         """The newest task of `workspace` and the pod of its newest history row of `kinds`;
         fails with `missing` after the task's id and status when it has none."""
-        task = self.newest_task(workspace)
-        pods = [r["pod"] for r in self.history()
-                if r.get("task") == task["id"] and r.get("pod") and r["kind"] in kinds]
+        task, pods = self._pods(workspace, kinds)
         if not pods:
             raise ActivityFailed(f"task {task['id']} of {workspace!r} ({task['status']}) {missing}")
         return task, pods[-1]

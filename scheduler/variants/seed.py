@@ -15,6 +15,7 @@ between without a lock: that gap is where the F7 races live.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from scheduler import autoscaler, reports
@@ -40,6 +41,12 @@ from scheduler.ports import AgentSendError, ClusterError, RunTask, StoreWriteErr
 from scheduler.slots import PodSlots, SlotRef
 
 SLOT_MEMORY_LOST = "slot memory lost with the scheduler process"
+
+
+def held_slots(name: str, pod: ManagedPod) -> list[ev.HeldSlot]:
+    """The slots of `pod` (named `name`) that hold a task, as the history says them."""
+    return [ev.HeldSlot(name, s.slot_id, s.task_id, s.status.value)
+            for s in pod.slots if s.status is not SlotStatus.IDLE]
 
 
 @dataclass
@@ -246,13 +253,9 @@ class SeedPolicy:
         new process to hold them still, so a later kill of that pod would "hit" a task that
         lost its slot long before. A fresh process (a live restart) has no memory to read:
         the slots its predecessors held are the ones their history shows (`logged`)."""
-        if self.memory is None:
-            for h in logged:
-                self.ctx.record(Kind.SLOT_RELEASED, pod=h.pod, slot=h.slot, task=h.task,
-                                reason=SLOT_MEMORY_LOST, data={"was": h.was})
-            return
-        for name, pod in sorted(self.memory.slots.pods.items()):
-            self.record_held_slots_lost(name, pod, SLOT_MEMORY_LOST)
+        held = (logged if self.memory is None else
+                [h for name, pod in sorted(self.memory.slots.pods.items()) for h in held_slots(name, pod)])
+        self.record_lost(held, SLOT_MEMORY_LOST)
 
     def recover_pending_tasks(self) -> None:
         store = self.ctx.store
@@ -1022,10 +1025,12 @@ class SeedPolicy:
 
     def record_held_slots_lost(self, name: str, pod: ManagedPod, reason: str) -> None:
         """One `slot.released` per slot of `pod` that held a task, which the memory lost."""
-        for s in pod.slots:
-            if s.status is not SlotStatus.IDLE:
-                self.ctx.record(Kind.SLOT_RELEASED, pod=name, slot=s.slot_id, task=s.task_id,
-                                reason=reason, data={"was": s.status.value})
+        self.record_lost(held_slots(name, pod), reason)
+
+    def record_lost(self, held: Iterable[ev.HeldSlot], reason: str) -> None:
+        for h in held:
+            self.ctx.record(Kind.SLOT_RELEASED, pod=h.pod, slot=h.slot, task=h.task,
+                            reason=reason, data={"was": h.was})
 
     def sync_task_status_to_slots(self, pool_id: str) -> None:
         ctx = self.ctx
