@@ -20,16 +20,20 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from unstuck import conformance, results
-from unstuck import scenario as scenarios
+from unstuck import conformance
 from unstuck.sim_cli import SEED_LIMIT
+
+if TYPE_CHECKING:  # imported where used: every `unstuck` process starts through the CLI,
+    # and results imports pandas (`conformance`)
+    from unstuck import results
+    from unstuck import scenario as scenarios
 
 
 def conform(
@@ -66,6 +70,8 @@ def conform(
         problems.append(f"--slack {slack:g}: seconds >= 0")
     if workers is not None and workers < 1:
         problems.append(f"--workers {workers}: use at least 1")
+    from unstuck import results
+
     observed: list[results.Results] = []
     for run in runs:
         try:
@@ -93,6 +99,8 @@ def conform(
 def _check(res: results.Results, scenario: Path | None, sim: Path | None, seeds: int,
            seed_start: int, workers: int | None, min_share: float, alpha: float, slack: float,
            quiet: bool, perturb_ties: bool) -> list[conformance.Conformance]:
+    from unstuck import results
+
     kw = {"min_share": min_share, "alpha": alpha, "slack_s": slack}
     if sim is not None:
         return conformance.compare(res, results.load(sim), **kw)
@@ -116,6 +124,8 @@ def _check(res: results.Results, scenario: Path | None, sim: Path | None, seeds:
 
 def _scenario(path: Path, name: str, res: results.Results, *, named_by_run: bool) -> scenarios.Scenario:
     """The scenario to simulate: it must load, and be the one the run was judged by."""
+    from unstuck import scenario as scenarios
+
     try:
         loaded = scenarios.load(path)
     except scenarios.ScenarioInvalid as e:

@@ -25,11 +25,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where it is used: the CLI imports this module for its
+    # defaults, and every `unstuck` process (an agent pod, a restarted scheduler) starts
+    # through the CLI, so importing pandas here delayed each start by a second
+    import pandas as pd
 
-from unstuck.results import Results
+    from unstuck.results import Results
 
 MIN_SHARE = 0.05
 ALPHA = 0.02
@@ -175,6 +178,8 @@ def judged_until(model: Results, scenario: str, scheduler: str, end_t: float,
     run's end, and closed there with its `run.end` (the same bound and drain). A live run is
     watched only until its experiment ends; a task the model shows wedged 30 s later, after
     the live run stopped looking, is no difference between the two worlds."""
+    import pandas as pd
+
     from scheduler.history import HistoryEvent, Kind, Source
     from unstuck import checker, results
 
@@ -198,6 +203,8 @@ def check_latency(metric: str, observed: float, model: list[float], alpha: float
     if not model:
         nan = math.nan
         return LatencyCheck(metric, observed, 0, nan, nan, nan, nan, True)
+    import pandas as pd
+
     s = pd.Series(model, dtype=float)
     low, median, high = (float(s.quantile(q)) for q in (alpha / 2, 0.5, 1 - alpha / 2))
     rank = (float((s < observed).sum()) + 0.5 * float((s == observed).sum())) / len(s)

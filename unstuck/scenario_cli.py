@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from scheduler import files
-from unstuck import scenario as scenarios
-from unstuck.scenario.editor_schema import schema_text
 from unstuck.text import counted
+
+if TYPE_CHECKING:  # imported where used: every `unstuck` process starts through the CLI
+    from unstuck import scenario as scenarios
 
 app = typer.Typer(help="Check scenario files, and print their JSON Schema, without running them.",
                   no_args_is_help=True)
@@ -33,6 +34,7 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per file.")] = False,
 ) -> None:
     """Validate scenario files without running them; exit 2 if any is invalid."""
+    from unstuck import scenario as scenarios
     from unstuck.sim_cli import unique_scenarios
 
     invalid = False
@@ -89,6 +91,7 @@ def schema(
 ) -> None:
     """Print the JSON Schema of a scenario file, for editors (yaml-language-server)."""
     from unstuck.cli import fail_input, output_problem
+    from unstuck.scenario.editor_schema import schema_text
 
     text = schema_text()
     if out is None:

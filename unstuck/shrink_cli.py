@@ -17,17 +17,14 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 
-from sim.config import TARGETED_FAULTS
 from unstuck import checker
-from unstuck import scenario as scenarios
-from unstuck import shrink as shrinking
 from unstuck.checker import INVARIANTS
 from unstuck.sim_cli import (
     SEED_LIMIT,
@@ -37,6 +34,9 @@ from unstuck.sim_cli import (
     row_text,
     sigterm_interrupts,
 )
+
+if TYPE_CHECKING:  # imported where used: every `unstuck` process starts through the CLI
+    from unstuck import shrink as shrinking
 
 
 def shrink(
@@ -50,6 +50,8 @@ def shrink(
     perturb_ties: Annotated[bool, typer.Option(help="The failing run shuffled same-time events (as `unstuck sim --perturb-ties`).")] = False,
 ) -> None:
     """Shrink a failing seed's faults to a minimal set that still breaks the same invariant."""
+    from unstuck import scenario as scenarios
+    from unstuck import shrink as shrinking
     from unstuck.cli import fail_input, output_problem, scheduler_problem
 
     problems: list[str] = []
@@ -175,6 +177,9 @@ def _summary(result: shrinking.Shrunk, out: Path | None) -> dict:
 def _print(result: shrinking.Shrunk, out: Path | None) -> None:
     # As `unstuck sim` prints: prose is not wrapped by rich (the terminal wraps it), so the
     # replay command stays one line to copy, and what the run wrote is escaped, not markup.
+    from sim.config import TARGETED_FAULTS
+    from unstuck import shrink as shrinking
+
     con = Console(highlight=False, soft_wrap=True)
     kept, total = len(result.keep), len(result.attempts)
     con.print(f"[bold]{result.scenario}[/] seed {result.seed} under [bold]{result.scheduler}[/]: "

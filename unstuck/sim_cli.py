@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -39,14 +39,15 @@ from scheduler import history as histories
 from scheduler.gc_pause import paused
 from scheduler.model import TaskStatus
 from scheduler.variants import NAMES
-from sim import runner
-from sim.config import WorldConfig
 from unstuck import checker, folders, reproduce
-from unstuck import scenario as scenarios
 from unstuck.checker import INVARIANTS
 from unstuck.checker.metrics import CENSORED, HitKey, percentiles
 from unstuck.checker.verdicts import stuck_first
 from unstuck.text import counted
+
+if TYPE_CHECKING:  # imported where used: every `unstuck` process starts through the CLI
+    from sim.config import WorldConfig
+    from unstuck import scenario as scenarios
 
 WITNESSES_PER_SEED = 1
 EXAMPLES_PER_RUN = 3
@@ -99,6 +100,8 @@ def run_job(job: Job) -> SeedResult:
 
 
 def _run_job(job: Job) -> SeedResult:
+    from sim import runner
+
     t0 = time.perf_counter()
     out = runner.run(job.cfg, job.scheduler, job.seed, perturb_ties=job.perturb_ties)
     verdict, metrics = checker.judge(out.rows)
@@ -215,6 +218,7 @@ def run_inputs(paths: list[Path], schedulers: list[str], option: str, seeds: int
     seed runs so that one message lists them together, with the seeds to run per scenario
     name. `option` is the scheduler option's name as the command spells it; `default` gives a
     scenario's seed count without --seeds (`seeds`; `suite_seeds` or `seeds` for a suite)."""
+    from unstuck import scenario as scenarios
     from unstuck.cli import scheduler_problem
 
     problems: list[str] = []
