@@ -203,6 +203,7 @@ class FaultSpec:
     gap_s: float = 0.3
     freeze_s: float = 600.0
     rank_first: str | None = None  # hpa-scale-down: a target (as `target`) ranked first for deletion
+    down_s: Dist | None = None  # scheduler-restart: the kill to the new process serving (None: at once)
 
 
 def hpa_fault_pool(pool: str | None, hpa_pools: Iterable[str]) -> str | None:

@@ -111,7 +111,7 @@ def as_scheduled(cfg: WorldConfig, rng: Callable[[str], random.Random]) -> tuple
 _TIMING = frozenset({"at", "rate_per_h", "start_s", "end_s", "within_s", "retry_s"})
 # Fields added since histories were first recorded: named in the key only when set, so that
 # a field a scenario leaves out moves no draw (the attempt's key seeds its streams).
-_ADDED = frozenset({"rank_first"})
+_ADDED = frozenset({"rank_first", "down_s"})
 
 
 def _effect(spec: FaultSpec) -> str:
@@ -389,8 +389,15 @@ class Faults:
         a.heal()
 
     def fire_scheduler_restart(self, spec: FaultSpec) -> bool:
-        self.record(spec, "scheduler process restarted")
-        self.w.restart_scheduler()
+        if spec.down_s is None:
+            self.record(spec, "scheduler process restarted")
+            self.w.restart_scheduler()
+            return True
+        # Each restart draws from its own stream (named by the attempt, as a store window's).
+        down = spec.down_s.sample(self.w.rng("restart:" + self.attempt_key))
+        self.record(spec, f"scheduler process killed; the new one serves after {down:.3g} s",
+                    down_s=down)
+        self.w.restart_scheduler(down)
         return True
 
     def fire_db_write_failure(self, spec: FaultSpec) -> bool:

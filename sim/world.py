@@ -8,7 +8,8 @@ random draws from child streams of `seed` (`sim.rng`); nothing reads a clock. Th
 How the world drives the core (the same contract as `scheduler.testing.Script`):
 * boot with `Restart()` at t = 0; a `scheduler-restart` fault sends `Restart()` again, drops
   every C&C connection and discards the scheduler's pending wake-ups (they were goroutines of
-  the dead process: `Timer.wake_at` wake-ups carry the epoch they were asked in);
+  the dead process: `Timer.wake_at` wake-ups carry the epoch they were asked in); with a
+  `down_s`, the `Restart()` comes that much later and every call between is answered 503;
 * watch events (`PodAdded`, `PodTerminating`, `PodRemoved`) and a closed connection's
   `AgentDisconnected` are delivered as their own events, never inside a scheduler call;
 * the history sink also tells the users when a task enters apply_pending (what the UI shows).
@@ -36,6 +37,7 @@ from sim.state import StateSim
 from sim.users import Users
 
 _APPLY_PENDING = "apply_pending"
+_UNAVAILABLE = ev.Outcome(False, 503, message="no scheduler process is serving (restarting)")
 
 
 class _WorldHistory(History):
@@ -75,6 +77,7 @@ class World:
         self.plan_pod: dict[int, str] = {}
         self.epoch = 0
         self.booted = False
+        self.down = False  # between a restart's kill and its new process (`down_s`)
         policy = policy_class(variant)
         self.agent_on_sigterm: str = policy.agent_on_sigterm  # the agent this variant ships
         self.agent_reports: str = policy.agent_reports
@@ -100,6 +103,8 @@ class World:
 
     # ------------------------------------------------------------------ the core
     def send(self, event: Any) -> ev.Outcome:
+        if self.down:
+            return _UNAVAILABLE
         return self.scheduler.handle(event, self.kernel.env._now)
 
     def notify(self, event: Any) -> None:
@@ -113,10 +118,23 @@ class World:
         if epoch == self.epoch:  # wake-ups die with the process that asked for them
             self.scheduler.handle(ev.TimerFired(tag), self.kernel.env._now)  # `send`, inlined
 
-    def restart_scheduler(self) -> None:
+    def restart_scheduler(self, down_s: float = 0.0) -> None:
+        """Kill the scheduler's process; the new one boots `down_s` later. Meanwhile nothing
+        is served: every call is answered 503, as a refused connection is (an agent's register
+        or report, a user's click: each retries as it would live), and the watch events of
+        the gap are lost, as the dead process's informer's are (the new one lists the pods)."""
         self.epoch += 1
         self.agents.drop_all()
-        self.send(ev.Restart())
+        if down_s > 0:
+            self.down = True
+            self.kernel.after(down_s, self._serve, self.epoch)
+        else:
+            self._serve(self.epoch)
+
+    def _serve(self, epoch: int) -> None:
+        if epoch == self.epoch:  # not killed again while it started
+            self.down = False
+            self.send(ev.Restart())
 
     def record(
         self, kind: Kind, source: Source = Source.WORLD, *, task: int | None = None,

@@ -418,6 +418,10 @@ class AgentPartition(_Fault):
 
 class SchedulerRestart(_Fault):
     type: Literal["scheduler-restart"]
+    down_s: Dist | None = None
+    """How long no scheduler process serves: the kill to the new process's boot, seconds or
+    a distribution (a live restart takes a second or more: the new pod's process starting).
+    Left out, the new process boots at once."""
 
 
 NO_WRITE_FAILS = "fails no store write, so the fault does nothing; make it > 0 (1 fails every write)"
@@ -701,4 +705,5 @@ class Scenario(StrictModel):
 def _fault_spec(f: Any) -> sc.FaultSpec:
     known = {name for name in sc.FaultSpec.__dataclass_fields__}
     kw = {k: v for k, v in f.model_dump().items() if k in known and v is not None}
+    kw.update({k: v.world() for k, v in f if isinstance(v, Dist)})  # not their dumped mappings
     return sc.FaultSpec(**kw)
