@@ -401,9 +401,15 @@ class Faults:
         return True
 
     def fire_db_write_failure(self, spec: FaultSpec) -> bool:
+        # Aimed at a state ("once an apply runs"), it waits for it as a targeted fault does;
+        # the outage still hits whatever writes fail in it (the checker's hits), not one task.
+        aimed = spec.target != "random"
+        if aimed and self.target_pod(spec) is None:
+            return False
         duration = spec.duration_s if spec.duration_s is not None else 60.0
         row = self.record(spec, f"store writes fail with p={spec.rate:g} for {duration:g} s",
-                          rate=spec.rate, duration_s=duration)
+                          rate=spec.rate, duration_s=duration,
+                          **({"target": spec.target} if aimed else {}))
         # Each window draws from its own stream: the same one every time replayed the same
         # failing write ordinals in every window of the run.
         stream = self.w.rng("store:" + self.attempt_key)

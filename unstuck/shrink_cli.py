@@ -190,7 +190,7 @@ def _print(result: shrinking.Shrunk, out: Path | None) -> None:
     else:
         con.print("  Without any one of these, it does not happen:")
         for f in result.faults:
-            how = ", ".join(x for x in (f.target if f.type in TARGETED_FAULTS else "",
+            how = ", ".join(x for x in (f.target if f.type in TARGETED_FAULTS or f.target != "random" else "",
                                         f.mode if f.type in ("pod-kill", "hpa-scale-down") else "") if x)
             con.print(f"    due t={f.at:g} {f.type}{f' ({how})' if how else ''}")
         con.print("  What they did in the shrunk run:")

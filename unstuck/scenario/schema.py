@@ -433,6 +433,10 @@ class DbWriteFailure(_Fault):
     type: Literal["db-write-failure"]
     rate: Probability = 1.0
     duration_s: Seconds = 60.0
+    target: Target = "random"
+    """random (the default): the outage starts at its time; reserved-holder or apply-runner:
+    once a task holds a reservation, or runs its apply (retried every retry_s, as a targeted
+    fault waits for its target)."""
 
 
 class DoubleConfirm(_Fault):

@@ -126,3 +126,31 @@ def test_only_a_fault_with_a_target_records_one():
     data = {r["data"]["type"]: r["data"] for r in rows if r["kind"] in ("fault", "fault.end")}
     assert "target" not in data["scheduler-restart"] and "target" not in data["db-write-failure"]
     assert data["pod-kill"]["target"] == "random"
+
+
+def test_a_store_outage_aimed_at_a_running_apply_waits_for_one_and_fails_its_report():
+    # As the live experiment cuts the store once the agent has started the apply: aimed at a
+    # state, not a time that a seed's slower plan would move before the dispatch.
+    data = {"agents": {"connect_s": 30, "plan_s": 60, "apply_s": 60, "has_changes": 1.0},
+            "users": {"confirm_s": 20},
+            "faults": [{"type": "db-write-failure", "at": 1, "retry_s": 0.5,
+                        "target": "apply-runner", "duration_s": 90}]}
+    rows = run(data)
+    [fault] = faults(rows)
+    [invoke] = [r for r in rows if r["kind"] == "exec.invoke" and r["data"]["action"] == "apply"]
+    assert invoke["t"] <= fault["t"] < invoke["t"] + 0.5
+    assert fault["data"]["target"] == "apply-runner" and fault["task"] is None
+    failed = [r for r in rows if r["kind"] == "store.write_failed"]
+    assert failed and all(fault["t"] <= r["t"] <= fault["t"] + 90 for r in failed)
+    assert [r["to_status"] for r in rows if r["kind"] == "task.transition"][-1] == "applied"
+    # At its time, as before, when not aimed: the outage is over before the apply starts.
+    data["faults"][0] = {"type": "db-write-failure", "at": 1, "duration_s": 90}
+    [plain] = faults(run(data))
+    assert plain["t"] == 1.0 and "target" not in plain["data"]
+
+
+def test_a_store_outage_aimed_at_a_state_that_never_comes_misses():
+    data = {"users": {"never_confirm": 1.0}, "duration_s": 300,
+            "faults": [{"type": "db-write-failure", "at": 1, "within_s": 200, "target": "apply-runner"}]}
+    rows = run(data)
+    assert faults(rows) == [] and rows[-1]["data"]["faults_missed"] == 1
