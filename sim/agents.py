@@ -419,6 +419,7 @@ class AgentSim:
         self.stalled_at = now
         self.hb_gen += 1
         self.conn_gen += 1
+        self._close_when_silent()
         for x in [*self.runs.values(), *self.displaced]:
             if x.begun:  # a waiting claim's retry finds the agent frozen and waits for it
                 x.remaining = max(0.0, x.ends_at - now)
@@ -512,6 +513,25 @@ class AgentSim:
         self.cut_since = self.fleet.w.kernel.now
         self.hb_gen += 1
         self.conn_gen += 1
+        self._close_when_silent()
+
+    def _close_when_silent(self) -> None:
+        """A server that closes silent sessions (`silent_close_s`) hears the agent gone that
+        long after it went quiet, unless it is heard again first (a new `hb_gen`)."""
+        after = self.fleet.cfg.silent_close_s
+        if after is not None and self.connected:
+            self.fleet.w.kernel.after(after, self._closed_silent, self.hb_gen)
+
+    def _closed_silent(self, gen: int) -> None:
+        if gen != self.hb_gen or self.dead or not (self.cut_off or self.paused):
+            return
+        # The server's view only: the agent learns of it when heard again (its heartbeat's
+        # 404, then it registers anew), as the live agent's next poll is told to register.
+        for x in [*self.displaced, *(x for _, x in sorted(self.runs.items()))]:
+            if x.begun:
+                self._record(Kind.EXEC_INFO, x.run, "agent silent: outcome unknown",
+                             observed_by="service")
+        self.fleet.w.notify(ev.AgentDisconnected(self.agent_id))
 
     def heal(self) -> None:
         if not self.cut_off:

@@ -133,6 +133,11 @@ class AgentConfig:
     notice_after_s: float = 0.05
     reconnect_base_s: float = 2.0
     reconnect_cap_s: float = 60.0
+    silent_close_s: float | None = None
+    """Seconds after which the server closes the C&C session of an agent it no longer hears
+    (cut off, or frozen on a lost node). None: never, as the seed's WebSocket through a
+    partition, which only the missing heartbeats give away. unstuck's live service closes a
+    long-poll session that stopped polling (`--poll-timeout` plus `--agent-stale`)."""
 
 
 @dataclass(frozen=True)

@@ -262,6 +262,10 @@ class Agents(StrictModel):
     plan_fail: Probability = 0.0
     apply_fail: Probability = 0.0
     claim_s: Dist = Dist(kind="fixed", value=0)
+    silent_close_s: Seconds | None = None
+    """The server closes the session of an agent it no longer hears after this long (unstuck's
+    live service: `--poll-timeout` plus `--agent-stale`); left out, never (the seed's
+    WebSocket)."""
 
 
 CLICK_RETRIES_MAX = 100  # per click: a user who clicks more has given up
@@ -685,7 +689,8 @@ class Scenario(StrictModel):
                                   has_changes=self.agents.has_changes,
                                   plan_fail=self.agents.plan_fail,
                                   apply_fail=self.agents.apply_fail,
-                                  claim=self.agents.claim_s.world()),
+                                  claim=self.agents.claim_s.world(),
+                                  silent_close_s=self.agents.silent_close_s),
             users=sc.UserConfig(confirm=self.users.confirm_s.world(),
                                 never_confirm=self.users.never_confirm,
                                 double_click=self.users.double_click,

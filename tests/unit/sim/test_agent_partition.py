@@ -9,6 +9,8 @@ by a network fault alone). A run sent during the cut arrives when it heals.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
@@ -17,7 +19,7 @@ from sim.config import FaultSpec
 from unstuck import checker
 from unstuck.scenario import ScenarioInvalid, advice, parse
 
-from .worlds import config
+from .worlds import AGENTS, EXACT, config
 
 
 def _cut(target: str, at: float, heal_after: float | None):
@@ -102,3 +104,28 @@ def test_the_scenario_takes_it_and_says_when_its_heal_falls_after_the_run():
     with pytest.raises(ScenarioInvalid) as info:
         _parse((SCENARIO % "60").replace("apply-runner", "the-apply"))
     assert "faults[0].target" in str(info.value)
+
+
+def test_a_server_that_closes_silent_sessions_hears_the_cut_agent_gone_that_long_after():
+    # unstuck's live service closes a long-poll session that stopped polling (`--poll-timeout`
+    # plus `--agent-stale`); the seed's WebSocket stays open, and only the heartbeats' silence
+    # gives the cut away. `agents.silent_close_s` describes the first to the model.
+    cut = FaultSpec("agent-partition", at=40.0, target="random", heal_after=200.0)
+
+    def gone(agents) -> list[tuple[float, str]]:
+        rows = runner.run(config(agents=agents, faults=(cut,)), "seed-head", 0).rows
+        return [(r["t"], r["reason"]) for r in rows if r["kind"] == "agent.disconnected"]
+
+    closing = dataclasses.replace(AGENTS, silent_close_s=3.0)
+    assert gone(closing)[0] == (43.0 + EXACT.watch_latency_s, "disconnected")
+    # Left out, the server learns of it only from the heartbeats' timeout, much later.
+    assert gone(AGENTS)[0][0] > 100.0
+
+
+def test_a_frozen_agent_on_a_lost_node_is_closed_as_silent_too():
+    lost = FaultSpec("node-loss", at=40.0, target="random")
+    agents = dataclasses.replace(AGENTS, silent_close_s=3.0)
+    one_node = dataclasses.replace(EXACT, nodes=1)  # the lost node is the agent's
+    rows = runner.run(config(agents=agents, cluster=one_node, faults=(lost,)), "seed-head", 0).rows
+    gone = [r["t"] for r in rows if r["kind"] == "agent.disconnected"]
+    assert gone and gone[0] == 43.0 + EXACT.watch_latency_s
