@@ -201,14 +201,14 @@ class FaultSpec:
     heal_after: float | None = None
     duration_s: float | None = None
     rate: float = 1.0  # db-write-failure: probability that a write fails
-    reconnect_after: float | None = None
+    reconnect_after: float | Dist | None = None  # agent-disconnect: seconds, or a draw per fault
     load: float | None = None
     min_replicas: int | None = None
     max_replicas: int | None = None
     gap_s: float = 0.3
     freeze_s: float = 600.0
     rank_first: str | None = None  # hpa-scale-down: a target (as `target`) ranked first for deletion
-    down_s: Dist | None = None  # scheduler-restart: the kill to the new process serving (None: at once)
+    down_s: float | Dist | None = None  # scheduler-restart: the kill to the new process serving (None: at once)
 
 
 def hpa_fault_pool(pool: str | None, hpa_pools: Iterable[str]) -> str | None:

@@ -63,7 +63,7 @@ from scheduler import events as ev
 from scheduler.history import Kind, Source
 from scheduler.model import FreezeWindow, TaskStatus
 from scheduler.stores.failures import worst
-from sim.config import TARGETED_FAULTS, FaultSpec, WorldConfig, hpa_fault_pool
+from sim.config import TARGETED_FAULTS, Dist, FaultSpec, WorldConfig, hpa_fault_pool
 from sim.kube import pods, replicasets
 
 if TYPE_CHECKING:
@@ -255,6 +255,13 @@ class Faults:
                 for key in layer.active]
         return max(seqs) if seqs else None
 
+    def draw(self, value: float | Dist | None, stream: str) -> float | None:
+        """A fault's seconds: as written, or drawn from a stream of the attempt's own (named
+        by it, as a store window's), so that a shrunk run keeps the other attempts' draws."""
+        if isinstance(value, Dist):
+            return value.sample(self.w.rng(f"{stream}:{self.attempt_key}"))
+        return value
+
     # ------------------------------------------------------------------ targets
     def target_pod(self, spec: FaultSpec, usable: Callable[[Pod], bool] | None = None
                    ) -> tuple[Pod, int | None] | None:
@@ -361,12 +368,13 @@ class Faults:
         if found is None:
             return False
         a, where = found
-        self.record(spec, "agent C&C connection dropped", **where, reconnect_after=spec.reconnect_after)
+        after = self.draw(spec.reconnect_after, "reconnect")
+        self.record(spec, "agent C&C connection dropped", **where, reconnect_after=after)
         # The server hears of the close after the watch latency; a reconnect sooner than that
         # would be heard first, and the late close would then drop the new connection.
         self.w.notify(ev.AgentDisconnected(a.agent_id))
         latency = self.w.cfg.cluster.watch_latency_s
-        a.drop(None if spec.reconnect_after is None else max(spec.reconnect_after, latency))
+        a.drop(None if after is None else max(after, latency))
         return True
 
     def fire_agent_partition(self, spec: FaultSpec) -> bool:
@@ -389,12 +397,11 @@ class Faults:
         a.heal()
 
     def fire_scheduler_restart(self, spec: FaultSpec) -> bool:
-        if spec.down_s is None:
+        down = self.draw(spec.down_s, "restart")
+        if down is None:
             self.record(spec, "scheduler process restarted")
             self.w.restart_scheduler()
             return True
-        # Each restart draws from its own stream (named by the attempt, as a store window's).
-        down = spec.down_s.sample(self.w.rng("restart:" + self.attempt_key))
         self.record(spec, f"scheduler process killed; the new one serves after {down:.3g} s",
                     down_s=down)
         self.w.restart_scheduler(down)

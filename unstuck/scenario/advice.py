@@ -8,7 +8,7 @@ import math
 from scheduler.settings import ReferencePolicy
 from unstuck.scenario.messages import UNSHOWN, line
 from unstuck.scenario.rules import count_text, fault_window_s
-from unstuck.scenario.schema import Scenario
+from unstuck.scenario.schema import Dist, Scenario
 
 BUSY_MAX = 0.75  # of a pool's pod time in a run: the shipped scenarios ask for at most 13 %
 ARRIVALS_Q = 0.999  # of a workspace's every_s arrivals: a seed asked for more is that rare
@@ -157,6 +157,8 @@ def advice(s: Scenario, file: str) -> list[str]:
         heals = "the agent is never heard again" if f.type == "agent-partition" else "the node never heals"
         for k, what in (("heal_after", heals), ("reconnect_after", "the agent never reconnects")):
             after = getattr(f, k, None)
+            if isinstance(after, Dist):  # a drawn one: warn when its mean draw is late
+                after = round(after.world().mean(), 3)
             if after is not None and first + after >= run:
                 out.append(line(file, f"faults[{i}].{k}", after, f"ends after the run (the "
                                  f"fault fires at {first:g} s at the earliest, the run ends at "

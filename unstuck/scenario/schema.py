@@ -409,7 +409,9 @@ class NodeLoss(_Fault):
 class AgentDisconnect(_Fault):
     type: Literal["agent-disconnect"]
     target: Target = "random"
-    reconnect_after: Seconds | None = None
+    reconnect_after: Dist | None = None
+    """Seconds until the agent connects again, or a distribution (a live agent refused for a
+    hold-off registers at its first retry after it); left out, the agent's own back-off."""
     pool: str | None = None
 
 
@@ -714,5 +716,8 @@ class Scenario(StrictModel):
 def _fault_spec(f: Any) -> sc.FaultSpec:
     known = {name for name in sc.FaultSpec.__dataclass_fields__}
     kw = {k: v for k, v in f.model_dump().items() if k in known and v is not None}
-    kw.update({k: v.world() for k, v in f if isinstance(v, Dist)})  # not their dumped mappings
+    # A distribution goes to the world as one (not its dumped mapping); a fixed one as its
+    # number, which is what a bare number always was there (and what keys the fault's draws).
+    kw.update({k: v.value or 0.0 if v.kind == "fixed" and not v.floor else v.world()
+               for k, v in f if isinstance(v, Dist)})
     return sc.FaultSpec(**kw)

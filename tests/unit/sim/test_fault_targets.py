@@ -117,6 +117,25 @@ def test_an_agent_that_reconnects_at_once_is_connected_after_the_disconnect():
     assert seen[0][0] <= seen[1][0] <= 200.05 + 1e-9
 
 
+def test_a_drawn_reconnect_lands_in_its_distribution_the_same_for_a_seed():
+    # The live agent, refused for a 5 s hold-off, registers at its first retry after it (its
+    # retries are 1 s apart by then): `reconnect_after: {kind: uniform, min: 5, max: 6}`.
+    data = {"agents": {"connect_s": 30},
+            "faults": [{"type": "agent-disconnect", "at": 200,
+                        "reconnect_after": {"kind": "uniform", "min": 5, "max": 6}}]}
+
+    def back(seed: int) -> tuple[float, float]:
+        rows = run(data, seed=seed)
+        [fault] = faults(rows)
+        [again] = [r["t"] for r in rows if r["kind"] == "agent.connected"
+                   and r["agent"] == fault["agent"] and r["t"] > 200.0]
+        return fault["data"]["reconnect_after"], again
+
+    drawn = [back(seed) for seed in range(5)]
+    assert all(5.0 <= d <= 6.0 and abs(again - (200.0 + d)) < 1e-6 for d, again in drawn), drawn
+    assert len({d for d, _ in drawn}) == 5 and back(3) == drawn[3]
+
+
 def test_only_a_fault_with_a_target_records_one():
     # Every fault row said target "random" (FaultSpec's default), a restart's or a store
     # failure window's too, which have no target at all.

@@ -87,7 +87,7 @@ def test_the_scenario_file_takes_seconds_or_a_distribution_and_names_a_bad_one()
     def fault(down):
         return {**ok, "faults": [{"type": "scheduler-restart", "at": 5, "down_s": down}]}
 
-    assert parse(fault(1.5), "x.yaml").world().faults[0].down_s == fixed(1.5)
+    assert parse(fault(1.5), "x.yaml").world().faults[0].down_s == 1.5
     uniform = parse(fault({"kind": "uniform", "min": 1, "max": 3}), "x.yaml").world().faults[0]
     assert (uniform.down_s.kind, uniform.down_s.a, uniform.down_s.b) == ("uniform", 1.0, 3.0)
     assert parse(ok | {"faults": [{"type": "scheduler-restart", "at": 5}]},
