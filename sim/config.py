@@ -183,6 +183,12 @@ class WorkspaceGroup:
 TARGETED_FAULTS = ("pod-kill", "node-loss", "agent-disconnect", "agent-partition")  # the faults that take a `target`
 
 
+def names_target(fault_type: str, target: str) -> bool:
+    """Whether a fault's row (and its summary) names its target: a targeted fault always; a
+    fault that may only be aimed at a state (a db-write-failure) when it is."""
+    return fault_type in TARGETED_FAULTS or target != "random"
+
+
 @dataclass(frozen=True)
 class FaultSpec:
     """One fault: at a time (`at`, retried every `retry_s` until a target exists, for at most

@@ -63,7 +63,7 @@ from scheduler import events as ev
 from scheduler.history import Kind, Source
 from scheduler.model import FreezeWindow, TaskStatus
 from scheduler.stores.failures import worst
-from sim.config import TARGETED_FAULTS, Dist, FaultSpec, WorldConfig, hpa_fault_pool
+from sim.config import Dist, FaultSpec, WorldConfig, hpa_fault_pool, names_target
 from sim.kube import pods, replicasets
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ class Faults:
                agent: str | None = None, task: int | None = None, **data: Any) -> dict[str, Any]:
         """Write the `fault` row; returns its identifying fields (for the `fault.end` row)
         and its `seq` (rows are numbered in the order they are written)."""
-        target = {"target": spec.target} if spec.type in TARGETED_FAULTS else {}
+        target = {"target": spec.target} if names_target(spec.type, spec.target) else {}
         row = {"pod": pod, "agent": agent, "task": task,
                "data": {"type": spec.type, **target, **data}}
         seq = len(self.w.history.events)
@@ -415,8 +415,7 @@ class Faults:
             return False
         duration = spec.duration_s if spec.duration_s is not None else 60.0
         row = self.record(spec, f"store writes fail with p={spec.rate:g} for {duration:g} s",
-                          rate=spec.rate, duration_s=duration,
-                          **({"target": spec.target} if aimed else {}))
+                          rate=spec.rate, duration_s=duration)
         # Each window draws from its own stream: the same one every time replayed the same
         # failing write ordinals in every window of the run.
         stream = self.w.rng("store:" + self.attempt_key)

@@ -177,7 +177,7 @@ def _summary(result: shrinking.Shrunk, out: Path | None) -> dict:
 def _print(result: shrinking.Shrunk, out: Path | None) -> None:
     # As `unstuck sim` prints: prose is not wrapped by rich (the terminal wraps it), so the
     # replay command stays one line to copy, and what the run wrote is escaped, not markup.
-    from sim.config import TARGETED_FAULTS
+    from sim.config import names_target
     from unstuck import shrink as shrinking
 
     con = Console(highlight=False, soft_wrap=True)
@@ -190,7 +190,7 @@ def _print(result: shrinking.Shrunk, out: Path | None) -> None:
     else:
         con.print("  Without any one of these, it does not happen:")
         for f in result.faults:
-            how = ", ".join(x for x in (f.target if f.type in TARGETED_FAULTS or f.target != "random" else "",
+            how = ", ".join(x for x in (f.target if names_target(f.type, f.target) else "",
                                         f.mode if f.type in ("pod-kill", "hpa-scale-down") else "") if x)
             con.print(f"    due t={f.at:g} {f.type}{f' ({how})' if how else ''}")
         con.print("  What they did in the shrunk run:")
